@@ -1,0 +1,59 @@
+"""Helpers for testing code that uses jobq, importable from your own tests."""
+
+from __future__ import annotations
+
+import threading
+import weakref
+
+# A waiter that missed a notification re-checks after this many real seconds at most.
+_RECHECK_SECONDS = 0.02
+
+
+class FakeClock:
+    """A clock that only moves when told to, for deterministic tests.
+
+    Pass it as ``clock=`` to any jobq constructor, then call :meth:`advance`::
+
+        clock = FakeClock()
+        bucket = TokenBucket(rate=1, per=60, clock=clock)
+        assert bucket.try_acquire()
+        assert not bucket.try_acquire()
+        clock.advance(60)
+        assert bucket.try_acquire()
+
+    Threads waiting for clock time (a rate-limited worker, a task timeout) wake
+    up when the clock is advanced past their deadline.
+    """
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+        self._conditions: weakref.WeakSet[threading.Condition] = weakref.WeakSet()
+
+    def now(self) -> float:
+        return self._now
+
+    def wait(self, condition: threading.Condition, timeout: float | None) -> None:
+        if timeout is None:
+            condition.wait()
+            return
+        with self._lock:
+            self._conditions.add(condition)
+        # Fake seconds never pass by themselves, so this only waits for a notify
+        # (from advance() or the owner); the short real timeout covers a
+        # notification sent between the caller's reading of now() and this call.
+        condition.wait(_RECHECK_SECONDS)
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward by ``seconds`` (>= 0) and wake every waiter."""
+        if seconds < 0:
+            raise ValueError(f"a clock cannot go back: advance({seconds!r})")
+        with self._lock:
+            self._now += seconds
+            waiting = list(self._conditions)
+        for condition in waiting:
+            with condition:
+                condition.notify_all()
+
+    def __repr__(self) -> str:
+        return f"FakeClock(now={self._now!r})"

@@ -65,8 +65,10 @@ class _TaskFuture(Future[T]):
         if not super().cancel():
             return False
         core, task = self._core, self._task
-        if core is not None and task is not None:
-            core.discard(task)
+        if core is not None and task is not None and core.discard(task):
+            # Nobody will pop it now, so settle it here: wait() and as_completed()
+            # count a cancelled future as done only once it is notified.
+            self.set_running_or_notify_cancel()
         return True
 
 
@@ -166,15 +168,24 @@ class _Core:
             self.threads.add(thread)
             thread.start()
 
-    def discard(self, task: _Task) -> None:
-        """Forget a cancelled task that is still waiting."""
+    def _spawn_all_needed(self) -> None:
+        count = len(self.threads)
+        while True:
+            self._spawn_if_needed()
+            if len(self.threads) == count:
+                return
+            count = len(self.threads)
+
+    def discard(self, task: _Task) -> bool:
+        """Forget a cancelled task if it is still waiting; True if it was."""
         with self.lock:
             if task.state != _QUEUED:
-                return
+                return False
             task.state = _REMOVED
             self.waiting -= 1
             self._compact_if_sparse()
             self._notify_change()
+            return True
 
     def _compact_if_sparse(self) -> None:
         if len(self.heap) > 64 and len(self.heap) > 2 * self.waiting:
@@ -345,27 +356,20 @@ class _Core:
             self.paused = paused
             if not paused:
                 self.work.notify_all()
-                while self.waiting > self.idle_workers and len(self.threads) < self.max_workers:
-                    before = len(self.threads)
-                    self._spawn_if_needed()
-                    if len(self.threads) == before:
-                        break
+                self._spawn_all_needed()
 
     def set_max_workers(self, max_workers: int) -> None:
         with self.lock:
             self.max_workers = max_workers
             self.work.notify_all()  # surplus workers exit when they next look for work
-            while self.waiting > self.idle_workers and len(self.threads) < max_workers:
-                before = len(self.threads)
-                self._spawn_if_needed()
-                if len(self.threads) == before:
-                    break
+            self._spawn_all_needed()
 
     def begin_shutdown(self) -> None:
         with self.lock:
             self.shut_down = True
             self.paused = False  # a paused executor would never drain
             self.work.notify_all()
+            self._spawn_all_needed()
             self.timer.notify_all()
             self._notify_change()
 
@@ -577,7 +581,8 @@ class BoundedExecutor(Executor):
         """Cancel every waiting task; their futures end cancelled. Returns how many."""
         tasks = self._core.take_all_waiting()
         for task in tasks:
-            task.future.cancel()
+            if Future.cancel(task.future):  # the base method: the task is already out
+                task.future.set_running_or_notify_cancel()
         return len(tasks)
 
     @property

@@ -57,3 +57,18 @@ class FakeClock:
 
     def __repr__(self) -> str:
         return f"FakeClock(now={self._now!r})"
+
+
+def shutdown_executors(wait: bool = True) -> None:
+    """Shut down every named executor made by :func:`jobq.executor`, cancelling what waits.
+
+    Call it in your test teardown so each test starts with fresh named
+    executors; the next ``jobq.executor(name, ...)`` with settings creates a new one.
+    """
+    from .executor_registry import _executors, _lock
+
+    with _lock:
+        executors = [instance for instance, _ in _executors.values()]
+        _executors.clear()
+    for instance in executors:
+        instance.shutdown(wait=wait, cancel_futures=True)

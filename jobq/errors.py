@@ -35,3 +35,14 @@ class TaskTimeout(JobqError, TimeoutError):
     def __init__(self, timeout: float, task: str) -> None:
         super().__init__(f"task {task} did not finish within its timeout of {timeout:g} s")
         self.timeout = timeout
+
+
+class PayloadError(JobqError, TypeError):
+    """A job's arguments or result cannot be stored as JSON.
+
+    ``path`` says where the offending value sits (``"args[1]['when']"``).
+    """
+
+    def __init__(self, message: str, path: str) -> None:
+        super().__init__(message)
+        self.path = path

@@ -456,7 +456,10 @@ class BoundedExecutor(Executor):
     :class:`~jobq.SlidingWindowLimiter` lets up to ``rate`` start at once and
     never more than ``rate`` in any window of ``per`` seconds, which is what
     "N requests per minute" means to an API provider. Or pass any limiter as
-    ``limiter=``, for example one shared by two executors.
+    ``limiter=``, for example one shared by two executors. A provider counts
+    requests when they *arrive*, a little after they start and not always
+    equally late: against a hard limit, pad the window by the spread of your
+    network latency (``per=60.5`` for "60 a minute").
 
     **Priority and timeout** are set per task without touching the function's
     own arguments: ``pool.options(priority=5, timeout=30).submit(fn, *args)``.
@@ -592,8 +595,20 @@ class BoundedExecutor(Executor):
 
     @property
     def running(self) -> int:
-        """Tasks whose function is executing now (including ones past their timeout)."""
+        """Tasks started and not yet over, including ones past their timeout. A task's
+        future is resolved just before it stops counting here, so after
+        :meth:`wait_idle` every future is resolved."""
         return self._core.running
+
+    @property
+    def name(self) -> str:
+        """The name given to the constructor, or one made from the object's id."""
+        return self._name
+
+    @property
+    def is_shutdown(self) -> bool:
+        """True once :meth:`shutdown` was called (or the executor was collected)."""
+        return self._core.shut_down
 
     @property
     def max_workers(self) -> int:

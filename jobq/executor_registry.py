@@ -25,6 +25,9 @@ UNSET = _Unset.UNSET
 
 _lock = threading.Lock()
 _executors: dict[str, tuple[BoundedExecutor, dict[str, Any]]] = {}
+_SETTINGS = (
+    "max_workers", "rate", "per", "burst", "strict", "timeout", "max_queued", "when_full", "clock",
+)
 _DEFAULTS = {
     name: parameter.default
     for name, parameter in inspect.signature(BoundedExecutor).parameters.items()
@@ -59,7 +62,8 @@ def executor(
     Raises :class:`~jobq.ConfigurationError` when a setting given differs
     from the one the executor was created with, or when ``name`` is asked for
     with no settings before it was ever configured. An executor that was shut
-    down is created anew by the next call that gives settings.
+    down is created anew, with the same settings, by the next call. There is
+    one executor per name in the whole process, shared by every app in it.
     """
     given = {
         key: value
@@ -72,9 +76,15 @@ def executor(
     }
     with _lock:
         existing = _executors.get(name)
-        if existing is not None and existing[0]._core.shut_down and given:
-            existing = None
-        if existing is not None:
+        if existing is None:
+            if not given:
+                raise ConfigurationError(
+                    f"no executor named {name!r} is configured; configure it once with "
+                    f"jobq.executor({name!r}, max_workers=..., rate=..., per=...)"
+                )
+            settings = {key: _DEFAULTS[key] for key in _SETTINGS}
+            settings.update(given)
+        else:
             instance, settings = existing
             conflicts = [key for key, value in given.items() if value != settings[key]]
             if conflicts:
@@ -85,15 +95,8 @@ def executor(
                     f"executor {name!r} is already configured differently: {described}. "
                     f"Configure it in one place and elsewhere call jobq.executor({name!r})."
                 )
-            return instance
-        if not given:
-            raise ConfigurationError(
-                f"no executor named {name!r} is configured; configure it once with "
-                f"jobq.executor({name!r}, max_workers=..., rate=..., per=...)"
-            )
-        settings = {key: _DEFAULTS[key] for key in ("max_workers", "rate", "per", "burst",
-                    "strict", "timeout", "max_queued", "when_full", "clock")}
-        settings.update(given)
+            if not instance.is_shutdown:
+                return instance
         instance = BoundedExecutor(name=name, **settings)
         _executors[name] = (instance, settings)
         return instance

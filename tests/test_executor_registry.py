@@ -59,10 +59,15 @@ def test_asking_for_an_unconfigured_name_says_how_to_configure_it() -> None:
         jobq.executor("nope")
 
 
-def test_a_shut_down_executor_is_replaced() -> None:
-    first = jobq.executor("batch", max_workers=2)
+def test_a_shut_down_executor_is_replaced_with_the_same_settings() -> None:
+    first = jobq.executor("batch", max_workers=2, rate=100)
     first.shutdown()
-    assert jobq.executor("batch") is first  # a lookup does not silently make a new one
-    second = jobq.executor("batch", max_workers=2)
+    assert first.is_shutdown
+    second = jobq.executor("batch")
     assert second is not first
+    assert not second.is_shutdown
+    assert second.name == "batch"
+    assert second.max_workers == 2
     assert second.submit(abs, -1).result(10) == 1
+    with pytest.raises(jobq.ConfigurationError, match="max_workers=3 \\(was 2\\)"):
+        jobq.executor("batch", max_workers=3)

@@ -19,6 +19,8 @@ from concurrent.futures import Executor, Future, InvalidStateError
 from types import EllipsisType
 from typing import Any, Literal, ParamSpec, TypeVar
 
+from blinker import NamedSignal
+
 from . import signals
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import ConfigurationError, QueueFull, TaskTimeout
@@ -53,6 +55,9 @@ class _Task:
         self.kwargs = kwargs
         self.timeout = timeout
         self.state = _QUEUED
+
+
+_WENT_IDLE: _Task = object.__new__(_Task)  # a marker next_task() returns, never run
 
 
 class _TaskFuture(Future[T]):
@@ -198,10 +203,20 @@ class _Core:
 
     # -- running ------------------------------------------------------------------
 
-    def next_task(self) -> _Task | None:
-        """Block until a task may start, and take it; None when this worker should exit."""
+    def next_task(self, finished: bool) -> _Task | None:
+        """Block until a task may start, and take it; None when this worker should exit,
+        ``_WENT_IDLE`` when the task it just ``finished`` left the executor idle.
+
+        Giving back the finished task here, in the same lock hold as taking the
+        next one, halves the lock traffic per task: under contention that lock
+        is most of an executor's overhead."""
         current = threading.current_thread()
         with self.lock:
+            if finished:
+                self.running -= 1
+                self._notify_change()
+                if not self.running and not self.waiting and signals.executor_idle.receivers:
+                    return _WENT_IDLE
             while True:
                 if len(self.threads) > self.max_workers:
                     break
@@ -240,35 +255,31 @@ class _Core:
         future, fn = task.future, task.fn
         if task.timeout is not None:
             self._arm(task)
-        sender = self.owner()
-        if sender is not None and signals.task_started.receivers:
-            signals.emit(signals.task_started, sender, future=future, fn=fn)
+        if signals.task_started.receivers:
+            self.emit(signals.task_started, future=future, fn=fn)
         try:
             result = fn(*task.args, **task.kwargs)
         except BaseException as exc:
             try:
                 future.set_exception(exc)
             except InvalidStateError:
-                pass  # it timed out already, and that has been reported
-            else:
-                if sender is not None and signals.task_failed.receivers:
-                    signals.emit(signals.task_failed, sender, future=future, fn=fn, exception=exc)
+                return  # it timed out already, and that has been reported
+            if signals.task_failed.receivers:
+                self.emit(signals.task_failed, future=future, fn=fn, exception=exc)
         else:
             try:
                 future.set_result(result)
             except InvalidStateError:
-                pass
-            else:
-                if sender is not None and signals.task_succeeded.receivers:
-                    signals.emit(
-                        signals.task_succeeded, sender, future=future, fn=fn, result=result
-                    )
-        with self.lock:
-            self.running -= 1
-            now_idle = not self.running and not self.waiting
-            self._notify_change()
-        if now_idle and sender is not None and signals.executor_idle.receivers:
-            signals.emit(signals.executor_idle, sender)
+                return
+            if signals.task_succeeded.receivers:
+                self.emit(signals.task_succeeded, future=future, fn=fn, result=result)
+
+    def emit(self, signal: NamedSignal, **kwargs: Any) -> None:
+        # The executor is looked up only for the send: a worker must never keep
+        # it alive, or an executor nobody references could not be collected.
+        sender = self.owner()
+        if sender is not None:
+            signals.emit(signal, sender, **kwargs)
 
     # -- timeouts -----------------------------------------------------------------
 
@@ -315,10 +326,8 @@ class _Core:
             task.future.set_exception(error)
         except InvalidStateError:
             return  # finished just in time
-        sender = self.owner()
-        if sender is not None and signals.task_failed.receivers:
-            signals.emit(signals.task_failed, sender, future=task.future, fn=task.fn,
-                         exception=error)
+        if signals.task_failed.receivers:
+            self.emit(signals.task_failed, future=task.future, fn=task.fn, exception=error)
 
     # -- control ------------------------------------------------------------------
 
@@ -383,12 +392,18 @@ class _Core:
 
 
 def _work(core: _Core) -> None:
+    finished = False
     while True:
-        task = core.next_task()
+        task = core.next_task(finished)
         if task is None:
             return
+        if task is _WENT_IDLE:
+            core.emit(signals.executor_idle)
+            finished = False
+            continue
         core.run(task)
         del task
+        finished = True
 
 
 @atexit.register

@@ -7,32 +7,76 @@ from . import signals as signals
 from .bounded_executor import BoundedExecutor as BoundedExecutor
 from .bounded_executor import TaskOptions as TaskOptions
 from .clock import SYSTEM_CLOCK as SYSTEM_CLOCK
+from .clock import WALL_CLOCK as WALL_CLOCK
 from .clock import Clock as Clock
 from .clock import SystemClock as SystemClock
+from .clock import WallClock as WallClock
+from .context import JobContext as JobContext
+from .context import current_job as current_job
+from .default_queue import configure as configure
+from .default_queue import default_queue as default_queue
+from .default_queue import submit as submit
 from .errors import ConfigurationError as ConfigurationError
+from .errors import Fail as Fail
 from .errors import JobqError as JobqError
+from .errors import NotConfigured as NotConfigured
+from .errors import PayloadError as PayloadError
 from .errors import QueueFull as QueueFull
+from .errors import Retry as Retry
 from .errors import TaskTimeout as TaskTimeout
+from .errors import UnknownTask as UnknownTask
 from .executor_registry import executor as executor
+from .job import Job as Job
+from .job import JobError as JobError
+from .job import JobStatus as JobStatus
+from .queue import DurableQueue as DurableQueue
+from .queue import JobNotFound as JobNotFound
+from .queue import Retention as Retention
 from .ratelimit import RateLimiter as RateLimiter
 from .ratelimit import SlidingWindowLimiter as SlidingWindowLimiter
 from .ratelimit import TokenBucket as TokenBucket
+from .tasks import BoundTask as BoundTask
+from .tasks import JobOptions as JobOptions
+from .tasks import Task as Task
+from .worker import WorkerPool as WorkerPool
 
 __all__ = [
+    "BoundTask",
     "BoundedExecutor",
     "Clock",
     "ConfigurationError",
+    "DurableQueue",
+    "Fail",
+    "Job",
+    "JobContext",
+    "JobError",
+    "JobNotFound",
+    "JobOptions",
+    "JobStatus",
     "JobqError",
+    "NotConfigured",
+    "PayloadError",
     "QueueFull",
     "RateLimiter",
+    "Retention",
+    "Retry",
     "SYSTEM_CLOCK",
     "SlidingWindowLimiter",
     "SystemClock",
+    "Task",
     "TaskOptions",
     "TaskTimeout",
     "TokenBucket",
+    "UnknownTask",
+    "WALL_CLOCK",
+    "WallClock",
+    "WorkerPool",
+    "configure",
+    "current_job",
+    "default_queue",
     "executor",
     "signals",
+    "submit",
 ]
 
 __version__ = "0.1.0.dev0"

@@ -36,4 +36,16 @@ class SystemClock:
 
 
 SYSTEM_CLOCK = SystemClock()
-"""The shared real clock, the default everywhere a clock is accepted."""
+"""The shared real monotonic clock, the default for in-process limits and timeouts."""
+
+
+class WallClock(SystemClock):
+    """Real wall-clock time (:func:`time.time`), for times stored in a database and
+    compared across processes: run-at times, leases, retention."""
+
+    def now(self) -> float:
+        return time.time()
+
+
+WALL_CLOCK = WallClock()
+"""The shared real wall clock, the default clock of :class:`jobq.DurableQueue`."""

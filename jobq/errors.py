@@ -46,3 +46,37 @@ class PayloadError(JobqError, TypeError):
     def __init__(self, message: str, path: str) -> None:
         super().__init__(message)
         self.path = path
+
+
+class UnknownTask(JobqError, LookupError):
+    """No task is registered under this name in this process."""
+
+    def __init__(self, name: str, known: list[str]) -> None:
+        listed = ", ".join(repr(n) for n in sorted(known)) or "none"
+        super().__init__(
+            f"no task named {name!r} is registered (registered: {listed}); "
+            "import the module that defines it before starting workers"
+        )
+        self.name = name
+
+
+class NotConfigured(JobqError, RuntimeError):
+    """:func:`jobq.submit` was called before any default queue was configured."""
+
+
+class Retry(JobqError):
+    """Raise from a task to run it again later without counting a failure.
+
+    ``delay`` is seconds from now (default: the task's backoff for this
+    attempt). The attempt does not count against ``max_attempts``.
+    """
+
+    def __init__(self, delay: float | None = None, reason: str = "") -> None:
+        super().__init__(reason or f"retry requested (delay={delay!r})")
+        if delay is not None and not delay >= 0:
+            raise ValueError(f"Retry delay must be at least 0 seconds, got {delay!r}")
+        self.delay = delay
+
+
+class Fail(JobqError):
+    """Raise from a task to fail the job at once, with no further attempts."""

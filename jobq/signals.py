@@ -1,7 +1,9 @@
 """Blinker signals for what jobq does, so applications can log, count or react.
 
 Connect a receiver like any blinker signal; the sender is the object that
-emits (for executor signals, the :class:`jobq.BoundedExecutor`)::
+emits: the :class:`jobq.BoundedExecutor` for ``task_*`` and
+``executor_idle``, the :class:`jobq.DurableQueue` for ``job_*`` and
+``worker_*``::
 
     from jobq import signals
 
@@ -41,6 +43,44 @@ task_failed = namespace.signal(
 executor_idle = namespace.signal(
     "executor-idle",
     doc="An executor has no task waiting and none running. No keywords.",
+)
+
+job_enqueued = namespace.signal(
+    "job-enqueued",
+    doc="A durable job was stored. Sender: the DurableQueue. Keywords: ``job``.",
+)
+job_started = namespace.signal(
+    "job-started",
+    doc="A worker began an attempt. Keywords: ``job`` (with ``attempts`` counting this one).",
+)
+job_succeeded = namespace.signal(
+    "job-succeeded",
+    doc="A job completed. Keywords: ``job`` (as claimed), ``result`` (decoded).",
+)
+job_retrying = namespace.signal(
+    "job-retrying",
+    doc="An attempt failed and the job will run again. Keywords: ``job``, ``error``, ``run_at``.",
+)
+job_failed = namespace.signal(
+    "job-failed",
+    doc="A job failed for good (no attempts left, or Fail raised). Keywords: ``job``, ``error``.",
+)
+job_cancelled = namespace.signal(
+    "job-cancelled",
+    doc="A running job stopped after a cancel request. Keywords: ``job``.",
+)
+job_lease_expired = namespace.signal(
+    "job-lease-expired",
+    doc="Jobs whose worker stopped renewing their lease were released. Keywords: "
+    "``requeued``, ``failed``, ``cancelled`` (tuples of job ids).",
+)
+worker_started = namespace.signal(
+    "worker-started",
+    doc="A worker pool started. Sender: the DurableQueue. Keywords: ``pool``.",
+)
+worker_stopped = namespace.signal(
+    "worker-stopped",
+    doc="A worker pool stopped. Keywords: ``pool``.",
 )
 
 

@@ -1,0 +1,85 @@
+"""What a running task can know and say about its job: ``jobq.current_job()``.
+
+The context is thread-local, so a task's own signature never has to make
+room for it::
+
+    @queue.task()
+    def export(report_id: int) -> None:
+        job = jobq.current_job()
+        for done, chunk in enumerate(chunks(report_id)):
+            if job.cancel_requested:
+                return                       # the job ends cancelled
+            write(chunk)
+            job.set_progress(done / total)
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from . import codec
+from .job import Job
+
+_local = threading.local()
+
+
+class JobContext:
+    """The job a task is running for. Made by the worker, one per attempt."""
+
+    def __init__(self, job: Job, report_progress: Callable[[str], bool]) -> None:
+        self._job = job
+        self._report_progress = report_progress
+        self._cancel = threading.Event()
+
+    @property
+    def job(self) -> Job:
+        """The job as it was claimed for this attempt."""
+        return self._job
+
+    @property
+    def id(self) -> int:
+        return self._job.id
+
+    @property
+    def attempt(self) -> int:
+        """This attempt's number, 1 for the first."""
+        return self._job.attempts
+
+    @property
+    def cancel_requested(self) -> bool:
+        """True once someone asked to cancel this job; stop soon and return."""
+        return self._cancel.is_set()
+
+    def wait_for_cancel(self, timeout: float | None = None) -> bool:
+        """Sleep up to ``timeout`` seconds, waking early if a cancel is requested.
+        Returns :attr:`cancel_requested`."""
+        return self._cancel.wait(timeout)
+
+    def set_progress(self, progress: Any) -> None:
+        """Record progress (any JSON value, e.g. ``0.4`` or ``{"done": 40}``), visible
+        through ``queue.get()`` and ``queue.list()``. Raises TypeError for non-JSON."""
+        self._report_progress(codec.encode(progress, name="progress"))
+
+    def request_cancel(self) -> None:
+        # Called by the worker when the database says a cancel was requested.
+        self._cancel.set()
+
+
+def current_job() -> JobContext:
+    """The context of the job running in this thread.
+
+    Raises RuntimeError outside a task run by a jobq worker.
+    """
+    context: JobContext | None = getattr(_local, "context", None)
+    if context is None:
+        raise RuntimeError(
+            "jobq.current_job() was called outside a job; it only works inside a task "
+            "run by a jobq worker (or by queue.run_until_empty())"
+        )
+    return context
+
+
+def _set_current(context: JobContext | None) -> None:
+    _local.context = context

@@ -1,0 +1,45 @@
+"""The process's default queue, for code that enqueues without holding a queue object.
+
+``jobq.configure(queue)`` sets it (the Flask extension does this for you);
+``jobq.submit(task_or_name, *args, **kwargs)`` enqueues on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ParamSpec, TypeVar
+
+from .errors import NotConfigured
+from .job import Job
+from .queue import DurableQueue
+from .tasks import Task
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_default: DurableQueue | None = None
+
+
+def configure(queue: DurableQueue | None) -> None:
+    """Make ``queue`` the default queue of this process (None forgets it)."""
+    global _default
+    _default = queue
+
+
+def default_queue() -> DurableQueue:
+    """The queue set by :func:`configure`. Raises :class:`~jobq.NotConfigured`."""
+    if _default is None:
+        raise NotConfigured(
+            "no default queue is configured: call jobq.configure(jobq.DurableQueue(path)) "
+            "at startup, or use the Flask extension (JobQ(app)), before jobq.submit()"
+        )
+    return _default
+
+
+def submit(task_or_name: Task[P, R] | str, /, *args: Any, **kwargs: Any) -> Job:
+    """Enqueue a job on the default queue and return it, from any plain function.
+
+    ``task_or_name`` is a registered task or its name. Raises
+    :class:`~jobq.NotConfigured` when no default queue is set, and as
+    :meth:`DurableQueue.enqueue` does otherwise.
+    """
+    return default_queue().enqueue(task_or_name, *args, **kwargs)

@@ -1,0 +1,429 @@
+"""DurableQueue: jobs kept in a database, run by worker threads, never lost.
+
+The queue joins three things: a :class:`~jobq.storage.base.Storage` (where jobs
+live), the task registry (what names mean) and the JSON codec (what arguments
+look like stored). It imports the storage contract, never a worker or Flask;
+workers (:mod:`jobq.worker`) depend on it, not the reverse.
+"""
+
+from __future__ import annotations
+
+import builtins
+import os
+import threading
+import weakref
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
+
+from . import backoff as backoffs
+from . import signals
+from .clock import WALL_CLOCK, Clock
+from .errors import ConfigurationError, JobqError, UnknownTask
+from .job import Job, JobStatus
+from .storage.base import NewJob, Stats, Storage
+from .tasks import JobOptions, Task, split_call
+
+if TYPE_CHECKING:
+    from .worker import WorkerPool
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DEFAULT_QUEUE = "default"
+"""Queue name used when a task names none."""
+
+
+class JobNotFound(JobqError, LookupError):
+    """No job has this id (it never existed, or was purged)."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"no job with id {job_id}")
+        self.job_id = job_id
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long finished jobs are kept, in seconds; None keeps them forever.
+
+    Defaults: completed 7 days, failed 30 days, cancelled 7 days. Workers
+    delete older ones every ``interval`` seconds (default 300).
+    """
+
+    completed: float | None = 7 * 86400
+    failed: float | None = 30 * 86400
+    cancelled: float | None = 7 * 86400
+    interval: float = 300.0
+
+    def ages(self) -> dict[JobStatus, float]:
+        """Maximum age per final status, for the statuses that expire."""
+        ages = {
+            JobStatus.COMPLETED: self.completed,
+            JobStatus.FAILED: self.failed,
+            JobStatus.CANCELLED: self.cancelled,
+        }
+        return {status: age for status, age in ages.items() if age is not None}
+
+
+def open_storage(
+    location: str | os.PathLike[str] | Storage,
+    *,
+    driver: Literal["sqlite3", "apsw"] = "sqlite3",
+    synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+) -> Storage:
+    """The storage for a path, a ``sqlite:///path`` URL, or a ready Storage object."""
+    if isinstance(location, Storage):
+        return location
+    text = os.fspath(location)
+    if text.startswith(("postgres://", "postgresql://")):
+        raise ConfigurationError(
+            "PostgreSQL storage is not available in this version of jobq; use a SQLite file"
+        )
+    if text.startswith("sqlite:///"):
+        text = text[len("sqlite:///") :]
+    elif "://" in text:
+        raise ConfigurationError(f"unsupported database URL {text!r}; give a SQLite file path")
+    from .storage.sqlite import SQLiteStorage
+
+    return SQLiteStorage(Path(text), driver=driver, synchronous=synchronous)
+
+
+class DurableQueue:
+    """Persistent jobs: enqueue now, run in worker threads, survive restarts and crashes.
+
+    ::
+
+        queue = jobq.DurableQueue("jobs.db")
+
+        @queue.task(max_attempts=5)
+        def send_welcome(user_id: int) -> None: ...
+
+        send_welcome.enqueue(42)          # stored before this returns
+        pool = queue.start_workers(concurrency=4)
+
+    :param location: a SQLite file path (created with its folder's permissions),
+        a ``sqlite:///path`` URL, or a :class:`~jobq.storage.base.Storage`.
+    :param driver: ``"sqlite3"`` (default, the standard module) or ``"apsw"``.
+    :param synchronous: SQLite's durability setting: ``"NORMAL"`` (default)
+        never loses a committed job to a crash or ``kill -9``, but may lose the
+        last transactions to a power cut; ``"FULL"`` survives that too, at a
+        cost in write speed.
+    :param lease_seconds: how long a claimed job is reserved for its worker
+        without a heartbeat; a worker that dies loses its jobs after this
+        (default 30, > 0). Heartbeats renew it every third of it.
+    :param poll_interval: seconds between looks for jobs enqueued by other
+        processes while idle (default 0.01). Jobs enqueued in this process
+        wake a worker at once.
+    :param retention: how long finished jobs are kept (:class:`Retention`).
+    :param inline: run each job in the enqueueing thread as soon as it is
+        stored, for tests and scripts (default False).
+    :param clock: wall clock for stored times; tests pass a FakeClock.
+    """
+
+    def __init__(
+        self,
+        location: str | os.PathLike[str] | Storage,
+        *,
+        driver: Literal["sqlite3", "apsw"] = "sqlite3",
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+        lease_seconds: float = 30.0,
+        poll_interval: float = 0.01,
+        retention: Retention | None = None,
+        inline: bool = False,
+        clock: Clock = WALL_CLOCK,
+    ) -> None:
+        for name, value in (("lease_seconds", lease_seconds), ("poll_interval", poll_interval)):
+            if not value > 0:
+                raise ValueError(f"{name} must be greater than 0 seconds, got {value!r}")
+        self.storage = open_storage(location, driver=driver, synchronous=synchronous)
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self.retention = retention if retention is not None else Retention()
+        self.inline = inline
+        self.clock = clock
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self.around_job: Callable[[Callable[[], Any]], Any] | None = None
+        """Wraps every job's call, e.g. in an application context (the Flask extension
+        sets it). Receives a no-argument callable and must call it once."""
+        self._pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
+        self._inline_running = threading.local()
+
+    # -- registering tasks ---------------------------------------------------------
+
+    def task(
+        self,
+        name: str | None = None,
+        *,
+        max_attempts: int = 3,
+        backoff: float | backoffs.Backoff | None = None,
+        priority: int = 0,
+        queue: str = DEFAULT_QUEUE,
+        timeout: float | None = None,
+    ) -> Callable[[Callable[P, R]], Task[P, R]]:
+        """Register a function as a task: ``@queue.task()`` or ``@queue.task("name", ...)``.
+
+        :param name: the name jobs refer to; default ``module.qualname``. Give a
+            stable name if the function may move.
+        :param max_attempts: attempts before the job fails for good (default 3).
+        :param backoff: delay before a retry: seconds, a callable
+            ``backoff(attempt) -> seconds``, or None for exponential backoff with
+            jitter (2 s, 4 s, 8 s ... capped at an hour).
+        :param priority: default priority of its jobs (higher first).
+        :param queue: default queue of its jobs.
+        :param timeout: seconds an attempt may run before it counts as failed
+            with :class:`~jobq.TaskTimeout`. The thread cannot be stopped: it
+            keeps its worker slot until the function returns.
+
+        Raises ConfigurationError if another function already has the name.
+        """
+        if callable(name):
+            raise TypeError("use @queue.task() with parentheses, not @queue.task")
+        JobOptions(priority=priority, max_attempts=max_attempts, queue=queue)  # validates
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"timeout must be greater than 0 seconds, got {timeout!r}")
+        resolved_backoff = backoffs.resolve(backoff)
+
+        def register(function: Callable[P, R]) -> Task[P, R]:
+            task_name = name or f"{function.__module__}.{function.__qualname__}"
+            existing = self.tasks.get(task_name)
+            if existing is not None and existing.fn is not function:
+                raise ConfigurationError(
+                    f"a different function is already registered as task {task_name!r}; "
+                    "give one of them another name with @queue.task(name=...)"
+                )
+            task = Task(
+                function, self, name=task_name, max_attempts=max_attempts,
+                backoff=resolved_backoff, priority=priority, queue=queue, timeout=timeout,
+            )
+            self.tasks[task_name] = task
+            return task
+
+        return register
+
+    def get_task(self, task_or_name: Task[Any, Any] | str) -> Task[Any, Any]:
+        """The registered task with this name (a Task is returned as it is).
+        Raises :class:`~jobq.UnknownTask`."""
+        if isinstance(task_or_name, Task):
+            return task_or_name
+        task = self.tasks.get(task_or_name)
+        if task is None:
+            raise UnknownTask(task_or_name, list(self.tasks))
+        return task
+
+    # -- enqueueing ----------------------------------------------------------------
+
+    def enqueue(self, task_or_name: Task[Any, Any] | str, /, *args: Any, **kwargs: Any) -> Job:
+        """Store a job running a registered task with these arguments; return it.
+
+        Options (priority, delay, unique key ...) go through the task:
+        ``queue.get_task(name).options(delay=60).enqueue(...)``. Raises
+        :class:`~jobq.UnknownTask`, or TypeError for arguments that do not fit
+        the signature or are not JSON; nothing is written then.
+        """
+        return self._enqueue_task(self.get_task(task_or_name), args, kwargs, JobOptions())
+
+    def enqueue_many(
+        self,
+        task_or_name: Task[Any, Any] | str,
+        calls: Iterable[Sequence[Any] | Mapping[str, Any]],
+        **options: Any,
+    ) -> list[int]:
+        """Store one job per call, all in one transaction; return their ids.
+        See :meth:`Task.enqueue_many`."""
+        return self._enqueue_many(self.get_task(task_or_name), calls, JobOptions(**options))
+
+    def _new_job(
+        self, task: Task[Any, Any], payload: str, options: JobOptions, now: float
+    ) -> NewJob:
+        run_at = options.run_at
+        if options.delay is not None:
+            run_at = now + options.delay
+        return NewJob(
+            name=task.name,
+            payload=payload,
+            queue=options.queue or task.queue,
+            priority=task.priority if options.priority is None else options.priority,
+            max_attempts=options.max_attempts or task.max_attempts,
+            run_at=run_at,
+            unique_key=options.unique_key,
+        )
+
+    def _enqueue_task(
+        self,
+        task: Task[Any, Any],
+        args: Sequence[Any],
+        kwargs: Mapping[str, Any],
+        options: JobOptions,
+    ) -> Job:
+        payload = task.encode(args, kwargs)
+        now = self.clock.now()
+        enqueued = self.storage.enqueue(self._new_job(task, payload, options, now), now=now)
+        job = enqueued.job
+        self._wake(job.queue)
+        if enqueued.created and signals.job_enqueued.receivers:
+            signals.emit(signals.job_enqueued, self, job=job)
+        if self.inline:
+            self.run_until_empty()
+            job = self.get(job.id)
+        return job
+
+    def _enqueue_many(
+        self,
+        task: Task[Any, Any],
+        calls: Iterable[Sequence[Any] | Mapping[str, Any]],
+        options: JobOptions,
+    ) -> list[int]:
+        now = self.clock.now()
+        jobs = []
+        for call in calls:
+            args, kwargs = split_call(call)
+            jobs.append(self._new_job(task, task.encode(args, kwargs), options, now))
+        ids = self.storage.enqueue_many(jobs, now=now) if jobs else []
+        if jobs:
+            self._wake(jobs[0].queue)
+            if self.inline:
+                self.run_until_empty()
+        return ids
+
+    def _wake(self, queue_name: str) -> None:
+        for pool in list(self._pools):
+            pool.wake(queue_name)
+
+    # -- looking and controlling --------------------------------------------------
+
+    def get(self, job_id: int) -> Job:
+        """The job with this id, as stored now. Raises :class:`JobNotFound`."""
+        job = self.storage.get(job_id)
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    def list(
+        self,
+        *,
+        status: JobStatus | str | None = None,
+        name: str | None = None,
+        queue: str | None = None,
+        limit: int = 100,
+        after: int | None = None,
+        newest_first: bool = False,
+    ) -> list[Job]:
+        """Jobs matching every filter given, at most ``limit`` (1 to 10,000), by id.
+
+        For the next page pass the last job's id as ``after``.
+        """
+        return self.storage.list_jobs(
+            status=None if status is None else JobStatus(status),
+            queue=queue, name=name, after_id=after, limit=limit, newest_first=newest_first,
+        )
+
+    def cancel(self, job_id: int) -> Job:
+        """Cancel a job: a pending one at once; a processing one is asked to stop
+        (``jobq.current_job().cancel_requested``) and ends cancelled. A finished
+        job is left as it is. Returns the job. Raises :class:`JobNotFound`."""
+        job = self.storage.request_cancel(job_id, now=self.clock.now())
+        if job is None:
+            raise JobNotFound(job_id)
+        return job
+
+    def retry(self, job_id: int, *, delay: float = 0.0) -> Job:
+        """Run a failed or cancelled job again, with its full attempts, after ``delay``
+        seconds. Raises :class:`JobNotFound`, or ValueError if the job is not failed
+        or cancelled."""
+        now = self.clock.now()
+        job = self.storage.retry(job_id, now=now, run_at=now + delay)
+        if job is None:
+            current = self.get(job_id)
+            raise ValueError(
+                f"job {job_id} is {current.status.value}; only failed or cancelled jobs "
+                "can be retried"
+            )
+        self._wake(job.queue)
+        return job
+
+    def stats(self) -> Stats:
+        """Counts per queue and status, jobs scheduled for later, age of the oldest
+        runnable job, and jobs finished in the last minute."""
+        return self.storage.stats(now=self.clock.now())
+
+    def purge(
+        self,
+        *,
+        older_than: float,
+        statuses: Collection[JobStatus | str] = ("completed", "failed", "cancelled"),
+    ) -> int:
+        """Delete finished jobs that finished more than ``older_than`` seconds ago;
+        returns how many. Only final statuses may be given."""
+        if not older_than >= 0:
+            raise ValueError(f"older_than must be at least 0 seconds, got {older_than!r}")
+        return self.storage.purge(
+            older_than=self.clock.now() - older_than,
+            statuses=[JobStatus(status) for status in statuses],
+        )
+
+    def pause(self, queue_name: str = DEFAULT_QUEUE) -> None:
+        """Stop workers everywhere from starting jobs of this queue (running ones finish)."""
+        self.storage.pause(queue_name, now=self.clock.now())
+
+    def resume(self, queue_name: str = DEFAULT_QUEUE) -> None:
+        """Let workers start jobs of this queue again."""
+        self.storage.resume(queue_name)
+        self._wake(queue_name)
+
+    # -- running -------------------------------------------------------------------
+
+    def start_workers(
+        self,
+        concurrency: int = 4,
+        *,
+        queues: Collection[str] | None = None,
+        prefetch: int | None = None,
+        name: str | None = None,
+    ) -> WorkerPool:
+        """Start a pool of ``concurrency`` worker threads in this process; return it.
+
+        ``queues``: names to take jobs from (default: the queues of the
+        registered tasks, or ``["default"]``). ``prefetch``: extra jobs claimed
+        ahead so threads never wait for the database (default ``concurrency``).
+        Stop it with ``pool.stop(timeout)``; it also stops at interpreter exit.
+        """
+        from .worker import WorkerPool
+
+        pool = WorkerPool(self, concurrency=concurrency, queues=queues, prefetch=prefetch,
+                          name=name)
+        self._pools.add(pool)
+        pool.start()
+        return pool
+
+    def run_until_empty(self, *, queues: Collection[str] | None = None,
+                        max_jobs: int | None = None) -> int:
+        """Run every due job in this thread, one after another, until none is left.
+
+        For tests and scripts: jobs that retry later, or are scheduled later,
+        are not waited for (advance the clock and call again). Returns how many
+        attempts ran. Reentrant calls (from a job) return 0 at once.
+        """
+        from .worker import run_inline
+
+        if getattr(self._inline_running, "active", False):
+            return 0
+        self._inline_running.active = True
+        try:
+            return run_inline(self, queues=queues, max_jobs=max_jobs)
+        finally:
+            self._inline_running.active = False
+
+    def queue_names(self) -> builtins.list[str]:
+        """Queues the registered tasks use, or ``["default"]`` when none is registered."""
+        return sorted({task.queue for task in self.tasks.values()}) or [DEFAULT_QUEUE]
+
+    def close(self) -> None:
+        """Stop this queue's worker pools and close the database connections."""
+        for pool in list(self._pools):
+            pool.stop()
+        self.storage.close()
+
+    def __repr__(self) -> str:
+        where = getattr(self.storage, "path", self.storage)
+        return f"<DurableQueue {where} tasks={len(self.tasks)}>"

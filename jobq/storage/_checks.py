@@ -1,0 +1,93 @@
+"""Argument checks shared by storage backends: reject bad input before any write."""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Collection
+from typing import Any
+
+from .base import NewJob
+
+
+def new_tokens(count: int) -> list[str]:
+    """``count`` random lease tokens of 32 hex digits (one system call for all)."""
+    digits = secrets.token_hex(16 * count)
+    return [digits[i : i + 32] for i in range(0, 32 * count, 32)]
+
+
+def insert_params(job: NewJob, now: float) -> tuple[Any, ...]:
+    run_at = now if job.run_at is None else job.run_at
+    return (
+        job.queue, job.name, job.payload, job.priority, job.max_attempts, run_at,
+        job.unique_key, now,
+    )  # fmt: skip
+
+
+def check_new(job: NewJob, index: int | None) -> None:
+    """Reject a bad NewJob before anything is written, naming the field and value."""
+    name, payload, queue, priority, max_attempts, run_at, unique_key = job
+    # One cheap test for the common, valid case; the detailed checks only on failure.
+    if (
+        type(payload) is str
+        and type(name) is str
+        and type(queue) is str
+        and type(priority) is int
+        and type(max_attempts) is int
+        and max_attempts >= 1
+        and name
+        and queue
+        and (run_at is None or (type(run_at) is float and math.isfinite(run_at)))
+        and (unique_key is None or type(unique_key) is str)
+    ):
+        return
+    where = "" if index is None else f" (jobs[{index}])"
+    if not isinstance(payload, str):
+        raise TypeError(
+            f"payload must be JSON text (a str) encoded by the caller, got "
+            f"{type(payload).__name__}{where}; encode it first, e.g. json.dumps(...)"
+        )
+    for field, value in (("name", name), ("queue", queue)):
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{field} must be a non-empty str, got {value!r}{where}")
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise ValueError(f"priority must be an integer, got {priority!r}{where}")
+    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
+        raise ValueError(f"max_attempts must be an integer of at least 1, got {max_attempts!r}"
+                         f"{where}")  # fmt: skip
+    if run_at is not None:
+        check_time("run_at", run_at)
+    if unique_key is not None and not isinstance(unique_key, str):
+        raise ValueError(f"unique_key must be a str or None, got {unique_key!r}{where}")
+
+
+def check_time(name: str, value: float) -> None:
+    if type(value) is float and math.isfinite(value):
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{name} must be finite epoch seconds (a float), got {value!r}")
+
+
+def check_positive(name: str, value: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+        0 < value < math.inf
+    ):
+        raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
+
+
+def check_json(name: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise TypeError(
+            f"{name} must be JSON text (a str) encoded by the caller, got "
+            f"{type(value).__name__}; encode it first, e.g. json.dumps(...)"
+        )
+
+
+def check_queues(queues: Collection[str]) -> list[str]:
+    if isinstance(queues, str):
+        raise TypeError(f"queues must be a collection of queue names, not a str: [{queues!r}]?")
+    names = list(dict.fromkeys(queues))
+    for name in names:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a queue name must be a non-empty str, got {name!r}")
+    return names

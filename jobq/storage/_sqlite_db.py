@@ -1,0 +1,230 @@
+"""One SQLite file seen from one process: a connection per thread, transactions.
+
+A connection is opened lazily by each thread that needs one and remembered in
+a :class:`threading.local`, together with the process id that opened it. After
+``fork()`` the child's first call finds a connection from another process and
+opens its own; the inherited ones are neither used nor closed (closing one
+could release locks that belong to the child's new connection to the same file).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Literal
+
+from ._sqlite_driver import Connection, current_pid, make_driver, retry_busy
+from ._sqlite_schema import configure, migrate
+from .base import StorageError
+
+# Connections inherited across fork() stay referenced here so they are never
+# closed, not even by the garbage collector.
+_ABANDONED: list[Connection] = []
+
+# Which driver each open file uses in this process, and how many Database
+# objects hold it. sqlite3 and apsw carry two copies of the SQLite library, and
+# two copies in one process do not see each other's POSIX locks: both could
+# write at once and corrupt the file.
+_DRIVER_BY_FILE: dict[str, tuple[str, int]] = {}
+_DRIVER_BY_FILE_LOCK = threading.Lock()
+
+
+def _hold_file(key: str, driver: str) -> None:
+    with _DRIVER_BY_FILE_LOCK:
+        held, count = _DRIVER_BY_FILE.get(key, (driver, 0))
+        if held != driver:
+            raise StorageError(
+                f"{key!r} is already open with driver={held!r} in this process; open it with "
+                f"that driver (two SQLite libraries in one process ignore each other's locks "
+                "and can corrupt the file)"
+            )
+        _DRIVER_BY_FILE[key] = (driver, count + 1)
+
+
+def _release_file(key: str) -> None:
+    with _DRIVER_BY_FILE_LOCK:
+        driver, count = _DRIVER_BY_FILE.get(key, ("", 1))
+        if count <= 1:
+            _DRIVER_BY_FILE.pop(key, None)
+        else:
+            _DRIVER_BY_FILE[key] = (driver, count - 1)
+
+Synchronous = Literal["NORMAL", "FULL"]
+CheckpointMode = Literal["PASSIVE", "FULL", "RESTART", "TRUNCATE"]
+
+
+class Database:
+    """Connections to one file for the current process, and transactions on them."""
+
+    def __init__(
+        self,
+        path: str,
+        *,
+        driver: str,
+        synchronous: Synchronous,
+        busy_timeout: float,
+        journal_size_limit: int,
+    ) -> None:
+        if path in ("", ":memory:") or path.startswith("file::memory:"):
+            raise ValueError(
+                f"path must name a database file, got {path!r}; "
+                "an in-memory database is private to one connection"
+            )
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
+        if not (busy_timeout >= 0 and math.isfinite(busy_timeout)):
+            raise ValueError(
+                f"busy_timeout must be a number of seconds >= 0, got {busy_timeout!r}"
+            )
+        if (
+            isinstance(journal_size_limit, bool)
+            or not isinstance(journal_size_limit, int)
+            or journal_size_limit < -1
+        ):
+            raise ValueError(
+                f"journal_size_limit must be an integer >= -1, got {journal_size_limit!r}"
+            )
+        self.path = path
+        self.synchronous: Synchronous = synchronous
+        self.busy_timeout_ms = int(busy_timeout * 1000)
+        self.journal_size_limit = journal_size_limit
+        self.driver = make_driver(driver)
+        self.errors = self.driver.errors
+        self.constraint_errors = self.driver.constraint_errors
+        self.returning = self.driver.version >= (3, 35, 0)
+        """Whether UPDATE/INSERT ... RETURNING is available (SQLite >= 3.35)."""
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        # Every connection this object opened, with the thread it belongs to.
+        self._connections: list[tuple[threading.Thread, Connection]] = []
+        self._closed = False
+        self._file_key = os.path.realpath(path)
+        _hold_file(self._file_key, self.driver.name)
+
+    def conn(self) -> Connection:
+        """This thread's connection in this process, opened if needed."""
+        conn: Connection | None = getattr(self._local, "conn", None)
+        if conn is not None and conn.pid == current_pid():
+            return conn
+        return self._open()
+
+    def _open(self) -> Connection:
+        pid = current_pid()
+        with self._lock:
+            if self._closed:
+                raise StorageError("this storage is closed; open a new one")
+            keep, finished = [], []
+            for thread, conn in self._connections:
+                if conn.pid != pid:  # we are in a forked child
+                    _ABANDONED.append(conn)
+                elif thread.is_alive():
+                    keep.append((thread, conn))
+                else:  # threads come and go (one per request in some servers)
+                    finished.append(conn)
+            self._connections = keep
+        for conn in finished:
+            conn.close()
+        driver = self.driver
+        try:
+            raw = retry_busy(driver, lambda: driver.connect(self.path, self.busy_timeout_ms))
+        except driver.errors as exc:
+            raise StorageError(f"cannot open SQLite database {self.path!r}: {exc}") from exc
+        conn = Connection(driver, raw)
+        try:
+            configure(
+                conn, synchronous=self.synchronous, journal_size_limit=self.journal_size_limit
+            )
+            migrate(conn)
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, driver.errors):
+                raise StorageError(f"cannot prepare SQLite database {self.path!r}: {exc}") from exc
+            raise
+        with self._lock:
+            self._connections.append((threading.current_thread(), conn))
+        self._local.conn = conn
+        return conn
+
+    def write(self) -> _WriteTransaction:
+        """One write transaction: ``with db.write() as conn:`` runs BEGIN IMMEDIATE,
+        then COMMIT, or ROLLBACK on error. Driver errors come out as :class:`StorageError`."""
+        return _WriteTransaction(self)
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """One read transaction: a consistent snapshot across several queries."""
+        conn = self.conn()
+        try:
+            retry_busy(self.driver, lambda: conn.run("BEGIN"))
+            yield conn
+            conn.run("COMMIT")
+        except BaseException as exc:
+            conn.rollback_quietly()
+            if isinstance(exc, self.errors):
+                raise StorageError(f"SQLite error: {exc}") from exc
+            raise
+
+    def checkpoint(self, mode: CheckpointMode) -> tuple[int, int, int]:
+        """``PRAGMA wal_checkpoint(mode)``; returns ``(busy, wal_pages, checkpointed)``."""
+        if mode not in ("PASSIVE", "FULL", "RESTART", "TRUNCATE"):
+            raise ValueError(f"mode must be PASSIVE, FULL, RESTART or TRUNCATE, got {mode!r}")
+        conn = self.conn()
+        try:
+            row = conn.query(f"PRAGMA wal_checkpoint({mode})")[0]
+        except self.errors as exc:
+            raise StorageError(f"checkpoint of {self.path!r} failed: {exc}") from exc
+        return int(row[0]), int(row[1]), int(row[2])
+
+    def close(self) -> None:
+        """Close every connection this process opened, from any thread. Idempotent."""
+        pid = current_pid()
+        with self._lock:
+            if not self._closed:
+                _release_file(self._file_key)
+            self._closed = True
+            mine = [c for _, c in self._connections if c.pid == pid]
+            self._connections = []
+            self._local = threading.local()
+        for conn in mine:
+            conn.close()
+
+
+class _WriteTransaction:
+    """The context manager :meth:`Database.write` returns (a class rather than a
+    generator: it runs twice per job on the hot path)."""
+
+    __slots__ = ("conn", "db")
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def __enter__(self) -> Connection:
+        conn = self.conn = self.db.conn()
+        try:
+            conn.begin_immediate()
+        except self.db.errors as exc:
+            raise StorageError(
+                f"could not take the write lock on {self.db.path!r}: {exc}"
+            ) from exc
+        return conn
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        conn = self.conn
+        if exc is None:
+            try:
+                conn.run("COMMIT")
+                return
+            except self.db.errors as error:
+                exc = error
+        conn.rollback_quietly()
+        if isinstance(exc, self.db.errors):
+            raise StorageError(f"SQLite error: {exc}") from exc

@@ -1,0 +1,179 @@
+"""Reading and administering jobs in SQLite: cancel, retry, get, list, stats,
+purge, pause. :class:`~jobq.storage.sqlite.SQLiteStorage` adds the job life
+cycle (enqueue, claim, leases) on top of this base class.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from ._checks import check_queues, check_time
+from ._sqlite_db import Database
+from ._sqlite_driver import Connection, Row, retry_busy
+from ._sqlite_sql import CANCEL, COLS, FINAL, LIVE_BY_KEY, RETRY, STATUS, row_to_job
+from .base import Job, JobStatus, QueueStats, Stats, StorageError, UniqueKeyConflict
+
+
+class SQLiteBase:
+    """The half of SQLiteStorage that is not on the workers' hot path."""
+
+    _db: Database
+    _returning: bool
+
+    # -- management -------------------------------------------------------------------
+
+    def request_cancel(self, job_id: int, *, now: float) -> Job | None:
+        check_time("now", now)
+        with self._db.write() as conn:
+            rows = self._modify(conn, CANCEL, (now, job_id), COLS, job_id)
+            if not rows:
+                rows = conn.query(f"SELECT {COLS} FROM jobs WHERE id = ?", (job_id,))
+        return row_to_job(rows[0]) if rows else None
+
+    def retry(self, job_id: int, *, now: float, run_at: float | None = None) -> Job | None:
+        check_time("now", now)
+        if run_at is not None:
+            check_time("run_at", run_at)
+        params = (now if run_at is None else run_at, now, job_id)
+        with self._db.write() as conn:
+            try:
+                rows = self._modify(conn, RETRY, params, COLS, job_id)
+            except self._db.constraint_errors:
+                key = conn.query("SELECT unique_key FROM jobs WHERE id = ?", (job_id,))[0][0]
+                holder = conn.query(LIVE_BY_KEY, (key,))[0][0]
+                raise UniqueKeyConflict(key, holder) from None
+        return row_to_job(rows[0]) if rows else None
+
+    def get(self, job_id: int) -> Job | None:
+        rows = self._query(f"SELECT {COLS} FROM jobs WHERE id = ?", (job_id,))
+        return row_to_job(rows[0]) if rows else None
+
+    def list_jobs(
+        self,
+        *,
+        status: JobStatus | None = None,
+        queue: str | None = None,
+        name: str | None = None,
+        after_id: int | None = None,
+        limit: int = 100,
+        newest_first: bool = False,
+    ) -> list[Job]:
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise ValueError(f"limit must be an integer from 1 to 10000, got {limit!r}")
+        terms: list[str] = []
+        params: list[Any] = []
+        for column, value in (("status", status), ("queue", queue), ("name", name)):
+            if value is not None:
+                terms.append(f"{column} = ?")
+                params.append(JobStatus(value).value if column == "status" else value)
+        if status is not None and JobStatus(status) in FINAL:
+            # Always true for final jobs; it lets SQLite read jobs_finished in id order.
+            terms.append("finished_at IS NOT NULL")
+        if after_id is not None:
+            terms.append("id < ?" if newest_first else "id > ?")
+            params.append(after_id)
+        where = f"WHERE {' AND '.join(terms)} " if terms else ""
+        order = "DESC" if newest_first else "ASC"
+        sql = f"SELECT {COLS} FROM jobs {where}ORDER BY id {order} LIMIT ?"
+        return [row_to_job(row) for row in self._query(sql, (*params, limit))]
+
+    def stats(self, *, now: float) -> Stats:
+        check_time("now", now)
+        with self._db.read() as conn:
+            counts = conn.query("SELECT queue, status, count(*) FROM jobs GROUP BY queue, status")
+            due = conn.query(
+                "SELECT queue, sum(run_at > ?1), min(CASE WHEN run_at <= ?1 THEN run_at END) "
+                "FROM jobs INDEXED BY jobs_due WHERE status = 'pending' GROUP BY queue",
+                (now,),
+            )
+            recent: dict[str, int] = dict(conn.query(
+                "SELECT status, count(*) FROM jobs INDEXED BY jobs_finished "
+                "WHERE status IN ('completed', 'failed') AND finished_at > ?1 - 60 "
+                "AND finished_at <= ?1 GROUP BY status",
+                (now,),
+            ))  # fmt: skip
+            paused = frozenset(row[0] for row in conn.query("SELECT queue FROM paused_queues"))
+        per_queue: dict[str, dict[JobStatus, int]] = {}
+        for queue, status, count in counts:
+            per_queue.setdefault(queue, dict.fromkeys(JobStatus, 0))[STATUS[status]] = count
+        timing = {queue: (scheduled, oldest) for queue, scheduled, oldest in due}
+        queues: dict[str, QueueStats] = {}
+        for queue, by_status in sorted(per_queue.items()):
+            scheduled, oldest = timing.get(queue, (0, None))
+            age = 0.0 if oldest is None else max(0.0, now - oldest)
+            queues[queue] = QueueStats(by_status, int(scheduled or 0), age)
+        return Stats(
+            queues, int(recent.get("completed", 0)), int(recent.get("failed", 0)), paused
+        )
+
+    def purge(
+        self,
+        *,
+        older_than: float,
+        statuses: Collection[JobStatus] = (
+            JobStatus.COMPLETED,
+            JobStatus.FAILED,
+            JobStatus.CANCELLED,
+        ),
+        batch_size: int = 1000,
+    ) -> int:
+        check_time("older_than", older_than)
+        chosen = sorted({JobStatus(s) for s in statuses})
+        if not set(chosen) <= FINAL:
+            raise ValueError(
+                f"purge deletes only completed, failed or cancelled jobs, got {statuses!r}; "
+                "cancel pending jobs first"
+            )
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer of at least 1, got {batch_size!r}")
+        total = 0
+        for status in chosen:
+            while True:
+                with self._db.write() as conn:
+                    deleted = conn.run(
+                        "DELETE FROM jobs WHERE id IN (SELECT id FROM jobs INDEXED BY "
+                        "jobs_finished WHERE status = ?1 AND finished_at < ?2 LIMIT ?3)",
+                        (status.value, older_than, batch_size),
+                    )
+                total += deleted
+                if deleted < batch_size:
+                    break
+        return total
+
+    def pause(self, queue: str, *, now: float) -> None:
+        check_queues([queue])
+        check_time("now", now)
+        with self._db.write() as conn:
+            conn.run("INSERT OR IGNORE INTO paused_queues (queue, paused_at) VALUES (?, ?)",
+                     (queue, now))  # fmt: skip
+
+    def resume(self, queue: str) -> None:
+        check_queues([queue])
+        with self._db.write() as conn:
+            conn.run("DELETE FROM paused_queues WHERE queue = ?", (queue,))
+
+    def paused_queues(self) -> frozenset[str]:
+        return frozenset(row[0] for row in self._query("SELECT queue FROM paused_queues", ()))
+
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _modify(
+        self, conn: Connection, sql: str, params: Sequence[Any], returning: str, job_id: int
+    ) -> list[Row]:
+        """Run an UPDATE of at most the row ``job_id`` and return its ``returning``
+        columns if it changed (RETURNING where SQLite has it, else a SELECT after)."""
+        if self._returning:
+            return conn.query(f"{sql} RETURNING {returning}", params)
+        if conn.run(sql, params) == 0:
+            return []
+        return conn.query(f"SELECT {returning} FROM jobs WHERE id = ?", (job_id,))
+
+    def _query(self, sql: str, params: Sequence[Any]) -> list[Row]:
+        """A read outside any transaction (one statement sees one snapshot)."""
+        conn = self._db.conn()
+        try:
+            return retry_busy(self._db.driver, lambda: conn.query(sql, params))
+        except self._db.errors as exc:
+            raise StorageError(f"SQLite error: {exc}") from exc

@@ -1,0 +1,132 @@
+"""The SQLite schema, its migrations, and per-connection settings.
+
+The schema version lives in ``PRAGMA user_version``. Migrations run inside
+``BEGIN IMMEDIATE`` and re-read the version after taking the write lock, so
+processes opening one fresh file at once take turns and exactly one applies
+each step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from ._sqlite_driver import Connection, retry_busy
+from .base import SchemaVersionError, StorageError
+
+STATUSES = "'pending', 'processing', 'completed', 'failed', 'cancelled'"
+
+# MIGRATIONS[v] takes a database from schema version v to v + 1. Append, never edit.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        f"""
+        CREATE TABLE jobs (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            queue TEXT NOT NULL,
+            name TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            priority INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL CHECK (status IN ({STATUSES})),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL CHECK (max_attempts >= 1),
+            run_at REAL NOT NULL,
+            lease_owner TEXT,
+            lease_token TEXT,
+            lease_expires_at REAL,
+            error_type TEXT,
+            error_message TEXT,
+            error_traceback TEXT,
+            result TEXT,
+            progress TEXT,
+            unique_key TEXT,
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            started_at REAL,
+            finished_at REAL,
+            updated_at REAL NOT NULL
+        )
+        """,
+        # The claim walks this in order and stops after LIMIT rows: no sort.
+        """
+        CREATE INDEX jobs_claim ON jobs (queue, priority DESC, run_at, id)
+        WHERE status = 'pending'
+        """,
+        # "Is anything due in this queue?" in O(log n), so an idle poll does not
+        # walk every job scheduled for later; also serves stats.
+        "CREATE INDEX jobs_due ON jobs (queue, run_at) WHERE status = 'pending'",
+        "CREATE INDEX jobs_lease ON jobs (lease_expires_at) WHERE status = 'processing'",
+        """
+        CREATE UNIQUE INDEX jobs_unique ON jobs (unique_key)
+        WHERE unique_key IS NOT NULL AND status IN ('pending', 'processing')
+        """,
+        # Finished rows only, so claims never touch it: listing by status and id,
+        # purge and recent counts read it without visiting the table.
+        """
+        CREATE INDEX jobs_finished ON jobs (status, id, finished_at)
+        WHERE finished_at IS NOT NULL
+        """,
+        """
+        CREATE TABLE paused_queues (
+            queue TEXT PRIMARY KEY,
+            paused_at REAL NOT NULL
+        ) WITHOUT ROWID
+        """,
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+"""The schema version this jobq writes."""
+
+
+def migrate(conn: Connection, migrations: Sequence[Sequence[str]] = MIGRATIONS) -> int:
+    """Bring the database to ``len(migrations)``; return the version found before.
+
+    Safe when several processes open a fresh file at once: the version is
+    re-read under the write lock, so exactly one applies each migration.
+    Raises :class:`SchemaVersionError` if the database is newer than this code.
+    """
+    target = len(migrations)
+    found = int(retry_busy(conn.driver, lambda: conn.query("PRAGMA user_version"))[0][0])
+    if found == target:
+        return found
+    if found > target:
+        raise SchemaVersionError(found, target)
+    conn.begin_immediate()
+    try:
+        found = int(conn.query("PRAGMA user_version")[0][0])
+        if found > target:
+            raise SchemaVersionError(found, target)
+        for version in range(found, target):
+            for statement in migrations[version]:
+                conn.run(statement)
+        conn.run(f"PRAGMA user_version = {target:d}")
+        conn.run("COMMIT")
+    except BaseException:
+        conn.rollback_quietly()
+        raise
+    return found
+
+
+def configure(
+    conn: Connection,
+    *,
+    synchronous: Literal["NORMAL", "FULL"],
+    journal_size_limit: int,
+) -> None:
+    """Per-connection settings, and WAL mode (persistent in the file) if not yet on."""
+    mode = retry_busy(conn.driver, lambda: conn.query("PRAGMA journal_mode"))[0][0]
+    if str(mode).lower() != "wal":
+        mode = retry_busy(conn.driver, lambda: conn.query("PRAGMA journal_mode = WAL"))[0][0]
+        if str(mode).lower() != "wal":
+            raise StorageError(
+                f"could not switch the database to WAL mode (got {mode!r}); "
+                "is it on a network file system?"
+            )
+    conn.run(f"PRAGMA synchronous = {synchronous}")
+    conn.run(f"PRAGMA journal_size_limit = {journal_size_limit:d}")
+
+
+def affected_by_wal_reset_bug(version: tuple[int, int, int]) -> bool:
+    """True for SQLite 3.7.0 to 3.51.2, whose WAL-reset bug can corrupt a database
+    written by several processes at once (fixed in 3.51.3)."""
+    return (3, 7, 0) <= version < (3, 51, 3)

@@ -1,0 +1,173 @@
+"""The SQL that :class:`~jobq.storage.sqlite.SQLiteStorage` runs, and row decoding.
+
+Statements use numbered parameters (``?1``) so one value can appear twice,
+and are kept as constants so every call reuses the driver's prepared statement.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from ._sqlite_driver import Row
+from .base import Job, JobError, JobStatus
+
+COLS = (
+    "id, queue, name, payload, priority, status, attempts, max_attempts, run_at, "
+    "lease_owner, lease_token, lease_expires_at, error_type, error_message, error_traceback, "
+    "result, progress, unique_key, cancel_requested, created_at, started_at, finished_at, "
+    "updated_at"
+)
+STATUS = {status.value: status for status in JobStatus}
+FINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+INSERT = (
+    "INSERT INTO jobs (queue, name, payload, priority, status, max_attempts, run_at, "
+    "unique_key, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?8)"
+)
+BULK_SIZES = (100, 32, 8, 1)
+"""Rows per multi-row INSERT in bulk enqueue (7 parameters a row: under SQLite's
+oldest limit of 999 parameters)."""
+
+@functools.cache
+def bulk_insert(rows: int) -> str:
+    """An INSERT of ``rows`` jobs without unique keys, parameters row after row:
+    queue, name, payload, priority, max_attempts, run_at, now."""
+    values = ", ".join(
+        f"(?{b + 1}, ?{b + 2}, ?{b + 3}, ?{b + 4}, 'pending', ?{b + 5}, ?{b + 6}, NULL, "
+        f"?{b + 7}, ?{b + 7})"
+        for b in range(0, 7 * rows, 7)
+    )
+    return (
+        "INSERT INTO jobs (queue, name, payload, priority, status, max_attempts, run_at, "
+        f"unique_key, created_at, updated_at) VALUES {values}"
+    )
+
+
+LIVE_BY_KEY = (
+    f"SELECT {COLS} FROM jobs WHERE unique_key = ? AND status IN ('pending', 'processing')"
+)
+# Runnable rows of one queue, in claim order, straight off the jobs_claim index.
+# The guards sit in LIMIT because SQLite checks LIMIT 0 before the scan but a
+# constant WHERE term on every row: a paused queue, or one with nothing due
+# (min(run_at) is O(log n) on jobs_due), costs a lookup instead of a walk over
+# every job scheduled for later.
+_RUNNABLE = (
+    "FROM jobs INDEXED BY jobs_claim WHERE status = 'pending' AND queue = ?4 AND run_at <= ?3 "
+    "ORDER BY priority DESC, run_at, id LIMIT CASE WHEN "
+    "?3 >= (SELECT min(run_at) FROM jobs INDEXED BY jobs_due "
+    "WHERE status = 'pending' AND queue = ?4) "
+    "AND NOT EXISTS (SELECT 1 FROM paused_queues WHERE queue = ?4) THEN ?5 ELSE 0 END"
+)
+_TAKE = (
+    "UPDATE jobs SET status = 'processing', attempts = attempts + 1, lease_owner = ?1, "
+    "lease_expires_at = ?2, started_at = ?3, updated_at = ?3,"
+)
+CANDIDATES = f"SELECT {COLS} {_RUNNABLE}"
+# The row was just read as a candidate in this same write transaction.
+CLAIM_ID = f"{_TAKE} lease_token = ?5 WHERE id = ?4 AND status = 'pending'"
+
+
+def padded_size(count: int) -> int:
+    """The next power of two >= ``count``: batch statements come in few sizes, so
+    few are prepared and cached."""
+    return 1 << (count - 1).bit_length()
+
+
+@functools.cache
+def take_in(size: int) -> str:
+    """Claim ``size`` candidate ids (parameters ?4...) at once, each with a fresh
+    random token; returns (id, lease_token) rows. Needs RETURNING."""
+    ids = ", ".join(f"?{n}" for n in range(4, 4 + size))
+    return (
+        f"{_TAKE} lease_token = lower(hex(randomblob(16))) WHERE id IN ({ids}) "
+        "AND status = 'pending' RETURNING id, lease_token"
+    )
+
+
+COMPLETE_CHUNK = 256
+"""Completions per statement (3 parameters each, under SQLite's oldest limit of 999)."""
+
+
+@functools.cache
+def complete_from(size: int) -> str:
+    """Complete ``size`` (id, token, result) triples after ?1 = now; returns the ids
+    completed. Needs UPDATE ... FROM and RETURNING."""
+    values = ", ".join(f"(?{n}, ?{n + 1}, ?{n + 2})" for n in range(2, 2 + 3 * size, 3))
+    return (
+        "UPDATE jobs SET status = 'completed', result = v.column3, finished_at = ?1, "
+        f"updated_at = ?1, lease_expires_at = NULL FROM (VALUES {values}) AS v "
+        "WHERE jobs.id = v.column1 AND jobs.lease_token = v.column2 "
+        "AND jobs.status = 'processing' RETURNING jobs.id"
+    )
+
+
+_HELD = "WHERE id = ?{0} AND lease_token = ?{1} AND status = 'processing'"
+RENEW = "UPDATE jobs SET lease_expires_at = ?1, updated_at = ?2 " + _HELD.format(3, 4)
+PROGRESS = "UPDATE jobs SET progress = ?1, updated_at = ?2 " + _HELD.format(3, 4)
+COMPLETE = (
+    "UPDATE jobs SET status = 'completed', result = ?1, finished_at = ?2, updated_at = ?2, "
+    "lease_expires_at = NULL " + _HELD.format(3, 4)
+)
+FINISH_CANCELLED = (
+    "UPDATE jobs SET status = 'cancelled', finished_at = ?1, updated_at = ?1, "
+    "lease_expires_at = NULL " + _HELD.format(2, 3)
+)
+RELEASE = (
+    "UPDATE jobs SET status = CASE WHEN cancel_requested THEN 'cancelled' ELSE 'pending' END, "
+    "run_at = ?1, attempts = max(attempts - 1, 0), "
+    "finished_at = CASE WHEN cancel_requested THEN ?2 END, lease_expires_at = NULL, "
+    "updated_at = ?2 " + _HELD.format(3, 4)
+)
+HAS_RUNNABLE = (
+    "SELECT EXISTS (SELECT 1 FROM jobs INDEXED BY jobs_due "
+    "WHERE status = 'pending' AND queue = ?1 AND run_at <= ?2) "
+    "AND NOT EXISTS (SELECT 1 FROM paused_queues WHERE queue = ?1)"
+)
+_RETRYABLE = "(NOT cancel_requested AND ?1 IS NOT NULL AND attempts < max_attempts)"
+FAIL = (
+    "UPDATE jobs SET status = CASE WHEN cancel_requested THEN 'cancelled' "
+    f"WHEN {_RETRYABLE} THEN 'pending' ELSE 'failed' END, "
+    f"run_at = CASE WHEN {_RETRYABLE} THEN ?1 ELSE run_at END, "
+    f"finished_at = CASE WHEN {_RETRYABLE} THEN NULL ELSE ?2 END, "
+    "error_type = ?3, error_message = ?4, error_traceback = ?5, lease_expires_at = NULL, "
+    "updated_at = ?2 " + _HELD.format(6, 7)
+)
+_REQUEUE = "(NOT cancel_requested AND attempts < max_attempts)"
+RESCUE = (
+    "UPDATE jobs SET status = CASE WHEN cancel_requested THEN 'cancelled' "
+    f"WHEN {_REQUEUE} THEN 'pending' ELSE 'failed' END, "
+    f"finished_at = CASE WHEN {_REQUEUE} THEN NULL ELSE ?1 END, "
+    "error_type = 'LeaseExpired', error_message = 'lease expired (worker died?) during attempt ' "
+    "|| attempts || ' of ' || max_attempts || '; last held by ' || coalesce(lease_owner, '?'), "
+    "error_traceback = NULL, lease_expires_at = NULL, updated_at = ?1 "
+    "WHERE id = ?2 AND status = 'processing'"
+)
+CANCEL = (
+    "UPDATE jobs SET status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END, "
+    "cancel_requested = CASE WHEN status = 'processing' THEN 1 ELSE cancel_requested END, "
+    "finished_at = CASE WHEN status = 'pending' THEN ?1 ELSE finished_at END, updated_at = ?1 "
+    "WHERE id = ?2 AND status IN ('pending', 'processing')"
+)
+RETRY = (
+    "UPDATE jobs SET status = 'pending', attempts = 0, run_at = ?1, cancel_requested = 0, "
+    "result = NULL, progress = NULL, started_at = NULL, finished_at = NULL, lease_owner = NULL, "
+    "lease_token = NULL, lease_expires_at = NULL, updated_at = ?2 "
+    "WHERE id = ?3 AND status IN ('failed', 'cancelled')"
+)
+
+
+def row_to_job(r: Row) -> Job:
+    return Job(
+        r[0], r[1], r[2], r[3], r[4], STATUS[r[5]], r[6], r[7], r[8], r[9], r[10], r[11],
+        None if r[12] is None else JobError(r[12], r[13] or "", r[14]),
+        r[15], r[16], r[17], bool(r[18]), r[19], r[20], r[21], r[22],
+    )  # fmt: skip
+
+
+def claimed_job(r: Row, owner: str, token: str, expires: float, now: float) -> Job:
+    """The job of candidate row ``r`` as :data:`CLAIM_ID` left it."""
+    return Job(
+        r[0], r[1], r[2], r[3], r[4], JobStatus.PROCESSING, r[6] + 1, r[7], r[8], owner, token,
+        expires, None if r[12] is None else JobError(r[12], r[13] or "", r[14]),
+        r[15], r[16], r[17], bool(r[18]), r[19], now, r[21], now,
+    )  # fmt: skip

@@ -1,0 +1,422 @@
+"""The storage contract: what the durable queue asks of a database, and nothing more.
+
+The queue imports this module and no backend: it is handed a :class:`Storage`.
+Backends (:mod:`jobq.storage.sqlite`, later PostgreSQL) implement it, and one
+contract test suite (``tests/storage``) runs against each of them.
+
+Rules every backend follows:
+
+- **Time is an argument.** Every call that depends on time takes ``now``, wall
+  clock epoch seconds, from the caller. Storage never reads a clock, so leases
+  shared between processes compare the callers' wall times, and tests drive
+  time by passing numbers.
+- **Leases.** :meth:`Storage.claim` hands a job to one worker with a random
+  ``lease_token`` valid until ``lease_expires_at``. Every later change made on
+  the worker's behalf (renew, progress, complete, fail, finish as cancelled) is
+  conditioned on that token: once the lease has been rescued or the job taken
+  by another worker, the old holder's calls change nothing and report so
+  (``False`` / ``None``). A lease that lapsed but was not yet rescued still
+  works for its holder: no other worker can hold the job meanwhile.
+- **JSON text in, JSON text out.** Payloads, results and progress are JSON
+  text (``str``) encoded by the caller (the queue's codec); storage checks that
+  it got a ``str`` and stores it unparsed. Anything else is rejected with
+  :class:`TypeError` before anything is written. Never pickle.
+- **Every write is one short transaction** committed before the call returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple, Protocol, runtime_checkable
+
+from ..errors import JobqError
+from ..job import Job, JobError, JobStatus
+
+__all__ = [
+    "Completion",
+    "Enqueued",
+    "Job",
+    "JobError",
+    "JobStatus",
+    "NewJob",
+    "QueueStats",
+    "RenewResult",
+    "RescueResult",
+    "SchemaVersionError",
+    "Stats",
+    "Storage",
+    "StorageError",
+    "UniqueKeyConflict",
+    "WrongProcessError",
+]
+
+# -- errors (to move into jobq/errors.py) ---------------------------------------------
+
+
+class StorageError(JobqError):
+    """The database refused or failed an operation after bounded retries."""
+
+
+class SchemaVersionError(StorageError):
+    """The database was written by a newer jobq than this one.
+
+    ``found`` and ``supported`` hold the two schema versions.
+    """
+
+    def __init__(self, found: int, supported: int) -> None:
+        super().__init__(
+            f"the database has schema version {found} but this jobq supports up to "
+            f"{supported}; upgrade jobq (never downgrade it on an upgraded database)"
+        )
+        self.found = found
+        self.supported = supported
+
+
+class WrongProcessError(StorageError):
+    """A database connection was used in a process other than the one that opened it.
+
+    SQLite connections must not cross ``fork()``; doing so can corrupt the
+    database. ``opened_in`` and ``used_in`` hold the two process ids.
+    """
+
+    def __init__(self, opened_in: int, used_in: int) -> None:
+        super().__init__(
+            f"a SQLite connection opened in process {opened_in} was used in process "
+            f"{used_in}; go through the Storage object (it opens one per process) and "
+            "do not keep connections or transactions across fork()"
+        )
+        self.opened_in = opened_in
+        self.used_in = used_in
+
+
+class UniqueKeyConflict(StorageError):
+    """Retrying a job would give its ``unique_key`` to two live jobs.
+
+    ``unique_key`` is the key; ``existing_id`` the pending or processing job
+    that holds it now.
+    """
+
+    def __init__(self, unique_key: str, existing_id: int) -> None:
+        super().__init__(
+            f"job {existing_id} already holds unique_key {unique_key!r} and is pending or "
+            "processing; cancel or wait for it first"
+        )
+        self.unique_key = unique_key
+        self.existing_id = existing_id
+
+
+# -- values passed in and out ----------------------------------------------------------
+
+
+class NewJob(NamedTuple):
+    """A job to enqueue (a tuple, so thousands are cheap to build).
+
+    :param name: registered task name, a non-empty ``str``.
+    :param payload: the arguments as JSON text (``str``), already encoded.
+    :param queue: queue name. Default ``"default"``.
+    :param priority: integer, higher runs first. Default 0.
+    :param max_attempts: attempts allowed, integer >= 1. Default 3.
+    :param run_at: earliest start, epoch seconds; None (default) for ``now``.
+    :param unique_key: while a job with this key is pending or processing,
+        enqueueing another returns the existing one. Default None.
+    """
+
+    name: str
+    payload: str
+    queue: str = "default"
+    priority: int = 0
+    max_attempts: int = 3
+    run_at: float | None = None
+    unique_key: str | None = None
+
+
+class Enqueued(NamedTuple):
+    """What :meth:`Storage.enqueue` did: the stored ``job``, and whether it is new
+    (``created`` False when a live job with the same ``unique_key`` was returned)."""
+
+    job: Job
+    created: bool
+
+
+class Completion(NamedTuple):
+    """One entry of :meth:`Storage.complete_many`: job id, lease token, result JSON text."""
+
+    job_id: int
+    lease_token: str
+    result: str | None = None
+
+
+@dataclass(frozen=True)
+class RenewResult:
+    """Outcome of :meth:`Storage.renew`, as sets of job ids.
+
+    :param renewed: leases extended.
+    :param lost: leases no longer held (rescued, taken over, finished or
+        unknown); the worker should stop those jobs, their outcome is ignored.
+    :param cancel_requested: renewed jobs whose cancel was requested; the
+        worker should stop them and call :meth:`Storage.finish_cancelled`.
+    """
+
+    renewed: frozenset[int]
+    lost: frozenset[int]
+    cancel_requested: frozenset[int]
+
+
+@dataclass(frozen=True)
+class RescueResult:
+    """Outcome of :meth:`Storage.rescue_expired`: ids of the jobs whose lease had
+    expired, by what became of them."""
+
+    requeued: tuple[int, ...] = ()
+    failed: tuple[int, ...] = ()
+    cancelled: tuple[int, ...] = ()
+
+    @property
+    def total(self) -> int:
+        """How many expired leases were released."""
+        return len(self.requeued) + len(self.failed) + len(self.cancelled)
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """Counts for one queue at the ``now`` given to :meth:`Storage.stats`.
+
+    :param counts: jobs per status (every status present, 0 when none).
+    :param scheduled: pending jobs whose ``run_at`` is still in the future.
+    :param oldest_runnable_age: seconds since the oldest runnable (pending and
+        due) job's ``run_at``; 0.0 when none is runnable.
+    """
+
+    counts: dict[JobStatus, int]
+    scheduled: int
+    oldest_runnable_age: float
+
+
+@dataclass(frozen=True)
+class Stats:
+    """A snapshot from :meth:`Storage.stats`.
+
+    :param queues: per queue name; a queue appears once it holds a job.
+    :param completed_last_minute: jobs that completed in ``(now - 60, now]``.
+    :param failed_last_minute: jobs that ended failed in ``(now - 60, now]``.
+    :param paused: names of paused queues.
+    """
+
+    queues: dict[str, QueueStats] = field(default_factory=dict)
+    completed_last_minute: int = 0
+    failed_last_minute: int = 0
+    paused: frozenset[str] = frozenset()
+
+
+# -- the protocol ----------------------------------------------------------------------
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """Durable job storage with leases. Safe to share between threads; each
+    process opens its own connections (a storage object survives ``fork()``).
+
+    Unless said otherwise, ids that do not exist are not an error: the call
+    reports that it changed nothing. Backend failures raise :class:`StorageError`.
+    """
+
+    def enqueue(self, job: NewJob, *, now: float) -> Enqueued:
+        """Store one pending job and return it.
+
+        If ``job.unique_key`` is held by a pending or processing job, nothing is
+        inserted and that job is returned with ``created=False``.
+        Raises TypeError if the payload is not a ``str``; ValueError for a bad
+        field (e.g. ``max_attempts`` < 1).
+        """
+        ...
+
+    def enqueue_many(self, jobs: Sequence[NewJob], *, now: float) -> list[int]:
+        """Store many jobs in one transaction, all or none; return their ids in order.
+
+        Unique keys behave as in :meth:`enqueue` (the existing job's id is
+        returned), also between entries of the same call. Every entry is
+        checked before anything is written (TypeError, ValueError).
+        """
+        ...
+
+    def claim(
+        self,
+        queues: Collection[str],
+        *,
+        owner: str,
+        now: float,
+        lease_seconds: float,
+        limit: int = 1,
+    ) -> list[Job]:
+        """Lease up to ``limit`` runnable jobs to worker ``owner``; committed on return.
+
+        Runnable: pending, ``run_at <= now``, in one of ``queues`` and that queue
+        not paused. Order: highest priority, then oldest ``run_at``, then id.
+        Each claimed job becomes processing with ``attempts + 1``, a fresh
+        ``lease_token``, ``lease_expires_at = now + lease_seconds`` and
+        ``started_at = now``. Returns the claimed jobs in that order; an empty
+        list when none is runnable. ``limit``: 1 to 1000 (ValueError otherwise);
+        ``lease_seconds`` > 0.
+        """
+        ...
+
+    def has_runnable(self, queues: Collection[str], *, now: float) -> bool:
+        """Whether :meth:`claim` would find a job now, read without taking the write
+        lock (so idle workers polling often do not queue up behind writers).
+        A hint: another worker may claim the job first."""
+        ...
+
+    def renew(
+        self,
+        leases: Collection[tuple[int, str]],
+        *,
+        now: float,
+        lease_seconds: float,
+    ) -> RenewResult:
+        """Heartbeat: extend each held lease, given as ``(job_id, lease_token)``,
+        to ``now + lease_seconds``, in one transaction. See :class:`RenewResult`."""
+        ...
+
+    def set_progress(self, job_id: int, lease_token: str, progress: str, *, now: float) -> bool:
+        """Record ``progress`` (JSON text) for a job the caller holds.
+
+        Returns False, changing nothing, if the lease is not held.
+        """
+        ...
+
+    def complete(
+        self, job_id: int, lease_token: str, *, now: float, result: str | None = None
+    ) -> bool:
+        """Mark a held job completed with ``result`` (JSON text or None).
+
+        Returns False, changing nothing, if the lease is not held (fencing).
+        A pending cancel request does not prevent completion.
+        """
+        ...
+
+    def complete_many(self, completions: Sequence[Completion], *, now: float) -> list[bool]:
+        """:meth:`complete` for many jobs in one transaction (group commit);
+        one bool per entry, in order."""
+        ...
+
+    def fail(
+        self,
+        job_id: int,
+        lease_token: str,
+        error: JobError,
+        *,
+        now: float,
+        retry_at: float | None = None,
+    ) -> JobStatus | None:
+        """Record ``error`` for a held job and release it.
+
+        The job goes back to pending with ``run_at = retry_at`` when
+        ``retry_at`` is given and ``attempts < max_attempts``; it ends
+        ``cancelled`` if a cancel was requested; otherwise it ends ``failed``.
+        Returns the new status, or None, changing nothing, if the lease is not held.
+        """
+        ...
+
+    def release(
+        self, job_id: int, lease_token: str, *, now: float, run_at: float | None = None
+    ) -> JobStatus | None:
+        """Hand a held job back without counting the attempt (the task asked to run
+        later, or the worker stops before starting it).
+
+        The job goes back to pending at ``run_at`` (default ``now``) with
+        ``attempts - 1``, or ends cancelled if a cancel was requested. Returns
+        the new status, or None, changing nothing, if the lease is not held.
+        """
+        ...
+
+    def finish_cancelled(self, job_id: int, lease_token: str, *, now: float) -> bool:
+        """End a held job as cancelled (the worker stopped it, usually after a
+        cancel request). Returns False, changing nothing, if the lease is not held."""
+        ...
+
+    def rescue_expired(self, *, now: float, limit: int = 1000) -> RescueResult:
+        """Release up to ``limit`` processing jobs whose lease expired (``lease_expires_at
+        <= now``): back to pending (same ``run_at``, the attempt stays counted) while
+        ``attempts < max_attempts``, else failed; cancelled if a cancel was requested.
+        Each gets the error ``LeaseExpired: lease expired (worker died?)``. Call
+        it again while it returns ``limit`` jobs."""
+        ...
+
+    def request_cancel(self, job_id: int, *, now: float) -> Job | None:
+        """Cancel a job: a pending one becomes cancelled at once; a processing one
+        gets ``cancel_requested`` (its worker learns it from :meth:`renew`); a
+        final one is left alone. Returns the job afterwards, None if unknown."""
+        ...
+
+    def retry(self, job_id: int, *, now: float, run_at: float | None = None) -> Job | None:
+        """Move a failed or cancelled job back to pending at ``run_at`` (default ``now``).
+
+        ``attempts`` is reset to 0, so it gets its full ``max_attempts`` again;
+        the last error is kept for reference, result, progress, cancel request
+        and lease are cleared. Returns the job, or None if it is unknown or not
+        failed/cancelled. Raises :class:`UniqueKeyConflict` when another live
+        job holds its ``unique_key``.
+        """
+        ...
+
+    def get(self, job_id: int) -> Job | None:
+        """The job with this id, or None."""
+        ...
+
+    def list_jobs(
+        self,
+        *,
+        status: JobStatus | None = None,
+        queue: str | None = None,
+        name: str | None = None,
+        after_id: int | None = None,
+        limit: int = 100,
+        newest_first: bool = False,
+    ) -> list[Job]:
+        """Jobs matching every filter given, at most ``limit`` (1..10,000), by id.
+
+        Cursor pagination: pass the last id of a page as ``after_id`` to get
+        the next; with ``newest_first`` ids go down and ``after_id`` means "below".
+        """
+        ...
+
+    def stats(self, *, now: float) -> Stats:
+        """Counts per queue and status, scheduled jobs, age of the oldest
+        runnable job, and jobs finished in the last minute. See :class:`Stats`."""
+        ...
+
+    def purge(
+        self,
+        *,
+        older_than: float,
+        statuses: Collection[JobStatus] = (
+            JobStatus.COMPLETED,
+            JobStatus.FAILED,
+            JobStatus.CANCELLED,
+        ),
+        batch_size: int = 1000,
+    ) -> int:
+        """Delete final jobs that finished before ``older_than`` (epoch seconds).
+
+        Deletes in transactions of at most ``batch_size`` rows so writers are
+        never held up long; returns how many were deleted. Only final statuses
+        may be given (ValueError otherwise).
+        """
+        ...
+
+    def pause(self, queue: str, *, now: float) -> None:
+        """Stop claims from ``queue`` (jobs can still be enqueued). Idempotent."""
+        ...
+
+    def resume(self, queue: str) -> None:
+        """Let claims from ``queue`` start again. Idempotent."""
+        ...
+
+    def paused_queues(self) -> frozenset[str]:
+        """Names of the paused queues."""
+        ...
+
+    def close(self) -> None:
+        """Close this process's connections. The object must not be used afterwards."""
+        ...

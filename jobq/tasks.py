@@ -1,0 +1,189 @@
+"""Registered tasks: functions a worker may run, found by name, never by pickled code.
+
+``@queue.task()`` turns a function into a :class:`Task`. The function keeps its
+signature (calling the task calls the function) and gains ``.enqueue(...)``,
+typed with the same parameters, so mypy checks what is enqueued.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from . import codec
+from .backoff import Backoff
+from .job import Job
+
+if TYPE_CHECKING:
+    from .queue import DurableQueue
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class JobOptions:
+    """How one job is enqueued, apart from its arguments. None means "the task's own".
+
+    :param priority: higher runs first, any integer.
+    :param delay: seconds from now before the job may run (>= 0).
+    :param run_at: earliest start as epoch seconds (excludes ``delay``).
+    :param max_attempts: attempts allowed, >= 1.
+    :param unique_key: while a job with this key is pending or processing,
+        enqueueing another returns the existing one instead.
+    :param queue: queue name to enqueue into.
+    """
+
+    priority: int | None = None
+    delay: float | None = None
+    run_at: float | None = None
+    max_attempts: int | None = None
+    unique_key: str | None = None
+    queue: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.priority is not None and (
+            isinstance(self.priority, bool) or not isinstance(self.priority, int)
+        ):
+            raise TypeError(f"priority must be an integer, got {self.priority!r}")
+        if self.delay is not None and not self.delay >= 0:
+            raise ValueError(f"delay must be at least 0 seconds, got {self.delay!r}")
+        if self.delay is not None and self.run_at is not None:
+            raise ValueError("give either delay= or run_at=, not both")
+        if self.max_attempts is not None and (
+            isinstance(self.max_attempts, bool)
+            or not isinstance(self.max_attempts, int)
+            or self.max_attempts < 1
+        ):
+            raise ValueError(
+                f"max_attempts must be an integer of at least 1, got {self.max_attempts!r}"
+            )
+        if self.unique_key is not None and not isinstance(self.unique_key, str):
+            raise TypeError(f"unique_key must be a string, got {self.unique_key!r}")
+        if self.queue is not None and (not isinstance(self.queue, str) or not self.queue):
+            raise ValueError(f"queue must be a non-empty string, got {self.queue!r}")
+
+
+class Task(Generic[P, R]):
+    """A function registered with a :class:`~jobq.DurableQueue`.
+
+    Call it to run the function here and now; ``.enqueue(...)`` to store a job
+    that a worker runs later. Its settings are the defaults of its jobs:
+
+    :ivar name: the registered name jobs refer to.
+    :ivar max_attempts: attempts before a job fails for good (>= 1).
+    :ivar backoff: ``backoff(attempt) -> seconds`` before the next attempt.
+    :ivar priority: default job priority.
+    :ivar queue: default queue name.
+    :ivar timeout: seconds an attempt may run before it fails as timed out
+        (the thread itself cannot be stopped), or None.
+    """
+
+    def __init__(
+        self,
+        fn: Callable[P, R],
+        owner: DurableQueue,
+        *,
+        name: str,
+        max_attempts: int,
+        backoff: Backoff,
+        priority: int,
+        queue: str,
+        timeout: float | None,
+    ) -> None:
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.name = name
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.priority = priority
+        self.queue = queue
+        self.timeout = timeout
+        self._owner = owner
+        self._signature = inspect.signature(fn)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.fn(*args, **kwargs)
+
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        """Store a job that runs this task with these arguments; return it.
+
+        Raises TypeError, writing nothing, when the arguments do not fit the
+        function's signature or are not JSON-serialisable.
+        """
+        return self._owner._enqueue_task(self, args, kwargs, JobOptions())
+
+    def options(
+        self,
+        *,
+        priority: int | None = None,
+        delay: float | None = None,
+        run_at: float | None = None,
+        max_attempts: int | None = None,
+        unique_key: str | None = None,
+        queue: str | None = None,
+    ) -> BoundTask[P, R]:
+        """Enqueue with options kept apart from the arguments (see :class:`JobOptions`)::
+
+            send_report.options(delay=3600, unique_key=f"report-{user_id}").enqueue(user_id)
+        """
+        options = JobOptions(priority, delay, run_at, max_attempts, unique_key, queue)
+        return BoundTask(self, options)
+
+    def enqueue_many(
+        self, calls: Iterable[Sequence[Any] | Mapping[str, Any]], **options: Any
+    ) -> list[int]:
+        """Store one job per call in one transaction; return their ids.
+
+        Each call is a tuple (or list) of positional arguments, or a dict of
+        keyword arguments; wrap a single dict argument as ``(d,)``. Every call
+        is checked before anything is written. ``options`` as in :meth:`options`.
+        """
+        return self._owner._enqueue_many(self, calls, JobOptions(**options))
+
+    def encode(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+        """Check arguments against the signature and return the JSON payload."""
+        try:
+            self._signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"cannot enqueue {self.name}: {exc}") from None
+        payload: dict[str, Any] = {"args": list(args), "kwargs": dict(kwargs)}
+        return codec.encode(payload, name=f"{self.name} arguments")
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} queue={self.queue!r} max_attempts={self.max_attempts}>"
+
+
+class BoundTask(Generic[P, R]):
+    """A task with enqueue options attached, made by :meth:`Task.options`."""
+
+    def __init__(self, task: Task[P, R], options: JobOptions) -> None:
+        self.task = task
+        self.job_options = options
+
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
+        """As :meth:`Task.enqueue`, with these options."""
+        return self.task._owner._enqueue_task(self.task, args, kwargs, self.job_options)
+
+    def enqueue_many(self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]) -> list[int]:
+        """As :meth:`Task.enqueue_many`, with these options."""
+        return self.task._owner._enqueue_many(self.task, calls, self.job_options)
+
+    def options(self, **changes: Any) -> BoundTask[P, R]:
+        """These options with some changed."""
+        return BoundTask(self.task, replace(self.job_options, **changes))
+
+
+def split_call(call: Sequence[Any] | Mapping[str, Any]) -> tuple[Sequence[Any], Mapping[str, Any]]:
+    """One entry of ``enqueue_many`` as (args, kwargs)."""
+    if isinstance(call, Mapping):
+        return (), call
+    if isinstance(call, (str, bytes)) or not isinstance(call, Sequence):
+        raise TypeError(
+            f"each call given to enqueue_many must be a tuple of arguments or a dict of "
+            f"keyword arguments, got {call!r}"
+        )
+    return call, {}

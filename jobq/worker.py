@@ -1,0 +1,488 @@
+"""Running durable jobs: the worker pool, and the inline runner used by tests.
+
+A pool has one dispatcher thread, the only one that writes to the database
+in the normal course (claims in batches, completions in one transaction per
+batch, heartbeats, sweeps, retention), and ``concurrency`` threads that run
+handlers. Claimed jobs are leased: a pool that dies simply stops renewing, and
+any other pool releases its jobs once the lease has expired.
+
+Depends on :mod:`jobq.queue`; nothing in the queue depends on this module.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+import weakref
+from collections import deque
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from . import codec, signals
+from .context import JobContext, _set_current
+from .errors import Fail, PayloadError, Retry, TaskTimeout, UnknownTask
+from .job import Job, JobError, JobStatus
+from .storage.base import Completion
+
+if TYPE_CHECKING:
+    from .queue import DurableQueue
+
+logger = logging.getLogger(__name__)
+
+_TRACEBACK_LIMIT = 20_000  # characters of traceback kept on a failed job
+_pool_numbers = itertools.count(1)
+_live_pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an attempt came to. ``delay`` is seconds before the next attempt for
+    ``failed`` (None: no retry) and ``snoozed`` (a ``Retry`` raised by the task)."""
+
+    kind: Literal["completed", "failed", "snoozed", "cancelled"]
+    result: str | None = None
+    error: JobError | None = None
+    delay: float | None = None
+
+
+def _error_of(exc: BaseException) -> JobError:
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    if len(text) > _TRACEBACK_LIMIT:
+        text = "...\n" + text[-_TRACEBACK_LIMIT:]
+    return JobError(type(exc).__qualname__, str(exc), text)
+
+
+def execute(queue: DurableQueue, job: Job, context: JobContext) -> Outcome:
+    """Run one attempt of ``job`` in this thread and say how it went. Never raises."""
+    task = queue.tasks.get(job.name)
+    if task is None:
+        return Outcome("failed", error=_error_of(UnknownTask(job.name, list(queue.tasks))))
+    try:
+        payload = json.loads(job.payload)
+        args, kwargs = payload["args"], payload["kwargs"]
+    except (ValueError, KeyError, TypeError) as exc:
+        message = f"the stored arguments of job {job.id} cannot be read: {exc}"
+        return Outcome("failed", error=JobError("PayloadError", message))
+    _set_current(context)
+    try:
+        if queue.around_job is None:
+            result = task.fn(*args, **kwargs)
+        else:
+            result = queue.around_job(lambda: task.fn(*args, **kwargs))
+    except Retry as exc:
+        delay = exc.delay if exc.delay is not None else task.backoff(job.attempts)
+        return Outcome("snoozed", error=_error_of(exc), delay=delay)
+    except Fail as exc:
+        return Outcome("failed", error=_error_of(exc))
+    except BaseException as exc:  # a task must never take its worker down
+        if job.attempts >= job.max_attempts:
+            return Outcome("failed", error=_error_of(exc))
+        return Outcome("failed", error=_error_of(exc), delay=task.backoff(job.attempts))
+    finally:
+        _set_current(None)
+    if context.cancel_requested:
+        return Outcome("cancelled")
+    try:
+        return Outcome("completed", result=codec.encode(result, name=f"result of {job.name}"))
+    except PayloadError as exc:
+        return Outcome("failed", error=_error_of(exc))
+
+
+def apply(queue: DurableQueue, job: Job, outcome: Outcome, now: float) -> JobStatus | None:
+    """Record an outcome other than ``completed`` under the job's lease; return the
+    job's new status, or None if the lease was no longer held."""
+    storage, token = queue.storage, job.lease_token
+    assert token is not None
+    if outcome.kind == "completed":
+        done = storage.complete(job.id, token, now=now, result=outcome.result)
+        status = JobStatus.COMPLETED if done else None
+    elif outcome.kind == "cancelled":
+        status = JobStatus.CANCELLED if storage.finish_cancelled(job.id, token, now=now) else None
+    elif outcome.kind == "snoozed":
+        assert outcome.delay is not None
+        status = storage.release(job.id, token, now=now, run_at=now + outcome.delay)
+    else:
+        assert outcome.error is not None
+        retry_at = None if outcome.delay is None else now + outcome.delay
+        status = storage.fail(job.id, token, outcome.error, now=now, retry_at=retry_at)
+    if status is not None:
+        _announce(queue, job, outcome, status, now)
+    return status
+
+
+def _announce(
+    queue: DurableQueue, job: Job, outcome: Outcome, status: JobStatus, now: float
+) -> None:
+    if status is JobStatus.COMPLETED:
+        if signals.job_succeeded.receivers:
+            result = None if outcome.result is None else json.loads(outcome.result)
+            signals.emit(signals.job_succeeded, queue, job=job, result=result)
+    elif status is JobStatus.FAILED:
+        if signals.job_failed.receivers:
+            signals.emit(signals.job_failed, queue, job=job, error=outcome.error)
+    elif status is JobStatus.CANCELLED:
+        if signals.job_cancelled.receivers:
+            signals.emit(signals.job_cancelled, queue, job=job)
+    elif signals.job_retrying.receivers:
+        run_at = now + (outcome.delay or 0.0)
+        signals.emit(signals.job_retrying, queue, job=job, error=outcome.error, run_at=run_at)
+
+
+def _progress_reporter(queue: DurableQueue, job: Job) -> Any:
+    def report(progress: str) -> bool:
+        assert job.lease_token is not None
+        return queue.storage.set_progress(job.id, job.lease_token, progress,
+                                          now=queue.clock.now())
+
+    return report
+
+
+def run_inline(
+    queue: DurableQueue, *, queues: Collection[str] | None, max_jobs: int | None
+) -> int:
+    """Claim and run due jobs one by one in this thread; see ``DurableQueue.run_until_empty``."""
+    owner = f"inline:{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+    names = list(queues) if queues is not None else queue.queue_names()
+    count = 0
+    while max_jobs is None or count < max_jobs:
+        now = queue.clock.now()
+        queue.storage.rescue_expired(now=now)
+        jobs = queue.storage.claim(names, owner=owner, now=now,
+                                   lease_seconds=queue.lease_seconds, limit=1)
+        if not jobs:
+            break
+        job = jobs[0]
+        if signals.job_started.receivers:
+            signals.emit(signals.job_started, queue, job=job)
+        outcome = execute(queue, job, JobContext(job, _progress_reporter(queue, job)))
+        apply(queue, job, outcome, queue.clock.now())
+        count += 1
+    return count
+
+
+class _Attempt:
+    """A claimed job in this pool: waiting for a thread, running, or just finished."""
+
+    __slots__ = ("context", "deadline", "job", "lost", "started", "thread", "timed_out")
+
+    def __init__(self, queue: DurableQueue, job: Job) -> None:
+        self.job = job
+        self.context = JobContext(job, _progress_reporter(queue, job))
+        self.started: float | None = None
+        self.deadline: float | None = None
+        self.thread: str | None = None
+        self.timed_out = False  # its failure is recorded; the thread's outcome is ignored
+        self.lost = False  # the lease is gone: nothing of it may be recorded
+
+    @property
+    def abandoned(self) -> bool:
+        return self.timed_out or self.lost
+
+
+class WorkerPool:
+    """Worker threads of one process taking jobs from a :class:`~jobq.DurableQueue`.
+
+    Made by :meth:`DurableQueue.start_workers`. :meth:`stop` ends it; so does
+    the interpreter's exit (with a 30 s grace for running jobs).
+    """
+
+    def __init__(
+        self,
+        queue: DurableQueue,
+        *,
+        concurrency: int,
+        queues: Collection[str] | None,
+        prefetch: int | None,
+        name: str | None,
+    ) -> None:
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"concurrency must be an integer of at least 1, got {concurrency!r}")
+        if prefetch is None:
+            prefetch = concurrency
+        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
+            raise ValueError(f"prefetch must be an integer of at least 0, got {prefetch!r}")
+        if isinstance(queues, str):
+            raise TypeError(f"queues must be a collection of names, got the string {queues!r}")
+        self.queue = queue
+        self.concurrency = concurrency
+        self.prefetch = prefetch
+        self.queues = tuple(queues) if queues is not None else tuple(queue.queue_names())
+        number = next(_pool_numbers)
+        self.name = name or f"pool{number}"
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{self.name}"
+        self._lock = threading.Lock()
+        self._has_work = threading.Condition(self._lock)
+        self._ready: deque[_Attempt] = deque()
+        self._running: set[_Attempt] = set()
+        self._outcomes: list[tuple[_Attempt, Outcome]] = []
+        self._wakeup = threading.Event()
+        self._stopping = False
+        self._stop_deadline = 0.0
+        self._threads: list[threading.Thread] = []
+        self._dispatcher: threading.Thread | None = None
+        self._pid = os.getpid()
+        self._sweep_interval = min(queue.lease_seconds / 2, 10.0)
+
+    # -- life ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the dispatcher and worker threads (called by ``start_workers``)."""
+        if self._dispatcher is not None:
+            raise RuntimeError(f"worker pool {self.name} was already started")
+        for index in range(self.concurrency):
+            thread = threading.Thread(
+                target=self._work, name=f"jobq-{self.name}-worker-{index + 1}", daemon=True
+            )
+            self._threads.append(thread)
+            thread.start()
+        self._dispatcher = threading.Thread(
+            target=self._dispatch, name=f"jobq-{self.name}-dispatcher", daemon=True
+        )
+        self._dispatcher.start()
+        _live_pools.add(self)
+        if signals.worker_started.receivers:
+            signals.emit(signals.worker_started, self.queue, pool=self)
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop taking jobs, give running ones up to ``timeout`` seconds to finish,
+        and hand back jobs claimed but not started. Returns True if every running
+        job finished in time; jobs still running then keep their thread, and
+        their lease lapses so another worker runs them again."""
+        with self._lock:
+            if not self._stopping:
+                self._stopping = True
+                self._stop_deadline = time.monotonic() + timeout
+            self._has_work.notify_all()
+        self._wakeup.set()
+        dispatcher = self._dispatcher
+        if dispatcher is not None and dispatcher is not threading.current_thread():
+            dispatcher.join(timeout + 5.0)
+        deadline = time.monotonic() + 1.0
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self._lock:
+            finished = not self._running
+        _live_pools.discard(self)
+        return finished
+
+    @property
+    def is_alive(self) -> bool:
+        """True while the dispatcher runs (it renews leases; without it jobs are rescued)."""
+        return self._dispatcher is not None and self._dispatcher.is_alive()
+
+    def wake(self, queue_name: str | None = None) -> None:
+        """Look for work now (called when this process enqueues a job)."""
+        if queue_name is None or queue_name in self.queues:
+            self._wakeup.set()
+
+    def running(self) -> list[dict[str, Any]]:
+        """What each busy thread is doing: job id, name, attempt, start time, thread."""
+        with self._lock:
+            attempts = list(self._running)
+        return [
+            {
+                "id": a.job.id, "name": a.job.name, "queue": a.job.queue,
+                "attempt": a.job.attempts, "started_at": a.started, "thread": a.thread,
+                "timed_out": a.timed_out,
+            }
+            for a in attempts
+        ]
+
+    # -- worker threads -------------------------------------------------------------
+
+    def _work(self) -> None:
+        clock = self.queue.clock
+        while True:
+            with self._lock:
+                while not self._ready and not self._stopping:
+                    self._has_work.wait()
+                if self._stopping:
+                    return
+                attempt = self._ready.popleft()
+                attempt.started = clock.now()
+                attempt.thread = threading.current_thread().name
+                task = self.queue.tasks.get(attempt.job.name)
+                if task is not None and task.timeout is not None:
+                    attempt.deadline = attempt.started + task.timeout
+                self._running.add(attempt)
+            if signals.job_started.receivers:
+                signals.emit(signals.job_started, self.queue, job=attempt.job)
+            outcome = execute(self.queue, attempt.job, attempt.context)
+            with self._lock:
+                self._running.discard(attempt)
+                if not attempt.abandoned:
+                    self._outcomes.append((attempt, outcome))
+            self._wakeup.set()
+
+    # -- dispatcher -----------------------------------------------------------------
+
+    def _dispatch(self) -> None:
+        clock = self.queue.clock
+        now = clock.now()
+        next_heartbeat = now + self.queue.lease_seconds / 3
+        next_sweep = now  # rescue what dead workers left before claiming
+        next_purge = now + 1.0
+        failures = 0
+        while True:
+            self._wakeup.clear()
+            more = False
+            try:
+                now = clock.now()
+                self._flush(now)
+                if self._stopping and self._finish_stopping():
+                    break
+                if now >= next_heartbeat:
+                    self._heartbeat(now)
+                    next_heartbeat = now + self.queue.lease_seconds / 3
+                if now >= next_sweep:
+                    self._sweep(now)
+                    next_sweep = now + self._sweep_interval
+                if now >= next_purge:
+                    self._purge(now)
+                    next_purge = now + self.queue.retention.interval
+                self._expire_overdue(now)
+                if not self._stopping:
+                    more = self._claim(now)
+                failures = 0
+            except Exception:
+                failures += 1
+                logger.exception("jobq worker pool %s: database operation failed", self.name)
+                self._wakeup.wait(min(5.0, 0.05 * 2**failures))
+                continue
+            if not more:
+                self._wakeup.wait(self.queue.poll_interval)
+        if signals.worker_stopped.receivers:
+            signals.emit(signals.worker_stopped, self.queue, pool=self)
+
+    def _finish_stopping(self) -> bool:
+        """While stopping: hand back unstarted jobs; True once the pool may end."""
+        with self._lock:
+            unstarted = list(self._ready)
+            self._ready.clear()
+            busy = bool(self._running)
+        now = self.queue.clock.now()
+        for attempt in unstarted:
+            token = attempt.job.lease_token
+            assert token is not None
+            self.queue.storage.release(attempt.job.id, token, now=now, run_at=attempt.job.run_at)
+        if busy and time.monotonic() < self._stop_deadline:
+            return False
+        with self._lock:
+            return not self._outcomes
+
+    def _claim(self, now: float) -> bool:
+        with self._lock:
+            free = self.concurrency + self.prefetch - len(self._ready) - len(self._running)
+        if free <= 0:
+            return False
+        storage = self.queue.storage
+        if not storage.has_runnable(self.queues, now=now):
+            return False
+        jobs = storage.claim(self.queues, owner=self.owner, now=now,
+                             lease_seconds=self.queue.lease_seconds, limit=free)
+        if jobs:
+            with self._lock:
+                self._ready.extend(_Attempt(self.queue, job) for job in jobs)
+                self._has_work.notify(len(jobs))
+        return len(jobs) == free
+
+    def _flush(self, now: float) -> None:
+        with self._lock:
+            outcomes, self._outcomes = self._outcomes, []
+        if not outcomes:
+            return
+        try:
+            completed = [(a, o) for a, o in outcomes if o.kind == "completed"]
+            if completed:
+                done = self.queue.storage.complete_many(
+                    [Completion(a.job.id, a.job.lease_token or "", o.result) for a, o in completed],
+                    now=now,
+                )
+                for (attempt, outcome), ok in zip(completed, done, strict=False):
+                    if ok:
+                        _announce(self.queue, attempt.job, outcome, JobStatus.COMPLETED, now)
+                outcomes = [(a, o) for a, o in outcomes if o.kind != "completed"]
+            while outcomes:
+                attempt, outcome = outcomes[0]
+                apply(self.queue, attempt.job, outcome, now)
+                outcomes.pop(0)
+        except BaseException:
+            with self._lock:  # keep what was not recorded; the next flush tries again
+                self._outcomes[:0] = outcomes
+            raise
+
+    def _heartbeat(self, now: float) -> None:
+        with self._lock:
+            held = [a for a in itertools.chain(self._ready, self._running) if not a.abandoned]
+            held += [a for a, _ in self._outcomes if not a.lost]
+        if not held:
+            return
+        result = self.queue.storage.renew(
+            [(a.job.id, a.job.lease_token or "") for a in held],
+            now=now, lease_seconds=self.queue.lease_seconds,
+        )
+        if not result.lost and not result.cancel_requested:
+            return
+        with self._lock:
+            for attempt in held:
+                if attempt.job.id in result.cancel_requested:
+                    attempt.context.request_cancel()
+                if attempt.job.id in result.lost:
+                    attempt.lost = True
+                    if attempt in self._ready:
+                        self._ready.remove(attempt)
+            self._outcomes = [(a, o) for a, o in self._outcomes if not a.lost]
+
+    def _sweep(self, now: float) -> None:
+        rescued = self.queue.storage.rescue_expired(now=now)
+        if rescued.total:
+            logger.warning(
+                "jobq: released %d jobs whose worker stopped renewing its lease "
+                "(requeued %s, failed %s, cancelled %s)", rescued.total,
+                list(rescued.requeued), list(rescued.failed), list(rescued.cancelled),
+            )
+            if signals.job_lease_expired.receivers:
+                signals.emit(signals.job_lease_expired, self.queue, requeued=rescued.requeued,
+                             failed=rescued.failed, cancelled=rescued.cancelled)
+            self._wakeup.set()
+
+    def _purge(self, now: float) -> None:
+        for status, age in self.queue.retention.ages().items():
+            self.queue.storage.purge(older_than=now - age, statuses=[status])
+
+    def _expire_overdue(self, now: float) -> None:
+        with self._lock:
+            overdue = [a for a in self._running
+                       if not a.abandoned and a.deadline is not None and now >= a.deadline]
+            for attempt in overdue:
+                attempt.timed_out = True
+                job = attempt.job
+                task = self.queue.tasks.get(job.name)
+                assert task is not None
+                assert task.timeout is not None
+                error = _error_of(TaskTimeout(task.timeout, job.name))
+                delay = None if job.attempts >= job.max_attempts else task.backoff(job.attempts)
+                self._outcomes.append((attempt, Outcome("failed", error=error, delay=delay)))
+        if overdue:
+            self._wakeup.set()
+
+    def __repr__(self) -> str:
+        return (
+            f"<WorkerPool {self.name} concurrency={self.concurrency} queues={list(self.queues)} "
+            f"{'alive' if self.is_alive else 'stopped'}>"
+        )
+
+
+@atexit.register
+def _stop_pools_at_exit() -> None:
+    for pool in list(_live_pools):
+        if pool._pid == os.getpid():
+            pool.stop(timeout=30.0)

@@ -1,0 +1,106 @@
+"""Several real processes and threads on one database (part of the contract)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from _backends import open_storage
+
+from jobq.job import JobStatus
+from jobq.storage.base import Completion, NewJob, Storage
+
+CHILD = str(Path(__file__).with_name("_child.py"))
+T0 = 1_000_000.0
+
+
+def run_children(argvs: list[list[str]], timeout: float = 30.0) -> list[dict[str, Any]]:
+    """Start one child per argv, release them together, return their JSON outputs."""
+    children = [
+        subprocess.Popen(
+            [sys.executable, CHILD, *argv],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for argv in argvs
+    ]
+    try:
+        for child in children:  # every interpreter is up and waiting
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "ready"
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        results = []
+        for child in children:
+            out, err = child.communicate(timeout=timeout)
+            assert child.returncode == 0, err
+            results.append(json.loads(out.strip().splitlines()[-1]))
+        return results
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+            for stream in (child.stdin, child.stdout, child.stderr):
+                if stream is not None:
+                    stream.close()
+
+
+def test_processes_never_claim_one_job_twice(spec: dict[str, Any], storage: Storage) -> None:
+    ids = storage.enqueue_many([NewJob("t", "[]") for _ in range(2000)], now=T0)
+    results = run_children(
+        [[json.dumps(spec), "claim", f"proc-{n}", str(T0)] for n in range(3)]
+    )
+    claimed = [job_id for result in results for job_id in result["claimed"]]
+    assert sorted(claimed) == ids  # each job exactly once, none lost
+    assert sum(1 for result in results if result["claimed"]) >= 2, "no concurrency happened"
+    owners = {job.lease_owner for job in storage.list_jobs(limit=5000)}
+    assert owners <= {"proc-0", "proc-1", "proc-2"}
+    stats = storage.stats(now=T0)
+    assert stats.queues["default"].counts[JobStatus.COMPLETED] == 2000
+
+
+def test_processes_open_a_fresh_file_at_once(spec: dict[str, Any]) -> None:
+    # Nobody has created the file: the children race to create the schema.
+    assert not Path(spec["path"]).exists()
+    results = run_children([[json.dumps(spec), "enqueue", f"job-{n}"] for n in range(4)])
+    assert len({result["id"] for result in results}) == 4
+    storage = open_storage(spec)
+    try:
+        assert sorted(job.name for job in storage.list_jobs()) == [f"job-{n}" for n in range(4)]
+    finally:
+        storage.close()
+
+
+def test_threads_share_one_storage_without_double_claims(storage: Storage) -> None:
+    ids = storage.enqueue_many([NewJob("t", "[]") for _ in range(300)], now=T0)
+    claimed: list[list[int]] = [[] for _ in range(4)]
+    errors: list[BaseException] = []
+
+    def work(slot: int) -> None:
+        try:
+            while jobs := storage.claim(["default"], owner=f"t{slot}", now=T0,
+                                        lease_seconds=60, limit=2):  # fmt: skip
+                claimed[slot] += [job.id for job in jobs]
+                storage.complete_many(
+                    [Completion(job.id, job.lease_token or "") for job in jobs], now=T0
+                )
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(slot,)) for slot in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == []
+    assert sorted(job_id for part in claimed for job_id in part) == ids

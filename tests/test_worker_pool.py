@@ -1,0 +1,204 @@
+"""The worker pool with real threads on a real SQLite file."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import jobq
+from jobq import DurableQueue, JobStatus, signals
+from jobq.testing import FakeClock
+from tests.conftest import BOUNDED_WAIT, eventually
+
+
+@pytest.fixture
+def queue(tmp_path: Path) -> Any:
+    q = DurableQueue(tmp_path / "jobs.db", poll_interval=0.005)
+    yield q
+    q.close()
+
+
+def wait_status(queue: DurableQueue, job_id: int, status: JobStatus) -> jobq.Job:
+    eventually(lambda: queue.get(job_id).status is status)
+    return queue.get(job_id)
+
+
+def test_pool_runs_jobs_concurrently_and_each_once(queue: DurableQueue) -> None:
+    lock = threading.Lock()
+    calls: dict[int, int] = {}
+    running = 0
+    peak = 0
+
+    @queue.task("count")
+    def count(n: int) -> int:
+        nonlocal running, peak
+        with lock:
+            running += 1
+            peak = max(peak, running)
+            calls[n] = calls.get(n, 0) + 1
+        threading.Event().wait(0.001)
+        with lock:
+            running -= 1
+        return n
+
+    ids = count.enqueue_many([(n,) for n in range(300)])
+    pool = queue.start_workers(concurrency=4)
+    try:
+        eventually(lambda: queue.stats().queues["default"].counts[JobStatus.COMPLETED] == 300)
+    finally:
+        assert pool.stop(timeout=BOUNDED_WAIT)
+    assert calls == dict.fromkeys(range(300), 1)
+    assert 1 < peak <= 4
+    assert queue.get(ids[-1]).decoded_result() == 299
+
+
+def test_a_job_enqueued_in_process_wakes_an_idle_pool(tmp_path: Path) -> None:
+    # A poll interval of a minute: only the in-process wake-up can start the job quickly.
+    queue = DurableQueue(tmp_path / "wake.db", poll_interval=60)
+    done = threading.Event()
+
+    @queue.task("ping")
+    def ping() -> None:
+        done.set()
+
+    pool = queue.start_workers(concurrency=1)
+    try:
+        eventually(lambda: pool.is_alive)
+        threading.Event().wait(0.05)  # let the pool go idle
+        ping.enqueue()
+        assert done.wait(5), "the enqueue did not wake the pool"
+    finally:
+        pool.stop(timeout=BOUNDED_WAIT)
+        queue.close()
+
+
+def test_failures_retry_and_never_kill_a_worker(queue: DurableQueue) -> None:
+    @queue.task("boom", max_attempts=2, backoff=0)
+    def boom() -> None:
+        raise SystemExit("a task calling sys.exit() must not end the worker")
+
+    @queue.task("ok")
+    def ok() -> str:
+        return "fine"
+
+    failing = boom.enqueue()
+    pool = queue.start_workers(concurrency=1)
+    try:
+        failed = wait_status(queue, failing.id, JobStatus.FAILED)
+        assert failed.attempts == 2
+        assert failed.error is not None
+        assert failed.error.type == "SystemExit"
+        later = ok.enqueue()
+        assert wait_status(queue, later.id, JobStatus.COMPLETED).decoded_result() == "fine"
+    finally:
+        pool.stop(timeout=BOUNDED_WAIT)
+
+
+def test_cancel_reaches_a_running_job_through_the_heartbeat(tmp_path: Path) -> None:
+    queue = DurableQueue(tmp_path / "cancel.db", lease_seconds=0.3, poll_interval=0.005)
+    started = threading.Event()
+
+    @queue.task("loop")
+    def loop() -> str:
+        started.set()
+        context = jobq.current_job()
+        assert context.wait_for_cancel(BOUNDED_WAIT), "cancel never arrived"
+        return "stopped"
+
+    job = loop.enqueue()
+    pool = queue.start_workers(concurrency=1)
+    try:
+        assert started.wait(BOUNDED_WAIT)
+        assert queue.cancel(job.id).cancel_requested
+        wait_status(queue, job.id, JobStatus.CANCELLED)
+    finally:
+        pool.stop(timeout=BOUNDED_WAIT)
+        queue.close()
+
+
+def test_timeout_fails_the_attempt_and_frees_nothing_else(tmp_path: Path) -> None:
+    clock = FakeClock(1_800_000_000.0)
+    queue = DurableQueue(tmp_path / "timeout.db", poll_interval=0.005, clock=clock)
+    release = threading.Event()
+
+    @queue.task("stuck", timeout=30, max_attempts=1)
+    def stuck() -> None:
+        release.wait(BOUNDED_WAIT)
+
+    job = stuck.enqueue()
+    pool = queue.start_workers(concurrency=1)
+    try:
+        eventually(lambda: len(pool.running()) == 1)
+        clock.advance(31)
+        failed = wait_status(queue, job.id, JobStatus.FAILED)
+        assert failed.error is not None
+        assert failed.error.type == "TaskTimeout"
+        assert pool.running()[0]["timed_out"]  # the thread still runs it
+    finally:
+        release.set()
+        pool.stop(timeout=BOUNDED_WAIT)
+        queue.close()
+    assert queue_status_after_late_return(tmp_path, job.id) is JobStatus.FAILED
+
+
+def queue_status_after_late_return(tmp_path: Path, job_id: int) -> JobStatus:
+    reopened = DurableQueue(tmp_path / "timeout.db")
+    try:
+        return reopened.get(job_id).status
+    finally:
+        reopened.close()
+
+
+def test_stop_hands_back_jobs_that_did_not_start(queue: DurableQueue) -> None:
+    gate = threading.Event()
+
+    @queue.task("slow")
+    def slow() -> None:
+        gate.wait(BOUNDED_WAIT)
+
+    ids = slow.enqueue_many([() for _ in range(6)])
+    pool = queue.start_workers(concurrency=2, prefetch=4)
+    eventually(lambda: len(pool.running()) == 2)
+    stopper = threading.Thread(target=pool.stop, kwargs={"timeout": BOUNDED_WAIT})
+    stopper.start()
+    gate.set()
+    stopper.join(BOUNDED_WAIT * 2)
+    statuses = [queue.get(i).status for i in ids]
+    assert statuses.count(JobStatus.COMPLETED) == 2
+    assert statuses.count(JobStatus.PENDING) == 4
+    assert all(queue.get(i).attempts == 0 for i in ids if queue.get(i).status is JobStatus.PENDING)
+
+
+def test_signals_follow_a_job(queue: DurableQueue) -> None:
+    seen: list[tuple[str, Any]] = []
+
+    def record(kind: str) -> Any:
+        def receiver(sender: Any, **kw: Any) -> None:
+            seen.append((kind, kw["job"].name if "job" in kw else None))
+        return receiver
+
+    @queue.task("twice", max_attempts=2, backoff=0)
+    def twice() -> None:
+        if jobq.current_job().attempt == 1:
+            raise ValueError("first time")
+
+    receivers = {
+        signals.job_enqueued: record("enqueued"), signals.job_started: record("started"),
+        signals.job_retrying: record("retrying"), signals.job_succeeded: record("succeeded"),
+    }
+    for signal, receiver in receivers.items():
+        signal.connect(receiver, sender=queue)
+    try:
+        job = twice.enqueue()
+        pool = queue.start_workers(concurrency=1)
+        wait_status(queue, job.id, JobStatus.COMPLETED)
+        pool.stop(timeout=BOUNDED_WAIT)
+    finally:
+        for signal, receiver in receivers.items():
+            signal.disconnect(receiver, sender=queue)
+    assert [kind for kind, _ in seen] == [
+        "enqueued", "started", "retrying", "started", "succeeded"
+    ]

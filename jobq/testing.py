@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import weakref
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .job import Job
+    from .queue import DurableQueue
+    from .tasks import Task
 
 # A waiter that missed a notification re-checks after this many real seconds at most.
 _RECHECK_SECONDS = 0.02
@@ -72,3 +79,41 @@ def shutdown_executors(wait: bool = True) -> None:
         _executors.clear()
     for instance in executors:
         instance.shutdown(wait=wait, cancel_futures=True)
+
+
+def enqueued(queue: DurableQueue, task: Task[Any, Any] | str | None = None) -> list[Job]:
+    """Pending jobs of ``queue`` (all, or of one task), oldest first, up to 10,000."""
+    from .job import JobStatus
+
+    name = None if task is None else queue.get_task(task).name
+    return queue.list(status=JobStatus.PENDING, name=name, limit=10_000)
+
+
+def assert_enqueued(
+    queue: DurableQueue, task: Task[Any, Any] | str, /, *args: Any, **kwargs: Any
+) -> Job:
+    """Assert a pending job runs ``task`` with exactly these arguments; return it.
+
+    Use it to check what code enqueued without running any job::
+
+        signup(client, "ada@example.com")
+        assert_enqueued(queue, send_welcome, "ada@example.com")
+    """
+    registered = queue.get_task(task)
+    expected = json.loads(registered.encode(args, kwargs))
+    candidates = enqueued(queue, registered)
+    for job in candidates:
+        if job.decoded_payload() == expected:
+            return job
+    seen = [job.decoded_payload() for job in candidates] or "none"
+    raise AssertionError(
+        f"no pending {registered.name} job with arguments {expected}; pending ones: {seen}"
+    )
+
+
+def assert_not_enqueued(queue: DurableQueue, task: Task[Any, Any] | str) -> None:
+    """Assert no job of ``task`` is pending."""
+    jobs = enqueued(queue, task)
+    if jobs:
+        ids = [job.id for job in jobs]
+        raise AssertionError(f"{len(jobs)} pending job(s) of {jobs[0].name}: ids {ids}")

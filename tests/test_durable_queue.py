@@ -363,3 +363,25 @@ def test_task_registration_errors(queue: DurableQueue) -> None:
         queue.task(one)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="max_attempts must be an integer of at least 1"):
         queue.task("x", max_attempts=0)
+
+
+def test_testing_helpers_check_what_was_enqueued(queue: DurableQueue) -> None:
+    from jobq.testing import assert_enqueued, assert_not_enqueued, enqueued
+
+    @queue.task("welcome")
+    def welcome(email: str, *, plan: str = "free") -> None: ...
+
+    @queue.task("other")
+    def other() -> None: ...
+
+    assert_not_enqueued(queue, welcome)
+    job = welcome.enqueue("ada@example.com", plan="pro")
+    assert assert_enqueued(queue, welcome, "ada@example.com", plan="pro").id == job.id
+    assert assert_enqueued(queue, "welcome", "ada@example.com", plan="pro").id == job.id
+    with pytest.raises(AssertionError, match="no pending welcome job with arguments"):
+        assert_enqueued(queue, welcome, "ada@example.com")
+    with pytest.raises(AssertionError, match="1 pending job"):
+        assert_not_enqueued(queue, welcome)
+    other.enqueue()
+    assert [j.name for j in enqueued(queue)] == ["welcome", "other"]
+    assert [j.name for j in enqueued(queue, other)] == ["other"]

@@ -118,6 +118,10 @@ class DurableQueue:
     :param retention: how long finished jobs are kept (:class:`Retention`).
     :param inline: run each job in the enqueueing thread as soon as it is
         stored, for tests and scripts (default False).
+    :param unknown_tasks: what a worker does with a job whose task is not
+        registered in its process: ``"fail"`` it with a clear error (default),
+        or ``"wait"``: put it back for a minute, without using an attempt, for
+        a worker that knows it (e.g. during a rolling deploy).
     :param clock: wall clock for stored times; tests pass a FakeClock.
     """
 
@@ -131,6 +135,7 @@ class DurableQueue:
         poll_interval: float = 0.01,
         retention: Retention | None = None,
         inline: bool = False,
+        unknown_tasks: Literal["fail", "wait"] = "fail",
         clock: Clock = WALL_CLOCK,
     ) -> None:
         for name, value in (("lease_seconds", lease_seconds), ("poll_interval", poll_interval)):
@@ -140,7 +145,10 @@ class DurableQueue:
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
         self.retention = retention if retention is not None else Retention()
+        if unknown_tasks not in ("fail", "wait"):
+            raise ValueError(f"unknown_tasks must be 'fail' or 'wait', got {unknown_tasks!r}")
         self.inline = inline
+        self.unknown_tasks = unknown_tasks
         self.clock = clock
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.around_job: Callable[[Callable[[], Any]], Any] | None = None

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _TRACEBACK_LIMIT = 20_000  # characters of traceback kept on a failed job
+UNKNOWN_TASK_WAIT = 60.0
+"""Seconds a job of an unregistered task waits with ``unknown_tasks="wait"``."""
 _pool_numbers = itertools.count(1)
 _live_pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
 
@@ -64,7 +66,12 @@ def execute(queue: DurableQueue, job: Job, context: JobContext) -> Outcome:
     """Run one attempt of ``job`` in this thread and say how it went. Never raises."""
     task = queue.tasks.get(job.name)
     if task is None:
-        return Outcome("failed", error=_error_of(UnknownTask(job.name, list(queue.tasks))))
+        error = _error_of(UnknownTask(job.name, list(queue.tasks)))
+        if queue.unknown_tasks == "wait":
+            logger.warning("jobq: job %d: %s; trying again in %g s", job.id, error.message,
+                           UNKNOWN_TASK_WAIT)
+            return Outcome("snoozed", error=error, delay=UNKNOWN_TASK_WAIT)
+        return Outcome("failed", error=error)
     try:
         payload = json.loads(job.payload)
         args, kwargs = payload["args"], payload["kwargs"]

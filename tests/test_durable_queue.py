@@ -385,3 +385,26 @@ def test_testing_helpers_check_what_was_enqueued(queue: DurableQueue) -> None:
     other.enqueue()
     assert [j.name for j in enqueued(queue)] == ["welcome", "other"]
     assert [j.name for j in enqueued(queue, other)] == ["other"]
+
+
+def test_unknown_task_can_wait_for_a_worker_that_knows_it(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    producer = DurableQueue(tmp_path / "deploy.db", clock=clock)
+    old_worker = DurableQueue(tmp_path / "deploy.db", clock=clock, unknown_tasks="wait")
+
+    @producer.task("new-feature")
+    def new_feature() -> str:
+        return "done"
+
+    job = new_feature.enqueue()
+    assert old_worker.run_until_empty() == 1
+    waiting = old_worker.get(job.id)
+    assert waiting.status is JobStatus.PENDING
+    assert waiting.attempts == 0  # waiting used no attempt
+    assert waiting.run_at == START + 60
+    clock.advance(60)
+    assert producer.run_until_empty() == 1
+    assert producer.get(job.id).status is JobStatus.COMPLETED
+    producer.close()
+    old_worker.close()

@@ -6,13 +6,20 @@ jobq executor for it: 3 calls at a time, a strict sliding-window rate limit.
 Every request thread submits to that same executor by name, so the limit holds
 for the whole process, however many requests arrive at once.
 
-This is jobq's in-memory tier as it exists today: tasks live in this process
-and are lost if it stops. There is no durable queue or Flask extension yet.
+It shows both tiers. ``POST /enrich`` waits for in-memory tasks during the
+request (the BoundedExecutor). ``POST /jobs`` stores durable jobs in a SQLite
+file under the app's instance folder and returns at once; worker threads
+started with the app run them, retrying a call the API refused, and
+``GET /jobs/<id>`` shows how each went. Stop the app while jobs wait and start
+it again: they are still there and run. (The Flask extension, which will start
+workers and mount a monitoring blueprint for you, is not written yet; here the
+app does it by hand.)
 
     python examples/demo_app.py            # serve on http://127.0.0.1:5000
     python examples/demo_app.py --check    # exercise the endpoints, exit 0 if all is well
 
-Endpoints: ``GET /``, ``POST /enrich`` with ``{"items": ["apple", ...]}``,
+Endpoints: ``GET /``, ``POST /enrich`` and ``POST /jobs`` with
+``{"items": ["apple", ...]}``, ``GET /jobs/<id>``, ``GET /jobs/stats``,
 ``GET /executor``.
 """
 
@@ -21,15 +28,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import tempfile
 import time
 from concurrent.futures import wait
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from fake_api import FakeApi, start_fake_api
 from flask import Flask, Response, jsonify, request
 from rate_limited_client import fetch
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException, NotFound
 
 import jobq
 
@@ -50,15 +59,50 @@ EXAMPLE_ITEMS = ["apple", "banana", "cherry", "damson", "elderberry", "fig", "gr
 
 @dataclass
 class Demo:
-    """What the app runs besides Flask: the fake API and its named executor."""
+    """What the app runs besides Flask: the fake API, its named executor, the durable
+    queue and the queue's worker pool."""
 
     api: FakeApi
     executor: jobq.BoundedExecutor
+    queue: jobq.DurableQueue
+    pool: jobq.WorkerPool
 
     def close(self) -> None:
-        """Shut down the executor (cancelling waiting calls) and stop the fake API."""
+        """Stop the workers (unstarted jobs stay stored), the executor and the fake API."""
+        self.pool.stop(timeout=CALL_TIMEOUT)
+        self.queue.close()
         self.executor.shutdown(cancel_futures=True)
         self.api.stop()
+
+
+def job_as_dict(job: jobq.Job) -> dict[str, Any]:
+    """What ``GET /jobs/<id>`` shows of a job."""
+    return {
+        "id": job.id,
+        "task": job.name,
+        "args": job.decoded_payload()["args"],
+        "status": job.status.value,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "result": job.decoded_result(),
+        "error": None if job.error is None else f"{job.error.type}: {job.error.message}",
+    }
+
+
+def make_queue(app: Flask, api: FakeApi) -> jobq.DurableQueue:
+    """The demo's durable queue, in the instance folder, with its one task."""
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    queue = jobq.DurableQueue(Path(app.instance_path) / "demo-jobs.db")
+
+    @queue.task("enrich_item", max_attempts=5, backoff=jobq.backoff.exponential(base=0.5, cap=5))
+    def enrich_item(item: str) -> dict[str, Any]:
+        # Durable jobs share the process-wide rate limit with request-time calls.
+        reply = jobq.executor(EXECUTOR_NAME).submit(fetch, api.url, item, CALL_TIMEOUT).result()
+        if reply.status != 200:
+            raise RuntimeError(f"the API answered {reply.status}")  # retried with backoff
+        return {"item": item, "body": reply.body}
+
+    return queue
 
 
 def demo_of(app: Flask) -> Demo:
@@ -68,23 +112,29 @@ def demo_of(app: Flask) -> Demo:
 
 
 def create_app(
-    *, limit: int = API_LIMIT, per: float = API_PER, latency: float = API_LATENCY
+    *,
+    limit: int = API_LIMIT,
+    per: float = API_PER,
+    latency: float = API_LATENCY,
+    instance_path: str | None = None,
 ) -> Flask:
     """Build the demo app, starting a fake API that allows ``limit`` requests per ``per`` s.
 
     Call ``demo_of(app).close()`` when done with the app: Flask has no shutdown
     hook, and the fake API's thread and the executor's threads outlive requests.
     """
-    app = Flask(__name__)
+    app = Flask(__name__, instance_path=instance_path)
     api = start_fake_api(limit, per, latency)
     try:
         executor = jobq.executor(
             EXECUTOR_NAME, max_workers=MAX_WORKERS, rate=limit, per=per + MARGIN, strict=True
         )
+        queue = make_queue(app, api)
     except BaseException:
         api.stop()
         raise
-    app.extensions["jobq_demo"] = Demo(api, executor)
+    pool = queue.start_workers(concurrency=MAX_WORKERS)
+    app.extensions["jobq_demo"] = Demo(api, executor, queue, pool)
 
     @app.errorhandler(HTTPException)
     def json_error(error: HTTPException) -> tuple[Response, int]:
@@ -100,10 +150,17 @@ def create_app(
                 f"{limit} starts in any {per + MARGIN:g} s (the API allows {limit} per {per:g} s; "
                 f"the margin absorbs network jitter). Concurrent requests share the limit."
             ),
-            "not_yet": "no durable queue and no Flask extension yet: tasks live in memory only",
+            "durable": (
+                "POST /jobs stores one durable job per item in a SQLite file and returns at "
+                "once; worker threads run them (through the same rate limit), retrying "
+                "refused calls. Jobs survive a restart of the app."
+            ),
             "endpoints": {
                 "GET /": "this description",
                 "POST /enrich": f'JSON {{"items": [...]}}, up to {MAX_ITEMS} strings',
+                "POST /jobs": 'the same body; answers 202 with the job ids',
+                "GET /jobs/<id>": "one job: status, attempts, result or last error",
+                "GET /jobs/stats": "counts of durable jobs per status",
                 "GET /executor": "the named executor's running and waiting tasks and limits",
             },
             "fake_api": {"url": api.url, "limit": limit, "per": per},
@@ -141,6 +198,26 @@ def create_app(
             "fake_api_totals": asdict(api.stats()),
         }
         return body, 200 if not not_done else 504
+
+    @app.post("/jobs")
+    def enqueue_jobs() -> tuple[dict[str, Any], int]:
+        ids = demo_of(app).queue.enqueue_many("enrich_item", [(item,) for item in parse_items()])
+        return {"job_ids": ids, "see": [f"/jobs/{job_id}" for job_id in ids]}, 202
+
+    @app.get("/jobs/<int:job_id>")
+    def show_job(job_id: int) -> dict[str, Any]:
+        try:
+            return job_as_dict(demo_of(app).queue.get(job_id))
+        except jobq.JobNotFound as error:
+            raise NotFound(str(error)) from None
+
+    @app.get("/jobs/stats")
+    def job_stats() -> dict[str, Any]:
+        stats = demo_of(app).queue.stats()
+        return {
+            name: {status.value: count for status, count in queue_stats.counts.items()}
+            for name, queue_stats in stats.queues.items()
+        }
 
     @app.get("/executor")
     def executor_state() -> dict[str, Any]:
@@ -194,7 +271,8 @@ def parse_items() -> list[str]:
 
 def check() -> bool:
     """Exercise every endpoint with Flask's test client against a real fake API server."""
-    app = create_app()
+    scratch = tempfile.TemporaryDirectory(prefix="jobq-demo-check-")
+    app = create_app(instance_path=scratch.name)
     client = app.test_client()
     failures: list[str] = []
 
@@ -236,6 +314,23 @@ def check() -> bool:
             expect(f"POST /enrich with {name} answers 400", bad.status_code == 400
                    and bool(message), f"{bad.status_code} {message}")
 
+        jobs = client.post("/jobs", json={"items": ["kiwi", "lime", "mango"]})
+        job_ids = (jobs.get_json() or {}).get("job_ids", [])
+        expect("POST /jobs answers 202 with 3 job ids", jobs.status_code == 202
+               and len(job_ids) == 3, str(jobs.get_json()))
+        deadline = time.monotonic() + WAIT_TIMEOUT
+        shown: list[dict[str, Any]] = []
+        while time.monotonic() < deadline:
+            shown = [client.get(f"/jobs/{job_id}").get_json() for job_id in job_ids]
+            if all(job["status"] == "completed" for job in shown):
+                break
+            time.sleep(0.05)
+        print(f"  durable jobs: {json.dumps([(j['id'], j['status']) for j in shown])}")
+        expect("the workers completed every durable job",
+               bool(shown) and all(job["status"] == "completed" for job in shown))
+        missing = client.get("/jobs/999999")
+        expect("GET /jobs/<unknown id> answers 404", missing.status_code == 404)
+
         # A task's future resolves a moment before the executor stops counting it as
         # running, so wait for the executor itself before expecting running == 0.
         demo_of(app).executor.wait_idle(timeout=5)
@@ -246,6 +341,7 @@ def check() -> bool:
                and state.get_json()["rate_limit"]["rate"] == API_LIMIT)
     finally:
         demo_of(app).close()
+        scratch.cleanup()
     print("all checks passed" if not failures else f"{len(failures)} check(s) failed")
     return not failures
 
@@ -266,6 +362,8 @@ def main() -> int:
     print(f"jobq demo on {base} (fake API on {demo_of(app).api.url}). Try:\n")
     print(f"  curl -s {base}/")
     print(f"  curl -s -X POST {base}/enrich -H 'Content-Type: application/json' -d '{payload}'")
+    print(f"  curl -s -X POST {base}/jobs -H 'Content-Type: application/json' -d '{payload}'")
+    print(f"  curl -s {base}/jobs/1")
     print(f"  curl -s {base}/executor\n")
     try:
         # No reloader: it would run this module twice, starting two fake APIs.

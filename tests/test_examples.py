@@ -100,9 +100,9 @@ def test_demo_check_exits_zero() -> None:
 
 
 @pytest.fixture
-def demo_app(examples: None) -> Iterator[Flask]:
+def demo_app(examples: None, tmp_path: Path) -> Iterator[Flask]:
     demo = load("demo_app")
-    app: Flask = demo.create_app(limit=5, per=0.5, latency=0.01)
+    app: Flask = demo.create_app(limit=5, per=0.5, latency=0.01, instance_path=str(tmp_path))
     yield app
     demo.demo_of(app).close()
 
@@ -140,3 +140,27 @@ def test_enrich_fetches_items_without_429s(demo_app: Flask) -> None:
     state = client.get("/executor").get_json()
     assert (state["running"], state["waiting"], state["max_workers"]) == (0, 0, 3)
     assert state["rate_limit"]["rate"] == 5
+
+
+def test_durable_jobs_survive_a_restart_of_the_app(examples: None, tmp_path: Path) -> None:
+    demo = load("demo_app")
+    first: Flask = demo.create_app(instance_path=str(tmp_path))
+    demo.demo_of(first).pool.stop()  # a server that stops before the jobs run
+    reply = first.test_client().post("/jobs", json={"items": ["plum", "pear"]})
+    assert reply.status_code == 202
+    ids = reply.get_json()["job_ids"]
+    demo.demo_of(first).close()
+
+    second: Flask = demo.create_app(instance_path=str(tmp_path))
+    try:
+        client = second.test_client()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            statuses = [client.get(f"/jobs/{job_id}").get_json()["status"] for job_id in ids]
+            if statuses == ["completed", "completed"]:
+                break
+            time.sleep(0.05)
+        assert statuses == ["completed", "completed"]
+        assert client.get(f"/jobs/{ids[0]}").get_json()["result"]["item"] == "plum"
+    finally:
+        demo.demo_of(second).close()

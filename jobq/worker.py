@@ -40,6 +40,7 @@ logger = logging.getLogger(__name__)
 _TRACEBACK_LIMIT = 20_000  # characters of traceback kept on a failed job
 UNKNOWN_TASK_WAIT = 60.0
 """Seconds a job of an unregistered task waits with ``unknown_tasks="wait"``."""
+_MAX_CLAIM = 256  # jobs claimed in one transaction at most
 _pool_numbers = itertools.count(1)
 _live_pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
 
@@ -388,6 +389,7 @@ class WorkerPool:
     def _claim(self, now: float) -> bool:
         with self._lock:
             free = self.concurrency + self.prefetch - len(self._ready) - len(self._running)
+        free = min(free, _MAX_CLAIM)
         if free <= 0:
             return False
         storage = self.queue.storage

@@ -1,11 +1,11 @@
-"""Argument checks shared by storage backends: reject bad input before any write."""
+"""Argument checks shared by storage backends (bad input is rejected before any
+write), and lease token generation."""
 
 from __future__ import annotations
 
 import math
 import secrets
 from collections.abc import Collection
-from typing import Any
 
 from .base import NewJob
 
@@ -14,14 +14,6 @@ def new_tokens(count: int) -> list[str]:
     """``count`` random lease tokens of 32 hex digits (one system call for all)."""
     digits = secrets.token_hex(16 * count)
     return [digits[i : i + 32] for i in range(0, 32 * count, 32)]
-
-
-def insert_params(job: NewJob, now: float) -> tuple[Any, ...]:
-    run_at = now if job.run_at is None else job.run_at
-    return (
-        job.queue, job.name, job.payload, job.priority, job.max_attempts, run_at,
-        job.unique_key, now,
-    )  # fmt: skip
 
 
 def check_new(job: NewJob, index: int | None) -> None:

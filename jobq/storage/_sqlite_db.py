@@ -1,10 +1,12 @@
 """One SQLite file seen from one process: a connection per thread, transactions.
 
 A connection is opened lazily by each thread that needs one and remembered in
-a :class:`threading.local`, together with the process id that opened it. After
-``fork()`` the child's first call finds a connection from another process and
-opens its own; the inherited ones are neither used nor closed (closing one
-could release locks that belong to the child's new connection to the same file).
+a :class:`threading.local`, together with the process id that opened it; the
+connections of threads that have ended are closed when another is opened.
+After ``fork()`` the child's first call finds a connection from another
+process and opens its own; the inherited ones are neither used nor closed
+(closing one could release locks that belong to the child's new connection to
+the same file).
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ def _release_file(key: str) -> None:
             _DRIVER_BY_FILE.pop(key, None)
         else:
             _DRIVER_BY_FILE[key] = (driver, count - 1)
+
 
 Synchronous = Literal["NORMAL", "FULL"]
 CheckpointMode = Literal["PASSIVE", "FULL", "RESTART", "TRUNCATE"]

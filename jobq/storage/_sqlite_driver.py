@@ -204,6 +204,8 @@ def make_driver(name: str) -> _Driver:
     raise ValueError(f"driver must be 'sqlite3' or 'apsw', got {name!r}")
 
 
+# The process id as of the last fork, checked before every statement without a
+# system call; Database.conn() calls current_pid() once per operation.
 _pid = os.getpid()
 
 
@@ -217,8 +219,12 @@ if hasattr(os, "register_at_fork"):
 
 
 def current_pid() -> int:
-    """This process's id, kept up to date across ``fork()`` without a system call."""
-    return _pid
+    """This process's id (a system call; it also refreshes the cached id that
+    each statement checks, in case a fork bypassed Python's fork hooks)."""
+    pid = os.getpid()
+    if pid != _pid:
+        _forked()
+    return pid
 
 
 class Connection:

@@ -12,8 +12,8 @@ Rules every backend follows:
   time by passing numbers.
 - **Leases.** :meth:`Storage.claim` hands a job to one worker with a random
   ``lease_token`` valid until ``lease_expires_at``. Every later change made on
-  the worker's behalf (renew, progress, complete, fail, finish as cancelled) is
-  conditioned on that token: once the lease has been rescued or the job taken
+  the worker's behalf (renew, progress, complete, fail, release, finish as
+  cancelled) is conditioned on that token: once the lease has been rescued or the job taken
   by another worker, the old holder's calls change nothing and report so
   (``False`` / ``None``). A lease that lapsed but was not yet rescued still
   works for its holder: no other worker can hold the job meanwhile.
@@ -22,6 +22,8 @@ Rules every backend follows:
   it got a ``str`` and stores it unparsed. Anything else is rejected with
   :class:`TypeError` before anything is written. Never pickle.
 - **Every write is one short transaction** committed before the call returns.
+- **Attempts** count claims: a claim adds one, so a worker that dies mid-job
+  has used an attempt (:meth:`Storage.release` gives it back on purpose).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from jobq.job import JobStatus
 from jobq.storage import SQLiteStorage
 from jobq.storage._sqlite_driver import _Sqlite3PositionalDriver
 from jobq.storage._sqlite_schema import MIGRATIONS, SCHEMA_VERSION, migrate
-from jobq.storage._sqlite_sql import CANDIDATES
+from jobq.storage._sqlite_sql import CANDIDATES, LIVE_BY_KEY
 from jobq.storage.base import (
     Completion,
     JobError,
@@ -132,6 +132,8 @@ def test_claim_reads_the_index_in_order_without_sorting(tmp_path: Path, driver: 
         )
         assert "jobs_claim" in plan
         assert "TEMP B-TREE" not in plan, plan
+        unique = conn.query(f"EXPLAIN QUERY PLAN {LIVE_BY_KEY}", ("key",))
+        assert "jobs_unique" in str(unique)
 
 
 def test_listing_final_jobs_reads_an_index_in_id_order(tmp_path: Path) -> None:
@@ -379,6 +381,21 @@ def test_committed_job_survives_kill_9(tmp_path: Path, driver: str) -> None:
         assert (job.name, job.status) == ("survivor", JobStatus.PENDING)
     finally:
         storage.close()
+
+
+def test_enqueue_many_is_all_or_nothing(tmp_path: Path, driver: str) -> None:
+    with SQLiteStorage(tmp_path / "a.db", driver=driver) as storage:
+        # A trigger makes the database itself refuse the last job of the batch.
+        storage._db.conn().run(
+            "CREATE TEMP TRIGGER refuse BEFORE INSERT ON jobs WHEN NEW.name = 'boom' "
+            "BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END"
+        )
+        batch = [NewJob("ok", "[]") for _ in range(250)] + [NewJob("u", "[]", unique_key="k"),
+                                                            NewJob("boom", "[]")]  # fmt: skip
+        with pytest.raises(StorageError, match="refused by test trigger"):
+            storage.enqueue_many(batch, now=T0)
+        assert storage.list_jobs() == []
+        assert storage.enqueue_many(batch[:-1], now=T0)[-1] == 251
 
 
 def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:

@@ -23,8 +23,12 @@ from .errors import NotConfigured as NotConfigured
 from .errors import PayloadError as PayloadError
 from .errors import QueueFull as QueueFull
 from .errors import Retry as Retry
+from .errors import SchemaVersionError as SchemaVersionError
+from .errors import StorageError as StorageError
 from .errors import TaskTimeout as TaskTimeout
+from .errors import UniqueKeyConflict as UniqueKeyConflict
 from .errors import UnknownTask as UnknownTask
+from .errors import WrongProcessError as WrongProcessError
 from .executor_registry import executor as executor
 from .job import Job as Job
 from .job import JobError as JobError
@@ -61,16 +65,20 @@ __all__ = [
     "Retention",
     "Retry",
     "SYSTEM_CLOCK",
+    "SchemaVersionError",
     "SlidingWindowLimiter",
+    "StorageError",
     "SystemClock",
     "Task",
     "TaskOptions",
     "TaskTimeout",
     "TokenBucket",
+    "UniqueKeyConflict",
     "UnknownTask",
     "WALL_CLOCK",
     "WallClock",
     "WorkerPool",
+    "WrongProcessError",
     "configure",
     "current_job",
     "default_queue",

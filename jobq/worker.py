@@ -256,6 +256,7 @@ class WorkerPool:
         )
         self._dispatcher.start()
         _live_pools.add(self)
+        _warn_if_sqlite_is_affected(self.queue)
         if signals.worker_started.receivers:
             signals.emit(signals.worker_started, self.queue, pool=self)
 
@@ -487,6 +488,21 @@ class WorkerPool:
         return (
             f"<WorkerPool {self.name} concurrency={self.concurrency} queues={list(self.queues)} "
             f"{'alive' if self.is_alive else 'stopped'}>"
+        )
+
+
+_warned_about_wal_reset = False
+
+
+def _warn_if_sqlite_is_affected(queue: DurableQueue) -> None:
+    global _warned_about_wal_reset
+    if not _warned_about_wal_reset and getattr(queue.storage, "affected_by_wal_reset_bug", False):
+        _warned_about_wal_reset = True
+        logger.warning(
+            "jobq: this SQLite library has the WAL-reset bug (SQLite 3.7.0 to 3.51.2) that "
+            "can corrupt a database written by several processes at once; with more than "
+            "one worker process install jobq[apsw] and use DurableQueue(..., driver='apsw'), "
+            "which bundles a fixed SQLite"
         )
 
 

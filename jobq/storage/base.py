@@ -32,7 +32,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol, runtime_checkable
 
-from ..errors import JobqError
+from ..errors import SchemaVersionError, StorageError, UniqueKeyConflict, WrongProcessError
 from ..job import Job, JobError, JobStatus
 
 __all__ = [
@@ -52,61 +52,6 @@ __all__ = [
     "UniqueKeyConflict",
     "WrongProcessError",
 ]
-
-# -- errors (to move into jobq/errors.py) ---------------------------------------------
-
-
-class StorageError(JobqError):
-    """The database refused or failed an operation after bounded retries."""
-
-
-class SchemaVersionError(StorageError):
-    """The database was written by a newer jobq than this one.
-
-    ``found`` and ``supported`` hold the two schema versions.
-    """
-
-    def __init__(self, found: int, supported: int) -> None:
-        super().__init__(
-            f"the database has schema version {found} but this jobq supports up to "
-            f"{supported}; upgrade jobq (never downgrade it on an upgraded database)"
-        )
-        self.found = found
-        self.supported = supported
-
-
-class WrongProcessError(StorageError):
-    """A database connection was used in a process other than the one that opened it.
-
-    SQLite connections must not cross ``fork()``; doing so can corrupt the
-    database. ``opened_in`` and ``used_in`` hold the two process ids.
-    """
-
-    def __init__(self, opened_in: int, used_in: int) -> None:
-        super().__init__(
-            f"a SQLite connection opened in process {opened_in} was used in process "
-            f"{used_in}; go through the Storage object (it opens one per process) and "
-            "do not keep connections or transactions across fork()"
-        )
-        self.opened_in = opened_in
-        self.used_in = used_in
-
-
-class UniqueKeyConflict(StorageError):
-    """Retrying a job would give its ``unique_key`` to two live jobs.
-
-    ``unique_key`` is the key; ``existing_id`` the pending or processing job
-    that holds it now.
-    """
-
-    def __init__(self, unique_key: str, existing_id: int) -> None:
-        super().__init__(
-            f"job {existing_id} already holds unique_key {unique_key!r} and is pending or "
-            "processing; cancel or wait for it first"
-        )
-        self.unique_key = unique_key
-        self.existing_id = existing_id
-
 
 # -- values passed in and out ----------------------------------------------------------
 

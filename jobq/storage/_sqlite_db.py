@@ -3,10 +3,10 @@
 A connection is opened lazily by each thread that needs one and remembered in
 a :class:`threading.local`, together with the process id that opened it; the
 connections of threads that have ended are closed when another is opened.
-After ``fork()`` the child's first call finds a connection from another
-process and opens its own; the inherited ones are neither used nor closed
-(closing one could release locks that belong to the child's new connection to
-the same file).
+Right after ``fork()`` the child closes the connections it inherited, before it
+can open its own (SQLite's per-process lock records would otherwise say the
+parent's locks are held, the child would take none, and the parent's last close
+would delete the WAL under it). One inside a transaction at the fork is abandoned.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
@@ -26,6 +27,17 @@ from .base import StorageError
 # Connections inherited across fork() stay referenced here so they are never
 # closed, not even by the garbage collector.
 _ABANDONED: list[Connection] = []
+
+_DATABASES: weakref.WeakSet[Database] = weakref.WeakSet()  # for the fork hook
+
+
+def _after_fork_in_child() -> None:
+    for db in list(_DATABASES):
+        db._drop_inherited()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 # Which driver each open file uses in this process, and how many Database
 # objects hold it. sqlite3 and apsw carry two copies of the SQLite library, and
@@ -107,6 +119,22 @@ class Database:
         self._closed = False
         self._file_key = os.path.realpath(path)
         _hold_file(self._file_key, self.driver.name)
+        _DATABASES.add(self)
+
+    def _drop_inherited(self) -> None:
+        """In a just-forked child: close the parent's connections, abandoning any
+        inside a transaction (its rollback would write to the shared WAL index)."""
+        self._lock = threading.Lock()  # another thread may have held it at the fork
+        inherited, self._connections = self._connections, []
+        self._local = threading.local()
+        for _, conn in inherited:
+            if conn.raw.in_transaction:  # sqlite3 and apsw both have it
+                _ABANDONED.append(conn)
+                continue
+            try:
+                self.driver.close(conn.raw)
+            except self.errors:
+                _ABANDONED.append(conn)
 
     def conn(self) -> Connection:
         """This thread's connection in this process, opened if needed."""

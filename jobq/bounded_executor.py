@@ -22,6 +22,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 from blinker import NamedSignal
 
 from . import signals
+from ._validate import check_count, check_priority, check_seconds
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import ConfigurationError, QueueFull, TaskTimeout
 from .ratelimit import RateLimiter, SlidingWindowLimiter, TokenBucket
@@ -416,16 +417,6 @@ def _drain_at_exit() -> None:
         core.join()
 
 
-def _check_positive(name: str, value: float | None) -> None:
-    if value is not None and not value > 0:
-        raise ValueError(f"{name} must be greater than 0 seconds, got {value!r}")
-
-
-def _check_count(name: str, value: int | None) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ValueError(f"{name} must be an integer of at least 1, got {value!r}")
-
-
 def _make_limiter(
     rate: float | None, per: float, burst: int | None, strict: bool, clock: Clock
 ) -> RateLimiter | None:
@@ -516,9 +507,11 @@ class BoundedExecutor(Executor):
     ) -> None:
         if max_workers is None:
             max_workers = _default_max_workers()
-        _check_count("max_workers", max_workers)
-        _check_count("max_queued", max_queued)
-        _check_positive("timeout", timeout)
+        check_count("max_workers", max_workers)
+        if max_queued is not None:
+            check_count("max_queued", max_queued)
+        if timeout is not None:
+            check_seconds("timeout", timeout)
         if when_full not in ("block", "raise"):
             raise ValueError(f"when_full must be 'block' or 'raise', got {when_full!r}")
         if limiter is not None and (rate is not None or strict or burst is not None):
@@ -557,12 +550,11 @@ class BoundedExecutor(Executor):
             urgent.submit(fetch, url)
             results = urgent.map(fetch, urls)
         """
-        if isinstance(priority, bool) or not isinstance(priority, int):
-            raise TypeError(f"priority must be an integer, got {priority!r}")
+        check_priority(priority)
         if timeout is ...:
             timeout = self._core.timeout
-        else:
-            _check_positive("timeout", timeout)
+        elif timeout is not None:
+            check_seconds("timeout", timeout)
         return TaskOptions(self, priority, timeout)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -633,7 +625,7 @@ class BoundedExecutor(Executor):
 
     @max_workers.setter
     def max_workers(self, value: int) -> None:
-        _check_count("max_workers", value)
+        check_count("max_workers", value)
         self._core.set_max_workers(value)
 
     @property

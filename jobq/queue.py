@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 from . import backoff as backoffs
 from . import signals
+from ._validate import check_seconds
 from .clock import WALL_CLOCK, Clock
 from .errors import ConfigurationError, JobqError, UnknownTask
 from .job import Job, JobStatus
@@ -138,9 +139,8 @@ class DurableQueue:
         unknown_tasks: Literal["fail", "wait"] = "fail",
         clock: Clock = WALL_CLOCK,
     ) -> None:
-        for name, value in (("lease_seconds", lease_seconds), ("poll_interval", poll_interval)):
-            if not value > 0:
-                raise ValueError(f"{name} must be greater than 0 seconds, got {value!r}")
+        check_seconds("lease_seconds", lease_seconds)
+        check_seconds("poll_interval", poll_interval)
         self.storage = open_storage(location, driver=driver, synchronous=synchronous)
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
@@ -188,8 +188,8 @@ class DurableQueue:
         if callable(name):
             raise TypeError("use @queue.task() with parentheses, not @queue.task")
         JobOptions(priority=priority, max_attempts=max_attempts, queue=queue)  # validates
-        if timeout is not None and not timeout > 0:
-            raise ValueError(f"timeout must be greater than 0 seconds, got {timeout!r}")
+        if timeout is not None:
+            check_seconds("timeout", timeout)
         resolved_backoff = backoffs.resolve(backoff)
 
         def register(function: Callable[P, R]) -> Task[P, R]:

@@ -11,6 +11,7 @@ import threading
 from collections import deque
 from typing import Protocol
 
+from ._validate import check_count, check_seconds
 from .clock import SYSTEM_CLOCK, Clock
 
 # Float slack when comparing times and token counts: a caller that waits exactly
@@ -128,10 +129,8 @@ class TokenBucket(_Limiter):
     def _configure(self, rate: float, per: float, burst: int) -> None:
         if not rate > 0:
             raise ValueError(f"rate must be greater than 0, got {rate!r}")
-        if not per > 0:
-            raise ValueError(f"per must be greater than 0 seconds, got {per!r}")
-        if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
-            raise ValueError(f"burst must be an integer of at least 1, got {burst!r}")
+        check_seconds("per", per)
+        check_count("burst", burst)
         self.rate, self.per, self.burst = rate, per, burst
         self._capacity = burst
         self._fill = rate / per
@@ -212,10 +211,8 @@ class SlidingWindowLimiter(_Limiter):
         self._configure(limit, per)
 
     def _configure(self, limit: int, per: float) -> None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ValueError(f"limit must be an integer of at least 1, got {limit!r}")
-        if not per > 0:
-            raise ValueError(f"per must be greater than 0 seconds, got {per!r}")
+        check_count("limit", limit)
+        check_seconds("per", per)
         self.limit, self.per = limit, per
         self._capacity = limit
 

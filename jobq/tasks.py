@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from . import codec
+from ._validate import check_count, check_priority
 from .backoff import Backoff
 from .job import Job
 
@@ -45,22 +46,14 @@ class JobOptions:
     queue: str | None = None
 
     def __post_init__(self) -> None:
-        if self.priority is not None and (
-            isinstance(self.priority, bool) or not isinstance(self.priority, int)
-        ):
-            raise TypeError(f"priority must be an integer, got {self.priority!r}")
+        if self.priority is not None:
+            check_priority(self.priority)
         if self.delay is not None and not self.delay >= 0:
             raise ValueError(f"delay must be at least 0 seconds, got {self.delay!r}")
         if self.delay is not None and self.run_at is not None:
             raise ValueError("give either delay= or run_at=, not both")
-        if self.max_attempts is not None and (
-            isinstance(self.max_attempts, bool)
-            or not isinstance(self.max_attempts, int)
-            or self.max_attempts < 1
-        ):
-            raise ValueError(
-                f"max_attempts must be an integer of at least 1, got {self.max_attempts!r}"
-            )
+        if self.max_attempts is not None:
+            check_count("max_attempts", self.max_attempts)
         if self.unique_key is not None and not isinstance(self.unique_key, str):
             raise TypeError(f"unique_key must be a string, got {self.unique_key!r}")
         if self.queue is not None and (not isinstance(self.queue, str) or not self.queue):

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import codec, signals
+from ._validate import check_count
 from .context import JobContext, _set_current
 from .errors import Fail, PayloadError, Retry, TaskTimeout, UnknownTask
 from .job import Job, JobError, JobStatus
@@ -211,12 +212,10 @@ class WorkerPool:
         prefetch: int | None,
         name: str | None,
     ) -> None:
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ValueError(f"concurrency must be an integer of at least 1, got {concurrency!r}")
+        check_count("concurrency", concurrency)
         if prefetch is None:
             prefetch = concurrency
-        if isinstance(prefetch, bool) or not isinstance(prefetch, int) or prefetch < 0:
-            raise ValueError(f"prefetch must be an integer of at least 0, got {prefetch!r}")
+        check_count("prefetch", prefetch, minimum=0)
         if isinstance(queues, str):
             raise TypeError(f"queues must be a collection of names, got the string {queues!r}")
         self.queue = queue

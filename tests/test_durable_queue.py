@@ -408,3 +408,26 @@ def test_unknown_task_can_wait_for_a_worker_that_knows_it(
     assert producer.get(job.id).status is JobStatus.COMPLETED
     producer.close()
     old_worker.close()
+
+
+def test_a_dead_workers_job_is_rescued_after_its_lease(
+    queue: DurableQueue, clock: FakeClock
+) -> None:
+    @queue.task("resilient")
+    def resilient() -> str:
+        return f"attempt {jobq.current_job().attempt}"
+
+    job = resilient.enqueue()
+    # A worker claims the job, then dies without a word.
+    claimed = queue.storage.claim(["default"], owner="dead-worker", now=clock.now(),
+                                  lease_seconds=queue.lease_seconds)
+    assert [j.id for j in claimed] == [job.id]
+    clock.advance(queue.lease_seconds - 1)
+    assert queue.run_until_empty() == 0  # the lease still holds: nobody else runs it
+    clock.advance(1)
+    assert queue.run_until_empty() == 1
+    done = queue.get(job.id)
+    assert done.status is JobStatus.COMPLETED
+    assert done.decoded_result() == "attempt 2"  # the lost attempt counted
+    assert done.error is not None
+    assert done.error.type == "LeaseExpired"

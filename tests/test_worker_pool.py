@@ -202,3 +202,31 @@ def test_signals_follow_a_job(queue: DurableQueue) -> None:
     assert [kind for kind, _ in seen] == [
         "enqueued", "started", "retrying", "started", "succeeded"
     ]
+
+
+def test_heartbeats_keep_a_long_job_leased_as_time_passes(tmp_path: Path) -> None:
+    clock = FakeClock(1_800_000_000.0)
+    queue = DurableQueue(tmp_path / "long.db", lease_seconds=30, poll_interval=0.005, clock=clock)
+    release = threading.Event()
+
+    @queue.task("long")
+    def long_job() -> str:
+        release.wait(BOUNDED_WAIT)
+        return "done"
+
+    job = long_job.enqueue()
+    pool = queue.start_workers(concurrency=1)
+    try:
+        eventually(lambda: len(pool.running()) == 1)
+        for _ in range(10):  # five minutes, ten lease lengths, in steps of half a lease
+            before = queue.get(job.id).lease_expires_at
+            clock.advance(15)
+            eventually(lambda before=before: queue.get(job.id).lease_expires_at != before)
+        assert queue.get(job.id).attempts == 1  # never rescued from under its worker
+        release.set()
+        done = wait_status(queue, job.id, JobStatus.COMPLETED)
+        assert done.attempts == 1
+    finally:
+        release.set()
+        pool.stop(timeout=BOUNDED_WAIT)
+        queue.close()

@@ -23,6 +23,7 @@ from . import codec
 from .job import Job
 
 _local = threading.local()
+_event_lock = threading.Lock()
 
 
 class JobContext:
@@ -31,7 +32,8 @@ class JobContext:
     def __init__(self, job: Job, report_progress: Callable[[str], bool]) -> None:
         self._job = job
         self._report_progress = report_progress
-        self._cancel = threading.Event()
+        self._cancelled = False
+        self._cancel: threading.Event | None = None  # made when a task waits on it
 
     @property
     def job(self) -> Job:
@@ -50,11 +52,16 @@ class JobContext:
     @property
     def cancel_requested(self) -> bool:
         """True once someone asked to cancel this job; stop soon and return."""
-        return self._cancel.is_set()
+        return self._cancelled
 
     def wait_for_cancel(self, timeout: float | None = None) -> bool:
         """Sleep up to ``timeout`` seconds, waking early if a cancel is requested.
         Returns :attr:`cancel_requested`."""
+        with _event_lock:
+            if self._cancel is None:
+                self._cancel = threading.Event()
+                if self._cancelled:
+                    self._cancel.set()
         return self._cancel.wait(timeout)
 
     def set_progress(self, progress: Any) -> None:
@@ -64,7 +71,10 @@ class JobContext:
 
     def request_cancel(self) -> None:
         # Called by the worker when the database says a cancel was requested.
-        self._cancel.set()
+        with _event_lock:
+            self._cancelled = True
+            if self._cancel is not None:
+                self._cancel.set()
 
 
 def current_job() -> JobContext:

@@ -283,13 +283,19 @@ class DurableQueue:
         options: JobOptions,
     ) -> list[int]:
         now = self.clock.now()
-        jobs = []
-        for call in calls:
-            args, kwargs = split_call(call)
-            jobs.append(self._new_job(task, task.encode(args, kwargs), options, now))
-        ids = self.storage.enqueue_many(jobs, now=now) if jobs else []
-        if jobs:
-            self._wake(jobs[0].queue)
+        encode = task.encode
+        payloads = [encode(*split_call(call)) for call in calls]
+        if not payloads:
+            return []
+        template = self._new_job(task, "", options, now)
+        if template.unique_key is None:
+            ids = self.storage.enqueue_payloads(template, payloads, now=now)
+        else:
+            ids = self.storage.enqueue_many(
+                [template._replace(payload=p) for p in payloads], now=now
+            )
+        if ids:
+            self._wake(template.queue)
             if self.inline:
                 self.run_until_empty()
         return ids

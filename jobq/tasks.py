@@ -97,6 +97,7 @@ class Task(Generic[P, R]):
         self.timeout = timeout
         self._owner = owner
         self._signature = inspect.signature(fn)
+        self._arities: set[int] = set()  # numbers of positional arguments that bind
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.fn(*args, **kwargs)
@@ -139,10 +140,20 @@ class Task(Generic[P, R]):
 
     def encode(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
         """Check arguments against the signature and return the JSON payload."""
-        try:
-            self._signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"cannot enqueue {self.name}: {exc}") from None
+        if kwargs or len(args) not in self._arities:
+            try:
+                self._signature.bind(*args, **kwargs)
+            except TypeError as exc:
+                raise TypeError(f"cannot enqueue {self.name}: {exc}") from None
+            if not kwargs:
+                # Positional arguments alone bind or not by their number only.
+                self._arities.add(len(args))
+        if not kwargs:
+            for value in args:
+                if type(value) not in codec.PLAIN:
+                    break
+            else:  # str, int, bool, None: nothing to check, nothing nested
+                return codec.encode_plain_args(args)
         payload: dict[str, Any] = {"args": list(args), "kwargs": dict(kwargs)}
         return codec.encode(payload, name=f"{self.name} arguments")
 
@@ -170,8 +181,13 @@ class BoundTask(Generic[P, R]):
         return BoundTask(self.task, replace(self.job_options, **changes))
 
 
+_NO_KWARGS: Mapping[str, Any] = {}
+
+
 def split_call(call: Sequence[Any] | Mapping[str, Any]) -> tuple[Sequence[Any], Mapping[str, Any]]:
     """One entry of ``enqueue_many`` as (args, kwargs)."""
+    if type(call) is tuple:
+        return call, _NO_KWARGS
     if isinstance(call, Mapping):
         return (), call
     if isinstance(call, (str, bytes)) or not isinstance(call, Sequence):

@@ -213,6 +213,7 @@ class WorkerPool:
         name: str | None,
     ) -> None:
         check_count("concurrency", concurrency)
+        self._auto_prefetch = prefetch is None
         if prefetch is None:
             prefetch = concurrency
         check_count("prefetch", prefetch, minimum=0)
@@ -237,6 +238,8 @@ class WorkerPool:
         self._dispatcher: threading.Thread | None = None
         self._pid = os.getpid()
         self._sweep_interval = min(queue.lease_seconds / 2, 10.0)
+        self._job_seconds = 1.0  # moving average of attempt durations (monotonic)
+        self._backlog = False  # the last claim was full: more jobs are waiting
 
     # -- life ----------------------------------------------------------------------
 
@@ -323,8 +326,11 @@ class WorkerPool:
                 self._running.add(attempt)
             if signals.job_started.receivers:
                 signals.emit(signals.job_started, self.queue, job=attempt.job)
+            began = time.monotonic()
             outcome = execute(self.queue, attempt.job, attempt.context)
+            took = time.monotonic() - began
             with self._lock:
+                self._job_seconds += (took - self._job_seconds) * 0.1
                 self._running.discard(attempt)
                 if not attempt.abandoned:
                     self._outcomes.append((attempt, outcome))
@@ -388,15 +394,22 @@ class WorkerPool:
 
     def _claim(self, now: float) -> bool:
         with self._lock:
-            free = self.concurrency + self.prefetch - len(self._ready) - len(self._running)
+            prefetch = self.prefetch
+            if self._auto_prefetch:
+                # Short jobs: claim about 20 ms of work per thread ahead (at most 256 jobs),
+                # so one transaction serves many jobs; long jobs: `concurrency` ahead.
+                ahead = int(0.02 / max(self._job_seconds, 1e-6))
+                prefetch = max(prefetch, min(256 - self.concurrency, ahead * self.concurrency))
+            free = self.concurrency + prefetch - len(self._ready) - len(self._running)
         free = min(free, _MAX_CLAIM)
         if free <= 0:
             return False
         storage = self.queue.storage
-        if not storage.has_runnable(self.queues, now=now):
+        if not self._backlog and not storage.has_runnable(self.queues, now=now):
             return False
         jobs = storage.claim(self.queues, owner=self.owner, now=now,
                              lease_seconds=self.queue.lease_seconds, limit=free)
+        self._backlog = len(jobs) == free
         if jobs:
             with self._lock:
                 self._ready.extend(_Attempt(self.queue, job) for job in jobs)

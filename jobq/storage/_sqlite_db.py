@@ -180,10 +180,13 @@ class Database:
         self._local.conn = conn
         return conn
 
-    def write(self) -> _WriteTransaction:
+    def write(self, *, durable: bool = True) -> _WriteTransaction:
         """One write transaction: ``with db.write() as conn:`` runs BEGIN IMMEDIATE,
-        then COMMIT, or ROLLBACK on error. Driver errors come out as :class:`StorageError`."""
-        return _WriteTransaction(self)
+        then COMMIT, or ROLLBACK on error. Driver errors come out as :class:`StorageError`.
+        ``durable=False``: no fsync at this commit even with synchronous FULL (for
+        writes whose loss after a power cut only means a job runs again, e.g. claims);
+        the next durable commit syncs it with its own."""
+        return _WriteTransaction(self, relaxed=not durable and self.synchronous == "FULL")
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -228,16 +231,21 @@ class _WriteTransaction:
     """The context manager :meth:`Database.write` returns (a class rather than a
     generator: it runs twice per job on the hot path)."""
 
-    __slots__ = ("conn", "db")
+    __slots__ = ("conn", "db", "relaxed")
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, relaxed: bool = False) -> None:
         self.db = db
+        self.relaxed = relaxed
 
     def __enter__(self) -> Connection:
         conn = self.conn = self.db.conn()
+        if self.relaxed:
+            conn.run("PRAGMA synchronous = NORMAL")
         try:
             conn.begin_immediate()
         except self.db.errors as exc:
+            if self.relaxed:
+                conn.run("PRAGMA synchronous = FULL")
             raise StorageError(
                 f"could not take the write lock on {self.db.path!r}: {exc}"
             ) from exc
@@ -250,12 +258,16 @@ class _WriteTransaction:
         traceback: TracebackType | None,
     ) -> None:
         conn = self.conn
-        if exc is None:
-            try:
-                conn.run("COMMIT")
-                return
-            except self.db.errors as error:
-                exc = error
-        conn.rollback_quietly()
+        try:
+            if exc is None:
+                try:
+                    conn.run("COMMIT")
+                    return
+                except self.db.errors as error:
+                    exc = error
+            conn.rollback_quietly()
+        finally:
+            if self.relaxed:
+                conn.run("PRAGMA synchronous = FULL")
         if isinstance(exc, self.db.errors):
             raise StorageError(f"SQLite error: {exc}") from exc

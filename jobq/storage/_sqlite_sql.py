@@ -25,6 +25,13 @@ INSERT = (
     "INSERT INTO jobs (queue, name, payload, priority, status, max_attempts, run_at, "
     "unique_key, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?8)"
 )
+INSERT_EACH = (
+    "INSERT INTO jobs (queue, name, payload, priority, status, max_attempts, run_at, "
+    "unique_key, created_at, updated_at) SELECT ?1, ?2, value, ?3, 'pending', ?4, ?5, NULL, "
+    "?6, ?6 FROM json_each(?7)"
+)
+"""Jobs sharing everything but their payload (?7: a JSON array of payload strings).
+json_each yields array elements in order, so ids follow the array."""
 BULK_SIZES = (100, 32, 8, 1)
 """Rows per multi-row INSERT in bulk enqueue (7 parameters a row: under SQLite's
 oldest limit of 999 parameters)."""

@@ -187,6 +187,13 @@ class Storage(Protocol):
         """
         ...
 
+    def enqueue_payloads(
+        self, template: NewJob, payloads: Sequence[str], *, now: float
+    ) -> list[int]:
+        """:meth:`enqueue_many` of jobs equal to ``template`` but for their payloads
+        (``template.payload`` is ignored). Backends may do it in one statement."""
+        return self.enqueue_many([template._replace(payload=p) for p in payloads], now=now)
+
     def claim(
         self,
         queues: Collection[str],

@@ -36,6 +36,7 @@ table: purge finished jobs.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -63,6 +64,7 @@ from ._sqlite_sql import (
     FINISH_CANCELLED,
     HAS_RUNNABLE,
     INSERT,
+    INSERT_EACH,
     LIVE_BY_KEY,
     PROGRESS,
     RELEASE,
@@ -222,6 +224,24 @@ class SQLiteStorage(SQLiteBase):
                 ids.extend(self._insert_run(conn, run, now))
         return ids
 
+    def enqueue_payloads(
+        self, template: NewJob, payloads: Sequence[str], *, now: float
+    ) -> list[int]:
+        check_time("now", now)
+        check_new(template._replace(payload=""), None)
+        if template.unique_key is not None or not payloads:
+            return self.enqueue_many([template._replace(payload=p) for p in payloads], now=now)
+        for index, payload in enumerate(payloads):
+            if type(payload) is not str:
+                check_new(template._replace(payload=payload), index)  # raises TypeError
+        text = json.dumps(payloads, ensure_ascii=False)
+        run_at = now if template.run_at is None else template.run_at
+        with self._db.write() as conn:
+            conn.run(INSERT_EACH, (template.queue, template.name, template.priority,
+                                   template.max_attempts, run_at, now, text))
+            last = int(conn.query("SELECT last_insert_rowid()")[0][0])
+        return list(range(last - len(payloads) + 1, last + 1))
+
     def _insert_run(self, conn: Connection, jobs: list[NewJob], now: float) -> range:
         # Multi-row INSERTs: far fewer statement executions than executemany.
         # Chunk sizes come from a short fixed list so few statements are cached.
@@ -261,7 +281,7 @@ class SQLiteStorage(SQLiteBase):
         if not names:
             return []
         expires = now + lease_seconds
-        with self._db.write() as conn:
+        with self._db.write(durable=False) as conn:
             rows = conn.query(CANDIDATES, (None, None, now, names[0], limit))
             if len(names) > 1:
                 # Each queue's best `limit`, read off its index in order; keep the best.

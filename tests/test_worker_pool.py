@@ -230,3 +230,29 @@ def test_heartbeats_keep_a_long_job_leased_as_time_passes(tmp_path: Path) -> Non
         release.set()
         pool.stop(timeout=BOUNDED_WAIT)
         queue.close()
+
+
+def test_the_pool_enforces_retention(tmp_path: Path) -> None:
+    clock = FakeClock(1_800_000_000.0)
+    retention = jobq.Retention(completed=3600, failed=None, cancelled=3600, interval=60)
+    queue = DurableQueue(tmp_path / "retention.db", poll_interval=0.005, clock=clock,
+                         retention=retention)
+
+    @queue.task("quick", max_attempts=1)
+    def quick(ok: bool) -> None:
+        if not ok:
+            raise ValueError("kept forever: failed=None")
+
+    done, failed = quick.enqueue(True), quick.enqueue(False)
+    pool = queue.start_workers(concurrency=1)
+    try:
+        wait_status(queue, done.id, JobStatus.COMPLETED)
+        wait_status(queue, failed.id, JobStatus.FAILED)
+        clock.advance(3000)  # not old enough yet, though purges run
+        threading.Event().wait(0.05)
+        assert queue.get(done.id).status is JobStatus.COMPLETED
+        clock.advance(700)
+        eventually(lambda: [j.id for j in queue.list()] == [failed.id])
+    finally:
+        pool.stop(timeout=BOUNDED_WAIT)
+        queue.close()

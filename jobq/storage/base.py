@@ -191,8 +191,9 @@ class Storage(Protocol):
         self, template: NewJob, payloads: Sequence[str], *, now: float
     ) -> list[int]:
         """:meth:`enqueue_many` of jobs equal to ``template`` but for their payloads
-        (``template.payload`` is ignored). Backends may do it in one statement."""
-        return self.enqueue_many([template._replace(payload=p) for p in payloads], now=now)
+        (``template.payload`` is ignored): the bulk path, which a backend can run as
+        one statement. Returns the ids in order."""
+        ...
 
     def claim(
         self,

@@ -1,5 +1,16 @@
 """flask_jobq: the Flask extension for jobq.
 
-It depends on the ``jobq`` core, never the reverse. The extension itself
-(``JobQ``, signals and the monitoring blueprint) arrives with the durable queue.
+``JobQ(app)`` or ``JobQ()`` then ``init_app(app)`` gives each app a durable
+queue whose jobs run in worker threads inside the app's context; see
+:mod:`flask_jobq.extension`. :mod:`flask_jobq.signals` re-sends the core's job
+events with the app as sender. It depends on the ``jobq`` core, never the
+reverse.
 """
+
+from . import signals as signals
+from .extension import FlaskTask as FlaskTask
+from .extension import JobQ as JobQ
+from .extension import JobQState as JobQState
+from .extension import state_for as state_for
+
+__all__ = ["FlaskTask", "JobQ", "JobQState", "signals", "state_for"]

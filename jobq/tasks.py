@@ -78,7 +78,7 @@ class Task(Generic[P, R]):
     def __init__(
         self,
         fn: Callable[P, R],
-        owner: DurableQueue,
+        owner: DurableQueue | None,
         *,
         name: str,
         max_attempts: int,
@@ -102,13 +102,21 @@ class Task(Generic[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.fn(*args, **kwargs)
 
+    @property
+    def owner(self) -> DurableQueue:
+        """The queue ``.enqueue`` stores jobs in. A subclass may resolve it at each
+        call (flask_jobq uses the current app's). Raises RuntimeError when there is none."""
+        if self._owner is None:
+            raise RuntimeError(f"task {self.name} is bound to no queue")
+        return self._owner
+
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         """Store a job that runs this task with these arguments; return it.
 
         Raises TypeError, writing nothing, when the arguments do not fit the
         function's signature or are not JSON-serialisable.
         """
-        return self._owner._enqueue_task(self, args, kwargs, JobOptions())
+        return self.owner._enqueue_task(self, args, kwargs, JobOptions())
 
     def options(
         self,
@@ -136,7 +144,7 @@ class Task(Generic[P, R]):
         keyword arguments; wrap a single dict argument as ``(d,)``. Every call
         is checked before anything is written. ``options`` as in :meth:`options`.
         """
-        return self._owner._enqueue_many(self, calls, JobOptions(**options))
+        return self.owner._enqueue_many(self, calls, JobOptions(**options))
 
     def encode(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
         """Check arguments against the signature and return the JSON payload."""
@@ -170,11 +178,11 @@ class BoundTask(Generic[P, R]):
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         """As :meth:`Task.enqueue`, with these options."""
-        return self.task._owner._enqueue_task(self.task, args, kwargs, self.job_options)
+        return self.task.owner._enqueue_task(self.task, args, kwargs, self.job_options)
 
     def enqueue_many(self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]) -> list[int]:
         """As :meth:`Task.enqueue_many`, with these options."""
-        return self.task._owner._enqueue_many(self.task, calls, self.job_options)
+        return self.task.owner._enqueue_many(self.task, calls, self.job_options)
 
     def options(self, **changes: Any) -> BoundTask[P, R]:
         """These options with some changed."""

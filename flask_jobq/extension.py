@@ -69,6 +69,7 @@ from jobq import backoff as backoffs
 from jobq import signals as core_signals
 
 from . import signals
+from .views import register_monitor
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -302,6 +303,7 @@ class JobQ:
     def __init__(self, app: Flask | None = None) -> None:
         self._tasks: dict[str, FlaskTask[Any, Any]] = {}
         self._states: weakref.WeakSet[JobQState] = weakref.WeakSet()
+        self._monitor_auth: Callable[[], bool] | None = None
         if app is not None:
             self.init_app(app)
 
@@ -338,6 +340,14 @@ class JobQ:
             ``"NORMAL"``.
         ``JOBQ_DRIVER``
             ``"sqlite3"`` or ``"apsw"``. Default ``"sqlite3"``.
+        ``JOBQ_MONITOR_URL_PREFIX``
+            URL path of the monitoring endpoints, starting with ``/``. Default
+            ``"/jobq"``; None mounts no monitor.
+        ``JOBQ_MONITOR_AUTH``
+            a callable taking no arguments that returns True to allow a request
+            to the monitor (it can read ``flask.request``); see also
+            :meth:`monitor_auth`. Default None: every request gets 403 unless
+            ``app.debug`` or ``app.testing`` is true.
 
         It also makes the app's queue the process's default queue
         (``jobq.configure``), so ``jobq.submit(...)`` uses it. That default is
@@ -365,6 +375,8 @@ class JobQ:
         retention = config.setdefault("JOBQ_RETENTION", None)
         synchronous = config.setdefault("JOBQ_SYNCHRONOUS", "NORMAL")
         driver = config.setdefault("JOBQ_DRIVER", "sqlite3")
+        if self._monitor_auth is not None:
+            config.setdefault("JOBQ_MONITOR_AUTH", self._monitor_auth)
 
         if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
             raise ValueError(f"JOBQ_CONCURRENCY must be an integer >= 1, got {concurrency!r}")
@@ -377,6 +389,7 @@ class JobQ:
         if driver not in ("sqlite3", "apsw"):
             raise ValueError(f"JOBQ_DRIVER must be 'sqlite3' or 'apsw', got {driver!r}")
         location = _database_location(app, database)
+        register_monitor(app)
 
         queue = jobq.DurableQueue(
             location,
@@ -452,6 +465,21 @@ class JobQ:
             return task
 
         return register
+
+    def monitor_auth(self, check: Callable[[], bool]) -> Callable[[], bool]:
+        """Authorise the monitoring endpoints of this extension's apps with ``check``.
+
+        ``@jobq_ext.monitor_auth`` on a function taking no arguments that returns
+        True to allow the request (it can read ``flask.request``). It becomes
+        ``JOBQ_MONITOR_AUTH`` of each app initialised later that sets none, and of
+        each app initialised already whose setting is None or an earlier
+        ``monitor_auth``. Returns ``check`` unchanged.
+        """
+        previous, self._monitor_auth = self._monitor_auth, check
+        for state in list(self._states):
+            if state.app.config.get("JOBQ_MONITOR_AUTH") in (None, previous):
+                state.app.config["JOBQ_MONITOR_AUTH"] = check
+        return check
 
     @property
     def queue(self) -> jobq.DurableQueue:

@@ -1,0 +1,370 @@
+"""The OpenAPI 3.1 description of the monitoring blueprint, written by hand.
+
+Served at ``<prefix>/openapi.json`` by :mod:`flask_jobq.views`; the tests
+validate every answer of the blueprint against the schemas here, so a change
+to a view's JSON that is not made here too fails them.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from jobq.job import JobStatus
+
+_STATUSES = [status.value for status in JobStatus]
+
+
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json(_ref("Error"), description)
+
+
+_NUMBER_OR_NULL: dict[str, Any] = {"type": ["number", "null"]}
+
+_FORBIDDEN = {
+    "403": _error("No authorisation callback is configured, or it refused the request."),
+}
+_COMMON_ERRORS = {**_FORBIDDEN, "503": _error("The queue's database failed.")}
+_JOB_ID = {
+    "name": "job_id", "in": "path", "required": True,
+    "schema": {"type": "integer", "minimum": 0},
+}
+_QUEUE_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_COMMAND_BODY = {
+    "required": False,
+    "description": (
+        "State-changing requests need a JSON object body (`{}` will do) or the header "
+        "`X-Jobq-Request: 1`; anything else is refused with 415."
+    ),
+    "content": {"application/json": {"schema": {"type": "object"}}},
+}
+_CSRF_HEADER = {
+    "name": "X-Jobq-Request", "in": "header", "required": False,
+    "schema": {"type": "string", "enum": ["1"]},
+}
+_COMMAND_ERRORS = {
+    **_COMMON_ERRORS,
+    "400": _error("The JSON body is malformed or not an object."),
+    "415": _error("Neither a JSON body nor the X-Jobq-Request header was sent."),
+}
+
+_SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["status", "error", "message"],
+        "properties": {
+            "status": {"type": "integer", "description": "The HTTP status code."},
+            "error": {"type": "string", "description": "The status's name."},
+            "message": {"type": "string", "description": "What went wrong and how to fix it."},
+        },
+    },
+    "JobError": {
+        "type": ["object", "null"],
+        "required": ["type", "message", "traceback"],
+        "properties": {
+            "type": {"type": "string"},
+            "message": {"type": "string"},
+            "traceback": {"type": ["string", "null"]},
+        },
+    },
+    "Job": {
+        "type": "object",
+        "description": "Times are epoch seconds. `result` and `progress` are decoded JSON.",
+        "required": [
+            "id", "name", "queue", "status", "priority", "attempts", "max_attempts",
+            "run_at", "created_at", "started_at", "finished_at", "updated_at", "error",
+            "result", "progress", "unique_key", "cancel_requested",
+        ],
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string", "description": "The registered task name."},
+            "queue": {"type": "string"},
+            "status": {"type": "string", "enum": _STATUSES},
+            "priority": {"type": "integer"},
+            "attempts": {"type": "integer", "minimum": 0},
+            "max_attempts": {"type": "integer", "minimum": 1},
+            "run_at": {"type": "number"},
+            "created_at": {"type": "number"},
+            "started_at": _NUMBER_OR_NULL,
+            "finished_at": _NUMBER_OR_NULL,
+            "updated_at": {"type": "number"},
+            "error": _ref("JobError"),
+            "result": {"description": "What the task returned, or null."},
+            "progress": {"description": "What the task last reported, or null."},
+            "unique_key": {"type": ["string", "null"]},
+            "cancel_requested": {"type": "boolean"},
+        },
+    },
+    "StatusCounts": {
+        "type": "object",
+        "required": _STATUSES,
+        "properties": {status: {"type": "integer", "minimum": 0} for status in _STATUSES},
+        "additionalProperties": False,
+    },
+    "Stats": {
+        "type": "object",
+        "required": ["queues", "totals", "completed_last_minute", "failed_last_minute",
+                     "paused"],
+        "properties": {
+            "queues": {
+                "type": "object",
+                "description": "Per queue name; a queue appears once it holds a job.",
+                "additionalProperties": {
+                    "type": "object",
+                    "required": ["counts", "scheduled", "oldest_runnable_age", "paused"],
+                    "properties": {
+                        "counts": _ref("StatusCounts"),
+                        "scheduled": {
+                            "type": "integer", "minimum": 0,
+                            "description": "Pending jobs whose run_at is in the future.",
+                        },
+                        "oldest_runnable_age": {
+                            "type": "number", "minimum": 0,
+                            "description": "Seconds the oldest due pending job has waited.",
+                        },
+                        "paused": {"type": "boolean"},
+                    },
+                },
+            },
+            "totals": _ref("StatusCounts"),
+            "completed_last_minute": {"type": "integer", "minimum": 0},
+            "failed_last_minute": {"type": "integer", "minimum": 0},
+            "paused": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "JobPage": {
+        "type": "object",
+        "required": ["jobs", "next_after"],
+        "properties": {
+            "jobs": {"type": "array", "items": _ref("Job")},
+            "next_after": {
+                "type": ["integer", "null"],
+                "description": "Pass as `after` for the next page; null on the last page.",
+            },
+        },
+    },
+    "Running": {
+        "type": "object",
+        "required": ["pool", "running"],
+        "properties": {
+            "pool": {
+                "type": ["object", "null"],
+                "description": "This process's worker pool, or null when none was started.",
+                "required": ["name", "alive", "concurrency", "queues"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "alive": {"type": "boolean"},
+                    "concurrency": {"type": "integer", "minimum": 1},
+                    "queues": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+            "running": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["id", "name", "queue", "attempt", "started_at", "thread",
+                                 "timed_out"],
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "name": {"type": "string"},
+                        "queue": {"type": "string"},
+                        "attempt": {"type": "integer", "minimum": 1},
+                        "started_at": _NUMBER_OR_NULL,
+                        "thread": {"type": ["string", "null"]},
+                        "timed_out": {"type": "boolean"},
+                    },
+                },
+            },
+        },
+    },
+    "Health": {
+        "type": "object",
+        "required": ["healthy", "queue_reachable", "workers_expected", "workers_alive",
+                     "oldest_runnable_age", "max_age", "problems"],
+        "properties": {
+            "healthy": {"type": "boolean"},
+            "queue_reachable": {"type": "boolean"},
+            "workers_expected": {
+                "type": "boolean",
+                "description": "JOBQ_START_WORKERS: whether this process should run workers.",
+            },
+            "workers_alive": {"type": "boolean"},
+            "oldest_runnable_age": {
+                **_NUMBER_OR_NULL,
+                "description": "Seconds the oldest due job of an unpaused queue has waited.",
+            },
+            "max_age": _NUMBER_OR_NULL,
+            "problems": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "QueueState": {
+        "type": "object",
+        "required": ["queue", "paused"],
+        "properties": {"queue": {"type": "string"}, "paused": {"type": "boolean"}},
+    },
+}
+
+_PATHS: dict[str, Any] = {
+    "/stats": {
+        "get": {
+            "operationId": "stats",
+            "summary": "Counts per queue and status, as queue.stats() gives them.",
+            "responses": {"200": _json(_ref("Stats"), "The counts."), **_COMMON_ERRORS},
+        },
+    },
+    "/jobs": {
+        "get": {
+            "operationId": "listJobs",
+            "summary": "One page of jobs matching every filter given, by id.",
+            "parameters": [
+                {"name": "status", "in": "query", "schema": {"type": "string",
+                                                              "enum": _STATUSES}},
+                {"name": "name", "in": "query", "description": "Task name.",
+                 "schema": {"type": "string"}},
+                {"name": "queue", "in": "query", "schema": {"type": "string"}},
+                {"name": "after", "in": "query",
+                 "description": "The `next_after` of the previous page.",
+                 "schema": {"type": "integer", "minimum": 0}},
+                {"name": "limit", "in": "query",
+                 "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}},
+                {"name": "order", "in": "query",
+                 "description": "`asc`: oldest first; `desc`: newest first (`after` then "
+                                "means below).",
+                 "schema": {"type": "string", "enum": ["asc", "desc"], "default": "asc"}},
+            ],
+            "responses": {
+                "200": _json(_ref("JobPage"), "The page."),
+                "400": _error("A malformed or unknown query parameter."),
+                **_COMMON_ERRORS,
+            },
+        },
+    },
+    "/jobs/{job_id}": {
+        "get": {
+            "operationId": "getJob",
+            "summary": "One job.",
+            "parameters": [_JOB_ID],
+            "responses": {
+                "200": _json(_ref("Job"), "The job."),
+                "404": _error("No job has this id."),
+                **_COMMON_ERRORS,
+            },
+        },
+    },
+    "/jobs/{job_id}/cancel": {
+        "post": {
+            "operationId": "cancelJob",
+            "summary": "Cancel a pending job, or ask a running one to stop; a finished job "
+                       "is left as it is.",
+            "parameters": [_JOB_ID, _CSRF_HEADER],
+            "requestBody": _COMMAND_BODY,
+            "responses": {
+                "200": _json(_ref("Job"), "The job after the request."),
+                "404": _error("No job has this id."),
+                **_COMMAND_ERRORS,
+            },
+        },
+    },
+    "/jobs/{job_id}/retry": {
+        "post": {
+            "operationId": "retryJob",
+            "summary": "Run a failed or cancelled job again, with its full attempts.",
+            "parameters": [_JOB_ID, _CSRF_HEADER],
+            "requestBody": {
+                **_COMMAND_BODY,
+                "content": {"application/json": {"schema": {
+                    "type": "object",
+                    "properties": {"delay": {"type": "number", "minimum": 0, "default": 0,
+                                             "description": "Seconds before it may run."}},
+                }}},
+            },
+            "responses": {
+                "200": _json(_ref("Job"), "The job, pending again."),
+                "404": _error("No job has this id."),
+                "409": _error("The job is not failed or cancelled."),
+                **_COMMAND_ERRORS,
+            },
+        },
+    },
+    "/queues/{name}/pause": {
+        "post": {
+            "operationId": "pauseQueue",
+            "summary": "Stop workers everywhere from starting jobs of this queue.",
+            "parameters": [_QUEUE_NAME, _CSRF_HEADER],
+            "requestBody": _COMMAND_BODY,
+            "responses": {"200": _json(_ref("QueueState"), "Paused."), **_COMMAND_ERRORS},
+        },
+    },
+    "/queues/{name}/resume": {
+        "post": {
+            "operationId": "resumeQueue",
+            "summary": "Let workers start jobs of this queue again.",
+            "parameters": [_QUEUE_NAME, _CSRF_HEADER],
+            "requestBody": _COMMAND_BODY,
+            "responses": {"200": _json(_ref("QueueState"), "Resumed."), **_COMMAND_ERRORS},
+        },
+    },
+    "/running": {
+        "get": {
+            "operationId": "running",
+            "summary": "What each busy worker thread of the answering process is doing.",
+            "responses": {"200": _json(_ref("Running"), "The busy threads."), **_FORBIDDEN},
+        },
+    },
+    "/health": {
+        "get": {
+            "operationId": "health",
+            "summary": "Whether the queue answers and this process's workers run.",
+            "parameters": [
+                {"name": "max_age", "in": "query",
+                 "description": "Also unhealthy when a job of an unpaused queue has been "
+                                "runnable for longer than this many seconds.",
+                 "schema": {"type": "number", "minimum": 0}},
+            ],
+            "responses": {
+                "200": _json(_ref("Health"), "Healthy."),
+                "400": _error("A malformed max_age."),
+                **_FORBIDDEN,
+                "503": _json(_ref("Health"), "Unhealthy; `problems` says why."),
+            },
+        },
+    },
+    "/openapi.json": {
+        "get": {
+            "operationId": "openapi",
+            "summary": "This description.",
+            "responses": {"200": _json({"type": "object"}, "The OpenAPI document."),
+                          **_FORBIDDEN},
+        },
+    },
+}
+
+_SPEC: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {
+        "title": "jobq monitor",
+        "version": "1",
+        "description": (
+            "JSON endpoints to look at and steer a jobq queue. Every endpoint is authorised "
+            "by the app's JOBQ_MONITOR_AUTH callback. Any path under the prefix may also "
+            "answer 403, 404 (unknown route) or 405 (wrong method) with an Error body."
+        ),
+    },
+    "paths": _PATHS,
+    "components": {"schemas": _SCHEMAS},
+}
+
+
+def openapi_spec(server_url: str = "/jobq") -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the monitor mounted at ``server_url`` (a fresh copy)."""
+    spec = copy.deepcopy(_SPEC)
+    spec["servers"] = [{"url": server_url}]
+    return spec

@@ -1,0 +1,402 @@
+"""The monitoring blueprint: JSON endpoints to look at and steer an app's queue.
+
+Mounted by :func:`register_monitor` at ``JOBQ_MONITOR_URL_PREFIX`` (default
+``/jobq``); the views find the queue and pool through ``current_app``
+(:func:`flask_jobq.extension.state_for`), so one blueprint serves any app.
+
+Security rules, each the lesson of another queue's dashboard:
+
+- Every request is authorised by ``JOBQ_MONITOR_AUTH``, a callable taking no
+  arguments (it reads :data:`flask.request`) that returns exactly ``True`` to
+  allow. Without one every endpoint answers 403, except in debug or testing.
+- Nothing changes on GET. POST endpoints need a JSON body (``{}`` will do) or
+  the header ``X-Jobq-Request: 1``: a cross-site page can send neither
+  without a CORS preflight, so a forged form post is refused with 415.
+- Every answer under the prefix is JSON, errors included:
+  ``{"status": 404, "error": "Not Found", "message": "..."}``.
+
+The OpenAPI description (:mod:`flask_jobq.openapi`) is served at ``/openapi.json``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Flask, abort, current_app, request, url_for
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+
+import jobq
+from jobq.job import Job, JobStatus
+from jobq.queue import JobNotFound
+from jobq.storage.base import Stats
+
+# The module, not the name: extension.py may import this module while it loads.
+from . import extension
+from .openapi import openapi_spec
+
+BLUEPRINT_NAME = "jobq_monitor"
+"""Name of the monitoring blueprint (endpoints are ``jobq_monitor.<view>``)."""
+
+DEFAULT_URL_PREFIX = "/jobq"
+"""Default of ``JOBQ_MONITOR_URL_PREFIX``."""
+
+DEFAULT_PAGE_SIZE = 50
+"""Jobs per page of ``GET /jobs`` when ``limit`` is not given."""
+
+MAX_PAGE_SIZE = 1000
+"""Largest ``limit`` accepted by ``GET /jobs``."""
+
+CSRF_HEADER = "X-Jobq-Request"
+"""Header (value ``1``) that lets a POST without a JSON body through."""
+
+AuthCallback = Callable[[], bool]
+"""``JOBQ_MONITOR_AUTH``: called with no arguments in the request; ``True`` allows."""
+
+_MAX_JOB_ID = 2**63 - 1  # SQLite's INTEGER; larger ids cannot exist and would overflow
+_LIST_PARAMETERS = frozenset({"status", "name", "queue", "after", "limit", "order"})
+_NOT_CONFIGURED = (
+    "the jobq monitor needs an authorisation callback: set app.config['JOBQ_MONITOR_AUTH'] "
+    "to a function taking no arguments that returns True for requests allowed to see and "
+    "change the queue (it can read flask.request), or decorate one with "
+    "@jobq_ext.monitor_auth. Without one the monitor is open only when app.debug or "
+    "app.testing is true."
+)
+
+
+def register_monitor(app: Flask) -> Blueprint | None:
+    """Mount the monitoring blueprint on ``app``, which must have the jobq extension.
+
+    Reads, with ``app.config.setdefault``:
+
+    ``JOBQ_MONITOR_URL_PREFIX``
+        URL path the endpoints live under, starting with ``/``. Default
+        ``"/jobq"``; None mounts no monitor.
+    ``JOBQ_MONITOR_AUTH``
+        a callable taking no arguments, returning True to allow the request.
+        Default None: every request is refused with 403 unless ``app.debug``
+        or ``app.testing`` is true.
+
+    Also makes routing errors under the prefix (unknown route 404, wrong
+    method 405) JSON, after the same authorisation, without touching the
+    app's own error handlers. Returns the blueprint, or None when disabled.
+    Raises TypeError or ValueError for a bad setting, naming the key.
+    """
+    prefix = app.config.setdefault("JOBQ_MONITOR_URL_PREFIX", DEFAULT_URL_PREFIX)
+    auth = app.config.setdefault("JOBQ_MONITOR_AUTH", None)
+    if auth is not None and not callable(auth):
+        raise TypeError(f"JOBQ_MONITOR_AUTH must be a callable or None, got {auth!r}")
+    if prefix is None:
+        return None
+    if not isinstance(prefix, str) or not prefix.startswith("/") or prefix.rstrip("/") == "":
+        raise ValueError(
+            f"JOBQ_MONITOR_URL_PREFIX must be a path such as '/jobq' (not '/'), or None, "
+            f"got {prefix!r}"
+        )
+    prefix = prefix.rstrip("/")
+    blueprint = make_blueprint()
+    app.register_blueprint(blueprint, url_prefix=prefix)
+
+    def json_routing_errors() -> ResponseReturnValue | None:
+        # Flask matches URLs at app level, so the blueprint's handlers never see
+        # these; a before_request hook answers them without replacing the app's.
+        error = request.routing_exception
+        if error is None or not (request.path == prefix or request.path.startswith(prefix + "/")):
+            return None
+        denied = _authorise()
+        if denied is not None:
+            return denied
+        if isinstance(error, HTTPException):
+            return _http_error(error)
+        return None
+
+    app.before_request(json_routing_errors)
+    return blueprint
+
+
+def make_blueprint() -> Blueprint:
+    """A new monitoring blueprint; its views use the jobq state of ``current_app``.
+
+    :func:`register_monitor` is the usual way in; register this one yourself
+    with ``app.register_blueprint(make_blueprint(), url_prefix=...)`` to choose
+    the prefix (routing errors under it are then HTML, Flask's default).
+    """
+    bp = Blueprint(BLUEPRINT_NAME, __name__)
+    bp.before_request(_authorise)
+    bp.register_error_handler(HTTPException, _http_error)
+    bp.register_error_handler(JobNotFound, _job_not_found)
+    bp.register_error_handler(jobq.StorageError, _storage_error)
+
+    @bp.get("/stats")
+    def stats() -> ResponseReturnValue:
+        """Counts per queue and status, as ``queue.stats()`` gives them."""
+        return stats_json(extension.state_for().queue.stats())
+
+    @bp.get("/jobs")
+    def list_jobs() -> ResponseReturnValue:
+        """One page of jobs, filtered, with the cursor of the next page."""
+        unknown = sorted(set(request.args) - _LIST_PARAMETERS)
+        if unknown:
+            abort(400, f"unknown query parameter(s) {unknown}; "
+                       f"allowed: {sorted(_LIST_PARAMETERS)}")
+        status = request.args.get("status")
+        if status is not None and status not in _STATUSES:
+            abort(400, f"status must be one of {list(_STATUSES)}, got {status!r}")
+        order = request.args.get("order", "asc")
+        if order not in ("asc", "desc"):
+            abort(400, f"order must be 'asc' or 'desc', got {order!r}")
+        limit = _int_arg("limit", 1, MAX_PAGE_SIZE) or DEFAULT_PAGE_SIZE
+        after = _int_arg("after", 0, _MAX_JOB_ID)
+        jobs = extension.state_for().queue.list(
+            status=status, name=request.args.get("name"), queue=request.args.get("queue"),
+            after=after, limit=limit + 1, newest_first=order == "desc",
+        )
+        page = jobs[:limit]
+        return {
+            "jobs": [job_json(job) for job in page],
+            "next_after": page[-1].id if len(jobs) > limit else None,
+        }
+
+    @bp.get("/jobs/<int:job_id>")
+    def get_job(job_id: int) -> ResponseReturnValue:
+        """One job."""
+        return job_json(extension.state_for().queue.get(_job_id(job_id)))
+
+    @bp.post("/jobs/<int:job_id>/cancel")
+    def cancel_job(job_id: int) -> ResponseReturnValue:
+        """Cancel a job (a running one is asked to stop); returns the job."""
+        _command_body()
+        return job_json(extension.state_for().queue.cancel(_job_id(job_id)))
+
+    @bp.post("/jobs/<int:job_id>/retry")
+    def retry_job(job_id: int) -> ResponseReturnValue:
+        """Run a failed or cancelled job again, after ``delay`` seconds (default 0)."""
+        body = _command_body()
+        delay = body.get("delay", 0)
+        if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not (
+            math.isfinite(delay) and delay >= 0
+        ):
+            abort(400, f"delay must be a number of seconds >= 0, got {delay!r}")
+        queue = extension.state_for().queue
+        job_id = _job_id(job_id)
+        try:
+            return job_json(queue.retry(job_id, delay=float(delay)))
+        except ValueError as exc:
+            queue.get(job_id)  # a job purged meanwhile is a 404, not a conflict
+            return _error(409, "Conflict", str(exc))
+
+    @bp.post("/queues/<name>/pause")
+    def pause_queue(name: str) -> ResponseReturnValue:
+        """Stop workers everywhere from starting jobs of this queue."""
+        _command_body()
+        extension.state_for().queue.pause(name)
+        return {"queue": name, "paused": True}
+
+    @bp.post("/queues/<name>/resume")
+    def resume_queue(name: str) -> ResponseReturnValue:
+        """Let workers start jobs of this queue again."""
+        _command_body()
+        extension.state_for().queue.resume(name)
+        return {"queue": name, "paused": False}
+
+    @bp.get("/running")
+    def running() -> ResponseReturnValue:
+        """What each busy worker thread of this process's pool is doing now."""
+        pool = extension.state_for().pool
+        if pool is None:
+            return {"pool": None, "running": []}
+        return {
+            "pool": {
+                "name": pool.name, "alive": pool.is_alive, "concurrency": pool.concurrency,
+                "queues": list(pool.queues),
+            },
+            "running": sorted(pool.running(), key=lambda entry: int(entry["id"])),
+        }
+
+    @bp.get("/health")
+    def health() -> ResponseReturnValue:
+        """200 if the queue answers and workers run (where expected), else 503.
+
+        With ``?max_age=seconds``, also 503 when a job of an unpaused queue has
+        been runnable for longer than that.
+        """
+        max_age = _float_arg("max_age")
+        state = extension.state_for()
+        problems: list[str] = []
+        oldest: float | None = None
+        reachable = True
+        try:
+            snapshot = state.queue.stats()
+        except Exception as exc:  # any failure to answer is what this endpoint reports
+            reachable = False
+            problems.append(f"the queue's database did not answer: {type(exc).__name__}: {exc}")
+        else:
+            oldest = max(
+                (s.oldest_runnable_age for name, s in snapshot.queues.items()
+                 if name not in snapshot.paused),
+                default=0.0,
+            )
+            if max_age is not None and oldest > max_age:
+                problems.append(
+                    f"a job has been runnable for {oldest:.1f} s, more than max_age {max_age:g} s"
+                )
+        pool = state.pool
+        alive = pool is not None and pool.is_alive
+        if state.start_automatically and not alive:
+            problems.append("no worker pool is running in this process")
+        body = {
+            "healthy": not problems,
+            "queue_reachable": reachable,
+            "workers_expected": state.start_automatically,
+            "workers_alive": alive,
+            "oldest_runnable_age": oldest,
+            "max_age": max_age,
+            "problems": problems,
+        }
+        return body, 200 if not problems else 503
+
+    @bp.get("/openapi.json")
+    def openapi() -> ResponseReturnValue:
+        """The OpenAPI 3.1 description of these endpoints."""
+        server = url_for(".openapi").removesuffix("/openapi.json")
+        return openapi_spec(server)
+
+    return bp
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    """A job as the monitor shows it: no payload, no lease token; JSON decoded."""
+    error = None
+    if job.error is not None:
+        error = {
+            "type": job.error.type, "message": job.error.message,
+            "traceback": job.error.traceback,
+        }
+    return {
+        "id": job.id,
+        "name": job.name,
+        "queue": job.queue,
+        "status": job.status.value,
+        "priority": job.priority,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "run_at": job.run_at,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "updated_at": job.updated_at,
+        "error": error,
+        "result": job.decoded_result(),
+        "progress": job.decoded_progress(),
+        "unique_key": job.unique_key,
+        "cancel_requested": job.cancel_requested,
+    }
+
+
+def stats_json(stats: Stats) -> dict[str, Any]:
+    """:class:`jobq.storage.base.Stats` as JSON: per queue, totals, paused queues."""
+    totals = dict.fromkeys(_STATUSES, 0)
+    queues: dict[str, Any] = {}
+    for name, queue_stats in sorted(stats.queues.items()):
+        counts = {status.value: queue_stats.counts.get(status, 0) for status in JobStatus}
+        for status, count in counts.items():
+            totals[status] += count
+        queues[name] = {
+            "counts": counts,
+            "scheduled": queue_stats.scheduled,
+            "oldest_runnable_age": queue_stats.oldest_runnable_age,
+            "paused": name in stats.paused,
+        }
+    return {
+        "queues": queues,
+        "totals": totals,
+        "completed_last_minute": stats.completed_last_minute,
+        "failed_last_minute": stats.failed_last_minute,
+        "paused": sorted(stats.paused),
+    }
+
+
+_STATUSES = tuple(status.value for status in JobStatus)
+
+
+def _authorise() -> ResponseReturnValue | None:
+    app = current_app
+    check = app.config.get("JOBQ_MONITOR_AUTH")
+    if check is None:
+        if app.debug or app.testing:
+            return None
+        return _error(403, "Forbidden", _NOT_CONFIGURED)
+    if not callable(check):
+        raise TypeError(f"JOBQ_MONITOR_AUTH must be a callable or None, got {check!r}")
+    # Only True allows: a callback returning a user object or a response by mistake denies.
+    if check() is not True:
+        return _error(403, "Forbidden", "the authorisation callback refused this request")
+    return None
+
+
+def _command_body() -> dict[str, Any]:
+    """The JSON object a POST carries (``{}`` with only the header); aborts otherwise."""
+    if not request.is_json:
+        if request.headers.get(CSRF_HEADER) == "1":
+            return {}
+        abort(415, f"send a JSON body (Content-Type: application/json; {{}} will do) or the "
+                   f"header '{CSRF_HEADER}: 1'; this keeps cross-site form posts out")
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        abort(400, "the request body must be a JSON object, e.g. {}")
+    return body
+
+
+def _int_arg(name: str, low: int, high: int) -> int | None:
+    text = request.args.get(name)
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        abort(400, f"{name} must be an integer, got {text!r}")
+    if not low <= value <= high:
+        abort(400, f"{name} must be from {low} to {high}, got {value}")
+    return value
+
+
+def _float_arg(name: str) -> float | None:
+    text = request.args.get(name)
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        abort(400, f"{name} must be a number of seconds, got {text!r}")
+    if not (math.isfinite(value) and value >= 0):
+        abort(400, f"{name} must be a number of seconds >= 0, got {text!r}")
+    return value
+
+
+def _job_id(job_id: int) -> int:
+    if job_id > _MAX_JOB_ID:
+        raise JobNotFound(job_id)
+    return job_id
+
+
+def _error(status: int, error: str, message: str) -> tuple[dict[str, Any], int]:
+    return {"status": status, "error": error, "message": message}, status
+
+
+def _http_error(exc: HTTPException) -> ResponseReturnValue:
+    status = exc.code or 500
+    body, _ = _error(status, exc.name, exc.description or exc.name)
+    headers = {}
+    if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+        headers["Allow"] = ", ".join(exc.valid_methods)
+    return body, status, headers
+
+
+def _job_not_found(exc: JobNotFound) -> ResponseReturnValue:
+    return _error(404, "Not Found", str(exc))
+
+
+def _storage_error(exc: jobq.StorageError) -> ResponseReturnValue:
+    return _error(503, "Service Unavailable", f"the queue's database failed: {exc}")

@@ -326,7 +326,7 @@ class JobQ:
         ``JOBQ_START_WORKERS``
             start workers in each process that serves the app (see the module
             documentation for when). Default True; False for apps whose jobs
-            run in a separate worker process.
+            run in a separate worker process (``flask jobq worker``).
         ``JOBQ_LEASE_SECONDS``
             seconds a claimed job stays reserved without a heartbeat. Default 30.
         ``JOBQ_POLL_INTERVAL``
@@ -407,6 +407,9 @@ class JobQ:
             _register(queue, task)
         state._connect_signals()
         app.extensions[EXTENSION_KEY] = state
+        from .cli import jobq_cli  # imported here: flask_jobq.cli imports this module
+
+        app.cli.add_command(jobq_cli)
         self._states.add(state)
         _states.add(state)
         jobq.configure(queue)

@@ -1,0 +1,145 @@
+"""``flask jobq ...``: the ``jobq`` command line on the current app's queue.
+
+The verbs and their output are those of the plain ``jobq`` script
+(:mod:`jobq.cli`, whose helpers do the work); the queue is the app's
+(``JOBQ_DATABASE``), and its tasks are the ones registered with the extension,
+so no ``--db`` or ``--import`` is needed. ``flask jobq worker`` is the separate
+worker process of an app configured with ``JOBQ_START_WORKERS = False``::
+
+    flask --app myapp jobq worker --concurrency 8
+    flask --app myapp jobq list --status failed --json
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+from flask.cli import AppGroup
+
+from jobq import DurableQueue, JobqError
+from jobq import cli as core
+
+from .extension import state_for
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class CommandFailed(click.ClickException):
+    """Bad input to a ``flask jobq`` command: ``Error: ...`` on one line, exit code 2."""
+
+    exit_code = 2
+
+
+jobq_cli = AppGroup("jobq", help="Run jobq workers and look after the app's jobs.")
+"""The ``flask jobq`` command group; ``JobQ.init_app`` adds it to ``app.cli``."""
+
+
+def _queue() -> DurableQueue:
+    try:
+        return state_for().queue
+    except RuntimeError as exc:  # the app has no jobq extension
+        raise CommandFailed(str(exc)) from None
+
+
+def _answer(make_text: Callable[[], str]) -> None:
+    try:
+        text = make_text()
+    except (JobqError, ValueError) as exc:
+        raise CommandFailed(str(exc)) from None
+    click.echo(text)
+
+
+def _json_option(command: F) -> F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON.")(command)
+
+
+@jobq_cli.command("worker")
+@click.option("--concurrency", "-c", type=int, default=None,
+              help="Worker threads, >= 1 (default JOBQ_CONCURRENCY).")  # fmt: skip
+@click.option("--queues", "-q", multiple=True,
+              help="Comma-separated queues to take jobs from; repeatable "
+              "(default JOBQ_QUEUES, or the queues of the registered tasks).")  # fmt: skip
+@click.option("--grace", type=float, default=core.DEFAULT_GRACE, show_default=True,
+              help="Seconds running jobs get to finish on stop.")  # fmt: skip
+@click.option("--log-level", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
+              help="Level of the log written to stderr.")  # fmt: skip
+def worker(concurrency: int | None, queues: tuple[str, ...], grace: float,
+           log_level: str) -> None:  # fmt: skip
+    """Run workers in the foreground until SIGTERM or SIGINT.
+
+    On the signal they stop claiming jobs, running jobs get --grace seconds to
+    finish, and claimed jobs that had not started are handed back. Exits 0, or 1
+    if jobs were still running. Works whatever JOBQ_START_WORKERS says.
+    """
+    try:
+        state = state_for()
+    except RuntimeError as exc:
+        raise CommandFailed(str(exc)) from None
+    core.configure_logging(log_level)
+    chosen = core.split_names(queues)
+    try:
+        code = core.run_worker(
+            state.queue,
+            concurrency=state.concurrency if concurrency is None else concurrency,
+            queues=chosen if chosen is not None else state.queues,
+            grace=grace,
+        )
+    except (JobqError, ValueError) as exc:
+        raise CommandFailed(str(exc)) from None
+    click.get_current_context().exit(code)
+
+
+@jobq_cli.command("stats")
+@_json_option
+def stats(as_json: bool) -> None:
+    """Job counts per queue and status."""
+    _answer(lambda: core.show_stats(_queue(), as_json=as_json))
+
+
+@jobq_cli.command("list")
+@click.option("--status", help="pending, processing, completed, failed or cancelled.")
+@click.option("--name", help="Only jobs of this task.")
+@click.option("--queue", "queue_name", help="Only jobs of this queue.")
+@click.option("--limit", type=int, default=50, show_default=True, help="At most this many.")
+@click.option("--after", type=int, metavar="ID", help="Jobs with an id above this one.")
+@_json_option
+def list_jobs(status: str | None, name: str | None, queue_name: str | None, limit: int,
+              after: int | None, as_json: bool) -> None:  # fmt: skip
+    """List jobs by id, oldest first."""
+    _answer(lambda: core.show_jobs(_queue(), status=status, name=name,
+                                   queue_name=queue_name, limit=limit, after=after,
+                                   as_json=as_json))  # fmt: skip
+
+
+@jobq_cli.command("cancel")
+@click.argument("job_id", metavar="ID")
+@_json_option
+def cancel(job_id: str, as_json: bool) -> None:
+    """Cancel a job (a running one is asked to stop)."""
+    _answer(lambda: core.cancel_job(_queue(), core.parse_job_id(job_id), as_json=as_json))
+
+
+@jobq_cli.command("retry")
+@click.argument("job_id", metavar="ID")
+@click.option("--delay", default="0", help="Wait this long first (e.g. 30, 5m).")
+@_json_option
+def retry(job_id: str, delay: str, as_json: bool) -> None:
+    """Run a failed or cancelled job again."""
+    _answer(lambda: core.retry_job(_queue(), core.parse_job_id(job_id), delay=delay,
+                                   as_json=as_json))  # fmt: skip
+
+
+@jobq_cli.command("purge")
+@click.option("--older-than", required=True, metavar="AGE",
+              help="Seconds, or a number with a unit s, m, h, d, w (e.g. 7d, 12h).")
+@click.option("--status", "statuses", multiple=True,
+              help="completed, failed or cancelled; repeatable or comma-separated "
+              "(default: all three).")  # fmt: skip
+@_json_option
+def purge(older_than: str, statuses: tuple[str, ...], as_json: bool) -> None:
+    """Delete finished jobs older than a given age."""
+    _answer(lambda: core.purge_jobs(_queue(), older_than=older_than,
+                                    statuses=statuses, as_json=as_json))  # fmt: skip

@@ -1,0 +1,634 @@
+"""The ``jobq`` command line: run workers and look after the jobs of one SQLite file.
+
+::
+
+    jobq worker --db instance/jobs.db --import myapp.tasks --concurrency 4
+    jobq stats --db instance/jobs.db --json
+    jobq list --db instance/jobs.db --status failed --limit 20
+    jobq retry 42 --db instance/jobs.db
+
+Standard library only, and never Flask: ``flask_jobq.cli`` builds ``flask jobq``
+on the helpers here (:func:`show_stats`, :func:`show_jobs`, :func:`cancel_job`,
+:func:`retry_job`, :func:`purge_jobs`, :func:`run_worker`), which take a queue
+and return the text to print or raise :class:`CommandError`.
+
+Exit codes: 0 success; 1 when a worker stopped with jobs still running after
+its grace period; 2 for bad input (unknown id or status, missing database,
+bad option), reported on one line of stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import math
+import os
+import re
+import signal
+import sys
+import time
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from types import FrameType
+from typing import Any, NoReturn
+
+from . import signals
+from .default_queue import configure, default_queue
+from .errors import JobqError
+from .job import Job, JobStatus
+from .queue import DurableQueue, JobNotFound
+from .storage.base import Stats
+
+logger = logging.getLogger("jobq.cli")
+
+DATABASE_ENV = "JOBQ_DATABASE"
+"""Environment variable read for the database path when ``--db`` is not given."""
+
+DEFAULT_GRACE = 30.0
+"""Seconds running jobs get to finish when a worker is told to stop."""
+
+_WAIT_STEP = 0.1  # seconds between looks at the signal flag in the worker's main thread
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_FINAL = ("completed", "failed", "cancelled")
+
+
+class CommandError(JobqError):
+    """Bad input to a command (unknown id or status, malformed option, missing
+    database): reported on one line, exit code 2."""
+
+
+# -- parsing -------------------------------------------------------------------------
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``"90"``, ``"90s"``, ``"15m"``, ``"12h"``, ``"7d"`` or ``"2w"``.
+
+    Raises :class:`CommandError` for anything else or a negative value.
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhdw]?)\s*", text.lower())
+    if match is None:
+        raise CommandError(
+            f"invalid duration {text!r}: give seconds or a number with a unit s, m, h, d or w "
+            "(e.g. 3600, 12h, 7d)"
+        )
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+def parse_status(text: str) -> JobStatus:
+    """The :class:`JobStatus` named ``text``. Raises :class:`CommandError`."""
+    try:
+        return JobStatus(text.strip().lower())
+    except ValueError:
+        known = ", ".join(status.value for status in JobStatus)
+        raise CommandError(f"unknown status {text!r} (choose from {known})") from None
+
+
+def parse_job_id(text: str) -> int:
+    """A job id (a positive integer) from ``text``. Raises :class:`CommandError`."""
+    try:
+        job_id = int(text)
+    except ValueError:
+        job_id = 0
+    if job_id < 1:
+        raise CommandError(f"invalid job id {text!r}: give a positive integer")
+    return job_id
+
+
+def split_names(values: Sequence[str] | None) -> list[str] | None:
+    """Names given as repeated and/or comma-separated options; None when none."""
+    if not values:
+        return None
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    return names or None
+
+
+# -- formatting ----------------------------------------------------------------------
+
+
+def _loads(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def job_record(job: Job) -> dict[str, Any]:
+    """A job as a JSON-ready dict: stored fields with payload, result and progress
+    decoded; times are epoch seconds. The lease token is left out."""
+    error = job.error
+    return {
+        "id": job.id,
+        "name": job.name,
+        "queue": job.queue,
+        "status": job.status.value,
+        "priority": job.priority,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "payload": _loads(job.payload),
+        "result": _loads(job.result),
+        "progress": _loads(job.progress),
+        "error": None if error is None else {
+            "type": error.type, "message": error.message, "traceback": error.traceback,
+        },
+        "unique_key": job.unique_key,
+        "cancel_requested": job.cancel_requested,
+        "lease_owner": job.lease_owner,
+        "lease_expires_at": job.lease_expires_at,
+        "run_at": job.run_at,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "updated_at": job.updated_at,
+    }
+
+
+def stats_record(stats: Stats) -> dict[str, Any]:
+    """:meth:`DurableQueue.stats` as a JSON-ready dict (counts keyed by status value)."""
+    return {
+        "queues": {
+            name: {
+                "counts": {status.value: count for status, count in entry.counts.items()},
+                "scheduled": entry.scheduled,
+                "oldest_runnable_age": entry.oldest_runnable_age,
+                "paused": name in stats.paused,
+            }
+            for name, entry in sorted(stats.queues.items())
+        },
+        "completed_last_minute": stats.completed_last_minute,
+        "failed_last_minute": stats.failed_last_minute,
+        "paused": sorted(stats.paused),
+    }
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Left-aligned columns separated by two spaces, numbers aligned right."""
+    cells = [[str(cell) for cell in row] for row in rows]
+    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]
+    numeric = [all(isinstance(row[i], (int, float)) for row in rows) and bool(rows)
+               for i in range(len(headers))]  # fmt: skip
+
+    def line(values: Sequence[str]) -> str:
+        columns = zip(values, widths, numeric, strict=True)
+        parts = [v.rjust(w) if n else v.ljust(w) for v, w, n in columns]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(headers)] + [line(row) for row in cells])
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _age(seconds: float) -> str:
+    if seconds <= 0:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.1f}s"
+
+
+def format_stats(stats: Stats) -> str:
+    """:meth:`DurableQueue.stats` as a table, one row per queue, and a summary line."""
+    statuses = list(JobStatus)
+    headers = ["QUEUE", *(s.value.upper() for s in statuses), "SCHEDULED", "OLDEST", "PAUSED"]
+    rows: list[list[object]] = [
+        [name, *(entry.counts.get(s, 0) for s in statuses), entry.scheduled,
+         _age(entry.oldest_runnable_age), "yes" if name in stats.paused else "no"]
+        for name, entry in sorted(stats.queues.items())
+    ]  # fmt: skip
+    table = format_table(headers, rows) if rows else "no jobs"
+    return (f"{table}\nlast minute: {stats.completed_last_minute} completed, "
+            f"{stats.failed_last_minute} failed")  # fmt: skip
+
+
+def format_jobs(jobs: Sequence[Job]) -> str:
+    """Jobs as a table: id, status, queue, task, attempts, run at, last error (UTC times)."""
+    if not jobs:
+        return "no jobs"
+    rows = [
+        [job.id, job.status.value, job.queue, job.name, f"{job.attempts}/{job.max_attempts}",
+         _when(job.run_at), _shorten(job.error.type + ": " + job.error.message)
+         if job.error else "-"]
+        for job in jobs
+    ]  # fmt: skip
+    return format_table(["ID", "STATUS", "QUEUE", "TASK", "ATTEMPTS", "RUN AT (UTC)", "ERROR"],
+                        rows)  # fmt: skip
+
+
+def _shorten(text: str, width: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _dump(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=False)
+
+
+# -- commands on a queue (shared with flask_jobq.cli) ------------------------------------
+
+
+def show_stats(queue: DurableQueue, *, as_json: bool = False) -> str:
+    """The text of ``stats``: a table, or JSON (:func:`stats_record`) with ``as_json``."""
+    stats = queue.stats()
+    return _dump(stats_record(stats)) if as_json else format_stats(stats)
+
+
+def show_jobs(
+    queue: DurableQueue,
+    *,
+    status: str | None = None,
+    name: str | None = None,
+    queue_name: str | None = None,
+    limit: int = 50,
+    after: int | None = None,
+    as_json: bool = False,
+) -> str:
+    """The text of ``list``: jobs matching the filters, by id, at most ``limit``
+    (1 to 10,000) after the id ``after``. JSON is ``{"jobs": [...], "next_after": id}``,
+    ``next_after`` being None on the last page. Raises :class:`CommandError`."""
+    if not 1 <= limit <= 10_000:
+        raise CommandError(f"--limit must be between 1 and 10000, got {limit}")
+    jobs = queue.list(status=None if status is None else parse_status(status), name=name,
+                      queue=queue_name, limit=limit, after=after)  # fmt: skip
+    if as_json:
+        next_after = jobs[-1].id if len(jobs) == limit else None
+        return _dump({"jobs": [job_record(job) for job in jobs], "next_after": next_after})
+    text = format_jobs(jobs)
+    if len(jobs) == limit:
+        text += f"\nmore may follow: --after {jobs[-1].id}"
+    return text
+
+
+def cancel_job(queue: DurableQueue, job_id: int, *, as_json: bool = False) -> str:
+    """The text of ``cancel ID``: what became of the job. Raises :class:`CommandError`
+    for an unknown id."""
+    before = _get(queue, job_id)
+    job = queue.cancel(job_id)
+    if as_json:
+        return _dump(job_record(job))
+    if job.status is JobStatus.CANCELLED and before.status is not JobStatus.CANCELLED:
+        return f"job {job_id} cancelled"
+    if job.status is JobStatus.PROCESSING:
+        return f"job {job_id} is running: cancel requested, its worker will stop it"
+    return f"job {job_id} is already {job.status.value}; nothing to cancel"
+
+
+def retry_job(
+    queue: DurableQueue, job_id: int, *, delay: str = "0", as_json: bool = False
+) -> str:
+    """The text of ``retry ID``: a failed or cancelled job runs again after ``delay``
+    (see :func:`parse_duration`). Raises :class:`CommandError` for an unknown id or
+    a job in another status."""
+    _get(queue, job_id)
+    try:
+        job = queue.retry(job_id, delay=parse_duration(delay))
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    if as_json:
+        return _dump(job_record(job))
+    return f"job {job_id} will run again ({job.name}, queue {job.queue})"
+
+
+def purge_jobs(
+    queue: DurableQueue,
+    *,
+    older_than: str,
+    statuses: Sequence[str] | None = None,
+    as_json: bool = False,
+) -> str:
+    """The text of ``purge``: delete jobs that finished more than ``older_than``
+    ago (:func:`parse_duration`) with one of ``statuses`` (default the final ones).
+    Raises :class:`CommandError` for a bad duration or a status that is not final."""
+    seconds = parse_duration(older_than)
+    chosen = [parse_status(s) for s in split_names(statuses) or _FINAL]
+    for status in chosen:
+        if not status.is_final:
+            raise CommandError(
+                f"cannot purge {status.value} jobs: only completed, failed or cancelled ones"
+            )
+    deleted = queue.purge(older_than=seconds, statuses=chosen)
+    if as_json:
+        return _dump({"deleted": deleted, "statuses": [s.value for s in chosen],
+                      "older_than": seconds})  # fmt: skip
+    return (f"deleted {deleted} job{'s' if deleted != 1 else ''} "
+            f"({', '.join(s.value for s in chosen)}) older than {older_than}")  # fmt: skip
+
+
+def _get(queue: DurableQueue, job_id: int) -> Job:
+    try:
+        return queue.get(job_id)
+    except JobNotFound as exc:
+        raise CommandError(str(exc)) from None
+
+
+# -- the worker ------------------------------------------------------------------------
+
+
+def _log_job_events(queue: DurableQueue) -> list[Callable[..., None]]:
+    """Connect INFO logging of the queue's job events; returns the receivers to disconnect."""
+
+    def started(sender: object, *, job: Job, **_: Any) -> None:
+        logger.info("job %d %s started (attempt %d/%d)", job.id, job.name, job.attempts,
+                    job.max_attempts)  # fmt: skip
+
+    def succeeded(sender: object, *, job: Job, **_: Any) -> None:
+        logger.info("job %d %s completed", job.id, job.name)
+
+    def retrying(sender: object, *, job: Job, error: Any = None, **_: Any) -> None:
+        reason = f"{error.type}: {error.message}" if error is not None else "retry"
+        logger.warning("job %d %s will retry: %s", job.id, job.name, _shorten(reason, 200))
+
+    def failed(sender: object, *, job: Job, error: Any = None, **_: Any) -> None:
+        reason = f"{error.type}: {error.message}" if error is not None else "failed"
+        logger.error("job %d %s failed: %s", job.id, job.name, _shorten(reason, 200))
+
+    def cancelled(sender: object, *, job: Job, **_: Any) -> None:
+        logger.info("job %d %s cancelled", job.id, job.name)
+
+    pairs = [(signals.job_started, started), (signals.job_succeeded, succeeded),
+             (signals.job_retrying, retrying), (signals.job_failed, failed),
+             (signals.job_cancelled, cancelled)]  # fmt: skip
+    for signal_, receiver in pairs:
+        signal_.connect(receiver, sender=queue, weak=False)
+    return [receiver for _, receiver in pairs]
+
+
+@contextmanager
+def _stop_signals() -> Iterator[list[int]]:
+    """Catch SIGTERM and SIGINT while inside; yields the list of signals received.
+
+    The handler only appends to a list: setting a threading.Event from a signal
+    handler can deadlock if the main thread holds that Event's lock at the time.
+    """
+    received: list[int] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+
+    wanted = [signal.SIGTERM, signal.SIGINT]
+    previous = {signum: signal.signal(signum, on_signal) for signum in wanted}
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def run_worker(
+    queue: DurableQueue,
+    *,
+    concurrency: int = 4,
+    queues: Collection[str] | None = None,
+    grace: float = DEFAULT_GRACE,
+) -> int:
+    """Run a worker pool in the foreground until SIGTERM or SIGINT; return an exit code.
+
+    On the signal the pool stops claiming, running jobs get ``grace`` seconds to
+    finish and jobs claimed but not started are handed back (pending, attempt not
+    counted). Returns 0 when every running job finished in time, 1 otherwise
+    (their leases lapse and another worker runs them again) or when the pool
+    ended without a signal. Must run in the
+    main thread (signal handlers). Raises :class:`CommandError` for a bad option.
+    """
+    if concurrency < 1:
+        raise CommandError(f"--concurrency must be at least 1, got {concurrency}")
+    if not (math.isfinite(grace) and grace >= 0):
+        raise CommandError(f"--grace must be a number of seconds >= 0, got {grace}")
+    receivers = _log_job_events(queue)
+    try:
+        with _stop_signals() as received:
+            pool = queue.start_workers(concurrency, queues=queues)
+            logger.info(
+                "worker pid %d started: %d threads on queues %s of %s; tasks: %s",
+                os.getpid(), concurrency, ", ".join(pool.queues), _where(queue),
+                ", ".join(sorted(queue.tasks)) or "none",
+            )
+            try:
+                while not received and pool.is_alive:
+                    time.sleep(_WAIT_STEP)
+            finally:
+                why = signal.Signals(received[0]).name if received else "the pool ended"
+                logger.info("%s: stopping, running jobs have %g s to finish", why, grace)
+                finished = pool.stop(grace)
+    finally:
+        for signal_, receiver in zip(
+            (signals.job_started, signals.job_succeeded, signals.job_retrying,
+             signals.job_failed, signals.job_cancelled), receivers, strict=True,
+        ):  # fmt: skip
+            signal_.disconnect(receiver, sender=queue)
+    if not received:
+        logger.error("the worker pool stopped on its own; see the errors above")
+        return 1
+    if not finished:
+        logger.warning("jobs were still running after %g s; their leases will lapse", grace)
+        return 1
+    logger.info("worker stopped")
+    return 0
+
+
+def _where(queue: DurableQueue) -> str:
+    return str(getattr(queue.storage, "path", queue.storage))
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """Log to stderr with times, at ``level``, unless the root logger is set up already."""
+    logging.basicConfig(
+        level=level.upper(), stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+# -- the plain command line -------------------------------------------------------------
+
+
+_DESCRIPTION = """\
+Run jobq workers and look after the jobs of one SQLite database, without Flask
+(with Flask, use 'flask jobq ...').
+
+Every command takes --db PATH (or the JOBQ_DATABASE environment variable).
+
+How workers find your tasks: the worker opens the database given by --db,
+makes it the process's default queue (jobq.configure), then imports each
+--import module. Those modules register their tasks on that queue:
+
+    # myapp/tasks.py
+    import jobq
+    queue = jobq.default_queue()
+
+    @queue.task("send_email")
+    def send_email(to: str) -> None: ...
+
+and your app configures the same database before importing them:
+jobq.configure(jobq.DurableQueue("instance/jobs.db")). Then:
+
+    jobq worker --db instance/jobs.db --import myapp.tasks
+
+Exit codes: 0 done; 1 a worker stopped with jobs still running; 2 bad input.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``jobq`` argument parser."""
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--db", metavar="PATH",
+        help=f"SQLite database file or sqlite:///path URL (default: ${DATABASE_ENV})",
+    )  # fmt: skip
+    common.add_argument(
+        "--import", dest="imports", action="append", default=[], metavar="MODULE",
+        help="import this module first, so its tasks register on the default queue "
+        "(repeatable; the current directory is on the import path)",
+    )  # fmt: skip
+    as_json = _Parser(add_help=False)
+    as_json.add_argument("--json", action="store_true", help="print JSON")
+
+    parser = _Parser(prog="jobq", description=_DESCRIPTION,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True,
+                                  parser_class=_Parser)  # fmt: skip
+
+    worker = verbs.add_parser(
+        "worker", parents=[common], help="run workers in the foreground until SIGTERM/SIGINT",
+        description="Run a worker pool in the foreground, logging to stderr. On SIGTERM or "
+        "SIGINT it stops claiming jobs, gives running ones --grace seconds to finish, hands "
+        "back claimed jobs that had not started, and exits 0 (1 if jobs were still running). "
+        "Creates the database if it does not exist.",
+    )  # fmt: skip
+    worker.add_argument("--concurrency", "-c", type=int, default=4, metavar="N",
+                        help="worker threads, >= 1 (default 4)")  # fmt: skip
+    worker.add_argument("--queues", "-q", action="append", metavar="NAMES",
+                        help="comma-separated queues to take jobs from (repeatable; default: "
+                        "the queues of the registered tasks)")  # fmt: skip
+    worker.add_argument("--grace", type=float, default=DEFAULT_GRACE, metavar="SECONDS",
+                        help=f"seconds running jobs get to finish on stop (default "
+                        f"{DEFAULT_GRACE:g})")  # fmt: skip
+    worker.add_argument("--log-level", default="INFO", metavar="LEVEL",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+                        help="DEBUG, INFO (default), WARNING or ERROR")  # fmt: skip
+
+    verbs.add_parser("stats", parents=[common, as_json],
+                     help="job counts per queue and status")  # fmt: skip
+
+    listing = verbs.add_parser("list", parents=[common, as_json], help="list jobs by id")
+    listing.add_argument("--status", help="pending, processing, completed, failed or cancelled")
+    listing.add_argument("--name", help="only jobs of this task")
+    listing.add_argument("--queue", dest="queue_name", metavar="QUEUE",
+                         help="only jobs of this queue")  # fmt: skip
+    listing.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    listing.add_argument("--after", type=int, metavar="ID",
+                         help="jobs with an id above this one (the next page)")  # fmt: skip
+
+    cancel = verbs.add_parser("cancel", parents=[common, as_json], help="cancel a job")
+    cancel.add_argument("job_id", type=int, metavar="ID")
+    retry = verbs.add_parser("retry", parents=[common, as_json],
+                             help="run a failed or cancelled job again")  # fmt: skip
+    retry.add_argument("job_id", type=int, metavar="ID")
+    retry.add_argument("--delay", default="0", help="wait this long first (e.g. 30, 5m)")
+
+    purge = verbs.add_parser("purge", parents=[common, as_json],
+                             help="delete finished jobs older than a given age")  # fmt: skip
+    purge.add_argument("--older-than", required=True, metavar="AGE",
+                       help="seconds, or a number with a unit s, m, h, d, w (e.g. 7d, 12h)")
+    purge.add_argument("--status", action="append", dest="statuses", metavar="STATUS",
+                       help="completed, failed or cancelled; repeatable or comma-separated "
+                       "(default: all three)")  # fmt: skip
+    return parser
+
+
+def _database(arg: str | None) -> str:
+    database = arg or os.environ.get(DATABASE_ENV)
+    if not database:
+        raise CommandError(f"no database given: pass --db PATH or set {DATABASE_ENV}")
+    return database
+
+
+def _open_queue(database: str, *, create: bool) -> DurableQueue:
+    path = database[len("sqlite:///"):] if database.startswith("sqlite:///") else database
+    if not create and "://" not in path and not Path(path).is_file():
+        raise CommandError(f"database {path!r} does not exist")
+    return DurableQueue(database)
+
+
+def _import_tasks(queue: DurableQueue, modules: Sequence[str]) -> None:
+    if not modules:
+        return
+    # A console script's sys.path starts with the script's folder, not the current one.
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    configure(queue)
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name is not None and (module == exc.name or module.startswith(exc.name + ".")):
+                raise CommandError(f"cannot import {module!r}: {exc}") from None
+            raise
+        if default_queue() is not queue:
+            raise CommandError(
+                f"module {module!r} replaced the default queue; register tasks on "
+                "jobq.default_queue() instead of configuring another one"
+            )
+
+
+def _run(args: argparse.Namespace) -> int:
+    verb: str = args.verb
+    queue = _open_queue(_database(args.db), create=verb == "worker")
+    try:
+        _import_tasks(queue, args.imports)
+        if verb == "worker":
+            configure_logging(args.log_level)
+            if not queue.tasks:
+                raise CommandError(
+                    "no task is registered: pass --import with the modules that define them"
+                )
+            return run_worker(queue, concurrency=args.concurrency,
+                              queues=split_names(args.queues), grace=args.grace)  # fmt: skip
+        if verb == "stats":
+            text = show_stats(queue, as_json=args.json)
+        elif verb == "list":
+            text = show_jobs(queue, status=args.status, name=args.name,
+                             queue_name=args.queue_name, limit=args.limit, after=args.after,
+                             as_json=args.json)  # fmt: skip
+        elif verb == "cancel":
+            text = cancel_job(queue, args.job_id, as_json=args.json)
+        elif verb == "retry":
+            text = retry_job(queue, args.job_id, delay=args.delay, as_json=args.json)
+        else:
+            text = purge_jobs(queue, older_than=args.older_than, statuses=args.statuses,
+                              as_json=args.json)  # fmt: skip
+    finally:
+        if args.imports:
+            configure(None)
+        queue.close()
+    print(text)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``jobq`` command with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (JobqError, ValueError) as exc:
+        # JobqError covers CommandError, JobNotFound and StorageError (a file that is not
+        # a database, a folder that cannot be written): all answered on one line.
+        print(f"jobq: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,308 @@
+"""``flask jobq ...`` (:mod:`flask_jobq.cli`) on the app's real SQLite queue.
+
+Verbs run through ``app.test_cli_runner()``; the worker also runs in-process
+(stopped by SIGTERM from a helper thread) and as a real ``python -m flask
+--app ... jobq worker`` process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import Result
+from flask import Flask, current_app
+
+from flask_jobq import JobQ, state_for
+from flask_jobq.cli import jobq_cli
+from jobq import DurableQueue, JobStatus
+
+from .conftest import AppFactory
+
+DEADLINE = 30.0  # real seconds any one step may take on a busy machine
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def app(make_app: AppFactory, ext: JobQ) -> Flask:
+    """An app that runs its jobs in a separate worker (``JOBQ_START_WORKERS = False``),
+    with ``record`` and ``broken`` tasks and the ``flask jobq`` group."""
+
+    @ext.task("record")
+    def record(n: int) -> str:
+        return f"{current_app.name}:{n}"  # proves the job ran in the app's context
+
+    @ext.task("broken", max_attempts=1)
+    def broken() -> None:
+        raise RuntimeError("the mail server said no")
+
+    app = make_app("cliapp", JOBQ_START_WORKERS=False)
+    app.cli.add_command(jobq_cli)  # what JobQ.init_app will do
+    return app
+
+
+@pytest.fixture
+def queue(app: Flask) -> DurableQueue:
+    return state_for(app).queue
+
+
+@pytest.fixture
+def invoke(app: Flask) -> Callable[..., Result]:
+    runner = app.test_cli_runner()
+
+    def run(*args: str) -> Result:
+        return runner.invoke(args=["jobq", *args])
+
+    return run
+
+
+def as_json(result: Result) -> Any:
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def assert_one_line_error(result: Result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Error: ")
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_stats_table_and_json_match_the_queue(invoke: Callable[..., Result],
+                                              queue: DurableQueue) -> None:  # fmt: skip
+    for n in range(3):
+        queue.enqueue("record", n)
+    queue.get_task("record").options(queue="mail").enqueue(9)
+    assert queue.run_until_empty(queues=["default"], max_jobs=2) == 2
+
+    table = invoke("stats")
+    assert table.exit_code == 0, table.output
+    assert table.stdout.splitlines()[1].split()[:6] == ["default", "1", "0", "2", "0", "0"]
+    data = as_json(invoke("stats", "--json"))
+    stats = queue.stats()
+    assert set(data["queues"]) == {"default", "mail"}
+    for name, entry in stats.queues.items():
+        assert data["queues"][name]["counts"] == {s.value: c for s, c in entry.counts.items()}
+    assert data["completed_last_minute"] == 2
+
+
+def test_list_filters_and_pages(invoke: Callable[..., Result], queue: DurableQueue) -> None:
+    ids = [queue.enqueue("record", n).id for n in range(4)]
+    failed = queue.enqueue("broken").id
+    mail = queue.get_task("record").options(queue="mail").enqueue(5).id
+    assert queue.run_until_empty(queues=["default"], max_jobs=2) == 2  # ids[0], ids[1]
+
+    def listed(*options: str) -> list[int]:
+        return [job["id"] for job in as_json(invoke("list", "--json", *options))["jobs"]]
+
+    assert listed() == [*ids, failed, mail]
+    assert listed("--status", "completed") == ids[:2]
+    assert listed("--name", "broken") == [failed]
+    assert listed("--queue", "mail") == [mail]
+    page = as_json(invoke("list", "--json", "--limit", "3", "--status", "pending"))
+    assert [job["id"] for job in page["jobs"]] == [*ids[2:], failed]
+    assert page["next_after"] == failed
+    assert listed("--status", "pending", "--after", str(failed)) == [mail]
+    first = as_json(invoke("list", "--json", "--limit", "1"))["jobs"][0]
+    assert first["result"] == "cliapp:0"
+
+    table = invoke("list", "--status", "completed")
+    assert table.exit_code == 0
+    assert [int(line.split()[0]) for line in table.stdout.splitlines()[1:]] == ids[:2]
+
+
+def test_cancel_retry_and_purge(invoke: Callable[..., Result], queue: DurableQueue) -> None:
+    job_id = queue.enqueue("record", 1).id
+    cancelled = invoke("cancel", str(job_id))
+    assert (cancelled.exit_code, cancelled.stdout) == (0, f"job {job_id} cancelled\n")
+    assert queue.get(job_id).status is JobStatus.CANCELLED
+
+    retried = as_json(invoke("retry", str(job_id), "--json"))
+    assert (retried["id"], retried["status"]) == (job_id, "pending")
+    assert queue.run_until_empty() == 1
+    broken = queue.enqueue("broken").id
+    assert queue.run_until_empty() == 1
+    assert queue.get(broken).status is JobStatus.FAILED
+
+    kept = invoke("purge", "--older-than", "1h")
+    assert kept.stdout.startswith("deleted 0 jobs")
+    purged = as_json(invoke("purge", "--older-than", "0", "--status", "failed", "--json"))
+    assert purged["deleted"] == 1
+    assert [job.id for job in queue.list()] == [job_id]
+    assert as_json(invoke("purge", "--older-than", "0s", "--json"))["deleted"] == 1
+    assert queue.list() == []
+
+
+def test_errors_are_one_line_with_exit_code_2(invoke: Callable[..., Result],
+                                              queue: DurableQueue) -> None:  # fmt: skip
+    done = queue.enqueue("record", 1).id
+    queue.run_until_empty()
+    assert_one_line_error(invoke("cancel", "999"), "no job with id 999")
+    assert_one_line_error(invoke("retry", "999"), "no job with id 999")
+    assert_one_line_error(invoke("cancel", "abc"), "invalid job id 'abc'")
+    assert_one_line_error(invoke("retry", str(done)), "only failed or cancelled")
+    assert_one_line_error(invoke("list", "--status", "nope"), "unknown status 'nope'")
+    assert_one_line_error(invoke("list", "--limit", "0"), "--limit")
+    assert_one_line_error(invoke("purge", "--older-than", "1d", "--status", "processing"),
+                          "cannot purge processing jobs")  # fmt: skip
+    assert_one_line_error(invoke("purge", "--older-than", "later"), "invalid duration")
+    assert_one_line_error(invoke("worker", "--concurrency", "0"), "--concurrency")
+
+
+def test_an_app_without_the_extension_is_a_clear_error(tmp_path: Path) -> None:
+    bare = Flask("bare", instance_path=str(tmp_path))
+    bare.cli.add_command(jobq_cli)
+    result = bare.test_cli_runner().invoke(args=["jobq", "stats"])
+    assert_one_line_error(result, "not initialised", "init_app")
+
+
+def test_worker_in_process_until_sigterm(app: Flask, invoke: Callable[..., Result],
+                                         queue: DurableQueue) -> None:  # fmt: skip
+    ids = [queue.enqueue("record", n).id for n in range(5)]
+    before = signal.getsignal(signal.SIGTERM)
+
+    def terminate_when_done() -> None:
+        deadline = time.monotonic() + DEADLINE
+        while time.monotonic() < deadline:
+            if all(queue.get(i).status is JobStatus.COMPLETED for i in ids):
+                break
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)  # even on timeout, so the worker returns
+
+    helper = threading.Thread(target=terminate_when_done)
+    helper.start()
+    try:
+        result = invoke("worker", "--concurrency", "2", "--grace", "5")
+    finally:
+        helper.join(DEADLINE + 5)
+    assert result.exit_code == 0, result.output
+    assert [queue.get(i).decoded_result() for i in ids] == [f"cliapp:{n}" for n in range(5)]
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert state_for(app).pool is None  # JOBQ_START_WORKERS = False: nothing else started
+
+
+# -- a real worker process ----------------------------------------------------------------
+
+APP_MODULE = '''
+"""A small app for tests/flask/test_cli.py, run with `flask --app ... jobq worker`."""
+
+import os
+import time
+from pathlib import Path
+
+from flask import Flask, current_app
+
+from flask_jobq import JobQ
+from flask_jobq.cli import jobq_cli
+
+folder = Path(os.environ["JOBQ_CLI_TEST_DIR"])
+jobq_ext = JobQ()
+
+
+@jobq_ext.task("record")
+def record(n: int) -> str:
+    (folder / f"record-{n}").touch()
+    return current_app.name
+
+
+@jobq_ext.task("slow", priority=10)
+def slow(seconds: float) -> str:
+    (folder / "slow-started").touch()
+    time.sleep(min(seconds, 60.0))
+    (folder / "slow-done").touch()
+    return "finished"
+
+
+app = Flask("cliapp", instance_path=str(folder / "instance"))
+app.config.update(JOBQ_DATABASE=str(folder / "jobs.db"), JOBQ_START_WORKERS=False,
+                  JOBQ_CONCURRENCY=1)
+jobq_ext.init_app(app)
+if "jobq" not in app.cli.commands:
+    app.cli.add_command(jobq_cli)
+'''
+
+
+@contextlib.contextmanager
+def flask_worker(folder: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """``python -m flask --app <folder>/cliapp.py jobq worker`` in its own session,
+    output in a log file; always killed and reaped."""
+    (folder / "cliapp.py").write_text(textwrap.dedent(APP_MODULE))
+    log = folder / "worker.log"
+    env = {**os.environ, "JOBQ_CLI_TEST_DIR": str(folder),
+           "FLASK_APP": str(folder / "cliapp.py")}  # fmt: skip
+    with open(log, "wb") as output:
+        child = subprocess.Popen(
+            [sys.executable, "-m", "flask", "--app", str(folder / "cliapp.py"), "jobq", "worker",
+             "--grace", "20"],
+            cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=output,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        yield child, log
+    finally:
+        if child.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+        child.wait(DEADLINE)
+
+
+def test_flask_worker_process_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
+    queue = DurableQueue(tmp_path / "jobs.db")  # the same file, as the web app would
+
+    @queue.task("record")
+    def record(n: int) -> None: ...
+
+    @queue.task("slow", priority=10)
+    def slow(seconds: float) -> None: ...
+
+    try:
+        first = [record.enqueue(n).id for n in range(3)]
+        with flask_worker(tmp_path) as (child, log):
+
+            def completed(ids: list[int]) -> bool:
+                assert child.poll() is None, log.read_text()
+                return all(queue.get(i).status is JobStatus.COMPLETED for i in ids)
+
+            wait_for(lambda: completed(first), "the first jobs completed")
+            long_job = slow.enqueue(1.5).id
+            wait_for(lambda: (tmp_path / "slow-started").exists(), "the slow job started")
+            waiting = [record.enqueue(n).id for n in range(10, 13)]
+            wait_for(lambda: any(queue.get(i).status is JobStatus.PROCESSING for i in waiting),
+                     "a job claimed ahead")  # fmt: skip
+            child.send_signal(signal.SIGTERM)
+            assert child.wait(DEADLINE) == 0, log.read_text()
+
+        output = log.read_text()
+        assert "Traceback" not in output
+        assert "SIGTERM: stopping" in output
+        assert [queue.get(i).decoded_result() for i in first] == ["cliapp"] * 3
+        assert queue.get(long_job).status is JobStatus.COMPLETED
+        assert (tmp_path / "slow-done").exists()
+        for job_id in waiting:
+            job = queue.get(job_id)
+            assert (job.status, job.attempts) == (JobStatus.PENDING, 0)
+        assert not list(tmp_path.glob("record-1?"))
+    finally:
+        queue.close()

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import click
 from flask.cli import AppGroup
 
-from jobq import DurableQueue, JobqError
+from jobq import DurableQueue, JobqError, cli_format
 from jobq import cli as core
 
 from .extension import state_for
@@ -79,7 +79,7 @@ def worker(concurrency: int | None, queues: tuple[str, ...], grace: float,
     except RuntimeError as exc:
         raise CommandFailed(str(exc)) from None
     core.configure_logging(log_level)
-    chosen = core.split_names(queues)
+    chosen = cli_format.split_names(queues)
     try:
         code = core.run_worker(
             state.queue,
@@ -119,7 +119,7 @@ def list_jobs(status: str | None, name: str | None, queue_name: str | None, limi
 @_json_option
 def cancel(job_id: str, as_json: bool) -> None:
     """Cancel a job (a running one is asked to stop)."""
-    _answer(lambda: core.cancel_job(_queue(), core.parse_job_id(job_id), as_json=as_json))
+    _answer(lambda: core.cancel_job(_queue(), cli_format.parse_job_id(job_id), as_json=as_json))
 
 
 @jobq_cli.command("retry")
@@ -128,7 +128,7 @@ def cancel(job_id: str, as_json: bool) -> None:
 @_json_option
 def retry(job_id: str, delay: str, as_json: bool) -> None:
     """Run a failed or cancelled job again."""
-    _answer(lambda: core.retry_job(_queue(), core.parse_job_id(job_id), delay=delay,
+    _answer(lambda: core.retry_job(_queue(), cli_format.parse_job_id(job_id), delay=delay,
                                    as_json=as_json))  # fmt: skip
 
 

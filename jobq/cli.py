@@ -21,27 +21,37 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import json
 import logging
 import math
 import os
-import re
 import signal
 import sys
 import time
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
 
 from . import signals
+from .cli_format import (
+    CommandError as CommandError,
+)
+from .cli_format import (
+    dump_json,
+    format_jobs,
+    format_stats,
+    job_record,
+    parse_duration,
+    parse_status,
+    shorten,
+    split_names,
+    stats_record,
+)
 from .default_queue import configure, default_queue
 from .errors import JobqError
 from .job import Job, JobStatus
 from .queue import DurableQueue, JobNotFound
-from .storage.base import Stats
 
 logger = logging.getLogger("jobq.cli")
 
@@ -52,194 +62,13 @@ DEFAULT_GRACE = 30.0
 """Seconds running jobs get to finish when a worker is told to stop."""
 
 _WAIT_STEP = 0.1  # seconds between looks at the signal flag in the worker's main thread
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _FINAL = ("completed", "failed", "cancelled")
-
-
-class CommandError(JobqError):
-    """Bad input to a command (unknown id or status, malformed option, missing
-    database): reported on one line, exit code 2."""
-
-
-# -- parsing -------------------------------------------------------------------------
-
-
-def parse_duration(text: str) -> float:
-    """Seconds from ``"90"``, ``"90s"``, ``"15m"``, ``"12h"``, ``"7d"`` or ``"2w"``.
-
-    Raises :class:`CommandError` for anything else or a negative value.
-    """
-    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhdw]?)\s*", text.lower())
-    if match is None:
-        raise CommandError(
-            f"invalid duration {text!r}: give seconds or a number with a unit s, m, h, d or w "
-            "(e.g. 3600, 12h, 7d)"
-        )
-    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
-
-
-def parse_status(text: str) -> JobStatus:
-    """The :class:`JobStatus` named ``text``. Raises :class:`CommandError`."""
-    try:
-        return JobStatus(text.strip().lower())
-    except ValueError:
-        known = ", ".join(status.value for status in JobStatus)
-        raise CommandError(f"unknown status {text!r} (choose from {known})") from None
-
-
-def parse_job_id(text: str) -> int:
-    """A job id (a positive integer) from ``text``. Raises :class:`CommandError`."""
-    try:
-        job_id = int(text)
-    except ValueError:
-        job_id = 0
-    if job_id < 1:
-        raise CommandError(f"invalid job id {text!r}: give a positive integer")
-    return job_id
-
-
-def split_names(values: Sequence[str] | None) -> list[str] | None:
-    """Names given as repeated and/or comma-separated options; None when none."""
-    if not values:
-        return None
-    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
-    return names or None
-
-
-# -- formatting ----------------------------------------------------------------------
-
-
-def _loads(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
-def job_record(job: Job) -> dict[str, Any]:
-    """A job as a JSON-ready dict: stored fields with payload, result and progress
-    decoded; times are epoch seconds. The lease token is left out."""
-    error = job.error
-    return {
-        "id": job.id,
-        "name": job.name,
-        "queue": job.queue,
-        "status": job.status.value,
-        "priority": job.priority,
-        "attempts": job.attempts,
-        "max_attempts": job.max_attempts,
-        "payload": _loads(job.payload),
-        "result": _loads(job.result),
-        "progress": _loads(job.progress),
-        "error": None if error is None else {
-            "type": error.type, "message": error.message, "traceback": error.traceback,
-        },
-        "unique_key": job.unique_key,
-        "cancel_requested": job.cancel_requested,
-        "lease_owner": job.lease_owner,
-        "lease_expires_at": job.lease_expires_at,
-        "run_at": job.run_at,
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "updated_at": job.updated_at,
-    }
-
-
-def stats_record(stats: Stats) -> dict[str, Any]:
-    """:meth:`DurableQueue.stats` as a JSON-ready dict (counts keyed by status value)."""
-    return {
-        "queues": {
-            name: {
-                "counts": {status.value: count for status, count in entry.counts.items()},
-                "scheduled": entry.scheduled,
-                "oldest_runnable_age": entry.oldest_runnable_age,
-                "paused": name in stats.paused,
-            }
-            for name, entry in sorted(stats.queues.items())
-        },
-        "completed_last_minute": stats.completed_last_minute,
-        "failed_last_minute": stats.failed_last_minute,
-        "paused": sorted(stats.paused),
-    }
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """Left-aligned columns separated by two spaces, numbers aligned right."""
-    cells = [[str(cell) for cell in row] for row in rows]
-    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]
-    numeric = [all(isinstance(row[i], (int, float)) for row in rows) and bool(rows)
-               for i in range(len(headers))]  # fmt: skip
-
-    def line(values: Sequence[str]) -> str:
-        columns = zip(values, widths, numeric, strict=True)
-        parts = [v.rjust(w) if n else v.ljust(w) for v, w, n in columns]
-        return "  ".join(parts).rstrip()
-
-    return "\n".join([line(headers)] + [line(row) for row in cells])
-
-
-def _when(epoch: float | None) -> str:
-    if epoch is None:
-        return "-"
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def _age(seconds: float) -> str:
-    if seconds <= 0:
-        return "-"
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f}{unit}"
-    return f"{seconds:.1f}s"
-
-
-def format_stats(stats: Stats) -> str:
-    """:meth:`DurableQueue.stats` as a table, one row per queue, and a summary line."""
-    statuses = list(JobStatus)
-    headers = ["QUEUE", *(s.value.upper() for s in statuses), "SCHEDULED", "OLDEST", "PAUSED"]
-    rows: list[list[object]] = [
-        [name, *(entry.counts.get(s, 0) for s in statuses), entry.scheduled,
-         _age(entry.oldest_runnable_age), "yes" if name in stats.paused else "no"]
-        for name, entry in sorted(stats.queues.items())
-    ]  # fmt: skip
-    table = format_table(headers, rows) if rows else "no jobs"
-    return (f"{table}\nlast minute: {stats.completed_last_minute} completed, "
-            f"{stats.failed_last_minute} failed")  # fmt: skip
-
-
-def format_jobs(jobs: Sequence[Job]) -> str:
-    """Jobs as a table: id, status, queue, task, attempts, run at, last error (UTC times)."""
-    if not jobs:
-        return "no jobs"
-    rows = [
-        [job.id, job.status.value, job.queue, job.name, f"{job.attempts}/{job.max_attempts}",
-         _when(job.run_at), _shorten(job.error.type + ": " + job.error.message)
-         if job.error else "-"]
-        for job in jobs
-    ]  # fmt: skip
-    return format_table(["ID", "STATUS", "QUEUE", "TASK", "ATTEMPTS", "RUN AT (UTC)", "ERROR"],
-                        rows)  # fmt: skip
-
-
-def _shorten(text: str, width: int = 60) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 3] + "..."
-
-
-def _dump(value: Any) -> str:
-    return json.dumps(value, indent=2, sort_keys=False)
-
-
-# -- commands on a queue (shared with flask_jobq.cli) ------------------------------------
 
 
 def show_stats(queue: DurableQueue, *, as_json: bool = False) -> str:
     """The text of ``stats``: a table, or JSON (:func:`stats_record`) with ``as_json``."""
     stats = queue.stats()
-    return _dump(stats_record(stats)) if as_json else format_stats(stats)
+    return dump_json(stats_record(stats)) if as_json else format_stats(stats)
 
 
 def show_jobs(
@@ -261,7 +90,7 @@ def show_jobs(
                       queue=queue_name, limit=limit, after=after)  # fmt: skip
     if as_json:
         next_after = jobs[-1].id if len(jobs) == limit else None
-        return _dump({"jobs": [job_record(job) for job in jobs], "next_after": next_after})
+        return dump_json({"jobs": [job_record(job) for job in jobs], "next_after": next_after})
     text = format_jobs(jobs)
     if len(jobs) == limit:
         text += f"\nmore may follow: --after {jobs[-1].id}"
@@ -274,7 +103,7 @@ def cancel_job(queue: DurableQueue, job_id: int, *, as_json: bool = False) -> st
     before = _get(queue, job_id)
     job = queue.cancel(job_id)
     if as_json:
-        return _dump(job_record(job))
+        return dump_json(job_record(job))
     if job.status is JobStatus.CANCELLED and before.status is not JobStatus.CANCELLED:
         return f"job {job_id} cancelled"
     if job.status is JobStatus.PROCESSING:
@@ -294,7 +123,7 @@ def retry_job(
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     if as_json:
-        return _dump(job_record(job))
+        return dump_json(job_record(job))
     return f"job {job_id} will run again ({job.name}, queue {job.queue})"
 
 
@@ -317,7 +146,7 @@ def purge_jobs(
             )
     deleted = queue.purge(older_than=seconds, statuses=chosen)
     if as_json:
-        return _dump({"deleted": deleted, "statuses": [s.value for s in chosen],
+        return dump_json({"deleted": deleted, "statuses": [s.value for s in chosen],
                       "older_than": seconds})  # fmt: skip
     return (f"deleted {deleted} job{'s' if deleted != 1 else ''} "
             f"({', '.join(s.value for s in chosen)}) older than {older_than}")  # fmt: skip
@@ -345,11 +174,11 @@ def _log_job_events(queue: DurableQueue) -> list[Callable[..., None]]:
 
     def retrying(sender: object, *, job: Job, error: Any = None, **_: Any) -> None:
         reason = f"{error.type}: {error.message}" if error is not None else "retry"
-        logger.warning("job %d %s will retry: %s", job.id, job.name, _shorten(reason, 200))
+        logger.warning("job %d %s will retry: %s", job.id, job.name, shorten(reason, 200))
 
     def failed(sender: object, *, job: Job, error: Any = None, **_: Any) -> None:
         reason = f"{error.type}: {error.message}" if error is not None else "failed"
-        logger.error("job %d %s failed: %s", job.id, job.name, _shorten(reason, 200))
+        logger.error("job %d %s failed: %s", job.id, job.name, shorten(reason, 200))
 
     def cancelled(sender: object, *, job: Job, **_: Any) -> None:
         logger.info("job %d %s cancelled", job.id, job.name)

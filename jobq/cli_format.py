@@ -1,0 +1,199 @@
+"""What the command lines read and print: argument parsing and job/stats text.
+
+Shared by ``jobq`` (:mod:`jobq.cli`) and ``flask jobq`` (:mod:`flask_jobq.cli`);
+standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from .errors import JobqError
+from .job import Job, JobStatus
+from .storage.base import Stats
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+class CommandError(JobqError):
+    """Bad input to a command (unknown id or status, malformed option, missing
+    database): reported on one line, exit code 2."""
+
+
+# -- parsing -------------------------------------------------------------------------
+
+
+def parse_duration(text: str) -> float:
+    """Seconds from ``"90"``, ``"90s"``, ``"15m"``, ``"12h"``, ``"7d"`` or ``"2w"``.
+
+    Raises :class:`CommandError` for anything else or a negative value.
+    """
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhdw]?)\s*", text.lower())
+    if match is None:
+        raise CommandError(
+            f"invalid duration {text!r}: give seconds or a number with a unit s, m, h, d or w "
+            "(e.g. 3600, 12h, 7d)"
+        )
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+def parse_status(text: str) -> JobStatus:
+    """The :class:`JobStatus` named ``text``. Raises :class:`CommandError`."""
+    try:
+        return JobStatus(text.strip().lower())
+    except ValueError:
+        known = ", ".join(status.value for status in JobStatus)
+        raise CommandError(f"unknown status {text!r} (choose from {known})") from None
+
+
+def parse_job_id(text: str) -> int:
+    """A job id (a positive integer) from ``text``. Raises :class:`CommandError`."""
+    try:
+        job_id = int(text)
+    except ValueError:
+        job_id = 0
+    if job_id < 1:
+        raise CommandError(f"invalid job id {text!r}: give a positive integer")
+    return job_id
+
+
+def split_names(values: Sequence[str] | None) -> list[str] | None:
+    """Names given as repeated and/or comma-separated options; None when none."""
+    if not values:
+        return None
+    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
+    return names or None
+
+
+# -- formatting ----------------------------------------------------------------------
+
+
+def _loads(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def job_record(job: Job) -> dict[str, Any]:
+    """A job as a JSON-ready dict: stored fields with payload, result and progress
+    decoded; times are epoch seconds. The lease token is left out."""
+    error = job.error
+    return {
+        "id": job.id,
+        "name": job.name,
+        "queue": job.queue,
+        "status": job.status.value,
+        "priority": job.priority,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "payload": _loads(job.payload),
+        "result": _loads(job.result),
+        "progress": _loads(job.progress),
+        "error": None if error is None else {
+            "type": error.type, "message": error.message, "traceback": error.traceback,
+        },
+        "unique_key": job.unique_key,
+        "cancel_requested": job.cancel_requested,
+        "lease_owner": job.lease_owner,
+        "lease_expires_at": job.lease_expires_at,
+        "run_at": job.run_at,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "updated_at": job.updated_at,
+    }
+
+
+def stats_record(stats: Stats) -> dict[str, Any]:
+    """:meth:`DurableQueue.stats` as a JSON-ready dict (counts keyed by status value)."""
+    return {
+        "queues": {
+            name: {
+                "counts": {status.value: count for status, count in entry.counts.items()},
+                "scheduled": entry.scheduled,
+                "oldest_runnable_age": entry.oldest_runnable_age,
+                "paused": name in stats.paused,
+            }
+            for name, entry in sorted(stats.queues.items())
+        },
+        "completed_last_minute": stats.completed_last_minute,
+        "failed_last_minute": stats.failed_last_minute,
+        "paused": sorted(stats.paused),
+    }
+
+
+def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """Left-aligned columns separated by two spaces, numbers aligned right."""
+    cells = [[str(cell) for cell in row] for row in rows]
+    widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]
+    numeric = [all(isinstance(row[i], (int, float)) for row in rows) and bool(rows)
+               for i in range(len(headers))]  # fmt: skip
+
+    def line(values: Sequence[str]) -> str:
+        columns = zip(values, widths, numeric, strict=True)
+        parts = [v.rjust(w) if n else v.ljust(w) for v, w, n in columns]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(headers)] + [line(row) for row in cells])
+
+
+def _when(epoch: float | None) -> str:
+    if epoch is None:
+        return "-"
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _age(seconds: float) -> str:
+    if seconds <= 0:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.1f}s"
+
+
+def format_stats(stats: Stats) -> str:
+    """:meth:`DurableQueue.stats` as a table, one row per queue, and a summary line."""
+    statuses = list(JobStatus)
+    headers = ["QUEUE", *(s.value.upper() for s in statuses), "SCHEDULED", "OLDEST", "PAUSED"]
+    rows: list[list[object]] = [
+        [name, *(entry.counts.get(s, 0) for s in statuses), entry.scheduled,
+         _age(entry.oldest_runnable_age), "yes" if name in stats.paused else "no"]
+        for name, entry in sorted(stats.queues.items())
+    ]  # fmt: skip
+    table = format_table(headers, rows) if rows else "no jobs"
+    return (f"{table}\nlast minute: {stats.completed_last_minute} completed, "
+            f"{stats.failed_last_minute} failed")  # fmt: skip
+
+
+def format_jobs(jobs: Sequence[Job]) -> str:
+    """Jobs as a table: id, status, queue, task, attempts, run at, last error (UTC times)."""
+    if not jobs:
+        return "no jobs"
+    rows = [
+        [job.id, job.status.value, job.queue, job.name, f"{job.attempts}/{job.max_attempts}",
+         _when(job.run_at), shorten(job.error.type + ": " + job.error.message)
+         if job.error else "-"]
+        for job in jobs
+    ]  # fmt: skip
+    return format_table(["ID", "STATUS", "QUEUE", "TASK", "ATTEMPTS", "RUN AT (UTC)", "ERROR"],
+                        rows)  # fmt: skip
+
+
+def shorten(text: str, width: int = 60) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def dump_json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=False)
+
+
+# -- commands on a queue (shared with flask_jobq.cli) ------------------------------------

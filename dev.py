@@ -47,8 +47,8 @@ def ensure_env(extras: str) -> None:
 
 
 def demo(args: list[str]) -> None:
-    ensure_env("all")
-    run(PYTHON, "examples/demo_app.py", *args)
+    ensure_env("all,examples")
+    run(PYTHON, "examples/newsletter/app.py", *args)
 
 
 def test(args: list[str]) -> None:

@@ -511,10 +511,10 @@ def _warn_if_sqlite_is_affected(queue: DurableQueue) -> None:
     if not _warned_about_wal_reset and getattr(queue.storage, "affected_by_wal_reset_bug", False):
         _warned_about_wal_reset = True
         logger.warning(
-            "jobq: this SQLite library has the WAL-reset bug (SQLite 3.7.0 to 3.51.2) that "
-            "can corrupt a database written by several processes at once; with more than "
-            "one worker process install jobq[apsw] and use DurableQueue(..., driver='apsw'), "
-            "which bundles a fixed SQLite"
+            "jobq: SQLite %s has the WAL-reset bug (3.7.0 to 3.51.2), which matters only "
+            "when several processes write one database file at once; for that, install "
+            "jobq[apsw] and use DurableQueue(..., driver='apsw'), which bundles a fixed SQLite",
+            ".".join(map(str, getattr(queue.storage, "sqlite_version", ()))) or "",
         )
 
 

@@ -1,0 +1,225 @@
+"""examples/newsletter works as its docs say, against its real local SMTP server: no mocks."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from .conftest import eventually
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "newsletter"
+MODULE_NAME = "newsletter_example_app"
+SUBPROCESS_TIMEOUT = 90.0
+
+
+@pytest.fixture
+def newsletter(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    """examples/newsletter/app.py as a module (its folder on sys.path, as when run)."""
+    monkeypatch.syspath_prepend(str(EXAMPLE))
+    module = sys.modules.get(MODULE_NAME)
+    if module is None:
+        spec = importlib.util.spec_from_file_location(MODULE_NAME, EXAMPLE / "app.py")
+        assert spec is not None
+        assert spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[MODULE_NAME] = module
+        spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def make_app(newsletter: ModuleType, tmp_path: Path) -> Iterator[Any]:
+    """Build apps on a tmp_path database; every one is closed (workers, SMTP) afterwards."""
+    apps: list[Flask] = []
+
+    def make(**kwargs: Any) -> Flask:
+        app: Flask = newsletter.create_app(
+            {"JOBQ_DATABASE": str(tmp_path / f"jobs-{len(apps)}.db")}, **kwargs
+        )
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        newsletter.close_app(app)
+
+
+def wait_until_done(app: Flask, timeout: float = 20.0) -> dict[str, Any]:
+    client = app.test_client()
+    progress: dict[str, Any] = {}
+
+    def done() -> bool:
+        nonlocal progress
+        progress = client.get("/newsletter/progress").get_json()
+        time.sleep(0.02)
+        return bool(progress["done"])
+
+    eventually(done, timeout)
+    return progress
+
+
+def test_check_runs_the_whole_flow_and_reports_its_numbers() -> None:
+    completed = subprocess.run(
+        [sys.executable, str(EXAMPLE / "app.py"), "--check", "--count", "2000"],
+        capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, cwd=ROOT, check=False,
+    )
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output
+    assert "all checks passed" in completed.stdout
+    assert "FAIL" not in completed.stdout
+    line = next(line for line in completed.stdout.splitlines() if line.startswith("result: "))
+    result = json.loads(line.removeprefix("result: "))
+    assert result["queued"] == result["delivered"] == result["distinct_recipients"] == 2000
+    assert result["refused_451"] == 4  # user500, user1000, user1500, user2000
+    assert result["failed"] == 0
+    assert 1 <= result["smtp_connections"] <= 4 + 4  # one per worker, reused
+    assert result["per_second"] > 0
+
+
+@pytest.mark.parametrize(
+    ("request_kwargs", "message"),
+    [
+        ({}, "missing JSON body"),
+        ({"data": "{subject: ", "content_type": "application/json"}, "malformed JSON"),
+        ({"data": '{"subject": "x", "recipients": 1}'}, "Content-Type: application/json"),
+        ({"json": ["hello", 3]}, "expected a JSON object"),
+        ({"json": {"subject": "hi", "recipients": 3, "cc": "x"}}, "unknown field(s) 'cc'"),
+        ({"json": {"recipients": 3}}, "'subject' must be a non-empty string"),
+        ({"json": {"subject": "   ", "recipients": 3}}, "'subject' must be a non-empty string"),
+        ({"json": {"subject": "x" * 201, "recipients": 3}}, "at most 200 characters"),
+        ({"json": {"subject": "hi\r\nBcc: all@example.com", "recipients": 3}}, "line breaks"),
+        ({"json": {"subject": "hi"}}, "'recipients' must be an integer from 1 to 10000"),
+        ({"json": {"subject": "hi", "recipients": "10"}}, "must be an integer"),
+        ({"json": {"subject": "hi", "recipients": True}}, "must be an integer"),
+        ({"json": {"subject": "hi", "recipients": 2.5}}, "must be an integer"),
+        ({"json": {"subject": "hi", "recipients": 0}}, "from 1 to 10000, got 0"),
+        ({"json": {"subject": "hi", "recipients": 10_001}}, "from 1 to 10000, got 10001"),
+    ],
+)
+def test_a_bad_newsletter_request_gets_a_json_400(
+    make_app: Any, request_kwargs: dict[str, Any], message: str
+) -> None:
+    app = make_app()
+    response = app.test_client().post("/newsletter", **request_kwargs)
+    assert response.status_code == 400
+    assert response.is_json
+    assert message in response.get_json()["message"]
+    assert app.extensions["jobq"].queue.stats().queues == {}  # nothing was queued
+
+
+def test_a_small_newsletter_is_delivered_once_per_recipient(
+    make_app: Any, newsletter: ModuleType
+) -> None:
+    app = make_app(refuse_every=10)
+    client = app.test_client()
+    assert "POST /newsletter" in client.get("/").get_json()["endpoints"]
+
+    request = {"subject": "  Hello, 50 readers ", "recipients": 50}
+    response = client.post("/newsletter", json=request)
+    assert response.status_code == 202
+    body = response.get_json()
+    assert (body["queued"], body["subject"]) == (50, "Hello, 50 readers")
+    assert body["progress"] == response.headers["Location"] == "/newsletter/progress"
+
+    progress = wait_until_done(app)
+    assert progress["jobs"]["completed"] == 50
+    assert progress["jobs"]["failed"] == 0
+    assert progress["smtp_server"]["received"] == 50
+    assert progress["smtp_server"]["refused_temporarily"] == 5
+
+    server = newsletter.newsletter_of(app).smtp_server
+    deliveries = server.deliveries()
+    recipients = [delivery.recipient for delivery in deliveries]
+    assert sorted(recipients) == sorted(f"user{n}@example.com" for n in range(1, 51))
+    assert len(set(recipients)) == len(recipients)  # no duplicates
+    assert {d.subject for d in deliveries} == {"Hello, 50 readers"}
+    assert {d.sender for d in deliveries} == {newsletter.SENDER}
+    first = next(d for d in deliveries if d.recipient == "user7@example.com")
+    assert first.body.startswith("Hello user7,")
+    # The refused ones were delivered on their second attempt.
+    assert server.refused_recipients() == {f"user{n}@example.com" for n in range(10, 51, 10)}
+    queue = app.extensions["jobq"].queue
+    attempts = {job.decoded_payload()["args"][0]: job.attempts
+                for job in queue.list(status="completed", limit=100)}
+    assert attempts["user10@example.com"] == 2
+    assert attempts["user7@example.com"] == 1
+    # Connections were reused: at most one per worker thread (plus none after a 451).
+    assert newsletter.newsletter_of(app).mailer.connections_opened <= newsletter.CONCURRENCY
+
+
+def test_a_permanent_refusal_fails_the_job_at_once(make_app: Any) -> None:
+    app = make_app(refuse_every=0, reject_every=5)
+    client = app.test_client()
+    assert client.post("/newsletter", json={"subject": "hi", "recipients": 12}).status_code == 202
+    progress = wait_until_done(app)
+    assert (progress["jobs"]["completed"], progress["jobs"]["failed"]) == (10, 2)
+    assert progress["smtp_server"]["rejected"] == 2
+    failed = app.extensions["jobq"].queue.list(status="failed")
+    assert sorted(job.decoded_payload()["args"][0] for job in failed) == [
+        "user10@example.com", "user5@example.com"
+    ]
+    for job in failed:
+        assert job.attempts == 1  # jobq.Fail: no retry
+        assert job.error is not None
+        assert "550" in job.error.message
+
+
+def test_the_monitor_is_open_to_local_requests_only(make_app: Any) -> None:
+    app = make_app()
+    client = app.test_client()
+    assert client.get("/jobq/stats").status_code == 200
+    remote = client.get("/jobq/stats", environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    assert remote.status_code == 403
+
+
+def test_the_mailer_reuses_its_connection_and_replaces_a_closed_one(
+    newsletter: ModuleType,
+) -> None:
+    local_smtp = importlib.import_module("local_smtp")
+    with local_smtp.start_smtp_server(refuse_every=0) as server:
+        mailer = newsletter.Mailer(server.host, server.port)
+        try:
+            for number in (1, 2):
+                message = newsletter.EmailMessage()
+                message["From"], message["To"] = "a@example.com", f"user{number}@example.com"
+                message["Subject"] = f"reuse {number}"
+                message.set_content("hi")
+                mailer.send(message)
+            assert mailer.connections_opened == 1
+            mailer._local.smtp.quit()  # as if the server had closed the idle connection
+            del message["Subject"]
+            message["Subject"] = "after a reconnect"
+            mailer.send(message)
+            assert mailer.connections_opened == 2
+        finally:
+            mailer.close()
+        subjects = [delivery.subject for delivery in server.deliveries()]
+        assert subjects == ["reuse 1", "reuse 2", "after a reconnect"]
+
+
+def test_an_unreachable_server_postpones_the_email_without_using_an_attempt(
+    make_app: Any, newsletter: ModuleType
+) -> None:
+    app = make_app()
+    newsletter.newsletter_of(app).smtp_server.stop()
+    client = app.test_client()
+    assert client.post("/newsletter", json={"subject": "hi", "recipients": 1}).status_code == 202
+    queue = app.extensions["jobq"].queue
+
+    def postponed() -> bool:
+        job = queue.get(1)
+        return bool(job.status.value == "pending" and job.run_at > time.time() + 1)
+
+    eventually(postponed)
+    assert queue.get(1).attempts == 0

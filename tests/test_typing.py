@@ -1,4 +1,5 @@
-"""mypy sees a task's parameters through .enqueue(): wrong arguments fail type checking."""
+"""mypy sees a task's parameters through .enqueue(): wrong arguments fail type checking,
+for core tasks and for tasks declared on the Flask extension alike."""
 
 from __future__ import annotations
 
@@ -8,13 +9,23 @@ import sys
 import textwrap
 from pathlib import Path
 
-SNIPPET = textwrap.dedent(
-    """
+import pytest
+
+CORE = """
     import jobq
 
     queue = jobq.DurableQueue("jobs.db")
 
     @queue.task("greet")
+"""
+FLASK = """
+    from flask_jobq import JobQ
+
+    jobq_ext = JobQ()
+
+    @jobq_ext.task("greet")
+"""
+CALLS = """\
     def greet(user_id: int, greeting: str = "hello") -> str:
         return greeting
 
@@ -24,13 +35,13 @@ SNIPPET = textwrap.dedent(
     greet.enqueue("one")  # line 13: wrong type
     greet.enqueue(1, colour="red")  # line 14: unknown keyword
     greet.options(priority=1).enqueue()  # line 15: missing argument
-    """
-)
+"""
 
 
-def test_mypy_checks_enqueue_arguments(tmp_path: Path) -> None:
+@pytest.mark.parametrize("declaration", [CORE, FLASK], ids=["core", "flask"])
+def test_mypy_checks_enqueue_arguments(tmp_path: Path, declaration: str) -> None:
     source = tmp_path / "snippet.py"
-    source.write_text(SNIPPET)
+    source.write_text(textwrap.dedent(declaration + CALLS))
     done = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(source)],
         capture_output=True, text=True, timeout=110, cwd=tmp_path, check=False,

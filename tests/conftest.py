@@ -37,10 +37,17 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-def eventually(predicate: Callable[[], bool], timeout: float = BOUNDED_WAIT) -> None:
-    """Wait (bounded, in real time) for another thread to make ``predicate`` true."""
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> float:
+    """Poll (bounded, in real time) until another thread or process makes ``predicate``
+    true; return the wall time (``time.time()``) it was seen true."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"condition not reached within {timeout} s")
-        time.sleep(0.001)
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(0.002)
+    return time.time()
+
+
+def eventually(predicate: Callable[[], bool], timeout: float = BOUNDED_WAIT) -> None:
+    """Wait (bounded, in real time) for another thread to make ``predicate`` true."""
+    wait_for(predicate, "condition not reached", timeout)

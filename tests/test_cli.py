@@ -24,17 +24,10 @@ from jobq import DurableQueue, JobStatus
 from jobq.cli import CommandError, main, parse_duration, run_worker
 from jobq.testing import FakeClock
 from tests._cli_tasks import register
+from tests.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 DEADLINE = 30.0  # real seconds any one step may take on a busy machine
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.01)
 
 
 class Result:

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,19 +25,10 @@ import pytest
 
 from jobq import DurableQueue, JobStatus
 from tests._worker_process import read_ledgers, register_tasks
+from tests.conftest import wait_for
 
 HELPER = str(Path(__file__).with_name("_worker_process.py"))
 DEADLINE = 30.0  # real seconds any one step may take on a busy shared machine
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE) -> float:
-    """Poll ``predicate`` until true; return the time.time() it was seen true."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.01)
-    return time.time()
 
 
 class Children:

@@ -27,18 +27,11 @@ from flask import Flask, current_app
 from flask_jobq import JobQ, state_for
 from flask_jobq.cli import jobq_cli
 from jobq import DurableQueue, JobStatus
+from tests.conftest import wait_for
 
 from .conftest import AppFactory
 
 DEADLINE = 30.0  # real seconds any one step may take on a busy machine
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = DEADLINE) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.01)
 
 
 @pytest.fixture

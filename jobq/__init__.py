@@ -26,6 +26,7 @@ from .errors import Retry as Retry
 from .errors import SchemaVersionError as SchemaVersionError
 from .errors import StorageError as StorageError
 from .errors import TaskTimeout as TaskTimeout
+from .errors import TransientError as TransientError
 from .errors import UniqueKeyConflict as UniqueKeyConflict
 from .errors import UnknownTask as UnknownTask
 from .errors import WrongProcessError as WrongProcessError
@@ -73,6 +74,7 @@ __all__ = [
     "TaskOptions",
     "TaskTimeout",
     "TokenBucket",
+    "TransientError",
     "UniqueKeyConflict",
     "UnknownTask",
     "WALL_CLOCK",

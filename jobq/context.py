@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import codec
 from .job import Job
+
+if TYPE_CHECKING:
+    from .queue import DurableQueue
 
 _local = threading.local()
 _event_lock = threading.Lock()
@@ -29,8 +32,11 @@ _event_lock = threading.Lock()
 class JobContext:
     """The job a task is running for. Made by the worker, one per attempt."""
 
-    def __init__(self, job: Job, report_progress: Callable[[str], bool]) -> None:
+    def __init__(
+        self, job: Job, report_progress: Callable[[str], bool], queue: DurableQueue
+    ) -> None:
         self._job = job
+        self._queue = queue
         self._report_progress = report_progress
         self._cancelled = False
         self._cancel: threading.Event | None = None  # made when a task waits on it
@@ -39,6 +45,11 @@ class JobContext:
     def job(self) -> Job:
         """The job as it was claimed for this attempt."""
         return self._job
+
+    @property
+    def queue(self) -> DurableQueue:
+        """The :class:`~jobq.DurableQueue` that stored the job and runs it."""
+        return self._queue
 
     @property
     def id(self) -> int:

@@ -78,6 +78,20 @@ class Retry(JobqError):
         self.delay = delay
 
 
+class TransientError(JobqError):
+    """Raise from a task for a failure that another attempt may not meet (a refused
+    connection, a busy server). It counts as an attempt like any exception; after
+    ``max_attempts`` the job fails. ``retry_after`` (seconds, e.g. from an HTTP
+    ``Retry-After`` header) replaces the task's backoff for this retry.
+    """
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        if retry_after is not None and not retry_after >= 0:
+            raise ValueError(f"retry_after must be at least 0 seconds, got {retry_after!r}")
+        self.retry_after = retry_after
+
+
 class Fail(JobqError):
     """Raise from a task to fail the job at once, with no further attempts."""
 

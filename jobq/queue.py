@@ -154,6 +154,9 @@ class DurableQueue:
         self.around_job: Callable[[Callable[[], Any]], Any] | None = None
         """Wraps every job's call, e.g. in an application context (the Flask extension
         sets it). Receives a no-argument callable and must call it once."""
+        self.extensions: dict[str, Any] = {}
+        """Objects that add-ons keep per queue, by key (as Flask's ``app.extensions``);
+        the ready-made handlers of :mod:`jobq.handlers` keep their settings here."""
         self._pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
         self._inline_running = threading.local()
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from . import codec, signals
 from ._validate import check_count
 from .context import JobContext, _set_current
-from .errors import Fail, PayloadError, Retry, TaskTimeout, UnknownTask
+from .errors import Fail, PayloadError, Retry, TaskTimeout, TransientError, UnknownTask
 from .job import Job, JobError, JobStatus
 from .storage.base import Completion
 
@@ -94,7 +94,10 @@ def execute(queue: DurableQueue, job: Job, context: JobContext) -> Outcome:
     except BaseException as exc:  # a task must never take its worker down
         if job.attempts >= job.max_attempts:
             return Outcome("failed", error=_error_of(exc))
-        return Outcome("failed", error=_error_of(exc), delay=task.backoff(job.attempts))
+        delay = exc.retry_after if isinstance(exc, TransientError) else None
+        if delay is None:
+            delay = task.backoff(job.attempts)
+        return Outcome("failed", error=_error_of(exc), delay=delay)
     finally:
         _set_current(None)
     if context.cancel_requested:
@@ -171,7 +174,7 @@ def run_inline(
         job = jobs[0]
         if signals.job_started.receivers:
             signals.emit(signals.job_started, queue, job=job)
-        outcome = execute(queue, job, JobContext(job, _progress_reporter(queue, job)))
+        outcome = execute(queue, job, JobContext(job, _progress_reporter(queue, job), queue))
         apply(queue, job, outcome, queue.clock.now())
         count += 1
     return count
@@ -184,7 +187,7 @@ class _Attempt:
 
     def __init__(self, queue: DurableQueue, job: Job) -> None:
         self.job = job
-        self.context = JobContext(job, _progress_reporter(queue, job))
+        self.context = JobContext(job, _progress_reporter(queue, job), queue)
         self.started: float | None = None
         self.deadline: float | None = None
         self.thread: str | None = None

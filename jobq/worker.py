@@ -94,10 +94,10 @@ def execute(queue: DurableQueue, job: Job, context: JobContext) -> Outcome:
     except BaseException as exc:  # a task must never take its worker down
         if job.attempts >= job.max_attempts:
             return Outcome("failed", error=_error_of(exc))
-        delay = exc.retry_after if isinstance(exc, TransientError) else None
-        if delay is None:
-            delay = task.backoff(job.attempts)
-        return Outcome("failed", error=_error_of(exc), delay=delay)
+        retry_after = exc.retry_after if isinstance(exc, TransientError) else None
+        if retry_after is None:
+            retry_after = task.backoff(job.attempts)
+        return Outcome("failed", error=_error_of(exc), delay=retry_after)
     finally:
         _set_current(None)
     if context.cancel_requested:

@@ -9,9 +9,10 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from ._checks import check_queues, check_time
+from ._rows import COLS, FINAL, STATUS, row_to_job
 from ._sqlite_db import Database
 from ._sqlite_driver import Connection, Row, retry_busy
-from ._sqlite_sql import CANCEL, COLS, FINAL, LIVE_BY_KEY, RETRY, STATUS, row_to_job
+from ._sqlite_sql import CANCEL, LIVE_BY_KEY, RETRY
 from .base import Job, JobStatus, QueueStats, Stats, StorageError, UniqueKeyConflict
 
 

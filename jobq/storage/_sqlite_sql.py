@@ -9,17 +9,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from ._rows import COLS
 from ._sqlite_driver import Row
 from .base import Job, JobError, JobStatus, NewJob
-
-COLS = (
-    "id, queue, name, payload, priority, status, attempts, max_attempts, run_at, "
-    "lease_owner, lease_token, lease_expires_at, error_type, error_message, error_traceback, "
-    "result, progress, unique_key, cancel_requested, created_at, started_at, finished_at, "
-    "updated_at"
-)
-STATUS = {status.value: status for status in JobStatus}
-FINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 INSERT = (
     "INSERT INTO jobs (queue, name, payload, priority, status, max_attempts, run_at, "
@@ -166,14 +158,6 @@ RETRY = (
     "lease_token = NULL, lease_expires_at = NULL, updated_at = ?2 "
     "WHERE id = ?3 AND status IN ('failed', 'cancelled')"
 )
-
-
-def row_to_job(r: Row) -> Job:
-    return Job(
-        r[0], r[1], r[2], r[3], r[4], STATUS[r[5]], r[6], r[7], r[8], r[9], r[10], r[11],
-        None if r[12] is None else JobError(r[12], r[13] or "", r[14]),
-        r[15], r[16], r[17], bool(r[18]), r[19], r[20], r[21], r[22],
-    )  # fmt: skip
 
 
 def claimed_job(r: Row, owner: str, token: str, expires: float, now: float) -> Job:

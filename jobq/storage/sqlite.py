@@ -49,6 +49,7 @@ from ._checks import (
     check_time,
     new_tokens,
 )
+from ._rows import COLS, STATUS, row_to_job
 from ._sqlite_db import CheckpointMode, Database, Synchronous
 from ._sqlite_driver import Connection, Row
 from ._sqlite_manage import SQLiteBase
@@ -57,7 +58,6 @@ from ._sqlite_sql import (
     BULK_SIZES,
     CANDIDATES,
     CLAIM_ID,
-    COLS,
     COMPLETE,
     COMPLETE_CHUNK,
     FAIL,
@@ -70,13 +70,11 @@ from ._sqlite_sql import (
     RELEASE,
     RENEW,
     RESCUE,
-    STATUS,
     bulk_insert,
     claimed_job,
     complete_from,
     insert_params,
     padded_size,
-    row_to_job,
     take_in,
 )
 from .base import (

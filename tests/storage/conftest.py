@@ -6,15 +6,17 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from _backends import BACKENDS, make_spec, open_storage
+from _backends import BACKENDS, make_spec, open_storage, release_spec
 
 from jobq.storage.base import Storage
 
 
 @pytest.fixture(params=BACKENDS)
-def spec(request: pytest.FixtureRequest, tmp_path: Any) -> dict[str, Any]:
+def spec(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[dict[str, Any]]:
     """JSON description of a fresh database of the backend under test."""
-    return make_spec(request.param, tmp_path)
+    made = make_spec(request.param, tmp_path)
+    yield made
+    release_spec(made)
 
 
 @pytest.fixture

@@ -353,7 +353,7 @@ def test_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
 
 
 def test_committed_job_survives_kill_9(tmp_path: Path, driver: str) -> None:
-    spec = {"path": str(tmp_path / "a.db"), "driver": driver, "returning": True}
+    spec = {"backend": driver, "path": str(tmp_path / "a.db"), "driver": driver, "returning": True}
     child = subprocess.Popen(
         [sys.executable, CHILD, json.dumps(spec), "enqueue-and-hang", "survivor"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,

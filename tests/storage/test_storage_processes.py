@@ -68,9 +68,15 @@ def test_processes_never_claim_one_job_twice(spec: dict[str, Any], storage: Stor
     assert stats.queues["default"].counts[JobStatus.COMPLETED] == 2000
 
 
-def test_processes_open_a_fresh_file_at_once(spec: dict[str, Any]) -> None:
-    # Nobody has created the file: the children race to create the schema.
-    assert not Path(spec["path"]).exists()
+def test_processes_open_a_fresh_database_at_once(spec: dict[str, Any]) -> None:
+    # Nobody has created the schema: the children race to create it.
+    if spec["backend"] == "postgres":
+        import psycopg
+
+        with psycopg.connect(spec["url"]) as conn:
+            assert conn.execute("SELECT to_regclass('jobq_jobs')").fetchone() == (None,)
+    else:
+        assert not Path(spec["path"]).exists()
     results = run_children([[json.dumps(spec), "enqueue", f"job-{n}"] for n in range(4)])
     assert len({result["id"] for result in results}) == 4
     storage = open_storage(spec)

@@ -1,0 +1,214 @@
+"""The schema and SQL of :class:`~jobq.storage.postgres.PostgresStorage`.
+
+Times are epoch seconds in ``double precision`` columns, as on SQLite. Every
+statement reads "now" through :data:`NOW`: the caller's time when one is
+passed, else the database server's clock, so hosts with skewed clocks agree
+on when a lease lapses.
+"""
+
+from __future__ import annotations
+
+from ._rows import COLS
+
+CHANNEL = "jobq_jobs"
+"""LISTEN/NOTIFY channel; the payload is the queue name of the new jobs."""
+
+MIGRATION_LOCK = 0x6A6F6271  # "jobq": the advisory lock held while migrating
+
+NOW = "coalesce(%(now)s::float8, extract(epoch from statement_timestamp())::float8)"
+
+STATUSES = "'pending', 'processing', 'completed', 'failed', 'cancelled'"
+
+# MIGRATIONS[v] takes a database from schema version v to v + 1. Append, never edit.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        f"""
+        CREATE TABLE jobq_jobs (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            queue text NOT NULL,
+            name text NOT NULL,
+            payload text NOT NULL,
+            priority integer NOT NULL DEFAULT 0,
+            status text NOT NULL CHECK (status IN ({STATUSES})),
+            attempts integer NOT NULL DEFAULT 0,
+            max_attempts integer NOT NULL CHECK (max_attempts >= 1),
+            run_at double precision NOT NULL,
+            lease_owner text,
+            lease_token text,
+            lease_expires_at double precision,
+            error_type text,
+            error_message text,
+            error_traceback text,
+            result text,
+            progress text,
+            unique_key text,
+            cancel_requested boolean NOT NULL DEFAULT false,
+            created_at double precision NOT NULL,
+            started_at double precision,
+            finished_at double precision,
+            updated_at double precision NOT NULL
+        )
+        """,
+        # Runnable jobs only, in claim order: claims read it and stop after LIMIT rows.
+        """
+        CREATE INDEX jobq_jobs_claim ON jobq_jobs (queue, priority DESC, run_at, id)
+        WHERE status = 'pending'
+        """,
+        """
+        CREATE INDEX jobq_jobs_lease ON jobq_jobs (lease_expires_at)
+        WHERE status = 'processing'
+        """,
+        """
+        CREATE UNIQUE INDEX jobq_jobs_unique ON jobq_jobs (unique_key)
+        WHERE unique_key IS NOT NULL AND status IN ('pending', 'processing')
+        """,
+        """
+        CREATE INDEX jobq_jobs_finished ON jobq_jobs (status, finished_at)
+        WHERE finished_at IS NOT NULL
+        """,
+        """
+        CREATE TABLE jobq_paused_queues (
+            queue text PRIMARY KEY,
+            paused_at double precision NOT NULL
+        )
+        """,
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_COLUMNS = "queue, name, payload, priority, status, max_attempts, run_at, unique_key, " \
+    "created_at, updated_at"
+
+_LIVE_KEY = "unique_key IS NOT NULL AND status IN ('pending', 'processing')"
+
+ENQUEUE = (
+    f"WITH ins AS (INSERT INTO jobq_jobs ({_COLUMNS}) VALUES (%(queue)s, %(name)s, %(payload)s, "
+    f"%(priority)s, 'pending', %(max_attempts)s, coalesce(%(run_at)s::float8, {NOW}), "
+    f"%(unique_key)s, {NOW}, {NOW}) ON CONFLICT (unique_key) WHERE {_LIVE_KEY} DO NOTHING "
+    f"RETURNING {COLS}) SELECT ins.*, pg_notify('{CHANNEL}', ins.queue) FROM ins"
+)
+LIVE_BY_KEY = f"SELECT {COLS} FROM jobq_jobs WHERE unique_key = %s AND {_LIVE_KEY}"
+
+# Rows come out of unnest() WITH ORDINALITY in order and take their identity
+# values in that order, so sorted ids follow the arrays.
+ENQUEUE_ARRAYS = (
+    f"WITH ins AS (INSERT INTO jobq_jobs ({_COLUMNS}) "
+    "SELECT q, n, p, pr, 'pending', m, coalesce(r, " + NOW + "), NULL, " + NOW + ", " + NOW +
+    " FROM unnest(%(queues)s::text[], %(names)s::text[], %(payloads)s::text[], "
+    "%(priorities)s::int[], %(max_attempts)s::int[], %(run_ats)s::float8[]) "
+    "WITH ORDINALITY AS v(q, n, p, pr, m, r, i) ORDER BY i RETURNING id) "
+    "SELECT array_agg(id ORDER BY id) FROM ins"
+)
+ENQUEUE_PAYLOADS = (
+    f"WITH ins AS (INSERT INTO jobq_jobs ({_COLUMNS}) "
+    "SELECT %(queue)s, %(name)s, p, %(priority)s, 'pending', %(max_attempts)s, "
+    "coalesce(%(run_at)s::float8, " + NOW + "), NULL, " + NOW + ", " + NOW +
+    " FROM unnest(%(payloads)s::text[]) WITH ORDINALITY AS v(p, i) ORDER BY i RETURNING id) "
+    "SELECT array_agg(id ORDER BY id), pg_notify('" + CHANNEL + "', %(queue)s) FROM ins"
+)
+NOTIFY = f"SELECT pg_notify('{CHANNEL}', q) FROM unnest(%s::text[]) AS q"
+
+_NOT_PAUSED = "NOT EXISTS (SELECT 1 FROM jobq_paused_queues p WHERE p.queue = j.queue)"
+CLAIM = (
+    "WITH c AS MATERIALIZED (SELECT id FROM jobq_jobs j WHERE status = 'pending' "
+    f"AND queue = ANY(%(queues)s::text[]) AND run_at <= {NOW} AND {_NOT_PAUSED} "
+    "ORDER BY priority DESC, run_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
+    "UPDATE jobq_jobs j SET status = 'processing', attempts = j.attempts + 1, "
+    "lease_owner = %(owner)s, lease_token = replace(gen_random_uuid()::text, '-', ''), "
+    f"lease_expires_at = {NOW} + %(lease)s, started_at = {NOW}, updated_at = {NOW} "
+    f"FROM c WHERE j.id = c.id RETURNING {', '.join('j.' + c for c in COLS.split(', '))}"
+)
+HAS_RUNNABLE = (
+    "SELECT EXISTS (SELECT 1 FROM jobq_jobs j WHERE status = 'pending' "
+    f"AND queue = ANY(%(queues)s::text[]) AND run_at <= {NOW} AND {_NOT_PAUSED})"
+)
+
+_HELD = "id = %(id)s AND lease_token = %(token)s AND status = 'processing'"
+RENEW = (
+    f"UPDATE jobq_jobs j SET lease_expires_at = {NOW} + %(lease)s, updated_at = {NOW} "
+    "FROM unnest(%(ids)s::bigint[], %(tokens)s::text[]) AS l(id, token) "
+    "WHERE j.id = l.id AND j.lease_token = l.token AND j.status = 'processing' "
+    "RETURNING j.id, j.cancel_requested"
+)
+PROGRESS = f"UPDATE jobq_jobs SET progress = %(progress)s, updated_at = {NOW} WHERE {_HELD}"
+COMPLETE = (
+    f"UPDATE jobq_jobs SET status = 'completed', result = %(result)s, finished_at = {NOW}, "
+    f"updated_at = {NOW}, lease_expires_at = NULL WHERE {_HELD}"
+)
+COMPLETE_MANY = (
+    f"UPDATE jobq_jobs j SET status = 'completed', result = v.result, finished_at = {NOW}, "
+    f"updated_at = {NOW}, lease_expires_at = NULL "
+    "FROM unnest(%(ids)s::bigint[], %(tokens)s::text[], %(results)s::text[]) "
+    "AS v(id, token, result) "
+    "WHERE j.id = v.id AND j.lease_token = v.token AND j.status = 'processing' RETURNING j.id"
+)
+FINISH_CANCELLED = (
+    f"UPDATE jobq_jobs SET status = 'cancelled', finished_at = {NOW}, updated_at = {NOW}, "
+    f"lease_expires_at = NULL WHERE {_HELD}"
+)
+RELEASE = (
+    "UPDATE jobq_jobs SET status = CASE WHEN cancel_requested THEN 'cancelled' "
+    f"ELSE 'pending' END, run_at = coalesce(%(run_at)s::float8, {NOW}), "
+    f"attempts = greatest(attempts - 1, 0), finished_at = CASE WHEN cancel_requested "
+    f"THEN {NOW} END, lease_expires_at = NULL, updated_at = {NOW} WHERE {_HELD} RETURNING status"
+)
+_RETRYABLE = "(NOT cancel_requested AND %(retry_at)s::float8 IS NOT NULL " \
+    "AND attempts < max_attempts)"
+FAIL = (
+    "UPDATE jobq_jobs SET status = CASE WHEN cancel_requested THEN 'cancelled' "
+    f"WHEN {_RETRYABLE} THEN 'pending' ELSE 'failed' END, "
+    f"run_at = CASE WHEN {_RETRYABLE} THEN %(retry_at)s::float8 ELSE run_at END, "
+    f"finished_at = CASE WHEN {_RETRYABLE} THEN NULL ELSE {NOW} END, "
+    "error_type = %(type)s, error_message = %(message)s, error_traceback = %(traceback)s, "
+    f"lease_expires_at = NULL, updated_at = {NOW} WHERE {_HELD} RETURNING status"
+)
+_REQUEUE = "(NOT cancel_requested AND attempts < max_attempts)"
+# The victims are picked in a CTE: an `IN (SELECT ... LIMIT)` may be run again
+# per row, which does not honour the limit.
+RESCUE = (
+    "WITH c AS MATERIALIZED (SELECT id FROM jobq_jobs WHERE status = 'processing' "
+    f"AND lease_expires_at <= {NOW} ORDER BY lease_expires_at LIMIT %(limit)s "
+    "FOR UPDATE SKIP LOCKED) "
+    "UPDATE jobq_jobs j SET status = CASE WHEN cancel_requested THEN 'cancelled' "
+    f"WHEN {_REQUEUE} THEN 'pending' ELSE 'failed' END, "
+    f"finished_at = CASE WHEN {_REQUEUE} THEN NULL ELSE {NOW} END, "
+    "error_type = 'LeaseExpired', error_message = 'lease expired (worker died?) during attempt ' "
+    "|| attempts || ' of ' || max_attempts || '; last held by ' || coalesce(lease_owner, '?'), "
+    f"error_traceback = NULL, lease_expires_at = NULL, updated_at = {NOW} "
+    "FROM c WHERE j.id = c.id AND j.status = 'processing' RETURNING j.id, j.status"
+)
+CANCEL = (
+    "UPDATE jobq_jobs SET status = CASE WHEN status = 'pending' THEN 'cancelled' "
+    "ELSE status END, cancel_requested = CASE WHEN status = 'processing' THEN true "
+    f"ELSE cancel_requested END, finished_at = CASE WHEN status = 'pending' THEN {NOW} "
+    f"ELSE finished_at END, updated_at = {NOW} "
+    f"WHERE id = %(id)s AND status IN ('pending', 'processing') RETURNING {COLS}"
+)
+RETRY = (
+    f"UPDATE jobq_jobs SET status = 'pending', attempts = 0, run_at = coalesce(%(run_at)s::float8, "
+    f"{NOW}), cancel_requested = false, result = NULL, progress = NULL, started_at = NULL, "
+    "finished_at = NULL, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, "
+    f"updated_at = {NOW} WHERE id = %(id)s AND status IN ('failed', 'cancelled') RETURNING {COLS}"
+)
+STATS_COUNTS = "SELECT queue, status, count(*) FROM jobq_jobs GROUP BY queue, status"
+STATS_DUE = (
+    f"SELECT queue, count(*) FILTER (WHERE run_at > {NOW}), "
+    f"min(run_at) FILTER (WHERE run_at <= {NOW}) "
+    "FROM jobq_jobs WHERE status = 'pending' GROUP BY queue"
+)
+STATS_RECENT = (
+    "SELECT status, count(*) FROM jobq_jobs WHERE status IN ('completed', 'failed') "
+    f"AND finished_at IS NOT NULL AND finished_at > {NOW} - 60 AND finished_at <= {NOW} "
+    "GROUP BY status"
+)
+CURRENT_TIME = f"SELECT {NOW}"
+PURGE = (
+    "WITH c AS MATERIALIZED (SELECT id FROM jobq_jobs WHERE status = %(status)s "
+    "AND finished_at IS NOT NULL AND finished_at < %(older_than)s LIMIT %(limit)s) "
+    "DELETE FROM jobq_jobs j USING c WHERE j.id = c.id"
+)
+PAUSE = (
+    f"INSERT INTO jobq_paused_queues (queue, paused_at) VALUES (%(queue)s, {NOW}) "
+    "ON CONFLICT (queue) DO NOTHING"
+)

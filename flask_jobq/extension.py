@@ -314,8 +314,9 @@ class JobQ:
         visible in ``app.config`` afterwards):
 
         ``JOBQ_DATABASE``
-            SQLite file path or ``sqlite:///path`` URL. A relative path is
-            relative to ``app.instance_path``. Default
+            SQLite file path, ``sqlite:///path`` URL, or ``postgresql://`` URL
+            (the ``jobq[postgres]`` extra, for workers on several hosts). A
+            relative path is relative to ``app.instance_path``. Default
             ``os.path.join(app.instance_path, "jobq.db")``. The file's folder
             (e.g. the instance folder) is created if missing.
         ``JOBQ_CONCURRENCY``
@@ -520,7 +521,10 @@ def _register(queue: jobq.DurableQueue, task: FlaskTask[Any, Any]) -> None:
 
 def _database_location(app: Flask, database: object) -> str | os.PathLike[str]:
     if not isinstance(database, (str, os.PathLike)):
-        raise TypeError(f"JOBQ_DATABASE must be a path or a sqlite:/// URL, got {database!r}")
+        raise TypeError(
+            f"JOBQ_DATABASE must be a path, a sqlite:/// URL or a postgresql:// URL, "
+            f"got {database!r}"
+        )
     text = os.fspath(database)
     if "://" in text:
         return text

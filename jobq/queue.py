@@ -73,18 +73,22 @@ def open_storage(
     driver: Literal["sqlite3", "apsw"] = "sqlite3",
     synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
 ) -> Storage:
-    """The storage for a path, a ``sqlite:///path`` URL, or a ready Storage object."""
+    """The storage for a path, a ``sqlite:///path`` URL, a ``postgresql://`` URL,
+    or a ready Storage object."""
     if isinstance(location, Storage):
         return location
     text = os.fspath(location)
     if text.startswith(("postgres://", "postgresql://")):
-        raise ConfigurationError(
-            "PostgreSQL storage is not available in this version of jobq; use a SQLite file"
-        )
+        from .storage.postgres import PostgresStorage
+
+        return PostgresStorage(text)
     if text.startswith("sqlite:///"):
         text = text[len("sqlite:///") :]
     elif "://" in text:
-        raise ConfigurationError(f"unsupported database URL {text!r}; give a SQLite file path")
+        raise ConfigurationError(
+            f"unsupported database URL {text!r}; give a SQLite file path, a sqlite:/// URL "
+            "or a postgresql:// URL"
+        )
     from .storage.sqlite import SQLiteStorage
 
     return SQLiteStorage(Path(text), driver=driver, synchronous=synchronous)
@@ -104,18 +108,22 @@ class DurableQueue:
         pool = queue.start_workers(concurrency=4)
 
     :param location: a SQLite file path (created with its folder's permissions),
-        a ``sqlite:///path`` URL, or a :class:`~jobq.storage.base.Storage`.
-    :param driver: ``"sqlite3"`` (default, the standard module) or ``"apsw"``.
+        a ``sqlite:///path`` URL, a ``postgresql://`` URL (the ``jobq[postgres]``
+        extra; for workers on several hosts), or a
+        :class:`~jobq.storage.base.Storage`.
+    :param driver: ``"sqlite3"`` (default, the standard module) or ``"apsw"``
+        (SQLite only).
     :param synchronous: SQLite's durability setting: ``"NORMAL"`` (default)
         never loses a committed job to a crash or ``kill -9``, but may lose the
         last transactions to a power cut; ``"FULL"`` survives that too, at a
-        cost in write speed.
+        cost in write speed. (PostgreSQL follows the server's settings.)
     :param lease_seconds: how long a claimed job is reserved for its worker
         without a heartbeat; a worker that dies loses its jobs after this
         (default 30, > 0). Heartbeats renew it every third of it.
     :param poll_interval: seconds between looks for jobs enqueued by other
         processes while idle (default 0.01). Jobs enqueued in this process
-        wake a worker at once.
+        wake a worker at once; on PostgreSQL so do other processes' (through
+        LISTEN/NOTIFY), and idle polling slows to every 0.1 s.
     :param retention: how long finished jobs are kept (:class:`Retention`).
     :param inline: run each job in the enqueueing thread as soon as it is
         stored, for tests and scripts (default False).

@@ -22,7 +22,7 @@ import time
 import traceback
 import weakref
 from collections import deque
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -31,7 +31,7 @@ from ._validate import check_count
 from .context import JobContext, _set_current
 from .errors import Fail, PayloadError, Retry, TaskTimeout, TransientError, UnknownTask
 from .job import Job, JobError, JobStatus
-from .storage.base import Completion
+from .storage.base import Completion, Notifier
 
 if TYPE_CHECKING:
     from .queue import DurableQueue
@@ -42,6 +42,8 @@ _TRACEBACK_LIMIT = 20_000  # characters of traceback kept on a failed job
 UNKNOWN_TASK_WAIT = 60.0
 """Seconds a job of an unregistered task waits with ``unknown_tasks="wait"``."""
 _MAX_CLAIM = 256  # jobs claimed in one transaction at most
+NOTIFIED_POLL_INTERVAL = 0.1
+"""Seconds between idle looks for work when the storage notifies of new jobs."""
 _pool_numbers = itertools.count(1)
 _live_pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
 
@@ -243,6 +245,8 @@ class WorkerPool:
         self._sweep_interval = min(queue.lease_seconds / 2, 10.0)
         self._job_seconds = 1.0  # moving average of attempt durations (monotonic)
         self._backlog = False  # the last claim was full: more jobs are waiting
+        self._unsubscribe: Callable[[], None] | None = None
+        self._idle_wait = queue.poll_interval
 
     # -- life ----------------------------------------------------------------------
 
@@ -256,6 +260,12 @@ class WorkerPool:
             )
             self._threads.append(thread)
             thread.start()
+        storage = self.queue.storage
+        if isinstance(storage, Notifier):
+            # Other processes' jobs arrive as notifications: polling is only the
+            # fallback (and finds delayed jobs as they fall due).
+            self._unsubscribe = storage.subscribe(self.wake)
+            self._idle_wait = max(self.queue.poll_interval, NOTIFIED_POLL_INTERVAL)
         self._dispatcher = threading.Thread(
             target=self._dispatch, name=f"jobq-{self.name}-dispatcher", daemon=True
         )
@@ -375,7 +385,9 @@ class WorkerPool:
                 self._wakeup.wait(min(5.0, 0.05 * 2**failures))
                 continue
             if not more:
-                self._wakeup.wait(self.queue.poll_interval)
+                self._wakeup.wait(self._idle_wait)
+        if self._unsubscribe is not None:
+            self._unsubscribe()
         if signals.worker_stopped.receivers:
             signals.emit(signals.worker_stopped, self.queue, pool=self)
 

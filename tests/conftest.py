@@ -5,10 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from jobq import DurableQueue
 from jobq.testing import FakeClock, shutdown_executors
+from tests.storage._backends import drop_postgres_schema, postgres_schema_url
 
 # Real seconds a test may wait for something that happens in another thread.
 BOUNDED_WAIT = 10.0
@@ -51,3 +55,37 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 30.0) ->
 def eventually(predicate: Callable[[], bool], timeout: float = BOUNDED_WAIT) -> None:
     """Wait (bounded, in real time) for another thread to make ``predicate`` true."""
     wait_for(predicate, "condition not reached", timeout)
+
+
+QUEUE_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+MakeQueue = Callable[..., DurableQueue]
+
+
+@pytest.fixture(params=QUEUE_BACKENDS)
+def make_queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeQueue]:
+    """``make_queue(name="jobs", **options)``: a DurableQueue on the backend under test,
+    closed after the test. The same ``name`` reopens the same database. On
+    PostgreSQL a queue given a ``clock`` reads time from it, as SQLite does;
+    otherwise from the server."""
+    opened: list[DurableQueue] = []
+    schemas: dict[str, str] = {}
+
+    def make(name: str = "jobs", **options: Any) -> DurableQueue:
+        if request.param == "sqlite":
+            location: Any = tmp_path / f"{name}.db"
+        else:
+            from jobq.storage.postgres import PostgresStorage
+
+            if name not in schemas:
+                schemas[name] = postgres_schema_url()
+            clock = "caller" if "clock" in options else "database"
+            location = PostgresStorage(schemas[name], clock=clock)
+        queue = DurableQueue(location, **options)
+        opened.append(queue)
+        return queue
+
+    yield make
+    for queue in opened:
+        queue.close()
+    for url in schemas.values():
+        drop_postgres_schema(url)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 import pytest
 
 import jobq
 from jobq import DurableQueue, JobStatus
 from jobq.testing import FakeClock
+from tests.conftest import MakeQueue
 
 START = 1_800_000_000.0
 
@@ -20,10 +18,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def queue(tmp_path: Path, clock: FakeClock) -> Any:
-    q = DurableQueue(tmp_path / "jobs.db", clock=clock)
-    yield q
-    q.close()
+def queue(make_queue: MakeQueue, clock: FakeClock) -> DurableQueue:
+    return make_queue(clock=clock)
 
 
 def test_enqueue_then_run(queue: DurableQueue) -> None:
@@ -242,9 +238,9 @@ def test_unique_key_returns_the_live_job(queue: DurableQueue) -> None:
 
 
 def test_unknown_task_fails_clearly_and_the_queue_keeps_working(
-    queue: DurableQueue, tmp_path: Path, clock: FakeClock
+    queue: DurableQueue, make_queue: MakeQueue, clock: FakeClock
 ) -> None:
-    other = DurableQueue(tmp_path / "jobs.db", clock=clock)
+    other = make_queue("jobs", clock=clock)
 
     @other.task("only-elsewhere")
     def elsewhere() -> None: ...
@@ -334,8 +330,8 @@ def test_purge_and_stats(queue: DurableQueue, clock: FakeClock) -> None:
     assert queue.list() == []
 
 
-def test_inline_mode_runs_at_enqueue(tmp_path: Path, clock: FakeClock) -> None:
-    queue = DurableQueue(tmp_path / "inline.db", inline=True, clock=clock)
+def test_inline_mode_runs_at_enqueue(make_queue: MakeQueue, clock: FakeClock) -> None:
+    queue = make_queue("inline", inline=True, clock=clock)
 
     @queue.task("double")
     def double(n: int) -> int:
@@ -388,10 +384,10 @@ def test_testing_helpers_check_what_was_enqueued(queue: DurableQueue) -> None:
 
 
 def test_unknown_task_can_wait_for_a_worker_that_knows_it(
-    tmp_path: Path, clock: FakeClock
+    make_queue: MakeQueue, clock: FakeClock
 ) -> None:
-    producer = DurableQueue(tmp_path / "deploy.db", clock=clock)
-    old_worker = DurableQueue(tmp_path / "deploy.db", clock=clock, unknown_tasks="wait")
+    producer = make_queue("deploy", clock=clock)
+    old_worker = make_queue("deploy", clock=clock, unknown_tasks="wait")
 
     @producer.task("new-feature")
     def new_feature() -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,14 +10,12 @@ import pytest
 import jobq
 from jobq import DurableQueue, JobStatus, signals
 from jobq.testing import FakeClock
-from tests.conftest import BOUNDED_WAIT, eventually
+from tests.conftest import BOUNDED_WAIT, MakeQueue, eventually
 
 
 @pytest.fixture
-def queue(tmp_path: Path) -> Any:
-    q = DurableQueue(tmp_path / "jobs.db", poll_interval=0.005)
-    yield q
-    q.close()
+def queue(make_queue: MakeQueue) -> DurableQueue:
+    return make_queue(poll_interval=0.005)
 
 
 def wait_status(queue: DurableQueue, job_id: int, status: JobStatus) -> jobq.Job:
@@ -55,9 +52,9 @@ def test_pool_runs_jobs_concurrently_and_each_once(queue: DurableQueue) -> None:
     assert queue.get(ids[-1]).decoded_result() == 299
 
 
-def test_a_job_enqueued_in_process_wakes_an_idle_pool(tmp_path: Path) -> None:
+def test_a_job_enqueued_in_process_wakes_an_idle_pool(make_queue: MakeQueue) -> None:
     # A poll interval of a minute: only the in-process wake-up can start the job quickly.
-    queue = DurableQueue(tmp_path / "wake.db", poll_interval=60)
+    queue = make_queue("wake", poll_interval=60)
     done = threading.Event()
 
     @queue.task("ping")
@@ -97,8 +94,8 @@ def test_failures_retry_and_never_kill_a_worker(queue: DurableQueue) -> None:
         pool.stop(timeout=BOUNDED_WAIT)
 
 
-def test_cancel_reaches_a_running_job_through_the_heartbeat(tmp_path: Path) -> None:
-    queue = DurableQueue(tmp_path / "cancel.db", lease_seconds=0.3, poll_interval=0.005)
+def test_cancel_reaches_a_running_job_through_the_heartbeat(make_queue: MakeQueue) -> None:
+    queue = make_queue("cancel", lease_seconds=0.3, poll_interval=0.005)
     started = threading.Event()
 
     @queue.task("loop")
@@ -119,9 +116,9 @@ def test_cancel_reaches_a_running_job_through_the_heartbeat(tmp_path: Path) -> N
         queue.close()
 
 
-def test_timeout_fails_the_attempt_and_frees_nothing_else(tmp_path: Path) -> None:
+def test_timeout_fails_the_attempt_and_frees_nothing_else(make_queue: MakeQueue) -> None:
     clock = FakeClock(1_800_000_000.0)
-    queue = DurableQueue(tmp_path / "timeout.db", poll_interval=0.005, clock=clock)
+    queue = make_queue("timeout", poll_interval=0.005, clock=clock)
     release = threading.Event()
 
     @queue.task("stuck", timeout=30, max_attempts=1)
@@ -141,11 +138,11 @@ def test_timeout_fails_the_attempt_and_frees_nothing_else(tmp_path: Path) -> Non
         release.set()
         pool.stop(timeout=BOUNDED_WAIT)
         queue.close()
-    assert queue_status_after_late_return(tmp_path, job.id) is JobStatus.FAILED
+    assert queue_status_after_late_return(make_queue, job.id) is JobStatus.FAILED
 
 
-def queue_status_after_late_return(tmp_path: Path, job_id: int) -> JobStatus:
-    reopened = DurableQueue(tmp_path / "timeout.db")
+def queue_status_after_late_return(make_queue: MakeQueue, job_id: int) -> JobStatus:
+    reopened = make_queue("timeout")
     try:
         return reopened.get(job_id).status
     finally:
@@ -204,9 +201,9 @@ def test_signals_follow_a_job(queue: DurableQueue) -> None:
     ]
 
 
-def test_heartbeats_keep_a_long_job_leased_as_time_passes(tmp_path: Path) -> None:
+def test_heartbeats_keep_a_long_job_leased_as_time_passes(make_queue: MakeQueue) -> None:
     clock = FakeClock(1_800_000_000.0)
-    queue = DurableQueue(tmp_path / "long.db", lease_seconds=30, poll_interval=0.005, clock=clock)
+    queue = make_queue("long", lease_seconds=30, poll_interval=0.005, clock=clock)
     release = threading.Event()
 
     @queue.task("long")
@@ -232,10 +229,10 @@ def test_heartbeats_keep_a_long_job_leased_as_time_passes(tmp_path: Path) -> Non
         queue.close()
 
 
-def test_the_pool_enforces_retention(tmp_path: Path) -> None:
+def test_the_pool_enforces_retention(make_queue: MakeQueue) -> None:
     clock = FakeClock(1_800_000_000.0)
     retention = jobq.Retention(completed=3600, failed=None, cancelled=3600, interval=60)
-    queue = DurableQueue(tmp_path / "retention.db", poll_interval=0.005, clock=clock,
+    queue = make_queue("retention", poll_interval=0.005, clock=clock,
                          retention=retention)
 
     @queue.task("quick", max_attempts=1)

@@ -1,12 +1,14 @@
 """Durable job storage: the :class:`Storage` contract and its backends.
 
 The queue depends only on :mod:`jobq.storage.base`; backends are imported by
-whoever builds the queue (``SQLiteStorage`` here, PostgreSQL later).
+whoever builds the queue (``SQLiteStorage`` here; ``PostgresStorage`` from
+:mod:`jobq.storage.postgres`, which needs the ``jobq[postgres]`` extra).
 """
 
 from .base import Completion as Completion
 from .base import Enqueued as Enqueued
 from .base import NewJob as NewJob
+from .base import Notifier as Notifier
 from .base import QueueStats as QueueStats
 from .base import RenewResult as RenewResult
 from .base import RescueResult as RescueResult
@@ -22,6 +24,7 @@ __all__ = [
     "Completion",
     "Enqueued",
     "NewJob",
+    "Notifier",
     "QueueStats",
     "RenewResult",
     "RescueResult",

@@ -28,7 +28,7 @@ Rules every backend follows:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol, runtime_checkable
 
@@ -42,6 +42,7 @@ __all__ = [
     "JobError",
     "JobStatus",
     "NewJob",
+    "Notifier",
     "QueueStats",
     "RenewResult",
     "RescueResult",
@@ -374,4 +375,15 @@ class Storage(Protocol):
 
     def close(self) -> None:
         """Close this process's connections. The object must not be used afterwards."""
+        ...
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """A storage that can say when any process enqueues a job (PostgreSQL's
+    LISTEN/NOTIFY). Worker pools subscribe to wake at once instead of polling."""
+
+    def subscribe(self, callback: Callable[[str | None], None]) -> Callable[[], None]:
+        """Call ``callback(queue_name)`` for new jobs, ``callback(None)`` when some
+        may have been missed; return the function that unsubscribes."""
         ...

@@ -43,15 +43,15 @@ def require_postgres() -> str:
 
 
 def postgres_schema_url() -> str:
-    """A connection string whose ``search_path`` is a new, empty schema."""
+    """A ``postgresql://`` URL whose ``search_path`` is a new, empty schema."""
     import psycopg
-    from psycopg.conninfo import make_conninfo
 
     base = require_postgres()
     schema = f"test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
-    return make_conninfo(base, options=f"-c search_path={schema}")
+    separator = "&" if "?" in base else "?"
+    return f"{base}{separator}options=-c%20search_path%3D{schema}"
 
 
 def drop_postgres_schema(url: str) -> None:

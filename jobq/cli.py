@@ -1,4 +1,4 @@
-"""The ``jobq`` command line: run workers and look after the jobs of one SQLite file.
+"""The ``jobq`` command line: run workers and look after the jobs of one database.
 
 ::
 
@@ -6,6 +6,7 @@
     jobq stats --db instance/jobs.db --json
     jobq list --db instance/jobs.db --status failed --limit 20
     jobq retry 42 --db instance/jobs.db
+    jobq move-jobs --from instance/jobs.db --to postgresql://app@db/app
 
 Standard library only, and never Flask: ``flask_jobq.cli`` builds ``flask jobq``
 on the helpers here (:func:`show_stats`, :func:`show_jobs`, :func:`cancel_job`,
@@ -52,6 +53,7 @@ from .default_queue import configure, default_queue
 from .errors import JobqError
 from .job import Job, JobStatus
 from .queue import DurableQueue, JobNotFound
+from .storage.transfer import move_pending_jobs
 
 logger = logging.getLogger("jobq.cli")
 
@@ -315,7 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = _Parser(add_help=False)
     common.add_argument(
         "--db", metavar="PATH",
-        help=f"SQLite database file or sqlite:///path URL (default: ${DATABASE_ENV})",
+        help=f"SQLite database file, sqlite:///path or postgresql:// URL "
+        f"(default: ${DATABASE_ENV})",
     )  # fmt: skip
     common.add_argument(
         "--import", dest="imports", action="append", default=[], metavar="MODULE",
@@ -375,7 +378,31 @@ def build_parser() -> argparse.ArgumentParser:
     purge.add_argument("--status", action="append", dest="statuses", metavar="STATUS",
                        help="completed, failed or cancelled; repeatable or comma-separated "
                        "(default: all three)")  # fmt: skip
+
+    move = verbs.add_parser(
+        "move-jobs", parents=[as_json], help="move waiting jobs to another database",
+        description="Copy every pending job (due or scheduled) from one database to another, "
+        "e.g. from a SQLite file to PostgreSQL, and cancel it in the first, in batches: "
+        "running it again never copies a job twice. Stop the source's workers first; jobs "
+        "they still hold are left there and counted.",
+    )  # fmt: skip
+    move.add_argument("--from", dest="source", required=True, metavar="DATABASE",
+                      help="where the jobs are now (a SQLite file or a URL)")  # fmt: skip
+    move.add_argument("--to", dest="target", required=True, metavar="DATABASE",
+                      help="where they go (e.g. postgresql://user@host/db)")  # fmt: skip
     return parser
+
+
+def move_jobs(source: DurableQueue, target: DurableQueue, *, as_json: bool = False) -> str:
+    """Move the pending jobs of ``source`` into ``target``; the text to print."""
+    report = move_pending_jobs(source.storage, target.storage)
+    if as_json:
+        return dump_json({"moved": report.moved, "still_processing": report.processing})
+    text = f"moved {report.moved} pending job(s)"
+    if report.processing:
+        text += (f"; {report.processing} job(s) are still processing in the source: stop its "
+                 "workers, let them finish, and run this again")  # fmt: skip
+    return text
 
 
 def _database(arg: str | None) -> str:
@@ -415,6 +442,17 @@ def _import_tasks(queue: DurableQueue, modules: Sequence[str]) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     verb: str = args.verb
+    if verb == "move-jobs":
+        source = _open_queue(args.source, create=False)
+        try:
+            target = _open_queue(args.target, create=True)
+            try:
+                print(move_jobs(source, target, as_json=args.json))
+            finally:
+                target.close()
+        finally:
+            source.close()
+        return 0
     queue = _open_queue(_database(args.db), create=verb == "worker")
     try:
         _import_tasks(queue, args.imports)

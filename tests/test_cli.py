@@ -414,3 +414,49 @@ def test_worker_process_runs_jobs_and_stops_gracefully_on_sigterm(
         assert (job.status, job.attempts) == (JobStatus.PENDING, 0)
         assert not (tmp_path / f"record-{job_id}").exists()
     assert sorted(int(p.name.split("-")[1]) for p in tmp_path.glob("record-*")) == [*first, later]
+
+
+# -- moving jobs to PostgreSQL ---------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_move_jobs_from_sqlite_to_postgresql_once(
+    run: Callable[..., Result], db: str, queue: DurableQueue
+) -> None:
+    from tests.storage._backends import drop_postgres_schema, postgres_schema_url
+
+    record = queue.get_task("record")
+    busy = record.options(priority=9).enqueue("busy")
+    due = record.enqueue("due")
+    later = record.options(run_at=time.time() + 3600, priority=5, unique_key="r-7").enqueue("l")
+    claimed = queue.storage.claim(["default"], owner="w", now=time.time(), lease_seconds=30)
+    assert [job.id for job in claimed] == [busy.id]  # stays in SQLite, counted
+    url = postgres_schema_url()
+    try:
+        result = run("move-jobs", "--from", db, "--to", url, "--json")
+        assert result.code == 0, result.err
+        assert json.loads(result.out) == {"moved": 2, "still_processing": 1}
+        again = run("move-jobs", "--from", db, "--to", url)
+        assert again.code == 0, again.err
+        assert again.out.startswith("moved 0 pending job(s); 1 job(s) are still processing")
+
+        target = DurableQueue(url)
+        try:
+            moved = {job.payload: job for job in target.list()}
+        finally:
+            target.close()
+    finally:
+        drop_postgres_schema(url)
+    assert sorted(moved) == sorted([due.payload, later.payload])
+    scheduled = moved[later.payload]
+    assert (scheduled.run_at, scheduled.priority, scheduled.unique_key, scheduled.status) == (
+        later.run_at, 5, "r-7", JobStatus.PENDING
+    )
+    assert {queue.get(job.id).status for job in (due, later)} == {JobStatus.CANCELLED}
+    assert queue.get(busy.id).status is JobStatus.PROCESSING
+
+
+def test_move_jobs_needs_an_existing_source(run: Callable[..., Result], tmp_path: Path) -> None:
+    result = run("move-jobs", "--from", str(tmp_path / "missing.db"),
+                 "--to", str(tmp_path / "other.db"))  # fmt: skip
+    assert_one_line_error(result, "does not exist")

@@ -1,0 +1,67 @@
+"""Moving waiting jobs from one storage to another, e.g. from a SQLite file to
+PostgreSQL when an app outgrows one machine (``jobq move-jobs`` on the command line).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from .base import JobStatus, NewJob, Storage
+
+
+@dataclass(frozen=True)
+class MoveReport:
+    """What :func:`move_pending_jobs` did.
+
+    :param moved: jobs now waiting in the target, including scheduled ones.
+    :param processing: jobs the source still has leased to a worker, left there.
+    :param id_map: source job id -> target job id, for each job moved.
+    """
+
+    moved: int
+    processing: int
+    id_map: dict[int, int]
+
+
+def move_pending_jobs(
+    source: Storage, target: Storage, *, batch_size: int = 500, now: float | None = None
+) -> MoveReport:
+    """Copy every pending job (due or scheduled for later) of ``source`` into
+    ``target``, then cancel it in ``source``, batch by batch, so running it again
+    never copies a job twice.
+
+    Each job keeps its queue, task name, arguments, priority, run time and unique
+    key. Attempts already used are taken off ``max_attempts`` (at least one is
+    left), so no job gets more tries in all. Stop the source's workers first:
+    jobs they hold (``processing``) are not moved, only counted.
+    If the command is interrupted, at most the batch in flight may exist in both.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
+    id_map: dict[int, int] = {}
+    after: int | None = None
+    while True:
+        batch = source.list_jobs(status=JobStatus.PENDING, after_id=after, limit=batch_size)
+        if not batch:
+            break
+        stamp = time.time() if now is None else now
+        new_ids = target.enqueue_many(
+            [
+                NewJob(
+                    job.name, job.payload, job.queue, job.priority,
+                    max(1, job.max_attempts - job.attempts), job.run_at, job.unique_key,
+                )
+                for job in batch
+            ],
+            now=stamp,
+        )
+        for job, new_id in zip(batch, new_ids, strict=True):
+            source.request_cancel(job.id, now=stamp)
+            id_map[job.id] = new_id
+        after = batch[-1].id
+    processing = sum(
+        queue.counts[JobStatus.PROCESSING]
+        for queue in source.stats(now=time.time() if now is None else now).queues.values()
+    )
+    return MoveReport(len(id_map), processing, id_map)

@@ -6,15 +6,26 @@
 Needs only Python 3.10+ with the standard library. The environment lives in
 ``.venv`` next to this file and is reinstalled only when the packaging files
 change. Extra arguments after ``test`` are passed to pytest.
+
+The PostgreSQL tests use the server named by ``JOBQ_TEST_POSTGRES_URL``; when
+that is unset and PostgreSQL's server programs are installed (Debian's
+``postgresql`` package), ``test`` starts a throwaway server on 127.0.0.1 for
+the run. Without either, those tests are skipped and say why.
 """
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import hashlib
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import venv
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -51,11 +62,72 @@ def demo(args: list[str]) -> None:
     run(PYTHON, "examples/newsletter/app.py", *args)
 
 
+def postgres_programs() -> Path | None:
+    """The folder of PostgreSQL's initdb, pg_ctl and postgres, if installed."""
+    for folder in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        if all(os.access(os.path.join(folder, p), os.X_OK) for p in ("initdb", "pg_ctl")):
+            return Path(folder)
+    found = shutil.which("pg_ctl")
+    return Path(found).parent if found and shutil.which("initdb") else None
+
+
+def _has_user(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def throwaway_postgres() -> Iterator[str | None]:
+    """Start a PostgreSQL server in a temporary folder for the tests; yield its URL
+    (None when PostgreSQL is not installed), and remove it all afterwards."""
+    programs = postgres_programs()
+    if programs is None or (os.geteuid() == 0 and not _has_user("postgres")):
+        yield None
+        return
+    folder = tempfile.mkdtemp(prefix="jobq-pg-")
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:  # initdb and postgres refuse to run as root
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+        shutil.chown(folder, user="postgres")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    data = os.path.join(folder, "data")
+    # fsync=off: a throwaway server; the crash tests kill clients, never the server.
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off " \
+        "-c max_connections=300"
+    try:
+        run(*as_postgres, programs / "initdb", "-D", data, "-U", "postgres", "--auth=trust",
+            "-E", "UTF8", "--no-instructions")
+        run(*as_postgres, programs / "pg_ctl", "-D", data, "-l", os.path.join(folder, "log"),
+            "-w", "-s", "-o", options, "start")
+        try:
+            yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+        finally:
+            subprocess.run([*as_postgres, str(programs / "pg_ctl"), "-D", data, "-m", "fast",
+                            "-s", "stop"], cwd=ROOT)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def test(args: list[str]) -> None:
     ensure_env("dev")
     run(PYTHON, "-m", "ruff", "check", ".")
     run(PYTHON, "-m", "mypy", "--strict", "jobq", "flask_jobq")
-    run(PYTHON, "-m", "pytest", *args)
+    if os.environ.get("JOBQ_TEST_POSTGRES_URL"):
+        run(PYTHON, "-m", "pytest", *args)
+        return
+    with throwaway_postgres() as url:
+        if url is not None:
+            os.environ["JOBQ_TEST_POSTGRES_URL"] = url
+            print(f"PostgreSQL tests use a throwaway server at {url}", flush=True)
+        completed = subprocess.run([str(PYTHON), "-m", "pytest", *args], cwd=ROOT)
+    sys.exit(completed.returncode)
 
 
 COMMANDS = {"demo": demo, "test": test}

@@ -2,7 +2,8 @@
 the extra processes some tests start (so a backend is described by JSON).
 
 PostgreSQL joins when ``JOBQ_TEST_POSTGRES_URL`` names a server the tests may
-create schemas in (``.ci/postgres.sh`` starts a throwaway one); each test gets
+create schemas in (``python3 dev.py test`` starts a throwaway one when
+PostgreSQL is installed); each test gets
 a schema of its own. Without it those tests are skipped, saying why, unless
 ``JOBQ_REQUIRE_POSTGRES=1`` (set by CI) turns the skip into a failure.
 """
@@ -21,7 +22,8 @@ from jobq.storage.base import Storage
 POSTGRES_URL = os.environ.get("JOBQ_TEST_POSTGRES_URL", "")
 NO_POSTGRES = (
     "no PostgreSQL server for the tests: set JOBQ_TEST_POSTGRES_URL "
-    "(`source .ci/postgres.sh` starts a throwaway one)"
+    "or install PostgreSQL's server (Debian: apt install postgresql) and run "
+    "`python3 dev.py test`, which starts a throwaway one"
 )
 
 BACKENDS = [

@@ -294,3 +294,33 @@ def test_closed_state_refuses_to_start(make_app: AppFactory) -> None:
         state.start_workers()
     with app.test_client() as client:
         assert client.get("/missing").status_code == 404  # no start, no error
+
+
+@pytest.mark.postgres
+def test_a_postgresql_url_in_jobq_database_runs_jobs_there(
+    make_app: AppFactory, ext: JobQ
+) -> None:
+    from jobq.storage.postgres import PostgresStorage
+    from tests.storage._backends import drop_postgres_schema, postgres_schema_url
+
+    @ext.task("where")
+    def where() -> str:
+        return current_app.name
+
+    url = postgres_schema_url()
+    try:
+        app = make_app("pg", JOBQ_DATABASE=url)
+        assert isinstance(state_for(app).queue.storage, PostgresStorage)
+
+        @app.post("/go")
+        def go() -> dict[str, int]:
+            return {"id": where.enqueue().id}
+
+        with app.test_client() as client:
+            job_id = client.post("/go").get_json()["id"]
+        job = _wait_done(state_for(app).queue, job_id)
+        assert job.status is jobq.JobStatus.COMPLETED, job.error
+        assert job.decoded_result() == "pg"
+        state_for(app).close(timeout=5.0)
+    finally:
+        drop_postgres_schema(url)

@@ -12,10 +12,12 @@ from .base import Notifier as Notifier
 from .base import QueueStats as QueueStats
 from .base import RenewResult as RenewResult
 from .base import RescueResult as RescueResult
+from .base import ScheduleState as ScheduleState
 from .base import SchemaVersionError as SchemaVersionError
 from .base import Stats as Stats
 from .base import Storage as Storage
 from .base import StorageError as StorageError
+from .base import TaskLimit as TaskLimit
 from .base import UniqueKeyConflict as UniqueKeyConflict
 from .base import WrongProcessError as WrongProcessError
 from .sqlite import SQLiteStorage as SQLiteStorage
@@ -29,10 +31,12 @@ __all__ = [
     "RenewResult",
     "RescueResult",
     "SQLiteStorage",
+    "ScheduleState",
     "SchemaVersionError",
     "Stats",
     "Storage",
     "StorageError",
+    "TaskLimit",
     "UniqueKeyConflict",
     "WrongProcessError",
 ]

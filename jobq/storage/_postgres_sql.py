@@ -73,6 +73,27 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    (
+        """
+        CREATE TABLE jobq_schedules (
+            name text PRIMARY KEY,
+            spec text NOT NULL,
+            next_fire_at double precision NOT NULL,
+            last_fire_at double precision,
+            last_job_id bigint,
+            paused boolean NOT NULL DEFAULT false,
+            updated_at double precision NOT NULL
+        )
+        """,
+        "CREATE INDEX jobq_jobs_running ON jobq_jobs (name) WHERE status = 'processing'",
+        """
+        CREATE TABLE jobq_rate_starts (
+            key text NOT NULL,
+            started_at double precision NOT NULL
+        )
+        """,
+        "CREATE INDEX jobq_rate_starts_window ON jobq_rate_starts (key, started_at)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -118,6 +139,33 @@ CLAIM = (
     "lease_owner = %(owner)s, lease_token = replace(gen_random_uuid()::text, '-', ''), "
     f"lease_expires_at = {NOW} + %(lease)s, started_at = {NOW}, updated_at = {NOW} "
     f"FROM c WHERE j.id = c.id RETURNING {', '.join('j.' + c for c in COLS.split(', '))}"
+)
+# With task limits: candidates first (skipping tasks at their limit), then the
+# chosen ones are leased by id.
+CANDIDATES = (
+    "SELECT id, queue, name FROM jobq_jobs j WHERE status = 'pending' "
+    f"AND queue = ANY(%(queues)s::text[]) AND run_at <= {NOW} AND {_NOT_PAUSED} "
+    "AND name <> ALL(%(blocked)s::text[]) "
+    "ORDER BY priority DESC, run_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED"
+)
+CLAIM_IDS = (
+    "UPDATE jobq_jobs j SET status = 'processing', attempts = j.attempts + 1, "
+    "lease_owner = %(owner)s, lease_token = replace(gen_random_uuid()::text, '-', ''), "
+    f"lease_expires_at = {NOW} + %(lease)s, started_at = {NOW}, updated_at = {NOW} "
+    f"WHERE id = ANY(%(ids)s::bigint[]) RETURNING {COLS}"
+)
+LIMIT_LOCK = "SELECT pg_advisory_xact_lock(hashtext('jobq-limit:' || %s))"
+RUNNING_OF = (
+    "SELECT name, count(*) FROM jobq_jobs WHERE status = 'processing' "
+    "AND name = ANY(%s::text[]) GROUP BY name"
+)
+FORGET_STARTS = (
+    f"DELETE FROM jobq_rate_starts WHERE key = %(key)s AND started_at <= {NOW} - %(per)s"
+)
+COUNT_STARTS = "SELECT count(*) FROM jobq_rate_starts WHERE key = %(key)s"
+RECORD_STARTS = (
+    f"INSERT INTO jobq_rate_starts (key, started_at) SELECT k, {NOW} "
+    "FROM unnest(%(keys)s::text[]) AS k"
 )
 HAS_RUNNABLE = (
     "SELECT EXISTS (SELECT 1 FROM jobq_jobs j WHERE status = 'pending' "
@@ -211,4 +259,26 @@ PURGE = (
 PAUSE = (
     f"INSERT INTO jobq_paused_queues (queue, paused_at) VALUES (%(queue)s, {NOW}) "
     "ON CONFLICT (queue) DO NOTHING"
+)
+
+SCHEDULE_COLS = "name, spec, next_fire_at, last_fire_at, last_job_id, paused, updated_at"
+UPSERT_SCHEDULE = (
+    "INSERT INTO jobq_schedules AS s (name, spec, next_fire_at, updated_at) "
+    f"VALUES (%(name)s, %(spec)s, %(next)s, {NOW}) ON CONFLICT (name) DO UPDATE "
+    f"SET spec = excluded.spec, next_fire_at = excluded.next_fire_at, updated_at = {NOW} "
+    "WHERE s.spec <> excluded.spec"
+)
+FIRE = (
+    f"UPDATE jobq_schedules SET next_fire_at = %(next)s, updated_at = {NOW} "
+    "WHERE name = %(name)s AND next_fire_at = %(fire_at)s AND NOT paused "
+    f"AND %(fire_at)s <= {NOW}"
+)
+FIRED = (
+    "UPDATE jobq_schedules SET last_fire_at = %(fire_at)s, last_job_id = %(job)s "
+    "WHERE name = %(name)s"
+)
+PAUSE_SCHEDULE = (
+    "UPDATE jobq_schedules SET paused = %(paused)s, "
+    f"next_fire_at = coalesce(%(next)s::float8, next_fire_at), updated_at = {NOW} "
+    f"WHERE name = %(name)s RETURNING {SCHEDULE_COLS}"
 )

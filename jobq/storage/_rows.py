@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Job, JobError, JobStatus
+from .base import Job, JobError, JobStatus, ScheduleState
 
 COLS = (
     "id, queue, name, payload, priority, status, attempts, max_attempts, run_at, "
@@ -24,3 +24,9 @@ def row_to_job(r: tuple[Any, ...]) -> Job:
         None if r[12] is None else JobError(r[12], r[13] or "", r[14]),
         r[15], r[16], r[17], bool(r[18]), r[19], r[20], r[21], r[22],
     )  # fmt: skip
+
+
+def schedule_state(r: tuple[Any, ...]) -> ScheduleState:
+    """The schedule in a row of name, spec, next_fire_at, last_fire_at, last_job_id,
+    paused, updated_at."""
+    return ScheduleState(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6])

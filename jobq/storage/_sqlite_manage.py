@@ -8,12 +8,26 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from ._checks import check_queues, check_time
-from ._rows import COLS, FINAL, STATUS, row_to_job
+from ._checks import check_json, check_queues, check_time
+from ._rows import COLS, FINAL, STATUS, row_to_job, schedule_state
 from ._sqlite_db import Database
 from ._sqlite_driver import Connection, Row, retry_busy
-from ._sqlite_sql import CANCEL, LIVE_BY_KEY, RETRY
-from .base import Job, JobStatus, QueueStats, Stats, StorageError, UniqueKeyConflict
+from ._sqlite_sql import CANCEL, LIVE_BY_KEY, RETRY, SCHEDULE_COLS
+from .base import (
+    Job,
+    JobStatus,
+    QueueStats,
+    ScheduleState,
+    Stats,
+    StorageError,
+    UniqueKeyConflict,
+)
+
+
+def _check_schedule(name: str, spec: str) -> None:
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a schedule name must be a non-empty str, got {name!r}")
+    check_json("spec", spec)
 
 
 class SQLiteBase:
@@ -157,6 +171,43 @@ class SQLiteBase:
     def paused_queues(self) -> frozenset[str]:
         return frozenset(row[0] for row in self._query("SELECT queue FROM paused_queues", ()))
 
+
+    # -- schedules --------------------------------------------------------------------
+
+    def upsert_schedule(
+        self, name: str, spec: str, next_fire_at: float, *, now: float
+    ) -> ScheduleState:
+        _check_schedule(name, spec)
+        check_time("next_fire_at", next_fire_at)
+        check_time("now", now)
+        with self._db.write() as conn:
+            conn.run(
+                "INSERT INTO schedules (name, spec, next_fire_at, updated_at) "
+                "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (name) DO UPDATE SET spec = ?2, "
+                "next_fire_at = ?3, updated_at = ?4 WHERE spec <> ?2",
+                (name, spec, next_fire_at, now),
+            )
+            rows = conn.query(f"SELECT {SCHEDULE_COLS} FROM schedules WHERE name = ?", (name,))
+        return schedule_state(rows[0])
+
+    def list_schedules(self) -> list[ScheduleState]:
+        rows = self._query(f"SELECT {SCHEDULE_COLS} FROM schedules ORDER BY name", ())
+        return [schedule_state(row) for row in rows]
+
+    def set_schedule_paused(
+        self, name: str, paused: bool, *, now: float, next_fire_at: float | None = None
+    ) -> ScheduleState | None:
+        check_time("now", now)
+        if next_fire_at is not None:
+            check_time("next_fire_at", next_fire_at)
+        with self._db.write() as conn:
+            conn.run(
+                "UPDATE schedules SET paused = ?1, next_fire_at = coalesce(?2, next_fire_at), "
+                "updated_at = ?3 WHERE name = ?4",
+                (int(bool(paused)), next_fire_at, now, name),
+            )
+            rows = conn.query(f"SELECT {SCHEDULE_COLS} FROM schedules WHERE name = ?", (name,))
+        return schedule_state(rows[0]) if rows else None
 
     # -- helpers ----------------------------------------------------------------------
 

@@ -76,6 +76,26 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID
         """,
     ),
+    (
+        # Recurring schedules: one row each; a fire is a compare-and-set of
+        # next_fire_at, so one process alone enqueues the jobs of each fire time.
+        """
+        CREATE TABLE schedules (
+            name TEXT PRIMARY KEY,
+            spec TEXT NOT NULL,
+            next_fire_at REAL NOT NULL,
+            last_fire_at REAL,
+            last_job_id INTEGER,
+            paused INTEGER NOT NULL DEFAULT 0,
+            updated_at REAL NOT NULL
+        ) WITHOUT ROWID
+        """,
+        # Counting a task's running jobs for its concurrency limit.
+        "CREATE INDEX jobs_running ON jobs (name) WHERE status = 'processing'",
+        # Starts of rate-limited tasks, for a sliding window shared by every process.
+        "CREATE TABLE rate_starts (key TEXT NOT NULL, started_at REAL NOT NULL)",
+        "CREATE INDEX rate_starts_window ON rate_starts (key, started_at)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -67,6 +67,15 @@ _TAKE = (
     "lease_expires_at = ?2, started_at = ?3, updated_at = ?3,"
 )
 CANDIDATES = f"SELECT {COLS} {_RUNNABLE}"
+CANDIDATES_EXCEPT = CANDIDATES.replace(
+    "AND run_at <= ?3 ORDER BY",
+    "AND run_at <= ?3 AND name NOT IN (SELECT value FROM json_each(?6)) ORDER BY",
+)
+"""CANDIDATES leaving out the tasks named in ?6 (a JSON array): those at a limit."""
+RUNNING_OF = (
+    "SELECT name, count(*) FROM jobs INDEXED BY jobs_running WHERE status = 'processing' "
+    "AND name IN (SELECT value FROM json_each(?1)) GROUP BY name"
+)
 # The row was just read as a candidate in this same write transaction.
 CLAIM_ID = f"{_TAKE} lease_token = ?5 WHERE id = ?4 AND status = 'pending'"
 
@@ -176,3 +185,10 @@ def insert_params(job: NewJob, now: float) -> tuple[Any, ...]:
         job.queue, job.name, job.payload, job.priority, job.max_attempts, run_at,
         job.unique_key, now,
     )  # fmt: skip
+
+FIRE = (
+    "UPDATE schedules SET next_fire_at = ?1, updated_at = ?3 "
+    "WHERE name = ?4 AND next_fire_at = ?2 AND NOT paused AND ?2 <= ?3"
+)
+"""The compare-and-set that lets exactly one process fire a schedule's fire time."""
+SCHEDULE_COLS = "name, spec, next_fire_at, last_fire_at, last_job_id, paused, updated_at"

@@ -28,7 +28,7 @@ Rules every backend follows:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol, runtime_checkable
 
@@ -46,10 +46,12 @@ __all__ = [
     "QueueStats",
     "RenewResult",
     "RescueResult",
+    "ScheduleState",
     "SchemaVersionError",
     "Stats",
     "Storage",
     "StorageError",
+    "TaskLimit",
     "UniqueKeyConflict",
     "WrongProcessError",
 ]
@@ -157,6 +159,48 @@ class Stats:
     paused: frozenset[str] = frozenset()
 
 
+class TaskLimit(NamedTuple):
+    """Limits on a task's jobs across every worker of every process, for
+    :meth:`Storage.claim`.
+
+    :param concurrency: at most this many of its jobs processing at once (>= 1),
+        or None.
+    :param rate: at most this many of its jobs started in any window of ``per``
+        seconds (>= 1), or None.
+    :param per: the rate's window in seconds (> 0).
+    :param rate_key: tasks with the same key share one rate window (e.g. every
+        task calling one API); default: the task name.
+    """
+
+    concurrency: int | None = None
+    rate: int | None = None
+    per: float = 1.0
+    rate_key: str | None = None
+
+
+@dataclass(frozen=True)
+class ScheduleState:
+    """A recurring schedule as stored, shared by every process.
+
+    :param name: the schedule's unique name.
+    :param spec: JSON text describing it (task, cron or interval, time zone),
+        written by the code that declared it, for display.
+    :param next_fire_at: the next fire time not yet fired (epoch seconds).
+    :param last_fire_at: the last fire time that enqueued jobs, or None.
+    :param last_job_id: the job enqueued by the last fire, or None.
+    :param paused: paused schedules do not fire.
+    :param updated_at: when the row last changed.
+    """
+
+    name: str
+    spec: str
+    next_fire_at: float
+    last_fire_at: float | None
+    last_job_id: int | None
+    paused: bool
+    updated_at: float
+
+
 # -- the protocol ----------------------------------------------------------------------
 
 
@@ -204,6 +248,8 @@ class Storage(Protocol):
         now: float,
         lease_seconds: float,
         limit: int = 1,
+        limits: Mapping[str, TaskLimit] | None = None,
+        limited_at_most: int | None = None,
     ) -> list[Job]:
         """Lease up to ``limit`` runnable jobs to worker ``owner``; committed on return.
 
@@ -214,6 +260,12 @@ class Storage(Protocol):
         ``started_at = now``. Returns the claimed jobs in that order; an empty
         list when none is runnable. ``limit``: 1 to 1000 (ValueError otherwise);
         ``lease_seconds`` > 0.
+
+        ``limits`` maps task names to :class:`TaskLimit`: jobs of those tasks are
+        claimed only while their concurrency limit and rate window allow, counted
+        over every process (a claim counts as a start), and at most
+        ``limited_at_most`` of them in this call (None: no such cap). Claims that
+        involve limits are serialised so that concurrent claimers never exceed them.
         """
         ...
 
@@ -371,6 +423,39 @@ class Storage(Protocol):
 
     def paused_queues(self) -> frozenset[str]:
         """Names of the paused queues."""
+        ...
+
+    def upsert_schedule(
+        self, name: str, spec: str, next_fire_at: float, *, now: float
+    ) -> ScheduleState:
+        """Store the schedule ``name`` if it is new; if its ``spec`` changed, store the
+        new spec and ``next_fire_at``; otherwise leave it as it is. Returns it."""
+        ...
+
+    def fire_schedule(
+        self,
+        name: str,
+        fire_at: float,
+        next_fire_at: float,
+        jobs: Sequence[NewJob],
+        *,
+        now: float,
+    ) -> list[int] | None:
+        """Fire the schedule once: if its ``next_fire_at`` is still ``fire_at``, it is
+        not paused and ``fire_at <= now``, set it to ``next_fire_at`` and enqueue
+        ``jobs``, in one transaction; return their ids. Otherwise (another
+        process fired it first) change nothing and return None."""
+        ...
+
+    def list_schedules(self) -> list[ScheduleState]:
+        """Every stored schedule, by name."""
+        ...
+
+    def set_schedule_paused(
+        self, name: str, paused: bool, *, now: float, next_fire_at: float | None = None
+    ) -> ScheduleState | None:
+        """Pause or resume a schedule; ``next_fire_at``, if given, replaces its next
+        fire time (resuming skips what was missed). None if there is no such schedule."""
         ...
 
     def close(self) -> None:

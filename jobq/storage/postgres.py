@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import _postgres_sql as sql
 from ._checks import check_json, check_new, check_positive, check_queues, check_time
-from ._rows import COLS, FINAL, STATUS, row_to_job
+from ._limits import Allowance, check_limits, rate_windows
+from ._rows import COLS, FINAL, STATUS, row_to_job, schedule_state
 from .base import (
     Completion,
     Enqueued,
@@ -42,9 +43,11 @@ from .base import (
     QueueStats,
     RenewResult,
     RescueResult,
+    ScheduleState,
     SchemaVersionError,
     Stats,
     StorageError,
+    TaskLimit,
     UniqueKeyConflict,
 )
 
@@ -275,30 +278,8 @@ class PostgresStorage:
         now_param = self._now(now)
         if not jobs:
             return []
-        ids: list[int] = []
         with self._conn() as conn, conn.transaction():
-            run: list[NewJob] = []  # consecutive jobs without a unique key
-            for job in jobs:
-                if job.unique_key is None:
-                    run.append(job)
-                    continue
-                if run:
-                    ids.extend(_insert_run(conn, run, now_param))
-                    run = []
-                found = conn.execute(sql.LIVE_BY_KEY, (job.unique_key,)).fetchone()
-                if found is None:
-                    found = conn.execute(sql.ENQUEUE, {
-                        "queue": job.queue, "name": job.name, "payload": job.payload,
-                        "priority": job.priority, "max_attempts": job.max_attempts,
-                        "run_at": job.run_at, "unique_key": job.unique_key, "now": now_param,
-                    }).fetchone()  # fmt: skip
-                if found is None:  # another transaction took the key meanwhile
-                    found = conn.execute(sql.LIVE_BY_KEY, (job.unique_key,)).fetchone()
-                if found is None:
-                    raise StorageError(f"unique_key {job.unique_key!r} kept changing hands")
-                ids.append(int(found[0]))
-            if run:
-                ids.extend(_insert_run(conn, run, now_param))
+            ids = _insert_jobs(conn, jobs, now_param)
             conn.execute(sql.NOTIFY, (sorted({job.queue for job in jobs}),))
         return ids
 
@@ -328,6 +309,8 @@ class PostgresStorage:
         now: float,
         lease_seconds: float,
         limit: int = 1,
+        limits: Mapping[str, TaskLimit] | None = None,
+        limited_at_most: int | None = None,
     ) -> list[Job]:
         names = check_queues(queues)
         now_param = self._now(now)
@@ -336,15 +319,48 @@ class PostgresStorage:
         check_positive("lease_seconds", lease_seconds)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise ValueError(f"limit must be an integer from 1 to 1000, got {limit!r}")
+        if limits:
+            check_limits(limits, limited_at_most)
         if not names:
             return []
-        rows = self._run(sql.CLAIM, {
-            "queues": names, "now": now_param, "limit": limit, "owner": owner,
-            "lease": float(lease_seconds),
-        })  # fmt: skip
+        params = {"queues": names, "now": now_param, "limit": limit, "owner": owner,
+                  "lease": float(lease_seconds)}  # fmt: skip
+        if limits:
+            rows = self._claim_limited(params, limits, limited_at_most)
+        else:
+            rows = self._run(sql.CLAIM, params)
         jobs = [row_to_job(row) for row in rows]
         jobs.sort(key=lambda j: (-j.priority, j.run_at, j.id))  # RETURNING has no order
         return jobs
+
+    def _claim_limited(
+        self, params: dict[str, Any], limits: Mapping[str, TaskLimit], at_most: int | None
+    ) -> list[Any]:
+        windows = rate_windows(limits)
+        counted = sorted(name for name, limit in limits.items() if limit.concurrency)
+        with self._conn() as conn, conn.transaction():
+            # Claimers of limited tasks take turns (in a fixed order: no deadlocks).
+            for key in sorted(set(counted) | {f"rate:{k}" for k in windows}):
+                conn.execute(sql.LIMIT_LOCK, (key,))
+            running = dict(conn.execute(sql.RUNNING_OF, (counted,)).fetchall())
+            started: dict[str, int] = {}
+            for key, (_, per) in windows.items():
+                window = {"key": key, "per": per, "now": params["now"]}
+                conn.execute(sql.FORGET_STARTS, window)
+                started[key] = conn.execute(sql.COUNT_STARTS, window).fetchall()[0][0]
+            allowance = Allowance(limits, running, started, at_most)
+            candidates = conn.execute(
+                sql.CANDIDATES, {**params, "blocked": allowance.blocked()}
+            ).fetchall()
+            chosen = allowance.take(candidates, 2, params["limit"])
+            if not chosen:
+                return []
+            rows = conn.execute(sql.CLAIM_IDS, {**params, "ids": [r[0] for r in chosen]})
+            claimed = rows.fetchall()
+            if allowance.rate_starts:
+                conn.execute(sql.RECORD_STARTS, {"keys": allowance.rate_starts,
+                                                 "now": params["now"]})  # fmt: skip
+        return claimed
 
     def has_runnable(self, queues: Collection[str], *, now: float) -> bool:
         names = check_queues(queues)
@@ -571,8 +587,94 @@ class PostgresStorage:
         self._run("DELETE FROM jobq_paused_queues WHERE queue = %s", (queue,))
         self._run(sql.NOTIFY, ([queue],))
 
+    # -- schedules ----------------------------------------------------------------------
+
+    def upsert_schedule(
+        self, name: str, spec: str, next_fire_at: float, *, now: float
+    ) -> ScheduleState:
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"a schedule name must be a non-empty str, got {name!r}")
+        check_json("spec", spec)
+        check_time("next_fire_at", next_fire_at)
+        self._run(sql.UPSERT_SCHEDULE, {
+            "name": name, "spec": spec, "next": float(next_fire_at), "now": self._now(now),
+        })  # fmt: skip
+        rows = self._run(f"SELECT {sql.SCHEDULE_COLS} FROM jobq_schedules WHERE name = %s",
+                         (name,))  # fmt: skip
+        return schedule_state(rows[0])
+
+    def fire_schedule(
+        self,
+        name: str,
+        fire_at: float,
+        next_fire_at: float,
+        jobs: Sequence[NewJob],
+        *,
+        now: float,
+    ) -> list[int] | None:
+        check_time("fire_at", fire_at)
+        check_time("next_fire_at", next_fire_at)
+        for index, job in enumerate(jobs):
+            check_new(job, index)
+        now_param = self._now(now)
+        with self._conn() as conn, conn.transaction():
+            fired = conn.execute(sql.FIRE, {
+                "next": float(next_fire_at), "name": name, "fire_at": float(fire_at),
+                "now": now_param,
+            })  # fmt: skip
+            if fired.rowcount != 1:
+                return None
+            ids = _insert_jobs(conn, jobs, now_param)
+            if ids:
+                conn.execute(sql.FIRED, {"fire_at": float(fire_at), "job": ids[-1], "name": name})
+                conn.execute(sql.NOTIFY, (sorted({job.queue for job in jobs}),))
+        return ids
+
+    def list_schedules(self) -> list[ScheduleState]:
+        rows = self._run(f"SELECT {sql.SCHEDULE_COLS} FROM jobq_schedules ORDER BY name", ())
+        return [schedule_state(row) for row in rows]
+
+    def set_schedule_paused(
+        self, name: str, paused: bool, *, now: float, next_fire_at: float | None = None
+    ) -> ScheduleState | None:
+        if next_fire_at is not None:
+            check_time("next_fire_at", next_fire_at)
+        rows = self._run(sql.PAUSE_SCHEDULE, {
+            "paused": bool(paused), "next": next_fire_at, "name": name, "now": self._now(now),
+        })  # fmt: skip
+        return schedule_state(rows[0]) if rows else None
+
     def paused_queues(self) -> frozenset[str]:
         return frozenset(row[0] for row in self._run("SELECT queue FROM jobq_paused_queues", ()))
+
+
+def _insert_jobs(conn: psycopg.Connection[Any], jobs: Sequence[NewJob],
+                 now: float | None) -> list[int]:  # fmt: skip
+    """enqueue_many's inserts, in the caller's transaction."""
+    ids: list[int] = []
+    run: list[NewJob] = []  # consecutive jobs without a unique key
+    for job in jobs:
+        if job.unique_key is None:
+            run.append(job)
+            continue
+        if run:
+            ids.extend(_insert_run(conn, run, now))
+            run = []
+        found = conn.execute(sql.LIVE_BY_KEY, (job.unique_key,)).fetchone()
+        if found is None:
+            found = conn.execute(sql.ENQUEUE, {
+                "queue": job.queue, "name": job.name, "payload": job.payload,
+                "priority": job.priority, "max_attempts": job.max_attempts,
+                "run_at": job.run_at, "unique_key": job.unique_key, "now": now,
+            }).fetchone()  # fmt: skip
+        if found is None:  # another transaction took the key meanwhile
+            found = conn.execute(sql.LIVE_BY_KEY, (job.unique_key,)).fetchone()
+        if found is None:
+            raise StorageError(f"unique_key {job.unique_key!r} kept changing hands")
+        ids.append(int(found[0]))
+    if run:
+        ids.extend(_insert_run(conn, run, now))
+    return ids
 
 
 def _insert_run(conn: psycopg.Connection[Any], jobs: list[NewJob], now: float | None) -> list[int]:

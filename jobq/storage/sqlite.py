@@ -37,7 +37,7 @@ table: purge finished jobs.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,6 +49,7 @@ from ._checks import (
     check_time,
     new_tokens,
 )
+from ._limits import Allowance, check_limits, rate_windows
 from ._rows import COLS, STATUS, row_to_job
 from ._sqlite_db import CheckpointMode, Database, Synchronous
 from ._sqlite_driver import Connection, Row
@@ -57,11 +58,13 @@ from ._sqlite_schema import affected_by_wal_reset_bug
 from ._sqlite_sql import (
     BULK_SIZES,
     CANDIDATES,
+    CANDIDATES_EXCEPT,
     CLAIM_ID,
     COMPLETE,
     COMPLETE_CHUNK,
     FAIL,
     FINISH_CANCELLED,
+    FIRE,
     HAS_RUNNABLE,
     INSERT,
     INSERT_EACH,
@@ -70,6 +73,7 @@ from ._sqlite_sql import (
     RELEASE,
     RENEW,
     RESCUE,
+    RUNNING_OF,
     bulk_insert,
     claimed_job,
     complete_from,
@@ -87,6 +91,7 @@ from .base import (
     RenewResult,
     RescueResult,
     StorageError,
+    TaskLimit,
 )
 
 __all__ = ["SQLiteStorage"]
@@ -202,24 +207,28 @@ class SQLiteStorage(SQLiteBase):
             check_new(job, index)
         if not jobs:
             return []
-        ids: list[int] = []
         with self._db.write() as conn:
-            run: list[NewJob] = []  # consecutive jobs without a unique key
-            for job in jobs:
-                if job.unique_key is None:
-                    run.append(job)
-                    continue
-                if run:
-                    ids.extend(self._insert_run(conn, run, now))
-                    run = []
-                found = conn.query(LIVE_BY_KEY, (job.unique_key,))
-                if found:
-                    ids.append(found[0][0])
-                else:
-                    conn.run(INSERT, insert_params(job, now))
-                    ids.append(conn.query("SELECT last_insert_rowid()")[0][0])
+            return self._insert_jobs(conn, jobs, now)
+
+    def _insert_jobs(self, conn: Connection, jobs: Sequence[NewJob], now: float) -> list[int]:
+        """enqueue_many's inserts, in the caller's write transaction."""
+        ids: list[int] = []
+        run: list[NewJob] = []  # consecutive jobs without a unique key
+        for job in jobs:
+            if job.unique_key is None:
+                run.append(job)
+                continue
             if run:
                 ids.extend(self._insert_run(conn, run, now))
+                run = []
+            found = conn.query(LIVE_BY_KEY, (job.unique_key,))
+            if found:
+                ids.append(found[0][0])
+            else:
+                conn.run(INSERT, insert_params(job, now))
+                ids.append(conn.query("SELECT last_insert_rowid()")[0][0])
+        if run:
+            ids.extend(self._insert_run(conn, run, now))
         return ids
 
     def enqueue_payloads(
@@ -268,6 +277,8 @@ class SQLiteStorage(SQLiteBase):
         now: float,
         lease_seconds: float,
         limit: int = 1,
+        limits: Mapping[str, TaskLimit] | None = None,
+        limited_at_most: int | None = None,
     ) -> list[Job]:
         names = check_queues(queues)
         check_time("now", now)
@@ -276,17 +287,30 @@ class SQLiteStorage(SQLiteBase):
         check_positive("lease_seconds", lease_seconds)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise ValueError(f"limit must be an integer from 1 to 1000, got {limit!r}")
+        if limits:
+            check_limits(limits, limited_at_most)
         if not names:
             return []
         expires = now + lease_seconds
         with self._db.write(durable=False) as conn:
-            rows = conn.query(CANDIDATES, (None, None, now, names[0], limit))
-            if len(names) > 1:
-                # Each queue's best `limit`, read off its index in order; keep the best.
-                for name in names[1:]:
-                    rows += conn.query(CANDIDATES, (None, None, now, name, limit))
+            if limits:
+                allowance = self._allowance(conn, limits, now, limited_at_most)
+                blocked = json.dumps(allowance.blocked())
+                rows = []
+                for name in names:
+                    rows += conn.query(CANDIDATES_EXCEPT, (None, None, now, name, limit, blocked))
                 rows.sort(key=lambda r: (-r[4], r[8], r[0]))
-                del rows[limit:]
+                rows = allowance.take(rows, 2, limit)
+                conn.run_many("INSERT INTO rate_starts (key, started_at) VALUES (?, ?)",
+                              [(key, now) for key in allowance.rate_starts])  # fmt: skip
+            else:
+                rows = conn.query(CANDIDATES, (None, None, now, names[0], limit))
+                if len(names) > 1:
+                    # Each queue's best `limit`, read off its index in order; keep the best.
+                    for name in names[1:]:
+                        rows += conn.query(CANDIDATES, (None, None, now, name, limit))
+                    rows.sort(key=lambda r: (-r[4], r[8], r[0]))
+                    del rows[limit:]
             if not rows:
                 return []
             if len(rows) > 1 and self._returning:
@@ -301,6 +325,20 @@ class SQLiteStorage(SQLiteBase):
                 if taken != len(rows):
                     raise StorageError(f"claimed {taken} of {len(rows)} candidates; rolled back")
         return [claimed_job(r, owner, t, expires, now) for r, t in zip(rows, tokens, strict=True)]
+
+    def _allowance(
+        self, conn: Connection, limits: Mapping[str, TaskLimit], now: float, at_most: int | None
+    ) -> Allowance:
+        """What the limited tasks may take now, read under the write lock."""
+        counted = json.dumps(sorted(n for n, lim in limits.items() if lim.concurrency))
+        running: dict[str, int] = dict(conn.query(RUNNING_OF, (counted,)))
+        started: dict[str, int] = {}
+        for key, (_, per) in rate_windows(limits).items():
+            conn.run("DELETE FROM rate_starts WHERE key = ?1 AND started_at <= ?2",
+                     (key, now - per))  # fmt: skip
+            started[key] = conn.query("SELECT count(*) FROM rate_starts WHERE key = ?1",
+                                      (key,))[0][0]  # fmt: skip
+        return Allowance(limits, running, started, at_most)
 
     def _take_many(
         self, conn: Connection, rows: list[Row], owner: str, expires: float, now: float
@@ -434,6 +472,30 @@ class SQLiteStorage(SQLiteBase):
         check_time("now", now)
         with self._db.write() as conn:
             return conn.run(FINISH_CANCELLED, (now, job_id, lease_token)) == 1
+
+    # -- schedules --------------------------------------------------------------------
+
+    def fire_schedule(
+        self,
+        name: str,
+        fire_at: float,
+        next_fire_at: float,
+        jobs: Sequence[NewJob],
+        *,
+        now: float,
+    ) -> list[int] | None:
+        for label, value in (("fire_at", fire_at), ("next_fire_at", next_fire_at), ("now", now)):
+            check_time(label, value)
+        for index, job in enumerate(jobs):
+            check_new(job, index)
+        with self._db.write() as conn:
+            if conn.run(FIRE, (next_fire_at, fire_at, now, name)) != 1:
+                return None
+            ids = self._insert_jobs(conn, jobs, now)
+            if ids:
+                conn.run("UPDATE schedules SET last_fire_at = ?1, last_job_id = ?2 WHERE name = ?3",
+                         (fire_at, ids[-1], name))  # fmt: skip
+        return ids
 
     def rescue_expired(self, *, now: float, limit: int = 1000) -> RescueResult:
         check_time("now", now)

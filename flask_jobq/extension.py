@@ -67,6 +67,7 @@ from werkzeug.serving import is_running_from_reloader
 import jobq
 from jobq import backoff as backoffs
 from jobq import signals as core_signals
+from jobq.tasks import task_limits
 
 from . import signals
 from .views import register_monitor
@@ -256,11 +257,12 @@ class FlaskTask(jobq.Task[P, R]):
         priority: int,
         queue: str,
         timeout: float | None,
+        limits: jobq.storage.TaskLimit | None = None,
     ) -> None:
         # No queue yet: the `owner` property below resolves one at each enqueue.
         super().__init__(
             fn, None, name=name, max_attempts=max_attempts,
-            backoff=backoff, priority=priority, queue=queue, timeout=timeout,
+            backoff=backoff, priority=priority, queue=queue, timeout=timeout, limits=limits,
         )
 
     # Resolving the queue at call time lets one task object (and its
@@ -430,6 +432,9 @@ class JobQ:
         priority: int = 0,
         queue: str = "default",
         timeout: float | None = None,
+        concurrency_limit: int | None = None,
+        rate_limit: str | tuple[int, float] | None = None,
+        rate_limit_key: str | None = None,
     ) -> Callable[[Callable[P, R]], FlaskTask[P, R]]:
         """Declare a task for every app of this extension: ``@jobq_ext.task(...)``.
 
@@ -439,7 +444,9 @@ class JobQ:
         ``max_attempts`` (default 3, >= 1), ``backoff`` (seconds, a callable
         ``backoff(attempt) -> seconds``, or None for exponential backoff with
         jitter), ``priority`` (default 0, higher first), ``queue`` (default
-        ``"default"``), ``timeout`` (seconds an attempt may run, default None).
+        ``"default"``), ``timeout`` (seconds an attempt may run, default None),
+        ``concurrency_limit``, ``rate_limit`` and ``rate_limit_key`` (limits
+        across every process, default none).
 
         Raises :class:`jobq.ConfigurationError` if another function already has
         the name, ValueError or TypeError for a bad option.
@@ -450,6 +457,7 @@ class JobQ:
         if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
             raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
         resolved_backoff = backoffs.resolve(backoff)
+        limits = task_limits(concurrency_limit, rate_limit, rate_limit_key)
 
         def register(function: Callable[P, R]) -> FlaskTask[P, R]:
             task_name = name or f"{function.__module__}.{function.__qualname__}"
@@ -461,7 +469,7 @@ class JobQ:
                 )
             task = FlaskTask(
                 function, name=task_name, max_attempts=max_attempts, backoff=resolved_backoff,
-                priority=priority, queue=queue, timeout=timeout,
+                priority=priority, queue=queue, timeout=timeout, limits=limits,
             )
             for state in list(self._states):
                 _register(state.queue, task)
@@ -513,9 +521,13 @@ class JobQ:
 
 
 def _register(queue: jobq.DurableQueue, task: FlaskTask[Any, Any]) -> None:
+    limits = task.limits or jobq.storage.TaskLimit()
     queue.task(
         task.name, max_attempts=task.max_attempts, backoff=task.backoff,
         priority=task.priority, queue=task.queue, timeout=task.timeout,
+        concurrency_limit=limits.concurrency,
+        rate_limit=None if limits.rate is None else (limits.rate, limits.per),
+        rate_limit_key=limits.rate_key,
     )(task.fn)
 
 

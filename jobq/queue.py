@@ -23,8 +23,10 @@ from ._validate import check_seconds
 from .clock import WALL_CLOCK, Clock
 from .errors import ConfigurationError, JobqError, UnknownTask
 from .job import Job, JobStatus
+from .schedules import MissedPolicy, Schedule, ScheduleInfo, fire_due
+from .schedules import info as schedule_info
 from .storage.base import NewJob, Stats, Storage
-from .tasks import JobOptions, Task, split_call
+from .tasks import JobOptions, Task, split_call, task_limits
 
 if TYPE_CHECKING:
     from .worker import WorkerPool
@@ -165,6 +167,8 @@ class DurableQueue:
         self.extensions: dict[str, Any] = {}
         """Objects that add-ons keep per queue, by key (as Flask's ``app.extensions``);
         the ready-made handlers of :mod:`jobq.handlers` keep their settings here."""
+        self.declared_schedules: dict[str, Schedule] = {}
+        """Schedules declared in this process (:meth:`schedule`); its workers fire them."""
         self._pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
         self._inline_running = threading.local()
 
@@ -179,6 +183,9 @@ class DurableQueue:
         priority: int = 0,
         queue: str = DEFAULT_QUEUE,
         timeout: float | None = None,
+        concurrency_limit: int | None = None,
+        rate_limit: str | tuple[int, float] | None = None,
+        rate_limit_key: str | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]:
         """Register a function as a task: ``@queue.task()`` or ``@queue.task("name", ...)``.
 
@@ -193,7 +200,17 @@ class DurableQueue:
         :param timeout: seconds an attempt may run before it counts as failed
             with :class:`~jobq.TaskTimeout`. The thread cannot be stopped: it
             keeps its worker slot until the function returns.
+        :param concurrency_limit: at most this many of its jobs run at once in
+            the whole deployment (every worker of every process), e.g. 2 for a
+            heavy report. Enforced through the database when jobs are claimed.
+        :param rate_limit: at most this many of its jobs start in any window,
+            across every process: ``"10/s"``, ``"100/m"``, ``"1000/h"``,
+            ``"5/10s"`` or ``(count, seconds)``. For a provider's limit, such as
+            "10 webhooks a second to example.com in total".
+        :param rate_limit_key: tasks giving the same key share one rate window
+            (default: the task's own name).
 
+        Declare the same limits in every process that runs the task's jobs.
         Raises ConfigurationError if another function already has the name.
         """
         if callable(name):
@@ -202,6 +219,7 @@ class DurableQueue:
         if timeout is not None:
             check_seconds("timeout", timeout)
         resolved_backoff = backoffs.resolve(backoff)
+        limits = task_limits(concurrency_limit, rate_limit, rate_limit_key)
 
         def register(function: Callable[P, R]) -> Task[P, R]:
             task_name = name or f"{function.__module__}.{function.__qualname__}"
@@ -214,6 +232,7 @@ class DurableQueue:
             task = Task(
                 function, self, name=task_name, max_attempts=max_attempts,
                 backoff=resolved_backoff, priority=priority, queue=queue, timeout=timeout,
+                limits=limits,
             )
             self.tasks[task_name] = task
             return task
@@ -314,6 +333,140 @@ class DurableQueue:
     def _wake(self, queue_name: str) -> None:
         for pool in list(self._pools):
             pool.wake(queue_name)
+
+    # -- recurring schedules ------------------------------------------------------
+
+    def schedule(
+        self,
+        task: Task[Any, Any] | str,
+        *,
+        cron: str | None = None,
+        every: float | None = None,
+        tz: str = "UTC",
+        name: str | None = None,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        missed: MissedPolicy = "once",
+        max_missed: int = 100,
+        grace: float = 60.0,
+    ) -> Schedule:
+        """Run ``task`` on a cron expression or every ``every`` seconds; return the
+        :class:`~jobq.schedules.Schedule`.
+
+        Each fire time becomes exactly one job, however many processes declare
+        the schedule and run workers (their pools fire due schedules about once
+        a second). Declare it the same way wherever it is declared: when the
+        stored description differs, the last process to start replaces it.
+
+        :param cron: five-field cron expression, e.g. ``"*/5 * * * *"`` or
+            ``"0 3 * * MON-FRI"``, read in time zone ``tz`` (an IANA name).
+        :param every: seconds between fires (>= 1), counted from the Unix epoch.
+        :param name: unique name; default the task's name.
+        :param args: positional arguments of every job (JSON values).
+        :param kwargs: keyword arguments of every job (JSON values).
+        :param missed: fire times missed while no worker ran (older than
+            ``grace`` seconds): ``"once"`` runs one job for them all (default),
+            ``"all"`` one per missed time (the last ``max_missed``), ``"skip"``
+            none. See :mod:`jobq.schedules` for daylight-saving changes.
+
+        Raises ConfigurationError for a bad expression, zone or option,
+        :class:`~jobq.UnknownTask` for a task name not registered, TypeError for
+        arguments that do not fit the task.
+        """
+        resolved = self.get_task(task)
+        payload = resolved.encode(tuple(args), dict(kwargs or {}))
+        made = Schedule(name or resolved.name, resolved.name, payload, cron, every, tz, missed,
+                        max_missed, grace)  # fmt: skip
+        self.declared_schedules[made.name] = made
+        return made
+
+    def periodic(
+        self,
+        cron: str | None = None,
+        *,
+        every: float | None = None,
+        tz: str = "UTC",
+        name: str | None = None,
+        missed: MissedPolicy = "once",
+        **task_options: Any,
+    ) -> Callable[[Callable[P, R]], Task[P, R]]:
+        """Register a function taking no arguments as a task and run it on a schedule:
+        ``@queue.periodic("0 * * * *")`` or ``@queue.periodic(every=30)``.
+
+        ``name`` names both the task and the schedule; other keywords are
+        :meth:`task` options (``max_attempts``, ``queue``, ...).
+        """
+        if callable(cron):
+            raise TypeError("give @queue.periodic a cron expression or every=...")
+
+        def register(function: Callable[P, R]) -> Task[P, R]:
+            task = self.task(name, **task_options)(function)
+            self.schedule(task, cron=cron, every=every, tz=tz, name=name or task.name,
+                          missed=missed)  # fmt: skip
+            return task
+
+        return register
+
+    def schedules(self) -> builtins.list[ScheduleInfo]:
+        """Every schedule stored in the database (declared by any process), by name,
+        with its next and last fire times."""
+        return [schedule_info(state) for state in self.storage.list_schedules()]
+
+    def pause_schedule(self, name: str) -> ScheduleInfo:
+        """Stop firing ``name`` in every process until :meth:`resume_schedule`.
+        Raises KeyError for an unknown schedule."""
+        return self._set_paused(name, True)
+
+    def resume_schedule(self, name: str) -> ScheduleInfo:
+        """Fire ``name`` again, from its next fire time after now (what was
+        missed while paused is skipped). Raises KeyError for an unknown schedule."""
+        return self._set_paused(name, False)
+
+    def trigger_schedule(self, name: str) -> Job:
+        """Enqueue the job of schedule ``name`` now, outside its fire times (which
+        stay as they are). Raises KeyError for an unknown schedule."""
+        schedule = self._stored_schedule(name)
+        now = self.clock.now()
+        job = self.storage.enqueue(self._schedule_jobs(schedule, 1)[0], now=now).job
+        self._wake(job.queue)
+        if signals.job_enqueued.receivers:
+            signals.emit(signals.job_enqueued, self, job=job)
+        return job
+
+    def fire_due_schedules(self, now: float | None = None) -> builtins.list[int]:
+        """Enqueue the jobs of the declared schedules whose fire time has come (each
+        fire time once across every process); return their ids. Worker pools call
+        this about once a second; tests call it after advancing a fake clock."""
+        if not self.declared_schedules:
+            return []
+        ids = fire_due(self.storage, self.declared_schedules, self._schedule_jobs,
+                       self.clock.now() if now is None else now)  # fmt: skip
+        for job_id in ids[-1:]:
+            self._wake(self.get(job_id).queue)
+        return ids
+
+    def _schedule_jobs(self, schedule: Schedule, count: int) -> builtins.list[NewJob]:
+        task = self.tasks.get(schedule.task)
+        if task is None:  # known elsewhere: stored with a plain job's defaults
+            job = NewJob(schedule.task, schedule.payload)
+        else:
+            job = self._new_job(task, schedule.payload, JobOptions(), 0.0)
+        return [job] * count
+
+    def _stored_schedule(self, name: str) -> Schedule:
+        for state in self.storage.list_schedules():
+            if state.name == name:
+                return Schedule.from_spec(state.name, state.spec)
+        raise KeyError(f"no schedule named {name!r}")
+
+    def _set_paused(self, name: str, paused: bool) -> ScheduleInfo:
+        schedule = self._stored_schedule(name)
+        now = self.clock.now()
+        upcoming = None if paused else schedule.next_after(now)
+        state = self.storage.set_schedule_paused(name, paused, now=now, next_fire_at=upcoming)
+        if state is None:
+            raise KeyError(f"no schedule named {name!r}")
+        return schedule_info(state)
 
     # -- looking and controlling --------------------------------------------------
 

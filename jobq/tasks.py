@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
@@ -17,6 +18,7 @@ from . import codec
 from ._validate import check_count, check_priority
 from .backoff import Backoff
 from .job import Job
+from .storage.base import TaskLimit
 
 if TYPE_CHECKING:
     from .queue import DurableQueue
@@ -73,6 +75,8 @@ class Task(Generic[P, R]):
     :ivar queue: default queue name.
     :ivar timeout: seconds an attempt may run before it fails as timed out
         (the thread itself cannot be stopped), or None.
+    :ivar limits: limits on its jobs across every process (concurrency, rate),
+        or None.
     """
 
     def __init__(
@@ -86,6 +90,7 @@ class Task(Generic[P, R]):
         priority: int,
         queue: str,
         timeout: float | None,
+        limits: TaskLimit | None = None,
     ) -> None:
         functools.update_wrapper(self, fn)
         self.fn = fn
@@ -95,6 +100,7 @@ class Task(Generic[P, R]):
         self.priority = priority
         self.queue = queue
         self.timeout = timeout
+        self.limits = limits
         self._owner = owner
         self._signature = inspect.signature(fn)
         self._arities: set[int] = set()  # numbers of positional arguments that bind
@@ -204,3 +210,47 @@ def split_call(call: Sequence[Any] | Mapping[str, Any]) -> tuple[Sequence[Any], 
             f"keyword arguments, got {call!r}"
         )
     return call, {}
+
+
+_PERIODS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0,
+            "h": 3600.0, "hour": 3600.0, "d": 86400.0, "day": 86400.0}  # fmt: skip
+
+
+_RATE = re.compile(r"(?P<count>\d+)/(?P<number>\d+(?:\.\d+)?)?(?P<unit>[a-z]+)")
+
+
+def task_limits(
+    concurrency_limit: int | None,
+    rate_limit: str | tuple[int, float] | None,
+    rate_limit_key: str | None,
+) -> TaskLimit | None:
+    """The :class:`~jobq.storage.base.TaskLimit` of a task's options, or None.
+
+    ``rate_limit`` is ``(count, seconds)`` or text such as ``"10/s"``, ``"100/m"``,
+    ``"1000/h"``, ``"5/10s"`` (five per ten seconds). Raises ValueError.
+    """
+    if concurrency_limit is not None:
+        check_count("concurrency_limit", concurrency_limit)
+    if rate_limit_key is not None and rate_limit is None:
+        raise ValueError("rate_limit_key needs a rate_limit")
+    if rate_limit is None:
+        return None if concurrency_limit is None else TaskLimit(concurrency_limit)
+    count, per = _parse_rate(rate_limit)
+    return TaskLimit(concurrency_limit, count, per, rate_limit_key)
+
+
+def _parse_rate(rate: str | tuple[int, float]) -> tuple[int, float]:
+    if isinstance(rate, str):
+        found = _RATE.fullmatch(rate.replace(" ", ""))
+        if found is None or found["unit"] not in _PERIODS:
+            raise ValueError(
+                f"rate_limit must look like '10/s', '100/m', '1000/h' or '5/10s', got {rate!r}"
+            )
+        count = int(found["count"])
+        per = float(found["number"] or 1) * _PERIODS[found["unit"]]
+    else:
+        count, per = rate
+    check_count("rate_limit count", count)
+    if not (isinstance(per, (int, float)) and 0 < per < float("inf")):
+        raise ValueError(f"rate_limit period must be seconds > 0, got {per!r}")
+    return count, float(per)

@@ -42,6 +42,8 @@ _TRACEBACK_LIMIT = 20_000  # characters of traceback kept on a failed job
 UNKNOWN_TASK_WAIT = 60.0
 """Seconds a job of an unregistered task waits with ``unknown_tasks="wait"``."""
 _MAX_CLAIM = 256  # jobs claimed in one transaction at most
+SCHEDULE_CHECK_INTERVAL = 1.0
+"""Seconds between looks for schedules that are due: how late a fire may start."""
 NOTIFIED_POLL_INTERVAL = 0.1
 """Seconds between idle looks for work when the storage notifies of new jobs."""
 _pool_numbers = itertools.count(1)
@@ -357,6 +359,7 @@ class WorkerPool:
         next_heartbeat = now + self.queue.lease_seconds / 3
         next_sweep = now  # rescue what dead workers left before claiming
         next_purge = now + 1.0
+        next_schedules = now  # fire (and first store) the declared schedules at once
         failures = 0
         while True:
             self._wakeup.clear()
@@ -375,6 +378,9 @@ class WorkerPool:
                 if now >= next_purge:
                     self._purge(now)
                     next_purge = now + self.queue.retention.interval
+                if now >= next_schedules and self.queue.declared_schedules:
+                    self.queue.fire_due_schedules(now)
+                    next_schedules = now + SCHEDULE_CHECK_INTERVAL
                 self._expire_overdue(now)
                 if not self._stopping:
                     more = self._claim(now)
@@ -385,7 +391,10 @@ class WorkerPool:
                 self._wakeup.wait(min(5.0, 0.05 * 2**failures))
                 continue
             if not more:
-                self._wakeup.wait(self._idle_wait)
+                wait = self._idle_wait
+                if self.queue.declared_schedules:
+                    wait = min(wait, max(0.0, next_schedules - clock.now()))
+                self._wakeup.wait(wait)
         if self._unsubscribe is not None:
             self._unsubscribe()
         if signals.worker_stopped.receivers:
@@ -422,8 +431,18 @@ class WorkerPool:
         storage = self.queue.storage
         if not self._backlog and not storage.has_runnable(self.queues, now=now):
             return False
-        jobs = storage.claim(self.queues, owner=self.owner, now=now,
-                             lease_seconds=self.queue.lease_seconds, limit=free)
+        limits = {name: task.limits for name, task in self.queue.tasks.items() if task.limits}
+        if limits:
+            # Limited jobs only for idle threads: a claim counts as a start, so
+            # they must not wait behind others in the ready list.
+            with self._lock:
+                idle = self.concurrency - len(self._running) - len(self._ready)
+            jobs = storage.claim(self.queues, owner=self.owner, now=now,
+                                 lease_seconds=self.queue.lease_seconds, limit=free,
+                                 limits=limits, limited_at_most=max(0, idle))  # fmt: skip
+        else:
+            jobs = storage.claim(self.queues, owner=self.owner, now=now,
+                                 lease_seconds=self.queue.lease_seconds, limit=free)  # fmt: skip
         self._backlog = len(jobs) == free
         if jobs:
             with self._lock:

@@ -1,0 +1,254 @@
+"""Recurring schedules: a task run on a cron expression or at a fixed interval.
+
+Every process that declares a schedule may fire it, and each fire time becomes
+exactly one job however many processes or hosts run workers: the schedule's
+row in the database holds its next fire time, and a fire is a
+compare-and-set of that time made in the same transaction as the enqueue
+(:meth:`~jobq.storage.base.Storage.fire_schedule`). No leader is elected and
+no lock is held between fires.
+
+Cron expressions are read by `cronsim <https://pypi.org/project/cronsim/>`_, a
+small, dependency-free library maintained by the author of Healthchecks.io,
+which runs it on millions of checks; it follows Debian cron's rules,
+including for daylight-saving changes:
+
+- a time of day that does not exist on a spring-forward day (02:30 when
+  clocks jump from 02:00 to 03:00) fires at the first minute after the jump;
+- a time of day that happens twice on a fall-back day fires once, at its
+  first occurrence;
+- expressions that run every minute or every hour (``*`` in the minute or
+  hour field) simply follow the wall clock, so on a fall-back day an hourly
+  job runs 25 times and on a spring-forward day 23 times.
+
+Intervals (``every=300``) are counted in seconds of real time from the Unix
+epoch (so every process computes the same fire times) and ignore time zones.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from cronsim import CronSim, CronSimError
+
+from .errors import ConfigurationError
+from .storage.base import NewJob, ScheduleState, Storage
+
+MissedPolicy = Literal["once", "all", "skip"]
+MISSED_POLICIES = ("once", "all", "skip")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """One recurring schedule. Made by :meth:`DurableQueue.schedule
+    <jobq.DurableQueue.schedule>` and :meth:`~jobq.DurableQueue.periodic`.
+
+    :param name: unique name, shown and used to pause, resume and trigger it.
+    :param task: the registered task name its jobs run.
+    :param payload: the jobs' arguments as stored JSON text.
+    :param cron: a five-field cron expression (``"*/5 * * * *"``), or None.
+    :param every: seconds between fires, or None (exactly one of the two).
+    :param tz: IANA time zone the cron expression is read in (default UTC).
+    :param missed: what happens to fire times missed while no worker ran
+        (older than ``grace``): ``"once"`` (default) runs them as one job,
+        ``"all"`` runs one job per missed time (at most ``max_missed``),
+        ``"skip"`` drops them and waits for the next fire time.
+    :param max_missed: with ``missed="all"``, the most missed fires run.
+    :param grace: seconds after its fire time a fire still counts as on time.
+    """
+
+    name: str
+    task: str
+    payload: str
+    cron: str | None = None
+    every: float | None = None
+    tz: str = "UTC"
+    missed: MissedPolicy = "once"
+    max_missed: int = 100
+    grace: float = 60.0
+    _zone: ZoneInfo = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"a schedule needs a non-empty name, got {self.name!r}")
+        if (self.cron is None) == (self.every is None):
+            raise ConfigurationError(
+                f"schedule {self.name!r}: give either cron= or every=, not both or neither"
+            )
+        try:
+            zone = ZoneInfo(self.tz)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ConfigurationError(
+                f"schedule {self.name!r}: unknown time zone {self.tz!r} (use an IANA name "
+                "such as 'Europe/Paris')"
+            ) from exc
+        object.__setattr__(self, "_zone", zone)
+        if self.cron is not None:
+            if not isinstance(self.cron, str) or len(self.cron.split()) != 5:
+                raise ConfigurationError(
+                    f"schedule {self.name!r}: cron must have five fields (minute hour "
+                    f"day-of-month month day-of-week), got {self.cron!r}"
+                )
+            try:
+                CronSim(self.cron, datetime.now(zone))
+            except CronSimError as exc:
+                raise ConfigurationError(
+                    f"schedule {self.name!r}: bad cron expression {self.cron!r}: {exc}"
+                ) from None
+        if self.every is not None and not (
+            isinstance(self.every, (int, float)) and 1 <= self.every < math.inf
+        ):
+            raise ConfigurationError(
+                f"schedule {self.name!r}: every must be at least 1 second, got {self.every!r}"
+            )
+        if self.missed not in MISSED_POLICIES:
+            raise ConfigurationError(
+                f"schedule {self.name!r}: missed must be 'once', 'all' or 'skip', "
+                f"got {self.missed!r}"
+            )
+        if isinstance(self.max_missed, bool) or not (
+            isinstance(self.max_missed, int) and self.max_missed >= 1
+        ):
+            raise ConfigurationError(f"max_missed must be an integer >= 1, got {self.max_missed!r}")
+        if not (isinstance(self.grace, (int, float)) and 0 <= self.grace < math.inf):
+            raise ConfigurationError(f"grace must be seconds >= 0, got {self.grace!r}")
+
+    def next_after(self, moment: float) -> float:
+        """The first fire time strictly after ``moment`` (epoch seconds)."""
+        if self.every is not None:
+            return (math.floor(moment / self.every) + 1) * self.every
+        assert self.cron is not None
+        start = datetime.fromtimestamp(moment, self._zone)
+        return next(CronSim(self.cron, start)).timestamp()
+
+    def plan(self, due: float, now: float) -> tuple[list[float], float]:
+        """For the stored next fire time ``due`` (<= ``now``): the fire times that
+        get a job under the missed-fire policy, and the next fire time after ``now``."""
+        times = [due]
+        upcoming = self.next_after(due)
+        while upcoming <= now:
+            times.append(upcoming)
+            upcoming = self.next_after(upcoming)
+            if len(times) > self.max_missed + 1:  # nothing older is needed
+                del times[0]
+        on_time = [t for t in times if now - t <= self.grace]
+        missed = [t for t in times if now - t > self.grace]
+        if not missed:
+            return on_time, upcoming
+        if self.missed == "skip":
+            return on_time, upcoming
+        if self.missed == "once":
+            return [times[-1]], upcoming
+        return (missed + on_time)[-self.max_missed :], upcoming
+
+    def spec(self) -> str:
+        """JSON text describing the schedule, stored so any process can show,
+        trigger or resume it (see :meth:`from_spec`)."""
+        return json.dumps({
+            "task": self.task, "payload": self.payload, "cron": self.cron, "every": self.every,
+            "tz": self.tz, "missed": self.missed, "max_missed": self.max_missed,
+            "grace": self.grace,
+        }, sort_keys=True)  # fmt: skip
+
+    @classmethod
+    def from_spec(cls, name: str, spec: str) -> Schedule:
+        """The schedule a stored spec describes."""
+        data = json.loads(spec)
+        return cls(
+            name, data["task"], data["payload"], data.get("cron"), data.get("every"),
+            data.get("tz", "UTC"), data.get("missed", "once"), data.get("max_missed", 100),
+            data.get("grace", 60.0),
+        )  # fmt: skip
+
+    def describe(self) -> str:
+        """``"cron '0 3 * * *' (Europe/Paris)"`` or ``"every 300 s"``."""
+        if self.every is not None:
+            return f"every {self.every:g} s"
+        return f"cron {self.cron!r} ({self.tz})"
+
+
+@dataclass(frozen=True)
+class ScheduleInfo:
+    """A schedule as any process sees it, from :meth:`DurableQueue.schedules
+    <jobq.DurableQueue.schedules>`.
+
+    :param name: the schedule's name.
+    :param task: the task its jobs run.
+    :param cron: its cron expression, or None.
+    :param every: its interval in seconds, or None.
+    :param tz: the time zone of its cron expression.
+    :param args: the jobs' positional arguments.
+    :param kwargs: the jobs' keyword arguments.
+    :param missed: its missed-fire policy.
+    :param next_fire_at: the next fire time (epoch seconds).
+    :param last_fire_at: the last fire time that enqueued a job, or None.
+    :param last_job_id: the id of that job, or None.
+    :param paused: True while paused.
+    """
+
+    name: str
+    task: str
+    cron: str | None
+    every: float | None
+    tz: str
+    args: Sequence[Any]
+    kwargs: Mapping[str, Any]
+    missed: MissedPolicy
+    next_fire_at: float
+    last_fire_at: float | None
+    last_job_id: int | None
+    paused: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict of every field."""
+        return {
+            "name": self.name, "task": self.task, "cron": self.cron, "every": self.every,
+            "tz": self.tz, "args": list(self.args), "kwargs": dict(self.kwargs),
+            "missed": self.missed, "next_fire_at": self.next_fire_at,
+            "last_fire_at": self.last_fire_at, "last_job_id": self.last_job_id,
+            "paused": self.paused,
+        }  # fmt: skip
+
+
+def info(state: ScheduleState) -> ScheduleInfo:
+    """What a stored schedule says about itself."""
+    schedule = Schedule.from_spec(state.name, state.spec)
+    call = json.loads(schedule.payload)
+    return ScheduleInfo(
+        state.name, schedule.task, schedule.cron, schedule.every, schedule.tz,
+        call["args"], call["kwargs"], schedule.missed, state.next_fire_at, state.last_fire_at,
+        state.last_job_id, state.paused,
+    )  # fmt: skip
+
+
+def fire_due(
+    storage: Storage,
+    declared: Mapping[str, Schedule],
+    jobs_for: Callable[[Schedule, int], list[NewJob]],
+    now: float,
+) -> list[int]:
+    """Fire every declared schedule that is due at ``now``; return the new job ids.
+
+    Schedules not yet stored are stored first (their first fire time is the
+    next one after ``now``). A fire another process made first is left to it.
+    """
+    stored = {state.name: state for state in storage.list_schedules()}
+    ids: list[int] = []
+    for name, schedule in declared.items():
+        state = stored.get(name)
+        if state is None or state.spec != schedule.spec():
+            state = storage.upsert_schedule(name, schedule.spec(), schedule.next_after(now),
+                                            now=now)  # fmt: skip
+        if state.paused or state.next_fire_at > now:
+            continue
+        times, upcoming = schedule.plan(state.next_fire_at, now)
+        fired = storage.fire_schedule(name, state.next_fire_at, upcoming,
+                                      jobs_for(schedule, len(times)), now=now)  # fmt: skip
+        if fired:
+            ids.extend(fired)
+    return ids

@@ -247,6 +247,7 @@ class WorkerPool:
         self._sweep_interval = min(queue.lease_seconds / 2, 10.0)
         self._job_seconds = 1.0  # moving average of attempt durations (monotonic)
         self._backlog = False  # the last claim was full: more jobs are waiting
+        self._told = False  # a job was enqueued since the last claim: skip the peek
         self._unsubscribe: Callable[[], None] | None = None
         self._idle_wait = queue.poll_interval
 
@@ -305,8 +306,10 @@ class WorkerPool:
         return self._dispatcher is not None and self._dispatcher.is_alive()
 
     def wake(self, queue_name: str | None = None) -> None:
-        """Look for work now (called when this process enqueues a job)."""
+        """Look for work now (called when a job is enqueued in this process, or
+        another one says so through the storage)."""
         if queue_name is None or queue_name in self.queues:
+            self._told = True
             self._wakeup.set()
 
     def running(self) -> list[dict[str, Any]]:
@@ -429,7 +432,8 @@ class WorkerPool:
         if free <= 0:
             return False
         storage = self.queue.storage
-        if not self._backlog and not storage.has_runnable(self.queues, now=now):
+        told, self._told = self._told, False
+        if not (self._backlog or told) and not storage.has_runnable(self.queues, now=now):
             return False
         limits = {name: task.limits for name, task in self.queue.tasks.items() if task.limits}
         if limits:

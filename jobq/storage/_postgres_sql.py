@@ -107,8 +107,10 @@ ENQUEUE = (
     f"WITH ins AS (INSERT INTO jobq_jobs ({_COLUMNS}) VALUES (%(queue)s, %(name)s, %(payload)s, "
     f"%(priority)s, 'pending', %(max_attempts)s, coalesce(%(run_at)s::float8, {NOW}), "
     f"%(unique_key)s, {NOW}, {NOW}) ON CONFLICT (unique_key) WHERE {_LIVE_KEY} DO NOTHING "
-    f"RETURNING {COLS}) SELECT ins.*, pg_notify('{CHANNEL}', ins.queue) FROM ins"
+    "RETURNING id, run_at, created_at, queue) "
+    f"SELECT ins.id, ins.run_at, ins.created_at, pg_notify('{CHANNEL}', ins.queue) FROM ins"
 )
+"""Returns id, run_at and created_at: the caller has the rest of the new job."""
 LIVE_BY_KEY = f"SELECT {COLS} FROM jobq_jobs WHERE unique_key = %s AND {_LIVE_KEY}"
 
 # Rows come out of unnest() WITH ORDINALITY in order and take their identity

@@ -54,6 +54,7 @@ from .base import (
 try:
     import psycopg
     import psycopg.errors
+    from psycopg import pq
     from psycopg_pool import ConnectionPool
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
@@ -199,7 +200,10 @@ class PostgresStorage:
             try:
                 with self._conn() as conn:
                     cursor = conn.execute(statement, params)
-                    return cursor.fetchall() if cursor.description is not None else []
+                    result = cursor.pgresult
+                    if result is None or result.status != pq.ExecStatus.TUPLES_OK:
+                        return []
+                    return cursor.fetchall()
             except StorageError as exc:
                 if attempt + 1 < _RETRIES and isinstance(
                     exc.__cause__,
@@ -265,7 +269,12 @@ class PostgresStorage:
         for _ in range(_RETRIES):
             rows = self._run(sql.ENQUEUE, params)
             if rows:
-                return Enqueued(row_to_job(rows[0]), True)
+                job_id, run_at, created_at = rows[0][:3]
+                return Enqueued(Job(
+                    job_id, job.queue, job.name, job.payload, job.priority, JobStatus.PENDING,
+                    0, job.max_attempts, run_at, None, None, None, None, None, None,
+                    job.unique_key, False, created_at, None, None, created_at,
+                ), True)  # fmt: skip
             # The key is held by a live job; it may finish before we read it.
             found = self._run(sql.LIVE_BY_KEY, (job.unique_key,))
             if found:

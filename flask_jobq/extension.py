@@ -52,12 +52,13 @@ killed outright is not lost: its lease expires and another worker runs it again.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import signal
 import threading
 import weakref
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from types import FrameType
 from typing import Any, Literal, ParamSpec, TypeVar, cast
 
@@ -119,12 +120,14 @@ class JobQState:
         concurrency: int,
         queues: Collection[str] | None,
         start_automatically: bool,
+        schedules: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         self.app = app
         self.queue = queue
         self.concurrency = concurrency
         self.queues = queues
         self.start_automatically = start_automatically
+        self._schedules = dict(schedules or {})
         # Reentrant: the SIGTERM handler may stop workers while the main thread holds it.
         self._lock = threading.RLock()
         self._pool: jobq.WorkerPool | None = None
@@ -151,9 +154,19 @@ class JobQState:
             pool = self.pool
             if pool is not None and pool.is_alive:
                 return pool
+            self.declare_schedules()
             self._pool = self.queue.start_workers(self.concurrency, queues=self.queues)
             self._pool_pid = os.getpid()
             return self._pool
+
+    def declare_schedules(self) -> None:
+        """Declare the schedules of ``JOBQ_SCHEDULES`` on the queue (done when workers
+        start: by then the tasks they name are registered). Raises
+        :class:`jobq.UnknownTask` for a task that is not."""
+        for name, options in self._schedules.items():
+            if name not in self.queue.declared_schedules:
+                options = dict(options)
+                self.queue.schedule(options.pop("task"), name=name, **options)
 
     def stop_workers(self, timeout: float = STOP_TIMEOUT) -> bool:
         """Stop this process's pool of this app, giving running jobs ``timeout`` seconds.
@@ -343,6 +356,18 @@ class JobQ:
             ``"NORMAL"``.
         ``JOBQ_DRIVER``
             ``"sqlite3"`` or ``"apsw"``. Default ``"sqlite3"``.
+        ``JOBQ_SCHEDULES``
+            recurring schedules by name, each a dict with ``task`` (a registered
+            task name), ``cron`` or ``every``, and optionally ``tz``, ``args``,
+            ``kwargs``, ``missed``, ``max_missed``, ``grace`` (the options of
+            :meth:`jobq.DurableQueue.schedule`). Declared when workers start.
+            Default ``{}``.
+        ``JOBQ_EMAIL``, ``JOBQ_IMAGE``, ``JOBQ_WEBHOOK``
+            settings of the ready-made handlers (a dict of the fields of
+            :class:`jobq.handlers.email.EmailSettings`, ``ImageSettings`` or
+            ``WebhookSettings``); when set, the handler is installed on the
+            app's queue and :mod:`flask_jobq.handlers` enqueues to it. Default:
+            not set.
         ``JOBQ_MONITOR_URL_PREFIX``
             URL path of the monitoring endpoints, starting with ``/``. Default
             ``"/jobq"``; None mounts no monitor.
@@ -378,6 +403,7 @@ class JobQ:
         retention = config.setdefault("JOBQ_RETENTION", None)
         synchronous = config.setdefault("JOBQ_SYNCHRONOUS", "NORMAL")
         driver = config.setdefault("JOBQ_DRIVER", "sqlite3")
+        schedules = config.setdefault("JOBQ_SCHEDULES", {})
         if self._monitor_auth is not None:
             config.setdefault("JOBQ_MONITOR_AUTH", self._monitor_auth)
 
@@ -391,6 +417,7 @@ class JobQ:
             raise ValueError(f"JOBQ_SYNCHRONOUS must be 'NORMAL' or 'FULL', got {synchronous!r}")
         if driver not in ("sqlite3", "apsw"):
             raise ValueError(f"JOBQ_DRIVER must be 'sqlite3' or 'apsw', got {driver!r}")
+        _check_schedules(schedules)
         location = _database_location(app, database)
         register_monitor(app)
 
@@ -403,11 +430,17 @@ class JobQ:
             retention=retention,
         )
         state = JobQState(
-            app, queue, concurrency=concurrency, queues=queues, start_automatically=bool(start)
+            app, queue, concurrency=concurrency, queues=queues, start_automatically=bool(start),
+            schedules=schedules,
         )
         queue.around_job = state._around_job
         for task in self._tasks.values():
             _register(queue, task)
+        try:
+            _install_handlers(app, queue)
+        except BaseException:
+            queue.close()
+            raise
         state._connect_signals()
         app.extensions[EXTENSION_KEY] = state
         from .cli import jobq_cli  # imported here: flask_jobq.cli imports this module
@@ -529,6 +562,38 @@ def _register(queue: jobq.DurableQueue, task: FlaskTask[Any, Any]) -> None:
         rate_limit=None if limits.rate is None else (limits.rate, limits.per),
         rate_limit_key=limits.rate_key,
     )(task.fn)
+
+
+_SCHEDULE_KEYS = {"task", "cron", "every", "tz", "args", "kwargs", "missed", "max_missed", "grace"}
+
+HANDLERS = (("JOBQ_EMAIL", "email"), ("JOBQ_IMAGE", "image"), ("JOBQ_WEBHOOK", "webhook"))
+"""Config keys of the ready-made handlers and their modules in :mod:`jobq.handlers`."""
+
+
+def _check_schedules(schedules: object) -> None:
+    if not isinstance(schedules, Mapping):
+        raise TypeError(f"JOBQ_SCHEDULES must map schedule names to settings, got {schedules!r}")
+    for name, options in schedules.items():
+        if not isinstance(options, Mapping) or "task" not in options:
+            raise TypeError(
+                f"JOBQ_SCHEDULES[{name!r}] must be a mapping with a 'task' and a 'cron' or "
+                f"'every', got {options!r}"
+            )
+        unknown = sorted(set(options) - _SCHEDULE_KEYS)
+        if unknown:
+            raise ValueError(
+                f"JOBQ_SCHEDULES[{name!r}] has unknown setting(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sorted(_SCHEDULE_KEYS))}"
+            )
+
+
+def _install_handlers(app: Flask, queue: jobq.DurableQueue) -> None:
+    """Install the handlers whose settings the app's config holds."""
+    for key, module_name in HANDLERS:
+        settings = app.config.get(key)
+        if settings is not None:
+            module = importlib.import_module(f"jobq.handlers.{module_name}")
+            module.install(queue, settings)
 
 
 def _database_location(app: Flask, database: object) -> str | os.PathLike[str]:

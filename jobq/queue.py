@@ -597,9 +597,15 @@ class DurableQueue:
         return sorted({task.queue for task in self.tasks.values()}) or [DEFAULT_QUEUE]
 
     def close(self) -> None:
-        """Stop this queue's worker pools and close the database connections."""
+        """Stop this queue's worker pools, close what the handlers of
+        :mod:`jobq.handlers` keep open (SMTP connections, HTTP sessions), and close
+        the database connections."""
         for pool in list(self._pools):
             pool.stop()
+        for extension in self.extensions.values():
+            close = getattr(extension, "close", None)
+            if callable(close):
+                close()
         self.storage.close()
 
     def __repr__(self) -> str:

@@ -734,9 +734,9 @@ def install(
                                               "output_dir": "/srv/media"})
         process_image.enqueue("42.jpg", image.sizes("thumbs/42", [200, 800]))
 
-    ``settings`` is an :class:`ImageSettings` or a mapping of its fields. Raises
-    ConfigurationError for bad settings, for settings different from ones
-    already installed on this queue, when ``max_pixels`` is above Pillow's
+    ``settings`` is an :class:`ImageSettings` or a mapping of its fields;
+    installing again replaces them. Raises ConfigurationError for bad settings,
+    when ``max_pixels`` is above Pillow's
     process-wide ``PIL.Image.MAX_IMAGE_PIXELS`` (raise that at startup), or when
     this Pillow cannot write an output format.
     """
@@ -753,10 +753,5 @@ def install(
     if missing:
         raise ConfigurationError(f"this Pillow cannot write {', '.join(missing)}; "
                                  "remove it from output_formats or install a Pillow with it")
-    existing = queue.extensions.get(EXTENSION_KEY)
-    if existing is not None and existing != settings:
-        raise ConfigurationError(
-            "jobq.handlers.image is already installed on this queue with other settings; "
-            "install it once per queue")
-    queue.extensions[EXTENSION_KEY] = settings
+    queue.extensions[EXTENSION_KEY] = settings  # installing again replaces the settings
     return queue.task(name=TASK_NAME, max_attempts=settings.max_attempts)(process_image)

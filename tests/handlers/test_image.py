@@ -583,8 +583,8 @@ def test_install(queue: DurableQueue, tmp_path: Path, monkeypatch: pytest.Monkey
     assert queue.extensions[image.EXTENSION_KEY] is settings
     assert image.install(queue, {"input_dirs": ["a"], "output_dir": "b",
                                  "max_attempts": 4}) is queue.tasks[image.TASK_NAME]
-    with pytest.raises(ConfigurationError, match="already installed on this queue"):
-        image.install(queue, {"input_dirs": ["a"], "output_dir": "c"})
+    image.install(queue, {"input_dirs": ["a"], "output_dir": "c"})  # replaces the settings
+    assert queue.extensions[image.EXTENSION_KEY].output_dir == "c"
     with pytest.raises(TypeError, match=r"cannot enqueue jobq\.image\.process"):
         task.enqueue(source="a.png", outputs=[])  # type: ignore[call-arg]
 

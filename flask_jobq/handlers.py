@@ -1,0 +1,83 @@
+"""The ready-made handlers of :mod:`jobq.handlers`, enqueued from Flask code.
+
+Set ``JOBQ_EMAIL``, ``JOBQ_IMAGE`` or ``JOBQ_WEBHOOK`` in the app's config
+(a dict of the handler's settings) and the extension installs that handler on
+the app's queue. In a request, enqueue through the tasks here, which use the
+current app's queue and the job options its settings chose (``max_attempts``,
+backoff)::
+
+    from flask_jobq.handlers import send_email
+
+    send_email.enqueue(to=user.email, subject="Welcome", text="Hello!")
+
+Each name exists only when its handler's extra is installed: ``process_image``
+needs ``jobq[images]`` (Pillow), ``deliver_webhook`` needs ``jobq[webhooks]``
+(requests).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, ParamSpec, TypeVar
+
+import jobq
+from jobq.handlers import email as _email
+
+from .extension import FlaskTask, state_for
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+__all__ = ["HandlerTask", "send_email"]
+
+
+class HandlerTask(FlaskTask[P, R]):
+    """A handler's task as installed on the current app's queue.
+
+    ``.enqueue``, ``.enqueue_many`` and ``.options`` go to the task the handler
+    registered there; without the handler's config key, they raise
+    :class:`jobq.ConfigurationError` saying which key to set.
+    """
+
+    def __init__(self, fn: Callable[P, R], *, name: str, config_key: str) -> None:
+        super().__init__(fn, name=name, max_attempts=1, backoff=jobq.backoff.fixed(0.0),
+                         priority=0, queue="default", timeout=None)  # fmt: skip
+        self.config_key = config_key
+
+    def installed(self) -> jobq.Task[P, R]:
+        """The task on the current app's queue. Raises ConfigurationError when the
+        app's config does not set :attr:`config_key`."""
+        task = state_for().queue.tasks.get(self.name)
+        if task is None:
+            raise jobq.ConfigurationError(
+                f"{self.name} is not installed on this app's queue: set "
+                f"app.config[{self.config_key!r}] to its settings before init_app"
+            )
+        return task
+
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> jobq.Job:
+        return self.installed().enqueue(*args, **kwargs)
+
+    def enqueue_many(
+        self, calls: Iterable[Sequence[Any] | Mapping[str, Any]], **options: Any
+    ) -> list[int]:
+        return self.installed().enqueue_many(calls, **options)
+
+    def options(self, **changes: Any) -> jobq.BoundTask[P, R]:
+        return self.installed().options(**changes)
+
+
+send_email = HandlerTask(_email.send_email, name=_email.TASK_NAME, config_key="JOBQ_EMAIL")
+"""Send an email through the app's ``JOBQ_EMAIL`` SMTP settings; see
+:func:`jobq.handlers.email.send_email`."""
+
+try:
+    from jobq.handlers import image as _image
+except ImportError:  # Pillow is not installed: no process_image
+    pass
+else:
+    process_image = HandlerTask(_image.process_image, name=_image.TASK_NAME,
+                                config_key="JOBQ_IMAGE")  # fmt: skip
+    """Resize and convert an image under the app's ``JOBQ_IMAGE`` settings; see
+    :func:`jobq.handlers.image.process_image`."""
+    __all__ += ["process_image"]

@@ -242,6 +242,8 @@ class WorkerPool:
         self._stopping = False
         self._stop_deadline = 0.0
         self._threads: list[threading.Thread] = []
+        self._workers = 0  # worker threads started and not yet left
+        self._numbers = itertools.count(1)
         self._dispatcher: threading.Thread | None = None
         self._pid = os.getpid()
         self._sweep_interval = min(queue.lease_seconds / 2, 10.0)
@@ -257,12 +259,8 @@ class WorkerPool:
         """Start the dispatcher and worker threads (called by ``start_workers``)."""
         if self._dispatcher is not None:
             raise RuntimeError(f"worker pool {self.name} was already started")
-        for index in range(self.concurrency):
-            thread = threading.Thread(
-                target=self._work, name=f"jobq-{self.name}-worker-{index + 1}", daemon=True
-            )
-            self._threads.append(thread)
-            thread.start()
+        with self._lock:
+            self._add_workers(self.concurrency)
         storage = self.queue.storage
         if isinstance(storage, Notifier):
             # Other processes' jobs arrive as notifications: polling is only the
@@ -300,6 +298,30 @@ class WorkerPool:
         _live_pools.discard(self)
         return finished
 
+    def set_concurrency(self, concurrency: int) -> None:
+        """Change how many jobs this pool runs at once, while it runs: new threads
+        start at once; surplus ones leave as soon as their current job is done."""
+        check_count("concurrency", concurrency)
+        with self._lock:
+            self.concurrency = concurrency
+            if self._auto_prefetch:
+                self.prefetch = concurrency
+            if self._dispatcher is not None and not self._stopping:
+                self._add_workers(concurrency - self._workers)
+            self._has_work.notify_all()  # surplus threads notice and leave
+        self._wakeup.set()
+
+    def _add_workers(self, count: int) -> None:
+        # Called with the lock held.
+        for _ in range(count):
+            thread = threading.Thread(
+                target=self._work, name=f"jobq-{self.name}-worker-{next(self._numbers)}",
+                daemon=True,
+            )
+            self._threads = [t for t in self._threads if t.is_alive()] + [thread]
+            self._workers += 1
+            thread.start()
+
     @property
     def is_alive(self) -> bool:
         """True while the dispatcher runs (it renews leases; without it jobs are rescued)."""
@@ -331,9 +353,10 @@ class WorkerPool:
         clock = self.queue.clock
         while True:
             with self._lock:
-                while not self._ready and not self._stopping:
+                while not self._ready and not self._stopping and self._workers <= self.concurrency:
                     self._has_work.wait()
-                if self._stopping:
+                if self._stopping or self._workers > self.concurrency:
+                    self._workers -= 1
                     return
                 attempt = self._ready.popleft()
                 attempt.started = clock.now()

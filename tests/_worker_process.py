@@ -89,6 +89,30 @@ def register_tasks(queue: jobq.DurableQueue, config: dict[str, Any]) -> None:
         write_ledger(folder, "start")
         os.kill(os.getpid(), signal.SIGKILL)
 
+    if config.get("limited"):  # only where asked: limits change how every claim runs
+        register_limited_tasks(queue, config)
+
+
+def register_limited_tasks(queue: jobq.DurableQueue, config: dict[str, Any]) -> None:
+    """Tasks with deployment-wide limits, and a schedule firing every second."""
+    folder = Path(config["dir"])
+
+    @queue.task("report", concurrency_limit=2)
+    def report() -> None:
+        write_ledger(folder, "start")
+        time.sleep(0.05)
+        write_ledger(folder, "done")
+
+    @queue.task("webhook", rate_limit="5/s")
+    def webhook() -> None:
+        write_ledger(folder, "start")
+
+    @queue.task("tick")
+    def tick() -> None:
+        write_ledger(folder, "tick")
+
+    queue.schedule(tick, every=1, name="every-second")
+
 
 def open_queue(config: dict[str, Any]) -> jobq.DurableQueue:
     queue = jobq.DurableQueue(

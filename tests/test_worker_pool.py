@@ -253,3 +253,35 @@ def test_the_pool_enforces_retention(make_queue: MakeQueue) -> None:
     finally:
         pool.stop(timeout=BOUNDED_WAIT)
         queue.close()
+
+
+def test_concurrency_changes_while_the_pool_runs(queue: DurableQueue) -> None:
+    release = threading.Event()
+    lock = threading.Lock()
+    running = 0
+
+    @queue.task("hold")
+    def hold() -> None:
+        nonlocal running
+        with lock:
+            running += 1
+        release.wait(BOUNDED_WAIT)
+        with lock:
+            running -= 1
+
+    hold.enqueue_many([()] * 6)
+    pool = queue.start_workers(concurrency=1)
+    try:
+        eventually(lambda: running == 1)
+        pool.set_concurrency(3)
+        eventually(lambda: running == 3)
+        pool.set_concurrency(1)
+        release.set()
+        eventually(lambda: queue.stats().queues["default"].counts[JobStatus.COMPLETED] == 6)
+        eventually(lambda: sum(t.is_alive() for t in threading.enumerate()
+                               if t.name.startswith(f"jobq-{pool.name}-worker")) == 1)  # fmt: skip
+        with pytest.raises(ValueError, match="concurrency"):
+            pool.set_concurrency(0)
+    finally:
+        release.set()
+        assert pool.stop(timeout=BOUNDED_WAIT)

@@ -10,6 +10,7 @@ reaped when the test ends, whatever happened.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -25,7 +26,7 @@ from typing import Any
 import pytest
 
 from jobq import DurableQueue, JobStatus
-from tests._worker_process import read_ledgers, register_tasks
+from tests._worker_process import read_ledgers, register_limited_tasks, register_tasks
 from tests.conftest import QUEUE_BACKENDS, wait_for
 from tests.storage._backends import drop_postgres_schema, postgres_schema_url
 
@@ -398,3 +399,51 @@ def test_jobs_a_forked_child_enqueues_survive_the_parent_closing_the_queue(
         stored = {job.id for job in all_jobs(queue)}
     lost = sorted(set(accepted) - stored)
     assert lost == [], f"{len(lost)} accepted jobs are not in the database: {lost}"
+
+
+# -- 5. schedules and limits across processes ---------------------------------------------
+
+
+@pytest.mark.slow
+@both_backends
+def test_schedules_fire_once_and_limits_hold_across_four_processes(
+    children: Children, queue: DurableQueue, tmp_path: Path, database: str
+) -> None:
+    register_limited_tasks(queue, {"dir": str(tmp_path)})
+    reports = [queue.enqueue("report").id for _ in range(16)]
+    hooks = queue.get_task("webhook").enqueue_many([()] * 15)
+    began = time.time()
+    workers = [children.start("workers", f"w{i}", concurrency=4, lease=30.0, limited=True)
+               for i in range(4)]  # fmt: skip
+    for i, child in enumerate(workers):
+        children.wait_ready(f"w{i}", child)
+    wanted = set(reports) | set(hooks)
+    wait_for(lambda: {j.id for j in all_jobs(queue) if j.status is JobStatus.COMPLETED} >= wanted,
+             "the limited jobs finished", timeout=45.0)  # fmt: skip
+    wait_for(lambda: time.time() - began > 4.5, "several fire times passed")
+    children.stop_workers(*workers)
+    ledger = read_ledgers(tmp_path)
+
+    # Concurrency: never more than 2 reports running at once, in all four processes.
+    events = sorted((when, +1 if event == "start" else -1) for event, job_id, _, _, when
+                    in ledger if job_id in set(reports))  # fmt: skip
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    assert peak == 2, f"peak of concurrent reports: {peak}"
+
+    # Rate: at most 5 webhook starts in any 1 s window (claim times, as stored).
+    starts = sorted(job.started_at or 0.0 for job in all_jobs(queue) if job.id in set(hooks))
+    for index, start in enumerate(starts):
+        in_window = [s for s in starts[index:] if s < start + 1.0]
+        assert len(in_window) <= 5, f"{len(in_window)} starts within 1 s from {start}"
+    assert starts[-1] - starts[0] >= 2.0  # 15 jobs at 5 per second take three windows
+
+    # Schedule: every fire time became one job, whoever fired it.
+    ticks = sorted(job.created_at for job in all_jobs(queue) if job.name == "tick")
+    assert len(ticks) >= 3, ticks
+    gaps = [later - earlier for earlier, later in itertools.pairwise(ticks)]
+    assert min(gaps) > 0.5, f"two jobs for one fire time: {gaps}"
+    [info] = queue.schedules()
+    assert info.last_job_id == max(j.id for j in all_jobs(queue) if j.name == "tick")

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 from . import backoff as backoffs
 from . import signals
-from ._validate import check_seconds
+from ._validate import check_count, check_seconds
 from .clock import WALL_CLOCK, Clock
-from .errors import ConfigurationError, JobqError, UnknownTask
+from .errors import ConfigurationError, JobqError, PayloadError, UnknownTask
 from .job import Job, JobStatus
 from .schedules import MissedPolicy, Schedule, ScheduleInfo, fire_due
 from .schedules import info as schedule_info
@@ -36,6 +36,9 @@ R = TypeVar("R")
 
 DEFAULT_QUEUE = "default"
 """Queue name used when a task names none."""
+
+DEFAULT_MAX_PAYLOAD = 1024 * 1024
+"""Default largest job arguments, in bytes of JSON."""
 
 
 class JobNotFound(JobqError, LookupError):
@@ -133,6 +136,10 @@ class DurableQueue:
         registered in its process: ``"fail"`` it with a clear error (default),
         or ``"wait"``: put it back for a minute, without using an attempt, for
         a worker that knows it (e.g. during a rolling deploy).
+    :param max_payload_bytes: the largest job arguments accepted, in bytes of
+        JSON (default 1 MiB; None for no limit). Larger ones raise
+        :class:`~jobq.PayloadError` and nothing is stored: keep big data in a
+        file or a table and pass its id.
     :param clock: wall clock for stored times; tests pass a FakeClock.
     """
 
@@ -147,6 +154,7 @@ class DurableQueue:
         retention: Retention | None = None,
         inline: bool = False,
         unknown_tasks: Literal["fail", "wait"] = "fail",
+        max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD,
         clock: Clock = WALL_CLOCK,
     ) -> None:
         check_seconds("lease_seconds", lease_seconds)
@@ -157,8 +165,11 @@ class DurableQueue:
         self.retention = retention if retention is not None else Retention()
         if unknown_tasks not in ("fail", "wait"):
             raise ValueError(f"unknown_tasks must be 'fail' or 'wait', got {unknown_tasks!r}")
+        if max_payload_bytes is not None:
+            check_count("max_payload_bytes", max_payload_bytes)
         self.inline = inline
         self.unknown_tasks = unknown_tasks
+        self.max_payload_bytes = max_payload_bytes
         self.clock = clock
         self.tasks: dict[str, Task[Any, Any]] = {}
         self.around_job: Callable[[Callable[[], Any]], Any] | None = None
@@ -294,7 +305,7 @@ class DurableQueue:
         kwargs: Mapping[str, Any],
         options: JobOptions,
     ) -> Job:
-        payload = task.encode(args, kwargs)
+        payload = self._check_size(task, task.encode(args, kwargs))
         now = self.clock.now()
         enqueued = self.storage.enqueue(self._new_job(task, payload, options, now), now=now)
         job = enqueued.job
@@ -314,7 +325,7 @@ class DurableQueue:
     ) -> list[int]:
         now = self.clock.now()
         encode = task.encode
-        payloads = [encode(*split_call(call)) for call in calls]
+        payloads = [self._check_size(task, encode(*split_call(call))) for call in calls]
         if not payloads:
             return []
         template = self._new_job(task, "", options, now)
@@ -329,6 +340,18 @@ class DurableQueue:
             if self.inline:
                 self.run_until_empty()
         return ids
+
+    def _check_size(self, task: Task[Any, Any], payload: str) -> str:
+        limit = self.max_payload_bytes
+        # len() counts characters: bytes only need counting when it is close.
+        if limit is not None and len(payload) * 4 > limit and len(payload.encode()) > limit:
+            raise PayloadError(
+                f"the arguments of {task.name} take {len(payload.encode()):,} bytes as JSON, "
+                f"over this queue's limit of {limit:,} (max_payload_bytes); keep large data "
+                "in a file or a table and pass its id",
+                "payload",
+            )
+        return payload
 
     def _wake(self, queue_name: str) -> None:
         for pool in list(self._pools):
@@ -374,7 +397,7 @@ class DurableQueue:
         arguments that do not fit the task.
         """
         resolved = self.get_task(task)
-        payload = resolved.encode(tuple(args), dict(kwargs or {}))
+        payload = self._check_size(resolved, resolved.encode(tuple(args), dict(kwargs or {})))
         made = Schedule(name or resolved.name, resolved.name, payload, cron, every, tz, missed,
                         max_missed, grace)  # fmt: skip
         self.declared_schedules[made.name] = made

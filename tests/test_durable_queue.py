@@ -427,3 +427,21 @@ def test_a_dead_workers_job_is_rescued_after_its_lease(
     assert done.decoded_result() == "attempt 2"  # the lost attempt counted
     assert done.error is not None
     assert done.error.type == "LeaseExpired"
+
+
+def test_oversized_arguments_are_refused_and_nothing_is_stored(
+    make_queue: MakeQueue, clock: FakeClock
+) -> None:
+    queue = make_queue(clock=clock, max_payload_bytes=1000)
+
+    @queue.task("store")
+    def store(text: str) -> None: ...
+
+    store.enqueue("x" * 900)
+    with pytest.raises(jobq.PayloadError, match="over this queue's limit of 1,000"):
+        store.enqueue("é" * 600)  # 600 characters, 1,200 bytes of UTF-8
+    with pytest.raises(jobq.PayloadError, match="max_payload_bytes"):
+        store.enqueue_many([("small",), ("y" * 2000,)])
+    assert [job.payload for job in queue.list()] == [store.encode(("x" * 900,), {})]
+    with pytest.raises(ValueError, match="max_payload_bytes"):
+        make_queue("other", max_payload_bytes=0)

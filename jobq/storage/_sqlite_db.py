@@ -21,7 +21,7 @@ from types import TracebackType
 from typing import Literal
 
 from ._sqlite_driver import Connection, current_pid, make_driver, retry_busy
-from ._sqlite_schema import configure, migrate
+from ._sqlite_schema import check_local_filesystem, configure, migrate
 from .base import StorageError
 
 # Connections inherited across fork() stay referenced here so they are never
@@ -103,6 +103,7 @@ class Database:
             raise ValueError(
                 f"journal_size_limit must be an integer >= -1, got {journal_size_limit!r}"
             )
+        check_local_filesystem(path)
         self.path = path
         self.synchronous: Synchronous = synchronous
         self.busy_timeout_ms = int(busy_timeout * 1000)

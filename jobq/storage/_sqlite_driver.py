@@ -256,17 +256,22 @@ class Connection:
         self._check()
         return self.driver.run_many(self.raw, sql, seq)
 
+    BEGIN_WRITE = "BEGIN IMMEDIATE"
+    """How write transactions start. IMMEDIATE takes the write lock up front; the
+    reliability suite sets "BEGIN DEFERRED" in a child process to show the
+    "database is locked" errors that a read lock upgraded mid-transaction gives."""
+
     def begin_immediate(self) -> None:
         """Take the write lock now, retrying (bounded) if SQLite is still busy
         after its own busy timeout."""
         self._check()
-        driver, raw = self.driver, self.raw
+        driver, raw, begin = self.driver, self.raw, self.BEGIN_WRITE
         try:
-            driver.run(raw, "BEGIN IMMEDIATE", ())
+            driver.run(raw, begin, ())
         except driver.errors as exc:
             if not driver.is_busy(exc):
                 raise
-            retry_busy(driver, lambda: driver.run(raw, "BEGIN IMMEDIATE", ()))
+            retry_busy(driver, lambda: driver.run(raw, begin, ()))
 
     def rollback_quietly(self) -> None:
         """Roll back if a transaction is open; a failure here must not hide the

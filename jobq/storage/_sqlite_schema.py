@@ -8,6 +8,7 @@ each step.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Literal
 
@@ -154,3 +155,47 @@ def affected_by_wal_reset_bug(version: tuple[int, int, int]) -> bool:
     """True for SQLite 3.7.0 to 3.51.2, whose WAL-reset bug can corrupt a database
     written by several processes at once (fixed in 3.51.3)."""
     return (3, 7, 0) <= version < (3, 51, 3)
+
+
+NETWORK_FILESYSTEMS = frozenset({
+    "nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "afs", "9p", "ceph", "glusterfs",
+    "fuse.sshfs", "fuse.glusterfs", "fuse.s3fs", "fuse.rclone", "fuse.gcsfuse", "lustre",
+    "gpfs", "beegfs", "davfs", "fuse.davfs2",
+})  # fmt: skip
+"""Filesystem types where SQLite's WAL mode cannot work: its shared memory and
+locks are per machine, so several hosts would corrupt the database."""
+
+
+def filesystem_type(path: str, mountinfo: str | None = None) -> str | None:
+    """The type of the filesystem holding ``path`` (Linux: from
+    ``/proc/self/mountinfo``), or None when it cannot be told."""
+    if mountinfo is None:
+        try:
+            with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as file:
+                mountinfo = file.read()
+        except OSError:
+            return None
+    target = os.path.realpath(path)
+    best, kind = "", None
+    for line in mountinfo.splitlines():
+        fields = line.split(" - ", 1)
+        parts = fields[0].split()
+        if len(fields) != 2 or len(parts) < 5:
+            continue
+        mount_point = parts[4].replace("\\040", " ")
+        inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
+        if inside and len(mount_point) >= len(best):
+            best, kind = mount_point, fields[1].split()[0]
+    return kind
+
+
+def check_local_filesystem(path: str) -> None:
+    """Refuse a database file on a network filesystem, where WAL cannot work."""
+    kind = filesystem_type(os.path.dirname(os.path.abspath(path)) or ".")
+    if kind in NETWORK_FILESYSTEMS:
+        raise StorageError(
+            f"{path!r} is on a network filesystem ({kind}); SQLite's WAL mode needs "
+            "shared memory and locks that only work on a local disk, so processes on "
+            "several hosts would corrupt it. Keep the file on a local disk, or use "
+            "PostgreSQL (DurableQueue('postgresql://...')) for workers on several hosts"
+        )

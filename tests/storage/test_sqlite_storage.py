@@ -411,3 +411,32 @@ def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
         started = time.monotonic()
         storage.pause("y", now=T0)  # the write lock was released
         assert time.monotonic() - started < 1.0
+
+
+MOUNTS = """\
+22 1 0:21 / / rw - ext4 /dev/sda1 rw
+40 22 0:45 / /mnt/share rw,relatime - nfs4 server:/export rw
+41 22 0:46 / /mnt/share/local rw - tmpfs tmpfs rw
+42 22 0:47 / /srv/my\\040files rw - cifs //host/files rw
+"""
+
+
+def test_the_filesystem_of_a_path_is_read_from_the_mount_table() -> None:
+    from jobq.storage._sqlite_schema import NETWORK_FILESYSTEMS, filesystem_type
+
+    assert filesystem_type("/mnt/share/app/jobs.db", MOUNTS) == "nfs4"
+    assert filesystem_type("/mnt/share/local/jobs.db", MOUNTS) == "tmpfs"
+    assert filesystem_type("/mnt/shared/jobs.db", MOUNTS) == "ext4"  # not under /mnt/share
+    assert filesystem_type("/srv/my files/jobs.db", MOUNTS) == "cifs"
+    assert {"nfs4", "cifs"} <= NETWORK_FILESYSTEMS
+
+
+def test_a_database_on_a_network_filesystem_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobq.storage import _sqlite_schema
+
+    monkeypatch.setattr(_sqlite_schema, "filesystem_type", lambda path, mountinfo=None: "nfs4")
+    with pytest.raises(StorageError, match=r"network filesystem \(nfs4\).*PostgreSQL"):
+        SQLiteStorage(tmp_path / "jobs.db")
+    assert not (tmp_path / "jobs.db").exists()

@@ -279,8 +279,10 @@ class WorkerPool:
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop taking jobs, give running ones up to ``timeout`` seconds to finish,
         and hand back jobs claimed but not started. Returns True if every running
-        job finished in time; jobs still running then keep their thread, and
-        their lease lapses so another worker runs them again."""
+        job finished in time. Jobs still running then are recorded as failed for
+        this attempt (``WorkerStopped``) and run again if attempts remain, so no
+        lease outlives the pool; their threads cannot be stopped, and what they
+        return is ignored."""
         with self._lock:
             if not self._stopping:
                 self._stopping = True
@@ -440,7 +442,26 @@ class WorkerPool:
         if busy and time.monotonic() < self._stop_deadline:
             return False
         with self._lock:
+            if busy:
+                self._give_up_running()
             return not self._outcomes
+
+    def _give_up_running(self) -> None:
+        """The grace period is over: record the jobs still running as failed for this
+        attempt (to run again if attempts remain), so no lease outlives the pool.
+        Their threads cannot be stopped; what they return is ignored. Lock held."""
+        for attempt in self._running:
+            if attempt.abandoned:
+                continue
+            attempt.timed_out = True  # its outcome is recorded here, not by its thread
+            job = attempt.job
+            error = JobError(
+                "WorkerStopped",
+                f"the worker pool {self.name} stopped before the job finished (its grace "
+                "period ran out)",
+            )
+            delay = None if job.attempts >= job.max_attempts else 0.0
+            self._outcomes.append((attempt, Outcome("failed", error=error, delay=delay)))
 
     def _claim(self, now: float) -> bool:
         with self._lock:

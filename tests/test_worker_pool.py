@@ -285,3 +285,34 @@ def test_concurrency_changes_while_the_pool_runs(queue: DurableQueue) -> None:
     finally:
         release.set()
         assert pool.stop(timeout=BOUNDED_WAIT)
+
+
+def test_jobs_still_running_after_the_grace_period_are_handed_back(
+    queue: DurableQueue,
+) -> None:
+    release = threading.Event()
+    started = threading.Event()
+
+    @queue.task("stubborn", max_attempts=3)
+    def stubborn() -> str:
+        started.set()
+        release.wait(BOUNDED_WAIT)
+        return "too late"
+
+    job = stubborn.enqueue()
+    pool = queue.start_workers(concurrency=1)
+    try:
+        assert started.wait(BOUNDED_WAIT)
+        assert pool.stop(timeout=0.2) is False  # still running when the grace ran out
+        after = queue.get(job.id)
+        # No lease outlives the pool: the attempt is recorded and the job waits again.
+        assert (after.status, after.attempts, after.lease_expires_at) == (
+            JobStatus.PENDING, 1, None
+        )
+        assert after.error is not None
+        assert after.error.type == "WorkerStopped"
+    finally:
+        release.set()
+    eventually(lambda: not any(t.name.startswith(f"jobq-{pool.name}-worker")
+                               for t in threading.enumerate()))  # fmt: skip
+    assert queue.get(job.id).result is None  # the late return changed nothing (fencing)

@@ -81,3 +81,14 @@ else:
     """Resize and convert an image under the app's ``JOBQ_IMAGE`` settings; see
     :func:`jobq.handlers.image.process_image`."""
     __all__ += ["process_image"]
+
+try:
+    from jobq.handlers import webhook as _webhook
+except ImportError:  # requests is not installed: no deliver_webhook
+    pass
+else:
+    deliver_webhook = HandlerTask(_webhook.deliver_webhook, name=_webhook.TASK_NAME,
+                                  config_key="JOBQ_WEBHOOK")  # fmt: skip
+    """POST a signed webhook under the app's ``JOBQ_WEBHOOK`` settings; see
+    :func:`jobq.handlers.webhook.deliver_webhook`."""
+    __all__ += ["deliver_webhook"]

@@ -4,7 +4,10 @@ images."""
 
 from __future__ import annotations
 
+import base64
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,8 @@ from PIL import Image
 
 import jobq
 from flask_jobq import JobQ, state_for
-from flask_jobq.handlers import process_image, send_email
+from flask_jobq.handlers import deliver_webhook, process_image, send_email
+from jobq.handlers.webhook import verify
 from tests.conftest import eventually
 from tests.flask.conftest import AppFactory
 from tests.handlers._smtp import HOST, SmtpServer
@@ -81,6 +85,36 @@ def test_images_are_processed_with_the_app_settings(make_app: AppFactory, tmp_pa
     assert wait_done(app, job.id).status is jobq.JobStatus.COMPLETED
     with Image.open(media / "thumb.webp") as thumb:
         assert (thumb.format, thumb.size) == ("WEBP", (64, 48))
+
+
+def test_a_signed_webhook_is_delivered_with_the_app_settings(make_app: AppFactory) -> None:
+    received: list[tuple[dict[str, str], bytes]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((dict(self.headers.items()), body))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None: ...
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    secret = "whsec_" + base64.b64encode(b"s" * 24).decode()
+    try:
+        app = make_app(JOBQ_WEBHOOK={"secret": secret, "allow_hosts": ["127.0.0.1"]})
+        url = f"http://127.0.0.1:{server.server_port}/hooks"
+        with app.app_context():
+            job = deliver_webhook.enqueue(url, {"order": 7}, event_type="order.paid")
+        state_for(app).start_workers()
+        assert wait_done(app, job.id).status is jobq.JobStatus.COMPLETED
+    finally:
+        server.shutdown()
+        server.server_close()
+    [(headers, body)] = received
+    assert verify(secret, headers, body)["data"] == {"order": 7}
 
 
 def test_schedules_from_the_config_fire_once_workers_start(

@@ -115,20 +115,22 @@ LIVE_BY_KEY = f"SELECT {COLS} FROM jobq_jobs WHERE unique_key = %s AND {_LIVE_KE
 
 # Rows come out of unnest() WITH ORDINALITY in order and take their identity
 # values in that order, so sorted ids follow the arrays.
+# "now" is read once per statement (a materialised CTE), not three times per row.
+_ONCE = f"t AS MATERIALIZED (SELECT {NOW} AS now)"
 ENQUEUE_ARRAYS = (
-    f"WITH ins AS (INSERT INTO jobq_jobs ({_COLUMNS}) "
-    "SELECT q, n, p, pr, 'pending', m, coalesce(r, " + NOW + "), NULL, " + NOW + ", " + NOW +
-    " FROM unnest(%(queues)s::text[], %(names)s::text[], %(payloads)s::text[], "
+    f"WITH {_ONCE}, ins AS (INSERT INTO jobq_jobs ({_COLUMNS}) "
+    "SELECT q, n, p, pr, 'pending', m, coalesce(r, t.now), NULL, t.now, t.now "
+    "FROM t, unnest(%(queues)s::text[], %(names)s::text[], %(payloads)s::text[], "
     "%(priorities)s::int[], %(max_attempts)s::int[], %(run_ats)s::float8[]) "
     "WITH ORDINALITY AS v(q, n, p, pr, m, r, i) ORDER BY i RETURNING id) "
     "SELECT array_agg(id ORDER BY id) FROM ins"
 )
 ENQUEUE_PAYLOADS = (
-    f"WITH ins AS (INSERT INTO jobq_jobs ({_COLUMNS}) "
+    f"WITH {_ONCE}, ins AS (INSERT INTO jobq_jobs ({_COLUMNS}) "
     "SELECT %(queue)s, %(name)s, p, %(priority)s, 'pending', %(max_attempts)s, "
-    "coalesce(%(run_at)s::float8, " + NOW + "), NULL, " + NOW + ", " + NOW +
-    " FROM unnest(%(payloads)s::text[]) WITH ORDINALITY AS v(p, i) ORDER BY i RETURNING id) "
-    "SELECT array_agg(id ORDER BY id), pg_notify('" + CHANNEL + "', %(queue)s) FROM ins"
+    "coalesce(%(run_at)s::float8, t.now), NULL, t.now, t.now "
+    "FROM t, unnest(%(payloads)s::text[]) WITH ORDINALITY AS v(p, i) ORDER BY i RETURNING id) "
+    f"SELECT array_agg(id ORDER BY id), pg_notify('{CHANNEL}', %(queue)s) FROM ins"
 )
 NOTIFY = f"SELECT pg_notify('{CHANNEL}', q) FROM unnest(%s::text[]) AS q"
 

@@ -8,6 +8,8 @@ worker process of an app configured with ``JOBQ_START_WORKERS = False``::
 
     flask --app myapp jobq worker --concurrency 8
     flask --app myapp jobq list --status failed --json
+    flask --app myapp jobq schedules
+    flask --app myapp jobq trigger-schedule nightly-report
 """
 
 from __future__ import annotations
@@ -143,3 +145,43 @@ def purge(older_than: str, statuses: tuple[str, ...], as_json: bool) -> None:
     """Delete finished jobs older than a given age."""
     _answer(lambda: core.purge_jobs(_queue(), older_than=older_than,
                                     statuses=statuses, as_json=as_json))  # fmt: skip
+
+
+@jobq_cli.command("schedules")
+@_json_option
+def schedules(as_json: bool) -> None:
+    """List recurring schedules: when they fire, their last job, paused or not.
+
+    Shows the schedules stored in the database, whichever process declared
+    them; a schedule is stored once a process that declares it fires
+    schedules (a worker does on start). Steer one with pause-schedule,
+    resume-schedule and trigger-schedule.
+    """
+    _answer(lambda: core.show_schedules(_queue(), as_json=as_json))
+
+
+@jobq_cli.command("pause-schedule")
+@click.argument("name", metavar="NAME")
+@_json_option
+def pause_schedule(name: str, as_json: bool) -> None:
+    """Stop firing a schedule, in every process, until it is resumed."""
+    _answer(lambda: core.pause_schedule(_queue(), name, as_json=as_json))
+
+
+@jobq_cli.command("resume-schedule")
+@click.argument("name", metavar="NAME")
+@_json_option
+def resume_schedule(name: str, as_json: bool) -> None:
+    """Fire a paused schedule again, from its next fire time after now.
+
+    Fires missed while it was paused are skipped.
+    """
+    _answer(lambda: core.resume_schedule(_queue(), name, as_json=as_json))
+
+
+@jobq_cli.command("trigger-schedule")
+@click.argument("name", metavar="NAME")
+@_json_option
+def trigger_schedule(name: str, as_json: bool) -> None:
+    """Enqueue a schedule's job now, paused or not; its fire times stay as they are."""
+    _answer(lambda: core.trigger_schedule(_queue(), name, as_json=as_json))

@@ -38,6 +38,11 @@ _JOB_ID = {
     "schema": {"type": "integer", "minimum": 0},
 }
 _QUEUE_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_SCHEDULE_NAME = {
+    "name": "name", "in": "path", "required": True,
+    "description": "The schedule's name, percent-encoded (a `/` in it as `%2F`).",
+    "schema": {"type": "string", "minLength": 1},
+}
 _COMMAND_BODY = {
     "required": False,
     "description": (
@@ -205,6 +210,40 @@ _SCHEMAS: dict[str, Any] = {
             "problems": {"type": "array", "items": {"type": "string"}},
         },
     },
+    "Schedule": {
+        "type": "object",
+        "description": "A recurring schedule as stored in the database. Times are epoch "
+                       "seconds; exactly one of `cron` and `every` is set.",
+        "required": ["name", "task", "cron", "every", "tz", "args", "kwargs", "missed",
+                     "next_fire_at", "last_fire_at", "last_job_id", "paused"],
+        "properties": {
+            "name": {"type": "string"},
+            "task": {"type": "string", "description": "The task its jobs run."},
+            "cron": {"type": ["string", "null"],
+                     "description": "Five-field cron expression, read in `tz`."},
+            "every": {"type": ["number", "null"], "minimum": 1,
+                      "description": "Seconds between fires."},
+            "tz": {"type": "string", "description": "IANA time zone of `cron`."},
+            "args": {"type": "array", "description": "Positional arguments of its jobs."},
+            "kwargs": {"type": "object", "description": "Keyword arguments of its jobs."},
+            "missed": {"type": "string", "enum": ["once", "all", "skip"],
+                       "description": "What happens to fire times missed while no worker "
+                                      "ran."},
+            "next_fire_at": {"type": "number",
+                             "description": "The next fire time (recomputed on resume while "
+                                            "paused)."},
+            "last_fire_at": {**_NUMBER_OR_NULL,
+                             "description": "The last fire time that enqueued a job."},
+            "last_job_id": {"type": ["integer", "null"],
+                            "description": "The job of that fire."},
+            "paused": {"type": "boolean"},
+        },
+    },
+    "ScheduleList": {
+        "type": "object",
+        "required": ["schedules"],
+        "properties": {"schedules": {"type": "array", "items": _ref("Schedule")}},
+    },
     "QueueState": {
         "type": "object",
         "required": ["queue", "paused"],
@@ -310,6 +349,61 @@ _PATHS: dict[str, Any] = {
             "parameters": [_QUEUE_NAME, _CSRF_HEADER],
             "requestBody": _COMMAND_BODY,
             "responses": {"200": _json(_ref("QueueState"), "Resumed."), **_COMMAND_ERRORS},
+        },
+    },
+    "/schedules": {
+        "get": {
+            "operationId": "listSchedules",
+            "summary": "Every recurring schedule stored in the database, by name. A "
+                       "schedule is stored once a process that declares it fires schedules "
+                       "(a worker pool does on start).",
+            "responses": {"200": _json(_ref("ScheduleList"), "The schedules."),
+                          **_COMMON_ERRORS},
+        },
+    },
+    "/schedules/{name}/pause": {
+        "post": {
+            "operationId": "pauseSchedule",
+            "summary": "Stop firing this schedule in every process until it is resumed.",
+            "parameters": [_SCHEDULE_NAME, _CSRF_HEADER],
+            "requestBody": _COMMAND_BODY,
+            "responses": {
+                "200": _json(_ref("Schedule"), "The schedule, paused."),
+                "404": _error("No schedule has this name."),
+                **_COMMAND_ERRORS,
+            },
+        },
+    },
+    "/schedules/{name}/resume": {
+        "post": {
+            "operationId": "resumeSchedule",
+            "summary": "Fire this schedule again from its next fire time after now (fires "
+                       "missed while paused are skipped).",
+            "parameters": [_SCHEDULE_NAME, _CSRF_HEADER],
+            "requestBody": _COMMAND_BODY,
+            "responses": {
+                "200": _json(_ref("Schedule"), "The schedule, resumed."),
+                "404": _error("No schedule has this name."),
+                **_COMMAND_ERRORS,
+            },
+        },
+    },
+    "/schedules/{name}/trigger": {
+        "post": {
+            "operationId": "triggerSchedule",
+            "summary": "Enqueue this schedule's job now, paused or not; its fire times stay "
+                       "as they are.",
+            "parameters": [_SCHEDULE_NAME, _CSRF_HEADER],
+            "requestBody": _COMMAND_BODY,
+            "responses": {
+                "202": {
+                    **_json(_ref("Job"), "The new job, pending."),
+                    "headers": {"Location": {"description": "The job's URL (`/jobs/{id}`).",
+                                             "schema": {"type": "string"}}},
+                },
+                "404": _error("No schedule has this name."),
+                **_COMMAND_ERRORS,
+            },
         },
     },
     "/running": {

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, Flask, abort, current_app, request, url_for
 from flask.typing import ResponseReturnValue
@@ -31,6 +31,7 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 import jobq
 from jobq.job import Job, JobStatus
 from jobq.queue import JobNotFound
+from jobq.schedules import ScheduleInfo
 from jobq.storage.base import Stats
 
 # The module, not the name: extension.py may import this module while it loads.
@@ -201,6 +202,37 @@ def make_blueprint() -> Blueprint:
         extension.state_for().queue.resume(name)
         return {"queue": name, "paused": False}
 
+    @bp.get("/schedules")
+    def list_schedules() -> ResponseReturnValue:
+        """Every recurring schedule stored in the database, by name."""
+        schedules = extension.state_for().queue.schedules()
+        return {"schedules": [schedule_json(info) for info in schedules]}
+
+    # ``path:`` as a schedule name may hold "/" (sent as %2F); no merging of "//", which
+    # would redirect a POST for an unknown name such as "a//b" to the schedule "a/b".
+    @bp.post("/schedules/<path:name>/pause", merge_slashes=False)
+    def pause_schedule(name: str) -> ResponseReturnValue:
+        """Stop firing a schedule in every process; returns the schedule."""
+        _command_body()
+        queue = extension.state_for().queue
+        return schedule_json(_known_schedule(name, queue.pause_schedule))
+
+    @bp.post("/schedules/<path:name>/resume", merge_slashes=False)
+    def resume_schedule(name: str) -> ResponseReturnValue:
+        """Fire a schedule again from its next fire time after now; returns the schedule."""
+        _command_body()
+        queue = extension.state_for().queue
+        return schedule_json(_known_schedule(name, queue.resume_schedule))
+
+    @bp.post("/schedules/<path:name>/trigger", merge_slashes=False)
+    def trigger_schedule(name: str) -> ResponseReturnValue:
+        """Enqueue a schedule's job now (its fire times stay as they are): 202 with
+        the new job and its URL in ``Location``."""
+        _command_body()
+        queue = extension.state_for().queue
+        job = _known_schedule(name, queue.trigger_schedule)
+        return job_json(job), 202, {"Location": url_for(".get_job", job_id=job.id)}
+
     @bp.get("/running")
     def running() -> ResponseReturnValue:
         """What each busy worker thread of this process's pool is doing now."""
@@ -295,6 +327,12 @@ def job_json(job: Job) -> dict[str, Any]:
     }
 
 
+def schedule_json(info: ScheduleInfo) -> dict[str, Any]:
+    """A schedule as the monitor shows it: :meth:`ScheduleInfo.as_dict
+    <jobq.schedules.ScheduleInfo.as_dict>`, times in epoch seconds."""
+    return info.as_dict()
+
+
 def stats_json(stats: Stats) -> dict[str, Any]:
     """:class:`jobq.storage.base.Stats` as JSON: per queue, totals, paused queues."""
     totals = dict.fromkeys(_STATUSES, 0)
@@ -373,6 +411,18 @@ def _float_arg(name: str) -> float | None:
     if not (math.isfinite(value) and value >= 0):
         abort(400, f"{name} must be a number of seconds >= 0, got {text!r}")
     return value
+
+
+_T = TypeVar("_T")
+
+
+def _known_schedule(name: str, action: Callable[[str], _T]) -> _T:
+    """``action(name)``, with an unknown schedule answered 404."""
+    try:
+        return action(name)
+    except KeyError:
+        shown = repr(name) if len(name) <= 200 else f"{name[:200]!r}... ({len(name)} characters)"
+        abort(404, f"no schedule named {shown}")
 
 
 def _job_id(job_id: int) -> int:

@@ -6,16 +6,19 @@
     jobq stats --db instance/jobs.db --json
     jobq list --db instance/jobs.db --status failed --limit 20
     jobq retry 42 --db instance/jobs.db
+    jobq schedules --db instance/jobs.db
+    jobq pause-schedule nightly-report --db instance/jobs.db
     jobq move-jobs --from instance/jobs.db --to postgresql://app@db/app
 
 Standard library only, and never Flask: ``flask_jobq.cli`` builds ``flask jobq``
 on the helpers here (:func:`show_stats`, :func:`show_jobs`, :func:`cancel_job`,
-:func:`retry_job`, :func:`purge_jobs`, :func:`run_worker`), which take a queue
-and return the text to print or raise :class:`CommandError`.
+:func:`retry_job`, :func:`purge_jobs`, :func:`show_schedules`, :func:`pause_schedule`,
+:func:`resume_schedule`, :func:`trigger_schedule`, :func:`run_worker`), which take a
+queue and return the text to print or raise :class:`CommandError`.
 
 Exit codes: 0 success; 1 when a worker stopped with jobs still running after
 its grace period; 2 for bad input (unknown id or status, missing database,
-bad option), reported on one line of stderr.
+bad option, unknown schedule), reported on one line of stderr.
 """
 
 from __future__ import annotations
@@ -32,19 +35,23 @@ from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 from . import signals
 from .cli_format import (
     CommandError as CommandError,
 )
 from .cli_format import (
+    describe_schedule,
     dump_json,
     format_jobs,
+    format_schedules,
     format_stats,
+    format_time,
     job_record,
     parse_duration,
     parse_status,
+    quote_name,
     shorten,
     split_names,
     stats_record,
@@ -53,6 +60,7 @@ from .default_queue import configure, default_queue
 from .errors import JobqError
 from .job import Job, JobStatus
 from .queue import DurableQueue, JobNotFound
+from .schedules import ScheduleInfo
 from .storage.transfer import move_pending_jobs
 
 logger = logging.getLogger("jobq.cli")
@@ -152,6 +160,83 @@ def purge_jobs(
                       "older_than": seconds})  # fmt: skip
     return (f"deleted {deleted} job{'s' if deleted != 1 else ''} "
             f"({', '.join(s.value for s in chosen)}) older than {older_than}")  # fmt: skip
+
+
+def show_schedules(queue: DurableQueue, *, as_json: bool = False) -> str:
+    """The text of ``schedules``: every stored schedule as a table, or JSON
+    ``{"schedules": [...]}`` (:meth:`~jobq.schedules.ScheduleInfo.as_dict`, epoch times)."""
+    schedules = queue.schedules()
+    if as_json:
+        return dump_json({"schedules": [info.as_dict() for info in schedules]})
+    return format_schedules(schedules)
+
+
+def pause_schedule(queue: DurableQueue, name: str, *, as_json: bool = False) -> str:
+    """The text of ``pause-schedule NAME``: the schedule stops firing in every process.
+    Raises :class:`CommandError` for an unknown schedule."""
+    before = _schedule(queue, name)
+    info = _known(queue.pause_schedule, name)
+    if as_json:
+        return dump_json(info.as_dict())
+    if before.paused:
+        return f"schedule {name!r} is already paused"
+    return f"schedule {name!r} paused ({describe_schedule(info)})"
+
+
+def resume_schedule(queue: DurableQueue, name: str, *, as_json: bool = False) -> str:
+    """The text of ``resume-schedule NAME``: the schedule fires again from its next fire
+    time after now (missed fires are skipped). Raises :class:`CommandError` for an
+    unknown schedule."""
+    before = _schedule(queue, name)
+    info = _known(queue.resume_schedule, name)
+    if as_json:
+        return dump_json(info.as_dict())
+    state = "resumed" if before.paused else "was not paused"
+    return f"schedule {name!r} {state}; next fire {format_time(info.next_fire_at)} UTC"
+
+
+def trigger_schedule(queue: DurableQueue, name: str, *, as_json: bool = False) -> str:
+    """The text of ``trigger-schedule NAME``: the schedule's job is enqueued now, paused
+    or not; its fire times stay as they are. Raises :class:`CommandError` for an
+    unknown schedule.
+
+    The job gets its task's options (queue, priority, attempts) only when the task
+    is registered in this process (``--import``); otherwise the defaults, and the
+    text says so."""
+    info = _schedule(queue, name)
+    job = _known(queue.trigger_schedule, name)
+    if as_json:
+        return dump_json(job_record(job))
+    text = f"schedule {name!r} triggered: job {job.id} ({job.name}, queue {job.queue})"
+    if info.task not in queue.tasks:
+        text += (f"; task {info.task!r} is not registered here, so the job has the default "
+                 "options (pass --import with the module defining it)")  # fmt: skip
+    return text
+
+
+def _schedule(queue: DurableQueue, name: str) -> ScheduleInfo:
+    schedules = queue.schedules()
+    for info in schedules:
+        if info.name == name:
+            return info
+    known = ", ".join(repr(info.name) for info in schedules[:10])
+    if len(schedules) > 10:
+        known += ", ..."
+    hint = f"known: {known}" if known else (
+        "none is stored yet: a schedule is stored once a process that declares it fires "
+        "schedules, e.g. when its workers start"
+    )  # fmt: skip
+    raise CommandError(f"no schedule named {quote_name(name)} ({hint})")
+
+
+_R = TypeVar("_R")
+
+
+def _known(action: Callable[[str], _R], name: str) -> _R:
+    try:
+        return action(name)
+    except KeyError:  # deleted since it was looked up
+        raise CommandError(f"no schedule named {quote_name(name)}") from None
 
 
 def _get(queue: DurableQueue, job_id: int) -> Job:
@@ -303,6 +388,10 @@ jobq.configure(jobq.DurableQueue("instance/jobs.db")). Then:
 
     jobq worker --db instance/jobs.db --import myapp.tasks
 
+Recurring schedules: 'jobq schedules' lists those stored in the database;
+'jobq pause-schedule NAME', 'resume-schedule NAME' and 'trigger-schedule NAME'
+steer one.
+
 Exit codes: 0 done; 1 a worker stopped with jobs still running; 2 bad input.
 """
 
@@ -379,6 +468,31 @@ def build_parser() -> argparse.ArgumentParser:
                        help="completed, failed or cancelled; repeatable or comma-separated "
                        "(default: all three)")  # fmt: skip
 
+    verbs.add_parser(
+        "schedules", parents=[common, as_json],
+        help="list recurring schedules",
+        description="List the recurring schedules stored in the database, whichever process "
+        "declared them: name, task, cron expression or interval, next and last fire time "
+        "(UTC), the last job and whether it is paused. A schedule is stored once a process "
+        "that declares it fires schedules (a worker does on start). Steer one with "
+        "'jobq pause-schedule NAME', 'jobq resume-schedule NAME' and "
+        "'jobq trigger-schedule NAME'.",
+    )  # fmt: skip
+    for verb, summary, description in (
+        ("pause-schedule", "stop firing a schedule",
+         "Stop firing a schedule, in every process, until it is resumed."),
+        ("resume-schedule", "fire a paused schedule again",
+         "Fire a paused schedule again, from its next fire time after now (fires missed "
+         "while it was paused are skipped)."),
+        ("trigger-schedule", "enqueue a schedule's job now",
+         "Enqueue a schedule's job now, paused or not; its fire times stay as they are. "
+         "Pass --import with the module defining its task so the job gets the task's "
+         "queue and options (otherwise: the default queue and options)."),
+    ):  # fmt: skip
+        steer = verbs.add_parser(verb, parents=[common, as_json], help=summary,
+                                 description=description)  # fmt: skip
+        steer.add_argument("schedule", metavar="NAME", help="the schedule's name")
+
     move = verbs.add_parser(
         "move-jobs", parents=[as_json], help="move waiting jobs to another database",
         description="Copy every pending job (due or scheduled) from one database to another, "
@@ -403,6 +517,13 @@ def move_jobs(source: DurableQueue, target: DurableQueue, *, as_json: bool = Fal
         text += (f"; {report.processing} job(s) are still processing in the source: stop its "
                  "workers, let them finish, and run this again")  # fmt: skip
     return text
+
+
+_SCHEDULE_VERBS: dict[str, Callable[..., str]] = {
+    "pause-schedule": pause_schedule,
+    "resume-schedule": resume_schedule,
+    "trigger-schedule": trigger_schedule,
+}
 
 
 def _database(arg: str | None) -> str:
@@ -474,6 +595,10 @@ def _run(args: argparse.Namespace) -> int:
             text = cancel_job(queue, args.job_id, as_json=args.json)
         elif verb == "retry":
             text = retry_job(queue, args.job_id, delay=args.delay, as_json=args.json)
+        elif verb == "schedules":
+            text = show_schedules(queue, as_json=args.json)
+        elif verb in _SCHEDULE_VERBS:
+            text = _SCHEDULE_VERBS[verb](queue, args.schedule, as_json=args.json)
         else:
             text = purge_jobs(queue, older_than=args.older_than, statuses=args.statuses,
                               as_json=args.json)  # fmt: skip

@@ -14,6 +14,7 @@ from typing import Any
 
 from .errors import JobqError
 from .job import Job, JobStatus
+from .schedules import ScheduleInfo
 from .storage.base import Stats
 
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
@@ -144,7 +145,8 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
     return "\n".join([line(headers)] + [line(row) for row in cells])
 
 
-def _when(epoch: float | None) -> str:
+def format_time(epoch: float | None) -> str:
+    """Epoch seconds as ``"2026-06-01 12:00:00"`` in UTC; ``"-"`` for None."""
     if epoch is None:
         return "-"
     return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
@@ -179,12 +181,43 @@ def format_jobs(jobs: Sequence[Job]) -> str:
         return "no jobs"
     rows = [
         [job.id, job.status.value, job.queue, job.name, f"{job.attempts}/{job.max_attempts}",
-         _when(job.run_at), shorten(job.error.type + ": " + job.error.message)
+         format_time(job.run_at), shorten(job.error.type + ": " + job.error.message)
          if job.error else "-"]
         for job in jobs
     ]  # fmt: skip
     return format_table(["ID", "STATUS", "QUEUE", "TASK", "ATTEMPTS", "RUN AT (UTC)", "ERROR"],
                         rows)  # fmt: skip
+
+
+def describe_schedule(info: ScheduleInfo) -> str:
+    """When a schedule fires: ``"cron '0 3 * * *' (Europe/Paris)"`` or ``"every 300 s"``."""
+    if info.every is not None:
+        return f"every {info.every:g} s"
+    return f"cron {info.cron!r} ({info.tz})"
+
+
+def format_schedules(schedules: Sequence[ScheduleInfo]) -> str:
+    """Schedules as a table: name, task, when, next and last fire (UTC), last job, paused.
+    A paused schedule has no next fire: resuming picks the next one after then."""
+    if not schedules:
+        return ("no schedules (a schedule is stored once a process that declares it "
+                "fires schedules, e.g. when its workers start)")  # fmt: skip
+    rows = [
+        [info.name, info.task, describe_schedule(info),
+         "-" if info.paused else format_time(info.next_fire_at),
+         format_time(info.last_fire_at), "-" if info.last_job_id is None else info.last_job_id,
+         "yes" if info.paused else "no"]
+        for info in schedules
+    ]  # fmt: skip
+    return format_table(["NAME", "TASK", "WHEN", "NEXT FIRE (UTC)", "LAST FIRE (UTC)",
+                         "LAST JOB", "PAUSED"], rows)  # fmt: skip
+
+
+def quote_name(name: str, width: int = 200) -> str:
+    """``repr(name)``, cut after ``width`` characters of the name (a name may be long)."""
+    if len(name) <= width:
+        return repr(name)
+    return f"{name[:width]!r}... ({len(name)} characters)"
 
 
 def shorten(text: str, width: int = 60) -> str:

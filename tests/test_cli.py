@@ -15,11 +15,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 
 import jobq
+import tests
 from jobq import DurableQueue, JobStatus
 from jobq.cli import CommandError, main, parse_duration, run_worker
 from jobq.testing import FakeClock
@@ -460,3 +462,143 @@ def test_move_jobs_needs_an_existing_source(run: Callable[..., Result], tmp_path
     result = run("move-jobs", "--from", str(tmp_path / "missing.db"),
                  "--to", str(tmp_path / "other.db"))  # fmt: skip
     assert_one_line_error(result, "does not exist")
+
+
+# -- recurring schedules ------------------------------------------------------------------
+
+T0 = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc).timestamp()
+
+
+@pytest.fixture
+def scheduled(db: str) -> Iterator[tuple[DurableQueue, FakeClock]]:
+    """A queue on ``db`` (a fake clock at 2026-06-01 12:00 UTC) that stored two schedules,
+    ``hourly`` (fired once, at 13:00) and ``nightly cleanup`` (02:30 in Paris)."""
+    clock = FakeClock(T0)
+    queue = DurableQueue(db, clock=clock)
+    register(queue)
+    queue.schedule("record", every=3600, name="hourly", args=[1])
+    queue.schedule("slow", cron="30 2 * * *", tz="Europe/Paris", name="nightly cleanup",
+                   args=[0.0], missed="skip")  # fmt: skip
+    assert queue.fire_due_schedules() == []
+    clock.advance(3600)
+    assert len(queue.fire_due_schedules()) == 1
+    yield queue, clock
+    queue.close()
+
+
+def test_schedules_table_and_json(run: Callable[..., Result], db: str,
+                                  scheduled: tuple[DurableQueue, FakeClock]) -> None:  # fmt: skip
+    queue, _ = scheduled
+    [fired] = queue.list(name="record")
+
+    table = run("schedules", "--db", db)
+
+    assert table.code == 0, table.err
+    assert table.out.splitlines() == [
+        "NAME             TASK    WHEN                              NEXT FIRE (UTC)      "
+        "LAST FIRE (UTC)      LAST JOB  PAUSED",
+        f"hourly           record  every 3600 s                      2026-06-01 14:00:00  "
+        f"2026-06-01 13:00:00  {fired.id:<8}  no",
+        "nightly cleanup  slow    cron '30 2 * * *' (Europe/Paris)  2026-06-02 00:30:00  "
+        "-                    -         no",
+    ]
+    data = run("schedules", "--db", db, "--json").json()
+    assert data == {"schedules": [info.as_dict() for info in queue.schedules()]}
+    assert isinstance(data, dict)
+    hourly = data["schedules"][0]
+    assert (hourly["next_fire_at"], hourly["last_fire_at"], hourly["last_job_id"]) == (
+        T0 + 7200, T0 + 3600, fired.id
+    )
+    assert hourly["args"] == [1]
+
+
+def test_schedules_of_a_database_without_any(run: Callable[..., Result], db: str,
+                                            queue: DurableQueue) -> None:  # fmt: skip
+    result = run("schedules", "--db", db)
+    assert result.code == 0
+    assert result.out.startswith("no schedules (a schedule is stored once")
+    assert run("schedules", "--db", db, "--json").json() == {"schedules": []}
+
+
+def test_pause_resume_and_trigger_a_schedule(
+    run: Callable[..., Result], db: str, scheduled: tuple[DurableQueue, FakeClock],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    queue, clock = scheduled
+
+    paused = run("pause-schedule", "nightly cleanup", "--db", db)
+    assert (paused.code, paused.out) == (
+        0, "schedule 'nightly cleanup' paused (cron '30 2 * * *' (Europe/Paris))\n"
+    )
+    assert [info.paused for info in queue.schedules()] == [False, True]
+    clock.advance(86400)
+    assert queue.fire_due_schedules() == [queue.list(name="record")[-1].id]  # hourly only
+    table = run("schedules", "--db", db).out.splitlines()
+    assert table[2].split()[-3:] == ["-", "-", "yes"]  # no next fire while paused
+    again = run("pause-schedule", "nightly cleanup", "--db", db)
+    assert again.out == "schedule 'nightly cleanup' is already paused\n"
+
+    triggered = run("trigger-schedule", "nightly cleanup", "--db", db)
+    [job] = queue.list(name="slow")
+    assert triggered.code == 0, triggered.err
+    assert triggered.out.startswith(
+        f"schedule 'nightly cleanup' triggered: job {job.id} (slow, queue default); "
+        "task 'slow' is not registered here"
+    )
+    assert job.priority == 0  # the task's options are unknown without --import
+    assert "--import" in triggered.out
+    # --import runs the module again, as in a fresh process (this one imported it already).
+    monkeypatch.delitem(sys.modules, "tests._cli_tasks")
+    monkeypatch.setattr(tests, "_cli_tasks", tests._cli_tasks)
+    imported = run("trigger-schedule", "nightly cleanup", "--db", db, "--import",
+                   "tests._cli_tasks", "--json").json()  # fmt: skip
+    assert isinstance(imported, dict)
+    assert (imported["name"], imported["priority"], imported["payload"]) == (
+        "slow", 10, {"args": [0.0], "kwargs": {}}
+    )
+    assert [info.paused for info in queue.schedules()] == [False, True]  # trigger kept it
+
+    before = time.time()
+    resumed = run("resume-schedule", "nightly cleanup", "--db", db, "--json").json()
+    assert isinstance(resumed, dict)
+    assert resumed == queue.schedules()[1].as_dict()
+    assert resumed["paused"] is False
+    assert before < resumed["next_fire_at"] <= before + 86400 + 3600  # from real now
+    text = run("resume-schedule", "nightly cleanup", "--db", db).out
+    assert text.startswith("schedule 'nightly cleanup' was not paused; next fire 20")
+    assert text.endswith(" UTC\n")
+    assert run("pause-schedule", "hourly", "--db", db, "--json").json() == (
+        queue.schedules()[0].as_dict()
+    )
+    assert queue.schedules()[0].paused
+
+
+def test_schedule_errors_are_one_line_with_exit_code_2(
+    run: Callable[..., Result], db: str, scheduled: tuple[DurableQueue, FakeClock],
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    queue, _ = scheduled
+    before = queue.schedules()
+    for verb in ("pause-schedule", "resume-schedule", "trigger-schedule"):
+        assert_one_line_error(run(verb, "nope", "--db", db), "no schedule named 'nope'",
+                              "known: 'hourly', 'nightly cleanup'")  # fmt: skip
+        assert_one_line_error(run(verb, "Hourly", "--db", db), "no schedule named 'Hourly'")
+        assert_one_line_error(run(verb, "x" * 10_240, "--db", db), "(10240 characters)")
+        assert_one_line_error(run(verb, "--db", db), "NAME")
+    assert queue.schedules() == before
+    assert len(queue.list()) == 1  # the fire of the fixture; nothing triggered
+
+    empty = str(tmp_path / "empty.db")
+    DurableQueue(empty).close()
+    assert_one_line_error(run("trigger-schedule", "nightly", "--db", empty),
+                          "no schedule named 'nightly'", "none is stored yet")  # fmt: skip
+    assert_one_line_error(run("schedules", "--db", str(tmp_path / "missing.db")),
+                          "does not exist")  # fmt: skip
+    assert_one_line_error(run("schedules", "extra", "--db", db), "unrecognized arguments")
+
+
+def test_help_lists_the_schedule_commands(run: Callable[..., Result]) -> None:
+    result = run("--help")
+    for verb in ("schedules", "pause-schedule", "resume-schedule", "trigger-schedule"):
+        assert verb in result.out
+    assert "--import" in run("trigger-schedule", "--help").out

@@ -52,3 +52,30 @@ def test_refusals_name_the_value_and_how_to_fix_it(value: Any, path: str, messag
     assert caught.value.path == path
     assert str(caught.value).startswith(path)
     assert message in str(caught.value)
+
+
+anything = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary()
+    | st.complex_numbers() | st.decimals() | st.datetimes() | st.uuids() | st.just(...)
+    | st.frozensets(st.integers(), max_size=3),
+    lambda children: st.lists(children) | st.tuples(children, children)
+    | st.sets(st.integers(), max_size=3)
+    | st.dictionaries(st.text() | st.integers() | st.booleans() | st.none(), children),
+    max_leaves=20,
+)
+
+
+@given(anything)
+def test_fuzz_any_value_round_trips_or_is_refused_by_name(value: Any) -> None:
+    # The fuzz target of the codec: whatever a caller passes, the answer is a
+    # faithful JSON text or a PayloadError (a TypeError) naming where the problem is.
+    try:
+        text = codec.encode(value, name="args")
+    except PayloadError as exc:
+        refused: PayloadError | None = exc
+    else:
+        refused = None
+        assert codec.encode(codec.decode(text)) == text
+    if refused is not None:
+        assert refused.path.startswith("args")
+        assert str(refused).startswith(refused.path)

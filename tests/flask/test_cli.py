@@ -196,6 +196,85 @@ def test_worker_in_process_until_sigterm(app: Flask, invoke: Callable[..., Resul
     assert state_for(app).pool is None  # JOBQ_START_WORKERS = False: nothing else started
 
 
+# -- recurring schedules ------------------------------------------------------------------
+
+
+@pytest.fixture
+def scheduled(queue: DurableQueue) -> DurableQueue:
+    """The app's queue with two stored schedules (declared as a worker process would)."""
+    queue.schedule("record", every=600, name="ten-minutely", args=[3])
+    queue.schedule("broken", cron="0 9 * * MON-FRI", tz="America/New_York", name="weekday 9am")
+    assert queue.fire_due_schedules() == []  # stored; first fires still ahead
+    return queue
+
+
+def test_schedules_table_and_json(invoke: Callable[..., Result],
+                                  scheduled: DurableQueue) -> None:  # fmt: skip
+    due = scheduled.schedules()[0].next_fire_at
+    [fired] = scheduled.fire_due_schedules(now=due)
+
+    table = invoke("schedules")
+
+    assert table.exit_code == 0, table.output
+    header, ten, weekday = table.stdout.splitlines()
+    assert header.split("  ")[0] == "NAME"
+    assert "NEXT FIRE (UTC)" in header
+    assert ten.split()[:5] == ["ten-minutely", "record", "every", "600", "s"]
+    assert ten.split()[-2:] == [str(fired), "no"]
+    assert "cron '0 9 * * MON-FRI' (America/New_York)" in weekday
+    data = as_json(invoke("schedules", "--json"))
+    assert data == {"schedules": [info.as_dict() for info in scheduled.schedules()]}
+    assert data["schedules"][0]["last_job_id"] == fired
+    assert data["schedules"][0]["last_fire_at"] == due
+
+
+def test_schedules_without_any(invoke: Callable[..., Result]) -> None:
+    result = invoke("schedules")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("no schedules")
+
+
+def test_pause_resume_and_trigger_a_schedule(invoke: Callable[..., Result],
+                                             scheduled: DurableQueue) -> None:  # fmt: skip
+    paused = invoke("pause-schedule", "weekday 9am")
+    assert paused.exit_code == 0, paused.output
+    assert paused.stdout.startswith("schedule 'weekday 9am' paused")
+    assert [info.paused for info in scheduled.schedules()] == [False, True]
+    assert scheduled.fire_due_schedules(now=time.time() + 8 * 86400) != []  # the other one
+
+    triggered = invoke("trigger-schedule", "weekday 9am")
+    [job] = scheduled.list(name="broken")
+    assert triggered.stdout == (
+        f"schedule 'weekday 9am' triggered: job {job.id} (broken, queue default)\n"
+    )
+    assert job.max_attempts == 1  # the app's task options: its tasks are registered
+    ran = as_json(invoke("trigger-schedule", "ten-minutely", "--json"))
+    assert (ran["name"], ran["payload"]) == ("record", {"args": [3], "kwargs": {}})
+    scheduled.run_until_empty()
+    assert scheduled.get(ran["id"]).decoded_result() == "cliapp:3"
+
+    resumed = as_json(invoke("resume-schedule", "weekday 9am", "--json"))
+    assert resumed == scheduled.schedules()[1].as_dict()
+    assert resumed["paused"] is False
+    assert resumed["next_fire_at"] > time.time()
+    assert as_json(invoke("pause-schedule", "ten-minutely", "--json"))["paused"] is True
+
+
+def test_schedule_errors_are_one_line_with_exit_code_2(
+    invoke: Callable[..., Result], scheduled: DurableQueue
+) -> None:
+    before = scheduled.schedules()
+    for verb in ("pause-schedule", "resume-schedule", "trigger-schedule"):
+        assert_one_line_error(invoke(verb, "nope"), "no schedule named 'nope'",
+                              "known: 'ten-minutely', 'weekday 9am'")  # fmt: skip
+        assert_one_line_error(invoke(verb, "a/b\nc"), "no schedule named 'a/b\\nc'")
+        missing = invoke(verb)
+        assert missing.exit_code == 2
+        assert "Missing argument 'NAME'" in missing.stderr
+    assert scheduled.schedules() == before
+    assert scheduled.list() == []
+
+
 # -- a real worker process ----------------------------------------------------------------
 
 APP_MODULE = '''

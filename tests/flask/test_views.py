@@ -10,7 +10,9 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask import Flask, request
@@ -391,18 +393,228 @@ def test_pause_and_resume_a_queue(monitor: Monitor, queue: jobq.DurableQueue) ->
     assert queue.stats().paused == frozenset()
 
 
-# -- cross-site requests and methods ----------------------------------------------------
+_FORGED_POSTS: list[dict[str, Any]] = [
+    {"data": {"delay": "0"}},  # what an HTML form sends
+    {"data": "{}", "content_type": "text/plain"},  # a "simple" cross-site request
+    {"data": "", "headers": {"X-Jobq-Request": "0"}},
+    {"data": ""},
+]
+
+
+# -- /schedules ------------------------------------------------------------------------
+
+NIGHTLY = "nightly report/eu"  # a space and a slash: sent as nightly%20report%2Feu
+NIGHTLY_URL = "nightly%20report%2Feu"
+
+
+@pytest.fixture
+def scheduled(queue: jobq.DurableQueue) -> jobq.DurableQueue:
+    """The app's queue with two stored schedules: ``hourly-add`` (every hour) and
+    ``nightly report/eu`` (cron, Paris time, on the ``other`` queue's task)."""
+    queue.schedule("add", every=3600, name="hourly-add", args=[1, 2])
+    queue.schedule("report", cron="0 3 * * *", tz="Europe/Paris", name=NIGHTLY,
+                   kwargs={"n": 7}, missed="skip")  # fmt: skip
+    assert queue.fire_due_schedules() == []  # stored, first fires still ahead
+    return queue
+
+
+def _schedule(queue: jobq.DurableQueue, name: str) -> dict[str, Any]:
+    [info] = [info for info in queue.schedules() if info.name == name]
+    return info.as_dict()
+
+
+def test_schedules_empty_before_any_is_stored(monitor: Monitor) -> None:
+    assert monitor.get("/schedules").get_json() == {"schedules": []}
+
+
+def test_schedules_list_every_stored_schedule(
+    monitor: Monitor, scheduled: jobq.DurableQueue
+) -> None:
+    before = time.time()
+
+    body = monitor.get("/schedules").get_json()
+
+    assert body == {"schedules": [info.as_dict() for info in scheduled.schedules()]}
+    hourly, nightly = body["schedules"]
+    assert hourly == {
+        "name": "hourly-add", "task": "add", "cron": None, "every": 3600, "tz": "UTC",
+        "args": [1, 2], "kwargs": {}, "missed": "once", "next_fire_at": hourly["next_fire_at"],
+        "last_fire_at": None, "last_job_id": None, "paused": False,
+    }
+    assert before < hourly["next_fire_at"] <= before + 3600
+    assert hourly["next_fire_at"] % 3600 == 0
+    assert (nightly["name"], nightly["task"], nightly["cron"], nightly["every"]) == (
+        NIGHTLY, "report", "0 3 * * *", None
+    )
+    assert (nightly["tz"], nightly["kwargs"], nightly["missed"]) == (
+        "Europe/Paris", {"n": 7}, "skip"
+    )
+    paris = datetime.fromtimestamp(nightly["next_fire_at"], ZoneInfo("Europe/Paris"))
+    assert (paris.hour, paris.minute) == (3, 0)
+
+
+def test_schedules_show_the_last_fire_and_its_job(
+    monitor: Monitor, scheduled: jobq.DurableQueue
+) -> None:
+    due = _schedule(scheduled, "hourly-add")["next_fire_at"]
+    [job_id] = scheduled.fire_due_schedules(now=due + 1)
+
+    [hourly, _] = monitor.get("/schedules").get_json()["schedules"]
+
+    assert (hourly["last_fire_at"], hourly["last_job_id"]) == (due, job_id)
+    assert hourly["next_fire_at"] == due + 3600
+    assert isinstance(hourly["last_fire_at"], float)
+    assert monitor.get(f"/jobs/{job_id}").get_json()["name"] == "add"
+
+
+def test_pause_and_resume_a_schedule(monitor: Monitor, scheduled: jobq.DurableQueue) -> None:
+    due = _schedule(scheduled, "hourly-add")["next_fire_at"]
+
+    paused = monitor.post("/schedules/hourly-add/pause")
+
+    assert paused.status_code == 200
+    assert paused.get_json() == _schedule(scheduled, "hourly-add")
+    assert paused.get_json()["paused"] is True
+    assert scheduled.fire_due_schedules(now=due + 7200) == []  # paused everywhere
+    assert monitor.get("/schedules").get_json()["schedules"][0]["paused"] is True
+    assert _schedule(scheduled, NIGHTLY)["paused"] is False
+
+    before = time.time()
+    resumed = monitor.post("/schedules/hourly-add/resume", headers={"X-Jobq-Request": "1"})
+
+    assert resumed.status_code == 200
+    assert resumed.get_json() == _schedule(scheduled, "hourly-add")
+    assert resumed.get_json()["paused"] is False
+    assert before < resumed.get_json()["next_fire_at"] <= before + 3600
+    assert len(scheduled.fire_due_schedules(now=due + 1)) == 1
+
+
+def test_pause_and_resume_are_idempotent(monitor: Monitor, scheduled: jobq.DurableQueue) -> None:
+    for _ in range(2):
+        assert monitor.post(f"/schedules/{NIGHTLY_URL}/pause").get_json()["paused"] is True
+    assert _schedule(scheduled, NIGHTLY)["paused"] is True
+    for _ in range(2):
+        assert monitor.post(f"/schedules/{NIGHTLY_URL}/resume").get_json()["paused"] is False
+    assert _schedule(scheduled, NIGHTLY)["paused"] is False
+
+
+def test_trigger_enqueues_the_job_now_and_leaves_the_fire_times(
+    monitor: Monitor, scheduled: jobq.DurableQueue
+) -> None:
+    monitor.post(f"/schedules/{NIGHTLY_URL}/pause")
+    before = _schedule(scheduled, NIGHTLY)
+
+    response = monitor.post(f"/schedules/{NIGHTLY_URL}/trigger")
+
+    assert response.status_code == 202
+    job = response.get_json()
+    assert (job["name"], job["queue"], job["status"]) == ("report", "other", "pending")
+    assert response.headers["Location"] == f"/jobq/jobs/{job['id']}"
+    assert monitor.get(f"/jobs/{job['id']}").get_json() == job
+    assert _schedule(scheduled, NIGHTLY) == before  # still paused, same fire times
+    assert scheduled.run_until_empty(queues=["other"]) == 1
+    assert scheduled.get(job["id"]).decoded_result() == {"n": 7}
 
 
 @pytest.mark.parametrize(
-    "kwargs",
-    [
-        {"data": {"delay": "0"}},  # what an HTML form sends
-        {"data": "{}", "content_type": "text/plain"},  # a "simple" cross-site request
-        {"data": "", "headers": {"X-Jobq-Request": "0"}},
-        {"data": ""},
-    ],
-)
+    ("name", "routed"),
+    [("nope", True), ("hourly%20add", True), ("hourly-add%2Fx", True), ("HOURLY-ADD", True),
+     ("%FF", True), ("%00", True), ("x" * 10_240, True), ("nightly%20report", True),
+     ("nightly%20report%2F%2Feu", True), ("hourly-add%2F", True), ("..", True),
+     # No route: a name starting with "/" or holding a line break (clean 404s all the same).
+     ("%2Fhourly-add", False), ("hourly-add%0A", False), ("%2F%2Fhourly-add", False)],
+)  # fmt: skip
+@pytest.mark.parametrize("action", ["pause", "resume", "trigger"])
+def test_unknown_schedule_is_404_and_changes_nothing(
+    monitor: Monitor, scheduled: jobq.DurableQueue, name: str, routed: bool, action: str
+) -> None:
+    before = scheduled.schedules()
+
+    response = monitor.post(f"/schedules/{name}/{action}")
+
+    assert response.status_code == 404
+    message = response.get_json()["message"]
+    assert message.startswith("no schedule named ") is routed, message
+    assert len(message) < 300
+    assert scheduled.schedules() == before
+    assert scheduled.list() == []
+
+
+def test_unknown_schedule_message_names_it(monitor: Monitor, scheduled: jobq.DurableQueue) -> None:
+    response = monitor.post("/schedules/no%20such/trigger")
+    assert response.get_json()["message"] == "no schedule named 'no such'"
+    long = monitor.post("/schedules/" + "y" * 10_240 + "/pause").get_json()["message"]
+    assert long == f"no schedule named {'y' * 200!r}... (10240 characters)"
+
+
+@pytest.mark.parametrize("path", ["/schedules/", "/schedules//pause", "/schedules/x",
+                                  "/schedules/hourly-add/explode"])
+def test_schedule_routes_that_do_not_exist_are_404_json(monitor: Monitor, path: str) -> None:
+    response = monitor.post(path)
+    assert response.status_code == 404
+    assert response.get_json()["error"] == "Not Found"
+
+
+@pytest.mark.parametrize("kwargs", _FORGED_POSTS)
+def test_schedule_posts_without_json_or_header_are_refused_and_change_nothing(
+    monitor: Monitor, scheduled: jobq.DurableQueue, kwargs: dict[str, Any]
+) -> None:
+    before = scheduled.schedules()
+    for action in ("pause", "resume", "trigger"):
+        response = monitor.post(f"/schedules/hourly-add/{action}", **kwargs)
+        assert response.status_code == 415, action
+        assert "X-Jobq-Request" in response.get_json()["message"]
+    assert scheduled.schedules() == before
+    assert scheduled.list() == []
+
+
+@pytest.mark.parametrize("data", ["{not json", "[]", "3"])
+def test_schedule_post_with_a_malformed_json_body_is_400(
+    monitor: Monitor, scheduled: jobq.DurableQueue, data: str
+) -> None:
+    response = monitor.post("/schedules/hourly-add/pause", data=data,
+                            content_type="application/json")  # fmt: skip
+    assert response.status_code == 400
+    assert _schedule(scheduled, "hourly-add")["paused"] is False
+
+
+@pytest.mark.parametrize("answer", [None, False])
+def test_schedules_need_authorisation(
+    monitor_app: Callable[..., Flask], answer: bool | None
+) -> None:
+    app = monitor_app(JOBQ_MONITOR_AUTH=None if answer is None else (lambda: answer))
+    app.testing = False
+    queue = state_for(app).queue
+    queue.schedule("add", every=60, name="minutely", args=[1, 1])
+    queue.fire_due_schedules()
+    before = queue.schedules()
+    monitor = Monitor(app)
+
+    assert monitor.get("/schedules").status_code == 403
+    for action in ("pause", "resume", "trigger"):
+        assert monitor.post(f"/schedules/minutely/{action}").status_code == 403, action
+    assert queue.schedules() == before
+    assert queue.list() == []
+
+
+def test_schedules_when_the_database_fails(
+    monitor: Monitor, scheduled: jobq.DurableQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object) -> None:
+        raise jobq.StorageError("disk I/O error")
+
+    monkeypatch.setattr(scheduled.storage, "list_schedules", broken)
+
+    for response in (monitor.get("/schedules"), monitor.post("/schedules/hourly-add/pause"),
+                     monitor.post("/schedules/hourly-add/trigger")):  # fmt: skip
+        assert response.status_code == 503
+        assert "disk I/O error" in response.get_json()["message"]
+
+
+# -- cross-site requests and methods ----------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs", _FORGED_POSTS)
 def test_posts_without_json_or_header_are_refused_and_change_nothing(
     monitor: Monitor, queue: jobq.DurableQueue, kwargs: dict[str, Any]
 ) -> None:
@@ -444,6 +656,9 @@ def test_post_with_a_malformed_json_body_is_400(
         ("POST", "/stats"),
         ("DELETE", "/jobs/1"),
         ("PUT", "/health"),
+        ("GET", "/schedules/hourly-add/pause"),
+        ("GET", "/schedules/hourly-add/trigger"),
+        ("POST", "/schedules"),
     ],
 )
 def test_wrong_method_is_405_json(
@@ -485,6 +700,8 @@ _EVERY_ENDPOINT = [
     ("GET", "/health"), ("GET", "/openapi.json"), ("POST", "/jobs/1/cancel"),
     ("POST", "/jobs/1/retry"), ("POST", "/queues/default/pause"),
     ("POST", "/queues/default/resume"), ("GET", "/nope"), ("POST", "/jobs"),
+    ("GET", "/schedules"), ("POST", "/schedules/x/pause"), ("POST", "/schedules/x/resume"),
+    ("POST", "/schedules/x/trigger"),
 ]
 
 
@@ -824,10 +1041,21 @@ def test_every_kind_of_response_fits_the_openapi_schemas(
     monitor.post("/queues/x/pause", data={"a": "b"})
     monitor.post("/queues/x/pause", data="[]", content_type="application/json")
     monitor.request("DELETE", "/stats")
+    queue.schedule("add", every=60, name="a/b c", args=[1, 2])
+    queue.schedule("report", cron="*/5 * * * *", tz="Asia/Kolkata", kwargs={"n": 1})
+    queue.fire_due_schedules()
+    monitor.get("/schedules")
+    for action in ("pause", "resume", "trigger"):
+        for name in ("a%2Fb%20c", "report", "nope"):
+            monitor.post(f"/schedules/{name}/{action}")
+    monitor.post("/schedules/report/trigger", data="[]", content_type="application/json")
+    monitor.post("/schedules/report/pause", data={"a": "b"})
+    assert queue.fire_due_schedules(now=time.time() + 3600)  # a last fire to show
+    monitor.get("/schedules")
     release.set()
     app.testing = False
     assert monitor.get("/stats").status_code == 403
-    assert monitor.responses == 26
+    assert monitor.responses == 39
 
 
 def test_openapi_spec_is_a_fresh_copy() -> None:

@@ -420,7 +420,7 @@ def _known_schedule(name: str, action: Callable[[str], _T]) -> _T:
     """``action(name)``, with an unknown schedule answered 404."""
     try:
         return action(name)
-    except KeyError:
+    except jobq.ScheduleNotFound:
         shown = repr(name) if len(name) <= 200 else f"{name[:200]!r}... ({len(name)} characters)"
         abort(404, f"no schedule named {shown}")
 

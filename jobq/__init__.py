@@ -23,6 +23,7 @@ from .errors import NotConfigured as NotConfigured
 from .errors import PayloadError as PayloadError
 from .errors import QueueFull as QueueFull
 from .errors import Retry as Retry
+from .errors import ScheduleNotFound as ScheduleNotFound
 from .errors import SchemaVersionError as SchemaVersionError
 from .errors import StorageError as StorageError
 from .errors import TaskTimeout as TaskTimeout
@@ -66,6 +67,7 @@ __all__ = [
     "Retention",
     "Retry",
     "SYSTEM_CLOCK",
+    "ScheduleNotFound",
     "SchemaVersionError",
     "SlidingWindowLimiter",
     "StorageError",

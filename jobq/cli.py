@@ -57,7 +57,7 @@ from .cli_format import (
     stats_record,
 )
 from .default_queue import configure, default_queue
-from .errors import JobqError
+from .errors import JobqError, ScheduleNotFound
 from .job import Job, JobStatus
 from .queue import DurableQueue, JobNotFound
 from .schedules import ScheduleInfo
@@ -197,21 +197,13 @@ def resume_schedule(queue: DurableQueue, name: str, *, as_json: bool = False) ->
 
 def trigger_schedule(queue: DurableQueue, name: str, *, as_json: bool = False) -> str:
     """The text of ``trigger-schedule NAME``: the schedule's job is enqueued now, paused
-    or not; its fire times stay as they are. Raises :class:`CommandError` for an
-    unknown schedule.
-
-    The job gets its task's options (queue, priority, attempts) only when the task
-    is registered in this process (``--import``); otherwise the defaults, and the
-    text says so."""
-    info = _schedule(queue, name)
+    or not, with the queue and options stored with the schedule; its fire times stay
+    as they are. Raises :class:`CommandError` for an unknown schedule."""
+    _schedule(queue, name)
     job = _known(queue.trigger_schedule, name)
     if as_json:
         return dump_json(job_record(job))
-    text = f"schedule {name!r} triggered: job {job.id} ({job.name}, queue {job.queue})"
-    if info.task not in queue.tasks:
-        text += (f"; task {info.task!r} is not registered here, so the job has the default "
-                 "options (pass --import with the module defining it)")  # fmt: skip
-    return text
+    return f"schedule {name!r} triggered: job {job.id} ({job.name}, queue {job.queue})"
 
 
 def _schedule(queue: DurableQueue, name: str) -> ScheduleInfo:
@@ -235,7 +227,7 @@ _R = TypeVar("_R")
 def _known(action: Callable[[str], _R], name: str) -> _R:
     try:
         return action(name)
-    except KeyError:  # deleted since it was looked up
+    except ScheduleNotFound:  # deleted since it was looked up
         raise CommandError(f"no schedule named {quote_name(name)}") from None
 
 
@@ -485,9 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
          "Fire a paused schedule again, from its next fire time after now (fires missed "
          "while it was paused are skipped)."),
         ("trigger-schedule", "enqueue a schedule's job now",
-         "Enqueue a schedule's job now, paused or not; its fire times stay as they are. "
-         "Pass --import with the module defining its task so the job gets the task's "
-         "queue and options (otherwise: the default queue and options)."),
+         "Enqueue a schedule's job now, paused or not, with the queue and options stored "
+         "with the schedule; its fire times stay as they are."),
     ):  # fmt: skip
         steer = verbs.add_parser(verb, parents=[common, as_json], help=summary,
                                  description=description)  # fmt: skip

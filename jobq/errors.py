@@ -60,6 +60,17 @@ class UnknownTask(JobqError, LookupError):
         self.name = name
 
 
+class ScheduleNotFound(JobqError, KeyError):
+    """No recurring schedule has this name in the database."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no schedule named {name!r}")
+        self.name = name
+
+    def __str__(self) -> str:  # KeyError would quote the whole message
+        return str(self.args[0])
+
+
 class NotConfigured(JobqError, RuntimeError):
     """:func:`jobq.submit` was called before any default queue was configured."""
 

@@ -21,7 +21,7 @@ from . import backoff as backoffs
 from . import signals
 from ._validate import check_count, check_seconds
 from .clock import WALL_CLOCK, Clock
-from .errors import ConfigurationError, JobqError, PayloadError, UnknownTask
+from .errors import ConfigurationError, JobqError, PayloadError, ScheduleNotFound, UnknownTask
 from .job import Job, JobStatus
 from .schedules import MissedPolicy, Schedule, ScheduleInfo, fire_due
 from .schedules import info as schedule_info
@@ -398,8 +398,9 @@ class DurableQueue:
         """
         resolved = self.get_task(task)
         payload = self._check_size(resolved, resolved.encode(tuple(args), dict(kwargs or {})))
+        job = self._new_job(resolved, payload, JobOptions(), 0.0)
         made = Schedule(name or resolved.name, resolved.name, payload, cron, every, tz, missed,
-                        max_missed, grace)  # fmt: skip
+                        max_missed, grace, job.queue, job.priority, job.max_attempts)  # fmt: skip
         self.declared_schedules[made.name] = made
         return made
 
@@ -437,17 +438,17 @@ class DurableQueue:
 
     def pause_schedule(self, name: str) -> ScheduleInfo:
         """Stop firing ``name`` in every process until :meth:`resume_schedule`.
-        Raises KeyError for an unknown schedule."""
+        Raises :class:`~jobq.ScheduleNotFound` for an unknown schedule."""
         return self._set_paused(name, True)
 
     def resume_schedule(self, name: str) -> ScheduleInfo:
-        """Fire ``name`` again, from its next fire time after now (what was
-        missed while paused is skipped). Raises KeyError for an unknown schedule."""
+        """Fire ``name`` again, from its next fire time after now (what was missed
+        while paused is skipped). Raises :class:`~jobq.ScheduleNotFound` if unknown."""
         return self._set_paused(name, False)
 
     def trigger_schedule(self, name: str) -> Job:
         """Enqueue the job of schedule ``name`` now, outside its fire times (which
-        stay as they are). Raises KeyError for an unknown schedule."""
+        stay as they are). Raises :class:`~jobq.ScheduleNotFound` for an unknown schedule."""
         schedule = self._stored_schedule(name)
         now = self.clock.now()
         job = self.storage.enqueue(self._schedule_jobs(schedule, 1)[0], now=now).job
@@ -469,18 +470,17 @@ class DurableQueue:
         return ids
 
     def _schedule_jobs(self, schedule: Schedule, count: int) -> builtins.list[NewJob]:
-        task = self.tasks.get(schedule.task)
-        if task is None:  # known elsewhere: stored with a plain job's defaults
-            job = NewJob(schedule.task, schedule.payload)
-        else:
-            job = self._new_job(task, schedule.payload, JobOptions(), 0.0)
+        # The job options were stored with the schedule, so a process that does not
+        # know the task (the command line, the web app) enqueues the same job.
+        job = NewJob(schedule.task, schedule.payload, schedule.queue, schedule.priority,
+                     schedule.max_attempts)  # fmt: skip
         return [job] * count
 
     def _stored_schedule(self, name: str) -> Schedule:
         for state in self.storage.list_schedules():
             if state.name == name:
                 return Schedule.from_spec(state.name, state.spec)
-        raise KeyError(f"no schedule named {name!r}")
+        raise ScheduleNotFound(name)
 
     def _set_paused(self, name: str, paused: bool) -> ScheduleInfo:
         schedule = self._stored_schedule(name)
@@ -488,7 +488,7 @@ class DurableQueue:
         upcoming = None if paused else schedule.next_after(now)
         state = self.storage.set_schedule_paused(name, paused, now=now, next_fire_at=upcoming)
         if state is None:
-            raise KeyError(f"no schedule named {name!r}")
+            raise ScheduleNotFound(name)
         return schedule_info(state)
 
     # -- looking and controlling --------------------------------------------------

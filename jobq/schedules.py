@@ -60,6 +60,9 @@ class Schedule:
         ``"skip"`` drops them and waits for the next fire time.
     :param max_missed: with ``missed="all"``, the most missed fires run.
     :param grace: seconds after its fire time a fire still counts as on time.
+    :param queue: the queue its jobs go to (the task's).
+    :param priority: its jobs' priority (the task's).
+    :param max_attempts: its jobs' attempts (the task's).
     """
 
     name: str
@@ -71,6 +74,9 @@ class Schedule:
     missed: MissedPolicy = "once"
     max_missed: int = 100
     grace: float = 60.0
+    queue: str = "default"
+    priority: int = 0
+    max_attempts: int = 3
     _zone: ZoneInfo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -152,7 +158,8 @@ class Schedule:
         return json.dumps({
             "task": self.task, "payload": self.payload, "cron": self.cron, "every": self.every,
             "tz": self.tz, "missed": self.missed, "max_missed": self.max_missed,
-            "grace": self.grace,
+            "grace": self.grace, "queue": self.queue, "priority": self.priority,
+            "max_attempts": self.max_attempts,
         }, sort_keys=True)  # fmt: skip
 
     @classmethod
@@ -162,7 +169,8 @@ class Schedule:
         return cls(
             name, data["task"], data["payload"], data.get("cron"), data.get("every"),
             data.get("tz", "UTC"), data.get("missed", "once"), data.get("max_missed", 100),
-            data.get("grace", 60.0),
+            data.get("grace", 60.0), data.get("queue", "default"), data.get("priority", 0),
+            data.get("max_attempts", 3),
         )  # fmt: skip
 
     def describe(self) -> str:
@@ -216,13 +224,15 @@ class ScheduleInfo:
 
 
 def info(state: ScheduleState) -> ScheduleInfo:
-    """What a stored schedule says about itself."""
-    schedule = Schedule.from_spec(state.name, state.spec)
-    call = json.loads(schedule.payload)
+    """What a stored schedule says about itself. Read from its JSON alone, so a
+    process that could not run it (say its time zone is unknown here) can still
+    show it."""
+    data = json.loads(state.spec)
+    call = json.loads(data["payload"])
     return ScheduleInfo(
-        state.name, schedule.task, schedule.cron, schedule.every, schedule.tz,
-        call["args"], call["kwargs"], schedule.missed, state.next_fire_at, state.last_fire_at,
-        state.last_job_id, state.paused,
+        state.name, data["task"], data.get("cron"), data.get("every"), data.get("tz", "UTC"),
+        call["args"], call["kwargs"], data.get("missed", "once"), state.next_fire_at,
+        state.last_fire_at, state.last_job_id, state.paused,
     )  # fmt: skip
 
 

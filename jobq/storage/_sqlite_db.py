@@ -72,6 +72,19 @@ Synchronous = Literal["NORMAL", "FULL"]
 CheckpointMode = Literal["PASSIVE", "FULL", "RESTART", "TRUNCATE"]
 
 
+def describe_error(path: str, exc: BaseException) -> str:
+    """A driver error in words that say where, and for the disk's own troubles, what
+    to look at. Nothing of the failed transaction was kept."""
+    text = str(exc)
+    hint = ""
+    lowered = text.lower()
+    if "disk i/o" in lowered or "full" in lowered:
+        hint = " (is the disk full, or a file size limit reached?)"
+    elif "readonly" in lowered or "read-only" in lowered:
+        hint = " (can this process write the file and its folder?)"
+    return f"SQLite error on {path!r}: {text}{hint}; the operation was not applied"
+
+
 class Database:
     """Connections to one file for the current process, and transactions on them."""
 
@@ -200,7 +213,7 @@ class Database:
         except BaseException as exc:
             conn.rollback_quietly()
             if isinstance(exc, self.errors):
-                raise StorageError(f"SQLite error: {exc}") from exc
+                raise StorageError(describe_error(self.path, exc)) from exc
             raise
 
     def checkpoint(self, mode: CheckpointMode) -> tuple[int, int, int]:
@@ -271,4 +284,4 @@ class _WriteTransaction:
             if self.relaxed:
                 conn.run("PRAGMA synchronous = FULL")
         if isinstance(exc, self.db.errors):
-            raise StorageError(f"SQLite error: {exc}") from exc
+            raise StorageError(describe_error(self.db.path, exc)) from exc

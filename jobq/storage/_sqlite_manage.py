@@ -10,7 +10,7 @@ from typing import Any
 
 from ._checks import check_json, check_queues, check_time
 from ._rows import COLS, FINAL, STATUS, row_to_job, schedule_state
-from ._sqlite_db import Database
+from ._sqlite_db import Database, describe_error
 from ._sqlite_driver import Connection, Row, retry_busy
 from ._sqlite_sql import CANCEL, LIVE_BY_KEY, RETRY, SCHEDULE_COLS
 from .base import (
@@ -228,4 +228,4 @@ class SQLiteBase:
         try:
             return retry_busy(self._db.driver, lambda: conn.query(sql, params))
         except self._db.errors as exc:
-            raise StorageError(f"SQLite error: {exc}") from exc
+            raise StorageError(describe_error(self._db.path, exc)) from exc

@@ -7,7 +7,7 @@ import math
 import secrets
 from collections.abc import Collection
 
-from .base import NewJob
+from .base import JobStatus, NewJob
 
 
 def new_tokens(count: int) -> list[str]:
@@ -83,3 +83,27 @@ def check_queues(queues: Collection[str]) -> list[str]:
         if not isinstance(name, str) or not name:
             raise ValueError(f"a queue name must be a non-empty str, got {name!r}")
     return names
+
+
+_FINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+def check_purge(
+    older_than: float, statuses: Collection[JobStatus], batch_size: int
+) -> list[JobStatus]:
+    """The statuses :meth:`~jobq.storage.base.Storage.purge` deletes, checked."""
+    check_time("older_than", older_than)
+    chosen = sorted({JobStatus(s) for s in statuses})
+    if not set(chosen) <= _FINAL:
+        raise ValueError(
+            f"purge deletes only completed, failed or cancelled jobs, got {statuses!r}; "
+            "cancel pending jobs first"
+        )
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an integer of at least 1, got {batch_size!r}")
+    return chosen
+
+
+def check_list_limit(limit: int) -> None:
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+        raise ValueError(f"limit must be an integer from 1 to 10000, got {limit!r}")

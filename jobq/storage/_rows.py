@@ -3,9 +3,10 @@ shared by every SQL backend, which keep the same column names and order."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .base import Job, JobError, JobStatus, ScheduleState
+from .base import Job, JobError, JobStatus, QueueStats, ScheduleState, Stats
 
 COLS = (
     "id, queue, name, payload, priority, status, attempts, max_attempts, run_at, "
@@ -30,3 +31,24 @@ def schedule_state(r: tuple[Any, ...]) -> ScheduleState:
     """The schedule in a row of name, spec, next_fire_at, last_fire_at, last_job_id,
     paused, updated_at."""
     return ScheduleState(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6])
+
+
+def stats_from_rows(
+    counts: Iterable[tuple[Any, ...]],
+    due: Iterable[tuple[Any, ...]],
+    recent: Mapping[str, int],
+    paused: frozenset[str],
+    now: float,
+) -> Stats:
+    """Stats from the rows of (queue, status, count), (queue, scheduled, oldest due
+    run_at) and the finished-in-the-last-minute counts by status."""
+    per_queue: dict[str, dict[JobStatus, int]] = {}
+    for queue, status, count in counts:
+        per_queue.setdefault(queue, dict.fromkeys(JobStatus, 0))[STATUS[status]] = count
+    timing = {queue: (scheduled, oldest) for queue, scheduled, oldest in due}
+    queues: dict[str, QueueStats] = {}
+    for queue, by_status in sorted(per_queue.items()):
+        scheduled, oldest = timing.get(queue, (0, None))
+        age = 0.0 if oldest is None else max(0.0, now - oldest)
+        queues[queue] = QueueStats(by_status, int(scheduled or 0), age)
+    return Stats(queues, int(recent.get("completed", 0)), int(recent.get("failed", 0)), paused)

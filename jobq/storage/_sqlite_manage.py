@@ -8,15 +8,14 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from ._checks import check_json, check_queues, check_time
-from ._rows import COLS, FINAL, STATUS, row_to_job, schedule_state
+from ._checks import check_json, check_list_limit, check_purge, check_queues, check_time
+from ._rows import COLS, FINAL, row_to_job, schedule_state, stats_from_rows
 from ._sqlite_db import Database, describe_error
 from ._sqlite_driver import Connection, Row, retry_busy
 from ._sqlite_sql import CANCEL, LIVE_BY_KEY, RETRY, SCHEDULE_COLS
 from .base import (
     Job,
     JobStatus,
-    QueueStats,
     ScheduleState,
     Stats,
     StorageError,
@@ -74,8 +73,7 @@ class SQLiteBase:
         limit: int = 100,
         newest_first: bool = False,
     ) -> list[Job]:
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
-            raise ValueError(f"limit must be an integer from 1 to 10000, got {limit!r}")
+        check_list_limit(limit)
         terms: list[str] = []
         params: list[Any] = []
         for column, value in (("status", status), ("queue", queue), ("name", name)):
@@ -109,18 +107,7 @@ class SQLiteBase:
                 (now,),
             ))  # fmt: skip
             paused = frozenset(row[0] for row in conn.query("SELECT queue FROM paused_queues"))
-        per_queue: dict[str, dict[JobStatus, int]] = {}
-        for queue, status, count in counts:
-            per_queue.setdefault(queue, dict.fromkeys(JobStatus, 0))[STATUS[status]] = count
-        timing = {queue: (scheduled, oldest) for queue, scheduled, oldest in due}
-        queues: dict[str, QueueStats] = {}
-        for queue, by_status in sorted(per_queue.items()):
-            scheduled, oldest = timing.get(queue, (0, None))
-            age = 0.0 if oldest is None else max(0.0, now - oldest)
-            queues[queue] = QueueStats(by_status, int(scheduled or 0), age)
-        return Stats(
-            queues, int(recent.get("completed", 0)), int(recent.get("failed", 0)), paused
-        )
+        return stats_from_rows(counts, due, recent, paused, now)
 
     def purge(
         self,
@@ -133,15 +120,7 @@ class SQLiteBase:
         ),
         batch_size: int = 1000,
     ) -> int:
-        check_time("older_than", older_than)
-        chosen = sorted({JobStatus(s) for s in statuses})
-        if not set(chosen) <= FINAL:
-            raise ValueError(
-                f"purge deletes only completed, failed or cancelled jobs, got {statuses!r}; "
-                "cancel pending jobs first"
-            )
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer of at least 1, got {batch_size!r}")
+        chosen = check_purge(older_than, statuses, batch_size)
         total = 0
         for status in chosen:
             while True:

@@ -30,9 +30,17 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import _postgres_sql as sql
-from ._checks import check_json, check_new, check_positive, check_queues, check_time
+from ._checks import (
+    check_json,
+    check_list_limit,
+    check_new,
+    check_positive,
+    check_purge,
+    check_queues,
+    check_time,
+)
 from ._limits import Allowance, check_limits, rate_windows
-from ._rows import COLS, FINAL, STATUS, row_to_job, schedule_state
+from ._rows import COLS, STATUS, row_to_job, schedule_state, stats_from_rows
 from .base import (
     Completion,
     Enqueued,
@@ -40,7 +48,6 @@ from .base import (
     JobError,
     JobStatus,
     NewJob,
-    QueueStats,
     RenewResult,
     RescueResult,
     ScheduleState,
@@ -518,8 +525,7 @@ class PostgresStorage:
         limit: int = 100,
         newest_first: bool = False,
     ) -> list[Job]:
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
-            raise ValueError(f"limit must be an integer from 1 to 10000, got {limit!r}")
+        check_list_limit(limit)
         terms: list[str] = []
         params: list[Any] = []
         for column, value in (("status", status), ("queue", queue), ("name", name)):
@@ -543,18 +549,7 @@ class PostgresStorage:
             due = conn.execute(sql.STATS_DUE, params).fetchall()
             recent: dict[str, int] = dict(conn.execute(sql.STATS_RECENT, params).fetchall())
             paused = frozenset(r[0] for r in conn.execute("SELECT queue FROM jobq_paused_queues"))
-        per_queue: dict[str, dict[JobStatus, int]] = {}
-        for queue, status, count in counts:
-            per_queue.setdefault(queue, dict.fromkeys(JobStatus, 0))[STATUS[status]] = count
-        timing = {queue: (scheduled, oldest) for queue, scheduled, oldest in due}
-        queues: dict[str, QueueStats] = {}
-        for queue, by_status in sorted(per_queue.items()):
-            scheduled, oldest = timing.get(queue, (0, None))
-            age = 0.0 if oldest is None else max(0.0, moment - oldest)
-            queues[queue] = QueueStats(by_status, int(scheduled or 0), age)
-        return Stats(
-            queues, int(recent.get("completed", 0)), int(recent.get("failed", 0)), paused
-        )
+        return stats_from_rows(counts, due, recent, paused, moment)
 
     def purge(
         self,
@@ -567,15 +562,7 @@ class PostgresStorage:
         ),
         batch_size: int = 1000,
     ) -> int:
-        check_time("older_than", older_than)
-        chosen = sorted({JobStatus(s) for s in statuses})
-        if not set(chosen) <= FINAL:
-            raise ValueError(
-                f"purge deletes only completed, failed or cancelled jobs, got {statuses!r}; "
-                "cancel pending jobs first"
-            )
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an integer of at least 1, got {batch_size!r}")
+        chosen = check_purge(older_than, statuses, batch_size)
         total = 0
         for status in chosen:
             while True:

@@ -57,7 +57,9 @@ _CSRF_HEADER = {
 }
 _COMMAND_ERRORS = {
     **_COMMON_ERRORS,
-    "400": _error("The JSON body is malformed or not an object."),
+    "400": _error("The JSON body is malformed or not an object (or, for a queue, its "
+                  "name in the path is not valid UTF-8)."),
+    "413": _error("The body is larger than 64 KiB."),
     "415": _error("Neither a JSON body nor the X-Jobq-Request header was sent."),
 }
 

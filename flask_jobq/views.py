@@ -11,7 +11,9 @@ Security rules, each the lesson of another queue's dashboard:
   allow. Without one every endpoint answers 403, except in debug or testing.
 - Nothing changes on GET. POST endpoints need a JSON body (``{}`` will do) or
   the header ``X-Jobq-Request: 1``: a cross-site page can send neither
-  without a CORS preflight, so a forged form post is refused with 415.
+  without a CORS preflight, so a forged form post is refused with 415. A
+  body larger than :data:`MAX_BODY_SIZE` is refused with 413, JSON nested too
+  deep to decode with 400.
 - Every answer under the prefix is JSON, errors included:
   ``{"status": 404, "error": "Not Found", "message": "..."}``.
 
@@ -20,6 +22,7 @@ The OpenAPI description (:mod:`flask_jobq.openapi`) is served at ``/openapi.json
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -49,6 +52,9 @@ DEFAULT_PAGE_SIZE = 50
 
 MAX_PAGE_SIZE = 1000
 """Largest ``limit`` accepted by ``GET /jobs``."""
+
+MAX_BODY_SIZE = 64 * 1024
+"""Bytes a POST body may hold (the commands take small JSON objects); more is a 413."""
 
 CSRF_HEADER = "X-Jobq-Request"
 """Header (value ``1``) that lets a POST without a JSON body through."""
@@ -176,14 +182,19 @@ def make_blueprint() -> Blueprint:
         """Run a failed or cancelled job again, after ``delay`` seconds (default 0)."""
         body = _command_body()
         delay = body.get("delay", 0)
-        if isinstance(delay, bool) or not isinstance(delay, (int, float)) or not (
-            math.isfinite(delay) and delay >= 0
-        ):
-            abort(400, f"delay must be a number of seconds >= 0, got {delay!r}")
+        seconds = math.nan
+        if isinstance(delay, (int, float)) and not isinstance(delay, bool):
+            try:
+                seconds = float(delay)
+            except OverflowError:  # an integer beyond float range, such as 10**400
+                seconds = math.inf
+        if not (math.isfinite(seconds) and seconds >= 0):
+            shown = repr(delay) if len(repr(delay)) <= 50 else f"{repr(delay)[:50]}..."
+            abort(400, f"delay must be a number of seconds >= 0, got {shown}")
         queue = extension.state_for().queue
         job_id = _job_id(job_id)
         try:
-            return job_json(queue.retry(job_id, delay=float(delay)))
+            return job_json(queue.retry(job_id, delay=seconds))
         except ValueError as exc:
             queue.get(job_id)  # a job purged meanwhile is a 404, not a conflict
             return _error(409, "Conflict", str(exc))
@@ -191,6 +202,7 @@ def make_blueprint() -> Blueprint:
     @bp.post("/queues/<name>/pause")
     def pause_queue(name: str) -> ResponseReturnValue:
         """Stop workers everywhere from starting jobs of this queue."""
+        name = _queue_name(name)
         _command_body()
         extension.state_for().queue.pause(name)
         return {"queue": name, "paused": True}
@@ -198,6 +210,7 @@ def make_blueprint() -> Blueprint:
     @bp.post("/queues/<name>/resume")
     def resume_queue(name: str) -> ResponseReturnValue:
         """Let workers start jobs of this queue again."""
+        name = _queue_name(name)
         _command_body()
         extension.state_for().queue.resume(name)
         return {"queue": name, "paused": False}
@@ -376,15 +389,35 @@ def _authorise() -> ResponseReturnValue | None:
 
 def _command_body() -> dict[str, Any]:
     """The JSON object a POST carries (``{}`` with only the header); aborts otherwise."""
+    if (request.content_length or 0) > MAX_BODY_SIZE:
+        abort(413, f"the request body may hold at most {MAX_BODY_SIZE} bytes")
     if not request.is_json:
         if request.headers.get(CSRF_HEADER) == "1":
             return {}
         abort(415, f"send a JSON body (Content-Type: application/json; {{}} will do) or the "
                    f"header '{CSRF_HEADER}: 1'; this keeps cross-site form posts out")
-    body = request.get_json(silent=True)
+    # Read at most one byte past the limit ourselves: a chunked body has no Content-Length.
+    data = request.stream.read(MAX_BODY_SIZE + 1)
+    if len(data) > MAX_BODY_SIZE:
+        abort(413, f"the request body may hold at most {MAX_BODY_SIZE} bytes")
+    try:
+        body = json.loads(data)
+    except (ValueError, RecursionError):  # RecursionError: nested too deep to decode
+        body = None
     if not isinstance(body, dict):
         abort(400, "the request body must be a JSON object, e.g. {}")
     return body
+
+
+def _queue_name(name: str) -> str:
+    """``name`` from the path, refused when the path is not valid UTF-8: Werkzeug puts
+    U+FFFD for each bad byte, and pausing that queue is not what the client asked."""
+    try:
+        request.environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        abort(400, "the queue name in the URL is not valid UTF-8 (percent-encode its "
+                   "UTF-8 bytes)")
+    return name
 
 
 def _int_arg(name: str, low: int, high: int) -> int | None:

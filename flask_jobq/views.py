@@ -410,13 +410,16 @@ def _command_body() -> dict[str, Any]:
 
 
 def _queue_name(name: str) -> str:
-    """``name`` from the path, refused when the path is not valid UTF-8: Werkzeug puts
-    U+FFFD for each bad byte, and pausing that queue is not what the client asked."""
+    """``name`` from the path, refused when the path is not valid UTF-8 (Werkzeug puts
+    U+FFFD for each bad byte, and pausing that queue is not what the client asked)
+    or holds a NUL (no database keeps one in a name)."""
     try:
         request.environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
     except UnicodeError:
         abort(400, "the queue name in the URL is not valid UTF-8 (percent-encode its "
                    "UTF-8 bytes)")
+    if "\x00" in name:
+        abort(400, "a queue name cannot contain a NUL character")
     return name
 
 

@@ -31,6 +31,7 @@ def check_new(job: NewJob, index: int | None) -> None:
         and queue
         and (run_at is None or (type(run_at) is float and math.isfinite(run_at)))
         and (unique_key is None or type(unique_key) is str)
+        and "\x00" not in name + queue + payload + (unique_key or "")
     ):
         return
     where = "" if index is None else f" (jobs[{index}])"
@@ -40,8 +41,11 @@ def check_new(job: NewJob, index: int | None) -> None:
             f"{type(payload).__name__}{where}; encode it first, e.g. json.dumps(...)"
         )
     for field, value in (("name", name), ("queue", queue)):
-        if not isinstance(value, str) or not value:
-            raise ValueError(f"{field} must be a non-empty str, got {value!r}{where}")
+        if not isinstance(value, str) or not value or "\x00" in value:
+            raise ValueError(f"{field} must be a non-empty str without NUL, got {value!r}{where}")
+    for field, text in (("payload", payload), ("unique_key", unique_key or "")):
+        if "\x00" in text:  # PostgreSQL text cannot hold it; JSON escapes it anyway
+            raise ValueError(f"{field} must not contain a NUL character{where}")
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise ValueError(f"priority must be an integer, got {priority!r}{where}")
     if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
@@ -80,8 +84,8 @@ def check_queues(queues: Collection[str]) -> list[str]:
         raise TypeError(f"queues must be a collection of queue names, not a str: [{queues!r}]?")
     names = list(dict.fromkeys(queues))
     for name in names:
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"a queue name must be a non-empty str, got {name!r}")
+        if not isinstance(name, str) or not name or "\x00" in name:
+            raise ValueError(f"a queue name must be a non-empty str without NUL, got {name!r}")
     return names
 
 

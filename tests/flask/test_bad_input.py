@@ -288,7 +288,7 @@ def test_unknown_schedule_names_are_404(
 
 @pytest.mark.parametrize(
     ("name", "decoded"),
-    [("%00", "\x00"), ("%20", " "), ("..", ".."), ("%C3%A9", "é"), ("%E2%80%AE", "\u202e"),
+    [("%20", " "), ("..", ".."), ("%C3%A9", "é"), ("%E2%80%AE", "\u202e"),
      ("%EF%BF%BD", "\ufffd"), ("a%0Ab", "a\nb"), ("x" * 10_240, "x" * 10_240)],
 )  # fmt: skip
 def test_odd_queue_names_pause_and_resume_exactly_that_queue(
@@ -300,6 +300,14 @@ def test_odd_queue_names_pause_and_resume_exactly_that_queue(
     assert monitor.post(f"/queues/{name}/resume").get_json() == {
         "queue": decoded, "paused": False,
     }
+    assert queue.stats().paused == frozenset()
+
+
+@pytest.mark.parametrize("action", ["pause", "resume"])
+def test_a_queue_name_with_nul_is_refused(
+    monitor: Monitor, queue: jobq.DurableQueue, action: str
+) -> None:
+    assert "NUL" in _error(monitor.post(f"/queues/a%00b/{action}"), 400)
     assert queue.stats().paused == frozenset()
 
 

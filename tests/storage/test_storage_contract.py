@@ -77,6 +77,10 @@ def test_enqueue_many_rejects_bad_entry_before_writing(storage: Storage) -> None
         (NewJob("t", "[]", max_attempts=0), ValueError, "max_attempts must be .* got 0"),
         (NewJob("t", "[]", priority=1.5), ValueError, "priority must be an integer"),  # type: ignore[arg-type]
         (NewJob("t", "[]", run_at=float("nan")), ValueError, "run_at must be finite"),
+        (NewJob("t\x00x", "[]"), ValueError, "name must be a non-empty str without NUL"),
+        (NewJob("t", "[]", queue="q\x00"), ValueError, "queue must be .* without NUL"),
+        (NewJob("t", '["\x00"]'), ValueError, "payload must not contain a NUL"),
+        (NewJob("t", "[]", unique_key="k\x00"), ValueError, "unique_key must not contain"),
     ],
 )
 def test_enqueue_rejects_bad_fields(
@@ -85,6 +89,16 @@ def test_enqueue_rejects_bad_fields(
     with pytest.raises(error, match=match):
         storage.enqueue(new, now=T0)
     assert storage.list_jobs() == []
+
+
+def test_queue_names_with_nul_are_refused_everywhere(storage: Storage) -> None:
+    for call in (
+        lambda: storage.claim(["a\x00"], owner="w", now=T0, lease_seconds=30),
+        lambda: storage.pause("a\x00", now=T0),
+        lambda: storage.resume("a\x00"),
+    ):
+        with pytest.raises(ValueError, match="without NUL"):
+            call()
 
 
 def test_unique_key_returns_live_job(storage: Storage) -> None:

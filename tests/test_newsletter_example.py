@@ -1,4 +1,8 @@
-"""examples/newsletter works as its docs say, against its real local SMTP server: no mocks."""
+"""examples/newsletter works as its docs say, against its real local SMTP server: no mocks.
+
+The emails go out through jobq.handlers.email, installed by the extension from
+the example's JOBQ_EMAIL; the handler's own tests are in tests/handlers/test_email.py.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +18,8 @@ from typing import Any
 
 import pytest
 from flask import Flask
+
+from jobq.handlers import email
 
 from .conftest import eventually
 
@@ -43,9 +49,10 @@ def make_app(newsletter: ModuleType, tmp_path: Path) -> Iterator[Any]:
     """Build apps on a tmp_path database; every one is closed (workers, SMTP) afterwards."""
     apps: list[Flask] = []
 
-    def make(**kwargs: Any) -> Flask:
+    def make(config: dict[str, Any] | None = None, **kwargs: Any) -> Flask:
         app: Flask = newsletter.create_app(
-            {"JOBQ_DATABASE": str(tmp_path / f"jobs-{len(apps)}.db")}, **kwargs
+            {"JOBQ_DATABASE": str(tmp_path / f"jobs-{len(apps)}.db"), **(config or {})},
+            **kwargs,
         )
         apps.append(app)
         return app
@@ -99,6 +106,8 @@ def test_check_runs_the_whole_flow_and_reports_its_numbers() -> None:
         ({"json": {"subject": "   ", "recipients": 3}}, "'subject' must be a non-empty string"),
         ({"json": {"subject": "x" * 201, "recipients": 3}}, "at most 200 characters"),
         ({"json": {"subject": "hi\r\nBcc: all@example.com", "recipients": 3}}, "line breaks"),
+        ({"json": {"subject": "hi\u2028there", "recipients": 3}}, "line breaks"),
+        ({"json": {"subject": "hi\x00", "recipients": 3}}, "control characters"),
         ({"json": {"subject": "hi"}}, "'recipients' must be an integer from 1 to 10000"),
         ({"json": {"subject": "hi", "recipients": "10"}}, "must be an integer"),
         ({"json": {"subject": "hi", "recipients": True}}, "must be an integer"),
@@ -138,7 +147,7 @@ def test_a_small_newsletter_is_delivered_once_per_recipient(
     assert progress["smtp_server"]["received"] == 50
     assert progress["smtp_server"]["refused_temporarily"] == 5
 
-    server = newsletter.newsletter_of(app).smtp_server
+    server = newsletter.smtp_server_of(app)
     deliveries = server.deliveries()
     recipients = [delivery.recipient for delivery in deliveries]
     assert sorted(recipients) == sorted(f"user{n}@example.com" for n in range(1, 51))
@@ -149,13 +158,18 @@ def test_a_small_newsletter_is_delivered_once_per_recipient(
     assert first.body.startswith("Hello user7,")
     # The refused ones were delivered on their second attempt.
     assert server.refused_recipients() == {f"user{n}@example.com" for n in range(10, 51, 10)}
+    # They are the email handler's jobs, in the newsletter queue.
     queue = app.extensions["jobq"].queue
-    attempts = {job.decoded_payload()["args"][0]: job.attempts
-                for job in queue.list(status="completed", limit=100)}
+    completed = queue.list(status="completed", limit=100)
+    assert {(job.name, job.queue) for job in completed} == {(email.TASK_NAME, "newsletter")}
+    attempts = {job.decoded_payload()["kwargs"]["to"]: job.attempts for job in completed}
     assert attempts["user10@example.com"] == 2
     assert attempts["user7@example.com"] == 1
-    # Connections were reused: at most one per worker thread (plus none after a 451).
-    assert newsletter.newsletter_of(app).mailer.connections_opened <= newsletter.CONCURRENCY
+    assert all(job.decoded_result()["recipients"] == 1 for job in completed)
+    # Connections were reused: at most one per worker thread (kept after a 451).
+    connections = newsletter.mailer_of(app).connections_opened
+    assert 1 <= connections <= newsletter.CONCURRENCY
+    assert server.stats().connections == connections
 
 
 def test_a_permanent_refusal_fails_the_job_at_once(make_app: Any) -> None:
@@ -166,7 +180,7 @@ def test_a_permanent_refusal_fails_the_job_at_once(make_app: Any) -> None:
     assert (progress["jobs"]["completed"], progress["jobs"]["failed"]) == (10, 2)
     assert progress["smtp_server"]["rejected"] == 2
     failed = app.extensions["jobq"].queue.list(status="failed")
-    assert sorted(job.decoded_payload()["args"][0] for job in failed) == [
+    assert sorted(job.decoded_payload()["kwargs"]["to"] for job in failed) == [
         "user10@example.com", "user5@example.com"
     ]
     for job in failed:
@@ -183,43 +197,54 @@ def test_the_monitor_is_open_to_local_requests_only(make_app: Any) -> None:
     assert remote.status_code == 403
 
 
-def test_the_mailer_reuses_its_connection_and_replaces_a_closed_one(
-    newsletter: ModuleType,
+def test_jobs_survive_a_restart_of_the_app(
+    make_app: Any, newsletter: ModuleType, tmp_path: Path
 ) -> None:
-    local_smtp = importlib.import_module("local_smtp")
-    with local_smtp.start_smtp_server(refuse_every=0) as server:
-        mailer = newsletter.Mailer(server.host, server.port)
-        try:
-            for number in (1, 2):
-                message = newsletter.EmailMessage()
-                message["From"], message["To"] = "a@example.com", f"user{number}@example.com"
-                message["Subject"] = f"reuse {number}"
-                message.set_content("hi")
-                mailer.send(message)
-            assert mailer.connections_opened == 1
-            mailer._local.smtp.quit()  # as if the server had closed the idle connection
-            del message["Subject"]
-            message["Subject"] = "after a reconnect"
-            mailer.send(message)
-            assert mailer.connections_opened == 2
-        finally:
-            mailer.close()
-        subjects = [delivery.subject for delivery in server.deliveries()]
-        assert subjects == ["reuse 1", "reuse 2", "after a reconnect"]
+    database = str(tmp_path / "restart.db")
+    first = make_app({"JOBQ_DATABASE": database, "JOBQ_START_WORKERS": False})
+    reply = first.test_client().post("/newsletter", json={"subject": "hi", "recipients": 20})
+    assert reply.status_code == 202
+    newsletter.close_app(first)  # no worker ran: nothing was sent
+    assert newsletter.smtp_server_of(first).stats().received == 0
+
+    second = make_app({"JOBQ_DATABASE": database})  # with a new SMTP server
+    progress = wait_until_done(second)
+    assert (progress["jobs"]["completed"], progress["jobs"]["failed"]) == (20, 0)
+    received = [d.recipient for d in newsletter.smtp_server_of(second).deliveries()]
+    assert sorted(received) == sorted(f"user{n}@example.com" for n in range(1, 21))
 
 
-def test_an_unreachable_server_postpones_the_email_without_using_an_attempt(
+def test_an_unreachable_server_is_retried_with_backoff_then_fails(
     make_app: Any, newsletter: ModuleType
 ) -> None:
     app = make_app()
-    newsletter.newsletter_of(app).smtp_server.stop()
+    newsletter.smtp_server_of(app).stop()
     client = app.test_client()
     assert client.post("/newsletter", json={"subject": "hi", "recipients": 1}).status_code == 202
     queue = app.extensions["jobq"].queue
 
     def postponed() -> bool:
         job = queue.get(1)
-        return bool(job.status.value == "pending" and job.run_at > time.time() + 1)
+        return bool(job.status.value == "pending" and job.attempts >= 1)
 
     eventually(postponed)
-    assert queue.get(1).attempts == 0
+    job = queue.get(1)
+    assert job.error is not None
+    assert "cannot reach SMTP server" in job.error.message  # a TransientError: tried again
+    assert job.max_attempts == newsletter.MAX_ATTEMPTS
+
+
+def test_an_unreachable_server_fails_the_job_after_max_attempts(
+    make_app: Any, newsletter: ModuleType
+) -> None:
+    # JOBQ_EMAIL keys given by the app's config are merged into the example's.
+    app = make_app({"JOBQ_EMAIL": {"retry_delay": 0, "max_attempts": 2}})
+    newsletter.smtp_server_of(app).stop()
+    client = app.test_client()
+    assert client.post("/newsletter", json={"subject": "hi", "recipients": 1}).status_code == 202
+    progress = wait_until_done(app)
+    assert progress["jobs"]["failed"] == 1
+    job = app.extensions["jobq"].queue.get(1)
+    assert job.attempts == 2
+    assert job.error is not None
+    assert "cannot reach SMTP server" in job.error.message

@@ -2,14 +2,16 @@
 
 ``POST /newsletter`` stores one durable job per recipient in a single
 transaction and answers 202 at once. The worker threads that flask_jobq starts
-in the serving process deliver them with ``smtplib`` to a local SMTP server
-(aiosmtpd, started by this example on a free port of 127.0.0.1, see
-local_smtp.py). That server answers ``451 try again later`` to the first
-attempt for every 500th recipient, so some deliveries are retried with backoff.
-Each worker thread keeps one SMTP connection open and reuses it, reconnecting
-after an error. ``GET /newsletter/progress`` shows the queue's counts next to
-what the SMTP server received, and the extension's JSON monitor is mounted at
-``/jobq``, open to requests from 127.0.0.1 only.
+in the serving process deliver them with jobq's ready-made email handler,
+``jobq.handlers.email``, which the extension installs from
+``app.config["JOBQ_EMAIL"]``, to a local SMTP server (aiosmtpd, started by this
+example on a free port of 127.0.0.1, see local_smtp.py). That server answers
+``451 try again later`` to the first attempt for every 500th recipient; the
+handler treats a 4xx reply as temporary, so those deliveries are retried with
+backoff (a 5xx reply fails the job at once). Each worker thread keeps one SMTP
+connection open and reuses it. ``GET /newsletter/progress`` shows the queue's
+counts next to what the SMTP server received, and the extension's JSON monitor
+is mounted at ``/jobq``, open to requests from 127.0.0.1 only.
 
     python examples/newsletter/app.py                  # serve on http://127.0.0.1:5000
     python examples/newsletter/app.py --check          # queue 10,000, wait, verify, exit 0/1
@@ -24,13 +26,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import smtplib
 import sys
 import tempfile
-import threading
 import time
-from dataclasses import asdict, dataclass
-from email.message import EmailMessage
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -39,172 +38,59 @@ from local_smtp import SmtpServer, start_smtp_server
 from werkzeug.exceptions import BadRequest, HTTPException
 
 import jobq
-from flask_jobq import JobQ, signals
+from flask_jobq import JobQ
+from flask_jobq.handlers import send_email
+from jobq.handlers import email
 
 HERE = Path(__file__).resolve().parent
 EXTENSION_KEY = "newsletter"
-QUEUE = "newsletter"
-TASK_NAME = "newsletter.send_email"
+QUEUE = "newsletter"  # the emails' own queue, served by this app's workers
 SENDER = "newsletter@example.com"
 MAX_RECIPIENTS = 10_000
 MAX_SUBJECT_LENGTH = 200
 CONCURRENCY = 4  # worker threads, hence SMTP connections, per serving process
 MAX_ATTEMPTS = 5
-# Temporary refusals (4xx) are retried after 0.25-0.5 s, then 0.5-1 s, ... at most 10 s.
-RETRY_BACKOFF = jobq.backoff.exponential(base=0.5, cap=10.0)
-UNREACHABLE_DELAY = 5.0  # seconds before trying again when the server cannot be reached
+# Temporary refusals (4xx) are retried after 0.25-0.5 s, then 0.5-1 s, 1-2 s, 2-4 s.
+RETRY_DELAY = 0.5
 SMTP_TIMEOUT = 10.0
-TASK_TIMEOUT = 30.0
 REFUSE_EVERY = 500  # the local server answers 451 to the first try for every 500th recipient
 EXAMPLE_SUBJECT = "jobq weekly #1"
 
 
-class TemporaryDeliveryError(Exception):
-    """The SMTP server refused a message for now (4xx): the job is retried with backoff."""
+def email_settings(server: SmtpServer) -> dict[str, Any]:
+    """``JOBQ_EMAIL``: the fields of :class:`jobq.handlers.email.EmailSettings`."""
+    return {
+        "host": server.host,
+        "port": server.port,
+        "default_sender": SENDER,
+        "retry_delay": RETRY_DELAY,
+        "max_attempts": MAX_ATTEMPTS,
+        "timeout": SMTP_TIMEOUT,
+    }
 
 
-# -- SMTP connections -----------------------------------------------------------------
-
-
-class Mailer:
-    """Sends messages over one SMTP connection per thread, kept open between messages.
-
-    A connection is dropped after any error that may have left it in an unknown
-    state, and the next message opens a new one. A kept connection that the
-    server closed meanwhile is replaced once, before anything was sent on it.
-    :meth:`close` closes every connection this mailer opened, in any thread.
-    """
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host = host
-        self.port = port
-        self._local = threading.local()
-        self._lock = threading.Lock()
-        self._open: set[smtplib.SMTP] = set()
-        self.connections_opened = 0
-
-    def send(self, message: EmailMessage) -> None:
-        """Send ``message``; smtplib's exceptions (and OSError) propagate."""
-        smtp: smtplib.SMTP | None = getattr(self._local, "smtp", None)
-        if smtp is not None:
-            try:
-                smtp.send_message(message)
-                return
-            except smtplib.SMTPServerDisconnected:
-                self._drop(smtp)  # closed while idle: nothing was sent, so try a new one
-            except BaseException as error:
-                self._after_error(smtp, error)
-                raise
-        smtp = self._connect()
-        try:
-            smtp.send_message(message)
-        except BaseException as error:
-            self._after_error(smtp, error)
-            raise
-
-    def close(self) -> None:
-        """Say QUIT on every connection still open (call once the workers stopped)."""
-        with self._lock:
-            connections, self._open = list(self._open), set()
-        for smtp in connections:
-            try:
-                smtp.quit()
-            except (smtplib.SMTPException, OSError):
-                smtp.close()
-
-    def _connect(self) -> smtplib.SMTP:
-        smtp = smtplib.SMTP(self.host, self.port, timeout=SMTP_TIMEOUT)
-        with self._lock:
-            self._open.add(smtp)
-            self.connections_opened += 1
-        self._local.smtp = smtp
-        return smtp
-
-    def _after_error(self, smtp: smtplib.SMTP, error: BaseException) -> None:
-        # smtplib sends RSET after a refused sender, recipient or message: the
-        # connection stays usable, unless the server said it is closing it (421).
-        refused = (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused,
-                   smtplib.SMTPDataError)
-        if isinstance(error, refused) and _reply_of(error)[0] != 421:
-            return
-        self._drop(smtp)
-
-    def _drop(self, smtp: smtplib.SMTP) -> None:
-        with self._lock:
-            self._open.discard(smtp)
-        if getattr(self._local, "smtp", None) is smtp:
-            self._local.smtp = None
-        smtp.close()
-
-
-def _reply_of(error: smtplib.SMTPException) -> tuple[int, str]:
-    """The SMTP reply code and text behind a refusal."""
-    reply: tuple[int, bytes | str]
-    if isinstance(error, smtplib.SMTPRecipientsRefused):
-        reply = next(iter(error.recipients.values()))
-    elif isinstance(error, smtplib.SMTPResponseException):
-        reply = error.smtp_code, error.smtp_error
-    else:
-        return 0, str(error)
-    code, text = reply
-    return code, text.decode(errors="replace") if isinstance(text, bytes) else text
-
-
-# -- the app ---------------------------------------------------------------------------
-
-
-@dataclass
-class Newsletter:
-    """What the example keeps per app besides jobq: the SMTP server and the mailer."""
-
-    smtp_server: SmtpServer
-    mailer: Mailer
-
-
-def newsletter_of(app: Flask) -> Newsletter:
-    newsletter: Newsletter = app.extensions[EXTENSION_KEY]
-    return newsletter
-
-
-jobq_ext = JobQ()
-
-
-@jobq_ext.task(TASK_NAME, max_attempts=MAX_ATTEMPTS, backoff=RETRY_BACKOFF, queue=QUEUE,
-               timeout=TASK_TIMEOUT)
-def send_email(recipient: str, subject: str) -> None:
-    """Send one newsletter email (runs in a worker thread, inside the app's context)."""
-    message = EmailMessage()
-    message["From"] = SENDER
-    message["To"] = recipient
-    message["Subject"] = subject
-    message.set_content(
+def message_text(recipient: str, subject: str) -> str:
+    """The body of the email to ``recipient``."""
+    return (
         f"Hello {recipient.split('@')[0]},\n\n"
         f"this is {subject!r}, sent to you by a jobq worker thread.\n\n"
         "-- \nthe jobq newsletter demo\n"
     )
-    try:
-        newsletter_of(current_app).mailer.send(message)
-    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPResponseException) as error:
-        code, text = _reply_of(error)
-        if 400 <= code < 500:
-            # Counts as an attempt: retried with RETRY_BACKOFF, failed after MAX_ATTEMPTS.
-            raise TemporaryDeliveryError(f"{recipient}: {code} {text}") from error
-        raise jobq.Fail(f"{recipient}: refused for good: {code} {text}") from error
-    except (smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError, ConnectionError,
-            TimeoutError) as error:
-        # The server is down or unreachable: wait and try again without using up an
-        # attempt, so a mail server restart does not fail thousands of emails.
-        reason = f"SMTP server unreachable: {error}"
-        raise jobq.Retry(delay=UNREACHABLE_DELAY, reason=reason) from error
 
 
-@signals.worker_stopped.connect
-def _close_connections(app: Flask, **_: Any) -> None:
-    # The pool's threads are done with their connections: close them now rather
-    # than leave them open until the app is closed.
-    newsletter = app.extensions.get(EXTENSION_KEY)
-    if isinstance(newsletter, Newsletter):
-        newsletter.mailer.close()
+def smtp_server_of(app: Flask) -> SmtpServer:
+    """The local SMTP server this app started."""
+    server: SmtpServer = app.extensions[EXTENSION_KEY]
+    return server
+
+
+def mailer_of(app: Flask) -> email.Mailer:
+    """The email handler's SMTP connections, as installed on the app's queue."""
+    mailer: email.Mailer = jobq_ext.state(app).queue.extensions[email.EXTENSION_KEY]
+    return mailer
+
+
+jobq_ext = JobQ()
 
 
 def create_app(
@@ -216,21 +102,25 @@ def create_app(
     """Build the app and start its local SMTP server; stop both with :func:`close_app`.
 
     ``test_config`` overrides the configuration (e.g. ``JOBQ_DATABASE``, a path
-    relative to the instance folder or absolute). The SMTP server answers 451 to
-    the first attempt for every ``refuse_every``-th recipient and 550 to every
-    ``reject_every``-th one (0: never).
+    relative to the instance folder or absolute; ``JOBQ_EMAIL`` keys are merged
+    into the example's). The SMTP server answers 451 to the first attempt for
+    every ``refuse_every``-th recipient and 550 to every ``reject_every``-th one
+    (0: never).
     """
     app = Flask(__name__, instance_path=str(HERE / "instance"))
     app.config.update(
         JOBQ_DATABASE="newsletter.db",  # in the instance folder
         JOBQ_CONCURRENCY=CONCURRENCY,
+        JOBQ_QUEUES=[QUEUE],
         # The monitor at /jobq is closed unless we say who may use it: local requests.
         JOBQ_MONITOR_AUTH=lambda: request.remote_addr == "127.0.0.1",
     )
     app.config.update(test_config or {})
     server = start_smtp_server(refuse_every=refuse_every, reject_every=reject_every)
     try:
-        app.extensions[EXTENSION_KEY] = Newsletter(server, Mailer(server.host, server.port))
+        # The extension installs jobq.handlers.email with these settings.
+        app.config["JOBQ_EMAIL"] = {**email_settings(server), **app.config.get("JOBQ_EMAIL", {})}
+        app.extensions[EXTENSION_KEY] = server
         jobq_ext.init_app(app)
     except BaseException:
         server.stop()
@@ -249,8 +139,8 @@ def create_app(
             "how": (
                 "POST /newsletter stores one durable job per recipient (user1@example.com, "
                 "user2@example.com, ...) in one transaction and answers 202. The app's "
-                f"{CONCURRENCY} worker threads send them with smtplib, each over its own "
-                f"reused connection, to a local SMTP server on {server.host}:{server.port} "
+                f"{CONCURRENCY} worker threads send them with jobq.handlers.email, each over "
+                f"its own reused connection, to a local SMTP server on {server.host}:{server.port} "
                 f"that answers '451 try again later' to the first attempt for every "
                 f"{refuse_every}th recipient: those are retried with backoff. Jobs survive a "
                 "restart of the app."
@@ -277,8 +167,11 @@ def create_app(
     def queue_newsletter() -> tuple[dict[str, Any], int, dict[str, str]]:
         subject, count = parse_newsletter()
         started = time.perf_counter()
+        recipients = [f"user{number}@example.com" for number in range(1, count + 1)]
         ids = send_email.enqueue_many(
-            [(f"user{number}@example.com", subject) for number in range(1, count + 1)]
+            [{"to": to, "subject": subject, "text": message_text(to, subject)}
+             for to in recipients],
+            queue=QUEUE,
         )
         progress = url_for("progress")
         return (
@@ -314,12 +207,10 @@ def create_app(
 
 def close_app(app: Flask, timeout: float = 10.0) -> None:
     """Stop the app's workers (unsent emails stay queued), its connections and SMTP server."""
-    newsletter = newsletter_of(app)
     try:
-        jobq_ext.close(app, timeout)
+        jobq_ext.close(app, timeout)  # closing the queue closes the handler's connections
     finally:
-        newsletter.mailer.close()
-        newsletter.smtp_server.stop()
+        smtp_server_of(app).stop()
 
 
 def parse_newsletter() -> tuple[str, int]:
@@ -345,8 +236,14 @@ def parse_newsletter() -> tuple[str, int]:
     if len(subject) > MAX_SUBJECT_LENGTH:
         raise BadRequest(f"'subject' must be at most {MAX_SUBJECT_LENGTH} characters, "
                          f"got {len(subject)}")
-    if any(ord(char) < 32 or ord(char) == 127 for char in subject):
-        raise BadRequest("'subject' must not contain line breaks or control characters")
+    try:
+        # The handler's own checks (line breaks, control characters...), so that a
+        # subject it would refuse gets a 400 now rather than failing every job later.
+        to = "user1@example.com"
+        email.build_message(to, subject, text=message_text(to, subject),
+                            settings=mailer_of(current_app).settings)
+    except ValueError as error:
+        raise BadRequest(f"'subject' cannot be sent: {error}") from None
     count = body.get("recipients")
     if isinstance(count, bool) or not isinstance(count, int):
         raise BadRequest(f"'recipients' must be an integer from 1 to {MAX_RECIPIENTS}, "
@@ -364,7 +261,7 @@ def check(count: int) -> bool:
     scratch = tempfile.TemporaryDirectory(prefix="jobq-newsletter-check-")
     app = create_app({"JOBQ_DATABASE": os.path.join(scratch.name, "newsletter.db")})
     client = app.test_client()
-    server = newsletter_of(app).smtp_server
+    server = smtp_server_of(app)
     failures: list[str] = []
 
     def expect(name: str, ok: bool, detail: str = "") -> None:
@@ -419,9 +316,10 @@ def check(count: int) -> bool:
         expect(f"{expected_refused} deliveries refused with 451 were retried and delivered",
                len(refused) == expected_refused and refused <= set(recipients),
                f"{len(refused)} refused")
-        connections = newsletter_of(app).mailer.connections_opened
+        connections = mailer_of(app).connections_opened
         expect("SMTP connections were reused", connections <= CONCURRENCY + expected_refused,
-               f"{connections} connections for {count} messages")
+               f"{connections} connections for {count} messages with {CONCURRENCY} worker "
+               f"threads (the server saw {server.stats().connections})")
         monitor = client.get("/jobq/stats")
         expect("the monitor at /jobq answers a local request", monitor.status_code == 200)
         forbidden = client.get("/jobq/stats", environ_base={"REMOTE_ADDR": "192.0.2.1"})
@@ -449,7 +347,7 @@ def check(count: int) -> bool:
 
 def serve(host: str, port: int) -> None:
     app = create_app()
-    server = newsletter_of(app).smtp_server
+    server = smtp_server_of(app)
     base = f"http://{host}:{port}"
     body = json.dumps({"subject": EXAMPLE_SUBJECT, "recipients": MAX_RECIPIENTS})
     print(f"jobq newsletter demo on {base}; local SMTP server on {server.host}:{server.port}; "

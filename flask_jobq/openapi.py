@@ -303,13 +303,13 @@ _PATHS: dict[str, Any] = {
     "/jobs/{job_id}/cancel": {
         "post": {
             "operationId": "cancelJob",
-            "summary": "Cancel a pending job, or ask a running one to stop; a finished job "
-                       "is left as it is.",
+            "summary": "Cancel a pending job, or ask a running one to stop.",
             "parameters": [_JOB_ID, _CSRF_HEADER],
             "requestBody": _COMMAND_BODY,
             "responses": {
                 "200": _json(_ref("Job"), "The job after the request."),
                 "404": _error("No job has this id."),
+                "409": _error("The job already finished: there is nothing to cancel."),
                 **_COMMAND_ERRORS,
             },
         },

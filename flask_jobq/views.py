@@ -173,9 +173,15 @@ def make_blueprint() -> Blueprint:
 
     @bp.post("/jobs/<int:job_id>/cancel")
     def cancel_job(job_id: int) -> ResponseReturnValue:
-        """Cancel a job (a running one is asked to stop); returns the job."""
+        """Cancel a job (a running one is asked to stop); returns the job. A job that
+        already finished is a conflict (409): there is nothing left to cancel."""
         _command_body()
-        return job_json(extension.state_for().queue.cancel(_job_id(job_id)))
+        queue = extension.state_for().queue
+        job = queue.get(_job_id(job_id))
+        if job.status.is_final:
+            return _error(409, "Conflict", f"job {job.id} is already {job.status.value}; "
+                                           "there is nothing to cancel")  # fmt: skip
+        return job_json(queue.cancel(job.id))
 
     @bp.post("/jobs/<int:job_id>/retry")
     def retry_job(job_id: int) -> ResponseReturnValue:

@@ -222,10 +222,9 @@ def test_retry_rejects_delays_that_are_no_finite_number(
 
 
 @pytest.mark.parametrize("finished", ["completed", "failed", "cancelled"])
-def test_cancelling_a_finished_job_leaves_it_as_it_is(
+def test_cancelling_a_finished_job_is_a_conflict_and_changes_nothing(
     monitor: Monitor, queue: jobq.DurableQueue, finished: str
 ) -> None:
-    """The documented answer is 200 with the job unchanged (not 409): cancel is idempotent."""
     job = _enqueue(queue, "fail") if finished == "failed" else _enqueue(queue, "add", 1, 2)
     if finished == "cancelled":
         queue.cancel(job.id)
@@ -233,10 +232,9 @@ def test_cancelling_a_finished_job_leaves_it_as_it_is(
     before = queue.get(job.id)
     assert before.status.value == finished
 
-    response = monitor.post(f"/jobs/{job.id}/cancel")
+    message = _error(monitor.post(f"/jobs/{job.id}/cancel"), 409)
 
-    assert response.status_code == 200
-    assert response.get_json()["status"] == finished
+    assert message == f"job {job.id} is already {finished}; there is nothing to cancel"
     assert queue.get(job.id) == before
 
 

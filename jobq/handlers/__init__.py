@@ -24,10 +24,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+from .. import backoff as backoffs
 from ..context import current_job
 from ..errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from ..queue import DurableQueue
 
 S = TypeVar("S")
 H = TypeVar("H")
@@ -62,3 +66,30 @@ def installed(key: str, kind: type[H], install_hint: str) -> H:
             f"the {key} handler is not installed on this queue; call {install_hint} first"
         )
     return found
+
+
+def replace_installed(queue: DurableQueue, key: str, value: object) -> None:
+    """Keep ``value`` on ``queue`` under ``key``, closing what was there before (the
+    connections of an earlier install)."""
+    previous = queue.extensions.get(key)
+    queue.extensions[key] = value
+    _close(previous)
+
+
+def remove_installed(queue: DurableQueue, key: str) -> None:
+    """Forget what was kept under ``key`` and close its connections."""
+    _close(queue.extensions.pop(key, None))
+
+
+def retry_backoff(first_delay: float) -> backoffs.Backoff:
+    """Exponential backoff with jitter from ``first_delay`` seconds, capped at an hour
+    (or at ``first_delay`` if longer); no delay when it is 0."""
+    if first_delay <= 0:
+        return backoffs.fixed(0.0)
+    return backoffs.exponential(base=first_delay, cap=max(3600.0, first_delay))
+
+
+def _close(value: object) -> None:
+    close = getattr(value, "close", None)
+    if callable(close):
+        close()

@@ -55,10 +55,9 @@ from email.utils import formatdate, make_msgid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol
 
-from .. import backoff as backoffs
 from ..context import current_job
 from ..errors import ConfigurationError, Fail, JobqError, TransientError
-from . import installed, settings_from_mapping
+from . import installed, remove_installed, replace_installed, retry_backoff, settings_from_mapping
 
 if TYPE_CHECKING:
     from ..queue import DurableQueue
@@ -777,15 +776,8 @@ def _installer(task_function: Callable[_P, dict[str, Any]]) -> _Install[_P]:
             settings = EmailSettings()
         elif not isinstance(settings, EmailSettings):
             settings = EmailSettings.from_mapping(settings)
-        previous = queue.extensions.get(EXTENSION_KEY)
-        queue.extensions[EXTENSION_KEY] = Mailer(settings)
-        if isinstance(previous, Mailer):
-            previous.close()
-        backoff = (
-            backoffs.exponential(base=settings.retry_delay, cap=max(3600.0, settings.retry_delay))
-            if settings.retry_delay > 0
-            else backoffs.fixed(0.0)
-        )
+        replace_installed(queue, EXTENSION_KEY, Mailer(settings))
+        backoff = retry_backoff(settings.retry_delay)
         return queue.task(TASK_NAME, max_attempts=settings.max_attempts, backoff=backoff)(
             task_function
         )
@@ -804,6 +796,4 @@ def uninstall(queue: DurableQueue) -> None:
     Call it after stopping the queue's workers. The task stays registered; its
     jobs fail with a message saying the handler is not installed.
     """
-    mailer = queue.extensions.pop(EXTENSION_KEY, None)
-    if isinstance(mailer, Mailer):
-        mailer.close()
+    remove_installed(queue, EXTENSION_KEY)

@@ -61,10 +61,9 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from .. import __version__, codec
-from .. import backoff as backoffs
 from ..context import current_job
 from ..errors import ConfigurationError, Fail, JobqError, TransientError
-from . import installed, settings_from_mapping
+from . import installed, remove_installed, replace_installed, retry_backoff, settings_from_mapping
 from ._netguard import DestinationRefused, NetGuard, Resolver, guarded_adapter, system_resolver
 
 if TYPE_CHECKING:
@@ -650,12 +649,8 @@ def _installer(task_function: Callable[_P, dict[str, Any]]) -> _Install[_P]:
             settings = WebhookSettings()
         elif not isinstance(settings, WebhookSettings):
             settings = WebhookSettings.from_mapping(settings)
-        previous = queue.extensions.get(EXTENSION_KEY)
-        queue.extensions[EXTENSION_KEY] = WebhookDeliverer(settings, resolver=resolver)
-        if isinstance(previous, WebhookDeliverer):
-            previous.close()
-        backoff = backoffs.exponential(base=settings.retry_delay,
-                                       cap=max(3600.0, settings.retry_delay))
+        replace_installed(queue, EXTENSION_KEY, WebhookDeliverer(settings, resolver=resolver))
+        backoff = retry_backoff(settings.retry_delay)
         return queue.task(TASK_NAME, max_attempts=settings.max_attempts, backoff=backoff)(
             task_function
         )
@@ -674,6 +669,4 @@ def uninstall(queue: DurableQueue) -> None:
     Call it after stopping the queue's workers. The task stays registered; its
     jobs fail with a message saying the handler is not installed.
     """
-    deliverer = queue.extensions.pop(EXTENSION_KEY, None)
-    if isinstance(deliverer, WebhookDeliverer):
-        deliverer.close()
+    remove_installed(queue, EXTENSION_KEY)

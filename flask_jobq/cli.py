@@ -83,6 +83,7 @@ def worker(concurrency: int | None, queues: tuple[str, ...], grace: float,
     core.configure_logging(log_level)
     chosen = cli_format.split_names(queues)
     try:
+        state.declare_schedules()  # JOBQ_SCHEDULES: this worker fires them too
         code = core.run_worker(
             state.queue,
             concurrency=state.concurrency if concurrency is None else concurrency,

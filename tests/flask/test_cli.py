@@ -196,6 +196,36 @@ def test_worker_in_process_until_sigterm(app: Flask, invoke: Callable[..., Resul
     assert state_for(app).pool is None  # JOBQ_START_WORKERS = False: nothing else started
 
 
+def test_worker_fires_the_schedules_of_the_config(
+    make_app: AppFactory, ext: JobQ
+) -> None:
+    @ext.task("tick")
+    def tick(label: str) -> str:
+        return label
+
+    app = make_app("ticker", JOBQ_START_WORKERS=False,
+                   JOBQ_SCHEDULES={"every-second": {"task": "tick", "every": 1, "args": ["x"]}})
+    app.cli.add_command(jobq_cli)
+    queue = state_for(app).queue
+
+    def terminate_after_a_fire() -> None:
+        deadline = time.monotonic() + DEADLINE
+        while time.monotonic() < deadline and not queue.list(status=JobStatus.COMPLETED):
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    helper = threading.Thread(target=terminate_after_a_fire)
+    helper.start()
+    try:
+        result = app.test_cli_runner().invoke(args=["jobq", "worker", "--grace", "5"])
+    finally:
+        helper.join(DEADLINE + 5)
+    assert result.exit_code == 0, result.output
+    [info] = queue.schedules()
+    assert info.name == "every-second"
+    assert [job.decoded_result() for job in queue.list(status=JobStatus.COMPLETED)][:1] == ["x"]
+
+
 # -- recurring schedules ------------------------------------------------------------------
 
 

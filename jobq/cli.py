@@ -359,10 +359,12 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 _DESCRIPTION = """\
-Run jobq workers and look after the jobs of one SQLite database, without Flask
-(with Flask, use 'flask jobq ...').
+Run jobq workers and look after the jobs of one database (a SQLite file or a
+postgresql:// URL), without Flask (with Flask, use 'flask jobq ...').
 
-Every command takes --db PATH (or the JOBQ_DATABASE environment variable).
+Every command but move-jobs takes --db PATH_OR_URL (or the JOBQ_DATABASE
+environment variable). 'jobq move-jobs --from FILE --to URL' moves waiting jobs
+from a SQLite file to PostgreSQL.
 
 How workers find your tasks: the worker opens the database given by --db,
 makes it the process's default queue (jobq.configure), then imports each

@@ -25,7 +25,7 @@ from .errors import ConfigurationError, JobqError, PayloadError, ScheduleNotFoun
 from .job import Job, JobStatus
 from .schedules import MissedPolicy, Schedule, ScheduleInfo, fire_due
 from .schedules import info as schedule_info
-from .storage.base import NewJob, Stats, Storage
+from .storage.base import NewJob, Stats, Storage, TaskLimit
 from .tasks import JobOptions, Task, split_call, task_limits
 
 if TYPE_CHECKING:
@@ -178,6 +178,8 @@ class DurableQueue:
         self.extensions: dict[str, Any] = {}
         """Objects that add-ons keep per queue, by key (as Flask's ``app.extensions``);
         the ready-made handlers of :mod:`jobq.handlers` keep their settings here."""
+        self.task_limits: dict[str, TaskLimit] = {}
+        """The limits of the registered tasks that have any, by task name."""
         self.declared_schedules: dict[str, Schedule] = {}
         """Schedules declared in this process (:meth:`schedule`); its workers fire them."""
         self._pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
@@ -246,6 +248,10 @@ class DurableQueue:
                 limits=limits,
             )
             self.tasks[task_name] = task
+            if limits is None:
+                self.task_limits.pop(task_name, None)
+            else:
+                self.task_limits[task_name] = limits
             return task
 
         return register
@@ -465,8 +471,9 @@ class DurableQueue:
             return []
         ids = fire_due(self.storage, self.declared_schedules, self._schedule_jobs,
                        self.clock.now() if now is None else now)  # fmt: skip
-        for job_id in ids[-1:]:
-            self._wake(self.get(job_id).queue)
+        if ids:
+            for queue_name in {s.queue for s in self.declared_schedules.values()}:
+                self._wake(queue_name)
         return ids
 
     def _schedule_jobs(self, schedule: Schedule, count: int) -> builtins.list[NewJob]:

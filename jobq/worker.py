@@ -479,7 +479,7 @@ class WorkerPool:
         told, self._told = self._told, False
         if not (self._backlog or told) and not storage.has_runnable(self.queues, now=now):
             return False
-        limits = {name: task.limits for name, task in self.queue.tasks.items() if task.limits}
+        limits = self.queue.task_limits
         if limits:
             # Limited jobs only for idle threads: a claim counts as a start, so
             # they must not wait behind others in the ready list.

@@ -52,3 +52,25 @@ def stats_from_rows(
         age = 0.0 if oldest is None else max(0.0, now - oldest)
         queues[queue] = QueueStats(by_status, int(scheduled or 0), age)
     return Stats(queues, int(recent.get("completed", 0)), int(recent.get("failed", 0)), paused)
+
+
+def job_filters(
+    status: JobStatus | None,
+    queue: str | None,
+    name: str | None,
+    after_id: int | None,
+    newest_first: bool,
+    mark: str,
+) -> tuple[list[str], list[Any]]:
+    """The WHERE terms and parameters of ``list_jobs``; ``mark`` is the driver's
+    parameter placeholder (``?`` or ``%s``)."""
+    terms: list[str] = []
+    params: list[Any] = []
+    for column, value in (("status", status), ("queue", queue), ("name", name)):
+        if value is not None:
+            terms.append(f"{column} = {mark}")
+            params.append(JobStatus(value).value if column == "status" else value)
+    if after_id is not None:
+        terms.append(f"id < {mark}" if newest_first else f"id > {mark}")
+        params.append(after_id)
+    return terms, params

@@ -9,7 +9,7 @@ from collections.abc import Collection, Sequence
 from typing import Any
 
 from ._checks import check_json, check_list_limit, check_purge, check_queues, check_time
-from ._rows import COLS, FINAL, row_to_job, schedule_state, stats_from_rows
+from ._rows import COLS, FINAL, job_filters, row_to_job, schedule_state, stats_from_rows
 from ._sqlite_db import Database, describe_error
 from ._sqlite_driver import Connection, Row, retry_busy
 from ._sqlite_sql import CANCEL, LIVE_BY_KEY, RETRY, SCHEDULE_COLS
@@ -74,18 +74,10 @@ class SQLiteBase:
         newest_first: bool = False,
     ) -> list[Job]:
         check_list_limit(limit)
-        terms: list[str] = []
-        params: list[Any] = []
-        for column, value in (("status", status), ("queue", queue), ("name", name)):
-            if value is not None:
-                terms.append(f"{column} = ?")
-                params.append(JobStatus(value).value if column == "status" else value)
+        terms, params = job_filters(status, queue, name, after_id, newest_first, "?")
         if status is not None and JobStatus(status) in FINAL:
             # Always true for final jobs; it lets SQLite read jobs_finished in id order.
             terms.append("finished_at IS NOT NULL")
-        if after_id is not None:
-            terms.append("id < ?" if newest_first else "id > ?")
-            params.append(after_id)
         where = f"WHERE {' AND '.join(terms)} " if terms else ""
         order = "DESC" if newest_first else "ASC"
         sql = f"SELECT {COLS} FROM jobs {where}ORDER BY id {order} LIMIT ?"

@@ -40,7 +40,7 @@ from ._checks import (
     check_time,
 )
 from ._limits import Allowance, check_limits, rate_windows
-from ._rows import COLS, STATUS, row_to_job, schedule_state, stats_from_rows
+from ._rows import COLS, STATUS, job_filters, row_to_job, schedule_state, stats_from_rows
 from .base import (
     Completion,
     Enqueued,
@@ -526,15 +526,7 @@ class PostgresStorage:
         newest_first: bool = False,
     ) -> list[Job]:
         check_list_limit(limit)
-        terms: list[str] = []
-        params: list[Any] = []
-        for column, value in (("status", status), ("queue", queue), ("name", name)):
-            if value is not None:
-                terms.append(f"{column} = %s")
-                params.append(JobStatus(value).value if column == "status" else value)
-        if after_id is not None:
-            terms.append("id < %s" if newest_first else "id > %s")
-            params.append(after_id)
+        terms, params = job_filters(status, queue, name, after_id, newest_first, "%s")
         where = f"WHERE {' AND '.join(terms)} " if terms else ""
         order = "DESC" if newest_first else "ASC"
         statement = f"SELECT {COLS} FROM jobq_jobs {where}ORDER BY id {order} LIMIT %s"

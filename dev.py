@@ -110,7 +110,7 @@ def throwaway_postgres() -> Iterator[str | None]:
             yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
         finally:
             subprocess.run([*as_postgres, str(programs / "pg_ctl"), "-D", data, "-m", "fast",
-                            "-s", "stop"], cwd=ROOT)
+                            "-s", "stop"], cwd=folder)  # a folder the postgres user can enter
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

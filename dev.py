@@ -34,9 +34,9 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 
 
-def run(*args: str | Path) -> None:
+def run(*args: str | Path, cwd: str | Path = ROOT) -> None:
     print("+", " ".join(str(a) for a in args), flush=True)
-    completed = subprocess.run([str(a) for a in args], cwd=ROOT)
+    completed = subprocess.run([str(a) for a in args], cwd=cwd)
     if completed.returncode:
         sys.exit(completed.returncode)
 
@@ -103,9 +103,9 @@ def throwaway_postgres() -> Iterator[str | None]:
         "-c max_connections=300"
     try:
         run(*as_postgres, programs / "initdb", "-D", data, "-U", "postgres", "--auth=trust",
-            "-E", "UTF8", "--no-instructions")
+            "-E", "UTF8", "--no-instructions", cwd=folder)
         run(*as_postgres, programs / "pg_ctl", "-D", data, "-l", os.path.join(folder, "log"),
-            "-w", "-s", "-o", options, "start")
+            "-w", "-s", "-o", options, "start", cwd=folder)
         try:
             yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
         finally:

@@ -300,8 +300,10 @@ def validate_outputs(
     """Check a list of output specs as :func:`process_image` will, without a job.
 
     Call it where the specs are built from user input, before enqueueing.
-    Raises ValueError naming the bad field (``outputs[1].resize.mode ...``). With
-    ``settings``, also checks their limits and allowed formats.
+    Raises ValueError naming the bad field (``outputs[1].resize.mode ...``,
+    ``outputs[0].path 'page.html' must end in .jpg or .jpeg ...``). With
+    ``settings``, also checks their limits and allowed formats. What needs the
+    source (crops, ``max_output_pixels``) is checked when the job runs.
     """
     _parse_outputs(outputs, settings)
 
@@ -462,9 +464,10 @@ class ImageRejected(JobqError, ValueError):
     The message is a phrase to put after a subject (``f"upload {name!r} {error}"``):
     ``"is not an image in an allowed format (JPEG, PNG, WEBP, GIF)"``.
 
-    :ivar reason: ``"format"`` (not an image in an allowed format, or not an image
-        at all), ``"pixels"`` (more pixels than allowed: perhaps a decompression
-        bomb) or ``"unreadable"`` (a header the decoder refuses).
+    :ivar reason: ``"format"`` (not an image in an allowed format, not an image at
+        all, or a header too corrupt to tell), ``"pixels"`` (more pixels than
+        allowed: perhaps a decompression bomb) or ``"unreadable"`` (a header the
+        decoder of an allowed format refuses).
     """
 
     def __init__(self, message: str, reason: Literal["format", "pixels", "unreadable"]) -> None:
@@ -505,8 +508,9 @@ def open_image(
     try:
         opened = Image.open(io.BytesIO(data), formats=allowed)
     except UnidentifiedImageError:
-        raise ImageRejected(f"is not an image in an allowed format ({', '.join(allowed)})",
-                            "format") from None
+        # Also what Pillow says when an allowed format's header is too corrupt to read.
+        raise ImageRejected(f"is not an image in an allowed format ({', '.join(allowed)}), "
+                            "or its header is corrupt", "format") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         # Pillow's own limit, checked while opening (the warning, when made an error).
         raise ImageRejected(f"has too many pixels (at most {limit:,}); it may be a "
@@ -749,7 +753,8 @@ def process_image(source: str, outputs: list[dict[str, Any]], /) -> dict[str, An
         (the first that holds it) or absolute.
     :param outputs: one object per output file (see :func:`sizes`), with keys
 
-        - ``path`` (required): where to write it, relative to ``output_dir``;
+        - ``path`` (required): where to write it, relative to ``output_dir``,
+          ending in its format's extension (.jpg or .jpeg, .png, .webp);
         - ``format``: ``"jpeg"``, ``"png"`` or ``"webp"``; default from the extension;
         - ``crop``: ``{"left", "top", "width", "height"}`` in pixels of the
           (oriented) source, applied first;
@@ -769,7 +774,9 @@ def process_image(source: str, outputs: list[dict[str, Any]], /) -> dict[str, An
     "width", "height", "format", "bytes"}, ...]}``: the source's size as
     displayed (after its EXIF orientation), output paths relative to
     ``output_dir``. If the job is cancelled meanwhile, the outputs not yet
-    written are skipped. Raises :class:`~jobq.Fail` for bad input and
+    written are skipped. The outputs together may have at most
+    ``max_output_pixels`` pixels, checked before any is made. Raises
+    :class:`~jobq.Fail` for bad input and
     :class:`~jobq.TransientError` when writing fails for a reason that may
     pass; RuntimeError when called outside a job.
     """

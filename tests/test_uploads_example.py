@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import io
+import os
 import struct
 import subprocess
 import sys
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from PIL import Image, ImageDraw
+from PIL import EpsImagePlugin, Image, ImageDraw
 
 import jobq
 
@@ -29,6 +30,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "examples" / "uploads" / "app.py"
 SUBPROCESS_TIMEOUT = 60.0
 RED = (220, 30, 30)
+NOT_ALLOWED = ("not a readable image: the file is not an image in an allowed format "
+               "(JPEG, PNG, WEBP, GIF), or its header is corrupt")
 
 
 def load_example() -> ModuleType:
@@ -64,6 +67,21 @@ def app(uploads: ModuleType, tmp_path: Path) -> Flask:
 @pytest.fixture
 def client(app: Flask) -> FlaskClient:
     return app.test_client()
+
+
+@pytest.fixture
+def ghostscript_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A stand-in ``gs`` first on PATH that writes each run's arguments to the returned
+    file, which exists only if Pillow started "Ghostscript"."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    runs = tmp_path / "gs-runs.log"
+    (folder / "gs").write_text(f'#!/bin/sh\necho "$@" >> "{runs}"\n')
+    (folder / "gs").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{folder}{os.pathsep}{os.environ['PATH']}")
+    # Pillow remembers whether it found gs: make it look again, and forget it afterwards.
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", None)
+    return runs
 
 
 # -- images made here -----------------------------------------------------------------
@@ -258,12 +276,32 @@ def test_unreadable_files_are_reported_while_the_others_succeed(
     errors = {result["filename"]: result.get("error") for result in results}
     assert errors["good.jpg"] is None
     assert errors["good.png"] is None
-    for name in ("notes.txt", "truncated.jpg", "truncated.png", "corrupt.jpg"):
+    for name in ("truncated.jpg", "truncated.png"):
         assert errors[name] == "not a readable image", name
+    assert errors["notes.txt"] == errors["corrupt.jpg"] == NOT_ALLOWED
     assert errors["empty.png"].startswith("not a readable image")
     assert "too many pixels" in errors["bomb.png"]
     assert "too many pixels" in errors["big.png"]
     assert reply.get_json()["ok"] == 2
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the stand-in gs is a shell script")
+def test_only_the_allowed_decoders_ever_see_an_upload(
+    client: FlaskClient, uploads: ModuleType, ghostscript_runs: Path
+) -> None:
+    # Files Pillow could decode, in formats the app does not take, all named like a JPEG.
+    disguised = [(f"cat-{fmt.lower()}.jpg", encode(picture(40, 30), fmt))
+                 for fmt in ("EPS", "TIFF", "BMP", "ICO", "PCX")]
+    reply = post(client, uploads, [*disguised, ("good.png", encode(picture(40, 30), "PNG"))])
+    assert reply.status_code == 200
+    results = reply.get_json()["results"]
+    assert [result.get("error") for result in results] == [NOT_ALLOWED] * 5 + [None]
+    assert not ghostscript_runs.exists()  # the EPS never reached Ghostscript
+    # The stand-in does run when Pillow is asked to decode that EPS, so the check is real.
+    stand_in_ran = pytest.raises(OSError, match="cannot identify image file")  # no pixels
+    with Image.open(io.BytesIO(disguised[0][1])) as eps, stand_in_ran:
+        eps.load()
+    assert ghostscript_runs.read_text().startswith("--version")
 
 
 def test_a_request_with_no_readable_image_is_a_400(

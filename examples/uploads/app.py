@@ -9,11 +9,13 @@ however many requests arrive; the request waits for its own with a bounded
 timeout and answers JSON with one result per file, including the most resizes
 that were running at once (never more than 3).
 
-Bad input never crashes anything: a file Pillow cannot read (not an image,
-truncated, corrupt) or one with too many pixels (a decompression bomb) gets an
-error of its own while the others succeed; no files, too many files or a body
-over ``MAX_CONTENT_LENGTH`` get a JSON 400 (413 for the size; 503 when too many
-images already wait in the executor, 504 past the wait timeout). The client's file
+Bad input never crashes anything: a file that is not a JPEG, PNG, WebP or GIF
+image (only those decoders are tried: an EPS or PDF named ``.jpg`` never reaches
+Pillow's others, Ghostscript among them), a truncated or corrupt one, or one
+with too many pixels (a decompression bomb) gets an error of its own while the
+others succeed; no files, too many files or a body over ``MAX_CONTENT_LENGTH``
+get a JSON 400 (413 for the size; 503 when too many images already wait in the
+executor, 504 past the wait timeout). The client's file
 names are only echoed back: outputs get generated names, are written under the
 app's instance folder only, atomically (a temporary file, then ``os.replace``),
 and are served by ``GET /thumbnails/<name>`` through ``send_from_directory``.
@@ -41,10 +43,11 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, jsonify, request, send_from_directory
-from PIL import Image, ImageDraw, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageDraw, ImageOps
 from werkzeug.exceptions import BadRequest, HTTPException, NotFound
 
 import jobq
+from jobq.handlers.image import ImageRejected, open_image
 
 EXECUTOR_NAME = "thumbnails"
 MAX_WORKERS = 3
@@ -63,8 +66,8 @@ NOT_READABLE = "not a readable image"
 
 def configure_pillow() -> None:
     """Refuse decompression bombs. Pillow warns above ``Image.MAX_IMAGE_PIXELS`` and
-    refuses above twice that: make the warning an exception too, caught in open_image
-    (which also checks the size by hand, in case someone filters the warning out)."""
+    refuses above twice that: make the warning an exception too, caught in decode_upload
+    (jobq's open_image also checks MAX_PIXELS, in case someone filters the warning out)."""
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     warnings.simplefilter("error", Image.DecompressionBombWarning)
 
@@ -117,7 +120,7 @@ def make_thumbnails(data: bytes, directory: Path) -> Outcome:
     """Decode ``data`` and write its thumbnails into ``directory``. Runs in the executor."""
     running = RESIZES.enter()
     try:
-        image, source = open_image(data)
+        image, source = decode_upload(data)
         with image:
             image_id = uuid.uuid4().hex  # the client's file name is never part of a path
             thumbnails = [
@@ -129,14 +132,16 @@ def make_thumbnails(data: bytes, directory: Path) -> Outcome:
         RESIZES.leave()
 
 
-def open_image(data: bytes) -> tuple[Image.Image, dict[str, Any]]:
+def decode_upload(data: bytes) -> tuple[Image.Image, dict[str, Any]]:
     """The first frame, decoded, upright, as RGB or RGBA, and what the source was
-    (format, upright size); Rejected if Pillow cannot read it."""
+    (format, upright size); Rejected if it is not a readable image we accept.
+
+    jobq's ``open_image`` tries only the JPEG, PNG, WebP and GIF decoders (never
+    ``Image.open`` alone: it would hand an EPS file named ``cat.jpg`` to
+    Ghostscript) and checks the pixel count from the header, before decoding."""
     try:
-        with Image.open(io.BytesIO(data)) as opened:
+        with open_image(data, max_pixels=MAX_PIXELS) as opened:
             width, height = opened.size
-            if width * height > MAX_PIXELS:  # in case the warning was filtered out
-                raise Rejected(too_many_pixels(width, height))
             if opened.getexif().get(0x0112) in (5, 6, 7, 8):  # EXIF Orientation: on its side
                 width, height = height, width
             source = {"format": opened.format, "width": width, "height": height}
@@ -144,14 +149,13 @@ def open_image(data: bytes) -> tuple[Image.Image, dict[str, Any]]:
             with ImageOps.exif_transpose(opened) as upright:  # loads the pixels; may raise
                 alpha = upright.mode in ("RGBA", "LA", "PA") or "transparency" in upright.info
                 return upright.convert("RGBA" if alpha else "RGB"), source
+    except ImageRejected as error:  # before the generic ValueError: it is one
+        corrupt = error.reason == "unreadable"  # said like the corrupt pixels below
+        raise Rejected(NOT_READABLE if corrupt else f"{NOT_READABLE}: the file {error}") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise Rejected(f"{NOT_READABLE}: too many pixels (at most {MAX_PIXELS:,})") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+    except (OSError, SyntaxError, ValueError, EOFError):  # truncated or corrupt pixels
         raise Rejected(NOT_READABLE) from None
-
-
-def too_many_pixels(width: int, height: int) -> str:
-    return f"{NOT_READABLE}: {width} x {height} is too many pixels (at most {MAX_PIXELS:,})"
 
 
 def write_thumbnail(image: Image.Image, label: str, box: int, stem: Path) -> dict[str, Any]:
@@ -447,8 +451,14 @@ def check() -> bool:
         print(f"  corrupt file: {results[1]}")
         expect("a corrupt file is reported while the others succeed",
                reply.status_code == 200 and "thumbnails" in results[0]
-               and results[1].get("error") == NOT_READABLE
-               and results[2].get("error") == NOT_READABLE)
+               and results[1].get("error", "").startswith(NOT_READABLE)
+               and results[2].get("error", "").startswith(NOT_READABLE))
+        eps = io.BytesIO()
+        Image.new("RGB", (20, 20), "red").save(eps, "EPS")  # PostScript: Ghostscript decodes it
+        reply = post([("cat.jpg", eps.getvalue())])
+        error = reply.get_json()["results"][0].get("error", "")
+        expect("an EPS file named cat.jpg is refused, no decoder but the allowed ones tried",
+               reply.status_code == 400 and "not an image in an allowed format" in error, error)
 
         too_many = post([samples[3]] * (MAX_FILES + 1))
         expect(f"{MAX_FILES + 1} files answer 400", too_many.status_code == 400,

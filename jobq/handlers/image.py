@@ -16,6 +16,9 @@ outside the allowed folders, an invalid output spec) fails the job at once with
 :class:`~jobq.Fail`; a failed write (disk full) raises
 :class:`~jobq.TransientError`, which is retried up to ``max_attempts``. The
 output spec is described in :func:`process_image` and ``docs/handlers/image.md``.
+
+:func:`open_image` is the one way this module opens an untrusted image; use it
+wherever your own code opens uploads, so only the allowed decoders ever run.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from ..context import current_job
-from ..errors import ConfigurationError, Fail, TransientError
+from ..errors import ConfigurationError, Fail, JobqError, TransientError
 from . import installed, settings_from_mapping
 
 if TYPE_CHECKING:
@@ -64,6 +67,9 @@ MAX_SIDE = 65_535
 """Largest width or height, in pixels, an output spec may ask for."""
 
 _FORMAT_NAMES = {"jpeg": "JPEG", "jpg": "JPEG", "png": "PNG", "webp": "WEBP", "gif": "GIF"}
+# An output's file name extension must be one of its format's: a web server picks the
+# Content-Type (or a handler, such as PHP) from it, whatever the bytes are.
+_EXTENSIONS = {"JPEG": (".jpg", ".jpeg"), "PNG": (".png",), "WEBP": (".webp",)}
 _OUTPUT_KEYS = ("path", "format", "resize", "crop", "thumbnail", "quality", "optimize",
                 "strip_metadata", "auto_orient")
 _RESIZE_KEYS = ("width", "height", "mode")
@@ -90,6 +96,10 @@ class ImageSettings:
         (checked by :func:`install`).
     :param max_input_bytes: largest source file, in bytes. Default 50 MiB.
     :param max_outputs: most outputs one job may ask for. Default 10.
+    :param max_output_pixels: most pixels (width x height) all the outputs of one
+        job may have together, counted from the source's size and the specs before
+        any output is made; a job over it fails at once. Default 100,000,000
+        (twice the default ``max_pixels``), at least 1.
     :param quality: JPEG and WebP quality (1 to 100) of outputs that give none.
         Default 85.
     :param max_attempts: attempts of a job (at least 1). Default 2: bad input
@@ -110,6 +120,7 @@ class ImageSettings:
     max_pixels: int = 50_000_000
     max_input_bytes: int = 50 * 1024 * 1024
     max_outputs: int = 10
+    max_output_pixels: int = 100_000_000
     quality: int = 85
     max_attempts: int = 2
     input_formats: tuple[str, ...] = INPUT_FORMATS
@@ -129,6 +140,7 @@ class ImageSettings:
         _check_int("max_pixels", self.max_pixels, 1)
         _check_int("max_input_bytes", self.max_input_bytes, 1)
         _check_int("max_outputs", self.max_outputs, 1)
+        _check_int("max_output_pixels", self.max_output_pixels, 1)
         _check_int("quality", self.quality, 1, 100)
         _check_int("max_attempts", self.max_attempts, 1)
         for name, supported in (("input_formats", INPUT_FORMATS),
@@ -264,20 +276,21 @@ def _parse_output(spec: Any, where: str) -> _Output:
 
 
 def _output_format(given: Any, path: str, where: str) -> str:
-    suffix = PurePath(path).suffix.lower().lstrip(".")
-    from_suffix = _FORMAT_NAMES.get(suffix)
+    """The output's format, from ``given`` or else from the path's extension, which
+    must be one of that format's (``_EXTENSIONS``) either way."""
+    suffix = PurePath(path).suffix.lower()
     if given is None:
-        if from_suffix not in OUTPUT_FORMATS:
-            raise ValueError(
-                f"{where}.path {path!r} does not end in .jpg, .jpeg, .png or .webp; "
-                f"give {where}.format")
-        return from_suffix
-    fmt = _FORMAT_NAMES.get(given.lower()) if isinstance(given, str) else None
+        for fmt, suffixes in _EXTENSIONS.items():
+            if suffix in suffixes:
+                return fmt
+        raise ValueError(f"{where}.path {path!r} must end in .jpg, .jpeg, .png or .webp, "
+                         "the extension of the format it is written in")
+    fmt = _FORMAT_NAMES.get(given.lower(), "") if isinstance(given, str) else ""
     if fmt not in OUTPUT_FORMATS:
         raise ValueError(f"{where}.format must be 'jpeg', 'png' or 'webp', got {given!r}")
-    if from_suffix is not None and from_suffix != fmt:
-        raise ValueError(f"{where}.path {path!r} has the extension of another format "
-                         f"than {where}.format {given!r}")
+    if suffix not in _EXTENSIONS[fmt]:
+        raise ValueError(f"{where}.path {path!r} must end in {' or '.join(_EXTENSIONS[fmt])} "
+                         f"to be written as {where}.format {given!r}")
     return fmt
 
 
@@ -287,8 +300,10 @@ def validate_outputs(
     """Check a list of output specs as :func:`process_image` will, without a job.
 
     Call it where the specs are built from user input, before enqueueing.
-    Raises ValueError naming the bad field (``outputs[1].resize.mode ...``). With
-    ``settings``, also checks their limits and allowed formats.
+    Raises ValueError naming the bad field (``outputs[1].resize.mode ...``,
+    ``outputs[0].path 'page.html' must end in .jpg or .jpeg ...``). With
+    ``settings``, also checks their limits and allowed formats. What needs the
+    source (crops, ``max_output_pixels``) is checked when the job runs.
     """
     _parse_outputs(outputs, settings)
 
@@ -443,31 +458,88 @@ def _os_error(what: str, exc: OSError) -> Fail | TransientError:
     return TransientError(message)
 
 
+class ImageRejected(JobqError, ValueError):
+    """An untrusted image that :func:`open_image` refuses.
+
+    The message is a phrase to put after a subject (``f"upload {name!r} {error}"``):
+    ``"is not an image in an allowed format (JPEG, PNG, WEBP, GIF)"``.
+
+    :ivar reason: ``"format"`` (not an image in an allowed format, not an image at
+        all, or a header too corrupt to tell), ``"pixels"`` (more pixels than
+        allowed: perhaps a decompression bomb) or ``"unreadable"`` (a header the
+        decoder of an allowed format refuses).
+    """
+
+    def __init__(self, message: str, reason: Literal["format", "pixels", "unreadable"]) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def open_image(
+    data: bytes, *, max_pixels: int, formats: Iterable[str] = INPUT_FORMATS
+) -> Image.Image:
+    """Open an untrusted image from its bytes, trying only the decoders of
+    ``formats``, and check its size from its header before any pixel is decoded.
+
+    Open uploads with this rather than ``PIL.Image.open``, which tries every
+    decoder Pillow has whatever the file is called: an EPS file named
+    ``cat.jpg`` would run Ghostscript. :func:`process_image` opens its sources
+    with it. ::
+
+        with image.open_image(data, max_pixels=40_000_000) as picture:
+            picture.load()
+
+    :param data: the file's bytes.
+    :param max_pixels: most pixels (width x height) the image may declare, at
+        least 1. Pillow's process-wide ``PIL.Image.MAX_IMAGE_PIXELS`` applies too.
+    :param formats: formats that may be read, a subset of :data:`INPUT_FORMATS`
+        (the default); case does not matter and ``"jpg"`` means JPEG.
+    :returns: the opened image, pixels not yet decoded: call ``.load()`` (after
+        ``.draft()`` to decode a JPEG at a smaller scale), and close it (``with``).
+        Decoding may still fail for a truncated or corrupt file.
+    :raises ImageRejected: not an image in ``formats``, more pixels than
+        ``max_pixels`` (or than Pillow's limit), or a header the decoder refuses.
+    :raises ValueError, TypeError: a bad ``max_pixels`` or ``formats``.
+    """
+    _check_int("max_pixels", max_pixels, 1)
+    allowed = _formats("formats", formats, INPUT_FORMATS)
+    pillow_limit = Image.MAX_IMAGE_PIXELS
+    limit = max_pixels if pillow_limit is None else min(max_pixels, pillow_limit)
+    try:
+        opened = Image.open(io.BytesIO(data), formats=allowed)
+    except UnidentifiedImageError:
+        # Also what Pillow says when an allowed format's header is too corrupt to read.
+        raise ImageRejected(f"is not an image in an allowed format ({', '.join(allowed)}), "
+                            "or its header is corrupt", "format") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        # Pillow's own limit, checked while opening (the warning, when made an error).
+        raise ImageRejected(f"has too many pixels (at most {limit:,}); it may be a "
+                            "decompression bomb", "pixels") from None
+    except _DECODE_ERRORS as exc:
+        raise ImageRejected(f"is not a readable image: {exc}", "unreadable") from None
+    width, height = opened.size  # from the header: no pixel decoded yet
+    if width * height > max_pixels:
+        opened.close()
+        raise ImageRejected(f"declares {width} x {height} = {width * height:,} pixels, more "
+                            f"than max_pixels ({max_pixels:,}); it may be a decompression bomb",
+                            "pixels")
+    return opened
+
+
 def _decode(data: bytes, source: str, settings: ImageSettings) -> tuple[Image.Image, str]:
     """The first frame of the image, loaded, as RGB, RGBA or L, its metadata in
     ``.info``, and its format; Fail if it is not a readable image within the limits."""
-    too_many = (f"source {source!r} has too many pixels (at most max_pixels = "
-                f"{settings.max_pixels:,}); it may be a decompression bomb")
     try:
-        opened = Image.open(io.BytesIO(data), formats=settings.input_formats)
-    except UnidentifiedImageError:
-        raise Fail(f"source {source!r} is not an image in an accepted format "
-                   f"({', '.join(settings.input_formats)})") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        # Pillow's own, process-wide limit (MAX_IMAGE_PIXELS), checked while opening.
-        raise Fail(too_many) from None
-    except _DECODE_ERRORS as exc:
-        raise Fail(f"source {source!r} is not a readable image: {exc}") from None
+        opened = open_image(data, max_pixels=settings.max_pixels,
+                            formats=settings.input_formats)
+    except ImageRejected as exc:
+        raise Fail(f"source {source!r} {exc}") from None
     try:
-        width, height = opened.size  # from the header: no pixel decoded yet
-        if width * height > settings.max_pixels:
-            raise Fail(f"source {source!r} declares {width} x {height} = {width * height:,} "
-                       f"pixels, more than max_pixels ({settings.max_pixels:,}); "
-                       "it may be a decompression bomb")
         try:
             opened.load()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise Fail(too_many) from None
+            raise Fail(f"source {source!r} has too many pixels (at most max_pixels = "
+                       f"{settings.max_pixels:,}); it may be a decompression bomb") from None
         except _DECODE_ERRORS as exc:
             raise Fail(f"source {source!r} is not a readable image (truncated or "
                        f"corrupt): {exc}") from None
@@ -510,22 +582,55 @@ def _check_crop(image: Image.Image, output: _Output) -> None:
                        f"outside the image ({image.width} x {image.height})")
 
 
+def _contained(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
+    """The largest size inside ``box`` with the aspect ratio of ``size``, as
+    ``ImageOps.contain`` computes it (but never 0 pixels wide or high)."""
+    width, height = size
+    if width * box[1] > box[0] * height:  # wider than the box
+        return box[0], max(1, round(height / width * box[0]))
+    if width * box[1] < box[0] * height:
+        return max(1, round(width / height * box[1])), box[1]
+    return box
+
+
+def _output_size(size: tuple[int, int], output: _Output) -> tuple[int, int]:
+    """The width and height ``output`` gets from a source of ``size`` (as oriented)."""
+    if output.crop is not None:
+        size = output.crop[2], output.crop[3]
+    if output.resize is not None:
+        width, height, mode = output.resize
+        return (width, height) if mode == "fill" else _contained(size, (width, height))
+    if output.thumbnail is not None:
+        box = output.thumbnail
+        if size[0] > box[0] or size[1] > box[1]:
+            return _contained(size, box)
+    return size
+
+
+def _check_output_pixels(bases: Sequence[Image.Image], plan: Sequence[_Output],
+                         settings: ImageSettings) -> None:
+    """Fail before any output is made when, together, they would have more pixels than
+    ``max_output_pixels``: a tiny source may ask for many huge outputs."""
+    sizes = [_output_size(base.size, output) for base, output in zip(bases, plan, strict=True)]
+    total = sum(width * height for width, height in sizes)
+    if total > settings.max_output_pixels:
+        each = ", ".join(f"{width} x {height}" for width, height in sizes)
+        raise Fail(f"the outputs would have {total:,} pixels in all ({each}), more than "
+                   f"max_output_pixels ({settings.max_output_pixels:,}); ask for fewer "
+                   "or smaller outputs")
+
+
 def _render(image: Image.Image, output: _Output) -> Image.Image:
     """Crop, then resize or thumbnail; JPEG gets transparency flattened on white."""
     if output.crop is not None:
         left, top, width, height = output.crop
         image = image.crop((left, top, left + width, top + height))
     lanczos = Image.Resampling.LANCZOS
-    if output.resize is not None:
-        width, height, mode = output.resize
-        if mode == "fill":
-            image = ImageOps.fit(image, (width, height), lanczos)
-        else:
-            image = ImageOps.contain(image, (width, height), lanczos)
-    elif output.thumbnail is not None:
-        width, height = output.thumbnail
-        if image.width > width or image.height > height:
-            image = ImageOps.contain(image, (width, height), lanczos)
+    size = _output_size(image.size, output)
+    if output.resize is not None and output.resize[2] == "fill":
+        image = ImageOps.fit(image, size, lanczos)
+    elif size != image.size:
+        image = image.resize(size, lanczos)
     if output.format == "JPEG" and image.mode == "RGBA":
         flat = Image.new("RGB", image.size, "white")
         flat.paste(image, mask=image.getchannel("A"))
@@ -648,7 +753,8 @@ def process_image(source: str, outputs: list[dict[str, Any]], /) -> dict[str, An
         (the first that holds it) or absolute.
     :param outputs: one object per output file (see :func:`sizes`), with keys
 
-        - ``path`` (required): where to write it, relative to ``output_dir``;
+        - ``path`` (required): where to write it, relative to ``output_dir``,
+          ending in its format's extension (.jpg or .jpeg, .png, .webp);
         - ``format``: ``"jpeg"``, ``"png"`` or ``"webp"``; default from the extension;
         - ``crop``: ``{"left", "top", "width", "height"}`` in pixels of the
           (oriented) source, applied first;
@@ -668,7 +774,9 @@ def process_image(source: str, outputs: list[dict[str, Any]], /) -> dict[str, An
     "width", "height", "format", "bytes"}, ...]}``: the source's size as
     displayed (after its EXIF orientation), output paths relative to
     ``output_dir``. If the job is cancelled meanwhile, the outputs not yet
-    written are skipped. Raises :class:`~jobq.Fail` for bad input and
+    written are skipped. The outputs together may have at most
+    ``max_output_pixels`` pixels, checked before any is made. Raises
+    :class:`~jobq.Fail` for bad input and
     :class:`~jobq.TransientError` when writing fails for a reason that may
     pass; RuntimeError when called outside a job.
     """
@@ -701,6 +809,7 @@ def process_image(source: str, outputs: list[dict[str, Any]], /) -> dict[str, An
                  for output in plan]
         for output, base in zip(plan, bases, strict=True):
             _check_crop(base, output)
+        _check_output_pixels(bases, plan, settings)
         job = current_job()
         for output, target, base in zip(plan, targets, bases, strict=True):
             if job.cancel_requested:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import re
 import resource
 import struct
 import sys
@@ -188,7 +189,7 @@ def test_format_conversions(queue: DurableQueue, task: ImageTask, inbox: Path,
     save(gif, inbox / "anim.gif", "GIF", transparency=gif.getpixel((0, 0)))
 
     made = result_of(run(queue, task, "alpha.png", [
-        {"path": "alpha.jpg"}, {"path": "alpha.webp"}, {"path": "alpha-copy", "format": "png"},
+        {"path": "alpha.jpg"}, {"path": "alpha.webp"}, {"path": "alpha-copy.PNG", "format": "png"},
     ]))["outputs"]
     assert [(m["format"], m["width"], m["height"]) for m in made] == [
         ("JPEG", 60, 40), ("WEBP", 60, 40), ("PNG", 60, 40)]
@@ -199,7 +200,7 @@ def test_format_conversions(queue: DurableQueue, task: ImageTask, inbox: Path,
     webp = opened(out / "alpha.webp")
     assert (webp.format, webp.mode) == ("WEBP", "RGBA")
     assert webp.getpixel((50, 30))[3] == 0
-    png = opened(out / "alpha-copy")
+    png = opened(out / "alpha-copy.PNG")
     assert (png.format, png.getpixel((50, 30))[3], png.getpixel((5, 5))) == (
         "PNG", 0, (255, 0, 0, 255))
 
@@ -300,6 +301,103 @@ def test_sizes_helper_and_validate_outputs(queue: DurableQueue, task: ImageTask,
         image.validate_outputs(image.sizes("x", [1, 2]), settings)
 
 
+@pytest.mark.parametrize("path", [
+    "page.html", "shell.php", ".htaccess", "evil.svg", "no-extension", "x.png.", "a.jpg.html",
+    "dir.png/file",
+])
+def test_an_output_path_must_have_its_formats_extension(
+    queue: DurableQueue, task: ImageTask, inbox: Path, out: Path, path: str
+) -> None:
+    # A kept JPEG comment written as page.html or shell.php would be served as a page.
+    save(halves(), inbox / "a.jpg", "JPEG", comment=b"<html><script>alert(1)</script><?php ?>")
+    spec = {"path": path, "format": "jpeg", "strip_metadata": False}
+    expected = f"outputs[0].path {path!r} must end in .jpg or .jpeg to be written as " \
+               "outputs[0].format 'jpeg'"
+    with pytest.raises(ValueError, match=f"^{re.escape(expected)}$"):  # where specs are built...
+        image.validate_outputs([spec])
+    message = failure_of(run(queue, task, "a.jpg", [spec]))  # ...and when the job runs
+    assert message == f"invalid image job: {expected}"
+    unnamed = {"path": path}  # no format: the extension must name one
+    assert "must end in .jpg, .jpeg, .png or .webp" in failure_of(
+        run(queue, task, "a.jpg", [unnamed]))
+    assert files_in(out) == []
+
+
+def test_each_format_takes_its_own_extensions(queue: DurableQueue, task: ImageTask,
+                                              inbox: Path, out: Path) -> None:
+    save(halves(), inbox / "a.png", "PNG")
+    specs = [{"path": "a.jpg", "format": "jpeg"}, {"path": "b.JPEG", "format": "jpg"},
+             {"path": "c.png", "format": "PNG"}, {"path": "d.webp", "format": "webp"},
+             {"path": "e.Jpg"}]
+    made = result_of(run(queue, task, "a.png", specs))["outputs"]
+    assert [m["format"] for m in made] == ["JPEG", "JPEG", "PNG", "WEBP", "JPEG"]
+    for path, fmt in [("a.webp", "png"), ("a.jpg", "webp"), ("a.png", "jpg"), ("a.gif", "png")]:
+        with pytest.raises(ValueError, match="must end in"):
+            image.validate_outputs([{"path": path, "format": fmt}])
+
+
+def test_a_job_may_not_ask_for_more_output_pixels_than_its_budget(
+    queue: DurableQueue, task: ImageTask, inbox: Path, out: Path
+) -> None:
+    save(Image.new("RGB", (1, 1), RED), inbox / "dot.png", "PNG")  # 69 bytes
+    huge = [{"path": f"huge{n}.png", "resize": {"width": 7071, "height": 7071}}
+            for n in range(3)]
+    settings = queue.extensions[image.EXTENSION_KEY]
+    image.validate_outputs(huge, settings)  # each box is within max_pixels: only the sum is not
+    message = failure_of(run(queue, task, "dot.png", huge))
+    assert message == (
+        "the outputs would have 149,997,123 pixels in all (7071 x 7071, 7071 x 7071, "
+        "7071 x 7071), more than max_output_pixels (100,000,000); ask for fewer or "
+        "smaller outputs")
+    assert files_in(out) == []  # refused before the first output was made
+
+
+def test_the_output_pixel_budget_counts_the_sizes_really_made(
+    queue: DurableQueue, inbox: Path, out: Path
+) -> None:
+    # Stored 100 x 200, shown 200 x 100: a 200 x 50 box fits 100 x 50 upright, 25 x 50 not.
+    save(halves((100, 200)), inbox / "side.jpg", "JPEG", exif=exif_with(orientation=6))
+    specs: list[dict[str, Any]] = [
+        {"path": "upright.png", "resize": {"width": 200, "height": 50}},
+        {"path": "stored.png", "resize": {"width": 200, "height": 50}, "auto_orient": False},
+        {"path": "filled.png", "resize": {"width": 30, "height": 10, "mode": "fill"}},
+        {"path": "small.png", "thumbnail": [1000, 1000],
+         "crop": {"left": 0, "top": 0, "width": 20, "height": 10}}]
+    total = 100 * 50 + 25 * 50 + 30 * 10 + 20 * 10  # 6,750
+    task = image.install(queue, {"input_dirs": [str(inbox)], "output_dir": str(out),
+                                 "max_output_pixels": total})
+    made = result_of(run(queue, task, "side.jpg", specs))["outputs"]
+    assert [(m["width"], m["height"]) for m in made] == [(100, 50), (25, 50), (30, 10), (20, 10)]
+    task = image.install(queue, {"input_dirs": [str(inbox)], "output_dir": str(out),
+                                 "max_output_pixels": total - 1})
+    assert "6,750 pixels in all (100 x 50, 25 x 50, 30 x 10, 20 x 10), more than " \
+           "max_output_pixels (6,749)" in failure_of(run(queue, task, "side.jpg", specs))
+
+
+def test_open_image_tries_only_the_allowed_decoders(tmp_path: Path) -> None:
+    eps, jpeg, bomb = io.BytesIO(), io.BytesIO(), crafted_png(5_000, 5_000)
+    halves().save(eps, "EPS")
+    halves().save(jpeg, "JPEG")
+    for data, kwargs, reason, fragment in [
+        (eps.getvalue(), {}, "format",
+         "is not an image in an allowed format (JPEG, PNG, WEBP, GIF)"),
+        (b"hello", {}, "format", "is not an image in an allowed format"),
+        (jpeg.getvalue(), {"formats": ["png", "webp"]}, "format", "allowed format (PNG, WEBP)"),
+        (bomb, {}, "pixels", "declares 5000 x 5000 = 25,000,000 pixels, more than max_pixels "
+                             "(1,000,000); it may be a decompression bomb"),
+    ]:
+        with pytest.raises(image.ImageRejected) as rejected:
+            image.open_image(data, max_pixels=1_000_000, **kwargs)
+        assert (rejected.value.reason, fragment in str(rejected.value)) == (reason, True)
+    with image.open_image(jpeg.getvalue(), max_pixels=800, formats=["jpg"]) as picture:
+        picture.load()  # 40 x 20 = 800 pixels: allowed
+        assert (picture.format, picture.size) == ("JPEG", (40, 20))
+    with pytest.raises(ValueError, match="formats may only hold JPEG, PNG, WEBP, GIF; got 'EPS'"):
+        image.open_image(eps.getvalue(), max_pixels=10, formats=["EPS"])
+    with pytest.raises(ValueError, match="max_pixels must be a whole number"):
+        image.open_image(jpeg.getvalue(), max_pixels=0)
+
+
 # -- paths ------------------------------------------------------------------------------
 
 
@@ -372,8 +470,8 @@ def bad_sources(inbox: Path) -> dict[str, tuple[str, str]]:
         "zTXt chunk": ("ztxt-huge.png", "MAX_TEXT_CHUNK"),
         "zTXt chunks": ("ztxt-many.png", "MAX_TEXT_MEMORY"),
         "truncated": ("truncated.jpg", "truncated"),
-        "text": ("notes.jpg", "is not an image in an accepted format (JPEG, PNG, WEBP, GIF)"),
-        "bmp": ("old.bmp", "is not an image in an accepted format"),
+        "text": ("notes.jpg", "is not an image in an allowed format (JPEG, PNG, WEBP, GIF)"),
+        "bmp": ("old.bmp", "is not an image in an allowed format"),
         "bytes": ("huge.jpg", "more than max_input_bytes (1,000,000)"),
         "missing": ("nowhere.jpg", "was not found"),
         "folder": ("folder.jpg", "is not a regular file"),
@@ -455,9 +553,10 @@ def test_our_own_max_pixels_is_checked_before_decoding(
     ({"path": "a.png", "quality": 101}, "outputs[0].quality must be a whole number from 1"),
     ({"path": "a.png", "quality": True}, "outputs[0].quality"),
     ({"path": "a.png", "optimize": "yes"}, "outputs[0].optimize must be true or false"),
-    ({"path": "a.bmp"}, "outputs[0].path 'a.bmp' does not end in .jpg"),
+    ({"path": "a.bmp"}, "outputs[0].path 'a.bmp' must end in .jpg, .jpeg, .png or .webp"),
     ({"path": "a.png", "format": "gif"}, "outputs[0].format must be 'jpeg', 'png' or 'webp'"),
-    ({"path": "a.png", "format": "jpeg"}, "has the extension of another format"),
+    ({"path": "a.png", "format": "jpeg"},
+     "outputs[0].path 'a.png' must end in .jpg or .jpeg to be written as outputs[0].format"),
     ({"path": "dir/"}, "outputs[0].path must name a file"),
     ({"path": ""}, "outputs[0].path must be a non-empty file path"),
     ({"path": "a.png", "crop": {"left": 30, "top": 0, "width": 20, "height": 5}},
@@ -550,8 +649,8 @@ def test_a_failed_write_is_retried_and_never_leaves_half_a_file(
 def test_settings_defaults_and_validation(tmp_path: Path) -> None:
     settings = image.ImageSettings(input_dirs=(str(tmp_path),), output_dir=tmp_path)
     assert (settings.max_pixels, settings.max_input_bytes, settings.quality,
-            settings.max_attempts, settings.max_outputs) == (
-        50_000_000, 50 * 2**20, 85, 2, 10)
+            settings.max_attempts, settings.max_outputs, settings.max_output_pixels) == (
+        50_000_000, 50 * 2**20, 85, 2, 10, 100_000_000)
     assert settings.input_formats == ("JPEG", "PNG", "WEBP", "GIF")
     assert settings.output_formats == ("JPEG", "PNG", "WEBP")
     assert settings.output_dir == str(tmp_path)
@@ -569,6 +668,7 @@ def test_settings_defaults_and_validation(tmp_path: Path) -> None:
     for bad, fragment in [({"quality": 0}, "quality must be a whole number from 1 to 100"),
                           ({"max_pixels": 1.5}, "max_pixels must be a whole number"),
                           ({"max_attempts": 0}, "max_attempts"),
+                          ({"max_output_pixels": 0}, "max_output_pixels must be a whole"),
                           ({"input_dirs": []}, "input_dirs must name at least one folder"),
                           ({"output_formats": ["gif"]}, "output_formats may only hold"),
                           ({"input_formats": "jpeg"}, "input_formats must be a list")]:

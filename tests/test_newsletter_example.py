@@ -127,6 +127,36 @@ def test_a_bad_newsletter_request_gets_a_json_400(
     assert app.extensions["jobq"].queue.stats().queues == {}  # nothing was queued
 
 
+
+@pytest.mark.parametrize("subject", [
+    "=?UTF-8?Q?Hello=0D=0AReply-To:_attacker@evil.example=0D=0A=0D=0ANew_body?=",
+    "=?utf-8?q?Hello=0D=0ABcc:_x@evil.example?=",
+    "=?UTF-8?B?SGVsbG8NCkJjYzogeEBldmlsLmV4YW1wbGU=?=",  # Hello\r\nBcc: x@evil.example
+    "=?UTF-8?Q?Hello=0D?= =?UTF-8?Q?=0AContent-Type:_text/html?=",
+    "News =?UTF-8?Q?=0A=0A<b>New_body</b>?=",
+])
+def test_an_encoded_header_injection_gets_a_400_and_sends_nothing(
+    make_app: Any, newsletter: ModuleType, subject: str
+) -> None:
+    app = make_app()
+    response = app.test_client().post("/newsletter", json={"subject": subject, "recipients": 3})
+    assert response.status_code == 400
+    message = response.get_json()["message"]
+    assert message.startswith("'subject' cannot be sent: subject must not contain line breaks")
+    assert "encoded words" in message
+    assert app.extensions["jobq"].queue.stats().queues == {}  # nothing was queued
+    assert newsletter.smtp_server_of(app).stats().received == 0
+
+
+def test_a_non_ascii_subject_arrives_as_written(make_app: Any, newsletter: ModuleType) -> None:
+    app = make_app(refuse_every=0)
+    subject = "Gr\u00fc\u00dfe from Z\u00fcrich \u2713, is 2+2 =? 4"
+    reply = app.test_client().post("/newsletter", json={"subject": subject, "recipients": 2})
+    assert reply.status_code == 202
+    progress = wait_until_done(app)
+    assert (progress["jobs"]["completed"], progress["jobs"]["failed"]) == (2, 0)
+    assert {d.subject for d in newsletter.smtp_server_of(app).deliveries()} == {subject}
+
 def test_a_small_newsletter_is_delivered_once_per_recipient(
     make_app: Any, newsletter: ModuleType
 ) -> None:

@@ -15,9 +15,14 @@
     send_email.enqueue_many([{"to": a, "subject": "News", "text": body} for a in addresses])
 
 Everything a job carries is checked before anything is sent: header values and
-addresses containing a line break or control character, malformed addresses,
-custom headers that would replace structural ones, and attachments outside
-:attr:`EmailSettings.attachment_dirs` fail the job at once (:class:`~jobq.Fail`).
+addresses containing a line break or control character (as written, or once
+RFC 2047 encoded words such as ``=?UTF-8?Q?=0D=0A?=`` are decoded), malformed
+addresses, custom headers that would replace structural ones, and attachments
+outside :attr:`EmailSettings.attachment_dirs` fail the job at once
+(:class:`~jobq.Fail`). The message is then written and read back before it is
+sent: one that would not read back with exactly the headers and body it was
+built with fails the job too, whatever the Python version's ``email`` package
+does (see ``_email_headers``).
 
 The SMTP server's answers decide what happens next: temporary ones (4xx
 replies, a refused or lost connection, a timeout) raise
@@ -58,6 +63,7 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, Protocol
 from ..context import current_job
 from ..errors import ConfigurationError, Fail, JobqError, TransientError
 from . import installed, remove_installed, replace_installed, retry_backoff, settings_from_mapping
+from ._email_headers import check_header_text, check_text, has_forbidden, serialize
 
 if TYPE_CHECKING:
     from ..queue import DurableQueue
@@ -86,11 +92,6 @@ _POLICY = email_policy.SMTP.clone(cte_type="7bit")
 """CRLF line ends, long headers folded at 78 characters, and bodies encoded to 7-bit
 (quoted-printable or base64 when needed) so that any server accepts them."""
 
-# Characters that end a line for some mail software, plus every other control
-# character but TAB: refused in every header value, address and file name.
-_FORBIDDEN = frozenset(
-    [chr(c) for c in range(0x20) if c != 0x09] + ["\x7f", "\x85", "\u2028", "\u2029"]
-)
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # printable ASCII except ":" (RFC 5322 ftext)
 _STRUCTURAL_HEADERS = frozenset({
     "bcc", "cc", "date", "from", "message-id", "mime-version", "received", "reply-to",
@@ -156,7 +157,7 @@ class EmailSettings:
     retry_delay: float = 60.0
 
     def __post_init__(self) -> None:
-        if not isinstance(self.host, str) or not self.host or _has_forbidden(self.host) or (
+        if not isinstance(self.host, str) or not self.host or has_forbidden(self.host) or (
             " " in self.host
         ):
             raise ValueError(f"host must be a server name or address, got {self.host!r}")
@@ -168,7 +169,7 @@ class EmailSettings:
             )
         for name in ("username", "password", "local_hostname", "cafile"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, str) or _has_forbidden(value)):
+            if value is not None and (not isinstance(value, str) or has_forbidden(value)):
                 raise ValueError(f"{name} must be a string without control characters or None")
         if (self.username is None) != (self.password is None):
             raise ValueError("give both username and password, or neither")
@@ -252,24 +253,9 @@ class OutgoingEmail:
     recipients: tuple[str, ...]
 
 
-def _has_forbidden(value: str) -> bool:
-    return not _FORBIDDEN.isdisjoint(value)
-
-
-def _check_text(value: object, what: str) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{what} must be a string, got {type(value).__name__}")
-    if _has_forbidden(value):
-        bad = next(char for char in value if char in _FORBIDDEN)
-        raise ValueError(
-            f"{what} must not contain line breaks or control characters, found {bad!r}"
-        )
-    return value
-
-
 def _parse_address(value: object, what: str) -> Address:
     """One mailbox, parsed strictly: ``ada@example.com`` or ``Ada <ada@example.com>``."""
-    text = _check_text(value, what)
+    text = check_header_text(value, what)
     try:
         header = _POLICY.header_factory("to", text)
         addresses = header.addresses
@@ -290,8 +276,9 @@ def _parse_address(value: object, what: str) -> Address:
             f"got {text!r}"
         )
     for part in (address.display_name, address.username, address.domain):
-        # The display name may have carried an encoded word (=?UTF-8?Q?=0A?=).
-        _check_text(part, f"{what} (after decoding)")
+        # Parsing decoded one level of encoded words; the parts are written out
+        # and parsed again, which would decode the next level (=?..?= inside =?..?=).
+        check_header_text(part, f"{what} (after decoding)")
     return address
 
 
@@ -316,12 +303,12 @@ def _check_header(name: object, value: object) -> tuple[str, str]:
             f"header {name!r} cannot be set through headers=; use the arguments of "
             "send_email (to, cc, bcc, reply_to, subject, sender, attachments) instead"
         )
-    return name, _check_text(value, f"header {name}")
+    return name, check_header_text(value, f"header {name}")
 
 
 def _read_attachment(path: object, dirs: list[Path], budget: int) -> tuple[str, bytes]:
     """The file name and content of an attachment inside ``dirs``, at most ``budget`` bytes."""
-    text = _check_text(path, "attachment path")
+    text = check_text(path, "attachment path")
     if not dirs:
         raise ValueError(
             "attachments are refused: no attachment_dirs are configured in EmailSettings"
@@ -378,13 +365,14 @@ def build_message(
     With ``text`` and ``html`` the body is ``multipart/alternative``; with
     attachments, ``multipart/mixed``. Raises ValueError saying what is wrong:
     a line break or control character in the subject, an address, a header or
-    a file name; an address that is not exactly one valid mailbox; no
-    recipient, no sender or no body; a custom header that would replace a
-    structural one (From, To, Cc, Bcc, Subject, Date, Message-ID, Content-*,
-    ...); an attachment outside ``attachment_dirs`` or over the size limit.
+    a file name, as written or in its decoded RFC 2047 encoded words; an
+    address that is not exactly one valid mailbox; no recipient, no sender or
+    no body; a custom header that would replace a structural one (From, To,
+    Cc, Bcc, Subject, Date, Message-ID, Content-*, ...); an attachment outside
+    ``attachment_dirs`` or over the size limit.
     """
     settings = settings if settings is not None else EmailSettings()
-    _check_text(subject, "subject")
+    check_header_text(subject, "subject")
     recipients_to = _address_list(to, "to")
     recipients_cc = _address_list(cc, "cc")
     recipients_bcc = _address_list(bcc, "bcc")
@@ -412,7 +400,7 @@ def build_message(
         budget = settings.max_attachment_bytes
         for path in attachments:
             name, content = _read_attachment(path, dirs, budget)
-            _check_text(name, "attachment file name")
+            check_header_text(name, "attachment file name")
             budget -= len(content)
             files.append((name, content))
 
@@ -428,7 +416,7 @@ def build_message(
     message["Date"] = formatdate(usegmt=True)
     if message_id is None:
         message_id = make_msgid(domain=from_address.domain)
-    message["Message-ID"] = _check_text(message_id, "message_id")
+    message["Message-ID"] = check_header_text(message_id, "message_id")
     for name, value in custom:
         message[name] = value
     if text is not None:
@@ -440,7 +428,11 @@ def build_message(
         message.set_content(html, subtype="html")
     for name, content in files:
         kind, encoding = mimetypes.guess_type(name)
-        if kind is None or encoding is not None or "/" not in kind:
+        # message/* and multipart/* bodies may not be base64 (RFC 2046): readers
+        # would parse the file as parts of this message, so they go as bytes.
+        if kind is None or encoding is not None or "/" not in kind or kind.startswith(
+            ("message/", "multipart/")
+        ):
             kind = "application/octet-stream"
         maintype, subtype = kind.split("/", 1)
         message.add_attachment(content, maintype=maintype, subtype=subtype, filename=name)
@@ -493,9 +485,12 @@ class Mailer:
         accepted the message for others.
 
         Raises smtplib's exceptions or OSError, as :func:`classify` expects;
-        :class:`smtplib.SMTPRecipientsRefused` when every recipient was refused.
+        :class:`smtplib.SMTPRecipientsRefused` when every recipient was refused;
+        ValueError, before connecting, when the message as written would not
+        read back with exactly the headers and body it was built with (a
+        header value that the ``email`` package decoded into a line break).
         """
-        data = outgoing.message.as_bytes(policy=_POLICY)
+        data = serialize(outgoing.message, _POLICY)
         smtp: smtplib.SMTP | None = getattr(self._local, "smtp", None)
         if smtp is not None:
             try:
@@ -740,6 +735,8 @@ def send_email(
         refused = mailer.send(outgoing)
     except (smtplib.SMTPException, OSError) as exc:
         raise classify(exc, server) from exc
+    except ValueError as exc:
+        raise Fail(f"cannot send this email: {exc}") from exc
     return {
         "message_id": message_id,
         "recipients": len(outgoing.recipients) - len(refused),

@@ -9,6 +9,7 @@ refuse DATA, drop the connection during DATA, close every open connection
 from __future__ import annotations
 
 import asyncio
+import re
 import socket
 import ssl
 import subprocess
@@ -38,6 +39,27 @@ class Received:
         message = message_from_bytes(self.content.replace(b"\r\n", b"\n"), policy=policy.default)
         assert isinstance(message, EmailMessage)
         return message
+
+    def header_names(self) -> list[str]:
+        """Names of the top-level headers as received, in order, nothing decoded; a
+        lone CR or LF ends a line too, as it does for lenient mail software."""
+        names: list[str] = []
+        for line in re.split(rb"\r\n|\r|\n", self.content):
+            if not line:  # the empty line that ends the header block
+                break
+            if line[:1] not in (b" ", b"\t"):  # not a folded continuation
+                names.append(line.split(b":", 1)[0].decode("ascii", "replace"))
+        return names
+
+    def header_block_is_clean(self) -> bool:
+        """Whether every line before the first empty one is printable ASCII (or TAB)
+        ended by CRLF: no lone CR or LF, NUL or other control byte."""
+        block = self.content.partition(b"\r\n\r\n")[0]
+        return re.fullmatch(rb"[\t\x20-\x7e]+(?:\r\n[\t\x20-\x7e]+)*", block) is not None
+
+    def body(self) -> bytes:
+        """The bytes after the header block, as received."""
+        return self.content.partition(b"\r\n\r\n")[2]
 
 
 @dataclass

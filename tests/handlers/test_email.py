@@ -3,6 +3,7 @@ DurableQueue: no mocks. Time between attempts passes on the FakeClock."""
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import socket
@@ -154,10 +155,13 @@ def test_attachments_arrive_intact(
     (folder / "data.bin").write_bytes(binary)
     (folder / "report.pdf").write_bytes(b"%PDF-1.4 fake")
     (folder / "notes.txt").write_text("caf\u00e9\n", encoding="utf-8")
+    forwarded = b"From: bob@example.com\r\nSubject: fwd\r\n\r\nhello\r\n"
+    (folder / "mail.eml").write_bytes(forwarded)
     send = email.install(queue, settings_for(smtp, attachment_dirs=[str(folder)]))
     job = run(queue, send.enqueue(
         "ada@example.com", "Files", text="see attached",
-        attachments=[str(folder / n) for n in ("data.bin", "report.pdf", "notes.txt")],
+        attachments=[str(folder / n)
+                     for n in ("data.bin", "report.pdf", "notes.txt", "mail.eml")],
     ))
 
     assert job.status is JobStatus.COMPLETED
@@ -171,6 +175,8 @@ def test_attachments_arrive_intact(
         "data.bin": ("application/octet-stream", binary),
         "report.pdf": ("application/pdf", b"%PDF-1.4 fake"),
         "notes.txt": ("text/plain", "caf\u00e9\n".encode()),
+        # message/rfc822 may not be base64 (RFC 2046): sent as bytes, kept intact
+        "mail.eml": ("application/octet-stream", forwarded),
     }
 
 
@@ -314,6 +320,209 @@ def test_any_display_name_stays_inside_the_to_header(name: str) -> None:
     )
     assert [a.addr_spec for a in parsed["To"].addresses] == ["ada@example.com"]
     assert outgoing.recipients == ("ada@example.com",)
+
+
+# -- encoded words: what the email package decodes cannot inject either ---------------
+
+
+def q_word(text: str, charset: str = "UTF-8", q: str = "Q") -> str:
+    """``text`` as one RFC 2047 encoded word in the Q encoding, every byte as =XX."""
+    return f"=?{charset}?{q}?{''.join(f'={byte:02X}' for byte in text.encode(charset))}?="
+
+
+def b_word(text: str, charset: str = "UTF-8", b: str = "B") -> str:
+    """``text`` as one RFC 2047 encoded word in the B (base64) encoding."""
+    return f"=?{charset}?{b}?{base64.b64encode(text.encode(charset)).decode()}?="
+
+
+BUILT_HEADERS = ["From", "To", "Subject", "Date", "Message-ID", "Content-Type",
+                 "Content-Transfer-Encoding", "MIME-Version"]
+REPORTED = "=?UTF-8?Q?Hello=0D=0AReply-To:_attacker@evil.example=0D=0A=0D=0ANew_body?="
+BCC = "Hello\r\nBcc: x@evil.example"
+ENCODED_INJECTIONS: dict[str, dict[str, Any]] = {
+    "subject Q, as reported": {"subject": REPORTED},
+    "subject q lowercase": {"subject": "=?utf-8?q?Hello=0D=0ABcc:_x@evil.example?="},
+    "subject B": {"subject": b_word(BCC)},
+    "subject b lowercase": {"subject": b_word(BCC, "utf-8", "b")},
+    "subject split over two words": {
+        "subject": "=?UTF-8?Q?Hello=0D?= =?UTF-8?Q?=0ABcc:_x@evil.example?="},
+    "subject split B and Q": {"subject": f"{b_word('Hello')} {q_word(BCC[5:])}"},
+    "subject after plain text": {"subject": "Hi =?UTF-8?Q?=0D=0ABcc:_x@evil.example?="},
+    "subject word inside a word": {"subject": "Hi=?UTF-8?Q?=0D=0ABcc:_x@evil.example?="},
+    "subject lone LF": {"subject": q_word("Hello\nBcc: x@evil.example")},
+    "subject lone CR": {"subject": q_word("Hello\rBcc: x@evil.example")},
+    "subject NUL": {"subject": q_word("Hello\x00")},
+    "subject UTF-7": {"subject": "=?UTF-7?Q?Hello+AA0ACg-Bcc:_x@evil.example?="},
+    "subject encoded twice": {"subject": q_word(q_word(BCC))},
+    "subject encoded three times, B": {"subject": b_word(q_word(b_word(BCC)))},
+    "custom header Q": {"headers": {"X-Campaign": q_word(BCC)}},
+    "custom header B split": {"headers": {"List-Id": f"{b_word('Hello')} {b_word(BCC[5:])}"}},
+    "custom header encoded twice": {"headers": {"X-Campaign": b_word(q_word(BCC))}},
+    "display name in to": {"to": f"{q_word(BCC)} <ada@example.com>"},
+    "quoted display name in to": {"to": f'"{q_word(BCC)}" <ada@example.com>'},
+    "escaped quoted display name": {"to": f'"\\{q_word(BCC)}" <ada@example.com>'},
+    "display name encoded twice": {"to": f"{q_word(q_word(BCC))} <ada@example.com>"},
+    "display name in cc": {"cc": [f"{b_word(BCC)} <carol@example.com>"]},
+    "display name in reply_to": {"reply_to": f"{q_word(BCC, 'utf-8', 'q')} <r@example.com>"},
+    "display name in sender": {"sender": f"{q_word(q_word(BCC))} <boss@example.com>"},
+}
+
+
+@pytest.mark.parametrize("change", ENCODED_INJECTIONS.values(), ids=ENCODED_INJECTIONS.keys())
+def test_encoded_header_injection_fails_before_anything_is_sent(
+    queue: DurableQueue, smtp: SmtpServer, change: dict[str, Any]
+) -> None:
+    send = email.install(queue, settings_for(smtp))
+    arguments: dict[str, Any] = {"to": "ada@example.com", "subject": "Hi", "text": "body\n"}
+    arguments.update(change)
+    job = run(queue, send.enqueue(**arguments))
+
+    assert job.status is JobStatus.FAILED
+    assert job.attempts == 1
+    assert job.error is not None
+    assert job.error.type == "Fail"
+    assert job.error.message.startswith("cannot send this email: ")
+    assert "line breaks or control characters" in job.error.message
+    assert "encoded words" in job.error.message
+    assert smtp.received == []
+    assert smtp.connections == 0
+
+
+@pytest.mark.parametrize("name", [
+    "=?UTF-8?Q?report=0D=0ABcc:_x@evil.example?=.txt",
+    "=?utf-8?q?report=0D=0A=0D=0Ainjected_body?=",
+    "=?UTF-8?Q?report=0D?= =?UTF-8?Q?=0AContent-Type:_text=2Fhtml?=.pdf",
+    q_word("=?UTF-8?Q?a=0D=0ABcc:_x@evil.example?=") + ".bin",  # encoded twice
+])
+def test_encoded_injection_in_an_attachment_file_name_fails(
+    queue: DurableQueue, smtp: SmtpServer, tmp_path: Path, name: str
+) -> None:
+    (tmp_path / name).write_bytes(b"%PDF-1.4 fake")
+    send = email.install(queue, settings_for(smtp, attachment_dirs=[str(tmp_path)]))
+    job = run(queue, send.enqueue("ada@example.com", "Files", text="see attached",
+                                  attachments=[str(tmp_path / name)]))
+
+    assert job.status is JobStatus.FAILED
+    assert job.error is not None
+    assert job.error.type == "Fail"
+    assert "attachment file name must not contain line breaks" in job.error.message
+    assert smtp.received == []
+
+
+def _type_only(value: object, what: str) -> str:
+    assert isinstance(value, str)
+    return value
+
+
+@pytest.mark.parametrize("change", [
+    *ENCODED_INJECTIONS.values(), {"subject": BCC}, {"headers": {"X-A": BCC}},
+], ids=[*ENCODED_INJECTIONS.keys(), "subject raw CRLF", "custom header raw CRLF"])
+def test_with_the_input_checks_off_no_injected_header_reaches_the_wire(
+    queue: DurableQueue, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch,
+    change: dict[str, Any],
+) -> None:
+    # The check of the written message must hold on its own, whatever the
+    # standard library's version writes for a decoded line break.
+    monkeypatch.setattr(email, "check_header_text", _type_only)
+    monkeypatch.setattr(email, "check_text", _type_only)
+    send = email.install(queue, settings_for(smtp))
+    arguments: dict[str, Any] = {"to": "ada@example.com", "subject": "Hi", "text": "body\n"}
+    arguments.update(change)
+    job = run(queue, send.enqueue(**arguments))
+
+    if job.status is JobStatus.COMPLETED:  # a Python whose email package re-encodes it
+        [received] = smtp.received
+        built = [*BUILT_HEADERS, *change.get("headers", {})]
+        if "cc" in change:
+            built.insert(2, "Cc")
+        if "reply_to" in change:
+            built.insert(2, "Reply-To")
+        assert sorted(received.header_names()) == sorted(built)
+        assert received.header_block_is_clean()
+        assert received.body() == b"body\r\n"
+    else:
+        assert job.status is JobStatus.FAILED
+        assert job.error is not None
+        assert job.error.type == "Fail"
+        assert job.error.message.startswith("cannot send this email: ")
+        assert smtp.received == []
+
+
+def test_mailer_refuses_a_message_that_would_not_read_back_as_built(smtp: SmtpServer) -> None:
+    outgoing = build_message("ada@example.com", "Hi", text="body\n", sender=SENDER)
+    outgoing.message.replace_header("Subject", REPORTED)  # past build_message's checks
+    mailer = Mailer(settings_for(smtp))
+    try:
+        with pytest.raises(ValueError, match=r"would not be the one built|refused to write"):
+            mailer.send(outgoing)
+    finally:
+        mailer.close()
+    assert smtp.received == []
+    assert smtp.connections == 0
+
+
+@pytest.mark.parametrize("subject", [
+    "Gr\u00fc\u00dfe from Z\u00fcrich \u2713",
+    "Is 2+2 =? 4",
+    "=?",
+    "a =?b?= c",
+    "=?UTF-8?Q?",
+    "50% off =?? ?= today",
+    "Preis: 10 \u20ac =?EUR",
+    " ".join(["Gr\u00fc\u00dfe"] * 30),  # folded over several lines
+    "=?UTF-8?Q?Gr=C3=BC=C3=9Fe?= literal",  # decoded by the email package, as before
+])
+def test_legitimate_subjects_arrive_with_exactly_the_headers_built(
+    queue: DurableQueue, smtp: SmtpServer, subject: str
+) -> None:
+    send = email.install(queue, settings_for(smtp))
+    job = run(queue, send.enqueue("J\u00fcrgen M\u00fcller <ada@example.com>", subject,
+                                  text="body\n"))
+
+    assert job.status is JobStatus.COMPLETED
+    [received] = smtp.received
+    assert received.header_names() == BUILT_HEADERS
+    assert received.header_block_is_clean()
+    assert received.body() == b"body\r\n"
+    message = received.parsed()
+    expected = "Gr\u00fc\u00dfe literal" if subject.startswith("=?UTF-8?Q?Gr") else subject
+    assert message["Subject"] == expected
+    assert message["To"].addresses[0].display_name == "J\u00fcrgen M\u00fcller"
+
+
+@given(
+    st.text(max_size=15), FORBIDDEN, st.text(max_size=15),
+    st.sampled_from(["Q", "q", "B", "b"]), st.sampled_from(["UTF-8", "utf-8", "UTF-16"]),
+    st.booleans(),
+)
+def test_any_encoded_line_break_or_control_character_is_refused(
+    before: str, bad: str, after: str, encoding: str, charset: str, twice: bool
+) -> None:
+    def encode(text: str) -> str:
+        try:
+            text.encode(charset)
+        except UnicodeEncodeError:  # a lone surrogate: UTF-8 cannot carry it either
+            text = text.encode(charset, "replace").decode(charset)
+        if encoding in "Qq":
+            return q_word(text, charset, encoding)
+        return b_word(text, charset, encoding)
+
+    word = encode(before + bad + after)
+    if twice:
+        word = encode(word)
+    for field in ("subject", "header", "display name", "quoted display name"):
+        arguments: dict[str, Any] = {"to": "ada@example.com", "subject": "s", "text": "b",
+                                     "sender": "me@example.com"}
+        if field == "subject":
+            arguments["subject"] = word
+        elif field == "header":
+            arguments["headers"] = {"X-Value": word}
+        elif field == "display name":
+            arguments["to"] = f"{word} <ada@example.com>"
+        else:
+            arguments["to"] = f'"{word}" <ada@example.com>'
+        with pytest.raises(ValueError, match="line breaks or control"):
+            build_message(**arguments)
 
 
 # -- what is retried -------------------------------------------------------------------

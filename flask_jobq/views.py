@@ -8,7 +8,12 @@ Security rules, each the lesson of another queue's dashboard:
 
 - Every request is authorised by ``JOBQ_MONITOR_AUTH``, a callable taking no
   arguments (it reads :data:`flask.request`) that returns exactly ``True`` to
-  allow. Without one every endpoint answers 403, except in debug or testing.
+  allow. Without one every endpoint answers 403, except in testing mode (for
+  test clients) and in debug mode, where it answers local requests only
+  (:func:`flask_jobq.is_local_request`: from a loopback address, naming a
+  loopback host in ``Host``, through no proxy), so that neither a page using
+  DNS rebinding nor a client behind a local proxy reaches a debug server's
+  monitor.
 - Nothing changes on GET. POST endpoints need a JSON body (``{}`` will do) or
   the header ``X-Jobq-Request: 1``: a cross-site page can send neither
   without a CORS preflight, so a forged form post is refused with 415. A
@@ -39,6 +44,7 @@ from jobq.storage.base import Stats
 
 # The module, not the name: extension.py may import this module while it loads.
 from . import extension
+from .access import is_local_request
 from .openapi import openapi_spec
 
 BLUEPRINT_NAME = "jobq_monitor"
@@ -68,8 +74,16 @@ _NOT_CONFIGURED = (
     "the jobq monitor needs an authorisation callback: set app.config['JOBQ_MONITOR_AUTH'] "
     "to a function taking no arguments that returns True for requests allowed to see and "
     "change the queue (it can read flask.request), or decorate one with "
-    "@jobq_ext.monitor_auth. Without one the monitor is open only when app.debug or "
-    "app.testing is true."
+    "@jobq_ext.monitor_auth (flask_jobq.is_local_request allows this machine only). "
+    "Without one the monitor is open only when app.testing is true, or to local requests "
+    "when app.debug is true."
+)
+_NOT_LOCAL = (
+    "without JOBQ_MONITOR_AUTH, an app in debug mode opens the jobq monitor only to "
+    "requests from this machine that name it: from a loopback address, with a "
+    "Host header of localhost, 127.x.x.x or [::1], and through no proxy (no Forwarded, "
+    "X-Forwarded-For, X-Forwarded-Host or X-Real-IP header). Set JOBQ_MONITOR_AUTH to "
+    "decide yourself."
 )
 
 
@@ -83,8 +97,9 @@ def register_monitor(app: Flask) -> Blueprint | None:
         ``"/jobq"``; None mounts no monitor.
     ``JOBQ_MONITOR_AUTH``
         a callable taking no arguments, returning True to allow the request.
-        Default None: every request is refused with 403 unless ``app.debug``
-        or ``app.testing`` is true.
+        Default None: every request is refused with 403, except when
+        ``app.testing`` is true, and local requests
+        (:func:`flask_jobq.is_local_request`) when ``app.debug`` is true.
 
     Also makes routing errors under the prefix (unknown route 404, wrong
     method 405) JSON, after the same authorisation, without touching the
@@ -382,9 +397,15 @@ def _authorise() -> ResponseReturnValue | None:
     app = current_app
     check = app.config.get("JOBQ_MONITOR_AUTH")
     if check is None:
-        if app.debug or app.testing:
+        if app.testing:  # test clients, which need not even set REMOTE_ADDR
             return None
-        return _error(403, "Forbidden", _NOT_CONFIGURED)
+        if not app.debug:
+            return _error(403, "Forbidden", _NOT_CONFIGURED)
+        # Debug mode is not a licence for the network: a debug server may listen on
+        # 0.0.0.0, sit behind a proxy, or be reached by DNS rebinding.
+        if not is_local_request():
+            return _error(403, "Forbidden", _NOT_LOCAL)
+        return None
     if not callable(check):
         raise TypeError(f"JOBQ_MONITOR_AUTH must be a callable or None, got {check!r}")
     # Only True allows: a callback returning a user object or a response by mistake denies.

@@ -31,6 +31,7 @@ import json
 import math
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import unquote_to_bytes
 
 from flask import Blueprint, Flask, abort, current_app, request, url_for
 from flask.typing import ResponseReturnValue
@@ -437,11 +438,27 @@ def _command_body() -> dict[str, Any]:
 
 
 def _queue_name(name: str) -> str:
-    """``name`` from the path, refused when the path is not valid UTF-8 (Werkzeug puts
-    U+FFFD for each bad byte, and pausing that queue is not what the client asked)
-    or holds a NUL (no database keeps one in a name)."""
+    """``name`` from the path, refused with 400 unless it is the name the client sent.
+
+    Servers decode the path before the app sees it, and bytes that are not UTF-8
+    come out as U+FFFD (Werkzeug's own server replaces ``%FF`` itself; Werkzeug
+    replaces a raw byte that gunicorn passes on), so the bytes the client sent
+    are checked instead, in the raw request target (``RAW_URI`` or
+    ``REQUEST_URI``, which servers pass untouched) and in ``PATH_INFO``: pausing
+    the queue ``"\ufffd"`` is not what a client sending ``%FF`` asked. Raw
+    non-ASCII bytes in the request line, which HTTP does not allow, are refused
+    too: Werkzeug's server decodes them as Latin-1, so raw ``é`` would name the
+    queue ``"Ã©"``. A NUL is refused as no database keeps one in a name.
+    """
+    target = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    if target is not None and not target.partition("?")[0].isascii():
+        abort(400, "the URL holds bytes that are not ASCII; percent-encode the queue "
+                   "name's UTF-8 bytes (é is %C3%A9)")
     try:
+        # PEP 3333: PATH_INFO carries the decoded bytes as Latin-1 characters.
         request.environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
+        if target is not None:
+            unquote_to_bytes(target.partition("?")[0]).decode("utf-8")
     except UnicodeError:
         abort(400, "the queue name in the URL is not valid UTF-8 (percent-encode its "
                    "UTF-8 bytes)")

@@ -184,3 +184,32 @@ def test_the_newsletter_monitor_answers_local_requests_only(
             _assert_only_local_requests_pass(port, state_for(app).queue, "/jobq", "newsletter")
     finally:
         newsletter.close_app(app)
+
+
+# -- queue names whose bytes are not UTF-8 -------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", [
+    b"%FF", b"a%C3", b"%ED%A0%80", b"%C0%AF",  # percent-encoded bytes that are not UTF-8
+    b"\xff", b"a\xc3", b"\xc3\xa9",  # raw bytes, which HTTP does not allow in a request line
+])  # fmt: skip
+@pytest.mark.parametrize("action", ["pause", "resume"])
+def test_queue_names_that_are_not_what_the_client_sent_are_refused(
+    monitor_app: Callable[..., Flask], raw: bytes, action: str
+) -> None:
+    app = monitor_app(JOBQ_MONITOR_AUTH=lambda: True)
+    app.testing = False
+    queue = state_for(app).queue
+    queue.pause("other")  # a resume must leave it paused; a pause must add nothing
+    with served(app) as port:
+        status, body = send(port, b"POST /jobq/queues/" + raw + b"/" + action.encode()
+                            + b" HTTP/1.1", body=b"{}")  # fmt: skip
+        assert status == 400, body
+        assert b"percent-encode" in body
+        assert queue.stats().paused == {"other"}
+        # Names percent-encoded as UTF-8 are taken as sent, U+FFFD itself included.
+        for encoded in (b"%C3%A9", b"%EF%BF%BD"):
+            status, body = send(port, b"POST /jobq/queues/" + encoded + b"/pause HTTP/1.1",
+                                body=b"{}")  # fmt: skip
+            assert status == 200, body
+    assert queue.stats().paused == {"other", "é", "\ufffd"}

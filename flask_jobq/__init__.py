@@ -8,9 +8,10 @@ reverse.
 """
 
 from . import signals as signals
+from .access import is_local_request as is_local_request
 from .extension import FlaskTask as FlaskTask
 from .extension import JobQ as JobQ
 from .extension import JobQState as JobQState
 from .extension import state_for as state_for
 
-__all__ = ["FlaskTask", "JobQ", "JobQState", "signals", "state_for"]
+__all__ = ["FlaskTask", "JobQ", "JobQState", "is_local_request", "signals", "state_for"]

@@ -38,19 +38,24 @@ jobq_cli = AppGroup("jobq", help="Run jobq workers and look after the app's jobs
 """The ``flask jobq`` command group; ``JobQ.init_app`` adds it to ``app.cli``."""
 
 
+def _failed(exc: Exception) -> CommandFailed:
+    return CommandFailed(cli_format.terminal_safe(str(exc)))
+
+
 def _queue() -> DurableQueue:
     try:
         return state_for().queue
     except RuntimeError as exc:  # the app has no jobq extension
-        raise CommandFailed(str(exc)) from None
+        raise _failed(exc) from None
 
 
 def _answer(make_text: Callable[[], str]) -> None:
     try:
         text = make_text()
     except (JobqError, ValueError) as exc:
-        raise CommandFailed(str(exc)) from None
-    click.echo(text)
+        raise _failed(exc) from None
+    # Job data in the text (names, errors) reaches the terminal escaped.
+    click.echo(cli_format.terminal_safe(text, keep_lines=True))
 
 
 def _json_option(command: F) -> F:
@@ -79,7 +84,7 @@ def worker(concurrency: int | None, queues: tuple[str, ...], grace: float,
     try:
         state = state_for()
     except RuntimeError as exc:
-        raise CommandFailed(str(exc)) from None
+        raise _failed(exc) from None
     core.configure_logging(log_level)
     chosen = cli_format.split_names(queues)
     try:
@@ -91,7 +96,7 @@ def worker(concurrency: int | None, queues: tuple[str, ...], grace: float,
             grace=grace,
         )
     except (JobqError, ValueError) as exc:
-        raise CommandFailed(str(exc)) from None
+        raise _failed(exc) from None
     click.get_current_context().exit(code)
 
 

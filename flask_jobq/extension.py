@@ -374,8 +374,10 @@ class JobQ:
         ``JOBQ_MONITOR_AUTH``
             a callable taking no arguments that returns True to allow a request
             to the monitor (it can read ``flask.request``); see also
-            :meth:`monitor_auth`. Default None: every request gets 403 unless
-            ``app.debug`` or ``app.testing`` is true.
+            :meth:`monitor_auth`; :func:`flask_jobq.is_local_request` allows
+            this machine only. Default None: every request gets 403, except
+            when ``app.testing`` is true, and local ones (``is_local_request``)
+            when ``app.debug`` is true.
 
         It also makes the app's queue the process's default queue
         (``jobq.configure``), so ``jobq.submit(...)`` uses it. That default is

@@ -30,7 +30,8 @@ def _error(description: str) -> dict[str, Any]:
 _NUMBER_OR_NULL: dict[str, Any] = {"type": ["number", "null"]}
 
 _FORBIDDEN = {
-    "403": _error("No authorisation callback is configured, or it refused the request."),
+    "403": _error("No authorisation callback is configured (and the app is not in debug "
+                  "mode with a local request), or it refused the request."),
 }
 _COMMON_ERRORS = {**_FORBIDDEN, "503": _error("The queue's database failed.")}
 _JOB_ID = {

@@ -8,7 +8,12 @@ Security rules, each the lesson of another queue's dashboard:
 
 - Every request is authorised by ``JOBQ_MONITOR_AUTH``, a callable taking no
   arguments (it reads :data:`flask.request`) that returns exactly ``True`` to
-  allow. Without one every endpoint answers 403, except in debug or testing.
+  allow. Without one every endpoint answers 403, except in testing mode (for
+  test clients) and in debug mode, where it answers local requests only
+  (:func:`flask_jobq.is_local_request`: from a loopback address, naming a
+  loopback host in ``Host``, through no proxy), so that neither a page using
+  DNS rebinding nor a client behind a local proxy reaches a debug server's
+  monitor.
 - Nothing changes on GET. POST endpoints need a JSON body (``{}`` will do) or
   the header ``X-Jobq-Request: 1``: a cross-site page can send neither
   without a CORS preflight, so a forged form post is refused with 415. A
@@ -26,6 +31,7 @@ import json
 import math
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import unquote_to_bytes
 
 from flask import Blueprint, Flask, abort, current_app, request, url_for
 from flask.typing import ResponseReturnValue
@@ -39,6 +45,7 @@ from jobq.storage.base import Stats
 
 # The module, not the name: extension.py may import this module while it loads.
 from . import extension
+from .access import is_local_request
 from .openapi import openapi_spec
 
 BLUEPRINT_NAME = "jobq_monitor"
@@ -68,8 +75,16 @@ _NOT_CONFIGURED = (
     "the jobq monitor needs an authorisation callback: set app.config['JOBQ_MONITOR_AUTH'] "
     "to a function taking no arguments that returns True for requests allowed to see and "
     "change the queue (it can read flask.request), or decorate one with "
-    "@jobq_ext.monitor_auth. Without one the monitor is open only when app.debug or "
-    "app.testing is true."
+    "@jobq_ext.monitor_auth (flask_jobq.is_local_request allows this machine only). "
+    "Without one the monitor is open only when app.testing is true, or to local requests "
+    "when app.debug is true."
+)
+_NOT_LOCAL = (
+    "without JOBQ_MONITOR_AUTH, an app in debug mode opens the jobq monitor only to "
+    "requests from this machine that name it: from a loopback address, with a "
+    "Host header of localhost, 127.x.x.x or [::1], and through no proxy (no Forwarded, "
+    "X-Forwarded-For, X-Forwarded-Host or X-Real-IP header). Set JOBQ_MONITOR_AUTH to "
+    "decide yourself."
 )
 
 
@@ -83,8 +98,9 @@ def register_monitor(app: Flask) -> Blueprint | None:
         ``"/jobq"``; None mounts no monitor.
     ``JOBQ_MONITOR_AUTH``
         a callable taking no arguments, returning True to allow the request.
-        Default None: every request is refused with 403 unless ``app.debug``
-        or ``app.testing`` is true.
+        Default None: every request is refused with 403, except when
+        ``app.testing`` is true, and local requests
+        (:func:`flask_jobq.is_local_request`) when ``app.debug`` is true.
 
     Also makes routing errors under the prefix (unknown route 404, wrong
     method 405) JSON, after the same authorisation, without touching the
@@ -382,9 +398,15 @@ def _authorise() -> ResponseReturnValue | None:
     app = current_app
     check = app.config.get("JOBQ_MONITOR_AUTH")
     if check is None:
-        if app.debug or app.testing:
+        if app.testing:  # test clients, which need not even set REMOTE_ADDR
             return None
-        return _error(403, "Forbidden", _NOT_CONFIGURED)
+        if not app.debug:
+            return _error(403, "Forbidden", _NOT_CONFIGURED)
+        # Debug mode is not a licence for the network: a debug server may listen on
+        # 0.0.0.0, sit behind a proxy, or be reached by DNS rebinding.
+        if not is_local_request():
+            return _error(403, "Forbidden", _NOT_LOCAL)
+        return None
     if not callable(check):
         raise TypeError(f"JOBQ_MONITOR_AUTH must be a callable or None, got {check!r}")
     # Only True allows: a callback returning a user object or a response by mistake denies.
@@ -416,11 +438,27 @@ def _command_body() -> dict[str, Any]:
 
 
 def _queue_name(name: str) -> str:
-    """``name`` from the path, refused when the path is not valid UTF-8 (Werkzeug puts
-    U+FFFD for each bad byte, and pausing that queue is not what the client asked)
-    or holds a NUL (no database keeps one in a name)."""
+    """``name`` from the path, refused with 400 unless it is the name the client sent.
+
+    Servers decode the path before the app sees it, and bytes that are not UTF-8
+    come out as U+FFFD (Werkzeug's own server replaces ``%FF`` itself; Werkzeug
+    replaces a raw byte that gunicorn passes on), so the bytes the client sent
+    are checked instead, in the raw request target (``RAW_URI`` or
+    ``REQUEST_URI``, which servers pass untouched) and in ``PATH_INFO``: pausing
+    the queue ``"\ufffd"`` is not what a client sending ``%FF`` asked. Raw
+    non-ASCII bytes in the request line, which HTTP does not allow, are refused
+    too: Werkzeug's server decodes them as Latin-1, so raw ``é`` would name the
+    queue ``"Ã©"``. A NUL is refused as no database keeps one in a name.
+    """
+    target = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    if target is not None and not target.partition("?")[0].isascii():
+        abort(400, "the URL holds bytes that are not ASCII; percent-encode the queue "
+                   "name's UTF-8 bytes (é is %C3%A9)")
     try:
+        # PEP 3333: PATH_INFO carries the decoded bytes as Latin-1 characters.
         request.environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
+        if target is not None:
+            unquote_to_bytes(target.partition("?")[0]).decode("utf-8")
     except UnicodeError:
         abort(400, "the queue name in the URL is not valid UTF-8 (percent-encode its "
                    "UTF-8 bytes)")

@@ -42,6 +42,7 @@ from .cli_format import (
     CommandError as CommandError,
 )
 from .cli_format import (
+    TerminalSafeFormatter,
     describe_schedule,
     dump_json,
     format_jobs,
@@ -55,6 +56,7 @@ from .cli_format import (
     shorten,
     split_names,
     stats_record,
+    terminal_safe,
 )
 from .default_queue import configure, default_queue
 from .errors import JobqError, ScheduleNotFound
@@ -134,7 +136,7 @@ def retry_job(
         raise CommandError(str(exc)) from None
     if as_json:
         return dump_json(job_record(job))
-    return f"job {job_id} will run again ({job.name}, queue {job.queue})"
+    return f"job {job_id} will run again ({_job_label(job)})"
 
 
 def purge_jobs(
@@ -203,7 +205,7 @@ def trigger_schedule(queue: DurableQueue, name: str, *, as_json: bool = False) -
     job = _known(queue.trigger_schedule, name)
     if as_json:
         return dump_json(job_record(job))
-    return f"schedule {name!r} triggered: job {job.id} ({job.name}, queue {job.queue})"
+    return f"schedule {name!r} triggered: job {job.id} ({_job_label(job)})"
 
 
 def _schedule(queue: DurableQueue, name: str) -> ScheduleInfo:
@@ -229,6 +231,10 @@ def _known(action: Callable[[str], _R], name: str) -> _R:
         return action(name)
     except ScheduleNotFound:  # deleted since it was looked up
         raise CommandError(f"no schedule named {quote_name(name)}") from None
+
+
+def _job_label(job: Job) -> str:
+    return f"{terminal_safe(job.name)}, queue {terminal_safe(job.queue)}"
 
 
 def _get(queue: DurableQueue, job_id: int) -> Job:
@@ -348,11 +354,15 @@ def _where(queue: DurableQueue) -> str:
 
 
 def configure_logging(level: str = "INFO") -> None:
-    """Log to stderr with times, at ``level``, unless the root logger is set up already."""
-    logging.basicConfig(
-        level=level.upper(), stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    """Log to stderr with times, at ``level``, unless the root logger is set up already.
+
+    Lines go through :class:`TerminalSafeFormatter`: job data in them (names, error
+    texts, a webhook receiver's answer) cannot send escape sequences to the terminal.
+    An app that set up logging itself keeps its own handlers and formatters.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(TerminalSafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
 # -- the plain command line -------------------------------------------------------------
@@ -599,7 +609,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.imports:
             configure(None)
         queue.close()
-    print(text)
+    print(terminal_safe(text, keep_lines=True))
     return 0
 
 
@@ -611,7 +621,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (JobqError, ValueError) as exc:
         # JobqError covers CommandError, JobNotFound and StorageError (a file that is not
         # a database, a folder that cannot be written): all answered on one line.
-        print(f"jobq: error: {exc}", file=sys.stderr)
+        print(f"jobq: error: {terminal_safe(str(exc))}", file=sys.stderr)
         return 2
 
 

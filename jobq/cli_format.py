@@ -7,9 +7,11 @@ standard library only.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import Sequence
 from datetime import datetime, timezone
+from types import TracebackType
 from typing import Any
 
 from .errors import JobqError
@@ -68,6 +70,74 @@ def split_names(values: Sequence[str] | None) -> list[str] | None:
         return None
     names = [name.strip() for value in values for name in value.split(",") if name.strip()]
     return names or None
+
+
+# -- text safe for a terminal ----------------------------------------------------------
+
+
+def _escape(code: int) -> str:
+    named = {0x09: "\\t", 0x0A: "\\n", 0x0D: "\\r"}
+    if code in named:
+        return named[code]
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+# C0 controls (ESC among them, which starts every escape sequence), DEL, C1 controls
+# (0x9b is a one-character CSI for terminals that read them), and the bidirectional
+# controls that make text shown differ from text stored.
+_CONTROLS = [*range(0x20), 0x7F, *range(0x80, 0xA0),
+             0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]  # fmt: skip
+_ESCAPES = {chr(code): _escape(code) for code in _CONTROLS}
+_ONE_LINE = re.compile("[" + "".join(map(re.escape, _ESCAPES)) + "]")
+_LINES = re.compile("[" + "".join(re.escape(c) for c in _ESCAPES if c not in "\t\n") + "]")
+
+
+def terminal_safe(text: str, *, keep_lines: bool = False) -> str:
+    """``text`` with every control character written as a visible escape, for a terminal.
+
+    C0 controls (ESC, BEL, CR, ...), DEL, C1 controls (``\\x9b`` is a CSI to
+    some terminals) and the bidirectional controls (U+202E, ...) become
+    ``\\x1b``, ``\\r``, ``\\u202e``..., so text from job data (a task's error,
+    an answer a webhook got, a queue name) can neither clear the screen, set
+    the window title, write the clipboard (OSC 52) nor forge a line of output.
+    Newlines and tabs are escaped too, unless ``keep_lines`` (for text of
+    several lines, such as a traceback). Other characters, backslashes
+    included, are left as they are. Text already escaped is unchanged.
+    """
+    # A search first: most text has nothing to escape, and re finds that fastest.
+    pattern = _LINES if keep_lines else _ONE_LINE
+    if pattern.search(text) is None:
+        return text
+    return pattern.sub(lambda match: _ESCAPES[match.group()], text)
+
+
+_ExcInfo = (
+    tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
+)
+
+
+class TerminalSafeFormatter(logging.Formatter):
+    """A :class:`logging.Formatter` whose output a terminal shows and never obeys.
+
+    Each record's line is passed through :func:`terminal_safe`, newlines
+    included, so a message carrying job data stays on one line. A traceback or
+    stack keeps its lines, each indented by two spaces: an exception message of
+    several lines cannot pass for a record of its own. ``jobq worker`` and
+    ``flask jobq worker`` log through one (:func:`jobq.cli.configure_logging`).
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return terminal_safe(super().formatMessage(record))
+
+    def formatException(self, ei: _ExcInfo) -> str:
+        return _indented(terminal_safe(super().formatException(ei), keep_lines=True))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _indented(terminal_safe(super().formatStack(stack_info), keep_lines=True))
+
+
+def _indented(text: str) -> str:
+    return "\n".join("  " + line for line in text.split("\n"))
 
 
 # -- formatting ----------------------------------------------------------------------
@@ -131,8 +201,9 @@ def stats_record(stats: Stats) -> dict[str, Any]:
 
 
 def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """Left-aligned columns separated by two spaces, numbers aligned right."""
-    cells = [[str(cell) for cell in row] for row in rows]
+    """Left-aligned columns separated by two spaces, numbers aligned right; every
+    cell one line, shown with :func:`terminal_safe`."""
+    cells = [[terminal_safe(str(cell)) for cell in row] for row in rows]
     widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]
     numeric = [all(isinstance(row[i], (int, float)) for row in rows) and bool(rows)
                for i in range(len(headers))]  # fmt: skip

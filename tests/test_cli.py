@@ -23,7 +23,9 @@ import pytest
 import jobq
 from jobq import DurableQueue, JobStatus
 from jobq.cli import CommandError, main, parse_duration, run_worker
+from jobq.cli_format import terminal_safe
 from jobq.testing import FakeClock
+from tests._cli_hostile_tasks import assert_terminal_safe
 from tests._cli_tasks import register
 from tests.conftest import wait_for
 
@@ -593,3 +595,89 @@ def test_help_lists_the_schedule_commands(run: Callable[..., Result]) -> None:
     for verb in ("schedules", "pause-schedule", "resume-schedule", "trigger-schedule"):
         assert verb in result.out
     assert "--import" in run("trigger-schedule", "--help").out
+
+
+# -- job data never drives the terminal ---------------------------------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[bytes]:
+    """Run the real ``jobq`` command; its raw output bytes."""
+    done = subprocess.run([sys.executable, "-m", "jobq.cli", *args], cwd=ROOT,
+                          capture_output=True, timeout=DEADLINE, check=False)  # fmt: skip
+    assert done.returncode == 0, done
+    return done
+
+
+def test_list_stats_and_retry_print_job_data_escaped(db: str) -> None:
+    from tests import _cli_hostile_tasks as hostile
+
+    queue = DurableQueue(db)
+    try:
+        hostile.register(queue)
+        job_id = queue.get_task(hostile.NAME).enqueue().id
+        queue.run_until_empty(queues=[hostile.QUEUE])
+        assert queue.get(job_id).status is JobStatus.FAILED
+    finally:
+        queue.close()
+
+    listing = assert_terminal_safe(_cli("list", "--db", db).stdout)
+    assert "hostile\\x1b[2J\\x9b0m" in listing  # the task's name
+    assert "q\\x1b]0;title\\x07" in listing  # its queue
+    assert "RuntimeError: \\x1b]52;c;cm0gLXJmIH4=\\x07\\x1b]0;pwned" in listing  # its error
+    stats = assert_terminal_safe(_cli("stats", "--db", db).stdout)
+    assert "q\\x1b]0;title\\x07" in stats
+    retried = assert_terminal_safe(_cli("retry", str(job_id), "--db", db).stdout)
+    assert retried == f"job {job_id} will run again (hostile\\x1b[2J\\x9b0m, queue " \
+                      "q\\x1b]0;title\\x07)\n"
+    # JSON escapes them its own way, and loses nothing.
+    as_json = _cli("list", "--db", db, "--json").stdout
+    assert_terminal_safe(as_json)
+    [job] = json.loads(as_json)["jobs"]
+    assert (job["name"], job["queue"]) == (hostile.NAME, hostile.QUEUE)
+    assert job["error"]["message"] == hostile.HOSTILE
+
+
+def test_worker_logs_job_data_escaped(tmp_path: Path, db: str) -> None:
+    from tests import _cli_hostile_tasks as hostile
+
+    queue = DurableQueue(db)
+    hostile.register(queue)
+    args = [sys.executable, "-m", "jobq.cli", "worker", "--db", db, "--import",
+            "tests._cli_hostile_tasks", "--concurrency", "1", "--grace", "5"]  # fmt: skip
+    try:
+        with worker_process(args, tmp_path) as (child, log):
+            job_id = queue.get_task(hostile.NAME).enqueue().id
+            wait_for(lambda: queue.get(job_id).status is JobStatus.FAILED, "the job failed")
+            # Its last line is logged after the failure is stored: wait for it.
+            wait_for(lambda: b"failed: RuntimeError" in log.read_bytes(), "the failure logged")
+            child.send_signal(signal.SIGTERM)
+            assert child.wait(DEADLINE) == 0, log.read_text(errors="replace")
+    finally:
+        queue.close()
+
+    output = assert_terminal_safe(log.read_bytes())
+    escaped = hostile.HOSTILE.encode("unicode_escape").decode()  # as terminal_safe writes it
+    assert f"job {job_id} hostile\\x1b[2J\\x9b0m will retry: RuntimeError: " in output
+    assert f"job {job_id} hostile\\x1b[2J\\x9b0m failed: RuntimeError: " in output
+    assert "queues q\\x1b]0;title\\x07 of" in output  # the start line
+    assert f"the receiver answered {escaped}" in output  # the task's own log line
+    # The traceback keeps its lines, indented: the message's second line cannot pass
+    # for a record of its own.
+    assert "\n  Traceback (most recent call last):\n" in output
+    in_traceback = escaped.replace("\\n", "\n  ")
+    assert f"\n  RuntimeError: {in_traceback}\n" in output
+    assert not [line for line in output.splitlines() if line.startswith("2026-01-01")]
+
+
+@pytest.mark.parametrize(("text", "one_line", "lines"), [
+    ("\x1b[2J", "\\x1b[2J", "\\x1b[2J"),
+    ("a\x07\x00\x7f", "a\\x07\\x00\\x7f", "a\\x07\\x00\\x7f"),
+    ("\x9b1m\x85", "\\x9b1m\\x85", "\\x9b1m\\x85"),  # C1: CSI and NEL
+    ("a\r\nb\tc", "a\\r\\nb\\tc", "a\\r\nb\tc"),
+    ("abc\u202efdp.exe", "abc\\u202efdp.exe", "abc\\u202efdp.exe"),
+    ("é ü 日本 \\x1b", "é ü 日本 \\x1b", "é ü 日本 \\x1b"),  # kept as they are
+])  # fmt: skip
+def test_terminal_safe(text: str, one_line: str, lines: str) -> None:
+    assert terminal_safe(text) == one_line
+    assert terminal_safe(text, keep_lines=True) == lines
+    assert terminal_safe(one_line) == one_line  # escaping twice changes nothing

@@ -11,7 +11,9 @@ handler treats a 4xx reply as temporary, so those deliveries are retried with
 backoff (a 5xx reply fails the job at once). Each worker thread keeps one SMTP
 connection open and reuses it. ``GET /newsletter/progress`` shows the queue's
 counts next to what the SMTP server received, and the extension's JSON monitor
-is mounted at ``/jobq``, open to requests from 127.0.0.1 only.
+is mounted at ``/jobq``, open to local requests only: from a loopback address,
+naming a loopback host (``localhost``, ``127.0.0.1``, ``[::1]``) in ``Host``,
+through no proxy (``flask_jobq.is_local_request``).
 
     python examples/newsletter/app.py                  # serve on http://127.0.0.1:5000
     python examples/newsletter/app.py --check          # queue 10,000, wait, verify, exit 0/1
@@ -38,7 +40,7 @@ from local_smtp import SmtpServer, start_smtp_server
 from werkzeug.exceptions import BadRequest, HTTPException
 
 import jobq
-from flask_jobq import JobQ
+from flask_jobq import JobQ, is_local_request
 from flask_jobq.handlers import send_email
 from jobq.handlers import email
 
@@ -112,8 +114,10 @@ def create_app(
         JOBQ_DATABASE="newsletter.db",  # in the instance folder
         JOBQ_CONCURRENCY=CONCURRENCY,
         JOBQ_QUEUES=[QUEUE],
-        # The monitor at /jobq is closed unless we say who may use it: local requests.
-        JOBQ_MONITOR_AUTH=lambda: request.remote_addr == "127.0.0.1",
+        # The monitor at /jobq is closed unless we say who may use it: this machine only.
+        # Not the client address alone: a page using DNS rebinding reaches us from
+        # 127.0.0.1 under its own host name, and a local proxy forwards everyone.
+        JOBQ_MONITOR_AUTH=is_local_request,
     )
     app.config.update(test_config or {})
     server = start_smtp_server(refuse_every=refuse_every, reject_every=reject_every)
@@ -153,7 +157,8 @@ def create_app(
                 ),
                 "GET /newsletter/progress": "job counts per status and what the SMTP server got",
                 "GET /jobq/stats": "jobq's monitor (also /jobq/jobs?status=failed, /jobq/running); "
-                                   "allowed from 127.0.0.1 only",
+                                   "allowed to local requests only (Host localhost, "
+                                   "127.0.0.1 or [::1], no proxy)",
             },
             "try": [
                 f"curl -s -X POST {base}/newsletter -H 'Content-Type: application/json' "

@@ -164,6 +164,22 @@ def test_errors_are_one_line_with_exit_code_2(invoke: Callable[..., Result],
     assert_one_line_error(invoke("worker", "--concurrency", "0"), "--concurrency")
 
 
+def test_job_data_reaches_the_terminal_escaped(invoke: Callable[..., Result],
+                                               queue: DurableQueue) -> None:  # fmt: skip
+    from tests import _cli_hostile_tasks as hostile
+
+    hostile.register(queue)
+    job_id = queue.get_task(hostile.NAME).enqueue().id
+    queue.run_until_empty(queues=[hostile.QUEUE])
+
+    for args in (["list"], ["stats"], ["list", "--json"], ["retry", str(job_id)]):
+        result = invoke(*args)
+        assert result.exit_code == 0, result.output
+        text = hostile.assert_terminal_safe(result.stdout_bytes)
+        assert "q\\x1b]0;title\\x07" in text or "--json" in args
+    assert "RuntimeError: \\x1b]52;c;" in invoke("list").stdout
+
+
 def test_an_app_without_the_extension_is_a_clear_error(tmp_path: Path) -> None:
     bare = Flask("bare", instance_path=str(tmp_path))
     bare.cli.add_command(jobq_cli)

@@ -721,10 +721,17 @@ def test_without_a_callback_everything_is_403_outside_debug_and_testing(
     assert queue.stats().paused == frozenset()
 
 
-def test_debug_mode_is_open_without_a_callback(app: Flask) -> None:
+def test_debug_mode_is_open_to_local_requests_without_a_callback(app: Flask) -> None:
     app.testing = False
     app.debug = True
-    assert Monitor(app).get("/stats").status_code == 200
+    monitor = Monitor(app)
+    assert monitor.get("/stats").status_code == 200  # the test client: 127.0.0.1, localhost
+    for headers in ({"Host": "evil.example"}, {"X-Forwarded-For": "203.0.113.9"}):
+        refused = monitor.get("/stats", headers=headers)
+        assert refused.status_code == 403
+        assert "JOBQ_MONITOR_AUTH" in refused.get_json()["message"]
+    elsewhere = monitor.get("/stats", environ_base={"REMOTE_ADDR": "192.0.2.1"})
+    assert elsewhere.status_code == 403
 
 
 def test_a_callback_allows_and_can_read_the_request(monitor_app: Callable[..., Flask]) -> None:

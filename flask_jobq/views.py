@@ -270,7 +270,9 @@ def make_blueprint() -> Blueprint:
 
     @bp.get("/running")
     def running() -> ResponseReturnValue:
-        """What each busy worker thread of this process's pool is doing now."""
+        """What each busy worker thread of this process's pool is doing now; a thread
+        still in a task past its timeout shows ``"stuck": true`` and ``stuck_since``
+        (see :meth:`jobq.WorkerPool.running`)."""
         pool = extension.state_for().pool
         if pool is None:
             return {"pool": None, "running": []}

@@ -19,7 +19,6 @@ import os
 import socket
 import threading
 import time
-import traceback
 import weakref
 from collections import deque
 from collections.abc import Callable, Collection
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from . import codec, signals
+from ._failures import describe, error_of, retry_delay, storable
 from ._validate import check_count
 from .context import JobContext, _set_current
 from .errors import Fail, PayloadError, Retry, TaskTimeout, TransientError, UnknownTask
@@ -35,10 +35,10 @@ from .storage.base import Completion, Notifier
 
 if TYPE_CHECKING:
     from .queue import DurableQueue
+    from .tasks import Task
 
 logger = logging.getLogger(__name__)
 
-_TRACEBACK_LIMIT = 20_000  # characters of traceback kept on a failed job
 UNKNOWN_TASK_WAIT = 60.0
 """Seconds a job of an unregistered task waits with ``unknown_tasks="wait"``."""
 _MAX_CLAIM = 256  # jobs claimed in one transaction at most
@@ -61,18 +61,18 @@ class Outcome:
     delay: float | None = None
 
 
-def _error_of(exc: BaseException) -> JobError:
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    if len(text) > _TRACEBACK_LIMIT:
-        text = "...\n" + text[-_TRACEBACK_LIMIT:]
-    return JobError(type(exc).__qualname__, str(exc), text)
-
-
 def execute(queue: DurableQueue, job: Job, context: JobContext) -> Outcome:
-    """Run one attempt of ``job`` in this thread and say how it went. Never raises."""
+    """Run one attempt of ``job`` in this thread and say how it went. Never raises.
+
+    Whatever the task does ends the attempt with a readable reason: an exception
+    of any kind (``SystemExit`` and ``KeyboardInterrupt`` too: in a worker thread
+    they end the attempt, not the process), one whose ``str()`` raises, a result
+    JSON cannot hold (including one nested too deeply or containing itself), or a
+    backoff that raises (the job then fails without a retry).
+    """
     task = queue.tasks.get(job.name)
     if task is None:
-        error = _error_of(UnknownTask(job.name, list(queue.tasks)))
+        error = error_of(UnknownTask(job.name, list(queue.tasks)))
         if queue.unknown_tasks == "wait":
             logger.warning("jobq: job %d: %s; trying again in %g s", job.id, error.message,
                            UNKNOWN_TASK_WAIT)
@@ -81,9 +81,9 @@ def execute(queue: DurableQueue, job: Job, context: JobContext) -> Outcome:
     try:
         payload = json.loads(job.payload)
         args, kwargs = payload["args"], payload["kwargs"]
-    except (ValueError, KeyError, TypeError) as exc:
-        message = f"the stored arguments of job {job.id} cannot be read: {exc}"
-        return Outcome("failed", error=JobError("PayloadError", message))
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        message = f"the stored arguments of job {job.id} cannot be read: {describe(exc)}"
+        return Outcome("failed", error=JobError("PayloadError", storable(message)))
     _set_current(context)
     try:
         if queue.around_job is None:
@@ -91,25 +91,59 @@ def execute(queue: DurableQueue, job: Job, context: JobContext) -> Outcome:
         else:
             result = queue.around_job(lambda: task.fn(*args, **kwargs))
     except Retry as exc:
-        delay = exc.delay if exc.delay is not None else task.backoff(job.attempts)
-        return Outcome("snoozed", error=_error_of(exc), delay=delay)
+        if exc.delay is not None:
+            return Outcome("snoozed", error=error_of(exc), delay=exc.delay)
+        return _failure(task, job, error_of(exc), snooze=True)
     except Fail as exc:
-        return Outcome("failed", error=_error_of(exc))
+        return Outcome("failed", error=error_of(exc))
     except BaseException as exc:  # a task must never take its worker down
-        if job.attempts >= job.max_attempts:
-            return Outcome("failed", error=_error_of(exc))
         retry_after = exc.retry_after if isinstance(exc, TransientError) else None
-        if retry_after is None:
-            retry_after = task.backoff(job.attempts)
-        return Outcome("failed", error=_error_of(exc), delay=retry_after)
+        return _failure(task, job, error_of(exc), retry_after=retry_after)
     finally:
         _set_current(None)
     if context.cancel_requested:
         return Outcome("cancelled")
+    return _completion(job, result)
+
+
+def _failure(
+    task: Task[..., Any], job: Job, error: JobError, *, retry_after: float | None = None,
+    snooze: bool = False,
+) -> Outcome:
+    """A failed attempt, to run again after the task's backoff (or ``retry_after``)
+    while attempts remain; ``snooze``: a ``Retry`` without a delay, not counted."""
+    if not snooze and job.attempts >= job.max_attempts:
+        return Outcome("failed", error=error)
+    if retry_after is not None:
+        return Outcome("failed", error=error, delay=retry_after)
+    delay, why_not = retry_delay(task.backoff, job.attempts)
+    if delay is None:
+        error = JobError(error.type, storable(f"{error.message}; {why_not}"), error.traceback)
+        return Outcome("failed", error=error)
+    return Outcome("snoozed" if snooze else "failed", error=error, delay=delay)
+
+
+def _completion(job: Job, result: object) -> Outcome:
+    what = f"result of {job.name}"
     try:
-        return Outcome("completed", result=codec.encode(result, name=f"result of {job.name}"))
+        text = codec.encode(result, name=what)
+        text.encode("utf-8")  # a lone surrogate would make every later database write fail
     except PayloadError as exc:
-        return Outcome("failed", error=_error_of(exc))
+        return Outcome("failed", error=error_of(exc))
+    except RecursionError as exc:
+        return _unstorable(exc, f"the {what} cannot be stored as JSON: it is nested too "
+                                "deeply or contains itself")  # fmt: skip
+    except UnicodeEncodeError as exc:
+        return _unstorable(exc, f"the {what} cannot be stored: it holds a string that is not "
+                                "valid Unicode (a lone surrogate)")  # fmt: skip
+    except Exception as exc:  # whatever encoding a strange object raises
+        return _unstorable(exc, f"the {what} cannot be stored as JSON")
+    return Outcome("completed", result=text)
+
+
+def _unstorable(exc: Exception, reason: str) -> Outcome:
+    error = error_of(exc, context=reason)
+    return Outcome("failed", error=JobError("PayloadError", error.message, error.traceback))
 
 
 def apply(queue: DurableQueue, job: Job, outcome: Outcome, now: float) -> JobStatus | None:
@@ -187,7 +221,8 @@ def run_inline(
 class _Attempt:
     """A claimed job in this pool: waiting for a thread, running, or just finished."""
 
-    __slots__ = ("context", "deadline", "job", "lost", "started", "thread", "timed_out")
+    __slots__ = ("context", "deadline", "given_up", "job", "lost", "started", "stuck_since",
+                 "thread", "timeout")
 
     def __init__(self, queue: DurableQueue, job: Job) -> None:
         self.job = job
@@ -195,12 +230,16 @@ class _Attempt:
         self.started: float | None = None
         self.deadline: float | None = None
         self.thread: str | None = None
-        self.timed_out = False  # its failure is recorded; the thread's outcome is ignored
+        # Past its deadline, the failure to record once its thread returns (whatever
+        # it returns); until then the pool keeps its lease and its slot.
+        self.timeout: Outcome | None = None
+        self.stuck_since: float | None = None  # the attempt is over; its thread runs on
+        self.given_up = False  # its failure is recorded; the thread's outcome is ignored
         self.lost = False  # the lease is gone: nothing of it may be recorded
 
     @property
     def abandoned(self) -> bool:
-        return self.timed_out or self.lost
+        return self.given_up or self.lost
 
 
 class WorkerPool:
@@ -208,6 +247,13 @@ class WorkerPool:
 
     Made by :meth:`DurableQueue.start_workers`. :meth:`stop` ends it; so does
     the interpreter's exit (with a 30 s grace for running jobs).
+
+    Nothing a task does ends a worker thread (see :func:`execute`). Should one
+    fail anyway (a ``job_started`` receiver raising ``SystemExit``), its attempt
+    is recorded as failed, under the task's retry rules, and a new thread takes
+    its place. A thread stuck in a task past its ``timeout`` is described in
+    :meth:`running`; while every thread is stuck, the jobs claimed ahead for them
+    go back to the queue for other pools.
     """
 
     def __init__(
@@ -337,14 +383,25 @@ class WorkerPool:
             self._wakeup.set()
 
     def running(self) -> list[dict[str, Any]]:
-        """What each busy thread is doing: job id, name, attempt, start time, thread."""
+        """What each busy thread is doing: ``id``, ``name``, ``queue`` and ``attempt``
+        of its job, ``started_at`` (queue clock seconds), ``thread`` (its name),
+        ``timed_out`` (the attempt ran past its task's ``timeout``), ``stuck`` (the
+        attempt is over, timed out or given up by :meth:`stop`, but the thread still
+        runs the task: threads cannot be stopped) and ``stuck_since`` (queue clock
+        seconds, or None).
+
+        A stuck thread keeps its place in ``concurrency`` and its job keeps its
+        lease (and its place in the task's ``concurrency_limit``) until the task
+        returns; the job's ``TaskTimeout`` failure is recorded then, and it runs
+        again if attempts remain."""
         with self._lock:
             attempts = list(self._running)
         return [
             {
                 "id": a.job.id, "name": a.job.name, "queue": a.job.queue,
                 "attempt": a.job.attempts, "started_at": a.started, "thread": a.thread,
-                "timed_out": a.timed_out,
+                "timed_out": a.timeout is not None, "stuck": a.stuck_since is not None,
+                "stuck_since": a.stuck_since,
             }
             for a in attempts
         ]
@@ -352,32 +409,65 @@ class WorkerPool:
     # -- worker threads -------------------------------------------------------------
 
     def _work(self) -> None:
-        clock = self.queue.clock
-        while True:
-            with self._lock:
-                while not self._ready and not self._stopping and self._workers <= self.concurrency:
-                    self._has_work.wait()
-                if self._stopping or self._workers > self.concurrency:
-                    self._workers -= 1
-                    return
-                attempt = self._ready.popleft()
-                attempt.started = clock.now()
-                attempt.thread = threading.current_thread().name
+        attempt: _Attempt | None = None
+        try:
+            while (attempt := self._next_attempt()) is not None:
+                self._run(attempt)
+        except BaseException as exc:  # e.g. a signal receiver's SystemExit
+            self._replace_dead_worker(attempt, exc)
+
+    def _next_attempt(self) -> _Attempt | None:
+        """Wait for a job to run; None when this thread should leave."""
+        with self._lock:
+            while not self._ready and not self._stopping and self._workers <= self.concurrency:
+                self._has_work.wait()
+            if self._stopping or self._workers > self.concurrency:
+                self._workers -= 1
+                return None
+            attempt = self._ready.popleft()
+            self._running.add(attempt)
+            attempt.started = self.queue.clock.now()
+            attempt.thread = threading.current_thread().name
+            task = self.queue.tasks.get(attempt.job.name)
+            if task is not None and task.timeout is not None:
+                attempt.deadline = attempt.started + task.timeout
+            return attempt
+
+    def _run(self, attempt: _Attempt) -> None:
+        if signals.job_started.receivers:
+            signals.emit(signals.job_started, self.queue, job=attempt.job)
+        began = time.monotonic()
+        outcome = execute(self.queue, attempt.job, attempt.context)
+        took = time.monotonic() - began
+        with self._lock:
+            self._job_seconds += (took - self._job_seconds) * 0.1
+            self._finish(attempt, outcome)
+        self._wakeup.set()
+
+    def _finish(self, attempt: _Attempt, outcome: Outcome) -> None:
+        """Its thread is done with ``attempt``: record how it went. Lock held."""
+        self._running.discard(attempt)
+        if not attempt.abandoned:
+            self._outcomes.append((attempt, attempt.timeout or outcome))
+
+    def _replace_dead_worker(self, attempt: _Attempt | None, exc: BaseException) -> None:
+        """Something escaped a worker thread (a signal receiver raising SystemExit,
+        a bug): record its attempt as failed, and start a thread in its place."""
+        logger.error("jobq worker pool %s: a worker thread failed; starting another",
+                     self.name, exc_info=exc)
+        with self._lock:
+            if attempt is not None and attempt in self._running:
+                error = error_of(exc, context=f"the worker thread running job {attempt.job.id} "
+                                              "failed around the task")  # fmt: skip
                 task = self.queue.tasks.get(attempt.job.name)
-                if task is not None and task.timeout is not None:
-                    attempt.deadline = attempt.started + task.timeout
-                self._running.add(attempt)
-            if signals.job_started.receivers:
-                signals.emit(signals.job_started, self.queue, job=attempt.job)
-            began = time.monotonic()
-            outcome = execute(self.queue, attempt.job, attempt.context)
-            took = time.monotonic() - began
-            with self._lock:
-                self._job_seconds += (took - self._job_seconds) * 0.1
-                self._running.discard(attempt)
-                if not attempt.abandoned:
-                    self._outcomes.append((attempt, outcome))
-            self._wakeup.set()
+                failed = (Outcome("failed", error=error) if task is None
+                          else _failure(task, attempt.job, error))  # fmt: skip
+                self._finish(attempt, failed)
+            self._workers -= 1
+            if not self._stopping:
+                self._add_workers(max(0, self.concurrency - self._workers))
+            self._has_work.notify_all()
+        self._wakeup.set()
 
     # -- dispatcher -----------------------------------------------------------------
 
@@ -443,17 +533,19 @@ class WorkerPool:
             return False
         with self._lock:
             if busy:
-                self._give_up_running()
+                self._give_up_running(now)
             return not self._outcomes
 
-    def _give_up_running(self) -> None:
+    def _give_up_running(self, now: float) -> None:
         """The grace period is over: record the jobs still running as failed for this
         attempt (to run again if attempts remain), so no lease outlives the pool.
         Their threads cannot be stopped; what they return is ignored. Lock held."""
         for attempt in self._running:
             if attempt.abandoned:
                 continue
-            attempt.timed_out = True  # its outcome is recorded here, not by its thread
+            attempt.given_up = True  # its outcome is recorded here, not by its thread
+            if attempt.stuck_since is None:
+                attempt.stuck_since = now
             job = attempt.job
             error = JobError(
                 "WorkerStopped",
@@ -461,10 +553,41 @@ class WorkerPool:
                 "period ran out)",
             )
             delay = None if job.attempts >= job.max_attempts else 0.0
-            self._outcomes.append((attempt, Outcome("failed", error=error, delay=delay)))
+            stopped = Outcome("failed", error=error, delay=delay)
+            self._outcomes.append((attempt, attempt.timeout or stopped))
+
+    def _hand_back_unrunnable(self, now: float) -> None:
+        """Every thread is stuck: hand the jobs waiting for one back to the queue, so
+        that other pools run them, rather than renewing their leases for nothing."""
+        with self._lock:
+            if self._runnable_threads() > 0 or not self._ready:
+                return
+            unrunnable = list(self._ready)
+            self._ready.clear()
+        for index, attempt in enumerate(unrunnable):
+            token = attempt.job.lease_token
+            assert token is not None
+            try:
+                self.queue.storage.release(attempt.job.id, token, now=now,
+                                           run_at=attempt.job.run_at)  # fmt: skip
+            except BaseException:
+                with self._lock:  # keep renewing what was not handed back; try again later
+                    self._ready.extendleft(reversed(unrunnable[index:]))
+                raise
+        logger.warning(
+            "jobq worker pool %s: every thread is stuck in a task past its timeout; handed "
+            "back %d jobs waiting for one", self.name, len(unrunnable),
+        )
+
+    def _runnable_threads(self) -> int:
+        """Threads that can take a job now or once their task returns. Lock held."""
+        stuck = sum(1 for attempt in self._running if attempt.stuck_since is not None)
+        return self.concurrency - stuck
 
     def _claim(self, now: float) -> bool:
         with self._lock:
+            if self._runnable_threads() <= 0:
+                return False
             prefetch = self.prefetch
             if self._auto_prefetch:
                 # Short jobs: claim about 20 ms of work per thread ahead (at most 256 jobs),
@@ -563,20 +686,26 @@ class WorkerPool:
             self.queue.storage.purge(older_than=now - age, statuses=[status])
 
     def _expire_overdue(self, now: float) -> None:
+        """Mark attempts past their deadline as timed out. Their threads cannot be
+        stopped, so each keeps its lease (renewed), its slot in this pool and in its
+        task's ``concurrency_limit``; the failure is recorded when it returns, or
+        when the pool gives up on it as it stops."""
         with self._lock:
-            overdue = [a for a in self._running
-                       if not a.abandoned and a.deadline is not None and now >= a.deadline]
-            for attempt in overdue:
-                attempt.timed_out = True
+            for attempt in self._running:
+                if (attempt.abandoned or attempt.timeout is not None
+                        or attempt.deadline is None or now < attempt.deadline):
+                    continue
                 job = attempt.job
                 task = self.queue.tasks.get(job.name)
                 assert task is not None
                 assert task.timeout is not None
-                error = _error_of(TaskTimeout(task.timeout, job.name))
-                delay = None if job.attempts >= job.max_attempts else task.backoff(job.attempts)
-                self._outcomes.append((attempt, Outcome("failed", error=error, delay=delay)))
-        if overdue:
-            self._wakeup.set()
+                attempt.timeout = _failure(task, job, error_of(TaskTimeout(task.timeout, job.name)))
+                attempt.stuck_since = attempt.deadline
+                logger.warning(
+                    "jobq worker pool %s: job %d (%s) passed its timeout of %g s; its thread "
+                    "is stuck until the task returns", self.name, job.id, job.name, task.timeout,
+                )
+        self._hand_back_unrunnable(now)
 
     def __repr__(self) -> str:
         return (

@@ -130,10 +130,13 @@ def test_timeout_fails_the_attempt_and_frees_nothing_else(make_queue: MakeQueue)
     try:
         eventually(lambda: len(pool.running()) == 1)
         clock.advance(31)
+        eventually(lambda: pool.running()[0]["timed_out"])  # the thread still runs it
+        # Its lease and its slot are kept until the thread returns: it cannot run twice.
+        assert queue.get(job.id).status is JobStatus.PROCESSING
+        release.set()
         failed = wait_status(queue, job.id, JobStatus.FAILED)
         assert failed.error is not None
         assert failed.error.type == "TaskTimeout"
-        assert pool.running()[0]["timed_out"]  # the thread still runs it
     finally:
         release.set()
         pool.stop(timeout=BOUNDED_WAIT)

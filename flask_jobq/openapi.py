@@ -179,7 +179,7 @@ _SCHEMAS: dict[str, Any] = {
                 "items": {
                     "type": "object",
                     "required": ["id", "name", "queue", "attempt", "started_at", "thread",
-                                 "timed_out"],
+                                 "timed_out", "stuck", "stuck_since"],
                     "properties": {
                         "id": {"type": "integer"},
                         "name": {"type": "string"},
@@ -187,7 +187,16 @@ _SCHEMAS: dict[str, Any] = {
                         "attempt": {"type": "integer", "minimum": 1},
                         "started_at": _NUMBER_OR_NULL,
                         "thread": {"type": ["string", "null"]},
-                        "timed_out": {"type": "boolean"},
+                        "timed_out": {
+                            "type": "boolean",
+                            "description": "The attempt ran past its task's timeout.",
+                        },
+                        "stuck": {
+                            "type": "boolean",
+                            "description": "The thread is still running an attempt that timed "
+                            "out: the job keeps its lease and its slots until it returns.",
+                        },
+                        "stuck_since": _NUMBER_OR_NULL,
                     },
                 },
             },

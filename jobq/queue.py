@@ -211,8 +211,11 @@ class DurableQueue:
         :param priority: default priority of its jobs (higher first).
         :param queue: default queue of its jobs.
         :param timeout: seconds an attempt may run before it counts as failed
-            with :class:`~jobq.TaskTimeout`. The thread cannot be stopped: it
-            keeps its worker slot until the function returns.
+            with :class:`~jobq.TaskTimeout` and is retried by the usual rules.
+            The thread cannot be stopped: until the function returns, the job
+            stays ``processing`` with its lease, its worker slot and its place in
+            ``concurrency_limit``, and ``WorkerPool.running()`` shows the thread
+            as stuck; the failure is recorded when it returns.
         :param concurrency_limit: at most this many of its jobs run at once in
             the whole deployment (every worker of every process), e.g. 2 for a
             heavy report. Enforced through the database when jobs are claimed.

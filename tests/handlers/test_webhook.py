@@ -561,7 +561,7 @@ def test_invalid_arguments_are_refused_when_enqueued(
     queue: DurableQueue, arguments: dict[str, Any], message: str, door: str
 ) -> None:
     deliver = install(queue)
-    url, payload = "https://hooks.example.com/x", {}
+    url, payload = "https://hooks.example.com/x", {"order": 1}
     enqueue: dict[str, Any] = {
         "enqueue": lambda: deliver.enqueue(url, payload, **arguments),
         "options": lambda: deliver.options(priority=1).enqueue(url, payload, **arguments),
@@ -720,6 +720,7 @@ def test_a_failed_delivery_shows_only_scheme_host_and_port(
     assert job.error.type == error_type
     assert words in job.error.message
     assert origin in job.error.message
+    assert job.error.traceback is not None
     assert origin in job.error.traceback
     logged = worker_log.text
     assert f"jobq.webhook.deliver {'will retry' if status is JobStatus.PENDING else 'failed'}" \
@@ -732,6 +733,20 @@ def test_a_failed_delivery_shows_only_scheme_host_and_port(
     assert "direct cause" not in job.error.traceback
     assert "During handling" not in job.error.traceback
     assert job.error.traceback.count("Traceback (most recent call last)") == 1
+
+
+def test_urllib3_debug_lines_hide_the_path_of_a_delivery(
+    queue: DurableQueue, receiver: Receiver, worker_log: pytest.LogCaptureFixture
+) -> None:
+    deliver = install(queue)
+    job = settle(queue, deliver.enqueue(secret_url("http", "127.0.0.1", receiver.port), {}))
+    assert job.status is JobStatus.COMPLETED
+    assert receiver.requests[0].path == f"/hooks/{PATH_SECRET}?token={TOKEN}"
+    [line] = [r.getMessage() for r in worker_log.records if "HTTP/1.1" in r.getMessage()]
+    assert line == f'http://127.0.0.1:{receiver.port} "POST [redacted] HTTP/1.1" 200 2'
+    # Outside a delivery, urllib3's records are left alone.
+    logging.getLogger("urllib3.connectionpool").debug("%s", "/kept")
+    assert worker_log.records[-1].getMessage() == "/kept"
 
 
 def test_an_unexpected_exception_is_retried_with_its_chain_cut(queue: DurableQueue) -> None:
@@ -749,6 +764,7 @@ def test_an_unexpected_exception_is_retried_with_its_chain_cut(queue: DurableQue
     assert job.error.type == "TransientError"
     assert "webhook to http://hooks.test:8080 failed: RuntimeError: resolver broke" in \
         job.error.message
+    assert job.error.traceback is not None
     for secret in SECRETS:
         assert secret not in job.error.message
         assert secret not in job.error.traceback
@@ -761,6 +777,7 @@ def test_a_refused_url_is_not_quoted(queue: DurableQueue) -> None:
     assert job.status is JobStatus.FAILED
     assert job.error is not None
     assert "refused: the URL is not valid (Invalid IPv6 URL)" in job.error.message
+    assert job.error.traceback is not None
     assert PATH_SECRET not in job.error.traceback
     assert TOKEN not in job.error.traceback
 

@@ -54,6 +54,8 @@ def origin(url: str) -> str:
         port = f":{parts.port}" if parts.port else ""
     except (TypeError, ValueError):
         return "(invalid URL)"
+    if not parts.scheme and not host:
+        return "(invalid URL)"
     if ":" in host:
         host = f"[{host}]"
     return f"{parts.scheme}://{host}{port}"

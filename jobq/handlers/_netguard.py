@@ -253,15 +253,19 @@ class NetGuard:
 
         Raises :class:`DestinationRefused` (a ValueError) for anything else.
         Host names are checked when connecting (:func:`guarded_adapter`).
+        Messages never quote the URL, whose path or query may hold a token.
         """
         if not isinstance(url, str):
-            raise DestinationRefused(f"refused: the URL must be a string, got {url!r}")
+            raise DestinationRefused(
+                f"refused: the URL must be a string, got {type(url).__name__}"
+            )
         try:
             parts = urllib.parse.urlsplit(url)
             host = parts.hostname
             parts.port  # noqa: B018  (raises ValueError for a bad port)
         except ValueError as exc:
-            raise DestinationRefused(f"refused: {url!r} is not a valid URL ({exc})") from None
+            why = _why_invalid(exc)
+            raise DestinationRefused(f"refused: the URL is not valid ({why})") from None
         scheme = parts.scheme.lower()
         if scheme not in self.allowed_schemes:
             allowed = ", ".join(sorted(self.allowed_schemes))
@@ -270,9 +274,9 @@ class NetGuard:
                 f"(allowed_schemes: {allowed})"
             )
         if not host:
-            raise DestinationRefused(f"refused: {url!r} has no host")
+            raise DestinationRefused("refused: the URL has no host")
         if any(ord(char) < 0x21 or char == "\x7f" for char in host):
-            raise DestinationRefused(f"refused: the host of {url!r} contains control characters")
+            raise DestinationRefused("refused: the URL's host contains control characters")
         address = parse_ip(host)
         if address is not None:
             self.check_address(address, host=host)
@@ -298,6 +302,13 @@ class NetGuard:
         for entry in found:
             self.check_address(str(entry[4][0]), host=host)
         return found
+
+
+def _why_invalid(error: ValueError) -> str:
+    """urllib's reason a URL is invalid, without the port text it may quote
+    ("Port could not be cast to integer value as '...'")."""
+    text = str(error)
+    return "the port is not a number" if "Port could not be cast" in text else text
 
 
 def parse_allow_entry(entry: str) -> tuple[str, str | IPNetwork]:
@@ -414,8 +425,9 @@ class GuardedAdapter(requests.adapters.HTTPAdapter):
         self.poolmanager.pool_classes_by_scheme = _pool_classes(self.guard)
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        # The proxy's URL is not quoted: it may hold a password.
         raise DestinationRefused(
-            f"refused to use proxy {proxy!r}: webhook deliveries do not go through proxies"
+            "refused to use a proxy: webhook deliveries do not go through proxies"
         )
 
     def __getstate__(self) -> dict[str, Any]:

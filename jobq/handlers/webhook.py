@@ -38,6 +38,7 @@ import dataclasses
 import email.utils
 import hashlib
 import hmac
+import inspect
 import json
 import math
 import os
@@ -45,8 +46,7 @@ import re
 import secrets
 import threading
 import time
-import urllib.parse
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol
@@ -54,6 +54,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Protocol
 try:
     import requests
     import requests.adapters
+    import urllib3.exceptions
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(
         "jobq.handlers.webhook needs the 'requests' package; install it with "
@@ -61,14 +62,15 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from .. import __version__, codec
-from ..context import current_job
+from ..context import JobContext, current_job
 from ..errors import ConfigurationError, Fail, JobqError, TransientError
+from ..tasks import Task
 from . import installed, remove_installed, replace_installed, retry_backoff, settings_from_mapping
 from ._netguard import DestinationRefused, NetGuard, Resolver, guarded_adapter, system_resolver
+from ._redact import UrlRedactor, redacted_urllib3_logs
 
 if TYPE_CHECKING:
     from ..queue import DurableQueue
-    from ..tasks import Task
 
 __all__ = [
     "EXTENSION_KEY",
@@ -135,7 +137,8 @@ class WebhookSettings:
         by the SSRF guard). Default False: a 3xx answer fails the job.
     :param max_response_excerpt: bytes of the receiver's answer kept in the
         job's result or error message, >= 0. Default 2048.
-    :param user_agent: the ``User-Agent`` header. Default ``"jobq-webhook/<version>"``.
+    :param user_agent: the ``User-Agent`` header, Latin-1 text. Default
+        ``"jobq-webhook/<version>"``.
     :param max_retry_after: cap, in seconds >= 0, on a ``Retry-After`` the
         receiver asks for; longer requests wait this long. Default 3600.
     :param verify_tls: check the receiver's TLS certificate and host name
@@ -196,11 +199,11 @@ class WebhookSettings:
             if not isinstance(self.cafile, str) or not os.path.isfile(self.cafile):
                 raise ValueError(f"cafile {self.cafile!r} is not a file")
         if not isinstance(self.user_agent, str) or not self.user_agent or any(
-            ord(c) < 0x20 or c == "\x7f" for c in self.user_agent
+            ord(c) < 0x20 or c == "\x7f" or ord(c) > 0xFF for c in self.user_agent
         ):
             raise ValueError(
-                f"user_agent must be a non-empty string without control characters, "
-                f"got {self.user_agent!r}"
+                f"user_agent must be a non-empty Latin-1 string without control characters "
+                f"(an HTTP header carries nothing else), got {self.user_agent!r}"
             )
 
     @classmethod
@@ -279,13 +282,31 @@ class HeaderLookup(Protocol):
     def items(self) -> Iterable[tuple[str, str]]: ...
 
 
+_MAX_TIMESTAMP_DIGITS = 18
+"""Digits a ``webhook-timestamp`` may have: today's has 10; more than 18 would not
+fit a float exactly, and any such time is far outside every tolerance anyway."""
+
+
 def _header(headers: HeaderLookup, name: str) -> str:
     value = headers.get(name)
     if value is None:  # a plain dict with other capitals
-        value = next((v for k, v in headers.items() if k.lower() == name), None)
+        value = next((v for k, v in headers.items()
+                      if isinstance(k, str) and k.lower() == name), None)
     if value is None:
         raise WebhookVerificationError(f"the {name} header is missing")
+    if not isinstance(value, str):
+        raise WebhookVerificationError(f"the {name} header is not text")
     return value
+
+
+def _timestamp(headers: HeaderLookup) -> int:
+    stamp = _header(headers, "webhook-timestamp").strip()
+    if not stamp.isascii() or not stamp.isdigit() or len(stamp) > _MAX_TIMESTAMP_DIGITS:
+        shown = repr(stamp) if len(stamp) <= 40 else f"{stamp[:40]!r}... ({len(stamp)} characters)"
+        raise WebhookVerificationError(
+            f"webhook-timestamp {shown} is not a Unix time in integer seconds"
+        )
+    return int(stamp)
 
 
 def verify(
@@ -311,15 +332,20 @@ def verify(
     The ``webhook-signature`` header may hold several space-separated
     signatures (``v1,... v1,...``, as during a secret rotation); one valid
     ``v1`` signature is enough. Comparisons take constant time.
-    Raises :class:`WebhookVerificationError` (a ValueError) otherwise.
+    Raises :class:`WebhookVerificationError` (a ValueError) otherwise, and for
+    any malformed header (a ``webhook-timestamp`` that is not 1 to 18 ASCII
+    digits...), never another error a receiver would answer 500 for.
+    Raises ValueError for a ``tolerance`` below 0 or not a number, and a ``now``
+    that is not a finite number.
     """
+    if not _is_number(tolerance) or not tolerance >= 0:
+        raise ValueError(f"tolerance must be a number of seconds >= 0, got {tolerance!r}")
     raw = body.encode() if isinstance(body, str) else bytes(body)
     message_id = _header(headers, "webhook-id")
-    stamp = _header(headers, "webhook-timestamp").strip()
-    if not stamp.isascii() or not stamp.isdigit():
-        raise WebhookVerificationError(f"webhook-timestamp {stamp!r} is not integer seconds")
-    timestamp = int(stamp)
+    timestamp = _timestamp(headers)
     current = time.time() if now is None else now
+    if not _is_number(current) or not math.isfinite(current):
+        raise ValueError(f"now must be a finite number of epoch seconds, got {now!r}")
     if timestamp < current - tolerance:
         raise WebhookVerificationError(
             f"webhook-timestamp is {current - timestamp:.0f} s old, more than the "
@@ -330,7 +356,10 @@ def verify(
             f"webhook-timestamp is {timestamp - current:.0f} s in the future, more than the "
             f"tolerance of {tolerance:g} s"
         )
-    expected = sign(secret, message_id, timestamp, raw).encode()
+    try:
+        expected = sign(secret, message_id, timestamp, raw).encode()
+    except UnicodeEncodeError:  # a lone surrogate: no sender signed that
+        raise WebhookVerificationError("the webhook-id header is not valid text") from None
     offered = _header(headers, "webhook-signature").split()
     matched = False
     for signature in offered:
@@ -344,7 +373,7 @@ def verify(
         )
     try:
         return json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise WebhookVerificationError(f"the signed body is not JSON: {exc}") from None
 
 
@@ -379,20 +408,6 @@ def parse_retry_after(value: str | None, *, now: float, cap: float) -> float | N
             when = when.replace(tzinfo=timezone.utc)
         seconds = when.timestamp() - now
     return min(max(seconds, 0.0), cap)
-
-
-def _origin(url: str) -> str:
-    """Scheme, host and port of ``url``: what error messages show (paths and
-    query strings often carry tokens)."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-    except ValueError:
-        return "(invalid URL)"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"{parts.scheme}://{host}{port}"
 
 
 # -- the deliverer ---------------------------------------------------------------------
@@ -455,17 +470,21 @@ class WebhookDeliverer:
         """POST ``body`` to ``url`` (checked by the guard first); return the status,
         an excerpt of the answer and its ``Retry-After`` header.
 
-        Raises :class:`DestinationRefused` and requests' exceptions.
+        Raises :class:`DestinationRefused` and requests' exceptions (whose text
+        may spell the URL: :func:`deliver_webhook` redacts it). urllib3's log
+        records of the request show no path or query.
         """
         self.guard.check_url(url)
         s = self.settings
-        response = self.session().post(
-            url, data=body, headers=dict(headers), timeout=(s.connect_timeout, s.read_timeout),
-            allow_redirects=s.follow_redirects, verify=s.cafile or s.verify_tls, stream=True,
-        )
-        with response:
-            excerpt = _read_excerpt(response, s.max_response_excerpt)
-            return response.status_code, excerpt, response.headers.get("Retry-After")
+        with redacted_urllib3_logs(UrlRedactor(url)):
+            response = self.session().post(
+                url, data=body, headers=dict(headers),
+                timeout=(s.connect_timeout, s.read_timeout), allow_redirects=s.follow_redirects,
+                verify=s.cafile or s.verify_tls, stream=True,
+            )
+            with response:
+                excerpt = _read_excerpt(response, s.max_response_excerpt)
+                return response.status_code, excerpt, response.headers.get("Retry-After")
 
     def close(self) -> None:
         """Close every thread's session and its connections. Call it once the workers
@@ -495,17 +514,18 @@ def _read_excerpt(response: requests.Response, limit: int) -> str:
 # -- the task --------------------------------------------------------------------------
 
 
-def _check_request(
-    headers: dict[str, str] | None, message_id: str | None, event_type: str | None
-) -> None:
+def _check_request(headers: object, message_id: object, event_type: object) -> None:
+    """Raise ValueError, in words for the caller, for arguments no attempt could send."""
+    if headers is not None and not isinstance(headers, Mapping):
+        raise ValueError(
+            f"headers must be a dict of header names to values, got {type(headers).__name__}"
+        )
     for name, value in (headers or {}).items():
         if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
             raise ValueError(f"header name {name!r} is not a valid HTTP header name")
         if name.lower() in _RESERVED_HEADERS:
             raise ValueError(f"header {name!r} is set by the webhook handler itself")
-        if not isinstance(value, str) or any((ord(c) < 0x20 and c != "\t") or c == "\x7f"
-                                             for c in value):
-            raise ValueError(f"header {name!r} must be a string without control characters")
+        _check_header_value(name, value)
     if message_id is not None and (
         not isinstance(message_id, str) or not _MESSAGE_ID.fullmatch(message_id)
     ):
@@ -515,6 +535,23 @@ def _check_request(
         )
     if event_type is not None and (not isinstance(event_type, str) or not event_type):
         raise ValueError(f"event_type must be a non-empty string, got {event_type!r}")
+
+
+def _check_header_value(name: str, value: object) -> None:
+    # The value itself is never quoted back: headers often carry credentials.
+    if not isinstance(value, str):
+        raise ValueError(f"header {name!r} must be a string, got {type(value).__name__}")
+    if any((ord(c) < 0x20 and c != "\t") or c == "\x7f" for c in value):
+        raise ValueError(f"header {name!r} must be a string without control characters")
+    if value[:1].isspace():
+        raise ValueError(f"header {name!r} must not start with white space")
+    position, char = next(((i, c) for i, c in enumerate(value) if ord(c) > 0xFF), (0, ""))
+    if char:
+        raise ValueError(
+            f"header {name!r} holds U+{ord(char):04X} at position {position}, which an HTTP "
+            "header cannot carry: values are Latin-1 text (ASCII is safest); percent-encode "
+            "or base64-encode other text"
+        )
 
 
 def deliver_webhook(
@@ -534,7 +571,8 @@ def deliver_webhook(
         ``{"type": event_type, "timestamp": "<enqueue time, ISO 8601 UTC>",
         "data": payload}`` instead of the bare payload.
     :param headers: extra request headers, e.g. ``{"Authorization": "Bearer ..."}``;
-        not the ``webhook-*``, ``Content-Type`` or ``Host`` headers.
+        not the ``webhook-*``, ``Content-Type`` or ``Host`` headers. Values are
+        Latin-1 text without control characters or leading white space.
     :param message_id: the ``webhook-id`` (1 to 256 printable ASCII characters);
         default ``msg_<job id>_<digest of the job>``, the same for every attempt.
 
@@ -542,7 +580,10 @@ def deliver_webhook(
     "message_id": "msg_..."}``. Raises :class:`~jobq.TransientError` for
     answers worth trying again (see :func:`classify_status`) and network
     errors, :class:`~jobq.Fail` for the rest, for invalid arguments and for
-    destinations the SSRF guard refuses.
+    destinations the SSRF guard refuses. Whatever went wrong, the error raised
+    shows only the scheme, host and port of ``url`` and chains no other
+    exception, so neither its message nor the traceback a worker stores with
+    the job spells the URL's path, query, fragment or user information.
     """
     try:
         deliverer = installed(
@@ -551,6 +592,26 @@ def deliver_webhook(
     except ConfigurationError as exc:
         raise Fail(str(exc)) from exc
     context = current_job()
+    redact = UrlRedactor(url)
+    try:
+        return _deliver(deliverer, context, url, payload, event_type, headers, message_id,
+                        redact)  # fmt: skip
+    except Exception as exc:  # its text, or an exception chained to it, may spell the URL
+        failure = _job_error(exc, redact)
+    # Raised outside the except clause, so that no exception is chained to it.
+    raise failure from None
+
+
+def _deliver(
+    deliverer: WebhookDeliverer,
+    context: JobContext,
+    url: str,
+    payload: Any,
+    event_type: str | None,
+    headers: dict[str, str] | None,
+    message_id: str | None,
+    redact: UrlRedactor,
+) -> dict[str, Any]:
     job = context.job
     try:
         _check_request(headers, message_id, event_type)
@@ -567,18 +628,13 @@ def deliver_webhook(
     clock = context.queue.clock
     request_headers = dict(headers or {})
     request_headers.update(deliverer.headers(message_id, int(clock.now()), body))
-    where = _origin(url)
-    try:
-        status, excerpt, retry_after = deliverer.post(url, body, request_headers)
-    except DestinationRefused as exc:
-        raise Fail(f"webhook to {where} {exc}") from exc
-    except requests.RequestException as exc:
-        raise classify_error(exc, where) from exc
+    status, excerpt, retry_after = deliverer.post(url, body, request_headers)
     outcome = classify_status(status)
     if outcome == "completed":
         return {"status": status, "body": excerpt, "attempt": context.attempt,
                 "message_id": message_id}
-    answer = f"webhook to {where} answered {status}: {excerpt or '(empty body)'}"
+    answer = (f"webhook to {redact.origin} answered {status}: "
+              f"{redact.foreign(excerpt) or '(empty body)'}")  # a 404 page may echo the URL
     if outcome == "retry":
         delay = parse_retry_after(retry_after, now=clock.now(),
                                   cap=deliverer.settings.max_retry_after)
@@ -589,31 +645,107 @@ def deliver_webhook(
     raise Fail(answer)
 
 
-def classify_error(error: requests.RequestException, where: str) -> JobqError:
+def _job_error(error: Exception, redact: UrlRedactor) -> JobqError:
+    """The error a delivery that raised ``error`` ends with, its text redacted.
+
+    TransientError and Fail keep their class (and ``retry_after``); refusals of
+    the guard fail; requests' errors are classified by :func:`classify_error`;
+    text a request cannot carry (UnicodeError) fails, since no attempt would do
+    better; any other exception is a TransientError, retried like any
+    exception a task raises.
+    """
+    where = redact.origin
+    if isinstance(error, TransientError):
+        return TransientError(redact(str(error)), retry_after=error.retry_after)
+    if isinstance(error, Fail):
+        return Fail(redact(str(error)))
+    if isinstance(error, DestinationRefused):
+        return Fail(f"webhook to {where} {redact.foreign(str(error))}")
+    if isinstance(error, requests.RequestException):
+        return classify_error(error, where, redact=redact.foreign)
+    text = redact.foreign(f"{type(error).__name__}: {error}")
+    if isinstance(error, UnicodeError):
+        return Fail(f"cannot deliver the webhook to {where}: {text}")
+    return TransientError(f"webhook to {where} failed: {text}")
+
+
+_POOL_PREFIX = re.compile(r"\w+\(host=[^)]*\): ")  # urllib3's "HTTPConnectionPool(host=...): "
+_ANY_URL_REDACTED = UrlRedactor(None).foreign
+
+
+def _reason(error: requests.RequestException) -> str:
+    """What urllib3 says went wrong, without the pool, connection and request
+    target it wraps that in (``Max retries exceeded with url: /path?query``)."""
+    cause: BaseException = error
+    inner = error.args[0] if error.args else None
+    if isinstance(inner, urllib3.exceptions.MaxRetryError) and inner.reason is not None:
+        inner = inner.reason
+    if isinstance(inner, BaseException):
+        cause = inner
+    args = cause.args
+    # Some urllib3 errors hold (connection, message): the message is the news.
+    text = args[1] if len(args) == 2 and isinstance(args[1], str) else str(cause)
+    return _POOL_PREFIX.sub("", text)
+
+
+def classify_error(
+    error: requests.RequestException,
+    where: str,
+    *,
+    redact: Callable[[str], str] = _ANY_URL_REDACTED,
+) -> JobqError:
     """The jobq error for a request that got no answer: :class:`~jobq.TransientError`
     for timeouts and lost or refused connections (DNS failures included),
-    :class:`~jobq.Fail` for invalid URLs, untrusted certificates and redirect loops."""
+    :class:`~jobq.Fail` for invalid URLs, untrusted certificates and redirect loops.
+
+    The message names ``where`` (show only an origin, ``scheme://host:port``)
+    and the cause, passed through ``redact``; by default any URL in the cause
+    is cut to its origin.
+    """
+    full = str(error)
+    reason = redact(_reason(error))
     if isinstance(error, requests.exceptions.SSLError):
-        if "CERTIFICATE_VERIFY_FAILED" in str(error) or "certificate verify failed" in str(error):
-            return Fail(f"the TLS certificate of {where} is not trusted: {error}")
-        return TransientError(f"TLS with {where} failed: {error}")
+        if "CERTIFICATE_VERIFY_FAILED" in full or "certificate verify failed" in full:
+            return Fail(f"the TLS certificate of {where} is not trusted: {reason}")
+        return TransientError(f"TLS with {where} failed: {reason}")
     if isinstance(error, requests.Timeout):
-        return TransientError(f"webhook to {where} timed out: {error}")
+        return TransientError(f"webhook to {where} timed out: {reason}")
     if isinstance(error, requests.ConnectionError):
-        return TransientError(f"cannot reach {where}: {error}")
+        return TransientError(f"cannot reach {where}: {reason}")
     if isinstance(error, requests.TooManyRedirects):
         return Fail(f"webhook to {where} was redirected more than {_MAX_REDIRECTS} times")
     if isinstance(error, (requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema)):
-        return Fail(f"refused: webhook to {where} uses a URL scheme that is not allowed: {error}")
+        return Fail(f"refused: webhook to {where} uses a URL scheme that is not allowed: {reason}")
     if isinstance(error, (requests.exceptions.ChunkedEncodingError,
                           requests.exceptions.ContentDecodingError)):
-        return TransientError(f"webhook to {where}: broken answer: {error}")
-    return Fail(f"webhook to {where} failed: {error}")
+        return TransientError(f"webhook to {where}: broken answer: {reason}")
+    return Fail(f"webhook to {where} failed: {reason}")
+
+
+_P = ParamSpec("_P")
+
+
+class _WebhookTask(Task[_P, dict[str, Any]]):
+    """The ``jobq.webhook.deliver`` task: checks ``headers``, ``message_id`` and
+    ``event_type`` when a job is enqueued (by any door: ``enqueue``,
+    ``enqueue_many``, ``options``, schedules, Flask's ``deliver_webhook``), so a
+    bad one raises ValueError there and then instead of storing a job that can
+    only fail."""
+
+    def encode(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
+        payload = super().encode(args, kwargs)  # TypeError for a call that does not fit
+        call = _SIGNATURE.bind(*args, **kwargs).arguments
+        try:
+            _check_request(call.get("headers"), call.get("message_id"), call.get("event_type"))
+        except ValueError as exc:
+            raise ValueError(f"cannot enqueue {self.name}: {exc}") from None
+        return payload
+
+
+_SIGNATURE = inspect.signature(deliver_webhook)
 
 
 # -- installing ------------------------------------------------------------------------
-
-_P = ParamSpec("_P")
 
 
 class _Install(Protocol[_P]):
@@ -651,9 +783,14 @@ def _installer(task_function: Callable[_P, dict[str, Any]]) -> _Install[_P]:
             settings = WebhookSettings.from_mapping(settings)
         replace_installed(queue, EXTENSION_KEY, WebhookDeliverer(settings, resolver=resolver))
         backoff = retry_backoff(settings.retry_delay)
-        return queue.task(TASK_NAME, max_attempts=settings.max_attempts, backoff=backoff)(
+        task = queue.task(TASK_NAME, max_attempts=settings.max_attempts, backoff=backoff)(
             task_function
         )
+        # The registry holds this very object, so every way of enqueueing checks
+        # the arguments. (jobq.tasks has no hook for checking a call; a subclass
+        # changed in place keeps the registration queue.task made, limits and all.)
+        task.__class__ = _WebhookTask
+        return task
 
     install.__qualname__ = install.__name__ = "install"
     install.__module__ = __name__

@@ -7,10 +7,14 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import json
+import logging
+import math
+import re
 import socket
 import ssl
 import sys
 import threading
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.utils import formatdate
@@ -22,6 +26,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import jobq.signals
 from jobq import ConfigurationError, DurableQueue, Job, JobStatus
 from jobq.handlers import webhook
 from jobq.handlers._netguard import AddressInfo, DestinationRefused, NetGuard, forbidden_reason
@@ -534,25 +539,75 @@ def test_unresolvable_name_is_retried(queue: DurableQueue) -> None:
     assert job.error.type == "TransientError"
 
 
+INVALID_ARGUMENTS = [
+    ({"headers": {"webhook-id": "x"}}, "set by the webhook handler"),
+    ({"headers": {"X-Bad": "a\r\nInjected: 1"}}, "control characters"),
+    ({"headers": {"bad name": "x"}}, "not a valid HTTP header name"),
+    ({"headers": {"X-Name": "日本"}}, "U+65E5 at position 0, which an HTTP header cannot carry"),
+    ({"headers": {"X-Name": "caf\u00e9 \u2603"}}, "U+2603 at position 5"),
+    ({"headers": {"X-Name": " leading"}}, "must not start with white space"),
+    ({"headers": {"X-Name": 7}}, "must be a string, got int"),
+    ({"headers": [["X-Name", "x"]]}, "headers must be a dict"),
+    ({"message_id": "has space"}, "message_id"),
+    ({"event_type": ""}, "event_type"),
+]
+
+
 @pytest.mark.parametrize(
-    ("arguments", "message"),
-    [
-        ({"headers": {"webhook-id": "x"}}, "set by the webhook handler"),
-        ({"headers": {"X-Bad": "a\r\nInjected: 1"}}, "control characters"),
-        ({"headers": {"bad name": "x"}}, "not a valid HTTP header name"),
-        ({"message_id": "has space"}, "message_id"),
-    ],
+    "door", ["enqueue", "options", "enqueue_many", "queue.enqueue", "schedule"]
 )
-def test_invalid_arguments_fail_at_once(
-    queue: DurableQueue, receiver: Receiver, arguments: dict[str, Any], message: str
+@pytest.mark.parametrize(("arguments", "message"), INVALID_ARGUMENTS)
+def test_invalid_arguments_are_refused_when_enqueued(
+    queue: DurableQueue, arguments: dict[str, Any], message: str, door: str
 ) -> None:
     deliver = install(queue)
-    job = settle(queue, deliver.enqueue(receiver.url(), {}, **arguments))
+    url, payload = "https://hooks.example.com/x", {"order": 1}
+    enqueue: dict[str, Any] = {
+        "enqueue": lambda: deliver.enqueue(url, payload, **arguments),
+        "options": lambda: deliver.options(priority=1).enqueue(url, payload, **arguments),
+        "enqueue_many": lambda: deliver.enqueue_many([{"url": url, "payload": payload,
+                                                       **arguments}]),
+        "queue.enqueue": lambda: queue.enqueue(webhook.TASK_NAME, url, payload, **arguments),
+        "schedule": lambda: queue.schedule(webhook.TASK_NAME, every=60,
+                                           args=(url, payload), kwargs=arguments),
+    }
+    with pytest.raises(ValueError, match=re.escape(message)) as refused:
+        enqueue[door]()
+    assert str(refused.value).startswith("cannot enqueue jobq.webhook.deliver: ")
+    assert queue.list() == []
+    assert queue.schedules() == []
+
+
+def test_the_header_value_is_not_quoted_back(queue: DurableQueue) -> None:
+    deliver = install(queue)
+    with pytest.raises(ValueError, match="U\\+2603 at position 20") as refused:
+        deliver.enqueue("https://hooks.example.com/x", {},
+                        headers={"Authorization": "Bearer s3cr3t-t0ken-\u2603"})
+    assert "s3cr3t" not in str(refused.value)
+    assert "'Authorization'" in str(refused.value)
+
+
+@pytest.mark.parametrize(("arguments", "message"), INVALID_ARGUMENTS)
+def test_a_stored_job_with_invalid_arguments_fails_at_once(
+    queue: DurableQueue, receiver: Receiver, arguments: dict[str, Any], message: str
+) -> None:
+    # A job stored without the enqueue-time check (by an older jobq, which
+    # registered the plain function) still fails on its first attempt.
+    older = queue.task(webhook.TASK_NAME)(webhook.deliver_webhook)
+    job = older.enqueue(receiver.url(), {}, **arguments)
+    install(queue)
+    job = settle(queue, job)
     assert job.status is JobStatus.FAILED
     assert job.attempts == 1
     assert job.error is not None
+    assert job.error.type == "Fail"
     assert message in job.error.message
     assert receiver.requests == []
+
+
+def test_a_non_latin1_user_agent_is_refused_in_the_settings() -> None:
+    with pytest.raises(ValueError, match="user_agent must be a non-empty Latin-1 string"):
+        WebhookSettings(user_agent="jobq-\u2603")
 
 
 def test_a_queue_without_the_handler_fails_the_job(
@@ -571,6 +626,197 @@ def test_installing_again_replaces_the_settings(queue: DurableQueue, receiver: R
     deliver = install(queue, user_agent="second")
     assert settle(queue, deliver.enqueue(receiver.url(), {})).status is JobStatus.COMPLETED
     assert receiver.requests[0].headers["User-Agent"] == "second"
+
+
+# -- what errors and logs show of the URL -----------------------------------------------
+
+PATH_SECRET = "p4th-s3cr3t"
+TOKEN = "t0ken-s3cr3t"
+PASSWORD = "passw0rd-s3cr3t"
+FRAGMENT = "fr4g-s3cr3t"
+SECRETS = (PATH_SECRET, TOKEN, PASSWORD, FRAGMENT)
+
+
+def secret_url(scheme: str, host: str, port: int, *, path: str = f"/hooks/{PATH_SECRET}") -> str:
+    return f"{scheme}://hooks:{PASSWORD}@{host}:{port}{path}?token={TOKEN}#{FRAGMENT}"
+
+
+@pytest.fixture
+def untrusted_tls(tmp_path: Path) -> Iterator[Receiver]:
+    """An HTTPS receiver whose self-signed certificate nobody trusts."""
+    cert, key = make_certificate(tmp_path)
+    server = Receiver(tls=server_tls_context(cert, key))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def worker_log(queue: DurableQueue, caplog: pytest.LogCaptureFixture) -> Iterator[Any]:
+    """Every log record (DEBUG and up, urllib3's included) while jobs run, with the
+    job lines ``jobq worker`` writes."""
+    from jobq.cli import _log_job_events
+
+    caplog.set_level(logging.DEBUG)
+    receivers = _log_job_events(queue)
+    yield caplog
+    for receiver in receivers:
+        for signal_ in (jobq.signals.job_started, jobq.signals.job_succeeded,
+                        jobq.signals.job_retrying, jobq.signals.job_failed,
+                        jobq.signals.job_cancelled):
+            signal_.disconnect(receiver, sender=queue)
+
+
+@pytest.mark.parametrize(
+    ("failure", "status", "error_type", "words"),
+    [
+        ("refused", JobStatus.PENDING, "TransientError", "Connection refused"),
+        ("untrusted TLS", JobStatus.FAILED, "Fail", "is not trusted"),
+        ("DNS", JobStatus.PENDING, "TransientError", "Failed to resolve 'hooks.invalid'"),
+        ("read timeout", JobStatus.PENDING, "TransientError", "timed out"),
+        ("redirect to a closed port", JobStatus.PENDING, "TransientError", "Connection refused"),
+        ("answer quoting the URL", JobStatus.FAILED, "Fail", "answered 404"),
+    ],
+)
+def test_a_failed_delivery_shows_only_scheme_host_and_port(
+    queue: DurableQueue,
+    receiver: Receiver,
+    untrusted_tls: Receiver,
+    worker_log: pytest.LogCaptureFixture,
+    failure: str,
+    status: JobStatus,
+    error_type: str,
+    words: str,
+) -> None:
+    changes: dict[str, Any] = {}
+    if failure == "refused":
+        url = secret_url("http", "127.0.0.1", closed_port())
+    elif failure == "untrusted TLS":
+        url = secret_url("https", "127.0.0.1", untrusted_tls.port)  # requests' own CA bundle
+    elif failure == "DNS":
+        url = secret_url("http", "hooks.invalid", 8080)  # .invalid never resolves (RFC 6761)
+    elif failure == "read timeout":
+        url = secret_url("http", "127.0.0.1", receiver.port)
+        receiver.script[f"/hooks/{PATH_SECRET}?token={TOKEN}"] = [Reply(200, delay=5.0)]
+        changes["read_timeout"] = 0.2
+    elif failure == "redirect to a closed port":
+        url = secret_url("http", "127.0.0.1", receiver.port)
+        target = f"http://127.0.0.1:{closed_port()}/next/{PATH_SECRET}?token={TOKEN}"
+        receiver.script[f"/hooks/{PATH_SECRET}?token={TOKEN}"] = [
+            Reply(307, b"", {"Location": target})
+        ]
+        changes["follow_redirects"] = True
+    else:
+        url = secret_url("http", "127.0.0.1", receiver.port)
+        target = f"/hooks/{PATH_SECRET}?token={TOKEN}"
+        receiver.script[target] = [Reply(404, f"Cannot POST {target} ({url})".encode())]
+    deliver = install(queue, **changes)
+    origin = url.split("://")[0] + "://" + url.split("@")[1].split("/")[0]
+
+    job = settle(queue, deliver.enqueue(url, {"order": 1}))
+
+    assert job.status is status
+    assert job.attempts == 1
+    assert job.error is not None
+    assert job.error.type == error_type
+    assert words in job.error.message
+    assert origin in job.error.message
+    assert job.error.traceback is not None
+    assert origin in job.error.traceback
+    logged = worker_log.text
+    assert f"jobq.webhook.deliver {'will retry' if status is JobStatus.PENDING else 'failed'}" \
+        in logged
+    for secret in SECRETS:
+        assert secret not in job.error.message
+        assert secret not in job.error.traceback
+        assert secret not in logged
+    # One exception, chaining none of requests' or urllib3's (whose text has the URL).
+    assert "direct cause" not in job.error.traceback
+    assert "During handling" not in job.error.traceback
+    assert job.error.traceback.count("Traceback (most recent call last)") == 1
+
+
+def test_urllib3_debug_lines_hide_the_path_of_a_delivery(
+    queue: DurableQueue, receiver: Receiver, worker_log: pytest.LogCaptureFixture
+) -> None:
+    deliver = install(queue)
+    job = settle(queue, deliver.enqueue(secret_url("http", "127.0.0.1", receiver.port), {}))
+    assert job.status is JobStatus.COMPLETED
+    assert receiver.requests[0].path == f"/hooks/{PATH_SECRET}?token={TOKEN}"
+    [line] = [r.getMessage() for r in worker_log.records if "HTTP/1.1" in r.getMessage()]
+    assert line == f'http://127.0.0.1:{receiver.port} "POST [redacted] HTTP/1.1" 200 2'
+    # Outside a delivery, urllib3's records are left alone.
+    logging.getLogger("urllib3.connectionpool").debug("%s", "/kept")
+    assert worker_log.records[-1].getMessage() == "/kept"
+
+
+def test_an_unexpected_exception_is_retried_with_its_chain_cut(queue: DurableQueue) -> None:
+    def broken(host: str, port: int) -> list[AddressInfo]:
+        try:
+            raise LookupError(f"no entry for /hooks/{PATH_SECRET}?token={TOKEN}")
+        except LookupError as exc:
+            raise RuntimeError(f"resolver broke on http://{host}:{port}/hooks/{PATH_SECRET}") \
+                from exc
+
+    deliver = install(queue, resolver=broken, max_attempts=2)
+    job = settle(queue, deliver.enqueue(secret_url("http", "hooks.test", 8080), {}))
+    assert job.status is JobStatus.PENDING  # retried, as any exception a task raises
+    assert job.error is not None
+    assert job.error.type == "TransientError"
+    assert "webhook to http://hooks.test:8080 failed: RuntimeError: resolver broke" in \
+        job.error.message
+    assert job.error.traceback is not None
+    for secret in SECRETS:
+        assert secret not in job.error.message
+        assert secret not in job.error.traceback
+    assert "LookupError" not in job.error.traceback
+
+
+def test_a_refused_url_is_not_quoted(queue: DurableQueue) -> None:
+    deliver = install(queue)
+    job = settle(queue, deliver.enqueue(f"http://[::1/hooks/{PATH_SECRET}?token={TOKEN}", {}))
+    assert job.status is JobStatus.FAILED
+    assert job.error is not None
+    assert "refused: the URL is not valid (Invalid IPv6 URL)" in job.error.message
+    assert job.error.traceback is not None
+    assert PATH_SECRET not in job.error.traceback
+    assert TOKEN not in job.error.traceback
+
+
+SECRET_TEXT = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/?#@:%[]"),
+    min_size=6, max_size=30,
+)
+PASSWORD_TEXT = st.text(  # what parses as user information
+    alphabet=st.one_of(st.characters(whitelist_categories=("L", "N")), st.sampled_from("-._~")),
+    min_size=6, max_size=30,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(path=SECRET_TEXT, token=SECRET_TEXT, password=PASSWORD_TEXT)
+def test_the_redactor_removes_every_spelling_of_the_url(
+    path: str, token: str, password: str
+) -> None:
+    import requests
+    from requests.utils import requote_uri
+
+    from jobq.handlers._redact import UrlRedactor
+
+    url = f"https://user:{password}@hooks.example.com:8443/in/{path}?token={token}"
+    redact = UrlRedactor(url)
+    prepared = requests.PreparedRequest()
+    prepared.prepare_url(url, None)
+    spellings = [url, requote_uri(url), str(prepared.url), prepared.path_url, repr(url),
+                 f"with url: {prepared.path_url}", urllib.parse.unquote(url)]
+    for spelling in spellings:
+        shown = redact.foreign(f"failed at {spelling} (Caused by Error('x'))")
+        assert "(Caused by Error('x'))" in shown
+        for secret in (path, token, password):
+            for form in {secret.strip(), urllib.parse.quote(secret.strip())}:
+                if len(form) >= 4:
+                    assert form not in shown, (spelling, shown)
+    assert redact.origin == "https://hooks.example.com:8443"
+    assert redact.foreign(f"see {url}") == "see https://hooks.example.com:8443"
 
 
 # -- settings ---------------------------------------------------------------------------
@@ -659,6 +905,57 @@ def test_raw_and_bytes_secrets_sign_alike() -> None:
 def test_verify_refuses(headers: dict[str, str], body: bytes, now: float, message: str) -> None:
     with pytest.raises(WebhookVerificationError, match=message):
         verify(SECRET, headers, body, now=now)
+
+
+@pytest.mark.parametrize(
+    "stamp",
+    ["9" * 400, "9" * 5000, "1" * 19, "\u0661\u0660\u0660\u0660", "\uff11\uff10\uff10\uff10",
+     "1000.0", "1.5", "-5", "+1000", "", "   ", "1e3", "0x3e8", "1_000", "1000\x00"],
+)
+def test_verify_refuses_a_malformed_timestamp_with_its_own_error(stamp: str) -> None:
+    headers = signed() | {"webhook-timestamp": stamp}
+    with pytest.raises(WebhookVerificationError, match="is not a Unix time in integer seconds"):
+        verify(SECRET, headers, b'{"a":1}', now=1000)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"webhook-id": "msg_\ud800"}, "webhook-id header is not valid text"),
+        ({"webhook-timestamp": b"1000"}, "webhook-timestamp header is not text"),
+        ({"webhook-signature": None}, "webhook-signature header is missing"),
+        ({"webhook-signature": "v1,\u65e5\ud800"}, "no valid v1 signature"),
+    ],
+)
+def test_verify_refuses_other_malformed_headers(changes: dict[str, Any], message: str) -> None:
+    headers = {k: v for k, v in (signed() | changes).items() if v is not None}
+    with pytest.raises(WebhookVerificationError, match=message):
+        verify(SECRET, headers, b'{"a":1}', now=1000)
+
+
+HEADER_TEXT = st.one_of(
+    st.text(), st.integers(0, 6000).map(lambda n: "7" * n),  # up to 6000 digits
+    st.integers().map(str), st.floats().map(str),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.fixed_dictionaries({}, optional={
+    "webhook-id": HEADER_TEXT, "webhook-timestamp": HEADER_TEXT,
+    "webhook-signature": HEADER_TEXT,
+}), st.binary(max_size=64))
+def test_verify_raises_nothing_but_its_own_error(headers: dict[str, str], body: bytes) -> None:
+    with contextlib.suppress(WebhookVerificationError):  # the only error allowed
+        verify(SECRET, headers, body, now=1000)
+
+
+@pytest.mark.parametrize(("argument", "value"), [("tolerance", -1), ("tolerance", math.nan),
+                                                 ("now", math.nan), ("now", math.inf)])
+def test_verify_refuses_a_bad_tolerance_or_now(argument: str, value: float) -> None:
+    options: dict[str, Any] = {"tolerance": 300, "now": 1000} | {argument: value}
+    with pytest.raises(ValueError, match=argument) as refused:
+        verify(SECRET, signed(), b'{"a":1}', **options)
+    assert not isinstance(refused.value, WebhookVerificationError)
 
 
 # -- the guard on its own (no network) --------------------------------------------------

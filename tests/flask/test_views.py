@@ -970,7 +970,11 @@ def test_health_when_the_database_fails(
     def broken() -> Stats:
         raise jobq.StorageError("disk I/O error")
 
+    def broken_age() -> float:
+        raise jobq.StorageError("disk I/O error")
+
     monkeypatch.setattr(queue, "stats", broken)
+    monkeypatch.setattr(queue, "oldest_runnable_age", broken_age)
 
     response = monitor.get("/health")
 

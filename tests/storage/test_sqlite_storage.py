@@ -132,7 +132,7 @@ def test_claim_reads_the_index_in_order_without_sorting(tmp_path: Path, driver: 
         )
         assert "jobs_claim" in plan
         assert "TEMP B-TREE" not in plan, plan
-        unique = conn.query(f"EXPLAIN QUERY PLAN {LIVE_BY_KEY}", ("key",))
+        unique = conn.query(f"EXPLAIN QUERY PLAN {LIVE_BY_KEY}", ("t", "key"))
         assert "jobs_unique" in str(unique)
 
 

@@ -144,7 +144,7 @@ class WrongProcessError(StorageError):
 
 
 class UniqueKeyConflict(StorageError):
-    """Retrying a job would give its ``unique_key`` to two live jobs.
+    """Retrying a job would give its ``unique_key`` to two live jobs of its task.
 
     ``unique_key`` is the key; ``existing_id`` the pending or processing job
     that holds it now.

@@ -19,6 +19,19 @@ NOW = "coalesce(%(now)s::float8, extract(epoch from statement_timestamp())::floa
 
 STATUSES = "'pending', 'processing', 'completed', 'failed', 'cancelled'"
 
+_COUNTED = ("pending", "processing", "completed", "failed", "cancelled")
+"""The columns of jobq_job_counts after the queue, one per status."""
+_ANY_CHANGE = " OR ".join(f"{status} <> 0" for status in _COUNTED)
+
+
+def _counted(change: str) -> str:
+    """One sum per status column of ``change`` over the rows of that status."""
+    return ", ".join(
+        f"coalesce(sum({change}) FILTER (WHERE status = '{status}'), 0)::bigint AS {status}"
+        for status in _COUNTED
+    )
+
+
 # MIGRATIONS[v] takes a database from schema version v to v + 1. Append, never edit.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -103,44 +116,49 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         # Per queue: the oldest due run_at in one seek, scheduled jobs as one range.
         "CREATE INDEX jobq_jobs_due ON jobq_jobs (queue, run_at) WHERE status = 'pending'",
-        # Jobs per queue and status, as changes appended by each writing statement:
-        # no row that every writer updates (that row's lock would be held through each
-        # commit and serialise the writers). Stats sum it; fold_counts() compacts it.
+        # Jobs per queue and status, as changes appended by each writing statement
+        # (one row per queue it touched): no row that every writer updates, whose
+        # lock would be held through each commit and serialise the writers. Stats
+        # sum it; folding (stats, rescue, purge) compacts it.
         """
         CREATE TABLE jobq_job_counts (
             queue text NOT NULL,
-            status text NOT NULL,
-            jobs bigint NOT NULL
+            pending bigint NOT NULL,
+            processing bigint NOT NULL,
+            completed bigint NOT NULL,
+            failed bigint NOT NULL,
+            cancelled bigint NOT NULL
         )
         """,
-        """
-        INSERT INTO jobq_job_counts (queue, status, jobs)
-        SELECT queue, status, count(*) FROM jobq_jobs GROUP BY queue, status
+        f"""
+        INSERT INTO jobq_job_counts SELECT queue, {_counted("1")}
+        FROM jobq_jobs GROUP BY queue
         """,
-        """
+        f"""
         CREATE FUNCTION jobq_count_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            INSERT INTO jobq_job_counts (queue, status, jobs)
-            SELECT queue, status, count(*) FROM jobq_inserted GROUP BY queue, status;
+            INSERT INTO jobq_job_counts SELECT queue, {_counted("1")}
+            FROM jobq_inserted GROUP BY queue;
             RETURN NULL;
         END $$
         """,
-        """
+        f"""
         CREATE FUNCTION jobq_count_updated() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            INSERT INTO jobq_job_counts (queue, status, jobs)
-            SELECT queue, status, sum(change) FROM (
-                SELECT queue, status, -1 AS change FROM jobq_before
-                UNION ALL SELECT queue, status, 1 FROM jobq_after
-            ) AS changes GROUP BY queue, status HAVING sum(change) <> 0;
+            INSERT INTO jobq_job_counts SELECT * FROM (
+                SELECT queue, {_counted("change")} FROM (
+                    SELECT queue, status, -1 AS change FROM jobq_before
+                    UNION ALL SELECT queue, status, 1 FROM jobq_after
+                ) AS changes GROUP BY queue
+            ) AS net WHERE {_ANY_CHANGE};
             RETURN NULL;
         END $$
         """,
-        """
+        f"""
         CREATE FUNCTION jobq_count_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            INSERT INTO jobq_job_counts (queue, status, jobs)
-            SELECT queue, status, -count(*) FROM jobq_deleted GROUP BY queue, status;
+            INSERT INTO jobq_job_counts SELECT queue, {_counted("-1")}
+            FROM jobq_deleted GROUP BY queue;
             RETURN NULL;
         END $$
         """,
@@ -310,30 +328,29 @@ RETRY = (
     "finished_at = NULL, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, "
     f"updated_at = {NOW} WHERE id = %(id)s AND status IN ('failed', 'cancelled') RETURNING {COLS}"
 )
-STATS_COUNTS = (
-    "SELECT queue, status, sum(jobs)::bigint, count(*) FROM jobq_job_counts "
-    "GROUP BY queue, status"
+_SUMS = ", ".join(f"sum({status})::bigint AS {status}" for status in _COUNTED)
+STATS_QUEUES = (
+    "SELECT c.queue, c.pending, c.processing, c.completed, c.failed, c.cancelled, c.rows, "
+    "CASE WHEN c.pending > 0 THEN (SELECT count(*) FROM jobq_jobs WHERE status = 'pending' "
+    "AND queue = c.queue AND run_at > %(now)s) END, "
+    "CASE WHEN c.pending > 0 THEN (SELECT min(run_at) FROM jobq_jobs WHERE status = 'pending' "
+    "AND queue = c.queue AND run_at <= %(now)s) END "
+    f"FROM (SELECT queue, {_SUMS}, count(*) AS rows FROM jobq_job_counts GROUP BY queue) AS c"
 )
-"""Jobs per queue and status, and how many rows of changes were summed for it."""
-STATS_DUE = (
-    "SELECT q, (SELECT count(*) FROM jobq_jobs WHERE status = 'pending' AND queue = q "
-    "AND run_at > %(now)s), (SELECT min(run_at) FROM jobq_jobs WHERE status = 'pending' "
-    "AND queue = q AND run_at <= %(now)s) FROM unnest(%(queues)s::text[]) AS q"
-)
-"""Per queue given (those holding pending jobs): jobs scheduled for later and the
+"""Per queue: jobs per status (summed from the rows of changes), how many rows were
+summed, and for queues holding pending jobs, those scheduled for later and the
 oldest due run_at, each read off jobq_jobs_due. ``now`` is the snapshot's time."""
 FOLD_AFTER_ROWS = 2000
-"""Rows of changes beyond one per queue and status above which they are folded."""
+"""Rows of changes beyond one per queue above which they are folded."""
 FOLD_COUNTS = (
     "WITH folded AS (DELETE FROM jobq_job_counts WHERE (SELECT count(*) - "
-    "count(DISTINCT (queue, status)) FROM jobq_job_counts) > %(extra)s "
-    "RETURNING queue, status, jobs) "
-    "INSERT INTO jobq_job_counts (queue, status, jobs) SELECT queue, status, sum(jobs) "
-    "FROM folded GROUP BY queue, status HAVING sum(jobs) <> 0"
+    "count(DISTINCT queue) FROM jobq_job_counts) > %(extra)s "
+    f"RETURNING *) INSERT INTO jobq_job_counts SELECT * FROM (SELECT queue, {_SUMS} "
+    f"FROM folded GROUP BY queue) AS net WHERE {_ANY_CHANGE}"
 )
-"""Replace the rows of changes by one per queue and status (none when it is 0), once
-more than ``extra`` rows could go. Rows that other transactions append meanwhile are
-not in its snapshot, so they stay: no change is lost or counted twice."""
+"""Replace the rows of changes by one per queue (none when all its counts are 0),
+once more than ``extra`` rows could go. Rows that other transactions append
+meanwhile are not in its snapshot, so they stay: no change is lost or counted twice."""
 COUNTS_LOCK = 0x6A6F6263  # "jobc": held while folding, so one process folds at a time
 FOLD_IF_FREE = "SELECT pg_try_advisory_xact_lock(%s)"
 OLDEST_DUE = (

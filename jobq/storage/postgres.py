@@ -79,6 +79,8 @@ if TYPE_CHECKING:
 
 __all__ = ["PostgresStorage"]
 
+_STATUS_COLUMNS = tuple(enumerate(("pending", "processing", "completed", "failed",
+                                    "cancelled"), 1))  # as sql.STATS_QUEUES has them
 _RETRIES = 5  # deadlocks and serialization failures are retried this many times
 
 
@@ -545,13 +547,13 @@ class PostgresStorage:
         with self._conn() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot
             moment = float(conn.execute(sql.CURRENT_TIME, params).fetchall()[0][0])
-            summed = conn.execute(sql.STATS_COUNTS).fetchall()
-            counts = [(queue, status, jobs) for queue, status, jobs, _ in summed if jobs]
-            pending = [queue for queue, status, _ in counts if status == "pending"]
-            due = conn.execute(sql.STATS_DUE, {"now": moment, "queues": pending}).fetchall()
+            per_queue = conn.execute(sql.STATS_QUEUES, {"now": moment}).fetchall()
             recent: dict[str, int] = dict(conn.execute(sql.STATS_RECENT, params).fetchall())
             paused = frozenset(r[0] for r in conn.execute("SELECT queue FROM jobq_paused_queues"))
-        if sum(rows for *_, rows in summed) - len(summed) > sql.FOLD_AFTER_ROWS:
+        counts = [(row[0], status, row[n]) for row in per_queue
+                  for n, status in _STATUS_COLUMNS if row[n]]  # fmt: skip
+        due = [(row[0], row[7], row[8]) for row in per_queue]
+        if sum(row[6] for row in per_queue) - len(per_queue) > sql.FOLD_AFTER_ROWS:
             self._fold_counts()
         return stats_from_rows(counts, due, recent, paused, moment)
 

@@ -351,7 +351,12 @@ _PATHS: dict[str, Any] = {
             "summary": "Stop workers everywhere from starting jobs of this queue.",
             "parameters": [_QUEUE_NAME, _CSRF_HEADER],
             "requestBody": _COMMAND_BODY,
-            "responses": {"200": _json(_ref("QueueState"), "Paused."), **_COMMAND_ERRORS},
+            "responses": {
+                "200": _json(_ref("QueueState"), "Paused."),
+                "409": _error("As many queues as allowed are paused already (1,000): "
+                              "resume some first."),
+                **_COMMAND_ERRORS,
+            },
         },
     },
     "/queues/{name}/resume": {

@@ -38,6 +38,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 import jobq
+from jobq.errors import TooManyPausedQueues
 from jobq.job import Job, JobStatus
 from jobq.queue import JobNotFound
 from jobq.schedules import ScheduleInfo
@@ -226,7 +227,10 @@ def make_blueprint() -> Blueprint:
         """Stop workers everywhere from starting jobs of this queue."""
         name = _queue_name(name)
         _command_body()
-        extension.state_for().queue.pause(name)
+        try:
+            extension.state_for().queue.pause(name)
+        except TooManyPausedQueues as exc:
+            return _error(409, "Conflict", str(exc))
         return {"queue": name, "paused": True}
 
     @bp.post("/queues/<name>/resume")
@@ -289,7 +293,7 @@ def make_blueprint() -> Blueprint:
         """200 if the queue answers and workers run (where expected), else 503.
 
         With ``?max_age=seconds``, also 503 when a job of an unpaused queue has
-        been runnable for longer than that.
+        been runnable for longer than that. Reads index seeks only, never counts.
         """
         max_age = _float_arg("max_age")
         state = extension.state_for()
@@ -297,16 +301,11 @@ def make_blueprint() -> Blueprint:
         oldest: float | None = None
         reachable = True
         try:
-            snapshot = state.queue.stats()
+            oldest = state.queue.oldest_runnable_age()
         except Exception as exc:  # any failure to answer is what this endpoint reports
             reachable = False
             problems.append(f"the queue's database did not answer: {type(exc).__name__}: {exc}")
         else:
-            oldest = max(
-                (s.oldest_runnable_age for name, s in snapshot.queues.items()
-                 if name not in snapshot.paused),
-                default=0.0,
-            )
             if max_age is not None and oldest > max_age:
                 problems.append(
                     f"a job has been runnable for {oldest:.1f} s, more than max_age {max_age:g} s"

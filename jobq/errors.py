@@ -144,7 +144,7 @@ class WrongProcessError(StorageError):
 
 
 class UniqueKeyConflict(StorageError):
-    """Retrying a job would give its ``unique_key`` to two live jobs.
+    """Retrying a job would give its ``unique_key`` to two live jobs of its task.
 
     ``unique_key`` is the key; ``existing_id`` the pending or processing job
     that holds it now.
@@ -157,3 +157,20 @@ class UniqueKeyConflict(StorageError):
         )
         self.unique_key = unique_key
         self.existing_id = existing_id
+
+
+class TooManyPausedQueues(JobqError, ValueError):
+    """Pausing one more queue would pass the limit on paused queue names.
+
+    ``limit`` is that limit (:data:`jobq.storage.base.MAX_PAUSED_QUEUES`) and
+    ``queue`` the name that was refused.
+    """
+
+    def __init__(self, queue: str, limit: int) -> None:
+        shown = queue if len(queue) <= 80 else f"{queue[:80]}..."
+        super().__init__(
+            f"cannot pause queue {shown!r}: {limit:,} queues are paused already, the most "
+            "allowed; resume queues that no longer need it first"
+        )
+        self.queue = queue
+        self.limit = limit

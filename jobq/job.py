@@ -78,7 +78,8 @@ class Job:
     :param result: JSON text the task returned, for completed jobs.
     :param progress: JSON text the task last reported, or None.
     :param unique_key: while the job is pending or processing, no other job
-        with this key is enqueued; None for no such constraint.
+        of the same task with this key is enqueued (keys are per task); None
+        for no such constraint.
     :param cancel_requested: a cancel was asked while the job was processing;
         the worker should stop it.
     :param created_at: when it was enqueued.

@@ -558,6 +558,12 @@ class DurableQueue:
         runnable job, and jobs finished in the last minute."""
         return self.storage.stats(now=self.clock.now())
 
+    def oldest_runnable_age(self) -> float:
+        """Seconds the oldest runnable job of a queue that is not paused has waited
+        since it became due; 0.0 when none is waiting. Cheap (index seeks only),
+        for health checks polled often."""
+        return self.storage.oldest_runnable_age(now=self.clock.now())
+
     def purge(
         self,
         *,
@@ -574,7 +580,10 @@ class DurableQueue:
         )
 
     def pause(self, queue_name: str = DEFAULT_QUEUE) -> None:
-        """Stop workers everywhere from starting jobs of this queue (running ones finish)."""
+        """Stop workers everywhere from starting jobs of this queue (running ones finish).
+
+        Raises :class:`~jobq.errors.TooManyPausedQueues` when
+        :data:`~jobq.storage.base.MAX_PAUSED_QUEUES` other queues are paused already."""
         self.storage.pause(queue_name, now=self.clock.now())
 
     def resume(self, queue_name: str = DEFAULT_QUEUE) -> None:

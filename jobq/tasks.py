@@ -35,8 +35,10 @@ class JobOptions:
     :param delay: seconds from now before the job may run (>= 0).
     :param run_at: earliest start as epoch seconds (excludes ``delay``).
     :param max_attempts: attempts allowed, >= 1.
-    :param unique_key: while a job with this key is pending or processing,
-        enqueueing another returns the existing one instead.
+    :param unique_key: while a job of this task with this key is pending or
+        processing, enqueueing another returns the existing one instead (in
+        whatever queue it is). Keys are per task: another task may use the same
+        key for jobs of its own.
     :param queue: queue name to enqueue into.
     """
 

@@ -19,6 +19,19 @@ NOW = "coalesce(%(now)s::float8, extract(epoch from statement_timestamp())::floa
 
 STATUSES = "'pending', 'processing', 'completed', 'failed', 'cancelled'"
 
+_COUNTED = ("pending", "processing", "completed", "failed", "cancelled")
+"""The columns of jobq_job_counts after the queue, one per status."""
+_ANY_CHANGE = " OR ".join(f"{status} <> 0" for status in _COUNTED)
+
+
+def _counted(change: str) -> str:
+    """One sum per status column of ``change`` over the rows of that status."""
+    return ", ".join(
+        f"coalesce(sum({change}) FILTER (WHERE status = '{status}'), 0)::bigint AS {status}"
+        for status in _COUNTED
+    )
+
+
 # MIGRATIONS[v] takes a database from schema version v to v + 1. Append, never edit.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (
@@ -94,6 +107,77 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX jobq_rate_starts_window ON jobq_rate_starts (key, started_at)",
     ),
+    (
+        # A unique key is scoped to its task: task B with task A's key is a job of its own.
+        "DROP INDEX jobq_jobs_unique",
+        """
+        CREATE UNIQUE INDEX jobq_jobs_unique ON jobq_jobs (name, unique_key)
+        WHERE unique_key IS NOT NULL AND status IN ('pending', 'processing')
+        """,
+        # Per queue: the oldest due run_at in one seek, scheduled jobs as one range.
+        "CREATE INDEX jobq_jobs_due ON jobq_jobs (queue, run_at) WHERE status = 'pending'",
+        # Jobs per queue and status, as changes appended by each writing statement
+        # (one row per queue it touched): no row that every writer updates, whose
+        # lock would be held through each commit and serialise the writers. Stats
+        # sum it; folding (stats, rescue, purge) compacts it.
+        """
+        CREATE TABLE jobq_job_counts (
+            queue text NOT NULL,
+            pending bigint NOT NULL,
+            processing bigint NOT NULL,
+            completed bigint NOT NULL,
+            failed bigint NOT NULL,
+            cancelled bigint NOT NULL
+        )
+        """,
+        f"""
+        INSERT INTO jobq_job_counts SELECT queue, {_counted("1")}
+        FROM jobq_jobs GROUP BY queue
+        """,
+        f"""
+        CREATE FUNCTION jobq_count_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO jobq_job_counts SELECT queue, {_counted("1")}
+            FROM jobq_inserted GROUP BY queue;
+            RETURN NULL;
+        END $$
+        """,
+        f"""
+        CREATE FUNCTION jobq_count_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO jobq_job_counts SELECT * FROM (
+                SELECT queue, {_counted("change")} FROM (
+                    SELECT queue, status, -1 AS change FROM jobq_before
+                    UNION ALL SELECT queue, status, 1 FROM jobq_after
+                ) AS changes GROUP BY queue
+            ) AS net WHERE {_ANY_CHANGE};
+            RETURN NULL;
+        END $$
+        """,
+        f"""
+        CREATE FUNCTION jobq_count_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO jobq_job_counts SELECT queue, {_counted("-1")}
+            FROM jobq_deleted GROUP BY queue;
+            RETURN NULL;
+        END $$
+        """,
+        """
+        CREATE TRIGGER jobq_jobs_counted_insert AFTER INSERT ON jobq_jobs
+        REFERENCING NEW TABLE AS jobq_inserted
+        FOR EACH STATEMENT EXECUTE FUNCTION jobq_count_inserted()
+        """,
+        """
+        CREATE TRIGGER jobq_jobs_counted_update AFTER UPDATE ON jobq_jobs
+        REFERENCING OLD TABLE AS jobq_before NEW TABLE AS jobq_after
+        FOR EACH STATEMENT EXECUTE FUNCTION jobq_count_updated()
+        """,
+        """
+        CREATE TRIGGER jobq_jobs_counted_delete AFTER DELETE ON jobq_jobs
+        REFERENCING OLD TABLE AS jobq_deleted
+        FOR EACH STATEMENT EXECUTE FUNCTION jobq_count_deleted()
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -106,12 +190,13 @@ _LIVE_KEY = "unique_key IS NOT NULL AND status IN ('pending', 'processing')"
 ENQUEUE = (
     f"WITH ins AS (INSERT INTO jobq_jobs ({_COLUMNS}) VALUES (%(queue)s, %(name)s, %(payload)s, "
     f"%(priority)s, 'pending', %(max_attempts)s, coalesce(%(run_at)s::float8, {NOW}), "
-    f"%(unique_key)s, {NOW}, {NOW}) ON CONFLICT (unique_key) WHERE {_LIVE_KEY} DO NOTHING "
+    f"%(unique_key)s, {NOW}, {NOW}) ON CONFLICT (name, unique_key) WHERE {_LIVE_KEY} DO NOTHING "
     "RETURNING id, run_at, created_at, queue) "
     f"SELECT ins.id, ins.run_at, ins.created_at, pg_notify('{CHANNEL}', ins.queue) FROM ins"
 )
 """Returns id, run_at and created_at: the caller has the rest of the new job."""
-LIVE_BY_KEY = f"SELECT {COLS} FROM jobq_jobs WHERE unique_key = %s AND {_LIVE_KEY}"
+LIVE_BY_KEY = f"SELECT {COLS} FROM jobq_jobs WHERE name = %s AND unique_key = %s AND {_LIVE_KEY}"
+"""The live job of a task holding a unique key (keys are scoped to their task)."""
 
 # Rows come out of unnest() WITH ORDINALITY in order and take their identity
 # values in that order, so sorted ids follow the arrays.
@@ -243,12 +328,44 @@ RETRY = (
     "finished_at = NULL, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, "
     f"updated_at = {NOW} WHERE id = %(id)s AND status IN ('failed', 'cancelled') RETURNING {COLS}"
 )
-STATS_COUNTS = "SELECT queue, status, count(*) FROM jobq_jobs GROUP BY queue, status"
-STATS_DUE = (
-    f"SELECT queue, count(*) FILTER (WHERE run_at > {NOW}), "
-    f"min(run_at) FILTER (WHERE run_at <= {NOW}) "
-    "FROM jobq_jobs WHERE status = 'pending' GROUP BY queue"
+_SUMS = ", ".join(f"sum({status})::bigint AS {status}" for status in _COUNTED)
+STATS_QUEUES = (
+    "SELECT c.queue, c.pending, c.processing, c.completed, c.failed, c.cancelled, c.rows, "
+    "CASE WHEN c.pending > 0 THEN (SELECT count(*) FROM jobq_jobs WHERE status = 'pending' "
+    "AND queue = c.queue AND run_at > %(now)s) END, "
+    "CASE WHEN c.pending > 0 THEN (SELECT min(run_at) FROM jobq_jobs WHERE status = 'pending' "
+    "AND queue = c.queue AND run_at <= %(now)s) END "
+    f"FROM (SELECT queue, {_SUMS}, count(*) AS rows FROM jobq_job_counts GROUP BY queue) AS c"
 )
+"""Per queue: jobs per status (summed from the rows of changes), how many rows were
+summed, and for queues holding pending jobs, those scheduled for later and the
+oldest due run_at, each read off jobq_jobs_due. ``now`` is the snapshot's time."""
+FOLD_AFTER_ROWS = 2000
+"""Rows of changes beyond one per queue above which they are folded."""
+FOLD_COUNTS = (
+    "WITH folded AS (DELETE FROM jobq_job_counts WHERE (SELECT count(*) - "
+    "count(DISTINCT queue) FROM jobq_job_counts) > %(extra)s "
+    f"RETURNING *) INSERT INTO jobq_job_counts SELECT * FROM (SELECT queue, {_SUMS} "
+    f"FROM folded GROUP BY queue) AS net WHERE {_ANY_CHANGE}"
+)
+"""Replace the rows of changes by one per queue (none when all its counts are 0),
+once more than ``extra`` rows could go. Rows that other transactions append
+meanwhile are not in its snapshot, so they stay: no change is lost or counted twice."""
+COUNTS_LOCK = 0x6A6F6263  # "jobc": held while folding, so one process folds at a time
+FOLD_IF_FREE = "SELECT pg_try_advisory_xact_lock(%s)"
+OLDEST_DUE = (
+    "WITH RECURSIVE queues(queue) AS ("
+    "(SELECT queue FROM jobq_jobs WHERE status = 'pending' ORDER BY queue LIMIT 1) "
+    "UNION ALL SELECT (SELECT j.queue FROM jobq_jobs j WHERE j.status = 'pending' "
+    "AND j.queue > queues.queue ORDER BY j.queue LIMIT 1) FROM queues "
+    "WHERE queues.queue IS NOT NULL) "
+    "SELECT min((SELECT min(run_at) FROM jobq_jobs j WHERE j.status = 'pending' "
+    f"AND j.queue = queues.queue)), {NOW} FROM queues WHERE queues.queue IS NOT NULL "
+    "AND NOT EXISTS (SELECT 1 FROM jobq_paused_queues p WHERE p.queue = queues.queue)"
+)
+"""The earliest run_at of a pending job in an unpaused queue, and now: the queues are
+found by skipping through an index of pending jobs (one seek each), then one seek
+per queue."""
 STATS_RECENT = (
     "SELECT status, count(*) FROM jobq_jobs WHERE status IN ('completed', 'failed') "
     f"AND finished_at IS NOT NULL AND finished_at > {NOW} - 60 AND finished_at <= {NOW} "
@@ -260,10 +377,14 @@ PURGE = (
     "AND finished_at IS NOT NULL AND finished_at < %(older_than)s LIMIT %(limit)s) "
     "DELETE FROM jobq_jobs j USING c WHERE j.id = c.id"
 )
+PAUSED_LOCK = 0x6A6F6270  # "jobp": pauses take turns, so the limit holds
+PAUSE_LOCK = "SELECT pg_advisory_xact_lock(%s)"
 PAUSE = (
-    f"INSERT INTO jobq_paused_queues (queue, paused_at) VALUES (%(queue)s, {NOW}) "
+    f"INSERT INTO jobq_paused_queues (queue, paused_at) SELECT %(queue)s, {NOW} "
+    "WHERE (SELECT count(*) FROM jobq_paused_queues) < %(limit)s "
     "ON CONFLICT (queue) DO NOTHING"
 )
+"""Pause a queue while fewer than ``limit`` are paused (under PAUSE_LOCK: no race)."""
 
 SCHEDULE_COLS = "name, spec, next_fire_at, last_fire_at, last_job_id, paused, updated_at"
 UPSERT_SCHEDULE = (

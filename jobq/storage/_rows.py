@@ -15,6 +15,7 @@ COLS = (
     "updated_at"
 )
 STATUS = {status.value: status for status in JobStatus}
+_STATUSES = tuple(JobStatus)
 FINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 
@@ -44,7 +45,10 @@ def stats_from_rows(
     run_at) and the finished-in-the-last-minute counts by status."""
     per_queue: dict[str, dict[JobStatus, int]] = {}
     for queue, status, count in counts:
-        per_queue.setdefault(queue, dict.fromkeys(JobStatus, 0))[STATUS[status]] = count
+        by_status = per_queue.get(queue)
+        if by_status is None:  # iterating the enum itself costs more than the query
+            by_status = per_queue[queue] = dict.fromkeys(_STATUSES, 0)
+        by_status[STATUS[status]] = count
     timing = {queue: (scheduled, oldest) for queue, scheduled, oldest in due}
     queues: dict[str, QueueStats] = {}
     for queue, by_status in sorted(per_queue.items()):

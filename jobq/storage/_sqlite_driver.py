@@ -85,10 +85,9 @@ class _Sqlite3Driver(_Driver):
         return count
 
     def run_many(self, conn: Any, sql: str, seq: Iterable[Sequence[Any]]) -> int:
-        before: int = conn.total_changes
-        conn.executemany(sql, seq)
-        after: int = conn.total_changes
-        return after - before
+        # rowcount sums sqlite3_changes(), which leaves out rows changed by triggers.
+        count: int = conn.executemany(sql, seq).rowcount
+        return count
 
     def is_busy(self, exc: BaseException) -> bool:
         if not isinstance(exc, sqlite3.OperationalError):
@@ -179,10 +178,12 @@ class _ApswDriver(_Driver):
         return changes
 
     def run_many(self, conn: Any, sql: str, seq: Iterable[Sequence[Any]]) -> int:
-        before: int = conn.total_changes()
-        conn.executemany(sql, seq)
-        after: int = conn.total_changes()
-        return after - before
+        # changes() per statement: total_changes() would also count rows changed by triggers.
+        count = 0
+        for params in seq:
+            conn.execute(sql, params)
+            count += conn.changes()
+        return count
 
     def is_busy(self, exc: BaseException) -> bool:
         return isinstance(exc, (self._apsw.BusyError, self._apsw.LockedError))

@@ -12,13 +12,24 @@ from ._checks import check_json, check_list_limit, check_purge, check_queues, ch
 from ._rows import COLS, FINAL, job_filters, row_to_job, schedule_state, stats_from_rows
 from ._sqlite_db import Database, describe_error
 from ._sqlite_driver import Connection, Row, retry_busy
-from ._sqlite_sql import CANCEL, LIVE_BY_KEY, RETRY, SCHEDULE_COLS
+from ._sqlite_sql import (
+    CANCEL,
+    LIVE_BY_KEY,
+    OLDEST_DUE,
+    RETRY,
+    SCHEDULE_COLS,
+    STATS_COUNTS,
+    STATS_DUE,
+    STATS_RECENT,
+)
 from .base import (
+    MAX_PAUSED_QUEUES,
     Job,
     JobStatus,
     ScheduleState,
     Stats,
     StorageError,
+    TooManyPausedQueues,
     UniqueKeyConflict,
 )
 
@@ -54,8 +65,9 @@ class SQLiteBase:
             try:
                 rows = self._modify(conn, RETRY, params, COLS, job_id)
             except self._db.constraint_errors:
-                key = conn.query("SELECT unique_key FROM jobs WHERE id = ?", (job_id,))[0][0]
-                holder = conn.query(LIVE_BY_KEY, (key,))[0][0]
+                name, key = conn.query("SELECT name, unique_key FROM jobs WHERE id = ?",
+                                       (job_id,))[0]  # fmt: skip
+                holder = conn.query(LIVE_BY_KEY, (name, key))[0][0]
                 raise UniqueKeyConflict(key, holder) from None
         return row_to_job(rows[0]) if rows else None
 
@@ -86,20 +98,16 @@ class SQLiteBase:
     def stats(self, *, now: float) -> Stats:
         check_time("now", now)
         with self._db.read() as conn:
-            counts = conn.query("SELECT queue, status, count(*) FROM jobs GROUP BY queue, status")
-            due = conn.query(
-                "SELECT queue, sum(run_at > ?1), min(CASE WHEN run_at <= ?1 THEN run_at END) "
-                "FROM jobs INDEXED BY jobs_due WHERE status = 'pending' GROUP BY queue",
-                (now,),
-            )
-            recent: dict[str, int] = dict(conn.query(
-                "SELECT status, count(*) FROM jobs INDEXED BY jobs_finished "
-                "WHERE status IN ('completed', 'failed') AND finished_at > ?1 - 60 "
-                "AND finished_at <= ?1 GROUP BY status",
-                (now,),
-            ))  # fmt: skip
+            counts = conn.query(STATS_COUNTS)
+            due = conn.query(STATS_DUE, (now,))
+            recent: dict[str, int] = dict(conn.query(STATS_RECENT, (now,)))
             paused = frozenset(row[0] for row in conn.query("SELECT queue FROM paused_queues"))
         return stats_from_rows(counts, due, recent, paused, now)
+
+    def oldest_runnable_age(self, *, now: float) -> float:
+        check_time("now", now)
+        oldest = self._query(OLDEST_DUE, ())[0][0]
+        return 0.0 if oldest is None or oldest > now else now - oldest
 
     def purge(
         self,
@@ -125,14 +133,20 @@ class SQLiteBase:
                 total += deleted
                 if deleted < batch_size:
                     break
+        if total:
+            with self._db.write() as conn:  # counts of queues and statuses now empty
+                conn.run("DELETE FROM job_counts WHERE jobs = 0")
         return total
 
     def pause(self, queue: str, *, now: float) -> None:
         check_queues([queue])
         check_time("now", now)
         with self._db.write() as conn:
-            conn.run("INSERT OR IGNORE INTO paused_queues (queue, paused_at) VALUES (?, ?)",
-                     (queue, now))  # fmt: skip
+            if conn.query("SELECT 1 FROM paused_queues WHERE queue = ?", (queue,)):
+                return
+            if conn.query("SELECT count(*) FROM paused_queues")[0][0] >= MAX_PAUSED_QUEUES:
+                raise TooManyPausedQueues(queue, MAX_PAUSED_QUEUES)
+            conn.run("INSERT INTO paused_queues (queue, paused_at) VALUES (?, ?)", (queue, now))
 
     def resume(self, queue: str) -> None:
         check_queues([queue])

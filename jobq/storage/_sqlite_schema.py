@@ -97,6 +97,51 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TABLE rate_starts (key TEXT NOT NULL, started_at REAL NOT NULL)",
         "CREATE INDEX rate_starts_window ON rate_starts (key, started_at)",
     ),
+    (
+        # A unique key is scoped to its task: task B with task A's key is a job of its own.
+        "DROP INDEX jobs_unique",
+        """
+        CREATE UNIQUE INDEX jobs_unique ON jobs (name, unique_key)
+        WHERE unique_key IS NOT NULL AND status IN ('pending', 'processing')
+        """,
+        # Jobs per queue and status, kept by the triggers below in the writer's own
+        # transaction (writes are serialised anyway), so stats never count the table.
+        # Rows at 0 stay until purge deletes them; readers skip them.
+        """
+        CREATE TABLE job_counts (
+            queue TEXT NOT NULL,
+            status TEXT NOT NULL,
+            jobs INTEGER NOT NULL,
+            PRIMARY KEY (queue, status)
+        ) WITHOUT ROWID
+        """,
+        "INSERT INTO job_counts SELECT queue, status, count(*) FROM jobs GROUP BY queue, status",
+        """
+        CREATE TRIGGER jobs_counted_insert AFTER INSERT ON jobs BEGIN
+            INSERT INTO job_counts (queue, status, jobs) VALUES (NEW.queue, NEW.status, 1)
+            ON CONFLICT (queue, status) DO UPDATE SET jobs = jobs + 1;
+        END
+        """,
+        # One statement for both rows: measured cheaper than an UPDATE and an upsert.
+        """
+        CREATE TRIGGER jobs_counted_update AFTER UPDATE OF queue, status ON jobs
+        WHEN OLD.status IS NOT NEW.status OR OLD.queue IS NOT NEW.queue BEGIN
+            INSERT INTO job_counts (queue, status, jobs)
+            VALUES (OLD.queue, OLD.status, -1), (NEW.queue, NEW.status, 1)
+            ON CONFLICT (queue, status) DO UPDATE SET jobs = jobs + excluded.jobs;
+        END
+        """,
+        """
+        CREATE TRIGGER jobs_counted_delete AFTER DELETE ON jobs BEGIN
+            UPDATE job_counts SET jobs = jobs - 1 WHERE queue = OLD.queue AND status = OLD.status;
+        END
+        """,
+        # Jobs finished in the last minute, read as two short ranges (the stats).
+        """
+        CREATE INDEX jobs_finished_at ON jobs (status, finished_at)
+        WHERE finished_at IS NOT NULL
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

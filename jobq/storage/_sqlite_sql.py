@@ -44,8 +44,10 @@ def bulk_insert(rows: int) -> str:
 
 
 LIVE_BY_KEY = (
-    f"SELECT {COLS} FROM jobs WHERE unique_key = +? AND status IN ('pending', 'processing')"
+    f"SELECT {COLS} FROM jobs WHERE name = +?1 AND unique_key = +?2 "
+    "AND status IN ('pending', 'processing')"
 )
+"""The live job of task ?1 holding unique key ?2 (keys are scoped to their task)."""
 # A bare parameter compared with an indexed column (queue = ?4) or given to
 # LIMIT makes SQLite builds with STAT4 (apsw's) prepare the statement again on
 # every run, five times the cost of the run itself; "+?4" is the same value
@@ -191,4 +193,26 @@ FIRE = (
     "WHERE name = ?4 AND next_fire_at = ?2 AND NOT paused AND ?2 <= ?3"
 )
 """The compare-and-set that lets exactly one process fire a schedule's fire time."""
+STATS_COUNTS = "SELECT queue, status, jobs FROM job_counts WHERE jobs > 0"
+# Per queue holding pending jobs: how many wait for a later time, and the oldest due
+# run_at. Each is a seek on jobs_due: the cost follows the queues and the jobs
+# scheduled for later, not the table.
+STATS_DUE = (
+    "SELECT c.queue, (SELECT count(*) FROM jobs INDEXED BY jobs_due WHERE status = 'pending' "
+    "AND queue = c.queue AND run_at > ?1), (SELECT min(run_at) FROM jobs INDEXED BY jobs_due "
+    "WHERE status = 'pending' AND queue = c.queue AND run_at <= ?1) "
+    "FROM job_counts c WHERE c.status = 'pending' AND c.jobs > 0"
+)
+STATS_RECENT = (
+    "SELECT status, count(*) FROM jobs INDEXED BY jobs_finished_at "
+    "WHERE status IN ('completed', 'failed') AND finished_at > ?1 - 60 AND finished_at <= ?1 "
+    "GROUP BY status"
+)
+OLDEST_DUE = (
+    "SELECT min((SELECT min(run_at) FROM jobs INDEXED BY jobs_due WHERE status = 'pending' "
+    "AND queue = c.queue)) FROM job_counts c WHERE c.status = 'pending' AND c.jobs > 0 "
+    "AND NOT EXISTS (SELECT 1 FROM paused_queues p WHERE p.queue = c.queue)"
+)
+"""The earliest run_at of a pending job in an unpaused queue: one seek per queue."""
+
 SCHEDULE_COLS = "name, spec, next_fire_at, last_fire_at, last_job_id, paused, updated_at"

@@ -32,7 +32,13 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol, runtime_checkable
 
-from ..errors import SchemaVersionError, StorageError, UniqueKeyConflict, WrongProcessError
+from ..errors import (
+    SchemaVersionError,
+    StorageError,
+    TooManyPausedQueues,
+    UniqueKeyConflict,
+    WrongProcessError,
+)
 from ..job import Job, JobError, JobStatus
 
 __all__ = [
@@ -41,6 +47,7 @@ __all__ = [
     "Job",
     "JobError",
     "JobStatus",
+    "MAX_PAUSED_QUEUES",
     "NewJob",
     "Notifier",
     "QueueStats",
@@ -52,9 +59,16 @@ __all__ = [
     "Storage",
     "StorageError",
     "TaskLimit",
+    "TooManyPausedQueues",
     "UniqueKeyConflict",
     "WrongProcessError",
 ]
+
+MAX_PAUSED_QUEUES = 1000
+"""Most queue names that may be paused at once (:meth:`Storage.pause` raises
+:class:`TooManyPausedQueues` beyond it). Pausing is for the queues an app uses,
+so this is far above need; it keeps names from piling up in every stats answer.
+"""
 
 # -- values passed in and out ----------------------------------------------------------
 
@@ -68,8 +82,10 @@ class NewJob(NamedTuple):
     :param priority: integer, higher runs first. Default 0.
     :param max_attempts: attempts allowed, integer >= 1. Default 3.
     :param run_at: earliest start, epoch seconds; None (default) for ``now``.
-    :param unique_key: while a job with this key is pending or processing,
-        enqueueing another returns the existing one. Default None.
+    :param unique_key: while a job of the same task (``name``) with this key is
+        pending or processing, enqueueing another returns the existing one, in
+        whatever queue it is. Keys are scoped to their task: another task may use
+        the same key for a job of its own. Default None.
     """
 
     name: str
@@ -216,8 +232,10 @@ class Storage(Protocol):
     def enqueue(self, job: NewJob, *, now: float) -> Enqueued:
         """Store one pending job and return it.
 
-        If ``job.unique_key`` is held by a pending or processing job, nothing is
-        inserted and that job is returned with ``created=False``.
+        If ``job.unique_key`` is held by a pending or processing job of the same
+        task (``job.name``), nothing is inserted and that job is returned with
+        ``created=False``; a job of another task never blocks it. Concurrent
+        enqueues of one task and key store exactly one job.
         Raises TypeError if the payload is not a ``str``; ValueError for a bad
         field (e.g. ``max_attempts`` < 1).
         """
@@ -364,7 +382,7 @@ class Storage(Protocol):
         the last error is kept for reference, result, progress, cancel request
         and lease are cleared. Returns the job, or None if it is unknown or not
         failed/cancelled. Raises :class:`UniqueKeyConflict` when another live
-        job holds its ``unique_key``.
+        job of the same task holds its ``unique_key``.
         """
         ...
 
@@ -391,7 +409,17 @@ class Storage(Protocol):
 
     def stats(self, *, now: float) -> Stats:
         """Counts per queue and status, scheduled jobs, age of the oldest
-        runnable job, and jobs finished in the last minute. See :class:`Stats`."""
+        runnable job, and jobs finished in the last minute. See :class:`Stats`.
+
+        Counts are kept as jobs change state, so the cost follows the number of
+        queues and of jobs scheduled for later, not the number of rows."""
+        ...
+
+    def oldest_runnable_age(self, *, now: float) -> float:
+        """Seconds since the oldest runnable job (pending, ``run_at <= now``) of a
+        queue that is not paused became due; 0.0 when there is none. The
+        largest :attr:`QueueStats.oldest_runnable_age` of the unpaused queues,
+        read off an index (one seek per queue), for health checks."""
         ...
 
     def purge(
@@ -414,7 +442,10 @@ class Storage(Protocol):
         ...
 
     def pause(self, queue: str, *, now: float) -> None:
-        """Stop claims from ``queue`` (jobs can still be enqueued). Idempotent."""
+        """Stop claims from ``queue`` (jobs can still be enqueued). Idempotent.
+
+        Raises :class:`TooManyPausedQueues` when :data:`MAX_PAUSED_QUEUES` other
+        names are paused already."""
         ...
 
     def resume(self, queue: str) -> None:

@@ -14,6 +14,10 @@ For apps that run workers on several hosts. Needs the ``jobq[postgres]`` extra
 - **Wake-ups**: every enqueue sends ``NOTIFY jobq_jobs`` with the queue name in
   its transaction; worker pools ``LISTEN`` and look for work at once, on any
   host. Polling remains as the fallback.
+- **Stats** never count the jobs table: statement-level triggers append each
+  statement's changes per queue and status to ``jobq_job_counts`` (no row that
+  every writer must lock), stats sum those rows, and rescue, purge and a stats
+  read that found many rows fold them into one per queue and status.
 - **Migrations** run under an advisory lock, so hosts starting together take
   turns and each step is applied once.
 - **Processes**: each process opens its own connection pool; a storage object
@@ -42,6 +46,7 @@ from ._checks import (
 from ._limits import Allowance, check_limits, rate_windows
 from ._rows import COLS, STATUS, job_filters, row_to_job, schedule_state, stats_from_rows
 from .base import (
+    MAX_PAUSED_QUEUES,
     Completion,
     Enqueued,
     Job,
@@ -55,6 +60,7 @@ from .base import (
     Stats,
     StorageError,
     TaskLimit,
+    TooManyPausedQueues,
     UniqueKeyConflict,
 )
 
@@ -73,6 +79,8 @@ if TYPE_CHECKING:
 
 __all__ = ["PostgresStorage"]
 
+_STATUS_COLUMNS = tuple(enumerate(("pending", "processing", "completed", "failed",
+                                    "cancelled"), 1))  # as sql.STATS_QUEUES has them
 _RETRIES = 5  # deadlocks and serialization failures are retried this many times
 
 
@@ -283,7 +291,7 @@ class PostgresStorage:
                     job.unique_key, False, created_at, None, None, created_at,
                 ), True)  # fmt: skip
             # The key is held by a live job; it may finish before we read it.
-            found = self._run(sql.LIVE_BY_KEY, (job.unique_key,))
+            found = self._run(sql.LIVE_BY_KEY, (job.name, job.unique_key))
             if found:
                 return Enqueued(row_to_job(found[0]), False)
         raise StorageError(f"unique_key {job.unique_key!r} kept changing hands; try again")
@@ -480,6 +488,7 @@ class PostgresStorage:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ValueError(f"limit must be an integer of at least 1, got {limit!r}")
         rows = self._run(sql.RESCUE, {"now": now_param, "limit": limit})
+        self._fold_counts()  # the maintenance every worker pool runs often
         outcome: dict[str, list[int]] = {"pending": [], "failed": [], "cancelled": []}
         for job_id, status in sorted(rows):
             outcome[status].append(job_id)
@@ -502,8 +511,9 @@ class PostgresStorage:
         try:
             rows = self._run(sql.RETRY, {"run_at": run_at, "now": now_param, "id": job_id})
         except psycopg.errors.UniqueViolation:
-            key = self._run("SELECT unique_key FROM jobq_jobs WHERE id = %s", (job_id,))[0][0]
-            holder = self._run(sql.LIVE_BY_KEY, (key,))
+            name, key = self._run("SELECT name, unique_key FROM jobq_jobs WHERE id = %s",
+                                  (job_id,))[0]  # fmt: skip
+            holder = self._run(sql.LIVE_BY_KEY, (name, key))
             raise UniqueKeyConflict(key, holder[0][0] if holder else 0) from None
         if rows:
             self._run(sql.NOTIFY, ([rows[0][1]],))
@@ -537,11 +547,26 @@ class PostgresStorage:
         with self._conn() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot
             moment = float(conn.execute(sql.CURRENT_TIME, params).fetchall()[0][0])
-            counts = conn.execute(sql.STATS_COUNTS).fetchall()
-            due = conn.execute(sql.STATS_DUE, params).fetchall()
+            per_queue = conn.execute(sql.STATS_QUEUES, {"now": moment}).fetchall()
             recent: dict[str, int] = dict(conn.execute(sql.STATS_RECENT, params).fetchall())
             paused = frozenset(r[0] for r in conn.execute("SELECT queue FROM jobq_paused_queues"))
+        counts = [(row[0], status, row[n]) for row in per_queue
+                  for n, status in _STATUS_COLUMNS if row[n]]  # fmt: skip
+        due = [(row[0], row[7], row[8]) for row in per_queue]
+        if sum(row[6] for row in per_queue) - len(per_queue) > sql.FOLD_AFTER_ROWS:
+            self._fold_counts()
         return stats_from_rows(counts, due, recent, paused, moment)
+
+    def _fold_counts(self) -> None:
+        """Fold the rows of count changes into one per queue and status, unless another
+        process is doing it; done by stats, rescue and purge so the sum stays short."""
+        with self._conn() as conn, conn.transaction():
+            if conn.execute(sql.FOLD_IF_FREE, (sql.COUNTS_LOCK,)).fetchall()[0][0]:
+                conn.execute(sql.FOLD_COUNTS, {"extra": sql.FOLD_AFTER_ROWS})
+
+    def oldest_runnable_age(self, *, now: float) -> float:
+        oldest, moment = self._run(sql.OLDEST_DUE, {"now": self._now(now)})[0]
+        return 0.0 if oldest is None or oldest > moment else float(moment - oldest)
 
     def purge(
         self,
@@ -564,11 +589,19 @@ class PostgresStorage:
                 total += deleted
                 if deleted < batch_size:
                     break
+        self._fold_counts()
         return total
 
     def pause(self, queue: str, *, now: float) -> None:
         check_queues([queue])
-        self._run(sql.PAUSE, {"queue": queue, "now": self._now(now)})
+        params = {"queue": queue, "now": self._now(now), "limit": MAX_PAUSED_QUEUES}
+        with self._conn() as conn, conn.transaction():
+            conn.execute(sql.PAUSE_LOCK, (sql.PAUSED_LOCK,))
+            if conn.execute(sql.PAUSE, params).rowcount == 1:
+                return
+            known = "SELECT 1 FROM jobq_paused_queues WHERE queue = %s"
+            if not conn.execute(known, (queue,)).fetchall():
+                raise TooManyPausedQueues(queue, MAX_PAUSED_QUEUES)
 
     def resume(self, queue: str) -> None:
         check_queues([queue])
@@ -648,7 +681,7 @@ def _insert_jobs(conn: psycopg.Connection[Any], jobs: Sequence[NewJob],
         if run:
             ids.extend(_insert_run(conn, run, now))
             run = []
-        found = conn.execute(sql.LIVE_BY_KEY, (job.unique_key,)).fetchone()
+        found = conn.execute(sql.LIVE_BY_KEY, (job.name, job.unique_key)).fetchone()
         if found is None:
             found = conn.execute(sql.ENQUEUE, {
                 "queue": job.queue, "name": job.name, "payload": job.payload,
@@ -656,7 +689,7 @@ def _insert_jobs(conn: psycopg.Connection[Any], jobs: Sequence[NewJob],
                 "run_at": job.run_at, "unique_key": job.unique_key, "now": now,
             }).fetchone()  # fmt: skip
         if found is None:  # another transaction took the key meanwhile
-            found = conn.execute(sql.LIVE_BY_KEY, (job.unique_key,)).fetchone()
+            found = conn.execute(sql.LIVE_BY_KEY, (job.name, job.unique_key)).fetchone()
         if found is None:
             raise StorageError(f"unique_key {job.unique_key!r} kept changing hands")
         ids.append(int(found[0]))

@@ -30,8 +30,9 @@ and then when readers are rarely idle and the WAL keeps growing), and
 Cost: claims, renewals, rescue and unique-key checks are O(log n) in the
 number of jobs (partial indexes hold only pending or processing rows), except
 that a claim steps over not-yet-due jobs of a *higher* priority than the job
-it takes. :meth:`SQLiteStorage.stats` counts every row, so it grows with the
-table: purge finished jobs.
+it takes. :meth:`SQLiteStorage.stats` reads counts kept per queue and status by
+triggers, plus a few index seeks per queue: its cost follows the number of
+queues and of jobs scheduled for later, not the size of the table.
 """
 
 from __future__ import annotations
@@ -190,7 +191,7 @@ class SQLiteStorage(SQLiteBase):
         check_time("now", now)
         with self._db.write() as conn:
             if job.unique_key is not None:
-                rows = conn.query(LIVE_BY_KEY, (job.unique_key,))
+                rows = conn.query(LIVE_BY_KEY, (job.name, job.unique_key))
                 if rows:
                     return Enqueued(row_to_job(rows[0]), False)
             params = insert_params(job, now)
@@ -221,7 +222,7 @@ class SQLiteStorage(SQLiteBase):
             if run:
                 ids.extend(self._insert_run(conn, run, now))
                 run = []
-            found = conn.query(LIVE_BY_KEY, (job.unique_key,))
+            found = conn.query(LIVE_BY_KEY, (job.name, job.unique_key))
             if found:
                 ids.append(found[0][0])
             else:

@@ -393,6 +393,20 @@ def test_pause_and_resume_a_queue(monitor: Monitor, queue: jobq.DurableQueue) ->
     assert queue.stats().paused == frozenset()
 
 
+def test_pausing_more_queue_names_than_allowed_is_a_conflict(
+    monitor: Monitor, queue: jobq.DurableQueue
+) -> None:
+    from jobq.storage.base import MAX_PAUSED_QUEUES
+
+    for n in range(MAX_PAUSED_QUEUES):
+        queue.pause(f"q{n}")
+    response = monitor.post("/queues/one-more/pause")
+    assert response.status_code == 409
+    assert "1,000 queues are paused already" in response.get_json()["message"]
+    assert "one-more" not in queue.stats().paused
+    assert monitor.post("/queues/q7/pause").status_code == 200  # already paused: fine
+
+
 _FORGED_POSTS: list[dict[str, Any]] = [
     {"data": {"delay": "0"}},  # what an HTML form sends
     {"data": "{}", "content_type": "text/plain"},  # a "simple" cross-site request
@@ -977,7 +991,11 @@ def test_health_when_the_database_fails(
     def broken() -> Stats:
         raise jobq.StorageError("disk I/O error")
 
+    def broken_age() -> float:
+        raise jobq.StorageError("disk I/O error")
+
     monkeypatch.setattr(queue, "stats", broken)
+    monkeypatch.setattr(queue, "oldest_runnable_age", broken_age)
 
     response = monitor.get("/health")
 

@@ -3,6 +3,7 @@
     python _child.py '<spec json>' claim <owner> <now>
     python _child.py '<spec json>' enqueue <name>
     python _child.py '<spec json>' enqueue-and-hang <name>
+    python _child.py '<spec json>' enqueue-unique <task> <key> <times>
 
 The child prints ``ready``, waits for a line on stdin (so the parent can
 release every child at once), does its work and prints one JSON line.
@@ -32,6 +33,16 @@ def main() -> None:
         print(json.dumps({"id": enqueued.job.id}), flush=True)
         if mode == "enqueue-and-hang":
             sys.stdin.readline()  # until the parent kills us
+    elif mode == "enqueue-unique":
+        storage = open_storage(json.loads(spec))
+        task, key, times = args[0], args[1], int(args[2])
+        ids = []
+        for n in range(times):  # single and bulk enqueues race the other children
+            if n % 2:
+                ids += storage.enqueue_many([NewJob(task, "[]", unique_key=key)], now=1000.0)
+            else:
+                ids.append(storage.enqueue(NewJob(task, "[]", unique_key=key), now=1000.0).job.id)
+        print(json.dumps({"ids": ids}), flush=True)
     elif mode == "claim":
         storage = open_storage(json.loads(spec))
         owner, now = args[0], float(args[1])

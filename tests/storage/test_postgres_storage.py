@@ -143,3 +143,70 @@ def test_durable_queue_opens_a_postgresql_url(url: str) -> None:
         assert double.enqueue(21).decoded_result() == 42
     finally:
         queue.close()
+
+
+def _change_rows(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return int(conn.execute("SELECT count(*) FROM jobq_job_counts").fetchall()[0][0])
+
+
+def test_stats_fold_the_rows_of_count_changes(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobq.storage import _postgres_sql
+
+    monkeypatch.setattr(_postgres_sql, "FOLD_AFTER_ROWS", 20)
+    with PostgresStorage(url, clock="caller") as storage:
+        for n in range(60):
+            storage.enqueue(NewJob("t", "[]", queue=f"q{n % 3}"), now=1000.0)
+        assert _change_rows(url) >= 60  # one row per statement and queue until folded
+        first = storage.stats(now=1000.0)
+        assert _change_rows(url) == 3
+        assert {q: s.counts[JobStatus.PENDING] for q, s in first.queues.items()} == {
+            "q0": 20, "q1": 20, "q2": 20,
+        }  # fmt: skip
+        assert storage.stats(now=1000.0) == first
+
+
+def test_folding_while_writers_write_loses_no_change(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobq.storage import _postgres_sql
+
+    monkeypatch.setattr(_postgres_sql, "FOLD_AFTER_ROWS", 0)
+    with PostgresStorage(url, clock="caller", max_connections=8) as storage:
+        done = threading.Event()
+        errors: list[BaseException] = []
+
+        def write(worker: str) -> None:
+            try:
+                for _ in range(40):
+                    storage.enqueue_many([NewJob("t", "[]"), NewJob("t", "[]", queue="b")],
+                                         now=1000.0)  # fmt: skip
+                    for job in storage.claim(["default", "b"], owner=worker, now=1000.0,
+                                             lease_seconds=30, limit=2):  # fmt: skip
+                        storage.complete(job.id, job.lease_token or "", now=1000.0)
+            except BaseException as exc:  # reported in the test's thread
+                errors.append(exc)
+
+        def fold() -> None:
+            while not done.is_set():
+                storage.stats(now=1000.0)  # folds whatever it finds (threshold 0)
+
+        writers = [threading.Thread(target=write, args=(f"w{n}",)) for n in range(3)]
+        folder = threading.Thread(target=fold)
+        folder.start()
+        for thread in writers:
+            thread.start()
+        for thread in writers:
+            thread.join(BOUNDED_WAIT * 6)
+        done.set()
+        folder.join(BOUNDED_WAIT)
+        assert not errors, errors
+        stats = storage.stats(now=1000.0)
+        counted = {q: s.counts for q, s in stats.queues.items()}
+        truth: dict[str, dict[JobStatus, int]] = {}
+        for job in storage.list_jobs(limit=10_000):
+            truth.setdefault(job.queue, dict.fromkeys(JobStatus, 0))[job.status] += 1
+        assert counted == truth
+        assert sum(counted["default"].values()) == 3 * 40

@@ -27,6 +27,7 @@ from .errors import ScheduleNotFound as ScheduleNotFound
 from .errors import SchemaVersionError as SchemaVersionError
 from .errors import StorageError as StorageError
 from .errors import TaskTimeout as TaskTimeout
+from .errors import TooManyPausedQueues as TooManyPausedQueues
 from .errors import TransientError as TransientError
 from .errors import UniqueKeyConflict as UniqueKeyConflict
 from .errors import UnknownTask as UnknownTask
@@ -76,6 +77,7 @@ __all__ = [
     "TaskOptions",
     "TaskTimeout",
     "TokenBucket",
+    "TooManyPausedQueues",
     "TransientError",
     "UniqueKeyConflict",
     "UnknownTask",

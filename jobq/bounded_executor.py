@@ -22,7 +22,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 from blinker import NamedSignal
 
 from . import signals
-from ._validate import check_count, check_priority, check_seconds
+from ._validate import check_count, check_positive_number, check_priority, check_seconds
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import ConfigurationError, QueueFull, TaskTimeout
 from .ratelimit import RateLimiter, SlidingWindowLimiter, TokenBucket
@@ -424,8 +424,8 @@ def _make_limiter(
         if strict or burst is not None:
             raise ConfigurationError("strict and burst only apply with a rate; pass rate=...")
         return None
-    if not rate > 0:
-        raise ValueError(f"rate must be greater than 0, got {rate!r}")
+    check_positive_number("rate", rate)
+    check_seconds("per", per)
     if strict:
         if burst is not None:
             raise ConfigurationError(
@@ -473,8 +473,8 @@ class BoundedExecutor(Executor):
 
     :param max_workers: tasks running at once, >= 1. Default: ``min(32, cpus + 4)``,
         as ``ThreadPoolExecutor``.
-    :param rate: starts allowed per ``per`` seconds, > 0. Default: no rate limit.
-    :param per: the rate's period in seconds, > 0. Default 1.0.
+    :param rate: starts allowed per ``per`` seconds, finite and > 0. Default: no rate limit.
+    :param per: the rate's period in seconds, finite and > 0. Default 1.0.
     :param burst: token-bucket capacity, an integer >= 1. Default 1.
     :param strict: use a strict sliding window of ``rate`` starts per ``per`` seconds.
     :param limiter: a ready-made :class:`~jobq.RateLimiter`; excludes ``rate``.

@@ -474,9 +474,18 @@ def test_work_submitted_before_interpreter_exit_still_finishes(tmp_path: Any) ->
     ("kwargs", "error", "message"),
     [
         ({"max_workers": 0}, ValueError, "max_workers must be an integer of at least 1, got 0"),
-        ({"rate": -1}, ValueError, "rate must be greater than 0, got -1"),
-        ({"rate": 1, "per": 0}, ValueError, "per must be greater than 0 seconds, got 0"),
-        ({"timeout": 0}, ValueError, "timeout must be greater than 0 seconds, got 0"),
+        ({"rate": -1}, ValueError, "rate must be a finite number greater than 0, got -1"),
+        ({"rate": 1, "per": 0}, ValueError, "per must be a finite number of seconds .* got 0"),
+        ({"timeout": 0}, ValueError, "timeout must be a finite number of seconds .* got 0"),
+        # Non-finite limits are refused, as p-queue refuses a non-finite interval;
+        # per=inf was accepted, and with strict=True raised OverflowError.
+        ({"rate": 1, "per": float("inf")}, ValueError, "per must be a finite number .* got inf"),
+        ({"rate": 1, "per": float("inf"), "strict": True}, ValueError, "per must be a finite"),
+        ({"rate": 1, "per": float("nan")}, ValueError, "per must be a finite number .* got nan"),
+        ({"rate": float("inf")}, ValueError, "rate must be a finite number .* got inf"),
+        ({"rate": float("inf"), "strict": True}, ValueError, "rate must be a finite number"),
+        ({"rate": 1, "burst": float("inf")}, ValueError, "burst must be an integer"),
+        ({"timeout": float("inf")}, ValueError, "timeout must be a finite number .* got inf"),
         ({"max_queued": 0}, ValueError, "max_queued must be an integer of at least 1"),
         ({"when_full": "drop"}, ValueError, "when_full must be 'block' or 'raise'"),
         ({"burst": 3}, jobq.ConfigurationError, "only apply with a rate"),
@@ -494,8 +503,12 @@ def test_options_validate() -> None:
     with BoundedExecutor(max_workers=1) as pool:
         with pytest.raises(TypeError, match="priority must be an integer"):
             pool.options(priority="high")  # type: ignore[arg-type]
-        with pytest.raises(ValueError, match="timeout must be greater than 0"):
+        with pytest.raises(ValueError, match="timeout must be a finite number of seconds"):
             pool.options(timeout=-1)
+        with pytest.raises(ValueError, match="timeout must be a finite number of seconds"):
+            pool.options(timeout=float("inf"))
+        with pytest.raises(ValueError, match="per must be a finite number of seconds"):
+            pool.set_rate(1, per=float("inf"))
 
 
 def test_repr_shows_state() -> None:

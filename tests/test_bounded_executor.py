@@ -86,8 +86,9 @@ def test_concurrency_never_exceeds_max_workers(gate: Gate) -> None:
 
     with BoundedExecutor(max_workers=3) as pool:
         futures = [pool.submit(task) for _ in range(10)]
-        eventually(lambda: pool.running == 3)
+        assert pool.running == 3  # the first three took their slots in submit()
         assert pool.waiting == 7
+        eventually(lambda: gate.entered == 3)  # and their calls began
         gate.open()
         wait(futures, timeout=BOUNDED_WAIT)
     assert peak == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -12,9 +13,19 @@ def check_count(name: str, value: Any, minimum: int = 1) -> None:
 
 
 def check_seconds(name: str, value: Any) -> None:
-    """Raise ValueError unless ``value`` is a number of seconds greater than 0."""
-    if not value > 0:
-        raise ValueError(f"{name} must be greater than 0 seconds, got {value!r}")
+    """Raise ValueError unless ``value`` is a finite number of seconds greater than 0
+    (an infinite one would overflow every wait and every deadline computed from it)."""
+    check_positive_number(name, value, unit=" of seconds")
+
+
+def check_positive_number(name: str, value: Any, unit: str = "") -> None:
+    """Raise ValueError unless ``value`` is a finite int or float (not a bool) above 0."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not 0 < value < math.inf  # also False for NaN
+    ):
+        raise ValueError(f"{name} must be a finite number{unit} greater than 0, got {value!r}")
 
 
 def check_priority(value: Any) -> None:

@@ -3,12 +3,15 @@
 This module is the in-memory tier: nothing here touches storage. Workers are
 threads created on demand and reused; they take tasks from one priority heap
 guarded by one lock, so a limit set on the executor holds for every thread
-that submits to it.
+that submits to it. A task that may start the moment it is submitted (a free
+slot, a token, nobody waiting) is started by ``submit`` itself and handed to a
+worker, so a task submitted after it, whatever its priority, cannot overtake it.
 """
 
 from __future__ import annotations
 
 import atexit
+import collections
 import heapq
 import itertools
 import os
@@ -22,7 +25,7 @@ from typing import Any, Literal, ParamSpec, TypeVar
 from blinker import NamedSignal
 
 from . import signals
-from ._validate import check_count, check_priority, check_seconds
+from ._validate import check_count, check_positive_number, check_priority, check_seconds
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import ConfigurationError, QueueFull, TaskTimeout
 from .ratelimit import RateLimiter, SlidingWindowLimiter, TokenBucket
@@ -109,6 +112,8 @@ class _Core:
         self.heap: list[tuple[int, int, _Task]] = []
         self.sequence = itertools.count()
         self.waiting = 0
+        # Tasks started by submit() (counted in `running`) that no worker has taken yet.
+        self.started: collections.deque[_Task] = collections.deque()
         self.running = 0
         self.idle_workers = 0
         self.change_waiters = 0
@@ -137,10 +142,25 @@ class _Core:
         with self.lock:
             if self.shut_down:
                 raise RuntimeError("cannot schedule new futures after shutdown")
-            if self.max_queued is not None and self.waiting >= self.max_queued:
-                self._wait_for_room()
-            heapq.heappush(self.heap, (-priority, next(self.sequence), task))
-            self.waiting += 1
+            if (
+                not self.waiting
+                and self.running < self.max_workers
+                and not self.paused
+                and (self.limiter is None or self.limiter.reserve() == 0.0)
+            ):
+                # It may start now: start it here rather than leave it in the heap
+                # for a worker, where a task submitted next with a higher
+                # priority could be taken first.
+                task.state = _TAKEN
+                future._task = None
+                future.set_running_or_notify_cancel()  # nobody can have cancelled it yet
+                self.running += 1
+                self.started.append(task)
+            else:
+                if self.max_queued is not None and self.waiting >= self.max_queued:
+                    self._wait_for_room()
+                heapq.heappush(self.heap, (-priority, next(self.sequence), task))
+                self.waiting += 1
             if self.idle_workers:
                 self.work.notify()
             self._spawn_if_needed()
@@ -160,11 +180,8 @@ class _Core:
             raise RuntimeError("cannot schedule new futures after shutdown")
 
     def _spawn_if_needed(self) -> None:
-        if (
-            not self.paused
-            and self.waiting > self.idle_workers
-            and len(self.threads) < self.max_workers
-        ):
+        wanted = len(self.started) + (0 if self.paused else self.waiting)
+        if wanted > self.idle_workers and len(self.threads) < self.max_workers:
             thread = threading.Thread(
                 target=_work,
                 args=(self,),
@@ -221,6 +238,8 @@ class _Core:
             while True:
                 if len(self.threads) > self.max_workers:
                     break
+                if self.started:  # already started (and counted) by submit()
+                    return self.started.popleft()
                 if self.waiting and not self.paused:
                     heap = self.heap
                     while heap[0][2].state != _QUEUED:
@@ -247,6 +266,8 @@ class _Core:
                 self.work.wait()
                 self.idle_workers -= 1
             self.threads.discard(current)
+            if self.started:  # a surplus worker leaves: another takes what submit() started
+                self.work.notify()
             if self.watchdog is not None:
                 self.timer.notify()
             self._notify_change()
@@ -424,8 +445,8 @@ def _make_limiter(
         if strict or burst is not None:
             raise ConfigurationError("strict and burst only apply with a rate; pass rate=...")
         return None
-    if not rate > 0:
-        raise ValueError(f"rate must be greater than 0, got {rate!r}")
+    check_positive_number("rate", rate)
+    check_seconds("per", per)
     if strict:
         if burst is not None:
             raise ConfigurationError(
@@ -473,8 +494,8 @@ class BoundedExecutor(Executor):
 
     :param max_workers: tasks running at once, >= 1. Default: ``min(32, cpus + 4)``,
         as ``ThreadPoolExecutor``.
-    :param rate: starts allowed per ``per`` seconds, > 0. Default: no rate limit.
-    :param per: the rate's period in seconds, > 0. Default 1.0.
+    :param rate: starts allowed per ``per`` seconds, finite and > 0. Default: no rate limit.
+    :param per: the rate's period in seconds, finite and > 0. Default 1.0.
     :param burst: token-bucket capacity, an integer >= 1. Default 1.
     :param strict: use a strict sliding window of ``rate`` starts per ``per`` seconds.
     :param limiter: a ready-made :class:`~jobq.RateLimiter`; excludes ``rate``.

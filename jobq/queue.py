@@ -112,7 +112,8 @@ class DurableQueue:
         send_welcome.enqueue(42)          # stored before this returns
         pool = queue.start_workers(concurrency=4)
 
-    :param location: a SQLite file path (created with its folder's permissions),
+    :param location: a SQLite file path (created readable by its owner only;
+        pass a :class:`~jobq.storage.SQLiteStorage` with ``file_mode=`` for others),
         a ``sqlite:///path`` URL, a ``postgresql://`` URL (the ``jobq[postgres]``
         extra; for workers on several hosts), or a
         :class:`~jobq.storage.base.Storage`.

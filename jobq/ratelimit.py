@@ -11,7 +11,7 @@ import threading
 from collections import deque
 from typing import Protocol
 
-from ._validate import check_count, check_seconds
+from ._validate import check_count, check_positive_number, check_seconds
 from .clock import SYSTEM_CLOCK, Clock
 
 # Float slack when comparing times and token counts: a caller that waits exactly
@@ -112,8 +112,8 @@ class TokenBucket(_Limiter):
     For "never more than N in any window", with bursts allowed, use
     :class:`SlidingWindowLimiter`.
 
-    :param rate: tokens added per ``per`` seconds. Must be > 0.
-    :param per: length of the period in seconds. Default 1.0; must be > 0.
+    :param rate: tokens added per ``per`` seconds; finite and > 0.
+    :param per: length of the period in seconds. Default 1.0; finite and > 0.
     :param burst: capacity of the bucket, an integer >= 1. Default 1.
     :param clock: where time is read; default the system's monotonic clock.
     """
@@ -127,8 +127,7 @@ class TokenBucket(_Limiter):
         self._stamp = self._now()
 
     def _configure(self, rate: float, per: float, burst: int) -> None:
-        if not rate > 0:
-            raise ValueError(f"rate must be greater than 0, got {rate!r}")
+        check_positive_number("rate", rate)
         check_seconds("per", per)
         check_count("burst", burst)
         self.rate, self.per, self.burst = rate, per, burst
@@ -201,7 +200,7 @@ class SlidingWindowLimiter(_Limiter):
     may start at once; memory is O(limit).
 
     :param limit: starts allowed per window, an integer >= 1.
-    :param per: window length in seconds. Default 1.0; must be > 0.
+    :param per: window length in seconds. Default 1.0; finite and > 0.
     :param clock: where time is read; default the system's monotonic clock.
     """
 

@@ -168,8 +168,8 @@ class Task(Generic[P, R]):
             for value in args:
                 if type(value) not in codec.PLAIN:
                     break
-            else:  # str, int, bool, None: nothing to check, nothing nested
-                return codec.encode_plain_args(args)
+            else:  # str, int, bool, None: nothing nested
+                return codec.encode_plain_args(args, name=f"{self.name} arguments")
         payload: dict[str, Any] = {"args": list(args), "kwargs": dict(kwargs)}
         return codec.encode(payload, name=f"{self.name} arguments")
 

@@ -9,6 +9,8 @@ Modes (the JSON's ``mode``):
 - ``readonly``: (as the user ``nobody`` when ``as_nobody``, since root ignores
   file permissions) open the queue and enqueue one job; report what happened.
 - ``work``: enqueue ``count`` jobs, run every due job inline, report the counts.
+- ``peek``: (as ``nobody`` when ``as_nobody``) read each of ``files`` as a
+  curious local user would, and the job table through SQLite; report what it got.
 
 Every wait here is bounded; any uncaught exception exits non-zero with its traceback.
 """
@@ -59,14 +61,18 @@ def fill(config: dict[str, Any]) -> dict[str, Any]:
     return {"accepted": accepted, "error": error}
 
 
+def _become_nobody() -> None:
+    import pwd
+
+    nobody = pwd.getpwnam("nobody")
+    os.setgroups([])
+    os.setgid(nobody.pw_gid)
+    os.setuid(nobody.pw_uid)
+
+
 def readonly(config: dict[str, Any]) -> dict[str, Any]:
     if config.get("as_nobody"):
-        import pwd
-
-        nobody = pwd.getpwnam("nobody")
-        os.setgroups([])
-        os.setgid(nobody.pw_gid)
-        os.setuid(nobody.pw_uid)
+        _become_nobody()
     try:
         queue = _open(config)
     except Exception as exc:
@@ -90,7 +96,30 @@ def work(config: dict[str, Any]) -> dict[str, Any]:
     return {"ids": ids, "ran": ran, "completed": len(done)}
 
 
-MODES = {"fill": fill, "readonly": readonly, "work": work}
+def peek(config: dict[str, Any]) -> dict[str, Any]:
+    import sqlite3
+
+    if config.get("as_nobody"):
+        _become_nobody()
+    got: dict[str, str] = {}
+    for name in config["files"]:
+        try:
+            with open(name, "rb") as file:
+                got[name] = f"read {len(file.read())} bytes"
+        except OSError as exc:
+            got[name] = type(exc).__name__
+    try:
+        conn = sqlite3.connect(f"file:{config['files'][0]}?mode=ro", uri=True)
+        try:
+            got["payloads"] = repr(conn.execute("SELECT payload FROM jobs").fetchall())
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        got["payloads"] = f"{type(exc).__name__}: {exc}"
+    return {"uid": os.geteuid(), "got": got}
+
+
+MODES = {"fill": fill, "readonly": readonly, "work": work, "peek": peek}
 
 
 def main() -> int:

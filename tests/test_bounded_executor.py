@@ -25,8 +25,10 @@ class Gate:
 
     def __init__(self) -> None:
         self.event = threading.Event()
+        self.entered = 0  # calls that began (a task's timeout runs from here)
 
     def task(self, value: Any = None) -> Any:
+        self.entered += 1
         assert self.event.wait(BOUNDED_WAIT), "gate never opened"
         return value
 
@@ -84,8 +86,9 @@ def test_concurrency_never_exceeds_max_workers(gate: Gate) -> None:
 
     with BoundedExecutor(max_workers=3) as pool:
         futures = [pool.submit(task) for _ in range(10)]
-        eventually(lambda: pool.running == 3)
+        assert pool.running == 3  # the first three took their slots in submit()
         assert pool.waiting == 7
+        eventually(lambda: gate.entered == 3)  # and their calls began
         gate.open()
         wait(futures, timeout=BOUNDED_WAIT)
     assert peak == 3
@@ -119,7 +122,7 @@ def test_options_do_not_touch_the_functions_keyword_arguments() -> None:
 def test_timeout_fails_the_future_but_keeps_the_slot(clock: FakeClock, gate: Gate) -> None:
     with BoundedExecutor(max_workers=1, clock=clock) as pool:
         slow = pool.options(timeout=5).submit(gate.task, "late")
-        eventually(lambda: pool.running == 1)
+        eventually(lambda: gate.entered == 1)
         follower = pool.submit(str, "next")
         clock.advance(4.9)
         assert not slow.done()
@@ -399,7 +402,7 @@ def test_signals_report_start_success_failure_and_idle(clock: FakeClock, gate: G
             pool.submit(divmod, 1, 0).result(BOUNDED_WAIT)
         pool.wait_idle(BOUNDED_WAIT)
         slow = pool.options(timeout=1).submit(gate.task)
-        eventually(lambda: pool.running == 1)
+        eventually(lambda: gate.entered == 1)
         clock.advance(1)
         with pytest.raises(TaskTimeout):
             slow.result(BOUNDED_WAIT)
@@ -474,9 +477,18 @@ def test_work_submitted_before_interpreter_exit_still_finishes(tmp_path: Any) ->
     ("kwargs", "error", "message"),
     [
         ({"max_workers": 0}, ValueError, "max_workers must be an integer of at least 1, got 0"),
-        ({"rate": -1}, ValueError, "rate must be greater than 0, got -1"),
-        ({"rate": 1, "per": 0}, ValueError, "per must be greater than 0 seconds, got 0"),
-        ({"timeout": 0}, ValueError, "timeout must be greater than 0 seconds, got 0"),
+        ({"rate": -1}, ValueError, "rate must be a finite number greater than 0, got -1"),
+        ({"rate": 1, "per": 0}, ValueError, "per must be a finite number of seconds .* got 0"),
+        ({"timeout": 0}, ValueError, "timeout must be a finite number of seconds .* got 0"),
+        # Non-finite limits are refused, as p-queue refuses a non-finite interval;
+        # per=inf was accepted, and with strict=True raised OverflowError.
+        ({"rate": 1, "per": float("inf")}, ValueError, "per must be a finite number .* got inf"),
+        ({"rate": 1, "per": float("inf"), "strict": True}, ValueError, "per must be a finite"),
+        ({"rate": 1, "per": float("nan")}, ValueError, "per must be a finite number .* got nan"),
+        ({"rate": float("inf")}, ValueError, "rate must be a finite number .* got inf"),
+        ({"rate": float("inf"), "strict": True}, ValueError, "rate must be a finite number"),
+        ({"rate": 1, "burst": float("inf")}, ValueError, "burst must be an integer"),
+        ({"timeout": float("inf")}, ValueError, "timeout must be a finite number .* got inf"),
         ({"max_queued": 0}, ValueError, "max_queued must be an integer of at least 1"),
         ({"when_full": "drop"}, ValueError, "when_full must be 'block' or 'raise'"),
         ({"burst": 3}, jobq.ConfigurationError, "only apply with a rate"),
@@ -494,11 +506,79 @@ def test_options_validate() -> None:
     with BoundedExecutor(max_workers=1) as pool:
         with pytest.raises(TypeError, match="priority must be an integer"):
             pool.options(priority="high")  # type: ignore[arg-type]
-        with pytest.raises(ValueError, match="timeout must be greater than 0"):
+        with pytest.raises(ValueError, match="timeout must be a finite number of seconds"):
             pool.options(timeout=-1)
+        with pytest.raises(ValueError, match="timeout must be a finite number of seconds"):
+            pool.options(timeout=float("inf"))
+        with pytest.raises(ValueError, match="per must be a finite number of seconds"):
+            pool.set_rate(1, per=float("inf"))
 
 
 def test_repr_shows_state() -> None:
     with BoundedExecutor(max_workers=2, rate=5, name="api") as pool:
         assert "api max_workers=2" in repr(pool)
         assert "TokenBucket(rate=5" in repr(pool)
+
+
+def _first_then_three_by_priority(warm: bool, rate_limited: bool) -> tuple[list[str], bool]:
+    """Submit "first", then "low", "high", "medium" at once to one slot; return the order
+    they ran in, and whether "first" had started when its submit returned."""
+    clock = FakeClock()
+    order: list[str] = []
+    submitted = threading.Event()
+
+    def first() -> None:
+        order.append("first")
+        submitted.wait(BOUNDED_WAIT)  # hold the slot until the others are in
+
+    rate: dict[str, Any] = {"rate": 1, "per": 1.0} if rate_limited else {}
+    pool = BoundedExecutor(max_workers=1, clock=clock, **rate)
+    try:
+        if warm:  # a worker thread exists and waits for work
+            pool.submit(order.append, "warm-up").result(timeout=BOUNDED_WAIT)
+            assert pool.wait_idle(timeout=BOUNDED_WAIT)
+            clock.advance(1.0)
+            order.clear()
+        pool.submit(first)
+        started_by_submit = pool.running == 1 and pool.waiting == 0
+        for name, priority in (("low", 0), ("high", 10), ("medium", 5)):
+            pool.options(priority=priority).submit(order.append, name)
+        submitted.set()
+        for count in (2, 3, 4):  # a token each runs the rest, in whatever order
+            clock.advance(1.0)
+            eventually(lambda count=count: len(order) >= count)
+    finally:  # a failure must not leave tasks waiting for fake seconds that never come
+        pool.shutdown(cancel_futures=True)
+    return order, started_by_submit
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["new thread", "idle thread"])
+@pytest.mark.parametrize("rate_limited", [False, True], ids=["no rate", "rate 1/s"])
+def test_a_task_that_can_start_at_once_is_not_overtaken_by_later_ones(
+    warm: bool, rate_limited: bool
+) -> None:
+    # p-queue's "rate-limit with setPriority()" case, without the setPriority: with
+    # one slot and a token free, "first" starts when submitted; the others wait
+    # (for its slot, and a token each) and run by priority. Before, "first" sat in
+    # the heap until a worker woke, and "high" and "medium", submitted just after,
+    # often went first.
+    for _ in range(30):
+        order, started_by_submit = _first_then_three_by_priority(warm, rate_limited)
+        assert order == ["first", "high", "medium", "low"]
+        assert started_by_submit
+
+
+def test_a_task_started_by_submit_runs_even_if_the_executor_is_paused_at_once() -> None:
+    release = threading.Event()
+    with BoundedExecutor(max_workers=2) as pool:
+        blocker = pool.submit(release.wait, BOUNDED_WAIT)
+        started = pool.submit(lambda: "ran")  # a slot is free: it starts now
+        pool.pause()
+        queued = pool.submit(lambda: "later")  # paused: it waits
+        assert started.result(timeout=BOUNDED_WAIT) == "ran"
+        assert pool.waiting == 1
+        assert not queued.done()
+        release.set()
+        pool.resume()
+        assert queued.result(timeout=BOUNDED_WAIT) == "later"
+        assert blocker.result(timeout=BOUNDED_WAIT)

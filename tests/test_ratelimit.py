@@ -77,17 +77,24 @@ def test_configure_changes_rate_in_place(clock: FakeClock) -> None:
     bucket.configure(rate=60)  # now one per second
     clock.advance(0.5)
     assert bucket.try_acquire()
-    with pytest.raises(ValueError, match="rate must be greater than 0"):
+    with pytest.raises(ValueError, match="rate must be a finite number greater than 0"):
         bucket.configure(rate=0)
+    with pytest.raises(ValueError, match="rate must be a finite number greater than 0"):
+        bucket.configure(rate=float("inf"))
+    assert bucket.rate == 60  # a refused change changes nothing
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"rate": 0}, "rate must be greater than 0, got 0"),
-        ({"rate": 1, "per": -1}, "per must be greater than 0 seconds, got -1"),
+        ({"rate": 0}, "rate must be a finite number greater than 0, got 0"),
+        ({"rate": 1, "per": -1}, "per must be a finite number of seconds greater than 0, got -1"),
         ({"rate": 1, "burst": 0}, "burst must be an integer of at least 1, got 0"),
         ({"rate": 1, "burst": 1.5}, "burst must be an integer of at least 1, got 1.5"),
+        ({"rate": float("inf")}, "rate must be a finite number greater than 0, got inf"),
+        ({"rate": float("nan")}, "rate must be a finite number greater than 0, got nan"),
+        ({"rate": 1, "per": float("inf")}, "per must be a finite number .* got inf"),
+        ({"rate": 1, "burst": float("inf")}, "burst must be an integer of at least 1, got inf"),
     ],
 )
 def test_bucket_rejects_bad_settings(kwargs: dict[str, float], message: str) -> None:
@@ -260,3 +267,9 @@ def test_blocking_acquire_from_many_threads_hands_out_one_token_each(clock: Fake
     for thread in threads:
         thread.join(10)
     assert sorted(got) == list(range(5))
+
+
+@pytest.mark.parametrize("per", [0, -1, float("inf"), float("nan")])
+def test_sliding_window_refuses_a_window_that_is_not_a_finite_positive_length(per: float) -> None:
+    with pytest.raises(ValueError, match=f"per must be a finite number of seconds .* got {per}"):
+        SlidingWindowLimiter(3, per=per)

@@ -61,6 +61,60 @@ def test_random_kill_9_of_worker_processes_loses_no_job(tmp_path: Path, database
     assert figures.lost == figures.never_ran == figures.bad_duplicates == figures.errors == 0
 
 
+
+def _judge(runs: list[tuple[int, int, float]], sweeps: list[chaos.Sweep],
+           kill: chaos.Kill, lease: float = 2.0) -> chaos.Figures:  # fmt: skip
+    """The chaos checker's verdict on job 1, run as ``runs`` (attempt, pid, start time)
+    by pid 100, which was killed, then by pid 200."""
+    from types import SimpleNamespace
+
+    figures = chaos.Figures("sqlite", 2, 1, 1)
+    job = SimpleNamespace(id=1, status=JobStatus.COMPLETED, attempts=runs[-1][0],
+                          error=JobError("LeaseExpired", "lease expired"))  # fmt: skip
+    ledger = [("start", 1, pid, attempt, when) for attempt, pid, when in runs]
+    chaos._check(figures, [1], [job], ledger, sweeps, {100: kill}, lease)
+    return figures
+
+
+def test_chaos_checker_explains_a_rerun_by_the_kill_whatever_the_times() -> None:
+    # The victim started the job after the kill was sent and before it landed (seen
+    # once under load): the rerun is still explained by the kill, as a fact.
+    kill = chaos.Kill(sent=10.0, reaped=10.2)
+    sweeps = [chaos.Sweep(12.5, 12.6, False, frozenset({1}))]
+    figures = _judge([(1, 100, 10.1), (2, 200, 12.7)], sweeps, kill)
+    assert figures.problems == []
+    assert figures.rescues_measured == 1
+    # A rerun whose earlier holder was never killed is still caught.
+    other = _judge([(1, 300, 10.1), (2, 200, 12.7)], sweeps, kill)
+    assert "ran again without a kill" in " ".join(other.problems)
+    # So is a takeover before the kill was even sent.
+    early = _judge([(1, 100, 5.0), (2, 200, 9.0)], [chaos.Sweep(8.9, 8.95, False,
+                   frozenset({1}))], kill)  # fmt: skip
+    assert "taken over before its holder was killed" in " ".join(early.problems)
+
+
+def test_chaos_checker_judges_rescue_delay_by_the_sweeps_not_the_wall_clock() -> None:
+    kill = chaos.Kill(sent=10.0, reaped=10.1)  # lease 2 s: over by 12.1 at the latest
+    # A loaded machine: no sweep ran for 12 s. The rescue is late by the clock (the
+    # old check, lease + sweep + 1 s, failed such runs) but no sweep missed it.
+    slow = [chaos.Sweep(9.0, 9.1, False, frozenset()), chaos.Sweep(22.0, 22.3, False,
+            frozenset({1}))]  # fmt: skip
+    figures = _judge([(1, 100, 9.5), (2, 200, 22.5)], slow, kill)
+    assert figures.problems == []
+    assert figures.max_rescue_delay == pytest.approx(11.9)
+    # A sweep that began after the lease was over and returned without rescuing
+    # it is a real miss, however quickly the rescue came afterwards.
+    missed = [chaos.Sweep(12.2, 12.3, False, frozenset()), chaos.Sweep(12.4, 12.5, False,
+              frozenset({1}))]  # fmt: skip
+    late = _judge([(1, 100, 9.5), (2, 200, 12.6)], missed, kill)
+    assert late.late_rescues == 1
+    assert "late rescues" in " ".join(late.problems)
+    # One that hit its row limit may leave it for the next, and one that began
+    # before the bound may have seen the lease still valid.
+    busy = [chaos.Sweep(12.05, 12.3, False, frozenset()), chaos.Sweep(12.2, 12.3, True,
+            frozenset()), chaos.Sweep(12.4, 12.5, False, frozenset({1}))]  # fmt: skip
+    assert _judge([(1, 100, 9.5), (2, 200, 12.6)], busy, kill).problems == []
+
 # -- 2. contention -------------------------------------------------------------------------
 
 

@@ -1,5 +1,11 @@
 """Argument checks shared by storage backends (bad input is rejected before any
-write), and lease token generation."""
+write), and lease token generation.
+
+Every backend accepts the same jobs: a priority or attempt count is held to the
+narrowest column among the backends (PostgreSQL's ``integer``), so a job SQLite
+accepts is never one PostgreSQL refuses, and a Python int too large for its
+column never reaches a driver as a raw OverflowError.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,13 @@ import secrets
 from collections.abc import Collection
 
 from .base import JobStatus, NewJob
+
+PRIORITY_RANGE = (-(2**31), 2**31 - 1)
+"""Lowest and highest job priority: PostgreSQL's ``integer`` column."""
+MAX_ATTEMPTS_RANGE = (1, 2**31 - 1)
+"""Fewest and most attempts a job may be given: PostgreSQL's ``integer`` column."""
+ROW_COUNT_MAX = 2**63 - 1
+"""Largest batch size or row count passed to a backend: a 64-bit SQL integer."""
 
 
 def new_tokens(count: int) -> list[str]:
@@ -25,8 +38,9 @@ def check_new(job: NewJob, index: int | None) -> None:
         and type(name) is str
         and type(queue) is str
         and type(priority) is int
+        and -(2**31) <= priority <= 2**31 - 1  # PRIORITY_RANGE, folded by the compiler
         and type(max_attempts) is int
-        and max_attempts >= 1
+        and 1 <= max_attempts <= 2**31 - 1  # MAX_ATTEMPTS_RANGE
         and name
         and queue
         and (run_at is None or (type(run_at) is float and math.isfinite(run_at)))
@@ -46,15 +60,22 @@ def check_new(job: NewJob, index: int | None) -> None:
     for field, text in (("payload", payload), ("unique_key", unique_key or "")):
         if "\x00" in text:  # PostgreSQL text cannot hold it; JSON escapes it anyway
             raise ValueError(f"{field} must not contain a NUL character{where}")
-    if isinstance(priority, bool) or not isinstance(priority, int):
-        raise ValueError(f"priority must be an integer, got {priority!r}{where}")
-    if isinstance(max_attempts, bool) or not isinstance(max_attempts, int) or max_attempts < 1:
-        raise ValueError(f"max_attempts must be an integer of at least 1, got {max_attempts!r}"
-                         f"{where}")  # fmt: skip
+    check_int_range("priority", priority, PRIORITY_RANGE, where)
+    check_int_range("max_attempts", max_attempts, MAX_ATTEMPTS_RANGE, where)
     if run_at is not None:
         check_time("run_at", run_at)
     if unique_key is not None and not isinstance(unique_key, str):
         raise ValueError(f"unique_key must be a str or None, got {unique_key!r}{where}")
+
+
+def check_int_range(name: str, value: object, bounds: tuple[int, int], where: str = "") -> None:
+    """Raise ValueError unless ``value`` is an int (not a bool) within ``bounds``
+    (both ends included), naming the value and the range."""
+    low, high = bounds
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(
+            f"{name} must be an integer from {low} to {high}, got {value!r}{where}"
+        )
 
 
 def check_time(name: str, value: float) -> None:
@@ -103,8 +124,7 @@ def check_purge(
             f"purge deletes only completed, failed or cancelled jobs, got {statuses!r}; "
             "cancel pending jobs first"
         )
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an integer of at least 1, got {batch_size!r}")
+    check_int_range("batch_size", batch_size, (1, ROW_COUNT_MAX))
     return chosen
 
 

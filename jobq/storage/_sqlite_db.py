@@ -85,6 +85,34 @@ def describe_error(path: str, exc: BaseException) -> str:
     return f"SQLite error on {path!r}: {text}{hint}; the operation was not applied"
 
 
+DEFAULT_FILE_MODE = 0o600
+"""Permissions of a database file jobq creates: its owner's only. Job arguments
+(tokens, addresses) are in it; SQLite gives its ``-wal`` and ``-shm`` files the
+same permissions."""
+
+
+def create_private(path: str, file_mode: int) -> None:
+    """Create ``path`` empty with exactly ``file_mode`` permissions if it does not
+    exist, before SQLite opens it; an existing file keeps its own.
+
+    SQLite would create it with 0644 less the umask (readable by every local
+    user), and the ``-wal`` and ``-shm`` files copy the main file's permissions.
+    The file is made here, not under a umask, as a umask is process-wide and
+    other threads may be creating files. SQLite takes an empty file for a new
+    database; several processes racing to create it is fine (``O_EXCL``: one
+    creates, the others find it)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, file_mode)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise StorageError(f"cannot create SQLite database {path!r}: {exc.strerror}") from exc
+    try:
+        os.fchmod(fd, file_mode)  # exactly what was asked, whatever the umask
+    finally:
+        os.close(fd)
+
+
 class Database:
     """Connections to one file for the current process, and transactions on them."""
 
@@ -96,6 +124,7 @@ class Database:
         synchronous: Synchronous,
         busy_timeout: float,
         journal_size_limit: int,
+        file_mode: int = DEFAULT_FILE_MODE,
     ) -> None:
         if path in ("", ":memory:") or path.startswith("file::memory:"):
             raise ValueError(
@@ -116,12 +145,22 @@ class Database:
             raise ValueError(
                 f"journal_size_limit must be an integer >= -1, got {journal_size_limit!r}"
             )
+        if isinstance(file_mode, bool) or not isinstance(file_mode, int) or not (
+            0 <= file_mode <= 0o777
+        ):
+            raise ValueError(f"file_mode must be permission bits from 0o000 to 0o777, got "
+                             f"{file_mode!r}")  # fmt: skip
+        if not file_mode & 0o600 == 0o600:
+            raise ValueError(
+                f"file_mode must let the owner read and write the database, got {file_mode:#o}"
+            )
         check_local_filesystem(path)
+        self.driver = make_driver(driver)
+        create_private(path, file_mode)
         self.path = path
         self.synchronous: Synchronous = synchronous
         self.busy_timeout_ms = int(busy_timeout * 1000)
         self.journal_size_limit = journal_size_limit
-        self.driver = make_driver(driver)
         self.errors = self.driver.errors
         self.constraint_errors = self.driver.constraint_errors
         self.returning = self.driver.version >= (3, 35, 0)

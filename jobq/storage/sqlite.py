@@ -52,7 +52,7 @@ from ._checks import (
 )
 from ._limits import Allowance, check_limits, rate_windows
 from ._rows import COLS, STATUS, row_to_job
-from ._sqlite_db import CheckpointMode, Database, Synchronous
+from ._sqlite_db import DEFAULT_FILE_MODE, CheckpointMode, Database, Synchronous
 from ._sqlite_driver import Connection, Row
 from ._sqlite_manage import SQLiteBase
 from ._sqlite_schema import affected_by_wal_reset_bug
@@ -111,6 +111,11 @@ class SQLiteStorage(SQLiteBase):
         reporting busy. Default 5.0; must be >= 0.
     :param journal_size_limit: bytes of WAL file kept after a checkpoint.
         Default 64 MiB; -1 for no limit.
+    :param file_mode: permissions of the file if it is created here (its
+        ``-wal`` and ``-shm`` files get the same). Default ``0o600``: job
+        arguments are readable by the file's owner only. Give e.g. ``0o660``
+        for processes of one group that run as different users; an existing
+        file keeps its permissions. Must include ``0o600``.
 
     The file is opened, and pending schema migrations run, in the constructor
     (several processes may open a fresh file at once). Raises ValueError for
@@ -128,6 +133,7 @@ class SQLiteStorage(SQLiteBase):
         synchronous: Synchronous = "NORMAL",
         busy_timeout: float = 5.0,
         journal_size_limit: int = 64 * 1024 * 1024,
+        file_mode: int = DEFAULT_FILE_MODE,
     ) -> None:
         self._db = Database(
             str(path),
@@ -135,6 +141,7 @@ class SQLiteStorage(SQLiteBase):
             synchronous=synchronous,
             busy_timeout=busy_timeout,
             journal_size_limit=journal_size_limit,
+            file_mode=file_mode,
         )
         self.path = self._db.path
         self._returning = self._db.returning

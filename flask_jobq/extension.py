@@ -52,6 +52,7 @@ killed outright is not lost: its lease expires and another worker runs it again.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import logging
 import os
@@ -608,8 +609,23 @@ def _database_location(app: Flask, database: object) -> str | os.PathLike[str]:
     if "://" in text:
         return text
     path = os.path.join(app.instance_path, text)  # an absolute `text` is kept as it is
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    _make_private_folders(os.path.dirname(path) or ".")
     return path
+
+
+def _make_private_folders(folder: str) -> None:
+    """Create ``folder`` and any missing parent, each readable by its owner only
+    (job arguments live inside); folders that exist keep their mode."""
+    missing: list[str] = []
+    while folder and not os.path.isdir(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made meanwhile by another process
+            os.mkdir(path, 0o700)
 
 
 def _install_sigterm_handler() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from pathlib import Path
 
@@ -38,6 +39,8 @@ def test_init_app_in_a_factory_sets_defaults_and_creates_the_instance_folder(
         database = tmp_path / "instance" / "jobq.db"
         assert app.config["JOBQ_DATABASE"] == str(database)
         assert database.exists()
+        assert stat.S_IMODE(database.stat().st_mode) == 0o600
+        assert stat.S_IMODE(database.parent.stat().st_mode) == 0o700
         assert app.config["JOBQ_CONCURRENCY"] == 4
         assert app.config["JOBQ_QUEUES"] is None
         assert app.config["JOBQ_START_WORKERS"] is True

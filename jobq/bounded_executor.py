@@ -25,10 +25,10 @@ from typing import Any, Literal, ParamSpec, TypeVar
 from blinker import NamedSignal
 
 from . import signals
-from ._validate import check_count, check_positive_number, check_priority, check_seconds
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import ConfigurationError, QueueFull, TaskTimeout
 from .ratelimit import RateLimiter, SlidingWindowLimiter, TokenBucket
+from .validate import check_count, check_positive_number, check_priority, check_seconds
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 from . import backoff as backoffs
 from . import signals
-from ._validate import check_count, check_seconds
 from .clock import WALL_CLOCK, Clock
 from .errors import ConfigurationError, JobqError, PayloadError, ScheduleNotFound, UnknownTask
 from .job import Job, JobStatus
@@ -27,6 +26,7 @@ from .schedules import MissedPolicy, Schedule, ScheduleInfo, fire_due
 from .schedules import info as schedule_info
 from .storage.base import NewJob, Stats, Storage, TaskLimit
 from .tasks import JobOptions, Task, split_call, task_limits
+from .validate import check_count, check_seconds
 
 if TYPE_CHECKING:
     from .worker import WorkerPool

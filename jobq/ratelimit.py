@@ -11,8 +11,8 @@ import threading
 from collections import deque
 from typing import Protocol
 
-from ._validate import check_count, check_positive_number, check_seconds
 from .clock import SYSTEM_CLOCK, Clock
+from .validate import check_count, check_positive_number, check_seconds
 
 # Float slack when comparing times and token counts: a caller that waits exactly
 # the delay it was told must get its token, even if the arithmetic rounds down.

@@ -15,10 +15,10 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from . import codec
-from ._validate import check_count, check_priority
 from .backoff import Backoff
 from .job import Job
 from .storage.base import TaskLimit
+from .validate import check_count, check_priority
 
 if TYPE_CHECKING:
     from .queue import DurableQueue

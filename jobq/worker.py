@@ -27,11 +27,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from . import codec, signals
 from ._failures import describe, error_of, retry_delay, storable
-from ._validate import check_count
 from .context import JobContext, _set_current
 from .errors import Fail, PayloadError, Retry, TaskTimeout, TransientError, UnknownTask
 from .job import Job, JobError, JobStatus
 from .storage.base import Completion, Notifier
+from .validate import check_count
 
 if TYPE_CHECKING:
     from .queue import DurableQueue

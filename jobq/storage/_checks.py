@@ -13,6 +13,7 @@ import math
 import secrets
 from collections.abc import Collection
 
+from ..validate import check_int_range, check_time
 from .base import JobStatus, NewJob
 
 PRIORITY_RANGE = (-(2**31), 2**31 - 1)
@@ -66,30 +67,6 @@ def check_new(job: NewJob, index: int | None) -> None:
         check_time("run_at", run_at)
     if unique_key is not None and not isinstance(unique_key, str):
         raise ValueError(f"unique_key must be a str or None, got {unique_key!r}{where}")
-
-
-def check_int_range(name: str, value: object, bounds: tuple[int, int], where: str = "") -> None:
-    """Raise ValueError unless ``value`` is an int (not a bool) within ``bounds``
-    (both ends included), naming the value and the range."""
-    low, high = bounds
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise ValueError(
-            f"{name} must be an integer from {low} to {high}, got {value!r}{where}"
-        )
-
-
-def check_time(name: str, value: float) -> None:
-    if type(value) is float and math.isfinite(value):
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be finite epoch seconds (a float), got {value!r}")
-
-
-def check_positive(name: str, value: float) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-        0 < value < math.inf
-    ):
-        raise ValueError(f"{name} must be a number of seconds > 0, got {value!r}")
 
 
 def check_json(name: str, value: object) -> None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from ._checks import check_json, check_list_limit, check_purge, check_queues, check_time
+from ..validate import check_time
+from ._checks import check_json, check_list_limit, check_purge, check_queues
 from ._rows import COLS, FINAL, job_filters, row_to_job, schedule_state, stats_from_rows
 from ._sqlite_db import Database, describe_error
 from ._sqlite_driver import Connection, Row, retry_busy

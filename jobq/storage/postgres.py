@@ -33,15 +33,14 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Literal
 
+from ..validate import check_seconds, check_time
 from . import _postgres_sql as sql
 from ._checks import (
     check_json,
     check_list_limit,
     check_new,
-    check_positive,
     check_purge,
     check_queues,
-    check_time,
 )
 from ._limits import Allowance, check_limits, rate_windows
 from ._rows import COLS, STATUS, job_filters, row_to_job, schedule_state, stats_from_rows
@@ -122,7 +121,7 @@ class PostgresStorage:
                 "need 0 <= min_connections <= max_connections and max_connections >= 1, got "
                 f"{min_connections} and {max_connections}"
             )
-        check_positive("connect_timeout", connect_timeout)
+        check_seconds("connect_timeout", connect_timeout)
         self.url = url
         self.clock = clock
         self._min = min_connections
@@ -340,7 +339,7 @@ class PostgresStorage:
         now_param = self._now(now)
         if not isinstance(owner, str):
             raise TypeError(f"owner must be a str, got {owner!r}")
-        check_positive("lease_seconds", lease_seconds)
+        check_seconds("lease_seconds", lease_seconds)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise ValueError(f"limit must be an integer from 1 to 1000, got {limit!r}")
         if limits:
@@ -401,7 +400,7 @@ class PostgresStorage:
         lease_seconds: float,
     ) -> RenewResult:
         now_param = self._now(now)
-        check_positive("lease_seconds", lease_seconds)
+        check_seconds("lease_seconds", lease_seconds)
         held = list(leases)
         if not held:
             return RenewResult(frozenset(), frozenset(), frozenset())

@@ -42,12 +42,11 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
+from ..validate import check_seconds, check_time
 from ._checks import (
     check_json,
     check_new,
-    check_positive,
     check_queues,
-    check_time,
     new_tokens,
 )
 from ._limits import Allowance, check_limits, rate_windows
@@ -292,7 +291,7 @@ class SQLiteStorage(SQLiteBase):
         check_time("now", now)
         if not isinstance(owner, str):
             raise TypeError(f"owner must be a str, got {owner!r}")
-        check_positive("lease_seconds", lease_seconds)
+        check_seconds("lease_seconds", lease_seconds)
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
             raise ValueError(f"limit must be an integer from 1 to 1000, got {limit!r}")
         if limits:
@@ -373,7 +372,7 @@ class SQLiteStorage(SQLiteBase):
         lease_seconds: float,
     ) -> RenewResult:
         check_time("now", now)
-        check_positive("lease_seconds", lease_seconds)
+        check_seconds("lease_seconds", lease_seconds)
         renewed: set[int] = set()
         cancel: set[int] = set()
         lost: set[int] = set()

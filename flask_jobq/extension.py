@@ -68,6 +68,7 @@ from werkzeug.serving import is_running_from_reloader
 
 import jobq
 from jobq import backoff as backoffs
+from jobq import defaults
 from jobq import signals as core_signals
 from jobq.tasks import task_limits
 
@@ -82,7 +83,7 @@ logger = logging.getLogger(__name__)
 EXTENSION_KEY = "jobq"
 """The key of the app's :class:`JobQState` in ``app.extensions``."""
 
-STOP_TIMEOUT = 30.0
+STOP_TIMEOUT = defaults.STOP_GRACE_SECONDS
 """Seconds running jobs get to finish when workers stop (at exit, on SIGTERM)."""
 
 _RELAYED = (
@@ -398,11 +399,11 @@ class JobQ:
         database = config.setdefault(
             "JOBQ_DATABASE", os.path.join(app.instance_path, "jobq.db")
         )
-        concurrency = config.setdefault("JOBQ_CONCURRENCY", 4)
+        concurrency = config.setdefault("JOBQ_CONCURRENCY", defaults.CONCURRENCY)
         queues = config.setdefault("JOBQ_QUEUES", None)
         start = config.setdefault("JOBQ_START_WORKERS", True)
-        lease_seconds = config.setdefault("JOBQ_LEASE_SECONDS", 30.0)
-        poll_interval = config.setdefault("JOBQ_POLL_INTERVAL", 0.01)
+        lease_seconds = config.setdefault("JOBQ_LEASE_SECONDS", defaults.LEASE_SECONDS)
+        poll_interval = config.setdefault("JOBQ_POLL_INTERVAL", defaults.POLL_INTERVAL)
         retention = config.setdefault("JOBQ_RETENTION", None)
         synchronous = config.setdefault("JOBQ_SYNCHRONOUS", "NORMAL")
         driver = config.setdefault("JOBQ_DRIVER", "sqlite3")

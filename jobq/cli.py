@@ -37,7 +37,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn, TypeVar
 
-from . import signals
+from . import defaults, signals
 from .cli_format import (
     CommandError as CommandError,
 )
@@ -70,7 +70,7 @@ logger = logging.getLogger("jobq.cli")
 DATABASE_ENV = "JOBQ_DATABASE"
 """Environment variable read for the database path when ``--db`` is not given."""
 
-DEFAULT_GRACE = 30.0
+DEFAULT_GRACE = defaults.STOP_GRACE_SECONDS
 """Seconds running jobs get to finish when a worker is told to stop."""
 
 _WAIT_STEP = 0.1  # seconds between looks at the signal flag in the worker's main thread
@@ -300,7 +300,7 @@ def _stop_signals() -> Iterator[list[int]]:
 def run_worker(
     queue: DurableQueue,
     *,
-    concurrency: int = 4,
+    concurrency: int = defaults.CONCURRENCY,
     queues: Collection[str] | None = None,
     grace: float = DEFAULT_GRACE,
 ) -> int:
@@ -433,7 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
         "back claimed jobs that had not started, and exits 0 (1 if jobs were still running). "
         "Creates the database if it does not exist.",
     )  # fmt: skip
-    worker.add_argument("--concurrency", "-c", type=int, default=4, metavar="N",
+    worker.add_argument("--concurrency", "-c", type=int, default=defaults.CONCURRENCY, metavar="N",
                         help="worker threads, >= 1 (default 4)")  # fmt: skip
     worker.add_argument("--queues", "-q", action="append", metavar="NAMES",
                         help="comma-separated queues to take jobs from (repeatable; default: "

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 from . import backoff as backoffs
-from . import signals
+from . import defaults, signals
 from .clock import WALL_CLOCK, Clock
 from .errors import ConfigurationError, JobqError, PayloadError, ScheduleNotFound, UnknownTask
 from .job import Job, JobStatus
@@ -37,7 +37,7 @@ R = TypeVar("R")
 DEFAULT_QUEUE = "default"
 """Queue name used when a task names none."""
 
-DEFAULT_MAX_PAYLOAD = 1024 * 1024
+DEFAULT_MAX_PAYLOAD = defaults.MAX_PAYLOAD_BYTES
 """Default largest job arguments, in bytes of JSON."""
 
 
@@ -57,10 +57,10 @@ class Retention:
     delete older ones every ``interval`` seconds (default 300).
     """
 
-    completed: float | None = 7 * 86400
-    failed: float | None = 30 * 86400
-    cancelled: float | None = 7 * 86400
-    interval: float = 300.0
+    completed: float | None = defaults.KEEP_COMPLETED_SECONDS
+    failed: float | None = defaults.KEEP_FAILED_SECONDS
+    cancelled: float | None = defaults.KEEP_CANCELLED_SECONDS
+    interval: float = defaults.RETENTION_INTERVAL
 
     def ages(self) -> dict[JobStatus, float]:
         """Maximum age per final status, for the statuses that expire."""
@@ -150,8 +150,8 @@ class DurableQueue:
         *,
         driver: Literal["sqlite3", "apsw"] = "sqlite3",
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
-        lease_seconds: float = 30.0,
-        poll_interval: float = 0.01,
+        lease_seconds: float = defaults.LEASE_SECONDS,
+        poll_interval: float = defaults.POLL_INTERVAL,
         retention: Retention | None = None,
         inline: bool = False,
         unknown_tasks: Literal["fail", "wait"] = "fail",
@@ -596,7 +596,7 @@ class DurableQueue:
 
     def start_workers(
         self,
-        concurrency: int = 4,
+        concurrency: int = defaults.CONCURRENCY,
         *,
         queues: Collection[str] | None = None,
         prefetch: int | None = None,

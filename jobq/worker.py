@@ -25,7 +25,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from . import codec, signals
+from . import codec, defaults, signals
 from ._failures import describe, error_of, retry_delay, storable
 from .context import JobContext, _set_current
 from .errors import Fail, PayloadError, Retry, TaskTimeout, TransientError, UnknownTask
@@ -39,13 +39,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-UNKNOWN_TASK_WAIT = 60.0
-"""Seconds a job of an unregistered task waits with ``unknown_tasks="wait"``."""
-_MAX_CLAIM = 256  # jobs claimed in one transaction at most
-SCHEDULE_CHECK_INTERVAL = 1.0
-"""Seconds between looks for schedules that are due: how late a fire may start."""
-NOTIFIED_POLL_INTERVAL = 0.1
-"""Seconds between idle looks for work when the storage notifies of new jobs."""
+UNKNOWN_TASK_WAIT = defaults.UNKNOWN_TASK_WAIT
+_MAX_CLAIM = defaults.MAX_CLAIM
+SCHEDULE_CHECK_INTERVAL = defaults.SCHEDULE_CHECK_INTERVAL
+NOTIFIED_POLL_INTERVAL = defaults.NOTIFIED_POLL_INTERVAL
 _pool_numbers = itertools.count(1)
 _live_pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
 
@@ -322,7 +319,7 @@ class WorkerPool:
         if signals.worker_started.receivers:
             signals.emit(signals.worker_started, self.queue, pool=self)
 
-    def stop(self, timeout: float = 30.0) -> bool:
+    def stop(self, timeout: float = defaults.STOP_GRACE_SECONDS) -> bool:
         """Stop taking jobs, give running ones up to ``timeout`` seconds to finish,
         and hand back jobs claimed but not started. Returns True if every running
         job finished in time. Jobs still running then are recorded as failed for
@@ -733,4 +730,4 @@ def _warn_if_sqlite_is_affected(queue: DurableQueue) -> None:
 def _stop_pools_at_exit() -> None:
     for pool in list(_live_pools):
         if pool._pid == os.getpid():
-            pool.stop(timeout=30.0)
+            pool.stop(timeout=defaults.STOP_GRACE_SECONDS)

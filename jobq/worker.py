@@ -124,15 +124,8 @@ def _completion(job: Job, result: object) -> Outcome:
     what = f"result of {job.name}"
     try:
         text = codec.encode(result, name=what)
-        text.encode("utf-8")  # a lone surrogate would make every later database write fail
-    except PayloadError as exc:
+    except PayloadError as exc:  # names what JSON or UTF-8 cannot hold, and where
         return Outcome("failed", error=error_of(exc))
-    except RecursionError as exc:
-        return _unstorable(exc, f"the {what} cannot be stored as JSON: it is nested too "
-                                "deeply or contains itself")  # fmt: skip
-    except UnicodeEncodeError as exc:
-        return _unstorable(exc, f"the {what} cannot be stored: it holds a string that is not "
-                                "valid Unicode (a lone surrogate)")  # fmt: skip
     except Exception as exc:  # whatever encoding a strange object raises
         return _unstorable(exc, f"the {what} cannot be stored as JSON")
     return Outcome("completed", result=text)

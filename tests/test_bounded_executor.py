@@ -294,6 +294,8 @@ def test_waits_for_idle_empty_and_size(clock: FakeClock, gate: Gate) -> None:
         results: list[bool] = []
         waiter = threading.Thread(target=lambda: results.append(pool.wait_idle(timeout=5)))
         waiter.start()
+        # Advance only once the waiter has read the clock, or its 5 s start later.
+        eventually(lambda: pool._core.change_waiters == 1)
         clock.advance(5)
         waiter.join(BOUNDED_WAIT)
         assert results == [False]

@@ -105,5 +105,6 @@ def test_bad_file_modes_are_refused_before_any_file_is_made(
 
 def test_a_missing_folder_is_a_storage_error_naming_the_path(tmp_path: Path) -> None:
     db = tmp_path / "no" / "such" / "jobs.db"
-    with pytest.raises(StorageError, match=rf"cannot create SQLite database '{db}'"):
+    expected = rf"cannot open SQLite database '{db}': cannot create the file"
+    with pytest.raises(StorageError, match=expected):
         DurableQueue(db)

@@ -72,10 +72,10 @@ def test_an_exception_whose_traceback_cannot_be_formatted_is_still_described() -
 @pytest.mark.parametrize(
     ("make_result", "words"),
     [
-        (_self_referencing, "nested too deeply or contains itself"),
-        (lambda: _nested(2_000), "nested too deeply or contains itself"),
-        (lambda: {"deep": _nested(100_000)}, "nested too deeply or contains itself"),
-        (lambda: ["lone surrogate \ud800"], "not valid Unicode"),
+        (_self_referencing, "(or contains itself)"),
+        (lambda: _nested(2_000), "nested more than 128 lists or dicts deep"),
+        (lambda: {"deep": _nested(100_000)}, "nested more than 128 lists or dicts deep"),
+        (lambda: ["lone surrogate \ud800"], "lone surrogate (U+D800"),
     ],
     ids=["self-referencing", "2000-deep", "100000-deep", "lone-surrogate"],
 )

@@ -106,7 +106,9 @@ def create_private(path: str, file_mode: int) -> None:
     except FileExistsError:
         return
     except OSError as exc:
-        raise StorageError(f"cannot create SQLite database {path!r}: {exc.strerror}") from exc
+        raise StorageError(
+            f"cannot open SQLite database {path!r}: cannot create the file: {exc.strerror}"
+        ) from exc
     try:
         os.fchmod(fd, file_mode)  # exactly what was asked, whatever the umask
     finally:

@@ -182,3 +182,8 @@ class TooManyPausedQueues(JobqError, ValueError):
         )
         self.queue = queue
         self.limit = limit
+
+
+class CommandError(JobqError):
+    """Bad input to a ``jobq`` or ``flask jobq`` command (unknown id or status,
+    malformed option, missing database): reported on one line, exit code 2."""

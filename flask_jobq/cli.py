@@ -1,7 +1,7 @@
 """``flask jobq ...``: the ``jobq`` command line on the current app's queue.
 
 The verbs and their output are those of the plain ``jobq`` script
-(:mod:`jobq.cli`, whose helpers do the work); the queue is the app's
+(:mod:`jobq.cli`, whose commands and worker do the work); the queue is the app's
 (``JOBQ_DATABASE``), and its tasks are the ones registered with the extension,
 so no ``--db`` or ``--import`` is needed. ``flask jobq worker`` is the separate
 worker process of an app configured with ``JOBQ_START_WORKERS = False``::
@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import click
 from flask.cli import AppGroup
 
-from jobq import DurableQueue, JobqError, cli_format
+from jobq import DurableQueue, JobqError
 from jobq import cli as core
 
 from .extension import state_for
@@ -39,7 +39,7 @@ jobq_cli = AppGroup("jobq", help="Run jobq workers and look after the app's jobs
 
 
 def _failed(exc: Exception) -> CommandFailed:
-    return CommandFailed(cli_format.terminal_safe(str(exc)))
+    return CommandFailed(core.terminal_safe(str(exc)))
 
 
 def _queue() -> DurableQueue:
@@ -55,7 +55,7 @@ def _answer(make_text: Callable[[], str]) -> None:
     except (JobqError, ValueError) as exc:
         raise _failed(exc) from None
     # Job data in the text (names, errors) reaches the terminal escaped.
-    click.echo(cli_format.terminal_safe(text, keep_lines=True))
+    click.echo(core.terminal_safe(text, keep_lines=True))
 
 
 def _json_option(command: F) -> F:
@@ -86,7 +86,7 @@ def worker(concurrency: int | None, queues: tuple[str, ...], grace: float,
     except RuntimeError as exc:
         raise _failed(exc) from None
     core.configure_logging(log_level)
-    chosen = cli_format.split_names(queues)
+    chosen = core.split_names(queues)
     try:
         state.declare_schedules()  # JOBQ_SCHEDULES: this worker fires them too
         code = core.run_worker(
@@ -111,7 +111,8 @@ def stats(as_json: bool) -> None:
 @click.option("--status", help="pending, processing, completed, failed or cancelled.")
 @click.option("--name", help="Only jobs of this task.")
 @click.option("--queue", "queue_name", help="Only jobs of this queue.")
-@click.option("--limit", type=int, default=50, show_default=True, help="At most this many.")
+@click.option("--limit", type=int, default=core.LIST_LIMIT, show_default=True,
+              help="At most this many.")
 @click.option("--after", type=int, metavar="ID", help="Jobs with an id above this one.")
 @_json_option
 def list_jobs(status: str | None, name: str | None, queue_name: str | None, limit: int,
@@ -127,7 +128,7 @@ def list_jobs(status: str | None, name: str | None, queue_name: str | None, limi
 @_json_option
 def cancel(job_id: str, as_json: bool) -> None:
     """Cancel a job (a running one is asked to stop)."""
-    _answer(lambda: core.cancel_job(_queue(), cli_format.parse_job_id(job_id), as_json=as_json))
+    _answer(lambda: core.cancel_job(_queue(), core.parse_job_id(job_id), as_json=as_json))
 
 
 @jobq_cli.command("retry")
@@ -136,7 +137,7 @@ def cancel(job_id: str, as_json: bool) -> None:
 @_json_option
 def retry(job_id: str, delay: str, as_json: bool) -> None:
     """Run a failed or cancelled job again."""
-    _answer(lambda: core.retry_job(_queue(), cli_format.parse_job_id(job_id), delay=delay,
+    _answer(lambda: core.retry_job(_queue(), core.parse_job_id(job_id), delay=delay,
                                    as_json=as_json))  # fmt: skip
 
 

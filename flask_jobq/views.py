@@ -38,9 +38,9 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 import jobq
-from jobq.errors import TooManyPausedQueues
+from jobq.errors import JobNotFound, TooManyPausedQueues
 from jobq.job import Job, JobStatus
-from jobq.queue import JobNotFound
+from jobq.render import job_to_dict
 from jobq.schedules import ScheduleInfo
 from jobq.storage.base import Stats
 
@@ -335,32 +335,9 @@ def make_blueprint() -> Blueprint:
 
 
 def job_json(job: Job) -> dict[str, Any]:
-    """A job as the monitor shows it: no payload, no lease token; JSON decoded."""
-    error = None
-    if job.error is not None:
-        error = {
-            "type": job.error.type, "message": job.error.message,
-            "traceback": job.error.traceback,
-        }
-    return {
-        "id": job.id,
-        "name": job.name,
-        "queue": job.queue,
-        "status": job.status.value,
-        "priority": job.priority,
-        "attempts": job.attempts,
-        "max_attempts": job.max_attempts,
-        "run_at": job.run_at,
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "updated_at": job.updated_at,
-        "error": error,
-        "result": job.decoded_result(),
-        "progress": job.decoded_progress(),
-        "unique_key": job.unique_key,
-        "cancel_requested": job.cancel_requested,
-    }
+    """A job as the monitor shows it (:func:`jobq.render.job_to_dict`): no payload, no
+    lease; result and progress decoded."""
+    return job_to_dict(job, payload=False, lease=False)
 
 
 def schedule_json(info: ScheduleInfo) -> dict[str, Any]:

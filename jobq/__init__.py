@@ -18,6 +18,7 @@ from .default_queue import default_queue as default_queue
 from .default_queue import submit as submit
 from .errors import ConfigurationError as ConfigurationError
 from .errors import Fail as Fail
+from .errors import JobNotFound as JobNotFound
 from .errors import JobqError as JobqError
 from .errors import NotConfigured as NotConfigured
 from .errors import PayloadError as PayloadError
@@ -37,7 +38,6 @@ from .job import Job as Job
 from .job import JobError as JobError
 from .job import JobStatus as JobStatus
 from .queue import DurableQueue as DurableQueue
-from .queue import JobNotFound as JobNotFound
 from .queue import Retention as Retention
 from .ratelimit import RateLimiter as RateLimiter
 from .ratelimit import SlidingWindowLimiter as SlidingWindowLimiter

@@ -60,6 +60,14 @@ class UnknownTask(JobqError, LookupError):
         self.name = name
 
 
+class JobNotFound(JobqError, LookupError):
+    """No job has this id (it never existed, or was purged). ``job_id`` is the id."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(f"no job with id {job_id}")
+        self.job_id = job_id
+
+
 class ScheduleNotFound(JobqError, KeyError):
     """No recurring schedule has this name in the database."""
 
@@ -174,3 +182,8 @@ class TooManyPausedQueues(JobqError, ValueError):
         )
         self.queue = queue
         self.limit = limit
+
+
+class CommandError(JobqError):
+    """Bad input to a ``jobq`` or ``flask jobq`` command (unknown id or status,
+    malformed option, missing database): reported on one line, exit code 2."""

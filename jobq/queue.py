@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 from . import backoff as backoffs
 from . import defaults, signals
 from .clock import WALL_CLOCK, Clock
-from .errors import ConfigurationError, JobqError, PayloadError, ScheduleNotFound, UnknownTask
+from .errors import ConfigurationError, PayloadError, ScheduleNotFound, UnknownTask
+from .errors import JobNotFound as JobNotFound  # its home before errors.py; still importable here
 from .job import Job, JobStatus
 from .schedules import MissedPolicy, Schedule, ScheduleInfo, fire_due
 from .schedules import info as schedule_info
@@ -39,14 +40,6 @@ DEFAULT_QUEUE = "default"
 
 DEFAULT_MAX_PAYLOAD = defaults.MAX_PAYLOAD_BYTES
 """Default largest job arguments, in bytes of JSON."""
-
-
-class JobNotFound(JobqError, LookupError):
-    """No job has this id (it never existed, or was purged)."""
-
-    def __init__(self, job_id: int) -> None:
-        super().__init__(f"no job with id {job_id}")
-        self.job_id = job_id
 
 
 @dataclass(frozen=True)

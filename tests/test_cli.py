@@ -23,7 +23,7 @@ import pytest
 import jobq
 from jobq import DurableQueue, JobStatus
 from jobq.cli import CommandError, main, parse_duration, run_worker
-from jobq.cli_format import terminal_safe
+from jobq.cli.output import terminal_safe
 from jobq.testing import FakeClock
 from tests._cli_hostile_tasks import assert_terminal_safe
 from tests._cli_tasks import register

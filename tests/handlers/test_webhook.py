@@ -654,7 +654,7 @@ def untrusted_tls(tmp_path: Path) -> Iterator[Receiver]:
 def worker_log(queue: DurableQueue, caplog: pytest.LogCaptureFixture) -> Iterator[Any]:
     """Every log record (DEBUG and up, urllib3's included) while jobs run, with the
     job lines ``jobq worker`` writes."""
-    from jobq.cli import _log_job_events
+    from jobq.cli.run import _log_job_events
 
     caplog.set_level(logging.DEBUG)
     receivers = _log_job_events(queue)

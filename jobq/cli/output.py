@@ -1,7 +1,12 @@
-"""What the command lines read and print: argument parsing and job/stats text.
+"""What the command lines print: tables, JSON, and text a terminal shows but never obeys.
 
-Shared by ``jobq`` (:mod:`jobq.cli`) and ``flask jobq`` (:mod:`flask_jobq.cli`);
-standard library only.
+Tables of jobs, stats and schedules, the JSON records of ``--json``,
+:func:`terminal_safe` for any text from job data, :class:`TerminalSafeFormatter`
+and :func:`configure_logging` for the worker's log. Shared by ``jobq`` and
+``flask jobq``.
+
+Rule: standard library, :mod:`jobq.job`, :mod:`jobq.render`, the schedules' and
+storage's value types only; never the queue, a worker or Flask.
 """
 
 from __future__ import annotations
@@ -9,68 +14,16 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from types import TracebackType
 from typing import Any
 
-from .errors import JobqError
-from .job import Job, JobStatus
-from .schedules import ScheduleInfo
-from .storage.base import Stats
-
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-
-
-class CommandError(JobqError):
-    """Bad input to a command (unknown id or status, malformed option, missing
-    database): reported on one line, exit code 2."""
-
-
-# -- parsing -------------------------------------------------------------------------
-
-
-def parse_duration(text: str) -> float:
-    """Seconds from ``"90"``, ``"90s"``, ``"15m"``, ``"12h"``, ``"7d"`` or ``"2w"``.
-
-    Raises :class:`CommandError` for anything else or a negative value.
-    """
-    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([smhdw]?)\s*", text.lower())
-    if match is None:
-        raise CommandError(
-            f"invalid duration {text!r}: give seconds or a number with a unit s, m, h, d or w "
-            "(e.g. 3600, 12h, 7d)"
-        )
-    return float(match.group(1)) * _UNITS[match.group(2) or "s"]
-
-
-def parse_status(text: str) -> JobStatus:
-    """The :class:`JobStatus` named ``text``. Raises :class:`CommandError`."""
-    try:
-        return JobStatus(text.strip().lower())
-    except ValueError:
-        known = ", ".join(status.value for status in JobStatus)
-        raise CommandError(f"unknown status {text!r} (choose from {known})") from None
-
-
-def parse_job_id(text: str) -> int:
-    """A job id (a positive integer) from ``text``. Raises :class:`CommandError`."""
-    try:
-        job_id = int(text)
-    except ValueError:
-        job_id = 0
-    if job_id < 1:
-        raise CommandError(f"invalid job id {text!r}: give a positive integer")
-    return job_id
-
-
-def split_names(values: Sequence[str] | None) -> list[str] | None:
-    """Names given as repeated and/or comma-separated options; None when none."""
-    if not values:
-        return None
-    names = [name.strip() for value in values for name in value.split(",") if name.strip()]
-    return names or None
-
+from ..job import Job, JobStatus
+from ..render import job_to_dict
+from ..schedules import ScheduleInfo
+from ..storage.base import Stats
 
 # -- text safe for a terminal ----------------------------------------------------------
 
@@ -123,7 +76,7 @@ class TerminalSafeFormatter(logging.Formatter):
     included, so a message carrying job data stays on one line. A traceback or
     stack keeps its lines, each indented by two spaces: an exception message of
     several lines cannot pass for a record of its own. ``jobq worker`` and
-    ``flask jobq worker`` log through one (:func:`jobq.cli.configure_logging`).
+    ``flask jobq worker`` log through one (:func:`configure_logging`).
     """
 
     def formatMessage(self, record: logging.LogRecord) -> str:
@@ -140,46 +93,26 @@ def _indented(text: str) -> str:
     return "\n".join("  " + line for line in text.split("\n"))
 
 
-# -- formatting ----------------------------------------------------------------------
+def configure_logging(level: str = "INFO") -> None:
+    """Log to stderr with times, at ``level``, unless the root logger is set up already.
+
+    Lines go through :class:`TerminalSafeFormatter`: job data in them (names, error
+    texts, a webhook receiver's answer) cannot send escape sequences to the terminal.
+    An app that set up logging itself keeps its own handlers and formatters.
+    """
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(TerminalSafeFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
-def _loads(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
+# -- records and tables -------------------------------------------------------------
 
 
 def job_record(job: Job) -> dict[str, Any]:
-    """A job as a JSON-ready dict: stored fields with payload, result and progress
-    decoded; times are epoch seconds. The lease token is left out."""
-    error = job.error
-    return {
-        "id": job.id,
-        "name": job.name,
-        "queue": job.queue,
-        "status": job.status.value,
-        "priority": job.priority,
-        "attempts": job.attempts,
-        "max_attempts": job.max_attempts,
-        "payload": _loads(job.payload),
-        "result": _loads(job.result),
-        "progress": _loads(job.progress),
-        "error": None if error is None else {
-            "type": error.type, "message": error.message, "traceback": error.traceback,
-        },
-        "unique_key": job.unique_key,
-        "cancel_requested": job.cancel_requested,
-        "lease_owner": job.lease_owner,
-        "lease_expires_at": job.lease_expires_at,
-        "run_at": job.run_at,
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "updated_at": job.updated_at,
-    }
+    """A job as ``--json`` shows it (:func:`jobq.render.job_to_dict`): payload, result
+    and progress decoded (text that is not JSON shown as it is), the lease's owner and
+    expiry; times are epoch seconds. The lease token is left out."""
+    return job_to_dict(job, payload=True, lease=True, keep_invalid_json=True)
 
 
 def stats_record(stats: Stats) -> dict[str, Any]:
@@ -292,12 +225,12 @@ def quote_name(name: str, width: int = 200) -> str:
 
 
 def shorten(text: str, width: int = 60) -> str:
+    """``text`` on one line (runs of whitespace made one space), cut to ``width``
+    characters with ``...`` when longer."""
     text = " ".join(text.split())
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def dump_json(value: Any) -> str:
+    """``value`` as JSON indented by two spaces, keys in their given order."""
     return json.dumps(value, indent=2, sort_keys=False)
-
-
-# -- commands on a queue (shared with flask_jobq.cli) ------------------------------------

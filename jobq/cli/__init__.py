@@ -1,0 +1,91 @@
+"""The ``jobq`` command line: run workers and look after the jobs of one database.
+
+::
+
+    jobq worker --db instance/jobs.db --import myapp.tasks --concurrency 4
+    jobq stats --db instance/jobs.db --json
+    jobq list --db instance/jobs.db --status failed --limit 20
+    jobq retry 42 --db instance/jobs.db
+    jobq schedules --db instance/jobs.db
+    jobq pause-schedule nightly-report --db instance/jobs.db
+    jobq move-jobs --from instance/jobs.db --to postgresql://app@db/app
+
+The package, one module a concept:
+
+- :mod:`jobq.cli.parser`: the argparse front end and :func:`main`;
+- :mod:`jobq.cli.commands`: what each command does, on a queue it is given
+  (:func:`show_stats`, :func:`show_jobs`, :func:`cancel_job`, :func:`retry_job`,
+  :func:`purge_jobs`, :func:`show_schedules`, :func:`pause_schedule`,
+  :func:`resume_schedule`, :func:`trigger_schedule`, :func:`move_jobs`): the text
+  to print, or :class:`~jobq.errors.CommandError`;
+- :mod:`jobq.cli.run`: :func:`run_worker`, the worker stopped by SIGTERM or SIGINT;
+- :mod:`jobq.cli.output`: tables, JSON records, :func:`terminal_safe`,
+  :class:`TerminalSafeFormatter` and :func:`configure_logging`.
+
+``flask_jobq.cli`` builds ``flask jobq`` on the commands and the worker here.
+
+Rule: this layer sits above the queue and below the handlers and Flask: it
+imports the queue, storage, schedules and basic values, never
+:mod:`jobq.handlers`, :mod:`flask_jobq` or Flask, and of third-party packages
+nothing. This module only re-exports.
+
+Exit codes: 0 success; 1 when a worker stopped with jobs still running after
+its grace period; 2 for bad input (unknown id or status, missing database,
+bad option, unknown schedule), reported on one line of stderr.
+"""
+
+from __future__ import annotations
+
+from ..errors import CommandError as CommandError
+from .commands import LIST_LIMIT as LIST_LIMIT
+from .commands import MAX_LIST_LIMIT as MAX_LIST_LIMIT
+from .commands import cancel_job as cancel_job
+from .commands import move_jobs as move_jobs
+from .commands import parse_duration as parse_duration
+from .commands import parse_job_id as parse_job_id
+from .commands import parse_status as parse_status
+from .commands import pause_schedule as pause_schedule
+from .commands import purge_jobs as purge_jobs
+from .commands import resume_schedule as resume_schedule
+from .commands import retry_job as retry_job
+from .commands import show_jobs as show_jobs
+from .commands import show_schedules as show_schedules
+from .commands import show_stats as show_stats
+from .commands import split_names as split_names
+from .commands import trigger_schedule as trigger_schedule
+from .output import TerminalSafeFormatter as TerminalSafeFormatter
+from .output import configure_logging as configure_logging
+from .output import terminal_safe as terminal_safe
+from .parser import DATABASE_ENV as DATABASE_ENV
+from .parser import build_parser as build_parser
+from .parser import main as main
+from .run import DEFAULT_GRACE as DEFAULT_GRACE
+from .run import run_worker as run_worker
+
+__all__ = [
+    "DATABASE_ENV",
+    "DEFAULT_GRACE",
+    "LIST_LIMIT",
+    "MAX_LIST_LIMIT",
+    "CommandError",
+    "TerminalSafeFormatter",
+    "build_parser",
+    "cancel_job",
+    "configure_logging",
+    "main",
+    "move_jobs",
+    "parse_duration",
+    "parse_job_id",
+    "parse_status",
+    "pause_schedule",
+    "purge_jobs",
+    "resume_schedule",
+    "retry_job",
+    "run_worker",
+    "show_jobs",
+    "show_schedules",
+    "show_stats",
+    "split_names",
+    "terminal_safe",
+    "trigger_schedule",
+]

@@ -1,0 +1,150 @@
+"""The foreground worker of ``jobq worker`` and ``flask jobq worker``: a pool that runs
+until SIGTERM or SIGINT, then stops within a grace period.
+
+Rule: the queue's public methods, :mod:`jobq.signals` and :mod:`jobq.cli.output`;
+never argparse or Flask. :func:`run_worker` installs signal handlers, so it runs
+in the main thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import signal
+import time
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import Any
+
+from .. import defaults, signals
+from ..errors import CommandError
+from ..job import Job
+from ..queue import DurableQueue
+from .output import shorten
+
+logger = logging.getLogger("jobq.cli")
+
+DEFAULT_GRACE = defaults.STOP_GRACE_SECONDS
+"""Seconds running jobs get to finish when a worker is told to stop."""
+
+_WAIT_STEP = 0.1  # seconds between looks at the signal flag in the worker's main thread
+_JOB_SIGNALS = (signals.job_started, signals.job_succeeded, signals.job_retrying,
+                signals.job_failed, signals.job_cancelled)  # fmt: skip
+
+
+def _log_job_events(queue: DurableQueue) -> list[Callable[..., None]]:
+    """Connect INFO logging of the queue's job events; returns the receivers to disconnect
+    (those of ``job_started``, ``job_succeeded``, ``job_retrying``, ``job_failed`` and
+    ``job_cancelled``, in that order)."""
+
+    def started(sender: object, *, job: Job, **_: Any) -> None:
+        logger.info("job %d %s started (attempt %d/%d)", job.id, job.name, job.attempts,
+                    job.max_attempts)  # fmt: skip
+
+    def succeeded(sender: object, *, job: Job, **_: Any) -> None:
+        logger.info("job %d %s completed", job.id, job.name)
+
+    def retrying(sender: object, *, job: Job, error: Any = None, **_: Any) -> None:
+        reason = f"{error.type}: {error.message}" if error is not None else "retry"
+        logger.warning("job %d %s will retry: %s", job.id, job.name, shorten(reason, 200))
+
+    def failed(sender: object, *, job: Job, error: Any = None, **_: Any) -> None:
+        reason = f"{error.type}: {error.message}" if error is not None else "failed"
+        logger.error("job %d %s failed: %s", job.id, job.name, shorten(reason, 200))
+
+    def cancelled(sender: object, *, job: Job, **_: Any) -> None:
+        logger.info("job %d %s cancelled", job.id, job.name)
+
+    receivers: list[Callable[..., None]] = [started, succeeded, retrying, failed, cancelled]
+    for signal_, receiver in zip(_JOB_SIGNALS, receivers, strict=True):
+        signal_.connect(receiver, sender=queue, weak=False)
+    return receivers
+
+
+def _stop_logging_job_events(queue: DurableQueue, receivers: list[Callable[..., None]]) -> None:
+    for signal_, receiver in zip(_JOB_SIGNALS, receivers, strict=True):
+        signal_.disconnect(receiver, sender=queue)
+
+
+@contextmanager
+def _stop_signals() -> Iterator[list[int]]:
+    """Catch SIGTERM and SIGINT while inside; yields the list of signals received.
+
+    The handler only appends to a list: setting a threading.Event from a signal
+    handler can deadlock if the main thread holds that Event's lock at the time.
+    """
+    received: list[int] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        received.append(signum)
+
+    wanted = [signal.SIGTERM, signal.SIGINT]
+    previous = {signum: signal.signal(signum, on_signal) for signum in wanted}
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def run_worker(
+    queue: DurableQueue,
+    *,
+    concurrency: int = defaults.CONCURRENCY,
+    queues: Collection[str] | None = None,
+    grace: float = DEFAULT_GRACE,
+) -> int:
+    """Run a worker pool in the foreground until SIGTERM or SIGINT; return an exit code.
+
+    On the signal the pool stops claiming, running jobs get ``grace`` seconds to
+    finish and jobs claimed but not started are handed back (pending, attempt not
+    counted). Returns 0 when every running job finished in time, 1 otherwise
+    (their leases lapse and another worker runs them again) or when the pool
+    ended without a signal. Must run in the
+    main thread (signal handlers). Raises :class:`CommandError` for a bad option.
+    """
+    if concurrency < 1:
+        raise CommandError(f"--concurrency must be at least 1, got {concurrency}")
+    if not (math.isfinite(grace) and grace >= 0):
+        raise CommandError(f"--grace must be a number of seconds >= 0, got {grace}")
+    receivers = _log_job_events(queue)
+    try:
+        signalled, finished = _run_until_signal(queue, concurrency, queues, grace)
+    finally:
+        _stop_logging_job_events(queue, receivers)
+    if not signalled:
+        logger.error("the worker pool stopped on its own; see the errors above")
+        return 1
+    if not finished:
+        logger.warning("jobs were still running after %g s; their leases will lapse", grace)
+        return 1
+    logger.info("worker stopped")
+    return 0
+
+
+def _run_until_signal(
+    queue: DurableQueue, concurrency: int, queues: Collection[str] | None, grace: float
+) -> tuple[bool, bool]:
+    """Run a pool until a stop signal or its end, then stop it within ``grace``:
+    (whether a signal came, whether every running job finished in time)."""
+    with _stop_signals() as received:
+        pool = queue.start_workers(concurrency, queues=queues)
+        logger.info(
+            "worker pid %d started: %d threads on queues %s of %s; tasks: %s",
+            os.getpid(), concurrency, ", ".join(pool.queues), _where(queue),
+            ", ".join(sorted(queue.tasks)) or "none",
+        )
+        try:
+            while not received and pool.is_alive:
+                time.sleep(_WAIT_STEP)
+        finally:
+            why = signal.Signals(received[0]).name if received else "the pool ended"
+            logger.info("%s: stopping, running jobs have %g s to finish", why, grace)
+            finished = pool.stop(grace)
+    return bool(received), finished
+
+
+def _where(queue: DurableQueue) -> str:
+    return str(getattr(queue.storage, "path", queue.storage))

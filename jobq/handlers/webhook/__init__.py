@@ -50,6 +50,7 @@ from .answers import classify_error as classify_error
 from .answers import classify_status, parse_retry_after
 from .delivery import WebhookDeliverer
 from .netguard import DestinationRefused
+from .netguard import Resolver as Resolver
 from .settings import WebhookSettings
 from .signing import HeaderLookup as HeaderLookup
 from .signing import WebhookVerificationError, generate_secret, sign, verify

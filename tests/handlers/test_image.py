@@ -620,8 +620,8 @@ def test_a_failed_write_is_retried_and_never_leaves_half_a_file(
         def flush(self) -> None:
             self.file.flush()
 
-    real_init = image._Sink.__init__
-    monkeypatch.setattr(image._Sink, "__init__",
+    real_init = image.files._Sink.__init__
+    monkeypatch.setattr(image.files._Sink, "__init__",
                         lambda self, file: real_init(self, DiskFull(file)))
     job = run(queue, task, "a.png", [{"path": "thumbs/a.jpg", "quality": 95}])
     assert written[0] > 100  # some bytes reached the temporary file before the disk filled

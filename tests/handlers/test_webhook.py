@@ -29,8 +29,13 @@ from hypothesis import strategies as st
 import jobq.signals
 from jobq import ConfigurationError, DurableQueue, Job, JobStatus
 from jobq.handlers import webhook
-from jobq.handlers._netguard import AddressInfo, DestinationRefused, NetGuard, forbidden_reason
 from jobq.handlers.webhook import WebhookSettings, WebhookVerificationError, sign, verify
+from jobq.handlers.webhook.netguard import (
+    AddressInfo,
+    DestinationRefused,
+    NetGuard,
+    forbidden_reason,
+)
 from jobq.testing import FakeClock
 
 from ._smtp import make_certificate, server_tls_context
@@ -801,7 +806,7 @@ def test_the_redactor_removes_every_spelling_of_the_url(
     import requests
     from requests.utils import requote_uri
 
-    from jobq.handlers._redact import UrlRedactor
+    from jobq.handlers.webhook.redact import UrlRedactor
 
     url = f"https://user:{password}@hooks.example.com:8443/in/{path}?token={token}"
     redact = UrlRedactor(url)

@@ -37,7 +37,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
-from ..errors import JobqError
+from ...errors import JobqError
 
 __all__ = [
     "FORBIDDEN_NETWORKS",

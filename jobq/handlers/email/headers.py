@@ -16,7 +16,11 @@ library's version:
   a line of printable ASCII (folded only by CRLF and a space or tab), and the
   same body.
 
-This module depends only on the standard library.
+:func:`parse_address` reads one mailbox with the same care, and :data:`POLICY`
+is the policy messages are built and written with.
+
+Rule: this module depends only on the standard library; the rest of the email
+handler builds on it.
 """
 
 from __future__ import annotations
@@ -24,11 +28,24 @@ from __future__ import annotations
 import re
 from email import errors as email_errors
 from email import policy as email_policy
+from email.headerregistry import Address
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.policy import Policy
 
-__all__ = ["FORBIDDEN", "check_header_text", "check_text", "has_forbidden", "serialize"]
+__all__ = [
+    "FORBIDDEN",
+    "POLICY",
+    "check_header_text",
+    "check_text",
+    "has_forbidden",
+    "parse_address",
+    "serialize",
+]
+
+POLICY = email_policy.SMTP.clone(cte_type="7bit")
+"""CRLF line ends, long headers folded at 78 characters, and bodies encoded to 7-bit
+(quoted-printable or base64 when needed) so that any server accepts them."""
 
 # Characters that end a line for some mail software, plus every other control
 # character but TAB: refused in every header value, address and file name.
@@ -92,6 +109,40 @@ def check_header_text(value: object, what: str) -> str:
     )
 
 
+def parse_address(value: object, what: str) -> Address:
+    """One mailbox, parsed strictly: ``ada@example.com`` or ``Ada <ada@example.com>``.
+
+    Raises ValueError naming ``what`` for anything else: several addresses, a
+    group, no user or domain, a non-ASCII address, a line break or control
+    character as written or in the decoded display name, user or domain.
+    """
+    text = check_header_text(value, what)
+    try:
+        header = POLICY.header_factory("to", text)
+        addresses = header.addresses
+        groups = header.groups
+    except Exception as exc:  # the parser raises assorted errors for garbage
+        raise ValueError(f"{what} is not a valid email address: {text!r} ({exc})") from None
+    if header.defects or len(addresses) != 1 or groups[0].display_name is not None:
+        raise ValueError(
+            f"{what} must be one email address like 'ada@example.com' or "
+            f"'Ada <ada@example.com>', got {text!r}"
+        )
+    address: Address = addresses[0]
+    if not address.username or not address.domain:
+        raise ValueError(f"{what} must be an address with a user and a domain, got {text!r}")
+    if not address.addr_spec.isascii():
+        raise ValueError(
+            f"{what} must be an ASCII address (write a non-ASCII domain in its xn-- form), "
+            f"got {text!r}"
+        )
+    for part in (address.display_name, address.username, address.domain):
+        # Parsing decoded one level of encoded words; the parts are written out
+        # and parsed again, which would decode the next level (=?..?= inside =?..?=).
+        check_header_text(part, f"{what} (after decoding)")
+    return address
+
+
 def serialize(message: EmailMessage, policy: Policy) -> bytes:
     """The bytes of ``message`` as written with ``policy``, once checked that they
     read back as the same message: every MIME part with exactly the headers it
@@ -135,16 +186,25 @@ def _difference(built: EmailMessage, read: Message) -> str | None:
         return f"it has {len(read_parts)} MIME parts instead of {len(built_parts)}"
     for number, (ours, theirs) in enumerate(zip(built_parts, read_parts, strict=True)):
         where = "the message" if number == 0 else f"MIME part {number}"
-        expected = [name.lower() for name in ours]
-        found = [name.lower() for name in theirs]
-        if found != expected:
-            return f"{where} has the headers {found} instead of {expected}"
-        for name, raw in theirs.raw_items():
-            if not isinstance(raw, str) or not _WIRE_VALUE.fullmatch(raw):
-                return f"the {name} header of {where} holds a line break or control character"
-        if ours.is_multipart():
-            continue  # its parts are compared in turn
-        # Written with CRLF, built with LF: compare line by line.
-        if str(ours.get_payload()).splitlines() != str(theirs.get_payload()).splitlines():
-            return f"the body of {where} changed"
+        problem = _part_difference(ours, theirs, where)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _part_difference(ours: Message, theirs: Message, where: str) -> str | None:
+    """What differs between one MIME part built and read back, or None; the parts
+    of a multipart are compared by the caller."""
+    expected = [name.lower() for name in ours]
+    found = [name.lower() for name in theirs]
+    if found != expected:
+        return f"{where} has the headers {found} instead of {expected}"
+    for name, raw in theirs.raw_items():
+        if not isinstance(raw, str) or not _WIRE_VALUE.fullmatch(raw):
+            return f"the {name} header of {where} holds a line break or control character"
+    # Written with CRLF, built with LF: compare line by line.
+    if not ours.is_multipart() and (
+        str(ours.get_payload()).splitlines() != str(theirs.get_payload()).splitlines()
+    ):
+        return f"the body of {where} changed"
     return None

@@ -101,7 +101,9 @@ class BoundedExecutor(Executor):
         :class:`~jobq.QueueFull`. A task that submits to its own full executor
         with ``"block"`` can deadlock it.
     :param name: used in thread names and ``repr``.
-    :param clock: where time is read; tests pass :class:`jobq.testing.FakeClock`.
+    :param clock: where time is read, a :class:`~jobq.clock.MonotonicClock` (only
+        differences count). Default: :data:`~jobq.SYSTEM_CLOCK`; tests pass
+        :class:`jobq.testing.FakeClock`.
     """
 
     def __init__(

@@ -4,11 +4,11 @@ This package is the framework-free core; it never imports Flask.
 """
 
 from . import signals as signals
-from .bounded_executor import BoundedExecutor as BoundedExecutor
-from .bounded_executor import TaskOptions as TaskOptions
 from .clock import SYSTEM_CLOCK as SYSTEM_CLOCK
 from .clock import WALL_CLOCK as WALL_CLOCK
 from .clock import Clock as Clock
+from .clock import EpochClock as EpochClock
+from .clock import MonotonicClock as MonotonicClock
 from .clock import SystemClock as SystemClock
 from .clock import WallClock as WallClock
 from .context import JobContext as JobContext
@@ -33,7 +33,9 @@ from .errors import TransientError as TransientError
 from .errors import UniqueKeyConflict as UniqueKeyConflict
 from .errors import UnknownTask as UnknownTask
 from .errors import WrongProcessError as WrongProcessError
-from .executor_registry import executor as executor
+from .executors import BoundedExecutor as BoundedExecutor
+from .executors import TaskOptions as TaskOptions
+from .executors import executor as executor
 from .job import Job as Job
 from .job import JobError as JobError
 from .job import JobStatus as JobStatus
@@ -53,6 +55,7 @@ __all__ = [
     "Clock",
     "ConfigurationError",
     "DurableQueue",
+    "EpochClock",
     "Fail",
     "Job",
     "JobContext",
@@ -61,6 +64,7 @@ __all__ = [
     "JobOptions",
     "JobStatus",
     "JobqError",
+    "MonotonicClock",
     "NotConfigured",
     "PayloadError",
     "QueueFull",

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 from . import backoff as backoffs
 from . import defaults, signals
-from .clock import WALL_CLOCK, Clock
+from .clock import WALL_CLOCK, EpochClock
 from .errors import ConfigurationError, PayloadError, ScheduleNotFound, UnknownTask
 from .errors import JobNotFound as JobNotFound  # its home before errors.py; still importable here
 from .job import Job, JobStatus
@@ -149,7 +149,7 @@ class DurableQueue:
         inline: bool = False,
         unknown_tasks: Literal["fail", "wait"] = "fail",
         max_payload_bytes: int | None = DEFAULT_MAX_PAYLOAD,
-        clock: Clock = WALL_CLOCK,
+        clock: EpochClock = WALL_CLOCK,
     ) -> None:
         check_seconds("lease_seconds", lease_seconds)
         check_seconds("poll_interval", poll_interval)

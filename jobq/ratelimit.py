@@ -1,8 +1,11 @@
 """Rate limiters: a token bucket and a strict sliding window.
 
-Both are thread-safe, take an injectable :class:`~jobq.clock.Clock`, and can be
+Both are thread-safe, take an injectable :class:`~jobq.clock.MonotonicClock`, and can be
 used on their own or given to :class:`jobq.BoundedExecutor` as ``limiter=``.
 A limiter counts *starts*: one token is one call allowed to begin.
+
+Rule: a limiter; this module imports only basic values (``clock``, ``validate``),
+never the executor, storage or anything above them.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import threading
 from collections import deque
 from typing import Protocol
 
-from .clock import SYSTEM_CLOCK, Clock
+from .clock import SYSTEM_CLOCK, MonotonicClock
 from .validate import check_count, check_positive_number, check_seconds
 
 # Float slack when comparing times and token counts: a caller that waits exactly
@@ -41,7 +44,7 @@ class _Limiter:
 
     _capacity: int
 
-    def __init__(self, clock: Clock) -> None:
+    def __init__(self, clock: MonotonicClock) -> None:
         self._clock = clock
         self._now = clock.now
         self._lock = threading.Lock()
@@ -119,7 +122,8 @@ class TokenBucket(_Limiter):
     """
 
     def __init__(
-        self, rate: float, per: float = 1.0, burst: int = 1, *, clock: Clock = SYSTEM_CLOCK
+        self, rate: float, per: float = 1.0, burst: int = 1, *,
+        clock: MonotonicClock = SYSTEM_CLOCK,
     ) -> None:
         super().__init__(clock)
         self._configure(rate, per, burst)
@@ -204,7 +208,9 @@ class SlidingWindowLimiter(_Limiter):
     :param clock: where time is read; default the system's monotonic clock.
     """
 
-    def __init__(self, limit: int, per: float = 1.0, *, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(
+        self, limit: int, per: float = 1.0, *, clock: MonotonicClock = SYSTEM_CLOCK
+    ) -> None:
         super().__init__(clock)
         self._starts: deque[float] = deque()
         self._configure(limit, per)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import threading
 import weakref
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from .executors import registry
+from .job import Job, JobStatus
 
 if TYPE_CHECKING:
-    from .job import Job
     from .queue import DurableQueue
     from .tasks import Task
 
@@ -30,7 +32,14 @@ class FakeClock:
 
     Threads waiting for clock time (a rate-limited worker, a task timeout) wake
     up when the clock is advanced past their deadline.
+
+    It serves as either kind of clock (:class:`~jobq.clock.MonotonicClock` and
+    :class:`~jobq.clock.EpochClock`): its readings are whatever ``start`` (in
+    seconds, default 0) makes them, so start it at an epoch time such as
+    ``FakeClock(1_800_000_000)`` where times are stored.
     """
+
+    epoch: Literal[True] = True
 
     def __init__(self, start: float = 0.0) -> None:
         self._now = start
@@ -72,19 +81,11 @@ def shutdown_executors(wait: bool = True) -> None:
     Call it in your test teardown so each test starts with fresh named
     executors; the next ``jobq.executor(name, ...)`` with settings creates a new one.
     """
-    from .executor_registry import _executors, _lock
-
-    with _lock:
-        executors = [instance for instance, _ in _executors.values()]
-        _executors.clear()
-    for instance in executors:
-        instance.shutdown(wait=wait, cancel_futures=True)
+    registry.shutdown_all(wait=wait)
 
 
 def enqueued(queue: DurableQueue, task: Task[Any, Any] | str | None = None) -> list[Job]:
     """Pending jobs of ``queue`` (all, or of one task), oldest first, up to 10,000."""
-    from .job import JobStatus
-
     name = None if task is None else queue.get_task(task).name
     return queue.list(status=JobStatus.PENDING, name=name, limit=10_000)
 

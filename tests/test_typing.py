@@ -52,3 +52,34 @@ def test_mypy_checks_enqueue_arguments(tmp_path: Path, declaration: str) -> None
         int(line.split(":")[1]) for line in done.stdout.splitlines() if ": error:" in line
     )
     assert lines == [13, 14, 15], done.stdout
+
+
+CLOCKS = """\
+    import jobq
+    from jobq.testing import FakeClock
+
+    jobq.DurableQueue("jobs.db", clock=jobq.WALL_CLOCK)
+    jobq.DurableQueue("jobs.db", clock=jobq.WallClock())
+    jobq.DurableQueue("jobs.db", clock=FakeClock(1_800_000_000))
+    jobq.BoundedExecutor(clock=jobq.SYSTEM_CLOCK)
+    jobq.BoundedExecutor(clock=FakeClock())
+    jobq.TokenBucket(1, clock=jobq.WALL_CLOCK)
+    monotonic: jobq.Clock = jobq.SYSTEM_CLOCK
+    jobq.DurableQueue("jobs.db", clock=jobq.SYSTEM_CLOCK)  # line 11: monotonic, not epoch
+    jobq.DurableQueue("jobs.db", clock=monotonic)  # line 12: same, through the old name
+"""
+
+
+def test_mypy_keeps_monotonic_clocks_out_of_the_durable_queue(tmp_path: Path) -> None:
+    source = tmp_path / "clocks.py"
+    source.write_text(textwrap.dedent(CLOCKS))
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(source)],
+        capture_output=True, text=True, timeout=110, cwd=tmp_path, check=False,
+        env={**os.environ, "MYPYPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+    lines = sorted(
+        int(line.split(":")[1]) for line in done.stdout.splitlines() if ": error:" in line
+    )
+    assert lines == [11, 12], done.stdout
+    assert "missing following \"EpochClock\" protocol member" in done.stdout

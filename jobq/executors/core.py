@@ -1,11 +1,17 @@
-"""BoundedExecutor: an in-memory executor with a concurrency limit, priorities and a rate limit.
+"""The scheduling core of :class:`jobq.BoundedExecutor`: the priority heap, the slots
+and the worker threads.
 
-This module is the in-memory tier: nothing here touches storage. Workers are
-threads created on demand and reused; they take tasks from one priority heap
-guarded by one lock, so a limit set on the executor holds for every thread
-that submits to it. A task that may start the moment it is submitted (a free
-slot, a token, nobody waiting) is started by ``submit`` itself and handed to a
-worker, so a task submitted after it, whatever its priority, cannot overtake it.
+Workers are threads created on demand and reused; they take tasks from one
+priority heap guarded by one lock, so a limit set on the executor holds for
+every thread that submits to it. A task that may start the moment it is
+submitted (a free slot, a token, nobody waiting) is started by ``submit``
+itself and handed to a worker, so a task submitted after it, whatever its
+priority, cannot overtake it. Worker threads hold the :class:`Core`, never the
+executor, so an executor nobody references is collected and its threads wind down.
+
+Rule: the in-memory tier sits with the limiters; this module imports only basic
+values (``clock``, ``errors``, ``signals``) and ``ratelimit``, never storage, the
+durable queue or anything above them, and it never names the public executor class.
 """
 
 from __future__ import annotations
@@ -14,32 +20,25 @@ import atexit
 import collections
 import heapq
 import itertools
-import os
 import threading
 import weakref
 from collections.abc import Callable
-from concurrent.futures import Executor, Future, InvalidStateError
-from types import EllipsisType
-from typing import Any, Literal, ParamSpec, TypeVar
+from concurrent.futures import Future, InvalidStateError
+from typing import Any, TypeVar
 
 from blinker import NamedSignal
 
-from . import signals
-from .clock import SYSTEM_CLOCK, Clock
-from .errors import ConfigurationError, QueueFull, TaskTimeout
-from .ratelimit import RateLimiter, SlidingWindowLimiter, TokenBucket
-from .validate import check_count, check_positive_number, check_priority, check_seconds
+from .. import signals
+from ..clock import MonotonicClock
+from ..errors import QueueFull, TaskTimeout
+from ..ratelimit import RateLimiter
 
-P = ParamSpec("P")
 T = TypeVar("T")
 
 _QUEUED, _TAKEN, _REMOVED = 0, 1, 2
 
-_live_cores: weakref.WeakSet[_Core] = weakref.WeakSet()
-
-
-def _default_max_workers() -> int:
-    return min(32, (os.cpu_count() or 1) + 4)
+# Every core not yet collected, so that work already submitted finishes at exit.
+_live_cores: weakref.WeakSet[Core] = weakref.WeakSet()
 
 
 class _Task:
@@ -67,7 +66,7 @@ _WENT_IDLE: _Task = object.__new__(_Task)  # a marker next_task() returns, never
 class _TaskFuture(Future[T]):
     """A Future that leaves its executor's waiting list as soon as it is cancelled."""
 
-    _core: _Core | None = None
+    _core: Core | None = None
     _task: _Task | None = None
 
     def cancel(self) -> bool:
@@ -81,9 +80,13 @@ class _TaskFuture(Future[T]):
         return True
 
 
-class _Core:
-    """The executor's shared state; worker threads hold this, never the executor itself,
-    so an executor nobody references is collected and its threads wind down."""
+class Core:
+    """An executor's shared state: limits, the waiting heap, counters and worker threads.
+
+    Worker threads hold this, never the executor itself, so an executor nobody
+    references is collected and its threads wind down. ``owner`` returns the
+    object to send signals as (the executor), or None once it is gone.
+    """
 
     def __init__(
         self,
@@ -92,7 +95,7 @@ class _Core:
         timeout: float | None,
         max_queued: int | None,
         when_full: str,
-        clock: Clock,
+        clock: MonotonicClock,
         thread_name_prefix: str,
     ) -> None:
         self.max_workers = max_workers
@@ -102,7 +105,7 @@ class _Core:
         self.when_full = when_full
         self.clock = clock
         self.thread_name_prefix = thread_name_prefix
-        self.owner: Callable[[], BoundedExecutor | None] = lambda: None
+        self.owner: Callable[[], object | None] = lambda: None
 
         self.lock = threading.Lock()
         self.work = threading.Condition(self.lock)  # workers wait here for tasks
@@ -124,6 +127,7 @@ class _Core:
 
         self.deadlines: list[tuple[float, int, _Task]] = []
         self.watchdog: threading.Thread | None = None
+        _live_cores.add(self)
 
     # -- submitting ---------------------------------------------------------------
 
@@ -372,7 +376,8 @@ class _Core:
             finally:
                 self.change_waiters -= 1
 
-    def take_all_waiting(self) -> list[_Task]:
+    def cancel_waiting(self) -> int:
+        """Take every waiting task out and cancel its future; return how many."""
         with self.lock:
             tasks = [entry[2] for entry in self.heap if entry[2].state == _QUEUED]
             for task in tasks:
@@ -380,7 +385,16 @@ class _Core:
             self.heap = []
             self.waiting = 0
             self._notify_change()
-        return tasks
+        for task in tasks:
+            if Future.cancel(task.future):  # the base method: the task is already out
+                task.future.set_running_or_notify_cancel()
+        return len(tasks)
+
+    def set_limiter(self, limiter: RateLimiter | None) -> None:
+        """Decide starts with ``limiter`` from now on; waiting workers look again at once."""
+        with self.lock:
+            self.limiter = limiter
+            self.work.notify_all()
 
     def set_paused(self, paused: bool) -> None:
         with self.lock:
@@ -413,7 +427,7 @@ class _Core:
             thread.join()
 
 
-def _work(core: _Core) -> None:
+def _work(core: Core) -> None:
     finished = False
     while True:
         task = core.next_task(finished)
@@ -436,296 +450,3 @@ def _drain_at_exit() -> None:
         core.begin_shutdown()
     for core in list(_live_cores):
         core.join()
-
-
-def _make_limiter(
-    rate: float | None, per: float, burst: int | None, strict: bool, clock: Clock
-) -> RateLimiter | None:
-    if rate is None:
-        if strict or burst is not None:
-            raise ConfigurationError("strict and burst only apply with a rate; pass rate=...")
-        return None
-    check_positive_number("rate", rate)
-    check_seconds("per", per)
-    if strict:
-        if burst is not None:
-            raise ConfigurationError(
-                "burst does not apply to strict=True: a sliding window lets `rate` calls "
-                "start at once and never more than that in any window of `per` seconds"
-            )
-        if float(rate) != int(rate):
-            raise ValueError(f"strict=True needs a whole number of calls, got rate={rate!r}")
-        return SlidingWindowLimiter(int(rate), per, clock=clock)
-    return TokenBucket(rate, per, 1 if burst is None else burst, clock=clock)
-
-
-class BoundedExecutor(Executor):
-    """A thread-based :class:`~concurrent.futures.Executor` with limits: how many tasks run
-    at once, how often they may start, and how many may wait.
-
-    Use it wherever an executor is accepted (``submit``, ``map``,
-    :func:`concurrent.futures.wait`, :func:`~concurrent.futures.as_completed`)::
-
-        with BoundedExecutor(max_workers=3, rate=10, per=60) as pool:
-            futures = [pool.submit(call_api, item) for item in items]
-
-    **Concurrency.** At most ``max_workers`` tasks run at once. Threads are
-    started when work arrives and reused; a Python thread cannot be killed, so a
-    task that outlives its timeout keeps its thread, and its slot stays taken
-    until the function really returns: ``max_workers`` is a true bound on the
-    functions running at the same time.
-
-    **Rate limit.** With ``rate`` set, a :class:`~jobq.TokenBucket` of ``rate``
-    starts per ``per`` seconds and capacity ``burst`` governs when a task may
-    *start*: in any interval of T seconds at most ``burst + rate * T / per``
-    tasks start (with the default ``burst=1``, never more than ``rate`` in any
-    window of ``per`` seconds, evenly spaced). With ``strict=True`` a
-    :class:`~jobq.SlidingWindowLimiter` lets up to ``rate`` start at once and
-    never more than ``rate`` in any window of ``per`` seconds, which is what
-    "N requests per minute" means to an API provider. Or pass any limiter as
-    ``limiter=``, for example one shared by two executors. A provider counts
-    requests when they *arrive*, a little after they start and not always
-    equally late: against a hard limit, pad the window by the spread of your
-    network latency (``per=60.5`` for "60 a minute").
-
-    **Priority and timeout** are set per task without touching the function's
-    own arguments: ``pool.options(priority=5, timeout=30).submit(fn, *args)``.
-    Higher priority starts first; equal priorities start in submission order.
-
-    :param max_workers: tasks running at once, >= 1. Default: ``min(32, cpus + 4)``,
-        as ``ThreadPoolExecutor``.
-    :param rate: starts allowed per ``per`` seconds, finite and > 0. Default: no rate limit.
-    :param per: the rate's period in seconds, finite and > 0. Default 1.0.
-    :param burst: token-bucket capacity, an integer >= 1. Default 1.
-    :param strict: use a strict sliding window of ``rate`` starts per ``per`` seconds.
-    :param limiter: a ready-made :class:`~jobq.RateLimiter`; excludes ``rate``.
-    :param timeout: default per-task timeout in seconds, counted from the task's
-        start; its future then fails with :class:`~jobq.TaskTimeout` (a
-        ``TimeoutError``). Default: none.
-    :param max_queued: most tasks allowed to wait, >= 1. Default: unbounded.
-    :param when_full: what ``submit`` does when ``max_queued`` tasks wait:
-        ``"block"`` (default) until there is room, or ``"raise"``
-        :class:`~jobq.QueueFull`. A task that submits to its own full executor
-        with ``"block"`` can deadlock it.
-    :param name: used in thread names and ``repr``.
-    :param clock: where time is read; tests pass :class:`jobq.testing.FakeClock`.
-    """
-
-    def __init__(
-        self,
-        max_workers: int | None = None,
-        *,
-        rate: float | None = None,
-        per: float = 1.0,
-        burst: int | None = None,
-        strict: bool = False,
-        limiter: RateLimiter | None = None,
-        timeout: float | None = None,
-        max_queued: int | None = None,
-        when_full: Literal["block", "raise"] = "block",
-        name: str | None = None,
-        clock: Clock = SYSTEM_CLOCK,
-    ) -> None:
-        if max_workers is None:
-            max_workers = _default_max_workers()
-        check_count("max_workers", max_workers)
-        if max_queued is not None:
-            check_count("max_queued", max_queued)
-        if timeout is not None:
-            check_seconds("timeout", timeout)
-        if when_full not in ("block", "raise"):
-            raise ValueError(f"when_full must be 'block' or 'raise', got {when_full!r}")
-        if limiter is not None and (rate is not None or strict or burst is not None):
-            raise ConfigurationError("pass either limiter= or rate= (with per/burst/strict)")
-        if limiter is None:
-            limiter = _make_limiter(rate, per, burst, strict, clock)
-        self._name = name or f"BoundedExecutor-{id(self):x}"
-        self._core = _Core(
-            max_workers, limiter, timeout, max_queued, when_full, clock,
-            thread_name_prefix=f"jobq-{name}" if name else "jobq-executor",
-        )
-        self._core.owner = weakref.ref(self)
-        _live_cores.add(self._core)
-        weakref.finalize(self, self._core.begin_shutdown)
-
-    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
-        """Schedule ``fn(*args, **kwargs)`` at priority 0 with the executor's timeout.
-
-        Returns a :class:`~concurrent.futures.Future`. Raises RuntimeError after
-        :meth:`shutdown`, and :class:`~jobq.QueueFull` when ``max_queued`` is
-        reached with ``when_full="raise"``.
-        """
-        core = self._core
-        return core.submit(fn, args, kwargs, 0, core.timeout)
-
-    def options(
-        self, *, priority: int = 0, timeout: float | EllipsisType | None = ...
-    ) -> TaskOptions:
-        """Return an executor that submits to this one with a priority and a timeout.
-
-        ``priority``: higher starts first, any integer, default 0. ``timeout``:
-        seconds from the task's start, None for no timeout; omitted, the
-        executor's own. Nothing is stored on the function or its arguments::
-
-            urgent = pool.options(priority=10, timeout=5)
-            urgent.submit(fetch, url)
-            results = urgent.map(fetch, urls)
-        """
-        check_priority(priority)
-        if timeout is ...:
-            timeout = self._core.timeout
-        elif timeout is not None:
-            check_seconds("timeout", timeout)
-        return TaskOptions(self, priority, timeout)
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Stop accepting tasks, as :meth:`ThreadPoolExecutor.shutdown` does.
-
-        Tasks already waiting still run (a paused executor is resumed so they
-        can) unless ``cancel_futures`` is true, which cancels them. With
-        ``wait``, return once every task has finished and every thread ended.
-        """
-        if cancel_futures:
-            self.clear()
-        self._core.begin_shutdown()
-        if cancel_futures:
-            self.clear()  # anything that slipped in before shutdown began
-        if wait:
-            self._core.join()
-
-    # -- control ------------------------------------------------------------------
-
-    def pause(self) -> None:
-        """Start no new task until :meth:`resume`; running ones carry on."""
-        self._core.set_paused(True)
-
-    def resume(self) -> None:
-        """Let waiting tasks start again after :meth:`pause`."""
-        self._core.set_paused(False)
-
-    @property
-    def paused(self) -> bool:
-        """True between :meth:`pause` and :meth:`resume`."""
-        return self._core.paused
-
-    def clear(self) -> int:
-        """Cancel every waiting task; their futures end cancelled. Returns how many."""
-        tasks = self._core.take_all_waiting()
-        for task in tasks:
-            if Future.cancel(task.future):  # the base method: the task is already out
-                task.future.set_running_or_notify_cancel()
-        return len(tasks)
-
-    @property
-    def waiting(self) -> int:
-        """Tasks submitted and not yet started."""
-        return self._core.waiting
-
-    @property
-    def running(self) -> int:
-        """Tasks started and not yet over, including ones past their timeout. A task's
-        future is resolved just before it stops counting here, so after
-        :meth:`wait_idle` every future is resolved."""
-        return self._core.running
-
-    @property
-    def name(self) -> str:
-        """The name given to the constructor, or one made from the object's id."""
-        return self._name
-
-    @property
-    def is_shutdown(self) -> bool:
-        """True once :meth:`shutdown` was called (or the executor was collected)."""
-        return self._core.shut_down
-
-    @property
-    def max_workers(self) -> int:
-        """Tasks allowed to run at once. Assign to change it while in use: more workers
-        start at once; surplus ones leave when their current task ends."""
-        return self._core.max_workers
-
-    @max_workers.setter
-    def max_workers(self, value: int) -> None:
-        check_count("max_workers", value)
-        self._core.set_max_workers(value)
-
-    @property
-    def limiter(self) -> RateLimiter | None:
-        """The rate limiter deciding when tasks may start, or None."""
-        return self._core.limiter
-
-    def set_rate(
-        self, rate: float | None, per: float = 1.0, *, burst: int | None = None,
-        strict: bool = False,
-    ) -> None:
-        """Change the rate limit while in use; ``rate=None`` removes it.
-
-        Arguments as in the constructor. A limiter of the same kind is
-        reconfigured in place (also one passed as ``limiter=``), so starts
-        already made still count.
-        """
-        core = self._core
-        limiter = _make_limiter(rate, per, burst, strict, core.clock)
-        current = core.limiter
-        if isinstance(limiter, TokenBucket) and isinstance(current, TokenBucket):
-            current.configure(limiter.rate, limiter.per, limiter.burst)
-            limiter = current
-        elif isinstance(limiter, SlidingWindowLimiter) and isinstance(
-            current, SlidingWindowLimiter
-        ):
-            current.configure(limiter.limit, limiter.per)
-            limiter = current
-        with core.lock:
-            core.limiter = limiter
-            core.work.notify_all()
-
-    # -- waiting ------------------------------------------------------------------
-
-    def wait_idle(self, timeout: float | None = None) -> bool:
-        """Block until no task waits and none runs. True if so, False on timeout.
-
-        A paused executor with waiting tasks is not idle."""
-        core = self._core
-        return core.wait_until(lambda: not core.waiting and not core.running, timeout)
-
-    def wait_empty(self, timeout: float | None = None) -> bool:
-        """Block until no task is waiting to start (some may still run)."""
-        core = self._core
-        return core.wait_until(lambda: not core.waiting, timeout)
-
-    def wait_size_less_than(self, size: int, timeout: float | None = None) -> bool:
-        """Block until fewer than ``size`` tasks are waiting: back-pressure for a producer."""
-        core = self._core
-        return core.wait_until(lambda: core.waiting < size, timeout)
-
-    def __repr__(self) -> str:
-        core = self._core
-        return (
-            f"<BoundedExecutor {self._name} max_workers={core.max_workers} "
-            f"limiter={core.limiter!r} running={core.running} waiting={core.waiting}"
-            f"{' paused' if core.paused else ''}{' shut down' if core.shut_down else ''}>"
-        )
-
-
-class TaskOptions(Executor):
-    """Submits to a :class:`BoundedExecutor` with a fixed priority and timeout.
-
-    Made by :meth:`BoundedExecutor.options`. It is an Executor too, so it can be
-    handed to code that takes one. Its :meth:`shutdown` does nothing: shut down
-    the executor it came from.
-    """
-
-    def __init__(self, executor: BoundedExecutor, priority: int, timeout: float | None) -> None:
-        self.executor = executor
-        self.priority = priority
-        self.timeout = timeout
-
-    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
-        """Schedule ``fn(*args, **kwargs)`` with these options."""
-        return self.executor._core.submit(fn, args, kwargs, self.priority, self.timeout)
-
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Does nothing; options do not own the executor's threads."""
-
-    def __repr__(self) -> str:
-        return f"<TaskOptions priority={self.priority} timeout={self.timeout} of {self.executor!r}>"

@@ -3,6 +3,9 @@
 A rate limit only means something if every caller goes through the same
 executor. ``jobq.executor("openai", ...)`` returns one instance per name for
 the whole process, however many request threads ask for it.
+
+Rule: imports only basic values and the bounded executor; never storage, the
+durable queue or anything above them.
 """
 
 from __future__ import annotations
@@ -12,9 +15,9 @@ import inspect
 import threading
 from typing import Any, Literal
 
-from .bounded_executor import BoundedExecutor
-from .clock import Clock
-from .errors import ConfigurationError
+from ..clock import MonotonicClock
+from ..errors import ConfigurationError
+from .bounded import BoundedExecutor
 
 
 class _Unset(enum.Enum):
@@ -46,7 +49,7 @@ def executor(
     timeout: float | _Unset | None = UNSET,
     max_queued: int | _Unset | None = UNSET,
     when_full: Literal["block", "raise"] | _Unset = UNSET,
-    clock: Clock | _Unset = UNSET,
+    clock: MonotonicClock | _Unset = UNSET,
 ) -> BoundedExecutor:
     """Return the process-wide :class:`BoundedExecutor` called ``name``, creating it on first use.
 
@@ -100,3 +103,16 @@ def executor(
         instance = BoundedExecutor(name=name, **settings)
         _executors[name] = (instance, settings)
         return instance
+
+
+def shutdown_all(wait: bool = True) -> None:
+    """Shut down and forget every named executor, cancelling the tasks that wait.
+
+    The next ``executor(name, ...)`` with settings creates a new one; see
+    :func:`jobq.testing.shutdown_executors`, the public way to call this.
+    """
+    with _lock:
+        executors = [instance for instance, _ in _executors.values()]
+        _executors.clear()
+    for instance in executors:
+        instance.shutdown(wait=wait, cancel_futures=True)

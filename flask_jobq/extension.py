@@ -70,7 +70,7 @@ import jobq
 from jobq import backoff as backoffs
 from jobq import defaults
 from jobq import signals as core_signals
-from jobq.tasks import task_limits
+from jobq.tasks import DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, ArgumentCheck, TaskRegistry
 
 from . import signals
 from .views import register_monitor
@@ -255,30 +255,12 @@ class FlaskTask(jobq.Task[P, R]):
     """A task declared on the extension; ``.enqueue`` uses the current app's queue.
 
     Made by :meth:`JobQ.task`, usually at import time, before any app exists.
-    ``init_app`` registers the function under the same name and settings on
-    each app's queue. Calling it calls the function; ``.enqueue(...)``,
-    ``.enqueue_many(...)`` and ``.options(...).enqueue(...)`` store the job in
-    the queue of ``current_app`` (raising RuntimeError outside an application
-    context, :class:`jobq.UnknownTask` if that app's queue does not know it).
+    ``init_app`` adds it, as declared, to each app's queue. Calling it calls the
+    function; ``.enqueue(...)``, ``.enqueue_many(...)`` and
+    ``.options(...).enqueue(...)`` store the job in the queue of ``current_app``
+    (raising RuntimeError outside an application context,
+    :class:`jobq.UnknownTask` if that app's queue does not know it).
     """
-
-    def __init__(
-        self,
-        fn: Callable[P, R],
-        *,
-        name: str,
-        max_attempts: int,
-        backoff: backoffs.Backoff,
-        priority: int,
-        queue: str,
-        timeout: float | None,
-        limits: jobq.storage.TaskLimit | None = None,
-    ) -> None:
-        # No queue yet: the `owner` property below resolves one at each enqueue.
-        super().__init__(
-            fn, None, name=name, max_attempts=max_attempts,
-            backoff=backoff, priority=priority, queue=queue, timeout=timeout, limits=limits,
-        )
 
     # Resolving the queue at call time lets one task object (and its
     # `.options(...)`) serve every app.
@@ -318,7 +300,7 @@ class JobQ:
     """
 
     def __init__(self, app: Flask | None = None) -> None:
-        self._tasks: dict[str, FlaskTask[Any, Any]] = {}
+        self._registry = TaskRegistry(task_class=FlaskTask, door="@jobq_ext.task")
         self._states: weakref.WeakSet[JobQState] = weakref.WeakSet()
         self._monitor_auth: Callable[[], bool] | None = None
         if app is not None:
@@ -438,8 +420,8 @@ class JobQ:
             schedules=schedules,
         )
         queue.around_job = state._around_job
-        for task in self._tasks.values():
-            _register(queue, task)
+        for task in self._registry:
+            queue.registry.add(task)
         try:
             _install_handlers(app, queue)
         except BaseException:
@@ -464,54 +446,43 @@ class JobQ:
         self,
         name: str | None = None,
         *,
-        max_attempts: int = 3,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         backoff: float | backoffs.Backoff | None = None,
         priority: int = 0,
-        queue: str = "default",
+        queue: str = DEFAULT_QUEUE,
         timeout: float | None = None,
         concurrency_limit: int | None = None,
         rate_limit: str | tuple[int, float] | None = None,
         rate_limit_key: str | None = None,
+        check: ArgumentCheck | None = None,
     ) -> Callable[[Callable[P, R]], FlaskTask[P, R]]:
         """Declare a task for every app of this extension: ``@jobq_ext.task(...)``.
 
-        Works before or after ``init_app``: the task is registered on the queue
-        of each app initialised, now or later. The options are those of
+        Works before or after ``init_app``: the task is added, as declared, to the
+        queue of each app initialised, now or later. The options are those of
         :meth:`jobq.DurableQueue.task`: ``name`` (default ``module.qualname``),
         ``max_attempts`` (default 3, >= 1), ``backoff`` (seconds, a callable
         ``backoff(attempt) -> seconds``, or None for exponential backoff with
         jitter), ``priority`` (default 0, higher first), ``queue`` (default
-        ``"default"``), ``timeout`` (seconds an attempt may run, default None),
-        ``concurrency_limit``, ``rate_limit`` and ``rate_limit_key`` (limits
-        across every process, default none).
+        ``"default"``), ``timeout`` (seconds an attempt may run, > 0, default
+        None), ``concurrency_limit``, ``rate_limit`` and ``rate_limit_key``
+        (limits across every process, default none), ``check`` (an argument
+        check run at every enqueue, default None).
 
         Raises :class:`jobq.ConfigurationError` if another function already has
         the name, ValueError or TypeError for a bad option.
         """
-        if callable(name):
-            raise TypeError("use @jobq_ext.task() with parentheses, not @jobq_ext.task")
-        jobq.JobOptions(priority=priority, max_attempts=max_attempts, queue=queue)  # validates
-        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
-            raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
-        resolved_backoff = backoffs.resolve(backoff)
-        limits = task_limits(concurrency_limit, rate_limit, rate_limit_key)
+        declare = self._registry.task(
+            name, max_attempts=max_attempts, backoff=backoff, priority=priority, queue=queue,
+            timeout=timeout, concurrency_limit=concurrency_limit, rate_limit=rate_limit,
+            rate_limit_key=rate_limit_key, check=check,
+        )
 
         def register(function: Callable[P, R]) -> FlaskTask[P, R]:
-            task_name = name or f"{function.__module__}.{function.__qualname__}"
-            existing = self._tasks.get(task_name)
-            if existing is not None and existing.fn is not function:
-                raise jobq.ConfigurationError(
-                    f"a different function is already registered as task {task_name!r}; "
-                    "give one of them another name with @jobq_ext.task(name=...)"
-                )
-            task = FlaskTask(
-                function, name=task_name, max_attempts=max_attempts, backoff=resolved_backoff,
-                priority=priority, queue=queue, timeout=timeout, limits=limits,
-            )
+            task = declare(function)
             for state in list(self._states):
-                _register(state.queue, task)
-            self._tasks[task_name] = task
-            return task
+                state.queue.registry.add(task)
+            return cast(FlaskTask[P, R], task)
 
         return register
 
@@ -555,17 +526,6 @@ class JobQ:
         """Stop the workers of ``app`` (default ``current_app``) and close its queue
         (see :meth:`JobQState.close`); for tests and orderly shutdowns."""
         state_for(app).close(timeout)
-
-
-def _register(queue: jobq.DurableQueue, task: FlaskTask[Any, Any]) -> None:
-    limits = task.limits or jobq.storage.TaskLimit()
-    queue.task(
-        task.name, max_attempts=task.max_attempts, backoff=task.backoff,
-        priority=task.priority, queue=task.queue, timeout=task.timeout,
-        concurrency_limit=limits.concurrency,
-        rate_limit=None if limits.rate is None else (limits.rate, limits.per),
-        rate_limit_key=limits.rate_key,
-    )(task.fn)
 
 
 _SCHEDULE_KEYS = {"task", "cron", "every", "tz", "args", "kwargs", "missed", "max_missed", "grace"}

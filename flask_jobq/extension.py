@@ -61,7 +61,7 @@ import threading
 import weakref
 from collections.abc import Callable, Collection, Mapping
 from types import FrameType
-from typing import Any, Literal, ParamSpec, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 from flask import Flask, current_app, has_app_context
 from werkzeug.serving import is_running_from_reloader
@@ -73,6 +73,8 @@ from jobq import signals as core_signals
 from jobq.tasks import DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, ArgumentCheck, TaskRegistry
 
 from . import signals
+from .config import HANDLERS as HANDLERS
+from .config import JobQConfig
 from .views import register_monitor
 
 P = ParamSpec("P")
@@ -377,53 +379,30 @@ class JobQ:
                 f"the jobq extension is already initialised on app {app.name!r}; "
                 "call init_app once per app (create a new app for a new configuration)"
             )
-        config = app.config
-        database = config.setdefault(
-            "JOBQ_DATABASE", os.path.join(app.instance_path, "jobq.db")
-        )
-        concurrency = config.setdefault("JOBQ_CONCURRENCY", defaults.CONCURRENCY)
-        queues = config.setdefault("JOBQ_QUEUES", None)
-        start = config.setdefault("JOBQ_START_WORKERS", True)
-        lease_seconds = config.setdefault("JOBQ_LEASE_SECONDS", defaults.LEASE_SECONDS)
-        poll_interval = config.setdefault("JOBQ_POLL_INTERVAL", defaults.POLL_INTERVAL)
-        retention = config.setdefault("JOBQ_RETENTION", None)
-        synchronous = config.setdefault("JOBQ_SYNCHRONOUS", "NORMAL")
-        driver = config.setdefault("JOBQ_DRIVER", "sqlite3")
-        schedules = config.setdefault("JOBQ_SCHEDULES", {})
         if self._monitor_auth is not None:
-            config.setdefault("JOBQ_MONITOR_AUTH", self._monitor_auth)
-
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ValueError(f"JOBQ_CONCURRENCY must be an integer >= 1, got {concurrency!r}")
-        if queues is not None and (isinstance(queues, str) or not isinstance(queues, Collection)):
-            raise TypeError(f"JOBQ_QUEUES must be a list of queue names or None, got {queues!r}")
-        if retention is not None and not isinstance(retention, jobq.Retention):
-            raise TypeError(f"JOBQ_RETENTION must be a jobq.Retention or None, got {retention!r}")
-        if synchronous not in ("NORMAL", "FULL"):
-            raise ValueError(f"JOBQ_SYNCHRONOUS must be 'NORMAL' or 'FULL', got {synchronous!r}")
-        if driver not in ("sqlite3", "apsw"):
-            raise ValueError(f"JOBQ_DRIVER must be 'sqlite3' or 'apsw', got {driver!r}")
-        _check_schedules(schedules)
-        location = _database_location(app, database)
+            app.config.setdefault("JOBQ_MONITOR_AUTH", self._monitor_auth)
+        settings = JobQConfig.from_app(app)
+        if "://" not in settings.database:
+            _make_private_folders(os.path.dirname(settings.database) or ".")
         register_monitor(app)
 
         queue = jobq.DurableQueue(
-            location,
-            driver=cast(Literal["sqlite3", "apsw"], driver),
-            synchronous=cast(Literal["NORMAL", "FULL"], synchronous),
-            lease_seconds=lease_seconds,
-            poll_interval=poll_interval,
-            retention=retention,
+            settings.database,
+            driver=settings.driver,
+            synchronous=settings.synchronous,
+            lease_seconds=settings.lease_seconds,
+            poll_interval=settings.poll_interval,
+            retention=settings.retention,
         )
         state = JobQState(
-            app, queue, concurrency=concurrency, queues=queues, start_automatically=bool(start),
-            schedules=schedules,
+            app, queue, concurrency=settings.concurrency, queues=settings.queues,
+            start_automatically=settings.start_workers, schedules=settings.schedules,
         )
         queue.around_job = state._around_job
         for task in self._registry:
             queue.registry.add(task)
         try:
-            _install_handlers(app, queue)
+            _install_handlers(queue, settings.handlers)
         except BaseException:
             queue.close()
             raise
@@ -528,50 +507,10 @@ class JobQ:
         state_for(app).close(timeout)
 
 
-_SCHEDULE_KEYS = {"task", "cron", "every", "tz", "args", "kwargs", "missed", "max_missed", "grace"}
-
-HANDLERS = (("JOBQ_EMAIL", "email"), ("JOBQ_IMAGE", "image"), ("JOBQ_WEBHOOK", "webhook"))
-"""Config keys of the ready-made handlers and their modules in :mod:`jobq.handlers`."""
-
-
-def _check_schedules(schedules: object) -> None:
-    if not isinstance(schedules, Mapping):
-        raise TypeError(f"JOBQ_SCHEDULES must map schedule names to settings, got {schedules!r}")
-    for name, options in schedules.items():
-        if not isinstance(options, Mapping) or "task" not in options:
-            raise TypeError(
-                f"JOBQ_SCHEDULES[{name!r}] must be a mapping with a 'task' and a 'cron' or "
-                f"'every', got {options!r}"
-            )
-        unknown = sorted(set(options) - _SCHEDULE_KEYS)
-        if unknown:
-            raise ValueError(
-                f"JOBQ_SCHEDULES[{name!r}] has unknown setting(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(_SCHEDULE_KEYS))}"
-            )
-
-
-def _install_handlers(app: Flask, queue: jobq.DurableQueue) -> None:
+def _install_handlers(queue: jobq.DurableQueue, handlers: Mapping[str, Any]) -> None:
     """Install the handlers whose settings the app's config holds."""
-    for key, module_name in HANDLERS:
-        settings = app.config.get(key)
-        if settings is not None:
-            module = importlib.import_module(f"jobq.handlers.{module_name}")
-            module.install(queue, settings)
-
-
-def _database_location(app: Flask, database: object) -> str | os.PathLike[str]:
-    if not isinstance(database, (str, os.PathLike)):
-        raise TypeError(
-            f"JOBQ_DATABASE must be a path, a sqlite:/// URL or a postgresql:// URL, "
-            f"got {database!r}"
-        )
-    text = os.fspath(database)
-    if "://" in text:
-        return text
-    path = os.path.join(app.instance_path, text)  # an absolute `text` is kept as it is
-    _make_private_folders(os.path.dirname(path) or ".")
-    return path
+    for module_name, settings in handlers.items():
+        importlib.import_module(f"jobq.handlers.{module_name}").install(queue, settings)
 
 
 def _make_private_folders(folder: str) -> None:

@@ -47,13 +47,13 @@ from jobq.storage.base import Stats
 # The module, not the name: extension.py may import this module while it loads.
 from . import extension
 from .access import is_local_request
+from .config import DEFAULT_URL_PREFIX as DEFAULT_URL_PREFIX
+from .config import AuthCallback as AuthCallback
+from .config import MonitorConfig
 from .openapi import openapi_spec
 
 BLUEPRINT_NAME = "jobq_monitor"
 """Name of the monitoring blueprint (endpoints are ``jobq_monitor.<view>``)."""
-
-DEFAULT_URL_PREFIX = "/jobq"
-"""Default of ``JOBQ_MONITOR_URL_PREFIX``."""
 
 DEFAULT_PAGE_SIZE = 50
 """Jobs per page of ``GET /jobs`` when ``limit`` is not given."""
@@ -66,9 +66,6 @@ MAX_BODY_SIZE = 64 * 1024
 
 CSRF_HEADER = "X-Jobq-Request"
 """Header (value ``1``) that lets a POST without a JSON body through."""
-
-AuthCallback = Callable[[], bool]
-"""``JOBQ_MONITOR_AUTH``: called with no arguments in the request; ``True`` allows."""
 
 _MAX_JOB_ID = 2**63 - 1  # SQLite's INTEGER; larger ids cannot exist and would overflow
 _LIST_PARAMETERS = frozenset({"status", "name", "queue", "after", "limit", "order"})
@@ -108,18 +105,9 @@ def register_monitor(app: Flask) -> Blueprint | None:
     app's own error handlers. Returns the blueprint, or None when disabled.
     Raises TypeError or ValueError for a bad setting, naming the key.
     """
-    prefix = app.config.setdefault("JOBQ_MONITOR_URL_PREFIX", DEFAULT_URL_PREFIX)
-    auth = app.config.setdefault("JOBQ_MONITOR_AUTH", None)
-    if auth is not None and not callable(auth):
-        raise TypeError(f"JOBQ_MONITOR_AUTH must be a callable or None, got {auth!r}")
+    prefix = MonitorConfig.from_config(app.config).url_prefix
     if prefix is None:
         return None
-    if not isinstance(prefix, str) or not prefix.startswith("/") or prefix.rstrip("/") == "":
-        raise ValueError(
-            f"JOBQ_MONITOR_URL_PREFIX must be a path such as '/jobq' (not '/'), or None, "
-            f"got {prefix!r}"
-        )
-    prefix = prefix.rstrip("/")
     blueprint = make_blueprint()
     app.register_blueprint(blueprint, url_prefix=prefix)
 

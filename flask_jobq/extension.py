@@ -1,256 +1,44 @@
 """The Flask extension: one :class:`jobq.DurableQueue` and worker pool per app.
 
 ``JobQ`` holds no app (Flask's extension guide): each app's queue, pool and
-settings live in a :class:`JobQState` at ``app.extensions["jobq"]``, so one
-extension object serves any number of apps, each with its own database file.
-Depends on the ``jobq`` core; the core never imports Flask.
+settings live in a :class:`~flask_jobq.state.JobQState` at
+``app.extensions["jobq"]``, so one extension object serves any number of apps,
+each with its own database file. Its tasks are declared in a
+:class:`jobq.tasks.TaskRegistry` of its own, before any app exists, and added as
+declared to each app's queue. When workers start and stop is described in
+:mod:`flask_jobq.lifecycle`; the settings in :mod:`flask_jobq.config`.
 
-When workers start
-------------------
-A pool is a set of threads, and threads do not survive ``fork()``, so the pool
-is started by the process that serves requests, not by whoever created the app:
-
-- on the first request each process handles (a ``before_request`` hook that
-  compares ``os.getpid()`` with the pid that started the pool). That covers
-  gunicorn with or without ``--preload`` (the master creates the app but never
-  serves, each forked worker starts its own pool on its first request), uWSGI,
-  ``multiprocessing`` children, and it never starts threads in ``flask shell``,
-  ``flask db upgrade`` or a test that only builds the app;
-- at once in ``init_app`` in the serving child of the Werkzeug reloader
-  (``flask run --debug``): ``werkzeug.serving.is_running_from_reloader()`` is
-  true only there. The reloader's parent also imports the app (Flask loads it
-  to report errors early) but only watches files and restarts the child, so it
-  never starts workers;
-- whenever :meth:`JobQ.start_workers` is called, e.g. in a process that serves
-  no requests, or from gunicorn's ``post_worker_init`` hook to start before
-  the first request (a gunicorn worker that has served nothing yet runs no jobs;
-  the others do).
-
-Threads are not started from an ``os.register_at_fork`` hook: it would run in
-every fork of the process (a daemonising library, a ``multiprocessing``
-helper), before the server has set up its child (signals, hooks), while the
-first request is the moment the process is known to serve the app.
-
-A pool inherited through ``fork()`` has no threads in the child; it is
-forgotten there and a new one starts as above. ``JOBQ_START_WORKERS = False``
-turns the automatic starts off (for a separate worker process).
-
-When workers stop
------------------
-At interpreter exit the core stops every pool, letting running jobs finish (30
-s at most) and handing back unstarted ones. Ctrl-C (KeyboardInterrupt) ends
-that way, and so does SIGTERM under gunicorn, whose workers handle it and exit
-normally. Python's default for SIGTERM is to die at once, without atexit, so
-where its handler is still the default when ``init_app`` runs in the main
-thread (``flask run``, ``python app.py``, the master of gunicorn ``--preload``
-before gunicorn installs its own), ``init_app`` installs one that stops this
-process's pools the same way and then dies of SIGTERM as the default would
-have (same exit status). A handler someone else installed is never replaced,
-and one installed later replaces ours. A job still running when the process is
-killed outright is not lost: its lease expires and another worker runs it again.
+Rule: the top of the package; it imports the ``jobq`` core and the other
+modules of :mod:`flask_jobq`, none of which imports it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
-import logging
 import os
-import signal
-import threading
 import weakref
-from collections.abc import Callable, Collection, Mapping
-from types import FrameType
+from collections.abc import Callable, Mapping
 from typing import Any, ParamSpec, TypeVar, cast
 
-from flask import Flask, current_app, has_app_context
-from werkzeug.serving import is_running_from_reloader
+from flask import Flask
 
 import jobq
 from jobq import backoff as backoffs
-from jobq import defaults
-from jobq import signals as core_signals
 from jobq.tasks import DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, ArgumentCheck, TaskRegistry
 
-from . import signals
+from .cli import jobq_cli
 from .config import HANDLERS as HANDLERS
 from .config import JobQConfig
+from .lifecycle import arrange_workers
+from .state import EXTENSION_KEY as EXTENSION_KEY
+from .state import STOP_TIMEOUT as STOP_TIMEOUT
+from .state import JobQState as JobQState
+from .state import state_for as state_for
 from .views import register_monitor
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-logger = logging.getLogger(__name__)
-
-EXTENSION_KEY = "jobq"
-"""The key of the app's :class:`JobQState` in ``app.extensions``."""
-
-STOP_TIMEOUT = defaults.STOP_GRACE_SECONDS
-"""Seconds running jobs get to finish when workers stop (at exit, on SIGTERM)."""
-
-_RELAYED = (
-    (core_signals.job_enqueued, signals.job_enqueued),
-    (core_signals.job_started, signals.job_started),
-    (core_signals.job_succeeded, signals.job_succeeded),
-    (core_signals.job_failed, signals.job_failed),
-    (core_signals.job_retrying, signals.job_retrying),
-    (core_signals.job_cancelled, signals.job_cancelled),
-    (core_signals.job_lease_expired, signals.job_lease_expired),
-    (core_signals.worker_started, signals.worker_started),
-    (core_signals.worker_stopped, signals.worker_stopped),
-)
-
-_states: weakref.WeakSet[JobQState] = weakref.WeakSet()  # every live app state of this process
-_sigterm_lock = threading.Lock()
-_sigterm_installed = False
-_terminating = False  # set by our SIGTERM handler: requests must not start pools any more
-
-
-class JobQState:
-    """What the extension keeps for one app, at ``app.extensions["jobq"]``.
-
-    :ivar app: the Flask app.
-    :ivar queue: the app's :class:`jobq.DurableQueue`.
-    :ivar concurrency: ``JOBQ_CONCURRENCY``.
-    :ivar queues: ``JOBQ_QUEUES`` (None: the queues of the registered tasks).
-    :ivar start_automatically: ``JOBQ_START_WORKERS``.
-    """
-
-    def __init__(
-        self,
-        app: Flask,
-        queue: jobq.DurableQueue,
-        *,
-        concurrency: int,
-        queues: Collection[str] | None,
-        start_automatically: bool,
-        schedules: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> None:
-        self.app = app
-        self.queue = queue
-        self.concurrency = concurrency
-        self.queues = queues
-        self.start_automatically = start_automatically
-        self._schedules = dict(schedules or {})
-        # Reentrant: the SIGTERM handler may stop workers while the main thread holds it.
-        self._lock = threading.RLock()
-        self._pool: jobq.WorkerPool | None = None
-        self._pool_pid = 0  # the process that started _pool; another one must start its own
-        self._closed = False
-        self._relays: list[Callable[..., None]] = []  # blinker holds receivers weakly
-
-    @property
-    def pool(self) -> jobq.WorkerPool | None:
-        """The worker pool running in this process, or None."""
-        pool = self._pool
-        if pool is None or self._pool_pid != os.getpid():
-            return None
-        return pool
-
-    def start_workers(self) -> jobq.WorkerPool:
-        """Start this app's worker pool in this process unless it runs already; return it.
-
-        Raises RuntimeError after :meth:`close`.
-        """
-        with self._lock:
-            if self._closed:
-                raise RuntimeError(f"the jobq state of app {self.app.name!r} is closed")
-            pool = self.pool
-            if pool is not None and pool.is_alive:
-                return pool
-            self.declare_schedules()
-            self._pool = self.queue.start_workers(self.concurrency, queues=self.queues)
-            self._pool_pid = os.getpid()
-            return self._pool
-
-    def declare_schedules(self) -> None:
-        """Declare the schedules of ``JOBQ_SCHEDULES`` on the queue (done when workers
-        start: by then the tasks they name are registered). Raises
-        :class:`jobq.UnknownTask` for a task that is not."""
-        for name, options in self._schedules.items():
-            if name not in self.queue.declared_schedules:
-                options = dict(options)
-                self.queue.schedule(options.pop("task"), name=name, **options)
-
-    def stop_workers(self, timeout: float = STOP_TIMEOUT) -> bool:
-        """Stop this process's pool of this app, giving running jobs ``timeout`` seconds.
-
-        Returns True if no job was still running then (see
-        :meth:`jobq.WorkerPool.stop`). Does nothing and returns True when no pool
-        runs. With ``JOBQ_START_WORKERS``, the next request starts a new pool
-        unless the state is closed.
-        """
-        with self._lock:
-            pool, self._pool = self.pool, None
-            self._pool_pid = 0
-        return True if pool is None else pool.stop(timeout)
-
-    def close(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Stop the workers, stop re-sending signals and close the database connections.
-
-        The app's queue cannot be used afterwards; neither can ``jobq.submit``
-        if this queue was the default one (it is forgotten). Closing again does
-        nothing.
-        """
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        self.stop_workers(timeout)
-        for (core_signal, _), relay in zip(_RELAYED, self._relays, strict=True):
-            core_signal.disconnect(relay, sender=self.queue)
-        self._relays.clear()
-        try:
-            if jobq.default_queue() is self.queue:
-                jobq.configure(None)
-        except jobq.NotConfigured:
-            pass
-        self.queue.close()
-        _states.discard(self)
-
-    def _before_request(self) -> None:
-        if self._pool_pid != os.getpid() and not self._closed and not _terminating:
-            self.start_workers()
-
-    def _connect_signals(self) -> None:
-        app = self.app
-        for core_signal, flask_signal in _RELAYED:
-
-            def relay(_queue: object, _signal: Any = flask_signal, **kwargs: Any) -> None:
-                if _signal.receivers:
-                    core_signals.emit(_signal, app, **kwargs)
-
-            self._relays.append(relay)
-            core_signal.connect(relay, sender=self.queue, weak=True)
-
-    def _around_job(self, call: Callable[[], Any]) -> Any:
-        with self.app.app_context():
-            return call()
-
-    def __repr__(self) -> str:
-        return f"<JobQState app={self.app.name!r} queue={self.queue!r} pool={self.pool!r}>"
-
-
-def state_for(app: Flask | None = None) -> JobQState:
-    """The :class:`JobQState` of ``app`` (default: ``current_app``).
-
-    Raises RuntimeError outside an application context when no app is given, or
-    when the extension was not initialised on the app.
-    """
-    if app is None:
-        if not has_app_context():
-            raise RuntimeError(
-                "jobq needs an application context to find the app's queue: call this in a "
-                "request, a CLI command, or inside 'with app.app_context():'"
-            )
-        app = cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
-    state = app.extensions.get(EXTENSION_KEY)
-    if not isinstance(state, JobQState):
-        raise RuntimeError(
-            f"the jobq extension is not initialised on app {app.name!r}. "
-            "Did you forget to call 'jobq_ext.init_app(app)'?"
-        )
-    return state
 
 
 class FlaskTask(jobq.Task[P, R]):
@@ -398,7 +186,7 @@ class JobQ:
             app, queue, concurrency=settings.concurrency, queues=settings.queues,
             start_automatically=settings.start_workers, schedules=settings.schedules,
         )
-        queue.around_job = state._around_job
+        queue.around_job = state.around_job
         for task in self._registry:
             queue.registry.add(task)
         try:
@@ -406,20 +194,12 @@ class JobQ:
         except BaseException:
             queue.close()
             raise
-        state._connect_signals()
+        state.connect_signals()
         app.extensions[EXTENSION_KEY] = state
-        from .cli import jobq_cli  # imported here: flask_jobq.cli imports this module
-
         app.cli.add_command(jobq_cli)
         self._states.add(state)
-        _states.add(state)
         jobq.configure(queue)
-
-        if state.start_automatically:
-            app.before_request(state._before_request)
-            _install_sigterm_handler()
-            if is_running_from_reloader():
-                state.start_workers()
+        arrange_workers(app, state)
 
     def task(
         self,
@@ -526,38 +306,3 @@ def _make_private_folders(folder: str) -> None:
     for path in reversed(missing):
         with contextlib.suppress(FileExistsError):  # made meanwhile by another process
             os.mkdir(path, 0o700)
-
-
-def _install_sigterm_handler() -> None:
-    global _sigterm_installed
-    with _sigterm_lock:
-        if _sigterm_installed or threading.current_thread() is not threading.main_thread():
-            return
-        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-            return  # a server handles SIGTERM and exits normally: atexit stops the pools
-        signal.signal(signal.SIGTERM, _on_sigterm)
-        _sigterm_installed = True
-
-
-def _after_fork_in_child() -> None:
-    # A lock held by another thread at fork() stays held in the child forever;
-    # the child's first request must be able to start its pool.
-    for state in list(_states):
-        state._lock = threading.RLock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    global _terminating
-    _terminating = True  # request threads keep serving while the pools stop
-    for state in list(_states):
-        try:
-            state.stop_workers(STOP_TIMEOUT)
-        except Exception:
-            logger.exception("jobq: stopping the workers of app %r failed", state.app.name)
-    # Then die of the signal, as the default handler would have, exit status included.
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)

@@ -24,7 +24,7 @@ from typing import Any, Generic, ParamSpec, TypeVar
 import jobq
 from jobq.handlers import email as _email
 
-from .extension import state_for
+from .state import state_for
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -9,7 +9,8 @@ behind a reverse proxy on the same machine every request comes from 127.0.0.1.
 :func:`is_local_request` therefore also reads the ``Host`` header and the
 forwarding headers.
 
-Rule: reads the request and the app's config; imports Flask only.
+Rule: reads the request, the app's config and :mod:`flask_jobq.state`; imports
+nothing else of the package.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import re
 from typing import Any
 
 from flask import current_app, request
+
+from .state import EXTENSION_KEY, JobQState
 
 FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP")
 """Headers a proxy adds for the client it forwards; any of them makes a request not local."""
@@ -89,12 +92,17 @@ _NOT_LOCAL = (
 def authorise_request() -> tuple[dict[str, Any], int] | None:
     """None when the current request may use the monitor, else the 403 answer.
 
-    The rule: ``JOBQ_MONITOR_AUTH`` of the current app, read now, must return
+    The rule: ``JOBQ_MONITOR_AUTH`` of the current app, read now (or when it
+    is None the extension's ``@jobq_ext.monitor_auth`` callback), must return
     exactly True. Without one, the app is open in testing mode, and to
     :func:`is_local_request` requests in debug mode; otherwise closed.
     """
     app = current_app
-    check = app.config.get("JOBQ_MONITOR_AUTH")
+    state = app.extensions.get(EXTENSION_KEY)
+    if isinstance(state, JobQState):
+        check = state.monitor_auth()
+    else:  # a blueprint mounted on an app without the extension
+        check = app.config.get("JOBQ_MONITOR_AUTH")
     if check is None:
         if app.testing:  # test clients, which need not even set REMOTE_ADDR
             return None

@@ -149,7 +149,8 @@ class JobQ:
             a callable taking no arguments that returns True to allow a request
             to the monitor (it can read ``flask.request``); see also
             :meth:`monitor_auth`; :func:`flask_jobq.is_local_request` allows
-            this machine only. Default None: every request gets 403, except
+            this machine only. Default None: the callback given to
+            :meth:`monitor_auth` if any, else every request gets 403, except
             when ``app.testing`` is true, and local ones (``is_local_request``)
             when ``app.debug`` is true.
 
@@ -167,8 +168,6 @@ class JobQ:
                 f"the jobq extension is already initialised on app {app.name!r}; "
                 "call init_app once per app (create a new app for a new configuration)"
             )
-        if self._monitor_auth is not None:
-            app.config.setdefault("JOBQ_MONITOR_AUTH", self._monitor_auth)
         settings = JobQConfig.from_app(app)
         if "://" not in settings.database:
             _make_private_folders(os.path.dirname(settings.database) or ".")
@@ -185,6 +184,7 @@ class JobQ:
         state = JobQState(
             app, queue, concurrency=settings.concurrency, queues=settings.queues,
             start_automatically=settings.start_workers, schedules=settings.schedules,
+            default_monitor_auth=self._current_monitor_auth,
         )
         queue.around_job = state.around_job
         for task in self._registry:
@@ -249,16 +249,17 @@ class JobQ:
         """Authorise the monitoring endpoints of this extension's apps with ``check``.
 
         ``@jobq_ext.monitor_auth`` on a function taking no arguments that returns
-        True to allow the request (it can read ``flask.request``). It becomes
-        ``JOBQ_MONITOR_AUTH`` of each app initialised later that sets none, and of
-        each app initialised already whose setting is None or an earlier
-        ``monitor_auth``. Returns ``check`` unchanged.
+        True to allow the request (it can read ``flask.request``). It is kept on
+        the extension and used by each of its apps, initialised before or after,
+        whose ``JOBQ_MONITOR_AUTH`` is None when a request comes (an app's own
+        setting wins); no app's config is changed. A later ``monitor_auth``
+        replaces it. Returns ``check`` unchanged.
         """
-        previous, self._monitor_auth = self._monitor_auth, check
-        for state in list(self._states):
-            if state.app.config.get("JOBQ_MONITOR_AUTH") in (None, previous):
-                state.app.config["JOBQ_MONITOR_AUTH"] = check
+        self._monitor_auth = check
         return check
+
+    def _current_monitor_auth(self) -> Callable[[], bool] | None:
+        return self._monitor_auth
 
     @property
     def queue(self) -> jobq.DurableQueue:

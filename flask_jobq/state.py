@@ -51,6 +51,9 @@ class JobQState:
     :ivar concurrency: ``JOBQ_CONCURRENCY``.
     :ivar queues: ``JOBQ_QUEUES`` (None: the queues of the registered tasks).
     :ivar start_automatically: ``JOBQ_START_WORKERS``.
+
+    ``default_monitor_auth`` returns the callback used when ``JOBQ_MONITOR_AUTH``
+    is None (the extension's :meth:`~flask_jobq.JobQ.monitor_auth`).
     """
 
     def __init__(
@@ -62,6 +65,7 @@ class JobQState:
         queues: Collection[str] | None,
         start_automatically: bool,
         schedules: Mapping[str, Mapping[str, Any]] | None = None,
+        default_monitor_auth: Callable[[], Callable[[], bool] | None] | None = None,
     ) -> None:
         self.app = app
         self.queue = queue
@@ -69,6 +73,7 @@ class JobQState:
         self.queues = queues
         self.start_automatically = start_automatically
         self._schedules = dict(schedules or {})
+        self._default_monitor_auth = default_monitor_auth
         # Reentrant: the SIGTERM handler may stop workers while the main thread holds it.
         self._lock = threading.RLock()
         self._pool: jobq.WorkerPool | None = None
@@ -143,6 +148,14 @@ class JobQState:
         except jobq.NotConfigured:
             pass
         self.queue.close()
+
+    def monitor_auth(self) -> Callable[[], bool] | None:
+        """The monitor's authorisation callback now: ``JOBQ_MONITOR_AUTH``, read at
+        each call, or when that is None the extension's (``@jobq_ext.monitor_auth``)."""
+        check: Callable[[], bool] | None = self.app.config.get("JOBQ_MONITOR_AUTH")
+        if check is None and self._default_monitor_auth is not None:
+            check = self._default_monitor_auth()
+        return check
 
     @property
     def closed(self) -> bool:

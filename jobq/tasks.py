@@ -166,7 +166,7 @@ class Task(Generic[P, R]):
 
     Call it to run the function here and now; ``.enqueue(...)`` to store a job
     that a worker runs later. Its :class:`TaskSettings` are the defaults of its
-    jobs; they are readable as attributes:
+    jobs; they are readable as attributes (read-only properties):
 
     :ivar name: the registered name jobs refer to.
     :ivar max_attempts: attempts before a job fails for good (>= 1).
@@ -194,37 +194,30 @@ class Task(Generic[P, R]):
 
     @property
     def max_attempts(self) -> int:
-        """``settings.max_attempts``."""
         return self.settings.max_attempts
 
     @property
     def backoff(self) -> Backoff:
-        """``settings.backoff``."""
         return self.settings.backoff
 
     @property
     def priority(self) -> int:
-        """``settings.priority``."""
         return self.settings.priority
 
     @property
     def queue(self) -> str:
-        """``settings.queue``."""
         return self.settings.queue
 
     @property
     def timeout(self) -> float | None:
-        """``settings.timeout``."""
         return self.settings.timeout
 
     @property
     def limits(self) -> TaskLimit | None:
-        """``settings.limits``."""
         return self.settings.limits
 
     @property
     def check(self) -> ArgumentCheck | None:
-        """``settings.check``."""
         return self.settings.check
 
 

@@ -2,7 +2,9 @@
 
 ``JobQ(app)`` or ``JobQ()`` then ``init_app(app)`` gives each app a durable
 queue whose jobs run in worker threads inside the app's context; see
-:mod:`flask_jobq.extension`. :mod:`flask_jobq.signals` re-sends the core's job
+:mod:`flask_jobq.extension` (settings in :mod:`flask_jobq.config`, per-app state
+in :mod:`flask_jobq.state`, when workers run in :mod:`flask_jobq.lifecycle`).
+:mod:`flask_jobq.signals` re-sends the core's job
 events with the app as sender. It depends on the ``jobq`` core, never the
 reverse.
 """
@@ -11,7 +13,7 @@ from . import signals as signals
 from .access import is_local_request as is_local_request
 from .extension import FlaskTask as FlaskTask
 from .extension import JobQ as JobQ
-from .extension import JobQState as JobQState
-from .extension import state_for as state_for
+from .state import JobQState as JobQState
+from .state import state_for as state_for
 
 __all__ = ["FlaskTask", "JobQ", "JobQState", "is_local_request", "signals", "state_for"]

@@ -1,4 +1,5 @@
-"""Who may use the monitor when the app sets no callback of its own: this machine only.
+"""Who may use the monitor: :func:`authorise_request` applies the app's callback, and,
+when the app sets none, the default rule, whose debug-mode part is this machine only.
 
 A check on the client's address alone is not enough. A page on another site can
 make a local browser send requests to a local server under the attacker's own
@@ -7,14 +8,20 @@ host name (DNS rebinding: the name first resolves to the attacker, then to
 behind a reverse proxy on the same machine every request comes from 127.0.0.1.
 :func:`is_local_request` therefore also reads the ``Host`` header and the
 forwarding headers.
+
+Rule: reads the request, the app's config and :mod:`flask_jobq.state`; imports
+nothing else of the package.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
+from typing import Any
 
-from flask import request
+from flask import current_app, request
+
+from .state import EXTENSION_KEY, JobQState
 
 FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Real-IP")
 """Headers a proxy adds for the client it forwards; any of them makes a request not local."""
@@ -63,3 +70,56 @@ def _names_a_loopback_host(host: str | None) -> bool:
         return False
     name = match.group("name")
     return name.lower() == "localhost" or _is_loopback_address(name)
+
+
+_NOT_CONFIGURED = (
+    "the jobq monitor needs an authorisation callback: set app.config['JOBQ_MONITOR_AUTH'] "
+    "to a function taking no arguments that returns True for requests allowed to see and "
+    "change the queue (it can read flask.request), or decorate one with "
+    "@jobq_ext.monitor_auth (flask_jobq.is_local_request allows this machine only). "
+    "Without one the monitor is open only when app.testing is true, or to local requests "
+    "when app.debug is true."
+)
+_NOT_LOCAL = (
+    "without JOBQ_MONITOR_AUTH, an app in debug mode opens the jobq monitor only to "
+    "requests from this machine that name it: from a loopback address, with a "
+    "Host header of localhost, 127.x.x.x or [::1], and through no proxy (no Forwarded, "
+    "X-Forwarded-For, X-Forwarded-Host or X-Real-IP header). Set JOBQ_MONITOR_AUTH to "
+    "decide yourself."
+)
+
+
+def authorise_request() -> tuple[dict[str, Any], int] | None:
+    """None when the current request may use the monitor, else the 403 answer.
+
+    The rule: ``JOBQ_MONITOR_AUTH`` of the current app, read now (or when it
+    is None the extension's ``@jobq_ext.monitor_auth`` callback), must return
+    exactly True. Without one, the app is open in testing mode, and to
+    :func:`is_local_request` requests in debug mode; otherwise closed.
+    """
+    app = current_app
+    state = app.extensions.get(EXTENSION_KEY)
+    if isinstance(state, JobQState):
+        check = state.monitor_auth()
+    else:  # a blueprint mounted on an app without the extension
+        check = app.config.get("JOBQ_MONITOR_AUTH")
+    if check is None:
+        if app.testing:  # test clients, which need not even set REMOTE_ADDR
+            return None
+        if not app.debug:
+            return _forbidden(_NOT_CONFIGURED)
+        # Debug mode is not a licence for the network: a debug server may listen on
+        # 0.0.0.0, sit behind a proxy, or be reached by DNS rebinding.
+        if not is_local_request():
+            return _forbidden(_NOT_LOCAL)
+        return None
+    if not callable(check):
+        raise TypeError(f"JOBQ_MONITOR_AUTH must be a callable or None, got {check!r}")
+    # Only True allows: a callback returning a user object or a response by mistake denies.
+    if check() is not True:
+        return _forbidden("the authorisation callback refused this request")
+    return None
+
+
+def _forbidden(message: str) -> tuple[dict[str, Any], int]:
+    return {"status": 403, "error": "Forbidden", "message": message}, 403

@@ -23,7 +23,7 @@ from flask.cli import AppGroup
 from jobq import DurableQueue, JobqError
 from jobq import cli as core
 
-from .extension import state_for
+from .state import state_for
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -1,284 +1,56 @@
 """The Flask extension: one :class:`jobq.DurableQueue` and worker pool per app.
 
 ``JobQ`` holds no app (Flask's extension guide): each app's queue, pool and
-settings live in a :class:`JobQState` at ``app.extensions["jobq"]``, so one
-extension object serves any number of apps, each with its own database file.
-Depends on the ``jobq`` core; the core never imports Flask.
+settings live in a :class:`~flask_jobq.state.JobQState` at
+``app.extensions["jobq"]``, so one extension object serves any number of apps,
+each with its own database file. Its tasks are declared in a
+:class:`jobq.tasks.TaskRegistry` of its own, before any app exists, and added as
+declared to each app's queue. When workers start and stop is described in
+:mod:`flask_jobq.lifecycle`; the settings in :mod:`flask_jobq.config`.
 
-When workers start
-------------------
-A pool is a set of threads, and threads do not survive ``fork()``, so the pool
-is started by the process that serves requests, not by whoever created the app:
-
-- on the first request each process handles (a ``before_request`` hook that
-  compares ``os.getpid()`` with the pid that started the pool). That covers
-  gunicorn with or without ``--preload`` (the master creates the app but never
-  serves, each forked worker starts its own pool on its first request), uWSGI,
-  ``multiprocessing`` children, and it never starts threads in ``flask shell``,
-  ``flask db upgrade`` or a test that only builds the app;
-- at once in ``init_app`` in the serving child of the Werkzeug reloader
-  (``flask run --debug``): ``werkzeug.serving.is_running_from_reloader()`` is
-  true only there. The reloader's parent also imports the app (Flask loads it
-  to report errors early) but only watches files and restarts the child, so it
-  never starts workers;
-- whenever :meth:`JobQ.start_workers` is called, e.g. in a process that serves
-  no requests, or from gunicorn's ``post_worker_init`` hook to start before
-  the first request (a gunicorn worker that has served nothing yet runs no jobs;
-  the others do).
-
-Threads are not started from an ``os.register_at_fork`` hook: it would run in
-every fork of the process (a daemonising library, a ``multiprocessing``
-helper), before the server has set up its child (signals, hooks), while the
-first request is the moment the process is known to serve the app.
-
-A pool inherited through ``fork()`` has no threads in the child; it is
-forgotten there and a new one starts as above. ``JOBQ_START_WORKERS = False``
-turns the automatic starts off (for a separate worker process).
-
-When workers stop
------------------
-At interpreter exit the core stops every pool, letting running jobs finish (30
-s at most) and handing back unstarted ones. Ctrl-C (KeyboardInterrupt) ends
-that way, and so does SIGTERM under gunicorn, whose workers handle it and exit
-normally. Python's default for SIGTERM is to die at once, without atexit, so
-where its handler is still the default when ``init_app`` runs in the main
-thread (``flask run``, ``python app.py``, the master of gunicorn ``--preload``
-before gunicorn installs its own), ``init_app`` installs one that stops this
-process's pools the same way and then dies of SIGTERM as the default would
-have (same exit status). A handler someone else installed is never replaced,
-and one installed later replaces ours. A job still running when the process is
-killed outright is not lost: its lease expires and another worker runs it again.
+Rule: the top of the package; it imports the ``jobq`` core and the other
+modules of :mod:`flask_jobq`, none of which imports it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
-import logging
 import os
-import signal
-import threading
 import weakref
-from collections.abc import Callable, Collection, Mapping
-from types import FrameType
-from typing import Any, Literal, ParamSpec, TypeVar, cast
+from collections.abc import Callable, Mapping
+from typing import Any, ParamSpec, TypeVar, cast
 
-from flask import Flask, current_app, has_app_context
-from werkzeug.serving import is_running_from_reloader
+from flask import Flask
 
 import jobq
 from jobq import backoff as backoffs
-from jobq import defaults
-from jobq import signals as core_signals
-from jobq.tasks import task_limits
+from jobq.tasks import DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, ArgumentCheck, TaskRegistry
 
-from . import signals
+from .cli import jobq_cli
+from .config import HANDLERS as HANDLERS
+from .config import JobQConfig
+from .lifecycle import arrange_workers
+from .state import EXTENSION_KEY as EXTENSION_KEY
+from .state import STOP_TIMEOUT as STOP_TIMEOUT
+from .state import JobQState as JobQState
+from .state import state_for as state_for
 from .views import register_monitor
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-logger = logging.getLogger(__name__)
-
-EXTENSION_KEY = "jobq"
-"""The key of the app's :class:`JobQState` in ``app.extensions``."""
-
-STOP_TIMEOUT = defaults.STOP_GRACE_SECONDS
-"""Seconds running jobs get to finish when workers stop (at exit, on SIGTERM)."""
-
-_RELAYED = (
-    (core_signals.job_enqueued, signals.job_enqueued),
-    (core_signals.job_started, signals.job_started),
-    (core_signals.job_succeeded, signals.job_succeeded),
-    (core_signals.job_failed, signals.job_failed),
-    (core_signals.job_retrying, signals.job_retrying),
-    (core_signals.job_cancelled, signals.job_cancelled),
-    (core_signals.job_lease_expired, signals.job_lease_expired),
-    (core_signals.worker_started, signals.worker_started),
-    (core_signals.worker_stopped, signals.worker_stopped),
-)
-
-_states: weakref.WeakSet[JobQState] = weakref.WeakSet()  # every live app state of this process
-_sigterm_lock = threading.Lock()
-_sigterm_installed = False
-_terminating = False  # set by our SIGTERM handler: requests must not start pools any more
-
-
-class JobQState:
-    """What the extension keeps for one app, at ``app.extensions["jobq"]``.
-
-    :ivar app: the Flask app.
-    :ivar queue: the app's :class:`jobq.DurableQueue`.
-    :ivar concurrency: ``JOBQ_CONCURRENCY``.
-    :ivar queues: ``JOBQ_QUEUES`` (None: the queues of the registered tasks).
-    :ivar start_automatically: ``JOBQ_START_WORKERS``.
-    """
-
-    def __init__(
-        self,
-        app: Flask,
-        queue: jobq.DurableQueue,
-        *,
-        concurrency: int,
-        queues: Collection[str] | None,
-        start_automatically: bool,
-        schedules: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> None:
-        self.app = app
-        self.queue = queue
-        self.concurrency = concurrency
-        self.queues = queues
-        self.start_automatically = start_automatically
-        self._schedules = dict(schedules or {})
-        # Reentrant: the SIGTERM handler may stop workers while the main thread holds it.
-        self._lock = threading.RLock()
-        self._pool: jobq.WorkerPool | None = None
-        self._pool_pid = 0  # the process that started _pool; another one must start its own
-        self._closed = False
-        self._relays: list[Callable[..., None]] = []  # blinker holds receivers weakly
-
-    @property
-    def pool(self) -> jobq.WorkerPool | None:
-        """The worker pool running in this process, or None."""
-        pool = self._pool
-        if pool is None or self._pool_pid != os.getpid():
-            return None
-        return pool
-
-    def start_workers(self) -> jobq.WorkerPool:
-        """Start this app's worker pool in this process unless it runs already; return it.
-
-        Raises RuntimeError after :meth:`close`.
-        """
-        with self._lock:
-            if self._closed:
-                raise RuntimeError(f"the jobq state of app {self.app.name!r} is closed")
-            pool = self.pool
-            if pool is not None and pool.is_alive:
-                return pool
-            self.declare_schedules()
-            self._pool = self.queue.start_workers(self.concurrency, queues=self.queues)
-            self._pool_pid = os.getpid()
-            return self._pool
-
-    def declare_schedules(self) -> None:
-        """Declare the schedules of ``JOBQ_SCHEDULES`` on the queue (done when workers
-        start: by then the tasks they name are registered). Raises
-        :class:`jobq.UnknownTask` for a task that is not."""
-        for name, options in self._schedules.items():
-            if name not in self.queue.declared_schedules:
-                options = dict(options)
-                self.queue.schedule(options.pop("task"), name=name, **options)
-
-    def stop_workers(self, timeout: float = STOP_TIMEOUT) -> bool:
-        """Stop this process's pool of this app, giving running jobs ``timeout`` seconds.
-
-        Returns True if no job was still running then (see
-        :meth:`jobq.WorkerPool.stop`). Does nothing and returns True when no pool
-        runs. With ``JOBQ_START_WORKERS``, the next request starts a new pool
-        unless the state is closed.
-        """
-        with self._lock:
-            pool, self._pool = self.pool, None
-            self._pool_pid = 0
-        return True if pool is None else pool.stop(timeout)
-
-    def close(self, timeout: float = STOP_TIMEOUT) -> None:
-        """Stop the workers, stop re-sending signals and close the database connections.
-
-        The app's queue cannot be used afterwards; neither can ``jobq.submit``
-        if this queue was the default one (it is forgotten). Closing again does
-        nothing.
-        """
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-        self.stop_workers(timeout)
-        for (core_signal, _), relay in zip(_RELAYED, self._relays, strict=True):
-            core_signal.disconnect(relay, sender=self.queue)
-        self._relays.clear()
-        try:
-            if jobq.default_queue() is self.queue:
-                jobq.configure(None)
-        except jobq.NotConfigured:
-            pass
-        self.queue.close()
-        _states.discard(self)
-
-    def _before_request(self) -> None:
-        if self._pool_pid != os.getpid() and not self._closed and not _terminating:
-            self.start_workers()
-
-    def _connect_signals(self) -> None:
-        app = self.app
-        for core_signal, flask_signal in _RELAYED:
-
-            def relay(_queue: object, _signal: Any = flask_signal, **kwargs: Any) -> None:
-                if _signal.receivers:
-                    core_signals.emit(_signal, app, **kwargs)
-
-            self._relays.append(relay)
-            core_signal.connect(relay, sender=self.queue, weak=True)
-
-    def _around_job(self, call: Callable[[], Any]) -> Any:
-        with self.app.app_context():
-            return call()
-
-    def __repr__(self) -> str:
-        return f"<JobQState app={self.app.name!r} queue={self.queue!r} pool={self.pool!r}>"
-
-
-def state_for(app: Flask | None = None) -> JobQState:
-    """The :class:`JobQState` of ``app`` (default: ``current_app``).
-
-    Raises RuntimeError outside an application context when no app is given, or
-    when the extension was not initialised on the app.
-    """
-    if app is None:
-        if not has_app_context():
-            raise RuntimeError(
-                "jobq needs an application context to find the app's queue: call this in a "
-                "request, a CLI command, or inside 'with app.app_context():'"
-            )
-        app = cast(Flask, current_app._get_current_object())  # type: ignore[attr-defined]
-    state = app.extensions.get(EXTENSION_KEY)
-    if not isinstance(state, JobQState):
-        raise RuntimeError(
-            f"the jobq extension is not initialised on app {app.name!r}. "
-            "Did you forget to call 'jobq_ext.init_app(app)'?"
-        )
-    return state
 
 
 class FlaskTask(jobq.Task[P, R]):
     """A task declared on the extension; ``.enqueue`` uses the current app's queue.
 
     Made by :meth:`JobQ.task`, usually at import time, before any app exists.
-    ``init_app`` registers the function under the same name and settings on
-    each app's queue. Calling it calls the function; ``.enqueue(...)``,
-    ``.enqueue_many(...)`` and ``.options(...).enqueue(...)`` store the job in
-    the queue of ``current_app`` (raising RuntimeError outside an application
-    context, :class:`jobq.UnknownTask` if that app's queue does not know it).
+    ``init_app`` adds it, as declared, to each app's queue. Calling it calls the
+    function; ``.enqueue(...)``, ``.enqueue_many(...)`` and
+    ``.options(...).enqueue(...)`` store the job in the queue of ``current_app``
+    (raising RuntimeError outside an application context,
+    :class:`jobq.UnknownTask` if that app's queue does not know it).
     """
-
-    def __init__(
-        self,
-        fn: Callable[P, R],
-        *,
-        name: str,
-        max_attempts: int,
-        backoff: backoffs.Backoff,
-        priority: int,
-        queue: str,
-        timeout: float | None,
-        limits: jobq.storage.TaskLimit | None = None,
-    ) -> None:
-        # No queue yet: the `owner` property below resolves one at each enqueue.
-        super().__init__(
-            fn, None, name=name, max_attempts=max_attempts,
-            backoff=backoff, priority=priority, queue=queue, timeout=timeout, limits=limits,
-        )
 
     # Resolving the queue at call time lets one task object (and its
     # `.options(...)`) serve every app.
@@ -318,7 +90,7 @@ class JobQ:
     """
 
     def __init__(self, app: Flask | None = None) -> None:
-        self._tasks: dict[str, FlaskTask[Any, Any]] = {}
+        self._registry = TaskRegistry(task_class=FlaskTask, door="@jobq_ext.task")
         self._states: weakref.WeakSet[JobQState] = weakref.WeakSet()
         self._monitor_auth: Callable[[], bool] | None = None
         if app is not None:
@@ -377,7 +149,8 @@ class JobQ:
             a callable taking no arguments that returns True to allow a request
             to the monitor (it can read ``flask.request``); see also
             :meth:`monitor_auth`; :func:`flask_jobq.is_local_request` allows
-            this machine only. Default None: every request gets 403, except
+            this machine only. Default None: the callback given to
+            :meth:`monitor_auth` if any, else every request gets 403, except
             when ``app.testing`` is true, and local ones (``is_local_request``)
             when ``app.debug`` is true.
 
@@ -395,123 +168,80 @@ class JobQ:
                 f"the jobq extension is already initialised on app {app.name!r}; "
                 "call init_app once per app (create a new app for a new configuration)"
             )
-        config = app.config
-        database = config.setdefault(
-            "JOBQ_DATABASE", os.path.join(app.instance_path, "jobq.db")
-        )
-        concurrency = config.setdefault("JOBQ_CONCURRENCY", defaults.CONCURRENCY)
-        queues = config.setdefault("JOBQ_QUEUES", None)
-        start = config.setdefault("JOBQ_START_WORKERS", True)
-        lease_seconds = config.setdefault("JOBQ_LEASE_SECONDS", defaults.LEASE_SECONDS)
-        poll_interval = config.setdefault("JOBQ_POLL_INTERVAL", defaults.POLL_INTERVAL)
-        retention = config.setdefault("JOBQ_RETENTION", None)
-        synchronous = config.setdefault("JOBQ_SYNCHRONOUS", "NORMAL")
-        driver = config.setdefault("JOBQ_DRIVER", "sqlite3")
-        schedules = config.setdefault("JOBQ_SCHEDULES", {})
-        if self._monitor_auth is not None:
-            config.setdefault("JOBQ_MONITOR_AUTH", self._monitor_auth)
-
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ValueError(f"JOBQ_CONCURRENCY must be an integer >= 1, got {concurrency!r}")
-        if queues is not None and (isinstance(queues, str) or not isinstance(queues, Collection)):
-            raise TypeError(f"JOBQ_QUEUES must be a list of queue names or None, got {queues!r}")
-        if retention is not None and not isinstance(retention, jobq.Retention):
-            raise TypeError(f"JOBQ_RETENTION must be a jobq.Retention or None, got {retention!r}")
-        if synchronous not in ("NORMAL", "FULL"):
-            raise ValueError(f"JOBQ_SYNCHRONOUS must be 'NORMAL' or 'FULL', got {synchronous!r}")
-        if driver not in ("sqlite3", "apsw"):
-            raise ValueError(f"JOBQ_DRIVER must be 'sqlite3' or 'apsw', got {driver!r}")
-        _check_schedules(schedules)
-        location = _database_location(app, database)
+        settings = JobQConfig.from_app(app)
+        if "://" not in settings.database:
+            _make_private_folders(os.path.dirname(settings.database) or ".")
         register_monitor(app)
 
         queue = jobq.DurableQueue(
-            location,
-            driver=cast(Literal["sqlite3", "apsw"], driver),
-            synchronous=cast(Literal["NORMAL", "FULL"], synchronous),
-            lease_seconds=lease_seconds,
-            poll_interval=poll_interval,
-            retention=retention,
+            settings.database,
+            driver=settings.driver,
+            synchronous=settings.synchronous,
+            lease_seconds=settings.lease_seconds,
+            poll_interval=settings.poll_interval,
+            retention=settings.retention,
         )
         state = JobQState(
-            app, queue, concurrency=concurrency, queues=queues, start_automatically=bool(start),
-            schedules=schedules,
+            app, queue, concurrency=settings.concurrency, queues=settings.queues,
+            start_automatically=settings.start_workers, schedules=settings.schedules,
+            default_monitor_auth=self._current_monitor_auth,
         )
-        queue.around_job = state._around_job
-        for task in self._tasks.values():
-            _register(queue, task)
+        queue.around_job = state.around_job
+        for task in self._registry:
+            queue.registry.add(task)
         try:
-            _install_handlers(app, queue)
+            _install_handlers(queue, settings.handlers)
         except BaseException:
             queue.close()
             raise
-        state._connect_signals()
+        state.connect_signals()
         app.extensions[EXTENSION_KEY] = state
-        from .cli import jobq_cli  # imported here: flask_jobq.cli imports this module
-
         app.cli.add_command(jobq_cli)
         self._states.add(state)
-        _states.add(state)
         jobq.configure(queue)
-
-        if state.start_automatically:
-            app.before_request(state._before_request)
-            _install_sigterm_handler()
-            if is_running_from_reloader():
-                state.start_workers()
+        arrange_workers(app, state)
 
     def task(
         self,
         name: str | None = None,
         *,
-        max_attempts: int = 3,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         backoff: float | backoffs.Backoff | None = None,
         priority: int = 0,
-        queue: str = "default",
+        queue: str = DEFAULT_QUEUE,
         timeout: float | None = None,
         concurrency_limit: int | None = None,
         rate_limit: str | tuple[int, float] | None = None,
         rate_limit_key: str | None = None,
+        check: ArgumentCheck | None = None,
     ) -> Callable[[Callable[P, R]], FlaskTask[P, R]]:
         """Declare a task for every app of this extension: ``@jobq_ext.task(...)``.
 
-        Works before or after ``init_app``: the task is registered on the queue
-        of each app initialised, now or later. The options are those of
+        Works before or after ``init_app``: the task is added, as declared, to the
+        queue of each app initialised, now or later. The options are those of
         :meth:`jobq.DurableQueue.task`: ``name`` (default ``module.qualname``),
         ``max_attempts`` (default 3, >= 1), ``backoff`` (seconds, a callable
         ``backoff(attempt) -> seconds``, or None for exponential backoff with
         jitter), ``priority`` (default 0, higher first), ``queue`` (default
-        ``"default"``), ``timeout`` (seconds an attempt may run, default None),
-        ``concurrency_limit``, ``rate_limit`` and ``rate_limit_key`` (limits
-        across every process, default none).
+        ``"default"``), ``timeout`` (seconds an attempt may run, > 0, default
+        None), ``concurrency_limit``, ``rate_limit`` and ``rate_limit_key``
+        (limits across every process, default none), ``check`` (an argument
+        check run at every enqueue, default None).
 
         Raises :class:`jobq.ConfigurationError` if another function already has
         the name, ValueError or TypeError for a bad option.
         """
-        if callable(name):
-            raise TypeError("use @jobq_ext.task() with parentheses, not @jobq_ext.task")
-        jobq.JobOptions(priority=priority, max_attempts=max_attempts, queue=queue)  # validates
-        if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
-            raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
-        resolved_backoff = backoffs.resolve(backoff)
-        limits = task_limits(concurrency_limit, rate_limit, rate_limit_key)
+        declare = self._registry.task(
+            name, max_attempts=max_attempts, backoff=backoff, priority=priority, queue=queue,
+            timeout=timeout, concurrency_limit=concurrency_limit, rate_limit=rate_limit,
+            rate_limit_key=rate_limit_key, check=check,
+        )
 
         def register(function: Callable[P, R]) -> FlaskTask[P, R]:
-            task_name = name or f"{function.__module__}.{function.__qualname__}"
-            existing = self._tasks.get(task_name)
-            if existing is not None and existing.fn is not function:
-                raise jobq.ConfigurationError(
-                    f"a different function is already registered as task {task_name!r}; "
-                    "give one of them another name with @jobq_ext.task(name=...)"
-                )
-            task = FlaskTask(
-                function, name=task_name, max_attempts=max_attempts, backoff=resolved_backoff,
-                priority=priority, queue=queue, timeout=timeout, limits=limits,
-            )
+            task = declare(function)
             for state in list(self._states):
-                _register(state.queue, task)
-            self._tasks[task_name] = task
-            return task
+                state.queue.registry.add(task)
+            return cast(FlaskTask[P, R], task)
 
         return register
 
@@ -519,16 +249,17 @@ class JobQ:
         """Authorise the monitoring endpoints of this extension's apps with ``check``.
 
         ``@jobq_ext.monitor_auth`` on a function taking no arguments that returns
-        True to allow the request (it can read ``flask.request``). It becomes
-        ``JOBQ_MONITOR_AUTH`` of each app initialised later that sets none, and of
-        each app initialised already whose setting is None or an earlier
-        ``monitor_auth``. Returns ``check`` unchanged.
+        True to allow the request (it can read ``flask.request``). It is kept on
+        the extension and used by each of its apps, initialised before or after,
+        whose ``JOBQ_MONITOR_AUTH`` is None when a request comes (an app's own
+        setting wins); no app's config is changed. A later ``monitor_auth``
+        replaces it. Returns ``check`` unchanged.
         """
-        previous, self._monitor_auth = self._monitor_auth, check
-        for state in list(self._states):
-            if state.app.config.get("JOBQ_MONITOR_AUTH") in (None, previous):
-                state.app.config["JOBQ_MONITOR_AUTH"] = check
+        self._monitor_auth = check
         return check
+
+    def _current_monitor_auth(self) -> Callable[[], bool] | None:
+        return self._monitor_auth
 
     @property
     def queue(self) -> jobq.DurableQueue:
@@ -557,61 +288,10 @@ class JobQ:
         state_for(app).close(timeout)
 
 
-def _register(queue: jobq.DurableQueue, task: FlaskTask[Any, Any]) -> None:
-    limits = task.limits or jobq.storage.TaskLimit()
-    queue.task(
-        task.name, max_attempts=task.max_attempts, backoff=task.backoff,
-        priority=task.priority, queue=task.queue, timeout=task.timeout,
-        concurrency_limit=limits.concurrency,
-        rate_limit=None if limits.rate is None else (limits.rate, limits.per),
-        rate_limit_key=limits.rate_key,
-    )(task.fn)
-
-
-_SCHEDULE_KEYS = {"task", "cron", "every", "tz", "args", "kwargs", "missed", "max_missed", "grace"}
-
-HANDLERS = (("JOBQ_EMAIL", "email"), ("JOBQ_IMAGE", "image"), ("JOBQ_WEBHOOK", "webhook"))
-"""Config keys of the ready-made handlers and their modules in :mod:`jobq.handlers`."""
-
-
-def _check_schedules(schedules: object) -> None:
-    if not isinstance(schedules, Mapping):
-        raise TypeError(f"JOBQ_SCHEDULES must map schedule names to settings, got {schedules!r}")
-    for name, options in schedules.items():
-        if not isinstance(options, Mapping) or "task" not in options:
-            raise TypeError(
-                f"JOBQ_SCHEDULES[{name!r}] must be a mapping with a 'task' and a 'cron' or "
-                f"'every', got {options!r}"
-            )
-        unknown = sorted(set(options) - _SCHEDULE_KEYS)
-        if unknown:
-            raise ValueError(
-                f"JOBQ_SCHEDULES[{name!r}] has unknown setting(s) {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(_SCHEDULE_KEYS))}"
-            )
-
-
-def _install_handlers(app: Flask, queue: jobq.DurableQueue) -> None:
+def _install_handlers(queue: jobq.DurableQueue, handlers: Mapping[str, Any]) -> None:
     """Install the handlers whose settings the app's config holds."""
-    for key, module_name in HANDLERS:
-        settings = app.config.get(key)
-        if settings is not None:
-            module = importlib.import_module(f"jobq.handlers.{module_name}")
-            module.install(queue, settings)
-
-
-def _database_location(app: Flask, database: object) -> str | os.PathLike[str]:
-    if not isinstance(database, (str, os.PathLike)):
-        raise TypeError(
-            f"JOBQ_DATABASE must be a path, a sqlite:/// URL or a postgresql:// URL, "
-            f"got {database!r}"
-        )
-    text = os.fspath(database)
-    if "://" in text:
-        return text
-    path = os.path.join(app.instance_path, text)  # an absolute `text` is kept as it is
-    _make_private_folders(os.path.dirname(path) or ".")
-    return path
+    for module_name, settings in handlers.items():
+        importlib.import_module(f"jobq.handlers.{module_name}").install(queue, settings)
 
 
 def _make_private_folders(folder: str) -> None:
@@ -627,38 +307,3 @@ def _make_private_folders(folder: str) -> None:
     for path in reversed(missing):
         with contextlib.suppress(FileExistsError):  # made meanwhile by another process
             os.mkdir(path, 0o700)
-
-
-def _install_sigterm_handler() -> None:
-    global _sigterm_installed
-    with _sigterm_lock:
-        if _sigterm_installed or threading.current_thread() is not threading.main_thread():
-            return
-        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-            return  # a server handles SIGTERM and exits normally: atexit stops the pools
-        signal.signal(signal.SIGTERM, _on_sigterm)
-        _sigterm_installed = True
-
-
-def _after_fork_in_child() -> None:
-    # A lock held by another thread at fork() stays held in the child forever;
-    # the child's first request must be able to start its pool.
-    for state in list(_states):
-        state._lock = threading.RLock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    global _terminating
-    _terminating = True  # request threads keep serving while the pools stop
-    for state in list(_states):
-        try:
-            state.stop_workers(STOP_TIMEOUT)
-        except Exception:
-            logger.exception("jobq: stopping the workers of app %r failed", state.app.name)
-    # Then die of the signal, as the default handler would have, exit status included.
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)

@@ -17,13 +17,14 @@ needs ``jobq[images]`` (Pillow), ``deliver_webhook`` needs ``jobq[webhooks]``
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 import jobq
 from jobq.handlers import email as _email
 
-from .extension import FlaskTask, state_for
+from .state import state_for
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -31,22 +32,33 @@ R = TypeVar("R")
 __all__ = ["HandlerTask", "send_email"]
 
 
-class HandlerTask(FlaskTask[P, R]):
+class HandlerTask(Generic[P, R]):
     """A handler's task as installed on the current app's queue.
 
-    ``.enqueue``, ``.enqueue_many`` and ``.options`` go to the task the handler
-    registered there; without the handler's config key, they raise
-    :class:`jobq.ConfigurationError` saying which key to set.
+    It has no settings of its own: the handler's ``install`` registered the task
+    on each app's queue with that app's settings (``max_attempts``, backoff,
+    argument checks). ``.enqueue``, ``.enqueue_many`` and ``.options`` go to that
+    task; without the handler's config key, they raise
+    :class:`jobq.ConfigurationError` saying which key to set. Calling it calls
+    the function.
+
+    :ivar name: the task's registered name.
+    :ivar config_key: the app config key that installs the handler.
     """
 
     def __init__(self, fn: Callable[P, R], *, name: str, config_key: str) -> None:
-        super().__init__(fn, name=name, max_attempts=1, backoff=jobq.backoff.fixed(0.0),
-                         priority=0, queue="default", timeout=None)  # fmt: skip
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.name = name
         self.config_key = config_key
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.fn(*args, **kwargs)
 
     def installed(self) -> jobq.Task[P, R]:
         """The task on the current app's queue. Raises ConfigurationError when the
-        app's config does not set :attr:`config_key`."""
+        app's config does not set :attr:`config_key`, RuntimeError outside an
+        application context."""
         task = state_for().queue.tasks.get(self.name)
         if task is None:
             raise jobq.ConfigurationError(
@@ -56,15 +68,21 @@ class HandlerTask(FlaskTask[P, R]):
         return task
 
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> jobq.Job:
+        """As :meth:`jobq.Task.enqueue`, on the current app's queue."""
         return self.installed().enqueue(*args, **kwargs)
 
     def enqueue_many(
         self, calls: Iterable[Sequence[Any] | Mapping[str, Any]], **options: Any
     ) -> list[int]:
+        """As :meth:`jobq.Task.enqueue_many`, on the current app's queue."""
         return self.installed().enqueue_many(calls, **options)
 
     def options(self, **changes: Any) -> jobq.BoundTask[P, R]:
+        """As :meth:`jobq.Task.options`, on the current app's queue."""
         return self.installed().options(**changes)
+
+    def __repr__(self) -> str:
+        return f"<HandlerTask {self.name} config_key={self.config_key!r}>"
 
 
 send_email = HandlerTask(_email.send_email, name=_email.TASK_NAME, config_key="JOBQ_EMAIL")

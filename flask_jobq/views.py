@@ -2,7 +2,7 @@
 
 Mounted by :func:`register_monitor` at ``JOBQ_MONITOR_URL_PREFIX`` (default
 ``/jobq``); the views find the queue and pool through ``current_app``
-(:func:`flask_jobq.extension.state_for`), so one blueprint serves any app.
+(:func:`flask_jobq.state.state_for`), so one blueprint serves any app.
 
 Security rules, each the lesson of another queue's dashboard:
 
@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 from urllib.parse import unquote_to_bytes
 
-from flask import Blueprint, Flask, abort, current_app, request, url_for
+from flask import Blueprint, Flask, abort, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
@@ -44,16 +44,15 @@ from jobq.render import job_to_dict
 from jobq.schedules import ScheduleInfo
 from jobq.storage.base import Stats
 
-# The module, not the name: extension.py may import this module while it loads.
-from . import extension
-from .access import is_local_request
+from .access import authorise_request
+from .config import DEFAULT_URL_PREFIX as DEFAULT_URL_PREFIX
+from .config import AuthCallback as AuthCallback
+from .config import MonitorConfig
 from .openapi import openapi_spec
+from .state import state_for
 
 BLUEPRINT_NAME = "jobq_monitor"
 """Name of the monitoring blueprint (endpoints are ``jobq_monitor.<view>``)."""
-
-DEFAULT_URL_PREFIX = "/jobq"
-"""Default of ``JOBQ_MONITOR_URL_PREFIX``."""
 
 DEFAULT_PAGE_SIZE = 50
 """Jobs per page of ``GET /jobs`` when ``limit`` is not given."""
@@ -67,28 +66,8 @@ MAX_BODY_SIZE = 64 * 1024
 CSRF_HEADER = "X-Jobq-Request"
 """Header (value ``1``) that lets a POST without a JSON body through."""
 
-AuthCallback = Callable[[], bool]
-"""``JOBQ_MONITOR_AUTH``: called with no arguments in the request; ``True`` allows."""
-
 _MAX_JOB_ID = 2**63 - 1  # SQLite's INTEGER; larger ids cannot exist and would overflow
 _LIST_PARAMETERS = frozenset({"status", "name", "queue", "after", "limit", "order"})
-_NOT_CONFIGURED = (
-    "the jobq monitor needs an authorisation callback: set app.config['JOBQ_MONITOR_AUTH'] "
-    "to a function taking no arguments that returns True for requests allowed to see and "
-    "change the queue (it can read flask.request), or decorate one with "
-    "@jobq_ext.monitor_auth (flask_jobq.is_local_request allows this machine only). "
-    "Without one the monitor is open only when app.testing is true, or to local requests "
-    "when app.debug is true."
-)
-_NOT_LOCAL = (
-    "without JOBQ_MONITOR_AUTH, an app in debug mode opens the jobq monitor only to "
-    "requests from this machine that name it: from a loopback address, with a "
-    "Host header of localhost, 127.x.x.x or [::1], and through no proxy (no Forwarded, "
-    "X-Forwarded-For, X-Forwarded-Host or X-Real-IP header). Set JOBQ_MONITOR_AUTH to "
-    "decide yourself."
-)
-
-
 def register_monitor(app: Flask) -> Blueprint | None:
     """Mount the monitoring blueprint on ``app``, which must have the jobq extension.
 
@@ -108,18 +87,9 @@ def register_monitor(app: Flask) -> Blueprint | None:
     app's own error handlers. Returns the blueprint, or None when disabled.
     Raises TypeError or ValueError for a bad setting, naming the key.
     """
-    prefix = app.config.setdefault("JOBQ_MONITOR_URL_PREFIX", DEFAULT_URL_PREFIX)
-    auth = app.config.setdefault("JOBQ_MONITOR_AUTH", None)
-    if auth is not None and not callable(auth):
-        raise TypeError(f"JOBQ_MONITOR_AUTH must be a callable or None, got {auth!r}")
+    prefix = MonitorConfig.from_config(app.config).url_prefix
     if prefix is None:
         return None
-    if not isinstance(prefix, str) or not prefix.startswith("/") or prefix.rstrip("/") == "":
-        raise ValueError(
-            f"JOBQ_MONITOR_URL_PREFIX must be a path such as '/jobq' (not '/'), or None, "
-            f"got {prefix!r}"
-        )
-    prefix = prefix.rstrip("/")
     blueprint = make_blueprint()
     app.register_blueprint(blueprint, url_prefix=prefix)
 
@@ -129,7 +99,7 @@ def register_monitor(app: Flask) -> Blueprint | None:
         error = request.routing_exception
         if error is None or not (request.path == prefix or request.path.startswith(prefix + "/")):
             return None
-        denied = _authorise()
+        denied = authorise_request()
         if denied is not None:
             return denied
         if isinstance(error, HTTPException):
@@ -148,7 +118,7 @@ def make_blueprint() -> Blueprint:
     the prefix (routing errors under it are then HTML, Flask's default).
     """
     bp = Blueprint(BLUEPRINT_NAME, __name__)
-    bp.before_request(_authorise)
+    bp.before_request(authorise_request)
     bp.register_error_handler(HTTPException, _http_error)
     bp.register_error_handler(JobNotFound, _job_not_found)
     bp.register_error_handler(jobq.StorageError, _storage_error)
@@ -156,7 +126,7 @@ def make_blueprint() -> Blueprint:
     @bp.get("/stats")
     def stats() -> ResponseReturnValue:
         """Counts per queue and status, as ``queue.stats()`` gives them."""
-        return stats_json(extension.state_for().queue.stats())
+        return stats_json(state_for().queue.stats())
 
     @bp.get("/jobs")
     def list_jobs() -> ResponseReturnValue:
@@ -173,7 +143,7 @@ def make_blueprint() -> Blueprint:
             abort(400, f"order must be 'asc' or 'desc', got {order!r}")
         limit = _int_arg("limit", 1, MAX_PAGE_SIZE) or DEFAULT_PAGE_SIZE
         after = _int_arg("after", 0, _MAX_JOB_ID)
-        jobs = extension.state_for().queue.list(
+        jobs = state_for().queue.list(
             status=status, name=request.args.get("name"), queue=request.args.get("queue"),
             after=after, limit=limit + 1, newest_first=order == "desc",
         )
@@ -186,14 +156,14 @@ def make_blueprint() -> Blueprint:
     @bp.get("/jobs/<int:job_id>")
     def get_job(job_id: int) -> ResponseReturnValue:
         """One job."""
-        return job_json(extension.state_for().queue.get(_job_id(job_id)))
+        return job_json(state_for().queue.get(_job_id(job_id)))
 
     @bp.post("/jobs/<int:job_id>/cancel")
     def cancel_job(job_id: int) -> ResponseReturnValue:
         """Cancel a job (a running one is asked to stop); returns the job. A job that
         already finished is a conflict (409): there is nothing left to cancel."""
         _command_body()
-        queue = extension.state_for().queue
+        queue = state_for().queue
         job = queue.get(_job_id(job_id))
         if job.status.is_final:
             return _error(409, "Conflict", f"job {job.id} is already {job.status.value}; "
@@ -214,7 +184,7 @@ def make_blueprint() -> Blueprint:
         if not (math.isfinite(seconds) and seconds >= 0):
             shown = repr(delay) if len(repr(delay)) <= 50 else f"{repr(delay)[:50]}..."
             abort(400, f"delay must be a number of seconds >= 0, got {shown}")
-        queue = extension.state_for().queue
+        queue = state_for().queue
         job_id = _job_id(job_id)
         try:
             return job_json(queue.retry(job_id, delay=seconds))
@@ -228,7 +198,7 @@ def make_blueprint() -> Blueprint:
         name = _queue_name(name)
         _command_body()
         try:
-            extension.state_for().queue.pause(name)
+            state_for().queue.pause(name)
         except TooManyPausedQueues as exc:
             return _error(409, "Conflict", str(exc))
         return {"queue": name, "paused": True}
@@ -238,13 +208,13 @@ def make_blueprint() -> Blueprint:
         """Let workers start jobs of this queue again."""
         name = _queue_name(name)
         _command_body()
-        extension.state_for().queue.resume(name)
+        state_for().queue.resume(name)
         return {"queue": name, "paused": False}
 
     @bp.get("/schedules")
     def list_schedules() -> ResponseReturnValue:
         """Every recurring schedule stored in the database, by name."""
-        schedules = extension.state_for().queue.schedules()
+        schedules = state_for().queue.schedules()
         return {"schedules": [schedule_json(info) for info in schedules]}
 
     # ``path:`` as a schedule name may hold "/" (sent as %2F); no merging of "//", which
@@ -253,14 +223,14 @@ def make_blueprint() -> Blueprint:
     def pause_schedule(name: str) -> ResponseReturnValue:
         """Stop firing a schedule in every process; returns the schedule."""
         _command_body()
-        queue = extension.state_for().queue
+        queue = state_for().queue
         return schedule_json(_known_schedule(name, queue.pause_schedule))
 
     @bp.post("/schedules/<path:name>/resume", merge_slashes=False)
     def resume_schedule(name: str) -> ResponseReturnValue:
         """Fire a schedule again from its next fire time after now; returns the schedule."""
         _command_body()
-        queue = extension.state_for().queue
+        queue = state_for().queue
         return schedule_json(_known_schedule(name, queue.resume_schedule))
 
     @bp.post("/schedules/<path:name>/trigger", merge_slashes=False)
@@ -268,7 +238,7 @@ def make_blueprint() -> Blueprint:
         """Enqueue a schedule's job now (its fire times stay as they are): 202 with
         the new job and its URL in ``Location``."""
         _command_body()
-        queue = extension.state_for().queue
+        queue = state_for().queue
         job = _known_schedule(name, queue.trigger_schedule)
         return job_json(job), 202, {"Location": url_for(".get_job", job_id=job.id)}
 
@@ -277,7 +247,7 @@ def make_blueprint() -> Blueprint:
         """What each busy worker thread of this process's pool is doing now; a thread
         still in a task past its timeout shows ``"stuck": true`` and ``stuck_since``
         (see :meth:`jobq.WorkerPool.running`)."""
-        pool = extension.state_for().pool
+        pool = state_for().pool
         if pool is None:
             return {"pool": None, "running": []}
         return {
@@ -296,7 +266,7 @@ def make_blueprint() -> Blueprint:
         been runnable for longer than that. Reads index seeks only, never counts.
         """
         max_age = _float_arg("max_age")
-        state = extension.state_for()
+        state = state_for()
         problems: list[str] = []
         oldest: float | None = None
         reachable = True
@@ -370,27 +340,6 @@ def stats_json(stats: Stats) -> dict[str, Any]:
 
 
 _STATUSES = tuple(status.value for status in JobStatus)
-
-
-def _authorise() -> ResponseReturnValue | None:
-    app = current_app
-    check = app.config.get("JOBQ_MONITOR_AUTH")
-    if check is None:
-        if app.testing:  # test clients, which need not even set REMOTE_ADDR
-            return None
-        if not app.debug:
-            return _error(403, "Forbidden", _NOT_CONFIGURED)
-        # Debug mode is not a licence for the network: a debug server may listen on
-        # 0.0.0.0, sit behind a proxy, or be reached by DNS rebinding.
-        if not is_local_request():
-            return _error(403, "Forbidden", _NOT_LOCAL)
-        return None
-    if not callable(check):
-        raise TypeError(f"JOBQ_MONITOR_AUTH must be a callable or None, got {check!r}")
-    # Only True allows: a callback returning a user object or a response by mistake denies.
-    if check() is not True:
-        return _error(403, "Forbidden", "the authorisation callback refused this request")
-    return None
 
 
 def _command_body() -> dict[str, Any]:

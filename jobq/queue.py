@@ -26,7 +26,8 @@ from .job import Job, JobStatus
 from .schedules import MissedPolicy, Schedule, ScheduleInfo, fire_due
 from .schedules import info as schedule_info
 from .storage.base import NewJob, Stats, Storage, TaskLimit
-from .tasks import JobOptions, Task, split_call, task_limits
+from .tasks import DEFAULT_MAX_ATTEMPTS, ArgumentCheck, JobOptions, Task, TaskRegistry, split_call
+from .tasks import DEFAULT_QUEUE as DEFAULT_QUEUE
 from .validate import check_count, check_seconds
 
 if TYPE_CHECKING:
@@ -34,9 +35,6 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
-
-DEFAULT_QUEUE = "default"
-"""Queue name used when a task names none."""
 
 DEFAULT_MAX_PAYLOAD = defaults.MAX_PAYLOAD_BYTES
 """Default largest job arguments, in bytes of JSON."""
@@ -165,14 +163,17 @@ class DurableQueue:
         self.unknown_tasks = unknown_tasks
         self.max_payload_bytes = max_payload_bytes
         self.clock = clock
-        self.tasks: dict[str, Task[Any, Any]] = {}
+        self.registry = TaskRegistry(self)
+        """The tasks registered on this queue (:meth:`task` is its door)."""
+        self.tasks: dict[str, Task[Any, Any]] = self.registry.tasks
+        """The registered tasks by name (the registry's own dict)."""
         self.around_job: Callable[[Callable[[], Any]], Any] | None = None
         """Wraps every job's call, e.g. in an application context (the Flask extension
         sets it). Receives a no-argument callable and must call it once."""
         self.extensions: dict[str, Any] = {}
         """Objects that add-ons keep per queue, by key (as Flask's ``app.extensions``);
         the ready-made handlers of :mod:`jobq.handlers` keep their settings here."""
-        self.task_limits: dict[str, TaskLimit] = {}
+        self.task_limits: dict[str, TaskLimit] = self.registry.limits
         """The limits of the registered tasks that have any, by task name."""
         self.declared_schedules: dict[str, Schedule] = {}
         """Schedules declared in this process (:meth:`schedule`); its workers fire them."""
@@ -185,7 +186,7 @@ class DurableQueue:
         self,
         name: str | None = None,
         *,
-        max_attempts: int = 3,
+        max_attempts: int = DEFAULT_MAX_ATTEMPTS,
         backoff: float | backoffs.Backoff | None = None,
         priority: int = 0,
         queue: str = DEFAULT_QUEUE,
@@ -193,18 +194,20 @@ class DurableQueue:
         concurrency_limit: int | None = None,
         rate_limit: str | tuple[int, float] | None = None,
         rate_limit_key: str | None = None,
+        check: ArgumentCheck | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]:
         """Register a function as a task: ``@queue.task()`` or ``@queue.task("name", ...)``.
 
         :param name: the name jobs refer to; default ``module.qualname``. Give a
             stable name if the function may move.
-        :param max_attempts: attempts before the job fails for good (default 3).
+        :param max_attempts: attempts before the job fails for good (default 3, >= 1).
         :param backoff: delay before a retry: seconds, a callable
             ``backoff(attempt) -> seconds``, or None for exponential backoff with
             jitter (2 s, 4 s, 8 s ... capped at an hour).
-        :param priority: default priority of its jobs (higher first).
-        :param queue: default queue of its jobs.
-        :param timeout: seconds an attempt may run before it counts as failed
+        :param priority: default priority of its jobs (higher first; default 0).
+        :param queue: default queue of its jobs (default ``"default"``).
+        :param timeout: seconds an attempt may run (finite, > 0; default None: no
+            limit) before it counts as failed
             with :class:`~jobq.TaskTimeout` and is retried by the usual rules.
             The thread cannot be stopped: until the function returns, the job
             stays ``processing`` with its lease, its worker slot and its place in
@@ -219,46 +222,32 @@ class DurableQueue:
             "10 webhooks a second to example.com in total".
         :param rate_limit_key: tasks giving the same key share one rate window
             (default: the task's own name).
+        :param check: a callable run at every enqueue of the task (``enqueue``,
+            ``options(...).enqueue``, ``enqueue_many``, enqueue by name,
+            ``schedule``), before anything is stored, with the call's arguments
+            bound to the function's parameters (a mapping of parameter name to
+            value, defaults filled in, after the signature and JSON checks). It
+            raises ValueError for arguments that can never succeed; the enqueue
+            then raises ValueError ``"cannot enqueue <name>: <its message>"`` and
+            stores nothing. Default None.
 
         Declare the same limits in every process that runs the task's jobs.
-        Raises ConfigurationError if another function already has the name.
+        Raises ValueError or TypeError naming a bad option (e.g. ``timeout="5"``
+        is a ValueError), ConfigurationError if another function already has the
+        name.
         """
-        if callable(name):
-            raise TypeError("use @queue.task() with parentheses, not @queue.task")
-        JobOptions(priority=priority, max_attempts=max_attempts, queue=queue)  # validates
-        if timeout is not None:
-            check_seconds("timeout", timeout)
-        resolved_backoff = backoffs.resolve(backoff)
-        limits = task_limits(concurrency_limit, rate_limit, rate_limit_key)
-
-        def register(function: Callable[P, R]) -> Task[P, R]:
-            task_name = name or f"{function.__module__}.{function.__qualname__}"
-            existing = self.tasks.get(task_name)
-            if existing is not None and existing.fn is not function:
-                raise ConfigurationError(
-                    f"a different function is already registered as task {task_name!r}; "
-                    "give one of them another name with @queue.task(name=...)"
-                )
-            task = Task(
-                function, self, name=task_name, max_attempts=max_attempts,
-                backoff=resolved_backoff, priority=priority, queue=queue, timeout=timeout,
-                limits=limits,
-            )
-            self.tasks[task_name] = task
-            if limits is None:
-                self.task_limits.pop(task_name, None)
-            else:
-                self.task_limits[task_name] = limits
-            return task
-
-        return register
+        return self.registry.task(
+            name, max_attempts=max_attempts, backoff=backoff, priority=priority, queue=queue,
+            timeout=timeout, concurrency_limit=concurrency_limit, rate_limit=rate_limit,
+            rate_limit_key=rate_limit_key, check=check,
+        )
 
     def get_task(self, task_or_name: Task[Any, Any] | str) -> Task[Any, Any]:
         """The registered task with this name (a Task is returned as it is).
         Raises :class:`~jobq.UnknownTask`."""
         if isinstance(task_or_name, Task):
             return task_or_name
-        task = self.tasks.get(task_or_name)
+        task = self.registry.get(task_or_name)
         if task is None:
             raise UnknownTask(task_or_name, list(self.tasks))
         return task
@@ -273,7 +262,8 @@ class DurableQueue:
         :class:`~jobq.UnknownTask`, or TypeError for arguments that do not fit
         the signature or are not JSON; nothing is written then.
         """
-        return self._enqueue_task(self.get_task(task_or_name), args, kwargs, JobOptions())
+        task = self.get_task(task_or_name)
+        return self.enqueue_job(task.new_job(task.encode(args, kwargs)))
 
     def enqueue_many(
         self,
@@ -283,60 +273,50 @@ class DurableQueue:
     ) -> list[int]:
         """Store one job per call, all in one transaction; return their ids.
         See :meth:`Task.enqueue_many`."""
-        return self._enqueue_many(self.get_task(task_or_name), calls, JobOptions(**options))
+        task = self.get_task(task_or_name)
+        job_options = JobOptions(**options)
+        payloads = (task.encode(*split_call(call)) for call in calls)
+        return self.enqueue_jobs(task.new_job("", job_options), payloads, delay=job_options.delay)
 
-    def _new_job(
-        self, task: Task[Any, Any], payload: str, options: JobOptions, now: float
-    ) -> NewJob:
-        run_at = options.run_at
-        if options.delay is not None:
-            run_at = now + options.delay
-        return NewJob(
-            name=task.name,
-            payload=payload,
-            queue=options.queue or task.queue,
-            priority=task.priority if options.priority is None else options.priority,
-            max_attempts=options.max_attempts or task.max_attempts,
-            run_at=run_at,
-            unique_key=options.unique_key,
-        )
+    def enqueue_job(self, job: NewJob, *, delay: float | None = None) -> Job:
+        """Store a job a task made (:meth:`Task.new_job <jobq.Task.new_job>`), starting
+        ``delay`` seconds from now if given; return it as stored.
 
-    def _enqueue_task(
-        self,
-        task: Task[Any, Any],
-        args: Sequence[Any],
-        kwargs: Mapping[str, Any],
-        options: JobOptions,
-    ) -> Job:
-        payload = self._check_size(task, task.encode(args, kwargs))
+        The door under every ``enqueue``: raises :class:`~jobq.PayloadError` for
+        arguments over ``max_payload_bytes``, storing nothing. Emits
+        ``job_enqueued`` for a new job, and runs it at once in inline mode.
+        """
+        self._check_size(job.name, job.payload)
         now = self.clock.now()
-        enqueued = self.storage.enqueue(self._new_job(task, payload, options, now), now=now)
-        job = enqueued.job
-        self._wake(job.queue)
+        if delay is not None:
+            job = job._replace(run_at=now + delay)
+        enqueued = self.storage.enqueue(job, now=now)
+        stored = enqueued.job
+        self._wake(stored.queue)
         if enqueued.created and signals.job_enqueued.receivers:
-            signals.emit(signals.job_enqueued, self, job=job)
+            signals.emit(signals.job_enqueued, self, job=stored)
         if self.inline:
             self.run_until_empty()
-            job = self.get(job.id)
-        return job
+            stored = self.get(stored.id)
+        return stored
 
-    def _enqueue_many(
-        self,
-        task: Task[Any, Any],
-        calls: Iterable[Sequence[Any] | Mapping[str, Any]],
-        options: JobOptions,
-    ) -> list[int]:
+    def enqueue_jobs(
+        self, template: NewJob, payloads: Iterable[str], *, delay: float | None = None
+    ) -> builtins.list[int]:
+        """Store one job like ``template`` per payload, all in one transaction (none
+        if any payload is refused); return their ids. ``delay`` as in
+        :meth:`enqueue_job`. Raises :class:`~jobq.PayloadError` as it does."""
         now = self.clock.now()
-        encode = task.encode
-        payloads = [self._check_size(task, encode(*split_call(call))) for call in calls]
-        if not payloads:
+        checked = [self._check_size(template.name, payload) for payload in payloads]
+        if not checked:
             return []
-        template = self._new_job(task, "", options, now)
+        if delay is not None:
+            template = template._replace(run_at=now + delay)
         if template.unique_key is None:
-            ids = self.storage.enqueue_payloads(template, payloads, now=now)
+            ids = self.storage.enqueue_payloads(template, checked, now=now)
         else:
             ids = self.storage.enqueue_many(
-                [template._replace(payload=p) for p in payloads], now=now
+                [template._replace(payload=p) for p in checked], now=now
             )
         if ids:
             self._wake(template.queue)
@@ -344,12 +324,12 @@ class DurableQueue:
                 self.run_until_empty()
         return ids
 
-    def _check_size(self, task: Task[Any, Any], payload: str) -> str:
+    def _check_size(self, task_name: str, payload: str) -> str:
         limit = self.max_payload_bytes
         # len() counts characters: bytes only need counting when it is close.
         if limit is not None and len(payload) * 4 > limit and len(payload.encode()) > limit:
             raise PayloadError(
-                f"the arguments of {task.name} take {len(payload.encode()):,} bytes as JSON, "
+                f"the arguments of {task_name} take {len(payload.encode()):,} bytes as JSON, "
                 f"over this queue's limit of {limit:,} (max_payload_bytes); keep large data "
                 "in a file or a table and pass its id",
                 "payload",
@@ -400,8 +380,9 @@ class DurableQueue:
         arguments that do not fit the task.
         """
         resolved = self.get_task(task)
-        payload = self._check_size(resolved, resolved.encode(tuple(args), dict(kwargs or {})))
-        job = self._new_job(resolved, payload, JobOptions(), 0.0)
+        payload = self._check_size(resolved.name,
+                                   resolved.encode(tuple(args), dict(kwargs or {})))  # fmt: skip
+        job = resolved.new_job(payload)
         made = Schedule(name or resolved.name, resolved.name, payload, cron, every, tz, missed,
                         max_missed, grace, job.queue, job.priority, job.max_attempts)  # fmt: skip
         self.declared_schedules[made.name] = made

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 from .. import backoff as backoffs
 from ..context import current_job
 from ..errors import ConfigurationError
+from ..tasks import ArgumentCheck
 
 if TYPE_CHECKING:
     from ..queue import DurableQueue
@@ -107,11 +108,13 @@ def register(
     name: str,
     max_attempts: int,
     retry_delay: float,
+    check: ArgumentCheck | None = None,
 ) -> Task[P, R]:
     """Register ``function`` on ``queue`` as the task ``name``, retried up to
-    ``max_attempts`` with :func:`retry_backoff` from ``retry_delay`` seconds."""
+    ``max_attempts`` with :func:`retry_backoff` from ``retry_delay`` seconds;
+    ``check`` refuses arguments that can never succeed, at every enqueue."""
     backoff = retry_backoff(retry_delay)
-    return queue.task(name, max_attempts=max_attempts, backoff=backoff)(function)
+    return queue.task(name, max_attempts=max_attempts, backoff=backoff, check=check)(function)
 
 
 def named(function: F, module: str) -> F:

@@ -8,8 +8,7 @@ with ``answers`` and redacts every error with ``redact``.
 from __future__ import annotations
 
 import hashlib
-import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, ParamSpec, Protocol
 
@@ -157,24 +156,13 @@ def _job_error(error: Exception, redact: UrlRedactor) -> JobqError:
 _P = ParamSpec("_P")
 
 
-class _WebhookTask(Task[_P, dict[str, Any]]):
-    """The ``jobq.webhook.deliver`` task: checks ``headers``, ``message_id`` and
-    ``event_type`` when a job is enqueued (by any door: ``enqueue``,
-    ``enqueue_many``, ``options``, schedules, Flask's ``deliver_webhook``), so a
-    bad one raises ValueError there and then instead of storing a job that can
-    only fail."""
-
-    def encode(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
-        payload = super().encode(args, kwargs)  # TypeError for a call that does not fit
-        call = _SIGNATURE.bind(*args, **kwargs).arguments
-        try:
-            check_request(call.get("headers"), call.get("message_id"), call.get("event_type"))
-        except ValueError as exc:
-            raise ValueError(f"cannot enqueue {self.name}: {exc}") from None
-        return payload
+def _check_call(call: Mapping[str, Any]) -> None:
+    """Refuse, when a job is enqueued (by any door: ``enqueue``, ``enqueue_many``,
+    ``options``, schedules, Flask's ``deliver_webhook``), ``headers``, ``message_id``
+    or ``event_type`` that could only fail; ValueError names what is wrong."""
+    check_request(call.get("headers"), call.get("message_id"), call.get("event_type"))
 
 
-_SIGNATURE = inspect.signature(deliver_webhook)
 
 
 class _Install(Protocol[_P]):
@@ -210,13 +198,8 @@ def _installer(task_function: Callable[_P, dict[str, Any]]) -> _Install[_P]:
             WebhookSettings, WebhookSettings() if settings is None else settings, "JOBQ_WEBHOOK"
         )
         replace_installed(queue, EXTENSION_KEY, WebhookDeliverer(settings, resolver=resolver))
-        task = register(queue, task_function, name=TASK_NAME,
-                        max_attempts=settings.max_attempts, retry_delay=settings.retry_delay)
-        # The registry holds this very object, so every way of enqueueing checks
-        # the arguments. (jobq.tasks has no hook for checking a call; a subclass
-        # changed in place keeps the registration queue.task made, limits and all.)
-        task.__class__ = _WebhookTask
-        return task
+        return register(queue, task_function, name=TASK_NAME, max_attempts=settings.max_attempts,
+                        retry_delay=settings.retry_delay, check=_check_call)
 
     return named(install, "jobq.handlers.webhook")
 

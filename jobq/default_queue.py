@@ -11,7 +11,7 @@ from typing import Any, ParamSpec, TypeVar
 from .errors import NotConfigured
 from .job import Job
 from .queue import DurableQueue
-from .tasks import Task
+from .tasks import NamedTask, Task
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -35,10 +35,11 @@ def default_queue() -> DurableQueue:
     return _default
 
 
-def submit(task_or_name: Task[P, R] | str, /, *args: Any, **kwargs: Any) -> Job:
+def submit(task_or_name: Task[P, R] | NamedTask | str, /, *args: Any, **kwargs: Any) -> Job:
     """Enqueue a job on the default queue and return it, from any plain function.
 
-    ``task_or_name`` is a registered task or its name. Raises
+    ``task_or_name`` is a registered task, its name, or anything with the task's
+    ``name`` (such as ``flask_jobq.handlers.send_email``). Raises
     :class:`~jobq.NotConfigured` when no default queue is set, and as
     :meth:`DurableQueue.enqueue` does otherwise.
     """

@@ -7,6 +7,12 @@ Rule: a basic value; this module imports nothing.
 
 from __future__ import annotations
 
+QUEUE = "default"
+"""Queue name of a task that names none."""
+
+MAX_ATTEMPTS = 3
+"""Attempts of a task's jobs when the task names none."""
+
 CONCURRENCY = 4
 """Worker threads of a pool (``start_workers``, ``jobq worker``, ``JOBQ_CONCURRENCY``)."""
 

@@ -26,7 +26,15 @@ from .job import Job, JobStatus
 from .schedules import MissedPolicy, Schedule, ScheduleInfo, fire_due
 from .schedules import info as schedule_info
 from .storage.base import NewJob, Stats, Storage, TaskLimit
-from .tasks import DEFAULT_MAX_ATTEMPTS, ArgumentCheck, JobOptions, Task, TaskRegistry, split_call
+from .tasks import (
+    DEFAULT_MAX_ATTEMPTS,
+    ArgumentCheck,
+    JobOptions,
+    NamedTask,
+    Task,
+    TaskRegistry,
+    split_call,
+)
 from .tasks import DEFAULT_QUEUE as DEFAULT_QUEUE
 from .validate import check_count, check_seconds
 
@@ -242,19 +250,23 @@ class DurableQueue:
             rate_limit_key=rate_limit_key, check=check,
         )
 
-    def get_task(self, task_or_name: Task[Any, Any] | str) -> Task[Any, Any]:
-        """The registered task with this name (a Task is returned as it is).
+    def get_task(self, task_or_name: Task[Any, Any] | NamedTask | str) -> Task[Any, Any]:
+        """The registered task with this name (a Task is returned as it is; anything
+        else with a ``name``, such as a Flask handler's task, is looked up by it).
         Raises :class:`~jobq.UnknownTask`."""
         if isinstance(task_or_name, Task):
             return task_or_name
-        task = self.registry.get(task_or_name)
+        name = task_or_name if isinstance(task_or_name, str) else task_or_name.name
+        task = self.registry.get(name)
         if task is None:
-            raise UnknownTask(task_or_name, list(self.tasks))
+            raise UnknownTask(name, list(self.tasks))
         return task
 
     # -- enqueueing ----------------------------------------------------------------
 
-    def enqueue(self, task_or_name: Task[Any, Any] | str, /, *args: Any, **kwargs: Any) -> Job:
+    def enqueue(
+        self, task_or_name: Task[Any, Any] | NamedTask | str, /, *args: Any, **kwargs: Any
+    ) -> Job:
         """Store a job running a registered task with these arguments; return it.
 
         Options (priority, delay, unique key ...) go through the task:
@@ -267,7 +279,7 @@ class DurableQueue:
 
     def enqueue_many(
         self,
-        task_or_name: Task[Any, Any] | str,
+        task_or_name: Task[Any, Any] | NamedTask | str,
         calls: Iterable[Sequence[Any] | Mapping[str, Any]],
         **options: Any,
     ) -> list[int]:

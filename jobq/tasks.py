@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from . import backoff as backoffs
-from . import codec
+from . import codec, defaults
 from .backoff import Backoff
 from .errors import ConfigurationError
 from .job import Job
@@ -36,16 +36,21 @@ from .validate import check_count, check_priority, check_seconds
 P = ParamSpec("P")
 R = TypeVar("R")
 
-DEFAULT_QUEUE = "default"
-"""Queue name used when a task names none."""
-
-DEFAULT_MAX_ATTEMPTS = 3
-"""Attempts of a task's jobs when the task names none."""
+DEFAULT_QUEUE = defaults.QUEUE
+DEFAULT_MAX_ATTEMPTS = defaults.MAX_ATTEMPTS
 
 ArgumentCheck = Callable[[Mapping[str, Any]], None]
 """A task's ``check=``: receives the arguments of a call as bound to the function's
 parameters (name to value, defaults filled in) and raises ValueError for arguments
 that can never succeed."""
+
+
+class NamedTask(Protocol):
+    """Anything that names a registered task, such as ``flask_jobq.handlers.send_email``:
+    a queue resolves it by its ``name`` in its own registry."""
+
+    @property
+    def name(self) -> str: ...
 
 
 class JobStore(Protocol):

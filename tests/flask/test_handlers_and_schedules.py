@@ -57,6 +57,23 @@ def test_an_email_enqueued_in_a_request_is_delivered(
     assert message.parsed()["Subject"] == "Welcome"
 
 
+def test_a_handler_task_can_be_submitted_by_jobq_submit_with_the_apps_settings(
+    make_app: AppFactory, smtp: SmtpServer
+) -> None:
+    app = make_app(JOBQ_EMAIL={"host": HOST, "port": smtp.port, "timeout": 5.0,
+                               "default_sender": "app@example.com", "max_attempts": 2})
+
+    @app.post("/hi")
+    def hi() -> dict[str, int]:
+        return {"id": jobq.submit(send_email, to="ada@example.com", subject="Hi", text="x").id}
+
+    with app.test_client() as client:
+        job_id = client.post("/hi").get_json()["id"]
+    job = wait_done(app, job_id)
+    assert job.status is jobq.JobStatus.COMPLETED, job.error
+    assert job.max_attempts == 2  # the app's handler settings, not made-up ones
+
+
 def test_a_handler_the_app_did_not_configure_says_which_key_to_set(
     make_app: AppFactory,
 ) -> None:

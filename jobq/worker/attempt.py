@@ -3,7 +3,7 @@
 An :class:`Attempt` waits for a thread, runs, and may pass its task's timeout
 or be given up when the pool stops; it knows what failure each of those means.
 
-Rule: imports basic values, tasks and the worker's execute step; never the
+Rule: imports basic values and the worker's execute step; never the
 pool or :mod:`jobq.queue`.
 """
 
@@ -13,10 +13,9 @@ from typing import Any
 
 from ..errors import TaskTimeout
 from ..job import Job, JobError
-from ..tasks import Task
 from .execute import Outcome, failure, new_context
 from .failures import error_of
-from .host import QueueHost
+from .host import QueueHost, RunnableTask
 
 
 class Attempt:
@@ -43,7 +42,7 @@ class Attempt:
         """True once nothing its thread returns may be recorded."""
         return self.given_up or self.lost
 
-    def start(self, thread: str, now: float, task: Task[..., Any] | None) -> None:
+    def start(self, thread: str, now: float, task: RunnableTask | None) -> None:
         """Thread ``thread`` takes it at ``now``; the task's timeout sets its deadline."""
         self.started = now
         self.thread = thread
@@ -55,7 +54,7 @@ class Attempt:
         return not (self.abandoned or self.timeout is not None
                     or self.deadline is None or now < self.deadline)  # fmt: skip
 
-    def time_out(self, task: Task[..., Any]) -> None:
+    def time_out(self, task: RunnableTask) -> None:
         """Mark it timed out: its ``TaskTimeout`` failure is recorded once its thread
         returns, and the thread counts as stuck from the deadline on."""
         assert task.timeout is not None

@@ -5,7 +5,7 @@ claim through :func:`claim`, run through :func:`run_attempt` and record through
 :func:`record`; this module alone says how a job is claimed, what an attempt
 came to (:class:`Outcome`) and how that is stored and announced.
 
-Rule: imports basic values, storage, tasks, signals and the job context; never
+Rule: imports basic values, storage, signals and the job context; never
 the pool or :mod:`jobq.queue` (the queue is a :class:`~jobq.worker.host.QueueHost`).
 """
 
@@ -22,9 +22,8 @@ from ..context import JobContext, _set_current
 from ..errors import Fail, PayloadError, Retry, TransientError, UnknownTask
 from ..job import Job, JobError, JobStatus
 from ..storage.base import Completion
-from ..tasks import Task
 from .failures import describe, error_of, retry_delay, storable
-from .host import Leased, QueueHost
+from .host import Leased, QueueHost, RunnableTask
 
 logger = logging.getLogger("jobq.worker")
 
@@ -129,7 +128,7 @@ def execute(host: QueueHost, job: Job, context: JobContext) -> Outcome:
 
 
 def _call(
-    task: Task[..., Any], args: Any, kwargs: Any,
+    task: RunnableTask, args: Any, kwargs: Any,
     around_job: Callable[[Callable[[], Any]], Any] | None,
 ) -> Any:
     if around_job is None:
@@ -138,7 +137,7 @@ def _call(
 
 
 def failure(
-    task: Task[..., Any], job: Job, error: JobError, *, retry_after: float | None = None,
+    task: RunnableTask, job: Job, error: JobError, *, retry_after: float | None = None,
     snooze: bool = False,
 ) -> Outcome:
     """A failed attempt, to run again after the task's backoff (or ``retry_after``)

@@ -3,7 +3,8 @@
 :class:`~jobq.DurableQueue` satisfies :class:`QueueHost` structurally; the
 worker names only this protocol, so that it sits below the queue.
 
-Rule: imports basic values, storage, tasks and schedules; never :mod:`jobq.queue`.
+Rule: imports basic values, storage and schedules; never :mod:`jobq.queue`, nor
+:mod:`jobq.tasks` (a task is seen as a :class:`RunnableTask`).
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ import builtins
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, Protocol
 
+from ..backoff import Backoff
 from ..clock import Clock
 from ..context import TaskQueue
 from ..job import Job, JobStatus
 from ..schedules import Schedule
 from ..storage.base import Storage, TaskLimit
-from ..tasks import Task
 
 
 class Leased(Protocol):
@@ -26,6 +27,25 @@ class Leased(Protocol):
     @property
     def job(self) -> Job:
         """The job as claimed, with its lease token."""
+        ...
+
+
+class RunnableTask(Protocol):
+    """What the worker needs of a registered task (:class:`jobq.Task`)."""
+
+    @property
+    def fn(self) -> Callable[..., Any]:
+        """The function a job calls."""
+        ...
+
+    @property
+    def backoff(self) -> Backoff:
+        """Seconds before the attempt after a failed one, by attempt number."""
+        ...
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds an attempt may run before it fails with ``TaskTimeout``."""
         ...
 
 
@@ -56,7 +76,7 @@ class QueueHost(TaskQueue, Protocol):
         ...
 
     @property
-    def tasks(self) -> Mapping[str, Task[Any, Any]]:
+    def tasks(self) -> Mapping[str, RunnableTask]:
         """The registered tasks, by name."""
         ...
 

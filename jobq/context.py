@@ -11,29 +11,51 @@ room for it::
                 return                       # the job ends cancelled
             write(chunk)
             job.set_progress(done / total)
+
+Rule: the worker makes contexts; this module never imports the worker or
+:mod:`jobq.queue`, and sees the queue through the :class:`TaskQueue` protocol.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from . import codec
+from .clock import Clock
 from .job import Job
-
-if TYPE_CHECKING:
-    from .queue import DurableQueue
+from .storage.base import Storage
 
 _local = threading.local()
 _event_lock = threading.Lock()
+
+
+class TaskQueue(Protocol):
+    """The queue running a job, as a task sees it through :attr:`JobContext.queue`
+    (a :class:`~jobq.DurableQueue` at run time)."""
+
+    @property
+    def storage(self) -> Storage:
+        """Where the jobs live."""
+        ...
+
+    @property
+    def clock(self) -> Clock:
+        """Wall clock of stored times."""
+        ...
+
+    @property
+    def extensions(self) -> dict[str, Any]:
+        """Objects that add-ons keep per queue, by key."""
+        ...
 
 
 class JobContext:
     """The job a task is running for. Made by the worker, one per attempt."""
 
     def __init__(
-        self, job: Job, report_progress: Callable[[str], bool], queue: DurableQueue
+        self, job: Job, report_progress: Callable[[str], bool], queue: TaskQueue
     ) -> None:
         self._job = job
         self._queue = queue
@@ -47,8 +69,9 @@ class JobContext:
         return self._job
 
     @property
-    def queue(self) -> DurableQueue:
-        """The :class:`~jobq.DurableQueue` that stored the job and runs it."""
+    def queue(self) -> TaskQueue:
+        """The :class:`~jobq.DurableQueue` that stored the job and runs it (typed as
+        the :class:`TaskQueue` protocol, as this module sits below the queue)."""
         return self._queue
 
     @property

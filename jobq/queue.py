@@ -2,8 +2,8 @@
 
 The queue joins three things: a :class:`~jobq.storage.base.Storage` (where jobs
 live), the task registry (what names mean) and the JSON codec (what arguments
-look like stored). It imports the storage contract, never a worker or Flask;
-workers (:mod:`jobq.worker`) depend on it, not the reverse.
+look like stored). It imports the storage contract and the worker, never Flask;
+the worker (:mod:`jobq.worker`) sees the queue only as a narrow protocol.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import weakref
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from . import backoff as backoffs
 from . import defaults, signals
@@ -37,9 +37,7 @@ from .tasks import (
 )
 from .tasks import DEFAULT_QUEUE as DEFAULT_QUEUE
 from .validate import check_count, check_seconds
-
-if TYPE_CHECKING:
-    from .worker import WorkerPool
+from .worker import WorkerPool, run_inline
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -595,8 +593,6 @@ class DurableQueue:
         ahead so threads never wait for the database (default ``concurrency``).
         Stop it with ``pool.stop(timeout)``; it also stops at interpreter exit.
         """
-        from .worker import WorkerPool
-
         pool = WorkerPool(self, concurrency=concurrency, queues=queues, prefetch=prefetch,
                           name=name)
         self._pools.add(pool)
@@ -611,8 +607,6 @@ class DurableQueue:
         are not waited for (advance the clock and call again). Returns how many
         attempts ran. Reentrant calls (from a job) return 0 at once.
         """
-        from .worker import run_inline
-
         if getattr(self._inline_running, "active", False):
             return 0
         self._inline_running.active = True

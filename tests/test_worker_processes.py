@@ -224,7 +224,7 @@ def test_job_of_a_killed_process_is_rescued_by_another_within_lease_and_sweep(
     children: Children, queue: DurableQueue, tmp_path: Path
 ) -> None:
     lease = 1.0
-    sweep_interval = min(lease / 2, 10.0)  # WorkerPool._sweep_interval
+    sweep_interval = min(lease / 2, 10.0)  # LeaseRescuer.interval
     documented = lease + sweep_interval + 1.0
 
     job = queue.enqueue("hang")

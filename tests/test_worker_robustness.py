@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from jobq import DurableQueue, JobStatus, signals
-from jobq._failures import error_of
 from jobq.testing import FakeClock
+from jobq.worker.failures import error_of
 from tests.conftest import BOUNDED_WAIT, MakeQueue, eventually
 
 START = 1_800_000_000.0

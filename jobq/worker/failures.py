@@ -3,14 +3,16 @@
 A task may raise an exception whose ``__str__`` raises, return a value that
 cannot be encoded, or declare a backoff that raises; none of that may escape
 the worker that runs it. Everything here returns text or a number and never raises.
+
+Rule: imports basic values and :mod:`jobq.backoff` only.
 """
 
 from __future__ import annotations
 
 import traceback
 
-from .backoff import Backoff
-from .job import JobError
+from ..backoff import Backoff
+from ..job import JobError
 
 TRACEBACK_LIMIT = 20_000
 """Characters of traceback kept on a failed job (the end of it)."""

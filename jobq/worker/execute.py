@@ -1,0 +1,227 @@
+"""One path for every job: claim it, run an attempt, record the outcome.
+
+The worker pool and the inline runner (``DurableQueue.run_until_empty``) both
+claim through :func:`claim`, run through :func:`run_attempt` and record through
+:func:`record`; this module alone says how a job is claimed, what an attempt
+came to (:class:`Outcome`) and how that is stored and announced.
+
+Rule: imports basic values, storage, signals and the job context; never
+the pool or :mod:`jobq.queue` (the queue is a :class:`~jobq.worker.host.QueueHost`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+
+from .. import codec, defaults, signals
+from ..context import JobContext, _set_current
+from ..errors import Fail, PayloadError, Retry, TransientError, UnknownTask
+from ..job import Job, JobError, JobStatus
+from ..storage.base import Completion
+from .failures import describe, error_of, retry_delay, storable
+from .host import Leased, QueueHost, RunnableTask
+
+logger = logging.getLogger("jobq.worker")
+
+UNKNOWN_TASK_WAIT = defaults.UNKNOWN_TASK_WAIT
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an attempt came to. ``delay`` is seconds before the next attempt for
+    ``failed`` (None: no retry) and ``snoozed`` (a ``Retry`` raised by the task)."""
+
+    kind: Literal["completed", "failed", "snoozed", "cancelled"]
+    result: str | None = None
+    error: JobError | None = None
+    delay: float | None = None
+
+
+L = TypeVar("L", bound=Leased)
+
+
+def claim(
+    host: QueueHost,
+    queues: Collection[str],
+    *,
+    owner: str,
+    now: float,
+    limit: int,
+    limited_at_most: int | None = None,
+) -> list[Job]:
+    """Lease up to ``limit`` due jobs of ``queues`` to ``owner`` for the host's
+    ``lease_seconds``. With ``limited_at_most``, the registered tasks' limits
+    (concurrency, rate) are enforced and at most that many of the jobs claimed
+    are of limited tasks; without it (the inline runner), the limits are not applied."""
+    limits = host.task_limits if limited_at_most is not None else None
+    if limits:
+        return host.storage.claim(queues, owner=owner, now=now, lease_seconds=host.lease_seconds,
+                                  limit=limit, limits=limits,
+                                  limited_at_most=limited_at_most)  # fmt: skip
+    return host.storage.claim(queues, owner=owner, now=now, lease_seconds=host.lease_seconds,
+                              limit=limit)  # fmt: skip
+
+
+def new_context(host: QueueHost, job: Job) -> JobContext:
+    """The context a claimed job's task sees as ``jobq.current_job()``."""
+
+    def report(progress: str) -> bool:
+        assert job.lease_token is not None
+        return host.storage.set_progress(job.id, job.lease_token, progress,
+                                         now=host.clock.now())  # fmt: skip
+
+    return JobContext(job, report, host)
+
+
+def run_attempt(host: QueueHost, context: JobContext) -> Outcome:
+    """Announce ``job_started`` (a receiver's exception other than ``Exception``
+    propagates), then run the attempt: :func:`execute`."""
+    if signals.job_started.receivers:
+        signals.emit(signals.job_started, host, job=context.job)
+    return execute(host, context.job, context)
+
+
+def execute(host: QueueHost, job: Job, context: JobContext) -> Outcome:
+    """Run one attempt of ``job`` in this thread and say how it went. Never raises.
+
+    Whatever the task does ends the attempt with a readable reason: an exception
+    of any kind (``SystemExit`` and ``KeyboardInterrupt`` too: in a worker thread
+    they end the attempt, not the process), one whose ``str()`` raises, a result
+    JSON cannot hold (including one nested too deeply or containing itself), or a
+    backoff that raises (the job then fails without a retry).
+    """
+    task = host.tasks.get(job.name)
+    if task is None:
+        error = error_of(UnknownTask(job.name, list(host.tasks)))
+        if host.unknown_tasks == "wait":
+            logger.warning("jobq: job %d: %s; trying again in %g s", job.id, error.message,
+                           UNKNOWN_TASK_WAIT)
+            return Outcome("snoozed", error=error, delay=UNKNOWN_TASK_WAIT)
+        return Outcome("failed", error=error)
+    try:
+        payload = json.loads(job.payload)
+        args, kwargs = payload["args"], payload["kwargs"]
+    except (ValueError, KeyError, TypeError, RecursionError) as exc:
+        message = f"the stored arguments of job {job.id} cannot be read: {describe(exc)}"
+        return Outcome("failed", error=JobError("PayloadError", storable(message)))
+    _set_current(context)
+    try:
+        result = _call(task, args, kwargs, host.around_job)
+    except Retry as exc:
+        if exc.delay is not None:
+            return Outcome("snoozed", error=error_of(exc), delay=exc.delay)
+        return failure(task, job, error_of(exc), snooze=True)
+    except Fail as exc:
+        return Outcome("failed", error=error_of(exc))
+    except BaseException as exc:  # a task must never take its worker down
+        retry_after = exc.retry_after if isinstance(exc, TransientError) else None
+        return failure(task, job, error_of(exc), retry_after=retry_after)
+    finally:
+        _set_current(None)
+    if context.cancel_requested:
+        return Outcome("cancelled")
+    return _completion(job, result)
+
+
+def _call(
+    task: RunnableTask, args: Any, kwargs: Any,
+    around_job: Callable[[Callable[[], Any]], Any] | None,
+) -> Any:
+    if around_job is None:
+        return task.fn(*args, **kwargs)
+    return around_job(lambda: task.fn(*args, **kwargs))
+
+
+def failure(
+    task: RunnableTask, job: Job, error: JobError, *, retry_after: float | None = None,
+    snooze: bool = False,
+) -> Outcome:
+    """A failed attempt, to run again after the task's backoff (or ``retry_after``)
+    while attempts remain; ``snooze``: a ``Retry`` without a delay, not counted."""
+    if not snooze and job.attempts >= job.max_attempts:
+        return Outcome("failed", error=error)
+    if retry_after is not None:
+        return Outcome("failed", error=error, delay=retry_after)
+    delay, why_not = retry_delay(task.backoff, job.attempts)
+    if delay is None:
+        error = JobError(error.type, storable(f"{error.message}; {why_not}"), error.traceback)
+        return Outcome("failed", error=error)
+    return Outcome("snoozed" if snooze else "failed", error=error, delay=delay)
+
+
+def _completion(job: Job, result: object) -> Outcome:
+    what = f"result of {job.name}"
+    try:
+        text = codec.encode(result, name=what)
+    except PayloadError as exc:  # names what JSON or UTF-8 cannot hold, and where
+        return Outcome("failed", error=error_of(exc))
+    except Exception as exc:  # whatever encoding a strange object raises
+        return _unstorable(exc, f"the {what} cannot be stored as JSON")
+    return Outcome("completed", result=text)
+
+
+def _unstorable(exc: Exception, reason: str) -> Outcome:
+    error = error_of(exc, context=reason)
+    return Outcome("failed", error=JobError("PayloadError", error.message, error.traceback))
+
+
+def record(host: QueueHost, outcomes: list[tuple[L, Outcome]], now: float) -> None:
+    """Record each outcome under its job's lease and announce it: completions in
+    one transaction, then the others one by one (:func:`apply`). Removes from
+    ``outcomes`` what it recorded, so after an error the list holds what is left."""
+    completed = [(held, outcome) for held, outcome in outcomes if outcome.kind == "completed"]
+    if completed:
+        done = host.storage.complete_many(
+            [Completion(h.job.id, h.job.lease_token or "", o.result) for h, o in completed],
+            now=now,
+        )
+        for (held, outcome), ok in zip(completed, done, strict=False):
+            if ok:
+                _announce(host, held.job, outcome, JobStatus.COMPLETED, now)
+        outcomes[:] = [(h, o) for h, o in outcomes if o.kind != "completed"]
+    while outcomes:
+        held, outcome = outcomes[0]
+        apply(host, held.job, outcome, now)
+        del outcomes[0]
+
+
+def apply(host: QueueHost, job: Job, outcome: Outcome, now: float) -> JobStatus | None:
+    """Record one outcome under the job's lease and announce it; return the job's
+    new status, or None if the lease was no longer held."""
+    storage, token = host.storage, job.lease_token
+    assert token is not None
+    if outcome.kind == "completed":
+        done = storage.complete(job.id, token, now=now, result=outcome.result)
+        status = JobStatus.COMPLETED if done else None
+    elif outcome.kind == "cancelled":
+        status = JobStatus.CANCELLED if storage.finish_cancelled(job.id, token, now=now) else None
+    elif outcome.kind == "snoozed":
+        assert outcome.delay is not None
+        status = storage.release(job.id, token, now=now, run_at=now + outcome.delay)
+    else:
+        assert outcome.error is not None
+        retry_at = None if outcome.delay is None else now + outcome.delay
+        status = storage.fail(job.id, token, outcome.error, now=now, retry_at=retry_at)
+    if status is not None:
+        _announce(host, job, outcome, status, now)
+    return status
+
+
+def _announce(host: QueueHost, job: Job, outcome: Outcome, status: JobStatus, now: float) -> None:
+    if status is JobStatus.COMPLETED:
+        if signals.job_succeeded.receivers:
+            result = None if outcome.result is None else json.loads(outcome.result)
+            signals.emit(signals.job_succeeded, host, job=job, result=result)
+    elif status is JobStatus.FAILED:
+        if signals.job_failed.receivers:
+            signals.emit(signals.job_failed, host, job=job, error=outcome.error)
+    elif status is JobStatus.CANCELLED:
+        if signals.job_cancelled.receivers:
+            signals.emit(signals.job_cancelled, host, job=job)
+    elif signals.job_retrying.receivers:
+        run_at = now + (outcome.delay or 0.0)
+        signals.emit(signals.job_retrying, host, job=job, error=outcome.error, run_at=run_at)

@@ -14,7 +14,6 @@ import threading
 import weakref
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec, TypeVar
 
 from . import backoff as backoffs
@@ -24,6 +23,7 @@ from .errors import ConfigurationError, JobqError, PayloadError, ScheduleNotFoun
 from .job import Job, JobStatus
 from .schedules import MissedPolicy, Schedule, ScheduleInfo, fire_due
 from .schedules import info as schedule_info
+from .storage import open_storage
 from .storage.base import NewJob, Stats, Storage, TaskLimit
 from .tasks import JobOptions, Task, split_call, task_limits
 from .validate import check_count, check_seconds
@@ -70,33 +70,6 @@ class Retention:
             JobStatus.CANCELLED: self.cancelled,
         }
         return {status: age for status, age in ages.items() if age is not None}
-
-
-def open_storage(
-    location: str | os.PathLike[str] | Storage,
-    *,
-    driver: Literal["sqlite3", "apsw"] = "sqlite3",
-    synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
-) -> Storage:
-    """The storage for a path, a ``sqlite:///path`` URL, a ``postgresql://`` URL,
-    or a ready Storage object."""
-    if isinstance(location, Storage):
-        return location
-    text = os.fspath(location)
-    if text.startswith(("postgres://", "postgresql://")):
-        from .storage.postgres import PostgresStorage
-
-        return PostgresStorage(text)
-    if text.startswith("sqlite:///"):
-        text = text[len("sqlite:///") :]
-    elif "://" in text:
-        raise ConfigurationError(
-            f"unsupported database URL {text!r}; give a SQLite file path, a sqlite:/// URL "
-            "or a postgresql:// URL"
-        )
-    from .storage.sqlite import SQLiteStorage
-
-    return SQLiteStorage(Path(text), driver=driver, synchronous=synchronous)
 
 
 class DurableQueue:

@@ -105,7 +105,7 @@ class PostgresAdmin:
             per_queue = [QueueCounts._make(row) for row in
                          conn.execute(sql.STATS_QUEUES, {"now": moment}).fetchall()]  # fmt: skip
             recent: dict[str, int] = dict(conn.execute(sql.STATS_RECENT, params).fetchall())
-            paused = frozenset(r[0] for r in conn.execute("SELECT queue FROM jobq_paused_queues"))
+            paused = frozenset(q for (q,) in conn.execute("SELECT queue FROM jobq_paused_queues"))
         counts = [(row.queue, status.value, getattr(row, status.value)) for row in per_queue
                   for status in JobStatus if getattr(row, status.value)]  # fmt: skip
         due = [(row.queue, row.scheduled, row.oldest_due) for row in per_queue]

@@ -287,10 +287,10 @@ class Database:
             raise ValueError(f"mode must be PASSIVE, FULL, RESTART or TRUNCATE, got {mode!r}")
         conn = self.conn()
         try:
-            row = conn.query(f"PRAGMA wal_checkpoint({mode})")[0]
+            busy, wal_pages, checkpointed = conn.query(f"PRAGMA wal_checkpoint({mode})")[0]
         except self.errors as exc:
             raise StorageError(f"checkpoint of {self.path!r} failed: {exc}") from exc
-        return int(row[0]), int(row[1]), int(row[2])
+        return int(busy), int(wal_pages), int(checkpointed)
 
     def close(self) -> None:
         """Close every connection this process opened, from any thread. Idempotent."""

@@ -39,25 +39,6 @@ def new_tokens(count: int) -> list[str]:
     return [digits[i : i + 32] for i in range(0, 32 * count, 32)]
 
 
-def _plainly_valid(job: NewJob) -> bool:
-    """One cheap test for the common, valid job; False sends it to the detailed checks."""
-    name, payload, queue, priority, max_attempts, run_at, unique_key = job
-    return bool(
-        type(payload) is str
-        and type(name) is str
-        and type(queue) is str
-        and type(priority) is int
-        and -(2**31) <= priority <= 2**31 - 1  # PRIORITY_RANGE, folded by the compiler
-        and type(max_attempts) is int
-        and 1 <= max_attempts <= 2**31 - 1  # MAX_ATTEMPTS_RANGE
-        and name
-        and queue
-        and (run_at is None or (type(run_at) is float and math.isfinite(run_at)))
-        and (unique_key is None or type(unique_key) is str)
-        and "\x00" not in name + queue + payload + (unique_key or "")
-    )
-
-
 def _check_texts(job: NewJob, where: str) -> None:
     """The text fields of a job: payload a str, names non-empty, no NUL anywhere."""
     if not isinstance(job.payload, str):
@@ -76,9 +57,29 @@ def _check_texts(job: NewJob, where: str) -> None:
 def check_new(job: NewJob, index: int | None) -> None:
     """Reject a bad NewJob before anything is written, naming the field and value
     (and ``jobs[index]`` when ``index`` is given)."""
-    if _plainly_valid(job):
+    name, payload, queue, priority, max_attempts, run_at, unique_key = job
+    # One cheap test for the common, valid case (every enqueue runs it); the
+    # detailed checks, which say what is wrong, only on failure.
+    if (
+        type(payload) is str
+        and type(name) is str
+        and type(queue) is str
+        and type(priority) is int
+        and -(2**31) <= priority <= 2**31 - 1  # PRIORITY_RANGE, folded by the compiler
+        and type(max_attempts) is int
+        and 1 <= max_attempts <= 2**31 - 1  # MAX_ATTEMPTS_RANGE
+        and name
+        and queue
+        and (run_at is None or (type(run_at) is float and math.isfinite(run_at)))
+        and (unique_key is None or type(unique_key) is str)
+        and "\x00" not in name + queue + payload + (unique_key or "")
+    ):
         return
-    where = "" if index is None else f" (jobs[{index}])"
+    _reject_new(job, "" if index is None else f" (jobs[{index}])")
+
+
+def _reject_new(job: NewJob, where: str) -> None:
+    """Raise the error that says what is wrong with ``job`` (``where`` ends each message)."""
     _check_texts(job, where)
     check_int_range("priority", job.priority, PRIORITY_RANGE, where)
     check_int_range("max_attempts", job.max_attempts, MAX_ATTEMPTS_RANGE, where)

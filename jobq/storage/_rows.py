@@ -12,7 +12,8 @@ backend or a driver.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import Any, NamedTuple
 
 from .base import Job, JobError, JobStatus, QueueStats, ScheduleState, Stats
@@ -72,10 +73,14 @@ _STATUSES = tuple(JobStatus)
 FINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 
+job_row: Callable[[Iterable[Any]], JobRow] = partial(tuple.__new__, JobRow)
+"""A driver's row of :data:`COLS` as a :class:`JobRow` (``JobRow._make`` without
+its Python frame: it runs for every job read)."""
+
+
 def job_rows(rows: Iterable[Iterable[Any]]) -> list[JobRow]:
     """The driver's rows of :data:`COLS` as :class:`JobRow`."""
-    make = JobRow._make
-    return [make(row) for row in rows]
+    return list(map(job_row, rows))
 
 
 def row_to_job(r: JobRow) -> Job:

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import psycopg.errors
 
-from .._rows import COLS, JobRow, job_filters, job_rows, row_to_job, stats_from_rows
+from .._rows import COLS, job_filters, job_row, job_rows, row_to_job, stats_from_rows
 from ..base import (
     MAX_PAUSED_QUEUES,
     Job,
@@ -61,7 +61,7 @@ class PostgresAdmin:
         rows = self._db.run(sql.CANCEL, {"now": self._db.now(now), "id": job_id})
         if not rows:
             rows = self._db.run(f"SELECT {COLS} FROM jobq_jobs WHERE id = %s", (job_id,))
-        return row_to_job(JobRow._make(rows[0])) if rows else None
+        return row_to_job(job_row(rows[0])) if rows else None
 
     def retry(self, job_id: int, now: float, run_at: float | None) -> Job | None:
         try:
@@ -80,7 +80,7 @@ class PostgresAdmin:
 
     def get(self, job_id: int) -> Job | None:
         rows = self._db.run(f"SELECT {COLS} FROM jobq_jobs WHERE id = %s", (job_id,))
-        return row_to_job(JobRow._make(rows[0])) if rows else None
+        return row_to_job(job_row(rows[0])) if rows else None
 
     def list_jobs(
         self,

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import psycopg
 
-from .._rows import JobRow, row_to_job
+from .._rows import job_row, row_to_job
 from ..base import Enqueued, Job, JobStatus, NewJob, StorageError
 from . import sql
 from .connection import RETRIES, Database
@@ -63,7 +63,7 @@ class PostgresInserts:
             # The key is held by a live job; it may finish before we read it.
             found = self._db.run(sql.LIVE_BY_KEY, (job.name, job.unique_key))
             if found:
-                return Enqueued(row_to_job(JobRow._make(found[0])), False)
+                return Enqueued(row_to_job(job_row(found[0])), False)
         raise StorageError(f"unique_key {job.unique_key!r} kept changing hands; try again")
 
     def enqueue_many(self, jobs: Sequence[NewJob], now: float) -> list[int]:
@@ -105,7 +105,7 @@ def _insert_keyed(conn: psycopg.Connection[Any], job: NewJob, now: float | None)
     """The id of the live job holding ``job``'s unique key, inserting ``job`` if none."""
     found = conn.execute(sql.LIVE_BY_KEY, (job.name, job.unique_key)).fetchone()
     if found is not None:
-        return JobRow._make(found).id
+        return job_row(found).id
     inserted = conn.execute(sql.ENQUEUE, _enqueue_params(job, now)).fetchone()
     if inserted is not None:
         return Inserted._make(inserted).id
@@ -113,7 +113,7 @@ def _insert_keyed(conn: psycopg.Connection[Any], job: NewJob, now: float | None)
     found = conn.execute(sql.LIVE_BY_KEY, (job.name, job.unique_key)).fetchone()
     if found is None:
         raise StorageError(f"unique_key {job.unique_key!r} kept changing hands")
-    return JobRow._make(found).id
+    return job_row(found).id
 
 
 def _insert_run(conn: psycopg.Connection[Any], jobs: list[NewJob], now: float | None) -> list[int]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .._rows import COLS, FINAL, JobRow, job_filters, job_rows, row_to_job, stats_from_rows
+from .._rows import COLS, FINAL, job_filters, job_row, job_rows, row_to_job, stats_from_rows
 from ..base import (
     MAX_PAUSED_QUEUES,
     Job,
@@ -37,7 +37,7 @@ class SQLiteAdmin:
             rows = self._db.modify(conn, CANCEL, (now, job_id), COLS, job_id)
             if not rows:
                 rows = conn.query(f"SELECT {COLS} FROM jobs WHERE id = ?", (job_id,))
-        return row_to_job(JobRow._make(rows[0])) if rows else None
+        return row_to_job(job_row(rows[0])) if rows else None
 
     def retry(self, job_id: int, now: float, run_at: float | None) -> Job | None:
         params = (now if run_at is None else run_at, now, job_id)
@@ -47,13 +47,13 @@ class SQLiteAdmin:
             except self._db.constraint_errors:
                 name, key = conn.query("SELECT name, unique_key FROM jobs WHERE id = ?",
                                        (job_id,))[0]  # fmt: skip
-                holder = JobRow._make(conn.query(LIVE_BY_KEY, (name, key))[0])
+                holder = job_row(conn.query(LIVE_BY_KEY, (name, key))[0])
                 raise UniqueKeyConflict(key, holder.id) from None
-        return row_to_job(JobRow._make(rows[0])) if rows else None
+        return row_to_job(job_row(rows[0])) if rows else None
 
     def get(self, job_id: int) -> Job | None:
         rows = self._db.query(f"SELECT {COLS} FROM jobs WHERE id = ?", (job_id,))
-        return row_to_job(JobRow._make(rows[0])) if rows else None
+        return row_to_job(job_row(rows[0])) if rows else None
 
     def list_jobs(
         self,

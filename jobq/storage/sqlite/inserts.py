@@ -14,11 +14,20 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from .._rows import COLS, JobRow, row_to_job
+from .._rows import job_row, row_to_job
 from ..base import Enqueued, NewJob
 from .database import Database
 from .driver import Connection
-from .sql import BULK_SIZES, INSERT, INSERT_EACH, LIVE_BY_KEY, bulk_insert, insert_params
+from .sql import (
+    BULK_SIZES,
+    INSERT,
+    INSERT_EACH,
+    INSERT_RETURNING,
+    INSERTED,
+    LIVE_BY_KEY,
+    bulk_insert,
+    insert_params,
+)
 
 
 class SQLiteInserts:
@@ -32,14 +41,14 @@ class SQLiteInserts:
             if job.unique_key is not None:
                 rows = conn.query(LIVE_BY_KEY, (job.name, job.unique_key))
                 if rows:
-                    return Enqueued(row_to_job(JobRow._make(rows[0])), False)
+                    return Enqueued(row_to_job(job_row(rows[0])), False)
             params = insert_params(job, now)
             if self._db.returning:
-                rows = conn.query(f"{INSERT} RETURNING {COLS}", params)
+                rows = conn.query(INSERT_RETURNING, params)
             else:
                 conn.run(INSERT, params)
-                rows = conn.query(f"SELECT {COLS} FROM jobs WHERE id = last_insert_rowid()")
-            return Enqueued(row_to_job(JobRow._make(rows[0])), True)
+                rows = conn.query(INSERTED)
+            return Enqueued(row_to_job(job_row(rows[0])), True)
 
     def enqueue_many(self, jobs: Sequence[NewJob], now: float) -> list[int]:
         with self._db.write() as conn:
@@ -68,7 +77,7 @@ class SQLiteInserts:
                 run = []
             found = conn.query(LIVE_BY_KEY, (job.name, job.unique_key))
             if found:
-                ids.append(JobRow._make(found[0]).id)
+                ids.append(job_row(found[0]).id)
             else:
                 conn.run(INSERT, insert_params(job, now))
                 ids.append(conn.query("SELECT last_insert_rowid()")[0][0])

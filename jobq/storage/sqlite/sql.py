@@ -19,6 +19,10 @@ INSERT = (
     "INSERT INTO jobs (queue, name, payload, priority, status, max_attempts, run_at, "
     "unique_key, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?8)"
 )
+INSERT_RETURNING = f"{INSERT} RETURNING {COLS}"
+"""INSERT returning the new job (SQLite >= 3.35)."""
+INSERTED = f"SELECT {COLS} FROM jobs WHERE id = last_insert_rowid()"
+"""The job INSERT just stored, where RETURNING is missing."""
 INSERT_EACH = (
     "INSERT INTO jobs (queue, name, payload, priority, status, max_attempts, run_at, "
     "unique_key, created_at, updated_at) SELECT ?1, ?2, value, ?3, 'pending', ?4, ?5, NULL, "

@@ -14,17 +14,17 @@ import threading
 import weakref
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from . import backoff as backoffs
 from . import defaults, signals
 from .clock import WALL_CLOCK, EpochClock
-from .errors import ConfigurationError, PayloadError, ScheduleNotFound, UnknownTask
 from .errors import JobNotFound as JobNotFound  # its home before errors.py; still importable here
+from .errors import PayloadError, ScheduleNotFound, UnknownTask
 from .job import Job, JobStatus
 from .schedules import MissedPolicy, Schedule, ScheduleInfo, fire_due
 from .schedules import info as schedule_info
+from .storage import open_storage
 from .storage.base import NewJob, Stats, Storage, TaskLimit
 from .tasks import (
     DEFAULT_MAX_ATTEMPTS,
@@ -67,33 +67,6 @@ class Retention:
             JobStatus.CANCELLED: self.cancelled,
         }
         return {status: age for status, age in ages.items() if age is not None}
-
-
-def open_storage(
-    location: str | os.PathLike[str] | Storage,
-    *,
-    driver: Literal["sqlite3", "apsw"] = "sqlite3",
-    synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
-) -> Storage:
-    """The storage for a path, a ``sqlite:///path`` URL, a ``postgresql://`` URL,
-    or a ready Storage object."""
-    if isinstance(location, Storage):
-        return location
-    text = os.fspath(location)
-    if text.startswith(("postgres://", "postgresql://")):
-        from .storage.postgres import PostgresStorage
-
-        return PostgresStorage(text)
-    if text.startswith("sqlite:///"):
-        text = text[len("sqlite:///") :]
-    elif "://" in text:
-        raise ConfigurationError(
-            f"unsupported database URL {text!r}; give a SQLite file path, a sqlite:/// URL "
-            "or a postgresql:// URL"
-        )
-    from .storage.sqlite import SQLiteStorage
-
-    return SQLiteStorage(Path(text), driver=driver, synchronous=synchronous)
 
 
 class DurableQueue:

@@ -9,7 +9,7 @@ database operations (which jobq logs at ERROR before retrying).
 
 It runs twice: with ``BEGIN IMMEDIATE`` write transactions (jobq's way; the
 promise is 0 errors), then with ``BEGIN DEFERRED`` (each child sets
-``jobq.storage._sqlite_driver.Connection.BEGIN_WRITE``), which upgrades a read
+``jobq.storage.sqlite.driver.Connection.BEGIN_WRITE``), which upgrades a read
 lock mid-transaction and must produce "database is locked" errors: proof that
 the first run could have failed. ``--mode`` runs one of the two only. Exits 1
 if IMMEDIATE had errors or DEFERRED had none.
@@ -40,7 +40,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere
     sys.path.insert(0, str(ROOT))
 
 from jobq import DurableQueue  # noqa: E402
-from jobq.storage import _sqlite_driver  # noqa: E402
+from jobq.storage.sqlite import driver as _sqlite_driver  # noqa: E402
 
 HARD_LIMIT = 900.0
 """Seconds after which a child gives up waiting for the stop file."""

@@ -1,10 +1,29 @@
-"""Durable job storage: the :class:`Storage` contract and its backends.
+"""Durable job storage: the :class:`Storage` contract, its backends, and
+:func:`open_storage`, which picks the backend for a location.
 
-The queue depends only on :mod:`jobq.storage.base`; backends are imported by
-whoever builds the queue (``SQLiteStorage`` here; ``PostgresStorage`` from
-:mod:`jobq.storage.postgres`, which needs the ``jobq[postgres]`` extra).
+- :mod:`jobq.storage.base`: the contract (:class:`Storage`) and the values
+  passed in and out;
+- :mod:`jobq.storage.checked`: the argument checks, run once above every
+  backend; :mod:`jobq.storage.parts`: what a backend provides below them;
+- :mod:`jobq.storage.sqlite` (``SQLiteStorage``, re-exported here) and
+  :mod:`jobq.storage.postgres` (``PostgresStorage``, which needs the
+  ``jobq[postgres]`` extra and is imported only when a ``postgresql://`` URL
+  is opened);
+- :mod:`jobq.storage.transfer`: moving waiting jobs between two storages.
+
+The queue calls :func:`open_storage` and otherwise depends only on the contract.
+
+Rule: storage imports basic values (``errors``, ``validate``, ``job``) and
+nothing above them: no task, schedule, worker, queue or Flask module.
 """
 
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from ..errors import ConfigurationError
 from .base import Completion as Completion
 from .base import Enqueued as Enqueued
 from .base import NewJob as NewJob
@@ -21,6 +40,47 @@ from .base import TaskLimit as TaskLimit
 from .base import UniqueKeyConflict as UniqueKeyConflict
 from .base import WrongProcessError as WrongProcessError
 from .sqlite import SQLiteStorage as SQLiteStorage
+
+POSTGRES_SCHEMES = ("postgres://", "postgresql://")
+SQLITE_SCHEME = "sqlite:///"
+
+
+def open_storage(
+    location: str | os.PathLike[str] | Storage,
+    *,
+    driver: Literal["sqlite3", "apsw"] = "sqlite3",
+    synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
+) -> Storage:
+    """The storage at ``location``, opened (and its schema migrated).
+
+    :param location: a SQLite file path, a ``sqlite:///path`` URL, a
+        ``postgresql://`` (or ``postgres://``) URL, or a ready :class:`Storage`,
+        returned as it is.
+    :param driver: for SQLite, ``"sqlite3"`` (default) or ``"apsw"``.
+    :param synchronous: for SQLite, ``"NORMAL"`` (default) or ``"FULL"``.
+
+    Raises :class:`~jobq.errors.ConfigurationError` for another kind of URL,
+    ImportError for a PostgreSQL URL without the ``jobq[postgres]`` extra, and
+    what the backend's constructor raises (:class:`StorageError`,
+    :class:`SchemaVersionError`, ValueError).
+    """
+    if isinstance(location, Storage):
+        return location
+    text = os.fspath(location)
+    if text.startswith(POSTGRES_SCHEMES):
+        # Imported here, not above: psycopg is an optional extra, needed only now.
+        from .postgres import PostgresStorage
+
+        return PostgresStorage(text)
+    if text.startswith(SQLITE_SCHEME):
+        text = text[len(SQLITE_SCHEME) :]
+    elif "://" in text:
+        raise ConfigurationError(
+            f"unsupported database URL {text!r}; give a SQLite file path, a sqlite:/// URL "
+            "or a postgresql:// URL"
+        )
+    return SQLiteStorage(Path(text), driver=driver, synchronous=synchronous)
+
 
 __all__ = [
     "Completion",
@@ -39,4 +99,5 @@ __all__ = [
     "TaskLimit",
     "UniqueKeyConflict",
     "WrongProcessError",
+    "open_storage",
 ]

@@ -1,20 +1,25 @@
-"""Argument checks shared by storage backends (bad input is rejected before any
-write), and lease token generation.
+"""Argument checks of the storage contract, which
+:class:`~jobq.storage.checked.CheckedStorage` runs once for every backend (bad
+input is rejected before anything is read or written), and lease token generation.
 
 Every backend accepts the same jobs: a priority or attempt count is held to the
 narrowest column among the backends (PostgreSQL's ``integer``), so a job SQLite
 accepts is never one PostgreSQL refuses, and a Python int too large for its
 column never reaches a driver as a raw OverflowError.
+
+Rule: imports only basic values (:mod:`jobq.validate`) and the storage contract,
+never a backend.
 """
 
 from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
-from ..validate import check_int_range, check_time
-from .base import JobStatus, NewJob
+from ..validate import check_int_range, check_time, is_int
+from ._limits import rate_windows
+from .base import JobStatus, NewJob, TaskLimit
 
 PRIORITY_RANGE = (-(2**31), 2**31 - 1)
 """Lowest and highest job priority: PostgreSQL's ``integer`` column."""
@@ -22,6 +27,10 @@ MAX_ATTEMPTS_RANGE = (1, 2**31 - 1)
 """Fewest and most attempts a job may be given: PostgreSQL's ``integer`` column."""
 ROW_COUNT_MAX = 2**63 - 1
 """Largest batch size or row count passed to a backend: a 64-bit SQL integer."""
+CLAIM_LIMIT_RANGE = (1, 1000)
+"""Fewest and most jobs one claim may take."""
+LIST_LIMIT_RANGE = (1, 10_000)
+"""Fewest and most jobs one listing may return."""
 
 
 def new_tokens(count: int) -> list[str]:
@@ -30,10 +39,27 @@ def new_tokens(count: int) -> list[str]:
     return [digits[i : i + 32] for i in range(0, 32 * count, 32)]
 
 
+def _check_texts(job: NewJob, where: str) -> None:
+    """The text fields of a job: payload a str, names non-empty, no NUL anywhere."""
+    if not isinstance(job.payload, str):
+        raise TypeError(
+            f"payload must be JSON text (a str) encoded by the caller, got "
+            f"{type(job.payload).__name__}{where}; encode it first, e.g. json.dumps(...)"
+        )
+    for field, value in (("name", job.name), ("queue", job.queue)):
+        if not isinstance(value, str) or not value or "\x00" in value:
+            raise ValueError(f"{field} must be a non-empty str without NUL, got {value!r}{where}")
+    for field, text in (("payload", job.payload), ("unique_key", job.unique_key or "")):
+        if "\x00" in text:  # PostgreSQL text cannot hold it; JSON escapes it anyway
+            raise ValueError(f"{field} must not contain a NUL character{where}")
+
+
 def check_new(job: NewJob, index: int | None) -> None:
-    """Reject a bad NewJob before anything is written, naming the field and value."""
+    """Reject a bad NewJob before anything is written, naming the field and value
+    (and ``jobs[index]`` when ``index`` is given)."""
     name, payload, queue, priority, max_attempts, run_at, unique_key = job
-    # One cheap test for the common, valid case; the detailed checks only on failure.
+    # One cheap test for the common, valid case (every enqueue runs it); the
+    # detailed checks, which say what is wrong, only on failure.
     if (
         type(payload) is str
         and type(name) is str
@@ -49,27 +75,22 @@ def check_new(job: NewJob, index: int | None) -> None:
         and "\x00" not in name + queue + payload + (unique_key or "")
     ):
         return
-    where = "" if index is None else f" (jobs[{index}])"
-    if not isinstance(payload, str):
-        raise TypeError(
-            f"payload must be JSON text (a str) encoded by the caller, got "
-            f"{type(payload).__name__}{where}; encode it first, e.g. json.dumps(...)"
-        )
-    for field, value in (("name", name), ("queue", queue)):
-        if not isinstance(value, str) or not value or "\x00" in value:
-            raise ValueError(f"{field} must be a non-empty str without NUL, got {value!r}{where}")
-    for field, text in (("payload", payload), ("unique_key", unique_key or "")):
-        if "\x00" in text:  # PostgreSQL text cannot hold it; JSON escapes it anyway
-            raise ValueError(f"{field} must not contain a NUL character{where}")
-    check_int_range("priority", priority, PRIORITY_RANGE, where)
-    check_int_range("max_attempts", max_attempts, MAX_ATTEMPTS_RANGE, where)
-    if run_at is not None:
-        check_time("run_at", run_at)
-    if unique_key is not None and not isinstance(unique_key, str):
-        raise ValueError(f"unique_key must be a str or None, got {unique_key!r}{where}")
+    _reject_new(job, "" if index is None else f" (jobs[{index}])")
+
+
+def _reject_new(job: NewJob, where: str) -> None:
+    """Raise the error that says what is wrong with ``job`` (``where`` ends each message)."""
+    _check_texts(job, where)
+    check_int_range("priority", job.priority, PRIORITY_RANGE, where)
+    check_int_range("max_attempts", job.max_attempts, MAX_ATTEMPTS_RANGE, where)
+    if job.run_at is not None:
+        check_time("run_at", job.run_at)
+    if job.unique_key is not None and not isinstance(job.unique_key, str):
+        raise ValueError(f"unique_key must be a str or None, got {job.unique_key!r}{where}")
 
 
 def check_json(name: str, value: object) -> None:
+    """Raise TypeError unless ``value`` is JSON text (a ``str``)."""
     if not isinstance(value, str):
         raise TypeError(
             f"{name} must be JSON text (a str) encoded by the caller, got "
@@ -78,6 +99,7 @@ def check_json(name: str, value: object) -> None:
 
 
 def check_queues(queues: Collection[str]) -> list[str]:
+    """The queue names, each once in the order given; TypeError for a lone str."""
     if isinstance(queues, str):
         raise TypeError(f"queues must be a collection of queue names, not a str: [{queues!r}]?")
     names = list(dict.fromkeys(queues))
@@ -85,6 +107,21 @@ def check_queues(queues: Collection[str]) -> list[str]:
         if not isinstance(name, str) or not name or "\x00" in name:
             raise ValueError(f"a queue name must be a non-empty str without NUL, got {name!r}")
     return names
+
+
+def check_limits(limits: Mapping[str, TaskLimit], at_most: int | None) -> None:
+    """Reject malformed task limits before anything is read or written."""
+    for name, limit in limits.items():
+        if not isinstance(limit, TaskLimit):
+            raise TypeError(f"limits[{name!r}] must be a TaskLimit, got {limit!r}")
+        for field, value in (("concurrency", limit.concurrency), ("rate", limit.rate)):
+            if value is not None and (not is_int(value) or value < 1):
+                raise ValueError(f"limits[{name!r}].{field} must be an integer >= 1, got {value!r}")
+        if not (isinstance(limit.per, (int, float)) and 0 < limit.per < math.inf):
+            raise ValueError(f"limits[{name!r}].per must be seconds > 0, got {limit.per!r}")
+    if at_most is not None and (not is_int(at_most) or at_most < 0):
+        raise ValueError(f"limited_at_most must be an integer >= 0 or None, got {at_most!r}")
+    rate_windows(limits)  # tasks sharing a rate key must agree on it
 
 
 _FINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
@@ -105,6 +142,12 @@ def check_purge(
     return chosen
 
 
-def check_list_limit(limit: int) -> None:
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
-        raise ValueError(f"limit must be an integer from 1 to 10000, got {limit!r}")
+def check_schedule_name(name: str) -> None:
+    """Raise ValueError unless ``name`` is a non-empty str."""
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a schedule name must be a non-empty str, got {name!r}")
+
+
+def is_job_id(value: object) -> bool:
+    """True for an int that a 64-bit id column can hold and that may name a job."""
+    return is_int(value) and 0 < value < 2**63  # type: ignore[operator]

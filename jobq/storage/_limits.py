@@ -1,35 +1,31 @@
 """Turning :class:`~jobq.storage.base.TaskLimit` settings and what the database
 says (jobs running per task, starts in each rate window) into what one claim
-may take. Shared by the SQL backends; pure, so it is tested without a database."""
+may take. Shared by the SQL backends; pure, so it is tested without a database.
+
+Rule: imports only the storage contract, never a backend or a driver.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Iterable, Mapping
+from typing import Protocol, TypeVar
 
 from .base import TaskLimit
 
-Row = TypeVar("Row", bound=Sequence[Any])
+
+class Candidate(Protocol):
+    """A runnable job as a claim sees it: only its task name matters here."""
+
+    @property
+    def name(self) -> str: ...
 
 
-def check_limits(limits: Mapping[str, TaskLimit], at_most: int | None) -> None:
-    """Reject malformed limits before anything is read or written."""
-    for name, limit in limits.items():
-        if not isinstance(limit, TaskLimit):
-            raise TypeError(f"limits[{name!r}] must be a TaskLimit, got {limit!r}")
-        for field, value in (("concurrency", limit.concurrency), ("rate", limit.rate)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)
-                                      or value < 1):  # fmt: skip
-                raise ValueError(f"limits[{name!r}].{field} must be an integer >= 1, got {value!r}")
-        if not (isinstance(limit.per, (int, float)) and 0 < limit.per < math.inf):
-            raise ValueError(f"limits[{name!r}].per must be seconds > 0, got {limit.per!r}")
-    if at_most is not None and (isinstance(at_most, bool) or not isinstance(at_most, int)
-                                or at_most < 0):  # fmt: skip
-        raise ValueError(f"limited_at_most must be an integer >= 0 or None, got {at_most!r}")
+Row = TypeVar("Row", bound=Candidate)
 
 
 def rate_key(name: str, limit: TaskLimit) -> str:
+    """The key of the rate window a task's starts count against."""
     return limit.rate_key or name
 
 
@@ -79,13 +75,13 @@ class Allowance:
         """Limited tasks this claim cannot take any job of."""
         return sorted(name for name in self._limits if self._room(name) <= 0)
 
-    def take(self, rows: Iterable[Row], name_column: int, count: int) -> list[Row]:
+    def take(self, rows: Iterable[Row], count: int) -> list[Row]:
         """The first ``count`` rows, in order, that fit; limited ones count as taken."""
         chosen: list[Row] = []
         for row in rows:
             if len(chosen) == count:
                 break
-            name = row[name_column]
+            name = row.name
             limit = self._limits.get(name)
             if limit is None:
                 chosen.append(row)

@@ -1,37 +1,112 @@
-"""Columns of a job row in SQL, and turning a row into a :class:`~jobq.job.Job`:
-shared by every SQL backend, which keep the same column names and order."""
+"""The columns of a job row and of a schedule row, and turning rows into values:
+shared by the SQL backends, whose tables keep these column names.
+
+:class:`JobRow` is the one list of a job's columns: every statement that reads
+a job selects :data:`COLS` (its fields, in order), each backend makes a
+:class:`JobRow` of what the driver returns, and everything after reads the row
+by column name. A new job column is added here (and to each backend's schema).
+
+Rule: imports only the storage contract (:mod:`jobq.storage.base`), never a
+backend or a driver.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
+from typing import Any, NamedTuple
 
 from .base import Job, JobError, JobStatus, QueueStats, ScheduleState, Stats
 
-COLS = (
-    "id, queue, name, payload, priority, status, attempts, max_attempts, run_at, "
-    "lease_owner, lease_token, lease_expires_at, error_type, error_message, error_traceback, "
-    "result, progress, unique_key, cancel_requested, created_at, started_at, finished_at, "
-    "updated_at"
-)
+
+class JobRow(NamedTuple):
+    """A row of the jobs table, as every backend selects it (:data:`COLS`)."""
+
+    id: int
+    queue: str
+    name: str
+    payload: str
+    priority: int
+    status: str
+    attempts: int
+    max_attempts: int
+    run_at: float
+    lease_owner: str | None
+    lease_token: str | None
+    lease_expires_at: float | None
+    error_type: str | None
+    error_message: str | None
+    error_traceback: str | None
+    result: str | None
+    progress: str | None
+    unique_key: str | None
+    cancel_requested: Any  # SQLite's 0/1 or PostgreSQL's boolean
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    updated_at: float
+
+
+JOB_COLUMNS: tuple[str, ...] = JobRow._fields
+"""The job columns, in the order every job query selects them."""
+COLS = ", ".join(JOB_COLUMNS)
+""":data:`JOB_COLUMNS` as a SELECT list."""
+
+
+class ScheduleRow(NamedTuple):
+    """A row of the schedules table, as every backend selects it (:data:`SCHEDULE_COLS`)."""
+
+    name: str
+    spec: str
+    next_fire_at: float
+    last_fire_at: float | None
+    last_job_id: int | None
+    paused: Any  # SQLite's 0/1 or PostgreSQL's boolean
+    updated_at: float
+
+
+SCHEDULE_COLS = ", ".join(ScheduleRow._fields)
+""":class:`ScheduleRow`'s columns as a SELECT list."""
+
 STATUS = {status.value: status for status in JobStatus}
 _STATUSES = tuple(JobStatus)
 FINAL = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
 
 
-def row_to_job(r: tuple[Any, ...]) -> Job:
-    """The job in a row of :data:`COLS`."""
+job_row: Callable[[Iterable[Any]], JobRow] = partial(tuple.__new__, JobRow)
+"""A driver's row of :data:`COLS` as a :class:`JobRow` (``JobRow._make`` without
+its Python frame: it runs for every job read)."""
+
+
+def job_rows(rows: Iterable[Iterable[Any]]) -> list[JobRow]:
+    """The driver's rows of :data:`COLS` as :class:`JobRow`."""
+    return list(map(job_row, rows))
+
+
+def row_to_job(r: JobRow) -> Job:
+    """The job in a row."""
     return Job(
-        r[0], r[1], r[2], r[3], r[4], STATUS[r[5]], r[6], r[7], r[8], r[9], r[10], r[11],
-        None if r[12] is None else JobError(r[12], r[13] or "", r[14]),
-        r[15], r[16], r[17], bool(r[18]), r[19], r[20], r[21], r[22],
+        r.id, r.queue, r.name, r.payload, r.priority, STATUS[r.status], r.attempts,
+        r.max_attempts, r.run_at, r.lease_owner, r.lease_token, r.lease_expires_at,
+        None if r.error_type is None else JobError(
+            r.error_type, r.error_message or "", r.error_traceback
+        ),
+        r.result, r.progress, r.unique_key, bool(r.cancel_requested), r.created_at,
+        r.started_at, r.finished_at, r.updated_at,
     )  # fmt: skip
 
 
-def schedule_state(r: tuple[Any, ...]) -> ScheduleState:
-    """The schedule in a row of name, spec, next_fire_at, last_fire_at, last_job_id,
-    paused, updated_at."""
-    return ScheduleState(r[0], r[1], r[2], r[3], r[4], bool(r[5]), r[6])
+def schedule_state(r: ScheduleRow) -> ScheduleState:
+    """The schedule in a row."""
+    return ScheduleState(
+        r.name, r.spec, r.next_fire_at, r.last_fire_at, r.last_job_id, bool(r.paused),
+        r.updated_at,
+    )  # fmt: skip
+
+
+def schedule_states(rows: Iterable[Iterable[Any]]) -> list[ScheduleState]:
+    """The driver's rows of :data:`SCHEDULE_COLS` as :class:`ScheduleState`."""
+    return [schedule_state(ScheduleRow._make(row)) for row in rows]
 
 
 def stats_from_rows(

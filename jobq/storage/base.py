@@ -1,26 +1,29 @@
 """The storage contract: what the durable queue asks of a database, and nothing more.
 
-The queue imports this module and no backend: it is handed a :class:`Storage`.
-Backends (:mod:`jobq.storage.sqlite`, later PostgreSQL) implement it, and one
-contract test suite (``tests/storage``) runs against each of them.
+The queue holds a :class:`Storage` that :func:`jobq.storage.open_storage` opened
+for it and never names a backend. The backends (:mod:`jobq.storage.sqlite`,
+:mod:`jobq.storage.postgres`) implement it below
+:class:`~jobq.storage.checked.CheckedStorage`, which checks every argument
+once; one contract test suite (``tests/storage``) runs against each of them.
+Rule: imports basic values only (``errors``, ``job``).
 
 Rules every backend follows:
 
 - **Time is an argument.** Every call that depends on time takes ``now``, wall
-  clock epoch seconds, from the caller. Storage never reads a clock, so leases
-  shared between processes compare the callers' wall times, and tests drive
-  time by passing numbers.
+  clock epoch seconds, from the caller; storage never reads the process's
+  clock, so tests drive time by passing numbers. (PostgreSQL, by default,
+  reads its server's clock instead, so hosts with skewed clocks agree.)
 - **Leases.** :meth:`Storage.claim` hands a job to one worker with a random
   ``lease_token`` valid until ``lease_expires_at``. Every later change made on
   the worker's behalf (renew, progress, complete, fail, release, finish as
-  cancelled) is conditioned on that token: once the lease has been rescued or the job taken
-  by another worker, the old holder's calls change nothing and report so
-  (``False`` / ``None``). A lease that lapsed but was not yet rescued still
-  works for its holder: no other worker can hold the job meanwhile.
+  cancelled) is conditioned on that token: once the lease has been rescued or
+  the job taken by another worker, the old holder's calls change nothing and
+  report so (``False`` / ``None``). A lease that lapsed but was not yet
+  rescued still works for its holder: no other worker can hold the job meanwhile.
 - **JSON text in, JSON text out.** Payloads, results and progress are JSON
-  text (``str``) encoded by the caller (the queue's codec); storage checks that
-  it got a ``str`` and stores it unparsed. Anything else is rejected with
-  :class:`TypeError` before anything is written. Never pickle.
+  text (``str``) encoded by the caller (the queue's codec), stored unparsed;
+  anything else is rejected with :class:`TypeError` before anything is
+  written. Never pickle.
 - **Every write is one short transaction** committed before the call returns.
 - **Attempts** count claims: a claim adds one, so a worker that dies mid-job
   has used an attempt (:meth:`Storage.release` gives it back on purpose).
@@ -44,6 +47,7 @@ from ..job import Job, JobError, JobStatus
 __all__ = [
     "Completion",
     "Enqueued",
+    "FINAL_STATUSES",
     "Job",
     "JobError",
     "JobStatus",
@@ -69,8 +73,8 @@ MAX_PAUSED_QUEUES = 1000
 :class:`TooManyPausedQueues` beyond it). Pausing is for the queues an app uses,
 so this is far above need; it keeps names from piling up in every stats answer.
 """
-
-# -- values passed in and out ----------------------------------------------------------
+FINAL_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+"""The statuses a job ends in; what :meth:`Storage.purge` deletes by default."""
 
 
 class NewJob(NamedTuple):
@@ -215,9 +219,6 @@ class ScheduleState:
     last_job_id: int | None
     paused: bool
     updated_at: float
-
-
-# -- the protocol ----------------------------------------------------------------------
 
 
 @runtime_checkable
@@ -426,11 +427,7 @@ class Storage(Protocol):
         self,
         *,
         older_than: float,
-        statuses: Collection[JobStatus] = (
-            JobStatus.COMPLETED,
-            JobStatus.FAILED,
-            JobStatus.CANCELLED,
-        ),
+        statuses: Collection[JobStatus] = FINAL_STATUSES,
         batch_size: int = 1000,
     ) -> int:
         """Delete final jobs that finished before ``older_than`` (epoch seconds).
@@ -464,13 +461,7 @@ class Storage(Protocol):
         ...
 
     def fire_schedule(
-        self,
-        name: str,
-        fire_at: float,
-        next_fire_at: float,
-        jobs: Sequence[NewJob],
-        *,
-        now: float,
+        self, name: str, fire_at: float, next_fire_at: float, jobs: Sequence[NewJob], *, now: float
     ) -> list[int] | None:
         """Fire the schedule once: if its ``next_fire_at`` is still ``fire_at``, it is
         not paused and ``fire_at <= now``, set it to ``next_fire_at`` and enqueue

@@ -153,7 +153,7 @@ def _change_rows(url: str) -> int:
 def test_stats_fold_the_rows_of_count_changes(
     url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from jobq.storage import _postgres_sql
+    from jobq.storage.postgres import sql as _postgres_sql
 
     monkeypatch.setattr(_postgres_sql, "FOLD_AFTER_ROWS", 20)
     with PostgresStorage(url, clock="caller") as storage:
@@ -171,7 +171,7 @@ def test_stats_fold_the_rows_of_count_changes(
 def test_folding_while_writers_write_loses_no_change(
     url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from jobq.storage import _postgres_sql
+    from jobq.storage.postgres import sql as _postgres_sql
 
     monkeypatch.setattr(_postgres_sql, "FOLD_AFTER_ROWS", 0)
     with PostgresStorage(url, clock="caller", max_connections=8) as storage:

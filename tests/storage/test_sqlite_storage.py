@@ -20,9 +20,6 @@ from _backends import open_storage
 from jobq.errors import JobqError
 from jobq.job import JobStatus
 from jobq.storage import SQLiteStorage
-from jobq.storage._sqlite_driver import _Sqlite3PositionalDriver
-from jobq.storage._sqlite_schema import MIGRATIONS, SCHEMA_VERSION, migrate
-from jobq.storage._sqlite_sql import CANDIDATES, LIVE_BY_KEY
 from jobq.storage.base import (
     Completion,
     JobError,
@@ -31,6 +28,9 @@ from jobq.storage.base import (
     StorageError,
     WrongProcessError,
 )
+from jobq.storage.sqlite.driver import _Sqlite3PositionalDriver
+from jobq.storage.sqlite.schema import MIGRATIONS, SCHEMA_VERSION, migrate
+from jobq.storage.sqlite.sql import CANDIDATES, LIVE_BY_KEY
 
 T0 = 1_000_000.0
 CHILD = str(Path(__file__).with_name("_child.py"))
@@ -458,7 +458,7 @@ MOUNTS = """\
 
 
 def test_the_filesystem_of_a_path_is_read_from_the_mount_table() -> None:
-    from jobq.storage._sqlite_schema import NETWORK_FILESYSTEMS, filesystem_type
+    from jobq.storage.sqlite.schema import NETWORK_FILESYSTEMS, filesystem_type
 
     assert filesystem_type("/mnt/share/app/jobs.db", MOUNTS) == "nfs4"
     assert filesystem_type("/mnt/share/local/jobs.db", MOUNTS) == "tmpfs"
@@ -470,7 +470,7 @@ def test_the_filesystem_of_a_path_is_read_from_the_mount_table() -> None:
 def test_a_database_on_a_network_filesystem_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from jobq.storage import _sqlite_schema
+    from jobq.storage.sqlite import schema as _sqlite_schema
 
     monkeypatch.setattr(_sqlite_schema, "filesystem_type", lambda path, mountinfo=None: "nfs4")
     with pytest.raises(StorageError, match=r"network filesystem \(nfs4\).*PostgreSQL"):

@@ -11,9 +11,9 @@ from _backends import drop_postgres_schema, postgres_schema_url
 
 from jobq.job import JobStatus
 from jobq.storage import SQLiteStorage
-from jobq.storage import _postgres_sql as postgres_sql
-from jobq.storage._sqlite_schema import MIGRATIONS
 from jobq.storage.base import NewJob, Storage
+from jobq.storage.postgres import schema as postgres_sql
+from jobq.storage.sqlite.schema import MIGRATIONS
 
 T0 = 1_000_000.0
 OLD_VERSION = 2

@@ -1,186 +1,23 @@
-"""The schema and SQL of :class:`~jobq.storage.postgres.PostgresStorage`.
+"""The SQL text that :class:`~jobq.storage.postgres.PostgresStorage` runs.
 
 Times are epoch seconds in ``double precision`` columns, as on SQLite. Every
 statement reads "now" through :data:`NOW`: the caller's time when one is
 passed, else the database server's clock, so hosts with skewed clocks agree
 on when a lease lapses.
+
+Rule: imports only the shared row columns and this backend's schema; runs nothing.
 """
 
 from __future__ import annotations
 
-from ._rows import COLS
+from .._rows import COLS, SCHEDULE_COLS
+from .schema import ANY_CHANGE, COUNTED
 
 CHANNEL = "jobq_jobs"
 """LISTEN/NOTIFY channel; the payload is the queue name of the new jobs."""
 
-MIGRATION_LOCK = 0x6A6F6271  # "jobq": the advisory lock held while migrating
-
 NOW = "coalesce(%(now)s::float8, extract(epoch from statement_timestamp())::float8)"
 
-STATUSES = "'pending', 'processing', 'completed', 'failed', 'cancelled'"
-
-_COUNTED = ("pending", "processing", "completed", "failed", "cancelled")
-"""The columns of jobq_job_counts after the queue, one per status."""
-_ANY_CHANGE = " OR ".join(f"{status} <> 0" for status in _COUNTED)
-
-
-def _counted(change: str) -> str:
-    """One sum per status column of ``change`` over the rows of that status."""
-    return ", ".join(
-        f"coalesce(sum({change}) FILTER (WHERE status = '{status}'), 0)::bigint AS {status}"
-        for status in _COUNTED
-    )
-
-
-# MIGRATIONS[v] takes a database from schema version v to v + 1. Append, never edit.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (
-        f"""
-        CREATE TABLE jobq_jobs (
-            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-            queue text NOT NULL,
-            name text NOT NULL,
-            payload text NOT NULL,
-            priority integer NOT NULL DEFAULT 0,
-            status text NOT NULL CHECK (status IN ({STATUSES})),
-            attempts integer NOT NULL DEFAULT 0,
-            max_attempts integer NOT NULL CHECK (max_attempts >= 1),
-            run_at double precision NOT NULL,
-            lease_owner text,
-            lease_token text,
-            lease_expires_at double precision,
-            error_type text,
-            error_message text,
-            error_traceback text,
-            result text,
-            progress text,
-            unique_key text,
-            cancel_requested boolean NOT NULL DEFAULT false,
-            created_at double precision NOT NULL,
-            started_at double precision,
-            finished_at double precision,
-            updated_at double precision NOT NULL
-        )
-        """,
-        # Runnable jobs only, in claim order: claims read it and stop after LIMIT rows.
-        """
-        CREATE INDEX jobq_jobs_claim ON jobq_jobs (queue, priority DESC, run_at, id)
-        WHERE status = 'pending'
-        """,
-        """
-        CREATE INDEX jobq_jobs_lease ON jobq_jobs (lease_expires_at)
-        WHERE status = 'processing'
-        """,
-        """
-        CREATE UNIQUE INDEX jobq_jobs_unique ON jobq_jobs (unique_key)
-        WHERE unique_key IS NOT NULL AND status IN ('pending', 'processing')
-        """,
-        """
-        CREATE INDEX jobq_jobs_finished ON jobq_jobs (status, finished_at)
-        WHERE finished_at IS NOT NULL
-        """,
-        """
-        CREATE TABLE jobq_paused_queues (
-            queue text PRIMARY KEY,
-            paused_at double precision NOT NULL
-        )
-        """,
-    ),
-    (
-        """
-        CREATE TABLE jobq_schedules (
-            name text PRIMARY KEY,
-            spec text NOT NULL,
-            next_fire_at double precision NOT NULL,
-            last_fire_at double precision,
-            last_job_id bigint,
-            paused boolean NOT NULL DEFAULT false,
-            updated_at double precision NOT NULL
-        )
-        """,
-        "CREATE INDEX jobq_jobs_running ON jobq_jobs (name) WHERE status = 'processing'",
-        """
-        CREATE TABLE jobq_rate_starts (
-            key text NOT NULL,
-            started_at double precision NOT NULL
-        )
-        """,
-        "CREATE INDEX jobq_rate_starts_window ON jobq_rate_starts (key, started_at)",
-    ),
-    (
-        # A unique key is scoped to its task: task B with task A's key is a job of its own.
-        "DROP INDEX jobq_jobs_unique",
-        """
-        CREATE UNIQUE INDEX jobq_jobs_unique ON jobq_jobs (name, unique_key)
-        WHERE unique_key IS NOT NULL AND status IN ('pending', 'processing')
-        """,
-        # Per queue: the oldest due run_at in one seek, scheduled jobs as one range.
-        "CREATE INDEX jobq_jobs_due ON jobq_jobs (queue, run_at) WHERE status = 'pending'",
-        # Jobs per queue and status, as changes appended by each writing statement
-        # (one row per queue it touched): no row that every writer updates, whose
-        # lock would be held through each commit and serialise the writers. Stats
-        # sum it; folding (stats, rescue, purge) compacts it.
-        """
-        CREATE TABLE jobq_job_counts (
-            queue text NOT NULL,
-            pending bigint NOT NULL,
-            processing bigint NOT NULL,
-            completed bigint NOT NULL,
-            failed bigint NOT NULL,
-            cancelled bigint NOT NULL
-        )
-        """,
-        f"""
-        INSERT INTO jobq_job_counts SELECT queue, {_counted("1")}
-        FROM jobq_jobs GROUP BY queue
-        """,
-        f"""
-        CREATE FUNCTION jobq_count_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            INSERT INTO jobq_job_counts SELECT queue, {_counted("1")}
-            FROM jobq_inserted GROUP BY queue;
-            RETURN NULL;
-        END $$
-        """,
-        f"""
-        CREATE FUNCTION jobq_count_updated() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            INSERT INTO jobq_job_counts SELECT * FROM (
-                SELECT queue, {_counted("change")} FROM (
-                    SELECT queue, status, -1 AS change FROM jobq_before
-                    UNION ALL SELECT queue, status, 1 FROM jobq_after
-                ) AS changes GROUP BY queue
-            ) AS net WHERE {_ANY_CHANGE};
-            RETURN NULL;
-        END $$
-        """,
-        f"""
-        CREATE FUNCTION jobq_count_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            INSERT INTO jobq_job_counts SELECT queue, {_counted("-1")}
-            FROM jobq_deleted GROUP BY queue;
-            RETURN NULL;
-        END $$
-        """,
-        """
-        CREATE TRIGGER jobq_jobs_counted_insert AFTER INSERT ON jobq_jobs
-        REFERENCING NEW TABLE AS jobq_inserted
-        FOR EACH STATEMENT EXECUTE FUNCTION jobq_count_inserted()
-        """,
-        """
-        CREATE TRIGGER jobq_jobs_counted_update AFTER UPDATE ON jobq_jobs
-        REFERENCING OLD TABLE AS jobq_before NEW TABLE AS jobq_after
-        FOR EACH STATEMENT EXECUTE FUNCTION jobq_count_updated()
-        """,
-        """
-        CREATE TRIGGER jobq_jobs_counted_delete AFTER DELETE ON jobq_jobs
-        REFERENCING OLD TABLE AS jobq_deleted
-        FOR EACH STATEMENT EXECUTE FUNCTION jobq_count_deleted()
-        """,
-    ),
-)
-
-SCHEMA_VERSION = len(MIGRATIONS)
 
 _COLUMNS = "queue, name, payload, priority, status, max_attempts, run_at, unique_key, " \
     "created_at, updated_at"
@@ -328,7 +165,7 @@ RETRY = (
     "finished_at = NULL, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, "
     f"updated_at = {NOW} WHERE id = %(id)s AND status IN ('failed', 'cancelled') RETURNING {COLS}"
 )
-_SUMS = ", ".join(f"sum({status})::bigint AS {status}" for status in _COUNTED)
+_SUMS = ", ".join(f"sum({status})::bigint AS {status}" for status in COUNTED)
 STATS_QUEUES = (
     "SELECT c.queue, c.pending, c.processing, c.completed, c.failed, c.cancelled, c.rows, "
     "CASE WHEN c.pending > 0 THEN (SELECT count(*) FROM jobq_jobs WHERE status = 'pending' "
@@ -346,7 +183,7 @@ FOLD_COUNTS = (
     "WITH folded AS (DELETE FROM jobq_job_counts WHERE (SELECT count(*) - "
     "count(DISTINCT queue) FROM jobq_job_counts) > %(extra)s "
     f"RETURNING *) INSERT INTO jobq_job_counts SELECT * FROM (SELECT queue, {_SUMS} "
-    f"FROM folded GROUP BY queue) AS net WHERE {_ANY_CHANGE}"
+    f"FROM folded GROUP BY queue) AS net WHERE {ANY_CHANGE}"
 )
 """Replace the rows of changes by one per queue (none when all its counts are 0),
 once more than ``extra`` rows could go. Rows that other transactions append
@@ -386,7 +223,7 @@ PAUSE = (
 )
 """Pause a queue while fewer than ``limit`` are paused (under PAUSE_LOCK: no race)."""
 
-SCHEDULE_COLS = "name, spec, next_fire_at, last_fire_at, last_job_id, paused, updated_at"
+SCHEDULE_BY_NAME = f"SELECT {SCHEDULE_COLS} FROM jobq_schedules WHERE name = %s"
 UPSERT_SCHEDULE = (
     "INSERT INTO jobq_schedules AS s (name, spec, next_fire_at, updated_at) "
     f"VALUES (%(name)s, %(spec)s, %(next)s, {NOW}) ON CONFLICT (name) DO UPDATE "

@@ -4,6 +4,8 @@
 and ``apsw`` (connecting, fetching, change counts, which errors mean "busy"),
 so the SQL is written once. A :class:`Connection` remembers the process that
 opened it and refuses to run anywhere else.
+
+Rule: imports only the storage contract's errors; knows no SQL of jobq's own.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import warnings
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
-from .base import StorageError, WrongProcessError
+from ..base import StorageError, WrongProcessError
 
 T = TypeVar("T")
 Row = tuple[Any, ...]

@@ -1,7 +1,10 @@
-"""The SQL that :class:`~jobq.storage.sqlite.SQLiteStorage` runs, and row decoding.
+"""The SQL text that :class:`~jobq.storage.sqlite.SQLiteStorage` runs, and the
+parameters and results of its statements.
 
 Statements use numbered parameters (``?1``) so one value can appear twice,
 and are kept as constants so every call reuses the driver's prepared statement.
+
+Rule: imports only the shared row columns and the storage contract; runs nothing.
 """
 
 from __future__ import annotations
@@ -9,14 +12,17 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from ._rows import COLS
-from ._sqlite_driver import Row
-from .base import Job, JobError, JobStatus, NewJob
+from .._rows import COLS, SCHEDULE_COLS, JobRow
+from ..base import Job, JobError, JobStatus, NewJob
 
 INSERT = (
     "INSERT INTO jobs (queue, name, payload, priority, status, max_attempts, run_at, "
     "unique_key, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?8)"
 )
+INSERT_RETURNING = f"{INSERT} RETURNING {COLS}"
+"""INSERT returning the new job (SQLite >= 3.35)."""
+INSERTED = f"SELECT {COLS} FROM jobs WHERE id = last_insert_rowid()"
+"""The job INSERT just stored, where RETURNING is missing."""
 INSERT_EACH = (
     "INSERT INTO jobs (queue, name, payload, priority, status, max_attempts, run_at, "
     "unique_key, created_at, updated_at) SELECT ?1, ?2, value, ?3, 'pending', ?4, ?5, NULL, "
@@ -171,12 +177,16 @@ RETRY = (
 )
 
 
-def claimed_job(r: Row, owner: str, token: str, expires: float, now: float) -> Job:
+def claimed_job(r: JobRow, owner: str, token: str, expires: float, now: float) -> Job:
     """The job of candidate row ``r`` as :data:`CLAIM_ID` left it."""
     return Job(
-        r[0], r[1], r[2], r[3], r[4], JobStatus.PROCESSING, r[6] + 1, r[7], r[8], owner, token,
-        expires, None if r[12] is None else JobError(r[12], r[13] or "", r[14]),
-        r[15], r[16], r[17], bool(r[18]), r[19], now, r[21], now,
+        r.id, r.queue, r.name, r.payload, r.priority, JobStatus.PROCESSING, r.attempts + 1,
+        r.max_attempts, r.run_at, owner, token, expires,
+        None if r.error_type is None else JobError(
+            r.error_type, r.error_message or "", r.error_traceback
+        ),
+        r.result, r.progress, r.unique_key, bool(r.cancel_requested), r.created_at, now,
+        r.finished_at, now,
     )  # fmt: skip
 
 
@@ -214,5 +224,4 @@ OLDEST_DUE = (
     "AND NOT EXISTS (SELECT 1 FROM paused_queues p WHERE p.queue = c.queue)"
 )
 """The earliest run_at of a pending job in an unpaused queue: one seek per queue."""
-
-SCHEDULE_COLS = "name, spec, next_fire_at, last_fire_at, last_job_id, paused, updated_at"
+SCHEDULE_BY_NAME = f"SELECT {SCHEDULE_COLS} FROM schedules WHERE name = ?"

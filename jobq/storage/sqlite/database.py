@@ -7,6 +7,10 @@ Right after ``fork()`` the child closes the connections it inherited, before it
 can open its own (SQLite's per-process lock records would otherwise say the
 parent's locks are held, the child would take none, and the parent's last close
 would delete the WAL under it). One inside a transaction at the fork is abandoned.
+
+Rule: imports the driver adapter, the schema and the storage contract; knows
+nothing of jobs beyond the two helpers every part uses (:meth:`Database.query`,
+:meth:`Database.modify`).
 """
 
 from __future__ import annotations
@@ -15,14 +19,14 @@ import math
 import os
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
-from typing import Literal
+from typing import Any, Literal
 
-from ._sqlite_driver import Connection, current_pid, make_driver, retry_busy
-from ._sqlite_schema import check_local_filesystem, configure, migrate
-from .base import StorageError
+from ..base import StorageError
+from .driver import Connection, Row, current_pid, make_driver, retry_busy
+from .schema import check_local_filesystem, configure, migrate
 
 # Connections inherited across fork() stay referenced here so they are never
 # closed, not even by the garbage collector.
@@ -257,16 +261,36 @@ class Database:
                 raise StorageError(describe_error(self.path, exc)) from exc
             raise
 
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """A read outside any transaction (one statement sees one snapshot)."""
+        conn = self.conn()
+        try:
+            return retry_busy(self.driver, lambda: conn.query(sql, params))
+        except self.errors as exc:
+            raise StorageError(describe_error(self.path, exc)) from exc
+
+    def modify(
+        self, conn: Connection, sql: str, params: Sequence[Any], returning: str, job_id: int
+    ) -> list[Row]:
+        """Run an UPDATE of at most the row ``job_id`` in ``conn``'s transaction and
+        return its ``returning`` columns if it changed (RETURNING where SQLite has
+        it, else a SELECT after)."""
+        if self.returning:
+            return conn.query(f"{sql} RETURNING {returning}", params)
+        if conn.run(sql, params) == 0:
+            return []
+        return conn.query(f"SELECT {returning} FROM jobs WHERE id = ?", (job_id,))
+
     def checkpoint(self, mode: CheckpointMode) -> tuple[int, int, int]:
         """``PRAGMA wal_checkpoint(mode)``; returns ``(busy, wal_pages, checkpointed)``."""
         if mode not in ("PASSIVE", "FULL", "RESTART", "TRUNCATE"):
             raise ValueError(f"mode must be PASSIVE, FULL, RESTART or TRUNCATE, got {mode!r}")
         conn = self.conn()
         try:
-            row = conn.query(f"PRAGMA wal_checkpoint({mode})")[0]
+            busy, wal_pages, checkpointed = conn.query(f"PRAGMA wal_checkpoint({mode})")[0]
         except self.errors as exc:
             raise StorageError(f"checkpoint of {self.path!r} failed: {exc}") from exc
-        return int(row[0]), int(row[1]), int(row[2])
+        return int(busy), int(wal_pages), int(checkpointed)
 
     def close(self) -> None:
         """Close every connection this process opened, from any thread. Idempotent."""

@@ -3,7 +3,11 @@
 The schema version lives in ``PRAGMA user_version``. Migrations run inside
 ``BEGIN IMMEDIATE`` and re-read the version after taking the write lock, so
 processes opening one fresh file at once take turns and exactly one applies
-each step.
+each step. Also here: whether the file may be opened at all (not on a network
+filesystem, where WAL cannot work), and which SQLite versions have the
+WAL-reset bug.
+
+Rule: imports the driver adapter and the storage contract's errors only.
 """
 
 from __future__ import annotations
@@ -12,8 +16,8 @@ import os
 from collections.abc import Sequence
 from typing import Literal
 
-from ._sqlite_driver import Connection, retry_busy
-from .base import SchemaVersionError, StorageError
+from ..base import SchemaVersionError, StorageError
+from .driver import Connection, retry_busy
 
 STATUSES = "'pending', 'processing', 'completed', 'failed', 'cancelled'"
 # Spelled as ORs: SQLite evaluates `status IN (...)` in a CHECK through a

@@ -1,0 +1,171 @@
+"""A job's life under a lease in PostgreSQL: claim (with task limits), renew,
+progress, complete, fail, release, finish as cancelled, rescue.
+
+The :class:`~jobq.storage.parts.Leases` part of
+:class:`~jobq.storage.postgres.PostgresStorage`, the workers' hot path; its
+arguments were checked by :class:`~jobq.storage.checked.CheckedStorage`.
+
+Rule: runs SQL only; imports this backend's connections, SQL text and count
+folding, the shared rows and limits, and the storage contract.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any, NamedTuple
+
+from .._limits import Allowance, rate_windows
+from .._rows import STATUS, JobRow, job_rows, row_to_job
+from ..base import (
+    Completion,
+    Job,
+    JobError,
+    JobStatus,
+    RenewResult,
+    RescueResult,
+    TaskLimit,
+)
+from . import sql
+from .admin import fold_counts
+from .connection import Database
+
+
+class Candidate(NamedTuple):
+    """A runnable job as :data:`~jobq.storage.postgres.sql.CANDIDATES` returns it."""
+
+    id: int
+    queue: str
+    name: str
+
+
+def _claim_order(job: Job) -> tuple[int, float, int]:
+    """Highest priority first, then oldest run_at, then id."""
+    return -job.priority, job.run_at, job.id
+
+
+class PostgresLeases:
+    """Leases on the jobs of one PostgreSQL database."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def claim(
+        self,
+        queues: Sequence[str],
+        owner: str,
+        now: float,
+        lease_seconds: float,
+        limit: int,
+        limits: Mapping[str, TaskLimit] | None,
+        limited_at_most: int | None,
+    ) -> list[Job]:
+        params = {"queues": list(queues), "now": self._db.now(now), "limit": limit,
+                  "owner": owner, "lease": float(lease_seconds)}  # fmt: skip
+        if limits:
+            rows = self._claim_limited(params, limits, limited_at_most)
+        else:
+            rows = job_rows(self._db.run(sql.CLAIM, params))
+        jobs = [row_to_job(row) for row in rows]
+        jobs.sort(key=_claim_order)  # RETURNING has no order
+        return jobs
+
+    def _claim_limited(
+        self, params: dict[str, Any], limits: Mapping[str, TaskLimit], at_most: int | None
+    ) -> list[JobRow]:
+        windows = rate_windows(limits)
+        counted = sorted(name for name, limit in limits.items() if limit.concurrency)
+        with self._db.conn() as conn, conn.transaction():
+            # Claimers of limited tasks take turns (in a fixed order: no deadlocks).
+            for key in sorted(set(counted) | {f"rate:{k}" for k in windows}):
+                conn.execute(sql.LIMIT_LOCK, (key,))
+            running = dict(conn.execute(sql.RUNNING_OF, (counted,)).fetchall())
+            started: dict[str, int] = {}
+            for key, (_, per) in windows.items():
+                window = {"key": key, "per": per, "now": params["now"]}
+                conn.execute(sql.FORGET_STARTS, window)
+                started[key] = conn.execute(sql.COUNT_STARTS, window).fetchall()[0][0]
+            allowance = Allowance(limits, running, started, at_most)
+            candidates = conn.execute(
+                sql.CANDIDATES, {**params, "blocked": allowance.blocked()}
+            ).fetchall()
+            chosen = allowance.take(map(Candidate._make, candidates), params["limit"])
+            if not chosen:
+                return []
+            rows = conn.execute(sql.CLAIM_IDS, {**params, "ids": [c.id for c in chosen]})
+            claimed = job_rows(rows.fetchall())
+            if allowance.rate_starts:
+                conn.execute(sql.RECORD_STARTS, {"keys": allowance.rate_starts,
+                                                 "now": params["now"]})  # fmt: skip
+        return claimed
+
+    def has_runnable(self, queues: Sequence[str], now: float) -> bool:
+        params = {"queues": list(queues), "now": self._db.now(now)}
+        return bool(self._db.run(sql.HAS_RUNNABLE, params)[0][0])
+
+    def renew(
+        self, leases: Collection[tuple[int, str]], now: float, lease_seconds: float
+    ) -> RenewResult:
+        rows = self._db.run(sql.RENEW, {
+            "ids": [job_id for job_id, _ in leases], "tokens": [token for _, token in leases],
+            "now": self._db.now(now), "lease": float(lease_seconds),
+        })  # fmt: skip
+        renewed = frozenset(job_id for job_id, _ in rows)
+        cancel = frozenset(job_id for job_id, cancel_requested in rows if cancel_requested)
+        lost = frozenset(job_id for job_id, _ in leases) - renewed
+        return RenewResult(renewed, lost, cancel)
+
+    def set_progress(self, job_id: int, lease_token: str, progress: str, now: float) -> bool:
+        return self._db.rowcount(sql.PROGRESS, {
+            "progress": progress, "now": self._db.now(now), "id": job_id, "token": lease_token,
+        }) == 1  # fmt: skip
+
+    def complete(self, job_id: int, lease_token: str, now: float, result: str | None) -> bool:
+        return self._db.rowcount(sql.COMPLETE, {
+            "result": result, "now": self._db.now(now), "id": job_id, "token": lease_token,
+        }) == 1  # fmt: skip
+
+    def complete_many(self, completions: Sequence[Completion], now: float) -> list[bool]:
+        rows = self._db.run(sql.COMPLETE_MANY, {
+            "ids": [c.job_id for c in completions],
+            "tokens": [c.lease_token for c in completions],
+            "results": [c.result for c in completions], "now": self._db.now(now),
+        })  # fmt: skip
+        done = {job_id for (job_id,) in rows}
+        outcome = []
+        for completion in completions:
+            outcome.append(completion.job_id in done)
+            done.discard(completion.job_id)  # a repeated entry did not complete it again
+        return outcome
+
+    def fail(
+        self, job_id: int, lease_token: str, error: JobError, now: float, retry_at: float | None
+    ) -> JobStatus | None:
+        rows = self._db.run(sql.FAIL, {
+            "retry_at": retry_at, "now": self._db.now(now), "type": error.type,
+            "message": error.message, "traceback": error.traceback, "id": job_id,
+            "token": lease_token,
+        })  # fmt: skip
+        return STATUS[rows[0][0]] if rows else None
+
+    def release(
+        self, job_id: int, lease_token: str, now: float, run_at: float | None
+    ) -> JobStatus | None:
+        rows = self._db.run(sql.RELEASE, {
+            "run_at": run_at, "now": self._db.now(now), "id": job_id, "token": lease_token,
+        })  # fmt: skip
+        return STATUS[rows[0][0]] if rows else None
+
+    def finish_cancelled(self, job_id: int, lease_token: str, now: float) -> bool:
+        return self._db.rowcount(sql.FINISH_CANCELLED, {
+            "now": self._db.now(now), "id": job_id, "token": lease_token,
+        }) == 1  # fmt: skip
+
+    def rescue_expired(self, now: float, limit: int) -> RescueResult:
+        rows = self._db.run(sql.RESCUE, {"now": self._db.now(now), "limit": limit})
+        fold_counts(self._db)  # the maintenance every worker pool runs often
+        outcome: dict[str, list[int]] = {"pending": [], "failed": [], "cancelled": []}
+        for job_id, status in sorted(rows):
+            outcome[status].append(job_id)
+        return RescueResult(
+            tuple(outcome["pending"]), tuple(outcome["failed"]), tuple(outcome["cancelled"])
+        )

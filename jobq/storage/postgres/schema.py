@@ -1,0 +1,215 @@
+"""The PostgreSQL schema and its migrations.
+
+The schema version lives in the one row of ``jobq_schema``. :func:`migrate`
+runs under an advisory lock, so hosts starting together take turns and each
+step is applied once.
+
+Rule: imports psycopg and the storage contract's errors only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import psycopg.errors
+
+from ..base import SchemaVersionError
+
+MIGRATION_LOCK = 0x6A6F6271  # "jobq": the advisory lock held while migrating
+
+STATUSES = "'pending', 'processing', 'completed', 'failed', 'cancelled'"
+
+COUNTED = ("pending", "processing", "completed", "failed", "cancelled")
+"""The columns of jobq_job_counts after the queue, one per status."""
+ANY_CHANGE = " OR ".join(f"{status} <> 0" for status in COUNTED)
+
+
+def _counted(change: str) -> str:
+    """One sum per status column of ``change`` over the rows of that status."""
+    return ", ".join(
+        f"coalesce(sum({change}) FILTER (WHERE status = '{status}'), 0)::bigint AS {status}"
+        for status in COUNTED
+    )
+
+
+# MIGRATIONS[v] takes a database from schema version v to v + 1. Append, never edit.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        f"""
+        CREATE TABLE jobq_jobs (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            queue text NOT NULL,
+            name text NOT NULL,
+            payload text NOT NULL,
+            priority integer NOT NULL DEFAULT 0,
+            status text NOT NULL CHECK (status IN ({STATUSES})),
+            attempts integer NOT NULL DEFAULT 0,
+            max_attempts integer NOT NULL CHECK (max_attempts >= 1),
+            run_at double precision NOT NULL,
+            lease_owner text,
+            lease_token text,
+            lease_expires_at double precision,
+            error_type text,
+            error_message text,
+            error_traceback text,
+            result text,
+            progress text,
+            unique_key text,
+            cancel_requested boolean NOT NULL DEFAULT false,
+            created_at double precision NOT NULL,
+            started_at double precision,
+            finished_at double precision,
+            updated_at double precision NOT NULL
+        )
+        """,
+        # Runnable jobs only, in claim order: claims read it and stop after LIMIT rows.
+        """
+        CREATE INDEX jobq_jobs_claim ON jobq_jobs (queue, priority DESC, run_at, id)
+        WHERE status = 'pending'
+        """,
+        """
+        CREATE INDEX jobq_jobs_lease ON jobq_jobs (lease_expires_at)
+        WHERE status = 'processing'
+        """,
+        """
+        CREATE UNIQUE INDEX jobq_jobs_unique ON jobq_jobs (unique_key)
+        WHERE unique_key IS NOT NULL AND status IN ('pending', 'processing')
+        """,
+        """
+        CREATE INDEX jobq_jobs_finished ON jobq_jobs (status, finished_at)
+        WHERE finished_at IS NOT NULL
+        """,
+        """
+        CREATE TABLE jobq_paused_queues (
+            queue text PRIMARY KEY,
+            paused_at double precision NOT NULL
+        )
+        """,
+    ),
+    (
+        """
+        CREATE TABLE jobq_schedules (
+            name text PRIMARY KEY,
+            spec text NOT NULL,
+            next_fire_at double precision NOT NULL,
+            last_fire_at double precision,
+            last_job_id bigint,
+            paused boolean NOT NULL DEFAULT false,
+            updated_at double precision NOT NULL
+        )
+        """,
+        "CREATE INDEX jobq_jobs_running ON jobq_jobs (name) WHERE status = 'processing'",
+        """
+        CREATE TABLE jobq_rate_starts (
+            key text NOT NULL,
+            started_at double precision NOT NULL
+        )
+        """,
+        "CREATE INDEX jobq_rate_starts_window ON jobq_rate_starts (key, started_at)",
+    ),
+    (
+        # A unique key is scoped to its task: task B with task A's key is a job of its own.
+        "DROP INDEX jobq_jobs_unique",
+        """
+        CREATE UNIQUE INDEX jobq_jobs_unique ON jobq_jobs (name, unique_key)
+        WHERE unique_key IS NOT NULL AND status IN ('pending', 'processing')
+        """,
+        # Per queue: the oldest due run_at in one seek, scheduled jobs as one range.
+        "CREATE INDEX jobq_jobs_due ON jobq_jobs (queue, run_at) WHERE status = 'pending'",
+        # Jobs per queue and status, as changes appended by each writing statement
+        # (one row per queue it touched): no row that every writer updates, whose
+        # lock would be held through each commit and serialise the writers. Stats
+        # sum it; folding (stats, rescue, purge) compacts it.
+        """
+        CREATE TABLE jobq_job_counts (
+            queue text NOT NULL,
+            pending bigint NOT NULL,
+            processing bigint NOT NULL,
+            completed bigint NOT NULL,
+            failed bigint NOT NULL,
+            cancelled bigint NOT NULL
+        )
+        """,
+        f"""
+        INSERT INTO jobq_job_counts SELECT queue, {_counted("1")}
+        FROM jobq_jobs GROUP BY queue
+        """,
+        f"""
+        CREATE FUNCTION jobq_count_inserted() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO jobq_job_counts SELECT queue, {_counted("1")}
+            FROM jobq_inserted GROUP BY queue;
+            RETURN NULL;
+        END $$
+        """,
+        f"""
+        CREATE FUNCTION jobq_count_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO jobq_job_counts SELECT * FROM (
+                SELECT queue, {_counted("change")} FROM (
+                    SELECT queue, status, -1 AS change FROM jobq_before
+                    UNION ALL SELECT queue, status, 1 FROM jobq_after
+                ) AS changes GROUP BY queue
+            ) AS net WHERE {ANY_CHANGE};
+            RETURN NULL;
+        END $$
+        """,
+        f"""
+        CREATE FUNCTION jobq_count_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            INSERT INTO jobq_job_counts SELECT queue, {_counted("-1")}
+            FROM jobq_deleted GROUP BY queue;
+            RETURN NULL;
+        END $$
+        """,
+        """
+        CREATE TRIGGER jobq_jobs_counted_insert AFTER INSERT ON jobq_jobs
+        REFERENCING NEW TABLE AS jobq_inserted
+        FOR EACH STATEMENT EXECUTE FUNCTION jobq_count_inserted()
+        """,
+        """
+        CREATE TRIGGER jobq_jobs_counted_update AFTER UPDATE ON jobq_jobs
+        REFERENCING OLD TABLE AS jobq_before NEW TABLE AS jobq_after
+        FOR EACH STATEMENT EXECUTE FUNCTION jobq_count_updated()
+        """,
+        """
+        CREATE TRIGGER jobq_jobs_counted_delete AFTER DELETE ON jobq_jobs
+        REFERENCING OLD TABLE AS jobq_deleted
+        FOR EACH STATEMENT EXECUTE FUNCTION jobq_count_deleted()
+        """,
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+"""The schema version this jobq writes."""
+
+
+def migrate(conn: psycopg.Connection[Any]) -> None:
+    """Bring the schema of ``conn`` (in autocommit mode) to :data:`SCHEMA_VERSION`.
+
+    Raises :class:`~jobq.storage.base.SchemaVersionError` if a newer jobq wrote it.
+    """
+    try:
+        found = conn.execute("SELECT version FROM jobq_schema").fetchone()
+    except psycopg.errors.UndefinedTable:
+        found = None
+    if found is not None and found[0] == SCHEMA_VERSION:
+        return
+    if found is not None and found[0] > SCHEMA_VERSION:
+        raise SchemaVersionError(found[0], SCHEMA_VERSION)
+    with conn.transaction():
+        # Hosts starting at once queue up here; each re-reads the version.
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+        conn.execute("CREATE TABLE IF NOT EXISTS jobq_schema (version integer NOT NULL)")
+        row = conn.execute("SELECT version FROM jobq_schema").fetchone()
+        version = 0 if row is None else int(row[0])
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(version, SCHEMA_VERSION)
+        for step in range(version, SCHEMA_VERSION):
+            for statement in MIGRATIONS[step]:
+                conn.execute(statement)
+        if row is None:
+            conn.execute("INSERT INTO jobq_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
+        else:
+            conn.execute("UPDATE jobq_schema SET version = %s", (SCHEMA_VERSION,))

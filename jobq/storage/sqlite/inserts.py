@@ -1,0 +1,104 @@
+"""Jobs into SQLite: one at a time, many in one transaction, and the bulk path.
+
+The :class:`~jobq.storage.parts.Inserts` part of
+:class:`~jobq.storage.sqlite.SQLiteStorage`; its arguments were checked by
+:class:`~jobq.storage.checked.CheckedStorage`.
+
+Rule: runs SQL only; imports this backend's database and SQL text, the shared
+rows and the storage contract.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from .._rows import job_row, row_to_job
+from ..base import Enqueued, NewJob
+from .database import Database
+from .driver import Connection
+from .sql import (
+    BULK_SIZES,
+    INSERT,
+    INSERT_EACH,
+    INSERT_RETURNING,
+    INSERTED,
+    LIVE_BY_KEY,
+    bulk_insert,
+    insert_params,
+)
+
+
+class SQLiteInserts:
+    """Stores new jobs in one SQLite file."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def enqueue(self, job: NewJob, now: float) -> Enqueued:
+        with self._db.write() as conn:
+            if job.unique_key is not None:
+                rows = conn.query(LIVE_BY_KEY, (job.name, job.unique_key))
+                if rows:
+                    return Enqueued(row_to_job(job_row(rows[0])), False)
+            params = insert_params(job, now)
+            if self._db.returning:
+                rows = conn.query(INSERT_RETURNING, params)
+            else:
+                conn.run(INSERT, params)
+                rows = conn.query(INSERTED)
+            return Enqueued(row_to_job(job_row(rows[0])), True)
+
+    def enqueue_many(self, jobs: Sequence[NewJob], now: float) -> list[int]:
+        with self._db.write() as conn:
+            return self.insert_jobs(conn, jobs, now)
+
+    def enqueue_payloads(self, template: NewJob, payloads: Sequence[str], now: float) -> list[int]:
+        text = json.dumps(payloads, ensure_ascii=False)
+        run_at = now if template.run_at is None else template.run_at
+        with self._db.write() as conn:
+            conn.run(INSERT_EACH, (template.queue, template.name, template.priority,
+                                   template.max_attempts, run_at, now, text))  # fmt: skip
+            last = int(conn.query("SELECT last_insert_rowid()")[0][0])
+        return list(range(last - len(payloads) + 1, last + 1))
+
+    def insert_jobs(self, conn: Connection, jobs: Sequence[NewJob], now: float) -> list[int]:
+        """Insert ``jobs`` in the caller's write transaction; their ids in order (a
+        live job's id where one holds the unique key)."""
+        ids: list[int] = []
+        run: list[NewJob] = []  # consecutive jobs without a unique key
+        for job in jobs:
+            if job.unique_key is None:
+                run.append(job)
+                continue
+            if run:
+                ids.extend(self._insert_run(conn, run, now))
+                run = []
+            found = conn.query(LIVE_BY_KEY, (job.name, job.unique_key))
+            if found:
+                ids.append(job_row(found[0]).id)
+            else:
+                conn.run(INSERT, insert_params(job, now))
+                ids.append(conn.query("SELECT last_insert_rowid()")[0][0])
+        if run:
+            ids.extend(self._insert_run(conn, run, now))
+        return ids
+
+    def _insert_run(self, conn: Connection, jobs: list[NewJob], now: float) -> range:
+        # Multi-row INSERTs: far fewer statement executions than executemany.
+        # Chunk sizes come from a short fixed list so few statements are cached.
+        position = 0
+        while position < len(jobs):
+            size = next(s for s in BULK_SIZES if s <= len(jobs) - position)
+            chunk = jobs[position : position + size]
+            position += size
+            values: list[Any] = []
+            for j in chunk:
+                values += (j.queue, j.name, j.payload, j.priority, j.max_attempts,
+                           now if j.run_at is None else j.run_at, now)  # fmt: skip
+            conn.run(bulk_insert(size), values)
+        # We hold the write lock and ids come from AUTOINCREMENT, so the rows
+        # just inserted got consecutive ids ending at last_insert_rowid().
+        last = int(conn.query("SELECT last_insert_rowid()")[0][0])
+        return range(last - len(jobs) + 1, last + 1)

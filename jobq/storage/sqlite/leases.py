@@ -1,0 +1,262 @@
+"""A job's life under a lease in SQLite: claim (with task limits), renew,
+progress, complete, fail, release, finish as cancelled, rescue.
+
+The :class:`~jobq.storage.parts.Leases` part of
+:class:`~jobq.storage.sqlite.SQLiteStorage`, the workers' hot path; its
+arguments were checked by :class:`~jobq.storage.checked.CheckedStorage`.
+
+Rule: runs SQL only; imports this backend's database and SQL text, the shared
+rows and limits, and the storage contract.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from .._checks import new_tokens
+from .._limits import Allowance, rate_windows
+from .._rows import STATUS, JobRow, job_rows
+from ..base import (
+    Completion,
+    Job,
+    JobError,
+    JobStatus,
+    RenewResult,
+    RescueResult,
+    StorageError,
+    TaskLimit,
+)
+from .database import Database
+from .driver import Connection
+from .sql import (
+    CANDIDATES,
+    CANDIDATES_EXCEPT,
+    CLAIM_ID,
+    COMPLETE,
+    COMPLETE_CHUNK,
+    FAIL,
+    FINISH_CANCELLED,
+    HAS_RUNNABLE,
+    PROGRESS,
+    RELEASE,
+    RENEW,
+    RESCUE,
+    RUNNING_OF,
+    claimed_job,
+    complete_from,
+    padded_size,
+    take_in,
+)
+
+
+def _claim_order(row: JobRow) -> tuple[int, float, int]:
+    """Highest priority first, then oldest run_at, then id."""
+    return -row.priority, row.run_at, row.id
+
+
+class SQLiteLeases:
+    """Leases on the jobs of one SQLite file."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def claim(
+        self,
+        queues: Sequence[str],
+        owner: str,
+        now: float,
+        lease_seconds: float,
+        limit: int,
+        limits: Mapping[str, TaskLimit] | None,
+        limited_at_most: int | None,
+    ) -> list[Job]:
+        expires = now + lease_seconds
+        with self._db.write(durable=False) as conn:
+            if limits:
+                rows = self._limited_candidates(conn, queues, now, limit, limits, limited_at_most)
+            else:
+                rows = self._candidates(conn, queues, now, limit)
+            if not rows:
+                return []
+            if len(rows) > 1 and self._db.returning:
+                tokens = self._take_many(conn, rows, owner, expires, now)
+            else:
+                tokens = self._take_each(conn, rows, owner, expires, now)
+        return [claimed_job(r, owner, t, expires, now) for r, t in zip(rows, tokens, strict=True)]
+
+    def _candidates(
+        self, conn: Connection, queues: Sequence[str], now: float, limit: int
+    ) -> list[JobRow]:
+        """The best ``limit`` runnable rows of ``queues``, in claim order."""
+        rows = job_rows(conn.query(CANDIDATES, (None, None, now, queues[0], limit)))
+        if len(queues) > 1:
+            # Each queue's best `limit`, read off its index in order; keep the best.
+            for name in queues[1:]:
+                rows += job_rows(conn.query(CANDIDATES, (None, None, now, name, limit)))
+            rows.sort(key=_claim_order)
+            del rows[limit:]
+        return rows
+
+    def _limited_candidates(
+        self,
+        conn: Connection,
+        queues: Sequence[str],
+        now: float,
+        limit: int,
+        limits: Mapping[str, TaskLimit],
+        at_most: int | None,
+    ) -> list[JobRow]:
+        """The best runnable rows that the task limits allow, in claim order; records
+        the starts that count against a rate window."""
+        allowance = self._allowance(conn, limits, now, at_most)
+        blocked = json.dumps(allowance.blocked())
+        rows: list[JobRow] = []
+        for name in queues:
+            rows += job_rows(conn.query(CANDIDATES_EXCEPT, (None, None, now, name, limit, blocked)))
+        rows.sort(key=_claim_order)
+        rows = allowance.take(rows, limit)
+        conn.run_many("INSERT INTO rate_starts (key, started_at) VALUES (?, ?)",
+                      [(key, now) for key in allowance.rate_starts])  # fmt: skip
+        return rows
+
+    def _allowance(
+        self, conn: Connection, limits: Mapping[str, TaskLimit], now: float, at_most: int | None
+    ) -> Allowance:
+        """What the limited tasks may take now, read under the write lock."""
+        counted = json.dumps(sorted(n for n, lim in limits.items() if lim.concurrency))
+        running: dict[str, int] = dict(conn.query(RUNNING_OF, (counted,)))
+        started: dict[str, int] = {}
+        for key, (_, per) in rate_windows(limits).items():
+            conn.run("DELETE FROM rate_starts WHERE key = ?1 AND started_at <= ?2",
+                     (key, now - per))  # fmt: skip
+            started[key] = conn.query("SELECT count(*) FROM rate_starts WHERE key = ?1",
+                                      (key,))[0][0]  # fmt: skip
+        return Allowance(limits, running, started, at_most)
+
+    def _take_each(
+        self, conn: Connection, rows: list[JobRow], owner: str, expires: float, now: float
+    ) -> list[str]:
+        """Mark candidate ``rows`` processing one UPDATE each; return their new tokens."""
+        tokens = new_tokens(len(rows))
+        params = [(owner, expires, now, r.id, t) for r, t in zip(rows, tokens, strict=True)]
+        one = len(rows) == 1
+        taken = conn.run(CLAIM_ID, params[0]) if one else conn.run_many(CLAIM_ID, params)
+        if taken != len(rows):
+            raise StorageError(f"claimed {taken} of {len(rows)} candidates; rolled back")
+        return tokens
+
+    def _take_many(
+        self, conn: Connection, rows: list[JobRow], owner: str, expires: float, now: float
+    ) -> list[str]:
+        """Mark candidate ``rows`` processing in one UPDATE; return their new tokens."""
+        ids = [row.id for row in rows]
+        size = padded_size(len(ids))
+        ids += [ids[-1]] * (size - len(ids))  # repeats change nothing
+        found = conn.query(take_in(size), (owner, expires, now, *ids))
+        tokens: dict[int, str] = dict(found)  # rows of (id, lease_token)
+        if len(tokens) != len(rows):
+            raise StorageError(f"claimed {len(tokens)} of {len(rows)} candidates; rolled back")
+        return [tokens[row.id] for row in rows]
+
+    def has_runnable(self, queues: Sequence[str], now: float) -> bool:
+        return any(self._db.query(HAS_RUNNABLE, (name, now))[0][0] for name in queues)
+
+    def renew(
+        self, leases: Collection[tuple[int, str]], now: float, lease_seconds: float
+    ) -> RenewResult:
+        renewed: set[int] = set()
+        cancel: set[int] = set()
+        lost: set[int] = set()
+        expires = now + lease_seconds
+        with self._db.write() as conn:
+            for job_id, token in leases:
+                rows = self._db.modify(
+                    conn, RENEW, (expires, now, job_id, token), "cancel_requested", job_id
+                )
+                if rows:
+                    renewed.add(job_id)
+                    (cancel_requested,) = rows[0]
+                    if cancel_requested:
+                        cancel.add(job_id)
+                else:
+                    lost.add(job_id)
+        return RenewResult(frozenset(renewed), frozenset(lost - renewed), frozenset(cancel))
+
+    def set_progress(self, job_id: int, lease_token: str, progress: str, now: float) -> bool:
+        with self._db.write() as conn:
+            return conn.run(PROGRESS, (progress, now, job_id, lease_token)) == 1
+
+    def complete(self, job_id: int, lease_token: str, now: float, result: str | None) -> bool:
+        with self._db.write() as conn:
+            return conn.run(COMPLETE, (result, now, job_id, lease_token)) == 1
+
+    def complete_many(self, completions: Sequence[Completion], now: float) -> list[bool]:
+        params = [(result, now, job_id, token) for job_id, token, result in completions]
+        with self._db.write() as conn:
+            if self._db.returning:
+                return self._complete_each(conn, completions, now)
+            # Fast path: one executemany. If any lease was lost, undo it and go one
+            # by one to learn which (executemany only reports a total).
+            conn.run("SAVEPOINT complete_many")
+            if conn.run_many(COMPLETE, params) == len(params):
+                conn.run("RELEASE complete_many")
+                return [True] * len(params)
+            conn.run("ROLLBACK TO complete_many")
+            conn.run("RELEASE complete_many")
+            return [conn.run(COMPLETE, p) == 1 for p in params]
+
+    def _complete_each(
+        self, conn: Connection, completions: Sequence[Completion], now: float
+    ) -> list[bool]:
+        """complete_many as one UPDATE ... FROM (VALUES ...) RETURNING per chunk."""
+        done: set[int] = set()
+        for start in range(0, len(completions), COMPLETE_CHUNK):
+            chunk = completions[start : start + COMPLETE_CHUNK]
+            size = padded_size(len(chunk))
+            values: list[Any] = [now]
+            for job_id, token, result in chunk:
+                values += (job_id, token, result)
+            values += (0, "", None) * (size - len(chunk))  # id 0 never exists
+            done.update(job_id for (job_id,) in conn.query(complete_from(size), values))
+        outcome = []
+        for job_id, _, _ in completions:
+            outcome.append(job_id in done)
+            done.discard(job_id)  # a repeated entry did not complete it again
+        return outcome
+
+    def fail(
+        self, job_id: int, lease_token: str, error: JobError, now: float, retry_at: float | None
+    ) -> JobStatus | None:
+        params = (retry_at, now, error.type, error.message, error.traceback, job_id, lease_token)
+        with self._db.write() as conn:
+            rows = self._db.modify(conn, FAIL, params, "status", job_id)
+        return STATUS[rows[0][0]] if rows else None
+
+    def release(
+        self, job_id: int, lease_token: str, now: float, run_at: float | None
+    ) -> JobStatus | None:
+        params = (now if run_at is None else run_at, now, job_id, lease_token)
+        with self._db.write() as conn:
+            rows = self._db.modify(conn, RELEASE, params, "status", job_id)
+        return STATUS[rows[0][0]] if rows else None
+
+    def finish_cancelled(self, job_id: int, lease_token: str, now: float) -> bool:
+        with self._db.write() as conn:
+            return conn.run(FINISH_CANCELLED, (now, job_id, lease_token)) == 1
+
+    def rescue_expired(self, now: float, limit: int) -> RescueResult:
+        outcome: dict[str, list[int]] = {"pending": [], "failed": [], "cancelled": []}
+        with self._db.write() as conn:
+            expired = conn.query(
+                "SELECT id FROM jobs INDEXED BY jobs_lease WHERE status = 'processing' "
+                "AND lease_expires_at <= ?1 ORDER BY lease_expires_at LIMIT ?2",
+                (now, limit),
+            )
+            for (job_id,) in expired:
+                for (status,) in self._db.modify(conn, RESCUE, (now, job_id), "status", job_id):
+                    outcome[status].append(job_id)
+        return RescueResult(
+            tuple(outcome["pending"]), tuple(outcome["failed"]), tuple(outcome["cancelled"])
+        )

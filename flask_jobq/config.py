@@ -21,7 +21,7 @@ from flask import Flask
 from flask.config import Config
 
 from jobq import defaults
-from jobq.queue import Retention
+from jobq.retention import Retention
 from jobq.validate import check_seconds, is_int
 
 AuthCallback = Callable[[], bool]

@@ -40,10 +40,10 @@ from .job import Job as Job
 from .job import JobError as JobError
 from .job import JobStatus as JobStatus
 from .queue import DurableQueue as DurableQueue
-from .queue import Retention as Retention
 from .ratelimit import RateLimiter as RateLimiter
 from .ratelimit import SlidingWindowLimiter as SlidingWindowLimiter
 from .ratelimit import TokenBucket as TokenBucket
+from .retention import Retention as Retention
 from .tasks import BoundTask as BoundTask
 from .tasks import JobOptions as JobOptions
 from .tasks import Task as Task

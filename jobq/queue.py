@@ -13,17 +13,19 @@ import os
 import threading
 import weakref
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from . import backoff as backoffs
 from . import defaults, signals
 from .clock import WALL_CLOCK, EpochClock
 from .errors import JobNotFound as JobNotFound  # its home before errors.py; still importable here
-from .errors import PayloadError, ScheduleNotFound, UnknownTask
+from .errors import PayloadError, UnknownTask
 from .job import Job, JobStatus
-from .schedules import MissedPolicy, Schedule, ScheduleInfo, fire_due
-from .schedules import info as schedule_info
+from .queue_schedules import QueueSchedules
+from .retention import Retention as Retention
+from .schedules import (
+    Schedule,
+)
 from .storage import open_storage
 from .storage.base import NewJob, Stats, Storage, TaskLimit
 from .tasks import (
@@ -46,30 +48,7 @@ DEFAULT_MAX_PAYLOAD = defaults.MAX_PAYLOAD_BYTES
 """Default largest job arguments, in bytes of JSON."""
 
 
-@dataclass(frozen=True)
-class Retention:
-    """How long finished jobs are kept, in seconds; None keeps them forever.
-
-    Defaults: completed 7 days, failed 30 days, cancelled 7 days. Workers
-    delete older ones every ``interval`` seconds (default 300).
-    """
-
-    completed: float | None = defaults.KEEP_COMPLETED_SECONDS
-    failed: float | None = defaults.KEEP_FAILED_SECONDS
-    cancelled: float | None = defaults.KEEP_CANCELLED_SECONDS
-    interval: float = defaults.RETENTION_INTERVAL
-
-    def ages(self) -> dict[JobStatus, float]:
-        """Maximum age per final status, for the statuses that expire."""
-        ages = {
-            JobStatus.COMPLETED: self.completed,
-            JobStatus.FAILED: self.failed,
-            JobStatus.CANCELLED: self.cancelled,
-        }
-        return {status: age for status, age in ages.items() if age is not None}
-
-
-class DurableQueue:
+class DurableQueue(QueueSchedules):
     """Persistent jobs: enqueue now, run in worker threads, survive restarts and crashes.
 
     ::
@@ -322,142 +301,6 @@ class DurableQueue:
     def _wake(self, queue_name: str) -> None:
         for pool in list(self._pools):
             pool.wake(queue_name)
-
-    # -- recurring schedules ------------------------------------------------------
-
-    def schedule(
-        self,
-        task: Task[Any, Any] | str,
-        *,
-        cron: str | None = None,
-        every: float | None = None,
-        tz: str = "UTC",
-        name: str | None = None,
-        args: Sequence[Any] = (),
-        kwargs: Mapping[str, Any] | None = None,
-        missed: MissedPolicy = "once",
-        max_missed: int = 100,
-        grace: float = 60.0,
-    ) -> Schedule:
-        """Run ``task`` on a cron expression or every ``every`` seconds; return the
-        :class:`~jobq.schedules.Schedule`.
-
-        Each fire time becomes exactly one job, however many processes declare
-        the schedule and run workers (their pools fire due schedules about once
-        a second). Declare it the same way wherever it is declared: when the
-        stored description differs, the last process to start replaces it.
-
-        :param cron: five-field cron expression, e.g. ``"*/5 * * * *"`` or
-            ``"0 3 * * MON-FRI"``, read in time zone ``tz`` (an IANA name).
-        :param every: seconds between fires (>= 1), counted from the Unix epoch.
-        :param name: unique name; default the task's name.
-        :param args: positional arguments of every job (JSON values).
-        :param kwargs: keyword arguments of every job (JSON values).
-        :param missed: fire times missed while no worker ran (older than
-            ``grace`` seconds): ``"once"`` runs one job for them all (default),
-            ``"all"`` one per missed time (the last ``max_missed``), ``"skip"``
-            none. See :mod:`jobq.schedules` for daylight-saving changes.
-
-        Raises ConfigurationError for a bad expression, zone or option,
-        :class:`~jobq.UnknownTask` for a task name not registered, TypeError for
-        arguments that do not fit the task.
-        """
-        resolved = self.get_task(task)
-        payload = self._check_size(resolved.name,
-                                   resolved.encode(tuple(args), dict(kwargs or {})))  # fmt: skip
-        job = resolved.new_job(payload)
-        made = Schedule(name or resolved.name, resolved.name, payload, cron, every, tz, missed,
-                        max_missed, grace, job.queue, job.priority, job.max_attempts)  # fmt: skip
-        self.declared_schedules[made.name] = made
-        return made
-
-    def periodic(
-        self,
-        cron: str | None = None,
-        *,
-        every: float | None = None,
-        tz: str = "UTC",
-        name: str | None = None,
-        missed: MissedPolicy = "once",
-        **task_options: Any,
-    ) -> Callable[[Callable[P, R]], Task[P, R]]:
-        """Register a function taking no arguments as a task and run it on a schedule:
-        ``@queue.periodic("0 * * * *")`` or ``@queue.periodic(every=30)``.
-
-        ``name`` names both the task and the schedule; other keywords are
-        :meth:`task` options (``max_attempts``, ``queue``, ...).
-        """
-        if callable(cron):
-            raise TypeError("give @queue.periodic a cron expression or every=...")
-
-        def register(function: Callable[P, R]) -> Task[P, R]:
-            task = self.task(name, **task_options)(function)
-            self.schedule(task, cron=cron, every=every, tz=tz, name=name or task.name,
-                          missed=missed)  # fmt: skip
-            return task
-
-        return register
-
-    def schedules(self) -> builtins.list[ScheduleInfo]:
-        """Every schedule stored in the database (declared by any process), by name,
-        with its next and last fire times."""
-        return [schedule_info(state) for state in self.storage.list_schedules()]
-
-    def pause_schedule(self, name: str) -> ScheduleInfo:
-        """Stop firing ``name`` in every process until :meth:`resume_schedule`.
-        Raises :class:`~jobq.ScheduleNotFound` for an unknown schedule."""
-        return self._set_paused(name, True)
-
-    def resume_schedule(self, name: str) -> ScheduleInfo:
-        """Fire ``name`` again, from its next fire time after now (what was missed
-        while paused is skipped). Raises :class:`~jobq.ScheduleNotFound` if unknown."""
-        return self._set_paused(name, False)
-
-    def trigger_schedule(self, name: str) -> Job:
-        """Enqueue the job of schedule ``name`` now, outside its fire times (which
-        stay as they are). Raises :class:`~jobq.ScheduleNotFound` for an unknown schedule."""
-        schedule = self._stored_schedule(name)
-        now = self.clock.now()
-        job = self.storage.enqueue(self._schedule_jobs(schedule, 1)[0], now=now).job
-        self._wake(job.queue)
-        if signals.job_enqueued.receivers:
-            signals.emit(signals.job_enqueued, self, job=job)
-        return job
-
-    def fire_due_schedules(self, now: float | None = None) -> builtins.list[int]:
-        """Enqueue the jobs of the declared schedules whose fire time has come (each
-        fire time once across every process); return their ids. Worker pools call
-        this about once a second; tests call it after advancing a fake clock."""
-        if not self.declared_schedules:
-            return []
-        ids = fire_due(self.storage, self.declared_schedules, self._schedule_jobs,
-                       self.clock.now() if now is None else now)  # fmt: skip
-        if ids:
-            for queue_name in {s.queue for s in self.declared_schedules.values()}:
-                self._wake(queue_name)
-        return ids
-
-    def _schedule_jobs(self, schedule: Schedule, count: int) -> builtins.list[NewJob]:
-        # The job options were stored with the schedule, so a process that does not
-        # know the task (the command line, the web app) enqueues the same job.
-        job = NewJob(schedule.task, schedule.payload, schedule.queue, schedule.priority,
-                     schedule.max_attempts)  # fmt: skip
-        return [job] * count
-
-    def _stored_schedule(self, name: str) -> Schedule:
-        for state in self.storage.list_schedules():
-            if state.name == name:
-                return Schedule.from_spec(state.name, state.spec)
-        raise ScheduleNotFound(name)
-
-    def _set_paused(self, name: str, paused: bool) -> ScheduleInfo:
-        schedule = self._stored_schedule(name)
-        now = self.clock.now()
-        upcoming = None if paused else schedule.next_after(now)
-        state = self.storage.set_schedule_paused(name, paused, now=now, next_fire_at=upcoming)
-        if state is None:
-            raise ScheduleNotFound(name)
-        return schedule_info(state)
 
     # -- looking and controlling --------------------------------------------------
 

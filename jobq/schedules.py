@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
 
-from .errors import ConfigurationError
+from .errors import ConfigurationError, ScheduleNotFound
 from .storage.base import NewJob, ScheduleState, Storage
 
 MissedPolicy = Literal["once", "all", "skip"]
@@ -262,3 +262,32 @@ def fire_due(
         if fired:
             ids.extend(fired)
     return ids
+
+
+def jobs_of(schedule: Schedule, count: int) -> list[NewJob]:
+    """``count`` copies of the job ``schedule`` enqueues. Its options were stored
+    with the schedule, so a process that does not know the task (the command
+    line, the web app) enqueues the same job as a worker would."""
+    job = NewJob(schedule.task, schedule.payload, schedule.queue, schedule.priority,
+                 schedule.max_attempts)  # fmt: skip
+    return [job] * count
+
+
+def stored_schedule(storage: Storage, name: str) -> Schedule:
+    """The schedule ``name`` as stored by whichever process declared it.
+    Raises :class:`~jobq.ScheduleNotFound`."""
+    for state in storage.list_schedules():
+        if state.name == name:
+            return Schedule.from_spec(state.name, state.spec)
+    raise ScheduleNotFound(name)
+
+
+def set_paused(storage: Storage, name: str, paused: bool, *, now: float) -> ScheduleInfo:
+    """Pause or resume the stored schedule ``name`` for every process; resuming
+    skips what was missed. Raises :class:`~jobq.ScheduleNotFound`."""
+    schedule = stored_schedule(storage, name)
+    upcoming = None if paused else schedule.next_after(now)
+    state = storage.set_schedule_paused(name, paused, now=now, next_fire_at=upcoming)
+    if state is None:
+        raise ScheduleNotFound(name)
+    return info(state)

@@ -99,18 +99,44 @@ def throwaway_postgres() -> Iterator[str | None]:
         port = probe.getsockname()[1]
     data = os.path.join(folder, "data")
     # fsync=off: a throwaway server; the crash tests kill clients, never the server.
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off " \
-        "-c max_connections=300"
+    options = (
+        f"-c listen_addresses=127.0.0.1 -p {port} -k {folder} -c fsync=off -c max_connections=300"
+    )
     try:
-        run(*as_postgres, programs / "initdb", "-D", data, "-U", "postgres", "--auth=trust",
-            "-E", "UTF8", "--no-instructions", cwd=folder)
-        run(*as_postgres, programs / "pg_ctl", "-D", data, "-l", os.path.join(folder, "log"),
-            "-w", "-s", "-o", options, "start", cwd=folder)
+        run(
+            *as_postgres,
+            programs / "initdb",
+            "-D",
+            data,
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--no-instructions",
+            cwd=folder,
+        )
+        run(
+            *as_postgres,
+            programs / "pg_ctl",
+            "-D",
+            data,
+            "-l",
+            os.path.join(folder, "log"),
+            "-w",
+            "-s",
+            "-o",
+            options,
+            "start",
+            cwd=folder,
+        )
         try:
             yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
         finally:
-            subprocess.run([*as_postgres, str(programs / "pg_ctl"), "-D", data, "-m", "fast",
-                            "-s", "stop"], cwd=folder)  # a folder the postgres user can enter
+            subprocess.run(
+                [*as_postgres, str(programs / "pg_ctl"), "-D", data, "-m", "fast", "-s", "stop"],
+                cwd=folder,
+            )  # a folder the postgres user can enter
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -56,10 +56,24 @@ class Settings:
     strict_tasks: int
 
 
-FULL = Settings(rounds=7, tasks=20_000, acquire_seconds=0.2, contended_seconds=0.3,
-                strict_rate=20, strict_per=0.5, strict_tasks=100)
-QUICK = Settings(rounds=2, tasks=2_000, acquire_seconds=0.02, contended_seconds=0.03,
-                 strict_rate=10, strict_per=0.2, strict_tasks=30)
+FULL = Settings(
+    rounds=7,
+    tasks=20_000,
+    acquire_seconds=0.2,
+    contended_seconds=0.3,
+    strict_rate=20,
+    strict_per=0.5,
+    strict_tasks=100,
+)
+QUICK = Settings(
+    rounds=2,
+    tasks=2_000,
+    acquire_seconds=0.02,
+    contended_seconds=0.03,
+    strict_rate=10,
+    strict_per=0.2,
+    strict_tasks=30,
+)
 
 
 class Sample(NamedTuple):
@@ -265,11 +279,15 @@ LIMITERS: dict[str, MakeLimiter] = {
 
 def bench_limiters(settings: Settings, contended: bool) -> dict[str, list[Sample]]:
     if contended:
-        runs = {name: many_threads(make, settings.contended_seconds)
-                for name, make in LIMITERS.items()}
+        runs = {
+            name: many_threads(make, settings.contended_seconds) for name, make in LIMITERS.items()
+        }
     else:  # blocking only matters when a lock is contended
-        runs = {name: one_thread(make, settings.acquire_seconds)
-                for name, make in LIMITERS.items() if name != "pyrate-limiter blocking"}
+        runs = {
+            name: one_thread(make, settings.acquire_seconds)
+            for name, make in LIMITERS.items()
+            if name != "pyrate-limiter blocking"
+        }
     return interleave(runs, settings.rounds)
 
 
@@ -352,8 +370,7 @@ def bench_strict(settings: Settings) -> StrictResult:
         future.result()
     seconds = time.monotonic() - start
     executor.shutdown(wait=True)
-    return StrictResult(most_in_window(limiter.grants, per), most_in_window(observed, per),
-                        seconds)
+    return StrictResult(most_in_window(limiter.grants, per), most_in_window(observed, per), seconds)
 
 
 # -- report -----------------------------------------------------------------------------------
@@ -416,8 +433,10 @@ def main(argv: list[str] | None = None) -> int:
 
     for text in environment():
         print(text)
-    print(f"{settings.rounds} rounds per contestant, interleaved; figures are medians"
-          f"{' (--quick: too short to trust)' if args.quick else ''}")
+    print(
+        f"{settings.rounds} rounds per contestant, interleaved; figures are medians"
+        f"{' (--quick: too short to trust)' if args.quick else ''}"
+    )
     print(flush=True)
     began = time.perf_counter()
 
@@ -433,67 +452,117 @@ def main(argv: list[str] | None = None) -> int:
             continue
         ratio = round(paired_ratio(samples, tpe), 2)  # judged as printed
         is_goal = name == "BoundedExecutor"
-        rows.append((
-            f"submit+collect per no-op task, {name}", us(median(samples)),
-            "ThreadPoolExecutor", us(median(tpe)), f"{ratio:.2f}x",
-            "<= 1.25x" if is_goal else "(info)", yes_no(ratio <= 1.25) if is_goal else "-",
-        ))
+        rows.append(
+            (
+                f"submit+collect per no-op task, {name}",
+                us(median(samples)),
+                "ThreadPoolExecutor",
+                us(median(tpe)),
+                f"{ratio:.2f}x",
+                "<= 1.25x" if is_goal else "(info)",
+                yes_no(ratio <= 1.25) if is_goal else "-",
+            )
+        )
 
     peers_single = ["pyrate-limiter", "limits fixed window", "limits moving window"]
     pairs_single = [("TokenBucket", peer) for peer in peers_single]
     pairs_single.append(("SlidingWindowLimiter", "limits moving window"))
     for ours, peer in pairs_single:
         value = median(single[ours])
-        rows.append((
-            f"acquire, 1 thread, {ours}", us(value), peer, us(median(single[peer])),
-            f"{paired_ratio(single[ours], single[peer]):.2f}x", "< 1 us", yes_no(value < 1.0),
-        ))
+        rows.append(
+            (
+                f"acquire, 1 thread, {ours}",
+                us(value),
+                peer,
+                us(median(single[peer])),
+                f"{paired_ratio(single[ours], single[peer]):.2f}x",
+                "< 1 us",
+                yes_no(value < 1.0),
+            )
+        )
 
-    peers_contended = ["pyrate-limiter", "pyrate-limiter blocking", "limits fixed window",
-                       "limits moving window"]
+    peers_contended = [
+        "pyrate-limiter",
+        "pyrate-limiter blocking",
+        "limits fixed window",
+        "limits moving window",
+    ]
     pairs = [("TokenBucket", peer) for peer in peers_contended]
     pairs.append(("SlidingWindowLimiter", "limits moving window"))
     for ours, peer in pairs:
-        rows.append((
-            f"acquire, {THREADS} threads, {ours}", us(median(contended[ours])), peer,
-            us(median(contended[peer])),
-            f"{paired_ratio(contended[ours], contended[peer]):.2f}x", "(info)", "-",
-        ))
+        rows.append(
+            (
+                f"acquire, {THREADS} threads, {ours}",
+                us(median(contended[ours])),
+                peer,
+                us(median(contended[peer])),
+                f"{paired_ratio(contended[ours], contended[peer]):.2f}x",
+                "(info)",
+                "-",
+            )
+        )
     for ours, peer in pairs:
         if peer == "pyrate-limiter blocking":
             continue  # blocks instead of refusing
         refused = max(sample.refused for sample in contended[ours])
-        rows.append((
-            f"false refusals, {THREADS} threads, {ours}", pct(refused), peer,
-            pct(median_refused(contended[peer])), "-", "0%", yes_no(refused == 0),
-        ))
+        rows.append(
+            (
+                f"false refusals, {THREADS} threads, {ours}",
+                pct(refused),
+                peer,
+                pct(median_refused(contended[peer])),
+                "-",
+                "0%",
+                yes_no(refused == 0),
+            )
+        )
 
     window = f"{settings.strict_rate}/{settings.strict_per:g}s"
     limit = settings.strict_rate
-    rows.append((
-        f"strict {window}: most grants in a window", str(strict.granted), "limit", str(limit),
-        "-", f"<= {limit}", yes_no(strict.granted <= limit),
-    ))
-    rows.append((
-        f"strict {window}: most starts seen in tasks (+jitter)", str(strict.observed), "limit",
-        str(limit),
-        "-", "(info)", "-",
-    ))
+    rows.append(
+        (
+            f"strict {window}: most grants in a window",
+            str(strict.granted),
+            "limit",
+            str(limit),
+            "-",
+            f"<= {limit}",
+            yes_no(strict.granted <= limit),
+        )
+    )
+    rows.append(
+        (
+            f"strict {window}: most starts seen in tasks (+jitter)",
+            str(strict.observed),
+            "limit",
+            str(limit),
+            "-",
+            "(info)",
+            "-",
+        )
+    )
 
     print_table(rows)
-    print("ratio = jobq / peer, median of the per-round ratios (below 1: jobq is faster); "
-          "jobq refusals: worst round, peers: median")
+    print(
+        "ratio = jobq / peer, median of the per-round ratios (below 1: jobq is faster); "
+        "jobq refusals: worst round, peers: median"
+    )
     print()
     print("Spread over rounds, us per task or call: median [min - max]")
-    for title, results in (("submit+collect", executors), ("acquire, 1 thread", single),
-                           (f"acquire, {THREADS} threads", contended)):
+    for title, results in (
+        ("submit+collect", executors),
+        ("acquire, 1 thread", single),
+        (f"acquire, {THREADS} threads", contended),
+    ):
         for name, samples in results.items():
             values = [sample.micros for sample in samples]
             note = ""
             if any(sample.refused for sample in samples):
                 note = f"  refused {pct(median_refused(samples))}"
-            print(f"  {title}, {name}: {us(statistics.median(values))} "
-                  f"[{min(values):.2f} - {max(values):.2f}]{note}")
+            print(
+                f"  {title}, {name}: {us(statistics.median(values))} "
+                f"[{min(values):.2f} - {max(values):.2f}]{note}"
+            )
     print(f"  strict: {settings.strict_tasks} tasks at {window} took {strict.seconds:.2f} s")
     print(f"\nfinished in {time.perf_counter() - began:.1f} s")
     return 0

@@ -78,13 +78,22 @@ try:
 
     from jobq.storage.postgres import PostgresStorage
 except ImportError as exc:  # pragma: no cover - depends on the environment
-    sys.exit(f"missing a library ({exc.name}); install with: pip install -e '.[postgres,bench]' "
-             "procrastinate")
+    sys.exit(
+        f"missing a library ({exc.name}); install with: pip install -e '.[postgres,bench]' "
+        "procrastinate"
+    )
 
 THREADS = 4
 TASK = "noop"
-HEADER = ("workload", "jobq (PostgreSQL)", "jobq (SQLite NORMAL)", "Procrastinate",
-          "raw psycopg", "goal", "met?")
+HEADER = (
+    "workload",
+    "jobq (PostgreSQL)",
+    "jobq (SQLite NORMAL)",
+    "Procrastinate",
+    "raw psycopg",
+    "goal",
+    "met?",
+)
 COLUMNS = ("jobq-pg", "jobq-sqlite", "procrastinate", "raw")
 PROCESS_COUNTS = (1, 2, 4)
 RAW_INSERT = (
@@ -147,8 +156,10 @@ def postgres_programs() -> Path:
     found = shutil.which("pg_ctl")
     if found and shutil.which("initdb"):
         return Path(found).parent
-    sys.exit("PostgreSQL's server programs (initdb, pg_ctl) are not installed; "
-             "install them or pass --url")
+    sys.exit(
+        "PostgreSQL's server programs (initdb, pg_ctl) are not installed; "
+        "install them or pass --url"
+    )
 
 
 @contextmanager
@@ -169,20 +180,53 @@ def throwaway_server(base: str | None) -> Iterator[str]:
             port = probe.getsockname()[1]
         # --no-sync: initdb does not flush the new cluster's files; the server still runs
         # with fsync=on. Only the address, port and socket folder are set.
-        subprocess.run([*as_postgres, str(programs / "initdb"), "-D", data, "-U", "postgres",
-                        "--auth=trust", "-E", "UTF8", "--no-instructions", "--no-sync"],
-                       check=True, capture_output=True, start_new_session=True)
+        subprocess.run(
+            [
+                *as_postgres,
+                str(programs / "initdb"),
+                "-D",
+                data,
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-instructions",
+                "--no-sync",
+            ],
+            check=True,
+            capture_output=True,
+            start_new_session=True,
+        )
         options = f"-c listen_addresses=127.0.0.1 -p {port} -k {folder}"
         started = True
-        subprocess.run([*as_postgres, str(programs / "pg_ctl"), "-D", data, "-l",
-                        os.path.join(folder, "log"), "-w", "-s", "-o", options, "start"],
-                       check=True, capture_output=True, start_new_session=True)
+        subprocess.run(
+            [
+                *as_postgres,
+                str(programs / "pg_ctl"),
+                "-D",
+                data,
+                "-l",
+                os.path.join(folder, "log"),
+                "-w",
+                "-s",
+                "-o",
+                options,
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+            start_new_session=True,
+        )
         yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
     finally:
         if started:
-            subprocess.run([*as_postgres, str(programs / "pg_ctl"), "-D", data, "-m", "fast",
-                            "-s", "stop"], capture_output=True, start_new_session=True,
-                           check=False)
+            subprocess.run(
+                [*as_postgres, str(programs / "pg_ctl"), "-D", data, "-m", "fast", "-s", "stop"],
+                capture_output=True,
+                start_new_session=True,
+                check=False,
+            )
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -367,8 +411,7 @@ class ProcrastinateContestant(Contestant):
 
     def process(self, count: int) -> float:
         started = time.perf_counter()
-        self.worker_app.run_worker(concurrency=THREADS, wait=False,
-                                   install_signal_handlers=False)
+        self.worker_app.run_worker(concurrency=THREADS, wait=False, install_signal_handlers=False)
         rate = count / (time.perf_counter() - started)
         done = self.count_succeeded()
         if done != count:
@@ -382,8 +425,9 @@ class ProcrastinateContestant(Contestant):
         async def main() -> None:
             async with self.worker_app.open_async():
                 ready.set()
-                await self.worker_app.run_worker_async(concurrency=THREADS,
-                                                       install_signal_handlers=False)
+                await self.worker_app.run_worker_async(
+                    concurrency=THREADS, install_signal_handlers=False
+                )
 
         def run() -> None:
             asyncio.set_event_loop(loop)
@@ -492,8 +536,7 @@ def child_enqueue(spec: dict[str, Any]) -> None:
     target = spec["target"]
     enqueue: Callable[[int], Any]
     if target["kind"] == "procrastinate":
-        app = procrastinate.App(connector=procrastinate.PsycopgConnector(
-            conninfo=target["url"]))
+        app = procrastinate.App(connector=procrastinate.PsycopgConnector(conninfo=target["url"]))
         app.open()
         deferrer = app.configure_task(name=TASK)
 
@@ -549,10 +592,20 @@ def child_command(spec: dict[str, Any]) -> list[str]:
 
 
 def run_enqueuer(target: dict[str, str], count: int, seed: int) -> list[float]:
-    spec = {"role": "enqueue", "target": target, "count": count, "gap": (0.005, 0.015),
-            "seed": seed}
-    done = subprocess.run(child_command(spec), capture_output=True, text=True,
-                          timeout=60.0 + count * 0.05, check=False)
+    spec = {
+        "role": "enqueue",
+        "target": target,
+        "count": count,
+        "gap": (0.005, 0.015),
+        "seed": seed,
+    }
+    done = subprocess.run(
+        child_command(spec),
+        capture_output=True,
+        text=True,
+        timeout=60.0 + count * 0.05,
+        check=False,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"the enqueueing child failed ({done.returncode}):\n{done.stderr}")
     times: list[float] = json.loads(done.stdout.strip().splitlines()[-1])
@@ -574,8 +627,9 @@ class Results:
         table.setdefault(key, []).append(value)
 
 
-def enqueue_and_process(workspace: Workspace, column: str, settings: Settings,
-                        results: Results) -> None:
+def enqueue_and_process(
+    workspace: Workspace, column: str, settings: Settings, results: Results
+) -> None:
     n = settings.jobs
     with workspace.contestant(column) as c:
         started = time.perf_counter()
@@ -593,8 +647,7 @@ def bulk(workspace: Workspace, column: str, settings: Settings, results: Results
         results.add(results.bulk_ms, column, (time.perf_counter() - started) * 1000)
 
 
-def several_processes(server: Server, processes: int, settings: Settings,
-                      results: Results) -> None:
+def several_processes(server: Server, processes: int, settings: Settings, results: Results) -> None:
     """``processes`` worker processes with 4 threads each on ``settings.jobs`` jobs enqueued
     in bulk; jobs/s from the first claim to the last completion, by the server's clock."""
     n = settings.jobs
@@ -606,8 +659,14 @@ def several_processes(server: Server, processes: int, settings: Settings,
         children: list[subprocess.Popen[str]] = []
         try:
             for _ in range(processes):
-                children.append(subprocess.Popen(child_command(spec), stdin=subprocess.PIPE,
-                                                 stdout=subprocess.PIPE, text=True))
+                children.append(
+                    subprocess.Popen(
+                        child_command(spec),
+                        stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE,
+                        text=True,
+                    )
+                )
             for child in children:
                 assert child.stdout is not None
                 if child.stdout.readline().strip() != "ready":
@@ -626,10 +685,10 @@ def several_processes(server: Server, processes: int, settings: Settings,
                     assert row is not None
                     if row[0] == n:
                         break
-                    if time.monotonic() > deadline or any(c.poll() is not None
-                                                          for c in children):
-                        raise RuntimeError(f"{processes} processes: only {row[0]} of {n} jobs "
-                                           "completed")
+                    if time.monotonic() > deadline or any(c.poll() is not None for c in children):
+                        raise RuntimeError(
+                            f"{processes} processes: only {row[0]} of {n} jobs completed"
+                        )
                     time.sleep(0.01)
             results.add(results.processes_rate, processes, n / (row[2] - row[1]))
         finally:
@@ -652,8 +711,9 @@ def stop_children(children: list[subprocess.Popen[str]]) -> None:
 WARM_UP = 1_000_000  # job index of the parent's warm-up job
 
 
-def pickup(workspace: Workspace, column: str, settings: Settings, results: Results,
-           seed: int) -> None:
+def pickup(
+    workspace: Workspace, column: str, settings: Settings, results: Results, seed: int
+) -> None:
     with workspace.contestant(column) as c:
         c.start()
         try:
@@ -670,8 +730,9 @@ def pickup(workspace: Workspace, column: str, settings: Settings, results: Resul
             if not c.recorder.wait_started(indexes, 30.0):
                 missing = [i for i in indexes if i not in c.recorder.starts]
                 raise RuntimeError(f"{column}: {len(missing)} latency jobs never ran")
-            results.latency[column] = [(c.recorder.starts[i] - t) * 1000
-                                       for i, t in zip(indexes, sent, strict=True)]
+            results.latency[column] = [
+                (c.recorder.starts[i] - t) * 1000 for i, t in zip(indexes, sent, strict=True)
+            ]
         finally:
             c.stop()
 
@@ -719,34 +780,59 @@ def build_table(results: Results, settings: Settings) -> list[tuple[str, ...]]:
     ok = detail = None
     if jobq_rate and raw_rate:
         ok, detail = jobq_rate >= raw_rate / 1.2, f"{jobq_rate / raw_rate:.2f}x raw"
-    rows.append((f"enqueue {k} one by one (jobs/s)", *cells(enq), ">= raw / 1.2",
-                 yes_no(ok, detail or "")))
+    rows.append(
+        (f"enqueue {k} one by one (jobs/s)", *cells(enq), ">= raw / 1.2", yes_no(ok, detail or ""))
+    )
 
     bulk_ms = {col: median(v) for col, v in results.bulk_ms.items()}
     value = bulk_ms.get("jobq-pg")
-    rows.append((f"enqueue {k} in bulk (ms)", *cells(bulk_ms), "< 100 ms",
-                 yes_no(None if value is None else value < 100)))
+    rows.append(
+        (
+            f"enqueue {k} in bulk (ms)",
+            *cells(bulk_ms),
+            "< 100 ms",
+            yes_no(None if value is None else value < 100),
+        )
+    )
 
     rate = {col: median(v) for col, v in results.process_rate.items()}
     jobq_rate, peer = rate.get("jobq-pg"), rate.get("procrastinate")
     ok = detail = None
     if jobq_rate and peer:
         ok, detail = jobq_rate >= 20 * peer, f"{jobq_rate / peer:.1f}x"
-    rows.append((f"process {k} no-op, 4 threads (jobs/s)", *cells(rate),
-                 ">= 20x Procrastinate", yes_no(ok, detail or "")))
+    rows.append(
+        (
+            f"process {k} no-op, 4 threads (jobs/s)",
+            *cells(rate),
+            ">= 20x Procrastinate",
+            yes_no(ok, detail or ""),
+        )
+    )
 
     for count in PROCESS_COUNTS:
         value = median(results.processes_rate.get(count))
         label = "process" if count == 1 else "processes"
-        rows.append((f"process {k}, {count} {label} x 4 threads (jobs/s)",
-                     *cells({"jobq-pg": value}), "-", "-"))
+        rows.append(
+            (
+                f"process {k}, {count} {label} x 4 threads (jobs/s)",
+                *cells({"jobq-pg": value}),
+                "-",
+                "-",
+            )
+        )
 
     p50 = {col: percentile(v, 0.50) for col, v in results.latency.items()}
     p99 = {col: percentile(v, 0.99) for col, v in results.latency.items()}
     rows.append(("pickup p50, other process (ms)", *cells(p50), "-", "-"))
     value = p99.get("jobq-pg")
-    rows.append(("pickup p99, other process (ms)", *cells(p99), "< 5 ms",
-                 yes_no(None if value is None else value < 5)))
+    rows.append(
+        (
+            "pickup p99, other process (ms)",
+            *cells(p99),
+            "< 5 ms",
+            yes_no(None if value is None else value < 5),
+        )
+    )
     return rows
 
 
@@ -777,8 +863,16 @@ def print_environment(settings: Settings, server: Server, where: str) -> None:
         f"procrastinate {version('procrastinate')} | SQLite {sqlite3.sqlite_version}"
     )
     print(f"{platform.platform()} | {os.cpu_count()} CPUs")
-    settings_shown = ", ".join(f"{name}={server.setting(name)}" for name in (
-        "fsync", "synchronous_commit", "wal_sync_method", "shared_buffers", "max_connections"))
+    settings_shown = ", ".join(
+        f"{name}={server.setting(name)}"
+        for name in (
+            "fsync",
+            "synchronous_commit",
+            "wal_sync_method",
+            "shared_buffers",
+            "max_connections",
+        )
+    )
     print(f"PostgreSQL {server.setting('server_version')} ({where}): {settings_shown}")
     print(
         f"{settings.jobs:,} jobs per run, {settings.rounds} round(s) (medians), "
@@ -801,7 +895,7 @@ def run(server: Server, settings: Settings, base: str | None) -> Results:
     workspace = Workspace(server, base)
     try:
         for index in range(settings.rounds):
-            order = COLUMNS[index % 4:] + COLUMNS[: index % 4]
+            order = COLUMNS[index % 4 :] + COLUMNS[: index % 4]
             for column in order:
                 step(f"round {index + 1}: enqueue one by one + process, {column}")
                 enqueue_and_process(workspace, column, settings, results)
@@ -822,9 +916,12 @@ def run(server: Server, settings: Settings, base: str | None) -> Results:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="small run (~30 s) to check it works")
-    parser.add_argument("--url", default=None,
-                        help="an existing server (a role that may CREATE DATABASE); default: "
-                             "start a throwaway server with default settings")
+    parser.add_argument(
+        "--url",
+        default=None,
+        help="an existing server (a role that may CREATE DATABASE); default: "
+        "start a throwaway server with default settings",
+    )
     parser.add_argument("--jobs", type=int, default=None, help="jobs per throughput run")
     parser.add_argument("--rounds", type=int, default=None, help="repeats of those runs")
     parser.add_argument("--dir", default=None, help="where the temporary files go")
@@ -855,14 +952,15 @@ def main(argv: list[str] | None = None) -> int:
     # Whatever hangs, the benchmark ends: dump every thread's stack and exit.
     faulthandler.dump_traceback_later(1800.0, exit=True)
     try:
-        with (throwaway_server(args.dir) if args.url is None
-              else existing_server(args.url)) as url:
+        with throwaway_server(args.dir) if args.url is None else existing_server(args.url) as url:
             step("server up" if args.url is None else "using the server given")
             server = Server(url)
             try:
-                print_environment(settings, server,
-                                  "throwaway, default settings" if args.url is None
-                                  else "the server given")
+                print_environment(
+                    settings,
+                    server,
+                    "throwaway, default settings" if args.url is None else "the server given",
+                )
                 results = run(server, settings, args.dir)
             finally:
                 server.close()

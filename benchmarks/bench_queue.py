@@ -78,8 +78,9 @@ class Settings:
     pq_tick: float  # persist-queue consumers' get(timeout=...): 10 s is its blocking tick
 
 
-FULL = Settings(jobs=10_000, rounds=3, samples=300, idle=75.0, finished_rows=1_000_000,
-                pq_tick=10.0)
+FULL = Settings(
+    jobs=10_000, rounds=3, samples=300, idle=75.0, finished_rows=1_000_000, pq_tick=10.0
+)
 QUICK = Settings(jobs=1_000, rounds=1, samples=40, idle=3.0, finished_rows=20_000, pq_tick=0.5)
 
 
@@ -115,7 +116,6 @@ class Recorder:
 
     def wait_started(self, indexes: Sequence[int], timeout: float) -> bool:
         return self.wait(lambda: all(i in self.starts for i in indexes), timeout)
-
 
 
 # -- contestants --------------------------------------------------------------------------
@@ -262,10 +262,16 @@ class HueyContestant(Contestant):
         # default polling. Its start() installs signal handlers meant for its own main
         # loop, which does not run here: put ours back.
         names = ("SIGINT", "SIGTERM", "SIGHUP")
-        saved = {getattr(signal, n): signal.getsignal(getattr(signal, n))
-                 for n in names if hasattr(signal, n)}
+        saved = {
+            getattr(signal, n): signal.getsignal(getattr(signal, n))
+            for n in names
+            if hasattr(signal, n)
+        }
         self.consumer = self.huey.create_consumer(
-            workers=THREADS, worker_type="thread", periodic=False, check_worker_health=False,
+            workers=THREADS,
+            worker_type="thread",
+            periodic=False,
+            check_worker_health=False,
             shutdown_timeout=10.0,
         )
         try:
@@ -318,8 +324,9 @@ class PersistQueueContestant(Contestant):
 
     def start(self) -> None:
         for number in range(THREADS):
-            thread = threading.Thread(target=self._consume, name=f"pq-consumer-{number}",
-                                      daemon=True)
+            thread = threading.Thread(
+                target=self._consume, name=f"pq-consumer-{number}", daemon=True
+            )
             thread.start()
             self.threads.append(thread)
 
@@ -408,8 +415,9 @@ def child_main(spec_text: str) -> None:
             enqueuers.append(huey.task(name=TASK)(_task_module(lambda i: None)))
         else:  # auto_resume=False: a producer must not requeue the consumers' unacked items
             enqueuers.append(
-                persistqueue.SQLiteAckQueue(target["path"], multithreading=True,
-                                            auto_resume=False).put
+                persistqueue.SQLiteAckQueue(
+                    target["path"], multithreading=True, auto_resume=False
+                ).put
             )
     low, high = spec["gap"]
     times: list[list[float]] = []
@@ -423,13 +431,22 @@ def child_main(spec_text: str) -> None:
     print(json.dumps(times), flush=True)
 
 
-def run_child(targets: list[dict[str, str]], *, count: int, gap: tuple[float, float],
-              between: float, seed: int) -> list[list[float]]:
+def run_child(
+    targets: list[dict[str, str]],
+    *,
+    count: int,
+    gap: tuple[float, float],
+    between: float,
+    seed: int,
+) -> list[list[float]]:
     spec = {"targets": targets, "count": count, "gap": gap, "between": between, "seed": seed}
     budget = 60.0 + len(targets) * (count * gap[1] + between) * 3
     done = subprocess.run(
         [sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)],
-        capture_output=True, text=True, timeout=budget, check=False,
+        capture_output=True,
+        text=True,
+        timeout=budget,
+        check=False,
     )
     if done.returncode != 0:
         raise RuntimeError(f"the enqueueing child failed ({done.returncode}):\n{done.stderr}")
@@ -457,8 +474,9 @@ def done_timeout(settings: Settings, count: int) -> float:
     return 120.0 + count / 50  # far above any contestant's pace; a hang fails loudly
 
 
-def enqueue_and_process(workspace: Workspace, factory: Factory, settings: Settings,
-                        results: Results, column: str) -> None:
+def enqueue_and_process(
+    workspace: Workspace, factory: Factory, settings: Settings, results: Results, column: str
+) -> None:
     n = settings.jobs
     with contestant(workspace, factory) as c:
         started = time.perf_counter()
@@ -472,8 +490,9 @@ def enqueue_and_process(workspace: Workspace, factory: Factory, settings: Settin
         results.process_rate[column].append(n / (time.perf_counter() - started))
 
 
-def bulk(workspace: Workspace, factory: Factory, settings: Settings, results: Results,
-         column: str) -> None:
+def bulk(
+    workspace: Workspace, factory: Factory, settings: Settings, results: Results, column: str
+) -> None:
     with contestant(workspace, factory) as c:
         started = time.perf_counter()
         how = c.enqueue_bulk(settings.jobs)
@@ -502,8 +521,14 @@ def latencies(c: Contestant, sent: list[float], first: int, timeout: float) -> l
 WARM_UP = 1_000_000  # job index of warm-up jobs, away from the measured ones
 
 
-def pickup_local(workspace: Workspace, factory: Factory, settings: Settings,
-                 results: Results, column: str, seed: int) -> None:
+def pickup_local(
+    workspace: Workspace,
+    factory: Factory,
+    settings: Settings,
+    results: Results,
+    column: str,
+    seed: int,
+) -> None:
     rng = random.Random(seed)
     with contestant(workspace, factory) as c:
         c.start()
@@ -516,18 +541,26 @@ def pickup_local(workspace: Workspace, factory: Factory, settings: Settings,
         results.latency_local[column] = latencies(c, sent, 0, 30.0 + 2 * settings.pq_tick)
 
 
-def pickup_remote(workspace: Workspace, factory: Factory, settings: Settings,
-                  results: Results, column: str, seed: int) -> None:
+def pickup_remote(
+    workspace: Workspace,
+    factory: Factory,
+    settings: Settings,
+    results: Results,
+    column: str,
+    seed: int,
+) -> None:
     with contestant(workspace, factory) as c:
         c.start()
         warm_up(c, WARM_UP)
-        sent = run_child([c.child_target()], count=settings.samples, gap=(0.005, 0.015),
-                         between=0.0, seed=seed)[0]
+        sent = run_child(
+            [c.child_target()], count=settings.samples, gap=(0.005, 0.015), between=0.0, seed=seed
+        )[0]
         results.latency_remote[column] = latencies(c, sent, 0, 30.0 + 2 * settings.pq_tick)
 
 
-def after_idle(workspace: Workspace, makers: dict[str, Factory], settings: Settings,
-               results: Results) -> None:
+def after_idle(
+    workspace: Workspace, makers: dict[str, Factory], settings: Settings, results: Results
+) -> None:
     """All contestants idle side by side for ``settings.idle`` seconds; then one child
     enqueues one job into each, a quarter of a second apart."""
     made: dict[str, Contestant] = {}
@@ -539,8 +572,9 @@ def after_idle(workspace: Workspace, makers: dict[str, Factory], settings: Setti
             made[column].start()
             warm_up(made[column], WARM_UP)
         time.sleep(settings.idle)
-        sent = run_child([c.child_target() for c in made.values()], count=1,
-                         gap=(0.0, 0.0), between=0.25, seed=0)
+        sent = run_child(
+            [c.child_target() for c in made.values()], count=1, gap=(0.0, 0.0), between=0.25, seed=0
+        )
         deadline = time.monotonic() + 30.0 + 2 * settings.pq_tick
         for (column, c), times in zip(made.items(), sent, strict=True):
             if c.recorder.wait_started([0], max(0.0, deadline - time.monotonic())):
@@ -573,8 +607,19 @@ def load_finished_rows(path: Path, count: int) -> None:
             rows = []
             for i in range(start, min(count, start + chunk)):
                 t = now - 86400.0 + i * spread
-                rows.append((TASK, f'{{"args":[{i}],"kwargs":{{}}}}', t, owner, f"{i:032x}",
-                             t, t, t + 0.001, t + 0.001))
+                rows.append(
+                    (
+                        TASK,
+                        f'{{"args":[{i}],"kwargs":{{}}}}',
+                        t,
+                        owner,
+                        f"{i:032x}",
+                        t,
+                        t,
+                        t + 0.001,
+                        t + 0.001,
+                    )
+                )
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany(sql, rows)
             conn.execute("COMMIT")
@@ -680,17 +725,32 @@ def build_table(results: Results, settings: Settings) -> list[tuple[str, ...]]:
             bulk_cells.append(fmt(bulk_ms[col]))
         else:
             bulk_cells.append(f"{fmt(bulk_ms[col])} ({how})")
-    rows.append((f"enqueue {k} in bulk (ms)", *bulk_cells, "< 25 ms",
-                 jobq_checks(bulk_ms, lambda v: v < 25)))
+    rows.append(
+        (
+            f"enqueue {k} in bulk (ms)",
+            *bulk_cells,
+            "< 25 ms",
+            jobq_checks(bulk_ms, lambda v: v < 25),
+        )
+    )
 
     rate = {col: median(v) for col, v in results.process_rate.items()}
     huey_rate = rate.get("huey")
-    ratios = {col: (rate[col] or 0) / huey_rate for col in ("jobq-normal", "jobq-full")
-              if huey_rate and rate.get(col)}
+    ratios = {
+        col: (rate[col] or 0) / huey_rate
+        for col in ("jobq-normal", "jobq-full")
+        if huey_rate and rate.get(col)
+    }
     met = jobq_checks({c: ratios.get(c) for c in ratios}, lambda v: v >= 10)
     shown = " / ".join(f"{ratios[c]:.1f}x" for c in ratios)
-    rows.append((f"process {k} no-op, 4 threads (jobs/s)", *cells(rate), ">= 10x Huey",
-                 f"{met} ({shown})" if shown else met))
+    rows.append(
+        (
+            f"process {k} no-op, 4 threads (jobs/s)",
+            *cells(rate),
+            ">= 10x Huey",
+            f"{met} ({shown})" if shown else met,
+        )
+    )
 
     latency_rows: tuple[tuple[str, dict[str, list[float]], str, float], ...] = (
         ("same process", results.latency_local, "< 2 ms", 2.0),
@@ -700,22 +760,43 @@ def build_table(results: Results, settings: Settings) -> list[tuple[str, ...]]:
         p50 = {col: percentile(v, 0.50) if v else None for col, v in source.items()}
         p99 = {col: percentile(v, 0.99) if v else None for col, v in source.items()}
         rows.append((f"pickup p50, {label} (ms)", *cells(p50), "-", "-"))
-        rows.append((f"pickup p99, {label} (ms)", *cells(p99), goal,
-                     jobq_checks(p99, functools.partial(operator.gt, limit))))
+        rows.append(
+            (
+                f"pickup p99, {label} (ms)",
+                *cells(p99),
+                goal,
+                jobq_checks(p99, functools.partial(operator.gt, limit)),
+            )
+        )
 
-    rows.append((f"first job after {settings.idle:g} s idle (ms)", *cells(results.idle_ms),
-                 "< 50 ms", jobq_checks(results.idle_ms, lambda v: v < 50)))
+    rows.append(
+        (
+            f"first job after {settings.idle:g} s idle (ms)",
+            *cells(results.idle_ms),
+            "< 50 ms",
+            jobq_checks(results.idle_ms, lambda v: v < 50),
+        )
+    )
 
     empty = {col: median(v) for col, v in results.empty_rate.items()}
     big = {col: median(v) for col, v in results.big_rate.items()}
-    rows_k = f"{settings.finished_rows / 1e6:g}M" if settings.finished_rows >= 10**6 else (
-        f"{settings.finished_rows // 1000}k")
+    rows_k = (
+        f"{settings.finished_rows / 1e6:g}M"
+        if settings.finished_rows >= 10**6
+        else (f"{settings.finished_rows // 1000}k")
+    )
     rows.append((f"process {k}, empty table (jobs/s)", *cells(empty), "-", "-"))
     change = {col: (big[col] or 0) / (empty[col] or 1) - 1 for col in big if empty.get(col)}
     met6 = jobq_checks({c: change.get(c) for c in change}, lambda v: v >= -0.20)
     shown6 = " / ".join(f"{change[c]:+.0%}" for c in change)
-    rows.append((f"process {k}, {rows_k} finished rows (jobs/s)", *cells(big),
-                 "within 20% of empty", f"{met6} ({shown6})" if shown6 else met6))
+    rows.append(
+        (
+            f"process {k}, {rows_k} finished rows (jobs/s)",
+            *cells(big),
+            "within 20% of empty",
+            f"{met6} ({shown6})" if shown6 else met6,
+        )
+    )
     return rows
 
 
@@ -760,9 +841,15 @@ def print_environment(settings: Settings, workspace: Workspace) -> None:
 def run(settings: Settings, base: str | None) -> Results:
     makers = factories(settings)
     results = Results(
-        enqueue_rate={c: [] for c in COLUMNS}, bulk_ms={c: [] for c in COLUMNS}, bulk_how={},
-        process_rate={c: [] for c in COLUMNS}, latency_local={}, latency_remote={},
-        idle_ms={}, big_rate={}, empty_rate={},
+        enqueue_rate={c: [] for c in COLUMNS},
+        bulk_ms={c: [] for c in COLUMNS},
+        bulk_how={},
+        process_rate={c: [] for c in COLUMNS},
+        latency_local={},
+        latency_remote={},
+        idle_ms={},
+        big_rate={},
+        empty_rate={},
     )
     results.big_rate = {"jobq-normal": [], "jobq-full": []}
     results.empty_rate = {"jobq-normal": [], "jobq-full": []}
@@ -770,7 +857,7 @@ def run(settings: Settings, base: str | None) -> Results:
     print_environment(settings, workspace)
     try:
         for index in range(settings.rounds):
-            order = COLUMNS[index % 4:] + COLUMNS[: index % 4]
+            order = COLUMNS[index % 4 :] + COLUMNS[: index % 4]
             for column in order:
                 step(f"round {index + 1}: enqueue + process, {column}")
                 enqueue_and_process(workspace, makers[column], settings, results, column)
@@ -799,9 +886,12 @@ def step(text: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="small run (~30 s) to check it works")
-    parser.add_argument("--idle", type=float, default=None,
-                        help="seconds of idle before the first-job measurement "
-                             "(default 75, or 3 with --quick)")
+    parser.add_argument(
+        "--idle",
+        type=float,
+        default=None,
+        help="seconds of idle before the first-job measurement (default 75, or 3 with --quick)",
+    )
     parser.add_argument("--jobs", type=int, default=None, help="jobs per enqueue/process run")
     parser.add_argument("--rounds", type=int, default=None, help="repeats of those runs")
     parser.add_argument("--dir", default=None, help="where the temporary databases go")

@@ -43,8 +43,17 @@ from jobq.storage import SQLiteStorage
 GOAL_MS = 20.0
 """The goal for each figure at 1,000,000 rows."""
 
-HEADER = ("backend", "rows", "queues", "stats() ms", "oldest_runnable_age() ms",
-          "GET /jobq/stats ms", "GET /jobq/health ms", "goal", "met?")  # fmt: skip
+HEADER = (
+    "backend",
+    "rows",
+    "queues",
+    "stats() ms",
+    "oldest_runnable_age() ms",
+    "GET /jobq/stats ms",
+    "GET /jobq/health ms",
+    "goal",
+    "met?",
+)
 
 # Status of row i by i % 100, and its times relative to now (seconds).
 _MIX = """
@@ -54,8 +63,10 @@ _MIX = """
     CASE WHEN m < 95 THEN {now} - 3600 + (i % 3600) END,
     CASE WHEN m = 99 THEN {now} + 30 END
 """
-_COLUMNS = ("queue, name, payload, status, run_at, finished_at, lease_expires_at, "
-            "max_attempts, created_at, updated_at")  # fmt: skip
+_COLUMNS = (
+    "queue, name, payload, status, run_at, finished_at, lease_expires_at, "
+    "max_attempts, created_at, updated_at"
+)
 
 
 def fill_sqlite(path: Path, rows: int, queues: int, now: float) -> None:
@@ -117,8 +128,9 @@ def median_ms(call: Callable[[], Any], repeat: int) -> float:
 def measure(database: str, repeat: int) -> tuple[float, float, float, float]:
     """stats(), oldest_runnable_age(), GET /jobq/stats and GET /jobq/health, in ms."""
     app = Flask("bench_stats")
-    app.config.update(JOBQ_DATABASE=database, JOBQ_START_WORKERS=False,
-                      JOBQ_MONITOR_AUTH=lambda: True)  # fmt: skip
+    app.config.update(
+        JOBQ_DATABASE=database, JOBQ_START_WORKERS=False, JOBQ_MONITOR_AUTH=lambda: True
+    )
     JobQ(app)
     if BLUEPRINT_NAME not in app.blueprints:
         register_monitor(app)
@@ -145,8 +157,14 @@ def row(backend: str, rows: int, queues: int, figures: tuple[float, ...] | str) 
         return [backend, f"{rows:,}", f"{queues:,}", *(["-"] * 4), f"< {GOAL_MS:g} ms", figures]
     # The goal is on stats() and /health; GET /jobq/stats adds rendering the JSON.
     met = "yes" if max(figures[0], figures[3]) < GOAL_MS else "no"
-    return [backend, f"{rows:,}", f"{queues:,}", *(f"{f:.2f}" for f in figures),
-            f"< {GOAL_MS:g} ms", met]  # fmt: skip
+    return [
+        backend,
+        f"{rows:,}",
+        f"{queues:,}",
+        *(f"{f:.2f}" for f in figures),
+        f"< {GOAL_MS:g} ms",
+        met,
+    ]
 
 
 def print_table(lines: list[list[str]]) -> None:
@@ -170,22 +188,30 @@ def main(argv: list[str] | None = None) -> int:
         path = Path(folder) / "jobs.db"
         began = time.perf_counter()
         fill_sqlite(path, args.rows, args.queues, time.time())
-        print(f"SQLite: {args.rows:,} rows in {time.perf_counter() - began:.1f} s",
-              file=sys.stderr, flush=True)  # fmt: skip
+        print(
+            f"SQLite: {args.rows:,} rows in {time.perf_counter() - began:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
         with SQLiteStorage(path) as storage:
             version = ".".join(map(str, storage.sqlite_version))
-        lines.append(row(f"SQLite {version}", args.rows, args.queues,
-                         measure(str(path), args.repeat)))  # fmt: skip
+        lines.append(
+            row(f"SQLite {version}", args.rows, args.queues, measure(str(path), args.repeat))
+        )
     base = os.environ.get("JOBQ_TEST_POSTGRES_URL", "")
     if not base:
-        lines.append(row("PostgreSQL", args.rows, args.queues,
-                         "skipped: set JOBQ_TEST_POSTGRES_URL"))  # fmt: skip
+        lines.append(
+            row("PostgreSQL", args.rows, args.queues, "skipped: set JOBQ_TEST_POSTGRES_URL")
+        )
     else:
         with postgres_schema(base) as url:
             began = time.perf_counter()
             fill_postgres(url, args.rows, args.queues)
-            print(f"PostgreSQL: {args.rows:,} rows in {time.perf_counter() - began:.1f} s",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            print(
+                f"PostgreSQL: {args.rows:,} rows in {time.perf_counter() - began:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
             lines.append(row("PostgreSQL", args.rows, args.queues, measure(url, args.repeat)))
     print_table(lines)
     return 0

@@ -158,7 +158,7 @@ def create_app(
             "endpoints": {
                 "GET /": "this description",
                 "POST /enrich": f'JSON {{"items": [...]}}, up to {MAX_ITEMS} strings',
-                "POST /jobs": 'the same body; answers 202 with the job ids',
+                "POST /jobs": "the same body; answers 202 with the job ids",
                 "GET /jobs/<id>": "one job: status, attempts, result or last error",
                 "GET /jobs/stats": "counts of durable jobs per status",
                 "GET /executor": "the named executor's running and waiting tasks and limits",
@@ -283,26 +283,38 @@ def check() -> bool:
 
     try:
         index = client.get("/")
-        expect("GET / describes the endpoints", index.status_code == 200
-               and "POST /enrich" in index.get_json()["endpoints"])
+        expect(
+            "GET / describes the endpoints",
+            index.status_code == 200 and "POST /enrich" in index.get_json()["endpoints"],
+        )
 
         items = [f"item-{number}" for number in range(1, 13)]
-        print(f"POST /enrich with {len(items)} items (the fake API allows "
-              f"{API_LIMIT} per {API_PER:g} s)...")
+        print(
+            f"POST /enrich with {len(items)} items (the fake API allows "
+            f"{API_LIMIT} per {API_PER:g} s)..."
+        )
         reply = client.post("/enrich", json={"items": items})
         body = reply.get_json()
-        summary = {key: body.get(key) for key in ("calls", "ok", "rate_limited_429",
-                                                  "failed", "elapsed_seconds")}
+        summary = {
+            key: body.get(key)
+            for key in ("calls", "ok", "rate_limited_429", "failed", "elapsed_seconds")
+        }
         print(f"  {json.dumps(summary)}")
         print(f"  first result: {json.dumps(body['results'][0]) if body.get('results') else None}")
         expect("POST /enrich answers 200", reply.status_code == 200, str(reply.status_code))
         expect("every item was fetched", body.get("ok") == len(items))
-        expect("no 429 from the fake API", body.get("rate_limited_429") == 0
-               and demo_of(app).api.stats().refused_429 == 0, json.dumps(body["fake_api_totals"]))
+        expect(
+            "no 429 from the fake API",
+            body.get("rate_limited_429") == 0 and demo_of(app).api.stats().refused_429 == 0,
+            json.dumps(body["fake_api_totals"]),
+        )
         # 12 calls at 5 per window cannot all start within the first two windows.
         min_elapsed = (math.ceil(len(items) / API_LIMIT) - 1) * API_PER
-        expect("the calls were spread over the windows", body["elapsed_seconds"] >= min_elapsed,
-               f"{body['elapsed_seconds']} s >= {min_elapsed:g} s")
+        expect(
+            "the calls were spread over the windows",
+            body["elapsed_seconds"] >= min_elapsed,
+            f"{body['elapsed_seconds']} s >= {min_elapsed:g} s",
+        )
 
         for name, kwargs in {
             "malformed JSON": {"data": "{items: [", "content_type": "application/json"},
@@ -311,13 +323,19 @@ def check() -> bool:
         }.items():
             bad = client.post("/enrich", **kwargs)
             message = (bad.get_json() or {}).get("message", "")
-            expect(f"POST /enrich with {name} answers 400", bad.status_code == 400
-                   and bool(message), f"{bad.status_code} {message}")
+            expect(
+                f"POST /enrich with {name} answers 400",
+                bad.status_code == 400 and bool(message),
+                f"{bad.status_code} {message}",
+            )
 
         jobs = client.post("/jobs", json={"items": ["kiwi", "lime", "mango"]})
         job_ids = (jobs.get_json() or {}).get("job_ids", [])
-        expect("POST /jobs answers 202 with 3 job ids", jobs.status_code == 202
-               and len(job_ids) == 3, str(jobs.get_json()))
+        expect(
+            "POST /jobs answers 202 with 3 job ids",
+            jobs.status_code == 202 and len(job_ids) == 3,
+            str(jobs.get_json()),
+        )
         deadline = time.monotonic() + WAIT_TIMEOUT
         shown: list[dict[str, Any]] = []
         while time.monotonic() < deadline:
@@ -326,8 +344,10 @@ def check() -> bool:
                 break
             time.sleep(0.05)
         print(f"  durable jobs: {json.dumps([(j['id'], j['status']) for j in shown])}")
-        expect("the workers completed every durable job",
-               bool(shown) and all(job["status"] == "completed" for job in shown))
+        expect(
+            "the workers completed every durable job",
+            bool(shown) and all(job["status"] == "completed" for job in shown),
+        )
         missing = client.get("/jobs/999999")
         expect("GET /jobs/<unknown id> answers 404", missing.status_code == 404)
 
@@ -336,9 +356,13 @@ def check() -> bool:
         demo_of(app).executor.wait_idle(timeout=5)
         state = client.get("/executor")
         print(f"  GET /executor: {json.dumps(state.get_json())}")
-        expect("GET /executor shows an idle executor with its limits", state.status_code == 200
-               and state.get_json()["running"] == 0 and state.get_json()["waiting"] == 0
-               and state.get_json()["rate_limit"]["rate"] == API_LIMIT)
+        expect(
+            "GET /executor shows an idle executor with its limits",
+            state.status_code == 200
+            and state.get_json()["running"] == 0
+            and state.get_json()["waiting"] == 0
+            and state.get_json()["rate_limit"]["rate"] == API_LIMIT,
+        )
     finally:
         demo_of(app).close()
         scratch.cleanup()
@@ -350,8 +374,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="jobq's demo Flask app.")
     parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=5000, help="port (default 5000)")
-    parser.add_argument("--check", action="store_true",
-                        help="exercise the endpoints with Flask's test client, then exit")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="exercise the endpoints with Flask's test client, then exit",
+    )
     args = parser.parse_args()
     if args.check:
         return 0 if check() else 1

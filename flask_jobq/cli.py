@@ -63,18 +63,35 @@ def _json_option(command: F) -> F:
 
 
 @jobq_cli.command("worker")
-@click.option("--concurrency", "-c", type=int, default=None,
-              help="Worker threads, >= 1 (default JOBQ_CONCURRENCY).")  # fmt: skip
-@click.option("--queues", "-q", multiple=True,
-              help="Comma-separated queues to take jobs from; repeatable "
-              "(default JOBQ_QUEUES, or the queues of the registered tasks).")  # fmt: skip
-@click.option("--grace", type=float, default=core.DEFAULT_GRACE, show_default=True,
-              help="Seconds running jobs get to finish on stop.")  # fmt: skip
-@click.option("--log-level", default="INFO", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
-              help="Level of the log written to stderr.")  # fmt: skip
-def worker(concurrency: int | None, queues: tuple[str, ...], grace: float,
-           log_level: str) -> None:  # fmt: skip
+@click.option(
+    "--concurrency",
+    "-c",
+    type=int,
+    default=None,
+    help="Worker threads, >= 1 (default JOBQ_CONCURRENCY).",
+)
+@click.option(
+    "--queues",
+    "-q",
+    multiple=True,
+    help="Comma-separated queues to take jobs from; repeatable "
+    "(default JOBQ_QUEUES, or the queues of the registered tasks).",
+)
+@click.option(
+    "--grace",
+    type=float,
+    default=core.DEFAULT_GRACE,
+    show_default=True,
+    help="Seconds running jobs get to finish on stop.",
+)
+@click.option(
+    "--log-level",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
+    help="Level of the log written to stderr.",
+)
+def worker(concurrency: int | None, queues: tuple[str, ...], grace: float, log_level: str) -> None:
     """Run workers in the foreground until SIGTERM or SIGINT.
 
     On the signal they stop claiming jobs, running jobs get --grace seconds to
@@ -111,16 +128,31 @@ def stats(as_json: bool) -> None:
 @click.option("--status", help="pending, processing, completed, failed or cancelled.")
 @click.option("--name", help="Only jobs of this task.")
 @click.option("--queue", "queue_name", help="Only jobs of this queue.")
-@click.option("--limit", type=int, default=core.LIST_LIMIT, show_default=True,
-              help="At most this many.")
+@click.option(
+    "--limit", type=int, default=core.LIST_LIMIT, show_default=True, help="At most this many."
+)
 @click.option("--after", type=int, metavar="ID", help="Jobs with an id above this one.")
 @_json_option
-def list_jobs(status: str | None, name: str | None, queue_name: str | None, limit: int,
-              after: int | None, as_json: bool) -> None:  # fmt: skip
+def list_jobs(
+    status: str | None,
+    name: str | None,
+    queue_name: str | None,
+    limit: int,
+    after: int | None,
+    as_json: bool,
+) -> None:
     """List jobs by id, oldest first."""
-    _answer(lambda: core.show_jobs(_queue(), status=status, name=name,
-                                   queue_name=queue_name, limit=limit, after=after,
-                                   as_json=as_json))  # fmt: skip
+    _answer(
+        lambda: core.show_jobs(
+            _queue(),
+            status=status,
+            name=name,
+            queue_name=queue_name,
+            limit=limit,
+            after=after,
+            as_json=as_json,
+        )
+    )
 
 
 @jobq_cli.command("cancel")
@@ -137,21 +169,30 @@ def cancel(job_id: str, as_json: bool) -> None:
 @_json_option
 def retry(job_id: str, delay: str, as_json: bool) -> None:
     """Run a failed or cancelled job again."""
-    _answer(lambda: core.retry_job(_queue(), core.parse_job_id(job_id), delay=delay,
-                                   as_json=as_json))  # fmt: skip
+    _answer(
+        lambda: core.retry_job(_queue(), core.parse_job_id(job_id), delay=delay, as_json=as_json)
+    )
 
 
 @jobq_cli.command("purge")
-@click.option("--older-than", required=True, metavar="AGE",
-              help="Seconds, or a number with a unit s, m, h, d, w (e.g. 7d, 12h).")
-@click.option("--status", "statuses", multiple=True,
-              help="completed, failed or cancelled; repeatable or comma-separated "
-              "(default: all three).")  # fmt: skip
+@click.option(
+    "--older-than",
+    required=True,
+    metavar="AGE",
+    help="Seconds, or a number with a unit s, m, h, d, w (e.g. 7d, 12h).",
+)
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    help="completed, failed or cancelled; repeatable or comma-separated (default: all three).",
+)
 @_json_option
 def purge(older_than: str, statuses: tuple[str, ...], as_json: bool) -> None:
     """Delete finished jobs older than a given age."""
-    _answer(lambda: core.purge_jobs(_queue(), older_than=older_than,
-                                    statuses=statuses, as_json=as_json))  # fmt: skip
+    _answer(
+        lambda: core.purge_jobs(_queue(), older_than=older_than, statuses=statuses, as_json=as_json)
+    )
 
 
 @jobq_cli.command("schedules")

@@ -104,9 +104,7 @@ class JobQConfig:
         """Read the ``JOBQ_*`` keys of ``app.config``, writing the defaults of those
         not set. Raises TypeError or ValueError whose message starts with the key."""
         config = app.config
-        database = config.setdefault(
-            "JOBQ_DATABASE", os.path.join(app.instance_path, "jobq.db")
-        )
+        database = config.setdefault("JOBQ_DATABASE", os.path.join(app.instance_path, "jobq.db"))
         concurrency = config.setdefault("JOBQ_CONCURRENCY", defaults.CONCURRENCY)
         queues = config.setdefault("JOBQ_QUEUES", None)
         start = config.setdefault("JOBQ_START_WORKERS", True)
@@ -133,14 +131,21 @@ class JobQConfig:
         check_seconds("JOBQ_LEASE_SECONDS", lease_seconds)
         check_seconds("JOBQ_POLL_INTERVAL", poll_interval)
         return cls(
-            database=location, concurrency=concurrency, queues=queues, start_workers=bool(start),
-            lease_seconds=lease_seconds, poll_interval=poll_interval, retention=retention,
+            database=location,
+            concurrency=concurrency,
+            queues=queues,
+            start_workers=bool(start),
+            lease_seconds=lease_seconds,
+            poll_interval=poll_interval,
+            retention=retention,
             synchronous=cast(Literal["NORMAL", "FULL"], synchronous),
-            driver=cast(Literal["sqlite3", "apsw"], driver), schedules=schedules,
-            handlers={module: config[key] for key, module in HANDLERS
-                      if config.get(key) is not None},
+            driver=cast(Literal["sqlite3", "apsw"], driver),
+            schedules=schedules,
+            handlers={
+                module: config[key] for key, module in HANDLERS if config.get(key) is not None
+            },
             monitor=monitor,
-        )  # fmt: skip
+        )
 
 
 def _check_schedules(schedules: object) -> None:

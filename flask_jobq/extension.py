@@ -182,8 +182,12 @@ class JobQ:
             retention=settings.retention,
         )
         state = JobQState(
-            app, queue, concurrency=settings.concurrency, queues=settings.queues,
-            start_automatically=settings.start_workers, schedules=settings.schedules,
+            app,
+            queue,
+            concurrency=settings.concurrency,
+            queues=settings.queues,
+            start_automatically=settings.start_workers,
+            schedules=settings.schedules,
             default_monitor_auth=self._current_monitor_auth,
         )
         queue.around_job = state.around_job
@@ -232,9 +236,16 @@ class JobQ:
         the name, ValueError or TypeError for a bad option.
         """
         declare = self._registry.task(
-            name, max_attempts=max_attempts, backoff=backoff, priority=priority, queue=queue,
-            timeout=timeout, concurrency_limit=concurrency_limit, rate_limit=rate_limit,
-            rate_limit_key=rate_limit_key, check=check,
+            name,
+            max_attempts=max_attempts,
+            backoff=backoff,
+            priority=priority,
+            queue=queue,
+            timeout=timeout,
+            concurrency_limit=concurrency_limit,
+            rate_limit=rate_limit,
+            rate_limit_key=rate_limit_key,
+            check=check,
         )
 
         def register(function: Callable[P, R]) -> FlaskTask[P, R]:

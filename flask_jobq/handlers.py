@@ -94,8 +94,9 @@ try:
 except ImportError:  # Pillow is not installed: no process_image
     pass
 else:
-    process_image = HandlerTask(_image.process_image, name=_image.TASK_NAME,
-                                config_key="JOBQ_IMAGE")  # fmt: skip
+    process_image = HandlerTask(
+        _image.process_image, name=_image.TASK_NAME, config_key="JOBQ_IMAGE"
+    )
     """Resize and convert an image under the app's ``JOBQ_IMAGE`` settings; see
     :func:`jobq.handlers.image.process_image`."""
     __all__ += ["process_image"]
@@ -105,8 +106,9 @@ try:
 except ImportError:  # requests is not installed: no deliver_webhook
     pass
 else:
-    deliver_webhook = HandlerTask(_webhook.deliver_webhook, name=_webhook.TASK_NAME,
-                                  config_key="JOBQ_WEBHOOK")  # fmt: skip
+    deliver_webhook = HandlerTask(
+        _webhook.deliver_webhook, name=_webhook.TASK_NAME, config_key="JOBQ_WEBHOOK"
+    )
     """POST a signed webhook under the app's ``JOBQ_WEBHOOK`` settings; see
     :func:`jobq.handlers.webhook.deliver_webhook`."""
     __all__ += ["deliver_webhook"]

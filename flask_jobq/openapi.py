@@ -10,13 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from jobq.job import JobStatus
-
-_STATUSES = [status.value for status in JobStatus]
-
-
-def _ref(name: str) -> dict[str, Any]:
-    return {"$ref": f"#/components/schemas/{name}"}
+from .openapi_schemas import SCHEMAS, STATUSES, ref
 
 
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -24,23 +18,27 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 def _error(description: str) -> dict[str, Any]:
-    return _json(_ref("Error"), description)
+    return _json(ref("Error"), description)
 
-
-_NUMBER_OR_NULL: dict[str, Any] = {"type": ["number", "null"]}
 
 _FORBIDDEN = {
-    "403": _error("No authorisation callback is configured (and the app is not in debug "
-                  "mode with a local request), or it refused the request."),
+    "403": _error(
+        "No authorisation callback is configured (and the app is not in debug "
+        "mode with a local request), or it refused the request."
+    )
 }
 _COMMON_ERRORS = {**_FORBIDDEN, "503": _error("The queue's database failed.")}
 _JOB_ID = {
-    "name": "job_id", "in": "path", "required": True,
+    "name": "job_id",
+    "in": "path",
+    "required": True,
     "schema": {"type": "integer", "minimum": 0},
 }
 _QUEUE_NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
 _SCHEDULE_NAME = {
-    "name": "name", "in": "path", "required": True,
+    "name": "name",
+    "in": "path",
+    "required": True,
     "description": "The schedule's name, percent-encoded (a `/` in it as `%2F`).",
     "schema": {"type": "string", "minLength": 1},
 }
@@ -53,214 +51,19 @@ _COMMAND_BODY = {
     "content": {"application/json": {"schema": {"type": "object"}}},
 }
 _CSRF_HEADER = {
-    "name": "X-Jobq-Request", "in": "header", "required": False,
+    "name": "X-Jobq-Request",
+    "in": "header",
+    "required": False,
     "schema": {"type": "string", "enum": ["1"]},
 }
 _COMMAND_ERRORS = {
     **_COMMON_ERRORS,
-    "400": _error("The JSON body is malformed or not an object (or, for a queue, its "
-                  "name in the path is not valid UTF-8)."),
+    "400": _error(
+        "The JSON body is malformed or not an object (or, for a queue, its "
+        "name in the path is not valid UTF-8)."
+    ),
     "413": _error("The body is larger than 64 KiB."),
     "415": _error("Neither a JSON body nor the X-Jobq-Request header was sent."),
-}
-
-_SCHEMAS: dict[str, Any] = {
-    "Error": {
-        "type": "object",
-        "required": ["status", "error", "message"],
-        "properties": {
-            "status": {"type": "integer", "description": "The HTTP status code."},
-            "error": {"type": "string", "description": "The status's name."},
-            "message": {"type": "string", "description": "What went wrong and how to fix it."},
-        },
-    },
-    "JobError": {
-        "type": ["object", "null"],
-        "required": ["type", "message", "traceback"],
-        "properties": {
-            "type": {"type": "string"},
-            "message": {"type": "string"},
-            "traceback": {"type": ["string", "null"]},
-        },
-    },
-    "Job": {
-        "type": "object",
-        "description": "Times are epoch seconds. `result` and `progress` are decoded JSON.",
-        "required": [
-            "id", "name", "queue", "status", "priority", "attempts", "max_attempts",
-            "run_at", "created_at", "started_at", "finished_at", "updated_at", "error",
-            "result", "progress", "unique_key", "cancel_requested",
-        ],
-        "properties": {
-            "id": {"type": "integer"},
-            "name": {"type": "string", "description": "The registered task name."},
-            "queue": {"type": "string"},
-            "status": {"type": "string", "enum": _STATUSES},
-            "priority": {"type": "integer"},
-            "attempts": {"type": "integer", "minimum": 0},
-            "max_attempts": {"type": "integer", "minimum": 1},
-            "run_at": {"type": "number"},
-            "created_at": {"type": "number"},
-            "started_at": _NUMBER_OR_NULL,
-            "finished_at": _NUMBER_OR_NULL,
-            "updated_at": {"type": "number"},
-            "error": _ref("JobError"),
-            "result": {"description": "What the task returned, or null."},
-            "progress": {"description": "What the task last reported, or null."},
-            "unique_key": {"type": ["string", "null"]},
-            "cancel_requested": {"type": "boolean"},
-        },
-    },
-    "StatusCounts": {
-        "type": "object",
-        "required": _STATUSES,
-        "properties": {status: {"type": "integer", "minimum": 0} for status in _STATUSES},
-        "additionalProperties": False,
-    },
-    "Stats": {
-        "type": "object",
-        "required": ["queues", "totals", "completed_last_minute", "failed_last_minute",
-                     "paused"],
-        "properties": {
-            "queues": {
-                "type": "object",
-                "description": "Per queue name; a queue appears once it holds a job.",
-                "additionalProperties": {
-                    "type": "object",
-                    "required": ["counts", "scheduled", "oldest_runnable_age", "paused"],
-                    "properties": {
-                        "counts": _ref("StatusCounts"),
-                        "scheduled": {
-                            "type": "integer", "minimum": 0,
-                            "description": "Pending jobs whose run_at is in the future.",
-                        },
-                        "oldest_runnable_age": {
-                            "type": "number", "minimum": 0,
-                            "description": "Seconds the oldest due pending job has waited.",
-                        },
-                        "paused": {"type": "boolean"},
-                    },
-                },
-            },
-            "totals": _ref("StatusCounts"),
-            "completed_last_minute": {"type": "integer", "minimum": 0},
-            "failed_last_minute": {"type": "integer", "minimum": 0},
-            "paused": {"type": "array", "items": {"type": "string"}},
-        },
-    },
-    "JobPage": {
-        "type": "object",
-        "required": ["jobs", "next_after"],
-        "properties": {
-            "jobs": {"type": "array", "items": _ref("Job")},
-            "next_after": {
-                "type": ["integer", "null"],
-                "description": "Pass as `after` for the next page; null on the last page.",
-            },
-        },
-    },
-    "Running": {
-        "type": "object",
-        "required": ["pool", "running"],
-        "properties": {
-            "pool": {
-                "type": ["object", "null"],
-                "description": "This process's worker pool, or null when none was started.",
-                "required": ["name", "alive", "concurrency", "queues"],
-                "properties": {
-                    "name": {"type": "string"},
-                    "alive": {"type": "boolean"},
-                    "concurrency": {"type": "integer", "minimum": 1},
-                    "queues": {"type": "array", "items": {"type": "string"}},
-                },
-            },
-            "running": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["id", "name", "queue", "attempt", "started_at", "thread",
-                                 "timed_out", "stuck", "stuck_since"],
-                    "properties": {
-                        "id": {"type": "integer"},
-                        "name": {"type": "string"},
-                        "queue": {"type": "string"},
-                        "attempt": {"type": "integer", "minimum": 1},
-                        "started_at": _NUMBER_OR_NULL,
-                        "thread": {"type": ["string", "null"]},
-                        "timed_out": {
-                            "type": "boolean",
-                            "description": "The attempt ran past its task's timeout.",
-                        },
-                        "stuck": {
-                            "type": "boolean",
-                            "description": "The thread is still running an attempt that timed "
-                            "out: the job keeps its lease and its slots until it returns.",
-                        },
-                        "stuck_since": _NUMBER_OR_NULL,
-                    },
-                },
-            },
-        },
-    },
-    "Health": {
-        "type": "object",
-        "required": ["healthy", "queue_reachable", "workers_expected", "workers_alive",
-                     "oldest_runnable_age", "max_age", "problems"],
-        "properties": {
-            "healthy": {"type": "boolean"},
-            "queue_reachable": {"type": "boolean"},
-            "workers_expected": {
-                "type": "boolean",
-                "description": "JOBQ_START_WORKERS: whether this process should run workers.",
-            },
-            "workers_alive": {"type": "boolean"},
-            "oldest_runnable_age": {
-                **_NUMBER_OR_NULL,
-                "description": "Seconds the oldest due job of an unpaused queue has waited.",
-            },
-            "max_age": _NUMBER_OR_NULL,
-            "problems": {"type": "array", "items": {"type": "string"}},
-        },
-    },
-    "Schedule": {
-        "type": "object",
-        "description": "A recurring schedule as stored in the database. Times are epoch "
-                       "seconds; exactly one of `cron` and `every` is set.",
-        "required": ["name", "task", "cron", "every", "tz", "args", "kwargs", "missed",
-                     "next_fire_at", "last_fire_at", "last_job_id", "paused"],
-        "properties": {
-            "name": {"type": "string"},
-            "task": {"type": "string", "description": "The task its jobs run."},
-            "cron": {"type": ["string", "null"],
-                     "description": "Five-field cron expression, read in `tz`."},
-            "every": {"type": ["number", "null"], "minimum": 1,
-                      "description": "Seconds between fires."},
-            "tz": {"type": "string", "description": "IANA time zone of `cron`."},
-            "args": {"type": "array", "description": "Positional arguments of its jobs."},
-            "kwargs": {"type": "object", "description": "Keyword arguments of its jobs."},
-            "missed": {"type": "string", "enum": ["once", "all", "skip"],
-                       "description": "What happens to fire times missed while no worker "
-                                      "ran."},
-            "next_fire_at": {"type": "number",
-                             "description": "The next fire time (recomputed on resume while "
-                                            "paused)."},
-            "last_fire_at": {**_NUMBER_OR_NULL,
-                             "description": "The last fire time that enqueued a job."},
-            "last_job_id": {"type": ["integer", "null"],
-                            "description": "The job of that fire."},
-            "paused": {"type": "boolean"},
-        },
-    },
-    "ScheduleList": {
-        "type": "object",
-        "required": ["schedules"],
-        "properties": {"schedules": {"type": "array", "items": _ref("Schedule")}},
-    },
-    "QueueState": {
-        "type": "object",
-        "required": ["queue", "paused"],
-        "properties": {"queue": {"type": "string"}, "paused": {"type": "boolean"}},
-    },
 }
 
 _PATHS: dict[str, Any] = {
@@ -268,35 +71,47 @@ _PATHS: dict[str, Any] = {
         "get": {
             "operationId": "stats",
             "summary": "Counts per queue and status, as queue.stats() gives them.",
-            "responses": {"200": _json(_ref("Stats"), "The counts."), **_COMMON_ERRORS},
-        },
+            "responses": {"200": _json(ref("Stats"), "The counts."), **_COMMON_ERRORS},
+        }
     },
     "/jobs": {
         "get": {
             "operationId": "listJobs",
             "summary": "One page of jobs matching every filter given, by id.",
             "parameters": [
-                {"name": "status", "in": "query", "schema": {"type": "string",
-                                                              "enum": _STATUSES}},
-                {"name": "name", "in": "query", "description": "Task name.",
-                 "schema": {"type": "string"}},
+                {"name": "status", "in": "query", "schema": {"type": "string", "enum": STATUSES}},
+                {
+                    "name": "name",
+                    "in": "query",
+                    "description": "Task name.",
+                    "schema": {"type": "string"},
+                },
                 {"name": "queue", "in": "query", "schema": {"type": "string"}},
-                {"name": "after", "in": "query",
-                 "description": "The `next_after` of the previous page.",
-                 "schema": {"type": "integer", "minimum": 0}},
-                {"name": "limit", "in": "query",
-                 "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50}},
-                {"name": "order", "in": "query",
-                 "description": "`asc`: oldest first; `desc`: newest first (`after` then "
-                                "means below).",
-                 "schema": {"type": "string", "enum": ["asc", "desc"], "default": "asc"}},
+                {
+                    "name": "after",
+                    "in": "query",
+                    "description": "The `next_after` of the previous page.",
+                    "schema": {"type": "integer", "minimum": 0},
+                },
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50},
+                },
+                {
+                    "name": "order",
+                    "in": "query",
+                    "description": "`asc`: oldest first; `desc`: newest first (`after` then "
+                    "means below).",
+                    "schema": {"type": "string", "enum": ["asc", "desc"], "default": "asc"},
+                },
             ],
             "responses": {
-                "200": _json(_ref("JobPage"), "The page."),
+                "200": _json(ref("JobPage"), "The page."),
                 "400": _error("A malformed or unknown query parameter."),
                 **_COMMON_ERRORS,
             },
-        },
+        }
     },
     "/jobs/{job_id}": {
         "get": {
@@ -304,11 +119,11 @@ _PATHS: dict[str, Any] = {
             "summary": "One job.",
             "parameters": [_JOB_ID],
             "responses": {
-                "200": _json(_ref("Job"), "The job."),
+                "200": _json(ref("Job"), "The job."),
                 "404": _error("No job has this id."),
                 **_COMMON_ERRORS,
             },
-        },
+        }
     },
     "/jobs/{job_id}/cancel": {
         "post": {
@@ -317,12 +132,12 @@ _PATHS: dict[str, Any] = {
             "parameters": [_JOB_ID, _CSRF_HEADER],
             "requestBody": _COMMAND_BODY,
             "responses": {
-                "200": _json(_ref("Job"), "The job after the request."),
+                "200": _json(ref("Job"), "The job after the request."),
                 "404": _error("No job has this id."),
                 "409": _error("The job already finished: there is nothing to cancel."),
                 **_COMMAND_ERRORS,
             },
-        },
+        }
     },
     "/jobs/{job_id}/retry": {
         "post": {
@@ -331,19 +146,29 @@ _PATHS: dict[str, Any] = {
             "parameters": [_JOB_ID, _CSRF_HEADER],
             "requestBody": {
                 **_COMMAND_BODY,
-                "content": {"application/json": {"schema": {
-                    "type": "object",
-                    "properties": {"delay": {"type": "number", "minimum": 0, "default": 0,
-                                             "description": "Seconds before it may run."}},
-                }}},
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "delay": {
+                                    "type": "number",
+                                    "minimum": 0,
+                                    "default": 0,
+                                    "description": "Seconds before it may run.",
+                                }
+                            },
+                        }
+                    }
+                },
             },
             "responses": {
-                "200": _json(_ref("Job"), "The job, pending again."),
+                "200": _json(ref("Job"), "The job, pending again."),
                 "404": _error("No job has this id."),
                 "409": _error("The job is not failed or cancelled."),
                 **_COMMAND_ERRORS,
             },
-        },
+        }
     },
     "/queues/{name}/pause": {
         "post": {
@@ -352,12 +177,13 @@ _PATHS: dict[str, Any] = {
             "parameters": [_QUEUE_NAME, _CSRF_HEADER],
             "requestBody": _COMMAND_BODY,
             "responses": {
-                "200": _json(_ref("QueueState"), "Paused."),
-                "409": _error("As many queues as allowed are paused already (1,000): "
-                              "resume some first."),
+                "200": _json(ref("QueueState"), "Paused."),
+                "409": _error(
+                    "As many queues as allowed are paused already (1,000): resume some first."
+                ),
                 **_COMMAND_ERRORS,
             },
-        },
+        }
     },
     "/queues/{name}/resume": {
         "post": {
@@ -365,18 +191,17 @@ _PATHS: dict[str, Any] = {
             "summary": "Let workers start jobs of this queue again.",
             "parameters": [_QUEUE_NAME, _CSRF_HEADER],
             "requestBody": _COMMAND_BODY,
-            "responses": {"200": _json(_ref("QueueState"), "Resumed."), **_COMMAND_ERRORS},
-        },
+            "responses": {"200": _json(ref("QueueState"), "Resumed."), **_COMMAND_ERRORS},
+        }
     },
     "/schedules": {
         "get": {
             "operationId": "listSchedules",
             "summary": "Every recurring schedule stored in the database, by name. A "
-                       "schedule is stored once a process that declares it fires schedules "
-                       "(a worker pool does on start).",
-            "responses": {"200": _json(_ref("ScheduleList"), "The schedules."),
-                          **_COMMON_ERRORS},
-        },
+            "schedule is stored once a process that declares it fires schedules "
+            "(a worker pool does on start).",
+            "responses": {"200": _json(ref("ScheduleList"), "The schedules."), **_COMMON_ERRORS},
+        }
     },
     "/schedules/{name}/pause": {
         "post": {
@@ -385,76 +210,82 @@ _PATHS: dict[str, Any] = {
             "parameters": [_SCHEDULE_NAME, _CSRF_HEADER],
             "requestBody": _COMMAND_BODY,
             "responses": {
-                "200": _json(_ref("Schedule"), "The schedule, paused."),
+                "200": _json(ref("Schedule"), "The schedule, paused."),
                 "404": _error("No schedule has this name."),
                 **_COMMAND_ERRORS,
             },
-        },
+        }
     },
     "/schedules/{name}/resume": {
         "post": {
             "operationId": "resumeSchedule",
             "summary": "Fire this schedule again from its next fire time after now (fires "
-                       "missed while paused are skipped).",
+            "missed while paused are skipped).",
             "parameters": [_SCHEDULE_NAME, _CSRF_HEADER],
             "requestBody": _COMMAND_BODY,
             "responses": {
-                "200": _json(_ref("Schedule"), "The schedule, resumed."),
+                "200": _json(ref("Schedule"), "The schedule, resumed."),
                 "404": _error("No schedule has this name."),
                 **_COMMAND_ERRORS,
             },
-        },
+        }
     },
     "/schedules/{name}/trigger": {
         "post": {
             "operationId": "triggerSchedule",
             "summary": "Enqueue this schedule's job now, paused or not; its fire times stay "
-                       "as they are.",
+            "as they are.",
             "parameters": [_SCHEDULE_NAME, _CSRF_HEADER],
             "requestBody": _COMMAND_BODY,
             "responses": {
                 "202": {
-                    **_json(_ref("Job"), "The new job, pending."),
-                    "headers": {"Location": {"description": "The job's URL (`/jobs/{id}`).",
-                                             "schema": {"type": "string"}}},
+                    **_json(ref("Job"), "The new job, pending."),
+                    "headers": {
+                        "Location": {
+                            "description": "The job's URL (`/jobs/{id}`).",
+                            "schema": {"type": "string"},
+                        }
+                    },
                 },
                 "404": _error("No schedule has this name."),
                 **_COMMAND_ERRORS,
             },
-        },
+        }
     },
     "/running": {
         "get": {
             "operationId": "running",
             "summary": "What each busy worker thread of the answering process is doing.",
-            "responses": {"200": _json(_ref("Running"), "The busy threads."), **_FORBIDDEN},
-        },
+            "responses": {"200": _json(ref("Running"), "The busy threads."), **_FORBIDDEN},
+        }
     },
     "/health": {
         "get": {
             "operationId": "health",
             "summary": "Whether the queue answers and this process's workers run.",
             "parameters": [
-                {"name": "max_age", "in": "query",
-                 "description": "Also unhealthy when a job of an unpaused queue has been "
-                                "runnable for longer than this many seconds.",
-                 "schema": {"type": "number", "minimum": 0}},
+                {
+                    "name": "max_age",
+                    "in": "query",
+                    "description": "Also unhealthy when a job of an unpaused queue has been "
+                    "runnable for longer than this many seconds.",
+                    "schema": {"type": "number", "minimum": 0},
+                }
             ],
             "responses": {
-                "200": _json(_ref("Health"), "Healthy."),
+                "200": _json(ref("Health"), "Healthy."),
                 "400": _error("A malformed max_age."),
                 **_FORBIDDEN,
-                "503": _json(_ref("Health"), "Unhealthy; `problems` says why."),
+                "503": _json(ref("Health"), "Unhealthy; `problems` says why."),
             },
-        },
+        }
     },
     "/openapi.json": {
         "get": {
             "operationId": "openapi",
             "summary": "This description.",
-            "responses": {"200": _json({"type": "object"}, "The OpenAPI document."),
-                          **_FORBIDDEN},
-        },
+            "responses": {"200": _json({"type": "object"}, "The OpenAPI document."), **_FORBIDDEN},
+        }
     },
 }
 
@@ -470,7 +301,7 @@ _SPEC: dict[str, Any] = {
         ),
     },
     "paths": _PATHS,
-    "components": {"schemas": _SCHEMAS},
+    "components": {"schemas": SCHEMAS},
 }
 
 

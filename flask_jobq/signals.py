@@ -29,8 +29,7 @@ namespace = Namespace()
 """Every flask_jobq signal lives in this namespace (distinct from :mod:`jobq.signals`)."""
 
 job_enqueued = namespace.signal(
-    "job-enqueued",
-    doc="A job was stored (not sent for an existing unique job). Keywords: ``job``.",
+    "job-enqueued", doc="A job was stored (not sent for an existing unique job). Keywords: ``job``."
 )
 job_started = namespace.signal(
     "job-started",
@@ -51,8 +50,7 @@ job_retrying = namespace.signal(
     "``run_at`` (epoch seconds).",
 )
 job_cancelled = namespace.signal(
-    "job-cancelled",
-    doc="A running job stopped after a cancel request. Keywords: ``job``.",
+    "job-cancelled", doc="A running job stopped after a cancel request. Keywords: ``job``."
 )
 job_lease_expired = namespace.signal(
     "job-lease-expired",
@@ -61,10 +59,8 @@ job_lease_expired = namespace.signal(
     "there is no single ``job``).",
 )
 worker_started = namespace.signal(
-    "worker-started",
-    doc="The app's worker pool started in this process. Keywords: ``pool``.",
+    "worker-started", doc="The app's worker pool started in this process. Keywords: ``pool``."
 )
 worker_stopped = namespace.signal(
-    "worker-stopped",
-    doc="The app's worker pool stopped. Keywords: ``pool``.",
+    "worker-stopped", doc="The app's worker pool stopped. Keywords: ``pool``."
 )

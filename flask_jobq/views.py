@@ -68,6 +68,8 @@ CSRF_HEADER = "X-Jobq-Request"
 
 _MAX_JOB_ID = 2**63 - 1  # SQLite's INTEGER; larger ids cannot exist and would overflow
 _LIST_PARAMETERS = frozenset({"status", "name", "queue", "after", "limit", "order"})
+
+
 def register_monitor(app: Flask) -> Blueprint | None:
     """Mount the monitoring blueprint on ``app``, which must have the jobq extension.
 
@@ -133,8 +135,7 @@ def make_blueprint() -> Blueprint:
         """One page of jobs, filtered, with the cursor of the next page."""
         unknown = sorted(set(request.args) - _LIST_PARAMETERS)
         if unknown:
-            abort(400, f"unknown query parameter(s) {unknown}; "
-                       f"allowed: {sorted(_LIST_PARAMETERS)}")
+            abort(400, f"unknown query parameter(s) {unknown}; allowed: {sorted(_LIST_PARAMETERS)}")
         status = request.args.get("status")
         if status is not None and status not in _STATUSES:
             abort(400, f"status must be one of {list(_STATUSES)}, got {status!r}")
@@ -144,8 +145,12 @@ def make_blueprint() -> Blueprint:
         limit = _int_arg("limit", 1, MAX_PAGE_SIZE) or DEFAULT_PAGE_SIZE
         after = _int_arg("after", 0, _MAX_JOB_ID)
         jobs = state_for().queue.list(
-            status=status, name=request.args.get("name"), queue=request.args.get("queue"),
-            after=after, limit=limit + 1, newest_first=order == "desc",
+            status=status,
+            name=request.args.get("name"),
+            queue=request.args.get("queue"),
+            after=after,
+            limit=limit + 1,
+            newest_first=order == "desc",
         )
         page = jobs[:limit]
         return {
@@ -166,8 +171,11 @@ def make_blueprint() -> Blueprint:
         queue = state_for().queue
         job = queue.get(_job_id(job_id))
         if job.status.is_final:
-            return _error(409, "Conflict", f"job {job.id} is already {job.status.value}; "
-                                           "there is nothing to cancel")  # fmt: skip
+            return _error(
+                409,
+                "Conflict",
+                f"job {job.id} is already {job.status.value}; there is nothing to cancel",
+            )
         return job_json(queue.cancel(job.id))
 
     @bp.post("/jobs/<int:job_id>/retry")
@@ -252,7 +260,9 @@ def make_blueprint() -> Blueprint:
             return {"pool": None, "running": []}
         return {
             "pool": {
-                "name": pool.name, "alive": pool.is_alive, "concurrency": pool.concurrency,
+                "name": pool.name,
+                "alive": pool.is_alive,
+                "concurrency": pool.concurrency,
                 "queues": list(pool.queues),
             },
             "running": sorted(pool.running(), key=lambda entry: int(entry["id"])),
@@ -349,8 +359,11 @@ def _command_body() -> dict[str, Any]:
     if not request.is_json:
         if request.headers.get(CSRF_HEADER) == "1":
             return {}
-        abort(415, f"send a JSON body (Content-Type: application/json; {{}} will do) or the "
-                   f"header '{CSRF_HEADER}: 1'; this keeps cross-site form posts out")
+        abort(
+            415,
+            f"send a JSON body (Content-Type: application/json; {{}} will do) or the "
+            f"header '{CSRF_HEADER}: 1'; this keeps cross-site form posts out",
+        )
     # Read at most one byte past the limit ourselves: a chunked body has no Content-Length.
     data = request.stream.read(MAX_BODY_SIZE + 1)
     if len(data) > MAX_BODY_SIZE:
@@ -379,16 +392,18 @@ def _queue_name(name: str) -> str:
     """
     target = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
     if target is not None and not target.partition("?")[0].isascii():
-        abort(400, "the URL holds bytes that are not ASCII; percent-encode the queue "
-                   "name's UTF-8 bytes (é is %C3%A9)")
+        abort(
+            400,
+            "the URL holds bytes that are not ASCII; percent-encode the queue "
+            "name's UTF-8 bytes (é is %C3%A9)",
+        )
     try:
         # PEP 3333: PATH_INFO carries the decoded bytes as Latin-1 characters.
         request.environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
         if target is not None:
             unquote_to_bytes(target.partition("?")[0]).decode("utf-8")
     except UnicodeError:
-        abort(400, "the queue name in the URL is not valid UTF-8 (percent-encode its "
-                   "UTF-8 bytes)")
+        abort(400, "the queue name in the URL is not valid UTF-8 (percent-encode its UTF-8 bytes)")
     if "\x00" in name:
         abort(400, "a queue name cannot contain a NUL character")
     return name

@@ -96,8 +96,7 @@ def _is_utf8(text: str) -> bool:
 
 
 _TOO_DEEP = (
-    f"is nested more than {MAX_DEPTH} lists or dicts deep (or contains itself); "
-    "pass flatter data"
+    f"is nested more than {MAX_DEPTH} lists or dicts deep (or contains itself); pass flatter data"
 )
 
 

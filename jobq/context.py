@@ -54,9 +54,7 @@ class TaskQueue(Protocol):
 class JobContext:
     """The job a task is running for. Made by the worker, one per attempt."""
 
-    def __init__(
-        self, job: Job, report_progress: Callable[[str], bool], queue: TaskQueue
-    ) -> None:
+    def __init__(self, job: Job, report_progress: Callable[[str], bool], queue: TaskQueue) -> None:
         self._job = job
         self._queue = queue
         self._report_progress = report_progress

@@ -23,9 +23,7 @@ from .errors import PayloadError, UnknownTask
 from .job import Job, JobStatus
 from .queue_schedules import QueueSchedules
 from .retention import Retention as Retention
-from .schedules import (
-    Schedule,
-)
+from .schedules import Schedule
 from .storage import open_storage
 from .storage.base import NewJob, Stats, Storage, TaskLimit
 from .tasks import (
@@ -195,9 +193,16 @@ class DurableQueue(QueueSchedules):
         name.
         """
         return self.registry.task(
-            name, max_attempts=max_attempts, backoff=backoff, priority=priority, queue=queue,
-            timeout=timeout, concurrency_limit=concurrency_limit, rate_limit=rate_limit,
-            rate_limit_key=rate_limit_key, check=check,
+            name,
+            max_attempts=max_attempts,
+            backoff=backoff,
+            priority=priority,
+            queue=queue,
+            timeout=timeout,
+            concurrency_limit=concurrency_limit,
+            rate_limit=rate_limit,
+            rate_limit_key=rate_limit_key,
+            check=check,
         )
 
     def get_task(self, task_or_name: Task[Any, Any] | NamedTask | str) -> Task[Any, Any]:
@@ -327,7 +332,11 @@ class DurableQueue(QueueSchedules):
         """
         return self.storage.list_jobs(
             status=None if status is None else JobStatus(status),
-            queue=queue, name=name, after_id=after, limit=limit, newest_first=newest_first,
+            queue=queue,
+            name=name,
+            after_id=after,
+            limit=limit,
+            newest_first=newest_first,
         )
 
     def cancel(self, job_id: int) -> Job:
@@ -409,14 +418,16 @@ class DurableQueue(QueueSchedules):
         ahead so threads never wait for the database (default ``concurrency``).
         Stop it with ``pool.stop(timeout)``; it also stops at interpreter exit.
         """
-        pool = WorkerPool(self, concurrency=concurrency, queues=queues, prefetch=prefetch,
-                          name=name)
+        pool = WorkerPool(
+            self, concurrency=concurrency, queues=queues, prefetch=prefetch, name=name
+        )
         self._pools.add(pool)
         pool.start()
         return pool
 
-    def run_until_empty(self, *, queues: Collection[str] | None = None,
-                        max_jobs: int | None = None) -> int:
+    def run_until_empty(
+        self, *, queues: Collection[str] | None = None, max_jobs: int | None = None
+    ) -> int:
         """Run every due job in this thread, one after another, until none is left.
 
         For tests and scripts: jobs that retry later, or are scheduled later,

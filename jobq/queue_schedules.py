@@ -94,11 +94,22 @@ class QueueSchedules:
         arguments that do not fit the task.
         """
         resolved = self.get_task(task)
-        payload = self._check_size(resolved.name,
-                                   resolved.encode(tuple(args), dict(kwargs or {})))  # fmt: skip
+        payload = self._check_size(resolved.name, resolved.encode(tuple(args), dict(kwargs or {})))
         job = resolved.new_job(payload)
-        made = Schedule(name or resolved.name, resolved.name, payload, cron, every, tz, missed,
-                        max_missed, grace, job.queue, job.priority, job.max_attempts)  # fmt: skip
+        made = Schedule(
+            name or resolved.name,
+            resolved.name,
+            payload,
+            cron,
+            every,
+            tz,
+            missed,
+            max_missed,
+            grace,
+            job.queue,
+            job.priority,
+            job.max_attempts,
+        )
         self.declared_schedules[made.name] = made
         return made
 
@@ -123,8 +134,9 @@ class QueueSchedules:
 
         def register(function: Callable[P, R]) -> Task[P, R]:
             task = cast("Task[P, R]", self.task(name, **task_options)(function))
-            self.schedule(task, cron=cron, every=every, tz=tz, name=name or task.name,
-                          missed=missed)  # fmt: skip
+            self.schedule(
+                task, cron=cron, every=every, tz=tz, name=name or task.name, missed=missed
+            )
             return task
 
         return register
@@ -160,10 +172,10 @@ class QueueSchedules:
         this about once a second; tests call it after advancing a fake clock."""
         if not self.declared_schedules:
             return []
-        ids = fire_due(self.storage, self.declared_schedules, jobs_of,
-                       self.clock.now() if now is None else now)  # fmt: skip
+        ids = fire_due(
+            self.storage, self.declared_schedules, jobs_of, self.clock.now() if now is None else now
+        )
         if ids:
             for queue_name in {s.queue for s in self.declared_schedules.values()}:
                 self._wake(queue_name)
         return ids
-

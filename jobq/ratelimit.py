@@ -122,8 +122,7 @@ class TokenBucket(_Limiter):
     """
 
     def __init__(
-        self, rate: float, per: float = 1.0, burst: int = 1, *,
-        clock: MonotonicClock = SYSTEM_CLOCK,
+        self, rate: float, per: float = 1.0, burst: int = 1, *, clock: MonotonicClock = SYSTEM_CLOCK
     ) -> None:
         super().__init__(clock)
         self._configure(rate, per, burst)
@@ -143,8 +142,9 @@ class TokenBucket(_Limiter):
         burst); waiting callers see the new rate at once. Omitted values stay as they are."""
         with self._lock:
             self._refill(self._now())
-            self._configure(rate, self.per if per is None else per,
-                            self.burst if burst is None else burst)
+            self._configure(
+                rate, self.per if per is None else per, self.burst if burst is None else burst
+            )
             self._tokens = min(self._tokens, float(self.burst))
             self._available.notify_all()
 

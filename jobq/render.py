@@ -46,25 +46,29 @@ def job_to_dict(
     if payload:
         record["payload"] = _decode(job.payload, keep_invalid_json)
     error = job.error
-    record.update({
-        "result": _decode(job.result, keep_invalid_json),
-        "progress": _decode(job.progress, keep_invalid_json),
-        "error": None if error is None else {
-            "type": error.type, "message": error.message, "traceback": error.traceback,
-        },
-        "unique_key": job.unique_key,
-        "cancel_requested": job.cancel_requested,
-    })  # fmt: skip
+    record.update(
+        {
+            "result": _decode(job.result, keep_invalid_json),
+            "progress": _decode(job.progress, keep_invalid_json),
+            "error": None
+            if error is None
+            else {"type": error.type, "message": error.message, "traceback": error.traceback},
+            "unique_key": job.unique_key,
+            "cancel_requested": job.cancel_requested,
+        }
+    )
     if lease:
         record["lease_owner"] = job.lease_owner
         record["lease_expires_at"] = job.lease_expires_at
-    record.update({
-        "run_at": job.run_at,
-        "created_at": job.created_at,
-        "started_at": job.started_at,
-        "finished_at": job.finished_at,
-        "updated_at": job.updated_at,
-    })  # fmt: skip
+    record.update(
+        {
+            "run_at": job.run_at,
+            "created_at": job.created_at,
+            "started_at": job.started_at,
+            "finished_at": job.finished_at,
+            "updated_at": job.updated_at,
+        }
+    )
     return record
 
 

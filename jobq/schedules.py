@@ -155,23 +155,41 @@ class Schedule:
     def spec(self) -> str:
         """JSON text describing the schedule, stored so any process can show,
         trigger or resume it (see :meth:`from_spec`)."""
-        return json.dumps({
-            "task": self.task, "payload": self.payload, "cron": self.cron, "every": self.every,
-            "tz": self.tz, "missed": self.missed, "max_missed": self.max_missed,
-            "grace": self.grace, "queue": self.queue, "priority": self.priority,
-            "max_attempts": self.max_attempts,
-        }, sort_keys=True)  # fmt: skip
+        return json.dumps(
+            {
+                "task": self.task,
+                "payload": self.payload,
+                "cron": self.cron,
+                "every": self.every,
+                "tz": self.tz,
+                "missed": self.missed,
+                "max_missed": self.max_missed,
+                "grace": self.grace,
+                "queue": self.queue,
+                "priority": self.priority,
+                "max_attempts": self.max_attempts,
+            },
+            sort_keys=True,
+        )
 
     @classmethod
     def from_spec(cls, name: str, spec: str) -> Schedule:
         """The schedule a stored spec describes."""
         data = json.loads(spec)
         return cls(
-            name, data["task"], data["payload"], data.get("cron"), data.get("every"),
-            data.get("tz", "UTC"), data.get("missed", "once"), data.get("max_missed", 100),
-            data.get("grace", 60.0), data.get("queue", "default"), data.get("priority", 0),
+            name,
+            data["task"],
+            data["payload"],
+            data.get("cron"),
+            data.get("every"),
+            data.get("tz", "UTC"),
+            data.get("missed", "once"),
+            data.get("max_missed", 100),
+            data.get("grace", 60.0),
+            data.get("queue", "default"),
+            data.get("priority", 0),
             data.get("max_attempts", 3),
-        )  # fmt: skip
+        )
 
     def describe(self) -> str:
         """``"cron '0 3 * * *' (Europe/Paris)"`` or ``"every 300 s"``."""
@@ -215,12 +233,19 @@ class ScheduleInfo:
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready dict of every field."""
         return {
-            "name": self.name, "task": self.task, "cron": self.cron, "every": self.every,
-            "tz": self.tz, "args": list(self.args), "kwargs": dict(self.kwargs),
-            "missed": self.missed, "next_fire_at": self.next_fire_at,
-            "last_fire_at": self.last_fire_at, "last_job_id": self.last_job_id,
+            "name": self.name,
+            "task": self.task,
+            "cron": self.cron,
+            "every": self.every,
+            "tz": self.tz,
+            "args": list(self.args),
+            "kwargs": dict(self.kwargs),
+            "missed": self.missed,
+            "next_fire_at": self.next_fire_at,
+            "last_fire_at": self.last_fire_at,
+            "last_job_id": self.last_job_id,
             "paused": self.paused,
-        }  # fmt: skip
+        }
 
 
 def info(state: ScheduleState) -> ScheduleInfo:
@@ -230,10 +255,19 @@ def info(state: ScheduleState) -> ScheduleInfo:
     data = json.loads(state.spec)
     call = json.loads(data["payload"])
     return ScheduleInfo(
-        state.name, data["task"], data.get("cron"), data.get("every"), data.get("tz", "UTC"),
-        call["args"], call["kwargs"], data.get("missed", "once"), state.next_fire_at,
-        state.last_fire_at, state.last_job_id, state.paused,
-    )  # fmt: skip
+        state.name,
+        data["task"],
+        data.get("cron"),
+        data.get("every"),
+        data.get("tz", "UTC"),
+        call["args"],
+        call["kwargs"],
+        data.get("missed", "once"),
+        state.next_fire_at,
+        state.last_fire_at,
+        state.last_job_id,
+        state.paused,
+    )
 
 
 def fire_due(
@@ -252,13 +286,15 @@ def fire_due(
     for name, schedule in declared.items():
         state = stored.get(name)
         if state is None or state.spec != schedule.spec():
-            state = storage.upsert_schedule(name, schedule.spec(), schedule.next_after(now),
-                                            now=now)  # fmt: skip
+            state = storage.upsert_schedule(
+                name, schedule.spec(), schedule.next_after(now), now=now
+            )
         if state.paused or state.next_fire_at > now:
             continue
         times, upcoming = schedule.plan(state.next_fire_at, now)
-        fired = storage.fire_schedule(name, state.next_fire_at, upcoming,
-                                      jobs_for(schedule, len(times)), now=now)  # fmt: skip
+        fired = storage.fire_schedule(
+            name, state.next_fire_at, upcoming, jobs_for(schedule, len(times)), now=now
+        )
         if fired:
             ids.extend(fired)
     return ids
@@ -268,8 +304,9 @@ def jobs_of(schedule: Schedule, count: int) -> list[NewJob]:
     """``count`` copies of the job ``schedule`` enqueues. Its options were stored
     with the schedule, so a process that does not know the task (the command
     line, the web app) enqueues the same job as a worker would."""
-    job = NewJob(schedule.task, schedule.payload, schedule.queue, schedule.priority,
-                 schedule.max_attempts)  # fmt: skip
+    job = NewJob(
+        schedule.task, schedule.payload, schedule.queue, schedule.priority, schedule.max_attempts
+    )
     return [job] * count
 
 

@@ -29,33 +29,27 @@ namespace = Namespace()
 """Every jobq signal lives in this namespace."""
 
 task_started = namespace.signal(
-    "task-started",
-    doc="A task began running. Keywords: ``future``, ``fn``.",
+    "task-started", doc="A task began running. Keywords: ``future``, ``fn``."
 )
 task_succeeded = namespace.signal(
-    "task-succeeded",
-    doc="A task returned. Keywords: ``future``, ``fn``, ``result``.",
+    "task-succeeded", doc="A task returned. Keywords: ``future``, ``fn``, ``result``."
 )
 task_failed = namespace.signal(
-    "task-failed",
-    doc="A task raised or timed out. Keywords: ``future``, ``fn``, ``exception``.",
+    "task-failed", doc="A task raised or timed out. Keywords: ``future``, ``fn``, ``exception``."
 )
 executor_idle = namespace.signal(
-    "executor-idle",
-    doc="An executor has no task waiting and none running. No keywords.",
+    "executor-idle", doc="An executor has no task waiting and none running. No keywords."
 )
 
 job_enqueued = namespace.signal(
-    "job-enqueued",
-    doc="A durable job was stored. Sender: the DurableQueue. Keywords: ``job``.",
+    "job-enqueued", doc="A durable job was stored. Sender: the DurableQueue. Keywords: ``job``."
 )
 job_started = namespace.signal(
     "job-started",
     doc="A worker began an attempt. Keywords: ``job`` (with ``attempts`` counting this one).",
 )
 job_succeeded = namespace.signal(
-    "job-succeeded",
-    doc="A job completed. Keywords: ``job`` (as claimed), ``result`` (decoded).",
+    "job-succeeded", doc="A job completed. Keywords: ``job`` (as claimed), ``result`` (decoded)."
 )
 job_retrying = namespace.signal(
     "job-retrying",
@@ -66,8 +60,7 @@ job_failed = namespace.signal(
     doc="A job failed for good (no attempts left, or Fail raised). Keywords: ``job``, ``error``.",
 )
 job_cancelled = namespace.signal(
-    "job-cancelled",
-    doc="A running job stopped after a cancel request. Keywords: ``job``.",
+    "job-cancelled", doc="A running job stopped after a cancel request. Keywords: ``job``."
 )
 job_lease_expired = namespace.signal(
     "job-lease-expired",
@@ -75,12 +68,10 @@ job_lease_expired = namespace.signal(
     "``requeued``, ``failed``, ``cancelled`` (tuples of job ids).",
 )
 worker_started = namespace.signal(
-    "worker-started",
-    doc="A worker pool started. Sender: the DurableQueue. Keywords: ``pool``.",
+    "worker-started", doc="A worker pool started. Sender: the DurableQueue. Keywords: ``pool``."
 )
 worker_stopped = namespace.signal(
-    "worker-stopped",
-    doc="A worker pool stopped. Keywords: ``pool``.",
+    "worker-stopped", doc="A worker pool stopped. Keywords: ``pool``."
 )
 
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
@@ -31,7 +30,7 @@ from .backoff import Backoff
 from .errors import ConfigurationError
 from .job import Job
 from .storage.base import NewJob, TaskLimit
-from .validate import check_count, check_priority, check_seconds
+from .validate import check_count, check_priority, check_seconds, parse_rate
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -160,9 +159,13 @@ class TaskSettings:
         if check is not None and not callable(check):
             raise TypeError(f"check must be a callable or None, got {check!r}")
         return cls(
-            max_attempts=max_attempts, backoff=backoffs.resolve(backoff), priority=priority,
-            queue=queue, timeout=timeout,
-            limits=task_limits(concurrency_limit, rate_limit, rate_limit_key), check=check,
+            max_attempts=max_attempts,
+            backoff=backoffs.resolve(backoff),
+            priority=priority,
+            queue=queue,
+            timeout=timeout,
+            limits=task_limits(concurrency_limit, rate_limit, rate_limit_key),
+            check=check,
         )
 
 
@@ -186,9 +189,8 @@ class Task(Generic[P, R]):
     """
 
     def __init__(
-        self, fn: Callable[P, R], name: str, settings: TaskSettings,
-        owner: JobStore | None = None,
-    ) -> None:  # fmt: skip
+        self, fn: Callable[P, R], name: str, settings: TaskSettings, owner: JobStore | None = None
+    ) -> None:
         functools.update_wrapper(self, fn)
         self.fn = fn
         self.name = name
@@ -224,7 +226,6 @@ class Task(Generic[P, R]):
     @property
     def check(self) -> ArgumentCheck | None:
         return self.settings.check
-
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.fn(*args, **kwargs)
@@ -262,7 +263,7 @@ class Task(Generic[P, R]):
     ) -> BoundTask[P, R]:
         """Enqueue with options kept apart from the arguments (see :class:`JobOptions`)::
 
-            send_report.options(delay=3600, unique_key=f"report-{user_id}").enqueue(user_id)
+        send_report.options(delay=3600, unique_key=f"report-{user_id}").enqueue(user_id)
         """
         options = JobOptions(priority, delay, run_at, max_attempts, unique_key, queue)
         return BoundTask(self, options)
@@ -455,13 +456,6 @@ def split_call(call: Sequence[Any] | Mapping[str, Any]) -> tuple[Sequence[Any], 
     return call, {}
 
 
-_PERIODS = {"s": 1.0, "sec": 1.0, "second": 1.0, "m": 60.0, "min": 60.0, "minute": 60.0,
-            "h": 3600.0, "hour": 3600.0, "d": 86400.0, "day": 86400.0}  # fmt: skip
-
-
-_RATE = re.compile(r"(?P<count>\d+)/(?P<number>\d+(?:\.\d+)?)?(?P<unit>[a-z]+)")
-
-
 def task_limits(
     concurrency_limit: int | None,
     rate_limit: str | tuple[int, float] | None,
@@ -478,22 +472,5 @@ def task_limits(
         raise ValueError("rate_limit_key needs a rate_limit")
     if rate_limit is None:
         return None if concurrency_limit is None else TaskLimit(concurrency_limit)
-    count, per = _parse_rate(rate_limit)
+    count, per = parse_rate(rate_limit)
     return TaskLimit(concurrency_limit, count, per, rate_limit_key)
-
-
-def _parse_rate(rate: str | tuple[int, float]) -> tuple[int, float]:
-    if isinstance(rate, str):
-        found = _RATE.fullmatch(rate.replace(" ", ""))
-        if found is None or found["unit"] not in _PERIODS:
-            raise ValueError(
-                f"rate_limit must look like '10/s', '100/m', '1000/h' or '5/10s', got {rate!r}"
-            )
-        count = int(found["count"])
-        per = float(found["number"] or 1) * _PERIODS[found["unit"]]
-    else:
-        count, per = rate
-    check_count("rate_limit count", count)
-    if not (isinstance(per, (int, float)) and 0 < per < float("inf")):
-        raise ValueError(f"rate_limit period must be seconds > 0, got {per!r}")
-    return count, float(per)

@@ -10,6 +10,7 @@ its arguments with these functions instead of writing its own.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 
@@ -70,3 +71,38 @@ def check_priority(value: Any) -> None:
     """Raise TypeError unless ``value`` is an int (not a bool)."""
     if not is_int(value):
         raise TypeError(f"priority must be an integer, got {value!r}")
+
+
+_PERIODS = {
+    "s": 1.0,
+    "sec": 1.0,
+    "second": 1.0,
+    "m": 60.0,
+    "min": 60.0,
+    "minute": 60.0,
+    "h": 3600.0,
+    "hour": 3600.0,
+    "d": 86400.0,
+    "day": 86400.0,
+}
+_RATE = re.compile(r"(?P<count>\d+)/(?P<number>\d+(?:\.\d+)?)?(?P<unit>[a-z]+)")
+
+
+def parse_rate(rate: str | tuple[int, float]) -> tuple[int, float]:
+    """``(count, seconds)`` of a rate written ``(count, seconds)`` or as text such as
+    ``"10/s"``, ``"100/m"``, ``"1000/h"``, ``"5/10s"`` (five per ten seconds).
+    Raises ValueError naming the value."""
+    if isinstance(rate, str):
+        found = _RATE.fullmatch(rate.replace(" ", ""))
+        if found is None or found["unit"] not in _PERIODS:
+            raise ValueError(
+                f"rate_limit must look like '10/s', '100/m', '1000/h' or '5/10s', got {rate!r}"
+            )
+        count = int(found["count"])
+        per = float(found["number"] or 1) * _PERIODS[found["unit"]]
+    else:
+        count, per = rate
+    check_count("rate_limit count", count)
+    if not (isinstance(per, (int, float)) and 0 < per < float("inf")):
+        raise ValueError(f"rate_limit period must be seconds > 0, got {per!r}")
+    return count, float(per)

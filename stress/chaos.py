@@ -97,8 +97,12 @@ def child(config: dict[str, Any]) -> int:
     logging.getLogger("jobq").addHandler(_ErrorFile(folder / f"errors-{pid}.txt"))
     ledger = os.open(folder / f"ledger-{pid}.txt", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     lock = threading.Lock()
-    queue = DurableQueue(config["db"], lease_seconds=float(config["lease"]), poll_interval=0.01,
-                         driver=config.get("driver", "sqlite3"))  # fmt: skip
+    queue = DurableQueue(
+        config["db"],
+        lease_seconds=float(config["lease"]),
+        poll_interval=0.01,
+        driver=config.get("driver", "sqlite3"),
+    )
     pause = float(config["job_sleep"])
 
     @queue.task("chaos", max_attempts=MAX_ATTEMPTS, queue=config["queue"])
@@ -221,9 +225,12 @@ class _Procs:
         with log:
             proc = subprocess.Popen(
                 [sys.executable, __file__, "--child", json.dumps(self.config)],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True, cwd=ROOT,
-            )  # fmt: skip
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=ROOT,
+            )
         self.live.append(proc)
         return proc
 
@@ -333,11 +340,19 @@ def run(
     say = log or (lambda text: None)
     rng = random.Random(seed)
     began = time.monotonic()
-    figures = Figures("postgresql" if "://" in db else f"sqlite ({driver})", processes, threads,
-                      jobs)  # fmt: skip
+    figures = Figures(
+        "postgresql" if "://" in db else f"sqlite ({driver})", processes, threads, jobs
+    )
     name = f"chaos-{os.getpid()}-{rng.randrange(10**6)}"  # a rerun on one database
-    config = {"db": db, "dir": str(folder), "threads": threads, "lease": lease,
-              "job_sleep": job_sleep, "driver": driver, "queue": name}  # fmt: skip
+    config = {
+        "db": db,
+        "dir": str(folder),
+        "threads": threads,
+        "lease": lease,
+        "job_sleep": job_sleep,
+        "driver": driver,
+        "queue": name,
+    }
     queue = DurableQueue(db, lease_seconds=lease, driver=driver)  # type: ignore[arg-type]
     queue.task("chaos", max_attempts=MAX_ATTEMPTS, queue=name)(lambda n: n)
     task = queue.get_task("chaos")
@@ -436,8 +451,11 @@ def _check(
             bad.append(f"job {job_id}: attempts not increasing {runs}")
         if job is not None and job.status is JobStatus.COMPLETED and attempts[-1] != job.attempts:
             bad.append(f"job {job_id}: completed with attempts={job.attempts}, last run {runs[-1]}")
-        if job is not None and job.attempts > 1 and (job.error is None
-                                                     or job.error.type != "LeaseExpired"):
+        if (
+            job is not None
+            and job.attempts > 1
+            and (job.error is None or job.error.type != "LeaseExpired")
+        ):
             bad.append(f"job {job_id}: {job.attempts} attempts but error {job.error}")
         if len(runs) == 1:
             continue
@@ -454,8 +472,9 @@ def _check(
                 # claimed in between by a process killed before it started the job
                 figures.compounded += 1
                 continue
-            rescue = next((s for s in sweeps if job_id in s.ids and when < s.now <= next_when),
-                          None)  # fmt: skip
+            rescue = next(
+                (s for s in sweeps if job_id in s.ids and when < s.now <= next_when), None
+            )
             if rescue is None:  # its sweep's process was killed before it logged it
                 continue
             delays.append(rescue.now - kill.reaped)
@@ -466,8 +485,10 @@ def _check(
             after = [s for s in sweeps if s.now > expired_by and not s.full]
             missed = min(after, key=lambda s: s.returned, default=None)
             if missed is not None and rescue.now > missed.returned:
-                late.append(f"job {job_id}: lease over by {expired_by:.3f}, the sweep of "
-                            f"{missed.now:.3f} left it, rescued at {rescue.now:.3f}")  # fmt: skip
+                late.append(
+                    f"job {job_id}: lease over by {expired_by:.3f}, the sweep of "
+                    f"{missed.now:.3f} left it, rescued at {rescue.now:.3f}"
+                )
     figures.bad_duplicates = len({entry.split(":")[0] for entry in bad})
     if bad:
         problems.append(f"{len(bad)} bad runs, e.g. {bad[:5]}")
@@ -489,8 +510,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kills", type=int, default=200)
     parser.add_argument("--lease", type=float, default=5.0, help="lease seconds (default 5)")
     parser.add_argument("--job-sleep", type=float, default=0.15, help="seconds each job takes")
-    parser.add_argument("--gap", type=float, nargs=2, default=(0.2, 0.8),
-                        help="seconds between kills, uniform in [min, max]")  # fmt: skip
+    parser.add_argument(
+        "--gap",
+        type=float,
+        nargs=2,
+        default=(0.2, 0.8),
+        help="seconds between kills, uniform in [min, max]",
+    )
     parser.add_argument("--driver", choices=["sqlite3", "apsw"], default="sqlite3")
     parser.add_argument("--seed", type=int)
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
@@ -501,10 +527,19 @@ def main(argv: list[str] | None = None) -> int:
     db = args.url or str(folder / "chaos.db")
     print(f"work folder: {folder}", flush=True)
     figures = run(
-        db, folder, processes=args.processes, threads=args.threads, jobs=args.jobs,
-        kills=args.kills, lease=args.lease, job_sleep=args.job_sleep, gap=tuple(args.gap),
-        seed=args.seed, driver=args.driver, log=lambda text: print(text, flush=True),
-    )  # fmt: skip
+        db,
+        folder,
+        processes=args.processes,
+        threads=args.threads,
+        jobs=args.jobs,
+        kills=args.kills,
+        lease=args.lease,
+        job_sleep=args.job_sleep,
+        gap=tuple(args.gap),
+        seed=args.seed,
+        driver=args.driver,
+        log=lambda text: print(text, flush=True),
+    )
     print(figures.table())
     if not args.keep and not figures.problems:
         import shutil

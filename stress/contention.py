@@ -169,21 +169,29 @@ def run(
     empty); returns the figures."""
     figures = Figures(begin, duration)
     folder.mkdir(parents=True, exist_ok=True)
-    base = {"db": db, "dir": str(folder), "begin": begin, "threads": threads,
-            "duration": duration}  # fmt: skip
-    roles = [("worker", f"w{i}") for i in range(processes)] + [("enqueue", "enq"),
-                                                               ("stats", "reader")]
+    base = {"db": db, "dir": str(folder), "begin": begin, "threads": threads, "duration": duration}
+    roles = [("worker", f"w{i}") for i in range(processes)] + [
+        ("enqueue", "enq"),
+        ("stats", "reader"),
+    ]
     DurableQueue(db).close()  # create the file once, before the children race to
     procs: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for role, name in roles:
             with open(folder / f"{name}.log", "wb") as log:
                 procs[name] = subprocess.Popen(
-                    [sys.executable, __file__, "--child",
-                     json.dumps({**base, "role": role, "name": name})],
-                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True, cwd=ROOT,
-                )  # fmt: skip
+                    [
+                        sys.executable,
+                        __file__,
+                        "--child",
+                        json.dumps({**base, "role": role, "name": name}),
+                    ],
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    cwd=ROOT,
+                )
         deadline = time.monotonic() + 60.0
         while not all((folder / f"ready-{name}").exists() for _, name in roles):
             if time.monotonic() > deadline or any(p.poll() is not None for p in procs.values()):
@@ -248,12 +256,18 @@ def main(argv: list[str] | None = None) -> int:
     modes = ["immediate", "deferred"] if args.mode == "both" else [args.mode]
     for mode in modes:
         with tempfile.TemporaryDirectory(prefix=f"jobq-contention-{mode}-") as tmp:
-            figures = run(str(Path(tmp) / "jobs.db"), Path(tmp) / "run",
-                          begin=f"BEGIN {mode.upper()}", processes=args.processes,
-                          threads=args.threads, duration=args.duration)  # fmt: skip
+            figures = run(
+                str(Path(tmp) / "jobs.db"),
+                Path(tmp) / "run",
+                begin=f"BEGIN {mode.upper()}",
+                processes=args.processes,
+                threads=args.threads,
+                duration=args.duration,
+            )
         print(figures.table(), end="\n\n", flush=True)
-        broken = figures.problems or (figures.total_errors if mode == "immediate"
-                                      else not figures.locked_errors)  # fmt: skip
+        broken = figures.problems or (
+            figures.total_errors if mode == "immediate" else not figures.locked_errors
+        )
         if broken:
             print(f"CHECK FAILED for {mode}", flush=True)
             status = 1

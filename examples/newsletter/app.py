@@ -157,8 +157,8 @@ def create_app(
                 ),
                 "GET /newsletter/progress": "job counts per status and what the SMTP server got",
                 "GET /jobq/stats": "jobq's monitor (also /jobq/jobs?status=failed, /jobq/running); "
-                                   "allowed to local requests only (Host localhost, "
-                                   "127.0.0.1 or [::1], no proxy)",
+                "allowed to local requests only (Host localhost, "
+                "127.0.0.1 or [::1], no proxy)",
             },
             "try": [
                 f"curl -s -X POST {base}/newsletter -H 'Content-Type: application/json' "
@@ -174,8 +174,10 @@ def create_app(
         started = time.perf_counter()
         recipients = [f"user{number}@example.com" for number in range(1, count + 1)]
         ids = send_email.enqueue_many(
-            [{"to": to, "subject": subject, "text": message_text(to, subject)}
-             for to in recipients],
+            [
+                {"to": to, "subject": subject, "text": message_text(to, subject)}
+                for to in recipients
+            ],
             queue=QUEUE,
         )
         progress = url_for("progress")
@@ -233,26 +235,30 @@ def parse_newsletter() -> tuple[str, int]:
         raise BadRequest(f"expected a JSON object like {example}")
     unknown = sorted(set(body) - {"subject", "recipients"})
     if unknown:
-        raise BadRequest(f"unknown field(s) {', '.join(map(repr, unknown))}; send one like "
-                         f"{example}")
+        raise BadRequest(
+            f"unknown field(s) {', '.join(map(repr, unknown))}; send one like {example}"
+        )
     subject = body.get("subject")
     if not isinstance(subject, str) or not subject.strip():
         raise BadRequest("'subject' must be a non-empty string")
     if len(subject) > MAX_SUBJECT_LENGTH:
-        raise BadRequest(f"'subject' must be at most {MAX_SUBJECT_LENGTH} characters, "
-                         f"got {len(subject)}")
+        raise BadRequest(
+            f"'subject' must be at most {MAX_SUBJECT_LENGTH} characters, got {len(subject)}"
+        )
     try:
         # The handler's own checks (line breaks, control characters...), so that a
         # subject it would refuse gets a 400 now rather than failing every job later.
         to = "user1@example.com"
-        email.build_message(to, subject, text=message_text(to, subject),
-                            settings=mailer_of(current_app).settings)
+        email.build_message(
+            to, subject, text=message_text(to, subject), settings=mailer_of(current_app).settings
+        )
     except ValueError as error:
         raise BadRequest(f"'subject' cannot be sent: {error}") from None
     count = body.get("recipients")
     if isinstance(count, bool) or not isinstance(count, int):
-        raise BadRequest(f"'recipients' must be an integer from 1 to {MAX_RECIPIENTS}, "
-                         f"got {count!r:.50}")
+        raise BadRequest(
+            f"'recipients' must be an integer from 1 to {MAX_RECIPIENTS}, got {count!r:.50}"
+        )
     if not 1 <= count <= MAX_RECIPIENTS:
         raise BadRequest(f"'recipients' must be from 1 to {MAX_RECIPIENTS}, got {count}")
     return subject.strip(), count
@@ -275,19 +281,26 @@ def check(count: int) -> bool:
             failures.append(name)
 
     try:
-        print(f"local SMTP server on {server.host}:{server.port} (451 to the first try for "
-              f"every {server.refuse_every}th recipient)")
+        print(
+            f"local SMTP server on {server.host}:{server.port} (451 to the first try for "
+            f"every {server.refuse_every}th recipient)"
+        )
         expect("GET / describes the demo", client.get("/").status_code == 200)
         bad = client.post("/newsletter", json={"subject": "hi", "recipients": MAX_RECIPIENTS + 1})
-        expect("POST /newsletter with too many recipients answers 400",
-               bad.status_code == 400 and "recipients" in bad.get_json()["message"])
+        expect(
+            "POST /newsletter with too many recipients answers 400",
+            bad.status_code == 400 and "recipients" in bad.get_json()["message"],
+        )
 
         started = time.monotonic()
         reply = client.post("/newsletter", json={"subject": EXAMPLE_SUBJECT, "recipients": count})
         answered = time.monotonic() - started
         body = reply.get_json()
-        expect(f"POST /newsletter queued {count} emails and answered 202 in {answered:.2f} s",
-               reply.status_code == 202 and body.get("queued") == count, json.dumps(body))
+        expect(
+            f"POST /newsletter queued {count} emails and answered 202 in {answered:.2f} s",
+            reply.status_code == 202 and body.get("queued") == count,
+            json.dumps(body),
+        )
 
         deadline = started + 30.0 + count / 100  # generous: ~1,000/s is typical
         shown = started
@@ -298,33 +311,46 @@ def check(count: int) -> bool:
                 break
             if time.monotonic() - shown >= 1.0:
                 shown = time.monotonic()
-                print(f"  ... {progress['jobs']['completed']} sent, "
-                      f"{progress['jobs']['pending']} waiting, "
-                      f"{progress['smtp_server']['refused_temporarily']} refused with 451")
+                print(
+                    f"  ... {progress['jobs']['completed']} sent, "
+                    f"{progress['jobs']['pending']} waiting, "
+                    f"{progress['smtp_server']['refused_temporarily']} refused with 451"
+                )
             time.sleep(0.25)  # each look counts every job: do not steal the workers' time
         elapsed = time.monotonic() - started
         jobs = progress["jobs"]
         expect("every job finished in time", progress["done"], f"{elapsed:.1f} s")
-        expect(f"all {count} jobs completed, none failed",
-               jobs["completed"] == count and jobs["failed"] == 0, json.dumps(jobs))
+        expect(
+            f"all {count} jobs completed, none failed",
+            jobs["completed"] == count and jobs["failed"] == 0,
+            json.dumps(jobs),
+        )
 
         deliveries = server.deliveries()
         recipients = [delivery.recipient for delivery in deliveries]
         expected = {f"user{number}@example.com" for number in range(1, count + 1)}
-        expect(f"the SMTP server received exactly {count} messages, one per recipient",
-               len(recipients) == count and set(recipients) == expected,
-               f"{len(recipients)} messages, {len(set(recipients))} distinct recipients")
-        expect("every message has the subject", all(d.subject == EXAMPLE_SUBJECT
-                                                     for d in deliveries))
+        expect(
+            f"the SMTP server received exactly {count} messages, one per recipient",
+            len(recipients) == count and set(recipients) == expected,
+            f"{len(recipients)} messages, {len(set(recipients))} distinct recipients",
+        )
+        expect(
+            "every message has the subject", all(d.subject == EXAMPLE_SUBJECT for d in deliveries)
+        )
         refused = server.refused_recipients()
         expected_refused = count // server.refuse_every
-        expect(f"{expected_refused} deliveries refused with 451 were retried and delivered",
-               len(refused) == expected_refused and refused <= set(recipients),
-               f"{len(refused)} refused")
+        expect(
+            f"{expected_refused} deliveries refused with 451 were retried and delivered",
+            len(refused) == expected_refused and refused <= set(recipients),
+            f"{len(refused)} refused",
+        )
         connections = mailer_of(app).connections_opened
-        expect("SMTP connections were reused", connections <= CONCURRENCY + expected_refused,
-               f"{connections} connections for {count} messages with {CONCURRENCY} worker "
-               f"threads (the server saw {server.stats().connections})")
+        expect(
+            "SMTP connections were reused",
+            connections <= CONCURRENCY + expected_refused,
+            f"{connections} connections for {count} messages with {CONCURRENCY} worker "
+            f"threads (the server saw {server.stats().connections})",
+        )
         monitor = client.get("/jobq/stats")
         expect("the monitor at /jobq answers a local request", monitor.status_code == 200)
         forbidden = client.get("/jobq/stats", environ_base={"REMOTE_ADDR": "192.0.2.1"})
@@ -340,8 +366,10 @@ def check(count: int) -> bool:
             "seconds": round(elapsed, 2),
             "per_second": round(count / elapsed),
         }
-        print(f"delivered {len(recipients)} emails in {elapsed:.1f} s "
-              f"({count / elapsed:,.0f}/s), {len(refused)} after a 451 and a retry")
+        print(
+            f"delivered {len(recipients)} emails in {elapsed:.1f} s "
+            f"({count / elapsed:,.0f}/s), {len(refused)} after a 451 and a retry"
+        )
         print(f"result: {json.dumps(result)}")
     finally:
         close_app(app)
@@ -355,11 +383,12 @@ def serve(host: str, port: int) -> None:
     server = smtp_server_of(app)
     base = f"http://{host}:{port}"
     body = json.dumps({"subject": EXAMPLE_SUBJECT, "recipients": MAX_RECIPIENTS})
-    print(f"jobq newsletter demo on {base}; local SMTP server on {server.host}:{server.port}; "
-          f"jobs in {Path(app.instance_path, app.config['JOBQ_DATABASE'])}. Try:\n")
+    print(
+        f"jobq newsletter demo on {base}; local SMTP server on {server.host}:{server.port}; "
+        f"jobs in {Path(app.instance_path, app.config['JOBQ_DATABASE'])}. Try:\n"
+    )
     print(f"  curl -s {base}/")
-    print(f"  curl -s -X POST {base}/newsletter -H 'Content-Type: application/json' "
-          f"-d '{body}'")
+    print(f"  curl -s -X POST {base}/newsletter -H 'Content-Type: application/json' -d '{body}'")
     print(f"  curl -s {base}/newsletter/progress")
     print(f"  curl -s {base}/jobq/stats\n", flush=True)
     try:
@@ -369,8 +398,10 @@ def serve(host: str, port: int) -> None:
         # No reloader: it would run this module twice, starting two SMTP servers.
         app.run(host=host, port=port, use_reloader=False)  # returns on Ctrl-C
     finally:
-        print("stopping: running jobs finish, unsent emails stay queued for the next start",
-              flush=True)
+        print(
+            "stopping: running jobs finish, unsent emails stay queued for the next start",
+            flush=True,
+        )
         close_app(app)
 
 
@@ -378,11 +409,17 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="jobq's newsletter demo.")
     parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=5000, help="port (default 5000)")
-    parser.add_argument("--check", action="store_true",
-                        help="queue emails with Flask's test client, wait for them, verify, exit")
-    parser.add_argument("--count", type=int, default=MAX_RECIPIENTS,
-                        help=f"emails queued by --check (1 to {MAX_RECIPIENTS}, default "
-                             f"{MAX_RECIPIENTS})")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="queue emails with Flask's test client, wait for them, verify, exit",
+    )
+    parser.add_argument(
+        "--count",
+        type=int,
+        default=MAX_RECIPIENTS,
+        help=f"emails queued by --check (1 to {MAX_RECIPIENTS}, default {MAX_RECIPIENTS})",
+    )
     args = parser.parse_args()
     if not 1 <= args.count <= MAX_RECIPIENTS:
         parser.error(f"--count must be from 1 to {MAX_RECIPIENTS}")

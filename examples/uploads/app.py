@@ -247,8 +247,10 @@ def create_app(instance_path: str | None = None) -> Flask:
         except jobq.QueueFull:
             for future in futures.values():
                 future.cancel()
-            busy = {"error": "Service Unavailable",
-                    "message": "too many images are waiting; try again shortly"}
+            busy = {
+                "error": "Service Unavailable",
+                "message": "too many images are waiting; try again shortly",
+            }
             return busy, 503, {"Retry-After": "5"}
         done, not_done = wait(futures.values(), timeout=WAIT_TIMEOUT)
         for future in not_done:
@@ -331,13 +333,19 @@ def sample_images(count: int = 20) -> list[tuple[str, bytes]]:
     samples = []
     for number in range(count):
         kind = number % 5
-        width, height = [(1600, 1200), (900, 1400), (1200, 800), (640, 480), (2000, 1000),
-                          (1000, 1500), (300, 200)][number % 7]
+        width, height = [
+            (1600, 1200),
+            (900, 1400),
+            (1200, 800),
+            (640, 480),
+            (2000, 1000),
+            (1000, 1500),
+            (300, 200),
+        ][number % 7]
         image = Image.linear_gradient("L").resize((width, height)).convert("RGB")
         draw = ImageDraw.Draw(image)
         draw.rectangle((0, 0, width, height // 8), fill=(220, 30, 30))  # a red top band
-        draw.ellipse((width // 4, height // 4, width * 3 // 4, height * 3 // 4),
-                     fill=(30, 90, 200))
+        draw.ellipse((width // 4, height // 4, width * 3 // 4, height * 3 // 4), fill=(30, 90, 200))
         draw.text((20, height // 2), f"sample {number + 1}", fill=(255, 255, 255))
         buffer = io.BytesIO()
         if kind == 0:  # a phone photo: stored sideways, EXIF says rotate 90 degrees clockwise
@@ -414,19 +422,26 @@ def check() -> bool:
 
     def post(files: list[tuple[str, bytes]]) -> Any:
         boundary, data = multipart_body(files)
-        return client.post("/upload", data=data,
-                           content_type=f"multipart/form-data; boundary={boundary}")
+        return client.post(
+            "/upload", data=data, content_type=f"multipart/form-data; boundary={boundary}"
+        )
 
     try:
-        expect("GET / describes the endpoints",
-               "POST /upload" in client.get("/").get_json()["endpoints"])
+        expect(
+            "GET / describes the endpoints",
+            "POST /upload" in client.get("/").get_json()["endpoints"],
+        )
         samples = sample_images()
-        print(f"POST /upload with {len(samples)} images (JPEG with EXIF orientation, "
-              f"PNG with alpha, WebP, GIF, grayscale JPEG)...")
+        print(
+            f"POST /upload with {len(samples)} images (JPEG with EXIF orientation, "
+            f"PNG with alpha, WebP, GIF, grayscale JPEG)..."
+        )
         reply = post(samples)
         body = reply.get_json()
-        print(f"  {body['ok']} ok, {body['failed']} failed in {body['elapsed_seconds']} s; "
-              f"peak concurrent resizes {body['peak_concurrent_resizes']}")
+        print(
+            f"  {body['ok']} ok, {body['failed']} failed in {body['elapsed_seconds']} s; "
+            f"peak concurrent resizes {body['peak_concurrent_resizes']}"
+        )
         expect("answers 200", reply.status_code == 200, str(reply.status_code))
         made = [result for result in body["results"] if len(result.get("thumbnails", [])) == 3]
         expect("every image got 3 thumbnails", len(made) == len(samples), f"{len(made)}")
@@ -434,42 +449,65 @@ def check() -> bool:
         expect("JPEG for opaque images, WebP for transparent ones", formats == ["JPEG", "WEBP"])
         sideways = body["results"][0]  # 1600 x 1200 stored, EXIF orientation 6
         large = sideways["thumbnails"][2]
-        expect("EXIF orientation applied", large["height"] > large["width"],
-               f"{large['width']} x {large['height']}")
+        expect(
+            "EXIF orientation applied",
+            large["height"] > large["width"],
+            f"{large['width']} x {large['height']}",
+        )
         served = client.get(large["url"])
-        expect("GET /thumbnails/<name> serves it", served.status_code == 200
-               and served.mimetype == "image/jpeg")
+        expect(
+            "GET /thumbnails/<name> serves it",
+            served.status_code == 200 and served.mimetype == "image/jpeg",
+        )
         served.close()
         peak = body["peak_concurrent_resizes_process"]
-        expect("at most 3 resizes ran at once, and more than 1", 1 < peak <= MAX_WORKERS,
-               f"peak {peak}")
+        expect(
+            "at most 3 resizes ran at once, and more than 1",
+            1 < peak <= MAX_WORKERS,
+            f"peak {peak}",
+        )
 
         corrupt = b"\xff\xd8\xff\xe0" + os.urandom(2000)  # starts like a JPEG, isn't one
         mixed = [samples[2], ("corrupt.jpg", corrupt), ("notes.txt", b"hello")]
         reply = post(mixed)
         results = reply.get_json()["results"]
         print(f"  corrupt file: {results[1]}")
-        expect("a corrupt file is reported while the others succeed",
-               reply.status_code == 200 and "thumbnails" in results[0]
-               and results[1].get("error", "").startswith(NOT_READABLE)
-               and results[2].get("error", "").startswith(NOT_READABLE))
+        expect(
+            "a corrupt file is reported while the others succeed",
+            reply.status_code == 200
+            and "thumbnails" in results[0]
+            and results[1].get("error", "").startswith(NOT_READABLE)
+            and results[2].get("error", "").startswith(NOT_READABLE),
+        )
         eps = io.BytesIO()
         Image.new("RGB", (20, 20), "red").save(eps, "EPS")  # PostScript: Ghostscript decodes it
         reply = post([("cat.jpg", eps.getvalue())])
         error = reply.get_json()["results"][0].get("error", "")
-        expect("an EPS file named cat.jpg is refused, no decoder but the allowed ones tried",
-               reply.status_code == 400 and "not an image in an allowed format" in error, error)
+        expect(
+            "an EPS file named cat.jpg is refused, no decoder but the allowed ones tried",
+            reply.status_code == 400 and "not an image in an allowed format" in error,
+            error,
+        )
 
         too_many = post([samples[3]] * (MAX_FILES + 1))
-        expect(f"{MAX_FILES + 1} files answer 400", too_many.status_code == 400,
-               too_many.get_json()["message"])
+        expect(
+            f"{MAX_FILES + 1} files answer 400",
+            too_many.status_code == 400,
+            too_many.get_json()["message"],
+        )
         nothing = post([])
         expect("no files answer 400", nothing.status_code == 400, nothing.get_json()["message"])
-        expect("GET /thumbnails/../app.py answers 404",
-               client.get("/thumbnails/..%2Fapp.py").status_code == 404)
-        expect("nothing but thumbnails in the instance folder", all(
-            THUMBNAIL_NAME.fullmatch(path.name)
-            for path in (Path(scratch.name) / "thumbnails").iterdir()))
+        expect(
+            "GET /thumbnails/../app.py answers 404",
+            client.get("/thumbnails/..%2Fapp.py").status_code == 404,
+        )
+        expect(
+            "nothing but thumbnails in the instance folder",
+            all(
+                THUMBNAIL_NAME.fullmatch(path.name)
+                for path in (Path(scratch.name) / "thumbnails").iterdir()
+            ),
+        )
     finally:
         thumbnail_executor().shutdown(cancel_futures=True)
         scratch.cleanup()
@@ -481,10 +519,15 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="jobq uploads example: thumbnails, 3 at a time.")
     parser.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=5000, help="port (default 5000)")
-    parser.add_argument("--make-samples", metavar="DIR", type=Path,
-                        help=f"write {MAX_FILES} sample images into DIR, print a curl command")
-    parser.add_argument("--check", action="store_true",
-                        help="run the flow with Flask's test client, then exit")
+    parser.add_argument(
+        "--make-samples",
+        metavar="DIR",
+        type=Path,
+        help=f"write {MAX_FILES} sample images into DIR, print a curl command",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="run the flow with Flask's test client, then exit"
+    )
     args = parser.parse_args()
     base = f"http://{args.host}:{args.port}"
     if args.check:

@@ -113,8 +113,13 @@ def show_jobs(
     ``next_after`` being None on the last page. Raises :class:`CommandError`."""
     if not 1 <= limit <= MAX_LIST_LIMIT:
         raise CommandError(f"--limit must be between 1 and {MAX_LIST_LIMIT}, got {limit}")
-    jobs = queue.list(status=None if status is None else parse_status(status), name=name,
-                      queue=queue_name, limit=limit, after=after)  # fmt: skip
+    jobs = queue.list(
+        status=None if status is None else parse_status(status),
+        name=name,
+        queue=queue_name,
+        limit=limit,
+        after=after,
+    )
     if as_json:
         next_after = jobs[-1].id if len(jobs) == limit else None
         return dump_json({"jobs": [job_record(job) for job in jobs], "next_after": next_after})
@@ -138,9 +143,7 @@ def cancel_job(queue: DurableQueue, job_id: int, *, as_json: bool = False) -> st
     return f"job {job_id} is already {job.status.value}; nothing to cancel"
 
 
-def retry_job(
-    queue: DurableQueue, job_id: int, *, delay: str = "0", as_json: bool = False
-) -> str:
+def retry_job(queue: DurableQueue, job_id: int, *, delay: str = "0", as_json: bool = False) -> str:
     """The text of ``retry ID``: a failed or cancelled job runs again after ``delay``
     (see :func:`parse_duration`). Raises :class:`CommandError` for an unknown id or
     a job in another status."""
@@ -173,10 +176,13 @@ def purge_jobs(
             )
     deleted = queue.purge(older_than=seconds, statuses=chosen)
     if as_json:
-        return dump_json({"deleted": deleted, "statuses": [s.value for s in chosen],
-                      "older_than": seconds})  # fmt: skip
-    return (f"deleted {deleted} job{'s' if deleted != 1 else ''} "
-            f"({', '.join(s.value for s in chosen)}) older than {older_than}")  # fmt: skip
+        return dump_json(
+            {"deleted": deleted, "statuses": [s.value for s in chosen], "older_than": seconds}
+        )
+    return (
+        f"deleted {deleted} job{'s' if deleted != 1 else ''} "
+        f"({', '.join(s.value for s in chosen)}) older than {older_than}"
+    )
 
 
 def show_schedules(queue: DurableQueue, *, as_json: bool = False) -> str:
@@ -231,10 +237,14 @@ def _schedule(queue: DurableQueue, name: str) -> ScheduleInfo:
     known = ", ".join(repr(info.name) for info in schedules[:10])
     if len(schedules) > 10:
         known += ", ..."
-    hint = f"known: {known}" if known else (
-        "none is stored yet: a schedule is stored once a process that declares it fires "
-        "schedules, e.g. when its workers start"
-    )  # fmt: skip
+    hint = (
+        f"known: {known}"
+        if known
+        else (
+            "none is stored yet: a schedule is stored once a process that declares it fires "
+            "schedules, e.g. when its workers start"
+        )
+    )
     raise CommandError(f"no schedule named {quote_name(name)} ({hint})")
 
 
@@ -266,6 +276,8 @@ def move_jobs(source: DurableQueue, target: DurableQueue, *, as_json: bool = Fal
         return dump_json({"moved": report.moved, "still_processing": report.processing})
     text = f"moved {report.moved} pending job(s)"
     if report.processing:
-        text += (f"; {report.processing} job(s) are still processing in the source: stop its "
-                 "workers, let them finish, and run this again")  # fmt: skip
+        text += (
+            f"; {report.processing} job(s) are still processing in the source: stop its "
+            "workers, let them finish, and run this again"
+        )
     return text

@@ -38,8 +38,16 @@ def _escape(code: int) -> str:
 # C0 controls (ESC among them, which starts every escape sequence), DEL, C1 controls
 # (0x9b is a one-character CSI for terminals that read them), and the bidirectional
 # controls that make text shown differ from text stored.
-_CONTROLS = [*range(0x20), 0x7F, *range(0x80, 0xA0),
-             0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]  # fmt: skip
+_CONTROLS = [
+    *range(0x20),
+    0x7F,
+    *range(0x80, 0xA0),
+    0x061C,
+    0x200E,
+    0x200F,
+    *range(0x202A, 0x202F),
+    *range(0x2066, 0x206A),
+]
 _ESCAPES = {chr(code): _escape(code) for code in _CONTROLS}
 _ONE_LINE = re.compile("[" + "".join(map(re.escape, _ESCAPES)) + "]")
 _LINES = re.compile("[" + "".join(re.escape(c) for c in _ESCAPES if c not in "\t\n") + "]")
@@ -64,9 +72,7 @@ def terminal_safe(text: str, *, keep_lines: bool = False) -> str:
     return pattern.sub(lambda match: _ESCAPES[match.group()], text)
 
 
-_ExcInfo = (
-    tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
-)
+_ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None] | tuple[None, None, None]
 
 
 class TerminalSafeFormatter(logging.Formatter):
@@ -138,8 +144,10 @@ def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> st
     cell one line, shown with :func:`terminal_safe`."""
     cells = [[terminal_safe(str(cell)) for cell in row] for row in rows]
     widths = [max([len(h)] + [len(row[i]) for row in cells]) for i, h in enumerate(headers)]
-    numeric = [all(isinstance(row[i], (int, float)) for row in rows) and bool(rows)
-               for i in range(len(headers))]  # fmt: skip
+    numeric = [
+        all(isinstance(row[i], (int, float)) for row in rows) and bool(rows)
+        for i in range(len(headers))
+    ]
 
     def line(values: Sequence[str]) -> str:
         columns = zip(values, widths, numeric, strict=True)
@@ -170,13 +178,20 @@ def format_stats(stats: Stats) -> str:
     statuses = list(JobStatus)
     headers = ["QUEUE", *(s.value.upper() for s in statuses), "SCHEDULED", "OLDEST", "PAUSED"]
     rows: list[list[object]] = [
-        [name, *(entry.counts.get(s, 0) for s in statuses), entry.scheduled,
-         _age(entry.oldest_runnable_age), "yes" if name in stats.paused else "no"]
+        [
+            name,
+            *(entry.counts.get(s, 0) for s in statuses),
+            entry.scheduled,
+            _age(entry.oldest_runnable_age),
+            "yes" if name in stats.paused else "no",
+        ]
         for name, entry in sorted(stats.queues.items())
-    ]  # fmt: skip
+    ]
     table = format_table(headers, rows) if rows else "no jobs"
-    return (f"{table}\nlast minute: {stats.completed_last_minute} completed, "
-            f"{stats.failed_last_minute} failed")  # fmt: skip
+    return (
+        f"{table}\nlast minute: {stats.completed_last_minute} completed, "
+        f"{stats.failed_last_minute} failed"
+    )
 
 
 def format_jobs(jobs: Sequence[Job]) -> str:
@@ -184,13 +199,20 @@ def format_jobs(jobs: Sequence[Job]) -> str:
     if not jobs:
         return "no jobs"
     rows = [
-        [job.id, job.status.value, job.queue, job.name, f"{job.attempts}/{job.max_attempts}",
-         format_time(job.run_at), shorten(job.error.type + ": " + job.error.message)
-         if job.error else "-"]
+        [
+            job.id,
+            job.status.value,
+            job.queue,
+            job.name,
+            f"{job.attempts}/{job.max_attempts}",
+            format_time(job.run_at),
+            shorten(job.error.type + ": " + job.error.message) if job.error else "-",
+        ]
         for job in jobs
-    ]  # fmt: skip
-    return format_table(["ID", "STATUS", "QUEUE", "TASK", "ATTEMPTS", "RUN AT (UTC)", "ERROR"],
-                        rows)  # fmt: skip
+    ]
+    return format_table(
+        ["ID", "STATUS", "QUEUE", "TASK", "ATTEMPTS", "RUN AT (UTC)", "ERROR"], rows
+    )
 
 
 def describe_schedule(info: ScheduleInfo) -> str:
@@ -204,17 +226,25 @@ def format_schedules(schedules: Sequence[ScheduleInfo]) -> str:
     """Schedules as a table: name, task, when, next and last fire (UTC), last job, paused.
     A paused schedule has no next fire: resuming picks the next one after then."""
     if not schedules:
-        return ("no schedules (a schedule is stored once a process that declares it "
-                "fires schedules, e.g. when its workers start)")  # fmt: skip
+        return (
+            "no schedules (a schedule is stored once a process that declares it "
+            "fires schedules, e.g. when its workers start)"
+        )
     rows = [
-        [info.name, info.task, describe_schedule(info),
-         "-" if info.paused else format_time(info.next_fire_at),
-         format_time(info.last_fire_at), "-" if info.last_job_id is None else info.last_job_id,
-         "yes" if info.paused else "no"]
+        [
+            info.name,
+            info.task,
+            describe_schedule(info),
+            "-" if info.paused else format_time(info.next_fire_at),
+            format_time(info.last_fire_at),
+            "-" if info.last_job_id is None else info.last_job_id,
+            "yes" if info.paused else "no",
+        ]
         for info in schedules
-    ]  # fmt: skip
-    return format_table(["NAME", "TASK", "WHEN", "NEXT FIRE (UTC)", "LAST FIRE (UTC)",
-                         "LAST JOB", "PAUSED"], rows)  # fmt: skip
+    ]
+    return format_table(
+        ["NAME", "TASK", "WHEN", "NEXT FIRE (UTC)", "LAST FIRE (UTC)", "LAST JOB", "PAUSED"], rows
+    )
 
 
 def quote_name(name: str, width: int = 200) -> str:

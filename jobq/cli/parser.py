@@ -85,72 +85,113 @@ def build_parser() -> argparse.ArgumentParser:
     """The ``jobq`` argument parser."""
     common = _Parser(add_help=False)
     common.add_argument(
-        "--db", metavar="PATH",
+        "--db",
+        metavar="PATH",
         help=f"SQLite database file, sqlite:///path or postgresql:// URL "
         f"(default: ${DATABASE_ENV})",
-    )  # fmt: skip
+    )
     common.add_argument(
-        "--import", dest="imports", action="append", default=[], metavar="MODULE",
+        "--import",
+        dest="imports",
+        action="append",
+        default=[],
+        metavar="MODULE",
         help="import this module first, so its tasks register on the default queue "
         "(repeatable; the current directory is on the import path)",
-    )  # fmt: skip
+    )
     as_json = _Parser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print JSON")
 
-    parser = _Parser(prog="jobq", description=_DESCRIPTION,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True,
-                                  parser_class=_Parser)  # fmt: skip
+    parser = _Parser(
+        prog="jobq", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    verbs = parser.add_subparsers(
+        dest="verb", metavar="COMMAND", required=True, parser_class=_Parser
+    )
 
     worker = verbs.add_parser(
-        "worker", parents=[common], help="run workers in the foreground until SIGTERM/SIGINT",
+        "worker",
+        parents=[common],
+        help="run workers in the foreground until SIGTERM/SIGINT",
         description="Run a worker pool in the foreground, logging to stderr. On SIGTERM or "
         "SIGINT it stops claiming jobs, gives running ones --grace seconds to finish, hands "
         "back claimed jobs that had not started, and exits 0 (1 if jobs were still running). "
         "Creates the database if it does not exist.",
-    )  # fmt: skip
-    worker.add_argument("--concurrency", "-c", type=int, default=defaults.CONCURRENCY, metavar="N",
-                        help=f"worker threads, >= 1 (default {defaults.CONCURRENCY})")  # fmt: skip
-    worker.add_argument("--queues", "-q", action="append", metavar="NAMES",
-                        help="comma-separated queues to take jobs from (repeatable; default: "
-                        "the queues of the registered tasks)")  # fmt: skip
-    worker.add_argument("--grace", type=float, default=DEFAULT_GRACE, metavar="SECONDS",
-                        help=f"seconds running jobs get to finish on stop (default "
-                        f"{DEFAULT_GRACE:g})")  # fmt: skip
-    worker.add_argument("--log-level", default="INFO", metavar="LEVEL",
-                        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-                        help="DEBUG, INFO (default), WARNING or ERROR")  # fmt: skip
+    )
+    worker.add_argument(
+        "--concurrency",
+        "-c",
+        type=int,
+        default=defaults.CONCURRENCY,
+        metavar="N",
+        help=f"worker threads, >= 1 (default {defaults.CONCURRENCY})",
+    )
+    worker.add_argument(
+        "--queues",
+        "-q",
+        action="append",
+        metavar="NAMES",
+        help="comma-separated queues to take jobs from (repeatable; default: "
+        "the queues of the registered tasks)",
+    )
+    worker.add_argument(
+        "--grace",
+        type=float,
+        default=DEFAULT_GRACE,
+        metavar="SECONDS",
+        help=f"seconds running jobs get to finish on stop (default {DEFAULT_GRACE:g})",
+    )
+    worker.add_argument(
+        "--log-level",
+        default="INFO",
+        metavar="LEVEL",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="DEBUG, INFO (default), WARNING or ERROR",
+    )
 
-    verbs.add_parser("stats", parents=[common, as_json],
-                     help="job counts per queue and status")  # fmt: skip
+    verbs.add_parser("stats", parents=[common, as_json], help="job counts per queue and status")
 
     listing = verbs.add_parser("list", parents=[common, as_json], help="list jobs by id")
     listing.add_argument("--status", help="pending, processing, completed, failed or cancelled")
     listing.add_argument("--name", help="only jobs of this task")
-    listing.add_argument("--queue", dest="queue_name", metavar="QUEUE",
-                         help="only jobs of this queue")  # fmt: skip
-    listing.add_argument("--limit", type=int, default=LIST_LIMIT,
-                         help=f"at most this many (default {LIST_LIMIT})")  # fmt: skip
-    listing.add_argument("--after", type=int, metavar="ID",
-                         help="jobs with an id above this one (the next page)")  # fmt: skip
+    listing.add_argument(
+        "--queue", dest="queue_name", metavar="QUEUE", help="only jobs of this queue"
+    )
+    listing.add_argument(
+        "--limit", type=int, default=LIST_LIMIT, help=f"at most this many (default {LIST_LIMIT})"
+    )
+    listing.add_argument(
+        "--after", type=int, metavar="ID", help="jobs with an id above this one (the next page)"
+    )
 
     cancel = verbs.add_parser("cancel", parents=[common, as_json], help="cancel a job")
     cancel.add_argument("job_id", type=int, metavar="ID")
-    retry = verbs.add_parser("retry", parents=[common, as_json],
-                             help="run a failed or cancelled job again")  # fmt: skip
+    retry = verbs.add_parser(
+        "retry", parents=[common, as_json], help="run a failed or cancelled job again"
+    )
     retry.add_argument("job_id", type=int, metavar="ID")
     retry.add_argument("--delay", default="0", help="wait this long first (e.g. 30, 5m)")
 
-    purge = verbs.add_parser("purge", parents=[common, as_json],
-                             help="delete finished jobs older than a given age")  # fmt: skip
-    purge.add_argument("--older-than", required=True, metavar="AGE",
-                       help="seconds, or a number with a unit s, m, h, d, w (e.g. 7d, 12h)")
-    purge.add_argument("--status", action="append", dest="statuses", metavar="STATUS",
-                       help="completed, failed or cancelled; repeatable or comma-separated "
-                       "(default: all three)")  # fmt: skip
+    purge = verbs.add_parser(
+        "purge", parents=[common, as_json], help="delete finished jobs older than a given age"
+    )
+    purge.add_argument(
+        "--older-than",
+        required=True,
+        metavar="AGE",
+        help="seconds, or a number with a unit s, m, h, d, w (e.g. 7d, 12h)",
+    )
+    purge.add_argument(
+        "--status",
+        action="append",
+        dest="statuses",
+        metavar="STATUS",
+        help="completed, failed or cancelled; repeatable or comma-separated (default: all three)",
+    )
 
     verbs.add_parser(
-        "schedules", parents=[common, as_json],
+        "schedules",
+        parents=[common, as_json],
         help="list recurring schedules",
         description="List the recurring schedules stored in the database, whichever process "
         "declared them: name, task, cron expression or interval, next and last fire time "
@@ -158,32 +199,54 @@ def build_parser() -> argparse.ArgumentParser:
         "that declares it fires schedules (a worker does on start). Steer one with "
         "'jobq pause-schedule NAME', 'jobq resume-schedule NAME' and "
         "'jobq trigger-schedule NAME'.",
-    )  # fmt: skip
+    )
     for verb, summary, description in (
-        ("pause-schedule", "stop firing a schedule",
-         "Stop firing a schedule, in every process, until it is resumed."),
-        ("resume-schedule", "fire a paused schedule again",
-         "Fire a paused schedule again, from its next fire time after now (fires missed "
-         "while it was paused are skipped)."),
-        ("trigger-schedule", "enqueue a schedule's job now",
-         "Enqueue a schedule's job now, paused or not, with the queue and options stored "
-         "with the schedule; its fire times stay as they are."),
-    ):  # fmt: skip
-        steer = verbs.add_parser(verb, parents=[common, as_json], help=summary,
-                                 description=description)  # fmt: skip
+        (
+            "pause-schedule",
+            "stop firing a schedule",
+            "Stop firing a schedule, in every process, until it is resumed.",
+        ),
+        (
+            "resume-schedule",
+            "fire a paused schedule again",
+            "Fire a paused schedule again, from its next fire time after now (fires missed "
+            "while it was paused are skipped).",
+        ),
+        (
+            "trigger-schedule",
+            "enqueue a schedule's job now",
+            "Enqueue a schedule's job now, paused or not, with the queue and options stored "
+            "with the schedule; its fire times stay as they are.",
+        ),
+    ):
+        steer = verbs.add_parser(
+            verb, parents=[common, as_json], help=summary, description=description
+        )
         steer.add_argument("schedule", metavar="NAME", help="the schedule's name")
 
     move = verbs.add_parser(
-        "move-jobs", parents=[as_json], help="move waiting jobs to another database",
+        "move-jobs",
+        parents=[as_json],
+        help="move waiting jobs to another database",
         description="Copy every pending job (due or scheduled) from one database to another, "
         "e.g. from a SQLite file to PostgreSQL, and cancel it in the first, in batches: "
         "running it again never copies a job twice. Stop the source's workers first; jobs "
         "they still hold are left there and counted.",
-    )  # fmt: skip
-    move.add_argument("--from", dest="source", required=True, metavar="DATABASE",
-                      help="where the jobs are now (a SQLite file or a URL)")  # fmt: skip
-    move.add_argument("--to", dest="target", required=True, metavar="DATABASE",
-                      help="where they go (e.g. postgresql://user@host/db)")  # fmt: skip
+    )
+    move.add_argument(
+        "--from",
+        dest="source",
+        required=True,
+        metavar="DATABASE",
+        help="where the jobs are now (a SQLite file or a URL)",
+    )
+    move.add_argument(
+        "--to",
+        dest="target",
+        required=True,
+        metavar="DATABASE",
+        help="where they go (e.g. postgresql://user@host/db)",
+    )
     return parser
 
 
@@ -195,7 +258,7 @@ def _database(arg: str | None) -> str:
 
 
 def _open_queue(database: str, *, create: bool) -> DurableQueue:
-    path = database[len("sqlite:///"):] if database.startswith("sqlite:///") else database
+    path = database[len("sqlite:///") :] if database.startswith("sqlite:///") else database
     if not create and "://" not in path and not Path(path).is_file():
         raise CommandError(f"database {path!r} does not exist")
     return DurableQueue(database)
@@ -226,22 +289,26 @@ def _import_tasks(queue: DurableQueue, modules: Sequence[str]) -> None:
 _VERBS: dict[str, Callable[[DurableQueue, argparse.Namespace], str]] = {
     "stats": lambda queue, args: show_stats(queue, as_json=args.json),
     "list": lambda queue, args: show_jobs(
-        queue, status=args.status, name=args.name, queue_name=args.queue_name,
-        limit=args.limit, after=args.after, as_json=args.json,
+        queue,
+        status=args.status,
+        name=args.name,
+        queue_name=args.queue_name,
+        limit=args.limit,
+        after=args.after,
+        as_json=args.json,
     ),
     "cancel": lambda queue, args: cancel_job(queue, args.job_id, as_json=args.json),
-    "retry": lambda queue, args: retry_job(queue, args.job_id, delay=args.delay,
-                                           as_json=args.json),
-    "purge": lambda queue, args: purge_jobs(queue, older_than=args.older_than,
-                                            statuses=args.statuses, as_json=args.json),
+    "retry": lambda queue, args: retry_job(queue, args.job_id, delay=args.delay, as_json=args.json),
+    "purge": lambda queue, args: purge_jobs(
+        queue, older_than=args.older_than, statuses=args.statuses, as_json=args.json
+    ),
     "schedules": lambda queue, args: show_schedules(queue, as_json=args.json),
-    "pause-schedule": lambda queue, args: pause_schedule(queue, args.schedule,
-                                                         as_json=args.json),
-    "resume-schedule": lambda queue, args: resume_schedule(queue, args.schedule,
-                                                           as_json=args.json),
-    "trigger-schedule": lambda queue, args: trigger_schedule(queue, args.schedule,
-                                                             as_json=args.json),
-}  # fmt: skip
+    "pause-schedule": lambda queue, args: pause_schedule(queue, args.schedule, as_json=args.json),
+    "resume-schedule": lambda queue, args: resume_schedule(queue, args.schedule, as_json=args.json),
+    "trigger-schedule": lambda queue, args: trigger_schedule(
+        queue, args.schedule, as_json=args.json
+    ),
+}
 
 
 def _move_jobs(args: argparse.Namespace) -> int:
@@ -261,8 +328,9 @@ def _worker(queue: DurableQueue, args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
     if not queue.tasks:
         raise CommandError("no task is registered: pass --import with the modules that define them")
-    return run_worker(queue, concurrency=args.concurrency,
-                      queues=split_names(args.queues), grace=args.grace)  # fmt: skip
+    return run_worker(
+        queue, concurrency=args.concurrency, queues=split_names(args.queues), grace=args.grace
+    )
 
 
 def _run(args: argparse.Namespace) -> int:

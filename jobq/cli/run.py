@@ -30,8 +30,13 @@ DEFAULT_GRACE = defaults.STOP_GRACE_SECONDS
 """Seconds running jobs get to finish when a worker is told to stop."""
 
 _WAIT_STEP = 0.1  # seconds between looks at the signal flag in the worker's main thread
-_JOB_SIGNALS = (signals.job_started, signals.job_succeeded, signals.job_retrying,
-                signals.job_failed, signals.job_cancelled)  # fmt: skip
+_JOB_SIGNALS = (
+    signals.job_started,
+    signals.job_succeeded,
+    signals.job_retrying,
+    signals.job_failed,
+    signals.job_cancelled,
+)
 
 
 def _log_job_events(queue: DurableQueue) -> list[Callable[..., None]]:
@@ -40,8 +45,9 @@ def _log_job_events(queue: DurableQueue) -> list[Callable[..., None]]:
     ``job_cancelled``, in that order)."""
 
     def started(sender: object, *, job: Job, **_: Any) -> None:
-        logger.info("job %d %s started (attempt %d/%d)", job.id, job.name, job.attempts,
-                    job.max_attempts)  # fmt: skip
+        logger.info(
+            "job %d %s started (attempt %d/%d)", job.id, job.name, job.attempts, job.max_attempts
+        )
 
     def succeeded(sender: object, *, job: Job, **_: Any) -> None:
         logger.info("job %d %s completed", job.id, job.name)
@@ -133,7 +139,10 @@ def _run_until_signal(
         pool = queue.start_workers(concurrency, queues=queues)
         logger.info(
             "worker pid %d started: %d threads on queues %s of %s; tasks: %s",
-            os.getpid(), concurrency, ", ".join(pool.queues), _where(queue),
+            os.getpid(),
+            concurrency,
+            ", ".join(pool.queues),
+            _where(queue),
             ", ".join(sorted(queue.tasks)) or "none",
         )
         try:

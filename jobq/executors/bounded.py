@@ -136,7 +136,12 @@ class BoundedExecutor(Executor):
             limiter = _make_limiter(rate, per, burst, strict, clock)
         self._name = name or f"BoundedExecutor-{id(self):x}"
         self._core = Core(
-            max_workers, limiter, timeout, max_queued, when_full, clock,
+            max_workers,
+            limiter,
+            timeout,
+            max_queued,
+            when_full,
+            clock,
             thread_name_prefix=f"jobq-{name}" if name else "jobq-executor",
         )
         self._core.owner = weakref.ref(self)
@@ -245,7 +250,11 @@ class BoundedExecutor(Executor):
         return self._core.limiter
 
     def set_rate(
-        self, rate: float | None, per: float = 1.0, *, burst: int | None = None,
+        self,
+        rate: float | None,
+        per: float = 1.0,
+        *,
+        burst: int | None = None,
         strict: bool = False,
     ) -> None:
         """Change the rate limit while in use; ``rate=None`` removes it.

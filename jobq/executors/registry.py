@@ -29,7 +29,15 @@ UNSET = _Unset.UNSET
 _lock = threading.Lock()
 _executors: dict[str, tuple[BoundedExecutor, dict[str, Any]]] = {}
 _SETTINGS = (
-    "max_workers", "rate", "per", "burst", "strict", "timeout", "max_queued", "when_full", "clock",
+    "max_workers",
+    "rate",
+    "per",
+    "burst",
+    "strict",
+    "timeout",
+    "max_queued",
+    "when_full",
+    "clock",
 )
 _DEFAULTS = {
     name: parameter.default
@@ -71,9 +79,15 @@ def executor(
     given = {
         key: value
         for key, value in (
-            ("max_workers", max_workers), ("rate", rate), ("per", per), ("burst", burst),
-            ("strict", strict), ("timeout", timeout), ("max_queued", max_queued),
-            ("when_full", when_full), ("clock", clock),
+            ("max_workers", max_workers),
+            ("rate", rate),
+            ("per", per),
+            ("burst", burst),
+            ("strict", strict),
+            ("timeout", timeout),
+            ("max_queued", max_queued),
+            ("when_full", when_full),
+            ("clock", clock),
         )
         if value is not UNSET
     }

@@ -86,22 +86,37 @@ def job_rows(rows: Iterable[Iterable[Any]]) -> list[JobRow]:
 def row_to_job(r: JobRow) -> Job:
     """The job in a row."""
     return Job(
-        r.id, r.queue, r.name, r.payload, r.priority, STATUS[r.status], r.attempts,
-        r.max_attempts, r.run_at, r.lease_owner, r.lease_token, r.lease_expires_at,
-        None if r.error_type is None else JobError(
-            r.error_type, r.error_message or "", r.error_traceback
-        ),
-        r.result, r.progress, r.unique_key, bool(r.cancel_requested), r.created_at,
-        r.started_at, r.finished_at, r.updated_at,
-    )  # fmt: skip
+        r.id,
+        r.queue,
+        r.name,
+        r.payload,
+        r.priority,
+        STATUS[r.status],
+        r.attempts,
+        r.max_attempts,
+        r.run_at,
+        r.lease_owner,
+        r.lease_token,
+        r.lease_expires_at,
+        None
+        if r.error_type is None
+        else JobError(r.error_type, r.error_message or "", r.error_traceback),
+        r.result,
+        r.progress,
+        r.unique_key,
+        bool(r.cancel_requested),
+        r.created_at,
+        r.started_at,
+        r.finished_at,
+        r.updated_at,
+    )
 
 
 def schedule_state(r: ScheduleRow) -> ScheduleState:
     """The schedule in a row."""
     return ScheduleState(
-        r.name, r.spec, r.next_fire_at, r.last_fire_at, r.last_job_id, bool(r.paused),
-        r.updated_at,
-    )  # fmt: skip
+        r.name, r.spec, r.next_fire_at, r.last_fire_at, r.last_job_id, bool(r.paused), r.updated_at
+    )
 
 
 def schedule_states(rows: Iterable[Iterable[Any]]) -> list[ScheduleState]:

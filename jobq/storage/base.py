@@ -295,11 +295,7 @@ class Storage(Protocol):
         ...
 
     def renew(
-        self,
-        leases: Collection[tuple[int, str]],
-        *,
-        now: float,
-        lease_seconds: float,
+        self, leases: Collection[tuple[int, str]], *, now: float, lease_seconds: float
     ) -> RenewResult:
         """Heartbeat: extend each held lease, given as ``(job_id, lease_token)``,
         to ``now + lease_seconds``, in one transaction. See :class:`RenewResult`."""

@@ -131,11 +131,7 @@ class CheckedStorage(Storage):
         return bool(names) and self._leases.has_runnable(names, now)
 
     def renew(
-        self,
-        leases: Collection[tuple[int, str]],
-        *,
-        now: float,
-        lease_seconds: float,
+        self, leases: Collection[tuple[int, str]], *, now: float, lease_seconds: float
     ) -> RenewResult:
         check_time("now", now)
         check_seconds("lease_seconds", lease_seconds)

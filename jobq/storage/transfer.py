@@ -49,8 +49,13 @@ def move_pending_jobs(
         new_ids = target.enqueue_many(
             [
                 NewJob(
-                    job.name, job.payload, job.queue, job.priority,
-                    max(1, job.max_attempts - job.attempts), job.run_at, job.unique_key,
+                    job.name,
+                    job.payload,
+                    job.queue,
+                    job.priority,
+                    max(1, job.max_attempts - job.attempts),
+                    job.run_at,
+                    job.unique_key,
                 )
                 for job in batch
             ],

@@ -21,8 +21,17 @@ from .host import QueueHost, RunnableTask
 class Attempt:
     """A claimed job in a pool: waiting for a thread, running, or just finished."""
 
-    __slots__ = ("context", "deadline", "given_up", "job", "lost", "started", "stuck_since",
-                 "thread", "timeout")
+    __slots__ = (
+        "context",
+        "deadline",
+        "given_up",
+        "job",
+        "lost",
+        "started",
+        "stuck_since",
+        "thread",
+        "timeout",
+    )
 
     def __init__(self, host: QueueHost, job: Job) -> None:
         self.job = job
@@ -51,8 +60,12 @@ class Attempt:
 
     def overdue(self, now: float) -> bool:
         """True if it runs past its deadline and is not yet marked timed out."""
-        return not (self.abandoned or self.timeout is not None
-                    or self.deadline is None or now < self.deadline)  # fmt: skip
+        return not (
+            self.abandoned
+            or self.timeout is not None
+            or self.deadline is None
+            or now < self.deadline
+        )
 
     def time_out(self, task: RunnableTask) -> None:
         """Mark it timed out: its ``TaskTimeout`` failure is recorded once its thread
@@ -80,8 +93,13 @@ class Attempt:
         """What its thread is doing, as ``WorkerPool.running()`` shows it."""
         job = self.job
         return {
-            "id": job.id, "name": job.name, "queue": job.queue, "attempt": job.attempts,
-            "started_at": self.started, "thread": self.thread,
-            "timed_out": self.timeout is not None, "stuck": self.stuck_since is not None,
+            "id": job.id,
+            "name": job.name,
+            "queue": job.queue,
+            "attempt": job.attempts,
+            "started_at": self.started,
+            "thread": self.thread,
+            "timed_out": self.timeout is not None,
+            "stuck": self.stuck_since is not None,
             "stuck_since": self.stuck_since,
         }

@@ -59,11 +59,18 @@ def claim(
     are of limited tasks; without it (the inline runner), the limits are not applied."""
     limits = host.task_limits if limited_at_most is not None else None
     if limits:
-        return host.storage.claim(queues, owner=owner, now=now, lease_seconds=host.lease_seconds,
-                                  limit=limit, limits=limits,
-                                  limited_at_most=limited_at_most)  # fmt: skip
-    return host.storage.claim(queues, owner=owner, now=now, lease_seconds=host.lease_seconds,
-                              limit=limit)  # fmt: skip
+        return host.storage.claim(
+            queues,
+            owner=owner,
+            now=now,
+            lease_seconds=host.lease_seconds,
+            limit=limit,
+            limits=limits,
+            limited_at_most=limited_at_most,
+        )
+    return host.storage.claim(
+        queues, owner=owner, now=now, lease_seconds=host.lease_seconds, limit=limit
+    )
 
 
 def new_context(host: QueueHost, job: Job) -> JobContext:
@@ -71,8 +78,7 @@ def new_context(host: QueueHost, job: Job) -> JobContext:
 
     def report(progress: str) -> bool:
         assert job.lease_token is not None
-        return host.storage.set_progress(job.id, job.lease_token, progress,
-                                         now=host.clock.now())  # fmt: skip
+        return host.storage.set_progress(job.id, job.lease_token, progress, now=host.clock.now())
 
     return JobContext(job, report, host)
 
@@ -98,8 +104,9 @@ def execute(host: QueueHost, job: Job, context: JobContext) -> Outcome:
     if task is None:
         error = error_of(UnknownTask(job.name, list(host.tasks)))
         if host.unknown_tasks == "wait":
-            logger.warning("jobq: job %d: %s; trying again in %g s", job.id, error.message,
-                           UNKNOWN_TASK_WAIT)
+            logger.warning(
+                "jobq: job %d: %s; trying again in %g s", job.id, error.message, UNKNOWN_TASK_WAIT
+            )
             return Outcome("snoozed", error=error, delay=UNKNOWN_TASK_WAIT)
         return Outcome("failed", error=error)
     try:
@@ -128,7 +135,9 @@ def execute(host: QueueHost, job: Job, context: JobContext) -> Outcome:
 
 
 def _call(
-    task: RunnableTask, args: Any, kwargs: Any,
+    task: RunnableTask,
+    args: Any,
+    kwargs: Any,
     around_job: Callable[[Callable[[], Any]], Any] | None,
 ) -> Any:
     if around_job is None:
@@ -137,7 +146,11 @@ def _call(
 
 
 def failure(
-    task: RunnableTask, job: Job, error: JobError, *, retry_after: float | None = None,
+    task: RunnableTask,
+    job: Job,
+    error: JobError,
+    *,
+    retry_after: float | None = None,
     snooze: bool = False,
 ) -> Outcome:
     """A failed attempt, to run again after the task's backoff (or ``retry_after``)
@@ -176,8 +189,7 @@ def record(host: QueueHost, outcomes: list[tuple[L, Outcome]], now: float) -> No
     completed = [(held, outcome) for held, outcome in outcomes if outcome.kind == "completed"]
     if completed:
         done = host.storage.complete_many(
-            [Completion(h.job.id, h.job.lease_token or "", o.result) for h, o in completed],
-            now=now,
+            [Completion(h.job.id, h.job.lease_token or "", o.result) for h, o in completed], now=now
         )
         for (held, outcome), ok in zip(completed, done, strict=False):
             if ok:

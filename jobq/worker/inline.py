@@ -17,9 +17,7 @@ from .execute import claim, new_context, record, run_attempt
 from .host import QueueHost
 
 
-def run_inline(
-    host: QueueHost, *, queues: Collection[str] | None, max_jobs: int | None
-) -> int:
+def run_inline(host: QueueHost, *, queues: Collection[str] | None, max_jobs: int | None) -> int:
     """Claim and run due jobs one by one in this thread until none is due or
     ``max_jobs`` attempts ran; return how many ran. Expired leases are released
     first, each time (quietly: no log, no signal). Tasks' limits are not applied.

@@ -13,14 +13,12 @@ Rule: sees the queue as a :class:`~jobq.worker.host.QueueHost`; never imports
 
 from __future__ import annotations
 
-import atexit
 import itertools
 import logging
 import os
 import socket
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
@@ -28,6 +26,7 @@ from typing import Any
 from .. import defaults, signals
 from ..storage.base import Notifier, RenewResult
 from ..validate import check_count
+from . import process
 from .attempt import Attempt
 from .execute import Outcome, claim, failure, record, run_attempt
 from .failures import error_of
@@ -50,7 +49,6 @@ _AHEAD_SECONDS = 0.02  # work claimed ahead per thread when jobs are short
 _RETRY_WAIT_FIRST = 0.05  # seconds after a failed database operation, doubling ...
 _RETRY_WAIT_MAX = 5.0  # ... up to this
 _pool_numbers = itertools.count(1)
-_live_pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
 
 
 class WorkerPool:
@@ -128,8 +126,8 @@ class WorkerPool:
             target=self._dispatch, name=f"jobq-{self.name}-dispatcher", daemon=True
         )
         self._dispatcher.start()
-        _live_pools.add(self)
-        _warn_if_sqlite_is_affected(self.queue)
+        process.track(self)
+        process.warn_if_sqlite_is_affected(self.queue.storage)
         if signals.worker_started.receivers:
             signals.emit(signals.worker_started, self.queue, pool=self)
 
@@ -154,7 +152,7 @@ class WorkerPool:
             thread.join(max(0.0, deadline - time.monotonic()))
         with self._lock:
             finished = not self._running
-        _live_pools.discard(self)
+        process.untrack(self)
         return finished
 
     def set_concurrency(self, concurrency: int) -> None:
@@ -174,7 +172,8 @@ class WorkerPool:
         # Called with the lock held.
         for _ in range(count):
             thread = threading.Thread(
-                target=self._work, name=f"jobq-{self.name}-worker-{next(self._numbers)}",
+                target=self._work,
+                name=f"jobq-{self.name}-worker-{next(self._numbers)}",
                 daemon=True,
             )
             self._threads = [t for t in self._threads if t.is_alive()] + [thread]
@@ -229,8 +228,11 @@ class WorkerPool:
                 return None
             attempt = self._ready.popleft()
             self._running.add(attempt)
-            attempt.start(threading.current_thread().name, self.queue.clock.now(),
-                          self.queue.tasks.get(attempt.job.name))  # fmt: skip
+            attempt.start(
+                threading.current_thread().name,
+                self.queue.clock.now(),
+                self.queue.tasks.get(attempt.job.name),
+            )
             return attempt
 
     def _run(self, attempt: Attempt) -> None:
@@ -251,15 +253,22 @@ class WorkerPool:
     def _replace_dead_worker(self, attempt: Attempt | None, exc: BaseException) -> None:
         """Something escaped a worker thread (a signal receiver raising SystemExit,
         a bug): record its attempt as failed, and start a thread in its place."""
-        logger.error("jobq worker pool %s: a worker thread failed; starting another",
-                     self.name, exc_info=exc)
+        logger.error(
+            "jobq worker pool %s: a worker thread failed; starting another", self.name, exc_info=exc
+        )
         with self._lock:
             if attempt is not None and attempt in self._running:
-                error = error_of(exc, context=f"the worker thread running job {attempt.job.id} "
-                                              "failed around the task")  # fmt: skip
+                error = error_of(
+                    exc,
+                    context=f"the worker thread running job {attempt.job.id} "
+                    "failed around the task",
+                )
                 task = self.queue.tasks.get(attempt.job.name)
-                failed = (Outcome("failed", error=error) if task is None
-                          else failure(task, attempt.job, error))  # fmt: skip
+                failed = (
+                    Outcome("failed", error=error)
+                    if task is None
+                    else failure(task, attempt.job, error)
+                )
                 self._finish(attempt, failed)
             self._workers -= 1
             if not self._stopping:
@@ -295,8 +304,12 @@ class WorkerPool:
     def _make_services(self, now: float) -> list[Service]:
         """The upkeep the dispatcher runs between claims, in this order."""
         queue = self.queue
-        heartbeat = Heartbeat(queue, next_run=now + queue.lease_seconds / HEARTBEATS_PER_LEASE,
-                              held=self._held, on_news=self._heard)  # fmt: skip
+        heartbeat = Heartbeat(
+            queue,
+            next_run=now + queue.lease_seconds / HEARTBEATS_PER_LEASE,
+            held=self._held,
+            on_news=self._heard,
+        )
         return [
             heartbeat,
             # Rescue what dead workers left before claiming, and fire (and first store)
@@ -363,15 +376,18 @@ class WorkerPool:
             token = attempt.job.lease_token
             assert token is not None
             try:
-                self.queue.storage.release(attempt.job.id, token, now=now,
-                                           run_at=attempt.job.run_at)  # fmt: skip
+                self.queue.storage.release(
+                    attempt.job.id, token, now=now, run_at=attempt.job.run_at
+                )
             except BaseException:
                 with self._lock:  # keep renewing what was not handed back; try again later
                     self._ready.extendleft(reversed(unrunnable[index:]))
                 raise
         logger.warning(
             "jobq worker pool %s: every thread is stuck in a task past its timeout; handed "
-            "back %d jobs waiting for one", self.name, len(unrunnable),
+            "back %d jobs waiting for one",
+            self.name,
+            len(unrunnable),
         )
 
     def _runnable_threads(self) -> int:
@@ -388,8 +404,9 @@ class WorkerPool:
         if free <= 0:
             return False
         told, self._told = self._told, False
-        if not (self._backlog or told) and not self.queue.storage.has_runnable(self.queues,
-                                                                              now=now):
+        if not (self._backlog or told) and not self.queue.storage.has_runnable(
+            self.queues, now=now
+        ):
             return False
         limited_at_most = None
         if self.queue.task_limits:
@@ -397,8 +414,14 @@ class WorkerPool:
             # they must not wait behind others in the ready list.
             with self._lock:
                 limited_at_most = max(0, self.concurrency - len(self._running) - len(self._ready))
-        jobs = claim(self.queue, self.queues, owner=self.owner, now=now, limit=free,
-                     limited_at_most=limited_at_most)  # fmt: skip
+        jobs = claim(
+            self.queue,
+            self.queues,
+            owner=self.owner,
+            now=now,
+            limit=free,
+            limited_at_most=limited_at_most,
+        )
         self._backlog = len(jobs) == free
         if jobs:
             with self._lock:
@@ -461,7 +484,11 @@ class WorkerPool:
                 attempt.time_out(task)
                 logger.warning(
                     "jobq worker pool %s: job %d (%s) passed its timeout of %g s; its thread "
-                    "is stuck until the task returns", self.name, job.id, job.name, task.timeout,
+                    "is stuck until the task returns",
+                    self.name,
+                    job.id,
+                    job.name,
+                    task.timeout,
                 )
         self._hand_back_unrunnable(now)
 
@@ -470,25 +497,3 @@ class WorkerPool:
             f"<WorkerPool {self.name} concurrency={self.concurrency} queues={list(self.queues)} "
             f"{'alive' if self.is_alive else 'stopped'}>"
         )
-
-
-_warned_about_wal_reset = False
-
-
-def _warn_if_sqlite_is_affected(queue: QueueHost) -> None:
-    global _warned_about_wal_reset
-    if not _warned_about_wal_reset and getattr(queue.storage, "affected_by_wal_reset_bug", False):
-        _warned_about_wal_reset = True
-        logger.warning(
-            "jobq: SQLite %s has the WAL-reset bug (3.7.0 to 3.51.2), which matters only "
-            "when several processes write one database file at once; for that, install "
-            "jobq[apsw] and use DurableQueue(..., driver='apsw'), which bundles a fixed SQLite",
-            ".".join(map(str, getattr(queue.storage, "sqlite_version", ()))) or "",
-        )
-
-
-@atexit.register
-def _stop_pools_at_exit() -> None:
-    for pool in list(_live_pools):
-        if pool._pid == os.getpid():
-            pool.stop(timeout=defaults.STOP_GRACE_SECONDS)

@@ -99,12 +99,20 @@ class LeaseRescuer(Service):
         if rescued.total:
             logger.warning(
                 "jobq: released %d jobs whose worker stopped renewing its lease "
-                "(requeued %s, failed %s, cancelled %s)", rescued.total,
-                list(rescued.requeued), list(rescued.failed), list(rescued.cancelled),
+                "(requeued %s, failed %s, cancelled %s)",
+                rescued.total,
+                list(rescued.requeued),
+                list(rescued.failed),
+                list(rescued.cancelled),
             )
             if signals.job_lease_expired.receivers:
-                signals.emit(signals.job_lease_expired, self.host, requeued=rescued.requeued,
-                             failed=rescued.failed, cancelled=rescued.cancelled)  # fmt: skip
+                signals.emit(
+                    signals.job_lease_expired,
+                    self.host,
+                    requeued=rescued.requeued,
+                    failed=rescued.failed,
+                    cancelled=rescued.cancelled,
+                )
             if self.on_rescued is not None:
                 self.on_rescued()
         return rescued
@@ -182,7 +190,8 @@ class Heartbeat(Service, Generic[L]):
             return None
         result = self.host.storage.renew(
             [(h.job.id, h.job.lease_token or "") for h in held],
-            now=now, lease_seconds=self.host.lease_seconds,
+            now=now,
+            lease_seconds=self.host.lease_seconds,
         )
         if result.lost or result.cancel_requested:
             self.on_news(result, held)

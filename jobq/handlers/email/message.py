@@ -24,10 +24,22 @@ from .settings import EmailSettings
 __all__ = ["OutgoingEmail", "build_message"]
 
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # printable ASCII except ":" (RFC 5322 ftext)
-_STRUCTURAL_HEADERS = frozenset({
-    "bcc", "cc", "date", "from", "message-id", "mime-version", "received", "reply-to",
-    "return-path", "sender", "subject", "to",
-})
+_STRUCTURAL_HEADERS = frozenset(
+    {
+        "bcc",
+        "cc",
+        "date",
+        "from",
+        "message-id",
+        "mime-version",
+        "received",
+        "reply-to",
+        "return-path",
+        "sender",
+        "subject",
+        "to",
+    }
+)
 _STRUCTURAL_PREFIXES = ("content-", "resent-")
 
 
@@ -121,8 +133,9 @@ def build_message(
 
 
 def _recipients(to: object, cc: object, bcc: object) -> _Recipients:
-    recipients = _Recipients(_address_list(to, "to"), _address_list(cc, "cc"),
-                             _address_list(bcc, "bcc"))
+    recipients = _Recipients(
+        _address_list(to, "to"), _address_list(cc, "cc"), _address_list(bcc, "bcc")
+    )
     if not any(recipients):
         raise ValueError("give at least one recipient (to, cc or bcc)")
     return recipients
@@ -160,9 +173,7 @@ def _custom_headers(headers: object) -> list[tuple[str, str]]:
 
 def _check_header(name: object, value: object) -> tuple[str, str]:
     if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
-        raise ValueError(
-            f"header name {name!r} must be printable ASCII without spaces or ':'"
-        )
+        raise ValueError(f"header name {name!r} must be printable ASCII without spaces or ':'")
     lowered = name.lower()
     if lowered in _STRUCTURAL_HEADERS or lowered.startswith(_STRUCTURAL_PREFIXES):
         raise ValueError(
@@ -236,8 +247,11 @@ def _attach(message: EmailMessage, name: str, content: bytes) -> None:
     kind, encoding = mimetypes.guess_type(name)
     # message/* and multipart/* bodies may not be base64 (RFC 2046): readers
     # would parse the file as parts of this message, so they go as bytes.
-    if kind is None or encoding is not None or "/" not in kind or kind.startswith(
-        ("message/", "multipart/")
+    if (
+        kind is None
+        or encoding is not None
+        or "/" not in kind
+        or kind.startswith(("message/", "multipart/"))
     ):
         kind = "application/octet-stream"
     maintype, subtype = kind.split("/", 1)

@@ -157,7 +157,9 @@ def _folders(dirs: object) -> tuple[str, ...]:
 
 def _check_limits(settings: EmailSettings) -> None:
     size, attempts, delay = (
-        settings.max_attachment_bytes, settings.max_attempts, settings.retry_delay
+        settings.max_attachment_bytes,
+        settings.max_attempts,
+        settings.retry_delay,
     )
     if not is_int(size) or size < 0:
         raise ValueError(f"max_attachment_bytes must be an integer >= 0, got {size!r}")

@@ -78,8 +78,17 @@ def send_email(
     job = current_job().job
     try:
         outgoing = build_message(
-            to, subject, text=text, html=html, sender=sender, cc=cc, bcc=bcc,
-            reply_to=reply_to, headers=headers, attachments=attachments, settings=settings,
+            to,
+            subject,
+            text=text,
+            html=html,
+            sender=sender,
+            cc=cc,
+            bcc=bcc,
+            reply_to=reply_to,
+            headers=headers,
+            attachments=attachments,
+            settings=settings,
             message_id=None,
         )
         domain = outgoing.sender.rpartition("@")[2]
@@ -129,8 +138,13 @@ def _installer(task_function: Callable[_P, dict[str, Any]]) -> _Install[_P]:
             EmailSettings, EmailSettings() if settings is None else settings, "JOBQ_EMAIL"
         )
         replace_installed(queue, EXTENSION_KEY, Mailer(settings))
-        return register(queue, task_function, name=TASK_NAME,
-                        max_attempts=settings.max_attempts, retry_delay=settings.retry_delay)
+        return register(
+            queue,
+            task_function,
+            name=TASK_NAME,
+            max_attempts=settings.max_attempts,
+            retry_delay=settings.retry_delay,
+        )
 
     return named(install, "jobq.handlers.email")
 

@@ -102,11 +102,15 @@ class Mailer:
         s = self.settings
         smtp: smtplib.SMTP
         if s.security == "tls":
-            smtp = smtplib.SMTP_SSL(s.host, s.port, local_hostname=s.local_hostname,
-                                    timeout=s.timeout, context=self._ssl)
+            smtp = smtplib.SMTP_SSL(
+                s.host,
+                s.port,
+                local_hostname=s.local_hostname,
+                timeout=s.timeout,
+                context=self._ssl,
+            )
         else:
-            smtp = smtplib.SMTP(s.host, s.port, local_hostname=s.local_hostname,
-                                timeout=s.timeout)
+            smtp = smtplib.SMTP(s.host, s.port, local_hostname=s.local_hostname, timeout=s.timeout)
         try:
             if s.security == "starttls":
                 smtp.ehlo()
@@ -166,8 +170,7 @@ class Mailer:
         if isinstance(error, smtplib.SMTPRecipientsRefused):
             closing = any(code == 421 for code, _ in error.recipients.values())
         else:
-            closing = isinstance(error, smtplib.SMTPResponseException) and (
-                error.smtp_code == 421)
+            closing = isinstance(error, smtplib.SMTPResponseException) and (error.smtp_code == 421)
         if not closing:
             try:
                 if smtp.rset()[0] == 250:

@@ -31,8 +31,13 @@ _PERMANENT_ERRNOS = {errno.EISDIR, errno.ENOTDIR, errno.ENAMETOOLONG, errno.ELOO
 
 def read_source(path: Path, source: str, settings: ImageSettings) -> bytes:
     """The bytes of the source file, at most ``max_input_bytes``."""
-    flags = (os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-             | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+    flags = (
+        os.O_RDONLY
+        | getattr(os, "O_NOFOLLOW", 0)
+        | getattr(os, "O_NONBLOCK", 0)
+        | getattr(os, "O_CLOEXEC", 0)
+        | getattr(os, "O_BINARY", 0)
+    )
     try:
         fd = os.open(path, flags)
     except FileNotFoundError:
@@ -46,8 +51,10 @@ def read_source(path: Path, source: str, settings: ImageSettings) -> bytes:
             if not stat.S_ISREG(info.st_mode):
                 raise Fail(f"source {source!r} is not a regular file")
             if info.st_size > settings.max_input_bytes:
-                raise Fail(f"source {source!r} has {info.st_size:,} bytes, more than "
-                           f"max_input_bytes ({settings.max_input_bytes:,})")
+                raise Fail(
+                    f"source {source!r} has {info.st_size:,} bytes, more than "
+                    f"max_input_bytes ({settings.max_input_bytes:,})"
+                )
             remaining = settings.max_input_bytes + 1  # one more, to see a file that grew
             while chunk := os.read(fd, min(remaining, 1 << 20)):
                 chunks.append(chunk)
@@ -60,8 +67,9 @@ def read_source(path: Path, source: str, settings: ImageSettings) -> bytes:
         raise os_error(f"cannot read source {source!r}", exc) from exc
     data = b"".join(chunks)
     if len(data) > settings.max_input_bytes:  # it grew after fstat
-        raise Fail(f"source {source!r} has more than max_input_bytes "
-                   f"({settings.max_input_bytes:,}) bytes")
+        raise Fail(
+            f"source {source!r} has more than max_input_bytes ({settings.max_input_bytes:,}) bytes"
+        )
     return data
 
 
@@ -97,8 +105,9 @@ class _Sink:
             raise
 
 
-def write(image: Image.Image, output: Output, target: Path, root: Path,
-           options: Mapping[str, Any]) -> int:
+def write(
+    image: Image.Image, output: Output, target: Path, root: Path, options: Mapping[str, Any]
+) -> int:
     """Save ``image`` at ``target`` atomically; return its size in bytes.
 
     A temporary file in the same folder is written, fsynced and renamed over
@@ -108,13 +117,15 @@ def write(image: Image.Image, output: Output, target: Path, root: Path,
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise os_error(f"cannot create the folder of {output.where}.path {output.path!r}",
-                        exc) from exc
+        raise os_error(
+            f"cannot create the folder of {output.where}.path {output.path!r}", exc
+        ) from exc
     if not inside(real(target.parent), root):  # swapped for a symlink meanwhile
         raise Fail(f"{output.where}.path {output.path!r} is outside the output folder")
     try:
-        fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.",
-                                         suffix=".tmp")
+        fd, temporary = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.name}.", suffix=".tmp"
+        )
     except OSError as exc:
         raise os_error(f"cannot write {output.where}.path {output.path!r}", exc) from exc
     try:
@@ -128,8 +139,9 @@ def write(image: Image.Image, output: Output, target: Path, root: Path,
             except Exception as exc:
                 if sink.error is not None:
                     raise sink.error from None
-                raise Fail(f"{output.where}: cannot encode {output.path!r} as "
-                           f"{output.format}: {exc}") from exc
+                raise Fail(
+                    f"{output.where}: cannot encode {output.path!r} as {output.format}: {exc}"
+                ) from exc
             finally:
                 image.info = info
             file.flush()
@@ -140,8 +152,7 @@ def write(image: Image.Image, output: Output, target: Path, root: Path,
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         if isinstance(exc, OSError):
-            raise os_error(f"cannot write {output.where}.path {output.path!r}",
-                            exc) from exc
+            raise os_error(f"cannot write {output.where}.path {output.path!r}", exc) from exc
         raise
     fsync_folder(target.parent)
     return target.stat().st_size

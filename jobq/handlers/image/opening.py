@@ -23,8 +23,16 @@ __all__ = ["ImageRejected", "decode", "displayed_size", "normalise", "open_image
 
 ORIENTATION = 0x0112  # EXIF tag
 # What Pillow raises for a file it cannot decode.
-_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error,
-                  zlib.error, MemoryError)
+_DECODE_ERRORS = (
+    OSError,
+    SyntaxError,
+    ValueError,
+    EOFError,
+    IndexError,
+    struct.error,
+    zlib.error,
+    MemoryError,
+)
 
 
 class ImageRejected(JobqError, ValueError):
@@ -78,20 +86,26 @@ def open_image(
         opened = Image.open(io.BytesIO(data), formats=allowed)
     except UnidentifiedImageError:
         # Also what Pillow says when an allowed format's header is too corrupt to read.
-        raise ImageRejected(f"is not an image in an allowed format ({', '.join(allowed)}), "
-                            "or its header is corrupt", "format") from None
+        raise ImageRejected(
+            f"is not an image in an allowed format ({', '.join(allowed)}), "
+            "or its header is corrupt",
+            "format",
+        ) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         # Pillow's own limit, checked while opening (the warning, when made an error).
-        raise ImageRejected(f"has too many pixels (at most {limit:,}); it may be a "
-                            "decompression bomb", "pixels") from None
+        raise ImageRejected(
+            f"has too many pixels (at most {limit:,}); it may be a decompression bomb", "pixels"
+        ) from None
     except _DECODE_ERRORS as exc:
         raise ImageRejected(f"is not a readable image: {exc}", "unreadable") from None
     width, height = opened.size  # from the header: no pixel decoded yet
     if width * height > max_pixels:
         opened.close()
-        raise ImageRejected(f"declares {width} x {height} = {width * height:,} pixels, more "
-                            f"than max_pixels ({max_pixels:,}); it may be a decompression bomb",
-                            "pixels")
+        raise ImageRejected(
+            f"declares {width} x {height} = {width * height:,} pixels, more "
+            f"than max_pixels ({max_pixels:,}); it may be a decompression bomb",
+            "pixels",
+        )
     return opened
 
 
@@ -99,19 +113,21 @@ def decode(data: bytes, source: str, settings: ImageSettings) -> tuple[Image.Ima
     """The first frame of the image, loaded, as RGB, RGBA or L, its metadata in
     ``.info``, and its format; Fail if it is not a readable image within the limits."""
     try:
-        opened = open_image(data, max_pixels=settings.max_pixels,
-                            formats=settings.input_formats)
+        opened = open_image(data, max_pixels=settings.max_pixels, formats=settings.input_formats)
     except ImageRejected as exc:
         raise Fail(f"source {source!r} {exc}") from None
     try:
         try:
             opened.load()
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise Fail(f"source {source!r} has too many pixels (at most max_pixels = "
-                       f"{settings.max_pixels:,}); it may be a decompression bomb") from None
+            raise Fail(
+                f"source {source!r} has too many pixels (at most max_pixels = "
+                f"{settings.max_pixels:,}); it may be a decompression bomb"
+            ) from None
         except _DECODE_ERRORS as exc:
-            raise Fail(f"source {source!r} is not a readable image (truncated or "
-                       f"corrupt): {exc}") from None
+            raise Fail(
+                f"source {source!r} is not a readable image (truncated or corrupt): {exc}"
+            ) from None
         return normalise(opened), str(opened.format)
     except BaseException:
         opened.close()

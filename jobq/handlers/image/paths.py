@@ -33,8 +33,10 @@ def resolve_source(source: str, settings: ImageSettings) -> Path:
     if not isinstance(source, str) or not source or "\0" in source:
         raise Fail(f"source must be a non-empty file path, got {source!r}")
     roots = [real(folder) for folder in settings.input_dirs]
-    refused = Fail(f"source {source!r} is outside the input folders; images are only read "
-                   "from inside input_dirs (symlinks are followed and checked too)")
+    refused = Fail(
+        f"source {source!r} is outside the input folders; images are only read "
+        "from inside input_dirs (symlinks are followed and checked too)"
+    )
     if os.path.isabs(source):
         found = real(source)
         if not _below_any(found, roots):
@@ -64,6 +66,8 @@ def resolve_output(output: Output, settings: ImageSettings) -> Path:
         candidate = Path(settings.output_dir) / candidate
     target = real(candidate.parent) / candidate.name
     if not (inside(target, root) and target != root and inside(real(target), root)):
-        raise Fail(f"{output.where}.path {output.path!r} is outside the output folder; "
-                   "outputs are only written inside output_dir (symlinks are checked too)")
+        raise Fail(
+            f"{output.where}.path {output.path!r} is outside the output folder; "
+            "outputs are only written inside output_dir (symlinks are checked too)"
+        )
     return target

@@ -16,7 +16,12 @@ from .settings import ImageSettings
 from .specs import Output
 
 __all__ = [
-    "check_crop", "check_output_pixels", "contained", "output_size", "render", "save_options",
+    "check_crop",
+    "check_output_pixels",
+    "contained",
+    "output_size",
+    "render",
+    "save_options",
 ]
 
 
@@ -24,8 +29,10 @@ def check_crop(image: Image.Image, output: Output) -> None:
     if output.crop is not None:
         left, top, width, height = output.crop
         if left + width > image.width or top + height > image.height:
-            raise Fail(f"{output.where}.crop ({left}, {top}, {width} x {height}) reaches "
-                       f"outside the image ({image.width} x {image.height})")
+            raise Fail(
+                f"{output.where}.crop ({left}, {top}, {width} x {height}) reaches "
+                f"outside the image ({image.width} x {image.height})"
+            )
 
 
 def contained(size: tuple[int, int], box: tuple[int, int]) -> tuple[int, int]:
@@ -53,17 +60,20 @@ def output_size(size: tuple[int, int], output: Output) -> tuple[int, int]:
     return size
 
 
-def check_output_pixels(bases: Sequence[Image.Image], plan: Sequence[Output],
-                         settings: ImageSettings) -> None:
+def check_output_pixels(
+    bases: Sequence[Image.Image], plan: Sequence[Output], settings: ImageSettings
+) -> None:
     """Fail before any output is made when, together, they would have more pixels than
     ``max_output_pixels``: a tiny source may ask for many huge outputs."""
     sizes = [output_size(base.size, output) for base, output in zip(bases, plan, strict=True)]
     total = sum(width * height for width, height in sizes)
     if total > settings.max_output_pixels:
         each = ", ".join(f"{width} x {height}" for width, height in sizes)
-        raise Fail(f"the outputs would have {total:,} pixels in all ({each}), more than "
-                   f"max_output_pixels ({settings.max_output_pixels:,}); ask for fewer "
-                   "or smaller outputs")
+        raise Fail(
+            f"the outputs would have {total:,} pixels in all ({each}), more than "
+            f"max_output_pixels ({settings.max_output_pixels:,}); ask for fewer "
+            "or smaller outputs"
+        )
 
 
 def render(image: Image.Image, output: Output) -> Image.Image:
@@ -84,8 +94,9 @@ def render(image: Image.Image, output: Output) -> Image.Image:
     return image
 
 
-def save_options(output: Output, settings: ImageSettings,
-                 metadata: Mapping[Any, Any]) -> dict[str, Any]:
+def save_options(
+    output: Output, settings: ImageSettings, metadata: Mapping[Any, Any]
+) -> dict[str, Any]:
     """The keyword arguments of Pillow's ``save`` for ``output``: quality, effort
     and the metadata kept from the source (``metadata``, its ``.info``)."""
     options: dict[str, Any] = {}

@@ -88,8 +88,10 @@ class ImageSettings:
         whole("max_output_pixels", self.max_output_pixels, 1)
         whole("quality", self.quality, 1, 100)
         whole("max_attempts", self.max_attempts, 1)
-        for name, supported in (("input_formats", INPUT_FORMATS),
-                                ("output_formats", OUTPUT_FORMATS)):
+        for name, supported in (
+            ("input_formats", INPUT_FORMATS),
+            ("output_formats", OUTPUT_FORMATS),
+        ):
             object.__setattr__(self, name, formats(name, getattr(self, name), supported))
 
     @classmethod
@@ -123,8 +125,7 @@ def formats(name: str, value: Any, supported: tuple[str, ...]) -> tuple[str, ...
     for item in value:
         fmt = FORMAT_NAMES.get(item.lower()) if isinstance(item, str) else None
         if fmt not in supported:
-            raise ValueError(
-                f"{name} may only hold {', '.join(supported)}; got {item!r}")
+            raise ValueError(f"{name} may only hold {', '.join(supported)}; got {item!r}")
         found.append(fmt)
     if not found:
         raise ValueError(f"{name} must name at least one format")

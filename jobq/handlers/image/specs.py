@@ -23,8 +23,17 @@ MAX_SIDE = 65_535
 # An output's file name extension must be one of its format's: a web server picks the
 # Content-Type (or a handler, such as PHP) from it, whatever the bytes are.
 _EXTENSIONS = {"JPEG": (".jpg", ".jpeg"), "PNG": (".png",), "WEBP": (".webp",)}
-_OUTPUT_KEYS = ("path", "format", "resize", "crop", "thumbnail", "quality", "optimize",
-                "strip_metadata", "auto_orient")
+_OUTPUT_KEYS = (
+    "path",
+    "format",
+    "resize",
+    "crop",
+    "thumbnail",
+    "quality",
+    "optimize",
+    "strip_metadata",
+    "auto_orient",
+)
 _RESIZE_KEYS = ("width", "height", "mode")
 _CROP_KEYS = ("left", "top", "width", "height")
 
@@ -53,9 +62,7 @@ class Output:
         return 0
 
 
-def validate_outputs(
-    outputs: Any, settings: ImageSettings | None = None
-) -> None:
+def validate_outputs(outputs: Any, settings: ImageSettings | None = None) -> None:
     """Check a list of output specs as :func:`process_image` will, without a job.
 
     Call it where the specs are built from user input, before enqueueing.
@@ -100,8 +107,10 @@ def sizes(
     specs: list[dict[str, Any]] = []
     for box in boxes:
         width, height = (box, box) if isinstance(box, int) else box
-        spec: dict[str, Any] = {"path": f"{stem}-{width}x{height}.{format.lower()}",
-                                "format": format}
+        spec: dict[str, Any] = {
+            "path": f"{stem}-{width}x{height}.{format.lower()}",
+            "format": format,
+        }
         if mode == "thumbnail":
             spec["thumbnail"] = [width, height]
         else:
@@ -115,15 +124,20 @@ def sizes(
 
 def _check_limits(parsed: list[Output], settings: ImageSettings) -> None:
     if len(parsed) > settings.max_outputs:
-        raise ValueError(f"{len(parsed)} outputs asked, at most {settings.max_outputs} "
-                         "(max_outputs) may be")
+        raise ValueError(
+            f"{len(parsed)} outputs asked, at most {settings.max_outputs} (max_outputs) may be"
+        )
     for output in parsed:
         if output.format not in settings.output_formats:
-            raise ValueError(f"{output.where}.format {output.format} is not allowed here; "
-                             f"allowed: {', '.join(settings.output_formats)}")
+            raise ValueError(
+                f"{output.where}.format {output.format} is not allowed here; "
+                f"allowed: {', '.join(settings.output_formats)}"
+            )
         if output.box_pixels() > settings.max_pixels:
-            raise ValueError(f"{output.where} asks for {output.box_pixels():,} pixels, "
-                             f"more than max_pixels ({settings.max_pixels:,})")
+            raise ValueError(
+                f"{output.where} asks for {output.box_pixels():,} pixels, "
+                f"more than max_pixels ({settings.max_pixels:,})"
+            )
 
 
 def _parse_output(spec: Any, where: str) -> Output:
@@ -139,8 +153,14 @@ def _parse_output(spec: Any, where: str) -> Output:
     if quality is not None:
         quality = whole(f"{where}.quality", quality, 1, 100)
     return Output(
-        where=where, path=path, format=fmt, crop=crop, resize=resize, thumbnail=thumbnail,
-        quality=quality, optimize=_flag(spec, where, "optimize", False),
+        where=where,
+        path=path,
+        format=fmt,
+        crop=crop,
+        resize=resize,
+        thumbnail=thumbnail,
+        quality=quality,
+        optimize=_flag(spec, where, "optimize", False),
         strip_metadata=_flag(spec, where, "strip_metadata", True),
         auto_orient=_flag(spec, where, "auto_orient", True),
     )
@@ -158,10 +178,12 @@ def _crop(value: Any, where: str) -> tuple[int, int, int, int] | None:
     if value is None:
         return None
     box = _object(f"{where}.crop", value, _CROP_KEYS)
-    return (whole(f"{where}.crop.left", box.get("left"), 0, MAX_SIDE),
-            whole(f"{where}.crop.top", box.get("top"), 0, MAX_SIDE),
-            whole(f"{where}.crop.width", box.get("width"), 1, MAX_SIDE),
-            whole(f"{where}.crop.height", box.get("height"), 1, MAX_SIDE))
+    return (
+        whole(f"{where}.crop.left", box.get("left"), 0, MAX_SIDE),
+        whole(f"{where}.crop.top", box.get("top"), 0, MAX_SIDE),
+        whole(f"{where}.crop.width", box.get("width"), 1, MAX_SIDE),
+        whole(f"{where}.crop.height", box.get("height"), 1, MAX_SIDE),
+    )
 
 
 def _resize(value: Any, where: str) -> tuple[int, int, str] | None:
@@ -171,8 +193,11 @@ def _resize(value: Any, where: str) -> tuple[int, int, str] | None:
     mode = box.get("mode", "fit")
     if mode not in ("fit", "fill"):
         raise ValueError(f"{where}.resize.mode must be 'fit' or 'fill', got {mode!r}")
-    return (whole(f"{where}.resize.width", box.get("width"), 1, MAX_SIDE),
-            whole(f"{where}.resize.height", box.get("height"), 1, MAX_SIDE), mode)
+    return (
+        whole(f"{where}.resize.width", box.get("width"), 1, MAX_SIDE),
+        whole(f"{where}.resize.height", box.get("height"), 1, MAX_SIDE),
+        mode,
+    )
 
 
 def _thumbnail(value: Any, where: str) -> tuple[int, int] | None:
@@ -180,8 +205,10 @@ def _thumbnail(value: Any, where: str) -> tuple[int, int] | None:
         return None
     if not isinstance(value, (list, tuple)) or len(value) != 2:
         raise ValueError(f"{where}.thumbnail must be [width, height], got {value!r}")
-    return (whole(f"{where}.thumbnail[0]", value[0], 1, MAX_SIDE),
-            whole(f"{where}.thumbnail[1]", value[1], 1, MAX_SIDE))
+    return (
+        whole(f"{where}.thumbnail[0]", value[0], 1, MAX_SIDE),
+        whole(f"{where}.thumbnail[1]", value[1], 1, MAX_SIDE),
+    )
 
 
 def _object(where: str, value: Any, keys: Sequence[str]) -> Mapping[str, Any]:
@@ -189,8 +216,10 @@ def _object(where: str, value: Any, keys: Sequence[str]) -> Mapping[str, Any]:
         raise ValueError(f"{where} must be an object with keys {', '.join(keys)}, got {value!r}")
     unknown = sorted(map(str, set(value) - set(keys)))
     if unknown:
-        raise ValueError(f"{where} has unknown key(s) {', '.join(map(repr, unknown))}; "
-                         f"known keys: {', '.join(keys)}")
+        raise ValueError(
+            f"{where} has unknown key(s) {', '.join(map(repr, unknown))}; "
+            f"known keys: {', '.join(keys)}"
+        )
     return value
 
 
@@ -209,12 +238,16 @@ def _output_format(given: Any, path: str, where: str) -> str:
         for fmt, suffixes in _EXTENSIONS.items():
             if suffix in suffixes:
                 return fmt
-        raise ValueError(f"{where}.path {path!r} must end in .jpg, .jpeg, .png or .webp, "
-                         "the extension of the format it is written in")
+        raise ValueError(
+            f"{where}.path {path!r} must end in .jpg, .jpeg, .png or .webp, "
+            "the extension of the format it is written in"
+        )
     fmt = FORMAT_NAMES.get(given.lower(), "") if isinstance(given, str) else ""
     if fmt not in OUTPUT_FORMATS:
         raise ValueError(f"{where}.format must be 'jpeg', 'png' or 'webp', got {given!r}")
     if suffix not in _EXTENSIONS[fmt]:
-        raise ValueError(f"{where}.path {path!r} must end in {' or '.join(_EXTENSIONS[fmt])} "
-                         f"to be written as {where}.format {given!r}")
+        raise ValueError(
+            f"{where}.path {path!r} must end in {' or '.join(_EXTENSIONS[fmt])} "
+            f"to be written as {where}.format {given!r}"
+        )
     return fmt

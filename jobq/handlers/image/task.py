@@ -73,8 +73,9 @@ def process_image(source: str, outputs: list[dict[str, Any]], /) -> dict[str, An
     pass; RuntimeError when called outside a job.
     """
     try:
-        settings = installed(EXTENSION_KEY, ImageSettings,
-                             "jobq.handlers.image.install(queue, settings)")
+        settings = installed(
+            EXTENSION_KEY, ImageSettings, "jobq.handlers.image.install(queue, settings)"
+        )
     except ConfigurationError as exc:
         raise Fail(str(exc)) from None
     try:
@@ -90,15 +91,16 @@ def process_image(source: str, outputs: list[dict[str, Any]], /) -> dict[str, An
     try:
         if any(output.auto_orient for output in plan):
             turned = upright(image)
-        bases = [turned if output.auto_orient and turned is not None else image
-                 for output in plan]
+        bases = [turned if output.auto_orient and turned is not None else image for output in plan]
         for output, base in zip(plan, bases, strict=True):
             check_crop(base, output)
         check_output_pixels(bases, plan, settings)
         results = _make_outputs(plan, targets, bases, root, settings)
         width, height = displayed_size(image)
-        return {"source": {"format": source_format, "width": width, "height": height},
-                "outputs": results}
+        return {
+            "source": {"format": source_format, "width": width, "height": height},
+            "outputs": results,
+        }
     finally:
         image.close()
         if turned is not None:
@@ -110,8 +112,10 @@ def _targets(plan: list[Output], settings: ImageSettings) -> list[Path]:
     targets = [resolve_output(output, settings) for output in plan]
     for index, target in enumerate(targets):
         if target in targets[:index]:
-            raise Fail(f"outputs[{targets.index(target)}].path and outputs[{index}].path "
-                       "name the same file")
+            raise Fail(
+                f"outputs[{targets.index(target)}].path and outputs[{index}].path "
+                "name the same file"
+            )
     return targets
 
 
@@ -120,8 +124,13 @@ def _open_source(path: Path, source: str, settings: ImageSettings) -> tuple[Imag
     return decode(read_source(path, source, settings), source, settings)
 
 
-def _make_outputs(plan: list[Output], targets: list[Path], bases: list[Image.Image],
-                  root: Path, settings: ImageSettings) -> list[dict[str, Any]]:
+def _make_outputs(
+    plan: list[Output],
+    targets: list[Path],
+    bases: list[Image.Image],
+    root: Path,
+    settings: ImageSettings,
+) -> list[dict[str, Any]]:
     """Render and write each output in turn, until the job is asked to cancel."""
     results: list[dict[str, Any]] = []
     job = current_job()
@@ -131,9 +140,15 @@ def _make_outputs(plan: list[Output], targets: list[Path], bases: list[Image.Ima
         rendered = render(base, output)
         options = save_options(output, settings, base.info)
         size = write(rendered, output, target, root, options)
-        results.append({"path": target.relative_to(root).as_posix(),
-                        "width": rendered.width, "height": rendered.height,
-                        "format": output.format, "bytes": size})
+        results.append(
+            {
+                "path": target.relative_to(root).as_posix(),
+                "width": rendered.width,
+                "height": rendered.height,
+                "format": output.format,
+                "bytes": size,
+            }
+        )
         if rendered is not base:
             rendered.close()
     return results
@@ -161,11 +176,14 @@ def install(
         raise ConfigurationError(
             f"max_pixels ({settings.max_pixels:,}) is above Pillow's process-wide limit "
             f"PIL.Image.MAX_IMAGE_PIXELS ({limit:,}), which would refuse such images first; "
-            "lower max_pixels or raise Image.MAX_IMAGE_PIXELS once at startup")
+            "lower max_pixels or raise Image.MAX_IMAGE_PIXELS once at startup"
+        )
     Image.init()
     missing = [fmt for fmt in settings.output_formats if fmt not in Image.SAVE]
     if missing:
-        raise ConfigurationError(f"this Pillow cannot write {', '.join(missing)}; "
-                                 "remove it from output_formats or install a Pillow with it")
+        raise ConfigurationError(
+            f"this Pillow cannot write {', '.join(missing)}; "
+            "remove it from output_formats or install a Pillow with it"
+        )
     queue.extensions[EXTENSION_KEY] = settings  # installing again replaces the settings
     return queue.task(name=TASK_NAME, max_attempts=settings.max_attempts)(process_image)

@@ -103,7 +103,8 @@ def classify_error(
         return Fail(f"webhook to {where} was redirected more than {MAX_REDIRECTS} times")
     if isinstance(error, (requests.exceptions.InvalidSchema, requests.exceptions.MissingSchema)):
         return Fail(f"refused: webhook to {where} uses a URL scheme that is not allowed: {reason}")
-    if isinstance(error, (requests.exceptions.ChunkedEncodingError,
-                          requests.exceptions.ContentDecodingError)):
+    if isinstance(
+        error, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)
+    ):
         return TransientError(f"webhook to {where}: broken answer: {reason}")
     return Fail(f"webhook to {where} failed: {reason}")

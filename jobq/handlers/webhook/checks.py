@@ -11,10 +11,18 @@ from collections.abc import Mapping
 
 __all__ = ["check_request"]
 
-_RESERVED_HEADERS = frozenset({
-    "webhook-id", "webhook-timestamp", "webhook-signature", "content-type",
-    "content-length", "transfer-encoding", "host", "connection",
-})
+_RESERVED_HEADERS = frozenset(
+    {
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+        "content-type",
+        "content-length",
+        "transfer-encoding",
+        "host",
+        "connection",
+    }
+)
 _HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an HTTP token (RFC 9110)
 _MESSAGE_ID = re.compile(r"[!-~]{1,256}")  # printable ASCII, no spaces
 

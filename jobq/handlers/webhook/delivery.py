@@ -36,8 +36,9 @@ class WebhookDeliverer:
 
     def __init__(self, settings: WebhookSettings, *, resolver: Resolver | None = None) -> None:
         self.settings = settings
-        self.guard = NetGuard(settings.allow_hosts, settings.allowed_schemes,
-                              resolver or system_resolver)
+        self.guard = NetGuard(
+            settings.allow_hosts, settings.allowed_schemes, resolver or system_resolver
+        )
         self._key = None if settings.secret is None else secret_bytes(settings.secret)
         self._local = threading.local()
         self._lock = threading.Lock()
@@ -85,9 +86,13 @@ class WebhookDeliverer:
         s = self.settings
         with redacted_urllib3_logs(UrlRedactor(url)):
             response = self.session().post(
-                url, data=body, headers=dict(headers),
-                timeout=(s.connect_timeout, s.read_timeout), allow_redirects=s.follow_redirects,
-                verify=s.cafile or s.verify_tls, stream=True,
+                url,
+                data=body,
+                headers=dict(headers),
+                timeout=(s.connect_timeout, s.read_timeout),
+                allow_redirects=s.follow_redirects,
+                verify=s.cafile or s.verify_tls,
+                stream=True,
             )
             with response:
                 excerpt = _read_excerpt(response, s.max_response_excerpt)

@@ -256,9 +256,7 @@ class NetGuard:
         Messages never quote the URL, whose path or query may hold a token.
         """
         if not isinstance(url, str):
-            raise DestinationRefused(
-                f"refused: the URL must be a string, got {type(url).__name__}"
-            )
+            raise DestinationRefused(f"refused: the URL must be a string, got {type(url).__name__}")
         try:
             parts = urllib.parse.urlsplit(url)
             host = parts.hostname
@@ -292,11 +290,19 @@ class NetGuard:
         if literal is None:
             found = list(self.resolver(host, port))
         elif literal.version == 4:  # an address needs no resolver (nor DNS)
-            found = [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "",
-                      (str(literal), port))]
+            found = [
+                (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (str(literal), port))
+            ]
         else:
-            found = [(socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "",
-                      (str(literal), port, 0, 0))]
+            found = [
+                (
+                    socket.AF_INET6,
+                    socket.SOCK_STREAM,
+                    socket.IPPROTO_TCP,
+                    "",
+                    (str(literal), port, 0, 0),
+                )
+            ]
         if not found:
             raise socket.gaierror(socket.EAI_NONAME, f"{host!r} resolved to no address")
         for entry in found:
@@ -317,8 +323,9 @@ def parse_allow_entry(entry: str) -> tuple[str, str | IPNetwork]:
     Raises ValueError naming the entry when it is neither.
     """
     if not isinstance(entry, str) or not entry.strip():
-        raise ValueError(f"allow_hosts entries must be host names, addresses or networks, "
-                         f"got {entry!r}")
+        raise ValueError(
+            f"allow_hosts entries must be host names, addresses or networks, got {entry!r}"
+        )
     text = _normal_host(entry)
     try:
         network = ipaddress.ip_network(text, strict=False)

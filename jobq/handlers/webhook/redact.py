@@ -81,7 +81,7 @@ def _secret_parts(url: str) -> set[str]:
     authority = match["authority"] or ""
     path, query, fragment = match["path"], match["query"], match["fragment"]
     userinfo = authority.rpartition("@")[0] if "@" in authority else ""
-    rest = url[match.end("authority"):] if match["authority"] is not None else path
+    rest = url[match.end("authority") :] if match["authority"] is not None else path
     parts = {path, rest, userinfo, f"{userinfo}@", *userinfo.split(":", 1)}
     if query is not None:
         parts |= {query, f"?{query}", f"{path}?{query}"}
@@ -121,8 +121,11 @@ class UrlRedactor:
         secrets = {v for s in spellings for p in _secret_parts(s) for v in _variants(p)}
         # Longest first, so that no part is left half replaced. A part the origin
         # spells ("hooks" of "https://hooks@hooks.example.com") is shown anyway.
-        parts = sorted((s for s in secrets if len(s) >= _MIN_SECRET and s not in self.origin),
-                       key=len, reverse=True)
+        parts = sorted(
+            (s for s in secrets if len(s) >= _MIN_SECRET and s not in self.origin),
+            key=len,
+            reverse=True,
+        )
         return wholes, parts
 
     def __call__(self, text: str) -> str:
@@ -145,7 +148,7 @@ def _origin_of_match(match: re.Match[str]) -> str:
     found = match.group().split(REDACTED, 1)[0]
     core = found.rstrip(".,:;)")
     shown = origin(core)
-    return shown + found[len(core):] if shown != "(invalid URL)" else REDACTED
+    return shown + found[len(core) :] if shown != "(invalid URL)" else REDACTED
 
 
 # -- urllib3's own log records -----------------------------------------------------------
@@ -166,7 +169,8 @@ class _RedactDuringDelivery(logging.Filter):
         if redactor is not None and isinstance(record.args, tuple):
             record.args = tuple(
                 (REDACTED if arg.startswith("/") else redactor.foreign(arg))
-                if isinstance(arg, str) else arg
+                if isinstance(arg, str)
+                else arg
                 for arg in record.args
             )
         return True

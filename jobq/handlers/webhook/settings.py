@@ -122,8 +122,10 @@ def _hosts(allow_hosts: object) -> tuple[str, ...]:
 
 
 def _schemes(allowed_schemes: object) -> tuple[str, ...]:
-    schemes = tuple(s.lower() if isinstance(s, str) else s for s in
-                    _as_tuple(allowed_schemes, "allowed_schemes"))
+    schemes = tuple(
+        s.lower() if isinstance(s, str) else s
+        for s in _as_tuple(allowed_schemes, "allowed_schemes")
+    )
     if not schemes or any(s not in ("http", "https") for s in schemes):
         raise ValueError(
             f"allowed_schemes must name 'https' and/or 'http', got {allowed_schemes!r}"
@@ -150,8 +152,10 @@ def _check_tls(settings: WebhookSettings) -> None:
 
 
 def _check_user_agent(user_agent: object) -> None:
-    if not isinstance(user_agent, str) or not user_agent or any(
-        ord(c) < 0x20 or c == "\x7f" or ord(c) > 0xFF for c in user_agent
+    if (
+        not isinstance(user_agent, str)
+        or not user_agent
+        or any(ord(c) < 0x20 or c == "\x7f" or ord(c) > 0xFF for c in user_agent)
     ):
         raise ValueError(
             f"user_agent must be a non-empty Latin-1 string without control characters "

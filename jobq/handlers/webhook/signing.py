@@ -47,7 +47,7 @@ def secret_bytes(secret: str | bytes) -> bytes:
     elif isinstance(secret, str):
         if secret.startswith("whsec_"):
             try:
-                key = base64.b64decode(secret[len("whsec_"):], validate=True)
+                key = base64.b64decode(secret[len("whsec_") :], validate=True)
             except (binascii.Error, ValueError):
                 raise ValueError(
                     "secret starts with 'whsec_' but the rest is not valid base64"
@@ -88,8 +88,9 @@ fit a float exactly, and any such time is far outside every tolerance anyway."""
 def _header(headers: HeaderLookup, name: str) -> str:
     value = headers.get(name)
     if value is None:  # a plain dict with other capitals
-        value = next((v for k, v in headers.items()
-                      if isinstance(k, str) and k.lower() == name), None)
+        value = next(
+            (v for k, v in headers.items() if isinstance(k, str) and k.lower() == name), None
+        )
     if value is None:
         raise WebhookVerificationError(f"the {name} header is missing")
     if not isinstance(value, str):

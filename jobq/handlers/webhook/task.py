@@ -78,8 +78,7 @@ def deliver_webhook(
     context = current_job()
     redact = UrlRedactor(url)
     try:
-        return _deliver(deliverer, context, url, payload, event_type, headers, message_id,
-                        redact)  # fmt: skip
+        return _deliver(deliverer, context, url, payload, event_type, headers, message_id, redact)
     except Exception as exc:  # its text, or an exception chained to it, may spell the URL
         failure = _job_error(exc, redact)
     # Raised outside the except clause, so that no exception is chained to it.
@@ -101,8 +100,11 @@ def _deliver(
         check_request(headers, message_id, event_type)
         if event_type is not None:
             created = datetime.fromtimestamp(job.created_at, timezone.utc)
-            payload = {"type": event_type, "timestamp": created.isoformat().replace("+00:00", "Z"),
-                       "data": payload}
+            payload = {
+                "type": event_type,
+                "timestamp": created.isoformat().replace("+00:00", "Z"),
+                "data": payload,
+            }
         body = codec.encode(payload).encode()
     except (ValueError, TypeError) as exc:
         raise Fail(f"cannot deliver this webhook: {exc}") from exc
@@ -115,17 +117,27 @@ def _deliver(
     status, excerpt, retry_after = deliverer.post(url, body, request_headers)
     outcome = classify_status(status)
     if outcome == "completed":
-        return {"status": status, "body": excerpt, "attempt": context.attempt,
-                "message_id": message_id}
-    answer = (f"webhook to {redact.origin} answered {status}: "
-              f"{redact.foreign(excerpt) or '(empty body)'}")  # a 404 page may echo the URL
+        return {
+            "status": status,
+            "body": excerpt,
+            "attempt": context.attempt,
+            "message_id": message_id,
+        }
+    answer = (
+        f"webhook to {redact.origin} answered {status}: "
+        f"{redact.foreign(excerpt) or '(empty body)'}"
+    )  # a 404 page may echo the URL
     if outcome == "retry":
-        delay = parse_retry_after(retry_after, now=clock.now(),
-                                  cap=deliverer.settings.max_retry_after)
+        delay = parse_retry_after(
+            retry_after, now=clock.now(), cap=deliverer.settings.max_retry_after
+        )
         raise TransientError(answer, retry_after=delay)
     if 300 <= status < 400:
-        answer += (" (a redirect: not followed since follow_redirects is False)"
-                   if not deliverer.settings.follow_redirects else " (a redirect not followed)")
+        answer += (
+            " (a redirect: not followed since follow_redirects is False)"
+            if not deliverer.settings.follow_redirects
+            else " (a redirect not followed)"
+        )
     raise Fail(answer)
 
 
@@ -163,8 +175,6 @@ def _check_call(call: Mapping[str, Any]) -> None:
     check_request(call.get("headers"), call.get("message_id"), call.get("event_type"))
 
 
-
-
 class _Install(Protocol[_P]):
     def __call__(
         self,
@@ -198,8 +208,14 @@ def _installer(task_function: Callable[_P, dict[str, Any]]) -> _Install[_P]:
             WebhookSettings, WebhookSettings() if settings is None else settings, "JOBQ_WEBHOOK"
         )
         replace_installed(queue, EXTENSION_KEY, WebhookDeliverer(settings, resolver=resolver))
-        return register(queue, task_function, name=TASK_NAME, max_attempts=settings.max_attempts,
-                        retry_delay=settings.retry_delay, check=_check_call)
+        return register(
+            queue,
+            task_function,
+            name=TASK_NAME,
+            max_attempts=settings.max_attempts,
+            retry_delay=settings.retry_delay,
+            check=_check_call,
+        )
 
     return named(install, "jobq.handlers.webhook")
 

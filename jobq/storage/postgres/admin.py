@@ -17,14 +17,7 @@ from typing import NamedTuple
 import psycopg.errors
 
 from .._rows import COLS, job_filters, job_row, job_rows, row_to_job, stats_from_rows
-from ..base import (
-    MAX_PAUSED_QUEUES,
-    Job,
-    JobStatus,
-    Stats,
-    TooManyPausedQueues,
-    UniqueKeyConflict,
-)
+from ..base import MAX_PAUSED_QUEUES, Job, JobStatus, Stats, TooManyPausedQueues, UniqueKeyConflict
 from . import sql
 from .connection import Database
 
@@ -65,12 +58,13 @@ class PostgresAdmin:
 
     def retry(self, job_id: int, now: float, run_at: float | None) -> Job | None:
         try:
-            rows = job_rows(self._db.run(sql.RETRY, {
-                "run_at": run_at, "now": self._db.now(now), "id": job_id,
-            }))  # fmt: skip
+            rows = job_rows(
+                self._db.run(sql.RETRY, {"run_at": run_at, "now": self._db.now(now), "id": job_id})
+            )
         except psycopg.errors.UniqueViolation:
-            name, key = self._db.run("SELECT name, unique_key FROM jobq_jobs WHERE id = %s",
-                                     (job_id,))[0]  # fmt: skip
+            name, key = self._db.run(
+                "SELECT name, unique_key FROM jobq_jobs WHERE id = %s", (job_id,)
+            )[0]
             holder = job_rows(self._db.run(sql.LIVE_BY_KEY, (name, key)))
             raise UniqueKeyConflict(key, holder[0].id if holder else 0) from None
         if not rows:
@@ -102,12 +96,18 @@ class PostgresAdmin:
         with self._db.conn() as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")  # one snapshot
             moment = float(conn.execute(sql.CURRENT_TIME, params).fetchall()[0][0])
-            per_queue = [QueueCounts._make(row) for row in
-                         conn.execute(sql.STATS_QUEUES, {"now": moment}).fetchall()]  # fmt: skip
+            per_queue = [
+                QueueCounts._make(row)
+                for row in conn.execute(sql.STATS_QUEUES, {"now": moment}).fetchall()
+            ]
             recent: dict[str, int] = dict(conn.execute(sql.STATS_RECENT, params).fetchall())
             paused = frozenset(q for (q,) in conn.execute("SELECT queue FROM jobq_paused_queues"))
-        counts = [(row.queue, status.value, getattr(row, status.value)) for row in per_queue
-                  for status in JobStatus if getattr(row, status.value)]  # fmt: skip
+        counts = [
+            (row.queue, status.value, getattr(row, status.value))
+            for row in per_queue
+            for status in JobStatus
+            if getattr(row, status.value)
+        ]
         due = [(row.queue, row.scheduled, row.oldest_due) for row in per_queue]
         if sum(row.rows for row in per_queue) - len(per_queue) > sql.FOLD_AFTER_ROWS:
             fold_counts(self._db)
@@ -121,9 +121,10 @@ class PostgresAdmin:
         total = 0
         for status in statuses:
             while True:
-                deleted = self._db.rowcount(sql.PURGE, {
-                    "status": status.value, "older_than": float(older_than), "limit": batch_size,
-                })  # fmt: skip
+                deleted = self._db.rowcount(
+                    sql.PURGE,
+                    {"status": status.value, "older_than": float(older_than), "limit": batch_size},
+                )
                 total += deleted
                 if deleted < batch_size:
                     break

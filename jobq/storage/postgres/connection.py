@@ -70,8 +70,7 @@ class Database:
     def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
         """A connection of its own, outside the pool (migrations, LISTEN)."""
         try:
-            return psycopg.connect(self.url, connect_timeout=max(1, round(self._timeout)),
-                                   **kwargs)  # fmt: skip
+            return psycopg.connect(self.url, connect_timeout=max(1, round(self._timeout)), **kwargs)
         except psycopg.Error as exc:
             raise StorageError(f"cannot connect to PostgreSQL: {exc}".strip()) from exc
 
@@ -91,9 +90,14 @@ class Database:
                 self.pid = pid
             if self._pool is None:
                 self._pool = ConnectionPool(
-                    self.url, min_size=self._min, max_size=self._max, timeout=self._timeout,
-                    kwargs={"autocommit": True}, name=f"jobq-postgres-{pid}", open=True,
-                )  # fmt: skip
+                    self.url,
+                    min_size=self._min,
+                    max_size=self._max,
+                    timeout=self._timeout,
+                    kwargs={"autocommit": True},
+                    name=f"jobq-postgres-{pid}",
+                    open=True,
+                )
             return self._pool
 
     @contextmanager

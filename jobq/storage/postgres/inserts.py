@@ -34,18 +34,41 @@ class Inserted(NamedTuple):
 def _new_job(job: NewJob, row: Inserted) -> Job:
     """The job just inserted: the caller's fields and the row's id and times."""
     return Job(
-        row.id, job.queue, job.name, job.payload, job.priority, JobStatus.PENDING, 0,
-        job.max_attempts, row.run_at, None, None, None, None, None, None, job.unique_key,
-        False, row.created_at, None, None, row.created_at,
-    )  # fmt: skip
+        row.id,
+        job.queue,
+        job.name,
+        job.payload,
+        job.priority,
+        JobStatus.PENDING,
+        0,
+        job.max_attempts,
+        row.run_at,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        job.unique_key,
+        False,
+        row.created_at,
+        None,
+        None,
+        row.created_at,
+    )
 
 
 def _enqueue_params(job: NewJob, now: float | None) -> dict[str, Any]:
     return {
-        "queue": job.queue, "name": job.name, "payload": job.payload,
-        "priority": job.priority, "max_attempts": job.max_attempts, "run_at": job.run_at,
-        "unique_key": job.unique_key, "now": now,
-    }  # fmt: skip
+        "queue": job.queue,
+        "name": job.name,
+        "payload": job.payload,
+        "priority": job.priority,
+        "max_attempts": job.max_attempts,
+        "run_at": job.run_at,
+        "unique_key": job.unique_key,
+        "now": now,
+    }
 
 
 class PostgresInserts:
@@ -73,17 +96,25 @@ class PostgresInserts:
         return ids
 
     def enqueue_payloads(self, template: NewJob, payloads: Sequence[str], now: float) -> list[int]:
-        rows = self._db.run(sql.ENQUEUE_PAYLOADS, {
-            "queue": template.queue, "name": template.name, "priority": template.priority,
-            "max_attempts": template.max_attempts, "run_at": template.run_at,
-            "payloads": list(payloads), "now": self._db.now(now),
-        })  # fmt: skip
+        rows = self._db.run(
+            sql.ENQUEUE_PAYLOADS,
+            {
+                "queue": template.queue,
+                "name": template.name,
+                "priority": template.priority,
+                "max_attempts": template.max_attempts,
+                "run_at": template.run_at,
+                "payloads": list(payloads),
+                "now": self._db.now(now),
+            },
+        )
         ids, _notified = rows[0]
         return list(ids)
 
 
-def insert_jobs(conn: psycopg.Connection[Any], jobs: Sequence[NewJob],
-                now: float | None) -> list[int]:  # fmt: skip
+def insert_jobs(
+    conn: psycopg.Connection[Any], jobs: Sequence[NewJob], now: float | None
+) -> list[int]:
     """Insert ``jobs`` in the caller's transaction; their ids in order (a live job's
     id where one holds the unique key)."""
     ids: list[int] = []
@@ -117,12 +148,18 @@ def _insert_keyed(conn: psycopg.Connection[Any], job: NewJob, now: float | None)
 
 
 def _insert_run(conn: psycopg.Connection[Any], jobs: list[NewJob], now: float | None) -> list[int]:
-    row = conn.execute(sql.ENQUEUE_ARRAYS, {
-        "queues": [j.queue for j in jobs], "names": [j.name for j in jobs],
-        "payloads": [j.payload for j in jobs], "priorities": [j.priority for j in jobs],
-        "max_attempts": [j.max_attempts for j in jobs], "run_ats": [j.run_at for j in jobs],
-        "now": now,
-    }).fetchone()  # fmt: skip
+    row = conn.execute(
+        sql.ENQUEUE_ARRAYS,
+        {
+            "queues": [j.queue for j in jobs],
+            "names": [j.name for j in jobs],
+            "payloads": [j.payload for j in jobs],
+            "priorities": [j.priority for j in jobs],
+            "max_attempts": [j.max_attempts for j in jobs],
+            "run_ats": [j.run_at for j in jobs],
+            "now": now,
+        },
+    ).fetchone()
     assert row is not None
     (ids,) = row
     return list(ids)

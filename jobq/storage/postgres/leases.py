@@ -16,15 +16,7 @@ from typing import Any, NamedTuple
 
 from .._limits import Allowance, rate_windows
 from .._rows import STATUS, JobRow, job_rows, row_to_job
-from ..base import (
-    Completion,
-    Job,
-    JobError,
-    JobStatus,
-    RenewResult,
-    RescueResult,
-    TaskLimit,
-)
+from ..base import Completion, Job, JobError, JobStatus, RenewResult, RescueResult, TaskLimit
 from . import sql
 from .admin import fold_counts
 from .connection import Database
@@ -59,8 +51,13 @@ class PostgresLeases:
         limits: Mapping[str, TaskLimit] | None,
         limited_at_most: int | None,
     ) -> list[Job]:
-        params = {"queues": list(queues), "now": self._db.now(now), "limit": limit,
-                  "owner": owner, "lease": float(lease_seconds)}  # fmt: skip
+        params = {
+            "queues": list(queues),
+            "now": self._db.now(now),
+            "limit": limit,
+            "owner": owner,
+            "lease": float(lease_seconds),
+        }
         if limits:
             rows = self._claim_limited(params, limits, limited_at_most)
         else:
@@ -94,8 +91,9 @@ class PostgresLeases:
             rows = conn.execute(sql.CLAIM_IDS, {**params, "ids": [c.id for c in chosen]})
             claimed = job_rows(rows.fetchall())
             if allowance.rate_starts:
-                conn.execute(sql.RECORD_STARTS, {"keys": allowance.rate_starts,
-                                                 "now": params["now"]})  # fmt: skip
+                conn.execute(
+                    sql.RECORD_STARTS, {"keys": allowance.rate_starts, "now": params["now"]}
+                )
         return claimed
 
     def has_runnable(self, queues: Sequence[str], now: float) -> bool:
@@ -105,31 +103,53 @@ class PostgresLeases:
     def renew(
         self, leases: Collection[tuple[int, str]], now: float, lease_seconds: float
     ) -> RenewResult:
-        rows = self._db.run(sql.RENEW, {
-            "ids": [job_id for job_id, _ in leases], "tokens": [token for _, token in leases],
-            "now": self._db.now(now), "lease": float(lease_seconds),
-        })  # fmt: skip
+        rows = self._db.run(
+            sql.RENEW,
+            {
+                "ids": [job_id for job_id, _ in leases],
+                "tokens": [token for _, token in leases],
+                "now": self._db.now(now),
+                "lease": float(lease_seconds),
+            },
+        )
         renewed = frozenset(job_id for job_id, _ in rows)
         cancel = frozenset(job_id for job_id, cancel_requested in rows if cancel_requested)
         lost = frozenset(job_id for job_id, _ in leases) - renewed
         return RenewResult(renewed, lost, cancel)
 
     def set_progress(self, job_id: int, lease_token: str, progress: str, now: float) -> bool:
-        return self._db.rowcount(sql.PROGRESS, {
-            "progress": progress, "now": self._db.now(now), "id": job_id, "token": lease_token,
-        }) == 1  # fmt: skip
+        return (
+            self._db.rowcount(
+                sql.PROGRESS,
+                {
+                    "progress": progress,
+                    "now": self._db.now(now),
+                    "id": job_id,
+                    "token": lease_token,
+                },
+            )
+            == 1
+        )
 
     def complete(self, job_id: int, lease_token: str, now: float, result: str | None) -> bool:
-        return self._db.rowcount(sql.COMPLETE, {
-            "result": result, "now": self._db.now(now), "id": job_id, "token": lease_token,
-        }) == 1  # fmt: skip
+        return (
+            self._db.rowcount(
+                sql.COMPLETE,
+                {"result": result, "now": self._db.now(now), "id": job_id, "token": lease_token},
+            )
+            == 1
+        )
 
     def complete_many(self, completions: Sequence[Completion], now: float) -> list[bool]:
-        rows = self._db.run(sql.COMPLETE_MANY, {
-            "ids": [c.job_id for c in completions],
-            "tokens": [c.lease_token for c in completions],
-            "results": [c.result for c in completions], "now": self._db.now(now),
-        })  # fmt: skip
+        rows = self._db.run(
+            sql.COMPLETE_MANY,
+            {
+                "ids": [c.job_id for c in completions],
+                "tokens": [c.lease_token for c in completions],
+                "results": [c.result for c in completions],
+                "now": self._db.now(now),
+            },
+        )
         done = {job_id for (job_id,) in rows}
         outcome = []
         for completion in completions:
@@ -140,25 +160,36 @@ class PostgresLeases:
     def fail(
         self, job_id: int, lease_token: str, error: JobError, now: float, retry_at: float | None
     ) -> JobStatus | None:
-        rows = self._db.run(sql.FAIL, {
-            "retry_at": retry_at, "now": self._db.now(now), "type": error.type,
-            "message": error.message, "traceback": error.traceback, "id": job_id,
-            "token": lease_token,
-        })  # fmt: skip
+        rows = self._db.run(
+            sql.FAIL,
+            {
+                "retry_at": retry_at,
+                "now": self._db.now(now),
+                "type": error.type,
+                "message": error.message,
+                "traceback": error.traceback,
+                "id": job_id,
+                "token": lease_token,
+            },
+        )
         return STATUS[rows[0][0]] if rows else None
 
     def release(
         self, job_id: int, lease_token: str, now: float, run_at: float | None
     ) -> JobStatus | None:
-        rows = self._db.run(sql.RELEASE, {
-            "run_at": run_at, "now": self._db.now(now), "id": job_id, "token": lease_token,
-        })  # fmt: skip
+        rows = self._db.run(
+            sql.RELEASE,
+            {"run_at": run_at, "now": self._db.now(now), "id": job_id, "token": lease_token},
+        )
         return STATUS[rows[0][0]] if rows else None
 
     def finish_cancelled(self, job_id: int, lease_token: str, now: float) -> bool:
-        return self._db.rowcount(sql.FINISH_CANCELLED, {
-            "now": self._db.now(now), "id": job_id, "token": lease_token,
-        }) == 1  # fmt: skip
+        return (
+            self._db.rowcount(
+                sql.FINISH_CANCELLED, {"now": self._db.now(now), "id": job_id, "token": lease_token}
+            )
+            == 1
+        )
 
     def rescue_expired(self, now: float, limit: int) -> RescueResult:
         rows = self._db.run(sql.RESCUE, {"now": self._db.now(now), "limit": limit})

@@ -30,9 +30,10 @@ class PostgresSchedules:
     def upsert_schedule(
         self, name: str, spec: str, next_fire_at: float, now: float
     ) -> ScheduleState:
-        self._db.run(sql.UPSERT_SCHEDULE, {
-            "name": name, "spec": spec, "next": float(next_fire_at), "now": self._db.now(now),
-        })  # fmt: skip
+        self._db.run(
+            sql.UPSERT_SCHEDULE,
+            {"name": name, "spec": spec, "next": float(next_fire_at), "now": self._db.now(now)},
+        )
         return schedule_states(self._db.run(sql.SCHEDULE_BY_NAME, (name,)))[0]
 
     def fire_schedule(
@@ -40,10 +41,15 @@ class PostgresSchedules:
     ) -> list[int] | None:
         now_param = self._db.now(now)
         with self._db.conn() as conn, conn.transaction():
-            fired = conn.execute(sql.FIRE, {
-                "next": float(next_fire_at), "name": name, "fire_at": float(fire_at),
-                "now": now_param,
-            })  # fmt: skip
+            fired = conn.execute(
+                sql.FIRE,
+                {
+                    "next": float(next_fire_at),
+                    "name": name,
+                    "fire_at": float(fire_at),
+                    "now": now_param,
+                },
+            )
             if fired.rowcount != 1:
                 return None
             ids = insert_jobs(conn, jobs, now_param)
@@ -60,7 +66,8 @@ class PostgresSchedules:
     def set_schedule_paused(
         self, name: str, paused: bool, now: float, next_fire_at: float | None
     ) -> ScheduleState | None:
-        rows = self._db.run(sql.PAUSE_SCHEDULE, {
-            "paused": paused, "next": next_fire_at, "name": name, "now": self._db.now(now),
-        })  # fmt: skip
+        rows = self._db.run(
+            sql.PAUSE_SCHEDULE,
+            {"paused": paused, "next": next_fire_at, "name": name, "now": self._db.now(now)},
+        )
         return schedule_states(rows)[0] if rows else None

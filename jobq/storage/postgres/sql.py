@@ -19,8 +19,10 @@ CHANNEL = "jobq_jobs"
 NOW = "coalesce(%(now)s::float8, extract(epoch from statement_timestamp())::float8)"
 
 
-_COLUMNS = "queue, name, payload, priority, status, max_attempts, run_at, unique_key, " \
+_COLUMNS = (
+    "queue, name, payload, priority, status, max_attempts, run_at, unique_key, "
     "created_at, updated_at"
+)
 
 _LIVE_KEY = "unique_key IS NOT NULL AND status IN ('pending', 'processing')"
 
@@ -127,8 +129,9 @@ RELEASE = (
     f"attempts = greatest(attempts - 1, 0), finished_at = CASE WHEN cancel_requested "
     f"THEN {NOW} END, lease_expires_at = NULL, updated_at = {NOW} WHERE {_HELD} RETURNING status"
 )
-_RETRYABLE = "(NOT cancel_requested AND %(retry_at)s::float8 IS NOT NULL " \
-    "AND attempts < max_attempts)"
+_RETRYABLE = (
+    "(NOT cancel_requested AND %(retry_at)s::float8 IS NOT NULL AND attempts < max_attempts)"
+)
 FAIL = (
     "UPDATE jobq_jobs SET status = CASE WHEN cancel_requested THEN 'cancelled' "
     f"WHEN {_RETRYABLE} THEN 'pending' ELSE 'failed' END, "

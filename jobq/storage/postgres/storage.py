@@ -96,8 +96,13 @@ class PostgresStorage(CheckedStorage):
         check_seconds("connect_timeout", connect_timeout)
         self.url = url
         self.clock = clock
-        self._db = Database(url, clock=clock, min_size=min_connections,
-                            max_size=max_connections, timeout=connect_timeout)  # fmt: skip
+        self._db = Database(
+            url,
+            clock=clock,
+            min_size=min_connections,
+            max_size=max_connections,
+            timeout=connect_timeout,
+        )
         self._inserts = PostgresInserts(self._db)
         self._leases = PostgresLeases(self._db)
         self._admin = PostgresAdmin(self._db)

@@ -14,14 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .._rows import COLS, FINAL, job_filters, job_row, job_rows, row_to_job, stats_from_rows
-from ..base import (
-    MAX_PAUSED_QUEUES,
-    Job,
-    JobStatus,
-    Stats,
-    TooManyPausedQueues,
-    UniqueKeyConflict,
-)
+from ..base import MAX_PAUSED_QUEUES, Job, JobStatus, Stats, TooManyPausedQueues, UniqueKeyConflict
 from .database import Database
 from .sql import CANCEL, LIVE_BY_KEY, OLDEST_DUE, RETRY, STATS_COUNTS, STATS_DUE, STATS_RECENT
 
@@ -45,8 +38,9 @@ class SQLiteAdmin:
             try:
                 rows = self._db.modify(conn, RETRY, params, COLS, job_id)
             except self._db.constraint_errors:
-                name, key = conn.query("SELECT name, unique_key FROM jobs WHERE id = ?",
-                                       (job_id,))[0]  # fmt: skip
+                name, key = conn.query("SELECT name, unique_key FROM jobs WHERE id = ?", (job_id,))[
+                    0
+                ]
                 holder = job_row(conn.query(LIVE_BY_KEY, (name, key))[0])
                 raise UniqueKeyConflict(key, holder.id) from None
         return row_to_job(job_row(rows[0])) if rows else None

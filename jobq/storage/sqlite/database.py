@@ -140,9 +140,7 @@ class Database:
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
         if not (busy_timeout >= 0 and math.isfinite(busy_timeout)):
-            raise ValueError(
-                f"busy_timeout must be a number of seconds >= 0, got {busy_timeout!r}"
-            )
+            raise ValueError(f"busy_timeout must be a number of seconds >= 0, got {busy_timeout!r}")
         if (
             isinstance(journal_size_limit, bool)
             or not isinstance(journal_size_limit, int)
@@ -151,11 +149,14 @@ class Database:
             raise ValueError(
                 f"journal_size_limit must be an integer >= -1, got {journal_size_limit!r}"
             )
-        if isinstance(file_mode, bool) or not isinstance(file_mode, int) or not (
-            0 <= file_mode <= 0o777
+        if (
+            isinstance(file_mode, bool)
+            or not isinstance(file_mode, int)
+            or not (0 <= file_mode <= 0o777)
         ):
-            raise ValueError(f"file_mode must be permission bits from 0o000 to 0o777, got "
-                             f"{file_mode!r}")  # fmt: skip
+            raise ValueError(
+                f"file_mode must be permission bits from 0o000 to 0o777, got {file_mode!r}"
+            )
         if not file_mode & 0o600 == 0o600:
             raise ValueError(
                 f"file_mode must let the owner read and write the database, got {file_mode:#o}"
@@ -325,9 +326,7 @@ class _WriteTransaction:
         except self.db.errors as exc:
             if self.relaxed:
                 conn.run("PRAGMA synchronous = FULL")
-            raise StorageError(
-                f"could not take the write lock on {self.db.path!r}: {exc}"
-            ) from exc
+            raise StorageError(f"could not take the write lock on {self.db.path!r}: {exc}") from exc
         return conn
 
     def __exit__(

@@ -58,8 +58,18 @@ class SQLiteInserts:
         text = json.dumps(payloads, ensure_ascii=False)
         run_at = now if template.run_at is None else template.run_at
         with self._db.write() as conn:
-            conn.run(INSERT_EACH, (template.queue, template.name, template.priority,
-                                   template.max_attempts, run_at, now, text))  # fmt: skip
+            conn.run(
+                INSERT_EACH,
+                (
+                    template.queue,
+                    template.name,
+                    template.priority,
+                    template.max_attempts,
+                    run_at,
+                    now,
+                    text,
+                ),
+            )
             last = int(conn.query("SELECT last_insert_rowid()")[0][0])
         return list(range(last - len(payloads) + 1, last + 1))
 
@@ -95,8 +105,15 @@ class SQLiteInserts:
             position += size
             values: list[Any] = []
             for j in chunk:
-                values += (j.queue, j.name, j.payload, j.priority, j.max_attempts,
-                           now if j.run_at is None else j.run_at, now)  # fmt: skip
+                values += (
+                    j.queue,
+                    j.name,
+                    j.payload,
+                    j.priority,
+                    j.max_attempts,
+                    now if j.run_at is None else j.run_at,
+                    now,
+                )
             conn.run(bulk_insert(size), values)
         # We hold the write lock and ids come from AUTOINCREMENT, so the rows
         # just inserted got consecutive ids ending at last_insert_rowid().

@@ -117,8 +117,10 @@ class SQLiteLeases:
             rows += job_rows(conn.query(CANDIDATES_EXCEPT, (None, None, now, name, limit, blocked)))
         rows.sort(key=_claim_order)
         rows = allowance.take(rows, limit)
-        conn.run_many("INSERT INTO rate_starts (key, started_at) VALUES (?, ?)",
-                      [(key, now) for key in allowance.rate_starts])  # fmt: skip
+        conn.run_many(
+            "INSERT INTO rate_starts (key, started_at) VALUES (?, ?)",
+            [(key, now) for key in allowance.rate_starts],
+        )
         return rows
 
     def _allowance(
@@ -129,10 +131,12 @@ class SQLiteLeases:
         running: dict[str, int] = dict(conn.query(RUNNING_OF, (counted,)))
         started: dict[str, int] = {}
         for key, (_, per) in rate_windows(limits).items():
-            conn.run("DELETE FROM rate_starts WHERE key = ?1 AND started_at <= ?2",
-                     (key, now - per))  # fmt: skip
-            started[key] = conn.query("SELECT count(*) FROM rate_starts WHERE key = ?1",
-                                      (key,))[0][0]  # fmt: skip
+            conn.run(
+                "DELETE FROM rate_starts WHERE key = ?1 AND started_at <= ?2", (key, now - per)
+            )
+            started[key] = conn.query("SELECT count(*) FROM rate_starts WHERE key = ?1", (key,))[0][
+                0
+            ]
         return Allowance(limits, running, started, at_most)
 
     def _take_each(

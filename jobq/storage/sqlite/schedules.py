@@ -49,8 +49,10 @@ class SQLiteSchedules:
                 return None
             ids = self._inserts.insert_jobs(conn, jobs, now)
             if ids:
-                conn.run("UPDATE schedules SET last_fire_at = ?1, last_job_id = ?2 WHERE name = ?3",
-                         (fire_at, ids[-1], name))  # fmt: skip
+                conn.run(
+                    "UPDATE schedules SET last_fire_at = ?1, last_job_id = ?2 WHERE name = ?3",
+                    (fire_at, ids[-1], name),
+                )
         return ids
 
     def list_schedules(self) -> list[ScheduleState]:

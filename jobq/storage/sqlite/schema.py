@@ -182,10 +182,7 @@ def migrate(conn: Connection, migrations: Sequence[Sequence[str]] = MIGRATIONS) 
 
 
 def configure(
-    conn: Connection,
-    *,
-    synchronous: Literal["NORMAL", "FULL"],
-    journal_size_limit: int,
+    conn: Connection, *, synchronous: Literal["NORMAL", "FULL"], journal_size_limit: int
 ) -> None:
     """Per-connection settings, and WAL mode (persistent in the file) if not yet on."""
     mode = retry_busy(conn.driver, lambda: conn.query("PRAGMA journal_mode"))[0][0]
@@ -206,11 +203,30 @@ def affected_by_wal_reset_bug(version: tuple[int, int, int]) -> bool:
     return (3, 7, 0) <= version < (3, 51, 3)
 
 
-NETWORK_FILESYSTEMS = frozenset({
-    "nfs", "nfs4", "cifs", "smb3", "smbfs", "ncpfs", "afs", "9p", "ceph", "glusterfs",
-    "fuse.sshfs", "fuse.glusterfs", "fuse.s3fs", "fuse.rclone", "fuse.gcsfuse", "lustre",
-    "gpfs", "beegfs", "davfs", "fuse.davfs2",
-})  # fmt: skip
+NETWORK_FILESYSTEMS = frozenset(
+    {
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb3",
+        "smbfs",
+        "ncpfs",
+        "afs",
+        "9p",
+        "ceph",
+        "glusterfs",
+        "fuse.sshfs",
+        "fuse.glusterfs",
+        "fuse.s3fs",
+        "fuse.rclone",
+        "fuse.gcsfuse",
+        "lustre",
+        "gpfs",
+        "beegfs",
+        "davfs",
+        "fuse.davfs2",
+    }
+)
 """Filesystem types where SQLite's WAL mode cannot work: its shared memory and
 locks are per machine, so several hosts would corrupt the database."""
 

@@ -34,6 +34,7 @@ BULK_SIZES = (100, 32, 8, 1)
 """Rows per multi-row INSERT in bulk enqueue (7 parameters a row: under SQLite's
 oldest limit of 999 parameters)."""
 
+
 @functools.cache
 def bulk_insert(rows: int) -> str:
     """An INSERT of ``rows`` jobs without unique keys, parameters row after row:
@@ -180,23 +181,46 @@ RETRY = (
 def claimed_job(r: JobRow, owner: str, token: str, expires: float, now: float) -> Job:
     """The job of candidate row ``r`` as :data:`CLAIM_ID` left it."""
     return Job(
-        r.id, r.queue, r.name, r.payload, r.priority, JobStatus.PROCESSING, r.attempts + 1,
-        r.max_attempts, r.run_at, owner, token, expires,
-        None if r.error_type is None else JobError(
-            r.error_type, r.error_message or "", r.error_traceback
-        ),
-        r.result, r.progress, r.unique_key, bool(r.cancel_requested), r.created_at, now,
-        r.finished_at, now,
-    )  # fmt: skip
+        r.id,
+        r.queue,
+        r.name,
+        r.payload,
+        r.priority,
+        JobStatus.PROCESSING,
+        r.attempts + 1,
+        r.max_attempts,
+        r.run_at,
+        owner,
+        token,
+        expires,
+        None
+        if r.error_type is None
+        else JobError(r.error_type, r.error_message or "", r.error_traceback),
+        r.result,
+        r.progress,
+        r.unique_key,
+        bool(r.cancel_requested),
+        r.created_at,
+        now,
+        r.finished_at,
+        now,
+    )
 
 
 def insert_params(job: NewJob, now: float) -> tuple[Any, ...]:
     """Parameters of :data:`INSERT` for ``job``."""
     run_at = now if job.run_at is None else job.run_at
     return (
-        job.queue, job.name, job.payload, job.priority, job.max_attempts, run_at,
-        job.unique_key, now,
-    )  # fmt: skip
+        job.queue,
+        job.name,
+        job.payload,
+        job.priority,
+        job.max_attempts,
+        run_at,
+        job.unique_key,
+        now,
+    )
+
 
 FIRE = (
     "UPDATE schedules SET next_fire_at = ?1, updated_at = ?3 "

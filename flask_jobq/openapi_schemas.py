@@ -1,0 +1,273 @@
+"""The data the monitoring blueprint answers with, as OpenAPI 3.1 schemas: jobs,
+stats, pages, running threads, health, schedules, errors. :mod:`flask_jobq.openapi`
+puts them in the served description.
+
+Rule: plain data; imports only :mod:`jobq.job` (for the statuses).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from jobq.job import JobStatus
+
+STATUSES = [status.value for status in JobStatus]
+"""Every job status, as the JSON shows it."""
+NUMBER_OR_NULL: dict[str, Any] = {"type": ["number", "null"]}
+
+
+def ref(name: str) -> dict[str, Any]:
+    """A reference to the schema ``name`` of this description."""
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["status", "error", "message"],
+        "properties": {
+            "status": {"type": "integer", "description": "The HTTP status code."},
+            "error": {"type": "string", "description": "The status's name."},
+            "message": {"type": "string", "description": "What went wrong and how to fix it."},
+        },
+    },
+    "JobError": {
+        "type": ["object", "null"],
+        "required": ["type", "message", "traceback"],
+        "properties": {
+            "type": {"type": "string"},
+            "message": {"type": "string"},
+            "traceback": {"type": ["string", "null"]},
+        },
+    },
+    "Job": {
+        "type": "object",
+        "description": "Times are epoch seconds. `result` and `progress` are decoded JSON.",
+        "required": [
+            "id",
+            "name",
+            "queue",
+            "status",
+            "priority",
+            "attempts",
+            "max_attempts",
+            "run_at",
+            "created_at",
+            "started_at",
+            "finished_at",
+            "updated_at",
+            "error",
+            "result",
+            "progress",
+            "unique_key",
+            "cancel_requested",
+        ],
+        "properties": {
+            "id": {"type": "integer"},
+            "name": {"type": "string", "description": "The registered task name."},
+            "queue": {"type": "string"},
+            "status": {"type": "string", "enum": STATUSES},
+            "priority": {"type": "integer"},
+            "attempts": {"type": "integer", "minimum": 0},
+            "max_attempts": {"type": "integer", "minimum": 1},
+            "run_at": {"type": "number"},
+            "created_at": {"type": "number"},
+            "started_at": NUMBER_OR_NULL,
+            "finished_at": NUMBER_OR_NULL,
+            "updated_at": {"type": "number"},
+            "error": ref("JobError"),
+            "result": {"description": "What the task returned, or null."},
+            "progress": {"description": "What the task last reported, or null."},
+            "unique_key": {"type": ["string", "null"]},
+            "cancel_requested": {"type": "boolean"},
+        },
+    },
+    "StatusCounts": {
+        "type": "object",
+        "required": STATUSES,
+        "properties": {status: {"type": "integer", "minimum": 0} for status in STATUSES},
+        "additionalProperties": False,
+    },
+    "Stats": {
+        "type": "object",
+        "required": ["queues", "totals", "completed_last_minute", "failed_last_minute", "paused"],
+        "properties": {
+            "queues": {
+                "type": "object",
+                "description": "Per queue name; a queue appears once it holds a job.",
+                "additionalProperties": {
+                    "type": "object",
+                    "required": ["counts", "scheduled", "oldest_runnable_age", "paused"],
+                    "properties": {
+                        "counts": ref("StatusCounts"),
+                        "scheduled": {
+                            "type": "integer",
+                            "minimum": 0,
+                            "description": "Pending jobs whose run_at is in the future.",
+                        },
+                        "oldest_runnable_age": {
+                            "type": "number",
+                            "minimum": 0,
+                            "description": "Seconds the oldest due pending job has waited.",
+                        },
+                        "paused": {"type": "boolean"},
+                    },
+                },
+            },
+            "totals": ref("StatusCounts"),
+            "completed_last_minute": {"type": "integer", "minimum": 0},
+            "failed_last_minute": {"type": "integer", "minimum": 0},
+            "paused": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "JobPage": {
+        "type": "object",
+        "required": ["jobs", "next_after"],
+        "properties": {
+            "jobs": {"type": "array", "items": ref("Job")},
+            "next_after": {
+                "type": ["integer", "null"],
+                "description": "Pass as `after` for the next page; null on the last page.",
+            },
+        },
+    },
+    "Running": {
+        "type": "object",
+        "required": ["pool", "running"],
+        "properties": {
+            "pool": {
+                "type": ["object", "null"],
+                "description": "This process's worker pool, or null when none was started.",
+                "required": ["name", "alive", "concurrency", "queues"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "alive": {"type": "boolean"},
+                    "concurrency": {"type": "integer", "minimum": 1},
+                    "queues": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+            "running": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": [
+                        "id",
+                        "name",
+                        "queue",
+                        "attempt",
+                        "started_at",
+                        "thread",
+                        "timed_out",
+                        "stuck",
+                        "stuck_since",
+                    ],
+                    "properties": {
+                        "id": {"type": "integer"},
+                        "name": {"type": "string"},
+                        "queue": {"type": "string"},
+                        "attempt": {"type": "integer", "minimum": 1},
+                        "started_at": NUMBER_OR_NULL,
+                        "thread": {"type": ["string", "null"]},
+                        "timed_out": {
+                            "type": "boolean",
+                            "description": "The attempt ran past its task's timeout.",
+                        },
+                        "stuck": {
+                            "type": "boolean",
+                            "description": "The thread is still running an attempt that timed "
+                            "out: the job keeps its lease and its slots until it returns.",
+                        },
+                        "stuck_since": NUMBER_OR_NULL,
+                    },
+                },
+            },
+        },
+    },
+    "Health": {
+        "type": "object",
+        "required": [
+            "healthy",
+            "queue_reachable",
+            "workers_expected",
+            "workers_alive",
+            "oldest_runnable_age",
+            "max_age",
+            "problems",
+        ],
+        "properties": {
+            "healthy": {"type": "boolean"},
+            "queue_reachable": {"type": "boolean"},
+            "workers_expected": {
+                "type": "boolean",
+                "description": "JOBQ_START_WORKERS: whether this process should run workers.",
+            },
+            "workers_alive": {"type": "boolean"},
+            "oldest_runnable_age": {
+                **NUMBER_OR_NULL,
+                "description": "Seconds the oldest due job of an unpaused queue has waited.",
+            },
+            "max_age": NUMBER_OR_NULL,
+            "problems": {"type": "array", "items": {"type": "string"}},
+        },
+    },
+    "Schedule": {
+        "type": "object",
+        "description": "A recurring schedule as stored in the database. Times are epoch "
+        "seconds; exactly one of `cron` and `every` is set.",
+        "required": [
+            "name",
+            "task",
+            "cron",
+            "every",
+            "tz",
+            "args",
+            "kwargs",
+            "missed",
+            "next_fire_at",
+            "last_fire_at",
+            "last_job_id",
+            "paused",
+        ],
+        "properties": {
+            "name": {"type": "string"},
+            "task": {"type": "string", "description": "The task its jobs run."},
+            "cron": {
+                "type": ["string", "null"],
+                "description": "Five-field cron expression, read in `tz`.",
+            },
+            "every": {
+                "type": ["number", "null"],
+                "minimum": 1,
+                "description": "Seconds between fires.",
+            },
+            "tz": {"type": "string", "description": "IANA time zone of `cron`."},
+            "args": {"type": "array", "description": "Positional arguments of its jobs."},
+            "kwargs": {"type": "object", "description": "Keyword arguments of its jobs."},
+            "missed": {
+                "type": "string",
+                "enum": ["once", "all", "skip"],
+                "description": "What happens to fire times missed while no worker ran.",
+            },
+            "next_fire_at": {
+                "type": "number",
+                "description": "The next fire time (recomputed on resume while paused).",
+            },
+            "last_fire_at": {
+                **NUMBER_OR_NULL,
+                "description": "The last fire time that enqueued a job.",
+            },
+            "last_job_id": {"type": ["integer", "null"], "description": "The job of that fire."},
+            "paused": {"type": "boolean"},
+        },
+    },
+    "ScheduleList": {
+        "type": "object",
+        "required": ["schedules"],
+        "properties": {"schedules": {"type": "array", "items": ref("Schedule")}},
+    },
+    "QueueState": {
+        "type": "object",
+        "required": ["queue", "paused"],
+        "properties": {"queue": {"type": "string"}, "paused": {"type": "boolean"}},
+    },
+}

@@ -42,14 +42,17 @@ BOUNDED_WAIT = 10.0
 """Real seconds a test may wait for something that happens in another thread."""
 
 
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> float:
+def wait_for(
+    predicate: Callable[[], bool], what: str, timeout: float = 30.0, *, interval: float = 0.002
+) -> float:
     """Poll (bounded, in real time) until another thread or process makes ``predicate``
-    true; return the wall time (``time.time()``) it was seen true."""
+    true; return the wall time (``time.time()``) it was seen true. ``interval``: the
+    seconds between two calls, longer for a predicate that costs something."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.002)
+        time.sleep(interval)
     return time.time()
 
 

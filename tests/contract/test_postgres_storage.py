@@ -6,20 +6,19 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 import jobq
 from jobq import DurableQueue, JobStatus
 from jobq.storage.base import NewJob, SchemaVersionError, StorageError
-from tests.helpers import drop_postgres_schema, postgres_schema_url
+from tests.helpers import BOUNDED_WAIT, drop_postgres_schema, postgres_schema_url, wait_for
 
 pytestmark = pytest.mark.postgres
 psycopg = pytest.importorskip("psycopg")
 
 from jobq.storage.postgres import PostgresStorage  # noqa: E402
-
-BOUNDED_WAIT = 10.0
 
 
 @pytest.fixture
@@ -68,15 +67,39 @@ def test_a_job_enqueued_elsewhere_wakes_an_idle_pool_through_notify(url: str) ->
         done.set()
 
     other_host.task("ping")(lambda: None)
+    # Let the pool go idle: once this process LISTENs (the listener says None), the
+    # pool must look for work, find nothing and wait, before the job is sent.
+    listening, idle = threading.Event(), threading.Event()
+    unsubscribe = workers.storage.subscribe(lambda name: listening.set() if name is None else None)
+    storage = workers.storage
+    real_claim, real_has_runnable = storage.claim, storage.has_runnable
+
+    def claim(*args: Any, **kwargs: Any) -> list[jobq.Job]:
+        heard = listening.is_set()
+        jobs = real_claim(*args, **kwargs)
+        if heard and not jobs:
+            idle.set()
+        return jobs
+
+    def has_runnable(*args: Any, **kwargs: Any) -> bool:
+        heard = listening.is_set()
+        found = real_has_runnable(*args, **kwargs)
+        if heard and not found:
+            idle.set()
+        return found
+
+    storage.claim = claim  # type: ignore[method-assign]
+    storage.has_runnable = has_runnable  # type: ignore[method-assign]
     pool = workers.start_workers(concurrency=1)
     try:
-        time.sleep(0.3)  # let the pool go idle (its first claims find nothing)
+        assert idle.wait(BOUNDED_WAIT), "the pool never looked for work after LISTEN"
         sent = time.monotonic()
         other_host.enqueue("ping")
         assert done.wait(BOUNDED_WAIT)
         assert time.monotonic() - sent < 5.0, "woken by polling, not by NOTIFY"
     finally:
         pool.stop()
+        unsubscribe()
         workers.close()
         other_host.close()
 
@@ -95,9 +118,8 @@ def test_subscribers_hear_the_queue_name_of_new_jobs(url: str) -> None:
     try:
         sender = PostgresStorage(url)
         try:
-            deadline = time.monotonic() + BOUNDED_WAIT
-            while None not in heard and time.monotonic() < deadline:
-                time.sleep(0.01)  # the listener says None once it listens
+            # The listener says None once it listens.
+            wait_for(lambda: None in heard, "the listener listens", BOUNDED_WAIT, interval=0.01)
             sender.enqueue(NewJob("t", "[]", queue="mail"), now=0.0)
             assert got_mail.wait(BOUNDED_WAIT)
         finally:

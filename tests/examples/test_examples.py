@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, wait_for
 
 EXAMPLES = ROOT / "examples"
 SUBPROCESS_TIMEOUT = 60.0
@@ -155,12 +155,13 @@ def test_durable_jobs_survive_a_restart_of_the_app(examples: None, tmp_path: Pat
     second: Flask = demo.create_app(instance_path=str(tmp_path))
     try:
         client = second.test_client()
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            statuses = [client.get(f"/jobs/{job_id}").get_json()["status"] for job_id in ids]
-            if statuses == ["completed", "completed"]:
-                break
-            time.sleep(0.05)
+        statuses: list[str] = []
+
+        def completed() -> bool:
+            statuses[:] = [client.get(f"/jobs/{job_id}").get_json()["status"] for job_id in ids]
+            return statuses == ["completed", "completed"]
+
+        wait_for(completed, "both jobs completed", 15, interval=0.05)
         assert statuses == ["completed", "completed"]
         assert client.get(f"/jobs/{ids[0]}").get_json()["result"]["item"] == "plum"
     finally:

@@ -10,7 +10,6 @@ import importlib.util
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -20,7 +19,7 @@ import pytest
 from flask import Flask
 
 from jobq.handlers import email
-from tests.helpers import ROOT, eventually
+from tests.helpers import ROOT, eventually, wait_for
 
 EXAMPLE = ROOT / "examples" / "newsletter"
 MODULE_NAME = "newsletter_example_app"
@@ -67,10 +66,9 @@ def wait_until_done(app: Flask, timeout: float = 20.0) -> dict[str, Any]:
     def done() -> bool:
         nonlocal progress
         progress = client.get("/newsletter/progress").get_json()
-        time.sleep(0.02)
         return bool(progress["done"])
 
-    eventually(done, timeout)
+    wait_for(done, "the newsletter was sent", timeout, interval=0.02)
     return progress
 
 

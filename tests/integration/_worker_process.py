@@ -5,7 +5,8 @@ the test through files only (no pipes to fill up or to block on):
 
 - ``workers``: start a pool, touch ``ready-<name>-<pid>``, run until the file
   ``stop`` appears, stop the pool. Exit 2 if jobq logged an error (a database
-  operation that failed inside the pool), 3 if ``stop`` never came.
+  operation that failed inside the pool), 3 if ``stop`` never came. Each rescue
+  sweep of the pool appends a line to ``sweeps-<pid>.txt`` (see :func:`read_sweeps`).
 - ``enqueue``: enqueue ``record`` jobs one by one (``count`` of them, or as many
   as possible for ``duration`` seconds); write their ids to ``ids-<name>.json``.
 - ``stats``: call ``queue.stats()`` every 50 ms for ``duration`` seconds.
@@ -61,6 +62,34 @@ def read_ledgers(folder: Path) -> list[tuple[str, int, int, int, float]]:
             event, job_id, pid, attempt, when = line.split()
             entries.append((event, int(job_id), int(pid), int(attempt), float(when)))
     return sorted(entries, key=lambda entry: entry[4])
+
+
+def log_sweeps(queue: jobq.DurableQueue, folder: Path) -> None:
+    """Record every rescue sweep of ``queue``'s pools, empty ones too: the wall
+    time it began and ended, and the ids of the jobs it released."""
+    rescue = queue.storage.rescue_expired
+
+    def logged_rescue(*, now: float, limit: int = 1000) -> Any:
+        began = time.time()
+        result = rescue(now=now, limit=limit)
+        ids = ",".join(str(i) for i in result.requeued + result.failed + result.cancelled)
+        with open(folder / f"sweeps-{os.getpid()}.txt", "a") as file:
+            file.write(f"sweep {began:.6f} {time.time():.6f} {ids or '-'}\n")
+        return result
+
+    queue.storage.rescue_expired = logged_rescue  # type: ignore[method-assign]
+
+
+def read_sweeps(folder: Path, pid: int) -> list[tuple[float, float, list[int]]]:
+    """The rescue sweeps process ``pid`` has finished: (began, ended, released ids)."""
+    path = folder / f"sweeps-{pid}.txt"
+    sweeps = []
+    text = path.read_text() if path.exists() else ""
+    for line in text.split("\n")[:-1]:  # a line being written waits until it is whole
+        _, began, ended, released = line.split()
+        ids = [] if released == "-" else [int(i) for i in released.split(",")]
+        sweeps.append((float(began), float(ended), ids))
+    return sweeps
 
 
 def register_tasks(queue: jobq.DurableQueue, config: dict[str, Any]) -> None:
@@ -143,6 +172,7 @@ def run_workers(config: dict[str, Any]) -> int:
     errors = _Errors()
     logging.getLogger("jobq").addHandler(errors)
     queue = open_queue(config)
+    log_sweeps(queue, folder)
     pool = queue.start_workers(concurrency=int(config.get("concurrency", 2)))
     (folder / f"ready-{config['name']}-{os.getpid()}").touch()
     deadline = time.monotonic() + HARD_LIMIT

@@ -331,12 +331,11 @@ def test_run_worker_in_process_until_sigint(queue: DurableQueue) -> None:
     before = signal.getsignal(signal.SIGINT)
 
     def interrupt_when_done() -> None:
-        deadline = time.monotonic() + DEADLINE
-        while time.monotonic() < deadline:
-            if all(queue.get(i).status is JobStatus.COMPLETED for i in ids):
-                break
-            time.sleep(0.01)
-        os.kill(os.getpid(), signal.SIGINT)  # even on timeout, so run_worker returns
+        try:
+            wait_for(lambda: all(queue.get(i).status is JobStatus.COMPLETED for i in ids),
+                     "the jobs completed", DEADLINE, interval=0.01)  # fmt: skip
+        finally:
+            os.kill(os.getpid(), signal.SIGINT)  # even on timeout, so run_worker returns
 
     helper = threading.Thread(target=interrupt_when_done)
     helper.start()

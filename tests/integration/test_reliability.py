@@ -15,7 +15,6 @@ import json
 import os
 import sqlite3
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -219,7 +218,15 @@ def test_a_pool_that_cannot_renew_its_leases_takes_no_more_work(
         eventually(lambda: fault.failed_renewals >= 1)
         claimed = fault.claimed
         waiting = [queue.enqueue("quick").id for _ in range(3)]  # a healthy pool claims one
-        time.sleep(1.2)  # six heartbeat periods: it must claim nothing meanwhile
+        # It must claim nothing meanwhile. Each failed renewal is one pass of the pool's
+        # dispatcher, which claims after renewing: wait for three more (the last two
+        # passes began after the enqueues, the first of them has ended) and for the
+        # held job's lease to lapse, then look.
+        renewals = fault.failed_renewals
+        lapses_at = queue.get(held.id).lease_expires_at
+        assert lapses_at is not None
+        eventually(lambda: fault.failed_renewals >= renewals + 3
+                   and queue.clock.now() > lapses_at)  # fmt: skip
         assert fault.failed_renewals >= 3, "the pool stopped trying to renew"
         assert fault.claimed == claimed
         assert [queue.get(i).status for i in waiting] == [JobStatus.PENDING] * 3

@@ -27,7 +27,12 @@ import pytest
 
 from jobq import DurableQueue, JobStatus
 from tests.helpers import both_backends, wait_for
-from tests.integration._worker_process import read_ledgers, register_limited_tasks, register_tasks
+from tests.integration._worker_process import (
+    read_ledgers,
+    read_sweeps,
+    register_limited_tasks,
+    register_tasks,
+)
 
 HELPER = str(Path(__file__).with_name("_worker_process.py"))
 DEADLINE = 30.0  # real seconds any one step may take on a busy shared machine
@@ -218,8 +223,23 @@ def test_job_of_a_killed_process_is_rescued_by_another_within_lease_and_sweep(
         return [e for e in read_ledgers(tmp_path) if e[0] == "start" and e[2] == pid]
 
     wait_for(lambda: bool(started_in(a.pid)), "A started the job")
+    held_until = queue.get(job.id).lease_expires_at
+    assert held_until is not None
     b = children.start_workers("B", concurrency=1, lease=lease, block=False)
-    time.sleep(3 * lease)  # A keeps renewing its lease meanwhile: B must not take the job
+    # A keeps renewing its lease meanwhile: B must not take the job. Wait until A has
+    # pushed its lease past `held_until` twice and B has finished a rescue sweep that
+    # began after `held_until`: had A stopped renewing, that sweep released the job.
+    renewed_to: set[float] = set()
+
+    def renewed_twice_and_swept() -> bool:
+        expires = queue.get(job.id).lease_expires_at
+        if expires is not None and expires > held_until:
+            renewed_to.add(expires)
+        late_sweeps = [s for s in read_sweeps(tmp_path, b.pid) if s[0] > held_until]
+        return len(renewed_to) >= 2 and bool(late_sweeps)
+
+    wait_for(renewed_twice_and_swept, "A renewed its lease twice and B swept after it")
+    assert not any(job.id in ids for _, _, ids in read_sweeps(tmp_path, b.pid))
     assert not started_in(b.pid), "B took the job while A was alive and renewing its lease"
     assert queue.get(job.id).status is JobStatus.PROCESSING
 
@@ -262,10 +282,17 @@ def test_a_job_that_kills_its_worker_ends_failed_and_others_still_complete(
         return (queue.get(poison.id).status is JobStatus.FAILED
                 and queue.get(ordinary.id).status is JobStatus.COMPLETED)  # fmt: skip
 
-    wait_for(settled, "poison job failed and ordinary job completed", timeout=45.0)
+    failed_at = wait_for(settled, "poison job failed and ordinary job completed", timeout=45.0)
     wait_for(lambda: children.ready("sup", worker.pid) or children.exited(worker),
              "the last worker ready")  # fmt: skip
-    time.sleep(1.0)  # the last worker must stay alive: the poison job is not run again
+    # The last worker must stay alive: the poison job is not run again. Wait until it
+    # has claimed and run a job enqueued now, and finished a rescue sweep begun after
+    # the poison job failed: each would have handed it the poison job, were it runnable.
+    after = queue.get_task("record").enqueue(8)
+    wait_for(lambda: children.exited(worker) or (
+        queue.get(after.id).status is JobStatus.COMPLETED
+        and any(began > failed_at for began, _, _ in read_sweeps(tmp_path, worker.pid))
+    ), "the last worker ran a job and swept after the poison job failed")  # fmt: skip
     children.stop_workers(worker)
 
     assert deaths == [-signal.SIGKILL] * 2

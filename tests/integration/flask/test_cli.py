@@ -191,12 +191,11 @@ def test_worker_in_process_until_sigterm(app: Flask, invoke: Callable[..., Resul
     before = signal.getsignal(signal.SIGTERM)
 
     def terminate_when_done() -> None:
-        deadline = time.monotonic() + DEADLINE
-        while time.monotonic() < deadline:
-            if all(queue.get(i).status is JobStatus.COMPLETED for i in ids):
-                break
-            time.sleep(0.01)
-        os.kill(os.getpid(), signal.SIGTERM)  # even on timeout, so the worker returns
+        try:
+            wait_for(lambda: all(queue.get(i).status is JobStatus.COMPLETED for i in ids),
+                     "the jobs completed", DEADLINE, interval=0.01)  # fmt: skip
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)  # even on timeout, so the worker returns
 
     helper = threading.Thread(target=terminate_when_done)
     helper.start()
@@ -223,10 +222,11 @@ def test_worker_fires_the_schedules_of_the_config(
     queue = state_for(app).queue
 
     def terminate_after_a_fire() -> None:
-        deadline = time.monotonic() + DEADLINE
-        while time.monotonic() < deadline and not queue.list(status=JobStatus.COMPLETED):
-            time.sleep(0.01)
-        os.kill(os.getpid(), signal.SIGTERM)
+        try:
+            wait_for(lambda: bool(queue.list(status=JobStatus.COMPLETED)),
+                     "a fired job completed", DEADLINE, interval=0.01)  # fmt: skip
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
 
     helper = threading.Thread(target=terminate_after_a_fire)
     helper.start()

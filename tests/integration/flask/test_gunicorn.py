@@ -22,7 +22,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ import pytest
 
 import jobq
 from jobq.job import JobStatus
-from tests.helpers import ROOT
+from tests.helpers import ROOT, wait_for
 
 APP = "tests.integration.flask._gunicorn_app:create_app()"
 WORKERS = 4
@@ -46,14 +46,6 @@ EXIT_LIMIT = 20.0
 GRACEFUL_TIMEOUT = 5
 
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never a proxy
-
-
-def _wait(predicate: Callable[[], bool], what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} did not happen within {timeout} s")
-        time.sleep(0.02)
 
 
 def _call(port: int, method: str, path: str) -> dict[str, Any]:
@@ -122,7 +114,7 @@ def _port(process: subprocess.Popen[bytes], log: Path) -> int:
             found.append(int(match.group(1)))
         return bool(found)
 
-    _wait(listening, "gunicorn listening", BOOT_LIMIT)
+    wait_for(listening, "gunicorn listening", BOOT_LIMIT)
     return found[0]
 
 
@@ -203,7 +195,7 @@ def test_gunicorn_workers_run_each_http_job_exactly_once(
             totals = _call(port, "GET", "/jobq/stats")["totals"]
             return bool(totals["completed"] == jobs)
 
-        _wait(all_completed, f"{jobs} jobs completed", RUN_LIMIT)
+        wait_for(all_completed, f"{jobs} jobs completed", RUN_LIMIT)
         monitor = _call(port, "GET", "/jobq/stats")
         queue = jobq.DurableQueue(tmp_path / "jobq.db", driver=driver)  # type: ignore[arg-type]
         with contextlib.closing(queue):
@@ -232,7 +224,7 @@ def test_gunicorn_workers_run_each_http_job_exactly_once(
         stopped_in = time.monotonic() - stopping
         output = log.read_text()
         assert process.returncode == 0, output
-        _wait(lambda: all(_parent(pid) is None for pid in served_by),
+        wait_for(lambda: all(_parent(pid) is None for pid in served_by),
               "the workers gone", 5)  # not orphaned: the master reaped them
 
     late_ids = [answer["id"] for answer in late]

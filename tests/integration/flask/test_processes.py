@@ -13,10 +13,11 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tests.helpers import eventually
+from tests.helpers import eventually, wait_for
 
 SCRIPT = Path(__file__).with_name("_app_process.py")
 ROOT = SCRIPT.parent.parent.parent
@@ -126,14 +127,16 @@ def test_flask_run_debug_starts_workers_only_in_the_reloader_child(tmp_path: Pat
     try:
         eventually(lambda: started.exists() or process.poll() is not None, timeout=60)
         assert process.poll() is None, process.communicate()[1]
-        answer = None
-        deadline = time.monotonic() + 30
-        while answer is None:
-            try:
+        answer: dict[str, Any] | None = None
+
+        def answered() -> bool:
+            nonlocal answer
+            with contextlib.suppress(OSError):
                 answer = _post(port, "/whoami")
-            except OSError:
-                assert time.monotonic() < deadline, "flask run never answered"
-                time.sleep(0.05)
+            return answer is not None
+
+        wait_for(answered, "flask run answered", 30, interval=0.05)
+        assert answer is not None
         [child] = {int(pid) for pid in started.read_text().split()}
         assert child != process.pid  # the reloader's parent never started workers
         db = sqlite3.connect(tmp_path / "jobq.db")

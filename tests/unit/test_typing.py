@@ -13,6 +13,8 @@ import pytest
 
 from tests.helpers import ROOT
 
+pytestmark = pytest.mark.slow  # each test runs mypy in a fresh interpreter: 3-4 s
+
 CORE = """
     import jobq
 

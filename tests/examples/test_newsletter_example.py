@@ -1,7 +1,8 @@
 """examples/newsletter works as its docs say, against its real local SMTP server: no mocks.
 
 The emails go out through jobq.handlers.email, installed by the extension from
-the example's JOBQ_EMAIL; the handler's own tests are in tests/handlers/test_email.py.
+the example's JOBQ_EMAIL; the handler's own tests are in
+tests/integration/handlers/test_email.py.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""A real process for tests/test_reliability.py's disk trouble:
+"""A real process for tests/integration/test_reliability.py's disk trouble:
 ``python _reliability_child.py '<json>'``, answering in ``result-<name>.json``.
 
 Modes (the JSON's ``mode``):

@@ -1,4 +1,5 @@
-"""A real process for tests/test_worker_processes.py: ``python _worker_process.py '<json>'``.
+"""A real process for tests/integration/test_worker_processes.py:
+``python _worker_process.py '<json>'``.
 
 The JSON config names a ``mode`` and a shared folder ``dir``; the child talks to
 the test through files only (no pipes to fill up or to block on):

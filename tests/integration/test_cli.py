@@ -57,7 +57,7 @@ def run(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
 
 @pytest.fixture(autouse=True)
 def task_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Where the tasks of tests/_cli_tasks.py leave their files."""
+    """Where the tasks of tests/integration/_cli_tasks.py leave their files."""
     monkeypatch.setenv("JOBQ_CLI_TEST_DIR", str(tmp_path))
     return tmp_path
 
@@ -69,7 +69,7 @@ def db(tmp_path: Path) -> str:
 
 @pytest.fixture
 def queue(db: str) -> Iterator[DurableQueue]:
-    """A queue on ``db`` with the tasks of tests/_cli_tasks.py registered."""
+    """A queue on ``db`` with the tasks of tests/integration/_cli_tasks.py registered."""
     queue = DurableQueue(db)
     register(queue)
     yield queue

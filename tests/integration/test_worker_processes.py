@@ -1,10 +1,10 @@
 """Multi-process promises of DurableQueue, with real processes on one real SQLite file
 (and, for the tests that take ``database`` as a parameter, on one PostgreSQL schema).
 
-Children run ``tests/_worker_process.py`` in fresh interpreters, each in its own
-session (so a kill takes down anything it forked). They talk to the test through
-files in ``tmp_path``; every wait has a deadline, and every child is killed and
-reaped when the test ends, whatever happened.
+Children run ``tests/integration/_worker_process.py`` in fresh interpreters, each in
+its own session (so a kill takes down anything it forked). They talk to the test
+through files in ``tmp_path``; every wait has a deadline, and every child is killed
+and reaped when the test ends, whatever happened.
 """
 
 from __future__ import annotations

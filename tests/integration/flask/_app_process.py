@@ -1,4 +1,5 @@
-"""A real process for tests/flask/test_processes.py: ``python _app_process.py MODE DIR``.
+"""A real process for tests/integration/flask/test_processes.py:
+``python _app_process.py MODE DIR``.
 
 - ``fork``: create an app, serve one request (its pool starts and runs a job),
   then ``os.fork()``. The parent stops its pool and tells the child through a

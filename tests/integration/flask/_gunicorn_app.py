@@ -1,4 +1,4 @@
-"""The app tests/flask/test_gunicorn.py serves with a real gunicorn.
+"""The app tests/integration/flask/test_gunicorn.py serves with a real gunicorn.
 
 ``gunicorn 'tests.integration.flask._gunicorn_app:create_app()'`` with two environment
 variables:

@@ -322,7 +322,7 @@ def test_schedule_errors_are_one_line_with_exit_code_2(
 # -- a real worker process ----------------------------------------------------------------
 
 APP_MODULE = '''
-"""A small app for tests/flask/test_cli.py, run with `flask --app ... jobq worker`."""
+"""A small app for tests/integration/flask/test_cli.py, run with `flask --app ... jobq worker`."""
 
 import os
 import time

@@ -1,5 +1,5 @@
 """A real gunicorn (``--workers 4``, with and without ``--preload``) serving
-tests/flask/_gunicorn_app.py on 127.0.0.1: jobs enqueued over HTTP in every
+tests/integration/flask/_gunicorn_app.py on 127.0.0.1: jobs enqueued over HTTP in every
 worker process run exactly once, in the workers and never in the master; each
 signal fires once per event; ``/jobq/stats`` matches ``queue.stats()``; SIGTERM
 to the master right after a burst of slower jobs ends everything within a bound

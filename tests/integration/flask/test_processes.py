@@ -17,10 +17,9 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import eventually, wait_for
+from tests.helpers import ROOT, eventually, wait_for
 
 SCRIPT = Path(__file__).with_name("_app_process.py")
-ROOT = SCRIPT.parent.parent.parent
 
 
 def _start(mode: str, folder: Path) -> subprocess.Popen[str]:

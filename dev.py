@@ -1,11 +1,18 @@
 """Set up a virtual environment and run jobq's demo or its test suite.
 
-    python3 dev.py demo    # install into .venv, then serve the example Flask app
-    python3 dev.py test    # install into .venv, then ruff, mypy --strict and pytest
+    python3 dev.py demo          # install into .venv, then serve the example Flask app
+    python3 dev.py test          # install into .venv, then ruff, mypy --strict and pytest
+    python3 dev.py test --fast   # the same, but only the unit and contract tests not marked slow
 
 Needs only Python 3.10+ with the standard library. The environment lives in
 ``.venv`` next to this file and is reinstalled only when the packaging files
 change. Extra arguments after ``test`` are passed to pytest.
+
+The tests are in four folders: ``tests/unit`` (one process, fake clocks),
+``tests/contract`` (the storage contract on every backend), ``tests/integration``
+(real threads, processes and servers) and ``tests/examples``. ``--fast`` runs
+``tests/unit`` and ``tests/contract`` and deselects the tests marked ``slow``;
+without it every test runs, as CI does.
 
 The PostgreSQL tests use the server named by ``JOBQ_TEST_POSTGRES_URL``; when
 that is unset and PostgreSQL's server programs are installed (Debian's
@@ -141,7 +148,13 @@ def throwaway_postgres() -> Iterator[str | None]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+FAST_TESTS = ["tests/unit", "tests/contract", "-m", "not slow"]
+"""What ``test --fast`` hands pytest before the other arguments."""
+
+
 def test(args: list[str]) -> None:
+    if "--fast" in args:
+        args = [*FAST_TESTS, *(a for a in args if a != "--fast")]
     ensure_env("dev")
     run(PYTHON, "-m", "ruff", "check", ".")
     run(PYTHON, "-m", "mypy", "--strict", "jobq", "flask_jobq")

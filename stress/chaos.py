@@ -32,7 +32,7 @@ At the end it checks, from the database and the ledgers:
 - ``PRAGMA integrity_check`` is ``ok`` (SQLite).
 
 It prints a table of figures and exits 1 if any check failed.
-``tests/test_reliability.py`` runs a short version through :func:`run`.
+``tests/integration/test_reliability.py`` runs a short version through :func:`run`.
 Child mode (``python stress/chaos.py --child '<json>'``) is one worker process.
 """
 

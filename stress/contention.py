@@ -14,7 +14,7 @@ lock mid-transaction and must produce "database is locked" errors: proof that
 the first run could have failed. ``--mode`` runs one of the two only. Exits 1
 if IMMEDIATE had errors or DEFERRED had none.
 
-``tests/test_reliability.py`` runs a short version through :func:`run`.
+``tests/integration/test_reliability.py`` runs a short version through :func:`run`.
 Child mode: ``python stress/contention.py --child '<json>'``.
 """
 

@@ -1,10 +1,12 @@
-"""Shared fixtures. Every test must leave no jobq thread running behind it."""
+"""Fixtures every test may use. Every test must leave no jobq thread running behind it.
+
+Plain helpers (bounded waits, backends, PostgreSQL schemas) are in tests/helpers.py."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +14,13 @@ import pytest
 
 from jobq import DurableQueue
 from jobq.testing import FakeClock, shutdown_executors
-from tests.storage._backends import drop_postgres_schema, postgres_schema_url
-
-# Real seconds a test may wait for something that happens in another thread.
-BOUNDED_WAIT = 10.0
+from tests.helpers import (
+    BOUNDED_WAIT,
+    QUEUE_BACKENDS,
+    MakeQueue,
+    drop_postgres_schema,
+    postgres_schema_url,
+)
 
 
 def _jobq_threads() -> list[threading.Thread]:
@@ -39,26 +44,6 @@ def no_leaked_threads() -> Iterator[None]:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> float:
-    """Poll (bounded, in real time) until another thread or process makes ``predicate``
-    true; return the wall time (``time.time()``) it was seen true."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout} s: {what}")
-        time.sleep(0.002)
-    return time.time()
-
-
-def eventually(predicate: Callable[[], bool], timeout: float = BOUNDED_WAIT) -> None:
-    """Wait (bounded, in real time) for another thread to make ``predicate`` true."""
-    wait_for(predicate, "condition not reached", timeout)
-
-
-QUEUE_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
-MakeQueue = Callable[..., DurableQueue]
 
 
 @pytest.fixture(params=QUEUE_BACKENDS)

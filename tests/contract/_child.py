@@ -1,0 +1,66 @@
+"""Run by the multi-process storage tests in a fresh interpreter.
+
+    python _child.py '<spec json>' claim <owner> <now>
+    python _child.py '<spec json>' enqueue <name>
+    python _child.py '<spec json>' enqueue-and-hang <name>
+    python _child.py '<spec json>' enqueue-unique <task> <key> <times>
+
+The child prints ``ready``, waits for a line on stdin (so the parent can
+release every child at once), does its work and prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+# Run as a script: make the repository's folder importable, as pytest does.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+
+from jobq.storage.base import Completion, NewJob
+from tests.contract._backends import open_storage
+
+
+def main() -> None:
+    spec, mode, *args = sys.argv[1:]
+    print("ready", flush=True)
+    sys.stdin.readline()
+    if mode in ("enqueue", "enqueue-and-hang"):
+        # Opening races the other children on a fresh file: schema creation.
+        storage = open_storage(json.loads(spec))
+        enqueued = storage.enqueue(NewJob(args[0], "[]"), now=1000.0)
+        print(json.dumps({"id": enqueued.job.id}), flush=True)
+        if mode == "enqueue-and-hang":
+            sys.stdin.readline()  # until the parent kills us
+    elif mode == "enqueue-unique":
+        storage = open_storage(json.loads(spec))
+        task, key, times = args[0], args[1], int(args[2])
+        ids = []
+        for n in range(times):  # single and bulk enqueues race the other children
+            if n % 2:
+                ids += storage.enqueue_many([NewJob(task, "[]", unique_key=key)], now=1000.0)
+            else:
+                ids.append(storage.enqueue(NewJob(task, "[]", unique_key=key), now=1000.0).job.id)
+        print(json.dumps({"ids": ids}), flush=True)
+    elif mode == "claim":
+        storage = open_storage(json.loads(spec))
+        owner, now = args[0], float(args[1])
+        claimed: list[int] = []
+        batch = 1
+        while jobs := storage.claim(["default"], owner=owner, now=now, lease_seconds=600,
+                                    limit=batch):  # fmt: skip
+            claimed += [job.id for job in jobs]
+            done = storage.complete_many(
+                [Completion(job.id, job.lease_token or "") for job in jobs], now=now
+            )
+            assert all(done), done
+            batch = batch % 4 + 1  # mix single and batched claims
+        print(json.dumps({"claimed": claimed}), flush=True)
+    else:
+        raise SystemExit(f"unknown mode {mode!r}")
+    storage.close()
+
+
+if __name__ == "__main__":
+    main()

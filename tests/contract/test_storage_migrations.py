@@ -1,0 +1,99 @@
+"""Databases written by the previous schema (version 2) upgrade in place: unique keys
+become per task, and the kept job counts start from the rows already there."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from jobq.job import JobStatus
+from jobq.storage import SQLiteStorage
+from jobq.storage.base import NewJob, Storage
+from jobq.storage.postgres import schema as postgres_sql
+from jobq.storage.sqlite.schema import MIGRATIONS
+from tests.helpers import drop_postgres_schema, postgres_schema_url
+
+T0 = 1_000_000.0
+OLD_VERSION = 2
+
+# (queue, name, status, unique_key, finished_at)
+OLD_ROWS = [
+    ("default", "report", "pending", "user:7", None),
+    ("default", "report", "processing", None, None),
+    ("default", "report", "completed", "user:7", T0 - 30),
+    ("mail", "send", "pending", None, None),
+    ("mail", "send", "failed", None, T0 - 10),
+    ("mail", "send", "cancelled", None, T0 - 5),
+    ("mail", "send", "completed", None, T0 - 200),
+]
+
+
+def _insert_sql(table: str, mark: str) -> str:
+    return (
+        f"INSERT INTO {table} (queue, name, payload, status, max_attempts, run_at, unique_key, "
+        f"created_at, updated_at, finished_at) VALUES ({mark}, {mark}, '[]', {mark}, 3, "
+        f"{T0 - 100}, {mark}, {T0 - 100}, {T0 - 100}, {mark})"
+    )
+
+
+def _check_upgraded(storage: Storage) -> None:
+    stats = storage.stats(now=T0)
+    default, mail = stats.queues["default"].counts, stats.queues["mail"].counts
+    assert (default[JobStatus.PENDING], default[JobStatus.PROCESSING],
+            default[JobStatus.COMPLETED]) == (1, 1, 1)  # fmt: skip
+    assert (mail[JobStatus.PENDING], mail[JobStatus.FAILED], mail[JobStatus.CANCELLED],
+            mail[JobStatus.COMPLETED]) == (1, 1, 1, 1)  # fmt: skip
+    assert (stats.completed_last_minute, stats.failed_last_minute) == (1, 1)
+    # The old key is still held for its own task, and free for another one.
+    assert not storage.enqueue(NewJob("report", "[]", unique_key="user:7"), now=T0).created
+    assert storage.enqueue(NewJob("send", "[]", unique_key="user:7"), now=T0).created
+    after = storage.stats(now=T0)
+    assert after.queues["default"].counts[JobStatus.PENDING] == 2  # counted from then on
+    assert storage.oldest_runnable_age(now=T0) == 100.0
+
+
+def test_a_version_2_sqlite_file_is_upgraded_in_place(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    raw = sqlite3.connect(path, isolation_level=None)
+    for migration in MIGRATIONS[:OLD_VERSION]:
+        for statement in migration:
+            raw.execute(statement)
+    raw.execute(f"PRAGMA user_version = {OLD_VERSION}")
+    raw.executemany(_insert_sql("jobs", "?"), OLD_ROWS)
+    raw.close()
+    with SQLiteStorage(path) as storage:
+        _check_upgraded(storage)
+        conn = storage._db.conn()
+        columns = [row[2] for row in conn.query("PRAGMA index_info('jobs_unique')")]
+        assert columns == ["name", "unique_key"]
+
+
+@pytest.mark.postgres
+def test_a_version_2_postgres_schema_is_upgraded_in_place() -> None:
+    import psycopg
+
+    from jobq.storage.postgres import PostgresStorage
+
+    url = postgres_schema_url()
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for migration in postgres_sql.MIGRATIONS[:OLD_VERSION]:
+                for statement in migration:
+                    conn.execute(statement)
+            conn.execute("CREATE TABLE jobq_schema (version integer NOT NULL)")
+            conn.execute("INSERT INTO jobq_schema (version) VALUES (%s)", (OLD_VERSION,))
+            with conn.cursor() as cursor:
+                cursor.executemany(_insert_sql("jobq_jobs", "%s"), OLD_ROWS)
+        with PostgresStorage(url, clock="caller") as storage:
+            _check_upgraded(storage)
+        with psycopg.connect(url, autocommit=True) as conn:
+            definition = conn.execute(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'jobq_jobs_unique'"
+            ).fetchall()[0][0]
+            assert "(name, unique_key)" in definition
+            version = conn.execute("SELECT version FROM jobq_schema").fetchall()[0][0]
+            assert version == postgres_sql.SCHEMA_VERSION
+    finally:
+        drop_postgres_schema(url)

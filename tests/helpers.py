@@ -1,0 +1,253 @@
+"""Plain helpers the tests share: bounded waits, the backends a queue test runs on,
+throwaway PostgreSQL schemas, a child process runner and the monitor's test client.
+
+Fixtures live in the ``conftest.py`` files; everything a test module imports from
+outside its own file comes from here (or from a ``_``-prefixed helper module of
+its package), never from another test module or a ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from jobq import DurableQueue, Job
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from werkzeug.test import TestResponse
+
+try:
+    import jsonschema
+except ImportError:  # the monitor tests then only lose the schema check
+    jsonschema = None
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The repository's folder (where ``jobq``, ``examples`` and ``benchmarks`` are)."""
+
+# -- bounded waits ------------------------------------------------------------------------
+
+BOUNDED_WAIT = 10.0
+"""Real seconds a test may wait for something that happens in another thread."""
+
+
+def wait_for(
+    predicate: Callable[[], bool], what: str, timeout: float = 30.0, *, interval: float = 0.002
+) -> float:
+    """Poll (bounded, in real time) until another thread or process makes ``predicate``
+    true; return the wall time (``time.time()``) it was seen true. ``interval``: the
+    seconds between two calls, longer for a predicate that costs something."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout} s: {what}")
+        time.sleep(interval)
+    return time.time()
+
+
+def eventually(predicate: Callable[[], bool], timeout: float = BOUNDED_WAIT) -> None:
+    """Wait (bounded, in real time) for another thread to make ``predicate`` true."""
+    wait_for(predicate, "condition not reached", timeout)
+
+
+# -- backends -----------------------------------------------------------------------------
+
+QUEUE_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+"""The backends a queue-level test runs on, as pytest parameters."""
+
+MakeQueue = Callable[..., DurableQueue]
+"""The type of the ``make_queue`` fixture."""
+
+both_backends = pytest.mark.parametrize("database", QUEUE_BACKENDS, indirect=True)
+"""Runs a test taking the ``database`` fixture on SQLite and on PostgreSQL."""
+
+POSTGRES_URL = os.environ.get("JOBQ_TEST_POSTGRES_URL", "")
+NO_POSTGRES = (
+    "no PostgreSQL server for the tests: set JOBQ_TEST_POSTGRES_URL "
+    "or install PostgreSQL's server (Debian: apt install postgresql) and run "
+    "`python3 dev.py test`, which starts a throwaway one"
+)
+
+
+def require_postgres() -> str:
+    """The test server's URL; skips (or fails, under JOBQ_REQUIRE_POSTGRES=1) without one."""
+    if POSTGRES_URL:
+        return POSTGRES_URL
+    if os.environ.get("JOBQ_REQUIRE_POSTGRES") == "1":
+        pytest.fail(NO_POSTGRES)
+    pytest.skip(NO_POSTGRES)
+
+
+def postgres_schema_url() -> str:
+    """A ``postgresql://`` URL whose ``search_path`` is a new, empty schema."""
+    import psycopg  # only where PostgreSQL is used: the 'postgres' extra
+
+    base = require_postgres()
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    separator = "&" if "?" in base else "?"
+    return f"{base}{separator}options=-c%20search_path%3D{schema}"
+
+
+def drop_postgres_schema(url: str) -> None:
+    """Drop the schema that :func:`postgres_schema_url` made."""
+    import psycopg
+    from psycopg.conninfo import conninfo_to_dict
+
+    schema = str(conninfo_to_dict(url)["options"]).rsplit("=", 1)[1]
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+# -- child processes ----------------------------------------------------------------------
+
+RELIABILITY_CHILD = ROOT / "tests" / "integration" / "_reliability_child.py"
+
+
+def run_child(mode: str, out: Path, **config: Any) -> dict[str, Any]:
+    """Run tests/integration/_reliability_child.py in its own session (bounded);
+    return its answer."""
+    config = {"mode": mode, "out": str(out), **config}
+    proc = subprocess.run(
+        [sys.executable, str(RELIABILITY_CHILD), json.dumps(config)], cwd=ROOT,
+        capture_output=True, timeout=60, start_new_session=True, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    return json.loads(out.read_text())  # type: ignore[no-any-return]
+
+
+STORAGE_CHILD = ROOT / "tests" / "contract" / "_child.py"
+
+
+def run_children(argvs: list[list[str]], timeout: float = 30.0) -> list[dict[str, Any]]:
+    """Start one tests/contract/_child.py per argv, release them together, return their
+    JSON outputs."""
+    children = [
+        subprocess.Popen(
+            [sys.executable, str(STORAGE_CHILD), *argv],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for argv in argvs
+    ]
+    try:
+        for child in children:  # every interpreter is up and waiting
+            assert child.stdout is not None
+            assert child.stdout.readline().strip() == "ready"
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.write("go\n")
+            child.stdin.flush()
+        results = []
+        for child in children:
+            out, err = child.communicate(timeout=timeout)
+            assert child.returncode == 0, err
+            results.append(json.loads(out.strip().splitlines()[-1]))
+        return results
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.kill()
+                child.wait()
+            for stream in (child.stdin, child.stdout, child.stderr):
+                if stream is not None:
+                    stream.close()
+
+
+# -- the Flask extension and its monitor --------------------------------------------------
+
+AppFactory = Callable[..., "Flask"]
+"""The type of the ``make_app`` fixture."""
+
+NIGHTLY = "nightly report/eu"  # a space and a slash: sent as nightly%20report%2Feu
+"""The name of the cron schedule the ``scheduled`` fixture stores."""
+
+
+def enqueue(target: DurableQueue, name: str, *args: Any, **options: Any) -> Job:
+    """Enqueue the task registered as ``name``, with ``options`` if any."""
+    task = target.get_task(name)
+    return task.options(**options).enqueue(*args) if options else task.enqueue(*args)
+
+
+def _openapi_operation(
+    spec: dict[str, Any], path: str, method: str
+) -> dict[str, Any] | None:
+    relative = path.split("?")[0].removeprefix("/jobq")
+    for template, operations in spec["paths"].items():
+        parts = re.split(r"(\{[^}]+\})", template)
+        pattern = "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
+        if re.fullmatch(pattern, relative):
+            return operations.get(method.lower())  # type: ignore[no-any-return]
+    return None
+
+
+@functools.cache
+def _monitor_spec() -> dict[str, Any]:
+    # Imported here so that the tests of jobq's core need no Flask.
+    from flask_jobq.openapi import openapi_spec
+
+    return openapi_spec("/jobq")
+
+
+def validate_against_spec(method: str, path: str, response: TestResponse) -> None:
+    """Fail unless the response's status is documented and its body fits the schema."""
+    assert jsonschema is not None
+    spec = _monitor_spec()
+    operation = _openapi_operation(spec, path, method)
+    if operation is None or str(response.status_code) not in operation["responses"]:
+        # Routing errors and refusals are documented once for every path (see info).
+        assert response.status_code in (403, 404, 405), (method, path, response.status_code)
+        schema: dict[str, Any] = {"$ref": "#/components/schemas/Error"}
+    else:
+        documented = operation["responses"][str(response.status_code)]
+        schema = documented["content"]["application/json"]["schema"]
+    validator = jsonschema.Draft202012Validator({**schema, "components": spec["components"]})
+    validator.validate(response.get_json())
+
+
+class Monitor:
+    """A test client for the monitor: paths are relative to the prefix. Every
+    response must be JSON and, when ``jsonschema`` is installed, valid against the
+    OpenAPI description."""
+
+    def __init__(self, app: Flask, prefix: str = "/jobq") -> None:
+        self.app = app
+        self.client = app.test_client()
+        self.prefix = prefix
+        self.responses = 0
+
+    def request(self, method: str, path: str, **kwargs: Any) -> TestResponse:
+        url = self.prefix + path
+        response = self.client.open(url, method=method, **kwargs)
+        assert response.is_json, (method, url, response.status_code, response.data[:200])
+        body = response.get_json()
+        if response.status_code >= 400 and "healthy" not in body:
+            assert body["status"] == response.status_code
+            assert body["message"]
+        if jsonschema is not None and self.prefix == "/jobq":
+            validate_against_spec(method, url, response)
+        self.responses += 1
+        return response
+
+    def get(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> TestResponse:
+        """A POST with a JSON body ``{}`` unless ``json``, ``data`` or headers say otherwise."""
+        if "json" not in kwargs and "data" not in kwargs and "headers" not in kwargs:
+            kwargs["json"] = {}
+        return self.request("POST", path, **kwargs)

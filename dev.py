@@ -1,12 +1,13 @@
 """Set up a virtual environment and run jobq's demo or its test suite.
 
-    python3 dev.py demo          # install into .venv, then serve the example Flask app
-    python3 dev.py test          # install into .venv, then ruff, mypy --strict and pytest
-    python3 dev.py test --fast   # the same, but only the unit and contract tests not marked slow
+    python3 dev.py demo         # install into .venv, then serve the example Flask app
+    python3 dev.py test         # install into .venv, then ruff, mypy --strict and pytest
+    python3 dev.py test --fast  # the same, with the unit and contract tests not marked slow
 
 Needs only Python 3.10+ with the standard library. The environment lives in
 ``.venv`` next to this file and is reinstalled only when the packaging files
-change. Extra arguments after ``test`` are passed to pytest.
+change. Extra arguments after ``test`` are passed to pytest. ``test`` checks the lint and the
+format with ruff (``ruff check``, ``ruff format --check``).
 
 The tests are in four folders: ``tests/unit`` (one process, fake clocks),
 ``tests/contract`` (the storage contract on every backend), ``tests/integration``
@@ -157,6 +158,7 @@ def test(args: list[str]) -> None:
         args = [*FAST_TESTS, *(a for a in args if a != "--fast")]
     ensure_env("dev")
     run(PYTHON, "-m", "ruff", "check", ".")
+    run(PYTHON, "-m", "ruff", "format", "--check", ".")
     run(PYTHON, "-m", "mypy", "--strict", "jobq", "flask_jobq")
     if os.environ.get("JOBQ_TEST_POSTGRES_URL"):
         run(PYTHON, "-m", "pytest", *args)

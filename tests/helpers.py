@@ -121,9 +121,13 @@ def run_child(mode: str, out: Path, **config: Any) -> dict[str, Any]:
     return its answer."""
     config = {"mode": mode, "out": str(out), **config}
     proc = subprocess.run(
-        [sys.executable, str(RELIABILITY_CHILD), json.dumps(config)], cwd=ROOT,
-        capture_output=True, timeout=60, start_new_session=True, check=False,
-    )  # fmt: skip
+        [sys.executable, str(RELIABILITY_CHILD), json.dumps(config)],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=60,
+        start_new_session=True,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr.decode(errors="replace")
     return json.loads(out.read_text())  # type: ignore[no-any-return]
 
@@ -183,9 +187,7 @@ def enqueue(target: DurableQueue, name: str, *args: Any, **options: Any) -> Job:
     return task.options(**options).enqueue(*args) if options else task.enqueue(*args)
 
 
-def _openapi_operation(
-    spec: dict[str, Any], path: str, method: str
-) -> dict[str, Any] | None:
+def _openapi_operation(spec: dict[str, Any], path: str, method: str) -> dict[str, Any] | None:
     relative = path.split("?")[0].removeprefix("/jobq")
     for template, operations in spec["paths"].items():
         parts = re.split(r"(\{[^}]+\})", template)

@@ -48,8 +48,9 @@ def main() -> None:
         owner, now = args[0], float(args[1])
         claimed: list[int] = []
         batch = 1
-        while jobs := storage.claim(["default"], owner=owner, now=now, lease_seconds=600,
-                                    limit=batch):  # fmt: skip
+        while jobs := storage.claim(
+            ["default"], owner=owner, now=now, lease_seconds=600, limit=batch
+        ):
             claimed += [job.id for job in jobs]
             done = storage.complete_many(
                 [Completion(job.id, job.lease_token or "") for job in jobs], now=now

@@ -9,8 +9,14 @@ T0 = 1_000_000.0
 BOOM = JobError("ValueError", "boom", "Traceback (most recent call last): ...")
 
 
-def claim_one(storage: Storage, now: float = T0, *, queue: str = "default",
-              lease: float = 30.0, owner: str = "w1") -> Job:  # fmt: skip
+def claim_one(
+    storage: Storage,
+    now: float = T0,
+    *,
+    queue: str = "default",
+    lease: float = 30.0,
+    owner: str = "w1",
+) -> Job:
     """Claim from ``queue`` and insist on exactly one job."""
     jobs = storage.claim([queue], owner=owner, now=now, lease_seconds=lease)
     assert len(jobs) == 1, jobs

@@ -127,8 +127,9 @@ def test_subscribers_hear_the_queue_name_of_new_jobs(url: str) -> None:
     finally:
         unsubscribe()
         storage.close()
-    assert not any(t.name == "jobq-postgres-listener" and t.is_alive()
-                   for t in threading.enumerate())  # fmt: skip
+    assert not any(
+        t.name == "jobq-postgres-listener" and t.is_alive() for t in threading.enumerate()
+    )
 
 
 def test_a_database_written_by_a_newer_jobq_is_refused(url: str) -> None:
@@ -172,9 +173,7 @@ def _change_rows(url: str) -> int:
         return int(conn.execute("SELECT count(*) FROM jobq_job_counts").fetchall()[0][0])
 
 
-def test_stats_fold_the_rows_of_count_changes(
-    url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_stats_fold_the_rows_of_count_changes(url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     from jobq.storage.postgres import sql as _postgres_sql
 
     monkeypatch.setattr(_postgres_sql, "FOLD_AFTER_ROWS", 20)
@@ -185,8 +184,10 @@ def test_stats_fold_the_rows_of_count_changes(
         first = storage.stats(now=1000.0)
         assert _change_rows(url) == 3
         assert {q: s.counts[JobStatus.PENDING] for q, s in first.queues.items()} == {
-            "q0": 20, "q1": 20, "q2": 20,
-        }  # fmt: skip
+            "q0": 20,
+            "q1": 20,
+            "q2": 20,
+        }
         assert storage.stats(now=1000.0) == first
 
 
@@ -203,10 +204,12 @@ def test_folding_while_writers_write_loses_no_change(
         def write(worker: str) -> None:
             try:
                 for _ in range(40):
-                    storage.enqueue_many([NewJob("t", "[]"), NewJob("t", "[]", queue="b")],
-                                         now=1000.0)  # fmt: skip
-                    for job in storage.claim(["default", "b"], owner=worker, now=1000.0,
-                                             lease_seconds=30, limit=2):  # fmt: skip
+                    storage.enqueue_many(
+                        [NewJob("t", "[]"), NewJob("t", "[]", queue="b")], now=1000.0
+                    )
+                    for job in storage.claim(
+                        ["default", "b"], owner=worker, now=1000.0, lease_seconds=30, limit=2
+                    ):
                         storage.complete(job.id, job.lease_token or "", now=1000.0)
             except BaseException as exc:  # reported in the test's thread
                 errors.append(exc)

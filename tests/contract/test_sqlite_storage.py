@@ -54,8 +54,13 @@ def test_file_is_in_wal_mode_with_chosen_settings(tmp_path: Path, driver: str) -
         assert pragma(storage, "busy_timeout") == 5000
         assert pragma(storage, "journal_size_limit") == 64 * 1024 * 1024
         assert pragma(storage, "user_version") == SCHEMA_VERSION
-    with SQLiteStorage(tmp_path / "a.db", driver=driver, synchronous="FULL", busy_timeout=0.25,
-                       journal_size_limit=1024) as storage:  # fmt: skip
+    with SQLiteStorage(
+        tmp_path / "a.db",
+        driver=driver,
+        synchronous="FULL",
+        busy_timeout=0.25,
+        journal_size_limit=1024,
+    ) as storage:
         assert pragma(storage, "synchronous") == 2  # FULL
         assert pragma(storage, "busy_timeout") == 250
         assert pragma(storage, "journal_size_limit") == 1024
@@ -128,8 +133,10 @@ def test_claim_reads_the_index_in_order_without_sorting(tmp_path: Path, driver: 
     with SQLiteStorage(tmp_path / "a.db", driver=driver) as storage:
         conn = storage._db.conn()
         plan = " | ".join(
-            str(row[-1]) for row in conn.query(f"EXPLAIN QUERY PLAN {CANDIDATES}",
-                                               (None, None, T0, "default", 5))
+            str(row[-1])
+            for row in conn.query(
+                f"EXPLAIN QUERY PLAN {CANDIDATES}", (None, None, T0, "default", 5)
+            )
         )
         assert "jobs_claim" in plan
         assert "TEMP B-TREE" not in plan, plan
@@ -178,8 +185,10 @@ def test_claim_work_does_not_grow_with_the_table(tmp_path: Path) -> None:
         for _ in range(10):
             done = storage.claim(["default"], owner="w", now=T0, lease_seconds=30, limit=1000)
             storage.complete_many([Completion(j.id, j.lease_token or "") for j in done], now=T0)
-        storage.enqueue_many([NewJob("t", "[]", queue="later", run_at=T0 + 99, priority=9)
-                              for _ in range(30_000)], now=T0)  # fmt: skip
+        storage.enqueue_many(
+            [NewJob("t", "[]", queue="later", run_at=T0 + 99, priority=9) for _ in range(30_000)],
+            now=T0,
+        )
         large = _claim_steps(storage)
         idle = _claim_steps(storage, "later")
     assert large <= 2 * small + 10, (small, large)
@@ -210,14 +219,13 @@ def test_stats_work_does_not_grow_with_the_table(tmp_path: Path) -> None:
         storage.enqueue_many([NewJob("t", "[]", queue=q) for q in ("a", "b") * 50], now=T0)
         small = _stats_steps(storage)
         # 40,000 more rows: jobs finished over a minute ago, and a backlog of runnable jobs.
-        storage.enqueue_many([NewJob("t", "[]", queue="a") for _ in range(20_000)],
-                             now=T0 - 200)  # fmt: skip
+        storage.enqueue_many([NewJob("t", "[]", queue="a") for _ in range(20_000)], now=T0 - 200)
         for _ in range(20):
             done = storage.claim(["a"], owner="w", now=T0 - 200, lease_seconds=30, limit=1000)
-            storage.complete_many([Completion(j.id, j.lease_token or "") for j in done],
-                                  now=T0 - 100)  # fmt: skip
-        storage.enqueue_many([NewJob("t", "[]", queue="b") for _ in range(20_000)],
-                             now=T0 - 5)  # fmt: skip
+            storage.complete_many(
+                [Completion(j.id, j.lease_token or "") for j in done], now=T0 - 100
+            )
+        storage.enqueue_many([NewJob("t", "[]", queue="b") for _ in range(20_000)], now=T0 - 5)
         large = _stats_steps(storage)
     assert large <= 2 * small + 10, (small, large)
 
@@ -228,10 +236,14 @@ def test_claim_work_stays_flat_with_a_million_rows(tmp_path: Path) -> None:
         storage.enqueue_many([NewJob("t", "[]") for _ in range(100)], now=T0)
         small = _claim_steps(storage)
         for _ in range(10):
-            storage.enqueue_many([NewJob("t", "[]", queue="big") for _ in range(50_000)],
-                                 now=T0)  # fmt: skip
-            storage.enqueue_many([NewJob("t", "[]", queue="later", run_at=T0 + 99, priority=9)
-                                  for _ in range(50_000)], now=T0)  # fmt: skip
+            storage.enqueue_many([NewJob("t", "[]", queue="big") for _ in range(50_000)], now=T0)
+            storage.enqueue_many(
+                [
+                    NewJob("t", "[]", queue="later", run_at=T0 + 99, priority=9)
+                    for _ in range(50_000)
+                ],
+                now=T0,
+            )
         assert _claim_steps(storage) <= 2 * small + 10  # 100 due among 1,000,100 rows
         assert _claim_steps(storage, "big") <= 2 * small + 10  # 500,000 due
         assert _claim_steps(storage, "later") <= 2 * small + 10  # 500,000, none due yet
@@ -277,9 +289,7 @@ def test_writer_waits_for_the_lock_instead_of_failing(tmp_path: Path, driver: st
     path = tmp_path / "a.db"
     # The lock holder must use the same SQLite library: two copies of SQLite in
     # one process do not see each other's locks.
-    with SQLiteStorage(path, driver=driver) as storage, SQLiteStorage(
-        path, driver=driver
-    ) as other:
+    with SQLiteStorage(path, driver=driver) as storage, SQLiteStorage(path, driver=driver) as other:
         locked, release = threading.Event(), threading.Event()
 
         def hold_lock() -> None:
@@ -393,8 +403,10 @@ def test_committed_job_survives_kill_9(tmp_path: Path, driver: str) -> None:
     spec = {"backend": driver, "path": str(tmp_path / "a.db"), "driver": driver, "returning": True}
     child = subprocess.Popen(
         [sys.executable, CHILD, json.dumps(spec), "enqueue-and-hang", "survivor"],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert child.stdin is not None
         assert child.stdout is not None
@@ -427,8 +439,10 @@ def test_enqueue_many_is_all_or_nothing(tmp_path: Path, driver: str) -> None:
             "CREATE TEMP TRIGGER refuse BEFORE INSERT ON jobs WHEN NEW.name = 'boom' "
             "BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END"
         )
-        batch = [NewJob("ok", "[]") for _ in range(250)] + [NewJob("u", "[]", unique_key="k"),
-                                                            NewJob("boom", "[]")]  # fmt: skip
+        batch = [NewJob("ok", "[]") for _ in range(250)] + [
+            NewJob("u", "[]", unique_key="k"),
+            NewJob("boom", "[]"),
+        ]
         with pytest.raises(StorageError, match="refused by test trigger"):
             storage.enqueue_many(batch, now=T0)
         assert storage.list_jobs() == []
@@ -437,6 +451,7 @@ def test_enqueue_many_is_all_or_nothing(tmp_path: Path, driver: str) -> None:
 
 def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
     with SQLiteStorage(tmp_path / "a.db") as storage:
+
         def write_then_raise() -> None:
             with storage._db.write() as conn:
                 conn.run("INSERT INTO paused_queues VALUES ('x', 1.0)")

@@ -9,11 +9,7 @@ from __future__ import annotations
 import pytest
 
 from jobq.job import JobStatus
-from jobq.storage.base import (
-    NewJob,
-    Storage,
-    UniqueKeyConflict,
-)
+from jobq.storage.base import NewJob, Storage, UniqueKeyConflict
 from tests.contract._support import BOOM, T0, claim_one, token
 
 # -- cancel and retry ------------------------------------------------------------------
@@ -49,9 +45,7 @@ def test_cancel_requested_job_is_not_retried_on_failure_or_rescue(storage: Stora
     a, b = storage.claim(["default"], owner="w", now=T0, lease_seconds=10, limit=2)
     storage.request_cancel(a.id, now=T0 + 1)
     storage.request_cancel(b.id, now=T0 + 1)
-    assert storage.fail(a.id, token(a), BOOM, now=T0 + 2, retry_at=T0 + 3) == (
-        JobStatus.CANCELLED
-    )
+    assert storage.fail(a.id, token(a), BOOM, now=T0 + 2, retry_at=T0 + 3) == (JobStatus.CANCELLED)
     assert storage.rescue_expired(now=T0 + 10).cancelled == (b.id,)
 
 
@@ -64,8 +58,11 @@ def test_retry_resets_attempts_of_failed_and_cancelled_jobs(storage: Storage) ->
     retried = storage.get(job_id)
     assert retried is not None
     assert (retried.status, retried.attempts, retried.max_attempts, retried.run_at) == (
-        JobStatus.PENDING, 0, 1, T0 + 5,
-    )  # fmt: skip
+        JobStatus.PENDING,
+        0,
+        1,
+        T0 + 5,
+    )
     assert retried.progress is None
     assert retried.finished_at is None
     assert retried.error == BOOM  # kept for reference
@@ -103,14 +100,15 @@ def test_list_filters_and_paginates_by_id(storage: Storage) -> None:
     assert [j.id for j in storage.list_jobs(limit=4)] == ids[:4]
     assert [j.id for j in storage.list_jobs(limit=4, after_id=ids[3])] == ids[4:8]
     assert [j.id for j in storage.list_jobs(newest_first=True, limit=3)] == ids[:-4:-1]
-    assert [j.id for j in storage.list_jobs(newest_first=True, after_id=ids[2])] == [
-        ids[1], ids[0],
-    ]  # fmt: skip
+    assert [j.id for j in storage.list_jobs(newest_first=True, after_id=ids[2])] == [ids[1], ids[0]]
     assert [j.id for j in storage.list_jobs(name="a", queue="q1")] == [ids[1], ids[3], ids[5]]
     assert [j.id for j in storage.list_jobs(status=JobStatus.CANCELLED)] == [ids[1]]
     assert [j.id for j in storage.list_jobs(status=JobStatus.PENDING, name="a")] == [
-        ids[3], ids[5], ids[7], ids[9],
-    ]  # fmt: skip
+        ids[3],
+        ids[5],
+        ids[7],
+        ids[9],
+    ]
     with pytest.raises(ValueError, match="limit"):
         storage.list_jobs(limit=0)
     assert storage.get(99999) is None
@@ -118,11 +116,15 @@ def test_list_filters_and_paginates_by_id(storage: Storage) -> None:
 
 def test_stats_counts_queues_schedules_and_recent_outcomes(storage: Storage) -> None:
     storage.enqueue_many(
-        [NewJob("t", "[]", run_at=T0 - 40), NewJob("t", "[]", run_at=T0 - 10),
-         NewJob("t", "[]", run_at=T0 + 60), NewJob("t", "[]", queue="mail", max_attempts=1),
-         NewJob("t", "[]", queue="mail", max_attempts=1)],
+        [
+            NewJob("t", "[]", run_at=T0 - 40),
+            NewJob("t", "[]", run_at=T0 - 10),
+            NewJob("t", "[]", run_at=T0 + 60),
+            NewJob("t", "[]", queue="mail", max_attempts=1),
+            NewJob("t", "[]", queue="mail", max_attempts=1),
+        ],
         now=T0 - 100,
-    )  # fmt: skip
+    )
     old = claim_one(storage, T0 - 90, queue="mail")
     storage.complete(old.id, token(old), now=T0 - 80)  # more than a minute ago
     fresh = claim_one(storage, T0 - 5, queue="mail")

@@ -11,11 +11,7 @@ import json
 import pytest
 
 from jobq.job import JobError, JobStatus
-from jobq.storage.base import (
-    Completion,
-    NewJob,
-    Storage,
-)
+from jobq.storage.base import Completion, NewJob, Storage
 from tests.contract._support import BOOM, T0, claim_one, token
 
 # -- enqueue ---------------------------------------------------------------------------
@@ -23,19 +19,20 @@ from tests.contract._support import BOOM, T0, claim_one, token
 
 def test_enqueue_stores_every_field(storage: Storage) -> None:
     payload = json.dumps({"args": [1, "x"], "kwargs": {"k": None}})
-    new = NewJob("send_mail", payload, queue="mail", priority=5, max_attempts=4,
-                 run_at=T0 + 10)  # fmt: skip
+    new = NewJob("send_mail", payload, queue="mail", priority=5, max_attempts=4, run_at=T0 + 10)
     enqueued = storage.enqueue(new, now=T0)
     job = enqueued.job
     assert enqueued.created
     assert (job.name, job.queue, job.payload, job.priority, job.max_attempts) == (
-        "send_mail", "mail", payload, 5, 4,
-    )  # fmt: skip
+        "send_mail",
+        "mail",
+        payload,
+        5,
+        4,
+    )
     assert job.decoded_payload() == {"args": [1, "x"], "kwargs": {"k": None}}
     assert (job.status, job.attempts, job.run_at) == (JobStatus.PENDING, 0, T0 + 10)
-    assert (job.created_at, job.updated_at, job.started_at, job.finished_at) == (
-        T0, T0, None, None,
-    )  # fmt: skip
+    assert (job.created_at, job.updated_at, job.started_at, job.finished_at) == (T0, T0, None, None)
     assert job.lease_token is None
     assert job.error is None
     assert not job.cancel_requested
@@ -121,10 +118,15 @@ def test_unique_key_returns_live_job(storage: Storage) -> None:
 def test_unique_key_in_bulk_and_within_one_batch(storage: Storage) -> None:
     existing = storage.enqueue(NewJob("t", "0", unique_key="a"), now=T0).job
     ids = storage.enqueue_many(
-        [NewJob("t", "1"), NewJob("t", "2", unique_key="a"), NewJob("t", "3", unique_key="b"),
-         NewJob("t", "4", unique_key="b"), NewJob("t", "5")],
+        [
+            NewJob("t", "1"),
+            NewJob("t", "2", unique_key="a"),
+            NewJob("t", "3", unique_key="b"),
+            NewJob("t", "4", unique_key="b"),
+            NewJob("t", "5"),
+        ],
         now=T0,
-    )  # fmt: skip
+    )
     assert ids[1] == existing.id
     assert ids[2] == ids[3] != existing.id
     assert len({ids[0], ids[2], ids[4], existing.id}) == 4
@@ -145,8 +147,9 @@ def test_claim_order_priority_then_run_at_then_id(storage: Storage) -> None:
         ],
         now=T0 - 100,
     )
-    order = [job.id for job in storage.claim(["default"], owner="w", now=T0,
-                                             lease_seconds=30, limit=10)]  # fmt: skip
+    order = [
+        job.id for job in storage.claim(["default"], owner="w", now=T0, lease_seconds=30, limit=10)
+    ]
     assert order == [ids[2], ids[1], ids[0], ids[3], ids[4]]
 
 
@@ -155,8 +158,10 @@ def test_claim_sets_the_lease_and_counts_the_attempt(storage: Storage) -> None:
     job = claim_one(storage, T0 + 1, lease=45, owner="host:1:thread")
     assert (job.id, job.status, job.attempts) == (job_id, JobStatus.PROCESSING, 1)
     assert (job.lease_owner, job.lease_expires_at, job.started_at) == (
-        "host:1:thread", T0 + 46, T0 + 1,
-    )  # fmt: skip
+        "host:1:thread",
+        T0 + 46,
+        T0 + 1,
+    )
     assert job.lease_token
     assert len(job.lease_token) >= 16
     assert storage.get(job_id) == job  # what claim returned is what was committed
@@ -183,8 +188,9 @@ def test_claim_across_queues_merges_by_priority(storage: Storage) -> None:
     storage.enqueue(NewJob("t", "[]", queue="c", priority=99), now=T0)
     jobs = storage.claim(["a", "b"], owner="w", now=T0, lease_seconds=30, limit=2)
     assert [job.id for job in jobs] == [high, mid]
-    assert [job.id for job in storage.claim(("b", "a"), owner="w", now=T0,
-                                            lease_seconds=30, limit=5)] == [low]  # fmt: skip
+    assert [
+        job.id for job in storage.claim(("b", "a"), owner="w", now=T0, lease_seconds=30, limit=5)
+    ] == [low]
     assert storage.claim([], owner="w", now=T0, lease_seconds=30) == []
 
 
@@ -234,8 +240,10 @@ def test_complete_is_fenced_by_the_lease_token(storage: Storage) -> None:
     done = storage.get(job_id)
     assert done is not None
     assert (done.status, done.finished_at, done.decoded_result()) == (
-        JobStatus.COMPLETED, T0 + 13, {"ok": True},
-    )  # fmt: skip
+        JobStatus.COMPLETED,
+        T0 + 13,
+        {"ok": True},
+    )
     assert done.lease_expires_at is None
     assert not storage.complete(job_id, token(fresh), now=T0 + 14)  # only once
 
@@ -252,14 +260,22 @@ def test_complete_many_reports_each_entry(storage: Storage) -> None:
     storage.enqueue_many([NewJob("t", "[]") for _ in range(4)], now=T0)
     a, b, c, d = storage.claim(["default"], owner="w", now=T0, lease_seconds=30, limit=4)
     done = storage.complete_many(
-        [Completion(a.id, token(a), "1"), Completion(b.id, "not-the-token"),
-         Completion(c.id, token(c)), Completion(c.id, token(c))],
+        [
+            Completion(a.id, token(a), "1"),
+            Completion(b.id, "not-the-token"),
+            Completion(c.id, token(c)),
+            Completion(c.id, token(c)),
+        ],
         now=T0 + 1,
-    )  # fmt: skip
+    )
     assert done == [True, False, True, False]
     statuses = {job.id: job.status for job in storage.list_jobs()}
-    assert statuses == {a.id: JobStatus.COMPLETED, b.id: JobStatus.PROCESSING,
-                        c.id: JobStatus.COMPLETED, d.id: JobStatus.PROCESSING}  # fmt: skip
+    assert statuses == {
+        a.id: JobStatus.COMPLETED,
+        b.id: JobStatus.PROCESSING,
+        c.id: JobStatus.COMPLETED,
+        d.id: JobStatus.PROCESSING,
+    }
     assert storage.complete_many([Completion(d.id, token(d))], now=T0 + 1) == [True]
     assert storage.complete_many([], now=T0) == []
 
@@ -268,8 +284,11 @@ def test_renew_extends_leases_and_reports_lost_and_cancelled(storage: Storage) -
     storage.enqueue_many([NewJob("t", "[]") for _ in range(3)], now=T0)
     a, b, c = storage.claim(["default"], owner="w", now=T0, lease_seconds=10, limit=3)
     storage.request_cancel(b.id, now=T0 + 1)
-    result = storage.renew([(a.id, token(a)), (b.id, token(b)), (c.id, "wrong"), (999, "x")],
-                           now=T0 + 5, lease_seconds=10)  # fmt: skip
+    result = storage.renew(
+        [(a.id, token(a)), (b.id, token(b)), (c.id, "wrong"), (999, "x")],
+        now=T0 + 5,
+        lease_seconds=10,
+    )
     assert result.renewed == {a.id, b.id}
     assert result.cancel_requested == {b.id}
     assert result.lost == {c.id, 999}
@@ -300,8 +319,11 @@ def test_fail_reschedules_while_attempts_remain_then_fails(storage: Storage) -> 
     waiting = storage.get(job_id)
     assert waiting is not None
     assert (waiting.status, waiting.run_at, waiting.error, waiting.finished_at) == (
-        JobStatus.PENDING, T0 + 30, BOOM, None,
-    )  # fmt: skip
+        JobStatus.PENDING,
+        T0 + 30,
+        BOOM,
+        None,
+    )
     assert storage.claim(["default"], owner="w", now=T0 + 29, lease_seconds=30) == []
     second = claim_one(storage, T0 + 30)
     assert second.attempts == 2
@@ -329,8 +351,11 @@ def test_release_hands_the_job_back_without_counting_the_attempt(storage: Storag
     back = storage.get(job_id)
     assert back is not None
     assert (back.status, back.attempts, back.run_at, back.lease_expires_at) == (
-        JobStatus.PENDING, 0, T0 + 30, None,
-    )  # fmt: skip
+        JobStatus.PENDING,
+        0,
+        T0 + 30,
+        None,
+    )
     assert storage.release(job_id, token(job), now=T0 + 2) is None  # not held any more
     again = claim_one(storage, T0 + 30)
     assert again.attempts == 1  # max_attempts=1 still allows this attempt

@@ -9,13 +9,7 @@ from collections import Counter
 import pytest
 
 from jobq.job import JobStatus
-from jobq.storage.base import (
-    MAX_PAUSED_QUEUES,
-    Completion,
-    NewJob,
-    Storage,
-    TooManyPausedQueues,
-)
+from jobq.storage.base import MAX_PAUSED_QUEUES, Completion, NewJob, Storage, TooManyPausedQueues
 from tests.contract._support import BOOM, T0, token
 
 
@@ -39,8 +33,9 @@ def test_stats_counts_equal_the_rows_through_every_kind_of_change(storage: Stora
     for step in range(40):
         now += 1.0
         queue = shuffle.choice(queues)
-        storage.enqueue_many([NewJob("t", "[]", queue=q, max_attempts=2) for q in queues * 3],
-                             now=now)  # fmt: skip
+        storage.enqueue_many(
+            [NewJob("t", "[]", queue=q, max_attempts=2) for q in queues * 3], now=now
+        )
         storage.enqueue_payloads(NewJob("t", "", queue=queue), ["[1]", "[2]"], now=now)
         storage.enqueue(NewJob("t", "[]", queue=queue, unique_key=f"k{step % 3}"), now=now)
         jobs = storage.claim(queues, owner="w", now=now, lease_seconds=5, limit=12)
@@ -79,10 +74,14 @@ def test_stats_counts_equal_the_rows_through_every_kind_of_change(storage: Stora
 def test_oldest_runnable_age_skips_paused_queues_and_future_jobs(storage: Storage) -> None:
     assert storage.oldest_runnable_age(now=T0) == 0.0
     storage.enqueue_many(
-        [NewJob("t", "[]", queue="mail", run_at=T0 - 90), NewJob("t", "[]", run_at=T0 - 30),
-         NewJob("t", "[]", run_at=T0 - 10), NewJob("t", "[]", queue="later", run_at=T0 + 50)],
+        [
+            NewJob("t", "[]", queue="mail", run_at=T0 - 90),
+            NewJob("t", "[]", run_at=T0 - 30),
+            NewJob("t", "[]", run_at=T0 - 10),
+            NewJob("t", "[]", queue="later", run_at=T0 + 50),
+        ],
         now=T0 - 100,
-    )  # fmt: skip
+    )
     assert storage.oldest_runnable_age(now=T0) == 90.0
     storage.pause("mail", now=T0)
     assert storage.oldest_runnable_age(now=T0) == 30.0

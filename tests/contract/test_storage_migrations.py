@@ -41,10 +41,17 @@ def _insert_sql(table: str, mark: str) -> str:
 def _check_upgraded(storage: Storage) -> None:
     stats = storage.stats(now=T0)
     default, mail = stats.queues["default"].counts, stats.queues["mail"].counts
-    assert (default[JobStatus.PENDING], default[JobStatus.PROCESSING],
-            default[JobStatus.COMPLETED]) == (1, 1, 1)  # fmt: skip
-    assert (mail[JobStatus.PENDING], mail[JobStatus.FAILED], mail[JobStatus.CANCELLED],
-            mail[JobStatus.COMPLETED]) == (1, 1, 1, 1)  # fmt: skip
+    assert (
+        default[JobStatus.PENDING],
+        default[JobStatus.PROCESSING],
+        default[JobStatus.COMPLETED],
+    ) == (1, 1, 1)
+    assert (
+        mail[JobStatus.PENDING],
+        mail[JobStatus.FAILED],
+        mail[JobStatus.CANCELLED],
+        mail[JobStatus.COMPLETED],
+    ) == (1, 1, 1, 1)
     assert (stats.completed_last_minute, stats.failed_last_minute) == (1, 1)
     # The old key is still held for its own task, and free for another one.
     assert not storage.enqueue(NewJob("report", "[]", unique_key="user:7"), now=T0).created

@@ -17,9 +17,7 @@ T0 = 1_000_000.0
 
 def test_processes_never_claim_one_job_twice(spec: dict[str, Any], storage: Storage) -> None:
     ids = storage.enqueue_many([NewJob("t", "[]") for _ in range(2000)], now=T0)
-    results = run_children(
-        [[json.dumps(spec), "claim", f"proc-{n}", str(T0)] for n in range(3)]
-    )
+    results = run_children([[json.dumps(spec), "claim", f"proc-{n}", str(T0)] for n in range(3)])
     claimed = [job_id for result in results for job_id in result["claimed"]]
     assert sorted(claimed) == ids  # each job exactly once, none lost
     assert sum(1 for result in results if result["claimed"]) >= 2, "no concurrency happened"
@@ -54,8 +52,9 @@ def test_threads_share_one_storage_without_double_claims(storage: Storage) -> No
 
     def work(slot: int) -> None:
         try:
-            while jobs := storage.claim(["default"], owner=f"t{slot}", now=T0,
-                                        lease_seconds=60, limit=2):  # fmt: skip
+            while jobs := storage.claim(
+                ["default"], owner=f"t{slot}", now=T0, lease_seconds=60, limit=2
+            ):
                 claimed[slot] += [job.id for job in jobs]
                 storage.complete_many(
                     [Completion(job.id, job.lease_token or "") for job in jobs], now=T0

@@ -19,8 +19,10 @@ def test_the_extremes_of_the_ranges_are_stored_and_claimed_in_order(storage: Sto
     low = storage.enqueue(NewJob("t", "[]", priority=INT4_MIN), now=T0).job
     high = storage.enqueue(NewJob("t", "[]", priority=INT4_MAX, max_attempts=INT4_MAX), now=T0)
     assert (low.priority, high.job.priority, high.job.max_attempts) == (
-        INT4_MIN, INT4_MAX, INT4_MAX,
-    )  # fmt: skip
+        INT4_MIN,
+        INT4_MAX,
+        INT4_MAX,
+    )
     assert claim_one(storage, T0).id == high.job.id
     assert claim_one(storage, T0).id == low.id
 

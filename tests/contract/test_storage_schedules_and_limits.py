@@ -23,7 +23,10 @@ SPEC = json.dumps({"task": "report", "cron": "0 * * * *"})
 def test_upsert_keeps_the_state_of_an_unchanged_schedule(storage: Storage) -> None:
     first = storage.upsert_schedule("hourly", SPEC, T0 + 3600, now=T0)
     assert (first.name, first.spec, first.next_fire_at, first.paused) == (
-        "hourly", SPEC, T0 + 3600, False
+        "hourly",
+        SPEC,
+        T0 + 3600,
+        False,
     )
     assert first.last_fire_at is None
     assert first.last_job_id is None
@@ -45,9 +48,7 @@ def test_a_fire_time_fires_once_and_enqueues_its_jobs(storage: Storage) -> None:
     assert len(ids) == 1
     assert storage.fire_schedule("hourly", T0, T0 + 3600, [job], now=T0 + 2) is None  # again
     state = storage.list_schedules()[0]
-    assert (state.next_fire_at, state.last_fire_at, state.last_job_id) == (
-        T0 + 3600, T0, ids[0]
-    )
+    assert (state.next_fire_at, state.last_fire_at, state.last_job_id) == (T0 + 3600, T0, ids[0])
     stored = storage.get(ids[0])
     assert stored is not None
     assert stored.name == "report"
@@ -56,8 +57,7 @@ def test_a_fire_time_fires_once_and_enqueues_its_jobs(storage: Storage) -> None:
 
 def test_a_fire_may_enqueue_several_jobs_or_none(storage: Storage) -> None:
     storage.upsert_schedule("s", SPEC, T0, now=T0)
-    ids = storage.fire_schedule("s", T0, T0 + 10, [NewJob("t", "[1]"), NewJob("t", "[2]")],
-                                now=T0)  # fmt: skip
+    ids = storage.fire_schedule("s", T0, T0 + 10, [NewJob("t", "[1]"), NewJob("t", "[2]")], now=T0)
     assert ids is not None
     assert len(ids) == 2
     assert storage.fire_schedule("s", T0 + 10, T0 + 20, [], now=T0 + 15) == []  # skipped
@@ -87,8 +87,9 @@ def test_racing_threads_fire_each_time_once(storage: Storage) -> None:
         start.wait()
         for step in range(20):
             fire_at = T0 + 10 * step
-            ids = storage.fire_schedule("s", fire_at, fire_at + 10, [NewJob("t", "[]")],
-                                        now=T0 + 1000)  # fmt: skip
+            ids = storage.fire_schedule(
+                "s", fire_at, fire_at + 10, [NewJob("t", "[]")], now=T0 + 1000
+            )
             if ids is not None:
                 with lock:
                     wins.append((step, ids))
@@ -106,14 +107,14 @@ def test_racing_threads_fire_each_time_once(storage: Storage) -> None:
 
 
 def claim(storage: Storage, now: float = T0, limit: int = 100, **options: object) -> list[str]:
-    jobs = storage.claim(["default"], owner="w", now=now, lease_seconds=600, limit=limit,
-                         **options)  # type: ignore[arg-type]  # fmt: skip
+    jobs = storage.claim(["default"], owner="w", now=now, lease_seconds=600, limit=limit, **options)  # type: ignore[arg-type]
     return [job.name for job in jobs]
 
 
 def test_concurrency_limit_counts_running_jobs_of_every_worker(storage: Storage) -> None:
-    storage.enqueue_many([NewJob("report", "[]", priority=1)] * 5 + [NewJob("mail", "[]")] * 3,
-                         now=T0)  # fmt: skip
+    storage.enqueue_many(
+        [NewJob("report", "[]", priority=1)] * 5 + [NewJob("mail", "[]")] * 3, now=T0
+    )
     limits = {"report": TaskLimit(concurrency=2)}
     assert Counter(claim(storage, limits=limits)) == {"report": 2, "mail": 3}
     assert claim(storage, limits=limits) == []  # two reports run: no third
@@ -123,8 +124,7 @@ def test_concurrency_limit_counts_running_jobs_of_every_worker(storage: Storage)
 
 
 def test_blocked_tasks_do_not_hide_the_jobs_behind_them(storage: Storage) -> None:
-    storage.enqueue_many([NewJob("report", "[]", priority=9)] * 50 + [NewJob("mail", "[]")],
-                         now=T0)  # fmt: skip
+    storage.enqueue_many([NewJob("report", "[]", priority=9)] * 50 + [NewJob("mail", "[]")], now=T0)
     limits = {"report": TaskLimit(concurrency=1)}
     assert claim(storage, limit=1, limits=limits) == ["report"]
     assert claim(storage, limit=1, limits=limits) == ["mail"]
@@ -153,8 +153,10 @@ def test_bad_limits_are_refused_before_claiming(storage: Storage) -> None:
     with pytest.raises(ValueError, match="concurrency"):
         claim(storage, limits={"a": TaskLimit(concurrency=0)})
     with pytest.raises(ValueError, match="different rates"):
-        claim(storage, limits={"a": TaskLimit(rate=1, rate_key="k"),
-                               "b": TaskLimit(rate=2, rate_key="k")})  # fmt: skip
+        claim(
+            storage,
+            limits={"a": TaskLimit(rate=1, rate_key="k"), "b": TaskLimit(rate=2, rate_key="k")},
+        )
     assert storage.get(1).status is JobStatus.PENDING  # type: ignore[union-attr]
 
 
@@ -169,8 +171,9 @@ def test_racing_claimers_never_exceed_a_concurrency_limit(storage: Storage) -> N
         nonlocal peak
         try:
             while True:
-                jobs = storage.claim(["default"], owner=f"w{slot}", now=T0, lease_seconds=600,
-                                     limit=2, limits=limits)  # fmt: skip
+                jobs = storage.claim(
+                    ["default"], owner=f"w{slot}", now=T0, lease_seconds=600, limit=2, limits=limits
+                )
                 if not jobs:
                     if not storage.list_jobs(status=JobStatus.PENDING, limit=1):
                         return

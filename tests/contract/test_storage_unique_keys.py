@@ -28,10 +28,13 @@ def test_another_task_with_the_same_key_gets_a_job_of_its_own(storage: Storage) 
 def test_bulk_enqueue_scopes_keys_to_the_task(storage: Storage) -> None:
     held = storage.enqueue(NewJob("report", "[]", unique_key="k"), now=T0).job
     ids = storage.enqueue_many(
-        [NewJob("mail", "[]", unique_key="k"), NewJob("report", "[]", unique_key="k"),
-         NewJob("mail", "[]", unique_key="k")],
+        [
+            NewJob("mail", "[]", unique_key="k"),
+            NewJob("report", "[]", unique_key="k"),
+            NewJob("mail", "[]", unique_key="k"),
+        ],
         now=T0,
-    )  # fmt: skip
+    )
     assert ids[1] == held.id
     assert ids[0] == ids[2] != held.id
     assert storage.get(ids[0]).name == "mail"  # type: ignore[union-attr]
@@ -66,8 +69,9 @@ def test_racing_threads_store_one_job_per_task_and_key(storage: Storage) -> None
         except BaseException as exc:  # reported below, in the test's thread
             errors.append(exc)
 
-    threads = [threading.Thread(target=enqueue, args=("report" if n % 2 else "mail",))
-               for n in range(8)]  # fmt: skip
+    threads = [
+        threading.Thread(target=enqueue, args=("report" if n % 2 else "mail",)) for n in range(8)
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -82,9 +86,11 @@ def test_racing_processes_store_one_job_per_task_and_key(
     spec: dict[str, Any], storage: Storage
 ) -> None:
     results = run_children(
-        [[json.dumps(spec), "enqueue-unique", task, "k", "10"]
-         for task in ("report", "mail", "report", "mail")]
-    )  # fmt: skip
+        [
+            [json.dumps(spec), "enqueue-unique", task, "k", "10"]
+            for task in ("report", "mail", "report", "mail")
+        ]
+    )
     report = {i for result in results[0::2] for i in result["ids"]}
     mail = {i for result in results[1::2] for i in result["ids"]}
     assert len(report) == len(mail) == 1

@@ -85,7 +85,11 @@ def test_jobq_client_gets_no_429s() -> None:
 def test_rate_limited_client_script_runs() -> None:
     completed = subprocess.run(
         [sys.executable, str(EXAMPLES / "rate_limited_client.py"), "--items", "10"],
-        capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, cwd=ROOT, check=False,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+        cwd=ROOT,
+        check=False,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "jobq made 10 calls and got 0 429s" in completed.stdout
@@ -94,7 +98,11 @@ def test_rate_limited_client_script_runs() -> None:
 def test_demo_check_exits_zero() -> None:
     completed = subprocess.run(
         [sys.executable, str(EXAMPLES / "demo_app.py"), "--check"],
-        capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, cwd=ROOT, check=False,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+        cwd=ROOT,
+        check=False,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "all checks passed" in completed.stdout

@@ -49,8 +49,7 @@ def make_app(newsletter: ModuleType, tmp_path: Path) -> Iterator[Any]:
 
     def make(config: dict[str, Any] | None = None, **kwargs: Any) -> Flask:
         app: Flask = newsletter.create_app(
-            {"JOBQ_DATABASE": str(tmp_path / f"jobs-{len(apps)}.db"), **(config or {})},
-            **kwargs,
+            {"JOBQ_DATABASE": str(tmp_path / f"jobs-{len(apps)}.db"), **(config or {})}, **kwargs
         )
         apps.append(app)
         return app
@@ -76,7 +75,11 @@ def wait_until_done(app: Flask, timeout: float = 20.0) -> dict[str, Any]:
 def test_check_runs_the_whole_flow_and_reports_its_numbers() -> None:
     completed = subprocess.run(
         [sys.executable, str(EXAMPLE / "app.py"), "--check", "--count", "2000"],
-        capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, cwd=ROOT, check=False,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+        cwd=ROOT,
+        check=False,
     )
     output = completed.stdout + completed.stderr
     assert completed.returncode == 0, output
@@ -124,14 +127,16 @@ def test_a_bad_newsletter_request_gets_a_json_400(
     assert app.extensions["jobq"].queue.stats().queues == {}  # nothing was queued
 
 
-
-@pytest.mark.parametrize("subject", [
-    "=?UTF-8?Q?Hello=0D=0AReply-To:_attacker@evil.example=0D=0A=0D=0ANew_body?=",
-    "=?utf-8?q?Hello=0D=0ABcc:_x@evil.example?=",
-    "=?UTF-8?B?SGVsbG8NCkJjYzogeEBldmlsLmV4YW1wbGU=?=",  # Hello\r\nBcc: x@evil.example
-    "=?UTF-8?Q?Hello=0D?= =?UTF-8?Q?=0AContent-Type:_text/html?=",
-    "News =?UTF-8?Q?=0A=0A<b>New_body</b>?=",
-])
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "=?UTF-8?Q?Hello=0D=0AReply-To:_attacker@evil.example=0D=0A=0D=0ANew_body?=",
+        "=?utf-8?q?Hello=0D=0ABcc:_x@evil.example?=",
+        "=?UTF-8?B?SGVsbG8NCkJjYzogeEBldmlsLmV4YW1wbGU=?=",  # Hello\r\nBcc: x@evil.example
+        "=?UTF-8?Q?Hello=0D?= =?UTF-8?Q?=0AContent-Type:_text/html?=",
+        "News =?UTF-8?Q?=0A=0A<b>New_body</b>?=",
+    ],
+)
 def test_an_encoded_header_injection_gets_a_400_and_sends_nothing(
     make_app: Any, newsletter: ModuleType, subject: str
 ) -> None:
@@ -153,6 +158,7 @@ def test_a_non_ascii_subject_arrives_as_written(make_app: Any, newsletter: Modul
     progress = wait_until_done(app)
     assert (progress["jobs"]["completed"], progress["jobs"]["failed"]) == (2, 0)
     assert {d.subject for d in newsletter.smtp_server_of(app).deliveries()} == {subject}
+
 
 def test_a_small_newsletter_is_delivered_once_per_recipient(
     make_app: Any, newsletter: ModuleType
@@ -208,7 +214,8 @@ def test_a_permanent_refusal_fails_the_job_at_once(make_app: Any) -> None:
     assert progress["smtp_server"]["rejected"] == 2
     failed = app.extensions["jobq"].queue.list(status="failed")
     assert sorted(job.decoded_payload()["kwargs"]["to"] for job in failed) == [
-        "user10@example.com", "user5@example.com"
+        "user10@example.com",
+        "user5@example.com",
     ]
     for job in failed:
         assert job.attempts == 1  # jobq.Fail: no retry

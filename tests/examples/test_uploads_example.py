@@ -30,8 +30,10 @@ from tests.helpers import ROOT
 SCRIPT = ROOT / "examples" / "uploads" / "app.py"
 SUBPROCESS_TIMEOUT = 60.0
 RED = (220, 30, 30)
-NOT_ALLOWED = ("not a readable image: the file is not an image in an allowed format "
-               "(JPEG, PNG, WEBP, GIF), or its header is corrupt")
+NOT_ALLOWED = (
+    "not a readable image: the file is not an image in an allowed format "
+    "(JPEG, PNG, WEBP, GIF), or its header is corrupt"
+)
 
 
 def load_example() -> ModuleType:
@@ -109,8 +111,7 @@ def sideways_photo() -> bytes:
     exif[0x0112] = 6  # Orientation
     exif[0x010F] = "Test Camera Co."  # Make
     exif[0x8825] = {1: "N", 2: (51.0, 30.0, 0.0)}  # GPS: the metadata people leak
-    return encode(picture(400, 800), "JPEG", quality=90, exif=exif,
-                  comment=b"secret comment")
+    return encode(picture(400, 800), "JPEG", quality=90, exif=exif, comment=b"secret comment")
 
 
 def is_red(pixel: tuple[int, ...]) -> bool:
@@ -140,8 +141,13 @@ VARIOUS: list[tuple[str, Callable[[], bytes]]] = [
     ("large.jpg", lambda: encode(picture(3000, 1800), "JPEG")),  # decoded at 1/2 scale
 ]
 SOURCES = [
-    ("JPEG", 1200, 900), ("PNG", 900, 600), ("WEBP", 700, 1000), ("GIF", 500, 500),
-    ("JPEG", 1000, 500), ("PNG", 60, 40), ("JPEG", 3000, 1800),
+    ("JPEG", 1200, 900),
+    ("PNG", 900, 600),
+    ("WEBP", 700, 1000),
+    ("GIF", 500, 500),
+    ("JPEG", 1000, 500),
+    ("PNG", 60, 40),
+    ("JPEG", 3000, 1800),
 ]
 
 
@@ -290,8 +296,10 @@ def test_only_the_allowed_decoders_ever_see_an_upload(
     client: FlaskClient, uploads: ModuleType, ghostscript_runs: Path
 ) -> None:
     # Files Pillow could decode, in formats the app does not take, all named like a JPEG.
-    disguised = [(f"cat-{fmt.lower()}.jpg", encode(picture(40, 30), fmt))
-                 for fmt in ("EPS", "TIFF", "BMP", "ICO", "PCX")]
+    disguised = [
+        (f"cat-{fmt.lower()}.jpg", encode(picture(40, 30), fmt))
+        for fmt in ("EPS", "TIFF", "BMP", "ICO", "PCX")
+    ]
     reply = post(client, uploads, [*disguised, ("good.png", encode(picture(40, 30), "PNG"))])
     assert reply.status_code == 200
     results = reply.get_json()["results"]
@@ -440,7 +448,11 @@ def test_a_request_waits_a_bounded_time(
 def test_check_exits_zero() -> None:
     completed = subprocess.run(
         [sys.executable, str(SCRIPT), "--check"],
-        capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, cwd=ROOT, check=False,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+        cwd=ROOT,
+        check=False,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "all checks passed" in completed.stdout
@@ -450,7 +462,11 @@ def test_check_exits_zero() -> None:
 def test_make_samples_writes_twenty_images(tmp_path: Path) -> None:
     completed = subprocess.run(
         [sys.executable, str(SCRIPT), "--make-samples", str(tmp_path), "--port", "5123"],
-        capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT, cwd=ROOT, check=False,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+        cwd=ROOT,
+        check=False,
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     paths = sorted(tmp_path.iterdir())

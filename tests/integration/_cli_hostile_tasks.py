@@ -45,8 +45,13 @@ def assert_terminal_safe(raw: bytes) -> str:
     """``raw`` as text, after checking it holds no control character but newlines
     (no ESC, BEL, CR, C1 such as the CSI 0x9b, DEL, bidirectional override)."""
     text = raw.decode("utf-8")
-    found = sorted({f"U+{ord(c):04X}" for c in text
-                    if (c < " " and c != "\n") or "\x7f" <= c < "\xa0" or c == "\u202e"})
+    found = sorted(
+        {
+            f"U+{ord(c):04X}"
+            for c in text
+            if (c < " " and c != "\n") or "\x7f" <= c < "\xa0" or c == "\u202e"
+        }
+    )
     assert not found, (found, text)
     return text
 

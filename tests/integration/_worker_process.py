@@ -302,9 +302,10 @@ def run_fork(config: dict[str, Any]) -> int:
     if "://" not in config["db"]:
         with contextlib.closing(sqlite3.connect(config["db"])) as conn:
             integrity = [row[0] for row in conn.execute("PRAGMA integrity_check")]
-    write_json(folder / "fork-result.json",
-               {"parent": os.getpid(), "child": pid, "problems": problems,
-                "integrity": integrity})  # fmt: skip
+    write_json(
+        folder / "fork-result.json",
+        {"parent": os.getpid(), "child": pid, "problems": problems, "integrity": integrity},
+    )
     return 0
 
 

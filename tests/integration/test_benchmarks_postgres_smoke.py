@@ -26,5 +26,12 @@ def test_quick_run_prints_the_table() -> None:
     )
     assert done.returncode == 0, done.stderr
     header = [[cell.strip() for cell in line.split("|")] for line in done.stdout.splitlines()]
-    assert ["workload", "jobq (PostgreSQL)", "jobq (SQLite NORMAL)", "Procrastinate",
-            "raw psycopg", "goal", "met?"] in header, done.stdout  # fmt: skip
+    assert [
+        "workload",
+        "jobq (PostgreSQL)",
+        "jobq (SQLite NORMAL)",
+        "Procrastinate",
+        "raw psycopg",
+        "goal",
+        "met?",
+    ] in header, done.stdout

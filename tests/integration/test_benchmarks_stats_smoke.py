@@ -9,14 +9,33 @@ from pathlib import Path
 from tests.helpers import ROOT
 
 SCRIPT = ROOT / "benchmarks" / "bench_stats.py"
-HEADER = ["backend", "rows", "queues", "stats() ms", "oldest_runnable_age() ms",
-          "GET /jobq/stats ms", "GET /jobq/health ms", "goal", "met?"]  # fmt: skip
+HEADER = [
+    "backend",
+    "rows",
+    "queues",
+    "stats() ms",
+    "oldest_runnable_age() ms",
+    "GET /jobq/stats ms",
+    "GET /jobq/health ms",
+    "goal",
+    "met?",
+]
 
 
 def test_a_small_run_prints_the_table(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, str(SCRIPT), "--rows", "1000", "--queues", "10", "--repeat", "3",
-         "--dir", str(tmp_path)],
+        [
+            sys.executable,
+            str(SCRIPT),
+            "--rows",
+            "1000",
+            "--queues",
+            "10",
+            "--repeat",
+            "3",
+            "--dir",
+            str(tmp_path),
+        ],
         capture_output=True,
         text=True,
         timeout=100,
@@ -25,6 +44,7 @@ def test_a_small_run_prints_the_table(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     lines = [[cell.strip() for cell in line.split("|")] for line in done.stdout.splitlines()]
     assert HEADER in lines, done.stdout
-    assert any(line[0].startswith("SQLite") and line[1:3] == ["1,000", "10"]
-               for line in lines), done.stdout  # fmt: skip
+    assert any(line[0].startswith("SQLite") and line[1:3] == ["1,000", "10"] for line in lines), (
+        done.stdout
+    )
     assert list(tmp_path.iterdir()) == [], "the benchmark left files behind"

@@ -96,8 +96,14 @@ def test_stats_table_and_json(run: Callable[..., Result], db: str, queue: Durabl
     table = run("stats", "--db", db)
     assert table.code == 0, table.err
     lines = table.out.splitlines()
-    assert lines[0].split()[:6] == ["QUEUE", "PENDING", "PROCESSING", "COMPLETED", "FAILED",
-                                    "CANCELLED"]  # fmt: skip
+    assert lines[0].split()[:6] == [
+        "QUEUE",
+        "PENDING",
+        "PROCESSING",
+        "COMPLETED",
+        "FAILED",
+        "CANCELLED",
+    ]
     assert lines[1].split()[:6] == ["default", "1", "0", "2", "0", "0"]
     assert lines[2].split()[:2] == ["mail", "1"]
     assert lines[2].split()[-1] == "yes"
@@ -106,15 +112,20 @@ def test_stats_table_and_json(run: Callable[..., Result], db: str, queue: Durabl
     data = run("stats", "--db", db, "--json").json()
     assert isinstance(data, dict)
     assert data["queues"]["default"]["counts"] == {
-        "pending": 1, "processing": 0, "completed": 2, "failed": 0, "cancelled": 0,
-    }  # fmt: skip
+        "pending": 1,
+        "processing": 0,
+        "completed": 2,
+        "failed": 0,
+        "cancelled": 0,
+    }
     assert data["queues"]["mail"]["paused"] is True
     assert data["paused"] == ["mail"]
     assert data["completed_last_minute"] == 2
 
 
-def test_stats_of_an_empty_database(run: Callable[..., Result], db: str,
-                                    queue: DurableQueue) -> None:  # fmt: skip
+def test_stats_of_an_empty_database(
+    run: Callable[..., Result], db: str, queue: DurableQueue
+) -> None:
     result = run("stats", "--db", db)
     assert result.code == 0
     assert result.out.startswith("no jobs")
@@ -133,8 +144,9 @@ def test_database_from_the_environment(
     assert by_url["queues"]["default"]["counts"] == data["queues"]["default"]["counts"]
 
 
-def test_list_filters_pages_and_json(run: Callable[..., Result], db: str,
-                                     queue: DurableQueue) -> None:  # fmt: skip
+def test_list_filters_pages_and_json(
+    run: Callable[..., Result], db: str, queue: DurableQueue
+) -> None:
     record, slow = queue.get_task("record"), queue.get_task("slow")
     ids = [record.enqueue(n).id for n in range(4)]
     mail = record.options(queue="mail").enqueue(7).id
@@ -219,11 +231,13 @@ def test_cancel_and_retry(run: Callable[..., Result], db: str, queue: DurableQue
     assert queue.get(job_id).run_at > time.time() + 3500
 
 
-def test_cancel_a_running_job_asks_it_to_stop(run: Callable[..., Result], db: str,
-                                              queue: DurableQueue) -> None:  # fmt: skip
+def test_cancel_a_running_job_asks_it_to_stop(
+    run: Callable[..., Result], db: str, queue: DurableQueue
+) -> None:
     job_id = queue.get_task("record").enqueue(1).id
-    claimed = queue.storage.claim(["default"], owner="test", now=time.time(), lease_seconds=60,
-                                  limit=1)  # fmt: skip
+    claimed = queue.storage.claim(
+        ["default"], owner="test", now=time.time(), lease_seconds=60, limit=1
+    )
     assert [job.id for job in claimed] == [job_id]
     result = run("cancel", str(job_id), "--db", db)
     assert result.code == 0
@@ -249,10 +263,13 @@ def test_purge_by_age_and_status(run: Callable[..., Result], db: str) -> None:
         queue.close()
 
     kept = run("purge", "--db", db, "--older-than", "3d")
-    assert (kept.code, kept.out) == (0, "deleted 0 jobs (completed, failed, cancelled) "
-                                        "older than 3d\n")  # fmt: skip
-    only_completed = run("purge", "--db", db, "--older-than", "36h", "--status", "completed",
-                         "--json").json()  # fmt: skip
+    assert (kept.code, kept.out) == (
+        0,
+        "deleted 0 jobs (completed, failed, cancelled) older than 3d\n",
+    )
+    only_completed = run(
+        "purge", "--db", db, "--older-than", "36h", "--status", "completed", "--json"
+    ).json()
     assert only_completed == {"deleted": 3, "statuses": ["completed"], "older_than": 129600.0}
     rest = run("purge", "--db", db, "--older-than", "1d", "--status", "failed,cancelled")
     assert rest.out == "deleted 1 job (failed, cancelled) older than 1d\n"
@@ -265,9 +282,18 @@ def test_purge_by_age_and_status(run: Callable[..., Result], db: str) -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("0", 0.0), ("90", 90.0), ("1.5", 1.5), ("45s", 45.0), ("15m", 900.0), ("12h", 43200.0),
-     ("7d", 604800.0), ("2w", 1209600.0), (" 3D ", 259200.0)],
-)  # fmt: skip
+    [
+        ("0", 0.0),
+        ("90", 90.0),
+        ("1.5", 1.5),
+        ("45s", 45.0),
+        ("15m", 900.0),
+        ("12h", 43200.0),
+        ("7d", 604800.0),
+        ("2w", 1209600.0),
+        (" 3D ", 259200.0),
+    ],
+)
 def test_parse_duration(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 
@@ -279,9 +305,12 @@ def test_parse_duration_rejects(text: str) -> None:
 
 
 def test_errors_are_one_line_with_exit_code_2(
-    run: Callable[..., Result], db: str, queue: DurableQueue, tmp_path: Path,
+    run: Callable[..., Result],
+    db: str,
+    queue: DurableQueue,
+    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     done = queue.get_task("record").enqueue(1).id
     queue.run_until_empty()
     missing = str(tmp_path / "missing.db")
@@ -293,10 +322,13 @@ def test_errors_are_one_line_with_exit_code_2(
     assert_one_line_error(run("retry", "999", "--db", db), "no job with id 999")
     assert_one_line_error(run("retry", str(done), "--db", db), "completed", "failed or cancelled")
     assert_one_line_error(run("list", "--db", db, "--status", "nope"), "unknown status 'nope'")
-    assert_one_line_error(run("purge", "--db", db, "--older-than", "1d", "--status", "nope"),
-                          "unknown status 'nope'")  # fmt: skip
-    assert_one_line_error(run("purge", "--db", db, "--older-than", "1d", "--status", "pending"),
-                          "cannot purge pending jobs")  # fmt: skip
+    assert_one_line_error(
+        run("purge", "--db", db, "--older-than", "1d", "--status", "nope"), "unknown status 'nope'"
+    )
+    assert_one_line_error(
+        run("purge", "--db", db, "--older-than", "1d", "--status", "pending"),
+        "cannot purge pending jobs",
+    )
     assert_one_line_error(run("purge", "--db", db, "--older-than", "soon"), "invalid duration")
     assert_one_line_error(run("purge", "--db", db), "--older-than")
     assert_one_line_error(run("list", "--db", db, "--limit", "0"), "--limit")
@@ -307,11 +339,20 @@ def test_errors_are_one_line_with_exit_code_2(
     assert_one_line_error(run("stats", "--db", str(not_a_db)), "not a database")
     assert_one_line_error(run("frobnicate", "--db", db), "invalid choice")
     assert_one_line_error(run("worker", "--db", db), "no task is registered", "--import")
-    assert_one_line_error(run("worker", "--db", db, "--import", "tests.no_such_module"),
-                          "cannot import 'tests.no_such_module'")  # fmt: skip
-    assert_one_line_error(run("worker", "--db", str(tmp_path / "no" / "dir" / "x.db"),
-                              "--import", "tests.integration._cli_tasks"),
-                          "cannot open")  # fmt: skip
+    assert_one_line_error(
+        run("worker", "--db", db, "--import", "tests.no_such_module"),
+        "cannot import 'tests.no_such_module'",
+    )
+    assert_one_line_error(
+        run(
+            "worker",
+            "--db",
+            str(tmp_path / "no" / "dir" / "x.db"),
+            "--import",
+            "tests.integration._cli_tasks",
+        ),
+        "cannot open",
+    )
     assert not Path(missing).exists()  # looking never creates a database
     with pytest.raises(jobq.NotConfigured):
         jobq.default_queue()  # --import configured it only while the command ran
@@ -332,8 +373,12 @@ def test_run_worker_in_process_until_sigint(queue: DurableQueue) -> None:
 
     def interrupt_when_done() -> None:
         try:
-            wait_for(lambda: all(queue.get(i).status is JobStatus.COMPLETED for i in ids),
-                     "the jobs completed", DEADLINE, interval=0.01)  # fmt: skip
+            wait_for(
+                lambda: all(queue.get(i).status is JobStatus.COMPLETED for i in ids),
+                "the jobs completed",
+                DEADLINE,
+                interval=0.01,
+            )
         finally:
             os.kill(os.getpid(), signal.SIGINT)  # even on timeout, so run_worker returns
 
@@ -358,17 +403,19 @@ def test_run_worker_rejects_bad_options(queue: DurableQueue) -> None:
 
 
 @contextlib.contextmanager
-def worker_process(args: list[str], folder: Path) -> Iterator[
-    tuple[subprocess.Popen[bytes], Path]
-]:
+def worker_process(args: list[str], folder: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
     """Start ``args`` in its own session (environment included: the tasks' folder), output
     in a log file; always killed and reaped."""
     log = folder / "worker.log"
     with open(log, "wb") as output:
         child = subprocess.Popen(
-            args, cwd=ROOT, stdin=subprocess.DEVNULL,
-            stdout=output, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            args,
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         yield child, log
     finally:
@@ -383,8 +430,20 @@ def test_worker_process_runs_jobs_and_stops_gracefully_on_sigterm(
 ) -> None:
     record, slow = queue.get_task("record"), queue.get_task("slow")
     first = [record.enqueue(n).id for n in range(3)]  # enqueued before the worker starts
-    args = [sys.executable, "-m", "jobq.cli", "worker", "--db", db, "--import",
-            "tests.integration._cli_tasks", "--concurrency", "1", "--grace", "20"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "jobq.cli",
+        "worker",
+        "--db",
+        db,
+        "--import",
+        "tests.integration._cli_tasks",
+        "--concurrency",
+        "1",
+        "--grace",
+        "20",
+    ]
     with worker_process(args, tmp_path) as (child, log):
 
         def done(ids: list[int]) -> bool:
@@ -399,8 +458,10 @@ def test_worker_process_runs_jobs_and_stops_gracefully_on_sigterm(
         wait_for(lambda: (tmp_path / f"started-{long_job}").exists(), "the slow job started")
         waiting = [record.enqueue(n).id for n in range(3)]
         # Its only thread is busy: the pool claims (prefetches) one job it cannot start yet.
-        wait_for(lambda: any(queue.get(i).status is JobStatus.PROCESSING for i in waiting),
-                 "a job claimed ahead")  # fmt: skip
+        wait_for(
+            lambda: any(queue.get(i).status is JobStatus.PROCESSING for i in waiting),
+            "a job claimed ahead",
+        )
         child.send_signal(signal.SIGTERM)
         assert child.wait(DEADLINE) == 0, log.read_text()
 
@@ -450,15 +511,19 @@ def test_move_jobs_from_sqlite_to_postgresql_once(
     assert sorted(moved) == sorted([due.payload, later.payload])
     scheduled = moved[later.payload]
     assert (scheduled.run_at, scheduled.priority, scheduled.unique_key, scheduled.status) == (
-        later.run_at, 5, "r-7", JobStatus.PENDING
+        later.run_at,
+        5,
+        "r-7",
+        JobStatus.PENDING,
     )
     assert {queue.get(job.id).status for job in (due, later)} == {JobStatus.CANCELLED}
     assert queue.get(busy.id).status is JobStatus.PROCESSING
 
 
 def test_move_jobs_needs_an_existing_source(run: Callable[..., Result], tmp_path: Path) -> None:
-    result = run("move-jobs", "--from", str(tmp_path / "missing.db"),
-                 "--to", str(tmp_path / "other.db"))  # fmt: skip
+    result = run(
+        "move-jobs", "--from", str(tmp_path / "missing.db"), "--to", str(tmp_path / "other.db")
+    )
     assert_one_line_error(result, "does not exist")
 
 
@@ -475,8 +540,14 @@ def scheduled(db: str) -> Iterator[tuple[DurableQueue, FakeClock]]:
     queue = DurableQueue(db, clock=clock)
     register(queue)
     queue.schedule("record", every=3600, name="hourly", args=[1])
-    queue.schedule("slow", cron="30 2 * * *", tz="Europe/Paris", name="nightly cleanup",
-                   args=[0.0], missed="skip")  # fmt: skip
+    queue.schedule(
+        "slow",
+        cron="30 2 * * *",
+        tz="Europe/Paris",
+        name="nightly cleanup",
+        args=[0.0],
+        missed="skip",
+    )
     assert queue.fire_due_schedules() == []
     clock.advance(3600)
     assert len(queue.fire_due_schedules()) == 1
@@ -484,8 +555,9 @@ def scheduled(db: str) -> Iterator[tuple[DurableQueue, FakeClock]]:
     queue.close()
 
 
-def test_schedules_table_and_json(run: Callable[..., Result], db: str,
-                                  scheduled: tuple[DurableQueue, FakeClock]) -> None:  # fmt: skip
+def test_schedules_table_and_json(
+    run: Callable[..., Result], db: str, scheduled: tuple[DurableQueue, FakeClock]
+) -> None:
     queue, _ = scheduled
     [fired] = queue.list(name="record")
 
@@ -505,13 +577,16 @@ def test_schedules_table_and_json(run: Callable[..., Result], db: str,
     assert isinstance(data, dict)
     hourly = data["schedules"][0]
     assert (hourly["next_fire_at"], hourly["last_fire_at"], hourly["last_job_id"]) == (
-        T0 + 7200, T0 + 3600, fired.id
+        T0 + 7200,
+        T0 + 3600,
+        fired.id,
     )
     assert hourly["args"] == [1]
 
 
-def test_schedules_of_a_database_without_any(run: Callable[..., Result], db: str,
-                                            queue: DurableQueue) -> None:  # fmt: skip
+def test_schedules_of_a_database_without_any(
+    run: Callable[..., Result], db: str, queue: DurableQueue
+) -> None:
     result = run("schedules", "--db", db)
     assert result.code == 0
     assert result.out.startswith("no schedules (a schedule is stored once")
@@ -519,14 +594,17 @@ def test_schedules_of_a_database_without_any(run: Callable[..., Result], db: str
 
 
 def test_pause_resume_and_trigger_a_schedule(
-    run: Callable[..., Result], db: str, scheduled: tuple[DurableQueue, FakeClock],
+    run: Callable[..., Result],
+    db: str,
+    scheduled: tuple[DurableQueue, FakeClock],
     monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     queue, clock = scheduled
 
     paused = run("pause-schedule", "nightly cleanup", "--db", db)
     assert (paused.code, paused.out) == (
-        0, "schedule 'nightly cleanup' paused (cron '30 2 * * *' (Europe/Paris))\n"
+        0,
+        "schedule 'nightly cleanup' paused (cron '30 2 * * *' (Europe/Paris))\n",
     )
     assert [info.paused for info in queue.schedules()] == [False, True]
     clock.advance(86400)
@@ -539,7 +617,8 @@ def test_pause_resume_and_trigger_a_schedule(
     triggered = run("trigger-schedule", "nightly cleanup", "--db", db)
     [job] = queue.list(name="slow")
     assert (triggered.code, triggered.out) == (
-        0, f"schedule 'nightly cleanup' triggered: job {job.id} (slow, queue default)\n"
+        0,
+        f"schedule 'nightly cleanup' triggered: job {job.id} (slow, queue default)\n",
     )
     # This process does not import the task: the options stored with the schedule count.
     assert (job.priority, job.payload) == (10, '{"args":[0.0],"kwargs":{}}')
@@ -564,14 +643,16 @@ def test_pause_resume_and_trigger_a_schedule(
 
 
 def test_schedule_errors_are_one_line_with_exit_code_2(
-    run: Callable[..., Result], db: str, scheduled: tuple[DurableQueue, FakeClock],
-    tmp_path: Path,
-) -> None:  # fmt: skip
+    run: Callable[..., Result], db: str, scheduled: tuple[DurableQueue, FakeClock], tmp_path: Path
+) -> None:
     queue, _ = scheduled
     before = queue.schedules()
     for verb in ("pause-schedule", "resume-schedule", "trigger-schedule"):
-        assert_one_line_error(run(verb, "nope", "--db", db), "no schedule named 'nope'",
-                              "known: 'hourly', 'nightly cleanup'")  # fmt: skip
+        assert_one_line_error(
+            run(verb, "nope", "--db", db),
+            "no schedule named 'nope'",
+            "known: 'hourly', 'nightly cleanup'",
+        )
         assert_one_line_error(run(verb, "Hourly", "--db", db), "no schedule named 'Hourly'")
         assert_one_line_error(run(verb, "x" * 10_240, "--db", db), "(10240 characters)")
         assert_one_line_error(run(verb, "--db", db), "NAME")
@@ -580,10 +661,12 @@ def test_schedule_errors_are_one_line_with_exit_code_2(
 
     empty = str(tmp_path / "empty.db")
     DurableQueue(empty).close()
-    assert_one_line_error(run("trigger-schedule", "nightly", "--db", empty),
-                          "no schedule named 'nightly'", "none is stored yet")  # fmt: skip
-    assert_one_line_error(run("schedules", "--db", str(tmp_path / "missing.db")),
-                          "does not exist")  # fmt: skip
+    assert_one_line_error(
+        run("trigger-schedule", "nightly", "--db", empty),
+        "no schedule named 'nightly'",
+        "none is stored yet",
+    )
+    assert_one_line_error(run("schedules", "--db", str(tmp_path / "missing.db")), "does not exist")
     assert_one_line_error(run("schedules", "extra", "--db", db), "unrecognized arguments")
 
 
@@ -599,8 +682,13 @@ def test_help_lists_the_schedule_commands(run: Callable[..., Result]) -> None:
 
 def _cli(*args: str) -> subprocess.CompletedProcess[bytes]:
     """Run the real ``jobq`` command; its raw output bytes."""
-    done = subprocess.run([sys.executable, "-m", "jobq.cli", *args], cwd=ROOT,
-                          capture_output=True, timeout=DEADLINE, check=False)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "jobq.cli", *args],
+        cwd=ROOT,
+        capture_output=True,
+        timeout=DEADLINE,
+        check=False,
+    )
     assert done.returncode == 0, done
     return done
 
@@ -624,8 +712,10 @@ def test_list_stats_and_retry_print_job_data_escaped(db: str) -> None:
     stats = assert_terminal_safe(_cli("stats", "--db", db).stdout)
     assert "q\\x1b]0;title\\x07" in stats
     retried = assert_terminal_safe(_cli("retry", str(job_id), "--db", db).stdout)
-    assert retried == f"job {job_id} will run again (hostile\\x1b[2J\\x9b0m, queue " \
-                      "q\\x1b]0;title\\x07)\n"
+    assert (
+        retried == f"job {job_id} will run again (hostile\\x1b[2J\\x9b0m, queue "
+        "q\\x1b]0;title\\x07)\n"
+    )
     # JSON escapes them its own way, and loses nothing.
     as_json = _cli("list", "--db", db, "--json").stdout
     assert_terminal_safe(as_json)
@@ -639,9 +729,20 @@ def test_worker_logs_job_data_escaped(tmp_path: Path, db: str) -> None:
 
     queue = DurableQueue(db)
     hostile.register(queue)
-    args = [sys.executable, "-m", "jobq.cli", "worker", "--db", db,
-            "--import", "tests.integration._cli_hostile_tasks",
-            "--concurrency", "1", "--grace", "5"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "jobq.cli",
+        "worker",
+        "--db",
+        db,
+        "--import",
+        "tests.integration._cli_hostile_tasks",
+        "--concurrency",
+        "1",
+        "--grace",
+        "5",
+    ]
     try:
         with worker_process(args, tmp_path) as (child, log):
             job_id = queue.get_task(hostile.NAME).enqueue().id
@@ -667,14 +768,17 @@ def test_worker_logs_job_data_escaped(tmp_path: Path, db: str) -> None:
     assert not [line for line in output.splitlines() if line.startswith("2026-01-01")]
 
 
-@pytest.mark.parametrize(("text", "one_line", "lines"), [
-    ("\x1b[2J", "\\x1b[2J", "\\x1b[2J"),
-    ("a\x07\x00\x7f", "a\\x07\\x00\\x7f", "a\\x07\\x00\\x7f"),
-    ("\x9b1m\x85", "\\x9b1m\\x85", "\\x9b1m\\x85"),  # C1: CSI and NEL
-    ("a\r\nb\tc", "a\\r\\nb\\tc", "a\\r\nb\tc"),
-    ("abc\u202efdp.exe", "abc\\u202efdp.exe", "abc\\u202efdp.exe"),
-    ("é ü 日本 \\x1b", "é ü 日本 \\x1b", "é ü 日本 \\x1b"),  # kept as they are
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("text", "one_line", "lines"),
+    [
+        ("\x1b[2J", "\\x1b[2J", "\\x1b[2J"),
+        ("a\x07\x00\x7f", "a\\x07\\x00\\x7f", "a\\x07\\x00\\x7f"),
+        ("\x9b1m\x85", "\\x9b1m\\x85", "\\x9b1m\\x85"),  # C1: CSI and NEL
+        ("a\r\nb\tc", "a\\r\\nb\\tc", "a\\r\nb\tc"),
+        ("abc\u202efdp.exe", "abc\\u202efdp.exe", "abc\\u202efdp.exe"),
+        ("é ü 日本 \\x1b", "é ü 日本 \\x1b", "é ü 日本 \\x1b"),  # kept as they are
+    ],
+)
 def test_terminal_safe(text: str, one_line: str, lines: str) -> None:
     assert terminal_safe(text) == one_line
     assert terminal_safe(text, keep_lines=True) == lines

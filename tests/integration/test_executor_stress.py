@@ -42,6 +42,7 @@ def test_stress_concurrency_bound_and_exactly_once() -> None:
         def record(_: Future[int]) -> None:
             with lock:
                 callbacks[task_id] += 1
+
         return record
 
     pool = BoundedExecutor(max_workers=4, max_queued=500)

@@ -44,10 +44,7 @@ def _write_secret(queue: DurableQueue) -> None:
 
 
 @pytest.mark.parametrize("driver", ["sqlite3", "apsw"])
-def test_new_database_files_are_private_to_their_owner(
-    shared_dir: Path,
-    driver: str,
-) -> None:
+def test_new_database_files_are_private_to_their_owner(shared_dir: Path, driver: str) -> None:
     db = shared_dir / "jobs.db"
     with umask(0o022):  # the usual default, under which SQLite made 0644 files
         queue = DurableQueue(db, driver=driver)  # type: ignore[arg-type]

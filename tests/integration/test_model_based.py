@@ -31,8 +31,13 @@ from jobq.storage import SQLiteStorage
 from jobq.storage.base import JobError, NewJob, Storage
 from tests.helpers import drop_postgres_schema, postgres_schema_url
 
-P, R, C, F, X = (JobStatus.PENDING, JobStatus.PROCESSING, JobStatus.COMPLETED,
-                 JobStatus.FAILED, JobStatus.CANCELLED)  # fmt: skip
+P, R, C, F, X = (
+    JobStatus.PENDING,
+    JobStatus.PROCESSING,
+    JobStatus.COMPLETED,
+    JobStatus.FAILED,
+    JobStatus.CANCELLED,
+)
 LIVE = (P, R)
 WORKERS = ("w1", "w2", "w3")
 ERROR = JobError("ValueError", "boom")
@@ -78,8 +83,9 @@ class StorageMachine(RuleBasedStateMachine):
     # -- helpers --------------------------------------------------------------------------
 
     def holder_of(self, key: str) -> Model | None:
-        return next((j for j in self.jobs.values()
-                     if j.unique_key == key and j.status in LIVE), None)  # fmt: skip
+        return next(
+            (j for j in self.jobs.values() if j.unique_key == key and j.status in LIVE), None
+        )
 
     def holds(self, job: Model, token: str) -> bool:
         return job.status is R and job.token == token
@@ -94,8 +100,11 @@ class StorageMachine(RuleBasedStateMachine):
 
     # -- rules ----------------------------------------------------------------------------
 
-    @rule(key=st.sampled_from([None, None, "k1", "k2"]), delay=st.sampled_from([0.0, 3.0, 30.0]),
-          max_attempts=st.integers(1, 3))  # fmt: skip
+    @rule(
+        key=st.sampled_from([None, None, "k1", "k2"]),
+        delay=st.sampled_from([0.0, 3.0, 30.0]),
+        max_attempts=st.integers(1, 3),
+    )
     def enqueue(self, key: str | None, delay: float, max_attempts: int) -> None:
         run_at = self.now + delay if delay else None
         new = NewJob("t", "[]", max_attempts=max_attempts, run_at=run_at, unique_key=key)
@@ -108,13 +117,17 @@ class StorageMachine(RuleBasedStateMachine):
         assert stored.id not in self.jobs
         self.jobs[stored.id] = Model(stored.id, max_attempts, run_at or self.now, key)
 
-    @rule(worker=st.sampled_from(WORKERS), limit=st.integers(1, 3),
-          lease=st.sampled_from([5.0, 20.0]))  # fmt: skip
+    @rule(
+        worker=st.sampled_from(WORKERS), limit=st.integers(1, 3), lease=st.sampled_from([5.0, 20.0])
+    )
     def claim(self, worker: str, limit: int, lease: float) -> None:
-        got = self.storage.claim(["default"], owner=worker, now=self.now, lease_seconds=lease,
-                                 limit=limit)  # fmt: skip
-        runnable = sorted((j for j in self.jobs.values() if j.status is P and j.run_at <= self.now),
-                          key=lambda j: (j.run_at, j.id))  # fmt: skip
+        got = self.storage.claim(
+            ["default"], owner=worker, now=self.now, lease_seconds=lease, limit=limit
+        )
+        runnable = sorted(
+            (j for j in self.jobs.values() if j.status is P and j.run_at <= self.now),
+            key=lambda j: (j.run_at, j.id),
+        )
         assert [j.id for j in got] == [j.id for j in runnable[:limit]]
         for stored in got:
             job = self.jobs[stored.id]
@@ -152,8 +165,9 @@ class StorageMachine(RuleBasedStateMachine):
             self.end_lease(job, C)
 
     @precondition(lambda self: any(self.held.values()))
-    @rule(worker=st.sampled_from(WORKERS), data=st.data(),
-          retry_in=st.sampled_from([None, 0.0, 10.0]))  # fmt: skip
+    @rule(
+        worker=st.sampled_from(WORKERS), data=st.data(), retry_in=st.sampled_from([None, 0.0, 10.0])
+    )
     def fail(self, worker: str, data: st.DataObject, retry_in: float | None) -> None:
         if not self.held[worker]:
             return
@@ -306,8 +320,9 @@ class PostgresMachine(StorageMachine):
         drop_postgres_schema(self.url)
 
 
-SETTINGS = settings(deadline=None, stateful_step_count=40,
-                    suppress_health_check=[HealthCheck.too_slow])  # fmt: skip
+SETTINGS = settings(
+    deadline=None, stateful_step_count=40, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 class TestSQLiteStorageModel(StorageMachine.TestCase):

@@ -39,9 +39,18 @@ def test_random_kill_9_of_worker_processes_loses_no_job(tmp_path: Path, database
     # A 2 s lease: with 1 s, a heartbeat delayed 0.7 s by a loaded 2-core machine let a
     # live worker's lease lapse (a rerun the strict duplicate check rightly reports).
     figures = chaos.run(
-        database, folder, processes=2, threads=4, jobs=1500, kills=12, lease=2.0,
-        job_sleep=0.03, gap=(0.2, 0.5), seed=7, timeout=60.0,
-    )  # fmt: skip
+        database,
+        folder,
+        processes=2,
+        threads=4,
+        jobs=1500,
+        kills=12,
+        lease=2.0,
+        job_sleep=0.03,
+        gap=(0.2, 0.5),
+        seed=7,
+        timeout=60.0,
+    )
     print("\n" + figures.table())
     assert figures.problems == []
     assert figures.kills >= 10, "the jobs were done before the kills"
@@ -51,16 +60,23 @@ def test_random_kill_9_of_worker_processes_loses_no_job(tmp_path: Path, database
     assert figures.lost == figures.never_ran == figures.bad_duplicates == figures.errors == 0
 
 
-
-def _judge(runs: list[tuple[int, int, float]], sweeps: list[chaos.Sweep],
-           kill: chaos.Kill, lease: float = 2.0) -> chaos.Figures:  # fmt: skip
+def _judge(
+    runs: list[tuple[int, int, float]],
+    sweeps: list[chaos.Sweep],
+    kill: chaos.Kill,
+    lease: float = 2.0,
+) -> chaos.Figures:
     """The chaos checker's verdict on job 1, run as ``runs`` (attempt, pid, start time)
     by pid 100, which was killed, then by pid 200."""
     from types import SimpleNamespace
 
     figures = chaos.Figures("sqlite", 2, 1, 1)
-    job = SimpleNamespace(id=1, status=JobStatus.COMPLETED, attempts=runs[-1][0],
-                          error=JobError("LeaseExpired", "lease expired"))  # fmt: skip
+    job = SimpleNamespace(
+        id=1,
+        status=JobStatus.COMPLETED,
+        attempts=runs[-1][0],
+        error=JobError("LeaseExpired", "lease expired"),
+    )
     ledger = [("start", 1, pid, attempt, when) for attempt, pid, when in runs]
     chaos._check(figures, [1], [job], ledger, sweeps, {100: kill}, lease)
     return figures
@@ -78,8 +94,9 @@ def test_chaos_checker_explains_a_rerun_by_the_kill_whatever_the_times() -> None
     other = _judge([(1, 300, 10.1), (2, 200, 12.7)], sweeps, kill)
     assert "ran again without a kill" in " ".join(other.problems)
     # So is a takeover before the kill was even sent.
-    early = _judge([(1, 100, 5.0), (2, 200, 9.0)], [chaos.Sweep(8.9, 8.95, False,
-                   frozenset({1}))], kill)  # fmt: skip
+    early = _judge(
+        [(1, 100, 5.0), (2, 200, 9.0)], [chaos.Sweep(8.9, 8.95, False, frozenset({1}))], kill
+    )
     assert "taken over before its holder was killed" in " ".join(early.problems)
 
 
@@ -87,33 +104,40 @@ def test_chaos_checker_judges_rescue_delay_by_the_sweeps_not_the_wall_clock() ->
     kill = chaos.Kill(sent=10.0, reaped=10.1)  # lease 2 s: over by 12.1 at the latest
     # A loaded machine: no sweep ran for 12 s. The rescue is late by the clock (the
     # old check, lease + sweep + 1 s, failed such runs) but no sweep missed it.
-    slow = [chaos.Sweep(9.0, 9.1, False, frozenset()), chaos.Sweep(22.0, 22.3, False,
-            frozenset({1}))]  # fmt: skip
+    slow = [
+        chaos.Sweep(9.0, 9.1, False, frozenset()),
+        chaos.Sweep(22.0, 22.3, False, frozenset({1})),
+    ]
     figures = _judge([(1, 100, 9.5), (2, 200, 22.5)], slow, kill)
     assert figures.problems == []
     assert figures.max_rescue_delay == pytest.approx(11.9)
     # A sweep that began after the lease was over and returned without rescuing
     # it is a real miss, however quickly the rescue came afterwards.
-    missed = [chaos.Sweep(12.2, 12.3, False, frozenset()), chaos.Sweep(12.4, 12.5, False,
-              frozenset({1}))]  # fmt: skip
+    missed = [
+        chaos.Sweep(12.2, 12.3, False, frozenset()),
+        chaos.Sweep(12.4, 12.5, False, frozenset({1})),
+    ]
     late = _judge([(1, 100, 9.5), (2, 200, 12.6)], missed, kill)
     assert late.late_rescues == 1
     assert "late rescues" in " ".join(late.problems)
     # One that hit its row limit may leave it for the next, and one that began
     # before the bound may have seen the lease still valid.
-    busy = [chaos.Sweep(12.05, 12.3, False, frozenset()), chaos.Sweep(12.2, 12.3, True,
-            frozenset()), chaos.Sweep(12.4, 12.5, False, frozenset({1}))]  # fmt: skip
+    busy = [
+        chaos.Sweep(12.05, 12.3, False, frozenset()),
+        chaos.Sweep(12.2, 12.3, True, frozenset()),
+        chaos.Sweep(12.4, 12.5, False, frozenset({1})),
+    ]
     assert _judge([(1, 100, 9.5), (2, 200, 12.6)], busy, kill).problems == []
+
 
 # -- 2. contention -------------------------------------------------------------------------
 
 
 @pytest.mark.slow
-def test_no_locked_error_reaches_a_caller_and_deferred_transactions_would(
-    tmp_path: Path,
-) -> None:
-    immediate = contention.run(str(tmp_path / "immediate.db"), tmp_path / "immediate",
-                               processes=3, threads=4, duration=8.0)  # fmt: skip
+def test_no_locked_error_reaches_a_caller_and_deferred_transactions_would(tmp_path: Path) -> None:
+    immediate = contention.run(
+        str(tmp_path / "immediate.db"), tmp_path / "immediate", processes=3, threads=4, duration=8.0
+    )
     print("\n" + immediate.table())
     assert immediate.problems == []
     assert immediate.enqueued > 500, "the enqueuer hardly ran"
@@ -122,9 +146,14 @@ def test_no_locked_error_reaches_a_caller_and_deferred_transactions_would(
     assert dict(immediate.errors) == {}
 
     # The same run with BEGIN DEFERRED: a read lock upgraded mid-transaction.
-    deferred = contention.run(str(tmp_path / "deferred.db"), tmp_path / "deferred",
-                              begin="BEGIN DEFERRED", processes=3, threads=4,
-                              duration=5.0)  # fmt: skip
+    deferred = contention.run(
+        str(tmp_path / "deferred.db"),
+        tmp_path / "deferred",
+        begin="BEGIN DEFERRED",
+        processes=3,
+        threads=4,
+        duration=5.0,
+    )
     print("\n" + deferred.table())
     assert deferred.problems == []
     assert deferred.locked_errors > 0, "deferred transactions gave no locked error"
@@ -201,9 +230,7 @@ class RenewFault:
         """The test's make_queue closes the real storage."""
 
 
-def test_a_pool_that_cannot_renew_its_leases_takes_no_more_work(
-    make_queue: MakeQueue,
-) -> None:
+def test_a_pool_that_cannot_renew_its_leases_takes_no_more_work(make_queue: MakeQueue) -> None:
     fault = RenewFault(make_queue().storage)
     assert isinstance(fault, Storage)
     queue = DurableQueue(fault, lease_seconds=0.6)  # heartbeat every 0.2 s
@@ -225,16 +252,16 @@ def test_a_pool_that_cannot_renew_its_leases_takes_no_more_work(
         renewals = fault.failed_renewals
         lapses_at = queue.get(held.id).lease_expires_at
         assert lapses_at is not None
-        eventually(lambda: fault.failed_renewals >= renewals + 3
-                   and queue.clock.now() > lapses_at)  # fmt: skip
+        eventually(lambda: fault.failed_renewals >= renewals + 3 and queue.clock.now() > lapses_at)
         assert fault.failed_renewals >= 3, "the pool stopped trying to renew"
         assert fault.claimed == claimed
         assert [queue.get(i).status for i in waiting] == [JobStatus.PENDING] * 3
 
         fault.failing = False  # the database is back: work resumes
         gate.set()
-        eventually(lambda: all(queue.get(i).status is JobStatus.COMPLETED
-                               for i in [held.id, *waiting]))  # fmt: skip
+        eventually(
+            lambda: all(queue.get(i).status is JobStatus.COMPLETED for i in [held.id, *waiting])
+        )
         assert queue.get(held.id).attempts == 1  # its lapsed lease was renewed, not rescued
     finally:
         gate.set()
@@ -282,9 +309,11 @@ def test_wal_grows_behind_an_open_reader_and_shrinks_after_it(tmp_path: Path) ->
         assert storage.checkpoint("TRUNCATE")[0] == 0
         truncated = _wal_size(path)
         assert truncated == 0
-        print(f"\nWAL: {grown / 2**20:.1f} MiB behind the reader, {automatic / 1024:.0f} KiB "
-              f"after it ended and writes went on (limit {limit // 1024} KiB), "
-              f"{before_truncate / 1024:.0f} KiB -> {truncated} B with TRUNCATE")  # fmt: skip
+        print(
+            f"\nWAL: {grown / 2**20:.1f} MiB behind the reader, {automatic / 1024:.0f} KiB "
+            f"after it ended and writes went on (limit {limit // 1024} KiB), "
+            f"{before_truncate / 1024:.0f} KiB -> {truncated} B with TRUNCATE"
+        )
         assert storage.stats(now=now).queues["default"].counts[JobStatus.PENDING] == 250 * 19 + 3
     finally:
         storage.close()
@@ -356,4 +385,3 @@ def test_a_full_disk_fails_enqueue_clearly_loses_nothing_and_recovers(tmp_path: 
     assert again["completed"] == 10
     assert again["ran"] == len(accepted) + 10  # the jobs of before the trouble ran too
     assert _integrity(db) == ["ok"]
-

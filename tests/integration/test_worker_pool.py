@@ -178,6 +178,7 @@ def test_signals_follow_a_job(queue: DurableQueue) -> None:
     def record(kind: str) -> Any:
         def receiver(sender: Any, **kw: Any) -> None:
             seen.append((kind, kw["job"].name if "job" in kw else None))
+
         return receiver
 
     @queue.task("twice", max_attempts=2, backoff=0)
@@ -186,8 +187,10 @@ def test_signals_follow_a_job(queue: DurableQueue) -> None:
             raise ValueError("first time")
 
     receivers = {
-        signals.job_enqueued: record("enqueued"), signals.job_started: record("started"),
-        signals.job_retrying: record("retrying"), signals.job_succeeded: record("succeeded"),
+        signals.job_enqueued: record("enqueued"),
+        signals.job_started: record("started"),
+        signals.job_retrying: record("retrying"),
+        signals.job_succeeded: record("succeeded"),
     }
     for signal, receiver in receivers.items():
         signal.connect(receiver, sender=queue)
@@ -199,9 +202,7 @@ def test_signals_follow_a_job(queue: DurableQueue) -> None:
     finally:
         for signal, receiver in receivers.items():
             signal.disconnect(receiver, sender=queue)
-    assert [kind for kind, _ in seen] == [
-        "enqueued", "started", "retrying", "started", "succeeded"
-    ]
+    assert [kind for kind, _ in seen] == ["enqueued", "started", "retrying", "started", "succeeded"]
 
 
 def test_heartbeats_keep_a_long_job_leased_as_time_passes(make_queue: MakeQueue) -> None:
@@ -235,8 +236,7 @@ def test_heartbeats_keep_a_long_job_leased_as_time_passes(make_queue: MakeQueue)
 def test_the_pool_enforces_retention(make_queue: MakeQueue) -> None:
     clock = FakeClock(1_800_000_000.0)
     retention = jobq.Retention(completed=3600, failed=None, cancelled=3600, interval=60)
-    queue = make_queue("retention", poll_interval=0.005, clock=clock,
-                         retention=retention)
+    queue = make_queue("retention", poll_interval=0.005, clock=clock, retention=retention)
 
     @queue.task("quick", max_attempts=1)
     def quick(ok: bool) -> None:
@@ -281,8 +281,16 @@ def test_concurrency_changes_while_the_pool_runs(queue: DurableQueue) -> None:
         pool.set_concurrency(1)
         release.set()
         eventually(lambda: queue.stats().queues["default"].counts[JobStatus.COMPLETED] == 6)
-        eventually(lambda: sum(t.is_alive() for t in threading.enumerate()
-                               if t.name.startswith(f"jobq-{pool.name}-worker")) == 1)  # fmt: skip
+        eventually(
+            lambda: (
+                sum(
+                    t.is_alive()
+                    for t in threading.enumerate()
+                    if t.name.startswith(f"jobq-{pool.name}-worker")
+                )
+                == 1
+            )
+        )
         with pytest.raises(ValueError, match="concurrency"):
             pool.set_concurrency(0)
     finally:
@@ -290,9 +298,7 @@ def test_concurrency_changes_while_the_pool_runs(queue: DurableQueue) -> None:
         assert pool.stop(timeout=BOUNDED_WAIT)
 
 
-def test_jobs_still_running_after_the_grace_period_are_handed_back(
-    queue: DurableQueue,
-) -> None:
+def test_jobs_still_running_after_the_grace_period_are_handed_back(queue: DurableQueue) -> None:
     release = threading.Event()
     started = threading.Event()
 
@@ -310,12 +316,17 @@ def test_jobs_still_running_after_the_grace_period_are_handed_back(
         after = queue.get(job.id)
         # No lease outlives the pool: the attempt is recorded and the job waits again.
         assert (after.status, after.attempts, after.lease_expires_at) == (
-            JobStatus.PENDING, 1, None
+            JobStatus.PENDING,
+            1,
+            None,
         )
         assert after.error is not None
         assert after.error.type == "WorkerStopped"
     finally:
         release.set()
-    eventually(lambda: not any(t.name.startswith(f"jobq-{pool.name}-worker")
-                               for t in threading.enumerate()))  # fmt: skip
+    eventually(
+        lambda: (
+            not any(t.name.startswith(f"jobq-{pool.name}-worker") for t in threading.enumerate())
+        )
+    )
     assert queue.get(job.id).result is None  # the late return changed nothing (fencing)

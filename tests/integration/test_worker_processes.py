@@ -48,15 +48,16 @@ class Children:
         self.logs: dict[int, Path] = {}
 
     def start(self, mode: str, name: str, **config: Any) -> subprocess.Popen[bytes]:
-        config = {"mode": mode, "name": name, "dir": str(self.folder), "db": str(self.db),
-                  **config}  # fmt: skip
+        config = {"mode": mode, "name": name, "dir": str(self.folder), "db": str(self.db), **config}
         log = self.folder / f"{name}-{len(self.started)}.log"
         with open(log, "wb") as output:
             child = subprocess.Popen(
                 [sys.executable, HELPER, json.dumps(config)],
-                stdin=subprocess.DEVNULL, stdout=output, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,
-            )  # fmt: skip
+            )
         self.started.append(child)
         self.logs[child.pid] = log
         return child
@@ -68,8 +69,7 @@ class Children:
         return child
 
     def wait_ready(self, name: str, child: subprocess.Popen[bytes]) -> None:
-        wait_for(lambda: self.exited(child) or self.ready(name, child.pid),
-                 f"worker {name} ready")  # fmt: skip
+        wait_for(lambda: self.exited(child) or self.ready(name, child.pid), f"worker {name} ready")
         assert not self.exited(child), self.output(child)
 
     def ready(self, name: str, pid: int) -> bool:
@@ -170,8 +170,10 @@ def test_processes_share_one_database_and_run_each_job_exactly_once(
     record = queue.get_task("record")
     upfront = record.enqueue_many([(n,) for n in range(600)])
     # About 2 s of work for 6 threads, so that the late jobs arrive while they run.
-    workers = [children.start("workers", f"w{i}", concurrency=2, lease=10.0, job_sleep=0.02)
-               for i in range(3)]  # fmt: skip
+    workers = [
+        children.start("workers", f"w{i}", concurrency=2, lease=10.0, job_sleep=0.02)
+        for i in range(3)
+    ]
     # Yet another process enqueues meanwhile: only polling can tell the workers.
     enqueuer = children.start("enqueue", "late", count=150, gap=0.005)
     for i, child in enumerate(workers):
@@ -251,7 +253,9 @@ def test_job_of_a_killed_process_is_rescued_by_another_within_lease_and_sweep(
 
     ledger = read_ledgers(tmp_path)
     assert [(e[0], e[2], e[3]) for e in ledger if e[1] == job.id] == [
-        ("start", a.pid, 1), ("start", b.pid, 2), ("done", b.pid, 2),
+        ("start", a.pid, 1),
+        ("start", b.pid, 2),
+        ("done", b.pid, 2),
     ]  # A never finished it; B ran it as the second attempt
     done = queue.get(job.id)
     assert done.attempts == 2
@@ -279,20 +283,30 @@ def test_a_job_that_kills_its_worker_ends_failed_and_others_still_complete(
             deaths.append(children.reap(worker))
             assert len(deaths) <= 2, f"the poison job killed its worker {len(deaths)} times"
             worker = children.start("workers", "sup", concurrency=1, lease=1.0)
-        return (queue.get(poison.id).status is JobStatus.FAILED
-                and queue.get(ordinary.id).status is JobStatus.COMPLETED)  # fmt: skip
+        return (
+            queue.get(poison.id).status is JobStatus.FAILED
+            and queue.get(ordinary.id).status is JobStatus.COMPLETED
+        )
 
     failed_at = wait_for(settled, "poison job failed and ordinary job completed", timeout=45.0)
-    wait_for(lambda: children.ready("sup", worker.pid) or children.exited(worker),
-             "the last worker ready")  # fmt: skip
+    wait_for(
+        lambda: children.ready("sup", worker.pid) or children.exited(worker),
+        "the last worker ready",
+    )
     # The last worker must stay alive: the poison job is not run again. Wait until it
     # has claimed and run a job enqueued now, and finished a rescue sweep begun after
     # the poison job failed: each would have handed it the poison job, were it runnable.
     after = queue.get_task("record").enqueue(8)
-    wait_for(lambda: children.exited(worker) or (
-        queue.get(after.id).status is JobStatus.COMPLETED
-        and any(began > failed_at for began, _, _ in read_sweeps(tmp_path, worker.pid))
-    ), "the last worker ran a job and swept after the poison job failed")  # fmt: skip
+    wait_for(
+        lambda: (
+            children.exited(worker)
+            or (
+                queue.get(after.id).status is JobStatus.COMPLETED
+                and any(began > failed_at for began, _, _ in read_sweeps(tmp_path, worker.pid))
+            )
+        ),
+        "the last worker ran a job and swept after the poison job failed",
+    )
     children.stop_workers(worker)
 
     assert deaths == [-signal.SIGKILL] * 2
@@ -424,20 +438,28 @@ def test_schedules_fire_once_and_limits_hold_across_four_processes(
     reports = [queue.enqueue("report").id for _ in range(16)]
     hooks = queue.get_task("webhook").enqueue_many([()] * 15)
     began = time.time()
-    workers = [children.start("workers", f"w{i}", concurrency=4, lease=30.0, limited=True)
-               for i in range(4)]  # fmt: skip
+    workers = [
+        children.start("workers", f"w{i}", concurrency=4, lease=30.0, limited=True)
+        for i in range(4)
+    ]
     for i, child in enumerate(workers):
         children.wait_ready(f"w{i}", child)
     wanted = set(reports) | set(hooks)
-    wait_for(lambda: {j.id for j in all_jobs(queue) if j.status is JobStatus.COMPLETED} >= wanted,
-             "the limited jobs finished", timeout=45.0)  # fmt: skip
+    wait_for(
+        lambda: {j.id for j in all_jobs(queue) if j.status is JobStatus.COMPLETED} >= wanted,
+        "the limited jobs finished",
+        timeout=45.0,
+    )
     wait_for(lambda: time.time() - began > 4.5, "several fire times passed")
     children.stop_workers(*workers)
     ledger = read_ledgers(tmp_path)
 
     # Concurrency: never more than 2 reports running at once, in all four processes.
-    events = sorted((when, +1 if event == "start" else -1) for event, job_id, _, _, when
-                    in ledger if job_id in set(reports))  # fmt: skip
+    events = sorted(
+        (when, +1 if event == "start" else -1)
+        for event, job_id, _, _, when in ledger
+        if job_id in set(reports)
+    )
     running = peak = 0
     for _, step in events:
         running += step
@@ -459,6 +481,8 @@ def test_schedules_fire_once_and_limits_hold_across_four_processes(
     [info] = queue.schedules()
     assert info.last_job_id == max(j.id for j in all_jobs(queue) if j.name == "tick")
     busiest = max(sum(1 for s in starts if start <= s < start + 1.0) for start in starts)
-    print(f"4 processes: peak {peak} reports at once (limit 2); at most {busiest} webhook "
-          f"starts in any 1 s (limit 5); {len(ticks)} fires in {time.time() - began:.1f} s, "
-          f"closest two {min(gaps):.2f} s apart")
+    print(
+        f"4 processes: peak {peak} reports at once (limit 2); at most {busiest} webhook "
+        f"starts in any 1 s (limit 5); {len(ticks)} fires in {time.time() - began:.1f} s, "
+        f"closest two {min(gaps):.2f} s apart"
+    )

@@ -24,8 +24,11 @@ def wait_status(queue: DurableQueue, job_id: int, status: JobStatus) -> None:
 
 
 def worker_threads(pool_name: str) -> list[threading.Thread]:
-    return [t for t in threading.enumerate()
-            if t.name.startswith(f"jobq-{pool_name}-worker") and t.is_alive()]  # fmt: skip
+    return [
+        t
+        for t in threading.enumerate()
+        if t.name.startswith(f"jobq-{pool_name}-worker") and t.is_alive()
+    ]
 
 
 # -- item: whatever a task returns or raises ends the attempt readably ------------------
@@ -136,9 +139,7 @@ def test_an_exception_that_cannot_be_printed_still_fails_the_attempt_readably(
     assert "unprintable" in error.traceback  # the task's frame is still named
 
 
-def test_an_error_message_no_database_can_hold_is_stored_escaped(
-    make_queue: MakeQueue,
-) -> None:
+def test_an_error_message_no_database_can_hold_is_stored_escaped(make_queue: MakeQueue) -> None:
     queue = make_queue(poll_interval=0.005)
 
     @queue.task("garbled", max_attempts=1)
@@ -239,8 +240,7 @@ def test_a_timed_out_attempt_keeps_its_concurrency_limit_until_it_returns(
     events: list[str] = []
     running = peak = 0
 
-    @queue.task("single", timeout=30, concurrency_limit=1, max_attempts=3, backoff=0,
-                priority=1)  # fmt: skip
+    @queue.task("single", timeout=30, concurrency_limit=1, max_attempts=3, backoff=0, priority=1)
     def single(n: int) -> int:
         nonlocal running, peak
         with lock:
@@ -289,9 +289,7 @@ def test_a_timed_out_attempt_keeps_its_concurrency_limit_until_it_returns(
     assert retried.attempts == 2  # the timed-out attempt counted, then the job ran again
 
 
-def test_jobs_prefetched_behind_a_stuck_thread_go_back_to_the_queue(
-    make_queue: MakeQueue,
-) -> None:
+def test_jobs_prefetched_behind_a_stuck_thread_go_back_to_the_queue(make_queue: MakeQueue) -> None:
     clock = FakeClock(START)
     queue = make_queue(poll_interval=0.005, clock=clock, lease_seconds=600)
     release = threading.Event()
@@ -312,11 +310,11 @@ def test_jobs_prefetched_behind_a_stuck_thread_go_back_to_the_queue(
     other_pool = None
     try:
         assert started.wait(BOUNDED_WAIT)
-        eventually(lambda: all(queue.get(job_id).status is JobStatus.PROCESSING
-                               for job_id in waiting))  # fmt: skip
+        eventually(
+            lambda: all(queue.get(job_id).status is JobStatus.PROCESSING for job_id in waiting)
+        )
         clock.advance(31)
-        eventually(lambda: all(queue.get(job_id).status is JobStatus.PENDING
-                               for job_id in waiting))  # fmt: skip
+        eventually(lambda: all(queue.get(job_id).status is JobStatus.PENDING for job_id in waiting))
         assert all(queue.get(job_id).attempts == 0 for job_id in waiting)  # handed back unrun
         other_pool = queue.start_workers(concurrency=1, name="other")
         for job_id in waiting:
@@ -357,7 +355,9 @@ def test_a_stuck_attempt_is_recorded_as_timed_out_when_the_pool_gives_up(
         assert pool.stop(timeout=0.05) is False
         after = queue.get(job.id)
         assert (after.status, after.attempts, after.lease_expires_at) == (
-            JobStatus.PENDING, 1, None
+            JobStatus.PENDING,
+            1,
+            None,
         )
         assert after.error is not None
         assert after.error.type == "TaskTimeout"

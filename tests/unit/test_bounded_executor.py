@@ -365,6 +365,7 @@ def test_done_callbacks_may_submit_more_work() -> None:
     results: list[Any] = []
     finished = threading.Event()
     with BoundedExecutor(max_workers=1) as pool:
+
         def chain(future: Any) -> None:
             pool.submit(str, future.result()).add_done_callback(
                 lambda f: (results.append(f.result()), finished.set())
@@ -392,8 +393,10 @@ def test_signals_report_start_success_failure_and_idle(clock: FakeClock, gate: G
         seen.append(("idle", sender is pool))
 
     connections = [
-        (signals.task_started, on_started), (signals.task_succeeded, on_succeeded),
-        (signals.task_failed, on_failed), (signals.executor_idle, on_idle),
+        (signals.task_started, on_started),
+        (signals.task_succeeded, on_succeeded),
+        (signals.task_failed, on_failed),
+        (signals.executor_idle, on_idle),
     ]
     for signal, receiver in connections:
         signal.connect(receiver, sender=pool)
@@ -414,9 +417,15 @@ def test_signals_report_start_success_failure_and_idle(clock: FakeClock, gate: G
         for signal, receiver in connections:
             signal.disconnect(receiver, sender=pool)
     assert seen == [
-        ("started", "abs"), ("succeeded", 1), ("idle", True),
-        ("started", "divmod"), ("failed", "ZeroDivisionError"), ("idle", True),
-        ("started", "task"), ("failed", "TaskTimeout"), ("idle", True),
+        ("started", "abs"),
+        ("succeeded", 1),
+        ("idle", True),
+        ("started", "divmod"),
+        ("failed", "ZeroDivisionError"),
+        ("idle", True),
+        ("started", "task"),
+        ("failed", "TaskTimeout"),
+        ("idle", True),
     ]
 
 

@@ -14,7 +14,10 @@ from jobq import codec
 from jobq.errors import PayloadError
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
     | st.text(),
     lambda children: st.lists(children) | st.dictionaries(st.text(), children),
     max_leaves=30,
@@ -55,13 +58,25 @@ def test_refusals_name_the_value_and_how_to_fix_it(value: Any, path: str, messag
 
 
 anything = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats() | st.text() | st.binary()
-    | st.complex_numbers() | st.decimals() | st.datetimes() | st.uuids() | st.just(...)
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text()
+    | st.binary()
+    | st.complex_numbers()
+    | st.decimals()
+    | st.datetimes()
+    | st.uuids()
+    | st.just(...)
     | st.just("lone \udc80 surrogate")
     | st.frozensets(st.integers(), max_size=3),
-    lambda children: st.lists(children) | st.tuples(children, children)
-    | st.sets(st.integers(), max_size=3)
-    | st.dictionaries(st.text() | st.integers() | st.booleans() | st.none(), children),
+    lambda children: (
+        st.lists(children)
+        | st.tuples(children, children)
+        | st.sets(st.integers(), max_size=3)
+        | st.dictionaries(st.text() | st.integers() | st.booleans() | st.none(), children)
+    ),
     max_leaves=20,
 )
 

@@ -415,8 +415,9 @@ def test_a_dead_workers_job_is_rescued_after_its_lease(
 
     job = resilient.enqueue()
     # A worker claims the job, then dies without a word.
-    claimed = queue.storage.claim(["default"], owner="dead-worker", now=clock.now(),
-                                  lease_seconds=queue.lease_seconds)
+    claimed = queue.storage.claim(
+        ["default"], owner="dead-worker", now=clock.now(), lease_seconds=queue.lease_seconds
+    )
     assert [j.id for j in claimed] == [job.id]
     clock.advance(queue.lease_seconds - 1)
     assert queue.run_until_empty() == 0  # the lease still holds: nobody else runs it

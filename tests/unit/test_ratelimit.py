@@ -249,7 +249,7 @@ def test_contention_grants_exactly_the_capacity(clock: FakeClock, limiter_kind: 
     # Once a thread was refused, the tokens were gone: no refusal before a later grant.
     for out in grants:
         if False in out:
-            assert True not in out[out.index(False):]
+            assert True not in out[out.index(False) :]
 
 
 def test_blocking_acquire_from_many_threads_hands_out_one_token_each(clock: FakeClock) -> None:

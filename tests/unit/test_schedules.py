@@ -48,27 +48,40 @@ def test_cron_is_read_in_its_time_zone() -> None:
     schedule = cron("0 9 * * MON-FRI")
     start = datetime(2026, 6, 5, 10, 0, tzinfo=NEW_YORK)  # a Friday, after 09:00
     assert fires(schedule, start, datetime(2026, 6, 10, tzinfo=NEW_YORK)) == [
-        "2026-06-08T09:00:00-04:00", "2026-06-09T09:00:00-04:00",
+        "2026-06-08T09:00:00-04:00",
+        "2026-06-09T09:00:00-04:00",
     ]
 
 
 def test_spring_forward_runs_a_skipped_time_once_just_after_the_jump() -> None:
     # 2026-03-08: New York clocks jump from 02:00 to 03:00; 02:30 does not exist.
-    got = fires(cron("30 2 * * *"), datetime(2026, 3, 7, 12, tzinfo=NEW_YORK),
-                datetime(2026, 3, 10, tzinfo=NEW_YORK))  # fmt: skip
+    got = fires(
+        cron("30 2 * * *"),
+        datetime(2026, 3, 7, 12, tzinfo=NEW_YORK),
+        datetime(2026, 3, 10, tzinfo=NEW_YORK),
+    )
     assert got == ["2026-03-08T03:00:00-04:00", "2026-03-09T02:30:00-04:00"]
-    hourly = fires(cron("0 * * * *"), datetime(2026, 3, 7, 23, 30, tzinfo=NEW_YORK),
-                   datetime(2026, 3, 9, tzinfo=NEW_YORK))  # fmt: skip
+    hourly = fires(
+        cron("0 * * * *"),
+        datetime(2026, 3, 7, 23, 30, tzinfo=NEW_YORK),
+        datetime(2026, 3, 9, tzinfo=NEW_YORK),
+    )
     assert len(hourly) == 23  # a 23-hour day
 
 
 def test_fall_back_runs_a_repeated_time_once_and_hourly_jobs_25_times() -> None:
     # 2026-11-01: clocks go back from 02:00 EDT to 01:00 EST; 01:30 happens twice.
-    got = fires(cron("30 1 * * *"), datetime(2026, 10, 31, 12, tzinfo=NEW_YORK),
-                datetime(2026, 11, 3, tzinfo=NEW_YORK))  # fmt: skip
+    got = fires(
+        cron("30 1 * * *"),
+        datetime(2026, 10, 31, 12, tzinfo=NEW_YORK),
+        datetime(2026, 11, 3, tzinfo=NEW_YORK),
+    )
     assert got == ["2026-11-01T01:30:00-04:00", "2026-11-02T01:30:00-05:00"]
-    hourly = fires(cron("0 * * * *"), datetime(2026, 10, 31, 23, 30, tzinfo=NEW_YORK),
-                   datetime(2026, 11, 2, tzinfo=NEW_YORK))  # fmt: skip
+    hourly = fires(
+        cron("0 * * * *"),
+        datetime(2026, 10, 31, 23, 30, tzinfo=NEW_YORK),
+        datetime(2026, 11, 2, tzinfo=NEW_YORK),
+    )
     assert len(hourly) == 25  # a 25-hour day
     assert hourly[1:3] == ["2026-11-01T01:00:00-04:00", "2026-11-01T01:00:00-05:00"]
 
@@ -145,7 +158,10 @@ def test_each_fire_time_becomes_one_job_even_with_two_processes(
     assert len(jobs) == 5
     info = first.schedules()[0]
     assert (info.name, info.task, info.every, info.next_fire_at) == (
-        "report", "report", 60, T0 + 360
+        "report",
+        "report",
+        60,
+        T0 + 360,
     )
     assert info.last_job_id == jobs[-1].id
     assert first.run_until_empty() == 5

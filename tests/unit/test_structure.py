@@ -42,6 +42,9 @@ def test_the_layers_hold() -> None:
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_function_is_rated_d_or_worse(path: Path) -> None:
     blocks = cc_visit(path.read_text())
-    too_complex = [f"{b.name} ({cc_rank(b.complexity)} {b.complexity})" for b in blocks
-                   if cc_rank(b.complexity) >= "D"]
+    too_complex = [
+        f"{b.name} ({cc_rank(b.complexity)} {b.complexity})"
+        for b in blocks
+        if cc_rank(b.complexity) >= "D"
+    ]
     assert too_complex == []

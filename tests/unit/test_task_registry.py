@@ -53,8 +53,15 @@ def test_both_doors_refuse_a_bad_option_with_the_same_error(
 def test_a_flask_task_is_added_to_each_queue_as_declared(tmp_path: Path) -> None:
     ext = JobQ()
 
-    @ext.task("report", max_attempts=7, priority=3, queue="reports", timeout=9.0,
-              rate_limit="5/m", check=_positive_amount)  # fmt: skip
+    @ext.task(
+        "report",
+        max_attempts=7,
+        priority=3,
+        queue="reports",
+        timeout=9.0,
+        rate_limit="5/m",
+        check=_positive_amount,
+    )
     def report(amount: int) -> int:
         return amount
 
@@ -74,9 +81,7 @@ def test_a_flask_task_is_added_to_each_queue_as_declared(tmp_path: Path) -> None
         jobq.configure(None)
 
 
-def test_check_refuses_bad_arguments_at_every_door_and_stores_nothing(
-    queue: DurableQueue,
-) -> None:
+def test_check_refuses_bad_arguments_at_every_door_and_stores_nothing(queue: DurableQueue) -> None:
     calls: list[Mapping[str, Any]] = []
 
     def check(call: Mapping[str, Any]) -> None:

@@ -48,7 +48,11 @@ def test_mypy_checks_enqueue_arguments(tmp_path: Path, declaration: str) -> None
     source.write_text(textwrap.dedent(declaration + CALLS))
     done = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(source)],
-        capture_output=True, text=True, timeout=110, cwd=tmp_path, check=False,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        cwd=tmp_path,
+        check=False,
         # An editable install is an import hook, which mypy does not follow.
         env={**os.environ, "MYPYPATH": str(ROOT)},
     )
@@ -79,11 +83,15 @@ def test_mypy_keeps_monotonic_clocks_out_of_the_durable_queue(tmp_path: Path) ->
     source.write_text(textwrap.dedent(CLOCKS))
     done = subprocess.run(
         [sys.executable, "-m", "mypy", "--strict", "--no-incremental", str(source)],
-        capture_output=True, text=True, timeout=110, cwd=tmp_path, check=False,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        cwd=tmp_path,
+        check=False,
         env={**os.environ, "MYPYPATH": str(ROOT)},
     )
     lines = sorted(
         int(line.split(":")[1]) for line in done.stdout.splitlines() if ": error:" in line
     )
     assert lines == [11, 12], done.stdout
-    assert "missing following \"EpochClock\" protocol member" in done.stdout
+    assert 'missing following "EpochClock" protocol member' in done.stdout

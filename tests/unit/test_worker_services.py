@@ -34,8 +34,12 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 def queue(tmp_path: Path, clock: FakeClock) -> Iterator[DurableQueue]:
-    made = DurableQueue(tmp_path / "jobs.db", clock=clock, lease_seconds=LEASE,
-                        retention=Retention(completed=100.0, failed=None, cancelled=50.0))
+    made = DurableQueue(
+        tmp_path / "jobs.db",
+        clock=clock,
+        lease_seconds=LEASE,
+        retention=Retention(completed=100.0, failed=None, cancelled=50.0),
+    )
     made.task("noop")(lambda: None)
     made.task("boom", max_attempts=1)(_boom)
     yield made
@@ -184,8 +188,7 @@ class Heard:
 def test_a_heartbeat_keeps_a_lease_past_its_first_expiry(queue: DurableQueue) -> None:
     context = new_context(queue, claimed(queue))
     heard = Heard()
-    heartbeat = Heartbeat(queue, next_run=START + LEASE / 3, held=lambda: [context],
-                          on_news=heard)  # fmt: skip
+    heartbeat = Heartbeat(queue, next_run=START + LEASE / 3, held=lambda: [context], on_news=heard)
     rescuer = LeaseRescuer(queue, next_run=START)
 
     assert heartbeat.interval == LEASE / 3

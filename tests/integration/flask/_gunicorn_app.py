@@ -56,9 +56,15 @@ def record(seconds: float = JOB_SECONDS) -> int:
 
 
 _RECORDED = (
-    signals.job_enqueued, signals.job_started, signals.job_succeeded, signals.job_failed,
-    signals.job_retrying, signals.job_cancelled, signals.job_lease_expired,
-    signals.worker_started, signals.worker_stopped,
+    signals.job_enqueued,
+    signals.job_started,
+    signals.job_succeeded,
+    signals.job_failed,
+    signals.job_retrying,
+    signals.job_cancelled,
+    signals.job_lease_expired,
+    signals.worker_started,
+    signals.worker_stopped,
 )
 
 

@@ -95,7 +95,8 @@ def scheduled(queue: jobq.DurableQueue) -> jobq.DurableQueue:
     """The app's queue with two stored schedules: ``hourly-add`` (every hour) and
     ``nightly report/eu`` (cron, Paris time, on the ``other`` queue's task)."""
     queue.schedule("add", every=3600, name="hourly-add", args=[1, 2])
-    queue.schedule("report", cron="0 3 * * *", tz="Europe/Paris", name=NIGHTLY,
-                   kwargs={"n": 7}, missed="skip")  # fmt: skip
+    queue.schedule(
+        "report", cron="0 3 * * *", tz="Europe/Paris", name=NIGHTLY, kwargs={"n": 7}, missed="skip"
+    )
     assert queue.fire_due_schedules() == []  # stored, first fires still ahead
     return queue

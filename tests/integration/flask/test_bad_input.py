@@ -44,15 +44,28 @@ def _error(response: TestResponse, status: int) -> str:
 # -- job ids ----------------------------------------------------------------------------
 
 _BAD_JOB_IDS = [
-    "abc", "-1", "0", str(2**63), str(2**64), "%00", "7" * 10_240, "x" * 10_240, "1.5",
-    "0x1", "1e3", "%20", "%C3%A9", "%F0%9F%98%80", "%E2%80%AE1", "%FF", "1%00",
-]  # fmt: skip
+    "abc",
+    "-1",
+    "0",
+    str(2**63),
+    str(2**64),
+    "%00",
+    "7" * 10_240,
+    "x" * 10_240,
+    "1.5",
+    "0x1",
+    "1e3",
+    "%20",
+    "%C3%A9",
+    "%F0%9F%98%80",
+    "%E2%80%AE1",
+    "%FF",
+    "1%00",
+]
 
 
 @pytest.mark.parametrize("job_id", _BAD_JOB_IDS)
-def test_bad_job_ids_are_404(
-    monitor: Monitor, queue: jobq.DurableQueue, job_id: str
-) -> None:
+def test_bad_job_ids_are_404(monitor: Monitor, queue: jobq.DurableQueue, job_id: str) -> None:
     job = enqueue(queue, "add", 1, 2)
 
     message = _error(monitor.get(f"/jobs/{job_id}"), 404)
@@ -137,16 +150,17 @@ _BAD_BODIES: list[tuple[dict[str, Any], int]] = [
 @pytest.mark.parametrize(("kwargs", "status"), _BAD_BODIES)
 @pytest.mark.parametrize("action", ["cancel", "retry", "queue-pause", "schedule-trigger"])
 def test_bad_post_bodies_are_refused_and_change_nothing(
-    monitor: Monitor, scheduled: jobq.DurableQueue, kwargs: dict[str, Any], status: int,
-    action: str,
+    monitor: Monitor, scheduled: jobq.DurableQueue, kwargs: dict[str, Any], status: int, action: str
 ) -> None:
     failed = enqueue(scheduled, "fail")
     scheduled.run_until_empty()
     pending = enqueue(scheduled, "add", 1, 2)
     path = {
-        "cancel": f"/jobs/{pending.id}/cancel", "retry": f"/jobs/{failed.id}/retry",
-        "queue-pause": "/queues/default/pause", "schedule-trigger": "/schedules/hourly-add/trigger",
-    }[action]  # fmt: skip
+        "cancel": f"/jobs/{pending.id}/cancel",
+        "retry": f"/jobs/{failed.id}/retry",
+        "queue-pause": "/queues/default/pause",
+        "schedule-trigger": "/schedules/hourly-add/trigger",
+    }[action]
     before = scheduled.list()
 
     message = _error(monitor.post(path, **kwargs), status)
@@ -156,9 +170,7 @@ def test_bad_post_bodies_are_refused_and_change_nothing(
     assert scheduled.stats().paused == frozenset()
 
 
-def test_a_body_at_the_size_limit_is_accepted(
-    monitor: Monitor, queue: jobq.DurableQueue
-) -> None:
+def test_a_body_at_the_size_limit_is_accepted(monitor: Monitor, queue: jobq.DurableQueue) -> None:
     job = enqueue(queue, "add", 1, 2)
     body = b"{}".ljust(MAX_BODY_SIZE, b" ")
 
@@ -177,7 +189,10 @@ def test_a_chunked_body_is_read_only_up_to_the_limit(
     stream = io.BytesIO(b"{}".ljust(size, b" "))
 
     response = monitor.request(
-        "POST", f"/jobs/{job.id}/cancel", input_stream=stream, content_type="application/json",
+        "POST",
+        f"/jobs/{job.id}/cancel",
+        input_stream=stream,
+        content_type="application/json",
         environ_overrides={"wsgi.input_terminated": True},
     )
 
@@ -189,9 +204,19 @@ def test_a_chunked_body_is_read_only_up_to_the_limit(
 
 @pytest.mark.parametrize(
     "delay",
-    ["1e400", "-1e400", "NaN", "Infinity", "1" + "0" * 400, "-0.5", '"1"', "[1]", "{}",
-     json.dumps("x" * 60_000)],
-)  # fmt: skip
+    [
+        "1e400",
+        "-1e400",
+        "NaN",
+        "Infinity",
+        "1" + "0" * 400,
+        "-0.5",
+        '"1"',
+        "[1]",
+        "{}",
+        json.dumps("x" * 60_000),
+    ],
+)
 def test_retry_rejects_delays_that_are_no_finite_number(
     monitor: Monitor, queue: jobq.DurableQueue, delay: str
 ) -> None:
@@ -200,10 +225,11 @@ def test_retry_rejects_delays_that_are_no_finite_number(
     queue.run_until_empty()
 
     message = _error(
-        monitor.post(f"/jobs/{job.id}/retry", data=f'{{"delay": {delay}}}',
-                     content_type="application/json"),
+        monitor.post(
+            f"/jobs/{job.id}/retry", data=f'{{"delay": {delay}}}', content_type="application/json"
+        ),
         400,
-    )  # fmt: skip
+    )
 
     assert message.startswith("delay must be a number of seconds >= 0")
     assert len(message) < 300
@@ -232,10 +258,16 @@ def test_cancelling_a_finished_job_is_a_conflict_and_changes_nothing(
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/jobs/1/cancel"), ("HEAD", "/jobs/1/retry"), ("PUT", "/queues/default/pause"),
-     ("DELETE", "/queues/default/resume"), ("PATCH", "/schedules/hourly-add/resume"),
-     ("GET", "/schedules/hourly-add/trigger"), ("GET", "/queues/default/pause")],
-)  # fmt: skip
+    [
+        ("GET", "/jobs/1/cancel"),
+        ("HEAD", "/jobs/1/retry"),
+        ("PUT", "/queues/default/pause"),
+        ("DELETE", "/queues/default/resume"),
+        ("PATCH", "/schedules/hourly-add/resume"),
+        ("GET", "/schedules/hourly-add/trigger"),
+        ("GET", "/queues/default/pause"),
+    ],
+)
 def test_state_changing_requests_sent_another_way_are_405(
     monitor: Monitor, scheduled: jobq.DurableQueue, method: str, path: str
 ) -> None:
@@ -259,9 +291,19 @@ def test_state_changing_requests_sent_another_way_are_405(
 
 @pytest.mark.parametrize(
     "name",
-    ["no-such", "%00", "%20", "..", "%C3%A9", "%E2%80%AE", "%F0%9F%98%80", "x" * 10_240,
-     "HOURLY-ADD", "hourly-add%00"],
-)  # fmt: skip
+    [
+        "no-such",
+        "%00",
+        "%20",
+        "..",
+        "%C3%A9",
+        "%E2%80%AE",
+        "%F0%9F%98%80",
+        "x" * 10_240,
+        "HOURLY-ADD",
+        "hourly-add%00",
+    ],
+)
 @pytest.mark.parametrize("action", ["pause", "resume", "trigger"])
 def test_unknown_schedule_names_are_404(
     monitor: Monitor, scheduled: jobq.DurableQueue, name: str, action: str
@@ -278,18 +320,23 @@ def test_unknown_schedule_names_are_404(
 
 @pytest.mark.parametrize(
     ("name", "decoded"),
-    [("%20", " "), ("..", ".."), ("%C3%A9", "é"), ("%E2%80%AE", "\u202e"),
-     ("%EF%BF%BD", "\ufffd"), ("a%0Ab", "a\nb"), ("x" * 10_240, "x" * 10_240)],
-)  # fmt: skip
+    [
+        ("%20", " "),
+        ("..", ".."),
+        ("%C3%A9", "é"),
+        ("%E2%80%AE", "\u202e"),
+        ("%EF%BF%BD", "\ufffd"),
+        ("a%0Ab", "a\nb"),
+        ("x" * 10_240, "x" * 10_240),
+    ],
+)
 def test_odd_queue_names_pause_and_resume_exactly_that_queue(
     monitor: Monitor, queue: jobq.DurableQueue, name: str, decoded: str
 ) -> None:
     """A queue needs no jobs to be paused, so any name is taken, exactly as sent."""
     assert monitor.post(f"/queues/{name}/pause").get_json() == {"queue": decoded, "paused": True}
     assert queue.stats().paused == {decoded}
-    assert monitor.post(f"/queues/{name}/resume").get_json() == {
-        "queue": decoded, "paused": False,
-    }
+    assert monitor.post(f"/queues/{name}/resume").get_json() == {"queue": decoded, "paused": False}
     assert queue.stats().paused == frozenset()
 
 
@@ -302,8 +349,9 @@ def test_a_queue_name_with_nul_is_refused(
 
 
 @pytest.mark.parametrize("name", ["a%2Fb", "%2F", "a/b"])
-def test_queue_names_with_a_slash_have_no_route(monitor: Monitor, queue: jobq.DurableQueue,
-                                                 name: str) -> None:
+def test_queue_names_with_a_slash_have_no_route(
+    monitor: Monitor, queue: jobq.DurableQueue, name: str
+) -> None:
     _error(monitor.post(f"/queues/{name}/pause"), 404)
     assert queue.stats().paused == frozenset()
 

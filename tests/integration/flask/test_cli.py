@@ -81,8 +81,9 @@ def assert_one_line_error(result: Result, *fragments: str) -> None:
         assert fragment in lines[0]
 
 
-def test_stats_table_and_json_match_the_queue(invoke: Callable[..., Result],
-                                              queue: DurableQueue) -> None:  # fmt: skip
+def test_stats_table_and_json_match_the_queue(
+    invoke: Callable[..., Result], queue: DurableQueue
+) -> None:
     for n in range(3):
         queue.enqueue("record", n)
     queue.get_task("record").options(queue="mail").enqueue(9)
@@ -146,8 +147,9 @@ def test_cancel_retry_and_purge(invoke: Callable[..., Result], queue: DurableQue
     assert queue.list() == []
 
 
-def test_errors_are_one_line_with_exit_code_2(invoke: Callable[..., Result],
-                                              queue: DurableQueue) -> None:  # fmt: skip
+def test_errors_are_one_line_with_exit_code_2(
+    invoke: Callable[..., Result], queue: DurableQueue
+) -> None:
     done = queue.enqueue("record", 1).id
     queue.run_until_empty()
     assert_one_line_error(invoke("cancel", "999"), "no job with id 999")
@@ -156,14 +158,17 @@ def test_errors_are_one_line_with_exit_code_2(invoke: Callable[..., Result],
     assert_one_line_error(invoke("retry", str(done)), "only failed or cancelled")
     assert_one_line_error(invoke("list", "--status", "nope"), "unknown status 'nope'")
     assert_one_line_error(invoke("list", "--limit", "0"), "--limit")
-    assert_one_line_error(invoke("purge", "--older-than", "1d", "--status", "processing"),
-                          "cannot purge processing jobs")  # fmt: skip
+    assert_one_line_error(
+        invoke("purge", "--older-than", "1d", "--status", "processing"),
+        "cannot purge processing jobs",
+    )
     assert_one_line_error(invoke("purge", "--older-than", "later"), "invalid duration")
     assert_one_line_error(invoke("worker", "--concurrency", "0"), "--concurrency")
 
 
-def test_job_data_reaches_the_terminal_escaped(invoke: Callable[..., Result],
-                                               queue: DurableQueue) -> None:  # fmt: skip
+def test_job_data_reaches_the_terminal_escaped(
+    invoke: Callable[..., Result], queue: DurableQueue
+) -> None:
     from tests.integration import _cli_hostile_tasks as hostile
 
     hostile.register(queue)
@@ -185,15 +190,20 @@ def test_an_app_without_the_extension_is_a_clear_error(tmp_path: Path) -> None:
     assert_one_line_error(result, "not initialised", "init_app")
 
 
-def test_worker_in_process_until_sigterm(app: Flask, invoke: Callable[..., Result],
-                                         queue: DurableQueue) -> None:  # fmt: skip
+def test_worker_in_process_until_sigterm(
+    app: Flask, invoke: Callable[..., Result], queue: DurableQueue
+) -> None:
     ids = [queue.enqueue("record", n).id for n in range(5)]
     before = signal.getsignal(signal.SIGTERM)
 
     def terminate_when_done() -> None:
         try:
-            wait_for(lambda: all(queue.get(i).status is JobStatus.COMPLETED for i in ids),
-                     "the jobs completed", DEADLINE, interval=0.01)  # fmt: skip
+            wait_for(
+                lambda: all(queue.get(i).status is JobStatus.COMPLETED for i in ids),
+                "the jobs completed",
+                DEADLINE,
+                interval=0.01,
+            )
         finally:
             os.kill(os.getpid(), signal.SIGTERM)  # even on timeout, so the worker returns
 
@@ -209,22 +219,27 @@ def test_worker_in_process_until_sigterm(app: Flask, invoke: Callable[..., Resul
     assert state_for(app).pool is None  # JOBQ_START_WORKERS = False: nothing else started
 
 
-def test_worker_fires_the_schedules_of_the_config(
-    make_app: AppFactory, ext: JobQ
-) -> None:
+def test_worker_fires_the_schedules_of_the_config(make_app: AppFactory, ext: JobQ) -> None:
     @ext.task("tick")
     def tick(label: str) -> str:
         return label
 
-    app = make_app("ticker", JOBQ_START_WORKERS=False,
-                   JOBQ_SCHEDULES={"every-second": {"task": "tick", "every": 1, "args": ["x"]}})
+    app = make_app(
+        "ticker",
+        JOBQ_START_WORKERS=False,
+        JOBQ_SCHEDULES={"every-second": {"task": "tick", "every": 1, "args": ["x"]}},
+    )
     app.cli.add_command(jobq_cli)
     queue = state_for(app).queue
 
     def terminate_after_a_fire() -> None:
         try:
-            wait_for(lambda: bool(queue.list(status=JobStatus.COMPLETED)),
-                     "a fired job completed", DEADLINE, interval=0.01)  # fmt: skip
+            wait_for(
+                lambda: bool(queue.list(status=JobStatus.COMPLETED)),
+                "a fired job completed",
+                DEADLINE,
+                interval=0.01,
+            )
         finally:
             os.kill(os.getpid(), signal.SIGTERM)
 
@@ -252,8 +267,7 @@ def scheduled(queue: DurableQueue) -> DurableQueue:
     return queue
 
 
-def test_schedules_table_and_json(invoke: Callable[..., Result],
-                                  scheduled: DurableQueue) -> None:  # fmt: skip
+def test_schedules_table_and_json(invoke: Callable[..., Result], scheduled: DurableQueue) -> None:
     due = scheduled.schedules()[0].next_fire_at
     [fired] = scheduled.fire_due_schedules(now=due)
 
@@ -278,8 +292,9 @@ def test_schedules_without_any(invoke: Callable[..., Result]) -> None:
     assert result.stdout.startswith("no schedules")
 
 
-def test_pause_resume_and_trigger_a_schedule(invoke: Callable[..., Result],
-                                             scheduled: DurableQueue) -> None:  # fmt: skip
+def test_pause_resume_and_trigger_a_schedule(
+    invoke: Callable[..., Result], scheduled: DurableQueue
+) -> None:
     paused = invoke("pause-schedule", "weekday 9am")
     assert paused.exit_code == 0, paused.output
     assert paused.stdout.startswith("schedule 'weekday 9am' paused")
@@ -309,8 +324,9 @@ def test_schedule_errors_are_one_line_with_exit_code_2(
 ) -> None:
     before = scheduled.schedules()
     for verb in ("pause-schedule", "resume-schedule", "trigger-schedule"):
-        assert_one_line_error(invoke(verb, "nope"), "no schedule named 'nope'",
-                              "known: 'ten-minutely', 'weekday 9am'")  # fmt: skip
+        assert_one_line_error(
+            invoke(verb, "nope"), "no schedule named 'nope'", "known: 'ten-minutely', 'weekday 9am'"
+        )
         assert_one_line_error(invoke(verb, "a/b\nc"), "no schedule named 'a/b\\nc'")
         missing = invoke(verb)
         assert missing.exit_code == 2
@@ -366,15 +382,27 @@ def flask_worker(folder: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]
     output in a log file; always killed and reaped."""
     (folder / "cliapp.py").write_text(textwrap.dedent(APP_MODULE))
     log = folder / "worker.log"
-    env = {**os.environ, "JOBQ_CLI_TEST_DIR": str(folder),
-           "FLASK_APP": str(folder / "cliapp.py")}  # fmt: skip
+    env = {**os.environ, "JOBQ_CLI_TEST_DIR": str(folder), "FLASK_APP": str(folder / "cliapp.py")}
     with open(log, "wb") as output:
         child = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", str(folder / "cliapp.py"), "jobq", "worker",
-             "--grace", "20"],
-            cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=output,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "flask",
+                "--app",
+                str(folder / "cliapp.py"),
+                "jobq",
+                "worker",
+                "--grace",
+                "20",
+            ],
+            cwd=folder,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         yield child, log
     finally:
@@ -405,8 +433,10 @@ def test_flask_worker_process_stops_gracefully_on_sigterm(tmp_path: Path) -> Non
             long_job = slow.enqueue(1.5).id
             wait_for(lambda: (tmp_path / "slow-started").exists(), "the slow job started")
             waiting = [record.enqueue(n).id for n in range(10, 13)]
-            wait_for(lambda: any(queue.get(i).status is JobStatus.PROCESSING for i in waiting),
-                     "a job claimed ahead")  # fmt: skip
+            wait_for(
+                lambda: any(queue.get(i).status is JobStatus.PROCESSING for i in waiting),
+                "a job claimed ahead",
+            )
             child.send_signal(signal.SIGTERM)
             assert child.wait(DEADLINE) == 0, log.read_text()
 

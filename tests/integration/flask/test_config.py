@@ -16,11 +16,17 @@ from flask_jobq.config import JobQConfig
 @pytest.mark.parametrize(
     ("key", "value", "message"),
     [
-        ("JOBQ_POLL_INTERVAL", "fast",
-         "JOBQ_POLL_INTERVAL must be a finite number of seconds greater than 0, got 'fast'"),
+        (
+            "JOBQ_POLL_INTERVAL",
+            "fast",
+            "JOBQ_POLL_INTERVAL must be a finite number of seconds greater than 0, got 'fast'",
+        ),
         ("JOBQ_POLL_INTERVAL", float("nan"), "JOBQ_POLL_INTERVAL must be a finite number"),
-        ("JOBQ_LEASE_SECONDS", 0,
-         "JOBQ_LEASE_SECONDS must be a finite number of seconds greater than 0, got 0"),
+        (
+            "JOBQ_LEASE_SECONDS",
+            0,
+            "JOBQ_LEASE_SECONDS must be a finite number of seconds greater than 0, got 0",
+        ),
         ("JOBQ_CONCURRENCY", True, "JOBQ_CONCURRENCY must be an integer >= 1"),
         ("JOBQ_DATABASE", 42, "JOBQ_DATABASE must be a path"),
         ("JOBQ_SCHEDULES", [], "JOBQ_SCHEDULES must map schedule names"),
@@ -43,8 +49,13 @@ def test_each_bad_setting_is_refused_naming_its_key(
 def test_the_settings_object_holds_the_checked_values(tmp_path: Path) -> None:
     app = Flask("typed", instance_path=str(tmp_path / "instance"))
     retention = jobq.Retention(completed=60)
-    app.config.update(JOBQ_DATABASE="sub/jobs.db", JOBQ_CONCURRENCY=3, JOBQ_RETENTION=retention,
-                      JOBQ_MONITOR_URL_PREFIX="/admin/jobs/", JOBQ_EMAIL={"host": "mail"})
+    app.config.update(
+        JOBQ_DATABASE="sub/jobs.db",
+        JOBQ_CONCURRENCY=3,
+        JOBQ_RETENTION=retention,
+        JOBQ_MONITOR_URL_PREFIX="/admin/jobs/",
+        JOBQ_EMAIL={"host": "mail"},
+    )
     settings = JobQConfig.from_app(app)
     assert settings.database == str(tmp_path / "instance" / "sub" / "jobs.db")
     assert (settings.concurrency, settings.retention, settings.queues) == (3, retention, None)

@@ -59,8 +59,12 @@ def test_init_app_in_a_factory_sets_defaults_and_creates_the_instance_folder(
 def test_constructor_with_app_and_settings_are_read(tmp_path: Path) -> None:
     app = Flask("direct", instance_path=str(tmp_path / "instance"))
     retention = jobq.Retention(completed=60)
-    app.config.update(JOBQ_DATABASE="sub/jobs.db", JOBQ_LEASE_SECONDS=5,
-                      JOBQ_POLL_INTERVAL=0.05, JOBQ_RETENTION=retention)
+    app.config.update(
+        JOBQ_DATABASE="sub/jobs.db",
+        JOBQ_LEASE_SECONDS=5,
+        JOBQ_POLL_INTERVAL=0.05,
+        JOBQ_RETENTION=retention,
+    )
     JobQ(app)
     state = state_for(app)
     try:
@@ -299,9 +303,7 @@ def test_closed_state_refuses_to_start(make_app: AppFactory) -> None:
 
 
 @pytest.mark.postgres
-def test_a_postgresql_url_in_jobq_database_runs_jobs_there(
-    make_app: AppFactory, ext: JobQ
-) -> None:
+def test_a_postgresql_url_in_jobq_database_runs_jobs_there(make_app: AppFactory, ext: JobQ) -> None:
     from jobq.storage.postgres import PostgresStorage
 
     @ext.task("where")

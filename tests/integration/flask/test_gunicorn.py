@@ -73,12 +73,24 @@ def _gunicorn(
     ledger.mkdir()
     log = tmp_path / "gunicorn.log"
     command = [
-        sys.executable, "-m", "gunicorn",
-        "--workers", str(WORKERS), "--worker-class", "sync",
-        "--bind", "127.0.0.1:0",
-        "--graceful-timeout", str(GRACEFUL_TIMEOUT), "--timeout", "60",
-        "--worker-tmp-dir", str(tmp_path), "--no-control-socket",
-        "--log-level", "info",
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "--workers",
+        str(WORKERS),
+        "--worker-class",
+        "sync",
+        "--bind",
+        "127.0.0.1:0",
+        "--graceful-timeout",
+        str(GRACEFUL_TIMEOUT),
+        "--timeout",
+        "60",
+        "--worker-tmp-dir",
+        str(tmp_path),
+        "--no-control-socket",
+        "--log-level",
+        "info",
     ]
     if preload:
         command.append("--preload")
@@ -90,8 +102,13 @@ def _gunicorn(
     }
     with open(log, "wb") as log_file:
         process = subprocess.Popen(
-            [*command, APP], cwd=ROOT, env=env, stdin=subprocess.DEVNULL,
-            stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+            [*command, APP],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
     try:
         yield process, log
@@ -146,8 +163,10 @@ def _expected_stats(stats: Any) -> dict[str, Any]:
         }
         for name, s in stats.queues.items()
     }
-    totals = {status.value: sum(q["counts"][status.value] for q in queues.values())
-              for status in JobStatus}
+    totals = {
+        status.value: sum(q["counts"][status.value] for q in queues.values())
+        for status in JobStatus
+    }
     return {
         "queues": queues,
         "totals": totals,
@@ -160,11 +179,18 @@ def _expected_stats(stats: Any) -> dict[str, Any]:
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc, needs fork")
 @pytest.mark.parametrize("preload", [False, True], ids=["fork-then-load", "preload"])
-@pytest.mark.parametrize("driver", [
-    "sqlite3",
-    pytest.param("apsw", marks=pytest.mark.skipif(
-        importlib.util.find_spec("apsw") is None, reason="needs jobq[apsw]")),
-])
+@pytest.mark.parametrize(
+    "driver",
+    [
+        "sqlite3",
+        pytest.param(
+            "apsw",
+            marks=pytest.mark.skipif(
+                importlib.util.find_spec("apsw") is None, reason="needs jobq[apsw]"
+            ),
+        ),
+    ],
+)
 def test_gunicorn_workers_run_each_http_job_exactly_once(
     tmp_path: Path, preload: bool, driver: str
 ) -> None:
@@ -210,22 +236,24 @@ def test_gunicorn_workers_run_each_http_job_exactly_once(
         # workers stop their pools (running jobs finish, unstarted ones go back
         # to pending) and exit, then the master.
         with ThreadPoolExecutor(CLIENT_THREADS) as clients:
-            late = list(clients.map(
-                lambda _: _call(port, "POST", f"/enqueue?seconds={LATE_JOB_SECONDS}"),
-                range(LATE_JOBS),
-            ))
+            late = list(
+                clients.map(
+                    lambda _: _call(port, "POST", f"/enqueue?seconds={LATE_JOB_SECONDS}"),
+                    range(LATE_JOBS),
+                )
+            )
         stopping = time.monotonic()
         process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=EXIT_LIMIT)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"gunicorn still running {EXIT_LIMIT} s after SIGTERM:\n"
-                        f"{log.read_text()}")
+            pytest.fail(f"gunicorn still running {EXIT_LIMIT} s after SIGTERM:\n{log.read_text()}")
         stopped_in = time.monotonic() - stopping
         output = log.read_text()
         assert process.returncode == 0, output
-        wait_for(lambda: all(_parent(pid) is None for pid in served_by),
-              "the workers gone", 5)  # not orphaned: the master reaped them
+        wait_for(
+            lambda: all(_parent(pid) is None for pid in served_by), "the workers gone", 5
+        )  # not orphaned: the master reaped them
 
     late_ids = [answer["id"] for answer in late]
     assert set(late_ids).isdisjoint(ids)
@@ -235,8 +263,10 @@ def test_gunicorn_workers_run_each_http_job_exactly_once(
     # The database: nothing left processing. The first jobs all completed, once;
     # of the burst, those that ran completed, the others are pending again.
     with contextlib.closing(sqlite3.connect(tmp_path / "jobq.db")) as db:
-        status = {job_id: (state, attempts) for job_id, state, attempts in
-                  db.execute("SELECT id, status, attempts FROM jobs")}
+        status = {
+            job_id: (state, attempts)
+            for job_id, state, attempts in db.execute("SELECT id, status, attempts FROM jobs")
+        }
     assert sorted(status) == sorted(ids + late_ids)
     assert {job_id: status[job_id] for job_id in ids} == dict.fromkeys(ids, ("completed", 1))
     assert {state for state, _ in status.values()} <= {"pending", "completed"}, output
@@ -268,11 +298,19 @@ def test_gunicorn_workers_run_each_http_job_exactly_once(
     # Signals: once per event, in the process where the event happened.
     received = _lines(ledger, "signals")
     by_kind = Counter(kind for kind, _, _ in received)
-    assert set(by_kind) <= {"job-enqueued", "job-started", "job-succeeded",
-                            "worker-started", "worker-stopped"}, by_kind
+    assert set(by_kind) <= {
+        "job-enqueued",
+        "job-started",
+        "job-succeeded",
+        "worker-started",
+        "worker-stopped",
+    }, by_kind
     served = {answer["id"]: answer["pid"] for answer in answers}
-    for kind, where in (("job-enqueued", served), ("job-started", runner),
-                        ("job-succeeded", runner)):
+    for kind, where in (
+        ("job-enqueued", served),
+        ("job-started", runner),
+        ("job-succeeded", runner),
+    ):
         events = [(int(job_id), int(pid)) for k, job_id, pid in received if k == kind]
         assert sorted(events) == sorted(where.items()), kind
     for kind in ("worker-started", "worker-stopped"):
@@ -280,6 +318,8 @@ def test_gunicorn_workers_run_each_http_job_exactly_once(
         assert sorted(pids) == sorted(served_by), kind  # one pool per worker, none in master
 
     elapsed = time.monotonic() - began
-    print(f"{driver}, preload={preload}: {jobs}+{LATE_JOBS} jobs over {len(served_by)} workers, "
-          f"run by {len(set(runner.values()))}; {len(late_ids) - (len(completed) - jobs)} left "
-          f"pending; stopped in {stopped_in:.1f} s; {elapsed:.1f} s in all")
+    print(
+        f"{driver}, preload={preload}: {jobs}+{LATE_JOBS} jobs over {len(served_by)} workers, "
+        f"run by {len(set(runner.values()))}; {len(late_ids) - (len(completed) - jobs)} left "
+        f"pending; stopped in {stopped_in:.1f} s; {elapsed:.1f} s in all"
+    )

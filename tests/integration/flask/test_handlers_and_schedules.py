@@ -38,13 +38,21 @@ def wait_done(app: Flask, job_id: int) -> jobq.Job:
 def test_an_email_enqueued_in_a_request_is_delivered(
     make_app: AppFactory, smtp: SmtpServer
 ) -> None:
-    app = make_app(JOBQ_EMAIL={"host": HOST, "port": smtp.port, "timeout": 5.0,
-                               "default_sender": "app@example.com", "max_attempts": 2})
+    app = make_app(
+        JOBQ_EMAIL={
+            "host": HOST,
+            "port": smtp.port,
+            "timeout": 5.0,
+            "default_sender": "app@example.com",
+            "max_attempts": 2,
+        }
+    )
 
     @app.post("/welcome")
     def welcome() -> dict[str, int]:
-        return {"id": send_email.enqueue(to="ada@example.com", subject="Welcome",
-                                         text="Hello Ada").id}  # fmt: skip
+        return {
+            "id": send_email.enqueue(to="ada@example.com", subject="Welcome", text="Hello Ada").id
+        }
 
     with app.test_client() as client:
         job_id = client.post("/welcome").get_json()["id"]
@@ -59,8 +67,15 @@ def test_an_email_enqueued_in_a_request_is_delivered(
 def test_a_handler_task_can_be_submitted_by_jobq_submit_with_the_apps_settings(
     make_app: AppFactory, smtp: SmtpServer
 ) -> None:
-    app = make_app(JOBQ_EMAIL={"host": HOST, "port": smtp.port, "timeout": 5.0,
-                               "default_sender": "app@example.com", "max_attempts": 2})
+    app = make_app(
+        JOBQ_EMAIL={
+            "host": HOST,
+            "port": smtp.port,
+            "timeout": 5.0,
+            "default_sender": "app@example.com",
+            "max_attempts": 2,
+        }
+    )
 
     @app.post("/hi")
     def hi() -> dict[str, int]:
@@ -73,17 +88,13 @@ def test_a_handler_task_can_be_submitted_by_jobq_submit_with_the_apps_settings(
     assert job.max_attempts == 2  # the app's handler settings, not made-up ones
 
 
-def test_a_handler_the_app_did_not_configure_says_which_key_to_set(
-    make_app: AppFactory,
-) -> None:
+def test_a_handler_the_app_did_not_configure_says_which_key_to_set(make_app: AppFactory) -> None:
     app = make_app()
     with app.app_context(), pytest.raises(jobq.ConfigurationError, match="JOBQ_EMAIL"):
         send_email.enqueue(to="ada@example.com", subject="Hi", text="x")
 
 
-def test_bad_handler_settings_stop_init_app_naming_the_setting(
-    tmp_path: Path, ext: JobQ
-) -> None:
+def test_bad_handler_settings_stop_init_app_naming_the_setting(tmp_path: Path, ext: JobQ) -> None:
     app = Flask("bad", instance_path=str(tmp_path / "instance"))
     app.config.update(JOBQ_EMAIL={"hots": "smtp.example.com"})
     with pytest.raises(jobq.ConfigurationError, match=r"JOBQ_EMAIL.*'hots'"):
@@ -133,9 +144,7 @@ def test_a_signed_webhook_is_delivered_with_the_app_settings(make_app: AppFactor
     assert verify(secret, headers, body)["data"] == {"order": 7}
 
 
-def test_schedules_from_the_config_fire_once_workers_start(
-    make_app: AppFactory, ext: JobQ
-) -> None:
+def test_schedules_from_the_config_fire_once_workers_start(make_app: AppFactory, ext: JobQ) -> None:
     ran: list[str] = []
 
     @ext.task("tick")

@@ -16,8 +16,7 @@ def _stats(app: Flask, **headers: str) -> int:
 def test_the_extension_callback_serves_apps_without_their_own(make_app: AppFactory) -> None:
     ext = JobQ()
     early = make_app("early", extension=ext, JOBQ_START_WORKERS=False)
-    own = make_app("own", extension=ext, JOBQ_START_WORKERS=False,
-                   JOBQ_MONITOR_AUTH=lambda: True)
+    own = make_app("own", extension=ext, JOBQ_START_WORKERS=False, JOBQ_MONITOR_AUTH=lambda: True)
     for app in (early, own):
         app.testing = False
     assert _stats(early) == 403

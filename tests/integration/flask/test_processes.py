@@ -25,7 +25,10 @@ SCRIPT = Path(__file__).with_name("_app_process.py")
 def _start(mode: str, folder: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, str(SCRIPT), mode, str(folder)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -45,8 +48,9 @@ def test_a_forked_child_starts_its_own_workers(tmp_path: Path) -> None:
 def test_sigterm_lets_the_running_job_finish_then_dies_of_sigterm(tmp_path: Path) -> None:
     process = _start("sigterm", tmp_path)
     try:
-        eventually(lambda: (tmp_path / "started").exists() or process.poll() is not None,
-                   timeout=60)
+        eventually(
+            lambda: (tmp_path / "started").exists() or process.poll() is not None, timeout=60
+        )
         assert process.poll() is None, process.communicate()[1]
         [marker] = tmp_path.glob("job-*")
         job_id = int(marker.name.split("-")[1])
@@ -80,14 +84,12 @@ def test_preloaded_app_in_forked_http_servers_runs_each_job_once(tmp_path: Path)
     process = _start("prefork", tmp_path)
     jobs = 40
     try:
-        eventually(lambda: (tmp_path / "port").exists() or process.poll() is not None,
-                   timeout=60)
+        eventually(lambda: (tmp_path / "port").exists() or process.poll() is not None, timeout=60)
         assert process.poll() is None, process.communicate()[1]
         port = int((tmp_path / "port").read_text())
         answers = [_post(port, "/record") for _ in range(jobs)]
         ledger = tmp_path / "ledger.txt"
-        eventually(lambda: ledger.exists() and len(ledger.read_text().split()) >= jobs,
-                   timeout=30)
+        eventually(lambda: ledger.exists() and len(ledger.read_text().split()) >= jobs, timeout=30)
         (tmp_path / "stop").touch()
         out, err = process.communicate(timeout=60)
     finally:
@@ -116,11 +118,25 @@ def _free_port() -> int:
 def test_flask_run_debug_starts_workers_only_in_the_reloader_child(tmp_path: Path) -> None:
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "flask",
-         "--app", "tests.integration.flask._app_process:reloader_app()",
-         "run", "--debug", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env={**os.environ, "JOBQ_TEST_DIR": str(tmp_path)}, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "flask",
+            "--app",
+            "tests.integration.flask._app_process:reloader_app()",
+            "run",
+            "--debug",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "JOBQ_TEST_DIR": str(tmp_path)},
+        start_new_session=True,
     )
     started = tmp_path / "worker-started.txt"
     try:
@@ -140,10 +156,15 @@ def test_flask_run_debug_starts_workers_only_in_the_reloader_child(tmp_path: Pat
         assert child != process.pid  # the reloader's parent never started workers
         db = sqlite3.connect(tmp_path / "jobq.db")
         with contextlib.closing(db):
-            eventually(lambda: db.execute("SELECT status FROM jobs WHERE id = ?",
-                                          (answer["id"],)).fetchone() == ("completed",))
-            [result] = db.execute("SELECT result FROM jobs WHERE id = ?",
-                                  (answer["id"],)).fetchone()
+            eventually(
+                lambda: (
+                    db.execute("SELECT status FROM jobs WHERE id = ?", (answer["id"],)).fetchone()
+                    == ("completed",)
+                )
+            )
+            [result] = db.execute(
+                "SELECT result FROM jobs WHERE id = ?", (answer["id"],)
+            ).fetchone()
         assert json.loads(result) == child  # run by the child's workers, already started
         assert started.read_text().split() == [str(child)]  # once, in the child only
         os.kill(child, signal.SIGTERM)  # the reloader's parent then exits with the child

@@ -34,8 +34,13 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
     status_code_conformance,
 )
 
-CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance,
-          content_type_conformance, response_headers_conformance]  # fmt: skip
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    response_schema_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+]
 OPERATIONS = [
     pytest.param(path, method, id=f"{method.upper()} {path}")
     for path, operations in openapi_spec()["paths"].items()
@@ -46,9 +51,12 @@ SCHEDULES = ["minutely", NIGHTLY]
 
 def _bounded(max_examples: int) -> Callable[[Any], Any]:
     return settings(
-        max_examples=max_examples, derandomize=True, database=None, deadline=None,
+        max_examples=max_examples,
+        derandomize=True,
+        database=None,
+        deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
-    )  # fmt: skip
+    )
 
 
 def _seeded(app: Flask) -> list[int]:
@@ -63,15 +71,15 @@ def _seeded(app: Flask) -> list[int]:
     cancelled = enqueue(queue, "add", 7, 8)
     queue.cancel(cancelled.id)
     queue.schedule("add", every=60, name="minutely", args=[1, 1])
-    queue.schedule("report", cron="0 3 * * *", tz="Europe/Paris", name=NIGHTLY,
-                   kwargs={"n": 7})  # fmt: skip
+    queue.schedule("report", cron="0 3 * * *", tz="Europe/Paris", name=NIGHTLY, kwargs={"n": 7})
     queue.fire_due_schedules(now=time.time() + 61)  # a last fire and its job to show
     queue.pause("other")
     return [done.id, failed.id, reported.id, pending.id, delayed.id, cancelled.id]
 
 
-def _run(app: Flask, path: str, method: str, max_examples: int,
-         headers: dict[str, str] | None) -> Counter[int]:  # fmt: skip
+def _run(
+    app: Flask, path: str, method: str, max_examples: int, headers: dict[str, str] | None
+) -> Counter[int]:
     """Fuzz one operation of ``app``'s monitor; the status codes it answered."""
     testing, app.testing = app.testing, True  # the description needs no callback to load
     schema = schemathesis.openapi.from_wsgi("/jobq/openapi.json", app)
@@ -88,13 +96,21 @@ def _run(app: Flask, path: str, method: str, max_examples: int,
     for mode in modes:
         strategies = [operation.as_strategy(generation_mode=mode)]
         if "{job_id}" in path:  # real jobs too, not only ids nobody has
-            strategies.append(st.sampled_from(ids).flatmap(
-                lambda job_id, mode=mode: operation.as_strategy(
-                    generation_mode=mode, path_parameters={"job_id": job_id})))
+            strategies.append(
+                st.sampled_from(ids).flatmap(
+                    lambda job_id, mode=mode: operation.as_strategy(
+                        generation_mode=mode, path_parameters={"job_id": job_id}
+                    )
+                )
+            )
         if path.startswith("/schedules/{name}"):
-            strategies.append(st.sampled_from(SCHEDULES).flatmap(
-                lambda name, mode=mode: operation.as_strategy(
-                    generation_mode=mode, path_parameters={"name": name})))
+            strategies.append(
+                st.sampled_from(SCHEDULES).flatmap(
+                    lambda name, mode=mode: operation.as_strategy(
+                        generation_mode=mode, path_parameters={"name": name}
+                    )
+                )
+            )
 
         @_bounded(max_examples)
         @given(case=st.one_of(strategies))

@@ -44,8 +44,9 @@ def served(app: Flask) -> Iterator[int]:
         thread.join(TIMEOUT)
 
 
-def send(port: int, request_line: bytes, headers: dict[str, str] | None = None,
-         body: bytes = b"") -> tuple[int, bytes]:  # fmt: skip
+def send(
+    port: int, request_line: bytes, headers: dict[str, str] | None = None, body: bytes = b""
+) -> tuple[int, bytes]:
     """Send one HTTP/1.1 request, bytes as given, and return the status and body."""
     lines = [request_line]
     chosen = {"Host": f"127.0.0.1:{port}", "Connection": "close", **(headers or {})}
@@ -82,16 +83,21 @@ FOREIGN = [
     {"X-Real-IP": "203.0.113.9"},
     {"X-Forwarded-Host": "jobs.example.com"},
 ]
-LOCAL = [{"Host": "127.0.0.1:{port}"}, {"Host": "localhost:{port}"},
-         {"Host": "LOCALHOST"}, {"Host": "127.0.0.2:{port}"}]  # fmt: skip
+LOCAL = [
+    {"Host": "127.0.0.1:{port}"},
+    {"Host": "localhost:{port}"},
+    {"Host": "LOCALHOST"},
+    {"Host": "127.0.0.2:{port}"},
+]
 
 
 def _headers(template: dict[str, str], port: int) -> dict[str, str]:
     return {name: value.format(port=port) for name, value in template.items()}
 
 
-def _assert_only_local_requests_pass(port: int, queue: jobq.DurableQueue, prefix: str,
-                                     queue_name: str) -> None:  # fmt: skip
+def _assert_only_local_requests_pass(
+    port: int, queue: jobq.DurableQueue, prefix: str, queue_name: str
+) -> None:
     for template in FOREIGN:
         headers = _headers(template, port)
         assert get(port, f"{prefix}/stats", headers) == 403, headers
@@ -116,37 +122,37 @@ def test_debug_mode_opens_the_monitor_to_local_requests_only(
     assert b"Host header of localhost" in body
 
 
-def test_is_local_request_as_the_callback_outside_debug(
-    monitor_app: Callable[..., Flask],
-) -> None:
+def test_is_local_request_as_the_callback_outside_debug(monitor_app: Callable[..., Flask]) -> None:
     app = monitor_app(JOBQ_MONITOR_AUTH=is_local_request)
     app.testing = False
     with served(app) as port:
         _assert_only_local_requests_pass(port, state_for(app).queue, "/jobq", "default")
 
 
-@pytest.mark.parametrize(("remote", "host", "local"), [
-    ("127.0.0.1", "localhost", True),
-    ("127.8.9.10", "127.0.0.1:5000", True),
-    ("::1", "[::1]:5000", True),
-    ("::1", "[::1]", True),
-    ("::ffff:127.0.0.1", "localhost:80", True),
-    ("::1", "::1", False),  # an IPv6 host must be bracketed
-    ("192.0.2.1", "localhost", False),
-    ("::2", "localhost", False),
-    ("127.0.0.1", "", False),
-    ("127.0.0.1", "localhost:", False),
-    ("127.0.0.1", "localhost:abc", False),
-    ("127.0.0.1", "127.0.0.1@evil.example", False),
-    ("127.0.0.1", "[::ffff:7f00:1]", True),
-    ("127.0.0.1", "0.0.0.0", False),
-    ("127.0.0.1", "10.0.0.1", False),
-    ("not-an-address", "localhost", False),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("remote", "host", "local"),
+    [
+        ("127.0.0.1", "localhost", True),
+        ("127.8.9.10", "127.0.0.1:5000", True),
+        ("::1", "[::1]:5000", True),
+        ("::1", "[::1]", True),
+        ("::ffff:127.0.0.1", "localhost:80", True),
+        ("::1", "::1", False),  # an IPv6 host must be bracketed
+        ("192.0.2.1", "localhost", False),
+        ("::2", "localhost", False),
+        ("127.0.0.1", "", False),
+        ("127.0.0.1", "localhost:", False),
+        ("127.0.0.1", "localhost:abc", False),
+        ("127.0.0.1", "127.0.0.1@evil.example", False),
+        ("127.0.0.1", "[::ffff:7f00:1]", True),
+        ("127.0.0.1", "0.0.0.0", False),
+        ("127.0.0.1", "10.0.0.1", False),
+        ("not-an-address", "localhost", False),
+    ],
+)
 def test_is_local_request_rules(remote: str, host: str, local: bool) -> None:
     app = Flask(__name__)
-    with app.test_request_context(environ_base={"REMOTE_ADDR": remote},
-                                  headers={"Host": host}):  # fmt: skip
+    with app.test_request_context(environ_base={"REMOTE_ADDR": remote}, headers={"Host": host}):
         assert is_local_request() is local
 
 
@@ -173,8 +179,11 @@ def newsletter(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 def test_the_newsletter_monitor_answers_local_requests_only(
     newsletter: ModuleType, tmp_path: Path, debug: bool
 ) -> None:
-    config: dict[str, Any] = {"JOBQ_DATABASE": str(tmp_path / "jobs.db"),
-                              "JOBQ_START_WORKERS": False, "DEBUG": debug}  # fmt: skip
+    config: dict[str, Any] = {
+        "JOBQ_DATABASE": str(tmp_path / "jobs.db"),
+        "JOBQ_START_WORKERS": False,
+        "DEBUG": debug,
+    }
     app: Flask = newsletter.create_app(config)
     try:
         with served(app) as port:
@@ -186,10 +195,18 @@ def test_the_newsletter_monitor_answers_local_requests_only(
 # -- queue names whose bytes are not UTF-8 -------------------------------------------------
 
 
-@pytest.mark.parametrize("raw", [
-    b"%FF", b"a%C3", b"%ED%A0%80", b"%C0%AF",  # percent-encoded bytes that are not UTF-8
-    b"\xff", b"a\xc3", b"\xc3\xa9",  # raw bytes, which HTTP does not allow in a request line
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"%FF",
+        b"a%C3",
+        b"%ED%A0%80",
+        b"%C0%AF",  # percent-encoded bytes that are not UTF-8
+        b"\xff",
+        b"a\xc3",
+        b"\xc3\xa9",  # raw bytes, which HTTP does not allow in a request line
+    ],
+)
 @pytest.mark.parametrize("action", ["pause", "resume"])
 def test_queue_names_that_are_not_what_the_client_sent_are_refused(
     monitor_app: Callable[..., Flask], raw: bytes, action: str
@@ -199,14 +216,16 @@ def test_queue_names_that_are_not_what_the_client_sent_are_refused(
     queue = state_for(app).queue
     queue.pause("other")  # a resume must leave it paused; a pause must add nothing
     with served(app) as port:
-        status, body = send(port, b"POST /jobq/queues/" + raw + b"/" + action.encode()
-                            + b" HTTP/1.1", body=b"{}")  # fmt: skip
+        status, body = send(
+            port, b"POST /jobq/queues/" + raw + b"/" + action.encode() + b" HTTP/1.1", body=b"{}"
+        )
         assert status == 400, body
         assert b"percent-encode" in body
         assert queue.stats().paused == {"other"}
         # Names percent-encoded as UTF-8 are taken as sent, U+FFFD itself included.
         for encoded in (b"%C3%A9", b"%EF%BF%BD"):
-            status, body = send(port, b"POST /jobq/queues/" + encoded + b"/pause HTTP/1.1",
-                                body=b"{}")  # fmt: skip
+            status, body = send(
+                port, b"POST /jobq/queues/" + encoded + b"/pause HTTP/1.1", body=b"{}"
+            )
             assert status == 200, body
     assert queue.stats().paused == {"other", "é", "\ufffd"}

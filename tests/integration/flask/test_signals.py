@@ -17,9 +17,15 @@ from flask_jobq import JobQ, signals, state_for
 from tests.helpers import AppFactory, eventually
 
 ALL_SIGNALS = [
-    signals.job_enqueued, signals.job_started, signals.job_succeeded, signals.job_failed,
-    signals.job_retrying, signals.job_cancelled, signals.job_lease_expired,
-    signals.worker_started, signals.worker_stopped,
+    signals.job_enqueued,
+    signals.job_started,
+    signals.job_succeeded,
+    signals.job_failed,
+    signals.job_retrying,
+    signals.job_cancelled,
+    signals.job_lease_expired,
+    signals.worker_started,
+    signals.worker_stopped,
 ]
 
 Event = tuple[str, Any, dict[str, Any]]
@@ -104,8 +110,9 @@ def test_cancelled_and_lease_expired(make_app: AppFactory, ext: JobQ) -> None:
         with app.app_context():
             lost_job = lost.enqueue()
         # A worker elsewhere claims it and dies: its lease lapses.
-        [claimed] = queue.storage.claim(["default"], owner="ghost", now=queue.clock.now(),
-                                        lease_seconds=0.3, limit=1)
+        [claimed] = queue.storage.claim(
+            ["default"], owner="ghost", now=queue.clock.now(), lease_seconds=0.3, limit=1
+        )
         assert claimed.id == lost_job.id
         state_for(app).start_workers()
         eventually(lambda: queue.get(lost_job.id).status is jobq.JobStatus.COMPLETED)

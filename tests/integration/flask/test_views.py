@@ -64,8 +64,13 @@ def test_stats_match_queue_stats(monitor: Monitor, queue: jobq.DurableQueue) -> 
     assert body["queues"]["default"]["counts"]["failed"] == 1
     assert body["queues"]["default"]["scheduled"] == 1
     assert body["queues"]["other"]["counts"]["completed"] == 1
-    assert body["totals"] == {"pending": 2, "processing": 0, "completed": 1, "failed": 1,
-                              "cancelled": 0}
+    assert body["totals"] == {
+        "pending": 2,
+        "processing": 0,
+        "completed": 1,
+        "failed": 1,
+        "cancelled": 0,
+    }
     assert body["completed_last_minute"] == stats.completed_last_minute == 1
     assert body["failed_last_minute"] == stats.failed_last_minute == 1
     assert body["paused"] == ["other"]
@@ -104,9 +109,7 @@ def test_jobs_pages_follow_the_cursor_to_the_end(
     assert len(monitor.get("/jobs").get_json()["jobs"]) == 7
 
 
-def test_jobs_filters_by_status_name_and_queue(
-    monitor: Monitor, queue: jobq.DurableQueue
-) -> None:
+def test_jobs_filters_by_status_name_and_queue(monitor: Monitor, queue: jobq.DurableQueue) -> None:
     failed = enqueue(queue, "fail")
     reported = enqueue(queue, "report", 3)
     queue.run_until_empty(queues=["default", "other"])
@@ -158,11 +161,22 @@ def test_job_shows_every_field_decoded(monitor: Monitor, queue: jobq.DurableQueu
 
     stored = queue.get(job.id)
     assert body == {
-        "id": job.id, "name": "report", "queue": "other", "status": "completed",
-        "priority": 3, "attempts": 1, "max_attempts": 3, "run_at": stored.run_at,
-        "created_at": stored.created_at, "started_at": stored.started_at,
-        "finished_at": stored.finished_at, "updated_at": stored.updated_at,
-        "error": None, "result": {"n": 5}, "progress": {"done": 5}, "unique_key": "r-5",
+        "id": job.id,
+        "name": "report",
+        "queue": "other",
+        "status": "completed",
+        "priority": 3,
+        "attempts": 1,
+        "max_attempts": 3,
+        "run_at": stored.run_at,
+        "created_at": stored.created_at,
+        "started_at": stored.started_at,
+        "finished_at": stored.finished_at,
+        "updated_at": stored.updated_at,
+        "error": None,
+        "result": {"n": 5},
+        "progress": {"done": 5},
+        "unique_key": "r-5",
         "cancel_requested": False,
     }
     assert isinstance(body["finished_at"], float)
@@ -330,17 +344,31 @@ def test_schedules_list_every_stored_schedule(
     assert body == {"schedules": [info.as_dict() for info in scheduled.schedules()]}
     hourly, nightly = body["schedules"]
     assert hourly == {
-        "name": "hourly-add", "task": "add", "cron": None, "every": 3600, "tz": "UTC",
-        "args": [1, 2], "kwargs": {}, "missed": "once", "next_fire_at": hourly["next_fire_at"],
-        "last_fire_at": None, "last_job_id": None, "paused": False,
+        "name": "hourly-add",
+        "task": "add",
+        "cron": None,
+        "every": 3600,
+        "tz": "UTC",
+        "args": [1, 2],
+        "kwargs": {},
+        "missed": "once",
+        "next_fire_at": hourly["next_fire_at"],
+        "last_fire_at": None,
+        "last_job_id": None,
+        "paused": False,
     }
     assert before < hourly["next_fire_at"] <= before + 3600
     assert hourly["next_fire_at"] % 3600 == 0
     assert (nightly["name"], nightly["task"], nightly["cron"], nightly["every"]) == (
-        NIGHTLY, "report", "0 3 * * *", None
+        NIGHTLY,
+        "report",
+        "0 3 * * *",
+        None,
     )
     assert (nightly["tz"], nightly["kwargs"], nightly["missed"]) == (
-        "Europe/Paris", {"n": 7}, "skip"
+        "Europe/Paris",
+        {"n": 7},
+        "skip",
     )
     paris = datetime.fromtimestamp(nightly["next_fire_at"], ZoneInfo("Europe/Paris"))
     assert (paris.hour, paris.minute) == (3, 0)
@@ -411,12 +439,24 @@ def test_trigger_enqueues_the_job_now_and_leaves_the_fire_times(
 
 @pytest.mark.parametrize(
     ("name", "routed"),
-    [("nope", True), ("hourly%20add", True), ("hourly-add%2Fx", True), ("HOURLY-ADD", True),
-     ("%FF", True), ("%00", True), ("x" * 10_240, True), ("nightly%20report", True),
-     ("nightly%20report%2F%2Feu", True), ("hourly-add%2F", True), ("..", True),
-     # No route: a name starting with "/" or holding a line break (clean 404s all the same).
-     ("%2Fhourly-add", False), ("hourly-add%0A", False), ("%2F%2Fhourly-add", False)],
-)  # fmt: skip
+    [
+        ("nope", True),
+        ("hourly%20add", True),
+        ("hourly-add%2Fx", True),
+        ("HOURLY-ADD", True),
+        ("%FF", True),
+        ("%00", True),
+        ("x" * 10_240, True),
+        ("nightly%20report", True),
+        ("nightly%20report%2F%2Feu", True),
+        ("hourly-add%2F", True),
+        ("..", True),
+        # No route: a name starting with "/" or holding a line break (clean 404s all the same).
+        ("%2Fhourly-add", False),
+        ("hourly-add%0A", False),
+        ("%2F%2Fhourly-add", False),
+    ],
+)
 @pytest.mark.parametrize("action", ["pause", "resume", "trigger"])
 def test_unknown_schedule_is_404_and_changes_nothing(
     monitor: Monitor, scheduled: jobq.DurableQueue, name: str, routed: bool, action: str
@@ -440,8 +480,9 @@ def test_unknown_schedule_message_names_it(monitor: Monitor, scheduled: jobq.Dur
     assert long == f"no schedule named {'y' * 200!r}... (10240 characters)"
 
 
-@pytest.mark.parametrize("path", ["/schedules/", "/schedules//pause", "/schedules/x",
-                                  "/schedules/hourly-add/explode"])
+@pytest.mark.parametrize(
+    "path", ["/schedules/", "/schedules//pause", "/schedules/x", "/schedules/hourly-add/explode"]
+)
 def test_schedule_routes_that_do_not_exist_are_404_json(monitor: Monitor, path: str) -> None:
     response = monitor.post(path)
     assert response.status_code == 404
@@ -465,8 +506,9 @@ def test_schedule_posts_without_json_or_header_are_refused_and_change_nothing(
 def test_schedule_post_with_a_malformed_json_body_is_400(
     monitor: Monitor, scheduled: jobq.DurableQueue, data: str
 ) -> None:
-    response = monitor.post("/schedules/hourly-add/pause", data=data,
-                            content_type="application/json")  # fmt: skip
+    response = monitor.post(
+        "/schedules/hourly-add/pause", data=data, content_type="application/json"
+    )
     assert response.status_code == 400
     assert _schedule(scheduled, "hourly-add")["paused"] is False
 
@@ -498,8 +540,11 @@ def test_schedules_when_the_database_fails(
 
     monkeypatch.setattr(scheduled.storage, "list_schedules", broken)
 
-    for response in (monitor.get("/schedules"), monitor.post("/schedules/hourly-add/pause"),
-                     monitor.post("/schedules/hourly-add/trigger")):  # fmt: skip
+    for response in (
+        monitor.get("/schedules"),
+        monitor.post("/schedules/hourly-add/pause"),
+        monitor.post("/schedules/hourly-add/trigger"),
+    ):
         assert response.status_code == 503
         assert "disk I/O error" in response.get_json()["message"]
 
@@ -515,8 +560,7 @@ def test_posts_without_json_or_header_are_refused_and_change_nothing(
     queue.run_until_empty()
     pending = enqueue(queue, "add", 1, 2)
 
-    for path in (f"/jobs/{pending.id}/cancel", f"/jobs/{failed.id}/retry",
-                 "/queues/default/pause"):
+    for path in (f"/jobs/{pending.id}/cancel", f"/jobs/{failed.id}/retry", "/queues/default/pause"):
         response = monitor.post(path, **kwargs)
         assert response.status_code == 415
         assert "X-Jobq-Request" in response.get_json()["message"]
@@ -589,11 +633,21 @@ def test_routes_outside_the_prefix_keep_the_apps_own_errors(app: Flask) -> None:
 # -- authorisation ----------------------------------------------------------------------
 
 _EVERY_ENDPOINT = [
-    ("GET", "/stats"), ("GET", "/jobs"), ("GET", "/jobs/1"), ("GET", "/running"),
-    ("GET", "/health"), ("GET", "/openapi.json"), ("POST", "/jobs/1/cancel"),
-    ("POST", "/jobs/1/retry"), ("POST", "/queues/default/pause"),
-    ("POST", "/queues/default/resume"), ("GET", "/nope"), ("POST", "/jobs"),
-    ("GET", "/schedules"), ("POST", "/schedules/x/pause"), ("POST", "/schedules/x/resume"),
+    ("GET", "/stats"),
+    ("GET", "/jobs"),
+    ("GET", "/jobs/1"),
+    ("GET", "/running"),
+    ("GET", "/health"),
+    ("GET", "/openapi.json"),
+    ("POST", "/jobs/1/cancel"),
+    ("POST", "/jobs/1/retry"),
+    ("POST", "/queues/default/pause"),
+    ("POST", "/queues/default/resume"),
+    ("GET", "/nope"),
+    ("POST", "/jobs"),
+    ("GET", "/schedules"),
+    ("POST", "/schedules/x/pause"),
+    ("POST", "/schedules/x/resume"),
     ("POST", "/schedules/x/trigger"),
 ]
 
@@ -685,8 +739,7 @@ class _JobQWithMonitor(JobQ):
 def test_monitor_auth_decorator_before_and_after_init_app(make_app: AppFactory) -> None:
     ext = _JobQWithMonitor()
     early = make_app("early", extension=ext, JOBQ_START_WORKERS=False)
-    own = make_app("own", extension=ext, JOBQ_START_WORKERS=False,
-                   JOBQ_MONITOR_AUTH=lambda: True)
+    own = make_app("own", extension=ext, JOBQ_START_WORKERS=False, JOBQ_MONITOR_AUTH=lambda: True)
     for app in (early, own):
         app.testing = False
     assert Monitor(early).get("/stats").status_code == 403
@@ -774,9 +827,7 @@ def blocking_app(monitor_app: Callable[..., Flask]) -> Iterator[tuple[Flask, thr
     state_for(app).stop_workers(timeout=5.0)
 
 
-def test_running_shows_what_each_thread_does(
-    blocking_app: tuple[Flask, threading.Event],
-) -> None:
+def test_running_shows_what_each_thread_does(blocking_app: tuple[Flask, threading.Event]) -> None:
     app, release = blocking_app
     state = state_for(app)
     monitor = Monitor(app)
@@ -788,8 +839,12 @@ def test_running_shows_what_each_thread_does(
 
     body = monitor.get("/running").get_json()
 
-    assert body["pool"] == {"name": pool.name, "alive": True, "concurrency": 2,
-                            "queues": list(pool.queues)}
+    assert body["pool"] == {
+        "name": pool.name,
+        "alive": True,
+        "concurrency": 2,
+        "queues": list(pool.queues),
+    }
     assert [entry["id"] for entry in body["running"]] == ids
     for entry in body["running"]:
         assert entry["name"] == "block"
@@ -845,9 +900,7 @@ def test_health_rejects_a_bad_max_age(monitor: Monitor, max_age: str) -> None:
     assert "max_age" in response.get_json()["message"]
 
 
-def test_health_with_workers_alive_then_dead(
-    blocking_app: tuple[Flask, threading.Event],
-) -> None:
+def test_health_with_workers_alive_then_dead(blocking_app: tuple[Flask, threading.Event]) -> None:
     app, _ = blocking_app
     monitor = Monitor(app)
 
@@ -909,8 +962,9 @@ def test_openapi_is_served_and_describes_every_route(app: Flask, monitor: Monito
         for method, operation in operations.items():
             assert "403" in operation["responses"], (path, method)
             for name in re.findall(r"\{(\w+)\}", path):
-                assert any(p["name"] == name and p["in"] == "path"
-                           for p in operation.get("parameters", [])), (path, name)
+                assert any(
+                    p["name"] == name and p["in"] == "path" for p in operation.get("parameters", [])
+                ), (path, name)
 
 
 def test_every_kind_of_response_fits_the_openapi_schemas(
@@ -918,9 +972,7 @@ def test_every_kind_of_response_fits_the_openapi_schemas(
 ) -> None:
     """A tour of every endpoint and error; ``Monitor`` validates each response."""
     pytest.importorskip("jsonschema")
-    jsonschema.Draft202012Validator.check_schema(
-        {"$defs": SPEC["components"]["schemas"]}
-    )
+    jsonschema.Draft202012Validator.check_schema({"$defs": SPEC["components"]["schemas"]})
     app, release = blocking_app
     queue = state_for(app).queue
     monitor = Monitor(app)
@@ -933,14 +985,33 @@ def test_every_kind_of_response_fits_the_openapi_schemas(
     eventually(lambda: queue.get(reported.id).status is jobq.JobStatus.COMPLETED)
     enqueue(queue, "add", 1, 2, delay=3600)
 
-    for path in ("/stats", "/jobs", "/jobs?limit=1", "/jobs?status=bad", f"/jobs/{failed.id}",
-                 f"/jobs/{reported.id}", f"/jobs/{blocked.id}", "/jobs/999", "/running",
-                 "/health", "/health?max_age=0", "/health?max_age=x", "/openapi.json",
-                 "/nope", "/jobs/1/cancel"):
+    for path in (
+        "/stats",
+        "/jobs",
+        "/jobs?limit=1",
+        "/jobs?status=bad",
+        f"/jobs/{failed.id}",
+        f"/jobs/{reported.id}",
+        f"/jobs/{blocked.id}",
+        "/jobs/999",
+        "/running",
+        "/health",
+        "/health?max_age=0",
+        "/health?max_age=x",
+        "/openapi.json",
+        "/nope",
+        "/jobs/1/cancel",
+    ):
         monitor.get(path)
-    for path in (f"/jobs/{failed.id}/retry", f"/jobs/{reported.id}/retry", "/jobs/999/retry",
-                 f"/jobs/{blocked.id}/cancel", "/jobs/999/cancel", "/queues/x/pause",
-                 "/queues/x/resume"):
+    for path in (
+        f"/jobs/{failed.id}/retry",
+        f"/jobs/{reported.id}/retry",
+        "/jobs/999/retry",
+        f"/jobs/{blocked.id}/cancel",
+        "/jobs/999/cancel",
+        "/queues/x/pause",
+        "/queues/x/resume",
+    ):
         monitor.post(path)
     monitor.post("/queues/x/pause", data={"a": "b"})
     monitor.post("/queues/x/pause", data="[]", content_type="application/json")

@@ -122,7 +122,8 @@ class _Handler:
         self, server: Any, session: Any, envelope: Any, mechanism: str, data: Any
     ) -> AuthResult:
         ok = isinstance(data, LoginPassword) and self.login == (
-            data.login.decode(), data.password.decode()
+            data.login.decode(),
+            data.password.decode(),
         )
         return AuthResult(success=ok, handled=False)  # False: aiosmtpd answers 535
 
@@ -151,8 +152,12 @@ class SmtpServer:
         if starttls is not None:
             options["tls_context"] = starttls
         self._controller = Controller(
-            self.handler, hostname=self.host, port=self.port, ssl_context=implicit_tls,
-            server_hostname="smtp.test", **options,
+            self.handler,
+            hostname=self.host,
+            port=self.port,
+            ssl_context=implicit_tls,
+            server_hostname="smtp.test",
+            **options,
         )
         self._controller.start()
 
@@ -214,10 +219,29 @@ def make_certificate(folder: Path) -> tuple[Path, Path]:
     command; returns (certificate, key) PEM files."""
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=smtp.test",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:smtp.test"],
-        check=True, capture_output=True, timeout=30,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "2",
+            "-subj",
+            "/CN=smtp.test",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:smtp.test",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=30,
     )
     return cert, key
 

@@ -99,9 +99,7 @@ def test_plain_text_email_is_delivered(queue: DurableQueue, smtp: SmtpServer) ->
     assert message["To"] == "Ada <ada@example.com>"
     assert message.get_content_type() == "text/plain"
     assert message.get_content() == "Hello, Ada!\n"
-    assert result_of(job) == {
-        "message_id": message["Message-ID"], "recipients": 1, "refused": {},
-    }
+    assert result_of(job) == {"message_id": message["Message-ID"], "recipients": 1, "refused": {}}
     assert message["Message-ID"].startswith(f"<jobq.{job.id}.")
 
 
@@ -129,19 +127,28 @@ def test_html_only(queue: DurableQueue, smtp: SmtpServer) -> None:
 
 def test_cc_bcc_reply_to_and_custom_headers(queue: DurableQueue, smtp: SmtpServer) -> None:
     send = email.install(queue, settings_for(smtp))
-    job = run(queue, send.enqueue(
-        ["ada@example.com", "bob@example.com"], "Team", text="hi",
-        sender="Boss <boss@example.com>",
-        cc=["carol@example.com"], bcc=["secret@example.com", "ada@example.com"],
-        reply_to="Replies <replies@example.com>",
-        headers={"List-Unsubscribe": "<https://example.com/u/1>", "X-Campaign": "spring"},
-    ))
+    job = run(
+        queue,
+        send.enqueue(
+            ["ada@example.com", "bob@example.com"],
+            "Team",
+            text="hi",
+            sender="Boss <boss@example.com>",
+            cc=["carol@example.com"],
+            bcc=["secret@example.com", "ada@example.com"],
+            reply_to="Replies <replies@example.com>",
+            headers={"List-Unsubscribe": "<https://example.com/u/1>", "X-Campaign": "spring"},
+        ),
+    )
 
     assert result_of(job)["recipients"] == 4  # ada once, though in To and Bcc
     [received] = smtp.received
     assert received.mail_from == "boss@example.com"
     assert received.rcpt_tos == (
-        "ada@example.com", "bob@example.com", "carol@example.com", "secret@example.com",
+        "ada@example.com",
+        "bob@example.com",
+        "carol@example.com",
+        "secret@example.com",
     )
     message = received.parsed()
     assert message["Cc"] == "carol@example.com"
@@ -152,9 +159,7 @@ def test_cc_bcc_reply_to_and_custom_headers(queue: DurableQueue, smtp: SmtpServe
     assert b"secret@example.com" not in received.content
 
 
-def test_attachments_arrive_intact(
-    queue: DurableQueue, smtp: SmtpServer, tmp_path: Path
-) -> None:
+def test_attachments_arrive_intact(queue: DurableQueue, smtp: SmtpServer, tmp_path: Path) -> None:
     folder = tmp_path / "exports"
     folder.mkdir()
     binary = bytes(range(256)) * 100
@@ -164,11 +169,17 @@ def test_attachments_arrive_intact(
     forwarded = b"From: bob@example.com\r\nSubject: fwd\r\n\r\nhello\r\n"
     (folder / "mail.eml").write_bytes(forwarded)
     send = email.install(queue, settings_for(smtp, attachment_dirs=[str(folder)]))
-    job = run(queue, send.enqueue(
-        "ada@example.com", "Files", text="see attached",
-        attachments=[str(folder / n)
-                     for n in ("data.bin", "report.pdf", "notes.txt", "mail.eml")],
-    ))
+    job = run(
+        queue,
+        send.enqueue(
+            "ada@example.com",
+            "Files",
+            text="see attached",
+            attachments=[
+                str(folder / n) for n in ("data.bin", "report.pdf", "notes.txt", "mail.eml")
+            ],
+        ),
+    )
 
     assert job.status is JobStatus.COMPLETED
     message = smtp.received[0].parsed()
@@ -186,8 +197,20 @@ def test_attachments_arrive_intact(
     }
 
 
-@pytest.mark.parametrize("where", ["outside", "dotdot", "symlink", "symlinked_dir", "no_dirs",
-                                   "relative", "missing", "too_big", "a_folder"])
+@pytest.mark.parametrize(
+    "where",
+    [
+        "outside",
+        "dotdot",
+        "symlink",
+        "symlinked_dir",
+        "no_dirs",
+        "relative",
+        "missing",
+        "too_big",
+        "a_folder",
+    ],
+)
 def test_attachments_outside_the_allowed_folders_are_refused(
     queue: DurableQueue, smtp: SmtpServer, tmp_path: Path, where: str
 ) -> None:
@@ -210,9 +233,7 @@ def test_attachments_outside_the_allowed_folders_are_refused(
         "a_folder": str(allowed),
     }[where]
     dirs = () if where == "no_dirs" else (str(allowed),)
-    send = email.install(
-        queue, settings_for(smtp, attachment_dirs=dirs, max_attachment_bytes=1000)
-    )
+    send = email.install(queue, settings_for(smtp, attachment_dirs=dirs, max_attachment_bytes=1000))
     job = run(queue, send.enqueue("ada@example.com", "x", text="x", attachments=[path]))
 
     assert job.status is JobStatus.FAILED
@@ -274,13 +295,15 @@ FORBIDDEN = st.sampled_from([*LINE_BREAKS, "\x01", "\x1f", "\x7f"])
 
 
 @given(st.text(max_size=20), FORBIDDEN, st.text(max_size=20))
-def test_any_line_break_or_control_character_is_refused(
-    before: str, bad: str, after: str
-) -> None:
+def test_any_line_break_or_control_character_is_refused(before: str, bad: str, after: str) -> None:
     value = before + bad + after
     for field in ("subject", "to", "header", "display name"):
-        arguments: dict[str, Any] = {"to": "ada@example.com", "subject": "s", "text": "b",
-                                     "sender": "me@example.com"}
+        arguments: dict[str, Any] = {
+            "to": "ada@example.com",
+            "subject": "s",
+            "text": "b",
+            "sender": "me@example.com",
+        }
         if field == "subject":
             arguments["subject"] = value
         elif field == "to":
@@ -317,12 +340,18 @@ def test_any_display_name_stays_inside_the_to_header(name: str) -> None:
         )
     except ValueError:
         return  # refused is fine; what is accepted must not leak into other headers
-    parsed = BytesParser(policy=mail_policy.default).parsebytes(
-        outgoing.message.as_bytes()
-    )
+    parsed = BytesParser(policy=mail_policy.default).parsebytes(outgoing.message.as_bytes())
     assert sorted(parsed.keys()) == sorted(
-        ["From", "To", "Subject", "Date", "Message-ID", "Content-Type",
-         "Content-Transfer-Encoding", "MIME-Version"]
+        [
+            "From",
+            "To",
+            "Subject",
+            "Date",
+            "Message-ID",
+            "Content-Type",
+            "Content-Transfer-Encoding",
+            "MIME-Version",
+        ]
     )
     assert [a.addr_spec for a in parsed["To"].addresses] == ["ada@example.com"]
     assert outgoing.recipients == ("ada@example.com",)
@@ -341,8 +370,16 @@ def b_word(text: str, charset: str = "UTF-8", b: str = "B") -> str:
     return f"=?{charset}?{b}?{base64.b64encode(text.encode(charset)).decode()}?="
 
 
-BUILT_HEADERS = ["From", "To", "Subject", "Date", "Message-ID", "Content-Type",
-                 "Content-Transfer-Encoding", "MIME-Version"]
+BUILT_HEADERS = [
+    "From",
+    "To",
+    "Subject",
+    "Date",
+    "Message-ID",
+    "Content-Type",
+    "Content-Transfer-Encoding",
+    "MIME-Version",
+]
 REPORTED = "=?UTF-8?Q?Hello=0D=0AReply-To:_attacker@evil.example=0D=0A=0D=0ANew_body?="
 BCC = "Hello\r\nBcc: x@evil.example"
 ENCODED_INJECTIONS: dict[str, dict[str, Any]] = {
@@ -351,7 +388,8 @@ ENCODED_INJECTIONS: dict[str, dict[str, Any]] = {
     "subject B": {"subject": b_word(BCC)},
     "subject b lowercase": {"subject": b_word(BCC, "utf-8", "b")},
     "subject split over two words": {
-        "subject": "=?UTF-8?Q?Hello=0D?= =?UTF-8?Q?=0ABcc:_x@evil.example?="},
+        "subject": "=?UTF-8?Q?Hello=0D?= =?UTF-8?Q?=0ABcc:_x@evil.example?="
+    },
     "subject split B and Q": {"subject": f"{b_word('Hello')} {q_word(BCC[5:])}"},
     "subject after plain text": {"subject": "Hi =?UTF-8?Q?=0D=0ABcc:_x@evil.example?="},
     "subject word inside a word": {"subject": "Hi=?UTF-8?Q?=0D=0ABcc:_x@evil.example?="},
@@ -394,19 +432,26 @@ def test_encoded_header_injection_fails_before_anything_is_sent(
     assert smtp.connections == 0
 
 
-@pytest.mark.parametrize("name", [
-    "=?UTF-8?Q?report=0D=0ABcc:_x@evil.example?=.txt",
-    "=?utf-8?q?report=0D=0A=0D=0Ainjected_body?=",
-    "=?UTF-8?Q?report=0D?= =?UTF-8?Q?=0AContent-Type:_text=2Fhtml?=.pdf",
-    q_word("=?UTF-8?Q?a=0D=0ABcc:_x@evil.example?=") + ".bin",  # encoded twice
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "=?UTF-8?Q?report=0D=0ABcc:_x@evil.example?=.txt",
+        "=?utf-8?q?report=0D=0A=0D=0Ainjected_body?=",
+        "=?UTF-8?Q?report=0D?= =?UTF-8?Q?=0AContent-Type:_text=2Fhtml?=.pdf",
+        q_word("=?UTF-8?Q?a=0D=0ABcc:_x@evil.example?=") + ".bin",  # encoded twice
+    ],
+)
 def test_encoded_injection_in_an_attachment_file_name_fails(
     queue: DurableQueue, smtp: SmtpServer, tmp_path: Path, name: str
 ) -> None:
     (tmp_path / name).write_bytes(b"%PDF-1.4 fake")
     send = email.install(queue, settings_for(smtp, attachment_dirs=[str(tmp_path)]))
-    job = run(queue, send.enqueue("ada@example.com", "Files", text="see attached",
-                                  attachments=[str(tmp_path / name)]))
+    job = run(
+        queue,
+        send.enqueue(
+            "ada@example.com", "Files", text="see attached", attachments=[str(tmp_path / name)]
+        ),
+    )
 
     assert job.status is JobStatus.FAILED
     assert job.error is not None
@@ -420,12 +465,13 @@ def _type_only(value: object, what: str) -> str:
     return value
 
 
-@pytest.mark.parametrize("change", [
-    *ENCODED_INJECTIONS.values(), {"subject": BCC}, {"headers": {"X-A": BCC}},
-], ids=[*ENCODED_INJECTIONS.keys(), "subject raw CRLF", "custom header raw CRLF"])
+@pytest.mark.parametrize(
+    "change",
+    [*ENCODED_INJECTIONS.values(), {"subject": BCC}, {"headers": {"X-A": BCC}}],
+    ids=[*ENCODED_INJECTIONS.keys(), "subject raw CRLF", "custom header raw CRLF"],
+)
 def test_with_the_input_checks_off_no_injected_header_reaches_the_wire(
-    queue: DurableQueue, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch,
-    change: dict[str, Any],
+    queue: DurableQueue, smtp: SmtpServer, monkeypatch: pytest.MonkeyPatch, change: dict[str, Any]
 ) -> None:
     # The check of the written message must hold on its own, whatever the
     # standard library's version writes for a decoded line break.
@@ -468,23 +514,27 @@ def test_mailer_refuses_a_message_that_would_not_read_back_as_built(smtp: SmtpSe
     assert smtp.connections == 0
 
 
-@pytest.mark.parametrize("subject", [
-    "Gr\u00fc\u00dfe from Z\u00fcrich \u2713",
-    "Is 2+2 =? 4",
-    "=?",
-    "a =?b?= c",
-    "=?UTF-8?Q?",
-    "50% off =?? ?= today",
-    "Preis: 10 \u20ac =?EUR",
-    " ".join(["Gr\u00fc\u00dfe"] * 30),  # folded over several lines
-    "=?UTF-8?Q?Gr=C3=BC=C3=9Fe?= literal",  # decoded by the email package, as before
-])
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Gr\u00fc\u00dfe from Z\u00fcrich \u2713",
+        "Is 2+2 =? 4",
+        "=?",
+        "a =?b?= c",
+        "=?UTF-8?Q?",
+        "50% off =?? ?= today",
+        "Preis: 10 \u20ac =?EUR",
+        " ".join(["Gr\u00fc\u00dfe"] * 30),  # folded over several lines
+        "=?UTF-8?Q?Gr=C3=BC=C3=9Fe?= literal",  # decoded by the email package, as before
+    ],
+)
 def test_legitimate_subjects_arrive_with_exactly_the_headers_built(
     queue: DurableQueue, smtp: SmtpServer, subject: str
 ) -> None:
     send = email.install(queue, settings_for(smtp))
-    job = run(queue, send.enqueue("J\u00fcrgen M\u00fcller <ada@example.com>", subject,
-                                  text="body\n"))
+    job = run(
+        queue, send.enqueue("J\u00fcrgen M\u00fcller <ada@example.com>", subject, text="body\n")
+    )
 
     assert job.status is JobStatus.COMPLETED
     [received] = smtp.received
@@ -498,8 +548,11 @@ def test_legitimate_subjects_arrive_with_exactly_the_headers_built(
 
 
 @given(
-    st.text(max_size=15), FORBIDDEN, st.text(max_size=15),
-    st.sampled_from(["Q", "q", "B", "b"]), st.sampled_from(["UTF-8", "utf-8", "UTF-16"]),
+    st.text(max_size=15),
+    FORBIDDEN,
+    st.text(max_size=15),
+    st.sampled_from(["Q", "q", "B", "b"]),
+    st.sampled_from(["UTF-8", "utf-8", "UTF-16"]),
     st.booleans(),
 )
 def test_any_encoded_line_break_or_control_character_is_refused(
@@ -518,8 +571,12 @@ def test_any_encoded_line_break_or_control_character_is_refused(
     if twice:
         word = encode(word)
     for field in ("subject", "header", "display name", "quoted display name"):
-        arguments: dict[str, Any] = {"to": "ada@example.com", "subject": "s", "text": "b",
-                                     "sender": "me@example.com"}
+        arguments: dict[str, Any] = {
+            "to": "ada@example.com",
+            "subject": "s",
+            "text": "b",
+            "sender": "me@example.com",
+        }
         if field == "subject":
             arguments["subject"] = word
         elif field == "header":
@@ -615,9 +672,12 @@ def test_partial_refusal_sends_to_the_others_and_reports(
     send = email.install(queue, settings_for(smtp))
     smtp.refuse("gone@example.com", "550 5.1.1 no such user", times=None)
     smtp.refuse("busy@example.com", "452 4.2.2 mailbox full")
-    job = run(queue, send.enqueue(
-        ["ada@example.com", "gone@example.com"], "Hi", text="hi", cc=["busy@example.com"]
-    ))
+    job = run(
+        queue,
+        send.enqueue(
+            ["ada@example.com", "gone@example.com"], "Hi", text="hi", cc=["busy@example.com"]
+        ),
+    )
 
     assert job.status is JobStatus.COMPLETED
     assert job.attempts == 1
@@ -649,9 +709,7 @@ def test_421_at_rcpt_closes_the_connection_and_retries(
     assert smtp.connections == 2  # the 421 connection was not reused
 
 
-def test_unreachable_server_is_retried_then_fails(
-    queue: DurableQueue, clock: FakeClock
-) -> None:
+def test_unreachable_server_is_retried_then_fails(queue: DurableQueue, clock: FakeClock) -> None:
     send = email.install(queue, settings_for(port=free_port(), max_attempts=3))
     job = run(queue, send.enqueue("ada@example.com", "Hi", text="hi"))
     for _ in range(2):
@@ -745,8 +803,9 @@ def test_tls_with_a_private_ca(
     queue: DurableQueue, certificate: tuple[Path, Path], security: str
 ) -> None:
     context = server_tls_context(*certificate)
-    server = (SmtpServer(starttls=context) if security == "starttls"
-              else SmtpServer(implicit_tls=context))
+    server = (
+        SmtpServer(starttls=context) if security == "starttls" else SmtpServer(implicit_tls=context)
+    )
     try:
         trusted = email.install(
             queue, settings_for(server, security=security, cafile=str(certificate[0]))
@@ -779,9 +838,7 @@ def test_starttls_required_but_not_offered(queue: DurableQueue, smtp: SmtpServer
 # -- many messages ---------------------------------------------------------------------
 
 
-def test_bulk_newsletter_reuses_one_connection_per_thread(
-    tmp_path: Path, smtp: SmtpServer
-) -> None:
+def test_bulk_newsletter_reuses_one_connection_per_thread(tmp_path: Path, smtp: SmtpServer) -> None:
     queue = DurableQueue(tmp_path / "bulk.db")
     pool = None
     try:
@@ -792,8 +849,10 @@ def test_bulk_newsletter_reuses_one_connection_per_thread(
         )
         assert len(ids) == 1000
         pool = queue.start_workers(concurrency=4)
-        eventually(lambda: queue.stats().queues["default"].counts.get(JobStatus.COMPLETED)
-                   == 1000, timeout=30)
+        eventually(
+            lambda: queue.stats().queues["default"].counts.get(JobStatus.COMPLETED) == 1000,
+            timeout=30,
+        )
     finally:
         if pool is not None:
             pool.stop()
@@ -809,8 +868,12 @@ def test_bulk_newsletter_reuses_one_connection_per_thread(
 
 def test_settings_from_mapping(tmp_path: Path) -> None:
     settings = EmailSettings.from_mapping(
-        {"host": "smtp.example.com", "port": 587, "security": "starttls",
-         "attachment_dirs": [str(tmp_path)]}
+        {
+            "host": "smtp.example.com",
+            "port": 587,
+            "security": "starttls",
+            "attachment_dirs": [str(tmp_path)],
+        }
     )
     assert settings.attachment_dirs == (str(tmp_path),)
     assert settings.timeout == 30.0
@@ -820,18 +883,21 @@ def test_settings_from_mapping(tmp_path: Path) -> None:
         EmailSettings.from_mapping({"port": "587"})
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"port": 0}, "port must be an integer from 1 to 65535, got 0"),
-    ({"security": "ssl"}, "security must be 'none', 'starttls' or 'tls', got 'ssl'"),
-    ({"username": "u"}, "give both username and password"),
-    ({"timeout": 0}, "timeout must be a number of seconds above 0, got 0"),
-    ({"default_sender": "nobody"}, "default_sender must be one email address"),
-    ({"attachment_dirs": ("relative",)}, "attachment_dirs must hold absolute paths"),
-    ({"attachment_dirs": "/srv"}, "attachment_dirs must be a list of folders"),
-    ({"max_attempts": 0}, "max_attempts must be at least 1, got 0"),
-    ({"cafile": "/nonexistent.pem"}, "cafile '/nonexistent.pem' is not a file"),
-    ({"host": "a\r\nb"}, "host must be a server name"),
-])
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"port": 0}, "port must be an integer from 1 to 65535, got 0"),
+        ({"security": "ssl"}, "security must be 'none', 'starttls' or 'tls', got 'ssl'"),
+        ({"username": "u"}, "give both username and password"),
+        ({"timeout": 0}, "timeout must be a number of seconds above 0, got 0"),
+        ({"default_sender": "nobody"}, "default_sender must be one email address"),
+        ({"attachment_dirs": ("relative",)}, "attachment_dirs must hold absolute paths"),
+        ({"attachment_dirs": "/srv"}, "attachment_dirs must be a list of folders"),
+        ({"max_attempts": 0}, "max_attempts must be at least 1, got 0"),
+        ({"cafile": "/nonexistent.pem"}, "cafile '/nonexistent.pem' is not a file"),
+        ({"host": "a\r\nb"}, "host must be a server name"),
+    ],
+)
 def test_settings_are_validated(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         EmailSettings(**changes)
@@ -842,8 +908,9 @@ def test_password_is_not_in_repr() -> None:
 
 
 def test_install_from_a_mapping_and_max_attempts(queue: DurableQueue, smtp: SmtpServer) -> None:
-    send = email.install(queue, {"host": HOST, "port": smtp.port, "max_attempts": 7,
-                                 "default_sender": SENDER})
+    send = email.install(
+        queue, {"host": HOST, "port": smtp.port, "max_attempts": 7, "default_sender": SENDER}
+    )
     assert send.name == email.TASK_NAME
     assert send.max_attempts == 7
     assert queue.get_task(email.TASK_NAME) is send
@@ -867,9 +934,7 @@ def test_reinstall_and_uninstall_close_connections(queue: DurableQueue, smtp: Sm
     assert email.EXTENSION_KEY not in queue.extensions
 
 
-def test_task_without_installed_handler_fails_clearly(
-    tmp_path: Path, smtp: SmtpServer
-) -> None:
+def test_task_without_installed_handler_fails_clearly(tmp_path: Path, smtp: SmtpServer) -> None:
     queue = DurableQueue(tmp_path / "other.db")
     try:
         send = email.install(queue, settings_for(smtp))

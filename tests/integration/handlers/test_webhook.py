@@ -123,7 +123,8 @@ class Receiver:
             self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
         self.port = self.server.server_address[1]
         self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+            target=self.server.serve_forever,
+            kwargs={"poll_interval": 0.05},
             name="webhook-test-server",
         )
         self.thread.start()
@@ -173,8 +174,12 @@ def queue(tmp_path: Path, clock: FakeClock) -> Iterator[DurableQueue]:
 
 def install(queue: DurableQueue, *, resolver: Any = None, **changes: Any) -> Any:
     """The handler with a secret, 127.0.0.1 allow-listed (the receiver) and short timeouts."""
-    values: dict[str, Any] = {"secret": SECRET, "allow_hosts": ("127.0.0.1",),
-                              "connect_timeout": 2.0, "read_timeout": 5.0}
+    values: dict[str, Any] = {
+        "secret": SECRET,
+        "allow_hosts": ("127.0.0.1",),
+        "connect_timeout": 2.0,
+        "read_timeout": 5.0,
+    }
     values.update(changes)
     return webhook.install(queue, WebhookSettings(**values), resolver=resolver)
 
@@ -222,14 +227,21 @@ def test_event_type_envelope_headers_and_message_id(
     queue: DurableQueue, receiver: Receiver, clock: FakeClock
 ) -> None:
     deliver = install(queue)
-    job = deliver.enqueue(receiver.url("/ok"), [1, 2], event_type="order.paid",
-                          headers={"Authorization": "Bearer t0k"}, message_id="evt_7")
+    job = deliver.enqueue(
+        receiver.url("/ok"),
+        [1, 2],
+        event_type="order.paid",
+        headers={"Authorization": "Bearer t0k"},
+        message_id="evt_7",
+    )
     assert settle(queue, job).status is JobStatus.COMPLETED
     [request] = receiver.requests
     assert request.headers["webhook-id"] == "evt_7"
     assert request.headers["Authorization"] == "Bearer t0k"
     assert verify(SECRET, request.headers, request.body, now=clock.now()) == {
-        "type": "order.paid", "timestamp": "2023-11-14T22:13:20Z", "data": [1, 2],
+        "type": "order.paid",
+        "timestamp": "2023-11-14T22:13:20Z",
+        "data": [1, 2],
     }
 
 
@@ -253,7 +265,8 @@ def test_429_waits_for_retry_after_then_completes(
     queue: DurableQueue, receiver: Receiver, clock: FakeClock
 ) -> None:
     receiver.script["/busy"] = [
-        Reply(429, b"slow down", {"Retry-After": "120"}), Reply(200, b"thanks"),
+        Reply(429, b"slow down", {"Retry-After": "120"}),
+        Reply(200, b"thanks"),
     ]
     deliver = install(queue)
     job = deliver.enqueue(receiver.url("/busy"), {"a": 1})
@@ -392,8 +405,7 @@ def test_followed_redirects_are_guarded(
 ) -> None:
     receiver.script["/moved"] = [Reply(307, b"", {"Location": receiver.url("/target")})]
     hosts = ("hooks.test", "127.0.0.1") if allowed else ("hooks.test",)
-    deliver = install(queue, follow_redirects=True, allow_hosts=hosts,
-                      resolver=resolve_test_names)
+    deliver = install(queue, follow_redirects=True, allow_hosts=hosts, resolver=resolve_test_names)
     job = settle(queue, deliver.enqueue(receiver.url("/moved", host="hooks.test"), {"a": 1}))
     if allowed:
         assert job.status is JobStatus.COMPLETED
@@ -512,16 +524,15 @@ def test_the_address_checked_is_the_one_connected_to(
 
 
 @pytest.mark.parametrize(
-    "addresses",
-    [["10.0.0.1"], ["169.254.169.254"], ["127.0.0.1", "10.0.0.1"], ["::ffff:10.0.0.1"]],
+    "addresses", [["10.0.0.1"], ["169.254.169.254"], ["127.0.0.1", "10.0.0.1"], ["::ffff:10.0.0.1"]]
 )
 def test_a_name_resolving_to_a_forbidden_address_is_refused_before_connecting(
     queue: DurableQueue, receiver: Receiver, connects: list[Any], addresses: list[str]
 ) -> None:
     def resolver(host: str, port: int) -> list[AddressInfo]:
         return [
-            (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "",
-             (a, port)) for a in addresses
+            (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+            for a in addresses
         ]
 
     deliver = install(queue, resolver=resolver)  # 127.0.0.1 is allow-listed
@@ -569,11 +580,13 @@ def test_invalid_arguments_are_refused_when_enqueued(
     enqueue: dict[str, Any] = {
         "enqueue": lambda: deliver.enqueue(url, payload, **arguments),
         "options": lambda: deliver.options(priority=1).enqueue(url, payload, **arguments),
-        "enqueue_many": lambda: deliver.enqueue_many([{"url": url, "payload": payload,
-                                                       **arguments}]),
+        "enqueue_many": lambda: deliver.enqueue_many(
+            [{"url": url, "payload": payload, **arguments}]
+        ),
         "queue.enqueue": lambda: queue.enqueue(webhook.TASK_NAME, url, payload, **arguments),
-        "schedule": lambda: queue.schedule(webhook.TASK_NAME, every=60,
-                                           args=(url, payload), kwargs=arguments),
+        "schedule": lambda: queue.schedule(
+            webhook.TASK_NAME, every=60, args=(url, payload), kwargs=arguments
+        ),
     }
     with pytest.raises(ValueError, match=re.escape(message)) as refused:
         enqueue[door]()
@@ -585,8 +598,11 @@ def test_invalid_arguments_are_refused_when_enqueued(
 def test_the_header_value_is_not_quoted_back(queue: DurableQueue) -> None:
     deliver = install(queue)
     with pytest.raises(ValueError, match="U\\+2603 at position 20") as refused:
-        deliver.enqueue("https://hooks.example.com/x", {},
-                        headers={"Authorization": "Bearer s3cr3t-t0ken-\u2603"})
+        deliver.enqueue(
+            "https://hooks.example.com/x",
+            {},
+            headers={"Authorization": "Bearer s3cr3t-t0ken-\u2603"},
+        )
     assert "s3cr3t" not in str(refused.value)
     assert "'Authorization'" in str(refused.value)
 
@@ -614,9 +630,7 @@ def test_a_non_latin1_user_agent_is_refused_in_the_settings() -> None:
         WebhookSettings(user_agent="jobq-\u2603")
 
 
-def test_a_queue_without_the_handler_fails_the_job(
-    queue: DurableQueue, receiver: Receiver
-) -> None:
+def test_a_queue_without_the_handler_fails_the_job(queue: DurableQueue, receiver: Receiver) -> None:
     deliver = install(queue)
     webhook.uninstall(queue)
     job = settle(queue, deliver.enqueue(receiver.url(), {}))
@@ -664,9 +678,13 @@ def worker_log(queue: DurableQueue, caplog: pytest.LogCaptureFixture) -> Iterato
     receivers = _log_job_events(queue)
     yield caplog
     for receiver in receivers:
-        for signal_ in (jobq.signals.job_started, jobq.signals.job_succeeded,
-                        jobq.signals.job_retrying, jobq.signals.job_failed,
-                        jobq.signals.job_cancelled):
+        for signal_ in (
+            jobq.signals.job_started,
+            jobq.signals.job_succeeded,
+            jobq.signals.job_retrying,
+            jobq.signals.job_failed,
+            jobq.signals.job_cancelled,
+        ):
             signal_.disconnect(receiver, sender=queue)
 
 
@@ -728,8 +746,10 @@ def test_a_failed_delivery_shows_only_scheme_host_and_port(
     assert job.error.traceback is not None
     assert origin in job.error.traceback
     logged = worker_log.text
-    assert f"jobq.webhook.deliver {'will retry' if status is JobStatus.PENDING else 'failed'}" \
+    assert (
+        f"jobq.webhook.deliver {'will retry' if status is JobStatus.PENDING else 'failed'}"
         in logged
+    )
     for secret in SECRETS:
         assert secret not in job.error.message
         assert secret not in job.error.traceback
@@ -759,16 +779,19 @@ def test_an_unexpected_exception_is_retried_with_its_chain_cut(queue: DurableQue
         try:
             raise LookupError(f"no entry for /hooks/{PATH_SECRET}?token={TOKEN}")
         except LookupError as exc:
-            raise RuntimeError(f"resolver broke on http://{host}:{port}/hooks/{PATH_SECRET}") \
-                from exc
+            raise RuntimeError(
+                f"resolver broke on http://{host}:{port}/hooks/{PATH_SECRET}"
+            ) from exc
 
     deliver = install(queue, resolver=broken, max_attempts=2)
     job = settle(queue, deliver.enqueue(secret_url("http", "hooks.test", 8080), {}))
     assert job.status is JobStatus.PENDING  # retried, as any exception a task raises
     assert job.error is not None
     assert job.error.type == "TransientError"
-    assert "webhook to http://hooks.test:8080 failed: RuntimeError: resolver broke" in \
-        job.error.message
+    assert (
+        "webhook to http://hooks.test:8080 failed: RuntimeError: resolver broke"
+        in job.error.message
+    )
     assert job.error.traceback is not None
     for secret in SECRETS:
         assert secret not in job.error.message
@@ -789,11 +812,13 @@ def test_a_refused_url_is_not_quoted(queue: DurableQueue) -> None:
 
 SECRET_TEXT = st.text(
     alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/?#@:%[]"),
-    min_size=6, max_size=30,
+    min_size=6,
+    max_size=30,
 )
 PASSWORD_TEXT = st.text(  # what parses as user information
     alphabet=st.one_of(st.characters(whitelist_categories=("L", "N")), st.sampled_from("-._~")),
-    min_size=6, max_size=30,
+    min_size=6,
+    max_size=30,
 )
 
 
@@ -811,8 +836,15 @@ def test_the_redactor_removes_every_spelling_of_the_url(
     redact = UrlRedactor(url)
     prepared = requests.PreparedRequest()
     prepared.prepare_url(url, None)
-    spellings = [url, requote_uri(url), str(prepared.url), prepared.path_url, repr(url),
-                 f"with url: {prepared.path_url}", urllib.parse.unquote(url)]
+    spellings = [
+        url,
+        requote_uri(url),
+        str(prepared.url),
+        prepared.path_url,
+        repr(url),
+        f"with url: {prepared.path_url}",
+        urllib.parse.unquote(url),
+    ]
     for spelling in spellings:
         shown = redact.foreign(f"failed at {spelling} (Caused by Error('x'))")
         assert "(Caused by Error('x'))" in shown
@@ -870,10 +902,18 @@ def test_https_only_refuses_http(queue: DurableQueue, receiver: Receiver) -> Non
 # -- verify() ---------------------------------------------------------------------------
 
 
-def signed(body: bytes = b'{"a":1}', *, secret: str | bytes = SECRET, at: int = 1000,
-           message_id: str = "msg_1") -> dict[str, str]:
-    return {"webhook-id": message_id, "webhook-timestamp": str(at),
-            "webhook-signature": sign(secret, message_id, at, body)}
+def signed(
+    body: bytes = b'{"a":1}',
+    *,
+    secret: str | bytes = SECRET,
+    at: int = 1000,
+    message_id: str = "msg_1",
+) -> dict[str, str]:
+    return {
+        "webhook-id": message_id,
+        "webhook-timestamp": str(at),
+        "webhook-signature": sign(secret, message_id, at, body),
+    }
 
 
 def test_verify_accepts_a_good_delivery_in_any_header_case() -> None:
@@ -914,8 +954,23 @@ def test_verify_refuses(headers: dict[str, str], body: bytes, now: float, messag
 
 @pytest.mark.parametrize(
     "stamp",
-    ["9" * 400, "9" * 5000, "1" * 19, "\u0661\u0660\u0660\u0660", "\uff11\uff10\uff10\uff10",
-     "1000.0", "1.5", "-5", "+1000", "", "   ", "1e3", "0x3e8", "1_000", "1000\x00"],
+    [
+        "9" * 400,
+        "9" * 5000,
+        "1" * 19,
+        "\u0661\u0660\u0660\u0660",
+        "\uff11\uff10\uff10\uff10",
+        "1000.0",
+        "1.5",
+        "-5",
+        "+1000",
+        "",
+        "   ",
+        "1e3",
+        "0x3e8",
+        "1_000",
+        "1000\x00",
+    ],
 )
 def test_verify_refuses_a_malformed_timestamp_with_its_own_error(stamp: str) -> None:
     headers = signed() | {"webhook-timestamp": stamp}
@@ -939,23 +994,34 @@ def test_verify_refuses_other_malformed_headers(changes: dict[str, Any], message
 
 
 HEADER_TEXT = st.one_of(
-    st.text(), st.integers(0, 6000).map(lambda n: "7" * n),  # up to 6000 digits
-    st.integers().map(str), st.floats().map(str),
+    st.text(),
+    st.integers(0, 6000).map(lambda n: "7" * n),  # up to 6000 digits
+    st.integers().map(str),
+    st.floats().map(str),
 )
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.fixed_dictionaries({}, optional={
-    "webhook-id": HEADER_TEXT, "webhook-timestamp": HEADER_TEXT,
-    "webhook-signature": HEADER_TEXT,
-}), st.binary(max_size=64))
+@given(
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "webhook-id": HEADER_TEXT,
+            "webhook-timestamp": HEADER_TEXT,
+            "webhook-signature": HEADER_TEXT,
+        },
+    ),
+    st.binary(max_size=64),
+)
 def test_verify_raises_nothing_but_its_own_error(headers: dict[str, str], body: bytes) -> None:
     with contextlib.suppress(WebhookVerificationError):  # the only error allowed
         verify(SECRET, headers, body, now=1000)
 
 
-@pytest.mark.parametrize(("argument", "value"), [("tolerance", -1), ("tolerance", math.nan),
-                                                 ("now", math.nan), ("now", math.inf)])
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [("tolerance", -1), ("tolerance", math.nan), ("now", math.nan), ("now", math.inf)],
+)
 def test_verify_refuses_a_bad_tolerance_or_now(argument: str, value: float) -> None:
     options: dict[str, Any] = {"tolerance": 300, "now": 1000} | {argument: value}
     with pytest.raises(ValueError, match=argument) as refused:
@@ -966,10 +1032,26 @@ def test_verify_refuses_a_bad_tolerance_or_now(argument: str, value: float) -> N
 # -- the guard on its own (no network) --------------------------------------------------
 
 FORBIDDEN = [
-    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
-    "172.16.0.0/12", "192.168.0.0/16", "224.0.0.0/4", "240.0.0.0/4", "::1/128",
-    "fc00::/7", "fe80::/10", "ff00::/8", "::ffff:127.0.0.0/104", "::ffff:10.0.0.0/104",
-    "2002:7f00::/24", "2002:0a00::/24", "64:ff9b::a00:0/104", "2001::/32", "::/128",
+    "0.0.0.0/8",
+    "10.0.0.0/8",
+    "100.64.0.0/10",
+    "127.0.0.0/8",
+    "169.254.0.0/16",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "224.0.0.0/4",
+    "240.0.0.0/4",
+    "::1/128",
+    "fc00::/7",
+    "fe80::/10",
+    "ff00::/8",
+    "::ffff:127.0.0.0/104",
+    "::ffff:10.0.0.0/104",
+    "2002:7f00::/24",
+    "2002:0a00::/24",
+    "64:ff9b::a00:0/104",
+    "2001::/32",
+    "::/128",
 ]
 
 
@@ -999,20 +1081,22 @@ def test_every_forbidden_address_is_refused(
             guard.check_url(f"http://{hex(int(address))}/")
 
 
-@pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111",
-                                     "::ffff:8.8.8.8", "2002:808:808::1"])
+@pytest.mark.parametrize(
+    "address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111", "::ffff:8.8.8.8", "2002:808:808::1"]
+)
 def test_public_addresses_pass(address: str) -> None:
     assert forbidden_reason(ipaddress.ip_address(address)) is None
     NetGuard().check_address(address)
 
 
 @settings(max_examples=500, deadline=None)
-@given(st.one_of(
-    st.text(),
-    st.builds(lambda s: "http://" + s, st.text()),
-    st.builds(lambda s: "https://" + s + "/x", st.text(alphabet="0123456789.x[]:%@abcdef")),
-))
+@given(
+    st.one_of(
+        st.text(),
+        st.builds(lambda s: "http://" + s, st.text()),
+        st.builds(lambda s: "https://" + s + "/x", st.text(alphabet="0123456789.x[]:%@abcdef")),
+    )
+)
 def test_the_url_check_never_crashes(url: str) -> None:
     with contextlib.suppress(DestinationRefused):  # the only error allowed
         NetGuard().check_url(url)
-

@@ -52,13 +52,6 @@ def check_positive_number(name: str, value: Any, unit: str = "") -> None:
         raise ValueError(f"{name} must be a finite number{unit} greater than 0, got {value!r}")
 
 
-def check_non_negative_number(name: str, value: Any, unit: str = "") -> None:
-    """Raise ValueError unless ``value`` is a finite int or float (not a bool) of at
-    least 0."""
-    if not is_number(value) or not 0 <= value < math.inf:  # also False for NaN
-        raise ValueError(f"{name} must be a finite number{unit} of at least 0, got {value!r}")
-
-
 def check_time(name: str, value: float) -> None:
     """Raise ValueError unless ``value`` is finite epoch seconds."""
     if type(value) is float and math.isfinite(value):

@@ -8,15 +8,17 @@ its package), never from another test module or a ``conftest.py``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -114,6 +116,31 @@ def drop_postgres_schema(url: str) -> None:
 # -- child processes ----------------------------------------------------------------------
 
 RELIABILITY_CHILD = ROOT / "tests" / "integration" / "_reliability_child.py"
+
+
+@contextlib.contextmanager
+def started_process(
+    args: list[str], *, log: Path, cwd: Path = ROOT, env: Mapping[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``args`` in a session of its own, output (both streams) in ``log``; on
+    leaving, kill its whole session if it still runs, and reap it."""
+    with open(log, "wb") as output:
+        child = subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=None if env is None else dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        yield child
+    finally:
+        if child.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+        child.wait(30.0)
 
 
 def run_child(mode: str, out: Path, **config: Any) -> dict[str, Any]:

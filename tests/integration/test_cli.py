@@ -25,7 +25,7 @@ from jobq import DurableQueue, JobStatus
 from jobq.cli import CommandError, main, parse_duration, run_worker
 from jobq.cli.output import terminal_safe
 from jobq.testing import FakeClock
-from tests.helpers import ROOT, drop_postgres_schema, postgres_schema_url, wait_for
+from tests.helpers import ROOT, drop_postgres_schema, postgres_schema_url, started_process, wait_for
 from tests.integration._cli_hostile_tasks import assert_terminal_safe
 from tests.integration._cli_tasks import register
 
@@ -407,22 +407,8 @@ def worker_process(args: list[str], folder: Path) -> Iterator[tuple[subprocess.P
     """Start ``args`` in its own session (environment included: the tasks' folder), output
     in a log file; always killed and reaped."""
     log = folder / "worker.log"
-    with open(log, "wb") as output:
-        child = subprocess.Popen(
-            args,
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
+    with started_process(args, log=log) as child:
         yield child, log
-    finally:
-        if child.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGKILL)
-        child.wait(DEADLINE)
 
 
 def test_worker_process_runs_jobs_and_stops_gracefully_on_sigterm(

@@ -27,7 +27,7 @@ from flask import Flask, current_app
 from flask_jobq import JobQ, state_for
 from flask_jobq.cli import jobq_cli
 from jobq import DurableQueue, JobStatus
-from tests.helpers import AppFactory, wait_for
+from tests.helpers import AppFactory, started_process, wait_for
 
 DEADLINE = 30.0  # real seconds any one step may take on a busy machine
 
@@ -383,33 +383,19 @@ def flask_worker(folder: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]
     (folder / "cliapp.py").write_text(textwrap.dedent(APP_MODULE))
     log = folder / "worker.log"
     env = {**os.environ, "JOBQ_CLI_TEST_DIR": str(folder), "FLASK_APP": str(folder / "cliapp.py")}
-    with open(log, "wb") as output:
-        child = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "flask",
-                "--app",
-                str(folder / "cliapp.py"),
-                "jobq",
-                "worker",
-                "--grace",
-                "20",
-            ],
-            cwd=folder,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    try:
+    args = [
+        sys.executable,
+        "-m",
+        "flask",
+        "--app",
+        str(folder / "cliapp.py"),
+        "jobq",
+        "worker",
+        "--grace",
+        "20",
+    ]
+    with started_process(args, log=log, cwd=folder, env=env) as child:
         yield child, log
-    finally:
-        if child.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGKILL)
-        child.wait(DEADLINE)
 
 
 def test_flask_worker_process_stops_gracefully_on_sigterm(tmp_path: Path) -> None:

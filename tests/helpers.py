@@ -16,6 +16,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from jobq import DurableQueue, Job
+from jobq import DurableQueue, Job, JobStatus
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -141,6 +142,33 @@ def started_process(
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(child.pid, signal.SIGKILL)
         child.wait(30.0)
+
+
+@contextlib.contextmanager
+def signal_once_completed(
+    queue: DurableQueue, ids: list[int], signum: int, timeout: float = 30.0
+) -> Iterator[None]:
+    """While the block runs a worker in this process, send ``signum`` to this process
+    once the jobs ``ids`` have all completed (or ``timeout`` passed, so the worker
+    returns anyway); on leaving, wait for that to be done."""
+
+    def send_when_done() -> None:
+        try:
+            wait_for(
+                lambda: all(queue.get(i).status is JobStatus.COMPLETED for i in ids),
+                "the jobs completed",
+                timeout,
+                interval=0.01,
+            )
+        finally:
+            os.kill(os.getpid(), signum)
+
+    sender = threading.Thread(target=send_when_done)
+    sender.start()
+    try:
+        yield
+    finally:
+        sender.join(timeout + 5)
 
 
 def run_child(mode: str, out: Path, **config: Any) -> dict[str, Any]:

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
@@ -25,7 +23,14 @@ from jobq import DurableQueue, JobStatus
 from jobq.cli import CommandError, main, parse_duration, run_worker
 from jobq.cli.output import terminal_safe
 from jobq.testing import FakeClock
-from tests.helpers import ROOT, drop_postgres_schema, postgres_schema_url, started_process, wait_for
+from tests.helpers import (
+    ROOT,
+    drop_postgres_schema,
+    postgres_schema_url,
+    signal_once_completed,
+    started_process,
+    wait_for,
+)
 from tests.integration._cli_hostile_tasks import assert_terminal_safe
 from tests.integration._cli_tasks import register
 
@@ -371,23 +376,8 @@ def test_run_worker_in_process_until_sigint(queue: DurableQueue) -> None:
     ids = [queue.get_task("record").enqueue(n).id for n in range(5)]
     before = signal.getsignal(signal.SIGINT)
 
-    def interrupt_when_done() -> None:
-        try:
-            wait_for(
-                lambda: all(queue.get(i).status is JobStatus.COMPLETED for i in ids),
-                "the jobs completed",
-                DEADLINE,
-                interval=0.01,
-            )
-        finally:
-            os.kill(os.getpid(), signal.SIGINT)  # even on timeout, so run_worker returns
-
-    helper = threading.Thread(target=interrupt_when_done)
-    helper.start()
-    try:
+    with signal_once_completed(queue, ids, signal.SIGINT, DEADLINE):
         assert run_worker(queue, concurrency=2, grace=5.0) == 0
-    finally:
-        helper.join(DEADLINE + 5)
     assert [queue.get(i).status for i in ids] == [JobStatus.COMPLETED] * 5
     assert signal.getsignal(signal.SIGINT) is before  # our handler is gone again
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from jobq import DurableQueue, JobStatus, signals
+from jobq import DurableQueue, JobError, JobStatus, Task, signals
 from jobq.testing import FakeClock
 from jobq.worker.failures import error_of
 from tests.helpers import BOUNDED_WAIT, MakeQueue, eventually
@@ -32,6 +32,27 @@ def worker_threads(pool_name: str) -> list[threading.Thread]:
 
 
 # -- item: whatever a task returns or raises ends the attempt readably ------------------
+
+
+def error_of_bad_job_then_a_fine_one(queue: DurableQueue, bad: Task[[], Any]) -> JobError:
+    """Run ``bad`` (one attempt), then a fine job, on a pool of one thread: the bad job
+    must fail and the same thread must still run the fine one. Return the bad job's error."""
+
+    @queue.task("fine")
+    def fine() -> str:
+        return "fine"
+
+    bad_job = bad.enqueue()
+    good = fine.enqueue()
+    pool = queue.start_workers(concurrency=1, prefetch=1)
+    try:
+        wait_status(queue, bad_job.id, JobStatus.FAILED)
+        wait_status(queue, good.id, JobStatus.COMPLETED)
+    finally:
+        assert pool.stop(timeout=BOUNDED_WAIT)
+    error = queue.get(bad_job.id).error
+    assert error is not None
+    return error
 
 
 def _self_referencing() -> list[Any]:
@@ -91,20 +112,7 @@ def test_a_result_that_cannot_be_stored_fails_the_attempt_and_spares_the_thread(
     def weird_result() -> Any:
         return make_result()
 
-    @queue.task("fine")
-    def fine() -> str:
-        return "fine"
-
-    bad = weird_result.enqueue()
-    good = fine.enqueue()
-    pool = queue.start_workers(concurrency=1, prefetch=1)
-    try:
-        wait_status(queue, bad.id, JobStatus.FAILED)
-        wait_status(queue, good.id, JobStatus.COMPLETED)
-    finally:
-        assert pool.stop(timeout=BOUNDED_WAIT)
-    error = queue.get(bad.id).error
-    assert error is not None
+    error = error_of_bad_job_then_a_fine_one(queue, weird_result)
     assert error.type == "PayloadError"
     assert "result of weird_result" in error.message
     assert words in error.message
@@ -119,20 +127,7 @@ def test_an_exception_that_cannot_be_printed_still_fails_the_attempt_readably(
     def unprintable() -> None:
         raise Unprintable()
 
-    @queue.task("fine")
-    def fine() -> str:
-        return "fine"
-
-    bad = unprintable.enqueue()
-    good = fine.enqueue()
-    pool = queue.start_workers(concurrency=1, prefetch=1)
-    try:
-        wait_status(queue, bad.id, JobStatus.FAILED)
-        wait_status(queue, good.id, JobStatus.COMPLETED)
-    finally:
-        assert pool.stop(timeout=BOUNDED_WAIT)
-    error = queue.get(bad.id).error
-    assert error is not None
+    error = error_of_bad_job_then_a_fine_one(queue, unprintable)
     assert error.type == "Unprintable"
     assert "Unprintable" in error.message
     assert "cannot be shown" in error.message
@@ -146,20 +141,7 @@ def test_an_error_message_no_database_can_hold_is_stored_escaped(make_queue: Mak
     def garbled() -> None:
         raise ValueError("NUL \x00 and a lone surrogate \udc80")
 
-    @queue.task("fine")
-    def fine() -> str:
-        return "fine"
-
-    bad = garbled.enqueue()
-    good = fine.enqueue()
-    pool = queue.start_workers(concurrency=1, prefetch=1)
-    try:
-        wait_status(queue, bad.id, JobStatus.FAILED)
-        wait_status(queue, good.id, JobStatus.COMPLETED)
-    finally:
-        assert pool.stop(timeout=BOUNDED_WAIT)
-    error = queue.get(bad.id).error
-    assert error is not None
+    error = error_of_bad_job_then_a_fine_one(queue, garbled)
     assert error.message == "NUL \\x00 and a lone surrogate \\udc80"
 
 

@@ -27,7 +27,7 @@ from flask import Flask, current_app
 from flask_jobq import JobQ, state_for
 from flask_jobq.cli import jobq_cli
 from jobq import DurableQueue, JobStatus
-from tests.helpers import AppFactory, started_process, wait_for
+from tests.helpers import AppFactory, signal_once_completed, started_process, wait_for
 
 DEADLINE = 30.0  # real seconds any one step may take on a busy machine
 
@@ -196,23 +196,8 @@ def test_worker_in_process_until_sigterm(
     ids = [queue.enqueue("record", n).id for n in range(5)]
     before = signal.getsignal(signal.SIGTERM)
 
-    def terminate_when_done() -> None:
-        try:
-            wait_for(
-                lambda: all(queue.get(i).status is JobStatus.COMPLETED for i in ids),
-                "the jobs completed",
-                DEADLINE,
-                interval=0.01,
-            )
-        finally:
-            os.kill(os.getpid(), signal.SIGTERM)  # even on timeout, so the worker returns
-
-    helper = threading.Thread(target=terminate_when_done)
-    helper.start()
-    try:
+    with signal_once_completed(queue, ids, signal.SIGTERM, DEADLINE):
         result = invoke("worker", "--concurrency", "2", "--grace", "5")
-    finally:
-        helper.join(DEADLINE + 5)
     assert result.exit_code == 0, result.output
     assert [queue.get(i).decoded_result() for i in ids] == [f"cliapp:{n}" for n in range(5)]
     assert signal.getsignal(signal.SIGTERM) is before

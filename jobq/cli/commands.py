@@ -241,7 +241,7 @@ def _schedule(queue: DurableQueue, name: str) -> ScheduleInfo:
         f"known: {known}"
         if known
         else (
-            "none is stored: a schedule is stored when code declares it with "
+            "none is stored yet: a schedule is stored when code declares it with "
             "queue.schedule or @queue.periodic; import that code, e.g. with --app"
         )
     )

@@ -69,6 +69,10 @@ class DurableQueue(QueueSchedules):
         installed (``pip install "jobq[apsw]"``: a bundled SQLite free of the
         WAL-reset bug that can corrupt a file several processes write), else
         the standard ``sqlite3`` module; ``"sqlite3"`` or ``"apsw"`` forces one.
+        Within one process, touch the file through one SQLite library only:
+        two copies of SQLite ignore each other's locks, so do not also open it
+        with the ``sqlite3`` module while jobq uses apsw (``driver="sqlite3"``
+        if you must).
     :param synchronous: SQLite's durability setting: ``"NORMAL"`` (default)
         never loses a committed job to a crash or ``kill -9``, but may lose the
         last transactions to a power cut; ``"FULL"`` survives that too, at a

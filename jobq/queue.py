@@ -140,6 +140,7 @@ class DurableQueue(QueueSchedules):
         """The limits of the registered tasks that have any, by task name."""
         self.declared_schedules: dict[str, Schedule] = {}
         """Schedules declared in this process (:meth:`schedule`); its workers fire them."""
+        self._schedules_unstored = False  # a declaration found the database away
         self._pools: weakref.WeakSet[WorkerPool] = weakref.WeakSet()
         self._inline_running = threading.local()
 

@@ -43,6 +43,7 @@ class ScheduleHost(Protocol):
     storage: Storage
     clock: EpochClock
     declared_schedules: dict[str, Schedule]
+    _schedules_unstored: bool
 
     @property
     def task(self) -> Callable[..., Callable[[Callable[..., Any]], Task[Any, Any]]]: ...
@@ -94,10 +95,13 @@ class QueueSchedules:
         steerable, but nothing fires it.
 
         If the database cannot be reached at that moment (a
-        :class:`~jobq.StorageError`, e.g. PostgreSQL restarting), the
-        declaration still succeeds, a warning is logged, and the first worker
-        pool of this process to fire schedules stores it: an import never fails
-        because the database is briefly away.
+        :class:`~jobq.StorageError`, e.g. PostgreSQL restarting, or a SQLite
+        write lock held past the busy timeout), the declaration still succeeds
+        and a warning is logged; the schedules this queue declares after that
+        are not stored either (an import waits for an unreachable server once,
+        not once per schedule). The first worker pool of this process to fire
+        schedules stores them all, as does any other process declaring them: an
+        import never fails because the database is briefly away.
 
         :param cron: five-field cron expression, e.g. ``"*/5 * * * *"`` or
             ``"0 3 * * MON-FRI"``, read in time zone ``tz`` (an IANA name).
@@ -132,12 +136,16 @@ class QueueSchedules:
             job.max_attempts,
         )
         self.declared_schedules[made.name] = made
+        if self._schedules_unstored:
+            return made  # the database was away a moment ago: do not wait for it again
         try:
             store_declared(self.storage, made, now=self.clock.now())
         except StorageError as exc:
+            self._schedules_unstored = True
             logger.warning(
-                "jobq: schedule %r is declared but could not be stored yet (%s); this "
-                "process's workers store it when they fire schedules",
+                "jobq: schedule %r is declared but could not be stored (%s); neither are "
+                "the schedules this process declares next: its workers store them when "
+                "they fire schedules",
                 made.name,
                 exc,
             )

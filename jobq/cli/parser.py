@@ -125,8 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="MODULE",
-        help="import this module too, after --app, e.g. one that registers tasks on "
-        "jobq.default_queue() (repeatable; the current directory is on the import path)",
+        help="import this module too (after the --app module), e.g. one that registers "
+        "tasks on jobq.default_queue(): the command's queue is the default queue while it "
+        "is imported. Repeatable; the current directory is on the import path",
     )
     as_json = _Parser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print JSON")

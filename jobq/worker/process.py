@@ -69,7 +69,10 @@ def wal_reset_advice(storage: Any, others: set[int] | None) -> str:
         if others
         else f"this system does not tell whether other processes write {storage.path}"
     )
-    if apsw_installed():
+    library = "apsw" if storage.driver == "apsw" else "Python's sqlite3 module"
+    if storage.driver == "apsw":
+        fix = 'pip install -U "jobq[apsw]" (apsw 3.51.3 and newer bundle a fixed SQLite)'
+    elif apsw_installed():
         fix = (
             "apsw is installed but this queue forces driver='sqlite3': remove that "
             "option (or JOBQ_DRIVER) and jobq uses apsw's fixed SQLite"
@@ -80,7 +83,7 @@ def wal_reset_advice(storage: Any, others: set[int] | None) -> str:
             "its own), or run a Python whose sqlite3 module has SQLite 3.51.3 or newer"
         )
     return (
-        f"{who}, and this process's SQLite {version} (Python's sqlite3 module) has the "
+        f"{who}, and this process's SQLite {version} ({library}) has the "
         "WAL-reset bug of SQLite 3.7.0 to 3.51.2, which can corrupt a database that "
         f"several processes write at once. To fix it: {fix}"
     )

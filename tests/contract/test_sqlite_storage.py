@@ -92,8 +92,8 @@ def test_one_file_cannot_be_open_with_both_drivers(tmp_path: Path) -> None:
         assert storage.driver == "apsw"
 
 
-def test_connections_of_finished_threads_are_closed(tmp_path: Path) -> None:
-    with SQLiteStorage(tmp_path / "a.db") as storage:
+def test_connections_of_finished_threads_are_closed(tmp_path: Path, driver: str) -> None:
+    with SQLiteStorage(tmp_path / "a.db", driver=driver) as storage:
         job_id = storage.enqueue(NewJob("t", "[]"), now=T0).job.id
         seen: list[int] = []
         for _ in range(10):  # like a server that starts a thread per request
@@ -330,19 +330,19 @@ def test_busy_for_too_long_raises_a_storage_error(tmp_path: Path) -> None:
         storage.enqueue(NewJob("t", "[]"), now=T0)  # usable again afterwards
 
 
-def test_newer_schema_is_refused(tmp_path: Path) -> None:
+def test_newer_schema_is_refused(tmp_path: Path, driver: str) -> None:
     path = tmp_path / "a.db"
-    SQLiteStorage(path).close()
+    SQLiteStorage(path, driver=driver).close()
     raw = sqlite3.connect(path)
     raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     raw.close()
     with pytest.raises(SchemaVersionError, match="upgrade jobq") as info:
-        SQLiteStorage(path)
+        SQLiteStorage(path, driver=driver)
     assert (info.value.found, info.value.supported) == (SCHEMA_VERSION + 1, SCHEMA_VERSION)
 
 
-def test_migration_applies_only_the_missing_steps(tmp_path: Path) -> None:
-    with SQLiteStorage(tmp_path / "a.db") as storage:
+def test_migration_applies_only_the_missing_steps(tmp_path: Path, driver: str) -> None:
+    with SQLiteStorage(tmp_path / "a.db", driver=driver) as storage:
         job_id = storage.enqueue(NewJob("t", "[]"), now=T0).job.id
         conn = storage._db.conn()
         extra = (*MIGRATIONS, ("ALTER TABLE jobs ADD COLUMN tag TEXT",))
@@ -373,8 +373,8 @@ def test_wal_reset_bug_flag_follows_the_version(tmp_path: Path, driver: str) -> 
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
-def test_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
-    storage = SQLiteStorage(tmp_path / "a.db")
+def test_forked_child_opens_its_own_connection(tmp_path: Path, driver: str) -> None:
+    storage = SQLiteStorage(tmp_path / "a.db", driver=driver)
     try:
         job_id = storage.enqueue(NewJob("t", "[]"), now=T0).job.id
         inherited = storage._db.conn()
@@ -450,8 +450,8 @@ def test_enqueue_many_is_all_or_nothing(tmp_path: Path, driver: str) -> None:
         assert storage.enqueue_many(batch[:-1], now=T0)[-1] == 251
 
 
-def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
-    with SQLiteStorage(tmp_path / "a.db") as storage:
+def test_transaction_rolls_back_on_error(tmp_path: Path, driver: str) -> None:
+    with SQLiteStorage(tmp_path / "a.db", driver=driver) as storage:
 
         def write_then_raise() -> None:
             with storage._db.write() as conn:

@@ -165,7 +165,8 @@ class QueueSchedules:
         ``@queue.periodic("0 * * * *")`` or ``@queue.periodic(every=30)``.
 
         ``name`` names both the task and the schedule; other keywords are
-        :meth:`task` options (``max_attempts``, ``queue``, ...).
+        :meth:`task` options (``max_attempts``, ``queue``, ...). The schedule is
+        stored when the decorator runs, as :meth:`schedule` describes.
         """
         if callable(cron):
             raise TypeError("give @queue.periodic a cron expression or every=...")

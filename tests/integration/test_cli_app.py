@@ -177,6 +177,11 @@ def test_a_module_without_a_queue_or_with_several_says_what_it_holds(
         "queue (DurableQueue)",
     )
     one_line_error(run("stats", "--app", f"{package}.tasks:"), "give MODULE:NAME")
+    idle = write(project, "idle", "import jobq\nqueue = jobq.DurableQueue('instance/i.db')\n")
+    one_line_error(
+        run("worker", "--app", idle),
+        f"no task is registered on the queue of --app {idle}: register tasks on it",
+    )
 
 
 def test_a_missing_module_is_one_line_naming_the_folder_searched(

@@ -151,7 +151,7 @@ def _what_is_there(module: ModuleType) -> str:
     return "found: " + shown + (", ..." if len(names) > _SHOWN_NAMES else "")
 
 
-_FLASK_HINT = "; for a Flask app, run 'flask --app MODULE jobq ...' instead"
+_FLASK_HINT = "; for a Flask app, run 'flask --app {module} jobq ...' instead"
 
 
 def _looks_like_flask(module: ModuleType) -> bool:
@@ -178,7 +178,7 @@ def queue_from_app(spec: str) -> DurableQueue:
     if len(found) == 1:
         return found[0][1]
     if not found:
-        hint = _FLASK_HINT if _looks_like_flask(module) else ""
+        hint = _FLASK_HINT.format(module=module_name) if _looks_like_flask(module) else ""
         raise CommandError(
             f"module {module_name!r} (--app) defines no jobq.DurableQueue "
             f"({_what_is_there(module)}); give the module that creates your queue, or "
@@ -202,7 +202,7 @@ def _named_queue(module: ModuleType, module_name: str, attribute: str) -> Durabl
                 f"{module_name}:{attribute}); {_what_is_there(module)}"
             ) from None
     if not isinstance(value, DurableQueue):
-        hint = _FLASK_HINT if _looks_like_flask(module) else ""
+        hint = _FLASK_HINT.format(module=module_name) if _looks_like_flask(module) else ""
         raise CommandError(
             f"{module_name}:{attribute} (--app) is a {_type_name(value)}, not a "
             f"jobq.DurableQueue; {_what_is_there(module)}{hint}"

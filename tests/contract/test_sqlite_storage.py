@@ -73,7 +73,7 @@ def test_file_is_in_wal_mode_with_chosen_settings(tmp_path: Path, driver: str) -
         ({"synchronous": "OFF"}, "synchronous must be 'NORMAL' or 'FULL', got 'OFF'"),
         ({"busy_timeout": -1}, "busy_timeout must be .* got -1"),
         ({"journal_size_limit": -2}, "journal_size_limit must be .* got -2"),
-        ({"driver": "pysqlite"}, "driver must be 'sqlite3' or 'apsw', got 'pysqlite'"),
+        ({"driver": "pysqlite"}, "driver must be 'auto', 'sqlite3' or 'apsw', got 'pysqlite'"),
     ],
 )
 def test_bad_options_are_refused(tmp_path: Path, kwargs: dict[str, Any], match: str) -> None:
@@ -92,8 +92,8 @@ def test_one_file_cannot_be_open_with_both_drivers(tmp_path: Path) -> None:
         assert storage.driver == "apsw"
 
 
-def test_connections_of_finished_threads_are_closed(tmp_path: Path) -> None:
-    with SQLiteStorage(tmp_path / "a.db") as storage:
+def test_connections_of_finished_threads_are_closed(tmp_path: Path, driver: str) -> None:
+    with SQLiteStorage(tmp_path / "a.db", driver=driver) as storage:
         job_id = storage.enqueue(NewJob("t", "[]"), now=T0).job.id
         seen: list[int] = []
         for _ in range(10):  # like a server that starts a thread per request
@@ -146,7 +146,7 @@ def test_claim_reads_the_index_in_order_without_sorting(tmp_path: Path, driver: 
 
 def test_listing_final_jobs_reads_an_index_in_id_order(tmp_path: Path) -> None:
     statements: list[str] = []
-    with SQLiteStorage(tmp_path / "a.db") as storage:
+    with SQLiteStorage(tmp_path / "a.db", driver="sqlite3") as storage:
         conn = storage._db.conn()
         conn.raw.set_trace_callback(statements.append)
         storage.list_jobs(status=JobStatus.FAILED, after_id=5, newest_first=True)
@@ -251,7 +251,7 @@ def test_claim_work_stays_flat_with_a_million_rows(tmp_path: Path) -> None:
 
 def test_every_write_transaction_begins_immediate(tmp_path: Path) -> None:
     statements: list[str] = []
-    with SQLiteStorage(tmp_path / "a.db") as storage:
+    with SQLiteStorage(tmp_path / "a.db", driver="sqlite3") as storage:
         storage._db.conn().raw.set_trace_callback(statements.append)
         job_id = storage.enqueue(NewJob("t", "[]", unique_key="k"), now=T0).job.id
         storage.enqueue_many([NewJob("t", "[]") for _ in range(3)], now=T0)
@@ -315,7 +315,8 @@ def test_writer_waits_for_the_lock_instead_of_failing(tmp_path: Path, driver: st
 
 def test_busy_for_too_long_raises_a_storage_error(tmp_path: Path) -> None:
     path = tmp_path / "a.db"
-    with SQLiteStorage(path, busy_timeout=0.01) as storage:
+    # The lock holder is the sqlite3 module: the storage must use the same library.
+    with SQLiteStorage(path, driver="sqlite3", busy_timeout=0.01) as storage:
         other = sqlite3.connect(path, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")
         try:
@@ -329,19 +330,19 @@ def test_busy_for_too_long_raises_a_storage_error(tmp_path: Path) -> None:
         storage.enqueue(NewJob("t", "[]"), now=T0)  # usable again afterwards
 
 
-def test_newer_schema_is_refused(tmp_path: Path) -> None:
+def test_newer_schema_is_refused(tmp_path: Path, driver: str) -> None:
     path = tmp_path / "a.db"
-    SQLiteStorage(path).close()
+    SQLiteStorage(path, driver=driver).close()
     raw = sqlite3.connect(path)
     raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     raw.close()
     with pytest.raises(SchemaVersionError, match="upgrade jobq") as info:
-        SQLiteStorage(path)
+        SQLiteStorage(path, driver=driver)
     assert (info.value.found, info.value.supported) == (SCHEMA_VERSION + 1, SCHEMA_VERSION)
 
 
-def test_migration_applies_only_the_missing_steps(tmp_path: Path) -> None:
-    with SQLiteStorage(tmp_path / "a.db") as storage:
+def test_migration_applies_only_the_missing_steps(tmp_path: Path, driver: str) -> None:
+    with SQLiteStorage(tmp_path / "a.db", driver=driver) as storage:
         job_id = storage.enqueue(NewJob("t", "[]"), now=T0).job.id
         conn = storage._db.conn()
         extra = (*MIGRATIONS, ("ALTER TABLE jobs ADD COLUMN tag TEXT",))
@@ -372,8 +373,8 @@ def test_wal_reset_bug_flag_follows_the_version(tmp_path: Path, driver: str) -> 
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
-def test_forked_child_opens_its_own_connection(tmp_path: Path) -> None:
-    storage = SQLiteStorage(tmp_path / "a.db")
+def test_forked_child_opens_its_own_connection(tmp_path: Path, driver: str) -> None:
+    storage = SQLiteStorage(tmp_path / "a.db", driver=driver)
     try:
         job_id = storage.enqueue(NewJob("t", "[]"), now=T0).job.id
         inherited = storage._db.conn()
@@ -449,8 +450,8 @@ def test_enqueue_many_is_all_or_nothing(tmp_path: Path, driver: str) -> None:
         assert storage.enqueue_many(batch[:-1], now=T0)[-1] == 251
 
 
-def test_transaction_rolls_back_on_error(tmp_path: Path) -> None:
-    with SQLiteStorage(tmp_path / "a.db") as storage:
+def test_transaction_rolls_back_on_error(tmp_path: Path, driver: str) -> None:
+    with SQLiteStorage(tmp_path / "a.db", driver=driver) as storage:
 
         def write_then_raise() -> None:
             with storage._db.write() as conn:

@@ -59,8 +59,9 @@ class DurableQueue(QueueSchedules):
         send_welcome.enqueue(42)          # stored before this returns
         pool = queue.start_workers(concurrency=4)
 
-    :param location: a SQLite file path (created readable by its owner only;
-        pass a :class:`~jobq.storage.SQLiteStorage` with ``file_mode=`` for others),
+    :param location: a SQLite file path (created readable by its owner only,
+        with any missing folder above it, ``0o700``; pass a
+        :class:`~jobq.storage.SQLiteStorage` with ``file_mode=`` for others),
         a ``sqlite:///path`` URL, a ``postgresql://`` URL (the ``jobq[postgres]``
         extra; for workers on several hosts), or a
         :class:`~jobq.storage.base.Storage`.

@@ -10,6 +10,7 @@ few queue members it declares. Rule: it imports the schedule rules
 from __future__ import annotations
 
 import builtins
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
@@ -23,14 +24,17 @@ from .schedules import (
     fire_due,
     jobs_of,
     set_paused,
+    store_declared,
     stored_schedule,
 )
 from .schedules import info as schedule_info
-from .storage.base import Storage
+from .storage.base import Storage, StorageError
 from .tasks import NamedTask, Task
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+logger = logging.getLogger("jobq.schedules")
 
 
 class ScheduleHost(Protocol):
@@ -73,10 +77,27 @@ class QueueSchedules:
         """Run ``task`` on a cron expression or every ``every`` seconds; return the
         :class:`~jobq.schedules.Schedule`.
 
-        Each fire time becomes exactly one job, however many processes declare
-        the schedule and run workers (their pools fire due schedules about once
-        a second). Declare it the same way wherever it is declared: when the
-        stored description differs, the last process to start replaces it.
+        The schedule is stored in the database here, when it is declared: from
+        then on :meth:`schedules`, ``jobq schedules`` and the monitor show it,
+        and it can be paused, resumed and triggered from any process, before
+        any worker starts. Its first fire time is the next one after now. The
+        processes whose worker pools run fire it (they look about once a
+        second); each fire time becomes exactly one job, however many processes
+        declare it and run workers.
+
+        Declaring costs one read when the schedule is stored as it is (what
+        every process but the first does at import: no write lock), one short
+        write transaction otherwise. Declare it the same way wherever it is
+        declared: when the stored description differs, the one declared last
+        replaces it (its next fire time recomputed); a paused schedule stays
+        paused. A schedule no longer declared anywhere stays stored, shown and
+        steerable, but nothing fires it.
+
+        If the database cannot be reached at that moment (a
+        :class:`~jobq.StorageError`, e.g. PostgreSQL restarting), the
+        declaration still succeeds, a warning is logged, and the first worker
+        pool of this process to fire schedules stores it: an import never fails
+        because the database is briefly away.
 
         :param cron: five-field cron expression, e.g. ``"*/5 * * * *"`` or
             ``"0 3 * * MON-FRI"``, read in time zone ``tz`` (an IANA name).
@@ -111,6 +132,15 @@ class QueueSchedules:
             job.max_attempts,
         )
         self.declared_schedules[made.name] = made
+        try:
+            store_declared(self.storage, made, now=self.clock.now())
+        except StorageError as exc:
+            logger.warning(
+                "jobq: schedule %r is declared but could not be stored yet (%s); this "
+                "process's workers store it when they fire schedules",
+                made.name,
+                exc,
+            )
         return made
 
     def periodic(

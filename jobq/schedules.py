@@ -270,6 +270,23 @@ def info(state: ScheduleState) -> ScheduleInfo:
     )
 
 
+def store_declared(storage: Storage, schedule: Schedule, *, now: float) -> ScheduleState:
+    """Store ``schedule`` as declared at ``now``, unless it is stored already as it is.
+
+    A new schedule's first fire time is the next one after ``now``. One that is
+    stored with another description is replaced by this one (its next fire time
+    recomputed; paused stays paused, and its last fire is kept). Reading first
+    means that declaring an unchanged schedule, as every process does at import,
+    takes no write lock; several processes storing it at once end with one row.
+    """
+    for state in storage.list_schedules():
+        if state.name == schedule.name and state.spec == schedule.spec():
+            return state
+    return storage.upsert_schedule(
+        schedule.name, schedule.spec(), schedule.next_after(now), now=now
+    )
+
+
 def fire_due(
     storage: Storage,
     declared: Mapping[str, Schedule],
@@ -278,8 +295,9 @@ def fire_due(
 ) -> list[int]:
     """Fire every declared schedule that is due at ``now``; return the new job ids.
 
-    Schedules not yet stored are stored first (their first fire time is the
-    next one after ``now``). A fire another process made first is left to it.
+    Schedules not yet stored (their declaration could not reach the database),
+    or stored with another description, are stored first as
+    :func:`store_declared` does. A fire another process made first is left to it.
     """
     stored = {state.name: state for state in storage.list_schedules()}
     ids: list[int] = []

@@ -241,8 +241,8 @@ def _schedule(queue: DurableQueue, name: str) -> ScheduleInfo:
         f"known: {known}"
         if known
         else (
-            "none is stored yet: a schedule is stored once a process that declares it fires "
-            "schedules, e.g. when its workers start"
+            "none is stored yet: a schedule is stored when code declares it with "
+            "queue.schedule or @queue.periodic; import that code, e.g. with --app"
         )
     )
     raise CommandError(f"no schedule named {quote_name(name)} ({hint})")

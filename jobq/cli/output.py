@@ -227,8 +227,8 @@ def format_schedules(schedules: Sequence[ScheduleInfo]) -> str:
     A paused schedule has no next fire: resuming picks the next one after then."""
     if not schedules:
         return (
-            "no schedules (a schedule is stored once a process that declares it "
-            "fires schedules, e.g. when its workers start)"
+            "no schedules (a schedule is stored when code declares it with "
+            "queue.schedule or @queue.periodic: import that code, e.g. with --app)"
         )
     rows = [
         [

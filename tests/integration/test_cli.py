@@ -565,7 +565,7 @@ def test_schedules_of_a_database_without_any(
 ) -> None:
     result = run("schedules", "--db", db)
     assert result.code == 0
-    assert result.out.startswith("no schedules (a schedule is stored once")
+    assert result.out.startswith("no schedules (a schedule is stored when code declares it")
     assert run("schedules", "--db", db, "--json").json() == {"schedules": []}
 
 

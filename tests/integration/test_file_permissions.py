@@ -100,8 +100,51 @@ def test_bad_file_modes_are_refused_before_any_file_is_made(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_a_missing_folder_is_a_storage_error_naming_the_path(tmp_path: Path) -> None:
-    db = tmp_path / "no" / "such" / "jobs.db"
-    expected = rf"cannot open SQLite database '{db}': cannot create the file"
-    with pytest.raises(StorageError, match=expected):
+@pytest.mark.parametrize("driver", ["sqlite3", "apsw"])
+def test_missing_folders_are_created_for_their_owner_only(tmp_path: Path, driver: str) -> None:
+    db = tmp_path / "instance" / "data" / "jobs.db"
+    with umask(0o022), contextlib.closing(DurableQueue(db, driver=driver)) as queue:  # type: ignore[arg-type]
+        _write_secret(queue)
+    assert oct((tmp_path / "instance").stat().st_mode & 0o777) == "0o700"
+    assert oct((tmp_path / "instance" / "data").stat().st_mode & 0o777) == "0o700"
+    assert oct(db.stat().st_mode & 0o777) == "0o600"
+
+
+def test_a_relative_path_in_a_fresh_folder_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with contextlib.closing(DurableQueue("instance/jobs.db")) as queue:
+        _write_secret(queue)
+    assert (tmp_path / "instance" / "jobs.db").is_file()
+    assert oct((tmp_path / "instance").stat().st_mode & 0o777) == "0o700"
+
+
+def test_created_folders_follow_the_file_mode(tmp_path: Path) -> None:
+    db = tmp_path / "shared" / "jobs.db"
+    with umask(0o077), contextlib.closing(SQLiteStorage(db, file_mode=0o660)):
+        pass
+    assert oct((tmp_path / "shared").stat().st_mode & 0o777) == "0o770"
+
+
+def test_an_existing_folder_keeps_its_mode(tmp_path: Path) -> None:
+    folder = tmp_path / "instance"
+    folder.mkdir()
+    folder.chmod(0o755)
+    with contextlib.closing(DurableQueue(folder / "sub" / "jobs.db")):
+        pass
+    assert oct(folder.stat().st_mode & 0o777) == "0o755"
+    assert oct((folder / "sub").stat().st_mode & 0o777) == "0o700"
+
+
+def test_a_folder_that_cannot_be_made_is_a_storage_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "instance").write_text("a file where the folder should be")
+    db = tmp_path / "instance" / "jobs.db"
+    with pytest.raises(StorageError, match="is not a folder"):
         DurableQueue(db)
+    blocked = tmp_path / "blocked"
+    blocked.mkdir(0o500)
+    if os.geteuid() == 0:
+        return  # root may write anywhere
+    with pytest.raises(StorageError, match=f"cannot create the folder '{blocked}/sub'"):
+        DurableQueue(blocked / "sub" / "jobs.db")

@@ -95,6 +95,44 @@ DEFAULT_FILE_MODE = 0o600
 same permissions."""
 
 
+def folder_mode(file_mode: int) -> int:
+    """The permissions of a folder jobq creates for a file of ``file_mode``: the same
+    people may enter it (``0o600`` gives ``0o700``, ``0o660`` gives ``0o770``)."""
+    return file_mode | (file_mode & 0o444) >> 2
+
+
+def create_parent_folders(path: str, file_mode: int) -> None:
+    """Create the missing folders above ``path``, each with exactly
+    :func:`folder_mode` permissions (``0o700`` by default: job arguments live in
+    the file). Folders that exist keep their mode; several processes creating the
+    same folder at once is fine. Raises :class:`StorageError` naming the folder
+    that could not be made."""
+    missing: list[str] = []
+    folder = os.path.dirname(os.path.abspath(path))
+    while not os.path.isdir(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    mode = folder_mode(file_mode)
+    for folder in reversed(missing):
+        try:
+            os.mkdir(folder, mode)
+        except FileExistsError:  # made meanwhile by another process, or not a folder
+            if os.path.isdir(folder):
+                continue
+            raise StorageError(
+                f"cannot open SQLite database {path!r}: {folder!r} exists and is not a folder"
+            ) from None
+        except OSError as exc:
+            raise StorageError(
+                f"cannot open SQLite database {path!r}: cannot create the folder "
+                f"{folder!r}: {exc.strerror}"
+            ) from exc
+        os.chmod(folder, mode)  # exactly what was asked, whatever the umask
+
+
 def create_private(path: str, file_mode: int) -> None:
     """Create ``path`` empty with exactly ``file_mode`` permissions if it does not
     exist, before SQLite opens it; an existing file keeps its own.
@@ -163,6 +201,7 @@ class Database:
             )
         check_local_filesystem(path)
         self.driver = make_driver(driver)
+        create_parent_folders(path, file_mode)
         create_private(path, file_mode)
         self.path = path
         self.synchronous: Synchronous = synchronous

@@ -63,7 +63,9 @@ __all__ = ["SQLiteStorage"]
 class SQLiteStorage(CheckedStorage):
     """Jobs in a SQLite database file, shared safely by threads and processes.
 
-    :param path: the database file; created (with its schema) if missing.
+    :param path: the database file; created (with its schema) if missing, and so
+        are missing folders above it (``0o700``, or what ``file_mode`` lets others
+        do: ``0o660`` gives ``0o770``; folders that exist keep their mode).
         ``":memory:"`` is refused: each thread would see its own database.
     :param driver: ``"sqlite3"`` (default, the standard library) or ``"apsw"``
         (the ``jobq[apsw]`` extra, which bundles a recent SQLite: free of the

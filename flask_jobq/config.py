@@ -23,7 +23,6 @@ from typing import Any, Literal, cast
 from flask import Flask
 from flask.config import Config
 
-from jobq import defaults
 from jobq.retention import Retention
 from jobq.validate import check_seconds, is_int
 
@@ -203,8 +202,12 @@ def settings_docstring() -> str:
         body = f"{setting.meaning} Type ``{setting.type}``, default ``{setting.default}``."
         lines.extend(
             textwrap.wrap(
-                body, width=88, initial_indent=" " * 12, subsequent_indent=" " * 12,
-                break_on_hyphens=False, break_long_words=False,
+                body,
+                width=88,
+                initial_indent=" " * 12,
+                subsequent_indent=" " * 12,
+                break_on_hyphens=False,
+                break_long_words=False,
             )
         )
     return "\n".join(lines)

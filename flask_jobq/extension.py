@@ -14,12 +14,9 @@ modules of :mod:`flask_jobq`, none of which imports it.
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import os
 import weakref
-from collections.abc import Callable, Mapping
-from typing import Any, ParamSpec, TypeVar, cast
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar, cast
 
 from flask import Flask
 
@@ -169,40 +166,14 @@ class JobQ:
                 "call init_app once per app (create a new app for a new configuration)"
             )
         settings = JobQConfig.from_app(app)
-        if "://" not in settings.database:
-            _make_private_folders(os.path.dirname(settings.database) or ".")
         register_monitor(app)
-
-        queue = jobq.DurableQueue(
-            settings.database,
-            driver=settings.driver,
-            synchronous=settings.synchronous,
-            lease_seconds=settings.lease_seconds,
-            poll_interval=settings.poll_interval,
-            retention=settings.retention,
-        )
         state = JobQState(
-            app,
-            queue,
-            concurrency=settings.concurrency,
-            queues=settings.queues,
-            start_automatically=settings.start_workers,
-            schedules=settings.schedules,
-            default_monitor_auth=self._current_monitor_auth,
+            app, settings, tasks=self._registry, default_monitor_auth=self._current_monitor_auth
         )
-        queue.around_job = state.around_job
-        for task in self._registry:
-            queue.registry.add(task)
-        try:
-            _install_handlers(queue, settings.handlers)
-        except BaseException:
-            queue.close()
-            raise
-        state.connect_signals()
         app.extensions[EXTENSION_KEY] = state
         app.cli.add_command(jobq_cli)
         self._states.add(state)
-        jobq.configure(queue)
+        app.before_request(state.open_quietly)  # jobq.submit in a view finds the queue
         arrange_workers(app, state)
 
     def task(
@@ -251,7 +222,7 @@ class JobQ:
         def register(function: Callable[P, R]) -> FlaskTask[P, R]:
             task = declare(function)
             for state in list(self._states):
-                state.queue.registry.add(task)
+                state.add_task(task)
             return cast(FlaskTask[P, R], task)
 
         return register
@@ -297,24 +268,3 @@ class JobQ:
         """Stop the workers of ``app`` (default ``current_app``) and close its queue
         (see :meth:`JobQState.close`); for tests and orderly shutdowns."""
         state_for(app).close(timeout)
-
-
-def _install_handlers(queue: jobq.DurableQueue, handlers: Mapping[str, Any]) -> None:
-    """Install the handlers whose settings the app's config holds."""
-    for module_name, settings in handlers.items():
-        importlib.import_module(f"jobq.handlers.{module_name}").install(queue, settings)
-
-
-def _make_private_folders(folder: str) -> None:
-    """Create ``folder`` and any missing parent, each readable by its owner only
-    (job arguments live inside); folders that exist keep their mode."""
-    missing: list[str] = []
-    while folder and not os.path.isdir(folder):
-        missing.append(folder)
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            break
-        folder = parent
-    for path in reversed(missing):
-        with contextlib.suppress(FileExistsError):  # made meanwhile by another process
-            os.mkdir(path, 0o700)

@@ -31,9 +31,7 @@ def declare_report(queue: DurableQueue, every: float = 60) -> None:
         return "done"
 
 
-def test_a_declared_schedule_is_seen_and_steered_before_any_worker(
-    make_queue: MakeQueue,
-) -> None:
+def test_a_declared_schedule_is_seen_and_steered_before_any_worker(make_queue: MakeQueue) -> None:
     clock = FakeClock(T0 + 1)
     queue = make_queue(clock=clock)
     declare_report(queue)

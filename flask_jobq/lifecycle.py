@@ -108,10 +108,10 @@ def arrange_workers(app: Flask, state: JobQState) -> None:
     _states.add(state)
     if not state.settings.start_workers:
         return
-    _install_sigterm_handler()
     found = process_role()
     if found.role is Role.NOT_SERVING:
         return
+    _install_sigterm_handler()
     app.before_request(lambda: start_if_wanted(state))  # the fallback, cheap once started
     if found.role is Role.GUNICORN_WORKER and found.gunicorn_worker is not None:
         _start_when_running(found.gunicorn_worker, state)

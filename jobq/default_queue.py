@@ -19,10 +19,12 @@ R = TypeVar("R")
 _default: DurableQueue | None = None
 
 
-def configure(queue: DurableQueue | None) -> None:
-    """Make ``queue`` the default queue of this process (None forgets it)."""
+def configure(queue: DurableQueue | None) -> DurableQueue | None:
+    """Make ``queue`` the default queue of this process (None forgets it); return the
+    one it replaces (None if there was none), to put it back later."""
     global _default
-    _default = queue
+    before, _default = _default, queue
+    return before
 
 
 def default_queue() -> DurableQueue:

@@ -187,3 +187,16 @@ class TooManyPausedQueues(JobqError, ValueError):
 class CommandError(JobqError):
     """Bad input to a ``jobq`` or ``flask jobq`` command (unknown id or status,
     malformed option, missing database): reported on one line, exit code 2."""
+
+
+class AppImportError(CommandError):
+    """A module given to ``jobq`` (``--app``, ``--import``) raised while it was
+    imported. The command prints :attr:`details` (the module's own traceback,
+    without jobq's frames), then this error on one line, and exits with code 2.
+
+    :param details: the traceback text, ending with the module's exception.
+    """
+
+    def __init__(self, message: str, details: str) -> None:
+        super().__init__(message)
+        self.details = details

@@ -65,8 +65,14 @@ class DurableQueue(QueueSchedules):
         a ``sqlite:///path`` URL, a ``postgresql://`` URL (the ``jobq[postgres]``
         extra; for workers on several hosts), or a
         :class:`~jobq.storage.base.Storage`.
-    :param driver: ``"sqlite3"`` (default, the standard module) or ``"apsw"``
-        (SQLite only).
+    :param driver: SQLite only: ``"auto"`` (default) uses apsw when it is
+        installed (``pip install "jobq[apsw]"``: a bundled SQLite free of the
+        WAL-reset bug that can corrupt a file several processes write), else
+        the standard ``sqlite3`` module; ``"sqlite3"`` or ``"apsw"`` forces one.
+        Within one process, touch the file through one SQLite library only:
+        two copies of SQLite ignore each other's locks, so do not also open it
+        with the ``sqlite3`` module while jobq uses apsw (``driver="sqlite3"``
+        if you must).
     :param synchronous: SQLite's durability setting: ``"NORMAL"`` (default)
         never loses a committed job to a crash or ``kill -9``, but may lose the
         last transactions to a power cut; ``"FULL"`` survives that too, at a
@@ -96,7 +102,7 @@ class DurableQueue(QueueSchedules):
         self,
         location: str | os.PathLike[str] | Storage,
         *,
-        driver: Literal["sqlite3", "apsw"] = "sqlite3",
+        driver: Literal["auto", "sqlite3", "apsw"] = "auto",
         synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
         lease_seconds: float = defaults.LEASE_SECONDS,
         poll_interval: float = defaults.POLL_INTERVAL,

@@ -2,8 +2,9 @@
 
 ::
 
-    jobq worker --db instance/jobs.db --import myapp.tasks --concurrency 4
-    jobq stats --db instance/jobs.db --json
+    jobq worker --app myapp.tasks:queue --concurrency 4
+    jobq stats --app myapp.tasks --json
+    jobq stats --db instance/jobs.db
     jobq list --db instance/jobs.db --status failed --limit 20
     jobq retry 42 --db instance/jobs.db
     jobq schedules --db instance/jobs.db
@@ -13,6 +14,8 @@
 The package, one module a concept:
 
 - :mod:`jobq.cli.parser`: the argparse front end and :func:`main`;
+- :mod:`jobq.cli.locate`: where the queue comes from (``--app MODULE[:NAME]``,
+  ``--db``, ``--import``), and the one rule for a missing database file;
 - :mod:`jobq.cli.commands`: what each command does, on a queue it is given
   (:func:`show_stats`, :func:`show_jobs`, :func:`cancel_job`, :func:`retry_job`,
   :func:`purge_jobs`, :func:`show_schedules`, :func:`pause_schedule`,
@@ -29,9 +32,11 @@ imports the queue, storage, schedules and basic values, never
 :mod:`jobq.handlers`, :mod:`flask_jobq` or Flask, and of third-party packages
 nothing. This module only re-exports.
 
-Exit codes: 0 success; 1 when a worker stopped with jobs still running after
-its grace period; 2 for bad input (unknown id or status, missing database,
-bad option, unknown schedule), reported on one line of stderr.
+Exit codes (:data:`EXIT_CODES`): 0 success; 1 when a worker stopped with jobs
+still running after its grace period; 2 for bad input (unknown id or status,
+missing database file, no queue found, bad option, unknown schedule), reported
+on one line of stderr, or a module given to ``--app``/``--import`` that raised
+while imported (its own traceback printed first).
 """
 
 from __future__ import annotations
@@ -53,10 +58,11 @@ from .commands import show_schedules as show_schedules
 from .commands import show_stats as show_stats
 from .commands import split_names as split_names
 from .commands import trigger_schedule as trigger_schedule
+from .locate import DATABASE_ENV as DATABASE_ENV
 from .output import TerminalSafeFormatter as TerminalSafeFormatter
 from .output import configure_logging as configure_logging
 from .output import terminal_safe as terminal_safe
-from .parser import DATABASE_ENV as DATABASE_ENV
+from .parser import EXIT_CODES as EXIT_CODES
 from .parser import build_parser as build_parser
 from .parser import main as main
 from .run import DEFAULT_GRACE as DEFAULT_GRACE
@@ -65,6 +71,7 @@ from .run import run_worker as run_worker
 __all__ = [
     "DATABASE_ENV",
     "DEFAULT_GRACE",
+    "EXIT_CODES",
     "LIST_LIMIT",
     "MAX_LIST_LIMIT",
     "CommandError",

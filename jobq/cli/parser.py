@@ -1,27 +1,27 @@
 """The ``jobq`` console script: its argparse front end and :func:`main`.
 
-Parses the command line, opens the database given by ``--db`` (or
-``$JOBQ_DATABASE``), imports the ``--import`` modules so their tasks register,
-and hands the queue to a command (:mod:`jobq.cli.commands`) or the worker
-(:mod:`jobq.cli.run`); prints the answer through :func:`~jobq.cli.output.terminal_safe`.
+Parses the command line, finds the queue (``--app MODULE[:NAME]``, or ``--db``
+and ``$JOBQ_DATABASE``, through :mod:`jobq.cli.locate`), imports the
+``--import`` modules, and hands the queue to a command (:mod:`jobq.cli.commands`)
+or the worker (:mod:`jobq.cli.run`); prints the answer through
+:func:`~jobq.cli.output.terminal_safe`.
 
-Rule: the only module of :mod:`jobq.cli` that reads ``sys.argv``, the
-environment or imports user modules; never imports Flask.
+Rule: the only module of :mod:`jobq.cli` that reads ``sys.argv`` or the
+environment; never imports Flask.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from types import ModuleType
 from typing import NoReturn
 
 from .. import defaults
-from ..default_queue import configure, default_queue
-from ..errors import CommandError, JobqError
+from ..errors import AppImportError, CommandError, JobqError
 from ..queue import DurableQueue
 from .commands import (
     LIST_LIMIT,
@@ -37,43 +37,64 @@ from .commands import (
     split_names,
     trigger_schedule,
 )
+from .locate import (
+    DATABASE_ENV,
+    default_queue_set,
+    explain_no_tasks,
+    import_tasks,
+    queue_from_app,
+    refuse_missing_file,
+)
 from .output import configure_logging, terminal_safe
 from .run import DEFAULT_GRACE, run_worker
 
-DATABASE_ENV = "JOBQ_DATABASE"
-"""Environment variable read for the database path when ``--db`` is not given."""
+__all__ = ["DATABASE_ENV", "EXIT_CODES", "build_parser", "main"]
 
+EXIT_CODES = """\
+Exit codes: 0 done; 1 a worker stopped with jobs still running after its grace
+period (or its pool ended on its own); 2 bad input (unknown id, status or
+schedule, bad option, missing database file, no queue found), reported on one
+line of stderr, or a module given to --app or --import that raised while it was
+imported (its traceback is printed first)."""
 
 _DESCRIPTION = """\
-Run jobq workers and look after the jobs of one database (a SQLite file or a
-postgresql:// URL), without Flask (with Flask, use 'flask jobq ...').
+Run jobq workers and look after the jobs of one queue (a SQLite file or a
+PostgreSQL database), without Flask (with Flask, use 'flask jobq ...').
 
-Every command but move-jobs takes --db PATH_OR_URL (or the JOBQ_DATABASE
-environment variable). 'jobq move-jobs --from FILE --to URL' moves waiting jobs
-from a SQLite file to PostgreSQL.
+Every command but move-jobs opens the queue in one of two ways (exactly one):
 
-How workers find your tasks: the worker opens the database given by --db,
-makes it the process's default queue (jobq.configure), then imports each
---import module. Those modules register their tasks on that queue:
+  --app MODULE:NAME  import MODULE and use its DurableQueue NAME, with the tasks
+                     and schedules your code registers on it ('--app MODULE'
+                     finds the one DurableQueue the module defines). The current
+                     directory is on the import path. The queue opens its
+                     database as your code does.
+  --db DATABASE      open a SQLite file, sqlite:///path or postgresql:// URL
+                     directly (default: $JOBQ_DATABASE). A SQLite file must
+                     exist: no command creates one.
+
+A worker runs the tasks registered on its queue, so give it the module that
+creates your queue:
 
     # myapp/tasks.py
     import jobq
-    queue = jobq.default_queue()
 
-    @queue.task("send_email")
+    queue = jobq.DurableQueue("instance/jobs.db")
+
+    @queue.task()
     def send_email(to: str) -> None: ...
 
-and your app configures the same database before importing them:
-jobq.configure(jobq.DurableQueue("instance/jobs.db")). Then:
+    jobq worker --app myapp.tasks:queue
 
-    jobq worker --db instance/jobs.db --import myapp.tasks
+--import MODULE (repeatable) imports more modules first, e.g. modules that
+register tasks on jobq.default_queue(): the command's queue is the process's
+default queue while they are imported.
 
-Recurring schedules: 'jobq schedules' lists those stored in the database;
-'jobq pause-schedule NAME', 'resume-schedule NAME' and 'trigger-schedule NAME'
-steer one.
+Recurring schedules: 'jobq schedules' lists those stored in the database (a
+schedule is stored when code declares it); 'jobq pause-schedule NAME',
+'resume-schedule NAME' and 'trigger-schedule NAME' steer one.
 
-Exit codes: 0 done; 1 a worker stopped with jobs still running; 2 bad input.
 """
+_DESCRIPTION += EXIT_CODES + "\n"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -84,11 +105,19 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The ``jobq`` argument parser."""
     common = _Parser(add_help=False)
-    common.add_argument(
+    where = common.add_argument_group("the queue (give --app or --db)")
+    where.add_argument(
+        "--app",
+        metavar="MODULE[:NAME]",
+        help="the DurableQueue your code creates, e.g. myapp.tasks:queue, with the tasks "
+        "and schedules registered on it; MODULE alone finds the one DurableQueue it "
+        "defines. MODULE is imported from the current directory or the Python path",
+    )
+    where.add_argument(
         "--db",
-        metavar="PATH",
-        help=f"SQLite database file, sqlite:///path or postgresql:// URL "
-        f"(default: ${DATABASE_ENV})",
+        metavar="DATABASE",
+        help=f"a SQLite file, sqlite:///path or postgresql:// URL, opened without your "
+        f"code (default: ${DATABASE_ENV}); a SQLite file must exist",
     )
     common.add_argument(
         "--import",
@@ -96,8 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="MODULE",
-        help="import this module first, so its tasks register on the default queue "
-        "(repeatable; the current directory is on the import path)",
+        help="import this module too, after --app, e.g. one that registers tasks on "
+        "jobq.default_queue() (repeatable; the current directory is on the import path)",
     )
     as_json = _Parser(add_help=False)
     as_json.add_argument("--json", action="store_true", help="print JSON")
@@ -106,17 +135,23 @@ def build_parser() -> argparse.ArgumentParser:
         prog="jobq", description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     verbs = parser.add_subparsers(
-        dest="verb", metavar="COMMAND", required=True, parser_class=_Parser
+        dest="verb",
+        metavar="COMMAND",
+        required=True,
+        parser_class=_Parser,
+        title="commands",
+        help="run 'jobq COMMAND --help' for its options",
     )
 
     worker = verbs.add_parser(
         "worker",
         parents=[common],
         help="run workers in the foreground until SIGTERM/SIGINT",
-        description="Run a worker pool in the foreground, logging to stderr. On SIGTERM or "
-        "SIGINT it stops claiming jobs, gives running ones --grace seconds to finish, hands "
-        "back claimed jobs that had not started, and exits 0 (1 if jobs were still running). "
-        "Creates the database if it does not exist.",
+        description="Run a worker pool in the foreground, logging to stderr, with the tasks "
+        "registered on the queue (--app myapp.tasks:queue) and firing the schedules declared "
+        "on it. On SIGTERM or SIGINT it stops claiming jobs, gives running ones --grace "
+        "seconds to finish, hands back claimed jobs that had not started, and exits 0 (1 if "
+        "jobs were still running). With --db, the database file must exist.",
     )
     worker.add_argument(
         "--concurrency",
@@ -149,28 +184,62 @@ def build_parser() -> argparse.ArgumentParser:
         help="DEBUG, INFO (default), WARNING or ERROR",
     )
 
-    verbs.add_parser("stats", parents=[common, as_json], help="job counts per queue and status")
+    verbs.add_parser(
+        "stats",
+        parents=[common, as_json],
+        help="job counts per queue and status",
+        description="Job counts per queue and status, jobs scheduled for later, the age of "
+        "the oldest runnable job, paused queues and jobs finished in the last minute.",
+    )
 
-    listing = verbs.add_parser("list", parents=[common, as_json], help="list jobs by id")
-    listing.add_argument("--status", help="pending, processing, completed, failed or cancelled")
+    listing = verbs.add_parser(
+        "list",
+        parents=[common, as_json],
+        help="list jobs by id",
+        description="List jobs by id, oldest first, filtered by status, task and queue, "
+        "a page at a time (--after the last id shown).",
+    )
+    listing.add_argument(
+        "--status",
+        help="only jobs in this status: pending, processing, completed, failed or cancelled",
+    )
     listing.add_argument("--name", help="only jobs of this task")
     listing.add_argument(
         "--queue", dest="queue_name", metavar="QUEUE", help="only jobs of this queue"
     )
     listing.add_argument(
-        "--limit", type=int, default=LIST_LIMIT, help=f"at most this many (default {LIST_LIMIT})"
+        "--limit",
+        type=int,
+        default=LIST_LIMIT,
+        metavar="N",
+        help=f"at most this many, 1 to 10000 (default {LIST_LIMIT})",
     )
     listing.add_argument(
         "--after", type=int, metavar="ID", help="jobs with an id above this one (the next page)"
     )
 
-    cancel = verbs.add_parser("cancel", parents=[common, as_json], help="cancel a job")
-    cancel.add_argument("job_id", type=int, metavar="ID")
-    retry = verbs.add_parser(
-        "retry", parents=[common, as_json], help="run a failed or cancelled job again"
+    cancel = verbs.add_parser(
+        "cancel",
+        parents=[common, as_json],
+        help="cancel a job",
+        description="Cancel a job: a pending one at once; a running one is asked to stop "
+        "(its worker cancels it); a finished one is left as it is.",
     )
-    retry.add_argument("job_id", type=int, metavar="ID")
-    retry.add_argument("--delay", default="0", help="wait this long first (e.g. 30, 5m)")
+    cancel.add_argument("job_id", type=int, metavar="ID", help="the job's id")
+    retry = verbs.add_parser(
+        "retry",
+        parents=[common, as_json],
+        help="run a failed or cancelled job again",
+        description="Run a failed or cancelled job again, with all its attempts.",
+    )
+    retry.add_argument("job_id", type=int, metavar="ID", help="the job's id")
+    retry.add_argument(
+        "--delay",
+        default="0",
+        metavar="DURATION",
+        help="wait this long first: seconds, or a number with a unit s, m, h, d, w "
+        "(e.g. 30, 5m; default 0)",
+    )
 
     purge = verbs.add_parser(
         "purge", parents=[common, as_json], help="delete finished jobs older than a given age"
@@ -195,8 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="list recurring schedules",
         description="List the recurring schedules stored in the database, whichever process "
         "declared them: name, task, cron expression or interval, next and last fire time "
-        "(UTC), the last job and whether it is paused. A schedule is stored once a process "
-        "that declares it fires schedules (a worker does on start). Steer one with "
+        "(UTC), the last job and whether it is paused. A schedule is stored when code "
+        "declares it (queue.schedule, @queue.periodic): importing that code with --app "
+        "stores it. Steer one with "
         "'jobq pause-schedule NAME', 'jobq resume-schedule NAME' and "
         "'jobq trigger-schedule NAME'.",
     )
@@ -238,51 +308,38 @@ def build_parser() -> argparse.ArgumentParser:
         dest="source",
         required=True,
         metavar="DATABASE",
-        help="where the jobs are now (a SQLite file or a URL)",
+        help="where the jobs are now: a SQLite file (which must exist), sqlite:///path or "
+        "postgresql:// URL",
     )
     move.add_argument(
         "--to",
         dest="target",
         required=True,
         metavar="DATABASE",
-        help="where they go (e.g. postgresql://user@host/db)",
+        help="where they go, e.g. postgresql://user@host/db (a SQLite file must exist)",
     )
+    for command in verbs.choices.values():
+        command.epilog = EXIT_CODES
     return parser
 
 
-def _database(arg: str | None) -> str:
-    database = arg or os.environ.get(DATABASE_ENV)
+def _opened_queue(args: argparse.Namespace) -> tuple[DurableQueue, str]:
+    """The queue ``--app`` or ``--db`` names, and which of the two it came from."""
+    if args.app is not None and args.db is not None:
+        raise CommandError(
+            "give --app or --db, not both: --app opens the queue your code creates, "
+            "--db a database without your code"
+        )
+    if args.app is not None:
+        return queue_from_app(args.app), f"--app {args.app}"
+    database = args.db or os.environ.get(DATABASE_ENV)
     if not database:
-        raise CommandError(f"no database given: pass --db PATH or set {DATABASE_ENV}")
-    return database
-
-
-def _open_queue(database: str, *, create: bool) -> DurableQueue:
-    path = database[len("sqlite:///") :] if database.startswith("sqlite:///") else database
-    if not create and "://" not in path and not Path(path).is_file():
-        raise CommandError(f"database {path!r} does not exist")
-    return DurableQueue(database)
-
-
-def _import_tasks(queue: DurableQueue, modules: Sequence[str]) -> None:
-    if not modules:
-        return
-    # A console script's sys.path starts with the script's folder, not the current one.
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    configure(queue)
-    for module in modules:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name is not None and (module == exc.name or module.startswith(exc.name + ".")):
-                raise CommandError(f"cannot import {module!r}: {exc}") from None
-            raise
-        if default_queue() is not queue:
-            raise CommandError(
-                f"module {module!r} replaced the default queue; register tasks on "
-                "jobq.default_queue() instead of configuring another one"
-            )
+        raise CommandError(
+            "no queue given: pass --app MODULE:QUEUE (the module that creates your "
+            f"DurableQueue) or --db DATABASE, or set {DATABASE_ENV}"
+        )
+    refuse_missing_file(database, "--db" if args.db else f"${DATABASE_ENV}")
+    return DurableQueue(database), "--db"
 
 
 # What each verb but worker and move-jobs prints, from the queue and the parsed options.
@@ -312,9 +369,11 @@ _VERBS: dict[str, Callable[[DurableQueue, argparse.Namespace], str]] = {
 
 
 def _move_jobs(args: argparse.Namespace) -> int:
-    source = _open_queue(args.source, create=False)
+    refuse_missing_file(args.source, "--from")
+    refuse_missing_file(args.target, "--to")
+    source = DurableQueue(args.source)
     try:
-        target = _open_queue(args.target, create=True)
+        target = DurableQueue(args.target)
         try:
             print(move_jobs(source, target, as_json=args.json))
         finally:
@@ -324,38 +383,51 @@ def _move_jobs(args: argparse.Namespace) -> int:
     return 0
 
 
-def _worker(queue: DurableQueue, args: argparse.Namespace) -> int:
+def _worker(
+    queue: DurableQueue, source: str, modules: list[ModuleType], args: argparse.Namespace
+) -> int:
     configure_logging(args.log_level)
     if not queue.tasks:
-        raise CommandError("no task is registered: pass --import with the modules that define them")
+        raise CommandError(explain_no_tasks(source, modules))
     return run_worker(
         queue, concurrency=args.concurrency, queues=split_names(args.queues), grace=args.grace
     )
+
+
+@contextmanager
+def _closing(queue: DurableQueue) -> Iterator[DurableQueue]:
+    try:
+        yield queue
+    finally:
+        queue.close()
 
 
 def _run(args: argparse.Namespace) -> int:
     verb: str = args.verb
     if verb == "move-jobs":
         return _move_jobs(args)
-    queue = _open_queue(_database(args.db), create=verb == "worker")
-    try:
-        _import_tasks(queue, args.imports)
+    opened, source = _opened_queue(args)
+    with _closing(opened) as queue, default_queue_set(queue):
+        modules = import_tasks(queue, args.imports)
         if verb == "worker":
-            return _worker(queue, args)
+            if args.app is not None:
+                modules.insert(0, sys.modules[args.app.partition(":")[0].strip()])
+            return _worker(queue, source, modules, args)
         text = _VERBS[verb](queue, args)
-    finally:
-        if args.imports:
-            configure(None)
-        queue.close()
     print(terminal_safe(text, keep_lines=True))
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``jobq`` command with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    """Run the ``jobq`` command with ``argv`` (default ``sys.argv[1:]``); return the exit
+    code (see :data:`EXIT_CODES`)."""
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
+    except AppImportError as exc:
+        sys.stderr.write(exc.details)
+        print(f"jobq: error: {terminal_safe(str(exc))}", file=sys.stderr)
+        return 2
     except (JobqError, ValueError) as exc:
         # JobqError covers CommandError, JobNotFound and StorageError (a file that is not
         # a database, a folder that cannot be written): all answered on one line.

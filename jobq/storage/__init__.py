@@ -40,6 +40,7 @@ from .base import TaskLimit as TaskLimit
 from .base import UniqueKeyConflict as UniqueKeyConflict
 from .base import WrongProcessError as WrongProcessError
 from .sqlite import SQLiteStorage as SQLiteStorage
+from .sqlite.driver import DriverName
 
 POSTGRES_SCHEMES = ("postgres://", "postgresql://")
 SQLITE_SCHEME = "sqlite:///"
@@ -48,7 +49,7 @@ SQLITE_SCHEME = "sqlite:///"
 def open_storage(
     location: str | os.PathLike[str] | Storage,
     *,
-    driver: Literal["sqlite3", "apsw"] = "sqlite3",
+    driver: DriverName = "auto",
     synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
 ) -> Storage:
     """The storage at ``location``, opened (and its schema migrated).
@@ -56,7 +57,8 @@ def open_storage(
     :param location: a SQLite file path, a ``sqlite:///path`` URL, a
         ``postgresql://`` (or ``postgres://``) URL, or a ready :class:`Storage`,
         returned as it is.
-    :param driver: for SQLite, ``"sqlite3"`` (default) or ``"apsw"``.
+    :param driver: for SQLite, ``"auto"`` (default: apsw when installed, else
+        sqlite3), ``"sqlite3"`` or ``"apsw"``.
     :param synchronous: for SQLite, ``"NORMAL"`` (default) or ``"FULL"``.
 
     Raises :class:`~jobq.errors.ConfigurationError` for another kind of URL,

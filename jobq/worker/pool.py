@@ -39,6 +39,7 @@ from .services import (
     RetentionCleaner,
     ScheduleFirer,
     Service,
+    WalResetCheck,
 )
 
 logger = logging.getLogger("jobq.worker")
@@ -127,7 +128,6 @@ class WorkerPool:
         )
         self._dispatcher.start()
         process.track(self)
-        process.warn_if_sqlite_is_affected(self.queue.storage)
         if signals.worker_started.receivers:
             signals.emit(signals.worker_started, self.queue, pool=self)
 
@@ -317,6 +317,7 @@ class WorkerPool:
             LeaseRescuer(queue, next_run=now, on_rescued=self._wakeup.set),
             RetentionCleaner(queue, next_run=now + FIRST_PURGE_DELAY),
             ScheduleFirer(queue, next_run=now),
+            WalResetCheck(queue, next_run=now),
         ]
 
     def _dispatch_once(self, now: float, services: Sequence[Service]) -> bool | None:

@@ -11,6 +11,8 @@ drive them with a :class:`jobq.testing.FakeClock` (as River's ``JobRescuer``,
 - :class:`RetentionCleaner`: deletes finished jobs older than the retention.
 - :class:`ScheduleFirer`: enqueues the declared schedules' due jobs.
 - :class:`Heartbeat`: renews the leases a pool holds, and hears of cancels.
+- :class:`WalResetCheck`: warns once if other processes write a SQLite file
+  with this process's SQLite having the WAL-reset bug.
 
 Rule: imports basic values, storage and signals; never the pool or :mod:`jobq.queue`.
 """
@@ -24,6 +26,7 @@ from typing import Generic, TypeVar
 from .. import defaults, signals
 from ..job import JobStatus
 from ..storage.base import RenewResult, RescueResult
+from . import process
 from .host import Leased, QueueHost
 
 logger = logging.getLogger("jobq.worker")
@@ -36,6 +39,9 @@ FIRST_PURGE_DELAY = 1.0
 
 HEARTBEATS_PER_LEASE = 3
 """Heartbeats in each lease period: a lease survives two missed ones."""
+
+WAL_RESET_CHECK_INTERVAL = 15.0
+"""Seconds between looks for other processes on a SQLite file, until one is seen."""
 
 
 class Service:
@@ -196,3 +202,27 @@ class Heartbeat(Service, Generic[L]):
         if result.lost or result.cancel_requested:
             self.on_news(result, held)
         return result
+
+
+class WalResetCheck(Service):
+    """Looks, at the pool's start and then every 15 s, for other processes that have
+    the queue's SQLite file open, and warns once per process if they do while this
+    process's SQLite has the WAL-reset bug (:func:`~jobq.worker.process.check_wal_reset_risk`).
+    Stops looking once warned, or at once for a storage that is not at risk."""
+
+    def __init__(self, host: QueueHost, *, next_run: float) -> None:
+        super().__init__(host, next_run=next_run)
+        self.done = False
+
+    @property
+    def interval(self) -> float:
+        return WAL_RESET_CHECK_INTERVAL
+
+    @property
+    def active(self) -> bool:
+        return not self.done
+
+    def run_once(self, now: float) -> bool:
+        """Returns True once nothing is left to check."""
+        self.done = process.check_wal_reset_risk(self.host.storage)
+        return self.done

@@ -73,7 +73,7 @@ def test_file_is_in_wal_mode_with_chosen_settings(tmp_path: Path, driver: str) -
         ({"synchronous": "OFF"}, "synchronous must be 'NORMAL' or 'FULL', got 'OFF'"),
         ({"busy_timeout": -1}, "busy_timeout must be .* got -1"),
         ({"journal_size_limit": -2}, "journal_size_limit must be .* got -2"),
-        ({"driver": "pysqlite"}, "driver must be 'sqlite3' or 'apsw', got 'pysqlite'"),
+        ({"driver": "pysqlite"}, "driver must be 'auto', 'sqlite3' or 'apsw', got 'pysqlite'"),
     ],
 )
 def test_bad_options_are_refused(tmp_path: Path, kwargs: dict[str, Any], match: str) -> None:
@@ -146,7 +146,7 @@ def test_claim_reads_the_index_in_order_without_sorting(tmp_path: Path, driver: 
 
 def test_listing_final_jobs_reads_an_index_in_id_order(tmp_path: Path) -> None:
     statements: list[str] = []
-    with SQLiteStorage(tmp_path / "a.db") as storage:
+    with SQLiteStorage(tmp_path / "a.db", driver="sqlite3") as storage:
         conn = storage._db.conn()
         conn.raw.set_trace_callback(statements.append)
         storage.list_jobs(status=JobStatus.FAILED, after_id=5, newest_first=True)
@@ -251,7 +251,7 @@ def test_claim_work_stays_flat_with_a_million_rows(tmp_path: Path) -> None:
 
 def test_every_write_transaction_begins_immediate(tmp_path: Path) -> None:
     statements: list[str] = []
-    with SQLiteStorage(tmp_path / "a.db") as storage:
+    with SQLiteStorage(tmp_path / "a.db", driver="sqlite3") as storage:
         storage._db.conn().raw.set_trace_callback(statements.append)
         job_id = storage.enqueue(NewJob("t", "[]", unique_key="k"), now=T0).job.id
         storage.enqueue_many([NewJob("t", "[]") for _ in range(3)], now=T0)
@@ -315,7 +315,8 @@ def test_writer_waits_for_the_lock_instead_of_failing(tmp_path: Path, driver: st
 
 def test_busy_for_too_long_raises_a_storage_error(tmp_path: Path) -> None:
     path = tmp_path / "a.db"
-    with SQLiteStorage(path, busy_timeout=0.01) as storage:
+    # The lock holder is the sqlite3 module: the storage must use the same library.
+    with SQLiteStorage(path, driver="sqlite3", busy_timeout=0.01) as storage:
         other = sqlite3.connect(path, isolation_level=None)
         other.execute("BEGIN IMMEDIATE")
         try:

@@ -339,8 +339,8 @@ def test_errors_are_one_line_with_exit_code_2(
     assert_one_line_error(run("list", "--db", db, "--limit", "0"), "--limit")
     assert_one_line_error(run("cancel", "abc", "--db", db), "invalid int value")
     assert_one_line_error(run("retry", "1", "--db", db, "--delay", "x"), "invalid duration")
-    assert_one_line_error(run("stats", "--db", missing), "does not exist")
-    assert_one_line_error(run("list"), "no database given", "JOBQ_DATABASE")
+    assert_one_line_error(run("stats", "--db", missing), f"no database file at '{missing}'")
+    assert_one_line_error(run("list"), "no queue given", "--app", "JOBQ_DATABASE")
     assert_one_line_error(run("stats", "--db", str(not_a_db)), "not a database")
     assert_one_line_error(run("frobnicate", "--db", db), "invalid choice")
     assert_one_line_error(run("worker", "--db", db), "no task is registered", "--import")
@@ -356,7 +356,7 @@ def test_errors_are_one_line_with_exit_code_2(
             "--import",
             "tests.integration._cli_tasks",
         ),
-        "cannot open",
+        "no database file at",
     )
     assert not Path(missing).exists()  # looking never creates a database
     with pytest.raises(jobq.NotConfigured):
@@ -500,7 +500,7 @@ def test_move_jobs_needs_an_existing_source(run: Callable[..., Result], tmp_path
     result = run(
         "move-jobs", "--from", str(tmp_path / "missing.db"), "--to", str(tmp_path / "other.db")
     )
-    assert_one_line_error(result, "does not exist")
+    assert_one_line_error(result, "no database file at", "(--from ")
 
 
 # -- recurring schedules ------------------------------------------------------------------
@@ -642,7 +642,9 @@ def test_schedule_errors_are_one_line_with_exit_code_2(
         "no schedule named 'nightly'",
         "none is stored yet",
     )
-    assert_one_line_error(run("schedules", "--db", str(tmp_path / "missing.db")), "does not exist")
+    assert_one_line_error(
+        run("schedules", "--db", str(tmp_path / "missing.db")), "no database file at"
+    )
     assert_one_line_error(run("schedules", "extra", "--db", db), "unrecognized arguments")
 
 

@@ -73,7 +73,8 @@ def test_declaring_an_unchanged_schedule_takes_no_write_lock(tmp_path: Path) -> 
     path = tmp_path / "jobs.db"
     with contextlib.closing(DurableQueue(path)) as first:
         declare_report(first)
-    storage = SQLiteStorage(path, busy_timeout=0.05)
+    # sqlite3, as the lock holder: two SQLite libraries in one process ignore each other's locks
+    storage = SQLiteStorage(path, driver="sqlite3", busy_timeout=0.05)
     with contextlib.closing(DurableQueue(storage)) as queue, write_lock_held(path):
         declare_report(queue)  # would fail to take the lock if it wrote
         assert [info.name for info in queue.schedules()] == ["report"]
@@ -83,7 +84,8 @@ def test_a_database_that_cannot_be_written_does_not_fail_the_declaration(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "jobs.db"
-    storage = SQLiteStorage(path, busy_timeout=0.05)
+    # sqlite3, as the lock holder: two SQLite libraries in one process ignore each other's locks
+    storage = SQLiteStorage(path, driver="sqlite3", busy_timeout=0.05)
     with contextlib.closing(DurableQueue(storage)) as queue:
         with write_lock_held(path), caplog.at_level(logging.WARNING, "jobq.schedules"):
             declare_report(queue)

@@ -63,6 +63,12 @@ def _hold_file(key: str, driver: str) -> None:
         _DRIVER_BY_FILE[key] = (driver, count + 1)
 
 
+def _driver_holding(key: str) -> str | None:
+    with _DRIVER_BY_FILE_LOCK:
+        held = _DRIVER_BY_FILE.get(key)
+    return None if held is None else held[0]
+
+
 def _release_file(key: str) -> None:
     with _DRIVER_BY_FILE_LOCK:
         driver, count = _DRIVER_BY_FILE.get(key, ("", 1))
@@ -200,6 +206,8 @@ class Database:
                 f"file_mode must let the owner read and write the database, got {file_mode:#o}"
             )
         check_local_filesystem(path)
+        if driver == "auto":  # follow this process's other opening of the file, if any
+            driver = _driver_holding(os.path.realpath(path)) or driver
         self.driver = make_driver(driver)
         create_parent_folders(path, file_mode)
         create_private(path, file_mode)

@@ -18,12 +18,16 @@ import sqlite3
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ..base import StorageError, WrongProcessError
 
 T = TypeVar("T")
 Row = tuple[Any, ...]
+
+DriverName = Literal["auto", "sqlite3", "apsw"]
+"""What ``driver=`` accepts: ``"auto"`` (apsw when installed, else sqlite3), or one
+forced."""
 
 BUSY_RETRIES = 5
 """Extra attempts after SQLite reports busy despite its busy timeout."""
@@ -194,8 +198,21 @@ class _ApswDriver(_Driver):
 _SQLITE3_DRIVER: _Sqlite3Driver | None = None
 
 
+def apsw_installed() -> bool:
+    """Whether the apsw package can be imported (the ``jobq[apsw]`` extra)."""
+    try:
+        import apsw  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def make_driver(name: str) -> _Driver:
-    """The adapter for ``"sqlite3"`` or ``"apsw"``; ValueError for anything else."""
+    """The adapter for ``"sqlite3"``, ``"apsw"`` or ``"auto"`` (apsw when it is
+    installed: its bundled SQLite is free of the WAL-reset bug, else sqlite3);
+    ValueError for anything else."""
+    if name == "auto":
+        name = "apsw" if apsw_installed() else "sqlite3"
     if name == "sqlite3":
         global _SQLITE3_DRIVER
         if _SQLITE3_DRIVER is None:
@@ -204,7 +221,7 @@ def make_driver(name: str) -> _Driver:
         return _SQLITE3_DRIVER
     if name == "apsw":
         return _ApswDriver()
-    raise ValueError(f"driver must be 'sqlite3' or 'apsw', got {name!r}")
+    raise ValueError(f"driver must be 'auto', 'sqlite3' or 'apsw', got {name!r}")
 
 
 # The process id as of the last fork, checked before every statement without a

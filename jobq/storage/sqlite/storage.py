@@ -47,15 +47,16 @@ Rule: imports its own parts, the checking layer and the storage contract.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from ..checked import CheckedStorage
 from .admin import SQLiteAdmin
 from .database import DEFAULT_FILE_MODE, CheckpointMode, Database, Synchronous
+from .driver import DriverName
 from .inserts import SQLiteInserts
 from .leases import SQLiteLeases
 from .schedules import SQLiteSchedules
 from .schema import affected_by_wal_reset_bug
+from .sharing import other_processes
 
 __all__ = ["SQLiteStorage"]
 
@@ -67,9 +68,11 @@ class SQLiteStorage(CheckedStorage):
         are missing folders above it (``0o700``, or what ``file_mode`` lets others
         do: ``0o660`` gives ``0o770``; folders that exist keep their mode).
         ``":memory:"`` is refused: each thread would see its own database.
-    :param driver: ``"sqlite3"`` (default, the standard library) or ``"apsw"``
-        (the ``jobq[apsw]`` extra, which bundles a recent SQLite: free of the
-        WAL-reset bug, and faster for claims).
+    :param driver: ``"auto"`` (default): ``"apsw"`` when the apsw package is
+        installed (the ``jobq[apsw]`` extra, which bundles a recent SQLite: free
+        of the WAL-reset bug, and faster for claims), else ``"sqlite3"`` (the
+        standard library); or either one forced. A file already open in this
+        process keeps its driver under ``"auto"``.
     :param synchronous: ``"NORMAL"`` (default) or ``"FULL"``; see the module
         docstring for what each survives.
     :param busy_timeout: seconds SQLite waits for another writer's lock before
@@ -94,7 +97,7 @@ class SQLiteStorage(CheckedStorage):
         self,
         path: str | Path,
         *,
-        driver: Literal["sqlite3", "apsw"] = "sqlite3",
+        driver: DriverName = "auto",
         synchronous: Synchronous = "NORMAL",
         busy_timeout: float = 5.0,
         journal_size_limit: int = 64 * 1024 * 1024,
@@ -146,6 +149,11 @@ class SQLiteStorage(CheckedStorage):
         corrupt a database written by several processes at once; ``driver="apsw"``
         bundles a fixed one."""
         return affected_by_wal_reset_bug(self._db.driver.version)
+
+    def other_processes(self) -> set[int] | None:
+        """Ids of the other processes that have this file open now (Linux, from
+        ``/proc/locks``), or None where the system does not tell."""
+        return other_processes(self.path)
 
     def checkpoint(self, mode: CheckpointMode = "PASSIVE") -> tuple[int, int, int]:
         """Copy the WAL into the database file now (``PRAGMA wal_checkpoint``).

@@ -120,7 +120,8 @@ SETTINGS: tuple[Setting, ...] = (
         "JOBQ_DRIVER",
         "str | None",
         "None",
-        "The SQLite driver: 'sqlite3' or 'apsw'. None: the default of jobq.DurableQueue.",
+        "The SQLite driver: 'auto' (apsw when it is installed, else sqlite3), 'sqlite3' "
+        "or 'apsw'. None: the default of jobq.DurableQueue ('auto').",
     ),
     Setting(
         "JOBQ_SCHEDULES",
@@ -273,7 +274,7 @@ class JobQConfig:
     poll_interval: float
     retention: Retention | None
     synchronous: Literal["NORMAL", "FULL"]
-    driver: Literal["sqlite3", "apsw"] | None
+    driver: Literal["auto", "sqlite3", "apsw"] | None
     schedules: Mapping[str, Mapping[str, Any]]
     handlers: Mapping[str, Any]
     monitor: MonitorConfig
@@ -303,8 +304,10 @@ class JobQConfig:
             raise TypeError(f"JOBQ_RETENTION must be a jobq.Retention or None, got {retention!r}")
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError(f"JOBQ_SYNCHRONOUS must be 'NORMAL' or 'FULL', got {synchronous!r}")
-        if driver not in (None, "sqlite3", "apsw"):
-            raise ValueError(f"JOBQ_DRIVER must be 'sqlite3', 'apsw' or None, got {driver!r}")
+        if driver not in (None, "auto", "sqlite3", "apsw"):
+            raise ValueError(
+                f"JOBQ_DRIVER must be 'auto', 'sqlite3', 'apsw' or None, got {driver!r}"
+            )
         if health_auth is not None and not callable(health_auth):
             raise TypeError(f"JOBQ_HEALTH_AUTH must be a callable or None, got {health_auth!r}")
         _check_schedules(config["JOBQ_SCHEDULES"])
@@ -324,7 +327,7 @@ class JobQConfig:
             poll_interval=config["JOBQ_POLL_INTERVAL"],
             retention=retention,
             synchronous=cast(Literal["NORMAL", "FULL"], synchronous),
-            driver=cast(Literal["sqlite3", "apsw"] | None, driver),
+            driver=cast(Literal["auto", "sqlite3", "apsw"] | None, driver),
             schedules=config["JOBQ_SCHEDULES"],
             handlers=handlers,
             monitor=monitor,

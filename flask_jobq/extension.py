@@ -141,8 +141,9 @@ class JobQ:
             SQLite's durability: 'NORMAL' or 'FULL' (see jobq.DurableQueue). Type
             ``str``, default ``'NORMAL'``.
         ``JOBQ_DRIVER``
-            The SQLite driver: 'sqlite3' or 'apsw'. None: the default of
-            jobq.DurableQueue. Type ``str | None``, default ``None``.
+            The SQLite driver: 'auto' (apsw when it is installed, else sqlite3),
+            'sqlite3' or 'apsw'. None: the default of jobq.DurableQueue ('auto'). Type
+            ``str | None``, default ``None``.
         ``JOBQ_SCHEDULES``
             Recurring schedules by name, each a dict with task (a registered task name),
             cron or every, and optionally tz, args, kwargs, missed, max_missed, grace

@@ -87,6 +87,9 @@ def process_role() -> ProcessRole:
 
 
 def _gunicorn_in_stack(frame: FrameType | None) -> ProcessRole | None:
+    # A worker's stack holds the arbiter's frames too (fork copies them): look for the
+    # worker first, in load_wsgi (the usual place) or spawn_worker (a post_fork hook).
+    first = frame
     in_arbiter = False
     while frame is not None:
         module = frame.f_globals.get("__name__", "")
@@ -94,6 +97,9 @@ def _gunicorn_in_stack(frame: FrameType | None) -> ProcessRole | None:
             return ProcessRole(Role.GUNICORN_WORKER, gunicorn_worker=frame.f_locals.get("self"))
         in_arbiter = in_arbiter or module == "gunicorn.arbiter"
         frame = frame.f_back
+    spawned = gunicorn_worker_being_spawned(first)
+    if spawned is not None:
+        return ProcessRole(Role.GUNICORN_WORKER, gunicorn_worker=spawned)
     return ProcessRole(Role.PREFORK_GUNICORN) if in_arbiter else None
 
 

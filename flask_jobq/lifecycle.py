@@ -178,21 +178,22 @@ def _start_when_run(app: Flask, state: JobQState) -> None:
 
     @functools.wraps(run)
     def run_with_jobq_workers(*args: Any, **kwargs: Any) -> None:
-        if _run_serves_here(app, kwargs):
+        debug = args[2] if len(args) > 2 else kwargs.get("debug")  # run(host, port, debug)
+        if _run_serves_here(app, debug, kwargs.get("use_reloader")):
             _start_logged(state)
         run(*args, **kwargs)
 
     app.__dict__["run"] = run_with_jobq_workers  # this app only, not the Flask class
 
 
-def _run_serves_here(app: Flask, options: dict[str, Any]) -> bool:
-    """Whether ``app.run(**options)`` serves in this process (Flask's own rules)."""
+def _run_serves_here(app: Flask, debug: bool | None, use_reloader: bool | None) -> bool:
+    """Whether ``app.run(debug=debug, use_reloader=use_reloader)`` serves in this
+    process, by Flask's and Werkzeug's own rules (not in the reloader's parent)."""
     if os.environ.get("FLASK_RUN_FROM_CLI") == "true":
         return False  # app.run() does nothing under the flask command
-    debug = options.get("debug")
     if debug is None:
         debug = get_debug_flag() if "FLASK_DEBUG" in os.environ else app.debug
-    reload = options.get("use_reloader", debug)
+    reload = debug if use_reloader is None else use_reloader
     return not reload or is_running_from_reloader()
 
 

@@ -105,7 +105,6 @@ def worker(concurrency: int | None, queues: tuple[str, ...], grace: float, log_l
     core.configure_logging(log_level)
     chosen = core.split_names(queues)
     try:
-        state.declare_schedules()  # JOBQ_SCHEDULES: this worker fires them too
         code = core.run_worker(
             state.queue,
             concurrency=state.concurrency if concurrency is None else concurrency,

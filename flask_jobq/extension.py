@@ -14,12 +14,9 @@ modules of :mod:`flask_jobq`, none of which imports it.
 
 from __future__ import annotations
 
-import contextlib
-import importlib
-import os
 import weakref
-from collections.abc import Callable, Mapping
-from typing import Any, ParamSpec, TypeVar, cast
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar, cast
 
 from flask import Flask
 
@@ -97,67 +94,98 @@ class JobQ:
             self.init_app(app)
 
     def init_app(self, app: Flask) -> None:
-        """Give ``app`` its queue, register the extension's tasks on it, arrange workers.
+        """Give ``app`` its queue (opened on first use), its monitor and its workers.
 
         Configuration, read with ``app.config.setdefault`` (so the defaults are
-        visible in ``app.config`` afterwards):
+        visible in ``app.config`` afterwards), checked here (a bad value raises at
+        once, naming its key) and read again when the app's queue opens on first
+        use, so that settings changed after ``create_app()`` (``TESTING`` in a
+        test) still count. The same table is
+        :data:`flask_jobq.config.SETTINGS`:
 
         ``JOBQ_DATABASE``
-            SQLite file path, ``sqlite:///path`` URL, or ``postgresql://`` URL
-            (the ``jobq[postgres]`` extra, for workers on several hosts). A
-            relative path is relative to ``app.instance_path``. Default
-            ``os.path.join(app.instance_path, "jobq.db")``. The file's folder
-            (e.g. the instance folder) is created if missing.
+            SQLite file path, sqlite:///path URL, or postgresql:// URL (the
+            jobq[postgres] extra, for workers on several hosts). A relative path is
+            relative to the app's instance folder; the file's folder is created if
+            missing, readable by its owner only. None: jobq.db in the instance folder,
+            or, when app.testing is true, a temporary database removed at exit (the
+            instance folder is never touched). Type ``str | os.PathLike | None``,
+            default ``None``.
         ``JOBQ_CONCURRENCY``
-            worker threads in each serving process, >= 1. Default 4.
+            Worker threads in each process that runs workers, >= 1. Type ``int``,
+            default ``4``.
         ``JOBQ_QUEUES``
-            names of the queues this app's workers take jobs from. Default None:
-            the queues of the registered tasks (``["default"]`` if none).
+            Names of the queues this app's workers take jobs from. None: the queues of
+            the registered tasks (['default'] if none). Type ``list[str] | None``,
+            default ``None``.
         ``JOBQ_START_WORKERS``
-            start workers in each process that serves the app (see the module
-            documentation for when). Default True; False for apps whose jobs
-            run in a separate worker process (``flask jobq worker``).
+            Start workers in each process that serves the app, as soon as it serves
+            (gunicorn, uWSGI, flask run, app.run()); never in a testing app. False for
+            apps whose jobs run in a separate process (flask jobq worker). Type
+            ``bool``, default ``True``.
+        ``JOBQ_INLINE``
+            Run each job in the enqueuing thread as soon as it is stored, for tests that
+            want jobs done by the time the request returns. Type ``bool``, default
+            ``False``.
         ``JOBQ_LEASE_SECONDS``
-            seconds a claimed job stays reserved without a heartbeat. Default 30.
+            Seconds a claimed job stays reserved without a heartbeat, > 0. Type
+            ``float``, default ``30``.
         ``JOBQ_POLL_INTERVAL``
-            seconds between looks for jobs enqueued by other processes while
-            idle. Default 0.01.
+            Seconds between looks for jobs enqueued by other processes while idle, > 0.
+            Type ``float``, default ``0.01``.
         ``JOBQ_RETENTION``
-            a :class:`jobq.Retention`, or None for its defaults (completed and
-            cancelled jobs 7 days, failed 30). Default None.
+            How long finished jobs are kept. None: jobq.Retention's defaults (completed
+            and cancelled jobs 7 days, failed 30). Type ``jobq.Retention | None``,
+            default ``None``.
         ``JOBQ_SYNCHRONOUS``
-            ``"NORMAL"`` or ``"FULL"`` (see :class:`jobq.DurableQueue`). Default
-            ``"NORMAL"``.
+            SQLite's durability: 'NORMAL' or 'FULL' (see jobq.DurableQueue). Type
+            ``str``, default ``'NORMAL'``.
         ``JOBQ_DRIVER``
-            ``"sqlite3"`` or ``"apsw"``. Default ``"sqlite3"``.
+            The SQLite driver: 'auto' (apsw when it is installed, else sqlite3),
+            'sqlite3' or 'apsw'. None: the default of jobq.DurableQueue ('auto'). Type
+            ``str | None``, default ``None``.
         ``JOBQ_SCHEDULES``
-            recurring schedules by name, each a dict with ``task`` (a registered
-            task name), ``cron`` or ``every``, and optionally ``tz``, ``args``,
-            ``kwargs``, ``missed``, ``max_missed``, ``grace`` (the options of
-            :meth:`jobq.DurableQueue.schedule`). Declared when workers start.
-            Default ``{}``.
-        ``JOBQ_EMAIL``, ``JOBQ_IMAGE``, ``JOBQ_WEBHOOK``
-            settings of the ready-made handlers (a dict of the fields of
-            :class:`jobq.handlers.email.EmailSettings`, ``ImageSettings`` or
-            ``WebhookSettings``); when set, the handler is installed on the
-            app's queue and :mod:`flask_jobq.handlers` enqueues to it. Default:
-            not set.
+            Recurring schedules by name, each a dict with task (a registered task name),
+            cron or every, and optionally tz, args, kwargs, missed, max_missed, grace
+            (the options of DurableQueue.schedule). Stored when the app's queue opens,
+            so flask jobq schedules lists them without a worker. Type ``dict[str,
+            dict]``, default ``{}``.
+        ``JOBQ_EMAIL``
+            Settings of the email handler (the fields of
+            jobq.handlers.email.EmailSettings); when set, the handler is installed on
+            the app's queue. Type ``dict``, default ``not set``.
+        ``JOBQ_IMAGE``
+            Settings of the image handler (the fields of
+            jobq.handlers.image.ImageSettings); when set, the handler is installed on
+            the app's queue. Type ``dict``, default ``not set``.
+        ``JOBQ_WEBHOOK``
+            Settings of the webhook handler (the fields of
+            jobq.handlers.webhook.WebhookSettings); when set, the handler is installed
+            on the app's queue. Type ``dict``, default ``not set``.
         ``JOBQ_MONITOR_URL_PREFIX``
-            URL path of the monitoring endpoints, starting with ``/``. Default
-            ``"/jobq"``; None mounts no monitor.
+            URL path of the monitoring endpoints, starting with /. None mounts no
+            monitor. Type ``str | None``, default ``'/jobq'``.
         ``JOBQ_MONITOR_AUTH``
-            a callable taking no arguments that returns True to allow a request
-            to the monitor (it can read ``flask.request``); see also
-            :meth:`monitor_auth`; :func:`flask_jobq.is_local_request` allows
-            this machine only. Default None: the callback given to
-            :meth:`monitor_auth` if any, else every request gets 403, except
-            when ``app.testing`` is true, and local ones (``is_local_request``)
-            when ``app.debug`` is true.
+            Called with no arguments in each monitor request; exactly True allows it (it
+            can read flask.request; flask_jobq.is_local_request allows this machine
+            only). None: the callback given to @jobq_ext.monitor_auth if any, else every
+            request gets 403, except when app.testing is true, and local requests when
+            app.debug is true. Type ``Callable[[], bool] | None``, default ``None``.
+        ``JOBQ_HEALTH_AUTH``
+            Who may call the health endpoint (<prefix>/health). None: anyone, such as a
+            load balancer, gets the status alone; requests the monitor's authorisation
+            allows also get the details. A callable (same convention as
+            JOBQ_MONITOR_AUTH): only requests it allows get an answer, the others 403;
+            lambda: False closes the endpoint. Type ``Callable[[], bool] | None``,
+            default ``None``.
 
-        It also makes the app's queue the process's default queue
-        (``jobq.configure``), so ``jobq.submit(...)`` uses it. That default is
-        process-wide: with several apps in one process it is the queue of the
-        app initialised last; use ``task.enqueue(...)`` or ``jobq_ext.queue``,
+        Workers start by themselves in each process that serves the app, before
+        any request; see :mod:`flask_jobq.lifecycle` for exactly where.
+
+        When the queue opens (first use, or the first request) it becomes the
+        process's default queue (``jobq.configure``), so ``jobq.submit(...)``
+        uses it. That default is process-wide: with several apps in one process
+        it is the queue of the app opened last; use ``task.enqueue(...)`` or ``jobq_ext.queue``,
         which follow ``current_app``, there.
 
         Raises RuntimeError if the app was already initialised, ValueError or
@@ -169,40 +197,14 @@ class JobQ:
                 "call init_app once per app (create a new app for a new configuration)"
             )
         settings = JobQConfig.from_app(app)
-        if "://" not in settings.database:
-            _make_private_folders(os.path.dirname(settings.database) or ".")
         register_monitor(app)
-
-        queue = jobq.DurableQueue(
-            settings.database,
-            driver=settings.driver,
-            synchronous=settings.synchronous,
-            lease_seconds=settings.lease_seconds,
-            poll_interval=settings.poll_interval,
-            retention=settings.retention,
-        )
         state = JobQState(
-            app,
-            queue,
-            concurrency=settings.concurrency,
-            queues=settings.queues,
-            start_automatically=settings.start_workers,
-            schedules=settings.schedules,
-            default_monitor_auth=self._current_monitor_auth,
+            app, settings, tasks=self._registry, default_monitor_auth=self._current_monitor_auth
         )
-        queue.around_job = state.around_job
-        for task in self._registry:
-            queue.registry.add(task)
-        try:
-            _install_handlers(queue, settings.handlers)
-        except BaseException:
-            queue.close()
-            raise
-        state.connect_signals()
         app.extensions[EXTENSION_KEY] = state
         app.cli.add_command(jobq_cli)
         self._states.add(state)
-        jobq.configure(queue)
+        app.before_request(state.open_quietly)  # jobq.submit in a view finds the queue
         arrange_workers(app, state)
 
     def task(
@@ -251,7 +253,7 @@ class JobQ:
         def register(function: Callable[P, R]) -> FlaskTask[P, R]:
             task = declare(function)
             for state in list(self._states):
-                state.queue.registry.add(task)
+                state.add_task(task)
             return cast(FlaskTask[P, R], task)
 
         return register
@@ -297,24 +299,3 @@ class JobQ:
         """Stop the workers of ``app`` (default ``current_app``) and close its queue
         (see :meth:`JobQState.close`); for tests and orderly shutdowns."""
         state_for(app).close(timeout)
-
-
-def _install_handlers(queue: jobq.DurableQueue, handlers: Mapping[str, Any]) -> None:
-    """Install the handlers whose settings the app's config holds."""
-    for module_name, settings in handlers.items():
-        importlib.import_module(f"jobq.handlers.{module_name}").install(queue, settings)
-
-
-def _make_private_folders(folder: str) -> None:
-    """Create ``folder`` and any missing parent, each readable by its owner only
-    (job arguments live inside); folders that exist keep their mode."""
-    missing: list[str] = []
-    while folder and not os.path.isdir(folder):
-        missing.append(folder)
-        parent = os.path.dirname(folder)
-        if parent == folder:
-            break
-        folder = parent
-    for path in reversed(missing):
-        with contextlib.suppress(FileExistsError):  # made meanwhile by another process
-            os.mkdir(path, 0o700)

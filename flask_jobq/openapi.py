@@ -67,6 +67,14 @@ _COMMAND_ERRORS = {
 }
 
 _PATHS: dict[str, Any] = {
+    "/": {
+        "get": {
+            "operationId": "index",
+            "summary": "The monitor's endpoints: a link to each, and to this description.",
+            "description": "Also answered at the prefix without its trailing slash.",
+            "responses": {"200": _json(ref("Index"), "The links."), **_FORBIDDEN},
+        }
+    },
     "/stats": {
         "get": {
             "operationId": "stats",
@@ -263,6 +271,12 @@ _PATHS: dict[str, Any] = {
         "get": {
             "operationId": "health",
             "summary": "Whether the queue answers and this process's workers run.",
+            "description": (
+                "Open to anyone by default (a load balancer needs no credentials): the "
+                "answer then holds `status` alone. Requests the monitor's authorisation "
+                "(JOBQ_MONITOR_AUTH) allows also get the details. When JOBQ_HEALTH_AUTH is "
+                "set, only requests it allows get an answer; the others get 403."
+            ),
             "parameters": [
                 {
                     "name": "max_age",
@@ -275,8 +289,8 @@ _PATHS: dict[str, Any] = {
             "responses": {
                 "200": _json(ref("Health"), "Healthy."),
                 "400": _error("A malformed max_age."),
-                **_FORBIDDEN,
-                "503": _json(ref("Health"), "Unhealthy; `problems` says why."),
+                "403": _error("JOBQ_HEALTH_AUTH is set and refused the request."),
+                "503": _json(ref("Health"), "Unhealthy; with the details, `problems` says why."),
             },
         }
     },
@@ -295,8 +309,9 @@ _SPEC: dict[str, Any] = {
         "title": "jobq monitor",
         "version": "1",
         "description": (
-            "JSON endpoints to look at and steer a jobq queue. Every endpoint is authorised "
-            "by the app's JOBQ_MONITOR_AUTH callback. Any path under the prefix may also "
+            "JSON endpoints to look at and steer a jobq queue. Every endpoint but /health "
+            "is authorised by the app's JOBQ_MONITOR_AUTH callback; /health by "
+            "JOBQ_HEALTH_AUTH, open by default. Any path under the prefix may also "
             "answer 403, 404 (unknown route) or 405 (wrong method) with an Error body."
         ),
     },

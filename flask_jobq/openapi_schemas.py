@@ -183,18 +183,37 @@ SCHEMAS: dict[str, Any] = {
             },
         },
     },
+    "Index": {
+        "type": "object",
+        "required": ["name", "links"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"type": "string"},
+            "links": {
+                "type": "object",
+                "description": "The path of each endpoint, by name.",
+                "required": ["stats", "jobs", "schedules", "running", "health", "openapi"],
+                "additionalProperties": {"type": "string"},
+            },
+        },
+    },
     "Health": {
         "type": "object",
-        "required": [
-            "healthy",
-            "queue_reachable",
-            "workers_expected",
-            "workers_alive",
-            "oldest_runnable_age",
-            "max_age",
-            "problems",
-        ],
+        "description": "`status` alone for a caller without monitor credentials; the "
+        "details too for one the monitor's authorisation allows.",
+        "required": ["status"],
+        "dependentRequired": {
+            "healthy": [
+                "queue_reachable",
+                "workers_expected",
+                "workers_alive",
+                "oldest_runnable_age",
+                "max_age",
+                "problems",
+            ]
+        },
         "properties": {
+            "status": {"type": "string", "enum": ["ok", "unavailable"]},
             "healthy": {"type": "boolean"},
             "queue_reachable": {"type": "boolean"},
             "workers_expected": {

@@ -5,15 +5,21 @@ finds the current app's. The state starts and stops the app's pool in this
 process; *when* that happens (first request, after ``fork()``, on SIGTERM) is
 :mod:`flask_jobq.lifecycle`'s job.
 
-Rule: imports the ``jobq`` core, Flask and :mod:`flask_jobq.signals` only; never
-the extension, its lifecycle hooks, views or command line.
+Rule: imports the ``jobq`` core, Flask, :mod:`flask_jobq.signals` and
+:mod:`flask_jobq.config` only; never the extension, its lifecycle hooks, views or
+command line.
 """
 
 from __future__ import annotations
 
+import atexit
+import importlib
+import logging
 import os
+import shutil
+import tempfile
 import threading
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable
 from typing import Any, cast
 
 from flask import Flask, current_app, has_app_context
@@ -23,9 +29,15 @@ from jobq import defaults
 from jobq import signals as core_signals
 
 from . import signals
+from .config import JobQConfig
+
+logger = logging.getLogger("flask_jobq.extension")  # the logger's name users configure
 
 EXTENSION_KEY = "jobq"
 """The key of the app's :class:`JobQState` in ``app.extensions``."""
+
+DEFAULT_DATABASE = "jobq.db"
+"""The database file in the instance folder when ``JOBQ_DATABASE`` is not set."""
 
 STOP_TIMEOUT = defaults.STOP_GRACE_SECONDS
 """Seconds running jobs get to finish when workers stop (at exit, on SIGTERM)."""
@@ -47,39 +59,128 @@ class JobQState:
     """What the extension keeps for one app, at ``app.extensions["jobq"]``.
 
     :ivar app: the Flask app.
-    :ivar queue: the app's :class:`jobq.DurableQueue`.
-    :ivar concurrency: ``JOBQ_CONCURRENCY``.
-    :ivar queues: ``JOBQ_QUEUES`` (None: the queues of the registered tasks).
-    :ivar start_automatically: ``JOBQ_START_WORKERS``.
+    :ivar settings: the app's :class:`~flask_jobq.config.JobQConfig`, checked by
+        ``init_app`` and read again from ``app.config`` when the queue opens.
 
+    The queue opens on first use (:attr:`queue`), not in ``init_app``: settings
+    changed after ``create_app()``, such as ``TESTING`` in a test, still count.
     ``default_monitor_auth`` returns the callback used when ``JOBQ_MONITOR_AUTH``
-    is None (the extension's :meth:`~flask_jobq.JobQ.monitor_auth`).
+    is None (the extension's :meth:`~flask_jobq.JobQ.monitor_auth`); ``tasks``
+    are the extension's tasks, added to the queue when it opens.
     """
 
     def __init__(
         self,
         app: Flask,
-        queue: jobq.DurableQueue,
+        settings: JobQConfig,
         *,
-        concurrency: int,
-        queues: Collection[str] | None,
-        start_automatically: bool,
-        schedules: Mapping[str, Mapping[str, Any]] | None = None,
+        tasks: Iterable[jobq.Task[Any, Any]] = (),
         default_monitor_auth: Callable[[], Callable[[], bool] | None] | None = None,
     ) -> None:
         self.app = app
-        self.queue = queue
-        self.concurrency = concurrency
-        self.queues = queues
-        self.start_automatically = start_automatically
-        self._schedules = dict(schedules or {})
+        self.settings = settings
+        self._tasks = tasks
         self._default_monitor_auth = default_monitor_auth
         # Reentrant: the SIGTERM handler may stop workers while the main thread holds it.
         self._lock = threading.RLock()
+        self._queue: jobq.DurableQueue | None = None
+        self._temporary_folder: str | None = None
         self._pool: jobq.WorkerPool | None = None
         self._pool_pid = 0  # the process that started _pool; another one must start its own
         self._closed = False
         self._relays: list[Callable[..., None]] = []  # blinker holds receivers weakly
+
+    @property
+    def queue(self) -> jobq.DurableQueue:
+        """The app's :class:`jobq.DurableQueue`, opened on first use.
+
+        Opening reads the settings again (:class:`~flask_jobq.config.JobQConfig`),
+        picks the database (``JOBQ_DATABASE``; when unset, ``jobq.db`` in the
+        instance folder, or a temporary database removed at exit for an app whose
+        ``app.testing`` is true), registers the extension's tasks, installs the
+        configured handlers, stores ``JOBQ_SCHEDULES`` and makes the queue the
+        process's default (``jobq.configure``). Raises RuntimeError after
+        :meth:`close`, and what opening the database raises.
+        """
+        queue = self._queue
+        if queue is not None:
+            return queue
+        with self._lock:
+            if self._closed:
+                raise RuntimeError(f"the jobq state of app {self.app.name!r} is closed")
+            if self._queue is None:
+                self._queue = self._open()
+            return self._queue
+
+    @property
+    def opened(self) -> bool:
+        """True once the queue was opened (and until :meth:`close`)."""
+        return self._queue is not None and not self._closed
+
+    @property
+    def concurrency(self) -> int:
+        """``JOBQ_CONCURRENCY``."""
+        return self.settings.concurrency
+
+    @property
+    def queues(self) -> Collection[str] | None:
+        """``JOBQ_QUEUES`` (None: the queues of the registered tasks)."""
+        return self.settings.queues
+
+    @property
+    def start_automatically(self) -> bool:
+        """Whether workers start by themselves in a serving process: ``JOBQ_START_WORKERS``
+        and the app is not testing (``app.testing``, read now)."""
+        return self.settings.start_workers and not self.app.testing
+
+    def _open(self) -> jobq.DurableQueue:
+        settings = self.settings = JobQConfig.from_app(self.app)
+        location = settings.database
+        if location is None and self.app.testing:
+            self._temporary_folder = tempfile.mkdtemp(prefix="jobq-testing-")
+            atexit.register(shutil.rmtree, self._temporary_folder, ignore_errors=True)
+            location = os.path.join(self._temporary_folder, "jobq.db")
+        elif location is None:
+            location = os.path.join(self.app.instance_path, DEFAULT_DATABASE)
+        options: dict[str, Any] = {} if settings.driver is None else {"driver": settings.driver}
+        queue = jobq.DurableQueue(
+            location,
+            synchronous=settings.synchronous,
+            lease_seconds=settings.lease_seconds,
+            poll_interval=settings.poll_interval,
+            retention=settings.retention,
+            inline=settings.inline,
+            **options,
+        )
+        try:
+            queue.around_job = self.around_job
+            for task in self._tasks:
+                queue.registry.add(task)
+            for module_name, handler_settings in settings.handlers.items():
+                handler = importlib.import_module(f"jobq.handlers.{module_name}")
+                handler.install(queue, handler_settings)
+            self._declare_schedules(queue)
+        except BaseException:
+            queue.close()
+            raise
+        self._connect_signals(queue)
+        jobq.configure(queue)
+        return queue
+
+    def open_quietly(self) -> None:
+        """Open the queue if it is not (so that ``jobq.submit`` finds it as the default);
+        a failure is logged, not raised: what needs the queue reports it."""
+        if self._queue is None and not self._closed:
+            try:
+                self.queue  # noqa: B018  (opens it)
+            except Exception:
+                logger.exception("jobq: opening the queue of app %r failed", self.app.name)
+
+    def add_task(self, task: jobq.Task[Any, Any]) -> None:
+        """Register ``task`` on the queue if it is open (else it is added when it opens)."""
+        with self._lock:
+            if self._queue is not None:
+                self._queue.registry.add(task)
 
     @property
     def pool(self) -> jobq.WorkerPool | None:
@@ -100,19 +201,17 @@ class JobQState:
             pool = self.pool
             if pool is not None and pool.is_alive:
                 return pool
-            self.declare_schedules()
             self._pool = self.queue.start_workers(self.concurrency, queues=self.queues)
             self._pool_pid = os.getpid()
             return self._pool
 
-    def declare_schedules(self) -> None:
-        """Declare the schedules of ``JOBQ_SCHEDULES`` on the queue (done when workers
-        start: by then the tasks they name are registered). Raises
-        :class:`jobq.UnknownTask` for a task that is not."""
-        for name, options in self._schedules.items():
-            if name not in self.queue.declared_schedules:
+    def _declare_schedules(self, queue: jobq.DurableQueue) -> None:
+        """Declare (and so store) the schedules of ``JOBQ_SCHEDULES``. Raises
+        :class:`jobq.UnknownTask` for a task that is not registered."""
+        for name, options in self.settings.schedules.items():
+            if name not in queue.declared_schedules:
                 options = dict(options)
-                self.queue.schedule(options.pop("task"), name=name, **options)
+                queue.schedule(options.pop("task"), name=name, **options)
 
     def stop_workers(self, timeout: float = STOP_TIMEOUT) -> bool:
         """Stop this process's pool of this app, giving running jobs ``timeout`` seconds.
@@ -139,15 +238,20 @@ class JobQState:
                 return
             self._closed = True
         self.stop_workers(timeout)
-        for (core_signal, _), relay in zip(_RELAYED, self._relays, strict=True):
-            core_signal.disconnect(relay, sender=self.queue)
-        self._relays.clear()
-        try:
-            if jobq.default_queue() is self.queue:
-                jobq.configure(None)
-        except jobq.NotConfigured:
-            pass
-        self.queue.close()
+        queue, self._queue = self._queue, None
+        if queue is not None:
+            for (core_signal, _), relay in zip(_RELAYED, self._relays, strict=True):
+                core_signal.disconnect(relay, sender=queue)
+            self._relays.clear()
+            try:
+                if jobq.default_queue() is queue:
+                    jobq.configure(None)
+            except jobq.NotConfigured:
+                pass
+            queue.close()
+        if self._temporary_folder is not None:
+            shutil.rmtree(self._temporary_folder, ignore_errors=True)
+            self._temporary_folder = None
 
     def monitor_auth(self) -> Callable[[], bool] | None:
         """The monitor's authorisation callback now: ``JOBQ_MONITOR_AUTH``, read at
@@ -172,7 +276,7 @@ class JobQState:
         at ``fork()`` stays held in the child forever."""
         self._lock = threading.RLock()
 
-    def connect_signals(self) -> None:
+    def _connect_signals(self, queue: jobq.DurableQueue) -> None:
         """Re-send the queue's core signals as :mod:`flask_jobq.signals`, the app as sender."""
         app = self.app
         for core_signal, flask_signal in _RELAYED:
@@ -182,7 +286,7 @@ class JobQState:
                     core_signals.emit(_signal, app, **kwargs)
 
             self._relays.append(relay)
-            core_signal.connect(relay, sender=self.queue, weak=True)
+            core_signal.connect(relay, sender=queue, weak=True)
 
     def around_job(self, call: Callable[[], Any]) -> Any:
         """Run a job's ``call`` inside the app's application context."""
@@ -190,7 +294,7 @@ class JobQState:
             return call()
 
     def __repr__(self) -> str:
-        return f"<JobQState app={self.app.name!r} queue={self.queue!r} pool={self.pool!r}>"
+        return f"<JobQState app={self.app.name!r} queue={self._queue!r} pool={self.pool!r}>"
 
 
 def state_for(app: Flask | None = None) -> JobQState:

@@ -6,14 +6,19 @@ Mounted by :func:`register_monitor` at ``JOBQ_MONITOR_URL_PREFIX`` (default
 
 Security rules, each the lesson of another queue's dashboard:
 
-- Every request is authorised by ``JOBQ_MONITOR_AUTH``, a callable taking no
-  arguments (it reads :data:`flask.request`) that returns exactly ``True`` to
-  allow. Without one every endpoint answers 403, except in testing mode (for
-  test clients) and in debug mode, where it answers local requests only
+- ``GET <prefix>`` (and ``<prefix>/``) answers an index of the endpoints.
+- Every request but the health endpoint's is authorised by
+  ``JOBQ_MONITOR_AUTH``, a callable taking no arguments (it reads
+  :data:`flask.request`) that returns exactly ``True`` to allow. Without one
+  every endpoint answers 403, except in testing mode (for test clients) and in
+  debug mode, where it answers local requests only
   (:func:`flask_jobq.is_local_request`: from a loopback address, naming a
   loopback host in ``Host``, through no proxy), so that neither a page using
   DNS rebinding nor a client behind a local proxy reaches a debug server's
   monitor.
+- ``<prefix>/health`` is open by default, with the status alone, so a load
+  balancer can call it; ``JOBQ_HEALTH_AUTH`` closes or protects it, and monitor
+  credentials add the details (:mod:`flask_jobq.health`).
 - Nothing changes on GET. POST endpoints need a JSON body (``{}`` will do) or
   the header ``X-Jobq-Request: 1``: a cross-site page can send neither
   without a CORS preflight, so a forged form post is refused with 415. A
@@ -48,6 +53,7 @@ from .access import authorise_request
 from .config import DEFAULT_URL_PREFIX as DEFAULT_URL_PREFIX
 from .config import AuthCallback as AuthCallback
 from .config import MonitorConfig
+from .health import HEALTH_ENDPOINT, authorise_health, health
 from .openapi import openapi_spec
 from .state import state_for
 
@@ -65,6 +71,16 @@ MAX_BODY_SIZE = 64 * 1024
 
 CSRF_HEADER = "X-Jobq-Request"
 """Header (value ``1``) that lets a POST without a JSON body through."""
+
+INDEX_LINKS = {
+    "stats": "stats",
+    "jobs": "list_jobs",
+    "schedules": "list_schedules",
+    "running": "running",
+    "health": HEALTH_ENDPOINT,
+    "openapi": "openapi",
+}
+"""What ``GET <prefix>/`` links to: the name in its ``links`` and the view's endpoint."""
 
 _MAX_JOB_ID = 2**63 - 1  # SQLite's INTEGER; larger ids cannot exist and would overflow
 _LIST_PARAMETERS = frozenset({"status", "name", "queue", "after", "limit", "order"})
@@ -120,10 +136,27 @@ def make_blueprint() -> Blueprint:
     the prefix (routing errors under it are then HTML, Flask's default).
     """
     bp = Blueprint(BLUEPRINT_NAME, __name__)
-    bp.before_request(authorise_request)
+    health_endpoint = f"{BLUEPRINT_NAME}.{HEALTH_ENDPOINT}"
+
+    @bp.before_request
+    def authorise() -> ResponseReturnValue | None:
+        if request.endpoint == health_endpoint:  # open to load balancers by default
+            return authorise_health()
+        return authorise_request()
+
     bp.register_error_handler(HTTPException, _http_error)
     bp.register_error_handler(JobNotFound, _job_not_found)
     bp.register_error_handler(jobq.StorageError, _storage_error)
+
+    # An HTML dashboard will answer browsers here (content negotiation); JSON stays.
+    @bp.get("/", strict_slashes=False)
+    def index() -> ResponseReturnValue:
+        """The monitor's endpoints: a link to each collection, and the OpenAPI document
+        that describes them all."""
+        return {
+            "name": "jobq monitor",
+            "links": {name: url_for(f".{endpoint}") for name, endpoint in INDEX_LINKS.items()},
+        }
 
     @bp.get("/stats")
     def stats() -> ResponseReturnValue:
@@ -268,42 +301,7 @@ def make_blueprint() -> Blueprint:
             "running": sorted(pool.running(), key=lambda entry: int(entry["id"])),
         }
 
-    @bp.get("/health")
-    def health() -> ResponseReturnValue:
-        """200 if the queue answers and workers run (where expected), else 503.
-
-        With ``?max_age=seconds``, also 503 when a job of an unpaused queue has
-        been runnable for longer than that. Reads index seeks only, never counts.
-        """
-        max_age = _float_arg("max_age")
-        state = state_for()
-        problems: list[str] = []
-        oldest: float | None = None
-        reachable = True
-        try:
-            oldest = state.queue.oldest_runnable_age()
-        except Exception as exc:  # any failure to answer is what this endpoint reports
-            reachable = False
-            problems.append(f"the queue's database did not answer: {type(exc).__name__}: {exc}")
-        else:
-            if max_age is not None and oldest > max_age:
-                problems.append(
-                    f"a job has been runnable for {oldest:.1f} s, more than max_age {max_age:g} s"
-                )
-        pool = state.pool
-        alive = pool is not None and pool.is_alive
-        if state.start_automatically and not alive:
-            problems.append("no worker pool is running in this process")
-        body = {
-            "healthy": not problems,
-            "queue_reachable": reachable,
-            "workers_expected": state.start_automatically,
-            "workers_alive": alive,
-            "oldest_runnable_age": oldest,
-            "max_age": max_age,
-            "problems": problems,
-        }
-        return body, 200 if not problems else 503
+    bp.add_url_rule("/health", HEALTH_ENDPOINT, health)
 
     @bp.get("/openapi.json")
     def openapi() -> ResponseReturnValue:
@@ -419,19 +417,6 @@ def _int_arg(name: str, low: int, high: int) -> int | None:
         abort(400, f"{name} must be an integer, got {text!r}")
     if not low <= value <= high:
         abort(400, f"{name} must be from {low} to {high}, got {value}")
-    return value
-
-
-def _float_arg(name: str) -> float | None:
-    text = request.args.get(name)
-    if text is None:
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        abort(400, f"{name} must be a number of seconds, got {text!r}")
-    if not (math.isfinite(value) and value >= 0):
-        abort(400, f"{name} must be a number of seconds >= 0, got {text!r}")
     return value
 
 

@@ -87,10 +87,8 @@ def reloader_app() -> Flask:
         with open(folder / "worker-started.txt", "a") as file:
             file.write(f"{os.getpid()}\n")
 
-    # The receiver is connected after init_app, which starts workers at once in the
-    # reloader's child: record that start too.
-    if state_for(app).pool is not None:
-        started(app)
+    # Connected after init_app: workers start once Flask has loaded the app, so this
+    # receiver sees the start.
     return app
 
 

@@ -24,12 +24,14 @@ def ext() -> JobQ:
 @pytest.fixture
 def make_app(tmp_path: Path, ext: JobQ) -> Iterator[AppFactory]:
     """``make_app(name="a", **config)``: a Flask app initialised with ``ext`` whose
-    instance folder is under tmp_path; every one is closed after the test."""
+    instance folder is under tmp_path; every one is closed after the test. It is a
+    testing app (no automatic worker starts, a temporary database) unless ``config``
+    says ``TESTING=False``."""
     apps: list[Flask] = []
 
     def make(name: str = "app", *, extension: JobQ | None = None, **config: Any) -> Flask:
         app = Flask(name, instance_path=str(tmp_path / f"instance-{name}"))
-        app.config.update(TESTING=True, JOBQ_CONCURRENCY=2, **config)
+        app.config.update({"TESTING": True, "JOBQ_CONCURRENCY": 2, **config})
         (extension or ext).init_app(app)
         apps.append(app)
         return app

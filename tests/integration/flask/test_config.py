@@ -10,7 +10,7 @@ from flask import Flask
 
 import jobq
 from flask_jobq import JobQ, state_for
-from flask_jobq.config import JobQConfig
+from flask_jobq.config import DEFAULTS, HANDLERS, SETTINGS, JobQConfig, settings_docstring
 
 
 @pytest.mark.parametrize(
@@ -76,4 +76,34 @@ def test_the_queue_is_opened_with_the_settings(tmp_path: Path) -> None:
         assert state_for(app).start_automatically is False
     finally:
         state_for(app).close(timeout=5.0)
+        jobq.configure(None)
+
+
+def test_init_app_documents_every_setting_of_the_table_as_the_table_says() -> None:
+    assert JobQ.init_app.__doc__ is not None
+    assert settings_docstring() in JobQ.init_app.__doc__, (
+        "paste flask_jobq.config.settings_docstring() into JobQ.init_app's docstring"
+    )
+
+
+def test_the_table_holds_every_key_init_app_reads(tmp_path: Path) -> None:
+    app = Flask("all", instance_path=str(tmp_path / "instance"))
+    JobQConfig.from_app(app)
+    written = {key for key in app.config if key.startswith("JOBQ_")}
+    keys = [setting.key for setting in SETTINGS]
+    assert len(keys) == len(set(keys))
+    assert written == set(DEFAULTS)
+    assert set(keys) == written | {key for key, _ in HANDLERS}  # the handlers have no default
+
+
+def test_a_settings_change_after_init_app_counts_when_the_queue_opens(tmp_path: Path) -> None:
+    app = Flask("late", instance_path=str(tmp_path / "instance"))
+    JobQ(app)
+    app.config.update(JOBQ_LEASE_SECONDS=7, JOBQ_DATABASE="later.db")
+    state = state_for(app)
+    try:
+        assert state.queue.lease_seconds == 7
+        assert (tmp_path / "instance" / "later.db").exists()
+    finally:
+        state.close(timeout=5.0)
         jobq.configure(None)

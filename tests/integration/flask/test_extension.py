@@ -25,7 +25,7 @@ def _wait_done(queue: jobq.DurableQueue, job_id: int) -> jobq.Job:
     return queue.get(job_id)
 
 
-def test_init_app_in_a_factory_sets_defaults_and_creates_the_instance_folder(
+def test_init_app_sets_defaults_and_the_first_use_creates_the_instance_folder(
     tmp_path: Path, ext: JobQ
 ) -> None:
     app = Flask("factory", instance_path=str(tmp_path / "instance"))
@@ -35,8 +35,10 @@ def test_init_app_in_a_factory_sets_defaults_and_creates_the_instance_folder(
         assert isinstance(state, JobQState)
         assert state_for(app) is state
         assert ext.state(app) is state
+        assert app.config["JOBQ_DATABASE"] is None
+        assert not (tmp_path / "instance").exists()  # the queue opens on first use
         database = tmp_path / "instance" / "jobq.db"
-        assert app.config["JOBQ_DATABASE"] == str(database)
+        assert Path(state.queue.storage.path) == database  # type: ignore[attr-defined]
         assert database.exists()
         assert stat.S_IMODE(database.stat().st_mode) == 0o600
         assert stat.S_IMODE(database.parent.stat().st_mode) == 0o700
@@ -47,9 +49,11 @@ def test_init_app_in_a_factory_sets_defaults_and_creates_the_instance_folder(
         assert app.config["JOBQ_POLL_INTERVAL"] == 0.01
         assert app.config["JOBQ_RETENTION"] is None
         assert app.config["JOBQ_SYNCHRONOUS"] == "NORMAL"
-        assert app.config["JOBQ_DRIVER"] == "sqlite3"
+        assert app.config["JOBQ_DRIVER"] is None
+        assert app.config["JOBQ_INLINE"] is False
+        assert app.config["JOBQ_HEALTH_AUTH"] is None
         assert jobq.default_queue() is state.queue
-        assert state.pool is None  # nothing starts before the first request
+        assert state.pool is None  # a test process does not serve: nothing started
     finally:
         state.close(timeout=5.0)
     with pytest.raises(jobq.NotConfigured):
@@ -68,8 +72,8 @@ def test_constructor_with_app_and_settings_are_read(tmp_path: Path) -> None:
     JobQ(app)
     state = state_for(app)
     try:
-        assert (tmp_path / "instance" / "sub" / "jobs.db").exists()  # relative to instance
         assert state.queue.lease_seconds == 5
+        assert (tmp_path / "instance" / "sub" / "jobs.db").exists()  # relative to instance
         assert state.queue.poll_interval == 0.05
         assert state.queue.retention is retention
     finally:
@@ -111,7 +115,7 @@ def test_task_enqueued_in_a_request_runs_in_the_app_context(
     def read_config(key: str) -> str:
         return str(current_app.config[key]) + f" in {current_app.name}"
 
-    app = make_app(GREETING="hello")
+    app = make_app(GREETING="hello", TESTING=False)  # not testing: workers start by themselves
 
     @app.post("/go")
     def go() -> dict[str, int]:
@@ -134,8 +138,8 @@ def test_two_apps_have_their_own_queue_and_run_their_own_jobs(
     def whoami() -> str:
         return str(current_app.config["WHO"])
 
-    first = make_app("first", WHO="first")
-    second = make_app("second", WHO="second")
+    first = make_app("first", WHO="first", TESTING=False)
+    second = make_app("second", WHO="second", TESTING=False)
     for app in (first, second):
 
         @app.post("/go")
@@ -212,7 +216,7 @@ def test_jobq_submit_in_a_request_uses_the_app_queue(make_app: AppFactory, ext: 
     def add(a: int, b: int) -> int:
         return a + b
 
-    app = make_app()
+    app = make_app(TESTING=False)
 
     @app.post("/submit")
     def submit() -> dict[str, int]:
@@ -254,7 +258,7 @@ def test_start_workers_false_starts_no_threads(make_app: AppFactory, ext: JobQ) 
 def test_explicit_start_and_stop_and_restart_on_the_next_request(
     make_app: AppFactory, ext: JobQ
 ) -> None:
-    app = make_app()
+    app = make_app(TESTING=False)
     pool = ext.start_workers(app)
     assert pool.is_alive
     assert ext.start_workers(app) is pool  # already running: the same pool
@@ -267,17 +271,6 @@ def test_explicit_start_and_stop_and_restart_on_the_next_request(
     assert restarted is not None
     assert restarted is not pool
     assert restarted.is_alive
-
-
-def test_reloader_child_starts_workers_in_init_app(
-    make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("WERKZEUG_RUN_MAIN", "true")  # what the reloader sets in its child
-    app = make_app()
-    pool = state_for(app).pool
-    assert pool is not None
-    assert pool.is_alive
-    assert pool.concurrency == 2
 
 
 def test_reloader_parent_starts_nothing(

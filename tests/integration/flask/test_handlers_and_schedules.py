@@ -45,7 +45,8 @@ def test_an_email_enqueued_in_a_request_is_delivered(
             "timeout": 5.0,
             "default_sender": "app@example.com",
             "max_attempts": 2,
-        }
+        },
+        TESTING=False,  # workers start by themselves on the first request
     )
 
     @app.post("/welcome")
@@ -74,7 +75,8 @@ def test_a_handler_task_can_be_submitted_by_jobq_submit_with_the_apps_settings(
             "timeout": 5.0,
             "default_sender": "app@example.com",
             "max_attempts": 2,
-        }
+        },
+        TESTING=False,  # workers start by themselves on the first request
     )
 
     @app.post("/hi")
@@ -144,7 +146,9 @@ def test_a_signed_webhook_is_delivered_with_the_app_settings(make_app: AppFactor
     assert verify(secret, headers, body)["data"] == {"order": 7}
 
 
-def test_schedules_from_the_config_fire_once_workers_start(make_app: AppFactory, ext: JobQ) -> None:
+def test_schedules_from_the_config_are_stored_at_first_use_and_fire_once_workers_start(
+    make_app: AppFactory, ext: JobQ
+) -> None:
     ran: list[str] = []
 
     @ext.task("tick")
@@ -153,7 +157,8 @@ def test_schedules_from_the_config_fire_once_workers_start(make_app: AppFactory,
 
     app = make_app(JOBQ_SCHEDULES={"ticker": {"task": "tick", "every": 1, "args": ["hi"]}})
     queue = state_for(app).queue
-    assert queue.schedules() == []  # declared when workers start
+    [stored] = queue.schedules()  # stored when the queue opened, before any worker
+    assert (stored.name, stored.last_fire_at) == ("ticker", None)
     state_for(app).start_workers()
     eventually(lambda: bool(ran))
     [info] = queue.schedules()

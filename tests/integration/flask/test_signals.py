@@ -59,7 +59,7 @@ def test_each_event_fires_once_with_the_app_as_sender(make_app: AppFactory, ext:
     def broken() -> None:
         raise ValueError("no luck")
 
-    first, second = make_app("first"), make_app("second")
+    first, second = make_app("first", TESTING=False), make_app("second", TESTING=False)
     state_for(second).start_workers()  # a second app with workers must not echo events
 
     @first.post("/go")
@@ -104,7 +104,7 @@ def test_cancelled_and_lease_expired(make_app: AppFactory, ext: JobQ) -> None:
     def lost() -> str:
         return "rescued"
 
-    app = make_app(JOBQ_LEASE_SECONDS=0.3)
+    app = make_app(JOBQ_LEASE_SECONDS=0.3, TESTING=False)
     queue = state_for(app).queue
     with recording(signals.job_cancelled, signals.job_lease_expired, signals.job_started) as ev:
         with app.app_context():
@@ -134,7 +134,7 @@ def test_a_raising_receiver_breaks_nothing(
     def fine() -> str:
         return "done"
 
-    app = make_app()
+    app = make_app(TESTING=False)
 
     @app.post("/go")
     def go() -> dict[str, int]:

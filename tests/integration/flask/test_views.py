@@ -612,7 +612,7 @@ def test_wrong_method_is_405_json(
     assert queue.get(job.id).status is jobq.JobStatus.PENDING  # no GET side effect
 
 
-@pytest.mark.parametrize("path", ["", "/", "/nope", "/jobs/1/explode", "/queues/x"])
+@pytest.mark.parametrize("path", ["/nope", "/jobs/1/explode", "/queues/x"])
 def test_unknown_route_under_the_prefix_is_404_json(monitor: Monitor, path: str) -> None:
     response = monitor.get(path)
     assert response.status_code == 404
@@ -637,7 +637,8 @@ _EVERY_ENDPOINT = [
     ("GET", "/jobs"),
     ("GET", "/jobs/1"),
     ("GET", "/running"),
-    ("GET", "/health"),
+    ("GET", ""),
+    ("GET", "/"),
     ("GET", "/openapi.json"),
     ("POST", "/jobs/1/cancel"),
     ("POST", "/jobs/1/retry"),
@@ -817,11 +818,13 @@ def test_two_apps_each_see_their_own_queue(monitor_app: Callable[..., Flask]) ->
 
 @pytest.fixture
 def blocking_app(monitor_app: Callable[..., Flask]) -> Iterator[tuple[Flask, threading.Event]]:
-    """An app whose workers start on the first request and whose ``block`` task
-    waits for the event (set at teardown, so no thread outlives the test)."""
+    """A testing app whose workers are started (a testing app starts none by itself)
+    and whose ``block`` task waits for the event (set at teardown, so no thread
+    outlives the test)."""
     release = threading.Event()
     app = monitor_app("blocking", JOBQ_START_WORKERS=True)
     state_for(app).queue.task("block")(lambda: release.wait(10))
+    state_for(app).start_workers()
     yield app, release
     release.set()
     state_for(app).stop_workers(timeout=5.0)
@@ -831,7 +834,7 @@ def test_running_shows_what_each_thread_does(blocking_app: tuple[Flask, threadin
     app, release = blocking_app
     state = state_for(app)
     monitor = Monitor(app)
-    assert monitor.get("/running").status_code == 200  # the first request starts the pool
+    assert monitor.get("/running").status_code == 200
     pool = state.pool
     assert pool is not None
     ids = [enqueue(state.queue, "block").id for _ in range(2)]
@@ -902,6 +905,8 @@ def test_health_rejects_a_bad_max_age(monitor: Monitor, max_age: str) -> None:
 
 def test_health_with_workers_alive_then_dead(blocking_app: tuple[Flask, threading.Event]) -> None:
     app, _ = blocking_app
+    app.testing = False  # a production app expects its workers
+    app.config["JOBQ_MONITOR_AUTH"] = lambda: True  # the details
     monitor = Monitor(app)
 
     healthy = monitor.get("/health")

@@ -290,3 +290,35 @@ def test_the_postgres_fixture_points_the_placeholder_at_a_schema_of_its_own(tmp_
         tmp_path,
     )
     assert '"monday"' in output
+
+
+def test_keep_going_names_every_failure_once(tmp_path: Path) -> None:
+    page = parse_page(
+        "docs/example.md",
+        textwrap.dedent(
+            """\
+            <!-- snippet: background -->
+            ```sh
+            python -c "raise SystemExit(4)"
+            ```
+
+            <!-- snippet: wait-http http://127.0.0.1:8766/ -->
+            ```sh
+            false
+            ```
+
+            ```python
+            print("still ran")
+            ```
+            """
+        ),
+    )
+    with pytest.raises(PageFailed) as failed:
+        run_page(page, tmp_path, keep_going=True)
+    headline = str(failed.value).split("\n---", 1)[0].splitlines()
+    assert headline == [
+        "docs/example.md:7: the background command of docs/example.md:2 exited (4) "
+        "before http://127.0.0.1:8766/ answered",
+        "docs/example.md:7: shell block exited with status 1",
+    ]
+    assert "still ran" in str(failed.value)

@@ -264,3 +264,29 @@ def test_fixtures_are_real_and_their_placeholders_rewritten(tmp_path: Path) -> N
     assert "images (640, 480) (256, 256)" in output
     assert "media True" in output
     assert "hosts ('127.0.0.1',) True" in output
+
+
+@pytest.mark.postgres
+def test_the_postgres_fixture_points_the_placeholder_at_a_schema_of_its_own(tmp_path: Path) -> None:
+    output = run(
+        """\
+        <!-- snippet: fixtures postgres -->
+        '''python
+        import jobq
+
+        queue = jobq.DurableQueue("postgresql://app@db.internal/app")
+
+        @queue.task("report")
+        def report(day: str) -> None: ...
+
+        report.enqueue("monday")
+        queue.close()
+        '''
+
+        '''sh
+        jobq list --db "postgresql://app@db.internal/app" --json
+        '''
+        """,
+        tmp_path,
+    )
+    assert '"monday"' in output

@@ -11,12 +11,15 @@ request (the BoundedExecutor). ``POST /jobs`` stores durable jobs in a SQLite
 file under the app's instance folder and returns at once; worker threads
 started with the app run them, retrying a call the API refused, and
 ``GET /jobs/<id>`` shows how each went. Stop the app while jobs wait and start
-it again: they are still there and run. (The Flask extension, which will start
-workers and mount a monitoring blueprint for you, is not written yet; here the
-app does it by hand.)
+it again: they are still there and run. This app uses the core alone and starts
+its workers by hand (``queue.start_workers``); the Flask extension
+``flask_jobq.JobQ`` does that, and mounts a monitor, for you: see
+``examples/newsletter/app.py``.
 
-    python examples/demo_app.py            # serve on http://127.0.0.1:5000
-    python examples/demo_app.py --check    # exercise the endpoints, exit 0 if all is well
+Run it from the repository's root (``dev.py run`` sets up ``.venv`` first)::
+
+    python3 dev.py run examples/demo_app.py            # serve on http://127.0.0.1:5000
+    python3 dev.py run examples/demo_app.py --check    # exercise the endpoints, 0 if all is well
 
 Endpoints: ``GET /``, ``POST /enrich`` and ``POST /jobs`` with
 ``{"items": ["apple", ...]}``, ``GET /jobs/<id>``, ``GET /jobs/stats``,

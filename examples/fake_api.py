@@ -19,9 +19,9 @@ From Python::
             print(json.load(response))
         print(api.stats())
 
-From a shell::
+From a shell, at the repository's root::
 
-    python examples/fake_api.py --port 8001 --limit 5 --per 1
+    python3 dev.py run examples/fake_api.py --port 8001 --limit 5 --per 1
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ against a fresh server so that one run's requests do not count against the next:
 3. ``jobq.executor("fake-api", max_workers=3, rate=LIMIT, per=PER + MARGIN,
    strict=True)``: the window padded by a margin larger than that jitter. No 429s.
 
-Run it with ``python examples/rate_limited_client.py``; it takes a few seconds.
+Run it from the repository's root with ``python3 dev.py run examples/rate_limited_client.py``
+(which sets up ``.venv`` first); it takes a few seconds.
 """
 
 from __future__ import annotations

@@ -15,9 +15,12 @@ is mounted at ``/jobq``, open to local requests only: from a loopback address,
 naming a loopback host (``localhost``, ``127.0.0.1``, ``[::1]``) in ``Host``,
 through no proxy (``flask_jobq.is_local_request``).
 
-    python examples/newsletter/app.py                  # serve on http://127.0.0.1:5000
-    python examples/newsletter/app.py --check          # queue 10,000, wait, verify, exit 0/1
-    python examples/newsletter/app.py --check --count 2000
+Run it from the repository's root (``dev.py run`` sets up ``.venv`` first, with
+aiosmtpd; ``python3 dev.py demo`` is the same as the first line)::
+
+    python3 dev.py run examples/newsletter/app.py              # serve on http://127.0.0.1:5000
+    python3 dev.py run examples/newsletter/app.py --check      # queue 10,000, verify, exit 0/1
+    python3 dev.py run examples/newsletter/app.py --check --count 2000
 
 The job queue lives in ``instance/newsletter.db`` next to this file; stop the app
 while emails wait and start it again: they are still queued and get sent.

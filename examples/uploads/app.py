@@ -20,9 +20,11 @@ names are only echoed back: outputs get generated names, are written under the
 app's instance folder only, atomically (a temporary file, then ``os.replace``),
 and are served by ``GET /thumbnails/<name>`` through ``send_from_directory``.
 
-    python examples/uploads/app.py --make-samples /tmp/jobq-samples   # 20 sample images
-    python examples/uploads/app.py                # serve on http://127.0.0.1:5000
-    python examples/uploads/app.py --check        # run the flow with the test client
+Run it from the repository's root (``dev.py run`` sets up ``.venv`` first, with Pillow)::
+
+    python3 dev.py run examples/uploads/app.py --make-samples /tmp/jobq-samples   # 20 sample images
+    python3 dev.py run examples/uploads/app.py          # serve on http://127.0.0.1:5000
+    python3 dev.py run examples/uploads/app.py --check  # run the flow with the test client
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ separate ``flask --app app jobq worker``.
 """
 
 from flask import Flask
+
 from flask_jobq import JobQ
 
 jobq_ext = JobQ()

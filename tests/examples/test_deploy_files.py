@@ -19,7 +19,8 @@ PAGE = ROOT / "docs" / "deployment.md"
 
 _HEREDOC = re.compile(r"^cat > (?P<name>\S+) <<'EOF'\n(?P<body>.*?)^EOF$", re.MULTILINE | re.DOTALL)
 _SHOWN = re.compile(
-    r"^`examples/deploy/(?P<name>[^`]+)`:\n\n```[a-z]+\n(?P<body>.*?)^```$", re.MULTILINE | re.DOTALL
+    r"^`examples/deploy/(?P<name>[^`]+)`:\n\n```[a-z]+\n(?P<body>.*?)^```$",
+    re.MULTILINE | re.DOTALL,
 )
 
 

@@ -60,9 +60,10 @@ STAMP = VENV / ".installed"
 
 
 def run(*args: str | Path, cwd: str | Path = ROOT, quiet: bool = False) -> None:
-    """Run a command, exiting with its status if it fails. ``quiet`` shows its output
-    only then."""
-    print("+", " ".join(str(a) for a in args), flush=True)
+    """Run a command, exiting with its status if it fails. ``quiet`` shows the command
+    and its output only then."""
+    if not quiet:
+        print("+", " ".join(str(a) for a in args), flush=True)
     completed = subprocess.run(
         [str(a) for a in args],
         cwd=cwd,
@@ -71,6 +72,7 @@ def run(*args: str | Path, cwd: str | Path = ROOT, quiet: bool = False) -> None:
     )
     if completed.returncode:
         if quiet:
+            print("+", " ".join(str(a) for a in args), flush=True)
             sys.stdout.write(completed.stdout.decode(errors="replace"))
         sys.exit(completed.returncode)
 

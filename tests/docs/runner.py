@@ -116,11 +116,21 @@ def _check_placeholder(block: Block, fixture: str) -> None:
 
 
 def _environment(fixtures: PageFixtures) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "PYTEST_"))}
+    # A reader's shell: no Flask or jobq settings of ours (the test server's URL stays,
+    # for the postgres fixture's own use).
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FLASK_", "PYTEST_", "JOBQ_"))
+        or k in ("JOBQ_TEST_POSTGRES_URL", "JOBQ_REQUIRE_POSTGRES")
+    }
     env.pop("PYTHONPATH", None)
     env["PATH"] = os.pathsep.join([str(VENV_BIN), env.get("PATH", "")])
     env["VIRTUAL_ENV"] = str(VENV_BIN.parent)
     env["PYTHONUNBUFFERED"] = "1"
+    # A block never changes the project's environment from the package index.
+    env["PIP_NO_INDEX"] = "1"
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     env.update(fixtures.env)
     if "webhook" in fixtures.started:
         env["PYTHONPATH"] = str(SITE_HOOKS)

@@ -1,13 +1,21 @@
-"""Set up a virtual environment and run jobq's demo or its test suite.
+"""Set up a virtual environment and run jobq's demo, examples, docs or test suite.
 
-    python3 dev.py demo         # install into .venv, then serve the example Flask app
-    python3 dev.py test         # install into .venv, then ruff, mypy --strict and pytest
-    python3 dev.py test --fast  # the same, with the unit and contract tests not marked slow
+    python3 dev.py demo                 # serve the example Flask app (Ctrl-C stops it)
+    python3 dev.py run examples/x.py    # run any Python file with everything installed
+    python3 dev.py docs [--serve]       # build the documentation site into site/ (or preview it)
+    python3 dev.py test                 # ruff, mypy --strict, the strict docs build, pytest
+    python3 dev.py test --fast          # the same, with the unit and contract tests not marked slow
 
-Needs only Python 3.10+ with the standard library. The environment lives in
-``.venv`` next to this file and is reinstalled only when the packaging files
-change. Extra arguments after ``test`` are passed to pytest. ``test`` checks the lint and the
-format with ruff (``ruff check``, ``ruff format --check``).
+Needs only Python 3.10+ with the standard library. Every command uses one
+environment, ``.venv`` next to this file, with jobq installed with its ``dev``
+extra (which holds every other extra); it is installed again only when
+``setup.cfg`` or ``pyproject.toml`` change, whichever command runs first.
+Extra arguments after ``test`` are passed to pytest, after ``run`` to the file.
+``test`` checks the lint and the format with ruff (``ruff check``,
+``ruff format --check``) and builds the site in strict mode (a broken link fails).
+
+``demo`` and ``run`` stop quietly on Ctrl-C and pass SIGTERM on to the program,
+exiting 0 when it stopped as asked and with its own status otherwise.
 
 The tests are in four folders: ``tests/unit`` (one process, fake clocks),
 ``tests/contract`` (the storage contract on every backend), ``tests/integration``
@@ -28,6 +36,7 @@ import glob
 import hashlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -35,6 +44,8 @@ import tempfile
 import venv
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
+from typing import NoReturn
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
@@ -42,32 +53,118 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 
 
-def run(*args: str | Path, cwd: str | Path = ROOT) -> None:
-    print("+", " ".join(str(a) for a in args), flush=True)
-    completed = subprocess.run([str(a) for a in args], cwd=cwd)
+EXTRAS = "dev"
+"""The one set of extras every command installs (``dev`` includes all the others)."""
+STAMP = VENV / ".installed"
+"""Holds the digest of the packaging files the environment was installed from."""
+
+
+def run(*args: str | Path, cwd: str | Path = ROOT, quiet: bool = False) -> None:
+    """Run a command, exiting with its status if it fails. ``quiet`` shows the command
+    and its output only then."""
+    if not quiet:
+        print("+", " ".join(str(a) for a in args), flush=True)
+    completed = subprocess.run(
+        [str(a) for a in args],
+        cwd=cwd,
+        stdout=subprocess.PIPE if quiet else None,
+        stderr=subprocess.STDOUT if quiet else None,
+    )
     if completed.returncode:
+        if quiet:
+            print("+", " ".join(str(a) for a in args), flush=True)
+            sys.stdout.write(completed.stdout.decode(errors="replace"))
         sys.exit(completed.returncode)
 
 
-def ensure_env(extras: str) -> None:
-    """Create .venv and install jobq with ``extras`` unless already current."""
+def environment_digest() -> str:
+    digest = hashlib.sha256(EXTRAS.encode())
+    for name in ("setup.cfg", "pyproject.toml"):
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_env() -> None:
+    """Create .venv and install jobq with every extra, unless already current."""
     if not PYTHON.exists():
         print(f"creating {VENV.name}/", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
-    digest = hashlib.sha256(extras.encode())
-    for name in ("setup.cfg", "pyproject.toml"):
-        digest.update((ROOT / name).read_bytes())
-    stamp = VENV / f".installed-{extras}"
-    if stamp.exists() and stamp.read_text() == digest.hexdigest():
+    digest = environment_digest()
+    if STAMP.exists() and STAMP.read_text() == digest:
         return
     run(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
-    run(PYTHON, "-m", "pip", "install", "--quiet", "-e", f".[{extras}]")
-    stamp.write_text(digest.hexdigest())
+    run(PYTHON, "-m", "pip", "install", "--quiet", "-e", f".[{EXTRAS}]")
+    STAMP.write_text(digest)
+
+
+# Runs the file as `python FILE ARGS` would (same sys.argv, sys.path[0] and __main__),
+# ending on Ctrl-C with status 130 instead of a KeyboardInterrupt traceback.
+_QUIET_MAIN = """\
+import os, runpy, sys
+path = sys.argv[1]
+sys.argv = sys.argv[1:]
+sys.path[0] = os.path.dirname(os.path.abspath(path))
+try:
+    runpy.run_path(path, run_name="__main__")
+except KeyboardInterrupt:
+    sys.exit(130)
+"""
+
+
+def run_program(path: str, args: list[str]) -> NoReturn:
+    """Run the Python file ``path`` with the environment's interpreter until it ends.
+
+    Ctrl-C reaches the program from the terminal (it is in our process group);
+    SIGTERM sent to this process is passed on to it. Exits 0 when the program
+    stopped after either, else with the program's own status."""
+    child = subprocess.Popen([str(PYTHON), "-c", _QUIET_MAIN, path, *args])
+    asked_to_stop: list[int] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        asked_to_stop.append(signum)
+        if signum == signal.SIGTERM and child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    status = child.wait()
+    stopped_as_asked = (0, 130, 143, -signal.SIGINT, -signal.SIGTERM)
+    if asked_to_stop and status in stopped_as_asked:
+        sys.exit(0)
+    sys.exit(status if status >= 0 else 128 - status)
 
 
 def demo(args: list[str]) -> None:
-    ensure_env("all,examples")
-    run(PYTHON, "examples/newsletter/app.py", *args)
+    ensure_env()
+    run_program("examples/newsletter/app.py", args)
+
+
+def run_file(args: list[str]) -> None:
+    if not args or args[0].startswith("-"):
+        sys.exit(f"usage: python3 {Path(__file__).name} run FILE.py [args...]")
+    ensure_env()
+    run_program(args[0], args[1:])
+
+
+def build_docs(site_dir: Path | None = None) -> None:
+    """Build the site in strict mode: a broken link or anchor, or a reference that
+    cannot be generated, fails."""
+    os.environ["NO_MKDOCS_2_WARNING"] = "1"  # a notice about MkDocs' future, not about us
+    target = ["--site-dir", str(site_dir)] if site_dir else []
+    run(PYTHON, "-m", "mkdocs", "build", "--strict", "--quiet", *target)
+
+
+def docs(args: list[str]) -> None:
+    ensure_env()
+    if "--serve" in args:
+        os.environ["NO_MKDOCS_2_WARNING"] = "1"
+        others = [a for a in args if a != "--serve"]
+        serve = [str(PYTHON), "-m", "mkdocs", "serve", "--strict", *others]
+        with contextlib.suppress(KeyboardInterrupt):  # mkdocs says goodbye itself
+            subprocess.run(serve, cwd=ROOT)
+        return
+    build_docs()
+    print(f"built the site into {ROOT / 'site'}; open site/index.html", flush=True)
 
 
 def postgres_programs() -> Path | None:
@@ -123,6 +220,7 @@ def throwaway_postgres() -> Iterator[str | None]:
             "UTF8",
             "--no-instructions",
             cwd=folder,
+            quiet=True,
         )
         run(
             *as_postgres,
@@ -137,6 +235,7 @@ def throwaway_postgres() -> Iterator[str | None]:
             options,
             "start",
             cwd=folder,
+            quiet=True,
         )
         try:
             yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
@@ -144,6 +243,7 @@ def throwaway_postgres() -> Iterator[str | None]:
             subprocess.run(
                 [*as_postgres, str(programs / "pg_ctl"), "-D", data, "-m", "fast", "-s", "stop"],
                 cwd=folder,
+                stdout=subprocess.DEVNULL,
             )  # a folder the postgres user can enter
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -156,10 +256,12 @@ FAST_TESTS = ["tests/unit", "tests/contract", "-m", "not slow"]
 def test(args: list[str]) -> None:
     if "--fast" in args:
         args = [*FAST_TESTS, *(a for a in args if a != "--fast")]
-    ensure_env("dev")
+    ensure_env()
     run(PYTHON, "-m", "ruff", "check", ".")
     run(PYTHON, "-m", "ruff", "format", "--check", ".")
     run(PYTHON, "-m", "mypy", "--strict", "jobq", "flask_jobq")
+    with tempfile.TemporaryDirectory(prefix="jobq-site-") as site:
+        build_docs(Path(site))
     if os.environ.get("JOBQ_TEST_POSTGRES_URL"):
         run(PYTHON, "-m", "pytest", *args)
         return
@@ -171,7 +273,7 @@ def test(args: list[str]) -> None:
     sys.exit(completed.returncode)
 
 
-COMMANDS = {"demo": demo, "test": test}
+COMMANDS = {"demo": demo, "run": run_file, "docs": docs, "test": test}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:

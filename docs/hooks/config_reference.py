@@ -20,10 +20,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 ENVIRONMENT = {
     "JOBQ_DATABASE": (
-        "`jobq` command line",
         "The database of every `jobq` command given no `--db`: a SQLite file path, a "
-        "`sqlite:///path` URL or a `postgresql://` URL.",
-    )
+        "`sqlite:///path` URL or a `postgresql://` URL."
+    ),
+    "FLASK_RUN_FROM_CLI": (
+        "Set by Flask's `flask` command, not by you: `app.run()` does nothing under it, "
+        "so the extension does not start workers for that call."
+    ),
+    "FLASK_DEBUG": (
+        "Flask's debug switch; the extension follows Flask's rules with it to tell whether "
+        "`app.run()` serves in this process or in the reloader's child."
+    ),
 }
 """What each environment variable read in jobq's source means; a test fails when
 the source reads one that is not here."""
@@ -169,15 +176,18 @@ def environment_reads() -> dict[str, list[str]]:
     ``os.environ.get(...)``, ``os.getenv(...)``, a module constant as the name
     included), with the files reading each."""
     found: dict[str, list[str]] = {}
-    for path in sorted([*ROOT.glob("jobq/**/*.py"), *ROOT.glob("flask_jobq/**/*.py")]):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        constants = {
-            target.id: node.value.value
-            for node in tree.body
-            if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
-            for target in node.targets
-            if isinstance(target, ast.Name) and isinstance(node.value.value, str)
-        }
+    paths = sorted([*ROOT.glob("jobq/**/*.py"), *ROOT.glob("flask_jobq/**/*.py")])
+    trees = {path: ast.parse(path.read_text(encoding="utf-8")) for path in paths}
+    # Module-level string constants of every module: a name may be imported from another.
+    constants = {
+        target.id: node.value.value
+        for tree in trees.values()
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+        for target in node.targets
+        if isinstance(target, ast.Name) and isinstance(node.value.value, str)
+    }
+    for path, tree in trees.items():
         for node in ast.walk(tree):
             name_node = _environment_name(node)
             if name_node is None:
@@ -188,7 +198,9 @@ def environment_reads() -> dict[str, list[str]]:
                 name = constants[name_node.id]
             else:
                 name = ast.unparse(name_node)
-            found.setdefault(name, []).append(path.relative_to(ROOT).as_posix())
+            files = found.setdefault(name, [])
+            if path.relative_to(ROOT).as_posix() not in files:
+                files.append(path.relative_to(ROOT).as_posix())
     return found
 
 
@@ -203,6 +215,13 @@ def _is_environ(node: ast.AST) -> bool:
 
 
 def _environment_name(node: ast.AST) -> ast.expr | None:
+    if (
+        isinstance(node, ast.Compare)
+        and len(node.ops) == 1
+        and isinstance(node.ops[0], (ast.In, ast.NotIn))
+        and _is_environ(node.comparators[0])
+    ):
+        return node.left
     if isinstance(node, ast.Subscript) and _is_environ(node.value):
         return node.slice
     if isinstance(node, ast.Call) and node.args and isinstance(node.func, ast.Attribute):
@@ -220,12 +239,12 @@ def _environment_section() -> list[str]:
         "",
         "Read by jobq itself (found in its source when this page is built):",
         "",
-        "| variable | read by | meaning |",
+        "| variable | meaning | read in |",
         "| --- | --- | --- |",
     ]
-    for name in sorted(environment_reads()):
-        reader, meaning = ENVIRONMENT.get(name, ("-", "(not described yet)"))
-        lines.append(f"| `{name}` | {reader} | {meaning} |")
+    for name, files in sorted(environment_reads().items()):
+        meaning = ENVIRONMENT.get(name, "(not described yet)")
+        lines.append(f"| `{name}` | {meaning} | {', '.join(f'`{f}`' for f in files)} |")
     lines += [
         "",
         "Libraries jobq uses read their own: libpq's `PG*` variables fill in what a "

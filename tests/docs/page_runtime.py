@@ -108,7 +108,7 @@ def shell(code: str, where: str, expect: str, background: bool, logs: str) -> No
     if expect:
         if completed.returncode == 0:
             fail(where, f"shell block was expected to fail with {expect!r} but exited 0")
-        if expect not in shown:
+        elif expect not in shown:
             fail(where, f"shell block failed, but its output does not contain {expect!r}")
         return
     if completed.returncode:
@@ -126,16 +126,20 @@ def wait_http(url: str, where: str) -> None:
             return  # an answer, whatever its status
         except OSError:
             pass
-        for child, started, log in _background:
+        for entry in list(_background):
+            child, started, log = entry
             if child.poll() is not None:
+                _background.remove(entry)  # reported here, not again at the page's end
                 print(log.read_text(errors="replace"), flush=True)
                 fail(
                     where,
                     f"the background command of {started} exited ({child.returncode}) "
                     f"before {url} answered",
                 )
+                return
         if time.monotonic() > deadline:
             fail(where, f"{url} did not answer within {WAIT_HTTP_SECONDS:.0f} s")
+            return
         time.sleep(0.1)
 
 

@@ -264,3 +264,61 @@ def test_fixtures_are_real_and_their_placeholders_rewritten(tmp_path: Path) -> N
     assert "images (640, 480) (256, 256)" in output
     assert "media True" in output
     assert "hosts ('127.0.0.1',) True" in output
+
+
+@pytest.mark.postgres
+def test_the_postgres_fixture_points_the_placeholder_at_a_schema_of_its_own(tmp_path: Path) -> None:
+    output = run(
+        """\
+        <!-- snippet: fixtures postgres -->
+        '''python
+        import jobq
+
+        queue = jobq.DurableQueue("postgresql://app@db.internal/app")
+
+        @queue.task("report")
+        def report(day: str) -> None: ...
+
+        report.enqueue("monday")
+        queue.close()
+        '''
+
+        '''sh
+        jobq list --db "postgresql://app@db.internal/app" --json
+        '''
+        """,
+        tmp_path,
+    )
+    assert '"monday"' in output
+
+
+def test_keep_going_names_every_failure_once(tmp_path: Path) -> None:
+    page = parse_page(
+        "docs/example.md",
+        textwrap.dedent(
+            """\
+            <!-- snippet: background -->
+            ```sh
+            python -c "raise SystemExit(4)"
+            ```
+
+            <!-- snippet: wait-http http://127.0.0.1:8766/ -->
+            ```sh
+            false
+            ```
+
+            ```python
+            print("still ran")
+            ```
+            """
+        ),
+    )
+    with pytest.raises(PageFailed) as failed:
+        run_page(page, tmp_path, keep_going=True)
+    headline = str(failed.value).split("\n---", 1)[0].splitlines()
+    assert headline == [
+        "docs/example.md:7: the background command of docs/example.md:2 exited (4) "
+        "before http://127.0.0.1:8766/ answered",
+        "docs/example.md:7: shell block exited with status 1",
+    ]
+    assert "still ran" in str(failed.value)

@@ -4,7 +4,9 @@
 resizes the uploaded picture with Pillow, ``POST /enrich`` asks a rate-limited
 partner API about each item, one after the other. Each answer waits for all of it.
 
-    flask --app step1_blocking run      # from examples/tutorial/
+    cd examples/tutorial
+    python ../fake_api.py --port 8001 &       # the partner API (or in another terminal)
+    flask --app step1_blocking run            # http://127.0.0.1:5000
 """
 
 from __future__ import annotations

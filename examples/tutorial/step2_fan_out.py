@@ -5,7 +5,9 @@ As step 1, except that ``POST /enrich`` hands its calls to the process's
 more than 5 starts in any 1.1 s, the partner's limit of 5 a second with a
 margin, so the partner answers no 429 and the request ends sooner.
 
-    flask --app step2_fan_out run       # from examples/tutorial/
+    cd examples/tutorial
+    python ../fake_api.py --port 8001 &       # the partner API (or in another terminal)
+    flask --app step2_fan_out run             # http://127.0.0.1:5000
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@ As step 2, except that ``POST /users/<id>/avatar`` only saves the upload and
 answers 202; the process's ``thumbnails`` executor (``jobq.executor``, 3
 threads) resizes it in the background and logs a failure.
 
-    flask --app step3_thumbnails run    # from examples/tutorial/
+    cd examples/tutorial
+    python ../fake_api.py --port 8001 &       # the partner API (or in another terminal)
+    flask --app step3_thumbnails run          # http://127.0.0.1:5000
 """
 
 from __future__ import annotations

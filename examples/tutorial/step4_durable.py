@@ -6,8 +6,10 @@ threads that flask_jobq starts in each serving process send them, and try again
 with backoff when the SMTP server answers 4xx or cannot be reached. The
 monitor is at ``/jobq`` (this machine only) and ``flask jobq`` works on the queue.
 
-    flask --app step4_durable run       # from examples/tutorial/
-    flask --app step4_durable jobq stats
+    cd examples/tutorial
+    python ../fake_api.py --port 8001 &       # the partner API (or in another terminal)
+    flask --app step4_durable run             # http://127.0.0.1:5000
+    flask --app step4_durable jobq stats      # the queue's counts
 """
 
 from __future__ import annotations

@@ -30,6 +30,7 @@ from PIL import Image
 from werkzeug.test import TestResponse
 
 import jobq
+from flask_jobq import JobQState
 from tests.helpers import BOUNDED_WAIT, ROOT, wait_for
 from tests.integration.handlers._smtp import SmtpServer
 
@@ -58,7 +59,7 @@ def smtp() -> Iterator[SmtpServer]:
         await asyncio.sleep(SMTP_DELAY)
         return await plain_data(*args)
 
-    server.handler.handle_DATA = slow_data  # type: ignore[method-assign]
+    server.handler.handle_DATA = slow_data  # type: ignore[method-assign,assignment]
     yield server
     server.stop()
 
@@ -197,7 +198,7 @@ def test_step4_answers_202_at_once_and_the_email_arrives_once_after_a_451(
     assert seconds < SMTP_DELAY  # the request did not wait for the SMTP server
     assert smtp.received == []
     job_id = response.get_json()["job"]
-    state = app.extensions["jobq"]
+    state: JobQState = app.extensions["jobq"]
     state.start_workers()  # as a serving process does (the test client serves none)
 
     def completed() -> bool:

@@ -305,7 +305,7 @@ def test_a_postgresql_url_in_jobq_database_runs_jobs_there(make_app: AppFactory,
 
     url = postgres_schema_url()
     try:
-        app = make_app("pg", JOBQ_DATABASE=url)
+        app = make_app("pg", JOBQ_DATABASE=url, TESTING=False)
         assert isinstance(state_for(app).queue.storage, PostgresStorage)
 
         @app.post("/go")

@@ -182,11 +182,12 @@ class JobQ:
         Workers start by themselves in each process that serves the app, before
         any request; see :mod:`flask_jobq.lifecycle` for exactly where.
 
-        When the queue opens (first use, or the first request) it becomes the
-        process's default queue (``jobq.configure``), so ``jobq.submit(...)``
-        uses it. That default is process-wide: with several apps in one process
-        it is the queue of the app opened last; use ``task.enqueue(...)`` or ``jobq_ext.queue``,
-        which follow ``current_app``, there.
+        The app's queue becomes the process's default queue (``jobq.configure``),
+        so ``jobq.submit(...)`` uses it anywhere (a view, a ``flask`` command, a
+        thread), opening it if needed. That default is process-wide: with several
+        apps in one process it is the queue of the app initialised last; use
+        ``task.enqueue(...)`` or ``jobq_ext.queue``, which follow ``current_app``,
+        there.
 
         Raises RuntimeError if the app was already initialised, ValueError or
         TypeError for a bad setting, naming the key.
@@ -204,7 +205,7 @@ class JobQ:
         app.extensions[EXTENSION_KEY] = state
         app.cli.add_command(jobq_cli)
         self._states.add(state)
-        app.before_request(state.open_quietly)  # jobq.submit in a view finds the queue
+        state.become_default()  # jobq.submit opens the queue when it first needs it
         arrange_workers(app, state)
 
     def task(

@@ -98,8 +98,7 @@ class JobQState:
         picks the database (``JOBQ_DATABASE``; when unset, ``jobq.db`` in the
         instance folder, or a temporary database removed at exit for an app whose
         ``app.testing`` is true), registers the extension's tasks, installs the
-        configured handlers, stores ``JOBQ_SCHEDULES`` and makes the queue the
-        process's default (``jobq.configure``). Raises RuntimeError after
+        configured handlers and stores ``JOBQ_SCHEDULES``. Raises RuntimeError after
         :meth:`close`, and what opening the database raises.
         """
         queue = self._queue
@@ -164,17 +163,23 @@ class JobQState:
             queue.close()
             raise
         self._connect_signals(queue)
-        jobq.configure(queue)
         return queue
 
-    def open_quietly(self) -> None:
-        """Open the queue if it is not (so that ``jobq.submit`` finds it as the default);
-        a failure is logged, not raised: what needs the queue reports it."""
-        if self._queue is None and not self._closed:
-            try:
-                self.queue  # noqa: B018  (opens it)
-            except Exception:
-                logger.exception("jobq: opening the queue of app %r failed", self.app.name)
+    def open_queue_as_default(self) -> jobq.DurableQueue:
+        """:attr:`queue`, as the process's default queue opener (``jobq.configure``): the
+        queue opens when ``jobq.submit`` first needs it, not before."""
+        return self.queue
+
+    def become_default(self) -> None:
+        """Make this app's queue the process's default (``jobq.configure``), opened when
+        first needed."""
+        jobq.configure(self.open_queue_as_default)
+
+    def stop_being_default(self) -> None:
+        """Forget this app's queue as the process's default, if it still is."""
+        before = jobq.configure(None)
+        if before is not None and before != self.open_queue_as_default:
+            jobq.configure(before)  # another app's: put it back
 
     def add_task(self, task: jobq.Task[Any, Any]) -> None:
         """Register ``task`` on the queue if it is open (else it is added when it opens)."""
@@ -243,11 +248,7 @@ class JobQState:
             for (core_signal, _), relay in zip(_RELAYED, self._relays, strict=True):
                 core_signal.disconnect(relay, sender=queue)
             self._relays.clear()
-            try:
-                if jobq.default_queue() is queue:
-                    jobq.configure(None)
-            except jobq.NotConfigured:
-                pass
+            self.stop_being_default()
             queue.close()
         if self._temporary_folder is not None:
             shutil.rmtree(self._temporary_folder, ignore_errors=True)

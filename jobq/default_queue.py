@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ParamSpec, TypeVar
 
 from .errors import NotConfigured
@@ -16,12 +17,20 @@ from .tasks import NamedTask, Task
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_default: DurableQueue | None = None
+QueueOrOpener = DurableQueue | Callable[[], DurableQueue]
+"""What :func:`configure` takes: a queue, or a function that returns one when first needed."""
+
+_default: QueueOrOpener | None = None
 
 
-def configure(queue: DurableQueue | None) -> DurableQueue | None:
-    """Make ``queue`` the default queue of this process (None forgets it); return the
-    one it replaces (None if there was none), to put it back later."""
+def configure(queue: QueueOrOpener | None) -> QueueOrOpener | None:
+    """Make ``queue`` the default queue of this process (None forgets it); return what
+    it replaces (None if there was none), to put it back later.
+
+    ``queue`` may also be a function returning the queue, called each time the
+    default is needed (the Flask extension passes one, so that its queue opens
+    only when something uses it).
+    """
     global _default
     before, _default = _default, queue
     return before
@@ -29,12 +38,13 @@ def configure(queue: DurableQueue | None) -> DurableQueue | None:
 
 def default_queue() -> DurableQueue:
     """The queue set by :func:`configure`. Raises :class:`~jobq.NotConfigured`."""
-    if _default is None:
+    default = _default
+    if default is None:
         raise NotConfigured(
             "no default queue is configured: call jobq.configure(jobq.DurableQueue(path)) "
             "at startup, or use the Flask extension (JobQ(app)), before jobq.submit()"
         )
-    return _default
+    return default if isinstance(default, DurableQueue) else default()
 
 
 def submit(task_or_name: Task[P, R] | NamedTask | str, /, *args: Any, **kwargs: Any) -> Job:

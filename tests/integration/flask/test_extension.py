@@ -231,6 +231,26 @@ def test_jobq_submit_in_a_request_uses_the_app_queue(make_app: AppFactory, ext: 
     assert _wait_done(queue, ids["b"]).decoded_result() == 7
 
 
+def test_jobq_submit_in_a_flask_command_opens_the_app_queue(
+    make_app: AppFactory, ext: JobQ
+) -> None:
+    @ext.task("add")
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    app = make_app()
+
+    @app.cli.command("enqueue-sum")
+    def enqueue_sum() -> None:
+        print(jobq.submit("add", 1, 2).id)
+
+    result = app.test_cli_runner().invoke(args=["enqueue-sum"])
+    assert result.exit_code == 0, result.output
+    job = state_for(app).queue.get(int(result.output))
+    assert job is not None
+    assert job.name == "add"
+
+
 def test_start_workers_false_starts_no_threads(make_app: AppFactory, ext: JobQ) -> None:
     @ext.task("noop")
     def noop() -> str:

@@ -421,10 +421,14 @@ class DurableQueue(QueueSchedules):
     ) -> WorkerPool:
         """Start a pool of ``concurrency`` worker threads in this process; return it.
 
-        ``queues``: names to take jobs from (default: the queues of the
-        registered tasks, or ``["default"]``). ``prefetch``: extra jobs claimed
-        ahead so threads never wait for the database (default ``concurrency``).
-        Stop it with ``pool.stop(timeout)``; it also stops at interpreter exit.
+        ``concurrency``: jobs run at once by this pool (>= 1, default 4; change
+        it later with ``pool.set_concurrency(n)``). ``queues``: names to take
+        jobs from (default: the queues of the registered tasks, or
+        ``["default"]``). ``prefetch``: extra jobs claimed ahead so threads
+        never wait for the database (default ``concurrency``). ``name``: the
+        pool's name in thread names, logs and lease owners
+        (``host:pid:name``; default ``pool1``, ``pool2``, ...). Stop it with
+        ``pool.stop(timeout)``; it also stops at interpreter exit.
         """
         pool = WorkerPool(
             self, concurrency=concurrency, queues=queues, prefetch=prefetch, name=name

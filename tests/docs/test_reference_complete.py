@@ -95,6 +95,8 @@ def test_every_argument_is_in_the_configuration_reference(heading: str, function
     names = [n for n in inspect.signature(target).parameters if n != "self"]  # type: ignore[arg-type]
     missing = [name for name in names if f"| `{name}` |" not in table]
     assert not missing, f"{function} arguments missing from the reference: {missing}"
+    undescribed = [line for line in table.splitlines() if "(not documented)" in line]
+    assert not undescribed, f"{function} arguments its docstring does not describe: {undescribed}"
 
 
 def test_every_environment_variable_read_is_described() -> None:

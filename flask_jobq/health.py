@@ -63,10 +63,7 @@ def health() -> ResponseReturnValue:
         abort(400, str(exc))
     state = state_for()
     report = check_health(
-        state.queue,
-        pool=state.pool,
-        workers_expected=state.start_automatically,
-        max_age=max_age,
+        state.queue, pool=state.pool, workers_expected=state.start_automatically, max_age=max_age
     )
     body: dict[str, Any] = {"status": report.status}
     if authorise_request() is None:

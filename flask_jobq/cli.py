@@ -4,9 +4,10 @@ The verbs and their output are those of the plain ``jobq`` script
 (:mod:`jobq.cli`, whose commands and worker do the work); the queue is the app's
 (``JOBQ_DATABASE``), and its tasks are the ones registered with the extension,
 so no ``--db`` or ``--import`` is needed. ``flask jobq worker`` is the separate
-worker process of an app configured with ``JOBQ_START_WORKERS = False``::
+worker process of an app configured with ``JOBQ_START_WORKERS = False``, with the
+same ``--health-port`` check as ``jobq worker`` (:mod:`jobq.cli.health`)::
 
-    flask --app myapp jobq worker --concurrency 8
+    flask --app myapp jobq worker --concurrency 8 --health-port 8081
     flask --app myapp jobq list --status failed --json
     flask --app myapp jobq schedules
     flask --app myapp jobq trigger-schedule nightly-report
@@ -91,12 +92,37 @@ def _json_option(command: F) -> F:
     type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"]),
     help="Level of the log written to stderr.",
 )
-def worker(concurrency: int | None, queues: tuple[str, ...], grace: float, log_level: str) -> None:
+@click.option(
+    "--health-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    metavar="PORT",
+    help="Serve a health check at http://HOST:PORT/health: 200 while the database "
+    "answers and the pool runs, else 503 ('stopping' from SIGTERM on); ?max_age=SECONDS "
+    "also fails it when a job has waited longer. 0 picks a free port (logged at start). "
+    "A port in use is an error (exit 2).",
+)
+@click.option(
+    "--health-host",
+    default=core.DEFAULT_HEALTH_HOST,
+    show_default=True,
+    metavar="HOST",
+    help="The address the health check listens on; 0.0.0.0 in a container.",
+)
+def worker(
+    concurrency: int | None,
+    queues: tuple[str, ...],
+    grace: float,
+    log_level: str,
+    health_port: int | None,
+    health_host: str,
+) -> None:
     """Run workers in the foreground until SIGTERM or SIGINT.
 
     On the signal they stop claiming jobs, running jobs get --grace seconds to
     finish, and claimed jobs that had not started are handed back. Exits 0, or 1
-    if jobs were still running. Works whatever JOBQ_START_WORKERS says.
+    if jobs were still running. Works whatever JOBQ_START_WORKERS says. With
+    --health-port, a load balancer or orchestrator can probe GET /health.
     """
     try:
         state = state_for()
@@ -110,6 +136,8 @@ def worker(concurrency: int | None, queues: tuple[str, ...], grace: float, log_l
             concurrency=state.concurrency if concurrency is None else concurrency,
             queues=chosen if chosen is not None else state.queues,
             grace=grace,
+            health_port=health_port,
+            health_host=health_host,
         )
     except (JobqError, ValueError) as exc:
         raise _failed(exc) from None

@@ -22,6 +22,7 @@ The package, one module a concept:
   :func:`resume_schedule`, :func:`trigger_schedule`, :func:`move_jobs`): the text
   to print, or :class:`~jobq.errors.CommandError`;
 - :mod:`jobq.cli.run`: :func:`run_worker`, the worker stopped by SIGTERM or SIGINT;
+- :mod:`jobq.cli.health`: :class:`HealthServer`, the worker's ``--health-port`` check;
 - :mod:`jobq.cli.output`: tables, JSON records, :func:`terminal_safe`,
   :class:`TerminalSafeFormatter` and :func:`configure_logging`.
 
@@ -34,9 +35,9 @@ nothing. This module only re-exports.
 
 Exit codes (:data:`EXIT_CODES`): 0 success; 1 when a worker stopped with jobs
 still running after its grace period; 2 for bad input (unknown id or status,
-missing database file, no queue found, bad option, unknown schedule), reported
-on one line of stderr, or a module given to ``--app``/``--import`` that raised
-while imported (its own traceback printed first).
+missing database file, no queue found, bad option, unknown schedule, a health
+port in use), reported on one line of stderr, or a module given to
+``--app``/``--import`` that raised while imported (its own traceback printed first).
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ from .commands import show_schedules as show_schedules
 from .commands import show_stats as show_stats
 from .commands import split_names as split_names
 from .commands import trigger_schedule as trigger_schedule
+from .health import DEFAULT_HEALTH_HOST as DEFAULT_HEALTH_HOST
+from .health import HealthServer as HealthServer
 from .locate import DATABASE_ENV as DATABASE_ENV
 from .output import TerminalSafeFormatter as TerminalSafeFormatter
 from .output import configure_logging as configure_logging
@@ -71,7 +74,9 @@ from .run import run_worker as run_worker
 __all__ = [
     "DATABASE_ENV",
     "DEFAULT_GRACE",
+    "DEFAULT_HEALTH_HOST",
     "EXIT_CODES",
+    "HealthServer",
     "LIST_LIMIT",
     "MAX_LIST_LIMIT",
     "CommandError",

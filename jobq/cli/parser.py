@@ -37,6 +37,7 @@ from .commands import (
     split_names,
     trigger_schedule,
 )
+from .health import DEFAULT_HEALTH_HOST
 from .locate import (
     DATABASE_ENV,
     default_queue_set,
@@ -53,7 +54,8 @@ __all__ = ["DATABASE_ENV", "EXIT_CODES", "build_parser", "main"]
 EXIT_CODES = """\
 Exit codes: 0 done; 1 a worker stopped with jobs still running after its grace
 period (or its pool ended on its own); 2 bad input (unknown id, status or
-schedule, bad option, missing database file, no queue found), reported on one
+schedule, bad option, missing database file, no queue found, a health port in
+use), reported on one
 line of stderr, or a module given to --app or --import that raised while it was
 imported (its traceback is printed first)."""
 
@@ -183,6 +185,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LEVEL",
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="DEBUG, INFO (default), WARNING or ERROR",
+    )
+    worker.add_argument(
+        "--health-port",
+        type=int,
+        metavar="PORT",
+        help="serve a health check for load balancers and orchestrators at "
+        'http://HOST:PORT/health: 200 {"status": "ok"} while the database answers and '
+        'the pool runs, else 503 ("stopping" from SIGTERM on); ?max_age=SECONDS also '
+        "fails it when a job has waited longer. 0 picks a free port; the URL is logged at "
+        "start. A port in use is an error (exit 2). Default: no health check",
+    )
+    worker.add_argument(
+        "--health-host",
+        default=DEFAULT_HEALTH_HOST,
+        metavar="HOST",
+        help=f"the address the health check listens on (default {DEFAULT_HEALTH_HOST}, this "
+        "machine only; 0.0.0.0 in a container, for the orchestrator to reach it)",
     )
 
     verbs.add_parser(
@@ -391,7 +410,12 @@ def _worker(
     if not queue.tasks:
         raise CommandError(explain_no_tasks(source, modules))
     return run_worker(
-        queue, concurrency=args.concurrency, queues=split_names(args.queues), grace=args.grace
+        queue,
+        concurrency=args.concurrency,
+        queues=split_names(args.queues),
+        grace=args.grace,
+        health_port=args.health_port,
+        health_host=args.health_host,
     )
 
 

@@ -1,9 +1,12 @@
 """The foreground worker of ``jobq worker`` and ``flask jobq worker``: a pool that runs
 until SIGTERM or SIGINT, then stops within a grace period.
 
-Rule: the queue's public methods, :mod:`jobq.signals` and :mod:`jobq.cli.output`;
-never argparse or Flask. :func:`run_worker` installs signal handlers, so it runs
-in the main thread.
+With a health port, :class:`~jobq.cli.health.HealthServer` answers ``GET /health``
+while the pool runs, and "stopping" from the signal until the process exits.
+
+Rule: the queue's public methods, :mod:`jobq.signals`, :mod:`jobq.cli.output` and
+:mod:`jobq.cli.health`; never argparse or Flask. :func:`run_worker` installs signal
+handlers, so it runs in the main thread.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from .. import defaults, signals
 from ..errors import CommandError
 from ..job import Job
 from ..queue import DurableQueue
+from ..worker.pool import WorkerPool
+from .health import DEFAULT_HEALTH_HOST, HealthServer
 from .output import shorten
 
 logger = logging.getLogger("jobq.cli")
@@ -101,15 +106,22 @@ def run_worker(
     concurrency: int = defaults.CONCURRENCY,
     queues: Collection[str] | None = None,
     grace: float = DEFAULT_GRACE,
+    health_port: int | None = None,
+    health_host: str = DEFAULT_HEALTH_HOST,
 ) -> int:
     """Run a worker pool in the foreground until SIGTERM or SIGINT; return an exit code.
 
-    On the signal the pool stops claiming, running jobs get ``grace`` seconds to
-    finish and jobs claimed but not started are handed back (pending, attempt not
-    counted). Returns 0 when every running job finished in time, 1 otherwise
-    (their leases lapse and another worker runs them again) or when the pool
-    ended without a signal. Must run in the
-    main thread (signal handlers). Raises :class:`CommandError` for a bad option.
+        With ``health_port`` (0: any free port, logged at start), an HTTP health check
+        listens on ``health_host``:``health_port`` (default host 127.0.0.1, this
+        machine only; ``0.0.0.0`` in a container): see :mod:`jobq.cli.health`.
+
+        On the signal the pool stops claiming, running jobs get ``grace`` seconds to
+        finish and jobs claimed but not started are handed back (pending, attempt not
+        counted). Returns 0 when every running job finished in time, 1 otherwise
+        (their leases lapse and another worker runs them again) or when the pool
+        ended without a signal. Must run in the
+        main thread (signal handlers). Raises :class:`CommandError` for a bad option or a
+    health port that cannot be listened on (before any job is claimed).
     """
     if concurrency < 1:
         raise CommandError(f"--concurrency must be at least 1, got {concurrency}")
@@ -117,7 +129,9 @@ def run_worker(
         raise CommandError(f"--grace must be a number of seconds >= 0, got {grace}")
     receivers = _log_job_events(queue)
     try:
-        signalled, finished = _run_until_signal(queue, concurrency, queues, grace)
+        signalled, finished = _run_until_signal(
+            queue, concurrency, queues, grace, (health_host, health_port)
+        )
     finally:
         _stop_logging_job_events(queue, receivers)
     if not signalled:
@@ -131,27 +145,50 @@ def run_worker(
 
 
 def _run_until_signal(
-    queue: DurableQueue, concurrency: int, queues: Collection[str] | None, grace: float
+    queue: DurableQueue,
+    concurrency: int,
+    queues: Collection[str] | None,
+    grace: float,
+    health_address: tuple[str, int | None],
 ) -> tuple[bool, bool]:
     """Run a pool until a stop signal or its end, then stop it within ``grace``:
     (whether a signal came, whether every running job finished in time)."""
     with _stop_signals() as received:
-        pool = queue.start_workers(concurrency, queues=queues)
-        logger.info(
-            "worker pid %d started: %d threads on queues %s of %s; tasks: %s",
-            os.getpid(),
-            concurrency,
-            ", ".join(pool.queues),
-            _where(queue),
-            ", ".join(sorted(queue.tasks)) or "none",
-        )
+        started: list[WorkerPool] = []
+        host, port = health_address
+        health = None
+        if port is not None:  # bound before the pool, so a port in use claims no job
+            health = HealthServer(
+                host,
+                port,
+                queue=queue,
+                pool=lambda: started[0] if started else None,
+                stopping=lambda: bool(received),
+            )
         try:
-            while not received and pool.is_alive:
-                time.sleep(_WAIT_STEP)
+            pool = queue.start_workers(concurrency, queues=queues)
+            started.append(pool)
+            logger.info(
+                "worker pid %d started: %d threads on queues %s of %s; tasks: %s",
+                os.getpid(),
+                concurrency,
+                ", ".join(pool.queues),
+                _where(queue),
+                ", ".join(sorted(queue.tasks)) or "none",
+            )
+            if health is not None:
+                health.start()
+                logger.info("health check on %s", health.url)
+            try:
+                while not received and pool.is_alive:
+                    time.sleep(_WAIT_STEP)
+            finally:
+                why = signal.Signals(received[0]).name if received else "the pool ended"
+                logger.info("%s: stopping, running jobs have %g s to finish", why, grace)
+                finished = pool.stop(grace)
         finally:
-            why = signal.Signals(received[0]).name if received else "the pool ended"
-            logger.info("%s: stopping, running jobs have %g s to finish", why, grace)
-            finished = pool.stop(grace)
+            if health is not None:
+                health.close()
     return bool(received), finished
 
 

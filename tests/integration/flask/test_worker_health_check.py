@@ -1,0 +1,74 @@
+"""``flask jobq worker --health-port``: the separate worker of a Flask app answers the
+same health check as ``jobq worker`` (a real process, probed over HTTP)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import textwrap
+import urllib.request
+from pathlib import Path
+
+from tests.helpers import started_process, wait_for
+
+DEADLINE = 30.0  # real seconds any one step may take on a busy machine
+
+APP = """
+from flask import Flask
+
+from flask_jobq import JobQ
+
+jobq_ext = JobQ()
+
+
+@jobq_ext.task("record")
+def record() -> None: ...
+
+
+app = Flask("healthapp")
+app.config.update(JOBQ_DATABASE="jobs.db", JOBQ_START_WORKERS=False, JOBQ_CONCURRENCY=1)
+jobq_ext.init_app(app)
+"""
+
+
+def flask_worker_args(folder: Path, *options: str) -> list[str]:
+    (folder / "healthapp.py").write_text(textwrap.dedent(APP))
+    app = str(folder / "healthapp.py")
+    return [sys.executable, "-m", "flask", "--app", app, "jobq", "worker", *options]
+
+
+def test_flask_worker_serves_the_health_check_until_sigterm(tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    args = flask_worker_args(tmp_path, "--health-port", "0")
+    with started_process(args, log=log, cwd=tmp_path, env=os.environ) as child:
+
+        def logged() -> bool:
+            assert child.poll() is None, log.read_text()
+            return "health check on " in log.read_text()
+
+        wait_for(logged, "the worker logged its health check's URL", DEADLINE, interval=0.02)
+        url = log.read_text().split("health check on ", 1)[1].split()[0]
+        with urllib.request.urlopen(url, timeout=DEADLINE) as response:
+            assert (response.status, json.loads(response.read())) == (
+                200,
+                {"status": "ok", "problems": []},
+            )
+        child.send_signal(signal.SIGTERM)
+        assert child.wait(DEADLINE) == 0, log.read_text()
+    assert "Traceback" not in log.read_text()
+
+
+def test_flask_worker_refuses_a_port_in_use_with_exit_code_2(tmp_path: Path) -> None:
+    log = tmp_path / "worker.log"
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        args = flask_worker_args(tmp_path, "--health-port", str(port))
+        with started_process(args, log=log, cwd=tmp_path, env=os.environ) as child:
+            assert child.wait(DEADLINE) == 2, log.read_text()
+    assert log.read_text() == (
+        f"Error: cannot serve the health check on 127.0.0.1:{port}: the port is in use by "
+        "another process; choose another --health-port\n"
+    )

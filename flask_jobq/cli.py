@@ -228,8 +228,8 @@ def schedules(as_json: bool) -> None:
     """List recurring schedules: when they fire, their last job, paused or not.
 
     Shows the schedules stored in the database, whichever process declared
-    them; a schedule is stored once a process that declares it fires
-    schedules (a worker does on start). Steer one with pause-schedule,
+    them: a schedule is stored as soon as code (or JOBQ_SCHEDULES) declares
+    it. Steer one with pause-schedule,
     resume-schedule and trigger-schedule.
     """
     _answer(lambda: core.show_schedules(_queue(), as_json=as_json))

@@ -69,6 +69,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import same_sqlite
+
 import jobq
 
 try:
@@ -332,7 +334,7 @@ class JobqContestant(Contestant):
             with psycopg.connect(self.location) as conn:
                 row = conn.execute(statement.format("jobq_jobs")).fetchone()
         else:
-            conn = sqlite3.connect(self.location)
+            conn = same_sqlite.connect(self.location)
             try:
                 row = conn.execute(statement.format("jobs")).fetchone()
             finally:

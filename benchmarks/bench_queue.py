@@ -47,6 +47,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import same_sqlite
+
 import jobq
 
 try:
@@ -205,7 +207,7 @@ class JobqContestant(Contestant):
         return {"kind": "jobq", "path": str(self.path), "sync": self.synchronous}
 
 
-def unfinished_jobq_jobs(conn: sqlite3.Connection) -> int:
+def unfinished_jobq_jobs(conn: Any) -> int:
     """Pending plus processing jobs, each counted off its partial index."""
     pending = conn.execute(
         "SELECT count(*) FROM jobs INDEXED BY jobs_due WHERE status = 'pending'"
@@ -217,7 +219,7 @@ def unfinished_jobq_jobs(conn: sqlite3.Connection) -> int:
 
 
 def wait_jobq_idle(path: Path, deadline: float) -> bool:
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = same_sqlite.connect(path)
     try:
         while unfinished_jobq_jobs(conn):
             if time.monotonic() > deadline:
@@ -592,7 +594,7 @@ def load_finished_rows(path: Path, count: int) -> None:
     """Insert ``count`` completed jobs straight into jobq's table, as workers leave them."""
     now = time.time()
     spread = 86400.0 / max(count, 1)  # finished over the last day: retention keeps them
-    conn = sqlite3.connect(path, isolation_level=None)
+    conn = same_sqlite.connect(path)
     try:
         conn.execute("PRAGMA synchronous = OFF")  # setup only
         sql = (

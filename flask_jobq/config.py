@@ -23,6 +23,7 @@ from typing import Any, Literal, cast
 from flask import Flask
 from flask.config import Config
 
+from jobq import defaults
 from jobq.retention import Retention
 from jobq.validate import check_seconds, is_int
 
@@ -67,7 +68,10 @@ SETTINGS: tuple[Setting, ...] = (
         "temporary database removed at exit (the instance folder is never touched).",
     ),
     Setting(
-        "JOBQ_CONCURRENCY", "int", "4", "Worker threads in each process that runs workers, >= 1."
+        "JOBQ_CONCURRENCY",
+        "int",
+        repr(defaults.CONCURRENCY),
+        "Worker threads in each process that runs workers, >= 1.",
     ),
     Setting(
         "JOBQ_QUEUES",
@@ -94,13 +98,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "JOBQ_LEASE_SECONDS",
         "float",
-        "30",
+        repr(defaults.LEASE_SECONDS),
         "Seconds a claimed job stays reserved without a heartbeat, > 0.",
     ),
     Setting(
         "JOBQ_POLL_INTERVAL",
         "float",
-        "0.01",
+        repr(defaults.POLL_INTERVAL),
         "Seconds between looks for jobs enqueued by other processes while idle, > 0.",
     ),
     Setting(

@@ -129,7 +129,7 @@ class JobQ:
             ``False``.
         ``JOBQ_LEASE_SECONDS``
             Seconds a claimed job stays reserved without a heartbeat, > 0. Type
-            ``float``, default ``30``.
+            ``float``, default ``30.0``.
         ``JOBQ_POLL_INTERVAL``
             Seconds between looks for jobs enqueued by other processes while idle, > 0.
             Type ``float``, default ``0.01``.

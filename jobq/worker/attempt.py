@@ -85,7 +85,7 @@ class Attempt:
             job.id,
             job.name,
             task.timeout,
-            extra={**job_fields(job, task.timeout), "thread": self.thread},
+            extra={**job_fields(job, task.timeout), "worker_thread": self.thread},
         )
 
     def outcome(self, returned: Outcome) -> Outcome:

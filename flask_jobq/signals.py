@@ -7,14 +7,16 @@ app as sender, so a receiver can tell apps apart and fires once per event::
     from flask_jobq import signals
 
     @signals.job_failed.connect_via(app)
-    def report(app, *, job, error):
+    def report(app, *, job, error, **_):
         app.logger.error("job %d (%s) failed: %s", job.id, job.name, error.message)
 
 Receivers get keyword arguments only: ``job`` (a :class:`jobq.Job`, as claimed
 for the attempt) and, where the core gives them, ``error`` (a
-:class:`jobq.JobError`), ``result`` and ``run_at``. A receiver that raises is
-logged on the ``jobq.signals`` logger and never breaks a worker, the other
-receivers or the request that enqueued the job.
+:class:`jobq.JobError`), ``exception`` (the exception object that ended the
+attempt, with its traceback: see :mod:`jobq.signals`), ``duration`` (seconds),
+``result`` and ``run_at``. Accept ``**kwargs`` too: later versions may add
+keywords. A receiver that raises is logged on the ``jobq.signals`` logger and
+never breaks a worker, the other receivers or the request that enqueued the job.
 
 Signals are sent from the thread where the event happens: ``job_enqueued`` in
 the enqueueing thread, the others in worker threads, without an application
@@ -42,12 +44,12 @@ job_succeeded = namespace.signal(
 job_failed = namespace.signal(
     "job-failed",
     doc="A job failed for good (no attempts left, or jobq.Fail raised). "
-    "Keywords: ``job``, ``error``.",
+    "Keywords: ``job``, ``error``, ``exception``, ``duration`` (seconds the attempt ran).",
 )
 job_retrying = namespace.signal(
     "job-retrying",
     doc="An attempt failed and the job will run again. Keywords: ``job``, ``error``, "
-    "``run_at`` (epoch seconds).",
+    "``run_at`` (epoch seconds), ``exception``, ``duration`` (seconds the attempt ran).",
 )
 job_cancelled = namespace.signal(
     "job-cancelled", doc="A running job stopped after a cancel request. Keywords: ``job``."

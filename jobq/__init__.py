@@ -32,6 +32,7 @@ from .errors import TooManyPausedQueues as TooManyPausedQueues
 from .errors import TransientError as TransientError
 from .errors import UniqueKeyConflict as UniqueKeyConflict
 from .errors import UnknownTask as UnknownTask
+from .errors import WorkerStopped as WorkerStopped
 from .errors import WrongProcessError as WrongProcessError
 from .executors import BoundedExecutor as BoundedExecutor
 from .executors import TaskOptions as TaskOptions
@@ -88,6 +89,7 @@ __all__ = [
     "WALL_CLOCK",
     "WallClock",
     "WorkerPool",
+    "WorkerStopped",
     "WrongProcessError",
     "configure",
     "current_job",

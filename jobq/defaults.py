@@ -51,3 +51,6 @@ KEEP_CANCELLED_SECONDS = 7 * 86400.0
 
 RETENTION_INTERVAL = 300.0
 """Seconds between deletions of jobs older than their retention."""
+
+INCIDENT_REMINDER_SECONDS = 300.0
+"""Seconds between "still failing" log lines while a worker's database operations fail."""

@@ -37,6 +37,12 @@ class TaskTimeout(JobqError, TimeoutError):
         self.timeout = timeout
 
 
+class WorkerStopped(JobqError):
+    """A worker pool stopped, and its grace period ran out, while a job ran: the
+    attempt is recorded as failed with this error (run again if attempts remain).
+    Sent as ``exception`` with ``job_retrying`` and ``job_failed``; never raised."""
+
+
 class PayloadError(JobqError, TypeError):
     """A job's arguments or result cannot be stored as JSON.
 

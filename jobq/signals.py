@@ -11,6 +11,16 @@ emits: the :class:`jobq.BoundedExecutor` for ``task_*`` and
     def log_failure(executor, *, future, fn, exception):
         log.warning("%s failed: %r", fn.__name__, exception)
 
+``exception`` of ``job_failed`` and ``job_retrying`` is the exception object
+itself, with its ``__traceback__`` when the task raised it (so
+``sentry_sdk.capture_exception(exception)`` or ``traceback.format_exception``
+see the task's frames); for an attempt that did not raise it says what happened
+instead: :class:`jobq.TaskTimeout` (past the task's ``timeout``),
+:class:`jobq.WorkerStopped` (the pool stopped, its grace ran out),
+:class:`jobq.UnknownTask`, or the error that kept the arguments from being read
+or the result from being stored. Jobs whose lease expired (their worker died)
+are announced by ``job_lease_expired`` only, with their ids.
+
 Sending costs nearly nothing while no receiver is connected. A receiver that
 raises is logged on the ``jobq.signals`` logger and never breaks the worker
 that sent the signal, nor stops the other receivers.
@@ -53,11 +63,15 @@ job_succeeded = namespace.signal(
 )
 job_retrying = namespace.signal(
     "job-retrying",
-    doc="An attempt failed and the job will run again. Keywords: ``job``, ``error``, ``run_at``.",
+    doc="An attempt failed (or raised ``jobq.Retry``) and the job will run again. Keywords: "
+    "``job``, ``error`` (the stored ``jobq.JobError``), ``run_at`` (epoch seconds), "
+    "``exception`` (what ended the attempt, see below), ``duration`` (seconds it ran).",
 )
 job_failed = namespace.signal(
     "job-failed",
-    doc="A job failed for good (no attempts left, or Fail raised). Keywords: ``job``, ``error``.",
+    doc="A job failed for good (no attempts left, or Fail raised). Keywords: ``job``, "
+    "``error`` (the stored ``jobq.JobError``), ``exception`` (what ended the attempt, "
+    "see below), ``duration`` (seconds it ran).",
 )
 job_cancelled = namespace.signal(
     "job-cancelled", doc="A running job stopped after a cancel request. Keywords: ``job``."

@@ -4,9 +4,12 @@ until SIGTERM or SIGINT, then stops within a grace period.
 With a health port, :class:`~jobq.cli.health.HealthServer` answers ``GET /health``
 while the pool runs, and "stopping" from the signal until the process exits.
 
-Rule: the queue's public methods, :mod:`jobq.signals`, :mod:`jobq.cli.output` and
-:mod:`jobq.cli.health`; never argparse or Flask. :func:`run_worker` installs signal
-handlers, so it runs in the main thread.
+Each job's lines come from the worker itself (the ``jobq.jobs`` logger); the
+foreground worker shows its DEBUG lines (started, completed) at INFO.
+
+Rule: the queue's public methods, :mod:`jobq.worker.logs`' logger name,
+:mod:`jobq.cli.output` and :mod:`jobq.cli.health`; never argparse or Flask.
+:func:`run_worker` installs signal handlers, so it runs in the main thread.
 """
 
 from __future__ import annotations
@@ -16,18 +19,16 @@ import math
 import os
 import signal
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import Any
 
-from .. import defaults, signals
+from .. import defaults
 from ..errors import CommandError
-from ..job import Job
 from ..queue import DurableQueue
+from ..worker.logs import JOBS_LOGGER
 from ..worker.pool import WorkerPool
 from .health import DEFAULT_HEALTH_HOST, HealthServer
-from .output import shorten
 
 logger = logging.getLogger("jobq.cli")
 
@@ -35,48 +36,35 @@ DEFAULT_GRACE = defaults.STOP_GRACE_SECONDS
 """Seconds running jobs get to finish when a worker is told to stop."""
 
 _WAIT_STEP = 0.1  # seconds between looks at the signal flag in the worker's main thread
-_JOB_SIGNALS = (
-    signals.job_started,
-    signals.job_succeeded,
-    signals.job_retrying,
-    signals.job_failed,
-    signals.job_cancelled,
-)
 
 
-def _log_job_events(queue: DurableQueue) -> list[Callable[..., None]]:
-    """Connect INFO logging of the queue's job events; returns the receivers to disconnect
-    (those of ``job_started``, ``job_succeeded``, ``job_retrying``, ``job_failed`` and
-    ``job_cancelled``, in that order)."""
+class _AtInfo(logging.Filter):
+    """Shows the DEBUG lines of ``jobq.jobs`` (an attempt started, a job completed)
+    as INFO: a foreground worker's log says what each job did."""
 
-    def started(sender: object, *, job: Job, **_: Any) -> None:
-        logger.info(
-            "job %d %s started (attempt %d/%d)", job.id, job.name, job.attempts, job.max_attempts
-        )
-
-    def succeeded(sender: object, *, job: Job, **_: Any) -> None:
-        logger.info("job %d %s completed", job.id, job.name)
-
-    def retrying(sender: object, *, job: Job, error: Any = None, **_: Any) -> None:
-        reason = f"{error.type}: {error.message}" if error is not None else "retry"
-        logger.warning("job %d %s will retry: %s", job.id, job.name, shorten(reason, 200))
-
-    def failed(sender: object, *, job: Job, error: Any = None, **_: Any) -> None:
-        reason = f"{error.type}: {error.message}" if error is not None else "failed"
-        logger.error("job %d %s failed: %s", job.id, job.name, shorten(reason, 200))
-
-    def cancelled(sender: object, *, job: Job, **_: Any) -> None:
-        logger.info("job %d %s cancelled", job.id, job.name)
-
-    receivers: list[Callable[..., None]] = [started, succeeded, retrying, failed, cancelled]
-    for signal_, receiver in zip(_JOB_SIGNALS, receivers, strict=True):
-        signal_.connect(receiver, sender=queue, weak=False)
-    return receivers
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.DEBUG:
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
 
 
-def _stop_logging_job_events(queue: DurableQueue, receivers: list[Callable[..., None]]) -> None:
-    for signal_, receiver in zip(_JOB_SIGNALS, receivers, strict=True):
-        signal_.disconnect(receiver, sender=queue)
+@contextmanager
+def _job_lines_at_info() -> Iterator[None]:
+    """While inside, the ``jobq.jobs`` logger (:mod:`jobq.worker.logs`, where the
+    worker logs every attempt) also passes its DEBUG lines, as INFO, when INFO is
+    enabled for it; its failure lines come from the worker as everywhere else."""
+    jobs = logging.getLogger(JOBS_LOGGER)
+    if not jobs.isEnabledFor(logging.INFO) or jobs.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    previous, at_info = jobs.level, _AtInfo()
+    jobs.setLevel(logging.DEBUG)
+    jobs.addFilter(at_info)
+    try:
+        yield
+    finally:
+        jobs.removeFilter(at_info)
+        jobs.setLevel(previous)
 
 
 @contextmanager
@@ -127,13 +115,10 @@ def run_worker(
         raise CommandError(f"--concurrency must be at least 1, got {concurrency}")
     if not (math.isfinite(grace) and grace >= 0):
         raise CommandError(f"--grace must be a number of seconds >= 0, got {grace}")
-    receivers = _log_job_events(queue)
-    try:
+    with _job_lines_at_info():
         signalled, finished = _run_until_signal(
             queue, concurrency, queues, grace, (health_host, health_port)
         )
-    finally:
-        _stop_logging_job_events(queue, receivers)
     if not signalled:
         logger.error("the worker pool stopped on its own; see the errors above")
         return 1

@@ -6,6 +6,8 @@
 - :mod:`~jobq.worker.services`: lease rescue, retention, schedules, heartbeats.
 - :mod:`~jobq.worker.host`: :class:`QueueHost`, what the worker needs of the queue.
 - :mod:`~jobq.worker.failures`: failures described in words every backend stores.
+- :mod:`~jobq.worker.logs`: each attempt's log line on ``jobq.jobs``, with the job's fields.
+- :mod:`~jobq.worker.incidents`: a repeating failure (an outage) logged once, not per try.
 
 Rule: the worker sits below :mod:`jobq.queue` and never imports it; the queue
 reaches the worker through :class:`QueueHost`, which it satisfies structurally.

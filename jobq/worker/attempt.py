@@ -9,13 +9,16 @@ pool or :mod:`jobq.queue`.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from ..errors import TaskTimeout
+from ..errors import TaskTimeout, WorkerStopped
 from ..job import Job, JobError
 from .execute import Outcome, failure, new_context
-from .failures import error_of
 from .host import QueueHost, RunnableTask
+from .logs import job_fields
+
+logger = logging.getLogger("jobq.worker")
 
 
 class Attempt:
@@ -67,12 +70,31 @@ class Attempt:
             or now < self.deadline
         )
 
-    def time_out(self, task: RunnableTask) -> None:
+    def time_out(self, task: RunnableTask, pool_name: str) -> None:
         """Mark it timed out: its ``TaskTimeout`` failure is recorded once its thread
-        returns, and the thread counts as stuck from the deadline on."""
+        returns, and the thread counts as stuck from the deadline on. Logs it once,
+        at WARNING on ``jobq.worker``, with the job's fields in ``extra``."""
         assert task.timeout is not None
-        self.timeout = failure(task, self.job, error_of(TaskTimeout(task.timeout, self.job.name)))
+        self.timeout = failure(task, self.job, TaskTimeout(task.timeout, self.job.name))
         self.stuck_since = self.deadline
+        job = self.job
+        logger.warning(
+            "jobq worker pool %s: job %d (%s) passed its timeout of %g s; its thread "
+            "is stuck until the task returns",
+            pool_name,
+            job.id,
+            job.name,
+            task.timeout,
+            extra={**job_fields(job, task.timeout), "worker_thread": self.thread},
+        )
+
+    def outcome(self, returned: Outcome) -> Outcome:
+        """What to record once its thread returned ``returned``: that, or its timeout
+        failure (with the time the thread really took)."""
+        if self.timeout is None:
+            return returned
+        self.timeout.duration = returned.duration
+        return self.timeout
 
     def give_up(self, pool_name: str, now: float) -> Outcome:
         """The pool stopped and its grace ran out: the outcome to record now (its
@@ -81,13 +103,17 @@ class Attempt:
         self.given_up = True
         if self.stuck_since is None:
             self.stuck_since = now
-        error = JobError(
-            "WorkerStopped",
+        duration = now - self.started if self.started is not None else 0.0
+        if self.timeout is not None:
+            self.timeout.duration = duration
+            return self.timeout
+        stopped = WorkerStopped(
             f"the worker pool {pool_name} stopped before the job finished (its grace "
-            "period ran out)",
+            "period ran out)"
         )
+        error = JobError("WorkerStopped", str(stopped))
         delay = None if self.job.attempts >= self.job.max_attempts else 0.0
-        return self.timeout or Outcome("failed", error=error, delay=delay)
+        return Outcome("failed", error=error, delay=delay, exception=stopped, duration=duration)
 
     def describe(self) -> dict[str, Any]:
         """What its thread is doing, as ``WorkerPool.running()`` shows it."""

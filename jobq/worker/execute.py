@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
@@ -24,21 +25,26 @@ from ..job import Job, JobError, JobStatus
 from ..storage.base import Completion
 from .failures import describe, error_of, retry_delay, storable
 from .host import Leased, QueueHost, RunnableTask
+from .logs import log_again, log_cancelled, log_completed, log_failed, log_started
 
 logger = logging.getLogger("jobq.worker")
 
 UNKNOWN_TASK_WAIT = defaults.UNKNOWN_TASK_WAIT
 
 
-@dataclass(frozen=True)
+@dataclass
 class Outcome:
     """What an attempt came to. ``delay`` is seconds before the next attempt for
-    ``failed`` (None: no retry) and ``snoozed`` (a ``Retry`` raised by the task)."""
+    ``failed`` (None: no retry) and ``snoozed`` (a ``Retry`` raised by the task);
+    ``exception`` what ended it (with its traceback when raised), ``duration``
+    the seconds it ran (set by :func:`run_attempt`)."""
 
     kind: Literal["completed", "failed", "snoozed", "cancelled"]
     result: str | None = None
     error: JobError | None = None
     delay: float | None = None
+    exception: BaseException | None = None
+    duration: float = 0.0
 
 
 L = TypeVar("L", bound=Leased)
@@ -85,10 +91,14 @@ def new_context(host: QueueHost, job: Job) -> JobContext:
 
 def run_attempt(host: QueueHost, context: JobContext) -> Outcome:
     """Announce ``job_started`` (a receiver's exception other than ``Exception``
-    propagates), then run the attempt: :func:`execute`."""
+    propagates), then run the attempt: :func:`execute`, timed."""
+    log_started(context.job)
     if signals.job_started.receivers:
         signals.emit(signals.job_started, host, job=context.job)
-    return execute(host, context.job, context)
+    began = time.perf_counter()
+    outcome = execute(host, context.job, context)
+    outcome.duration = time.perf_counter() - began
+    return outcome
 
 
 def execute(host: QueueHost, job: Job, context: JobContext) -> Outcome:
@@ -102,31 +112,33 @@ def execute(host: QueueHost, job: Job, context: JobContext) -> Outcome:
     """
     task = host.tasks.get(job.name)
     if task is None:
-        error = error_of(UnknownTask(job.name, list(host.tasks)))
+        unknown = UnknownTask(job.name, list(host.tasks))
+        error = error_of(unknown)
         if host.unknown_tasks == "wait":
             logger.warning(
                 "jobq: job %d: %s; trying again in %g s", job.id, error.message, UNKNOWN_TASK_WAIT
             )
-            return Outcome("snoozed", error=error, delay=UNKNOWN_TASK_WAIT)
-        return Outcome("failed", error=error)
+            return Outcome("snoozed", error=error, delay=UNKNOWN_TASK_WAIT, exception=unknown)
+        return Outcome("failed", error=error, exception=unknown)
     try:
         payload = json.loads(job.payload)
         args, kwargs = payload["args"], payload["kwargs"]
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         message = f"the stored arguments of job {job.id} cannot be read: {describe(exc)}"
-        return Outcome("failed", error=JobError("PayloadError", storable(message)))
+        error = JobError("PayloadError", storable(message))
+        return Outcome("failed", error=error, exception=exc)
     _set_current(context)
     try:
         result = _call(task, args, kwargs, host.around_job)
     except Retry as exc:
         if exc.delay is not None:
-            return Outcome("snoozed", error=error_of(exc), delay=exc.delay)
-        return failure(task, job, error_of(exc), snooze=True)
+            return Outcome("snoozed", error=error_of(exc), delay=exc.delay, exception=exc)
+        return failure(task, job, exc, snooze=True)
     except Fail as exc:
-        return Outcome("failed", error=error_of(exc))
+        return Outcome("failed", error=error_of(exc), exception=exc)
     except BaseException as exc:  # a task must never take its worker down
         retry_after = exc.retry_after if isinstance(exc, TransientError) else None
-        return failure(task, job, error_of(exc), retry_after=retry_after)
+        return failure(task, job, exc, retry_after=retry_after)
     finally:
         _set_current(None)
     if context.cancel_requested:
@@ -148,22 +160,26 @@ def _call(
 def failure(
     task: RunnableTask,
     job: Job,
-    error: JobError,
+    exception: BaseException,
     *,
+    error: JobError | None = None,
     retry_after: float | None = None,
     snooze: bool = False,
 ) -> Outcome:
-    """A failed attempt, to run again after the task's backoff (or ``retry_after``)
+    """An attempt that ``exception`` ended (recorded as ``error``, by default
+    :func:`error_of` it), to run again after the task's backoff (or ``retry_after``)
     while attempts remain; ``snooze``: a ``Retry`` without a delay, not counted."""
+    if error is None:
+        error = error_of(exception)
     if not snooze and job.attempts >= job.max_attempts:
-        return Outcome("failed", error=error)
+        return Outcome("failed", error=error, exception=exception)
     if retry_after is not None:
-        return Outcome("failed", error=error, delay=retry_after)
+        return Outcome("failed", error=error, delay=retry_after, exception=exception)
     delay, why_not = retry_delay(task.backoff, job.attempts)
     if delay is None:
         error = JobError(error.type, storable(f"{error.message}; {why_not}"), error.traceback)
-        return Outcome("failed", error=error)
-    return Outcome("snoozed" if snooze else "failed", error=error, delay=delay)
+        return Outcome("failed", error=error, exception=exception)
+    return Outcome("snoozed" if snooze else "failed", error=error, delay=delay, exception=exception)
 
 
 def _completion(job: Job, result: object) -> Outcome:
@@ -171,7 +187,7 @@ def _completion(job: Job, result: object) -> Outcome:
     try:
         text = codec.encode(result, name=what)
     except PayloadError as exc:  # names what JSON or UTF-8 cannot hold, and where
-        return Outcome("failed", error=error_of(exc))
+        return Outcome("failed", error=error_of(exc), exception=exc)
     except Exception as exc:  # whatever encoding a strange object raises
         return _unstorable(exc, f"the {what} cannot be stored as JSON")
     return Outcome("completed", result=text)
@@ -179,7 +195,8 @@ def _completion(job: Job, result: object) -> Outcome:
 
 def _unstorable(exc: Exception, reason: str) -> Outcome:
     error = error_of(exc, context=reason)
-    return Outcome("failed", error=JobError("PayloadError", error.message, error.traceback))
+    error = JobError("PayloadError", error.message, error.traceback)
+    return Outcome("failed", error=error, exception=exc)
 
 
 def record(host: QueueHost, outcomes: list[tuple[L, Outcome]], now: float) -> None:
@@ -224,16 +241,49 @@ def apply(host: QueueHost, job: Job, outcome: Outcome, now: float) -> JobStatus 
 
 
 def _announce(host: QueueHost, job: Job, outcome: Outcome, status: JobStatus, now: float) -> None:
+    """Log the recorded outcome (:mod:`jobq.worker.logs`) and send its signal."""
+    duration = outcome.duration
     if status is JobStatus.COMPLETED:
+        log_completed(job, duration)
         if signals.job_succeeded.receivers:
             result = None if outcome.result is None else json.loads(outcome.result)
             signals.emit(signals.job_succeeded, host, job=job, result=result)
-    elif status is JobStatus.FAILED:
+        return
+    error, exception = outcome.error, outcome.exception
+    if status is JobStatus.FAILED:
+        log_failed(job, error, exception, duration=duration)
         if signals.job_failed.receivers:
-            signals.emit(signals.job_failed, host, job=job, error=outcome.error)
+            signals.emit(
+                signals.job_failed,
+                host,
+                job=job,
+                error=error,
+                exception=exception,
+                duration=duration,
+            )
     elif status is JobStatus.CANCELLED:
+        log_cancelled(job, duration)
         if signals.job_cancelled.receivers:
             signals.emit(signals.job_cancelled, host, job=job)
-    elif signals.job_retrying.receivers:
-        run_at = now + (outcome.delay or 0.0)
-        signals.emit(signals.job_retrying, host, job=job, error=outcome.error, run_at=run_at)
+    else:
+        delay = outcome.delay or 0.0
+        counted = outcome.kind == "failed"
+        log_again(
+            job,
+            error,
+            exception,
+            duration=duration,
+            retry_at=now + delay,
+            retry_in=delay,
+            counted=counted,
+        )
+        if signals.job_retrying.receivers:
+            signals.emit(
+                signals.job_retrying,
+                host,
+                job=job,
+                error=error,
+                run_at=now + delay,
+                exception=exception,
+                duration=duration,
+            )

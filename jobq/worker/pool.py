@@ -31,6 +31,7 @@ from .attempt import Attempt
 from .execute import Outcome, claim, failure, record, run_attempt
 from .failures import error_of
 from .host import QueueHost
+from .incidents import Incident
 from .services import (
     FIRST_PURGE_DELAY,
     HEARTBEATS_PER_LEASE,
@@ -108,6 +109,7 @@ class WorkerPool:
         self._told = False  # a job was enqueued since the last claim: skip the peek
         self._unsubscribe: Callable[[], None] | None = None
         self._idle_wait = queue.poll_interval
+        self.outage = Incident(logger, f"jobq worker pool {self.name}: database operation")
 
     # -- life ----------------------------------------------------------------------
 
@@ -248,7 +250,7 @@ class WorkerPool:
         """Its thread is done with ``attempt``: record how it went. Lock held."""
         self._running.discard(attempt)
         if not attempt.abandoned:
-            self._outcomes.append((attempt, attempt.timeout or outcome))
+            self._outcomes.append((attempt, attempt.outcome(outcome)))
 
     def _replace_dead_worker(self, attempt: Attempt | None, exc: BaseException) -> None:
         """Something escaped a worker thread (a signal receiver raising SystemExit,
@@ -265,9 +267,9 @@ class WorkerPool:
                 )
                 task = self.queue.tasks.get(attempt.job.name)
                 failed = (
-                    Outcome("failed", error=error)
+                    Outcome("failed", error=error, exception=exc)
                     if task is None
-                    else failure(task, attempt.job, error)
+                    else failure(task, attempt.job, exc, error=error)
                 )
                 self._finish(attempt, failed)
             self._workers -= 1
@@ -281,16 +283,15 @@ class WorkerPool:
     def _dispatch(self) -> None:
         clock = self.queue.clock
         services = self._services = self._make_services(clock.now())
-        failures = 0
+        outage = self.outage
         while True:
             self._wakeup.clear()
             try:
                 more = self._dispatch_once(clock.now(), services)
-                failures = 0
-            except Exception:
-                failures += 1
-                logger.exception("jobq worker pool %s: database operation failed", self.name)
-                self._wakeup.wait(min(_RETRY_WAIT_MAX, _RETRY_WAIT_FIRST * 2**failures))
+                outage.succeeded()
+            except Exception as exc:
+                outage.failed(exc)
+                self._wakeup.wait(min(_RETRY_WAIT_MAX, _RETRY_WAIT_FIRST * 2**outage.failures))
                 continue
             if more is None:
                 break
@@ -482,15 +483,7 @@ class WorkerPool:
                 job = attempt.job
                 task = self.queue.tasks.get(job.name)
                 assert task is not None
-                attempt.time_out(task)
-                logger.warning(
-                    "jobq worker pool %s: job %d (%s) passed its timeout of %g s; its thread "
-                    "is stuck until the task returns",
-                    self.name,
-                    job.id,
-                    job.name,
-                    task.timeout,
-                )
+                attempt.time_out(task, self.name)
         self._hand_back_unrunnable(now)
 
     def __repr__(self) -> str:

@@ -84,8 +84,10 @@ class Service:
 
 class LeaseRescuer(Service):
     """Releases the jobs whose lease expired (their worker died or hangs): back to
-    pending while attempts remain, else failed; cancelled if asked. Logs them and
-    sends ``job_lease_expired``. Runs every half lease, at most every 10 s.
+    pending while attempts remain, else failed; cancelled if asked. Logs one WARNING
+    line on ``jobq.worker`` per run that released jobs (``extra``: ``count`` and the
+    ids in ``requeued``, ``failed``, ``cancelled``) and sends ``job_lease_expired``.
+    Runs every half lease, at most every 10 s.
 
     :param on_rescued: called when jobs were released (they may be run now).
     """
@@ -110,6 +112,12 @@ class LeaseRescuer(Service):
                 list(rescued.requeued),
                 list(rescued.failed),
                 list(rescued.cancelled),
+                extra={
+                    "count": rescued.total,
+                    "requeued": list(rescued.requeued),
+                    "failed": list(rescued.failed),
+                    "cancelled": list(rescued.cancelled),
+                },
             )
             if signals.job_lease_expired.receivers:
                 signals.emit(

@@ -736,6 +736,8 @@ def test_worker_logs_job_data_escaped(tmp_path: Path, db: str) -> None:
     escaped = hostile.HOSTILE.encode("unicode_escape").decode()  # as terminal_safe writes it
     assert f"job {job_id} hostile\\x1b[2J\\x9b0m will retry: RuntimeError: " in output
     assert f"job {job_id} hostile\\x1b[2J\\x9b0m failed: RuntimeError: " in output
+    assert output.count(f"job {job_id} hostile\\x1b[2J\\x9b0m failed: ") == 1  # not twice
+    assert f"job {job_id} hostile\\x1b[2J\\x9b0m started (attempt 1/" in output  # at INFO
     assert "queues q\\x1b]0;title\\x07 of" in output  # the start line
     assert f"the receiver answered {escaped}" in output  # the task's own log line
     # The traceback keeps its lines, indented: the message's second line cannot pass

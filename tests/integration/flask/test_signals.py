@@ -92,6 +92,11 @@ def test_each_event_fires_once_with_the_app_as_sender(make_app: AppFactory, ext:
     [failed] = _of(events, "job-failed")
     assert failed["job"].id == ids["broken"]
     assert failed["error"].message == "no luck"
+    for kwargs in (retrying, failed):  # the exception the task raised, with its frames
+        assert isinstance(kwargs["exception"], ValueError)
+        assert kwargs["exception"].__traceback__.tb_next is not None
+        assert kwargs["duration"] >= 0.0
+    assert retrying["exception"] is not failed["exception"]
     assert _of(events, "job-cancelled") == []
 
 

@@ -39,8 +39,7 @@ FORGET_WORKERS_AFTER = 86400.0
 """Seconds after which the row of a pool no longer seen is deleted (1 day)."""
 
 WORKER_COLS = (
-    "owner, host, pid, name, queues, concurrency, lease_seconds, started_at, "
-    "last_seen_at, stopping"
+    "owner, host, pid, name, queues, concurrency, lease_seconds, started_at, last_seen_at, stopping"
 )
 """The columns of a worker row, in the order :func:`worker_infos` reads them."""
 

@@ -117,7 +117,9 @@ def test_leased_counts_the_jobs_each_pool_holds(storage: Storage) -> None:
     workers.register_worker(pool("busy"), now=T0)
     workers.register_worker(pool("idle"), now=T0)
     storage.enqueue_many([NewJob("t", "[]") for _ in range(3)], now=T0)
-    claimed = storage.claim(["default"], owner="web1:100:busy", now=T0, lease_seconds=LEASE, limit=2)
+    claimed = storage.claim(
+        ["default"], owner="web1:100:busy", now=T0, lease_seconds=LEASE, limit=2
+    )
     storage.claim(["default"], owner="elsewhere:1:gone", now=T0, lease_seconds=LEASE)
     leased = {w.name: w.leased for w in workers.live_workers(now=T0 + 1)}
     assert leased == {"busy": 2, "idle": 0}

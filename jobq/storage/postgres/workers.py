@@ -45,8 +45,7 @@ LIVE = (
     "ORDER BY host, pid, name"
 )
 LEASED = (
-    "SELECT lease_owner, count(*) FROM jobq_jobs WHERE status = 'processing' "
-    "GROUP BY lease_owner"
+    "SELECT lease_owner, count(*) FROM jobq_jobs WHERE status = 'processing' GROUP BY lease_owner"
 )
 
 

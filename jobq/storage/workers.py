@@ -96,7 +96,7 @@ class WorkerInfo:
     stopping: bool
     leased: int = 0
 
-    def to_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, Any]:
         """The pool as JSON-ready values (the monitor and ``jobq workers --json``)."""
         return {
             "owner": self.owner,

@@ -5,6 +5,7 @@ checked by asking the storage at a later ``now`` rather than by waiting."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -134,3 +135,26 @@ def test_worker_processes_register_and_a_killed_one_ages_out(
         stopped.send_signal(signal.SIGTERM)
         assert stopped.wait(DEADLINE) == 0, (tmp_path / "stopped.log").read_text()
         assert [info.pid for info in queue.workers()] == [killed.pid]
+
+
+def test_jobq_workers_prints_a_table_and_json(
+    db: str, queue: DurableQueue, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jobq.cli import main
+
+    assert main(["workers", "--db", db]) == 0
+    assert "no live workers" in capsys.readouterr().out
+    pool = queue.start_workers(concurrency=2, name="nightly")
+    try:
+        eventually(lambda: len(queue.workers()) == 1)
+        assert main(["workers", "--db", db, "--json"]) == 0
+        [shown] = json.loads(capsys.readouterr().out)["workers"]
+        assert shown == queue.workers()[0].as_dict()
+        assert (shown["name"], shown["pid"], shown["concurrency"]) == ("nightly", os.getpid(), 2)
+        assert main(["workers", "--db", db]) == 0
+        header, row = capsys.readouterr().out.splitlines()
+        assert header.split()[:6] == ["HOST", "PID", "NAME", "QUEUES", "THREADS", "LEASED"]
+        assert row.split()[:3] == [socket.gethostname(), str(os.getpid()), "nightly"]
+        assert row.split()[-1] == "running"
+    finally:
+        pool.stop(timeout=BOUNDED_WAIT)

@@ -10,6 +10,7 @@ same ``--health-port`` check as ``jobq worker`` (:mod:`jobq.cli.health`)::
     flask --app myapp jobq worker --concurrency 8 --health-port 8081
     flask --app myapp jobq list --status failed --json
     flask --app myapp jobq schedules
+    flask --app myapp jobq workers --json
     flask --app myapp jobq trigger-schedule nightly-report
 """
 
@@ -220,6 +221,18 @@ def purge(older_than: str, statuses: tuple[str, ...], as_json: bool) -> None:
     _answer(
         lambda: core.purge_jobs(_queue(), older_than=older_than, statuses=statuses, as_json=as_json)
     )
+
+
+@jobq_cli.command("workers")
+@_json_option
+def workers(as_json: bool) -> None:
+    """List the live worker pools of every process and host.
+
+    Host, pid, name, queues, threads, jobs leased, started and last seen (UTC),
+    and whether it is stopping. A pool registers as it starts and leaves on a
+    clean stop; a killed one drops out once its lease period passed.
+    """
+    _answer(lambda: core.show_workers(_queue(), as_json=as_json))
 
 
 @jobq_cli.command("schedules")

@@ -202,6 +202,15 @@ _PATHS: dict[str, Any] = {
             "responses": {"200": _json(ref("QueueState"), "Resumed."), **_COMMAND_ERRORS},
         }
     },
+    "/workers": {
+        "get": {
+            "operationId": "listWorkers",
+            "summary": "The worker pools live now, in every process on every host, by host, "
+            "pid and name. A pool registers as it starts, is seen at each heartbeat and "
+            "leaves on a clean stop; a killed one drops out once its lease period passed.",
+            "responses": {"200": _json(ref("WorkerList"), "The live pools."), **_COMMON_ERRORS},
+        }
+    },
     "/schedules": {
         "get": {
             "operationId": "listSchedules",

@@ -1,6 +1,6 @@
 """The data the monitoring blueprint answers with, as OpenAPI 3.1 schemas: jobs,
-stats, pages, running threads, health, schedules, errors. :mod:`flask_jobq.openapi`
-puts them in the served description.
+stats, pages, running threads, health, schedules, live workers, errors.
+:mod:`flask_jobq.openapi` puts them in the served description.
 
 Rule: plain data; imports only :mod:`jobq.job` (for the statuses).
 """
@@ -192,7 +192,15 @@ SCHEMAS: dict[str, Any] = {
             "links": {
                 "type": "object",
                 "description": "The path of each endpoint, by name.",
-                "required": ["stats", "jobs", "schedules", "running", "health", "openapi"],
+                "required": [
+                    "stats",
+                    "jobs",
+                    "schedules",
+                    "workers",
+                    "running",
+                    "health",
+                    "openapi",
+                ],
                 "additionalProperties": {"type": "string"},
             },
         },
@@ -283,6 +291,56 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "required": ["schedules"],
         "properties": {"schedules": {"type": "array", "items": ref("Schedule")}},
+    },
+    "Worker": {
+        "type": "object",
+        "description": "A live worker pool, as it records itself. Times are epoch seconds "
+        "(the database server's clock on PostgreSQL).",
+        "required": [
+            "owner",
+            "host",
+            "pid",
+            "name",
+            "queues",
+            "concurrency",
+            "lease_seconds",
+            "started_at",
+            "last_seen_at",
+            "stopping",
+            "leased",
+        ],
+        "additionalProperties": False,
+        "properties": {
+            "owner": {
+                "type": "string",
+                "description": "`host:pid:name`, the lease owner of its jobs.",
+            },
+            "host": {"type": "string"},
+            "pid": {"type": "integer", "minimum": 0},
+            "name": {"type": "string"},
+            "queues": {"type": "array", "items": {"type": "string"}},
+            "concurrency": {"type": "integer", "minimum": 1, "description": "Its threads."},
+            "lease_seconds": {
+                "type": "number",
+                "description": "Its lease period: it is seen every third of it.",
+            },
+            "started_at": {"type": "number"},
+            "last_seen_at": {"type": "number", "description": "Its last heartbeat."},
+            "stopping": {
+                "type": "boolean",
+                "description": "Asked to stop, it lets its running jobs finish.",
+            },
+            "leased": {
+                "type": "integer",
+                "minimum": 0,
+                "description": "Jobs leased to it: running or claimed ahead.",
+            },
+        },
+    },
+    "WorkerList": {
+        "type": "object",
+        "required": ["workers"],
+        "properties": {"workers": {"type": "array", "items": ref("Worker")}},
     },
     "QueueState": {
         "type": "object",

@@ -76,6 +76,7 @@ INDEX_LINKS = {
     "stats": "stats",
     "jobs": "list_jobs",
     "schedules": "list_schedules",
+    "workers": "list_workers",
     "running": "running",
     "health": HEALTH_ENDPOINT,
     "openapi": "openapi",
@@ -282,6 +283,12 @@ def make_blueprint() -> Blueprint:
         queue = state_for().queue
         job = _known_schedule(name, queue.trigger_schedule)
         return job_json(job), 202, {"Location": url_for(".get_job", job_id=job.id)}
+
+    @bp.get("/workers")
+    def list_workers() -> ResponseReturnValue:
+        """The worker pools live now in every process and on every host, by host, pid
+        and name (:meth:`jobq.DurableQueue.workers`, :meth:`jobq.WorkerInfo.as_dict`)."""
+        return {"workers": [info.as_dict() for info in state_for().queue.workers()]}
 
     @bp.get("/running")
     def running() -> ResponseReturnValue:

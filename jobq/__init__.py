@@ -45,6 +45,7 @@ from .ratelimit import RateLimiter as RateLimiter
 from .ratelimit import SlidingWindowLimiter as SlidingWindowLimiter
 from .ratelimit import TokenBucket as TokenBucket
 from .retention import Retention as Retention
+from .storage.workers import WorkerInfo as WorkerInfo
 from .tasks import BoundTask as BoundTask
 from .tasks import JobOptions as JobOptions
 from .tasks import Task as Task
@@ -88,6 +89,7 @@ __all__ = [
     "UnknownTask",
     "WALL_CLOCK",
     "WallClock",
+    "WorkerInfo",
     "WorkerPool",
     "WorkerStopped",
     "WrongProcessError",

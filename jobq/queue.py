@@ -26,6 +26,7 @@ from .retention import Retention as Retention
 from .schedules import Schedule
 from .storage import open_storage
 from .storage.base import NewJob, Stats, Storage, TaskLimit
+from .storage.workers import WorkerInfo, WorkerRegistry
 from .tasks import (
     DEFAULT_MAX_ATTEMPTS,
     ArgumentCheck,
@@ -381,6 +382,19 @@ class DurableQueue(QueueSchedules):
         since it became due; 0.0 when none is waiting. Cheap (index seeks only),
         for health checks polled often."""
         return self.storage.oldest_runnable_age(now=self.clock.now())
+
+    def workers(self, *, max_age: float | None = None) -> builtins.list[WorkerInfo]:
+        """The worker pools live now, in every process on every host that uses this
+        database, by host, pid and name, each with the jobs leased to it.
+
+        A pool registers as it starts, is seen at each heartbeat (every third of
+        its lease) and unregisters when it stops; a killed one drops out once
+        ``max_age`` seconds passed unseen (default: its own lease period, after
+        which its jobs are rescued too). Empty for a storage without the registry.
+        """
+        if not isinstance(self.storage, WorkerRegistry):
+            return []
+        return self.storage.live_workers(now=self.clock.now(), max_age=max_age)
 
     def purge(
         self,

@@ -8,6 +8,7 @@
     jobq list --db instance/jobs.db --status failed --limit 20
     jobq retry 42 --db instance/jobs.db
     jobq schedules --db instance/jobs.db
+    jobq workers --db instance/jobs.db --json
     jobq pause-schedule nightly-report --db instance/jobs.db
     jobq move-jobs --from instance/jobs.db --to postgresql://app@db/app
 
@@ -18,7 +19,7 @@ The package, one module a concept:
   ``--db``, ``--import``), and the one rule for a missing database file;
 - :mod:`jobq.cli.commands`: what each command does, on a queue it is given
   (:func:`show_stats`, :func:`show_jobs`, :func:`cancel_job`, :func:`retry_job`,
-  :func:`purge_jobs`, :func:`show_schedules`, :func:`pause_schedule`,
+  :func:`purge_jobs`, :func:`show_workers`, :func:`show_schedules`, :func:`pause_schedule`,
   :func:`resume_schedule`, :func:`trigger_schedule`, :func:`move_jobs`): the text
   to print, or :class:`~jobq.errors.CommandError`;
 - :mod:`jobq.cli.run`: :func:`run_worker`, the worker stopped by SIGTERM or SIGINT;
@@ -57,6 +58,7 @@ from .commands import retry_job as retry_job
 from .commands import show_jobs as show_jobs
 from .commands import show_schedules as show_schedules
 from .commands import show_stats as show_stats
+from .commands import show_workers as show_workers
 from .commands import split_names as split_names
 from .commands import trigger_schedule as trigger_schedule
 from .health import DEFAULT_HEALTH_HOST as DEFAULT_HEALTH_HOST
@@ -97,6 +99,7 @@ __all__ = [
     "show_jobs",
     "show_schedules",
     "show_stats",
+    "show_workers",
     "split_names",
     "terminal_safe",
     "trigger_schedule",

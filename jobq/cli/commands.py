@@ -29,6 +29,7 @@ from .output import (
     format_schedules,
     format_stats,
     format_time,
+    format_workers,
     job_record,
     quote_name,
     stats_record,
@@ -183,6 +184,15 @@ def purge_jobs(
         f"deleted {deleted} job{'s' if deleted != 1 else ''} "
         f"({', '.join(s.value for s in chosen)}) older than {older_than}"
     )
+
+
+def show_workers(queue: DurableQueue, *, as_json: bool = False) -> str:
+    """The text of ``workers``: the live worker pools of every process and host as a
+    table, or JSON ``{"workers": [...]}`` (:meth:`~jobq.WorkerInfo.as_dict`, epoch times)."""
+    workers = queue.workers()
+    if as_json:
+        return dump_json({"workers": [info.as_dict() for info in workers]})
+    return format_workers(workers)
 
 
 def show_schedules(queue: DurableQueue, *, as_json: bool = False) -> str:

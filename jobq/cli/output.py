@@ -1,6 +1,6 @@
 """What the command lines print: tables, JSON, and text a terminal shows but never obeys.
 
-Tables of jobs, stats and schedules, the JSON records of ``--json``,
+Tables of jobs, stats, schedules and live workers, the JSON records of ``--json``,
 :func:`terminal_safe` for any text from job data, :class:`TerminalSafeFormatter`
 and :func:`configure_logging` for the worker's log. Shared by ``jobq`` and
 ``flask jobq``.
@@ -24,6 +24,7 @@ from ..job import Job, JobStatus
 from ..render import job_to_dict
 from ..schedules import ScheduleInfo
 from ..storage.base import Stats
+from ..storage.workers import WorkerInfo
 
 # -- text safe for a terminal ----------------------------------------------------------
 
@@ -245,6 +246,29 @@ def format_schedules(schedules: Sequence[ScheduleInfo]) -> str:
     return format_table(
         ["NAME", "TASK", "WHEN", "NEXT FIRE (UTC)", "LAST FIRE (UTC)", "LAST JOB", "PAUSED"], rows
     )
+
+
+def format_workers(workers: Sequence[WorkerInfo]) -> str:
+    """Live worker pools as a table: host, pid, name, queues, threads, jobs leased,
+    started and last seen (UTC), and whether it is stopping."""
+    if not workers:
+        return "no live workers (a pool registers as it starts: run 'jobq worker')"
+    rows = [
+        [
+            info.host,
+            info.pid,
+            info.name,
+            ",".join(info.queues),
+            info.concurrency,
+            info.leased,
+            format_time(info.started_at),
+            format_time(info.last_seen_at),
+            "stopping" if info.stopping else "running",
+        ]
+        for info in workers
+    ]
+    headers = ["HOST", "PID", "NAME", "QUEUES", "THREADS", "LEASED", "STARTED (UTC)"]
+    return format_table([*headers, "LAST SEEN (UTC)", "STATE"], rows)
 
 
 def quote_name(name: str, width: int = 200) -> str:

@@ -34,6 +34,7 @@ from .commands import (
     show_jobs,
     show_schedules,
     show_stats,
+    show_workers,
     split_names,
     trigger_schedule,
 )
@@ -279,6 +280,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     verbs.add_parser(
+        "workers",
+        parents=[common, as_json],
+        help="list the live worker pools",
+        description="List the worker pools live now, in every process on every host using "
+        "the database: host, pid, name, queues, threads, jobs leased to it, when it started "
+        "and was last seen (UTC), and whether it is stopping. A pool registers as it starts "
+        "and leaves on a clean stop; a killed one drops out once its lease period passed.",
+    )
+
+    verbs.add_parser(
         "schedules",
         parents=[common, as_json],
         help="list recurring schedules",
@@ -379,6 +390,7 @@ _VERBS: dict[str, Callable[[DurableQueue, argparse.Namespace], str]] = {
     "purge": lambda queue, args: purge_jobs(
         queue, older_than=args.older_than, statuses=args.statuses, as_json=args.json
     ),
+    "workers": lambda queue, args: show_workers(queue, as_json=args.json),
     "schedules": lambda queue, args: show_schedules(queue, as_json=args.json),
     "pause-schedule": lambda queue, args: pause_schedule(queue, args.schedule, as_json=args.json),
     "resume-schedule": lambda queue, args: resume_schedule(queue, args.schedule, as_json=args.json),

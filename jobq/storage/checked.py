@@ -44,19 +44,22 @@ from .base import (
     TaskLimit,
 )
 from .parts import Admin, Inserts, Leases, Schedules
+from .workers import CheckedWorkers
 
 S = TypeVar("S", bound="CheckedStorage")
 
 _NOTHING_RENEWED = RenewResult(frozenset(), frozenset(), frozenset())
 
 
-class CheckedStorage(Storage):
+class CheckedStorage(CheckedWorkers, Storage):
     """A :class:`~jobq.storage.base.Storage` whose arguments are checked here, once,
     before one of the backend's parts runs its SQL. The methods are documented
     on :class:`~jobq.storage.base.Storage`.
 
     A subclass sets :attr:`_inserts`, :attr:`_leases`, :attr:`_admin` and
-    :attr:`_schedules` in its constructor and implements :meth:`close`.
+    :attr:`_schedules` (and :attr:`_workers`, the registry of live worker pools of
+    :class:`~jobq.storage.workers.CheckedWorkers`) in its constructor and implements
+    :meth:`close`.
     Use it as a context manager, or call :meth:`close`.
     """
 

@@ -3,9 +3,10 @@
 A pool has one dispatcher thread, the only one that writes to the database
 in the normal course (claims in batches, completions in one transaction per
 batch, and the upkeep services of :mod:`jobq.worker.services`: heartbeats,
-lease rescue, retention, schedules), and ``concurrency`` threads that run
-handlers. Claimed jobs are leased: a pool that dies simply stops renewing, and
-any other pool releases its jobs once the lease has expired.
+lease rescue, retention, schedules, the pool's row among the live pools), and
+``concurrency`` threads that run handlers. Claimed jobs are leased: a pool that
+dies simply stops renewing, and any other pool releases its jobs once the lease
+has expired.
 
 Rule: sees the queue as a :class:`~jobq.worker.host.QueueHost`; never imports
 :mod:`jobq.queue`.
@@ -16,7 +17,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import socket
 import threading
 import time
 from collections import deque
@@ -32,16 +32,9 @@ from .execute import Outcome, claim, failure, record, run_attempt
 from .failures import error_of
 from .host import QueueHost
 from .incidents import Incident
-from .services import (
-    FIRST_PURGE_DELAY,
-    HEARTBEATS_PER_LEASE,
-    Heartbeat,
-    LeaseRescuer,
-    RetentionCleaner,
-    ScheduleFirer,
-    Service,
-    WalResetCheck,
-)
+from .presence import pool_owner
+from .services import Service
+from .upkeep import pool_services
 
 logger = logging.getLogger("jobq.worker")
 
@@ -89,7 +82,7 @@ class WorkerPool:
         self.queues = tuple(queues) if queues is not None else tuple(queue.queue_names())
         number = next(_pool_numbers)
         self.name = name or f"pool{number}"
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{self.name}"
+        self.owner = pool_owner(self.name)
         self._lock = threading.Lock()
         self._has_work = threading.Condition(self._lock)
         self._ready: deque[Attempt] = deque()
@@ -282,7 +275,17 @@ class WorkerPool:
 
     def _dispatch(self) -> None:
         clock = self.queue.clock
-        services = self._services = self._make_services(clock.now())
+        services = self._services = pool_services(
+            self.queue,
+            clock.now(),
+            owner=self.owner,
+            name=self.name,
+            queues=self.queues,
+            state=lambda: (self.concurrency, self._stopping),
+            held=self._held,
+            on_news=self._heard,
+            on_rescued=self._wakeup.set,
+        )
         outage = self.outage
         while True:
             self._wakeup.clear()
@@ -297,29 +300,12 @@ class WorkerPool:
                 break
             if not more:
                 self._wakeup.wait(self._idle_wait_until(services, clock.now()))
+        for service in services:
+            service.close()  # the pool's row in the registry of live pools goes
         if self._unsubscribe is not None:
             self._unsubscribe()
         if signals.worker_stopped.receivers:
             signals.emit(signals.worker_stopped, self.queue, pool=self)
-
-    def _make_services(self, now: float) -> list[Service]:
-        """The upkeep the dispatcher runs between claims, in this order."""
-        queue = self.queue
-        heartbeat = Heartbeat(
-            queue,
-            next_run=now + queue.lease_seconds / HEARTBEATS_PER_LEASE,
-            held=self._held,
-            on_news=self._heard,
-        )
-        return [
-            heartbeat,
-            # Rescue what dead workers left before claiming, and fire (and first store)
-            # the declared schedules at once.
-            LeaseRescuer(queue, next_run=now, on_rescued=self._wakeup.set),
-            RetentionCleaner(queue, next_run=now + FIRST_PURGE_DELAY),
-            ScheduleFirer(queue, next_run=now),
-            WalResetCheck(queue, next_run=now),
-        ]
 
     def _dispatch_once(self, now: float, services: Sequence[Service]) -> bool | None:
         """Record outcomes, run the services that are due, claim: True if more jobs

@@ -11,6 +11,8 @@ drive them with a :class:`jobq.testing.FakeClock` (as River's ``JobRescuer``,
 - :class:`RetentionCleaner`: deletes finished jobs older than the retention.
 - :class:`ScheduleFirer`: enqueues the declared schedules' due jobs.
 - :class:`Heartbeat`: renews the leases a pool holds, and hears of cancels.
+- :class:`~jobq.worker.presence.Presence` (its own module): keeps the pool's row in
+  the registry of live worker pools.
 - :class:`WalResetCheck`: warns once if other processes write a SQLite file
   with this process's SQLite having the WAL-reset bug.
 
@@ -71,6 +73,9 @@ class Service:
     def run_once(self, now: float) -> object:
         """Do the work once as of ``now``; return what was done."""
         raise NotImplementedError
+
+    def close(self) -> None:
+        """Called once when the pool stops cleanly. Does nothing by default."""
 
     def tick(self, now: float) -> bool:
         """Run once if active and due at ``now``, then set :attr:`next_run`; True if it ran.

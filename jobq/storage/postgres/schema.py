@@ -179,6 +179,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         FOR EACH STATEMENT EXECUTE FUNCTION jobq_count_deleted()
         """,
     ),
+    (
+        # The live worker pools: one row each, kept by the pool (jobq.storage.workers).
+        """
+        CREATE TABLE jobq_workers (
+            owner text PRIMARY KEY,
+            host text NOT NULL,
+            pid integer NOT NULL,
+            name text NOT NULL,
+            queues text NOT NULL,
+            concurrency integer NOT NULL,
+            lease_seconds double precision NOT NULL,
+            started_at double precision NOT NULL,
+            last_seen_at double precision NOT NULL,
+            stopping boolean NOT NULL DEFAULT false
+        )
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

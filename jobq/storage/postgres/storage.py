@@ -27,8 +27,8 @@ For apps that run workers on several hosts. Needs the ``jobq[postgres]`` extra
 The class is composed of parts, each a module of this package: connections
 (:mod:`.connection`), the schema and its migrations (:mod:`.schema`), the SQL
 text (:mod:`.sql`), new jobs (:mod:`.inserts`), leases (:mod:`.leases`),
-administration (:mod:`.admin`), schedules (:mod:`.schedules`) and wake-ups
-(:mod:`.listener`). Arguments are checked once, above them, by
+administration (:mod:`.admin`), schedules (:mod:`.schedules`), live worker pools
+(:mod:`.workers`) and wake-ups (:mod:`.listener`). Arguments are checked once, above them, by
 :class:`~jobq.storage.checked.CheckedStorage`.
 
 Rule: imports its own parts, the checking layer and the storage contract.
@@ -49,6 +49,7 @@ from .leases import PostgresLeases
 from .listener import Listener
 from .schedules import PostgresSchedules
 from .schema import migrate
+from .workers import PostgresWorkers
 
 __all__ = ["PostgresStorage"]
 
@@ -107,6 +108,7 @@ class PostgresStorage(CheckedStorage):
         self._leases = PostgresLeases(self._db)
         self._admin = PostgresAdmin(self._db)
         self._schedules = PostgresSchedules(self._db)
+        self._workers = PostgresWorkers(self._db)
         self._lock = threading.Lock()
         self._listener: Listener | None = None
         self._listener_pid = os.getpid()

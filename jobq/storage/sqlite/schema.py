@@ -146,6 +146,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         WHERE finished_at IS NOT NULL
         """,
     ),
+    (
+        # The live worker pools: one row each, kept by the pool (jobq.storage.workers).
+        """
+        CREATE TABLE workers (
+            owner TEXT PRIMARY KEY,
+            host TEXT NOT NULL,
+            pid INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            queues TEXT NOT NULL,
+            concurrency INTEGER NOT NULL,
+            lease_seconds REAL NOT NULL,
+            started_at REAL NOT NULL,
+            last_seen_at REAL NOT NULL,
+            stopping INTEGER NOT NULL DEFAULT 0
+        ) WITHOUT ROWID
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

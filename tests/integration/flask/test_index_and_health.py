@@ -32,6 +32,7 @@ def test_the_prefix_answers_an_index_of_links_that_all_answer(
         "stats": "/jobq/stats",
         "jobs": "/jobq/jobs",
         "schedules": "/jobq/schedules",
+        "workers": "/jobq/workers",
         "running": "/jobq/running",
         "health": "/jobq/health",
         "openapi": "/jobq/openapi.json",

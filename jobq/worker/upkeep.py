@@ -1,0 +1,59 @@
+"""The upkeep services of one worker pool's dispatcher, built in the order it runs them.
+
+Rule: imports basic values, storage and the services; never the pool or :mod:`jobq.queue`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+from ..storage.base import RenewResult
+from .host import Leased, QueueHost
+from .presence import PoolState, Presence
+from .services import (
+    FIRST_PURGE_DELAY,
+    HEARTBEATS_PER_LEASE,
+    Heartbeat,
+    LeaseRescuer,
+    RetentionCleaner,
+    ScheduleFirer,
+    Service,
+    WalResetCheck,
+)
+
+L = TypeVar("L", bound=Leased)
+
+
+def pool_services(
+    queue: QueueHost,
+    now: float,
+    *,
+    owner: str,
+    name: str,
+    queues: Sequence[str],
+    state: PoolState,
+    held: Callable[[], Sequence[L]],
+    on_news: Callable[[RenewResult, Sequence[L]], None],
+    on_rescued: Callable[[], None],
+) -> list[Service]:
+    """The services of the pool ``owner`` started at ``now``: heartbeat (``held``
+    leases, ``on_news`` of lost ones and cancels), lease rescue (``on_rescued``),
+    retention, schedules, the SQLite WAL-reset check, and its row in the registry
+    of live pools (``name``, ``queues``, ``state``), last so that a failure to
+    write it never holds up the others."""
+    return [
+        Heartbeat(
+            queue,
+            next_run=now + queue.lease_seconds / HEARTBEATS_PER_LEASE,
+            held=held,
+            on_news=on_news,
+        ),
+        # Rescue what dead workers left before claiming, and fire (and first store)
+        # the declared schedules at once.
+        LeaseRescuer(queue, next_run=now, on_rescued=on_rescued),
+        RetentionCleaner(queue, next_run=now + FIRST_PURGE_DELAY),
+        ScheduleFirer(queue, next_run=now),
+        WalResetCheck(queue, next_run=now),
+        Presence(queue, next_run=now, owner=owner, name=name, queues=queues, state=state),
+    ]

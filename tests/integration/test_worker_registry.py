@@ -1,0 +1,160 @@
+"""The registry of live worker pools with real threads and real processes: pools
+register as they start, follow ``set_concurrency`` and stopping, unregister on a
+clean stop; a killed process's pool stays until its lease period has passed,
+checked by asking the storage at a later ``now`` rather than by waiting."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+
+from jobq import DurableQueue, WorkerInfo
+from jobq.storage.workers import WorkerRegistry
+from tests.helpers import BOUNDED_WAIT, MakeQueue, eventually, started_process, wait_for
+from tests.integration._cli_tasks import register
+
+DEADLINE = 30.0
+
+
+def only(queue: DurableQueue) -> WorkerInfo:
+    [info] = queue.workers()
+    return info
+
+
+def test_a_pool_is_live_while_it_runs_and_gone_when_it_stops(make_queue: MakeQueue) -> None:
+    queue = make_queue(poll_interval=0.005)
+    release = threading.Event()
+    started = threading.Event()
+
+    @queue.task("hold", queue="slow")
+    def hold() -> None:
+        started.set()
+        release.wait(BOUNDED_WAIT)
+
+    pool = queue.start_workers(concurrency=2, name="reports", queues=["slow"])
+    stopper: threading.Thread | None = None
+    try:
+        eventually(lambda: len(queue.workers()) == 1)
+        info = only(queue)
+        assert info.owner == pool.owner == f"{socket.gethostname()}:{os.getpid()}:reports"
+        assert (info.host, info.pid, info.name) == (socket.gethostname(), os.getpid(), "reports")
+        assert (info.queues, info.concurrency, info.stopping) == (("slow",), 2, False)
+
+        pool.set_concurrency(5)
+        eventually(lambda: only(queue).concurrency == 5)
+
+        hold.enqueue()
+        assert started.wait(BOUNDED_WAIT)
+        assert only(queue).leased == 1
+
+        stopper = threading.Thread(target=pool.stop, kwargs={"timeout": BOUNDED_WAIT})
+        stopper.start()
+        eventually(lambda: only(queue).stopping)  # draining its running job
+    finally:
+        release.set()
+        if stopper is not None:
+            stopper.join(BOUNDED_WAIT + 5)
+        pool.stop(timeout=BOUNDED_WAIT)
+    assert queue.workers() == []  # at once, no ageing needed
+
+
+def test_two_pools_of_one_process_are_two_workers(make_queue: MakeQueue) -> None:
+    queue = make_queue(poll_interval=0.005)
+    first = queue.start_workers(concurrency=1)
+    second = queue.start_workers(concurrency=3)
+    try:
+        eventually(lambda: len(queue.workers()) == 2)
+        assert {w.owner: w.concurrency for w in queue.workers()} == {
+            first.owner: 1,
+            second.owner: 3,
+        }
+    finally:
+        first.stop(timeout=BOUNDED_WAIT)
+    assert [w.owner for w in queue.workers()] == [second.owner]
+    second.stop(timeout=BOUNDED_WAIT)
+    assert queue.workers() == []
+
+
+# -- real `jobq worker` processes on one SQLite file --------------------------------------
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> str:
+    return str(tmp_path / "jobs.db")
+
+
+@pytest.fixture
+def queue(db: str) -> Iterator[DurableQueue]:
+    made = DurableQueue(db)
+    register(made)
+    yield made
+    made.close()
+
+
+def test_worker_processes_register_and_a_killed_one_ages_out(
+    tmp_path: Path, db: str, queue: DurableQueue
+) -> None:
+    args = [sys.executable, "-m", "jobq.cli", "worker", "--db", db, "--import"]
+    args += ["tests.integration._cli_tasks", "--concurrency", "2"]
+    env = {**os.environ, "JOBQ_CLI_TEST_DIR": str(tmp_path)}
+    with ExitStack() as stack:
+        killed, stopped = (
+            stack.enter_context(started_process(args, log=tmp_path / f"{name}.log", env=env))
+            for name in ("killed", "stopped")
+        )
+
+        def pids() -> set[int]:
+            assert killed.poll() is None
+            assert stopped.poll() is None
+            return {info.pid for info in queue.workers()}
+
+        wait_for(lambda: pids() == {killed.pid, stopped.pid}, "both pools registered")
+        assert {info.concurrency for info in queue.workers()} == {2}
+
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.wait(DEADLINE)
+        # A killed pool cannot say goodbye: it stays live for its lease period...
+        [dead] = [info for info in queue.workers() if info.pid == killed.pid]
+        registry = queue.storage
+        assert isinstance(registry, WorkerRegistry)
+        until = dead.last_seen_at + dead.lease_seconds
+        assert killed.pid in {w.pid for w in registry.live_workers(now=until - 0.01)}
+        # ... and is no longer live once it has passed.
+        assert killed.pid not in {w.pid for w in registry.live_workers(now=until + 0.01)}
+
+        # A clean stop unregisters at once.
+        stopped.send_signal(signal.SIGTERM)
+        assert stopped.wait(DEADLINE) == 0, (tmp_path / "stopped.log").read_text()
+        assert [info.pid for info in queue.workers()] == [killed.pid]
+
+
+def test_jobq_workers_prints_a_table_and_json(
+    db: str, queue: DurableQueue, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jobq.cli import main
+
+    assert main(["workers", "--db", db]) == 0
+    assert "no live workers" in capsys.readouterr().out
+    pool = queue.start_workers(concurrency=2, name="nightly")
+    try:
+        eventually(lambda: len(queue.workers()) == 1)
+        assert main(["workers", "--db", db, "--json"]) == 0
+        [shown] = json.loads(capsys.readouterr().out)["workers"]
+        assert shown == queue.workers()[0].as_dict()
+        assert (shown["name"], shown["pid"], shown["concurrency"]) == ("nightly", os.getpid(), 2)
+        assert main(["workers", "--db", db]) == 0
+        header, row = capsys.readouterr().out.splitlines()
+        assert header.split()[:6] == ["HOST", "PID", "NAME", "QUEUES", "THREADS", "LEASED"]
+        assert row.split()[:3] == [socket.gethostname(), str(os.getpid()), "nightly"]
+        assert row.split()[-1] == "running"
+    finally:
+        pool.stop(timeout=BOUNDED_WAIT)

@@ -264,9 +264,7 @@ class DurableQueue(QueueSchedules):
         self._check_size(job.name, job.payload)
         tracer = tracing_hooks.active
         if tracer is not None:
-            return tracer.enqueue(
-                job.queue, job.name, job.payload, lambda p: self._store(job._replace(payload=p), delay)
-            )
+            return tracer.enqueue(job, lambda traced: self._store(traced, delay))
         return self._store(job, delay)
 
     def _store(self, job: NewJob, delay: float | None) -> Job:
@@ -296,10 +294,7 @@ class DurableQueue(QueueSchedules):
         tracer = tracing_hooks.active
         if tracer is not None:
             return tracer.enqueue_many(
-                template.queue,
-                template.name,
-                checked,
-                lambda traced: self._store_many(template, traced, now, delay),
+                template, checked, lambda p: self._store_many(template, p, now, delay)
             )
         return self._store_many(template, checked, now, delay)
 

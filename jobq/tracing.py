@@ -34,12 +34,12 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 from opentelemetry import propagate, trace
-from opentelemetry.context import Context
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from . import tracing_hooks
 from .errors import Retry
 from .job import Job
+from .storage.base import NewJob
 
 __all__ = ["instrument", "is_instrumented", "uninstrument"]
 
@@ -63,26 +63,26 @@ class OpenTelemetryTracer:
         self._tracer = tracer
         self._run_as_child = parent == "producer"
 
-    def enqueue(self, queue: str, task: str, payload: str, store: Callable[[str], Job]) -> Job:
-        attributes = _attributes("send", "enqueue", queue, task)
+    def enqueue(self, job: NewJob, store: Callable[[NewJob], Job]) -> Job:
+        attributes = _attributes("send", "enqueue", job.queue, job.name)
         with self._tracer.start_as_current_span(
-            f"enqueue {queue}", kind=SpanKind.PRODUCER, attributes=attributes
+            f"enqueue {job.queue}", kind=SpanKind.PRODUCER, attributes=attributes
         ) as span:
-            job = store(with_trace_context(payload))
+            stored = store(job._replace(payload=with_trace_context(job.payload)))
             if span.is_recording():
-                span.set_attribute("messaging.message.id", str(job.id))
-            return job
+                span.set_attribute("messaging.message.id", str(stored.id))
+            return stored
 
     def enqueue_many(
-        self, queue: str, task: str, payloads: list[str], store: Callable[[list[str]], list[int]]
+        self, template: NewJob, payloads: list[str], store: Callable[[list[str]], list[int]]
     ) -> list[int]:
         # One "send" span for the batch, its context in every job: the conventions
         # allow it when there are no per-message "create" spans, and a batch of
         # 10,000 jobs then costs one span, not 10,001.
-        attributes = _attributes("send", "enqueue_many", queue, task)
+        attributes = _attributes("send", "enqueue_many", template.queue, template.name)
         attributes["messaging.batch.message_count"] = len(payloads)
         with self._tracer.start_as_current_span(
-            f"enqueue_many {queue}", kind=SpanKind.PRODUCER, attributes=attributes
+            f"enqueue_many {template.queue}", kind=SpanKind.PRODUCER, attributes=attributes
         ):
             carrier = _current_carrier()
             return store([with_trace_context(p, carrier) for p in payloads])

@@ -12,23 +12,27 @@ Rule: imports basic values only; never opentelemetry (:mod:`jobq.tracing` does).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .job import Job
+
+if TYPE_CHECKING:
+    from .storage.base import NewJob
 
 
 class JobTracer(Protocol):
     """What the queue and the worker ask of the tracing that is on."""
 
-    def enqueue(self, queue: str, task: str, payload: str, store: Callable[[str], Job]) -> Job:
-        """Store one job (``store`` takes the payload to store, with the trace
-        context added) inside a producer span; return what ``store`` returned."""
+    def enqueue(self, job: NewJob, store: Callable[[NewJob], Job]) -> Job:
+        """Store ``job`` with ``store`` (given the job with the trace context added
+        to its payload) inside a producer span; return what ``store`` returned."""
         ...
 
     def enqueue_many(
-        self, queue: str, task: str, payloads: list[str], store: Callable[[list[str]], list[int]]
+        self, template: NewJob, payloads: list[str], store: Callable[[list[str]], list[int]]
     ) -> list[int]:
-        """Store a batch of jobs inside one producer span; return their ids."""
+        """Store a batch of jobs like ``template`` (``store`` takes their payloads,
+        the trace context added) inside one producer span; return their ids."""
         ...
 
     def run(self, job: Job, payload: Mapping[str, Any], call: Callable[[], Any]) -> Any:

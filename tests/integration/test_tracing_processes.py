@@ -16,8 +16,8 @@ import pytest
 
 pytest.importorskip("opentelemetry.sdk")
 
-from jobq import DurableQueue, JobStatus  # noqa: E402
-from tests.helpers import ROOT, started_process, wait_for  # noqa: E402
+from jobq import DurableQueue, JobStatus
+from tests.helpers import ROOT, started_process, wait_for
 
 DEADLINE = 30.0  # real seconds any one step may take on a busy machine
 
@@ -37,9 +37,7 @@ def _link_to(span: dict[str, Any]) -> dict[str, str]:
     return {"trace_id": span["trace_id"], "span_id": span["span_id"]}
 
 
-def test_a_job_run_in_a_worker_process_links_to_the_span_that_enqueued_it(
-    tmp_path: Path,
-) -> None:
+def test_a_job_run_in_a_worker_process_links_to_the_span_that_enqueued_it(tmp_path: Path) -> None:
     database = str(tmp_path / "jobs.db")
     DurableQueue(database).close()  # the worker's --db must exist
     produced = subprocess.run(

@@ -85,7 +85,8 @@ class OpenTelemetryTracer:
             f"enqueue_many {template.queue}", kind=SpanKind.PRODUCER, attributes=attributes
         ):
             carrier = _current_carrier()
-            return store([with_trace_context(p, carrier) for p in payloads])
+            suffix = _suffix(carrier)
+            return store([_add_trace(p, carrier, suffix) for p in payloads])
 
     def run(self, job: Job, payload: Mapping[str, Any], call: Callable[[], Any]) -> Any:
         stored = payload.get(TRACE_KEY)
@@ -123,13 +124,15 @@ def with_trace_context(payload: str, carrier: Mapping[str, str] | None = None) -
     """``payload`` (a job's JSON arguments) with ``carrier`` (default: the current
     span's context) under ``"trace"``. A payload that already holds a context
     keeps it, and one that is not a JSON object is returned as it is."""
-    if carrier is None:
-        carrier = _current_carrier()
+    return _add_trace(payload, carrier if carrier is not None else _current_carrier())
+
+
+def _add_trace(payload: str, carrier: Mapping[str, str], suffix: str = "") -> str:
     if not carrier:
         return payload
     # As tasks encode it, and with no "trace" anywhere (a kwarg may be named so).
     if payload.startswith(_ARGS_PREFIX) and payload.endswith("}") and _KEY not in payload:
-        return f"{payload[:-1]},{_KEY}{_compact(carrier)}}}"
+        return payload[:-1] + (suffix or _suffix(carrier))
     try:
         decoded = json.loads(payload)
     except ValueError:
@@ -138,6 +141,10 @@ def with_trace_context(payload: str, carrier: Mapping[str, str] | None = None) -
         return payload
     decoded[TRACE_KEY] = dict(carrier)
     return _compact(decoded)
+
+
+def _suffix(carrier: Mapping[str, str]) -> str:
+    return f",{_KEY}{_compact(carrier)}}}"
 
 
 def instrument(

@@ -41,7 +41,7 @@ from .errors import Retry
 from .job import Job
 from .storage.base import NewJob
 
-__all__ = ["instrument", "is_instrumented", "uninstrument"]
+__all__ = ["instrument", "is_instrumented", "uninstrument", "with_trace_context"]
 
 SCHEMA_URL = "https://opentelemetry.io/schemas/1.39.0"
 """The semantic conventions version whose attribute names the spans use."""

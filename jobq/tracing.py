@@ -53,6 +53,7 @@ TRACE_KEY = "trace"
 """The payload key holding the enqueueing span's context."""
 
 _ARGS_PREFIX = '{"args":'  # how every payload a task encodes starts
+_quote: Callable[[str], str] = json.encoder.encode_basestring
 _KEY = f'"{TRACE_KEY}":'
 
 
@@ -144,7 +145,11 @@ def _add_trace(payload: str, carrier: Mapping[str, str], suffix: str = "") -> st
 
 
 def _suffix(carrier: Mapping[str, str]) -> str:
-    return f",{_KEY}{_compact(carrier)}}}"
+    try:  # a propagator writes text: quoted by the C encoder, without json.dumps' setup
+        items = ",".join(f"{_quote(key)}:{_quote(value)}" for key, value in carrier.items())
+    except TypeError:
+        return f",{_KEY}{_compact(carrier)}}}"
+    return f",{_KEY}{{{items}}}}}"
 
 
 def instrument(

@@ -65,8 +65,9 @@ def ids(context: SpanContext | None) -> tuple[int, int]:
 def test_the_payload_keeps_the_arguments_and_gains_the_context_under_trace() -> None:
     carrier = {"traceparent": TRACEPARENT}
     for payload in ['{"args":[1],"kwargs":{}}', '{"args":[],"kwargs":{"trace":"mine"}}']:
-        traced = json.loads(with_trace_context(payload, carrier))
-        assert traced == {**json.loads(payload), "trace": carrier}
+        for given in (carrier, {**carrier, "tracestate": 'odd="\\é'}):
+            traced = json.loads(with_trace_context(payload, given))
+            assert traced == {**json.loads(payload), "trace": given}
     assert with_trace_context("{}", carrier) == f'{{"trace":{{"traceparent":"{TRACEPARENT}"}}}}'
     own = '{"args":[],"kwargs":{},"trace":{"traceparent":"00-1-2-01"}}'
     assert with_trace_context(" " + own, carrier) == " " + own  # a context given is kept

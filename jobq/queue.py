@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from . import backoff as backoffs
-from . import defaults, signals
+from . import defaults, signals, tracing_hooks
 from .clock import WALL_CLOCK, EpochClock
 from .errors import JobNotFound as JobNotFound  # its home before errors.py; still importable here
 from .errors import PayloadError, UnknownTask
@@ -263,6 +263,12 @@ class DurableQueue(QueueSchedules):
         ``job_enqueued`` for a new job, and runs it at once in inline mode.
         """
         self._check_size(job.name, job.payload)
+        tracer = tracing_hooks.active
+        if tracer is not None:
+            return tracer.enqueue(job, lambda traced: self._store(traced, delay))
+        return self._store(job, delay)
+
+    def _store(self, job: NewJob, delay: float | None) -> Job:
         now = self.clock.now()
         if delay is not None:
             job = job._replace(run_at=now + delay)
@@ -286,6 +292,16 @@ class DurableQueue(QueueSchedules):
         checked = [self._check_size(template.name, payload) for payload in payloads]
         if not checked:
             return []
+        tracer = tracing_hooks.active
+        if tracer is not None:
+            return tracer.enqueue_many(
+                template, checked, lambda p: self._store_many(template, p, now, delay)
+            )
+        return self._store_many(template, checked, now, delay)
+
+    def _store_many(
+        self, template: NewJob, checked: builtins.list[str], now: float, delay: float | None
+    ) -> builtins.list[int]:
         if delay is not None:
             template = template._replace(run_at=now + delay)
         if template.unique_key is None:

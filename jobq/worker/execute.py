@@ -18,7 +18,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
-from .. import codec, defaults, signals
+from .. import codec, defaults, signals, tracing_hooks
 from ..context import JobContext, _set_current
 from ..errors import Fail, PayloadError, Retry, TransientError, UnknownTask
 from ..job import Job, JobError, JobStatus
@@ -128,8 +128,12 @@ def execute(host: QueueHost, job: Job, context: JobContext) -> Outcome:
         error = JobError("PayloadError", storable(message))
         return Outcome("failed", error=error, exception=exc)
     _set_current(context)
+    tracer = tracing_hooks.active
     try:
-        result = _call(task, args, kwargs, host.around_job)
+        if tracer is None:
+            result = _call(task, args, kwargs, host.around_job)
+        else:
+            result = tracer.run(job, payload, lambda: _call(task, args, kwargs, host.around_job))
     except Retry as exc:
         if exc.delay is not None:
             return Outcome("snoozed", error=error_of(exc), delay=exc.delay, exception=exc)

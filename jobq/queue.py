@@ -20,13 +20,13 @@ from . import defaults, signals, tracing_hooks
 from .clock import WALL_CLOCK, EpochClock
 from .errors import JobNotFound as JobNotFound  # its home before errors.py; still importable here
 from .errors import PayloadError, UnknownTask
-from .job import Job, JobStatus
+from .job import Job
+from .queue_control import QueueControl
 from .queue_schedules import QueueSchedules
 from .retention import Retention as Retention
 from .schedules import Schedule
 from .storage import open_storage
-from .storage.base import NewJob, Stats, Storage, TaskLimit
-from .storage.workers import WorkerInfo, WorkerRegistry
+from .storage.base import NewJob, Storage, TaskLimit
 from .tasks import (
     DEFAULT_MAX_ATTEMPTS,
     ArgumentCheck,
@@ -47,7 +47,7 @@ DEFAULT_MAX_PAYLOAD = defaults.MAX_PAYLOAD_BYTES
 """Default largest job arguments, in bytes of JSON."""
 
 
-class DurableQueue(QueueSchedules):
+class DurableQueue(QueueSchedules, QueueControl):
     """Persistent jobs: enqueue now, run in worker threads, survive restarts and crashes.
 
     ::
@@ -331,113 +331,6 @@ class DurableQueue(QueueSchedules):
     def _wake(self, queue_name: str) -> None:
         for pool in list(self._pools):
             pool.wake(queue_name)
-
-    # -- looking and controlling --------------------------------------------------
-
-    def get(self, job_id: int) -> Job:
-        """The job with this id, as stored now. Raises :class:`JobNotFound`."""
-        job = self.storage.get(job_id)
-        if job is None:
-            raise JobNotFound(job_id)
-        return job
-
-    def list(
-        self,
-        *,
-        status: JobStatus | str | None = None,
-        name: str | None = None,
-        queue: str | None = None,
-        limit: int = 100,
-        after: int | None = None,
-        newest_first: bool = False,
-    ) -> list[Job]:
-        """Jobs matching every filter given, at most ``limit`` (1 to 10,000), by id.
-
-        For the next page pass the last job's id as ``after``.
-        """
-        return self.storage.list_jobs(
-            status=None if status is None else JobStatus(status),
-            queue=queue,
-            name=name,
-            after_id=after,
-            limit=limit,
-            newest_first=newest_first,
-        )
-
-    def cancel(self, job_id: int) -> Job:
-        """Cancel a job: a pending one at once; a processing one is asked to stop
-        (``jobq.current_job().cancel_requested``) and ends cancelled. A finished
-        job is left as it is. Returns the job. Raises :class:`JobNotFound`."""
-        job = self.storage.request_cancel(job_id, now=self.clock.now())
-        if job is None:
-            raise JobNotFound(job_id)
-        return job
-
-    def retry(self, job_id: int, *, delay: float = 0.0) -> Job:
-        """Run a failed or cancelled job again, with its full attempts, after ``delay``
-        seconds. Raises :class:`JobNotFound`, or ValueError if the job is not failed
-        or cancelled."""
-        now = self.clock.now()
-        job = self.storage.retry(job_id, now=now, run_at=now + delay)
-        if job is None:
-            current = self.get(job_id)
-            raise ValueError(
-                f"job {job_id} is {current.status.value}; only failed or cancelled jobs "
-                "can be retried"
-            )
-        self._wake(job.queue)
-        return job
-
-    def stats(self) -> Stats:
-        """Counts per queue and status, jobs scheduled for later, age of the oldest
-        runnable job, and jobs finished in the last minute."""
-        return self.storage.stats(now=self.clock.now())
-
-    def oldest_runnable_age(self) -> float:
-        """Seconds the oldest runnable job of a queue that is not paused has waited
-        since it became due; 0.0 when none is waiting. Cheap (index seeks only),
-        for health checks polled often."""
-        return self.storage.oldest_runnable_age(now=self.clock.now())
-
-    def workers(self, *, max_age: float | None = None) -> builtins.list[WorkerInfo]:
-        """The worker pools live now, in every process on every host that uses this
-        database, by host, pid and name, each with the jobs leased to it.
-
-        A pool registers as it starts, is seen at each heartbeat (every third of
-        its lease) and unregisters when it stops; a killed one drops out once
-        ``max_age`` seconds passed unseen (default: its own lease period, after
-        which its jobs are rescued too). Empty for a storage without the registry.
-        """
-        if not isinstance(self.storage, WorkerRegistry):
-            return []
-        return self.storage.live_workers(now=self.clock.now(), max_age=max_age)
-
-    def purge(
-        self,
-        *,
-        older_than: float,
-        statuses: Collection[JobStatus | str] = ("completed", "failed", "cancelled"),
-    ) -> int:
-        """Delete finished jobs that finished more than ``older_than`` seconds ago;
-        returns how many. Only final statuses may be given."""
-        if not older_than >= 0:
-            raise ValueError(f"older_than must be at least 0 seconds, got {older_than!r}")
-        return self.storage.purge(
-            older_than=self.clock.now() - older_than,
-            statuses=[JobStatus(status) for status in statuses],
-        )
-
-    def pause(self, queue_name: str = DEFAULT_QUEUE) -> None:
-        """Stop workers everywhere from starting jobs of this queue (running ones finish).
-
-        Raises :class:`~jobq.errors.TooManyPausedQueues` when
-        :data:`~jobq.storage.base.MAX_PAUSED_QUEUES` other queues are paused already."""
-        self.storage.pause(queue_name, now=self.clock.now())
-
-    def resume(self, queue_name: str = DEFAULT_QUEUE) -> None:
-        """Let workers start jobs of this queue again."""
-        self.storage.resume(queue_name)
-        self._wake(queue_name)
 
     # -- running -------------------------------------------------------------------
 

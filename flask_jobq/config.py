@@ -178,6 +178,24 @@ SETTINGS: tuple[Setting, ...] = (
         "get the details. A callable (same convention as JOBQ_MONITOR_AUTH): only requests "
         "it allows get an answer, the others 403; lambda: False closes the endpoint.",
     ),
+    Setting(
+        "JOBQ_METRICS",
+        "bool",
+        "False",
+        "Count jobs for Prometheus (the jobq[prometheus] extra): each process connects "
+        "jobq.metrics' counters to the app's queue, and <prefix>/metrics serves them with "
+        "gauges read from the database. False: nothing is counted and <prefix>/metrics "
+        "answers 404.",
+    ),
+    Setting(
+        "JOBQ_METRICS_AUTH",
+        "str | Callable[[], bool] | None",
+        "None",
+        "Who may scrape <prefix>/metrics. A string: the bearer token scrapers send as "
+        "'Authorization: Bearer <token>'. A callable: same convention as JOBQ_MONITOR_AUTH. "
+        "None: 403, except when app.testing is true, and local requests when app.debug is "
+        "true.",
+    ),
 )
 """Every ``JOBQ_*`` key the extension reads, in the order of the documentation: the one
 place :meth:`JobQ.init_app <flask_jobq.JobQ.init_app>`'s docstring and the
@@ -263,6 +281,7 @@ class JobQConfig:
         (``"email"`` for ``JOBQ_EMAIL``, ...), checked by the handler itself.
     :ivar monitor: ``JOBQ_MONITOR_URL_PREFIX`` and ``JOBQ_MONITOR_AUTH``.
     :ivar health_auth: ``JOBQ_HEALTH_AUTH``.
+    :ivar metrics: ``JOBQ_METRICS``.
     """
 
     database: str | None
@@ -279,6 +298,7 @@ class JobQConfig:
     handlers: Mapping[str, Any]
     monitor: MonitorConfig
     health_auth: AuthCallback | None
+    metrics: bool = False
 
     @classmethod
     def from_app(cls, app: Flask) -> JobQConfig:
@@ -310,6 +330,14 @@ class JobQConfig:
             )
         if health_auth is not None and not callable(health_auth):
             raise TypeError(f"JOBQ_HEALTH_AUTH must be a callable or None, got {health_auth!r}")
+        metrics_auth = config["JOBQ_METRICS_AUTH"]
+        if metrics_auth is not None and not (
+            isinstance(metrics_auth, str) or callable(metrics_auth)
+        ):
+            raise TypeError(
+                f"JOBQ_METRICS_AUTH must be a bearer token (a string), a callable or None, "
+                f"got {metrics_auth!r}"
+            )
         _check_schedules(config["JOBQ_SCHEDULES"])
         location = _database_location(app, config["JOBQ_DATABASE"])
         monitor = MonitorConfig.from_config(config)
@@ -332,6 +360,7 @@ class JobQConfig:
             handlers=handlers,
             monitor=monitor,
             health_auth=health_auth,
+            metrics=bool(config["JOBQ_METRICS"]),
         )
 
 

@@ -18,9 +18,9 @@ from jobq.worker.services import LeaseRescuer
 
 pytest.importorskip("prometheus_client")
 
-from prometheus_client import CollectorRegistry  # noqa: E402
+from prometheus_client import CollectorRegistry
 
-from jobq.metrics import JobMetrics, JobqCollector, connect_metrics, render_metrics  # noqa: E402
+from jobq.metrics import JobMetrics, JobqCollector, connect_metrics, render_metrics
 
 START = 1_800_000_000.0
 

@@ -98,6 +98,23 @@ def job_metrics() -> JobMetrics:
         return _default
 
 
+class _Children:
+    """One task and queue's series of every metric, looked up once: ``labels()`` takes
+    a lock and checks its arguments each call, which the hot paths need not pay."""
+
+    __slots__ = ("completed", "enqueued", "failed", "rescued", "retried", "run", "started", "wait")
+
+    def __init__(self, metrics: JobMetrics, task: str, queue: str) -> None:
+        self.enqueued = metrics.enqueued.labels(task, queue)
+        self.started = metrics.started.labels(task, queue)
+        self.completed = metrics.completed.labels(task, queue)
+        self.failed = metrics.failed.labels(task, queue)
+        self.retried = metrics.retried.labels(task, queue)
+        self.rescued = metrics.rescued.labels(task, queue)
+        self.run = metrics.run_seconds.labels(task, queue)
+        self.wait = metrics.wait_seconds.labels(task, queue)
+
+
 @dataclass
 class MetricsConnection:
     """The receivers :func:`connect_metrics` connected; :meth:`disconnect` stops counting.
@@ -110,6 +127,13 @@ class MetricsConnection:
     sender: Any
     _starts: dict[tuple[int, int], float] = field(default_factory=dict, repr=False)
     _receivers: list[tuple[Any, Any]] = field(default_factory=list, repr=False)
+    _children: dict[tuple[str, str], _Children] = field(default_factory=dict, repr=False)
+
+    def _of(self, task: str, queue: str) -> _Children:
+        children = self._children.get((task, queue))
+        if children is None:  # two threads may both build it: the same series either way
+            children = self._children[(task, queue)] = _Children(self.metrics, task, queue)
+        return children
 
     def disconnect(self) -> None:
         """Disconnect every receiver; counts so far stay. Safe to call twice."""
@@ -117,6 +141,7 @@ class MetricsConnection:
             signal.disconnect(receiver)
         self._receivers.clear()
         self._starts.clear()
+        self._children.clear()
 
     def _connect(self) -> None:
         pairs = (
@@ -134,7 +159,7 @@ class MetricsConnection:
             self._receivers.append((signal, receiver))
 
     def _on_enqueued(self, sender: Any, *, job: Job, **_: Any) -> None:
-        self.metrics.enqueued.labels(job.name, job.queue).inc()
+        self._of(job.name, job.queue).enqueued.inc()
 
     def _on_started(self, sender: Any, *, job: Job, **_: Any) -> None:
         now = _now(sender)
@@ -142,30 +167,27 @@ class MetricsConnection:
         if len(starts) >= MAX_TRACKED_ATTEMPTS:
             starts.pop(next(iter(starts), (0, 0)), None)
         starts[(job.id, job.attempts)] = now
-        labels = (job.name, job.queue)
-        self.metrics.started.labels(*labels).inc()
-        due = max(job.created_at, job.run_at)
-        self.metrics.wait_seconds.labels(*labels).observe(max(0.0, now - due))
+        children = self._of(job.name, job.queue)
+        children.started.inc()
+        children.wait.observe(max(0.0, now - max(job.created_at, job.run_at)))
 
-    def _ended(self, sender: Any, job: Job) -> None:
+    def _ended(self, sender: Any, job: Job) -> _Children:
+        children = self._of(job.name, job.queue)
         started = self._starts.pop((job.id, job.attempts), None)
         if started is None:
             started = job.started_at
         if started is not None:
-            elapsed = max(0.0, _now(sender) - started)
-            self.metrics.run_seconds.labels(job.name, job.queue).observe(elapsed)
+            children.run.observe(max(0.0, _now(sender) - started))
+        return children
 
     def _on_succeeded(self, sender: Any, *, job: Job, **_: Any) -> None:
-        self._ended(sender, job)
-        self.metrics.completed.labels(job.name, job.queue).inc()
+        self._ended(sender, job).completed.inc()
 
     def _on_retrying(self, sender: Any, *, job: Job, **_: Any) -> None:
-        self._ended(sender, job)
-        self.metrics.retried.labels(job.name, job.queue).inc()
+        self._ended(sender, job).retried.inc()
 
     def _on_failed(self, sender: Any, *, job: Job, **_: Any) -> None:
-        self._ended(sender, job)
-        self.metrics.failed.labels(job.name, job.queue).inc()
+        self._ended(sender, job).failed.inc()
 
     def _on_cancelled(self, sender: Any, *, job: Job, **_: Any) -> None:
         self._ended(sender, job)
@@ -183,10 +205,12 @@ class MetricsConnection:
         storage = getattr(sender, "storage", None)
         for job_id in (*requeued, *failed, *cancelled):
             job = None if storage is None else storage.get(job_id)
-            labels = ("unknown", "unknown") if job is None else (job.name, job.queue)
-            self.metrics.rescued.labels(*labels).inc()
+            children = (
+                self._of("unknown", "unknown") if job is None else self._of(job.name, job.queue)
+            )
+            children.rescued.inc()
             if job_id in failed:
-                self.metrics.failed.labels(*labels).inc()
+                children.failed.inc()
 
 
 def connect_metrics(queue: Any = None, *, metrics: JobMetrics | None = None) -> MetricsConnection:

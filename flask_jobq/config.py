@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import os
 import textwrap
 from collections.abc import Callable, Collection, Mapping
@@ -330,6 +331,10 @@ class JobQConfig:
             )
         if health_auth is not None and not callable(health_auth):
             raise TypeError(f"JOBQ_HEALTH_AUTH must be a callable or None, got {health_auth!r}")
+        if config["JOBQ_METRICS"] and importlib.util.find_spec("prometheus_client") is None:
+            raise ImportError(
+                "JOBQ_METRICS needs prometheus_client: pip install 'jobq[prometheus]'"
+            )
         metrics_auth = config["JOBQ_METRICS_AUTH"]
         if metrics_auth is not None and not (
             isinstance(metrics_auth, str) or callable(metrics_auth)

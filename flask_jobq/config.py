@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import os
 import textwrap
 from collections.abc import Callable, Collection, Mapping
@@ -182,6 +183,24 @@ SETTINGS: tuple[Setting, ...] = (
         "get the details. A callable (same convention as JOBQ_MONITOR_AUTH): only requests "
         "it allows get an answer, the others 403; lambda: False closes the endpoint.",
     ),
+    Setting(
+        "JOBQ_METRICS",
+        "bool",
+        "False",
+        "Count jobs for Prometheus (the jobq[prometheus] extra): each process connects "
+        "jobq.metrics' counters to the app's queue, and <prefix>/metrics serves them with "
+        "gauges read from the database. False: nothing is counted and <prefix>/metrics "
+        "answers 404.",
+    ),
+    Setting(
+        "JOBQ_METRICS_AUTH",
+        "str | Callable[[], bool] | None",
+        "None",
+        "Who may scrape <prefix>/metrics. A string: the bearer token scrapers send as "
+        "'Authorization: Bearer <token>'. A callable: same convention as JOBQ_MONITOR_AUTH. "
+        "None: 403, except when app.testing is true, and local requests when app.debug is "
+        "true.",
+    ),
 )
 """Every ``JOBQ_*`` key the extension reads, in the order of the documentation: the one
 place :meth:`JobQ.init_app <flask_jobq.JobQ.init_app>`'s docstring and the
@@ -267,6 +286,7 @@ class JobQConfig:
         (``"email"`` for ``JOBQ_EMAIL``, ...), checked by the handler itself.
     :ivar monitor: ``JOBQ_MONITOR_URL_PREFIX`` and ``JOBQ_MONITOR_AUTH``.
     :ivar health_auth: ``JOBQ_HEALTH_AUTH``.
+    :ivar metrics: ``JOBQ_METRICS``.
     """
 
     database: str | None
@@ -283,6 +303,7 @@ class JobQConfig:
     handlers: Mapping[str, Any]
     monitor: MonitorConfig
     health_auth: AuthCallback | None
+    metrics: bool = False
 
     @classmethod
     def from_app(cls, app: Flask) -> JobQConfig:
@@ -312,8 +333,7 @@ class JobQConfig:
             raise ValueError(
                 f"JOBQ_DRIVER must be 'auto', 'sqlite3', 'apsw' or None, got {driver!r}"
             )
-        if health_auth is not None and not callable(health_auth):
-            raise TypeError(f"JOBQ_HEALTH_AUTH must be a callable or None, got {health_auth!r}")
+        _check_health_and_metrics(config)
         _check_schedules(config["JOBQ_SCHEDULES"])
         location = _database_location(app, config["JOBQ_DATABASE"])
         monitor = MonitorConfig.from_config(config)
@@ -336,6 +356,23 @@ class JobQConfig:
             handlers=handlers,
             monitor=monitor,
             health_auth=health_auth,
+            metrics=bool(config["JOBQ_METRICS"]),
+        )
+
+
+def _check_health_and_metrics(config: Config) -> None:
+    """Check ``JOBQ_HEALTH_AUTH``, ``JOBQ_METRICS`` (prometheus_client installed) and
+    ``JOBQ_METRICS_AUTH``."""
+    health_auth = config["JOBQ_HEALTH_AUTH"]
+    if health_auth is not None and not callable(health_auth):
+        raise TypeError(f"JOBQ_HEALTH_AUTH must be a callable or None, got {health_auth!r}")
+    if config["JOBQ_METRICS"] and importlib.util.find_spec("prometheus_client") is None:
+        raise ImportError("JOBQ_METRICS needs prometheus_client: pip install 'jobq[prometheus]'")
+    metrics_auth = config["JOBQ_METRICS_AUTH"]
+    if metrics_auth is not None and not (isinstance(metrics_auth, str) or callable(metrics_auth)):
+        raise TypeError(
+            f"JOBQ_METRICS_AUTH must be a bearer token (a string), a callable or None, "
+            f"got {metrics_auth!r}"
         )
 
 

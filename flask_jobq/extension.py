@@ -178,6 +178,17 @@ class JobQ:
             JOBQ_MONITOR_AUTH): only requests it allows get an answer, the others 403;
             lambda: False closes the endpoint. Type ``Callable[[], bool] | None``,
             default ``None``.
+        ``JOBQ_METRICS``
+            Count jobs for Prometheus (the jobq[prometheus] extra): each process
+            connects jobq.metrics' counters to the app's queue, and <prefix>/metrics
+            serves them with gauges read from the database. False: nothing is counted
+            and <prefix>/metrics answers 404. Type ``bool``, default ``False``.
+        ``JOBQ_METRICS_AUTH``
+            Who may scrape <prefix>/metrics. A string: the bearer token scrapers send as
+            'Authorization: Bearer <token>'. A callable: same convention as
+            JOBQ_MONITOR_AUTH. None: 403, except when app.testing is true, and local
+            requests when app.debug is true. Type ``str | Callable[[], bool] | None``,
+            default ``None``.
 
         Workers start by themselves in each process that serves the app, before
         any request; see :mod:`flask_jobq.lifecycle` for exactly where.

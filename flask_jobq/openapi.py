@@ -303,6 +303,27 @@ _PATHS: dict[str, Any] = {
             },
         }
     },
+    "/metrics": {
+        "get": {
+            "operationId": "metrics",
+            "summary": "The queue's Prometheus metrics, in the text exposition format.",
+            "description": (
+                "Counters and histograms of every process (prometheus_client's multiprocess "
+                "mode) and gauges read from the database now. Authorised by JOBQ_METRICS_AUTH "
+                "(a bearer token or a callable), not by JOBQ_MONITOR_AUTH. 404 while "
+                "JOBQ_METRICS is false."
+            ),
+            "security": [{"bearer": []}],
+            "responses": {
+                "200": {
+                    "description": "One scrape.",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                },
+                "403": _error("JOBQ_METRICS_AUTH refused the request."),
+                "404": _error("JOBQ_METRICS is false: nothing is counted."),
+            },
+        }
+    },
     "/openapi.json": {
         "get": {
             "operationId": "openapi",
@@ -319,13 +340,17 @@ _SPEC: dict[str, Any] = {
         "version": "1",
         "description": (
             "JSON endpoints to look at and steer a jobq queue. Every endpoint but /health "
-            "is authorised by the app's JOBQ_MONITOR_AUTH callback; /health by "
-            "JOBQ_HEALTH_AUTH, open by default. Any path under the prefix may also "
-            "answer 403, 404 (unknown route) or 405 (wrong method) with an Error body."
+            "and /metrics is authorised by the app's JOBQ_MONITOR_AUTH callback; /health by "
+            "JOBQ_HEALTH_AUTH, open by default; /metrics by JOBQ_METRICS_AUTH. Any path "
+            "under the prefix may also answer 403, 404 (unknown route) or 405 (wrong method) "
+            "with an Error body."
         ),
     },
     "paths": _PATHS,
-    "components": {"schemas": SCHEMAS},
+    "components": {
+        "schemas": SCHEMAS,
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+    },
 }
 
 

@@ -89,6 +89,7 @@ class JobQState:
         self._pool_pid = 0  # the process that started _pool; another one must start its own
         self._closed = False
         self._relays: list[Callable[..., None]] = []  # blinker holds receivers weakly
+        self._metrics: Any = None  # a jobq.metrics.MetricsConnection when JOBQ_METRICS
 
     @property
     def queue(self) -> jobq.DurableQueue:
@@ -163,6 +164,10 @@ class JobQState:
             queue.close()
             raise
         self._connect_signals(queue)
+        if settings.metrics:
+            from jobq.metrics import connect_metrics  # the prometheus extra, only when asked
+
+            self._metrics = connect_metrics(queue)
         return queue
 
     def open_queue_as_default(self) -> jobq.DurableQueue:
@@ -248,6 +253,9 @@ class JobQState:
             for (core_signal, _), relay in zip(_RELAYED, self._relays, strict=True):
                 core_signal.disconnect(relay, sender=queue)
             self._relays.clear()
+            if self._metrics is not None:
+                self._metrics.disconnect()
+                self._metrics = None
             self.stop_being_default()
             queue.close()
         if self._temporary_folder is not None:

@@ -19,12 +19,14 @@ Security rules, each the lesson of another queue's dashboard:
 - ``<prefix>/health`` is open by default, with the status alone, so a load
   balancer can call it; ``JOBQ_HEALTH_AUTH`` closes or protects it, and monitor
   credentials add the details (:mod:`flask_jobq.health`).
+- ``<prefix>/metrics`` (Prometheus text) is authorised by ``JOBQ_METRICS_AUTH``, a
+  bearer token or a callable (:mod:`flask_jobq.metrics`).
 - Nothing changes on GET. POST endpoints need a JSON body (``{}`` will do) or
   the header ``X-Jobq-Request: 1``: a cross-site page can send neither
   without a CORS preflight, so a forged form post is refused with 415. A
   body larger than :data:`MAX_BODY_SIZE` is refused with 413, JSON nested too
   deep to decode with 400.
-- Every answer under the prefix is JSON, errors included:
+- Every answer under the prefix is JSON (but the metrics), errors included:
   ``{"status": 404, "error": "Not Found", "message": "..."}``.
 
 The OpenAPI description (:mod:`flask_jobq.openapi`) is served at ``/openapi.json``.
@@ -54,6 +56,7 @@ from .config import DEFAULT_URL_PREFIX as DEFAULT_URL_PREFIX
 from .config import AuthCallback as AuthCallback
 from .config import MonitorConfig
 from .health import HEALTH_ENDPOINT, authorise_health, health
+from .metrics import METRICS_ENDPOINT, authorise_metrics, metrics
 from .openapi import openapi_spec
 from .state import state_for
 
@@ -138,11 +141,14 @@ def make_blueprint() -> Blueprint:
     """
     bp = Blueprint(BLUEPRINT_NAME, __name__)
     health_endpoint = f"{BLUEPRINT_NAME}.{HEALTH_ENDPOINT}"
+    metrics_endpoint = f"{BLUEPRINT_NAME}.{METRICS_ENDPOINT}"
 
     @bp.before_request
     def authorise() -> ResponseReturnValue | None:
         if request.endpoint == health_endpoint:  # open to load balancers by default
             return authorise_health()
+        if request.endpoint == metrics_endpoint:  # scrapers carry a token, not cookies
+            return authorise_metrics()
         return authorise_request()
 
     bp.register_error_handler(HTTPException, _http_error)
@@ -309,6 +315,7 @@ def make_blueprint() -> Blueprint:
         }
 
     bp.add_url_rule("/health", HEALTH_ENDPOINT, health)
+    bp.add_url_rule("/metrics", METRICS_ENDPOINT, metrics)
 
     @bp.get("/openapi.json")
     def openapi() -> ResponseReturnValue:

@@ -31,6 +31,11 @@ ENVIRONMENT = {
         "Flask's debug switch; the extension follows Flask's rules with it to tell whether "
         "`app.run()` serves in this process or in the reloader's child."
     ),
+    "PROMETHEUS_MULTIPROC_DIR": (
+        "prometheus_client's multiprocess mode (the `prometheus` extra): the folder where "
+        "each process keeps its jobq counters, summed by a scrape. Set it in the shell that "
+        "starts gunicorn, to an empty folder."
+    ),
 }
 """What each environment variable read in jobq's source means; a test fails when
 the source reads one that is not here."""

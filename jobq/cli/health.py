@@ -10,6 +10,11 @@ so an orchestrator sees the drain. ``?max_age=`` that is not a number of seconds
 >= 0 gets 400; another path 404; another method than GET or HEAD 405. No job data
 is ever served. Probes are logged at DEBUG only, never one line each at INFO.
 
+With ``jobq worker --metrics``, the same server answers ``GET /metrics`` with a
+Prometheus scrape (text format; made by a function the caller passes, see
+:mod:`jobq.metrics`); like the health check it has no authorisation of its own:
+it listens on this machine only unless ``--health-host`` says otherwise.
+
 Rule: the standard library's :mod:`http.server` and the core check
 (:mod:`jobq.worker.health`); never the pool or the queue directly.
 """
@@ -39,6 +44,9 @@ In a container, bind ``0.0.0.0`` so the orchestrator can reach it."""
 HEALTH_PATHS = ("/health", "/")
 """The paths that answer the health check."""
 
+METRICS_PATH = "/metrics"
+"""The path of the Prometheus scrape, with ``--metrics``."""
+
 _REQUEST_TIMEOUT = 5.0  # seconds a probe's connection may idle before it is dropped
 
 
@@ -60,12 +68,15 @@ class HealthServer:
         queue: AnswersAge,
         pool: Callable[[], RunsWorkers | None],
         stopping: Callable[[], bool],
+        metrics: Callable[[], tuple[bytes, str]] | None = None,
     ) -> None:
         if not 0 <= port <= 65535:
             raise CommandError(f"--health-port must be between 0 and 65535, got {port}")
         self._queue = queue
         self._pool = pool
         self._stopping = stopping
+        self.metrics = metrics
+        """Makes a scrape for ``GET /metrics``: (body, content type); None: 404."""
         try:
             server_class = _Server6 if ":" in host else _Server
             self._server = server_class((host, port), self._handler_class())
@@ -158,6 +169,10 @@ class _HealthHandler(BaseHTTPRequestHandler):
 
     def _respond(self, *, with_body: bool) -> None:
         url = urlsplit(self.path)
+        if url.path == METRICS_PATH and self.health.metrics is not None:
+            data, content_type = self.health.metrics()
+            self._send_bytes(200, data, content_type, with_body=with_body)
+            return
         if url.path not in HEALTH_PATHS:
             code, body = 404, {"status": "not found", "problems": ["the health check is /health"]}
         else:
@@ -174,9 +189,15 @@ class _HealthHandler(BaseHTTPRequestHandler):
     def _send(
         self, code: int, body: dict[str, Any], *, with_body: bool = True, allow: str = ""
     ) -> None:
-        data = json.dumps(body).encode()
+        self._send_bytes(
+            code, json.dumps(body).encode(), "application/json", with_body=with_body, allow=allow
+        )
+
+    def _send_bytes(
+        self, code: int, data: bytes, content_type: str, *, with_body: bool, allow: str = ""
+    ) -> None:
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("Cache-Control", "no-store")
         if allow:

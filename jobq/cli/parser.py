@@ -204,6 +204,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the address the health check listens on (default {DEFAULT_HEALTH_HOST}, this "
         "machine only; 0.0.0.0 in a container, for the orchestrator to reach it)",
     )
+    worker.add_argument(
+        "--metrics",
+        action="store_true",
+        help="count jobs for Prometheus and serve a scrape at http://HOST:PORT/metrics on "
+        "the health check's port (needs --health-port and the jobq[prometheus] extra): this "
+        "process's counters, or every process's with PROMETHEUS_MULTIPROC_DIR, and gauges "
+        "read from the database",
+    )
 
     verbs.add_parser(
         "stats",
@@ -428,6 +436,7 @@ def _worker(
         grace=args.grace,
         health_port=args.health_port,
         health_host=args.health_host,
+        metrics=args.metrics,
     )
 
 

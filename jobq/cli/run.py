@@ -96,12 +96,16 @@ def run_worker(
     grace: float = DEFAULT_GRACE,
     health_port: int | None = None,
     health_host: str = DEFAULT_HEALTH_HOST,
+    metrics: bool = False,
 ) -> int:
     """Run a worker pool in the foreground until SIGTERM or SIGINT; return an exit code.
 
         With ``health_port`` (0: any free port, logged at start), an HTTP health check
         listens on ``health_host``:``health_port`` (default host 127.0.0.1, this
         machine only; ``0.0.0.0`` in a container): see :mod:`jobq.cli.health`.
+        With ``metrics`` too, it also answers ``GET /metrics``, a Prometheus scrape
+        of this process's counters and the database's gauges (:mod:`jobq.metrics`,
+        the ``prometheus`` extra); ``metrics`` without ``health_port`` is an error.
 
         On the signal the pool stops claiming, running jobs get ``grace`` seconds to
         finish and jobs claimed but not started are handed back (pending, attempt not
@@ -115,10 +119,17 @@ def run_worker(
         raise CommandError(f"--concurrency must be at least 1, got {concurrency}")
     if not (math.isfinite(grace) and grace >= 0):
         raise CommandError(f"--grace must be a number of seconds >= 0, got {grace}")
-    with _job_lines_at_info():
-        signalled, finished = _run_until_signal(
-            queue, concurrency, queues, grace, (health_host, health_port)
-        )
+    if metrics and health_port is None:
+        raise CommandError("--metrics serves on the health check's port: give --health-port")
+    scrape = _Scrape(queue) if metrics else None
+    try:
+        with _job_lines_at_info():
+            signalled, finished = _run_until_signal(
+                queue, concurrency, queues, grace, (health_host, health_port), scrape
+            )
+    finally:
+        if scrape is not None:
+            scrape.disconnect()
     if not signalled:
         logger.error("the worker pool stopped on its own; see the errors above")
         return 1
@@ -135,6 +146,7 @@ def _run_until_signal(
     queues: Collection[str] | None,
     grace: float,
     health_address: tuple[str, int | None],
+    scrape: _Scrape | None = None,
 ) -> tuple[bool, bool]:
     """Run a pool until a stop signal or its end, then stop it within ``grace``:
     (whether a signal came, whether every running job finished in time)."""
@@ -149,6 +161,7 @@ def _run_until_signal(
                 queue=queue,
                 pool=lambda: started[0] if started else None,
                 stopping=lambda: bool(received),
+                metrics=None if scrape is None else scrape.render,
             )
         try:
             pool = queue.start_workers(concurrency, queues=queues)
@@ -175,6 +188,26 @@ def _run_until_signal(
             if health is not None:
                 health.close()
     return bool(received), finished
+
+
+class _Scrape:
+    """This worker's metrics: counters connected to the queue, and a scrape of them."""
+
+    def __init__(self, queue: DurableQueue) -> None:
+        try:
+            from ..metrics import CONTENT_TYPE, connect_metrics, render_metrics
+        except ImportError as exc:
+            raise CommandError(str(exc)) from None
+        self._queue = queue
+        self._content_type = CONTENT_TYPE
+        self._render = render_metrics
+        self._connection = connect_metrics(queue)
+
+    def render(self) -> tuple[bytes, str]:
+        return self._render(self._queue), self._content_type
+
+    def disconnect(self) -> None:
+        self._connection.disconnect()
 
 
 def _where(queue: DurableQueue) -> str:

@@ -148,7 +148,9 @@ def _still_works(app: Flask) -> None:
 def test_authorised_requests_conform_to_the_openapi_description(
     monitor_app: Callable[..., Flask], path: str, method: str
 ) -> None:
-    app = monitor_app(JOBQ_MONITOR_AUTH=lambda: True)
+    app = monitor_app(
+        JOBQ_MONITOR_AUTH=lambda: True, JOBQ_METRICS=True, JOBQ_METRICS_AUTH=lambda: True
+    )
     app.testing = False  # the callback decides, as in production
     _seeded(app)
     headers = {"X-Jobq-Request": "1"} if method == "post" else None

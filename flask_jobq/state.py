@@ -248,6 +248,7 @@ class JobQState:
                 return
             self._closed = True
         self.stop_workers(timeout)
+        self.stop_being_default()  # opened or not
         queue, self._queue = self._queue, None
         if queue is not None:
             for (core_signal, _), relay in zip(_RELAYED, self._relays, strict=True):
@@ -256,7 +257,6 @@ class JobQState:
             if self._metrics is not None:
                 self._metrics.disconnect()
                 self._metrics = None
-            self.stop_being_default()
             queue.close()
         if self._temporary_folder is not None:
             shutil.rmtree(self._temporary_folder, ignore_errors=True)

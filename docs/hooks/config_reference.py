@@ -79,7 +79,7 @@ def flask_defaults() -> dict[str, Any]:
         try:
             values = {k: v for k, v in app.config.items() if k.startswith("JOBQ_")}
         finally:
-            state_for(app).queue.close()
+            state_for(app).close()
     values["JOBQ_START_WORKERS"] = True  # set above so no worker starts; True by default
     return {
         key: value.replace(folder, "<instance>") if isinstance(value, str) else value

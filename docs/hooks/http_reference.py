@@ -27,7 +27,7 @@ def served_document() -> dict[str, Any]:
             assert response.status_code == 200, response.data
             document: dict[str, Any] = json.loads(response.data)
         finally:
-            state_for(app).queue.close()
+            state_for(app).close()
     return document
 
 
@@ -43,7 +43,7 @@ def monitor_routes() -> set[tuple[str, str]]:
         app = Flask("reference", instance_path=folder)
         app.config.update(TESTING=True, JOBQ_START_WORKERS=False)
         JobQ().init_app(app)
-        state_for(app).queue.close()
+        state_for(app).close()
         routes = set()
         for rule in app.url_map.iter_rules():
             if not rule.rule.startswith("/jobq"):

@@ -251,6 +251,15 @@ def test_jobq_submit_in_a_flask_command_opens_the_app_queue(
     assert job.name == "add"
 
 
+def test_closing_an_app_whose_queue_never_opened_forgets_it_as_the_default(
+    make_app: AppFactory,
+) -> None:
+    app = make_app()
+    state_for(app).close()
+    with pytest.raises(jobq.NotConfigured):
+        jobq.default_queue()
+
+
 def test_start_workers_false_starts_no_threads(make_app: AppFactory, ext: JobQ) -> None:
     @ext.task("noop")
     def noop() -> str:

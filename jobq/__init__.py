@@ -39,6 +39,7 @@ from .executors import executor as executor
 from .job import Job as Job
 from .job import JobError as JobError
 from .job import JobStatus as JobStatus
+from .storage.job_logs import JobLogLine as JobLogLine
 from .queue import DurableQueue as DurableQueue
 from .ratelimit import RateLimiter as RateLimiter
 from .ratelimit import SlidingWindowLimiter as SlidingWindowLimiter
@@ -60,6 +61,7 @@ __all__ = [
     "Job",
     "JobContext",
     "JobError",
+    "JobLogLine",
     "JobNotFound",
     "JobOptions",
     "JobStatus",

@@ -51,3 +51,9 @@ KEEP_CANCELLED_SECONDS = 7 * 86400.0
 
 RETENTION_INTERVAL = 300.0
 """Seconds between deletions of jobs older than their retention."""
+
+JOB_LOG_LINES = 100
+"""Most log lines kept per job (``jobq.current_job().log``); beyond it the oldest go."""
+
+JOB_LOG_LINE_CHARS = 1000
+"""Most characters kept of one job log line; a longer one is cut and marked."""

@@ -26,6 +26,7 @@ from .retention import Retention as Retention
 from .schedules import Schedule
 from .storage import open_storage
 from .storage.base import NewJob, Stats, Storage, TaskLimit
+from .storage.job_logs import JobLogLine
 from .tasks import (
     DEFAULT_MAX_ATTEMPTS,
     ArgumentCheck,
@@ -323,6 +324,16 @@ class DurableQueue(QueueSchedules):
         if job is None:
             raise JobNotFound(job_id)
         return job
+
+    def job_logs(self, job_id: int) -> list[JobLogLine]:
+        """The lines the job's tasks kept with ``jobq.current_job().log()``, oldest
+        first: its newest 100, each with its ``number`` (counting dropped lines
+        too), ``attempt``, ``logged_at`` (epoch seconds) and ``message``.
+        Raises :class:`JobNotFound`."""
+        lines = self.storage.job_logs(job_id)
+        if not lines and self.storage.get(job_id) is None:
+            raise JobNotFound(job_id)
+        return lines
 
     def list(
         self,

@@ -39,12 +39,12 @@ from .executors import executor as executor
 from .job import Job as Job
 from .job import JobError as JobError
 from .job import JobStatus as JobStatus
-from .storage.job_logs import JobLogLine as JobLogLine
 from .queue import DurableQueue as DurableQueue
 from .ratelimit import RateLimiter as RateLimiter
 from .ratelimit import SlidingWindowLimiter as SlidingWindowLimiter
 from .ratelimit import TokenBucket as TokenBucket
 from .retention import Retention as Retention
+from .storage.job_logs import JobLogLine as JobLogLine
 from .tasks import BoundTask as BoundTask
 from .tasks import JobOptions as JobOptions
 from .tasks import Task as Task

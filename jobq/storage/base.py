@@ -224,8 +224,9 @@ class ScheduleState:
 
 @runtime_checkable
 class Storage(JobLogStorage, Protocol):
-    """Durable job storage with leases, and job log lines (:mod:`.job_logs`). Safe to share between threads; each
-    process opens its own connections (a storage object survives ``fork()``).
+    """Durable job storage with leases, and job log lines (:mod:`.job_logs`). Safe to
+    share between threads; each process opens its own connections (a storage object
+    survives ``fork()``).
 
     Unless said otherwise, ids that do not exist are not an error: the call
     reports that it changed nothing. Backend failures raise :class:`StorageError`.

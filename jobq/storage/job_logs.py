@@ -158,3 +158,14 @@ class CheckedJobLogs:
 
 def _is_job_id(value: object) -> bool:
     return is_int(value) and 0 < value < 2**63  # type: ignore[operator]
+
+
+def logs_as_dict(job_id: int, lines: Sequence[JobLogLine]) -> dict[str, object]:
+    """A job's lines as the monitor and ``jobq logs --json`` show them:
+    ``{"job_id", "dropped", "lines": [{"number", "attempt", "logged_at",
+    "message"}, ...]}``, ``dropped`` counting the older lines no longer kept."""
+    return {
+        "job_id": job_id,
+        "dropped": lines[0].number - 1 if lines else 0,
+        "lines": [line._asdict() for line in lines],
+    }

@@ -12,14 +12,15 @@ from collections.abc import Sequence
 from ..job_logs import JobLogLine, NewLogLine
 from .database import Database
 
-_LAST = "SELECT (SELECT 1 FROM jobs WHERE id = ?1), (SELECT max(number) FROM job_logs WHERE job_id = ?1)"
+_LAST = (
+    "SELECT (SELECT 1 FROM jobs WHERE id = ?1), "
+    "(SELECT max(number) FROM job_logs WHERE job_id = ?1)"
+)
 _INSERT = (
     "INSERT INTO job_logs (job_id, number, attempt, logged_at, message) VALUES (?, ?, ?, ?, ?)"
 )
 _TRIM = "DELETE FROM job_logs WHERE job_id = ? AND number <= ?"
-_LINES = (
-    "SELECT number, attempt, logged_at, message FROM job_logs WHERE job_id = ? ORDER BY number"
-)
+_LINES = "SELECT number, attempt, logged_at, message FROM job_logs WHERE job_id = ? ORDER BY number"
 
 
 class SQLiteJobLogs:

@@ -118,18 +118,21 @@ def check_line(line: NewLogLine, index: int) -> None:
 
 def clip(message: str, limit: int = JOB_LOG_LINE_CHARS) -> str:
     """``message`` as a line may hold it: NUL characters shown as ``\\0``, and if
-    longer than ``limit`` characters, cut to exactly ``limit`` ending in a marker
+    longer than ``limit`` characters (at least 40), cut to exactly ``limit`` ending in a marker
     that says how many characters were cut: ``"...[1234 more characters]"``."""
     if "\x00" in message:
         message = message.replace("\x00", "\\0")
     if len(message) <= limit:
         return message
-    # The marker's own length depends on the count it shows; two passes settle it.
+    # The marker's length depends on the count it shows, which depends on the
+    # marker's length: grow it until the two agree (a pass or three).
     marker = ""
-    for _ in range(2):
+    while True:
         cut = len(message) - (limit - len(marker))
-        marker = f"...[{cut} more characters]"
-    return message[: limit - len(marker)] + marker
+        settled = f"...[{cut} more characters]"
+        if len(settled) == len(marker):
+            return message[:-cut] + settled
+        marker = settled
 
 
 class CheckedJobLogs:

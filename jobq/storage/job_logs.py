@@ -7,7 +7,8 @@ nearest a failure, those of the last attempt, are the ones kept (BullMQ's
 ``keepLogs`` trims the same end). Every line gets the next number of its job,
 1, 2, 3, ..., so a reader sees how many were dropped: the first line kept is
 numbered one more than that. Each line says the attempt that wrote it and when
-(epoch seconds, from the queue's clock at the call). Lines go with their job
+(epoch seconds, from the queue's clock at the call: the worker host's clock
+even where PostgreSQL stamps the jobs with its own). Lines go with their job
 when the job is deleted (purge, retention): the database does it (a trigger
 on SQLite, a cascading foreign key on PostgreSQL).
 

@@ -183,6 +183,14 @@ def list_jobs(
     )
 
 
+@jobq_cli.command("logs")
+@click.argument("job_id", metavar="ID")
+@_json_option
+def logs(job_id: str, as_json: bool) -> None:
+    """Show the lines a job's tasks kept with current_job().log()."""
+    _answer(lambda: core.show_job_logs(_queue(), core.parse_job_id(job_id), as_json=as_json))
+
+
 @jobq_cli.command("cancel")
 @click.argument("job_id", metavar="ID")
 @_json_option

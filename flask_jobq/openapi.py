@@ -133,6 +133,18 @@ _PATHS: dict[str, Any] = {
             },
         }
     },
+    "/jobs/{job_id}/logs": {
+        "get": {
+            "operationId": "getJobLogs",
+            "summary": "The lines a job's tasks kept with `jobq.current_job().log()`.",
+            "parameters": [_JOB_ID],
+            "responses": {
+                "200": _json(ref("JobLogs"), "The job's kept lines, oldest first."),
+                "404": _error("No job has this id."),
+                **_COMMON_ERRORS,
+            },
+        }
+    },
     "/jobs/{job_id}/cancel": {
         "post": {
             "operationId": "cancelJob",

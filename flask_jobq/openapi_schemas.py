@@ -82,6 +82,32 @@ SCHEMAS: dict[str, Any] = {
             "cancel_requested": {"type": "boolean"},
         },
     },
+    "JobLogs": {
+        "type": "object",
+        "description": "A job keeps its newest 100 lines; `dropped` counts the older ones.",
+        "required": ["job_id", "dropped", "lines"],
+        "properties": {
+            "job_id": {"type": "integer"},
+            "dropped": {"type": "integer", "minimum": 0},
+            "lines": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["number", "attempt", "logged_at", "message"],
+                    "properties": {
+                        "number": {
+                            "type": "integer",
+                            "minimum": 1,
+                            "description": "The line's number in its job, dropped lines counted.",
+                        },
+                        "attempt": {"type": "integer", "minimum": 1},
+                        "logged_at": {"type": "number", "description": "Epoch seconds."},
+                        "message": {"type": "string", "maxLength": 1000},
+                    },
+                },
+            },
+        },
+    },
     "StatusCounts": {
         "type": "object",
         "required": STATUSES,

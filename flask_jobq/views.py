@@ -50,6 +50,7 @@ from jobq.job import Job, JobStatus
 from jobq.render import job_to_dict
 from jobq.schedules import ScheduleInfo
 from jobq.storage.base import Stats
+from jobq.storage.job_logs import logs_as_dict
 
 from .access import authorise_request
 from .config import DEFAULT_URL_PREFIX as DEFAULT_URL_PREFIX
@@ -202,6 +203,11 @@ def make_blueprint() -> Blueprint:
     def get_job(job_id: int) -> ResponseReturnValue:
         """One job."""
         return job_json(state_for().queue.get(_job_id(job_id)))
+
+    @bp.get("/jobs/<int:job_id>/logs")
+    def job_logs(job_id: int) -> ResponseReturnValue:
+        """The lines the job's tasks kept with ``jobq.current_job().log()``."""
+        return logs_as_dict(job_id, state_for().queue.job_logs(_job_id(job_id)))
 
     @bp.post("/jobs/<int:job_id>/cancel")
     def cancel_job(job_id: int) -> ResponseReturnValue:

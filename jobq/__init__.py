@@ -45,6 +45,7 @@ from .ratelimit import RateLimiter as RateLimiter
 from .ratelimit import SlidingWindowLimiter as SlidingWindowLimiter
 from .ratelimit import TokenBucket as TokenBucket
 from .retention import Retention as Retention
+from .storage.job_logs import JobLogLine as JobLogLine
 from .storage.workers import WorkerInfo as WorkerInfo
 from .tasks import BoundTask as BoundTask
 from .tasks import JobOptions as JobOptions
@@ -62,6 +63,7 @@ __all__ = [
     "Job",
     "JobContext",
     "JobError",
+    "JobLogLine",
     "JobNotFound",
     "JobOptions",
     "JobStatus",

@@ -11,6 +11,7 @@ room for it::
                 return                       # the job ends cancelled
             write(chunk)
             job.set_progress(done / total)
+        job.log(f"wrote {total} chunks")    # kept with the job, see job_logs()
 
 Rule: the worker makes contexts; this module never imports the worker or
 :mod:`jobq.queue`, and sees the queue through the :class:`TaskQueue` protocol.
@@ -26,6 +27,7 @@ from . import codec
 from .clock import Clock
 from .job import Job
 from .storage.base import Storage
+from .storage.job_logs import NewLogLine, clip
 
 _local = threading.local()
 _event_lock = threading.Lock()
@@ -100,6 +102,31 @@ class JobContext:
         """Record progress (any JSON value, e.g. ``0.4`` or ``{"done": 40}``), visible
         through ``queue.get()`` and ``queue.list()``. Raises TypeError for non-JSON."""
         self._report_progress(codec.encode(progress, name="progress"))
+
+    def log(self, message: str) -> None:
+        """Keep ``message`` with the job as one line, stamped with this attempt's
+        number and the queue's clock; read back by ``queue.job_logs(id)``, the
+        monitor's ``GET /jobq/jobs/<id>/logs`` and ``jobq logs ID``.
+
+        Each call writes the line at once in one short transaction (about as
+        costly as :meth:`set_progress`), so the lines written before a crash are
+        kept. A job keeps its newest 100 lines (:data:`jobq.defaults.JOB_LOG_LINES`):
+        older ones are dropped, the last attempt's last lines being the ones that
+        explain a failure. A line longer than 1000 characters
+        (:data:`jobq.defaults.JOB_LOG_LINE_CHARS`) is cut, ending in
+        ``...[N more characters]``. Meant for milestones ("sent to smtp.example.com"),
+        not for a line per item of a long loop: use :meth:`set_progress` for that.
+
+        Raises TypeError if ``message`` is not a str, and
+        :class:`~jobq.storage.base.StorageError` if the database cannot be written.
+        """
+        if not isinstance(message, str):
+            raise TypeError(
+                f"a job log line must be a str, got {type(message).__name__}; "
+                "format it first, e.g. job.log(f'{value!r}')"
+            )
+        line = NewLogLine(self.attempt, self._queue.clock.now(), clip(message))
+        self._queue.storage.append_job_log(self._job.id, [line])
 
     def request_cancel(self) -> None:
         # Called by the worker when the database says a cancel was requested.

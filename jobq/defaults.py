@@ -54,3 +54,9 @@ RETENTION_INTERVAL = 300.0
 
 INCIDENT_REMINDER_SECONDS = 300.0
 """Seconds between "still failing" log lines while a worker's database operations fail."""
+
+JOB_LOG_LINES = 100
+"""Most log lines kept per job (``jobq.current_job().log``); beyond it the oldest go."""
+
+JOB_LOG_LINE_CHARS = 1000
+"""Most characters kept of one job log line; a longer one is cut and marked."""

@@ -16,6 +16,7 @@ from .clock import EpochClock
 from .errors import JobNotFound
 from .job import Job, JobStatus
 from .storage.base import Stats, Storage
+from .storage.job_logs import JobLogLine
 from .storage.workers import WorkerInfo, WorkerRegistry
 from .tasks import DEFAULT_QUEUE
 
@@ -35,6 +36,16 @@ class QueueControl:
         if job is None:
             raise JobNotFound(job_id)
         return job
+
+    def job_logs(self, job_id: int) -> builtins.list[JobLogLine]:
+        """The lines the job's tasks kept with ``jobq.current_job().log()``, oldest
+        first: its newest 100, each with its ``number`` (counting dropped lines
+        too), ``attempt``, ``logged_at`` (epoch seconds) and ``message``.
+        Raises :class:`JobNotFound`."""
+        lines = self.storage.job_logs(job_id)
+        if not lines and self.storage.get(job_id) is None:
+            raise JobNotFound(job_id)
+        return lines
 
     def list(
         self,

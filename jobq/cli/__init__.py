@@ -18,8 +18,9 @@ The package, one module a concept:
 - :mod:`jobq.cli.locate`: where the queue comes from (``--app MODULE[:NAME]``,
   ``--db``, ``--import``), and the one rule for a missing database file;
 - :mod:`jobq.cli.commands`: what each command does, on a queue it is given
-  (:func:`show_stats`, :func:`show_jobs`, :func:`cancel_job`, :func:`retry_job`,
-  :func:`purge_jobs`, :func:`show_workers`, :func:`show_schedules`, :func:`pause_schedule`,
+  (:func:`show_stats`, :func:`show_jobs`, :func:`show_job_logs`, :func:`cancel_job`,
+  :func:`retry_job`, :func:`purge_jobs`, :func:`show_workers`, :func:`show_schedules`,
+  :func:`pause_schedule`,
   :func:`resume_schedule`, :func:`trigger_schedule`, :func:`move_jobs`): the text
   to print, or :class:`~jobq.errors.CommandError`;
 - :mod:`jobq.cli.run`: :func:`run_worker`, the worker stopped by SIGTERM or SIGINT;
@@ -55,6 +56,7 @@ from .commands import pause_schedule as pause_schedule
 from .commands import purge_jobs as purge_jobs
 from .commands import resume_schedule as resume_schedule
 from .commands import retry_job as retry_job
+from .commands import show_job_logs as show_job_logs
 from .commands import show_jobs as show_jobs
 from .commands import show_schedules as show_schedules
 from .commands import show_stats as show_stats
@@ -96,6 +98,7 @@ __all__ = [
     "resume_schedule",
     "retry_job",
     "run_worker",
+    "show_job_logs",
     "show_jobs",
     "show_schedules",
     "show_stats",

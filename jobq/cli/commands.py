@@ -21,10 +21,12 @@ from ..errors import CommandError, JobNotFound, ScheduleNotFound
 from ..job import Job, JobStatus
 from ..queue import DurableQueue
 from ..schedules import ScheduleInfo
+from ..storage.job_logs import logs_as_dict
 from ..storage.transfer import move_pending_jobs
 from .output import (
     describe_schedule,
     dump_json,
+    format_job_logs,
     format_jobs,
     format_schedules,
     format_stats,
@@ -128,6 +130,18 @@ def show_jobs(
     if len(jobs) == limit:
         text += f"\nmore may follow: --after {jobs[-1].id}"
     return text
+
+
+def show_job_logs(queue: DurableQueue, job_id: int, *, as_json: bool = False) -> str:
+    """The text of ``logs ID``: the lines the job's tasks kept with
+    ``jobq.current_job().log()``. Raises :class:`CommandError` for an unknown id."""
+    try:
+        lines = queue.job_logs(job_id)
+    except JobNotFound as exc:
+        raise CommandError(str(exc)) from None
+    if as_json:
+        return dump_json(logs_as_dict(job_id, lines))
+    return format_job_logs(job_id, lines)
 
 
 def cancel_job(queue: DurableQueue, job_id: int, *, as_json: bool = False) -> str:

@@ -24,6 +24,7 @@ from ..job import Job, JobStatus
 from ..render import job_to_dict
 from ..schedules import ScheduleInfo
 from ..storage.base import Stats
+from ..storage.job_logs import JobLogLine
 from ..storage.workers import WorkerInfo
 
 # -- text safe for a terminal ----------------------------------------------------------
@@ -214,6 +215,19 @@ def format_jobs(jobs: Sequence[Job]) -> str:
     return format_table(
         ["ID", "STATUS", "QUEUE", "TASK", "ATTEMPTS", "RUN AT (UTC)", "ERROR"], rows
     )
+
+
+def format_job_logs(job_id: int, lines: Sequence[JobLogLine]) -> str:
+    """A job's log lines, one a row: time (UTC), attempt, message (terminal-safe,
+    on one line); first a note of the older lines dropped, if any."""
+    if not lines:
+        return f"job {job_id} has no log lines"
+    text = [f"{lines[0].number - 1} older line(s) dropped"] if lines[0].number > 1 else []
+    text += [
+        f"{format_time(line.logged_at)}  attempt {line.attempt}  {terminal_safe(line.message)}"
+        for line in lines
+    ]
+    return "\n".join(text)
 
 
 def describe_schedule(info: ScheduleInfo) -> str:

@@ -31,6 +31,7 @@ from .commands import (
     purge_jobs,
     resume_schedule,
     retry_job,
+    show_job_logs,
     show_jobs,
     show_schedules,
     show_stats,
@@ -247,6 +248,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--after", type=int, metavar="ID", help="jobs with an id above this one (the next page)"
     )
 
+    logs = verbs.add_parser(
+        "logs",
+        parents=[common, as_json],
+        help="show the lines a job's tasks kept with current_job().log()",
+        description="Show the log lines a job keeps (its newest 100, oldest first), each "
+        "with its time (UTC) and the attempt that wrote it.",
+    )
+    logs.add_argument("job_id", type=int, metavar="ID", help="the job's id")
     cancel = verbs.add_parser(
         "cancel",
         parents=[common, as_json],
@@ -393,6 +402,7 @@ _VERBS: dict[str, Callable[[DurableQueue, argparse.Namespace], str]] = {
         after=args.after,
         as_json=args.json,
     ),
+    "logs": lambda queue, args: show_job_logs(queue, args.job_id, as_json=args.json),
     "cancel": lambda queue, args: cancel_job(queue, args.job_id, as_json=args.json),
     "retry": lambda queue, args: retry_job(queue, args.job_id, delay=args.delay, as_json=args.json),
     "purge": lambda queue, args: purge_jobs(

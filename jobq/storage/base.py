@@ -43,6 +43,7 @@ from ..errors import (
     WrongProcessError,
 )
 from ..job import Job, JobError, JobStatus
+from .job_logs import JobLogStorage
 
 __all__ = [
     "Completion",
@@ -222,9 +223,10 @@ class ScheduleState:
 
 
 @runtime_checkable
-class Storage(Protocol):
-    """Durable job storage with leases. Safe to share between threads; each
-    process opens its own connections (a storage object survives ``fork()``).
+class Storage(JobLogStorage, Protocol):
+    """Durable job storage with leases, and job log lines (:mod:`.job_logs`). Safe to
+    share between threads; each process opens its own connections (a storage object
+    survives ``fork()``).
 
     Unless said otherwise, ids that do not exist are not an error: the call
     reports that it changed nothing. Backend failures raise :class:`StorageError`.

@@ -43,6 +43,7 @@ from .base import (
     Storage,
     TaskLimit,
 )
+from .job_logs import CheckedJobLogs, JobLogStore
 from .parts import Admin, Inserts, Leases, Schedules
 from .workers import CheckedWorkers
 
@@ -51,15 +52,15 @@ S = TypeVar("S", bound="CheckedStorage")
 _NOTHING_RENEWED = RenewResult(frozenset(), frozenset(), frozenset())
 
 
-class CheckedStorage(CheckedWorkers, Storage):
+class CheckedStorage(CheckedWorkers, CheckedJobLogs, Storage):
     """A :class:`~jobq.storage.base.Storage` whose arguments are checked here, once,
     before one of the backend's parts runs its SQL. The methods are documented
     on :class:`~jobq.storage.base.Storage`.
 
-    A subclass sets :attr:`_inserts`, :attr:`_leases`, :attr:`_admin` and
-    :attr:`_schedules` (and :attr:`_workers`, the registry of live worker pools of
-    :class:`~jobq.storage.workers.CheckedWorkers`) in its constructor and implements
-    :meth:`close`.
+    A subclass sets :attr:`_inserts`, :attr:`_leases`, :attr:`_admin`,
+    :attr:`_schedules`, :attr:`_workers` (the registry of live worker pools of
+    :class:`~jobq.storage.workers.CheckedWorkers`) and :attr:`_job_logs` in its
+    constructor and implements :meth:`close`.
     Use it as a context manager, or call :meth:`close`.
     """
 
@@ -67,6 +68,7 @@ class CheckedStorage(CheckedWorkers, Storage):
     _leases: Leases
     _admin: Admin
     _schedules: Schedules
+    _job_logs: JobLogStore
 
     def __enter__(self: S) -> S:
         return self

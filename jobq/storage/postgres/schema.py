@@ -196,6 +196,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    (
+        # Lines a task keeps with its job (jobq.current_job().log), numbered per job;
+        # deleting a job deletes its lines.
+        """
+        CREATE TABLE jobq_job_logs (
+            job_id bigint NOT NULL REFERENCES jobq_jobs (id) ON DELETE CASCADE,
+            number bigint NOT NULL,
+            attempt integer NOT NULL,
+            logged_at double precision NOT NULL,
+            message text NOT NULL,
+            PRIMARY KEY (job_id, number)
+        )
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

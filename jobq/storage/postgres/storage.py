@@ -45,6 +45,7 @@ from ..checked import CheckedStorage
 from .admin import PostgresAdmin
 from .connection import Clock, Database, redacted
 from .inserts import PostgresInserts
+from .job_logs import PostgresJobLogs
 from .leases import PostgresLeases
 from .listener import Listener
 from .schedules import PostgresSchedules
@@ -70,8 +71,8 @@ class PostgresStorage(CheckedStorage):
     :param max_connections: most connections this process opens (default 10).
     :param connect_timeout: seconds to wait for a connection (default 10).
 
-    Tables (``jobq_jobs``, ``jobq_paused_queues``, ``jobq_schema``) are created
-    in the connection's schema (``search_path``) by the constructor. Raises
+    Tables (``jobq_jobs``, ``jobq_job_logs``, ``jobq_paused_queues``, ``jobq_schema``,
+    ...) are created in the connection's schema (``search_path``) by the constructor. Raises
     :class:`~jobq.storage.base.StorageError` if the server cannot be reached,
     :class:`~jobq.storage.base.SchemaVersionError` if a newer jobq wrote it.
     Use as a context manager, or call :meth:`close`. The methods are documented
@@ -109,6 +110,7 @@ class PostgresStorage(CheckedStorage):
         self._admin = PostgresAdmin(self._db)
         self._schedules = PostgresSchedules(self._db)
         self._workers = PostgresWorkers(self._db)
+        self._job_logs = PostgresJobLogs(self._db)
         self._lock = threading.Lock()
         self._listener: Listener | None = None
         self._listener_pid = os.getpid()

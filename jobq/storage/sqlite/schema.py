@@ -163,6 +163,26 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID
         """,
     ),
+    (
+        # Lines a task keeps with its job (jobq.current_job().log), numbered per job.
+        """
+        CREATE TABLE job_logs (
+            job_id INTEGER NOT NULL,
+            number INTEGER NOT NULL,
+            attempt INTEGER NOT NULL,
+            logged_at REAL NOT NULL,
+            message TEXT NOT NULL,
+            PRIMARY KEY (job_id, number)
+        ) WITHOUT ROWID
+        """,
+        # A trigger, not a foreign key: SQLite enforces those only on connections
+        # that turned them on, and every deletion of a job must take its lines along.
+        """
+        CREATE TRIGGER jobs_logs_deleted AFTER DELETE ON jobs BEGIN
+            DELETE FROM job_logs WHERE job_id = OLD.id;
+        END
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -38,8 +38,8 @@ The class is composed of parts, each a module of this package: the file and
 its connections (:mod:`.database`, over the driver adapter :mod:`.driver` and
 the schema :mod:`.schema`), and the parts that run SQL (:mod:`.sql`) for new
 jobs (:mod:`.inserts`), leases (:mod:`.leases`), administration
-(:mod:`.admin`), schedules (:mod:`.schedules`) and the live worker pools
-(:mod:`.workers`). Arguments are checked
+(:mod:`.admin`), schedules (:mod:`.schedules`), the live worker pools
+(:mod:`.workers`) and job log lines (:mod:`.job_logs`). Arguments are checked
 once, above them, by :class:`~jobq.storage.checked.CheckedStorage`.
 
 Rule: imports its own parts, the checking layer and the storage contract.
@@ -54,6 +54,7 @@ from .admin import SQLiteAdmin
 from .database import DEFAULT_FILE_MODE, CheckpointMode, Database, Synchronous
 from .driver import DriverName
 from .inserts import SQLiteInserts
+from .job_logs import SQLiteJobLogs
 from .leases import SQLiteLeases
 from .schedules import SQLiteSchedules
 from .schema import affected_by_wal_reset_bug
@@ -120,6 +121,7 @@ class SQLiteStorage(CheckedStorage):
         self._admin = SQLiteAdmin(self._db)
         self._schedules = SQLiteSchedules(self._db, inserts)
         self._workers = SQLiteWorkers(self._db)
+        self._job_logs = SQLiteJobLogs(self._db)
         try:
             self._db.conn()  # open now: a bad path or schema shows up here
         except BaseException:

@@ -110,6 +110,12 @@ def _json_option(command: F) -> F:
     metavar="HOST",
     help="The address the health check listens on; 0.0.0.0 in a container.",
 )
+@click.option(
+    "--metrics",
+    is_flag=True,
+    help="Count jobs for Prometheus and serve a scrape at http://HOST:PORT/metrics on the "
+    "health check's port (needs --health-port and the jobq[prometheus] extra).",
+)
 def worker(
     concurrency: int | None,
     queues: tuple[str, ...],
@@ -117,13 +123,15 @@ def worker(
     log_level: str,
     health_port: int | None,
     health_host: str,
+    metrics: bool,
 ) -> None:
     """Run workers in the foreground until SIGTERM or SIGINT.
 
     On the signal they stop claiming jobs, running jobs get --grace seconds to
     finish, and claimed jobs that had not started are handed back. Exits 0, or 1
     if jobs were still running. Works whatever JOBQ_START_WORKERS says. With
-    --health-port, a load balancer or orchestrator can probe GET /health.
+    --health-port, a load balancer or orchestrator can probe GET /health, and
+    with --metrics too, Prometheus can scrape GET /metrics.
     """
     try:
         state = state_for()
@@ -139,6 +147,8 @@ def worker(
             grace=grace,
             health_port=health_port,
             health_host=health_host,
+            metrics=metrics,
+            counted=state.settings.metrics,  # JOBQ_METRICS counts this app's jobs already
         )
     except (JobqError, ValueError) as exc:
         raise _failed(exc) from None

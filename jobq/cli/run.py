@@ -97,6 +97,7 @@ def run_worker(
     health_port: int | None = None,
     health_host: str = DEFAULT_HEALTH_HOST,
     metrics: bool = False,
+    counted: bool = False,
 ) -> int:
     """Run a worker pool in the foreground until SIGTERM or SIGINT; return an exit code.
 
@@ -106,6 +107,8 @@ def run_worker(
         With ``metrics`` too, it also answers ``GET /metrics``, a Prometheus scrape
         of this process's counters and the database's gauges (:mod:`jobq.metrics`,
         the ``prometheus`` extra); ``metrics`` without ``health_port`` is an error.
+        ``counted``: the queue's jobs are counted already (a Flask app with
+        ``JOBQ_METRICS``), so the scrape connects no counters of its own.
 
         On the signal the pool stops claiming, running jobs get ``grace`` seconds to
         finish and jobs claimed but not started are handed back (pending, attempt not
@@ -121,7 +124,7 @@ def run_worker(
         raise CommandError(f"--grace must be a number of seconds >= 0, got {grace}")
     if metrics and health_port is None:
         raise CommandError("--metrics serves on the health check's port: give --health-port")
-    scrape = _Scrape(queue) if metrics else None
+    scrape = _Scrape(queue, count=not counted) if metrics else None
     try:
         with _job_lines_at_info():
             signalled, finished = _run_until_signal(
@@ -193,7 +196,7 @@ def _run_until_signal(
 class _Scrape:
     """This worker's metrics: counters connected to the queue, and a scrape of them."""
 
-    def __init__(self, queue: DurableQueue) -> None:
+    def __init__(self, queue: DurableQueue, *, count: bool) -> None:
         try:
             from ..metrics import CONTENT_TYPE, connect_metrics, render_metrics
         except ImportError as exc:
@@ -201,13 +204,14 @@ class _Scrape:
         self._queue = queue
         self._content_type = CONTENT_TYPE
         self._render = render_metrics
-        self._connection = connect_metrics(queue)
+        self._connection = connect_metrics(queue) if count else None
 
     def render(self) -> tuple[bytes, str]:
         return self._render(self._queue), self._content_type
 
     def disconnect(self) -> None:
-        self._connection.disconnect()
+        if self._connection is not None:
+            self._connection.disconnect()
 
 
 def _where(queue: DurableQueue) -> str:

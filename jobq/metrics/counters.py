@@ -220,7 +220,7 @@ def connect_metrics(queue: Any = None, *, metrics: JobMetrics | None = None) -> 
 
     Connect once per queue and process: each connection counts every event once
     more. Workers of this process are counted; a separate ``jobq worker``
-    process connects its own (``--metrics-port``).
+    process connects its own (``jobq worker --health-port PORT --metrics``).
     """
     connection = MetricsConnection(job_metrics() if metrics is None else metrics, queue)
     connection._connect()

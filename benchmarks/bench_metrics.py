@@ -5,12 +5,15 @@ metrics off and on, in one run, interleaved, with ratios.
     python benchmarks/bench_metrics.py --quick         # a few seconds, to check it runs
     python benchmarks/bench_metrics.py --multiprocess  # counters in PROMETHEUS_MULTIPROC_DIR files
     python benchmarks/bench_metrics.py --job-ms 1      # jobs that sleep 1 ms instead of no-ops
+    python benchmarks/bench_metrics.py --tracing       # "on" traces every job too (otel extra)
 
 Each round and mode gets a fresh SQLite database: N no-op jobs are enqueued one by one
 (enqueue jobs/s), then a pool of 4 threads runs them until the database says all are
 completed (processing jobs/s). "off" connects no receiver to the signals (the
 default); "on" connects :func:`jobq.metrics.connect_metrics` to the queue, and each
-round also renders one scrape (not timed). Medians over the rounds; compare the
+round also renders one scrape (not timed); with ``--tracing``, "on" also traces
+every enqueue and run (``bench_tracing.tracing("on")``: the SDK, every span recorded,
+a batch processor and an exporter that drops them). Medians over the rounds; compare the
 ratios, not the absolute figures, on a shared machine. Goal: "on" within 15% of
 "off" (the issue's budget for Prometheus and tracing together).
 """
@@ -30,7 +33,7 @@ GOAL = 0.85  # "on" keeps at least 85% of "off"'s throughput
 
 
 def _run(
-    folder: Path, jobs: int, metrics_on: bool, job_seconds: float
+    folder: Path, jobs: int, metrics_on: bool, job_seconds: float, trace: bool = False
 ) -> tuple[float, float, float, float]:
     """(enqueue jobs/s, processing jobs/s, enqueue CPU us/job, processing CPU us/job) of
     one round; CPU time is the process's, every thread included."""
@@ -49,6 +52,11 @@ def _run(
         from jobq.metrics import JobMetrics, connect_metrics, render_metrics
 
         connection = connect_metrics(queue, metrics=JobMetrics())
+    provider = None
+    if metrics_on and trace:
+        from bench_tracing import tracing
+
+        provider = tracing("on")
     try:
         start, cpu = time.perf_counter(), time.process_time()
         for i in range(jobs):
@@ -76,6 +84,11 @@ def _run(
     finally:
         if connection is not None:
             connection.disconnect()
+        if provider is not None:
+            from bench_tracing import tracing
+
+            tracing("off")
+            provider.shutdown()
         queue.close()
     return enqueue_rate, process_rate, enqueue_cpu, process_cpu
 
@@ -96,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="set PROMETHEUS_MULTIPROC_DIR (a temporary folder), as under gunicorn",
     )
+    parser.add_argument(
+        "--tracing",
+        action="store_true",
+        help='"on" traces every job too, with OpenTelemetry (the otel extra and its SDK)',
+    )
     args = parser.parse_args(argv)
     jobs, rounds = (500, 2) if args.quick else (args.jobs, args.rounds)
     with tempfile.TemporaryDirectory(prefix="jobq-bench-metrics-") as tmp:
@@ -107,14 +125,17 @@ def main(argv: list[str] | None = None) -> int:
             for mode in ("off", "on") if round_number % 2 == 0 else ("on", "off"):
                 folder = Path(tmp, f"{mode}-{round_number}")
                 folder.mkdir()
-                results[mode].append(_run(folder, jobs, mode == "on", args.job_ms / 1000))
+                results[mode].append(
+                    _run(folder, jobs, mode == "on", args.job_ms / 1000, args.tracing)
+                )
     from importlib.metadata import version
 
     print(
         f"jobq metrics overhead: {jobs} jobs of {args.job_ms:g} ms, {THREADS} threads, "
         f"{rounds} rounds, medians; Python {sys.version.split()[0]}, prometheus_client "
         f"{version('prometheus_client')}, {os.cpu_count()} CPUs, multiprocess mode "
-        f"{'on' if args.multiprocess else 'off'}"
+        f'{"on" if args.multiprocess else "off"}; "on" = metrics'
+        f"{' and tracing' if args.tracing else ''}"
     )
     print(f"{'workload':<26}{'metrics off':>13}{'metrics on':>13}{'on/off':>9}  goal")
     met = True

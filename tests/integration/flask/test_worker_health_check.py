@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import textwrap
 import urllib.request
@@ -43,17 +44,22 @@ def flask_worker_args(folder: Path, *options: str) -> list[str]:
     return [sys.executable, "-m", "flask", "--app", app, "jobq", "worker", *options]
 
 
+def health_url(child: subprocess.Popen[bytes], log: Path) -> str:
+    """The URL of the health check the worker ``child`` logged once it listens."""
+
+    def logged() -> bool:
+        assert child.poll() is None, log.read_text()
+        return "health check on " in log.read_text()
+
+    wait_for(logged, "the worker logged its health check's URL", DEADLINE, interval=0.02)
+    return log.read_text().split("health check on ", 1)[1].split()[0]
+
+
 def test_flask_worker_serves_the_health_check_until_sigterm(tmp_path: Path) -> None:
     log = tmp_path / "worker.log"
     args = flask_worker_args(tmp_path, "--health-port", "0")
     with started_process(args, log=log, cwd=tmp_path, env=os.environ) as child:
-
-        def logged() -> bool:
-            assert child.poll() is None, log.read_text()
-            return "health check on " in log.read_text()
-
-        wait_for(logged, "the worker logged its health check's URL", DEADLINE, interval=0.02)
-        url = log.read_text().split("health check on ", 1)[1].split()[0]
+        url = health_url(child, log)
         with urllib.request.urlopen(url, timeout=DEADLINE) as response:
             assert (response.status, json.loads(response.read())) == (
                 200,
@@ -91,14 +97,7 @@ def test_flask_worker_serves_a_scrape_counting_each_job_once(
     queue.task("record")(lambda: None)  # the app's task, for enqueueing by name
     try:
         with started_process(args, log=log, cwd=tmp_path, env=os.environ) as child:
-
-            def logged() -> bool:
-                assert child.poll() is None, log.read_text()
-                return "health check on " in log.read_text()
-
-            wait_for(logged, "the worker logged its health check's URL", DEADLINE, interval=0.02)
-            url = log.read_text().split("health check on ", 1)[1].split()[0]
-            url = url.removesuffix("/health") + "/metrics"
+            url = health_url(child, log).removesuffix("/health") + "/metrics"
             for _ in range(3):
                 queue.enqueue("record")
 

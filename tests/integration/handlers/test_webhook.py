@@ -26,7 +26,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import jobq.signals
 from jobq import ConfigurationError, DurableQueue, Job, JobStatus
 from jobq.handlers import webhook
 from jobq.handlers.webhook import WebhookSettings, WebhookVerificationError, sign, verify
@@ -669,23 +668,11 @@ def untrusted_tls(tmp_path: Path) -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def worker_log(queue: DurableQueue, caplog: pytest.LogCaptureFixture) -> Iterator[Any]:
+def worker_log(queue: DurableQueue, caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     """Every log record (DEBUG and up, urllib3's included) while jobs run, with the
-    job lines ``jobq worker`` writes."""
-    from jobq.cli.run import _log_job_events
-
+    job lines the ``jobq.jobs`` logger writes (what ``jobq worker`` shows)."""
     caplog.set_level(logging.DEBUG)
-    receivers = _log_job_events(queue)
-    yield caplog
-    for receiver in receivers:
-        for signal_ in (
-            jobq.signals.job_started,
-            jobq.signals.job_succeeded,
-            jobq.signals.job_retrying,
-            jobq.signals.job_failed,
-            jobq.signals.job_cancelled,
-        ):
-            signal_.disconnect(receiver, sender=queue)
+    return caplog
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,8 @@
-"""Databases at schema version 3 upgrade to 4 (job log lines) in place, their jobs intact."""
+"""Databases at schema version 3 upgrade in place to the current one (version 5 adds job
+log lines), their jobs intact."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -13,6 +13,7 @@ from jobq.storage.base import Storage
 from jobq.storage.job_logs import JobLogLine, NewLogLine
 from jobq.storage.postgres import schema as postgres_sql
 from jobq.storage.sqlite import schema as sqlite_sql
+from tests.contract._support import write_old_postgres_schema, write_old_sqlite_file
 from tests.helpers import drop_postgres_schema, postgres_schema_url
 
 T0 = 1_000_000.0
@@ -51,13 +52,7 @@ def _check_upgraded(storage: Storage) -> None:
 
 def test_a_version_3_sqlite_file_gains_job_logs(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    raw = sqlite3.connect(path, isolation_level=None)
-    for migration in sqlite_sql.MIGRATIONS[:OLD_VERSION]:
-        for statement in migration:
-            raw.execute(statement)
-    raw.execute(f"PRAGMA user_version = {OLD_VERSION}")
-    raw.executemany(_insert_sql("jobs", "?"), OLD_ROWS)
-    raw.close()
+    write_old_sqlite_file(path, OLD_VERSION, _insert_sql, OLD_ROWS)
     with SQLiteStorage(path) as storage:
         _check_upgraded(storage)
         version = storage._db.conn().query("PRAGMA user_version")[0][0]
@@ -72,14 +67,7 @@ def test_a_version_3_postgres_schema_gains_job_logs() -> None:
 
     url = postgres_schema_url()
     try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            for migration in postgres_sql.MIGRATIONS[:OLD_VERSION]:
-                for statement in migration:
-                    conn.execute(statement)
-            conn.execute("CREATE TABLE jobq_schema (version integer NOT NULL)")
-            conn.execute("INSERT INTO jobq_schema (version) VALUES (%s)", (OLD_VERSION,))
-            with conn.cursor() as cursor:
-                cursor.executemany(_insert_sql("jobq_jobs", "%s"), OLD_ROWS)
+        write_old_postgres_schema(url, OLD_VERSION, _insert_sql, OLD_ROWS)
         with PostgresStorage(url, clock="caller") as storage:
             _check_upgraded(storage)
         with psycopg.connect(url, autocommit=True) as conn:

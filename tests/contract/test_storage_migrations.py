@@ -3,7 +3,6 @@ become per task, and the kept job counts start from the rows already there."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -12,7 +11,7 @@ from jobq.job import JobStatus
 from jobq.storage import SQLiteStorage
 from jobq.storage.base import NewJob, Storage
 from jobq.storage.postgres import schema as postgres_sql
-from jobq.storage.sqlite.schema import MIGRATIONS
+from tests.contract._support import write_old_postgres_schema, write_old_sqlite_file
 from tests.helpers import drop_postgres_schema, postgres_schema_url
 
 T0 = 1_000_000.0
@@ -63,13 +62,7 @@ def _check_upgraded(storage: Storage) -> None:
 
 def test_a_version_2_sqlite_file_is_upgraded_in_place(tmp_path: Path) -> None:
     path = tmp_path / "old.db"
-    raw = sqlite3.connect(path, isolation_level=None)
-    for migration in MIGRATIONS[:OLD_VERSION]:
-        for statement in migration:
-            raw.execute(statement)
-    raw.execute(f"PRAGMA user_version = {OLD_VERSION}")
-    raw.executemany(_insert_sql("jobs", "?"), OLD_ROWS)
-    raw.close()
+    write_old_sqlite_file(path, OLD_VERSION, _insert_sql, OLD_ROWS)
     with SQLiteStorage(path) as storage:
         _check_upgraded(storage)
         conn = storage._db.conn()
@@ -85,14 +78,7 @@ def test_a_version_2_postgres_schema_is_upgraded_in_place() -> None:
 
     url = postgres_schema_url()
     try:
-        with psycopg.connect(url, autocommit=True) as conn:
-            for migration in postgres_sql.MIGRATIONS[:OLD_VERSION]:
-                for statement in migration:
-                    conn.execute(statement)
-            conn.execute("CREATE TABLE jobq_schema (version integer NOT NULL)")
-            conn.execute("INSERT INTO jobq_schema (version) VALUES (%s)", (OLD_VERSION,))
-            with conn.cursor() as cursor:
-                cursor.executemany(_insert_sql("jobq_jobs", "%s"), OLD_ROWS)
+        write_old_postgres_schema(url, OLD_VERSION, _insert_sql, OLD_ROWS)
         with PostgresStorage(url, clock="caller") as storage:
             _check_upgraded(storage)
         with psycopg.connect(url, autocommit=True) as conn:

@@ -144,6 +144,22 @@ def started_process(
         child.wait(30.0)
 
 
+def gunicorn_port(process: subprocess.Popen[bytes], log: Path, timeout: float) -> int:
+    """The port gunicorn (started with ``--bind 127.0.0.1:0``, output in ``log``) says
+    it listens on, once it does."""
+    found: list[int] = []
+
+    def listening() -> bool:
+        assert process.poll() is None, f"gunicorn exited early:\n{log.read_text()}"
+        match = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", log.read_text())
+        if match:
+            found.append(int(match.group(1)))
+        return bool(found)
+
+    wait_for(listening, "gunicorn listening", timeout)
+    return found[0]
+
+
 @contextlib.contextmanager
 def signal_once_completed(
     queue: DurableQueue, ids: list[int], signum: int, timeout: float = 30.0

@@ -31,7 +31,7 @@ import pytest
 
 import jobq
 from jobq.job import JobStatus
-from tests.helpers import ROOT, wait_for
+from tests.helpers import ROOT, gunicorn_port, wait_for
 
 APP = "tests.integration.flask._gunicorn_app:create_app()"
 WORKERS = 4
@@ -121,20 +121,6 @@ def _gunicorn(
             os.killpg(process.pid, signal.SIGKILL)
 
 
-def _port(process: subprocess.Popen[bytes], log: Path) -> int:
-    found: list[int] = []
-
-    def listening() -> bool:
-        assert process.poll() is None, f"gunicorn exited early:\n{log.read_text()}"
-        match = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", log.read_text())
-        if match:
-            found.append(int(match.group(1)))
-        return bool(found)
-
-    wait_for(listening, "gunicorn listening", BOOT_LIMIT)
-    return found[0]
-
-
 def _parent(pid: int) -> int | None:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
@@ -197,7 +183,7 @@ def test_gunicorn_workers_run_each_http_job_exactly_once(
     began = time.monotonic()
     with _gunicorn(tmp_path, preload, driver) as (process, log):
         master = process.pid
-        port = _port(process, log)
+        port = gunicorn_port(process, log, BOOT_LIMIT)
         ledger = tmp_path / "ledger"
 
         # Enqueue over HTTP from several client threads until every worker served.

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, wait_for
+from tests.helpers import gunicorn_port, started_process, wait_for
 
 prometheus_parser = pytest.importorskip("prometheus_client.parser")
 
@@ -66,35 +65,17 @@ def _gunicorn(tmp_path: Path) -> Iterator[int]:
         "PROMETHEUS_MULTIPROC_DIR": str(multiproc),
     }
     command = [
-        sys.executable, "-m", "gunicorn", "-c", CONFIG, "--workers", str(WORKERS),
-        "--bind", "127.0.0.1:0", "--worker-tmp-dir", str(tmp_path), "--no-control-socket",
-        "--graceful-timeout", "5", APP,
-    ]  # fmt: skip
-    with open(log, "wb") as log_file:
-        process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log_file,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
-    try:
-        found: list[int] = []
-
-        def listening() -> bool:
-            assert process.poll() is None, f"gunicorn exited early:\n{log.read_text()}"
-            match = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", log.read_text())
-            if match:
-                found.append(int(match.group(1)))
-            return bool(found)
-
-        wait_for(listening, "gunicorn listening", BOOT_LIMIT)
-        yield found[0]
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGTERM)
+        *(sys.executable, "-m", "gunicorn", "-c", CONFIG, "--workers", str(WORKERS)),
+        *("--bind", "127.0.0.1:0", "--worker-tmp-dir", str(tmp_path), "--no-control-socket"),
+        *("--graceful-timeout", "5", APP),
+    ]
+    with started_process(command, log=log, env=env) as process:
         try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+            yield gunicorn_port(process, log, BOOT_LIMIT)
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):  # then it is killed
+                process.wait(timeout=15)
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

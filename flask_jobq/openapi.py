@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .openapi_dashboard import DASHBOARD_PATHS
 from .openapi_schemas import SCHEMAS, STATUSES, ref
 
 
@@ -72,7 +73,17 @@ _PATHS: dict[str, Any] = {
             "operationId": "index",
             "summary": "The monitor's endpoints: a link to each, and to this description.",
             "description": "Also answered at the prefix without its trailing slash.",
-            "responses": {"200": _json(ref("Index"), "The links."), **_FORBIDDEN},
+            "responses": {
+                "200": {
+                    "description": "The links; browsers (Accept preferring text/html) get "
+                    "the dashboard's overview page instead.",
+                    "content": {
+                        "application/json": {"schema": ref("Index")},
+                        "text/html": {"schema": {"type": "string"}},
+                    },
+                },
+                **_FORBIDDEN,
+            },
         }
     },
     "/stats": {
@@ -358,7 +369,7 @@ _SPEC: dict[str, Any] = {
             "with an Error body."
         ),
     },
-    "paths": _PATHS,
+    "paths": {**_PATHS, **DASHBOARD_PATHS},
     "components": {
         "schemas": SCHEMAS,
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

@@ -1,0 +1,315 @@
+"""What the dashboard's pages show, read from the queue in one place.
+
+Each page's view calls one function here and hands its result to a template,
+so new data (a count, a timeline, the threads of a pool) is one function away
+and the views hold no queries. Every read is cheap at any size: the overview
+reads the counters behind ``queue.stats()``, the jobs page one indexed page of
+``queue.list()``; nothing counts the jobs table.
+
+Rule: reads the ``jobq`` core's queue and values; never Flask.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import jobq
+from jobq.job import Job, JobStatus
+from jobq.schedules import ScheduleInfo
+from jobq.storage.job_logs import JobLogLine
+from jobq.storage.workers import WorkerInfo
+
+STATUSES = tuple(status.value for status in JobStatus)
+"""Every job status, in the order the pages show them."""
+
+PAGE_SIZES = (20, 50, 100, 200)
+"""Page sizes the jobs page offers; the first is its default."""
+
+RUNNING_SHOWN = 500
+"""Most processing jobs the workers page reads to show what each pool runs."""
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    """One queue of the overview: counts by status, paused, oldest runnable age (s)."""
+
+    name: str
+    counts: Mapping[str, int]
+    scheduled: int
+    oldest_runnable_age: float
+    paused: bool
+
+
+@dataclass(frozen=True)
+class Overview:
+    """The overview page: one row per queue, the totals, and throughput buckets
+    (``(start, completed, failed)``) per minute over the last hour and per hour
+    over the last day; empty series when the storage keeps none."""
+
+    queues: list[QueueRow]
+    totals: Mapping[str, int]
+    completed_last_minute: int
+    failed_last_minute: int
+    per_minute: list[tuple[float, int, int]] = field(default_factory=list)
+    per_hour: list[tuple[float, int, int]] = field(default_factory=list)
+
+
+def overview(queue: jobq.DurableQueue) -> Overview:
+    """Counts per queue (the stats counters) and throughput charts."""
+    stats = queue.stats()
+    totals = dict.fromkeys(STATUSES, 0)
+    rows = []
+    names = sorted(set(stats.queues) | set(stats.paused))
+    for name in names:
+        queue_stats = stats.queues.get(name)
+        counts = {s.value: queue_stats.counts.get(s, 0) if queue_stats else 0 for s in JobStatus}
+        for status, count in counts.items():
+            totals[status] += count
+        rows.append(
+            QueueRow(
+                name=name,
+                counts=counts,
+                scheduled=queue_stats.scheduled if queue_stats else 0,
+                oldest_runnable_age=queue_stats.oldest_runnable_age if queue_stats else 0.0,
+                paused=name in stats.paused,
+            )
+        )
+    return Overview(
+        queues=rows,
+        totals=totals,
+        completed_last_minute=stats.completed_last_minute,
+        failed_last_minute=stats.failed_last_minute,
+        per_minute=throughput(queue, last=3600.0, bucket=60.0),
+        per_hour=throughput(queue, last=86400.0, bucket=3600.0),
+    )
+
+
+def throughput(
+    queue: jobq.DurableQueue, *, last: float, bucket: float
+) -> list[tuple[float, int, int]]:
+    """Jobs completed and failed per ``bucket`` seconds over the ``last`` seconds, as
+    ``(bucket start, completed, failed)``; empty when the queue keeps no counters."""
+    read = getattr(queue, "throughput", None)
+    if read is None:
+        return []
+    return [_bucket(entry) for entry in read(last=last, bucket=bucket)]
+
+
+def _bucket(entry: Any) -> tuple[float, int, int]:
+    if isinstance(entry, Mapping):
+        start = entry.get("start", entry.get("at", 0.0))
+        return float(start), int(entry.get("completed", 0)), int(entry.get("failed", 0))
+    start = getattr(entry, "start", None)
+    if start is not None:
+        return float(start), int(entry.completed), int(entry.failed)
+    return float(entry[0]), int(entry[1]), int(entry[2])
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """The jobs page's filters, as read from its query string (checked by the view)."""
+
+    status: str | None = None
+    name: str | None = None
+    queue: str | None = None
+    newest_first: bool = True
+    limit: int = PAGE_SIZES[0]
+    after: int | None = None
+    before: int | None = None
+
+    def query(self) -> dict[str, str]:
+        """The filter as query-string values (cursors and defaults left out)."""
+        values = {"status": self.status, "task": self.name, "queue": self.queue}
+        shown = {key: value for key, value in values.items() if value}
+        if not self.newest_first:
+            shown["sort"] = "oldest"
+        if self.limit != PAGE_SIZES[0]:
+            shown["limit"] = str(self.limit)
+        return shown
+
+
+@dataclass(frozen=True)
+class JobPage:
+    """One page of jobs, with the cursors of its neighbours (None at either end)."""
+
+    jobs: list[Job]
+    next_after: int | None
+    previous_before: int | None
+
+
+def jobs_page(queue: jobq.DurableQueue, where: JobFilter) -> JobPage:
+    """One indexed page of jobs matching ``where``, in its order, and its neighbours.
+
+    ``after`` moves on in the page's order, ``before`` back: the previous page is
+    read in the opposite order from its first job and reversed.
+    """
+    backwards = where.before is not None
+    jobs = queue.list(
+        status=where.status,
+        name=where.name,
+        queue=where.queue,
+        after=where.before if backwards else where.after,
+        limit=where.limit + 1,
+        newest_first=where.newest_first != backwards,
+    )
+    more = len(jobs) > where.limit
+    page = jobs[: where.limit]
+    if backwards:
+        page.reverse()
+        next_after = page[-1].id if page else None
+        previous_before = page[0].id if more and page else None
+    else:
+        next_after = page[-1].id if more else None
+        previous_before = page[0].id if where.after is not None and page else None
+    return JobPage(page, next_after, previous_before)
+
+
+@dataclass(frozen=True)
+class LeaseOwner:
+    """A lease owner string ``host:pid:name`` taken apart (``pid`` None if not a number)."""
+
+    text: str
+    host: str
+    pid: int | None
+    name: str
+
+
+def lease_owner(owner: str | None) -> LeaseOwner | None:
+    """``owner`` (a job's ``lease_owner``) as host, pid and pool name."""
+    if not owner:
+        return None
+    host, _, rest = owner.partition(":")
+    pid, _, name = rest.partition(":")
+    return LeaseOwner(owner, host, int(pid) if pid.isdigit() else None, name)
+
+
+@dataclass(frozen=True)
+class JobDetail:
+    """The job page: the job, its decoded data, log lines and where it runs."""
+
+    job: Job
+    payload: str | None
+    result: str | None
+    progress: Any
+    logs: list[JobLogLine]
+    owner: LeaseOwner | None
+    thread: str | None
+    attempts: list[Any] = field(default_factory=list)
+    timeline: list[Any] = field(default_factory=list)
+
+
+def pretty(text: str | None) -> str | None:
+    """Stored JSON text indented for reading (the text itself when it is not JSON)."""
+    if text is None:
+        return None
+    try:
+        return json.dumps(json.loads(text), indent=2, ensure_ascii=False, sort_keys=True)
+    except ValueError:
+        return text
+
+
+def job_detail(
+    queue: jobq.DurableQueue, job_id: int, *, show_payload: bool, running: Sequence[Any] = ()
+) -> JobDetail:
+    """Everything the job page shows about ``job_id``; raises :class:`jobq.JobNotFound`.
+
+    ``running`` are this process's busy threads (``pool.running()``), to name the
+    thread that runs the job when it runs here.
+    """
+    job = queue.get(job_id)
+    thread = next((str(r["thread"]) for r in running if int(r["id"]) == job.id), None)
+    attempts = _call_optional(queue, "attempts", job.id)
+    timeline = _call_optional(queue, "timeline", job.id)
+    progress: Any = None
+    if job.progress is not None:
+        try:
+            progress = json.loads(job.progress)
+        except ValueError:
+            progress = job.progress
+    return JobDetail(
+        job=job,
+        payload=pretty(job.payload) if show_payload else None,
+        result=pretty(job.result),
+        progress=progress,
+        logs=queue.job_logs(job.id),
+        owner=lease_owner(job.lease_owner),
+        thread=thread,
+        attempts=attempts,
+        timeline=timeline,
+    )
+
+
+def _call_optional(queue: jobq.DurableQueue, method: str, *args: Any) -> list[Any]:
+    read = getattr(queue, method, None)
+    return [] if read is None else list(read(*args))
+
+
+@dataclass(frozen=True)
+class WorkerView:
+    """A live pool and the jobs it runs now (``(job, thread name or None)``), with
+    the names of its stuck threads when known."""
+
+    info: WorkerInfo
+    running: list[tuple[Job, str | None]]
+    stuck: list[str]
+
+
+def workers(
+    queue: jobq.DurableQueue, *, local_owner: str | None = None, local: Sequence[Any] = ()
+) -> list[WorkerView]:
+    """Every live pool, each with its processing jobs (one indexed read of at most
+    :data:`RUNNING_SHOWN`). Threads are named for this process's pool
+    (``local_owner``, ``local``: its ``pool.running()``), or for every pool once the
+    registry records them (``WorkerInfo.threads``)."""
+    processing = queue.list(status="processing", limit=RUNNING_SHOWN)
+    by_owner: dict[str, list[Job]] = {}
+    for job in processing:
+        by_owner.setdefault(job.lease_owner or "", []).append(job)
+    local_threads = {int(r["id"]): str(r["thread"]) for r in local}
+    local_stuck = [str(r["thread"]) for r in local if r.get("stuck")]
+    views = []
+    for info in queue.workers():
+        threads = _registry_threads(info)
+        stuck = [name for name, entry in threads.items() if entry.get("stuck")]
+        if info.owner == local_owner:
+            threads_by_job = local_threads
+            stuck = stuck or local_stuck
+        else:
+            threads_by_job = {
+                int(entry["job_id"]): name
+                for name, entry in threads.items()
+                if entry.get("job_id") is not None
+            }
+        running = [(job, threads_by_job.get(job.id)) for job in by_owner.get(info.owner, [])]
+        views.append(WorkerView(info, running, stuck))
+    return views
+
+
+def _registry_threads(info: WorkerInfo) -> dict[str, Mapping[str, Any]]:
+    """The threads a pool recorded in the registry, by thread name (none before the
+    registry records them)."""
+    threads = getattr(info, "threads", None) or ()
+    result: dict[str, Mapping[str, Any]] = {}
+    for entry in threads:
+        data = entry if isinstance(entry, Mapping) else getattr(entry, "__dict__", {})
+        name = str(data.get("thread") or data.get("name") or "")
+        if name:
+            result[name] = data
+    return result
+
+
+def schedules(queue: jobq.DurableQueue) -> list[ScheduleInfo]:
+    """Every stored schedule, by name."""
+    return sorted(queue.schedules(), key=lambda info: info.name)
+
+
+def queue_names(queue: jobq.DurableQueue) -> list[str]:
+    """Queues the pages offer: those holding jobs, the paused ones, and those of the
+    registered tasks."""
+    stats = queue.stats()
+    names = set(stats.queues) | set(stats.paused)
+    names.update(task.queue for task in queue.tasks.values())
+    return sorted(names)

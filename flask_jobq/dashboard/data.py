@@ -57,13 +57,22 @@ class Overview:
     per_hour: list[tuple[float, int, int]] = field(default_factory=list)
 
 
-def overview(queue: jobq.DurableQueue) -> Overview:
-    """Counts per queue (the stats counters) and throughput charts."""
+def overview(
+    queue: jobq.DurableQueue, *, with_task_queues: bool = False, charts: bool = True
+) -> Overview:
+    """Counts per queue (the stats counters) and throughput charts.
+
+    :param with_task_queues: also list the queues of registered tasks that hold no
+        job yet (so they can be paused before their first job).
+    :param charts: read the throughput series too.
+    """
     stats = queue.stats()
     totals = dict.fromkeys(STATUSES, 0)
     rows = []
-    names = sorted(set(stats.queues) | set(stats.paused))
-    for name in names:
+    names = set(stats.queues) | set(stats.paused)
+    if with_task_queues:
+        names.update(task.queue for task in queue.tasks.values())
+    for name in sorted(names):
         queue_stats = stats.queues.get(name)
         counts = {s.value: queue_stats.counts.get(s, 0) if queue_stats else 0 for s in JobStatus}
         for status, count in counts.items():
@@ -82,8 +91,8 @@ def overview(queue: jobq.DurableQueue) -> Overview:
         totals=totals,
         completed_last_minute=stats.completed_last_minute,
         failed_last_minute=stats.failed_last_minute,
-        per_minute=throughput(queue, last=3600.0, bucket=60.0),
-        per_hour=throughput(queue, last=86400.0, bucket=3600.0),
+        per_minute=throughput(queue, last=3600.0, bucket=60.0) if charts else [],
+        per_hour=throughput(queue, last=86400.0, bucket=3600.0) if charts else [],
     )
 
 

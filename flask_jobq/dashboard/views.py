@@ -140,7 +140,8 @@ def make_dashboard() -> Blueprint:
 
     @bp.get("/queues")
     def queues() -> Response:
-        return render_page("jobq/queues.html", overview=data.overview(state_for().queue))
+        summary = data.overview(state_for().queue, with_task_queues=True, charts=False)
+        return render_page("jobq/queues.html", overview=summary)
 
     @bp.post("/queues")
     def queue_action() -> Response:

@@ -259,11 +259,11 @@ def _call_optional(queue: jobq.DurableQueue, method: str, *args: Any) -> list[An
 @dataclass(frozen=True)
 class WorkerView:
     """A live pool and the jobs it runs now (``(job, thread name or None)``), with
-    the names of its stuck threads when known."""
+    its stuck threads (``(thread name, stuck since)``) when known."""
 
     info: WorkerInfo
     running: list[tuple[Job, str | None]]
-    stuck: list[str]
+    stuck: list[tuple[str, float]]
 
 
 def workers(
@@ -278,11 +278,19 @@ def workers(
     for job in processing:
         by_owner.setdefault(job.lease_owner or "", []).append(job)
     local_threads = {int(r["id"]): str(r["thread"]) for r in local}
-    local_stuck = [str(r["thread"]) for r in local if r.get("stuck")]
+    local_stuck = [
+        (str(r["thread"]), float(r["stuck_since"]))
+        for r in local
+        if r.get("stuck_since") is not None
+    ]
     views = []
     for info in queue.workers():
         threads = _registry_threads(info)
-        stuck = [name for name, entry in threads.items() if entry.get("stuck")]
+        stuck = [
+            (name, float(entry["stuck_since"]))
+            for name, entry in threads.items()
+            if entry.get("stuck_since") is not None
+        ]
         if info.owner == local_owner:
             threads_by_job = local_threads
             stuck = stuck or local_stuck

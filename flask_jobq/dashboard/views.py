@@ -242,6 +242,7 @@ def render_page(template: str, status: int = 200, **context: Any) -> Response:
         notice_kind=kind,
         now=state_for().queue.clock.now(),
         show_payloads=show_payloads(),
+        live=request.method == "GET" and status == 200,  # an error or a refusal stays put
         iso_time=iso_time,
         relative_time=relative_time,
         duration=duration,

@@ -17,5 +17,6 @@ def screenshot(page: Any, name: str) -> Path:
     """Save a full-page screenshot of ``page`` as ``dashboard-<name>.png``; its path."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     path = ARTIFACTS / f"dashboard-{name}.png"
+    page.evaluate("window.scrollTo(0, 0)")  # the sticky bar at the top, where it belongs
     page.screenshot(path=str(path), full_page=True)
     return path

@@ -55,6 +55,10 @@ def test_every_page_opens_cleanly_and_is_saved_as_a_screenshot(page: Any, served
     screenshot(page, "job-failed")
     page.goto(f"{served.url}/jobq/ui/jobs/{ids['done']}")
     screenshot(page, "job-completed")
+    page.emulate_media(color_scheme="dark")
+    page.goto(f"{served.url}/jobq/ui/jobs/{ids['failed']}")
+    screenshot(page, "job-failed-dark")
+    page.emulate_media(color_scheme="light")
     # The navigation bar reaches every page.
     page.goto(served.url + "/jobq/ui/")
     for name, _, heading in PAGES:
@@ -116,6 +120,7 @@ def test_a_post_without_the_csrf_token_is_refused(page: Any, served: Served) -> 
     page.locator("tr[data-queue=default]").get_by_role("button", name="Pause").click()
 
     assert "nothing was done" in page.locator("main").inner_text()
+    assert page.locator("[data-live]").count() == 0  # the refusal is not refreshed away
     assert served.queue.stats().paused == frozenset()
     served.messages[:] = [m for m in served.messages if "403" not in m]  # the refusal itself
 
@@ -137,6 +142,21 @@ def test_the_live_refresh_shows_new_counts_without_a_reload(page: Any, served: S
     expect(pending).to_have_text("25", timeout=15_000)  # polled by Playwright, no reload
     assert page.evaluate("window.__marker") == "same page"  # refreshed in place
     assert page.locator("#live-state").inner_text() == "live"
+
+
+def test_the_live_refresh_pauses_while_a_filter_is_being_edited(page: Any, served: Served) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(served.url + "/jobq/ui/jobs")
+    state = page.locator("#live-state")
+    expect(state).to_have_text("live")
+
+    page.locator("input[name=task]").fill("ad")  # focused, half typed
+
+    expect(state).to_have_text("paused while editing", timeout=10_000)
+    assert page.locator("input[name=task]").input_value() == "ad"  # not swapped away
+    page.locator("input[name=task]").blur()
+    expect(state).to_have_text("live", timeout=10_000)
 
 
 def test_a_worker_process_appears_and_disappears_once_killed(

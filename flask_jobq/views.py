@@ -53,6 +53,7 @@ from jobq.storage.base import Stats
 from jobq.storage.job_logs import logs_as_dict
 
 from .access import authorise_request
+from .bulk_views import register_bulk_views
 from .config import DEFAULT_URL_PREFIX as DEFAULT_URL_PREFIX
 from .config import AuthCallback as AuthCallback
 from .config import MonitorConfig
@@ -88,7 +89,6 @@ INDEX_LINKS = {
 """What ``GET <prefix>/`` links to: the name in its ``links`` and the view's endpoint."""
 
 _MAX_JOB_ID = 2**63 - 1  # SQLite's INTEGER; larger ids cannot exist and would overflow
-_LIST_PARAMETERS = frozenset({"status", "name", "queue", "after", "limit", "order"})
 
 
 def register_monitor(app: Flask) -> Blueprint | None:
@@ -170,34 +170,6 @@ def make_blueprint() -> Blueprint:
     def stats() -> ResponseReturnValue:
         """Counts per queue and status, as ``queue.stats()`` gives them."""
         return stats_json(state_for().queue.stats())
-
-    @bp.get("/jobs")
-    def list_jobs() -> ResponseReturnValue:
-        """One page of jobs, filtered, with the cursor of the next page."""
-        unknown = sorted(set(request.args) - _LIST_PARAMETERS)
-        if unknown:
-            abort(400, f"unknown query parameter(s) {unknown}; allowed: {sorted(_LIST_PARAMETERS)}")
-        status = request.args.get("status")
-        if status is not None and status not in _STATUSES:
-            abort(400, f"status must be one of {list(_STATUSES)}, got {status!r}")
-        order = request.args.get("order", "asc")
-        if order not in ("asc", "desc"):
-            abort(400, f"order must be 'asc' or 'desc', got {order!r}")
-        limit = _int_arg("limit", 1, MAX_PAGE_SIZE) or DEFAULT_PAGE_SIZE
-        after = _int_arg("after", 0, _MAX_JOB_ID)
-        jobs = state_for().queue.list(
-            status=status,
-            name=request.args.get("name"),
-            queue=request.args.get("queue"),
-            after=after,
-            limit=limit + 1,
-            newest_first=order == "desc",
-        )
-        page = jobs[:limit]
-        return {
-            "jobs": [job_json(job) for job in page],
-            "next_after": page[-1].id if len(jobs) > limit else None,
-        }
 
     @bp.get("/jobs/<int:job_id>")
     def get_job(job_id: int) -> ResponseReturnValue:
@@ -329,6 +301,7 @@ def make_blueprint() -> Blueprint:
         server = url_for(".openapi").removesuffix("/openapi.json")
         return openapi_spec(server)
 
+    register_bulk_views(bp)  # the job list with filters, count and bulk actions
     return bp
 
 

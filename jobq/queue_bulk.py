@@ -145,6 +145,7 @@ class QueueBulk:
     def find(
         self,
         *,
+        filter: JobFilter | None = None,
         status: JobStatus | str | Collection[JobStatus | str] | None = None,
         name: str | None = None,
         queue: str | None = None,
@@ -162,20 +163,25 @@ class QueueBulk:
         ``queue``, ``created_after``, ``created_before``, ``older_than``,
         ``args``); with none, every job.
 
+        :param filter: a :class:`~jobq.JobFilter` (e.g. from :meth:`job_filter`)
+            instead of the filter keywords; not both.
         :param after: the last id of the previous page, for the next page (None:
             the first page).
         :param limit: most jobs returned, 1 to 10,000 (default 100).
         :param newest_first: ids going down (newest first) instead of up; then
             ``after`` means "below this id".
         """
-        chosen = self.job_filter(
-            status=status,
-            name=name,
-            queue=queue,
-            created_after=created_after,
-            created_before=created_before,
-            older_than=older_than,
-            args=args,
+        chosen = self._resolve(
+            filter,
+            {
+                "status": status,
+                "name": name,
+                "queue": queue,
+                "created_after": created_after,
+                "created_before": created_before,
+                "older_than": older_than,
+                "args": args,
+            },
         )
         return self.storage.find_jobs(
             chosen, after_id=after, limit=limit, newest_first=newest_first
@@ -184,6 +190,7 @@ class QueueBulk:
     def count(
         self,
         *,
+        filter: JobFilter | None = None,
         status: JobStatus | str | Collection[JobStatus | str] | None = None,
         name: str | None = None,
         queue: str | None = None,
@@ -195,21 +202,37 @@ class QueueBulk:
         """How many jobs match every filter given (those of :meth:`job_filter`:
         ``status``, ``name``, ``queue``, ``created_after``, ``created_before``,
         ``older_than``, ``args``); with none, every job. For counts per queue and
-        status, :meth:`stats` is cheaper: it reads kept counters."""
-        return self.storage.count_jobs(
-            self.job_filter(
-                status=status,
-                name=name,
-                queue=queue,
-                created_after=created_after,
-                created_before=created_before,
-                older_than=older_than,
-                args=args,
-            )
-        )
+        status, :meth:`stats` is cheaper: it reads kept counters.
 
-    def _bulk_filter(self, filters: dict[str, Any]) -> JobFilter:
-        chosen = self.job_filter(**filters)
+        :param filter: a :class:`~jobq.JobFilter` (e.g. from :meth:`job_filter`)
+            instead of the filter keywords; not both.
+        """
+        chosen = self._resolve(
+            filter,
+            {
+                "status": status,
+                "name": name,
+                "queue": queue,
+                "created_after": created_after,
+                "created_before": created_before,
+                "older_than": older_than,
+                "args": args,
+            },
+        )
+        return self.storage.count_jobs(chosen)
+
+    def _resolve(self, given: JobFilter | None, filters: dict[str, Any]) -> JobFilter:
+        """``given``, or the filter the keywords describe; not both."""
+        if given is None:
+            return self.job_filter(**filters)
+        if not isinstance(given, JobFilter):
+            raise TypeError(f"filter must be a JobFilter (see job_filter()), got {given!r}")
+        if any(value is not None for value in filters.values()):
+            raise ValueError("give either filter= or the filter keywords, not both")
+        return given
+
+    def _bulk_filter(self, given: JobFilter | None, filters: dict[str, Any]) -> JobFilter:
+        chosen = self._resolve(given, filters)
         if chosen.is_empty:
             raise ValueError(NO_FILTER)
         return chosen
@@ -217,6 +240,7 @@ class QueueBulk:
     def retry_all(
         self,
         *,
+        filter: JobFilter | None = None,
         status: JobStatus | str | Collection[JobStatus | str] | None = None,
         name: str | None = None,
         queue: str | None = None,
@@ -236,8 +260,12 @@ class QueueBulk:
         this process's workers. Returns :class:`~jobq.BulkResult`
         ``(changed, skipped)``. Raises ValueError when no filter is given (pass
         ``status="failed"`` to retry every failed job).
+
+        :param filter: a :class:`~jobq.JobFilter` (e.g. from :meth:`job_filter`)
+            instead of the filter keywords; not both.
         """
         chosen = self._bulk_filter(
+            filter,
             {
                 "status": status,
                 "name": name,
@@ -246,7 +274,7 @@ class QueueBulk:
                 "created_before": created_before,
                 "older_than": older_than,
                 "args": args,
-            }
+            },
         )
         result = self.storage.retry_matching(chosen, now=self.clock.now())
         if result.changed:
@@ -260,6 +288,7 @@ class QueueBulk:
     def cancel_all(
         self,
         *,
+        filter: JobFilter | None = None,
         status: JobStatus | str | Collection[JobStatus | str] | None = None,
         name: str | None = None,
         queue: str | None = None,
@@ -277,8 +306,12 @@ class QueueBulk:
         Works in transactions of 1,000 jobs. Returns :class:`~jobq.BulkResult`
         (``changed``: jobs cancelled or asked to stop). Raises ValueError when no
         filter is given (pass ``status="pending"`` to cancel every pending job).
+
+        :param filter: a :class:`~jobq.JobFilter` (e.g. from :meth:`job_filter`)
+            instead of the filter keywords; not both.
         """
         chosen = self._bulk_filter(
+            filter,
             {
                 "status": status,
                 "name": name,
@@ -287,13 +320,14 @@ class QueueBulk:
                 "created_before": created_before,
                 "older_than": older_than,
                 "args": args,
-            }
+            },
         )
         return self.storage.cancel_matching(chosen, now=self.clock.now())
 
     def delete_all(
         self,
         *,
+        filter: JobFilter | None = None,
         status: JobStatus | str | Collection[JobStatus | str] | None = None,
         name: str | None = None,
         queue: str | None = None,
@@ -311,8 +345,12 @@ class QueueBulk:
         Works in transactions of 1,000 jobs. Returns :class:`~jobq.BulkResult`
         ``(changed, skipped)``. Raises ValueError when no filter is given (pass
         ``status="failed"`` to delete every failed job).
+
+        :param filter: a :class:`~jobq.JobFilter` (e.g. from :meth:`job_filter`)
+            instead of the filter keywords; not both.
         """
         chosen = self._bulk_filter(
+            filter,
             {
                 "status": status,
                 "name": name,
@@ -321,6 +359,6 @@ class QueueBulk:
                 "created_before": created_before,
                 "older_than": older_than,
                 "args": args,
-            }
+            },
         )
         return self.storage.delete_matching(chosen, now=self.clock.now())

@@ -36,7 +36,7 @@ import jobq
 from jobq.queue_bulk import NO_FILTER
 from jobq.storage.bulk import CANCELLABLE, DELETABLE, RETRYABLE, BulkResult, JobFilter
 
-from . import views
+from . import monitor_input as shared
 from .state import state_for
 
 LIST_PARAMETERS = frozenset(
@@ -84,8 +84,8 @@ def list_jobs() -> ResponseReturnValue:
     order = request.args.get("order", "asc")
     if order not in ("asc", "desc"):
         abort(400, f"order must be 'asc' or 'desc', got {order!r}")
-    limit = views._int_arg("limit", 1, views.MAX_PAGE_SIZE) or views.DEFAULT_PAGE_SIZE
-    after = views._int_arg("after", 0, views._MAX_JOB_ID)
+    limit = shared.int_arg("limit", 1, shared.MAX_PAGE_SIZE) or shared.DEFAULT_PAGE_SIZE
+    after = shared.int_arg("after", 0, shared.MAX_JOB_ID)
     jobs = _checked(
         lambda: state_for().queue.find(
             **filters, after=after, limit=limit + 1, newest_first=order == "desc"
@@ -93,7 +93,7 @@ def list_jobs() -> ResponseReturnValue:
     )
     page = jobs[:limit]
     return {
-        "jobs": [views.job_json(job) for job in page],
+        "jobs": [shared.job_json(job) for job in page],
         "next_after": page[-1].id if len(jobs) > limit else None,
     }
 
@@ -106,7 +106,7 @@ def count_jobs() -> ResponseReturnValue:
 
 def _bulk_view(action: str) -> Callable[[], ResponseReturnValue]:
     def view() -> ResponseReturnValue:
-        body = views._command_body()
+        body = shared.command_body()
         unknown = sorted(set(body) - BODY_MEMBERS)
         if unknown:
             abort(400, f"unknown member(s) {unknown}; allowed: {sorted(BODY_MEMBERS)}")
@@ -124,7 +124,7 @@ def _bulk_view(action: str) -> Callable[[], ResponseReturnValue]:
             abort(400, NO_FILTER)
         matched = queue.count(filter=chosen.narrowed(_ACTIONS[action]))
         if expect is not None and matched != expect:
-            return views._error(
+            return shared.error(
                 409,
                 "Conflict",
                 f"{matched} jobs match now, not the {expect} expected; count again and confirm",

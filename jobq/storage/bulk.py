@@ -25,6 +25,8 @@ Rule: imports basic values only (``job``, ``validate``); the storage contract
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -285,6 +287,16 @@ class CheckedBulk:
             if (after_id < 0) == bool(newest_first):
                 return []
             after_id = None
+        statuses = filter.statuses
+        if 1 < len(statuses) < len(JobStatus):
+            # One page per status, each read off that status's index in id order, then
+            # merged: a single query over several statuses would sort every match.
+            pages = [
+                self._bulk.find(filter.narrowed({s}), after_id, limit, bool(newest_first))
+                for s in sorted(statuses)
+            ]
+            merged = heapq.merge(*pages, key=lambda job: job.id, reverse=bool(newest_first))
+            return list(itertools.islice(merged, limit))
         return self._bulk.find(filter, after_id, limit, bool(newest_first))
 
     def count_jobs(self, filter: JobFilter) -> int:

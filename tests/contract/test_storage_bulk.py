@@ -96,6 +96,13 @@ def test_pages_follow_the_cursor_both_ways(storage: Storage) -> None:
     assert (
         _ids(storage, odd, newest_first=True, after_id=down[-1], limit=4) == (expected[::-1][4:8])
     )
+    storage.request_cancel(expected[2], now=T0)
+    mixed = JobFilter(statuses={"pending", "cancelled"}, payload=odd.payload)
+    assert _ids(storage, mixed, newest_first=True, after_id=expected[4], limit=3) == [
+        expected[3],
+        expected[2],
+        expected[1],
+    ]
     assert _ids(storage, odd, after_id=2**70) == []
     assert _ids(storage, odd, after_id=-5) == expected
     with pytest.raises(ValueError, match="limit"):

@@ -64,6 +64,12 @@ _CANCEL_SET = (
     "finished_at = CASE WHEN status = 'pending' THEN ? ELSE finished_at END, updated_at = ?"
 )
 _NOT_ASKED = "NOT (status = 'processing' AND cancel_requested)"
+SORT_AT_MOST = 20_000
+"""Most pending (or processing) jobs a page of that status alone sorts in memory,
+read off their partial index; beyond it, the table is walked in id order (the
+status is then common, so a page fills fast)."""
+_LIVE_INDEX = {"pending": "jobs_due", "processing": "jobs_lease"}
+_LIVE_COUNT = "SELECT coalesce(sum(jobs), 0) FROM job_counts WHERE status = ?"
 
 
 class SQLiteBulk:
@@ -75,11 +81,31 @@ class SQLiteBulk:
     def find(
         self, filter: JobFilter, after_id: int | None, limit: int, newest_first: bool
     ) -> list[Job]:
-        extra = () if after_id is None else (f"id {'<' if newest_first else '>'} {after_id:d}",)
+        extra: tuple[str, ...] = ()
+        if after_id is not None:
+            extra = (f"id {'<' if newest_first else '>'} {after_id:d}",)
+        source = "jobs"
+        live = self._few_live(filter)
+        if live is not None:
+            # Few pending (or processing) jobs among many: read them off their partial
+            # index and sort, rather than walk every finished job in id order.
+            source = f"jobs INDEXED BY {_LIVE_INDEX[live]}"
+            extra = (*extra, f"status = '{live}'")
         clause, params = where(filter, extra)
         order = "DESC" if newest_first else "ASC"
-        sql = f"SELECT {COLS} FROM jobs {clause}ORDER BY id {order} LIMIT ?"
+        sql = f"SELECT {COLS} FROM {source} {clause}ORDER BY id {order} LIMIT ?"
         return [row_to_job(row) for row in job_rows(self._db.query(sql, (*params, limit)))]
+
+    def _few_live(self, filter: JobFilter) -> str | None:
+        """``"pending"`` or ``"processing"`` when the filter asks for that status alone
+        and at most :data:`SORT_AT_MOST` jobs have it (the kept counts say so)."""
+        if len(filter.statuses) != 1:
+            return None
+        status = next(iter(filter.statuses)).value
+        if status not in _LIVE_INDEX:
+            return None
+        held = self._db.query(_LIVE_COUNT, (status,))[0][0]
+        return status if held <= SORT_AT_MOST else None
 
     def count(self, filter: JobFilter) -> int:
         clause, params = where(filter)

@@ -5,9 +5,15 @@ the storage side of :meth:`jobq.DurableQueue.find` and ``retry_all``,
 A :class:`JobFilter` says which jobs: statuses, queue, task name, a creation
 time range, "not updated since", and :class:`PayloadMatch` terms on the job's
 arguments (``payload.kwargs[key] == value``, or ``payload.args[position] ==
-value``). Status, queue and task name filters read indexes; the time ranges and
-payload matches are checked row by row (a scan of the rows the other filters
-left), so on a large table give a status or task with them.
+value``). A page is read in id order. A status reads its index (completed,
+failed and cancelled jobs the finished-jobs index; a few pending or processing
+jobs their partial index); queue, task, times and payload matches are checked
+row by row, walking the ids until the page is full: quick when the matches are
+common, a scan of the table when they are rare or absent (measured at
+1,000,000 jobs: about 130 ms on SQLite and 230 ms on PostgreSQL for a task with
+no jobs; payload matches, which parse each row's JSON, about 0.1 to 0.8 s). So
+on a large table give a status with the other filters. :meth:`count_jobs`
+reads every match.
 
 Bulk actions run in transactions of at most ``batch_size`` rows (1,000 by
 default), walking the matches in id order, so workers' claims and completions
@@ -109,8 +115,8 @@ class JobFilter:
         before this time (epoch seconds): "older than".
     :param payload: :class:`PayloadMatch` terms, all of which must hold.
 
-    Statuses, queue and name read indexes; the times and payload terms are
-    checked row by row on what the other filters leave. Raises ValueError
+    Statuses read indexes; the other filters are checked row by row (see the
+    module docstring: a rare task or payload value scans). Raises ValueError
     (naming the field) for a bad value.
     """
 
@@ -192,7 +198,8 @@ class BulkStorage(Protocol):
 
         Cursor pagination: pass the last id of a page as ``after_id`` to get the
         next; with ``newest_first`` ids go down and ``after_id`` means "below".
-        Payload and time filters are checked row by row (see the module docstring).
+        Only statuses read an index; a rare task, queue, time range or payload value
+        scans the table (see the module docstring).
         """
         ...
 

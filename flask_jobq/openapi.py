@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .openapi_bulk import with_bulk_paths
 from .openapi_schemas import SCHEMAS, STATUSES, ref
 
 
@@ -344,6 +345,8 @@ _PATHS: dict[str, Any] = {
         }
     },
 }
+
+_PATHS = with_bulk_paths(_PATHS)  # filters of /jobs, /jobs/count, bulk actions
 
 _SPEC: dict[str, Any] = {
     "openapi": "3.1.0",

@@ -45,6 +45,9 @@ from .ratelimit import RateLimiter as RateLimiter
 from .ratelimit import SlidingWindowLimiter as SlidingWindowLimiter
 from .ratelimit import TokenBucket as TokenBucket
 from .retention import Retention as Retention
+from .storage.bulk import BulkResult as BulkResult
+from .storage.bulk import JobFilter as JobFilter
+from .storage.bulk import PayloadMatch as PayloadMatch
 from .storage.job_logs import JobLogLine as JobLogLine
 from .storage.workers import WorkerInfo as WorkerInfo
 from .tasks import BoundTask as BoundTask
@@ -55,6 +58,7 @@ from .worker import WorkerPool as WorkerPool
 __all__ = [
     "BoundTask",
     "BoundedExecutor",
+    "BulkResult",
     "Clock",
     "ConfigurationError",
     "DurableQueue",
@@ -63,6 +67,7 @@ __all__ = [
     "Job",
     "JobContext",
     "JobError",
+    "JobFilter",
     "JobLogLine",
     "JobNotFound",
     "JobOptions",
@@ -70,6 +75,7 @@ __all__ = [
     "JobqError",
     "MonotonicClock",
     "NotConfigured",
+    "PayloadMatch",
     "PayloadError",
     "QueueFull",
     "RateLimiter",

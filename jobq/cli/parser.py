@@ -23,6 +23,7 @@ from typing import NoReturn
 from .. import defaults
 from ..errors import AppImportError, CommandError, JobqError
 from ..queue import DurableQueue
+from .bulk import add_bulk_verbs, run_bulk, wants_bulk
 from .commands import (
     LIST_LIMIT,
     cancel_job,
@@ -366,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DATABASE",
         help="where they go, e.g. postgresql://user@host/db (a SQLite file must exist)",
     )
+    add_bulk_verbs(verbs, [common, as_json])  # retry/cancel with filters, and delete
     for command in verbs.choices.values():
         command.epilog = EXIT_CODES
     return parser
@@ -469,7 +471,7 @@ def _run(args: argparse.Namespace) -> int:
             if args.app is not None:
                 modules.insert(0, sys.modules[args.app.partition(":")[0].strip()])
             return _worker(queue, source, modules, args)
-        text = _VERBS[verb](queue, args)
+        text = run_bulk(queue, args) if wants_bulk(args) else _VERBS[verb](queue, args)
     print(terminal_safe(text, keep_lines=True))
     return 0
 

@@ -45,6 +45,9 @@ from .ratelimit import RateLimiter as RateLimiter
 from .ratelimit import SlidingWindowLimiter as SlidingWindowLimiter
 from .ratelimit import TokenBucket as TokenBucket
 from .retention import Retention as Retention
+from .storage.history import AttemptRecord as AttemptRecord
+from .storage.history import ThroughputPoint as ThroughputPoint
+from .storage.history import TimelineEvent as TimelineEvent
 from .storage.job_logs import JobLogLine as JobLogLine
 from .storage.workers import WorkerInfo as WorkerInfo
 from .tasks import BoundTask as BoundTask
@@ -53,6 +56,7 @@ from .tasks import Task as Task
 from .worker import WorkerPool as WorkerPool
 
 __all__ = [
+    "AttemptRecord",
     "BoundTask",
     "BoundedExecutor",
     "Clock",
@@ -84,6 +88,8 @@ __all__ = [
     "Task",
     "TaskOptions",
     "TaskTimeout",
+    "ThroughputPoint",
+    "TimelineEvent",
     "TokenBucket",
     "TooManyPausedQueues",
     "TransientError",

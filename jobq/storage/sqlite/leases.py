@@ -30,6 +30,7 @@ from ..base import (
 )
 from .database import Database
 from .driver import Connection
+from .history import count_ended, record_attempt
 from .sql import (
     CANDIDATES,
     CANDIDATES_EXCEPT,
@@ -194,22 +195,37 @@ class SQLiteLeases:
 
     def complete(self, job_id: int, lease_token: str, now: float, result: str | None) -> bool:
         with self._db.write() as conn:
-            return conn.run(COMPLETE, (result, now, job_id, lease_token)) == 1
+            if conn.run(COMPLETE, (result, now, job_id, lease_token)) != 1:
+                return False
+            count_ended(conn, (job_id,), now, failed=False)
+        return True
 
     def complete_many(self, completions: Sequence[Completion], now: float) -> list[bool]:
         params = [(result, now, job_id, token) for job_id, token, result in completions]
         with self._db.write() as conn:
             if self._db.returning:
-                return self._complete_each(conn, completions, now)
-            # Fast path: one executemany. If any lease was lost, undo it and go one
-            # by one to learn which (executemany only reports a total).
-            conn.run("SAVEPOINT complete_many")
-            if conn.run_many(COMPLETE, params) == len(params):
-                conn.run("RELEASE complete_many")
-                return [True] * len(params)
-            conn.run("ROLLBACK TO complete_many")
+                done = self._complete_each(conn, completions, now)
+            else:
+                done = self._complete_executemany(conn, params)
+            # The counters: one upsert per queue for the whole batch.
+            count_ended(
+                conn,
+                {c.job_id for c, ok in zip(completions, done, strict=True) if ok},
+                now,
+                failed=False,
+            )
+        return done
+
+    def _complete_executemany(self, conn: Connection, params: list[tuple[Any, ...]]) -> list[bool]:
+        """complete_many without RETURNING: one executemany; if any lease was lost,
+        undo it and go one by one to learn which (executemany only reports a total)."""
+        conn.run("SAVEPOINT complete_many")
+        if conn.run_many(COMPLETE, params) == len(params):
             conn.run("RELEASE complete_many")
-            return [conn.run(COMPLETE, p) == 1 for p in params]
+            return [True] * len(params)
+        conn.run("ROLLBACK TO complete_many")
+        conn.run("RELEASE complete_many")
+        return [conn.run(COMPLETE, p) == 1 for p in params]
 
     def _complete_each(
         self, conn: Connection, completions: Sequence[Completion], now: float
@@ -236,6 +252,10 @@ class SQLiteLeases:
         params = (retry_at, now, error.type, error.message, error.traceback, job_id, lease_token)
         with self._db.write() as conn:
             rows = self._db.modify(conn, FAIL, params, "status", job_id)
+            if rows:
+                record_attempt(conn, job_id, now, "failed")
+                if rows[0][0] == "failed":
+                    count_ended(conn, (job_id,), now, failed=True)
         return STATUS[rows[0][0]] if rows else None
 
     def release(
@@ -248,7 +268,10 @@ class SQLiteLeases:
 
     def finish_cancelled(self, job_id: int, lease_token: str, now: float) -> bool:
         with self._db.write() as conn:
-            return conn.run(FINISH_CANCELLED, (now, job_id, lease_token)) == 1
+            if conn.run(FINISH_CANCELLED, (now, job_id, lease_token)) != 1:
+                return False
+            record_attempt(conn, job_id, now, "cancelled")
+        return True
 
     def rescue_expired(self, now: float, limit: int) -> RescueResult:
         outcome: dict[str, list[int]] = {"pending": [], "failed": [], "cancelled": []}
@@ -261,6 +284,8 @@ class SQLiteLeases:
             for (job_id,) in expired:
                 for (status,) in self._db.modify(conn, RESCUE, (now, job_id), "status", job_id):
                     outcome[status].append(job_id)
+                    record_attempt(conn, job_id, now, "lease_expired")
+            count_ended(conn, outcome["failed"], now, failed=True)
         return RescueResult(
             tuple(outcome["pending"]), tuple(outcome["failed"]), tuple(outcome["cancelled"])
         )

@@ -57,6 +57,7 @@ from .config import DEFAULT_URL_PREFIX as DEFAULT_URL_PREFIX
 from .config import AuthCallback as AuthCallback
 from .config import MonitorConfig
 from .health import HEALTH_ENDPOINT, authorise_health, health
+from .history_views import register_history_views
 from .metrics import METRICS_ENDPOINT, authorise_metrics, metrics
 from .openapi import openapi_spec
 from .state import state_for
@@ -329,6 +330,7 @@ def make_blueprint() -> Blueprint:
         server = url_for(".openapi").removesuffix("/openapi.json")
         return openapi_spec(server)
 
+    register_history_views(bp)
     return bp
 
 

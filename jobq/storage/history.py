@@ -234,7 +234,9 @@ def _attempt_events(record: AttemptRecord) -> list[TimelineEvent]:
     return events
 
 
-def _last_attempt_events(job: Job, recorded: set[tuple[int, float]]) -> list[TimelineEvent]:
+def _last_attempt_events(
+    job: Job, recorded: set[tuple[int, float]], last_outcome: str | None
+) -> list[TimelineEvent]:
     """The events of the job's current or last attempt not already in its history."""
     events: list[TimelineEvent] = []
     if (
@@ -243,15 +245,24 @@ def _last_attempt_events(job: Job, recorded: set[tuple[int, float]]) -> list[Tim
         and (job.attempts, job.started_at) not in recorded
     ):
         events.append(TimelineEvent(job.started_at, "claimed", job.lease_owner or "", job.attempts))
-    status = job.status
+    end = _end_event(job, last_outcome)
+    return events if end is None else [*events, end]
+
+
+def _end_event(job: Job, last_outcome: str | None) -> TimelineEvent | None:
+    """How the job ended or what it waits for, when its history does not say it."""
+    status, attempt = job.status, job.attempts or None
     if status is JobStatus.COMPLETED and job.finished_at is not None:
-        events.append(TimelineEvent(job.finished_at, "completed", "", job.attempts or None))
-    elif status is JobStatus.PENDING and job.attempts:
+        return TimelineEvent(job.finished_at, "completed", "", attempt)
+    if status is JobStatus.PENDING and job.attempts:
         detail = f"attempt {job.attempts + 1} of {job.max_attempts}"
-        events.append(TimelineEvent(job.run_at, "retry_scheduled", detail, job.attempts + 1))
-    elif status is JobStatus.CANCELLED and not job.attempts and job.finished_at is not None:
-        events.append(TimelineEvent(job.finished_at, "cancelled", "before it ran", None))
-    return events
+        return TimelineEvent(job.run_at, "retry_scheduled", detail, job.attempts + 1)
+    if status is JobStatus.CANCELLED and job.finished_at is not None:
+        if last_outcome == "cancelled":  # its attempt's end says it
+            return None
+        detail = "before it ran" if attempt is None else "its attempt ended, a cancel was asked"
+        return TimelineEvent(job.finished_at, "cancelled", detail, attempt)
+    return None
 
 
 def timeline(job: Job, attempts: Sequence[AttemptRecord]) -> list[TimelineEvent]:
@@ -266,6 +277,7 @@ def timeline(job: Job, attempts: Sequence[AttemptRecord]) -> list[TimelineEvent]
         events += _attempt_events(record)
         if record.started_at is not None:
             recorded.add((record.attempt, record.started_at))
-    events += _last_attempt_events(job, recorded)
+    last_outcome = attempts[-1].outcome if attempts else None
+    events += _last_attempt_events(job, recorded, last_outcome)
     events.sort(key=lambda event: event.at)  # stable: equal times keep their order
     return events

@@ -10,7 +10,7 @@ Rule: runs SQL only; imports this backend's database and the storage contract.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
 from ..history import AttemptRecord, attempt_record, minute_of
 from .database import Database
@@ -30,6 +30,11 @@ _RECORD_CANCELLED = (
 _COUNT = (
     "INSERT INTO job_throughput (minute, queue, completed, failed) "
     "SELECT ?1, queue, {completed}, {failed} FROM jobs WHERE id {which} GROUP BY queue "
+    "ON CONFLICT (minute, queue) DO UPDATE SET completed = completed + excluded.completed, "
+    "failed = failed + excluded.failed"
+)
+_ADD = (
+    "INSERT INTO job_throughput (minute, queue, completed, failed) VALUES (?1, ?2, ?3, ?4) "
     "ON CONFLICT (minute, queue) DO UPDATE SET completed = completed + excluded.completed, "
     "failed = failed + excluded.failed"
 )
@@ -58,6 +63,14 @@ def record_attempt(conn: Connection, job_id: int, now: float, outcome: str) -> N
         conn.run(_RECORD_CANCELLED, (job_id, now))
     else:
         conn.run(_RECORD, (job_id, now, outcome))
+
+
+def count_queues(conn: Connection, queues: Mapping[str, int], now: float, *, failed: bool) -> None:
+    """Count ``queues[name]`` jobs of each queue (that just ended completed, or
+    failed) in the minute of ``now``: one upsert per queue, counted by the caller."""
+    minute = minute_of(now)
+    for queue, count in queues.items():
+        conn.run(_ADD, (minute, queue, 0, count) if failed else (minute, queue, count, 0))
 
 
 def count_ended(conn: Connection, job_ids: Collection[int], now: float, *, failed: bool) -> None:

@@ -12,6 +12,7 @@ rows and limits, and the storage contract.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -30,7 +31,7 @@ from ..base import (
 )
 from .database import Database
 from .driver import Connection
-from .history import count_ended, record_attempt
+from .history import count_ended, count_queues, record_attempt
 from .sql import (
     CANDIDATES,
     CANDIDATES_EXCEPT,
@@ -50,6 +51,8 @@ from .sql import (
     padded_size,
     take_in,
 )
+
+_COMPLETE_RETURNING = f"{COMPLETE} RETURNING queue"
 
 
 def _claim_order(row: JobRow) -> tuple[int, float, int]:
@@ -194,26 +197,31 @@ class SQLiteLeases:
             return conn.run(PROGRESS, (progress, now, job_id, lease_token)) == 1
 
     def complete(self, job_id: int, lease_token: str, now: float, result: str | None) -> bool:
+        params = (result, now, job_id, lease_token)
         with self._db.write() as conn:
-            if conn.run(COMPLETE, (result, now, job_id, lease_token)) != 1:
+            if self._db.returning:
+                rows = conn.query(_COMPLETE_RETURNING, params)
+                if not rows:
+                    return False
+                count_queues(conn, {rows[0][0]: 1}, now, failed=False)
+            elif conn.run(COMPLETE, params) == 1:
+                count_ended(conn, (job_id,), now, failed=False)
+            else:
                 return False
-            count_ended(conn, (job_id,), now, failed=False)
         return True
 
     def complete_many(self, completions: Sequence[Completion], now: float) -> list[bool]:
         params = [(result, now, job_id, token) for job_id, token, result in completions]
         with self._db.write() as conn:
+            # The counters: one upsert per queue for the whole batch.
             if self._db.returning:
-                done = self._complete_each(conn, completions, now)
+                queues: Counter[str] = Counter()
+                done = self._complete_each(conn, completions, now, queues)
+                count_queues(conn, queues, now, failed=False)
             else:
                 done = self._complete_executemany(conn, params)
-            # The counters: one upsert per queue for the whole batch.
-            count_ended(
-                conn,
-                {c.job_id for c, ok in zip(completions, done, strict=True) if ok},
-                now,
-                failed=False,
-            )
+                ended = {c.job_id for c, ok in zip(completions, done, strict=True) if ok}
+                count_ended(conn, ended, now, failed=False)
         return done
 
     def _complete_executemany(self, conn: Connection, params: list[tuple[Any, ...]]) -> list[bool]:
@@ -228,9 +236,10 @@ class SQLiteLeases:
         return [conn.run(COMPLETE, p) == 1 for p in params]
 
     def _complete_each(
-        self, conn: Connection, completions: Sequence[Completion], now: float
+        self, conn: Connection, completions: Sequence[Completion], now: float, queues: Counter[str]
     ) -> list[bool]:
-        """complete_many as one UPDATE ... FROM (VALUES ...) RETURNING per chunk."""
+        """complete_many as one UPDATE ... FROM (VALUES ...) RETURNING per chunk;
+        counts the completed jobs of each queue into ``queues``."""
         done: set[int] = set()
         for start in range(0, len(completions), COMPLETE_CHUNK):
             chunk = completions[start : start + COMPLETE_CHUNK]
@@ -239,7 +248,9 @@ class SQLiteLeases:
             for job_id, token, result in chunk:
                 values += (job_id, token, result)
             values += (0, "", None) * (size - len(chunk))  # id 0 never exists
-            done.update(job_id for (job_id,) in conn.query(complete_from(size), values))
+            for job_id, queue in conn.query(complete_from(size), values):
+                done.add(job_id)
+                queues[queue] += 1
         outcome = []
         for job_id, _, _ in completions:
             outcome.append(job_id in done)

@@ -368,6 +368,82 @@ SCHEMAS: dict[str, Any] = {
         "required": ["workers"],
         "properties": {"workers": {"type": "array", "items": ref("Worker")}},
     },
+    "Attempt": {
+        "type": "object",
+        "description": "An attempt that ended without completing. Times are epoch seconds.",
+        "required": [
+            "job_id",
+            "attempt",
+            "lease_owner",
+            "started_at",
+            "ended_at",
+            "outcome",
+            "error",
+        ],
+        "properties": {
+            "job_id": {"type": "integer"},
+            "attempt": {"type": "integer", "description": "1 for the first."},
+            "lease_owner": {
+                "type": ["string", "null"],
+                "description": "The worker pool that ran it, `host:pid:name`.",
+            },
+            "started_at": {"type": ["number", "null"]},
+            "ended_at": {"type": "number"},
+            "outcome": {"type": "string", "enum": ["failed", "lease_expired", "cancelled"]},
+            "error": ref("JobError"),
+        },
+    },
+    "TimelineEvent": {
+        "type": "object",
+        "required": ["at", "kind", "detail", "attempt"],
+        "properties": {
+            "at": {"type": "number", "description": "Epoch seconds."},
+            "kind": {
+                "type": "string",
+                "enum": [
+                    "enqueued",
+                    "claimed",
+                    "failed",
+                    "lease_expired",
+                    "cancelled",
+                    "retry_scheduled",
+                    "completed",
+                ],
+            },
+            "detail": {"type": "string"},
+            "attempt": {"type": ["integer", "null"]},
+        },
+    },
+    "JobAttempts": {
+        "type": "object",
+        "required": ["job_id", "attempts", "timeline"],
+        "properties": {
+            "job_id": {"type": "integer"},
+            "attempts": {"type": "array", "items": ref("Attempt")},
+            "timeline": {"type": "array", "items": ref("TimelineEvent")},
+        },
+    },
+    "Throughput": {
+        "type": "object",
+        "required": ["last", "bucket", "queue", "points"],
+        "properties": {
+            "last": {"type": "number"},
+            "bucket": {"type": "integer"},
+            "queue": {"type": ["string", "null"]},
+            "points": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["start", "completed", "failed"],
+                    "properties": {
+                        "start": {"type": "number", "description": "The bucket's start."},
+                        "completed": {"type": "integer", "minimum": 0},
+                        "failed": {"type": "integer", "minimum": 0},
+                    },
+                },
+            },
+        },
+    },
     "QueueState": {
         "type": "object",
         "required": ["queue", "paused"],

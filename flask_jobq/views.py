@@ -56,6 +56,7 @@ from .config import DEFAULT_URL_PREFIX as DEFAULT_URL_PREFIX
 from .config import AuthCallback as AuthCallback
 from .config import MonitorConfig
 from .health import HEALTH_ENDPOINT, authorise_health, health
+from .history_views import register_history_views
 from .metrics import METRICS_ENDPOINT, authorise_metrics, metrics
 from .monitor_input import CSRF_HEADER as CSRF_HEADER
 from .monitor_input import DEFAULT_PAGE_SIZE as DEFAULT_PAGE_SIZE
@@ -294,6 +295,7 @@ def make_blueprint() -> Blueprint:
         return openapi_spec(server)
 
     register_bulk_views(bp)  # the job list with filters, count and bulk actions
+    register_history_views(bp)
     return bp
 
 

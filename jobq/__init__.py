@@ -48,6 +48,9 @@ from .retention import Retention as Retention
 from .storage.bulk import BulkResult as BulkResult
 from .storage.bulk import JobFilter as JobFilter
 from .storage.bulk import PayloadMatch as PayloadMatch
+from .storage.history import AttemptRecord as AttemptRecord
+from .storage.history import ThroughputPoint as ThroughputPoint
+from .storage.history import TimelineEvent as TimelineEvent
 from .storage.job_logs import JobLogLine as JobLogLine
 from .storage.workers import WorkerInfo as WorkerInfo
 from .tasks import BoundTask as BoundTask
@@ -56,6 +59,7 @@ from .tasks import Task as Task
 from .worker import WorkerPool as WorkerPool
 
 __all__ = [
+    "AttemptRecord",
     "BoundTask",
     "BoundedExecutor",
     "BulkResult",
@@ -90,6 +94,8 @@ __all__ = [
     "Task",
     "TaskOptions",
     "TaskTimeout",
+    "ThroughputPoint",
+    "TimelineEvent",
     "TokenBucket",
     "TooManyPausedQueues",
     "TransientError",

@@ -51,6 +51,7 @@ from .locate import (
 )
 from .output import configure_logging, terminal_safe
 from .run import DEFAULT_GRACE, run_worker
+from .show import add_show_parser, show_job
 
 __all__ = ["DATABASE_ENV", "EXIT_CODES", "build_parser", "main"]
 
@@ -257,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
         "with its time (UTC) and the attempt that wrote it.",
     )
     logs.add_argument("job_id", type=int, metavar="ID", help="the job's id")
+    add_show_parser(verbs, [common, as_json])
     cancel = verbs.add_parser(
         "cancel",
         parents=[common, as_json],
@@ -405,6 +407,7 @@ _VERBS: dict[str, Callable[[DurableQueue, argparse.Namespace], str]] = {
         as_json=args.json,
     ),
     "logs": lambda queue, args: show_job_logs(queue, args.job_id, as_json=args.json),
+    "show": lambda queue, args: show_job(queue, args.job_id, as_json=args.json),
     "cancel": lambda queue, args: cancel_job(queue, args.job_id, as_json=args.json),
     "retry": lambda queue, args: retry_job(queue, args.job_id, delay=args.delay, as_json=args.json),
     "purge": lambda queue, args: purge_jobs(

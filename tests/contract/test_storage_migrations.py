@@ -1,5 +1,6 @@
-"""Databases written by the previous schema (version 2) upgrade in place: unique keys
-become per task, and the kept job counts start from the rows already there."""
+"""Databases written by older schemas upgrade in place: from version 2, unique keys
+become per task and the kept job counts start from the rows already there; from
+version 5, the attempt history and throughput counters start empty and fill on."""
 
 from __future__ import annotations
 
@@ -88,5 +89,61 @@ def test_a_version_2_postgres_schema_is_upgraded_in_place() -> None:
             assert "(name, unique_key)" in definition
             version = conn.execute("SELECT version FROM jobq_schema").fetchall()[0][0]
             assert version == postgres_sql.SCHEMA_VERSION
+    finally:
+        drop_postgres_schema(url)
+
+
+# Version 5 to 6: attempt history and throughput counters start empty, and fill
+# from the upgrade on; the processing job of the old file fails into its history.
+V5_ROWS = [("mail", "send", "processing", None, None), ("mail", "send", "completed", None, T0 - 9)]
+
+
+def _v5_insert_sql(table: str, mark: str) -> str:
+    return (
+        f"INSERT INTO {table} (queue, name, payload, status, max_attempts, run_at, unique_key, "
+        f"attempts, lease_owner, lease_token, lease_expires_at, started_at, created_at, "
+        f"updated_at, finished_at) VALUES ({mark}, {mark}, '[]', {mark}, 1, {T0 - 100}, {mark}, "
+        f"1, 'old:1:pool', 'tok', {T0 - 50}, {T0 - 80}, {T0 - 100}, {T0 - 100}, {mark})"
+    )
+
+
+def _check_history_after_upgrade(storage: Storage) -> None:
+    from jobq.storage.history import JobHistory, ThroughputPoint
+
+    assert isinstance(storage, JobHistory)
+    running, done = (job.id for job in storage.list_jobs())
+    assert storage.job_attempts(running) == storage.job_attempts(done) == []
+    minute = T0 - T0 % 60
+    assert storage.throughput(since=T0, until=T0 + 1) == [ThroughputPoint(minute, 0, 0)]
+    assert storage.rescue_expired(now=T0).failed == (running,)
+    (attempt,) = storage.job_attempts(running)
+    assert (attempt.attempt, attempt.lease_owner, attempt.started_at, attempt.outcome) == (
+        1,
+        "old:1:pool",
+        T0 - 80,
+        "lease_expired",
+    )
+    assert storage.throughput(since=T0, until=T0 + 1) == [ThroughputPoint(minute, 0, 1)]
+    assert storage.purge(older_than=T0 + 1, statuses=[JobStatus.FAILED]) == 1
+    assert storage.job_attempts(running) == []
+
+
+def test_a_version_5_sqlite_file_gains_attempt_history_and_counters(tmp_path: Path) -> None:
+    path = tmp_path / "v5.db"
+    write_old_sqlite_file(path, 5, _v5_insert_sql, V5_ROWS)
+    with SQLiteStorage(path) as storage:
+        _check_history_after_upgrade(storage)
+        assert storage._db.conn().query("PRAGMA user_version")[0][0] >= 6
+
+
+@pytest.mark.postgres
+def test_a_version_5_postgres_schema_gains_attempt_history_and_counters() -> None:
+    from jobq.storage.postgres import PostgresStorage
+
+    url = postgres_schema_url()
+    try:
+        write_old_postgres_schema(url, 5, _v5_insert_sql, V5_ROWS)
+        with PostgresStorage(url, clock="caller") as storage:
+            _check_history_after_upgrade(storage)
     finally:
         drop_postgres_schema(url)

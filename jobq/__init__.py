@@ -47,6 +47,7 @@ from .ratelimit import TokenBucket as TokenBucket
 from .retention import Retention as Retention
 from .storage.job_logs import JobLogLine as JobLogLine
 from .storage.workers import WorkerInfo as WorkerInfo
+from .storage.workers import WorkerThread as WorkerThread
 from .tasks import BoundTask as BoundTask
 from .tasks import JobOptions as JobOptions
 from .tasks import Task as Task
@@ -94,6 +95,7 @@ __all__ = [
     "WorkerInfo",
     "WorkerPool",
     "WorkerStopped",
+    "WorkerThread",
     "WrongProcessError",
     "configure",
     "current_job",

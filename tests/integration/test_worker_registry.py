@@ -157,3 +157,38 @@ def test_jobq_workers_prints_a_table_and_json(
         assert row.split()[-1] == "running"
     finally:
         pool.stop(timeout=BOUNDED_WAIT)
+
+
+def test_busy_threads_are_shown_at_the_next_heartbeat(
+    make_queue: MakeQueue, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jobq.cli.commands import show_workers
+
+    queue = make_queue(poll_interval=0.005, lease_seconds=0.6)  # a heartbeat every 0.2 s
+    release = threading.Event()
+    started = threading.Event()
+
+    @queue.task("hold", queue="slow")
+    def hold() -> None:
+        started.set()
+        release.wait(BOUNDED_WAIT)
+
+    pool = queue.start_workers(concurrency=2, name="reports", queues=["slow"])
+    try:
+        job = hold.enqueue()
+        assert started.wait(BOUNDED_WAIT)
+        eventually(lambda: len(queue.workers()) == 1 and only(queue).threads != ())
+        [thread] = only(queue).threads
+        assert (thread.job_id, thread.task, thread.stuck_since) == (job.id, "hold", None)
+        assert thread.thread.startswith("jobq-reports-worker-")
+        assert thread.started_at <= queue.clock.now()
+        shown = json.loads(show_workers(queue, as_json=True))["workers"][0]["threads"]
+        assert shown == [thread.as_dict()]
+        lines = show_workers(queue).splitlines()
+        busy = lines[lines.index("") + 1 :]
+        assert busy[0].split()[:4] == ["POOL", "THREAD", "JOB", "TASK"]
+        assert busy[1].split()[:4] == [pool.owner, thread.thread, str(job.id), "hold"]
+    finally:
+        release.set()
+        pool.stop(timeout=BOUNDED_WAIT)
+    assert queue.workers() == []

@@ -334,6 +334,10 @@ SCHEMAS: dict[str, Any] = {
             "last_seen_at",
             "stopping",
             "leased",
+            "boot_id",
+            "pid_namespace",
+            "process_start",
+            "threads",
         ],
         "additionalProperties": False,
         "properties": {
@@ -360,6 +364,42 @@ SCHEMAS: dict[str, Any] = {
                 "type": "integer",
                 "minimum": 0,
                 "description": "Jobs leased to it: running or claimed ahead.",
+            },
+            "boot_id": {
+                "type": ["string", "null"],
+                "description": "Its host's boot id (Linux), for the same-host check of "
+                "dead pools; null where unknown.",
+            },
+            "pid_namespace": {
+                "type": ["integer", "null"],
+                "description": "The inode of its pid namespace; null where unknown.",
+            },
+            "process_start": {
+                "type": ["integer", "null"],
+                "description": "Its process's start time in clock ticks since boot; "
+                "null where unknown.",
+            },
+            "threads": {
+                "type": "array",
+                "description": "Its busy threads and their jobs, as of its last heartbeat.",
+                "items": ref("WorkerThread"),
+            },
+        },
+    },
+    "WorkerThread": {
+        "type": "object",
+        "description": "A busy thread of a worker pool and the job it runs.",
+        "required": ["job_id", "task", "thread", "started_at", "stuck_since"],
+        "additionalProperties": False,
+        "properties": {
+            "job_id": {"type": "integer"},
+            "task": {"type": "string"},
+            "thread": {"type": "string", "description": "The thread's name."},
+            "started_at": {"type": "number", "description": "When it took the job."},
+            "stuck_since": {
+                "type": ["number", "null"],
+                "description": "When the attempt ended (timed out, or given up at a "
+                "stop) while the thread still runs the task; null if not stuck.",
             },
         },
     },
@@ -389,7 +429,10 @@ SCHEMAS: dict[str, Any] = {
             },
             "started_at": {"type": ["number", "null"]},
             "ended_at": {"type": "number"},
-            "outcome": {"type": "string", "enum": ["failed", "lease_expired", "cancelled"]},
+            "outcome": {
+                "type": "string",
+                "enum": ["failed", "lease_expired", "worker_died", "cancelled"],
+            },
             "error": ref("JobError"),
         },
     },
@@ -405,6 +448,7 @@ SCHEMAS: dict[str, Any] = {
                     "claimed",
                     "failed",
                     "lease_expired",
+                    "worker_died",
                     "cancelled",
                     "retry_scheduled",
                     "completed",

@@ -53,6 +53,7 @@ from .storage.history import ThroughputPoint as ThroughputPoint
 from .storage.history import TimelineEvent as TimelineEvent
 from .storage.job_logs import JobLogLine as JobLogLine
 from .storage.workers import WorkerInfo as WorkerInfo
+from .storage.workers import WorkerThread as WorkerThread
 from .tasks import BoundTask as BoundTask
 from .tasks import JobOptions as JobOptions
 from .tasks import Task as Task
@@ -106,6 +107,7 @@ __all__ = [
     "WorkerInfo",
     "WorkerPool",
     "WorkerStopped",
+    "WorkerThread",
     "WrongProcessError",
     "configure",
     "current_job",

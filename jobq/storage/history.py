@@ -3,7 +3,8 @@
 - **Attempts that did not complete.** A job row keeps only its last error; every
   attempt that ended without completing also leaves a row of its own, written in
   the same transaction that ended it: ``fail()`` (outcome ``"failed"``), a rescue
-  of a lapsed lease (``"lease_expired"``) and ``finish_cancelled()``
+  of a lapsed lease (``"lease_expired"``), the release of a dead worker process's
+  jobs (``"worker_died"``) and ``finish_cancelled()``
   (``"cancelled"``). A completed attempt leaves none (the job row has its
   ``started_at`` and ``finished_at``), nor does a released one (it was given back
   unrun). The rows go with their job (purge, retention, any delete).
@@ -53,7 +54,7 @@ BUCKET_SECONDS = (60, 3600)
 MAX_BUCKETS = 10_000
 """The most buckets one throughput call may return."""
 
-OUTCOMES = ("failed", "lease_expired", "cancelled")
+OUTCOMES = ("failed", "lease_expired", "worker_died", "cancelled")
 """How an attempt that did not complete ended."""
 
 
@@ -69,7 +70,8 @@ class AttemptRecord:
     :param ended_at: when it ended.
     :param outcome: ``"failed"`` (the task raised, or timed out),
         ``"lease_expired"`` (its worker stopped renewing the lease: killed, or
-        stuck) or ``"cancelled"`` (cancelled while running).
+        stuck), ``"worker_died"`` (its worker's process was seen gone by another
+        pool on the same host) or ``"cancelled"`` (cancelled while running).
     :param error: the error it ended with (type, message, traceback); None for a
         cancelled attempt.
     """
@@ -115,7 +117,7 @@ class TimelineEvent:
 
     :param at: when (epoch seconds).
     :param kind: ``"enqueued"``, ``"claimed"``, ``"failed"``, ``"lease_expired"``,
-        ``"cancelled"``, ``"retry_scheduled"`` (the job waits for its next
+        ``"worker_died"``, ``"cancelled"``, ``"retry_scheduled"`` (the job waits for its next
         attempt) or ``"completed"``.
     :param detail: a short text: the worker, the error, when the retry runs.
     :param attempt: the attempt it belongs to; None for ``"enqueued"``.

@@ -147,3 +147,59 @@ def test_a_version_5_postgres_schema_gains_attempt_history_and_counters() -> Non
             _check_history_after_upgrade(storage)
     finally:
         drop_postgres_schema(url)
+
+
+# Version 5 had the worker registry without process identity nor busy threads.
+WORKERS_OLD_VERSION = 5
+OLD_WORKERS = [("web1:7:pool1", "web1", 7, "pool1", '["default"]', 4, 30.0, T0 - 10, T0 - 5)]
+
+
+def _worker_insert_sql(table: str, mark: str) -> str:
+    """The old worker rows go in through the helpers' insert of old rows."""
+    workers = table.replace("jobs", "workers")
+    return (
+        f"INSERT INTO {workers} (owner, host, pid, name, queues, concurrency, lease_seconds, "
+        f"started_at, last_seen_at) VALUES ({', '.join([mark] * 9)})"
+    )
+
+
+def _check_workers_upgraded(storage: Storage) -> None:
+    from jobq.storage.workers import NewWorker, WorkerRegistry, WorkerThread
+
+    assert isinstance(storage, WorkerRegistry)
+    [old] = storage.live_workers(now=T0)
+    assert (old.owner, old.concurrency, old.last_seen_at) == ("web1:7:pool1", 4, T0 - 5)
+    assert (old.boot_id, old.pid_namespace, old.process_start, old.threads) == (
+        None,
+        None,
+        None,
+        (),
+    )
+    busy = (WorkerThread(1, "send", "jobq-pool1-1", T0 - 1),)
+    assert storage.worker_seen("web1:7:pool1", now=T0, threads=busy)
+    assert storage.live_workers(now=T0)[0].threads == busy
+    storage.register_worker(
+        NewWorker("web1:8:p", "web1", 8, "p", (), 1, 30.0, "boot", 4026531836, 99), now=T0
+    )
+    [new] = storage.host_workers("web1", boot_id="boot", pid_namespace=4026531836)
+    assert (new.owner, new.process_start) == ("web1:8:p", 99)
+
+
+def test_a_version_5_sqlite_file_gains_worker_identity_and_threads(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    write_old_sqlite_file(path, WORKERS_OLD_VERSION, _worker_insert_sql, OLD_WORKERS)
+    with SQLiteStorage(path) as storage:
+        _check_workers_upgraded(storage)
+
+
+@pytest.mark.postgres
+def test_a_version_5_postgres_schema_gains_worker_identity_and_threads() -> None:
+    from jobq.storage.postgres import PostgresStorage
+
+    url = postgres_schema_url()
+    try:
+        write_old_postgres_schema(url, WORKERS_OLD_VERSION, _worker_insert_sql, OLD_WORKERS)
+        with PostgresStorage(url, clock="caller") as storage:
+            _check_workers_upgraded(storage)
+    finally:
+        drop_postgres_schema(url)

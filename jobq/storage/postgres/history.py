@@ -87,10 +87,18 @@ FINISH_CANCELLED = (
     f"{_ending(sql.FINISH_CANCELLED + ' RETURNING 1', 'RETURNING 1')}, {_record('cancelled')} "
     "SELECT count(*) FROM u"
 )
-RESCUE = (
-    f"{_ending(sql.RESCUE, 'RETURNING j.id, j.status', 'j.')}, {_record('lease_expired')}, "
-    f"{_count('failed', _FAILED)} SELECT id, status FROM u"
-)
+
+
+def rescue_statement(update: str, outcome: str) -> str:
+    """``update``, an UPDATE releasing held jobs ``RETURNING j.id, j.status``, that also
+    records their attempts as ended with ``outcome`` and counts those that failed."""
+    return (
+        f"{_ending(update, 'RETURNING j.id, j.status', 'j.')}, {_record(outcome)}, "
+        f"{_count('failed', _FAILED)} SELECT id, status FROM u"
+    )
+
+
+RESCUE = rescue_statement(sql.RESCUE, "lease_expired")
 
 _ATTEMPTS = (
     "SELECT job_id, attempt, lease_owner, started_at, ended_at, outcome, error_type, "

@@ -241,6 +241,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX jobq_throughput_minute ON jobq_throughput (minute, queue)",
     ),
+    (
+        # The worker registry grows: the process identity for the same-host check
+        # of dead pools, and what each busy thread runs (jobq.storage.workers).
+        """
+        ALTER TABLE jobq_workers ADD COLUMN boot_id text,
+            ADD COLUMN pid_namespace bigint,
+            ADD COLUMN process_start bigint,
+            ADD COLUMN threads text NOT NULL DEFAULT '[]'
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -225,6 +225,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         END
         """,
     ),
+    (
+        # The worker registry grows: the process identity for the same-host check
+        # of dead pools, and what each busy thread runs (jobq.storage.workers).
+        "ALTER TABLE workers ADD COLUMN boot_id TEXT",
+        "ALTER TABLE workers ADD COLUMN pid_namespace INTEGER",
+        "ALTER TABLE workers ADD COLUMN process_start INTEGER",
+        "ALTER TABLE workers ADD COLUMN threads TEXT NOT NULL DEFAULT '[]'",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -9,7 +9,9 @@ Run from the repository root::
 The table is filled with one SQL statement (through the schema's triggers, so the
 kept counts are what the queue would keep), over ``--queues`` queues and 10 tasks:
 90% completed, 4% failed (with an error and a traceback), 1% cancelled, 3% pending
-and due, 1% pending for later, 1% processing; each payload holds a ``user_id``.
+and due, 1% pending for later, 1% processing; each payload holds a ``user_id``. The
+two argument filters match no job: the worst case, every row the other filters
+leave is read.
 Each figure is the median of ``--repeat`` renders through Flask's test client
 (authorisation, rendering, headers: the whole answer), after one warm-up render.
 """
@@ -91,6 +93,17 @@ def pages(queue: jobq.DurableQueue) -> list[tuple[str, str, bool]]:
         ("jobs ?status=pending", "/jobq/ui/jobs?status=pending", False),
         ("jobs ?queue=q3", "/jobq/ui/jobs?queue=q3", False),
         ("jobs ?task=task7&status=failed", "/jobq/ui/jobs?task=task7&status=failed", False),
+        (
+            "jobs ?status=failed&arg=user_id=7 (none)",
+            "/jobq/ui/jobs?status=failed&arg=user_id%3D7",
+            False,
+        ),
+        (
+            "jobs ?task=task7&arg=user_id=7 (none)",
+            "/jobq/ui/jobs?task=task7&arg=user_id%3D7",
+            False,
+        ),
+        ("bulk retry confirmation (counts)", "/jobq/ui/bulk?action=retry&status=failed", False),
         ("one failed job's page", f"/jobq/ui/jobs/{job_id}", False),
         ("workers", "/jobq/ui/workers", False),
     ]

@@ -201,6 +201,14 @@ def logs(job_id: str, as_json: bool) -> None:
     _answer(lambda: core.show_job_logs(_queue(), core.parse_job_id(job_id), as_json=as_json))
 
 
+@jobq_cli.command("show")
+@click.argument("job_id", metavar="ID")
+@_json_option
+def show(job_id: str, as_json: bool) -> None:
+    """Show one job, its attempts that did not complete (with their errors) and its timeline."""
+    _answer(lambda: core.show_job(_queue(), core.parse_job_id(job_id), as_json=as_json))
+
+
 @jobq_cli.command("cancel")
 @click.argument("job_id", metavar="ID")
 @_json_option

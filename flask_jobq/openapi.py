@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .openapi_bulk import with_bulk_paths
 from .openapi_dashboard import DASHBOARD_PATHS
 from .openapi_schemas import SCHEMAS, STATUSES, ref
 
@@ -152,6 +153,51 @@ _PATHS: dict[str, Any] = {
             "responses": {
                 "200": _json(ref("JobLogs"), "The job's kept lines, oldest first."),
                 "404": _error("No job has this id."),
+                **_COMMON_ERRORS,
+            },
+        }
+    },
+    "/jobs/{job_id}/attempts": {
+        "get": {
+            "operationId": "getJobAttempts",
+            "summary": "A job's attempts that did not complete, with their errors, and "
+            "its timeline.",
+            "parameters": [_JOB_ID],
+            "responses": {
+                "200": _json(ref("JobAttempts"), "The job's attempts and timeline."),
+                "404": _error("No job has this id."),
+                **_COMMON_ERRORS,
+            },
+        }
+    },
+    "/throughput": {
+        "get": {
+            "operationId": "getThroughput",
+            "summary": "Jobs that ended completed and failed per minute or per hour, "
+            "counted as they ended (no scan of the jobs).",
+            "parameters": [
+                {
+                    "name": "last",
+                    "in": "query",
+                    "description": "Seconds back from now (default 3600, at most 172800).",
+                    "schema": {"type": "number", "exclusiveMinimum": 0, "maximum": 172800},
+                },
+                {
+                    "name": "bucket",
+                    "in": "query",
+                    "description": "Seconds per point: 60 (default) or 3600.",
+                    "schema": {"type": "integer", "enum": [60, 3600]},
+                },
+                {
+                    "name": "queue",
+                    "in": "query",
+                    "description": "One queue's jobs only; every queue when left out.",
+                    "schema": {"type": "string"},
+                },
+            ],
+            "responses": {
+                "200": _json(ref("Throughput"), "One point per bucket, oldest first."),
+                "400": _error("A bad or unknown query parameter."),
                 **_COMMON_ERRORS,
             },
         }
@@ -355,6 +401,8 @@ _PATHS: dict[str, Any] = {
         }
     },
 }
+
+_PATHS = with_bulk_paths(_PATHS)  # filters of /jobs, /jobs/count, bulk actions
 
 _SPEC: dict[str, Any] = {
     "openapi": "3.1.0",

@@ -99,6 +99,37 @@ def _query(name: str, description: str, schema: dict[str, Any]) -> dict[str, Any
     return {"name": name, "in": "query", "description": description, "schema": schema}
 
 
+_BULK_ACTION = {"type": "string", "enum": ["retry", "cancel", "delete"]}
+_FILTERS = [
+    _query("status", "Only jobs in this status.", {"type": "string", "enum": STATUSES}),
+    _query("task", "Only jobs of this task.", {"type": "string"}),
+    _query("queue", "Only jobs of this queue.", {"type": "string"}),
+    {
+        **_query(
+            "arg",
+            "Only jobs with this argument, `KEY=VALUE` (the value read as JSON, else as "
+            "text), e.g. `user_id=42`. Repeatable.",
+            {"type": "array", "items": {"type": "string"}},
+        ),
+        "explode": True,
+    },
+    _query(
+        "created_after",
+        "Only jobs created at or after this UTC time, `2026-12-02T14:05`.",
+        {"type": "string"},
+    ),
+    _query(
+        "created_before",
+        "Only jobs created before this UTC time, `2026-12-02T14:05`.",
+        {"type": "string"},
+    ),
+]
+_PAGING = [
+    _query("sort", "`newest` (default) or `oldest` first.", {"enum": ["newest", "oldest"]}),
+    _query("limit", "Jobs per page.", {"enum": ["20", "50", "100", "200"]}),
+    _query("after", "Next page: jobs after this id, in order.", {"type": "integer"}),
+    _query("before", "Previous page: jobs before this id.", {"type": "integer"}),
+]
 _JOB_ID = {
     "name": "job_id",
     "in": "path",
@@ -116,19 +147,26 @@ DASHBOARD_PATHS: dict[str, Any] = {
     "/ui/jobs": _page(
         "dashboardJobs",
         "One page of jobs, filtered, with links to the previous and next pages.",
-        parameters=[
-            _query("status", "Only jobs in this status.", {"type": "string", "enum": STATUSES}),
-            _query("task", "Only jobs of this task.", {"type": "string"}),
-            _query("queue", "Only jobs of this queue.", {"type": "string"}),
-            _query("sort", "`newest` (default) or `oldest` first.", {"enum": ["newest", "oldest"]}),
-            _query("limit", "Jobs per page.", {"enum": ["20", "50", "100", "200"]}),
-            _query(
-                "after", "Next page: jobs after this id in the page's order.", {"type": "integer"}
-            ),
-            _query("before", "Previous page: jobs before this id.", {"type": "integer"}),
-        ],
+        parameters=[*_FILTERS, *_PAGING],
         responses=_BAD_QUERY,
     ),
+    "/ui/bulk": {
+        **_page(
+            "dashboardBulkConfirm",
+            "How many jobs a bulk action would touch, with the button that runs it.",
+            parameters=[
+                {**_query("action", "The bulk action.", _BULK_ACTION), "required": True},
+                *_FILTERS,
+            ],
+            responses={"400": _html("A malformed filter, an unknown action, or no filter.")},
+        ),
+        **_form(
+            "dashboardBulkRun",
+            "Retry, cancel or delete every job matching the filter fields (those of the "
+            "jobs page: status, task, queue, arg, created_after, created_before).",
+            {"action": _BULK_ACTION},
+        ),
+    },
     "/ui/jobs/{job_id}": {
         **_page(
             "dashboardJob",

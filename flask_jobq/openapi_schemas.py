@@ -334,6 +334,10 @@ SCHEMAS: dict[str, Any] = {
             "last_seen_at",
             "stopping",
             "leased",
+            "boot_id",
+            "pid_namespace",
+            "process_start",
+            "threads",
         ],
         "additionalProperties": False,
         "properties": {
@@ -361,12 +365,128 @@ SCHEMAS: dict[str, Any] = {
                 "minimum": 0,
                 "description": "Jobs leased to it: running or claimed ahead.",
             },
+            "boot_id": {
+                "type": ["string", "null"],
+                "description": "Its host's boot id (Linux), for the same-host check of "
+                "dead pools; null where unknown.",
+            },
+            "pid_namespace": {
+                "type": ["integer", "null"],
+                "description": "The inode of its pid namespace; null where unknown.",
+            },
+            "process_start": {
+                "type": ["integer", "null"],
+                "description": "Its process's start time in clock ticks since boot; "
+                "null where unknown.",
+            },
+            "threads": {
+                "type": "array",
+                "description": "Its busy threads and their jobs, as of its last heartbeat.",
+                "items": ref("WorkerThread"),
+            },
+        },
+    },
+    "WorkerThread": {
+        "type": "object",
+        "description": "A busy thread of a worker pool and the job it runs.",
+        "required": ["job_id", "task", "thread", "started_at", "stuck_since"],
+        "additionalProperties": False,
+        "properties": {
+            "job_id": {"type": "integer"},
+            "task": {"type": "string"},
+            "thread": {"type": "string", "description": "The thread's name."},
+            "started_at": {"type": "number", "description": "When it took the job."},
+            "stuck_since": {
+                "type": ["number", "null"],
+                "description": "When the attempt ended (timed out, or given up at a "
+                "stop) while the thread still runs the task; null if not stuck.",
+            },
         },
     },
     "WorkerList": {
         "type": "object",
         "required": ["workers"],
         "properties": {"workers": {"type": "array", "items": ref("Worker")}},
+    },
+    "Attempt": {
+        "type": "object",
+        "description": "An attempt that ended without completing. Times are epoch seconds.",
+        "required": [
+            "job_id",
+            "attempt",
+            "lease_owner",
+            "started_at",
+            "ended_at",
+            "outcome",
+            "error",
+        ],
+        "properties": {
+            "job_id": {"type": "integer"},
+            "attempt": {"type": "integer", "description": "1 for the first."},
+            "lease_owner": {
+                "type": ["string", "null"],
+                "description": "The worker pool that ran it, `host:pid:name`.",
+            },
+            "started_at": {"type": ["number", "null"]},
+            "ended_at": {"type": "number"},
+            "outcome": {
+                "type": "string",
+                "enum": ["failed", "lease_expired", "worker_died", "cancelled"],
+            },
+            "error": ref("JobError"),
+        },
+    },
+    "TimelineEvent": {
+        "type": "object",
+        "required": ["at", "kind", "detail", "attempt"],
+        "properties": {
+            "at": {"type": "number", "description": "Epoch seconds."},
+            "kind": {
+                "type": "string",
+                "enum": [
+                    "enqueued",
+                    "claimed",
+                    "failed",
+                    "lease_expired",
+                    "worker_died",
+                    "cancelled",
+                    "retry_scheduled",
+                    "completed",
+                ],
+            },
+            "detail": {"type": "string"},
+            "attempt": {"type": ["integer", "null"]},
+        },
+    },
+    "JobAttempts": {
+        "type": "object",
+        "required": ["job_id", "attempts", "timeline"],
+        "properties": {
+            "job_id": {"type": "integer"},
+            "attempts": {"type": "array", "items": ref("Attempt")},
+            "timeline": {"type": "array", "items": ref("TimelineEvent")},
+        },
+    },
+    "Throughput": {
+        "type": "object",
+        "required": ["last", "bucket", "queue", "points"],
+        "properties": {
+            "last": {"type": "number"},
+            "bucket": {"type": "integer"},
+            "queue": {"type": ["string", "null"]},
+            "points": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["start", "completed", "failed"],
+                    "properties": {
+                        "start": {"type": "number", "description": "The bucket's start."},
+                        "completed": {"type": "integer", "minimum": 0},
+                        "failed": {"type": "integer", "minimum": 0},
+                    },
+                },
+            },
+        },
     },
     "QueueState": {
         "type": "object",

@@ -35,7 +35,6 @@ The OpenAPI description (:mod:`flask_jobq.openapi`) is served at ``/openapi.json
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -47,36 +46,33 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 import jobq
 from jobq.errors import JobNotFound, TooManyPausedQueues
-from jobq.job import Job, JobStatus
-from jobq.render import job_to_dict
+from jobq.job import JobStatus
 from jobq.schedules import ScheduleInfo
 from jobq.storage.base import Stats
 from jobq.storage.job_logs import logs_as_dict
 
 from .access import authorise_request
+from .bulk_views import register_bulk_views
 from .config import DEFAULT_URL_PREFIX as DEFAULT_URL_PREFIX
 from .config import AuthCallback as AuthCallback
 from .config import MonitorConfig
 from .dashboard import DASHBOARD_PATH, make_dashboard, overview_page, wants_html
 from .health import HEALTH_ENDPOINT, authorise_health, health
+from .history_views import register_history_views
 from .metrics import METRICS_ENDPOINT, authorise_metrics, metrics
+from .monitor_input import CSRF_HEADER as CSRF_HEADER
+from .monitor_input import DEFAULT_PAGE_SIZE as DEFAULT_PAGE_SIZE
+from .monitor_input import MAX_BODY_SIZE as MAX_BODY_SIZE
+from .monitor_input import MAX_JOB_ID as _MAX_JOB_ID
+from .monitor_input import MAX_PAGE_SIZE as MAX_PAGE_SIZE
+from .monitor_input import command_body as _command_body
+from .monitor_input import error as _error
+from .monitor_input import job_json as job_json
 from .openapi import openapi_spec
 from .state import state_for
 
 BLUEPRINT_NAME = "jobq_monitor"
 """Name of the monitoring blueprint (endpoints are ``jobq_monitor.<view>``)."""
-
-DEFAULT_PAGE_SIZE = 50
-"""Jobs per page of ``GET /jobs`` when ``limit`` is not given."""
-
-MAX_PAGE_SIZE = 1000
-"""Largest ``limit`` accepted by ``GET /jobs``."""
-
-MAX_BODY_SIZE = 64 * 1024
-"""Bytes a POST body may hold (the commands take small JSON objects); more is a 413."""
-
-CSRF_HEADER = "X-Jobq-Request"
-"""Header (value ``1``) that lets a POST without a JSON body through."""
 
 INDEX_LINKS = {
     "stats": "stats",
@@ -88,9 +84,6 @@ INDEX_LINKS = {
     "openapi": "openapi",
 }
 """What ``GET <prefix>/`` links to: the name in its ``links`` and the view's endpoint."""
-
-_MAX_JOB_ID = 2**63 - 1  # SQLite's INTEGER; larger ids cannot exist and would overflow
-_LIST_PARAMETERS = frozenset({"status", "name", "queue", "after", "limit", "order"})
 
 
 def register_monitor(app: Flask) -> Blueprint | None:
@@ -176,34 +169,6 @@ def make_blueprint() -> Blueprint:
     def stats() -> ResponseReturnValue:
         """Counts per queue and status, as ``queue.stats()`` gives them."""
         return stats_json(state_for().queue.stats())
-
-    @bp.get("/jobs")
-    def list_jobs() -> ResponseReturnValue:
-        """One page of jobs, filtered, with the cursor of the next page."""
-        unknown = sorted(set(request.args) - _LIST_PARAMETERS)
-        if unknown:
-            abort(400, f"unknown query parameter(s) {unknown}; allowed: {sorted(_LIST_PARAMETERS)}")
-        status = request.args.get("status")
-        if status is not None and status not in _STATUSES:
-            abort(400, f"status must be one of {list(_STATUSES)}, got {status!r}")
-        order = request.args.get("order", "asc")
-        if order not in ("asc", "desc"):
-            abort(400, f"order must be 'asc' or 'desc', got {order!r}")
-        limit = _int_arg("limit", 1, MAX_PAGE_SIZE) or DEFAULT_PAGE_SIZE
-        after = _int_arg("after", 0, _MAX_JOB_ID)
-        jobs = state_for().queue.list(
-            status=status,
-            name=request.args.get("name"),
-            queue=request.args.get("queue"),
-            after=after,
-            limit=limit + 1,
-            newest_first=order == "desc",
-        )
-        page = jobs[:limit]
-        return {
-            "jobs": [job_json(job) for job in page],
-            "next_after": page[-1].id if len(jobs) > limit else None,
-        }
 
     @bp.get("/jobs/<int:job_id>")
     def get_job(job_id: int) -> ResponseReturnValue:
@@ -335,13 +300,9 @@ def make_blueprint() -> Blueprint:
         server = url_for(".openapi").removesuffix("/openapi.json")
         return openapi_spec(server)
 
+    register_bulk_views(bp)  # the job list with filters, count and bulk actions
+    register_history_views(bp)
     return bp
-
-
-def job_json(job: Job) -> dict[str, Any]:
-    """A job as the monitor shows it (:func:`jobq.render.job_to_dict`): no payload, no
-    lease; result and progress decoded."""
-    return job_to_dict(job, payload=False, lease=False)
 
 
 def schedule_json(info: ScheduleInfo) -> dict[str, Any]:
@@ -376,31 +337,6 @@ def stats_json(stats: Stats) -> dict[str, Any]:
 _STATUSES = tuple(status.value for status in JobStatus)
 
 
-def _command_body() -> dict[str, Any]:
-    """The JSON object a POST carries (``{}`` with only the header); aborts otherwise."""
-    if (request.content_length or 0) > MAX_BODY_SIZE:
-        abort(413, f"the request body may hold at most {MAX_BODY_SIZE} bytes")
-    if not request.is_json:
-        if request.headers.get(CSRF_HEADER) == "1":
-            return {}
-        abort(
-            415,
-            f"send a JSON body (Content-Type: application/json; {{}} will do) or the "
-            f"header '{CSRF_HEADER}: 1'; this keeps cross-site form posts out",
-        )
-    # Read at most one byte past the limit ourselves: a chunked body has no Content-Length.
-    data = request.stream.read(MAX_BODY_SIZE + 1)
-    if len(data) > MAX_BODY_SIZE:
-        abort(413, f"the request body may hold at most {MAX_BODY_SIZE} bytes")
-    try:
-        body = json.loads(data)
-    except (ValueError, RecursionError):  # RecursionError: nested too deep to decode
-        body = None
-    if not isinstance(body, dict):
-        abort(400, "the request body must be a JSON object, e.g. {}")
-    return body
-
-
 def _queue_name(name: str) -> str:
     """``name`` from the path, refused with 400 unless it is the name the client sent.
 
@@ -433,19 +369,6 @@ def _queue_name(name: str) -> str:
     return name
 
 
-def _int_arg(name: str, low: int, high: int) -> int | None:
-    text = request.args.get(name)
-    if text is None:
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        abort(400, f"{name} must be an integer, got {text!r}")
-    if not low <= value <= high:
-        abort(400, f"{name} must be from {low} to {high}, got {value}")
-    return value
-
-
 _T = TypeVar("_T")
 
 
@@ -462,10 +385,6 @@ def _job_id(job_id: int) -> int:
     if job_id > _MAX_JOB_ID:
         raise JobNotFound(job_id)
     return job_id
-
-
-def _error(status: int, error: str, message: str) -> tuple[dict[str, Any], int]:
-    return {"status": status, "error": error, "message": message}, status
 
 
 def _http_error(exc: HTTPException) -> ResponseReturnValue:

@@ -45,16 +45,25 @@ from .ratelimit import RateLimiter as RateLimiter
 from .ratelimit import SlidingWindowLimiter as SlidingWindowLimiter
 from .ratelimit import TokenBucket as TokenBucket
 from .retention import Retention as Retention
+from .storage.bulk import BulkResult as BulkResult
+from .storage.bulk import JobFilter as JobFilter
+from .storage.bulk import PayloadMatch as PayloadMatch
+from .storage.history import AttemptRecord as AttemptRecord
+from .storage.history import ThroughputPoint as ThroughputPoint
+from .storage.history import TimelineEvent as TimelineEvent
 from .storage.job_logs import JobLogLine as JobLogLine
 from .storage.workers import WorkerInfo as WorkerInfo
+from .storage.workers import WorkerThread as WorkerThread
 from .tasks import BoundTask as BoundTask
 from .tasks import JobOptions as JobOptions
 from .tasks import Task as Task
 from .worker import WorkerPool as WorkerPool
 
 __all__ = [
+    "AttemptRecord",
     "BoundTask",
     "BoundedExecutor",
+    "BulkResult",
     "Clock",
     "ConfigurationError",
     "DurableQueue",
@@ -63,6 +72,7 @@ __all__ = [
     "Job",
     "JobContext",
     "JobError",
+    "JobFilter",
     "JobLogLine",
     "JobNotFound",
     "JobOptions",
@@ -70,6 +80,7 @@ __all__ = [
     "JobqError",
     "MonotonicClock",
     "NotConfigured",
+    "PayloadMatch",
     "PayloadError",
     "QueueFull",
     "RateLimiter",
@@ -84,6 +95,8 @@ __all__ = [
     "Task",
     "TaskOptions",
     "TaskTimeout",
+    "ThroughputPoint",
+    "TimelineEvent",
     "TokenBucket",
     "TooManyPausedQueues",
     "TransientError",
@@ -94,6 +107,7 @@ __all__ = [
     "WorkerInfo",
     "WorkerPool",
     "WorkerStopped",
+    "WorkerThread",
     "WrongProcessError",
     "configure",
     "current_job",

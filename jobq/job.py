@@ -42,7 +42,8 @@ class JobError:
     """The last error a job met: an exception's type name, message and traceback.
 
     :param type: the exception's qualified type name, e.g. ``"ValueError"``, or
-        ``"LeaseExpired"`` when a worker stopped renewing its lease.
+        ``"LeaseExpired"`` when a worker stopped renewing its lease, or
+        ``"WorkerDied"`` when a pool on the same host saw its worker process gone.
     :param message: ``str(exception)``; may be empty.
     :param traceback: the formatted traceback text, or None when there is none.
     """

@@ -21,6 +21,7 @@ from .clock import WALL_CLOCK, EpochClock
 from .errors import JobNotFound as JobNotFound  # its home before errors.py; still importable here
 from .errors import PayloadError, UnknownTask
 from .job import Job
+from .queue_bulk import QueueBulk
 from .queue_control import QueueControl
 from .queue_schedules import QueueSchedules
 from .retention import Retention as Retention
@@ -47,7 +48,7 @@ DEFAULT_MAX_PAYLOAD = defaults.MAX_PAYLOAD_BYTES
 """Default largest job arguments, in bytes of JSON."""
 
 
-class DurableQueue(QueueSchedules, QueueControl):
+class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
     """Persistent jobs: enqueue now, run in worker threads, survive restarts and crashes.
 
     ::

@@ -1,6 +1,6 @@
 """The looking-and-controlling half of :class:`~jobq.DurableQueue`'s interface: get
-and list jobs, cancel and retry them, stats, live workers, purge, and pause or resume
-queues.
+and list jobs, their attempts and timeline, cancel and retry them, stats,
+throughput, live workers, purge, and pause or resume queues.
 
 :class:`QueueControl` is a base class of ``DurableQueue`` and works through the few
 queue members it declares. Rule: it imports basic values and the storage contract,
@@ -16,6 +16,7 @@ from .clock import EpochClock
 from .errors import JobNotFound
 from .job import Job, JobStatus
 from .storage.base import Stats, Storage
+from .storage.history import AttemptRecord, JobHistory, ThroughputPoint, TimelineEvent, timeline
 from .storage.job_logs import JobLogLine
 from .storage.workers import WorkerInfo, WorkerRegistry
 from .tasks import DEFAULT_QUEUE
@@ -46,6 +47,56 @@ class QueueControl:
         if not lines and self.storage.get(job_id) is None:
             raise JobNotFound(job_id)
         return lines
+
+    def attempts(self, job_id: int) -> builtins.list[AttemptRecord]:
+        """The job's attempts that ended without completing, oldest first: each with
+        its number, the worker that ran it (``host:pid:name``), when it started and
+        ended, its ``outcome`` (``"failed"``, ``"lease_expired"``, ``"cancelled"``)
+        and its error with the traceback. Empty for a storage without history.
+        Raises :class:`JobNotFound`.
+
+        :param job_id: the job's id.
+        """
+        job = self.get(job_id)
+        if not isinstance(self.storage, JobHistory):
+            return []
+        return self.storage.job_attempts(job.id)
+
+    def timeline(self, job_id: int) -> builtins.list[TimelineEvent]:
+        """What happened to the job, oldest first: ``"enqueued"``, then per attempt
+        ``"claimed"`` and how it ended (``"failed"``, ``"lease_expired"``,
+        ``"cancelled"``, ``"completed"``), and ``"retry_scheduled"`` while it waits
+        for its next attempt. Raises :class:`JobNotFound`.
+
+        :param job_id: the job's id.
+        """
+        job = self.get(job_id)
+        attempts = self.storage.job_attempts(job.id) if isinstance(self.storage, JobHistory) else []
+        return timeline(job, attempts)
+
+    def throughput(
+        self, *, last: float = 3600.0, bucket: float = 60, queue: str | None = None
+    ) -> builtins.list[ThroughputPoint]:
+        """Jobs that ended completed and failed (for good, not the attempts that
+        were retried) per minute or per hour, counted as they ended (no scan of
+        the jobs): one :class:`~jobq.ThroughputPoint` for every bucket of the last
+        ``last`` seconds up to now (the queue's clock), zeros included, oldest
+        first. Counters are kept for 2 days.
+
+        :param last: seconds back from now, > 0; default 3600 (an hour).
+        :param bucket: 60 (per minute, the default) or 3600 (per hour).
+        :param queue: one queue's jobs only; None (default) for every queue.
+        """
+        if not (isinstance(last, (int, float)) and 0 < last < float("inf")):
+            raise ValueError(f"last must be a number of seconds > 0, got {last!r}")
+        if bucket not in (60, 3600):
+            raise ValueError(f"bucket must be 60 or 3600 seconds, got {bucket!r}")
+        if not isinstance(self.storage, JobHistory):
+            return []
+        now = self.clock.now()
+        return self.storage.throughput(
+            since=now - last, until=now, bucket_seconds=int(bucket), queue=queue
+        )
 
     def list(
         self,

@@ -17,7 +17,7 @@ At the end it checks, from the database and the ledgers:
   (a fact, whatever the times: a process writes nothing after it is reaped),
   and the next run did not start before that kill was sent;
 - every rescue counted an attempt (attempts grow with every run; a job that
-  ran again carries the ``LeaseExpired`` error of its rescue);
+  ran again carries the ``LeaseExpired`` or ``WorkerDied`` error of its rescue);
 - no rescue was late: a killed run's lease ends before reap time + lease (it
   was last renewed before the kill), so any sweep that began after that
   (its ``now``, the time the database compares leases with) must find the job
@@ -128,6 +128,20 @@ def child(config: dict[str, Any]) -> int:
         return result
 
     storage.rescue_expired = logged_rescue  # type: ignore[method-assign]
+    release = getattr(storage, "release_owner", None)
+
+    def logged_release(owner: str, *, started_at: float, now: float) -> Any:
+        # The release of a dead pool's jobs on this host (the registry's check) is a
+        # rescue too; it covers one owner's jobs only, so, like a full sweep, it may
+        # leave other expired leases behind: logged as "full".
+        assert release is not None
+        result = release(owner, started_at=started_at, now=now)
+        ids = ",".join(str(i) for i in result.requeued + result.failed + result.cancelled)
+        _append(sweeps, f"sweep {now!r} {time.time()!r} full {ids or '-'}\n")
+        return result
+
+    if release is not None:
+        storage.release_owner = logged_release  # type: ignore[attr-defined]
     pool = queue.start_workers(concurrency=int(config["threads"]))
     (folder / f"ready-{pid}").touch()
     deadline = time.monotonic() + HARD_LIMIT
@@ -454,7 +468,7 @@ def _check(
         if (
             job is not None
             and job.attempts > 1
-            and (job.error is None or job.error.type != "LeaseExpired")
+            and (job.error is None or job.error.type not in ("LeaseExpired", "WorkerDied"))
         ):
             bad.append(f"job {job_id}: {job.attempts} attempts but error {job.error}")
         if len(runs) == 1:

@@ -19,14 +19,12 @@ from typing import Any
 import jobq
 from jobq.job import Job, JobStatus
 from jobq.schedules import ScheduleInfo
+from jobq.storage.bulk import CANCELLABLE, DELETABLE, RETRYABLE, BulkResult
+from jobq.storage.history import AttemptRecord, TimelineEvent
 from jobq.storage.job_logs import JobLogLine
 from jobq.storage.workers import WorkerInfo
 
-STATUSES = tuple(status.value for status in JobStatus)
-"""Every job status, in the order the pages show them."""
-
-PAGE_SIZES = (20, 50, 100, 200)
-"""Page sizes the jobs page offers; the first is its default."""
+from .filters import STATUSES, JobQuery
 
 RUNNING_SHOWN = 500
 """Most processing jobs the workers page reads to show what each pool runs."""
@@ -99,45 +97,10 @@ def overview(
 def throughput(
     queue: jobq.DurableQueue, *, last: float, bucket: float
 ) -> list[tuple[float, int, int]]:
-    """Jobs completed and failed per ``bucket`` seconds over the ``last`` seconds, as
-    ``(bucket start, completed, failed)``; empty when the queue keeps no counters."""
-    read = getattr(queue, "throughput", None)
-    if read is None:
-        return []
-    return [_bucket(entry) for entry in read(last=last, bucket=bucket)]
-
-
-def _bucket(entry: Any) -> tuple[float, int, int]:
-    if isinstance(entry, Mapping):
-        start = entry.get("start", entry.get("at", 0.0))
-        return float(start), int(entry.get("completed", 0)), int(entry.get("failed", 0))
-    start = getattr(entry, "start", None)
-    if start is not None:
-        return float(start), int(entry.completed), int(entry.failed)
-    return float(entry[0]), int(entry[1]), int(entry[2])
-
-
-@dataclass(frozen=True)
-class JobFilter:
-    """The jobs page's filters, as read from its query string (checked by the view)."""
-
-    status: str | None = None
-    name: str | None = None
-    queue: str | None = None
-    newest_first: bool = True
-    limit: int = PAGE_SIZES[0]
-    after: int | None = None
-    before: int | None = None
-
-    def query(self) -> dict[str, str]:
-        """The filter as query-string values (cursors and defaults left out)."""
-        values = {"status": self.status, "task": self.name, "queue": self.queue}
-        shown = {key: value for key, value in values.items() if value}
-        if not self.newest_first:
-            shown["sort"] = "oldest"
-        if self.limit != PAGE_SIZES[0]:
-            shown["limit"] = str(self.limit)
-        return shown
+    """Jobs that ended completed and failed per ``bucket`` seconds over the ``last``
+    seconds, as ``(bucket start, completed, failed)``, from the kept per-minute
+    counters (:meth:`jobq.DurableQueue.throughput`)."""
+    return [(p.start, p.completed, p.failed) for p in queue.throughput(last=last, bucket=bucket)]
 
 
 @dataclass(frozen=True)
@@ -149,17 +112,16 @@ class JobPage:
     previous_before: int | None
 
 
-def jobs_page(queue: jobq.DurableQueue, where: JobFilter) -> JobPage:
-    """One indexed page of jobs matching ``where``, in its order, and its neighbours.
+def jobs_page(queue: jobq.DurableQueue, where: JobQuery) -> JobPage:
+    """One page of jobs matching ``where``, in its order, and its neighbours: one
+    query walking an index in id order, stopping after the page (never a count).
 
     ``after`` moves on in the page's order, ``before`` back: the previous page is
     read in the opposite order from its first job and reversed.
     """
     backwards = where.before is not None
-    jobs = queue.list(
-        status=where.status,
-        name=where.name,
-        queue=where.queue,
+    jobs = queue.find(
+        **where.filters(),
         after=where.before if backwards else where.after,
         limit=where.limit + 1,
         newest_first=where.newest_first != backwards,
@@ -206,8 +168,8 @@ class JobDetail:
     logs: list[JobLogLine]
     owner: LeaseOwner | None
     thread: str | None
-    attempts: list[Any] = field(default_factory=list)
-    timeline: list[Any] = field(default_factory=list)
+    attempts: list[AttemptRecord] = field(default_factory=list)
+    timeline: list[TimelineEvent] = field(default_factory=list)
 
 
 def pretty(text: str | None) -> str | None:
@@ -226,12 +188,22 @@ def job_detail(
     """Everything the job page shows about ``job_id``; raises :class:`jobq.JobNotFound`.
 
     ``running`` are this process's busy threads (``pool.running()``), to name the
-    thread that runs the job when it runs here.
+    thread that runs the job when it runs here; when another process runs it, its
+    thread is the one its pool recorded in the registry at its last heartbeat.
     """
     job = queue.get(job_id)
     thread = next((str(r["thread"]) for r in running if int(r["id"]) == job.id), None)
-    attempts = _call_optional(queue, "attempts", job.id)
-    timeline = _call_optional(queue, "timeline", job.id)
+    if thread is None and job.status is JobStatus.PROCESSING:  # another process runs it
+        thread = next(
+            (
+                entry.thread
+                for info in queue.workers()
+                if info.owner == job.lease_owner
+                for entry in info.threads
+                if entry.job_id == job.id
+            ),
+            None,
+        )
     progress: Any = None
     if job.progress is not None:
         try:
@@ -246,20 +218,15 @@ def job_detail(
         logs=queue.job_logs(job.id),
         owner=lease_owner(job.lease_owner),
         thread=thread,
-        attempts=attempts,
-        timeline=timeline,
+        attempts=queue.attempts(job.id),
+        timeline=queue.timeline(job.id),
     )
-
-
-def _call_optional(queue: jobq.DurableQueue, method: str, *args: Any) -> list[Any]:
-    read = getattr(queue, method, None)
-    return [] if read is None else list(read(*args))
 
 
 @dataclass(frozen=True)
 class WorkerView:
     """A live pool and the jobs it runs now (``(job, thread name or None)``), with
-    its stuck threads (``(thread name, stuck since)``) when known."""
+    its stuck threads (``(thread name, stuck since)``)."""
 
     info: WorkerInfo
     running: list[tuple[Job, str | None]]
@@ -270,52 +237,58 @@ def workers(
     queue: jobq.DurableQueue, *, local_owner: str | None = None, local: Sequence[Any] = ()
 ) -> list[WorkerView]:
     """Every live pool, each with its processing jobs (one indexed read of at most
-    :data:`RUNNING_SHOWN`). Threads are named for this process's pool
-    (``local_owner``, ``local``: its ``pool.running()``), or for every pool once the
-    registry records them (``WorkerInfo.threads``)."""
+    :data:`RUNNING_SHOWN`) and the threads that run them, as each pool recorded
+    them in the registry at its last heartbeat; for this process's own pool
+    (``local_owner``), as it runs now (``local``: its ``pool.running()``)."""
     processing = queue.list(status="processing", limit=RUNNING_SHOWN)
     by_owner: dict[str, list[Job]] = {}
     for job in processing:
         by_owner.setdefault(job.lease_owner or "", []).append(job)
-    local_threads = {int(r["id"]): str(r["thread"]) for r in local}
-    local_stuck = [
-        (str(r["thread"]), float(r["stuck_since"]))
-        for r in local
-        if r.get("stuck_since") is not None
-    ]
     views = []
     for info in queue.workers():
-        threads = _registry_threads(info)
+        threads = {thread.job_id: thread.thread for thread in info.threads}
         stuck = [
-            (name, float(entry["stuck_since"]))
-            for name, entry in threads.items()
-            if entry.get("stuck_since") is not None
+            (thread.thread, thread.stuck_since)
+            for thread in info.threads
+            if thread.stuck_since is not None
         ]
         if info.owner == local_owner:
-            threads_by_job = local_threads
-            stuck = stuck or local_stuck
-        else:
-            threads_by_job = {
-                int(entry["job_id"]): name
-                for name, entry in threads.items()
-                if entry.get("job_id") is not None
-            }
-        running = [(job, threads_by_job.get(job.id)) for job in by_owner.get(info.owner, [])]
+            threads = {int(entry["id"]): str(entry["thread"]) for entry in local}
+            stuck = [
+                (str(entry["thread"]), float(entry["stuck_since"]))
+                for entry in local
+                if entry.get("stuck_since") is not None
+            ]
+        running = [(job, threads.get(job.id)) for job in by_owner.get(info.owner, [])]
         views.append(WorkerView(info, running, stuck))
     return views
 
 
-def _registry_threads(info: WorkerInfo) -> dict[str, Mapping[str, Any]]:
-    """The threads a pool recorded in the registry, by thread name (none before the
-    registry records them)."""
-    threads = getattr(info, "threads", None) or ()
-    result: dict[str, Mapping[str, Any]] = {}
-    for entry in threads:
-        data = entry if isinstance(entry, Mapping) else getattr(entry, "__dict__", {})
-        name = str(data.get("thread") or data.get("name") or "")
-        if name:
-            result[name] = data
-    return result
+BULK_ACTIONS: Mapping[str, tuple[str, frozenset[JobStatus]]] = {
+    "retry": ("retried", RETRYABLE),
+    "cancel": ("cancelled", CANCELLABLE),
+    "delete": ("deleted", DELETABLE),
+}
+"""Each bulk action: the past tense the pages use and the statuses it acts on."""
+
+
+def bulk_count(queue: jobq.DurableQueue, where: JobQuery, action: str) -> int:
+    """How many jobs ``action`` would touch: those matching ``where`` in a status the
+    action acts on (a count of the matching rows, read once, on the confirmation)."""
+    _, acted_on = BULK_ACTIONS[action]
+    filters = where.filters()
+    statuses = acted_on if where.status is None else acted_on & {JobStatus(where.status)}
+    if not statuses:
+        return 0
+    filters["status"] = sorted(status.value for status in statuses)
+    return queue.count(**filters)
+
+
+def bulk_run(queue: jobq.DurableQueue, where: JobQuery, action: str) -> BulkResult:
+    """Run ``action`` (``retry``, ``cancel`` or ``delete``) on every job matching
+    ``where``; raises ValueError when ``where`` filters nothing."""
+    run = {"retry": queue.retry_all, "cancel": queue.cancel_all, "delete": queue.delete_all}
+    return run[action](**where.filters())
 
 
 def schedules(queue: jobq.DurableQueue) -> list[ScheduleInfo]:

@@ -27,6 +27,7 @@ from jobq.errors import JobNotFound, TooManyPausedQueues
 
 from ..state import state_for
 from . import data
+from .filters import PAGE_SIZES, STATUSES, read_query
 from .format import bar_chart, duration, human_number, iso_time, relative_time
 from .security import CSRF_FIELD, NOTICE_COOKIE, csrf_problem, csrf_token, secure, set_csrf_cookie
 
@@ -87,18 +88,48 @@ def make_dashboard() -> Blueprint:
 
     @bp.get("/jobs")
     def jobs() -> Response:
-        where = _job_filter()
+        where = read_query(request.args)
         queue = state_for().queue
-        page = data.jobs_page(queue, where)
+        try:
+            page = data.jobs_page(queue, where)
+        except ValueError as exc:  # a filter the queue refuses, e.g. an argument's value
+            abort(400, str(exc))
         return render_page(
             "jobq/jobs.html",
             where=where,
             page=page,
-            statuses=data.STATUSES,
-            page_sizes=data.PAGE_SIZES,
+            statuses=STATUSES,
+            page_sizes=PAGE_SIZES,
+            bulk_actions=data.BULK_ACTIONS,
             queue_names=data.queue_names(queue),
             task_names=sorted(queue.tasks),
         )
+
+    @bp.get("/bulk")
+    def bulk_confirm() -> Response:
+        action = _bulk_action(request.args)
+        where = read_query(request.args)
+        if not where.narrows:
+            abort(400, "choose at least one filter before a bulk action")
+        count = data.bulk_count(state_for().queue, where, action)
+        return render_page(
+            "jobq/bulk.html", action=action, where=where, count=count, actions=data.BULK_ACTIONS
+        )
+
+    @bp.post("/bulk")
+    def bulk_run() -> Response:
+        action = _checked_form("action", tuple(data.BULK_ACTIONS))
+        where = read_query(request.form)
+        target = link("jobs", **where.query())
+        try:
+            result = data.bulk_run(state_for().queue, where, action)
+        except ValueError as exc:  # no filter at all
+            return notice_redirect(target, str(exc), error=True)
+        done, _ = data.BULK_ACTIONS[action]
+        message = f"{done} {human_number(result.changed)} jobs"
+        if result.skipped:
+            message += f", left {human_number(result.skipped)} alone"
+        return notice_redirect(target, message)
 
     @bp.get("/jobs/<int:job_id>")
     def job(job_id: int) -> Response:
@@ -296,35 +327,11 @@ def _job_id(job_id: int) -> int:
     return job_id
 
 
-def _int_arg(name: str) -> int | None:
-    text = request.args.get(name) or None
-    if text is None:
-        return None
-    if not text.isdigit() or int(text) > _MAX_ID:
-        abort(400, f"{name} must be a job id, got {text[:50]!r}")
-    return int(text)
-
-
-def _job_filter() -> data.JobFilter:
-    args = request.args
-    status = args.get("status") or None
-    if status is not None and status not in data.STATUSES:
-        abort(400, f"status must be one of {', '.join(data.STATUSES)}, got {status[:50]!r}")
-    sort = args.get("sort", "newest")
-    if sort not in ("newest", "oldest"):
-        abort(400, f"sort must be newest or oldest, got {sort[:50]!r}")
-    limit_text = args.get("limit") or str(data.PAGE_SIZES[0])
-    if not limit_text.isdigit() or int(limit_text) not in data.PAGE_SIZES:
-        abort(400, f"limit must be one of {data.PAGE_SIZES}, got {limit_text[:50]!r}")
-    return data.JobFilter(
-        status=status,
-        name=args.get("task") or None,
-        queue=args.get("queue") or None,
-        newest_first=sort == "newest",
-        limit=int(limit_text),
-        after=_int_arg("after"),
-        before=_int_arg("before"),
-    )
+def _bulk_action(values: Any) -> str:
+    action = values.get("action", "")
+    if action not in data.BULK_ACTIONS:
+        abort(400, f"action must be one of {', '.join(data.BULK_ACTIONS)}, got {action[:50]!r}")
+    return str(action)
 
 
 def _error_page(status: int, title: str, message: str) -> Response:

@@ -23,6 +23,8 @@ The package, one module a concept:
   :func:`pause_schedule`,
   :func:`resume_schedule`, :func:`trigger_schedule`, :func:`move_jobs`): the text
   to print, or :class:`~jobq.errors.CommandError`;
+- :mod:`jobq.cli.show`: :func:`show_job`, the ``show ID`` command (a job, its
+  attempts that did not complete and its timeline);
 - :mod:`jobq.cli.run`: :func:`run_worker`, the worker stopped by SIGTERM or SIGINT;
 - :mod:`jobq.cli.health`: :class:`HealthServer`, the worker's ``--health-port`` check;
 - :mod:`jobq.cli.output`: tables, JSON records, :func:`terminal_safe`,
@@ -74,6 +76,7 @@ from .parser import build_parser as build_parser
 from .parser import main as main
 from .run import DEFAULT_GRACE as DEFAULT_GRACE
 from .run import run_worker as run_worker
+from .show import show_job as show_job
 
 __all__ = [
     "DATABASE_ENV",
@@ -98,6 +101,7 @@ __all__ = [
     "resume_schedule",
     "retry_job",
     "run_worker",
+    "show_job",
     "show_job_logs",
     "show_jobs",
     "show_schedules",

@@ -206,7 +206,7 @@ def show_workers(queue: DurableQueue, *, as_json: bool = False) -> str:
     workers = queue.workers()
     if as_json:
         return dump_json({"workers": [info.as_dict() for info in workers]})
-    return format_workers(workers)
+    return format_workers(workers, queue.clock.now())
 
 
 def show_schedules(queue: DurableQueue, *, as_json: bool = False) -> str:

@@ -15,6 +15,7 @@ import json
 import logging
 import re
 import sys
+import time
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from types import TracebackType
@@ -262,11 +263,37 @@ def format_schedules(schedules: Sequence[ScheduleInfo]) -> str:
     )
 
 
-def format_workers(workers: Sequence[WorkerInfo]) -> str:
+def format_workers(workers: Sequence[WorkerInfo], now: float | None = None) -> str:
     """Live worker pools as a table: host, pid, name, queues, threads, jobs leased,
-    started and last seen (UTC), and whether it is stopping."""
+    started and last seen (UTC), and whether it is stopping; then, under each pool
+    with busy threads, one line per thread: its job, task and seconds running at
+    ``now`` (epoch seconds, default the time of the call), and since when it is stuck."""
     if not workers:
         return "no live workers (a pool registers as it starts: run 'jobq worker')"
+    table = _workers_table(workers)
+    busy = _busy_threads(workers, time.time() if now is None else now)
+    return f"{table}\n\n{busy}" if busy else table
+
+
+def _busy_threads(workers: Sequence[WorkerInfo], now: float) -> str:
+    rows = [
+        [
+            info.owner,
+            thread.thread,
+            thread.job_id,
+            thread.task,
+            f"{max(0.0, now - thread.started_at):.1f}",
+            "-" if thread.stuck_since is None else format_time(thread.stuck_since),
+        ]
+        for info in workers
+        for thread in info.threads
+    ]
+    if not rows:
+        return ""
+    return format_table(["POOL", "THREAD", "JOB", "TASK", "RUNNING (S)", "STUCK SINCE (UTC)"], rows)
+
+
+def _workers_table(workers: Sequence[WorkerInfo]) -> str:
     rows = [
         [
             info.host,

@@ -23,6 +23,7 @@ from typing import NoReturn
 from .. import defaults
 from ..errors import AppImportError, CommandError, JobqError
 from ..queue import DurableQueue
+from .bulk import add_bulk_verbs, run_bulk, wants_bulk
 from .commands import (
     LIST_LIMIT,
     cancel_job,
@@ -50,6 +51,7 @@ from .locate import (
 )
 from .output import configure_logging, terminal_safe
 from .run import DEFAULT_GRACE, run_worker
+from .show import add_show_parser, show_job
 
 __all__ = ["DATABASE_ENV", "EXIT_CODES", "build_parser", "main"]
 
@@ -256,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
         "with its time (UTC) and the attempt that wrote it.",
     )
     logs.add_argument("job_id", type=int, metavar="ID", help="the job's id")
+    add_show_parser(verbs, [common, as_json])
     cancel = verbs.add_parser(
         "cancel",
         parents=[common, as_json],
@@ -366,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DATABASE",
         help="where they go, e.g. postgresql://user@host/db (a SQLite file must exist)",
     )
+    add_bulk_verbs(verbs, [common, as_json])  # retry/cancel with filters, and delete
     for command in verbs.choices.values():
         command.epilog = EXIT_CODES
     return parser
@@ -403,6 +407,7 @@ _VERBS: dict[str, Callable[[DurableQueue, argparse.Namespace], str]] = {
         as_json=args.json,
     ),
     "logs": lambda queue, args: show_job_logs(queue, args.job_id, as_json=args.json),
+    "show": lambda queue, args: show_job(queue, args.job_id, as_json=args.json),
     "cancel": lambda queue, args: cancel_job(queue, args.job_id, as_json=args.json),
     "retry": lambda queue, args: retry_job(queue, args.job_id, delay=args.delay, as_json=args.json),
     "purge": lambda queue, args: purge_jobs(
@@ -469,7 +474,7 @@ def _run(args: argparse.Namespace) -> int:
             if args.app is not None:
                 modules.insert(0, sys.modules[args.app.partition(":")[0].strip()])
             return _worker(queue, source, modules, args)
-        text = _VERBS[verb](queue, args)
+        text = run_bulk(queue, args) if wants_bulk(args) else _VERBS[verb](queue, args)
     print(terminal_safe(text, keep_lines=True))
     return 0
 

@@ -43,6 +43,7 @@ from ..errors import (
     WrongProcessError,
 )
 from ..job import Job, JobError, JobStatus
+from .bulk import BulkStorage
 from .job_logs import JobLogStorage
 
 __all__ = [
@@ -223,8 +224,9 @@ class ScheduleState:
 
 
 @runtime_checkable
-class Storage(JobLogStorage, Protocol):
-    """Durable job storage with leases, and job log lines (:mod:`.job_logs`). Safe to
+class Storage(BulkStorage, JobLogStorage, Protocol):
+    """Durable job storage with leases, job log lines (:mod:`.job_logs`), and
+    filters with bulk actions (:mod:`.bulk`). Safe to
     share between threads; each process opens its own connections (a storage object
     survives ``fork()``).
 

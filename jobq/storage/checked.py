@@ -43,6 +43,8 @@ from .base import (
     Storage,
     TaskLimit,
 )
+from .bulk import BulkStore, CheckedBulk
+from .history import CheckedHistory
 from .job_logs import CheckedJobLogs, JobLogStore
 from .parts import Admin, Inserts, Leases, Schedules
 from .workers import CheckedWorkers
@@ -52,14 +54,16 @@ S = TypeVar("S", bound="CheckedStorage")
 _NOTHING_RENEWED = RenewResult(frozenset(), frozenset(), frozenset())
 
 
-class CheckedStorage(CheckedWorkers, CheckedJobLogs, Storage):
+class CheckedStorage(CheckedWorkers, CheckedHistory, CheckedJobLogs, CheckedBulk, Storage):
     """A :class:`~jobq.storage.base.Storage` whose arguments are checked here, once,
     before one of the backend's parts runs its SQL. The methods are documented
     on :class:`~jobq.storage.base.Storage`.
 
     A subclass sets :attr:`_inserts`, :attr:`_leases`, :attr:`_admin`,
     :attr:`_schedules`, :attr:`_workers` (the registry of live worker pools of
-    :class:`~jobq.storage.workers.CheckedWorkers`) and :attr:`_job_logs` in its
+    :class:`~jobq.storage.workers.CheckedWorkers`), :attr:`_job_logs` and
+    :attr:`_history` (:class:`~jobq.storage.history.CheckedHistory`) and
+    :attr:`_bulk` (filters and bulk actions) in its
     constructor and implements :meth:`close`.
     Use it as a context manager, or call :meth:`close`.
     """
@@ -69,6 +73,7 @@ class CheckedStorage(CheckedWorkers, CheckedJobLogs, Storage):
     _admin: Admin
     _schedules: Schedules
     _job_logs: JobLogStore
+    _bulk: BulkStore
 
     def __enter__(self: S) -> S:
         return self

@@ -282,6 +282,7 @@ class WorkerPool:
             name=self.name,
             queues=self.queues,
             state=lambda: (self.concurrency, self._stopping),
+            running=self.running,
             held=self._held,
             on_news=self._heard,
             on_rescued=self._wakeup.set,

@@ -8,6 +8,8 @@ drive them with a :class:`jobq.testing.FakeClock` (as River's ``JobRescuer``,
 ``JobCleaner`` and ``PeriodicJobEnqueuer``).
 
 - :class:`LeaseRescuer`: releases the jobs of workers that stopped renewing.
+- :class:`DeadPoolRescuer`: releases at once the jobs of a pool whose process on
+  this host is gone, without waiting for their leases.
 - :class:`RetentionCleaner`: deletes finished jobs older than the retention.
 - :class:`ScheduleFirer`: enqueues the declared schedules' due jobs.
 - :class:`Heartbeat`: renews the leases a pool holds, and hears of cancels.
@@ -28,8 +30,10 @@ from typing import Generic, TypeVar
 from .. import defaults, signals
 from ..job import JobStatus
 from ..storage.base import RenewResult, RescueResult
+from ..storage.workers import WorkerInfo, WorkerRegistry
 from . import process
 from .host import Leased, QueueHost
+from .identity import process_gone, this_process
 
 logger = logging.getLogger("jobq.worker")
 
@@ -41,6 +45,9 @@ FIRST_PURGE_DELAY = 1.0
 
 HEARTBEATS_PER_LEASE = 3
 """Heartbeats in each lease period: a lease survives two missed ones."""
+
+DEAD_POOL_CHECK_INTERVAL = 1.0
+"""Seconds between looks for pools of this host whose process is gone."""
 
 WAL_RESET_CHECK_INTERVAL = 15.0
 """Seconds between looks for other processes on a SQLite file, until one is seen."""
@@ -124,17 +131,116 @@ class LeaseRescuer(Service):
                     "cancelled": list(rescued.cancelled),
                 },
             )
-            if signals.job_lease_expired.receivers:
-                signals.emit(
-                    signals.job_lease_expired,
-                    self.host,
-                    requeued=rescued.requeued,
-                    failed=rescued.failed,
-                    cancelled=rescued.cancelled,
-                )
+            _announce(self.host, rescued)
             if self.on_rescued is not None:
                 self.on_rescued()
         return rescued
+
+
+def _announce(host: QueueHost, rescued: RescueResult) -> None:
+    if signals.job_lease_expired.receivers:
+        signals.emit(
+            signals.job_lease_expired,
+            host,
+            requeued=rescued.requeued,
+            failed=rescued.failed,
+            cancelled=rescued.cancelled,
+        )
+
+
+class DeadPoolRescuer(Service):
+    """Releases at once the jobs of the pools whose process on this host is gone.
+
+    Every second it reads the registry's rows of this host, boot and pid
+    namespace (one SELECT) and asks the system about each pool's pid
+    (:func:`~jobq.worker.identity.process_gone`): a pid that is free, taken by a
+    process started at another time, or a zombie means the pool died without
+    unregistering (SIGKILL, out of memory). Its jobs are then released as
+    :class:`LeaseRescuer` releases expired ones, with ``error_type`` ``WorkerDied``,
+    and its row deleted (:meth:`~jobq.storage.workers.WorkerRegistry.release_owner`).
+    Logs one WARNING line on ``jobq.worker`` per dead pool whose jobs were released
+    (``extra``: ``owner``, ``count`` and the ids in ``requeued``, ``failed``,
+    ``cancelled``) and sends ``job_lease_expired`` with those ids. Inactive where
+    the process identity is unknown (no Linux ``/proc``) or the storage has no
+    registry: pools of other hosts are always left to their leases.
+
+    :param owner: the lease owner of this pool (never released by it).
+    :param on_rescued: called when jobs were released (they may be run now).
+    """
+
+    punctual = True
+
+    def __init__(
+        self,
+        host: QueueHost,
+        *,
+        next_run: float,
+        owner: str,
+        on_rescued: Callable[[], None] | None = None,
+    ) -> None:
+        super().__init__(host, next_run=next_run)
+        self.owner = owner
+        self.on_rescued = on_rescued
+        self.me = this_process()
+        storage = host.storage
+        self.registry = storage if isinstance(storage, WorkerRegistry) else None
+
+    @property
+    def interval(self) -> float:
+        return DEAD_POOL_CHECK_INTERVAL
+
+    @property
+    def active(self) -> bool:
+        return self.registry is not None and self.me.known
+
+    def _dead(self, pool: WorkerInfo) -> bool:
+        if pool.owner == self.owner or pool.process_start is None:
+            return False
+        if pool.pid == self.me.pid and pool.process_start == self.me.process_start:
+            return False  # another pool of this very process
+        return process_gone(pool.pid, pool.process_start)
+
+    def run_once(self, now: float) -> RescueResult:
+        """Returns the jobs released, of every dead pool found."""
+        me = self.me
+        if self.registry is None or me.boot_id is None or me.pid_namespace is None:
+            return RescueResult()
+        found = self.registry.host_workers(
+            me.host, boot_id=me.boot_id, pid_namespace=me.pid_namespace
+        )
+        requeued: list[int] = []
+        failed: list[int] = []
+        cancelled: list[int] = []
+        for pool in found:
+            if not self._dead(pool):
+                continue
+            rescued = self.registry.release_owner(pool.owner, started_at=pool.started_at, now=now)
+            requeued += rescued.requeued
+            failed += rescued.failed
+            cancelled += rescued.cancelled
+            if rescued.total:
+                logger.warning(
+                    "jobq: released %d jobs of worker pool %s, whose process %d on this host "
+                    "is gone (requeued %s, failed %s, cancelled %s)",
+                    rescued.total,
+                    pool.owner,
+                    pool.pid,
+                    list(rescued.requeued),
+                    list(rescued.failed),
+                    list(rescued.cancelled),
+                    extra={
+                        "owner": pool.owner,
+                        "count": rescued.total,
+                        "requeued": list(rescued.requeued),
+                        "failed": list(rescued.failed),
+                        "cancelled": list(rescued.cancelled),
+                    },
+                )
+                _announce(self.host, rescued)
+        result = RescueResult(tuple(requeued), tuple(failed), tuple(cancelled))
+        if result.total and self.on_rescued is not None:
+            self.on_rescued()
+        return result
 
 
 class RetentionCleaner(Service):

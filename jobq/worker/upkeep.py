@@ -10,10 +10,11 @@ from typing import TypeVar
 
 from ..storage.base import RenewResult
 from .host import Leased, QueueHost
-from .presence import PoolState, Presence
+from .presence import PoolState, Presence, Running
 from .services import (
     FIRST_PURGE_DELAY,
     HEARTBEATS_PER_LEASE,
+    DeadPoolRescuer,
     Heartbeat,
     LeaseRescuer,
     RetentionCleaner,
@@ -33,14 +34,16 @@ def pool_services(
     name: str,
     queues: Sequence[str],
     state: PoolState,
+    running: Running,
     held: Callable[[], Sequence[L]],
     on_news: Callable[[RenewResult, Sequence[L]], None],
     on_rescued: Callable[[], None],
 ) -> list[Service]:
     """The services of the pool ``owner`` started at ``now``: heartbeat (``held``
-    leases, ``on_news`` of lost ones and cancels), lease rescue (``on_rescued``),
-    retention, schedules, the SQLite WAL-reset check, and its row in the registry
-    of live pools (``name``, ``queues``, ``state``), last so that a failure to
+    leases, ``on_news`` of lost ones and cancels), the release of dead pools' jobs
+    on this host and lease rescue (``on_rescued``), retention, schedules, the
+    SQLite WAL-reset check, and its row in the registry of live pools (``name``,
+    ``queues``, ``state``, the ``running`` threads), last so that a failure to
     write it never holds up the others."""
     return [
         Heartbeat(
@@ -51,9 +54,12 @@ def pool_services(
         ),
         # Rescue what dead workers left before claiming, and fire (and first store)
         # the declared schedules at once.
+        DeadPoolRescuer(queue, next_run=now, owner=owner, on_rescued=on_rescued),
         LeaseRescuer(queue, next_run=now, on_rescued=on_rescued),
         RetentionCleaner(queue, next_run=now + FIRST_PURGE_DELAY),
         ScheduleFirer(queue, next_run=now),
         WalResetCheck(queue, next_run=now),
-        Presence(queue, next_run=now, owner=owner, name=name, queues=queues, state=state),
+        Presence(
+            queue, next_run=now, owner=owner, name=name, queues=queues, state=state, running=running
+        ),
     ]

@@ -45,6 +45,15 @@ def hold() -> None:
     release.wait(30)
 
 
+def hold_until_released() -> None:
+    """Runs until the file ``$JOBQ_BROWSER_DIR/released`` exists (at most 60 s)."""
+    flag = Path(os.environ["JOBQ_BROWSER_DIR"]) / "released"
+    for _ in range(6000):
+        if flag.exists():
+            return
+        threading.Event().wait(0.01)
+
+
 def make_app(database: Path, **config: Any) -> Flask:
     """A production-like app (not testing: the authorisation callback decides) whose
     monitor lets every request in; workers are started by the test."""
@@ -63,6 +72,7 @@ def make_app(database: Path, **config: Any) -> Flask:
     ext.task(name="flaky", max_attempts=1, queue="mail")(flaky)
     ext.task(name="echo", max_attempts=1)(echo)
     ext.task(name="hold", max_attempts=1)(hold)
+    ext.task(name="hold_until_released", queue="child")(hold_until_released)
     ext.init_app(app)
     return app
 
@@ -73,6 +83,7 @@ def _child_queue() -> jobq.DurableQueue | None:
         return None
     queue = jobq.DurableQueue(database, lease_seconds=CHILD_LEASE_SECONDS)
     queue.task(name="add", queue="child")(add)
+    queue.task(name="hold_until_released", queue="child")(hold_until_released)
     return queue
 
 

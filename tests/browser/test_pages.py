@@ -10,7 +10,6 @@ import signal
 import sys
 from typing import Any
 
-from flask_jobq import state_for
 from jobq import JobStatus
 from tests.browser._app import CHILD_LEASE_SECONDS
 from tests.browser._browser import screenshot
@@ -159,29 +158,96 @@ def test_the_live_refresh_pauses_while_a_filter_is_being_edited(page: Any, serve
     expect(state).to_have_text("live", timeout=10_000)
 
 
-def test_a_worker_process_appears_and_disappears_once_killed(
+def test_a_worker_process_appears_with_its_threads_and_disappears_once_killed(
     page: Any, served: Served, tmp_path: Any
 ) -> None:
     database = str(served.folder / "jobs.db")
     args = [sys.executable, "-m", "jobq.cli", "worker", "--app", "tests.browser._app:child_queue"]
     env = {**os.environ, "JOBQ_BROWSER_DB": database}
-    own_pid = os.getpid()
     page.goto(served.url + "/jobq/ui/workers")
     assert page.locator("section.worker").count() == 1  # the app's own pool
-    assert f"pid {own_pid}" in page.locator("main").inner_text()
+    assert f"pid {os.getpid()}" in page.locator("main").inner_text()
+    held = enqueue(served.queue, "hold_until_released", queue="child")
 
     with started_process(args, log=tmp_path / "worker.log", env=env) as child:
         worker = page.locator(f"section.worker:has-text('pid {child.pid}')")
         worker.wait_for(timeout=20_000)  # the live refresh brings it in
         assert "child" in worker.inner_text()
+        # Its running job, and the thread that runs it, from the registry's heartbeat.
+        running = worker.locator(f"tr:has(a[href$='/jobq/ui/jobs/{held.id}'])")
+        running.locator("td.mono >> text=/jobq/").wait_for(timeout=20_000)
         screenshot(page, "workers-two")
+        thread = running.locator("td.mono >> text=/jobq/").inner_text()
+        page.goto(f"{served.url}/jobq/ui/jobs/{held.id}")  # the job names its thread too
+        facts = page.locator("dl.facts").inner_text()
+        assert f"pid {child.pid}" in facts
+        assert f"thread {thread}" in facts
+        page.goto(served.url + "/jobq/ui/workers")
 
         os.kill(child.pid, signal.SIGKILL)
         child.wait(10)
         worker.wait_for(state="detached", timeout=(CHILD_LEASE_SECONDS + 15) * 1000)
 
     assert page.locator("section.worker").count() == 1
-    assert state_for(served.app).pool is not None
+    # The killed pool's job went back to pending for another worker (same host: at once).
+    wait_for(lambda: served.queue.get(held.id).status is JobStatus.PENDING, "job released")
+
+
+def test_jobs_are_filtered_by_an_argument(page: Any, served: Served) -> None:
+    for user_id in range(40):
+        enqueue(served.queue, "echo", f"user-{user_id % 4}")
+    page.goto(served.url + "/jobq/ui/jobs")
+    page.fill("input[name=task]", "echo")
+    page.locator("input[name=arg]").last.fill("text=user-3")
+    page.get_by_role("button", name="Filter").click()
+
+    rows = page.locator("table.jobs tbody tr")
+
+    assert rows.count() == 10
+    assert "arg=text%3Duser-3" in page.url
+    page.locator("table.jobs tbody a").first.click()
+    assert '"user-3"' in page.locator("#payload").inner_text()
+
+
+def test_a_bulk_retry_of_1000_failed_jobs_is_confirmed_and_watched_to_completion(
+    page: Any, served: Served
+) -> None:
+    from playwright.sync_api import expect
+
+    queue = served.queue
+    for n in range(1000):
+        enqueue(queue, "flaky", n)
+    wait_for(lambda: queue.stats().queues["mail"].counts[JobStatus.FAILED] == 1000, "all failed")
+    page.goto(served.url + "/jobq/ui/jobs?status=failed&queue=mail")
+    page.get_by_role("button", name="Retry all…").click()
+    assert page.locator("#bulk-count").inner_text().replace("\u2009", "") == "1000"
+    screenshot(page, "bulk-confirm")
+    (served.folder / "fixed").touch()  # from now on the task succeeds
+
+    page.get_by_role("button", name="Retry 1").click()
+
+    assert "retried 1" in page.locator(".notice").inner_text()
+    page.goto(served.url + "/jobq/ui/")
+    completed = page.locator("a.card-completed .card-count")
+    expect(completed).to_have_text("1\u2009000", timeout=60_000)  # the live refresh follows
+    assert page.locator("a.card-failed .card-count").inner_text() == "0"
+    screenshot(page, "overview-after-bulk-retry")
+
+
+def test_a_job_shows_its_attempts_and_timeline(page: Any, served: Served) -> None:
+    job = enqueue(served.queue, "explode", "twice", max_attempts=2)
+    wait_for(lambda: served.queue.get(job.id).status is JobStatus.FAILED, "failed twice", 60)
+
+    page.goto(f"{served.url}/jobq/ui/jobs/{job.id}")
+
+    assert page.locator("table.attempts tbody tr").count() == 2
+    kinds = page.locator(".timeline .event-kind").all_inner_texts()
+    assert kinds[0] == "enqueued"
+    assert kinds.count("claimed") == 2
+    assert kinds[-1] == "failed"
+    page.locator("table.attempts summary").first.click()
+    assert "the widget broke: twice" in page.locator("table.attempts pre").first.inner_text()
+    screenshot(page, "job-attempts")
 
 
 def test_the_pages_work_without_javascript(browser: Any, served: Served) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from jobq.job import JobStatus
 from jobq.storage.base import MAX_PAUSED_QUEUES, Completion, NewJob, Storage, TooManyPausedQueues
+from jobq.storage.bulk import JobFilter
 from tests.contract._support import BOOM, T0, token
 
 
@@ -105,3 +106,27 @@ def test_paused_queue_names_are_bounded(storage: Storage) -> None:
     storage.resume("q1")
     storage.pause("one-more", now=T0)
     assert "one-more" in storage.paused_queues()
+
+
+def test_stats_counts_equal_the_rows_after_bulk_actions(storage: Storage) -> None:
+    queues = ["a", "b"]
+    now = T0
+    for step in range(6):
+        now += 1.0
+        storage.enqueue_many(
+            [NewJob(f"t{n % 3}", "[]", queue=q, max_attempts=1) for q in queues for n in range(9)],
+            now=now,
+        )
+        for job in storage.claim(queues, owner="w", now=now, lease_seconds=5, limit=7):
+            storage.fail(job.id, token(job), BOOM, now=now)
+        action = step % 3
+        if action == 0:
+            storage.retry_matching(JobFilter(name="t1"), now=now, batch_size=4)
+        elif action == 1:
+            storage.cancel_matching(JobFilter(queue="a"), now=now, batch_size=5)
+        else:
+            storage.delete_matching(
+                JobFilter(statuses={"failed", "pending"}), now=now, batch_size=3
+            )
+        stats = storage.stats(now=now)
+        assert {q: s.counts for q, s in stats.queues.items()} == recount(storage), step

@@ -1,5 +1,6 @@
-"""Databases written by the previous schema (version 2) upgrade in place: unique keys
-become per task, and the kept job counts start from the rows already there."""
+"""Databases written by older schemas upgrade in place: from version 2, unique keys
+become per task and the kept job counts start from the rows already there; from
+version 5, the attempt history and throughput counters start empty and fill on."""
 
 from __future__ import annotations
 
@@ -88,5 +89,117 @@ def test_a_version_2_postgres_schema_is_upgraded_in_place() -> None:
             assert "(name, unique_key)" in definition
             version = conn.execute("SELECT version FROM jobq_schema").fetchall()[0][0]
             assert version == postgres_sql.SCHEMA_VERSION
+    finally:
+        drop_postgres_schema(url)
+
+
+# Version 5 to 6: attempt history and throughput counters start empty, and fill
+# from the upgrade on; the processing job of the old file fails into its history.
+V5_ROWS = [("mail", "send", "processing", None, None), ("mail", "send", "completed", None, T0 - 9)]
+
+
+def _v5_insert_sql(table: str, mark: str) -> str:
+    return (
+        f"INSERT INTO {table} (queue, name, payload, status, max_attempts, run_at, unique_key, "
+        f"attempts, lease_owner, lease_token, lease_expires_at, started_at, created_at, "
+        f"updated_at, finished_at) VALUES ({mark}, {mark}, '[]', {mark}, 1, {T0 - 100}, {mark}, "
+        f"1, 'old:1:pool', 'tok', {T0 - 50}, {T0 - 80}, {T0 - 100}, {T0 - 100}, {mark})"
+    )
+
+
+def _check_history_after_upgrade(storage: Storage) -> None:
+    from jobq.storage.history import JobHistory, ThroughputPoint
+
+    assert isinstance(storage, JobHistory)
+    running, done = (job.id for job in storage.list_jobs())
+    assert storage.job_attempts(running) == storage.job_attempts(done) == []
+    minute = T0 - T0 % 60
+    assert storage.throughput(since=T0, until=T0 + 1) == [ThroughputPoint(minute, 0, 0)]
+    assert storage.rescue_expired(now=T0).failed == (running,)
+    (attempt,) = storage.job_attempts(running)
+    assert (attempt.attempt, attempt.lease_owner, attempt.started_at, attempt.outcome) == (
+        1,
+        "old:1:pool",
+        T0 - 80,
+        "lease_expired",
+    )
+    assert storage.throughput(since=T0, until=T0 + 1) == [ThroughputPoint(minute, 0, 1)]
+    assert storage.purge(older_than=T0 + 1, statuses=[JobStatus.FAILED]) == 1
+    assert storage.job_attempts(running) == []
+
+
+def test_a_version_5_sqlite_file_gains_attempt_history_and_counters(tmp_path: Path) -> None:
+    path = tmp_path / "v5.db"
+    write_old_sqlite_file(path, 5, _v5_insert_sql, V5_ROWS)
+    with SQLiteStorage(path) as storage:
+        _check_history_after_upgrade(storage)
+        assert storage._db.conn().query("PRAGMA user_version")[0][0] >= 6
+
+
+@pytest.mark.postgres
+def test_a_version_5_postgres_schema_gains_attempt_history_and_counters() -> None:
+    from jobq.storage.postgres import PostgresStorage
+
+    url = postgres_schema_url()
+    try:
+        write_old_postgres_schema(url, 5, _v5_insert_sql, V5_ROWS)
+        with PostgresStorage(url, clock="caller") as storage:
+            _check_history_after_upgrade(storage)
+    finally:
+        drop_postgres_schema(url)
+
+
+# Version 5 had the worker registry without process identity nor busy threads.
+WORKERS_OLD_VERSION = 5
+OLD_WORKERS = [("web1:7:pool1", "web1", 7, "pool1", '["default"]', 4, 30.0, T0 - 10, T0 - 5)]
+
+
+def _worker_insert_sql(table: str, mark: str) -> str:
+    """The old worker rows go in through the helpers' insert of old rows."""
+    workers = table.replace("jobs", "workers")
+    return (
+        f"INSERT INTO {workers} (owner, host, pid, name, queues, concurrency, lease_seconds, "
+        f"started_at, last_seen_at) VALUES ({', '.join([mark] * 9)})"
+    )
+
+
+def _check_workers_upgraded(storage: Storage) -> None:
+    from jobq.storage.workers import NewWorker, WorkerRegistry, WorkerThread
+
+    assert isinstance(storage, WorkerRegistry)
+    [old] = storage.live_workers(now=T0)
+    assert (old.owner, old.concurrency, old.last_seen_at) == ("web1:7:pool1", 4, T0 - 5)
+    assert (old.boot_id, old.pid_namespace, old.process_start, old.threads) == (
+        None,
+        None,
+        None,
+        (),
+    )
+    busy = (WorkerThread(1, "send", "jobq-pool1-1", T0 - 1),)
+    assert storage.worker_seen("web1:7:pool1", now=T0, threads=busy)
+    assert storage.live_workers(now=T0)[0].threads == busy
+    storage.register_worker(
+        NewWorker("web1:8:p", "web1", 8, "p", (), 1, 30.0, "boot", 4026531836, 99), now=T0
+    )
+    [new] = storage.host_workers("web1", boot_id="boot", pid_namespace=4026531836)
+    assert (new.owner, new.process_start) == ("web1:8:p", 99)
+
+
+def test_a_version_5_sqlite_file_gains_worker_identity_and_threads(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    write_old_sqlite_file(path, WORKERS_OLD_VERSION, _worker_insert_sql, OLD_WORKERS)
+    with SQLiteStorage(path) as storage:
+        _check_workers_upgraded(storage)
+
+
+@pytest.mark.postgres
+def test_a_version_5_postgres_schema_gains_worker_identity_and_threads() -> None:
+    from jobq.storage.postgres import PostgresStorage
+
+    url = postgres_schema_url()
+    try:
+        write_old_postgres_schema(url, WORKERS_OLD_VERSION, _worker_insert_sql, OLD_WORKERS)
+        with PostgresStorage(url, clock="caller") as storage:
+            _check_workers_upgraded(storage)
     finally:
         drop_postgres_schema(url)

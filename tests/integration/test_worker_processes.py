@@ -261,7 +261,9 @@ def test_job_of_a_killed_process_is_rescued_by_another_within_lease_and_sweep(
     assert done.attempts == 2
     assert f":{b.pid}:" in (done.lease_owner or "")
     assert done.error is not None
-    assert done.error.type == "LeaseExpired"  # kept from the rescue
+    # Kept from the rescue: B, on the same host, saw A's pid gone (WorkerDied),
+    # unless A's lease lapsed first (LeaseExpired).
+    assert done.error.type in {"WorkerDied", "LeaseExpired"}
     rescue_delay = started_in(b.pid)[0][4] - killed_at
     print(f"rescued {rescue_delay:.2f} s after kill -9 (documented bound {documented:.1f} s)")
     assert 0 < rescue_delay <= 2 * documented, rescue_delay
@@ -313,9 +315,10 @@ def test_a_job_that_kills_its_worker_ends_failed_and_others_still_complete(
     failed = queue.get(poison.id)
     assert failed.attempts == 2
     assert failed.error is not None
-    assert failed.error.type == "LeaseExpired"
-    assert "lease expired" in failed.error.message
-    assert "worker died" in failed.error.message
+    # Released by the restarted worker, which saw the killed pid gone (WorkerDied),
+    # or by lease expiry (LeaseExpired) if that came first.
+    assert failed.error.type in {"WorkerDied", "LeaseExpired"}
+    assert "died" in failed.error.message
     starts = [(e[2], e[3]) for e in read_ledgers(tmp_path) if e[0] == "start"]
     assert [attempt for _, attempt in starts] == [1, 2]
     assert len({pid for pid, _ in starts}) == 2  # in two different processes

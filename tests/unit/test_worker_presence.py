@@ -123,3 +123,44 @@ def test_close_unregisters_at_once(queue: DurableQueue) -> None:
     assert [info.name for info in queue.workers()] == ["two"]
     one.close()  # idempotent
     assert [info.name for info in queue.workers()] == ["two"]
+
+
+def test_each_run_writes_the_busy_threads_and_the_process_identity(queue: DurableQueue) -> None:
+    from jobq import WorkerThread
+    from jobq.worker.identity import this_process
+
+    busy: list[dict[str, object]] = []
+    service = Presence(
+        queue,
+        next_run=START,
+        owner=pool_owner("pool1"),
+        name="pool1",
+        queues=["default"],
+        state=PoolState(),
+        running=lambda: list(busy),
+    )
+    service.run_once(START)
+    info = only(queue)
+    me = this_process()
+    assert (info.boot_id, info.pid_namespace, info.process_start) == (
+        me.boot_id,
+        me.pid_namespace,
+        me.process_start,
+    )
+    assert info.threads == ()
+    busy.append(
+        {
+            "id": 5,
+            "name": "send",
+            "queue": "default",
+            "attempt": 1,
+            "started_at": START + 1,
+            "thread": "jobq-pool1-1",
+            "timed_out": True,
+            "stuck": True,
+            "stuck_since": START + 4,
+        }
+    )
+    busy.append({"id": 6, "name": "send", "started_at": None, "thread": None})  # not started
+    service.run_once(START + 10)
+    assert only(queue).threads == (WorkerThread(5, "send", "jobq-pool1-1", START + 1, START + 4),)

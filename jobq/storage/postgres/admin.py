@@ -20,6 +20,7 @@ from .._rows import COLS, job_filters, job_row, job_rows, row_to_job, stats_from
 from ..base import MAX_PAUSED_QUEUES, Job, JobStatus, Stats, TooManyPausedQueues, UniqueKeyConflict
 from . import sql
 from .connection import Database
+from .history import fold_throughput
 
 _STATUS_VALUES = tuple(status.value for status in JobStatus)
 """Every status, each a column of :class:`QueueCounts` (iterating the enum per row
@@ -42,10 +43,12 @@ class QueueCounts(NamedTuple):
 
 def fold_counts(db: Database) -> None:
     """Fold the rows of count changes into one per queue and status, unless another
-    process is doing it; done by stats, rescue and purge so the sum stays short."""
+    process is doing it; done by stats, rescue and purge so the sum stays short.
+    The throughput counters are folded (and the old ones forgotten) with them."""
     with db.conn() as conn, conn.transaction():
         if conn.execute(sql.FOLD_IF_FREE, (sql.COUNTS_LOCK,)).fetchall()[0][0]:
             conn.execute(sql.FOLD_COUNTS, {"extra": sql.FOLD_AFTER_ROWS})
+            fold_throughput(conn)
 
 
 class PostgresAdmin:

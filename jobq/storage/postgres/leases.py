@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from .._limits import Allowance, rate_windows
 from .._rows import STATUS, JobRow, job_rows, row_to_job
 from ..base import Completion, Job, JobError, JobStatus, RenewResult, RescueResult, TaskLimit
-from . import sql
+from . import history, sql
 from .admin import fold_counts
 from .connection import Database
 
@@ -132,17 +132,15 @@ class PostgresLeases:
         )
 
     def complete(self, job_id: int, lease_token: str, now: float, result: str | None) -> bool:
-        return (
-            self._db.rowcount(
-                sql.COMPLETE,
-                {"result": result, "now": self._db.now(now), "id": job_id, "token": lease_token},
-            )
-            == 1
+        rows = self._db.run(
+            history.COMPLETE,
+            {"result": result, "now": self._db.now(now), "id": job_id, "token": lease_token},
         )
+        return bool(rows[0][0])
 
     def complete_many(self, completions: Sequence[Completion], now: float) -> list[bool]:
         rows = self._db.run(
-            sql.COMPLETE_MANY,
+            history.COMPLETE_MANY,
             {
                 "ids": [c.job_id for c in completions],
                 "tokens": [c.lease_token for c in completions],
@@ -161,7 +159,7 @@ class PostgresLeases:
         self, job_id: int, lease_token: str, error: JobError, now: float, retry_at: float | None
     ) -> JobStatus | None:
         rows = self._db.run(
-            sql.FAIL,
+            history.FAIL,
             {
                 "retry_at": retry_at,
                 "now": self._db.now(now),
@@ -184,15 +182,11 @@ class PostgresLeases:
         return STATUS[rows[0][0]] if rows else None
 
     def finish_cancelled(self, job_id: int, lease_token: str, now: float) -> bool:
-        return (
-            self._db.rowcount(
-                sql.FINISH_CANCELLED, {"now": self._db.now(now), "id": job_id, "token": lease_token}
-            )
-            == 1
-        )
+        params = {"now": self._db.now(now), "id": job_id, "token": lease_token}
+        return bool(self._db.run(history.FINISH_CANCELLED, params)[0][0])
 
     def rescue_expired(self, now: float, limit: int) -> RescueResult:
-        rows = self._db.run(sql.RESCUE, {"now": self._db.now(now), "limit": limit})
+        rows = self._db.run(history.RESCUE, {"now": self._db.now(now), "limit": limit})
         fold_counts(self._db)  # the maintenance every worker pool runs often
         outcome: dict[str, list[int]] = {"pending": [], "failed": [], "cancelled": []}
         for job_id, status in sorted(rows):

@@ -210,6 +210,47 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    (
+        # Attempts that ended without completing (jobq.storage.history), written by
+        # the statement that ended them; deleting a job deletes its attempts.
+        """
+        CREATE TABLE jobq_job_attempts (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            job_id bigint NOT NULL REFERENCES jobq_jobs (id) ON DELETE CASCADE,
+            attempt integer NOT NULL,
+            lease_owner text,
+            started_at double precision,
+            ended_at double precision NOT NULL,
+            outcome text NOT NULL,
+            error_type text,
+            error_message text,
+            error_traceback text
+        )
+        """,
+        "CREATE INDEX jobq_job_attempts_job ON jobq_job_attempts (job_id, id)",
+        # Jobs that ended completed or failed per minute and queue, as rows appended
+        # by each ending statement (no row that every writer updates and locks until
+        # its commit); folding (with the job counts) sums each minute into one row.
+        """
+        CREATE TABLE jobq_throughput (
+            minute bigint NOT NULL,
+            queue text NOT NULL,
+            completed bigint NOT NULL,
+            failed bigint NOT NULL
+        )
+        """,
+        "CREATE INDEX jobq_throughput_minute ON jobq_throughput (minute, queue)",
+    ),
+    (
+        # The worker registry grows: the process identity for the same-host check
+        # of dead pools, and what each busy thread runs (jobq.storage.workers).
+        """
+        ALTER TABLE jobq_workers ADD COLUMN boot_id text,
+            ADD COLUMN pid_namespace bigint,
+            ADD COLUMN process_start bigint,
+            ADD COLUMN threads text NOT NULL DEFAULT '[]'
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -43,7 +43,9 @@ from collections.abc import Callable
 from ...validate import check_seconds
 from ..checked import CheckedStorage
 from .admin import PostgresAdmin
+from .bulk import PostgresBulk
 from .connection import Clock, Database, redacted
+from .history import PostgresHistory
 from .inserts import PostgresInserts
 from .job_logs import PostgresJobLogs
 from .leases import PostgresLeases
@@ -111,6 +113,8 @@ class PostgresStorage(CheckedStorage):
         self._schedules = PostgresSchedules(self._db)
         self._workers = PostgresWorkers(self._db)
         self._job_logs = PostgresJobLogs(self._db)
+        self._bulk = PostgresBulk(self._db)
+        self._history = PostgresHistory(self._db)
         self._lock = threading.Lock()
         self._listener: Listener | None = None
         self._listener_pid = os.getpid()

@@ -12,6 +12,7 @@ rows and limits, and the storage contract.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
@@ -30,6 +31,7 @@ from ..base import (
 )
 from .database import Database
 from .driver import Connection
+from .history import count_ended, count_queues, record_attempt
 from .sql import (
     CANDIDATES,
     CANDIDATES_EXCEPT,
@@ -49,6 +51,8 @@ from .sql import (
     padded_size,
     take_in,
 )
+
+_COMPLETE_RETURNING = f"{COMPLETE} RETURNING queue"
 
 
 def _claim_order(row: JobRow) -> tuple[int, float, int]:
@@ -193,28 +197,49 @@ class SQLiteLeases:
             return conn.run(PROGRESS, (progress, now, job_id, lease_token)) == 1
 
     def complete(self, job_id: int, lease_token: str, now: float, result: str | None) -> bool:
+        params = (result, now, job_id, lease_token)
         with self._db.write() as conn:
-            return conn.run(COMPLETE, (result, now, job_id, lease_token)) == 1
+            if self._db.returning:
+                rows = conn.query(_COMPLETE_RETURNING, params)
+                if not rows:
+                    return False
+                count_queues(conn, {rows[0][0]: 1}, now, failed=False)
+            elif conn.run(COMPLETE, params) == 1:
+                count_ended(conn, (job_id,), now, failed=False)
+            else:
+                return False
+        return True
 
     def complete_many(self, completions: Sequence[Completion], now: float) -> list[bool]:
         params = [(result, now, job_id, token) for job_id, token, result in completions]
         with self._db.write() as conn:
+            # The counters: one upsert per queue for the whole batch.
             if self._db.returning:
-                return self._complete_each(conn, completions, now)
-            # Fast path: one executemany. If any lease was lost, undo it and go one
-            # by one to learn which (executemany only reports a total).
-            conn.run("SAVEPOINT complete_many")
-            if conn.run_many(COMPLETE, params) == len(params):
-                conn.run("RELEASE complete_many")
-                return [True] * len(params)
-            conn.run("ROLLBACK TO complete_many")
+                queues: Counter[str] = Counter()
+                done = self._complete_each(conn, completions, now, queues)
+                count_queues(conn, queues, now, failed=False)
+            else:
+                done = self._complete_executemany(conn, params)
+                ended = {c.job_id for c, ok in zip(completions, done, strict=True) if ok}
+                count_ended(conn, ended, now, failed=False)
+        return done
+
+    def _complete_executemany(self, conn: Connection, params: list[tuple[Any, ...]]) -> list[bool]:
+        """complete_many without RETURNING: one executemany; if any lease was lost,
+        undo it and go one by one to learn which (executemany only reports a total)."""
+        conn.run("SAVEPOINT complete_many")
+        if conn.run_many(COMPLETE, params) == len(params):
             conn.run("RELEASE complete_many")
-            return [conn.run(COMPLETE, p) == 1 for p in params]
+            return [True] * len(params)
+        conn.run("ROLLBACK TO complete_many")
+        conn.run("RELEASE complete_many")
+        return [conn.run(COMPLETE, p) == 1 for p in params]
 
     def _complete_each(
-        self, conn: Connection, completions: Sequence[Completion], now: float
+        self, conn: Connection, completions: Sequence[Completion], now: float, queues: Counter[str]
     ) -> list[bool]:
-        """complete_many as one UPDATE ... FROM (VALUES ...) RETURNING per chunk."""
+        """complete_many as one UPDATE ... FROM (VALUES ...) RETURNING per chunk;
+        counts the completed jobs of each queue into ``queues``."""
         done: set[int] = set()
         for start in range(0, len(completions), COMPLETE_CHUNK):
             chunk = completions[start : start + COMPLETE_CHUNK]
@@ -223,7 +248,9 @@ class SQLiteLeases:
             for job_id, token, result in chunk:
                 values += (job_id, token, result)
             values += (0, "", None) * (size - len(chunk))  # id 0 never exists
-            done.update(job_id for (job_id,) in conn.query(complete_from(size), values))
+            for job_id, queue in conn.query(complete_from(size), values):
+                done.add(job_id)
+                queues[queue] += 1
         outcome = []
         for job_id, _, _ in completions:
             outcome.append(job_id in done)
@@ -236,6 +263,10 @@ class SQLiteLeases:
         params = (retry_at, now, error.type, error.message, error.traceback, job_id, lease_token)
         with self._db.write() as conn:
             rows = self._db.modify(conn, FAIL, params, "status", job_id)
+            if rows:
+                record_attempt(conn, job_id, now, "failed")
+                if rows[0][0] == "failed":
+                    count_ended(conn, (job_id,), now, failed=True)
         return STATUS[rows[0][0]] if rows else None
 
     def release(
@@ -248,7 +279,10 @@ class SQLiteLeases:
 
     def finish_cancelled(self, job_id: int, lease_token: str, now: float) -> bool:
         with self._db.write() as conn:
-            return conn.run(FINISH_CANCELLED, (now, job_id, lease_token)) == 1
+            if conn.run(FINISH_CANCELLED, (now, job_id, lease_token)) != 1:
+                return False
+            record_attempt(conn, job_id, now, "cancelled")
+        return True
 
     def rescue_expired(self, now: float, limit: int) -> RescueResult:
         outcome: dict[str, list[int]] = {"pending": [], "failed": [], "cancelled": []}
@@ -261,6 +295,8 @@ class SQLiteLeases:
             for (job_id,) in expired:
                 for (status,) in self._db.modify(conn, RESCUE, (now, job_id), "status", job_id):
                     outcome[status].append(job_id)
+                    record_attempt(conn, job_id, now, "lease_expired")
+            count_ended(conn, outcome["failed"], now, failed=True)
         return RescueResult(
             tuple(outcome["pending"]), tuple(outcome["failed"]), tuple(outcome["cancelled"])
         )

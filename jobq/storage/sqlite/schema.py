@@ -183,6 +183,56 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         END
         """,
     ),
+    (
+        # Attempts that ended without completing (jobq.storage.history), written in
+        # the transaction that ended them; several per job, read by job.
+        """
+        CREATE TABLE job_attempts (
+            id INTEGER PRIMARY KEY,
+            job_id INTEGER NOT NULL,
+            attempt INTEGER NOT NULL,
+            lease_owner TEXT,
+            started_at REAL,
+            ended_at REAL NOT NULL,
+            outcome TEXT NOT NULL,
+            error_type TEXT,
+            error_message TEXT,
+            error_traceback TEXT
+        )
+        """,
+        "CREATE INDEX job_attempts_job ON job_attempts (job_id, id)",
+        """
+        CREATE TRIGGER jobs_attempts_deleted AFTER DELETE ON jobs BEGIN
+            DELETE FROM job_attempts WHERE job_id = OLD.id;
+        END
+        """,
+        # Jobs that ended completed or failed per minute (its start, epoch seconds)
+        # and queue, kept by the statements that end them (writes are serialised).
+        """
+        CREATE TABLE job_throughput (
+            minute INTEGER NOT NULL,
+            queue TEXT NOT NULL,
+            completed INTEGER NOT NULL,
+            failed INTEGER NOT NULL,
+            PRIMARY KEY (minute, queue)
+        ) WITHOUT ROWID
+        """,
+        # A new minute's first row (not the updates of an upsert) drops the rows
+        # older than two days before it: a range at the start of the key.
+        """
+        CREATE TRIGGER job_throughput_trimmed AFTER INSERT ON job_throughput BEGIN
+            DELETE FROM job_throughput WHERE minute < NEW.minute - 172800;
+        END
+        """,
+    ),
+    (
+        # The worker registry grows: the process identity for the same-host check
+        # of dead pools, and what each busy thread runs (jobq.storage.workers).
+        "ALTER TABLE workers ADD COLUMN boot_id TEXT",
+        "ALTER TABLE workers ADD COLUMN pid_namespace INTEGER",
+        "ALTER TABLE workers ADD COLUMN process_start INTEGER",
+        "ALTER TABLE workers ADD COLUMN threads TEXT NOT NULL DEFAULT '[]'",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -113,13 +113,13 @@ COMPLETE_CHUNK = 256
 @functools.cache
 def complete_from(size: int) -> str:
     """Complete ``size`` (id, token, result) triples after ?1 = now; returns the ids
-    completed. Needs UPDATE ... FROM and RETURNING."""
+    completed and their queues. Needs UPDATE ... FROM and RETURNING."""
     values = ", ".join(f"(?{n}, ?{n + 1}, ?{n + 2})" for n in range(2, 2 + 3 * size, 3))
     return (
         "UPDATE jobs SET status = 'completed', result = v.column3, finished_at = ?1, "
         f"updated_at = ?1, lease_expires_at = NULL FROM (VALUES {values}) AS v "
         "WHERE jobs.id = v.column1 AND jobs.lease_token = v.column2 "
-        "AND jobs.status = 'processing' RETURNING jobs.id"
+        "AND jobs.status = 'processing' RETURNING jobs.id, jobs.queue"
     )
 
 

@@ -39,7 +39,8 @@ its connections (:mod:`.database`, over the driver adapter :mod:`.driver` and
 the schema :mod:`.schema`), and the parts that run SQL (:mod:`.sql`) for new
 jobs (:mod:`.inserts`), leases (:mod:`.leases`), administration
 (:mod:`.admin`), schedules (:mod:`.schedules`), the live worker pools
-(:mod:`.workers`) and job log lines (:mod:`.job_logs`). Arguments are checked
+(:mod:`.workers`), job log lines (:mod:`.job_logs`), job history (:mod:`.history`)
+and filters with bulk actions (:mod:`.bulk`). Arguments are checked
 once, above them, by :class:`~jobq.storage.checked.CheckedStorage`.
 
 Rule: imports its own parts, the checking layer and the storage contract.
@@ -51,8 +52,10 @@ from pathlib import Path
 
 from ..checked import CheckedStorage
 from .admin import SQLiteAdmin
+from .bulk import SQLiteBulk
 from .database import DEFAULT_FILE_MODE, CheckpointMode, Database, Synchronous
 from .driver import DriverName
+from .history import SQLiteHistory
 from .inserts import SQLiteInserts
 from .job_logs import SQLiteJobLogs
 from .leases import SQLiteLeases
@@ -122,6 +125,8 @@ class SQLiteStorage(CheckedStorage):
         self._schedules = SQLiteSchedules(self._db, inserts)
         self._workers = SQLiteWorkers(self._db)
         self._job_logs = SQLiteJobLogs(self._db)
+        self._bulk = SQLiteBulk(self._db)
+        self._history = SQLiteHistory(self._db)
         try:
             self._db.conn()  # open now: a bad path or schema shows up here
         except BaseException:

@@ -367,6 +367,8 @@ def test_the_workers_page_shows_a_live_pool_and_its_running_job(
 
         eventually(lambda: queue.get(job.id).status is jobq.JobStatus.PROCESSING)
         html = page(app.test_client(), "/jobq/ui/workers")
+        [thread] = [entry["thread"] for entry in pool.running()]
+        assert f'<td class="mono">{thread}</td>' in html  # the thread that runs it
         assert f"pid {pool.owner.split(':')[1]}" in html
         assert f'href="/jobq/ui/jobs/{job.id}"' in html
         assert "1 live" in html
@@ -393,3 +395,89 @@ def test_every_template_and_asset_is_package_data() -> None:
     ]
     assert len(shipped) >= 10
     assert [name for name in shipped if not any(fnmatch(name, p) for p in patterns)] == []
+
+
+# -- filters by arguments and time, bulk actions, history, threads ------------------------
+
+
+def test_the_jobs_page_filters_by_argument_and_creation_time(app: Flask) -> None:
+    queue = state_for(app).queue
+    ids = {n: enqueue(queue, "add", n, n % 3).id for n in range(12)}
+    client = app.test_client()
+
+    def shown(url: str) -> set[int]:
+        return {int(i) for i in re.findall(r'<a href="/jobq/ui/jobs/(\d+)">', page(client, url))}
+
+    assert shown("/jobq/ui/jobs?task=add&arg=b%3D2") == {ids[n] for n in (2, 5, 8, 11)}
+    assert shown("/jobq/ui/jobs?task=add&arg=a%3D7&arg=b%3D1") == {ids[7]}
+    assert shown("/jobq/ui/jobs?task=add&arg=a%3D%227%22") == set()  # "7" is not 7
+    assert shown("/jobq/ui/jobs?created_after=2999-01-01T00:00") == set()
+    assert shown("/jobq/ui/jobs?created_before=2999-01-01T00:00&limit=50") == set(ids.values())
+    html = page(client, "/jobq/ui/jobs?task=add&arg=b%3D2")
+    assert 'value="b=2"' in html  # the filter stays in the form
+    for bad in ("arg=b", "arg=1x%3D2", "created_after=yesterday"):
+        assert client.get(f"/jobq/ui/jobs?{bad}", headers=HTML).status_code == 400, bad
+
+
+def test_a_bulk_retry_is_counted_confirmed_then_run(app: Flask) -> None:
+    queue = state_for(app).queue
+    failed = [enqueue(queue, "fail").id for _ in range(7)]
+    enqueue(queue, "add", 1, 1)
+    queue.run_until_empty()
+    client = app.test_client()
+    jobs = page(client, "/jobq/ui/jobs?status=failed")
+    assert 'name="action" value="retry"' in jobs
+
+    confirm = page(client, "/jobq/ui/bulk?action=retry&status=failed&task=fail")
+
+    assert '<strong id="bulk-count">7</strong>' in confirm
+    assert "status failed, task fail" in confirm
+    assert all(queue.get(job_id).status is jobq.JobStatus.FAILED for job_id in failed)
+    form = {"action": "retry", "status": "failed", "task": "fail"}
+    assert client.post("/jobq/ui/bulk", data=form).status_code == 403  # no token
+    done = client.post("/jobq/ui/bulk", data={**form, "csrf_token": form_token(confirm)})
+    assert done.status_code == 303
+    assert "status=failed" in done.headers["Location"]
+    assert all(queue.get(job_id).status is jobq.JobStatus.PENDING for job_id in failed)
+    assert "retried 7 jobs" in page(client, "/jobq/ui/jobs")
+
+
+def test_bulk_actions_count_only_the_jobs_they_act_on_and_need_a_filter(app: Flask) -> None:
+    queue = state_for(app).queue
+    for n in range(3):
+        enqueue(queue, "add", n, n)
+    client = app.test_client()
+    html = page(client, "/jobq/ui/bulk?action=retry&task=add")
+    assert '<strong id="bulk-count">0</strong>' in html  # pending jobs are not retried
+    assert "Nothing to retry" in html
+    assert '<strong id="bulk-count">3</strong>' in page(
+        client, "/jobq/ui/bulk?action=cancel&task=add"
+    )
+    assert client.get("/jobq/ui/bulk?action=delete", headers=HTML).status_code == 400
+    assert client.get("/jobq/ui/bulk?action=drop&task=add", headers=HTML).status_code == 400
+    token = form_token(page(client, "/jobq/ui/bulk?action=delete&task=add"))
+    client.post("/jobq/ui/bulk", data={"action": "delete", "task": "add", "csrf_token": token})
+    assert queue.count(name="add") == 0
+
+
+def test_the_job_page_shows_each_failed_attempt_and_the_timeline(app: Flask) -> None:
+    queue = state_for(app).queue
+    job = enqueue(queue, "fail")
+    queue.run_until_empty()
+
+    html = page(app.test_client(), f"/jobq/ui/jobs/{job.id}")
+
+    assert "Attempts that did not complete" in html
+    assert html.count("<details>") == 1  # jobq.Fail: one attempt, with its traceback
+    assert "it went wrong" in html
+    assert "Timeline" in html
+    for kind in ("enqueued", "claimed", "failed"):
+        assert f'<span class="event-kind">{kind}</span>' in html, kind
+
+
+def test_the_overview_charts_the_throughput(app: Flask, seeded: jobq.DurableQueue) -> None:
+    html = page(app.test_client(), "/jobq/ui/")
+    assert html.count("<svg") == 2
+    assert 'class="bar-completed"' in html
+    assert 'class="bar-failed"' in html
+    assert "<title>" in html  # each bar says its figures

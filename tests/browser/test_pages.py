@@ -205,6 +205,7 @@ def test_jobs_are_filtered_by_an_argument(page: Any, served: Served) -> None:
 
     assert rows.count() == 10
     assert "arg=text%3Duser-3" in page.url
+    screenshot(page, "jobs-filtered-by-argument")
     page.locator("table.jobs tbody a").first.click()
     assert '"user-3"' in page.locator("#payload").inner_text()
 

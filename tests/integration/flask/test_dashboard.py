@@ -365,7 +365,8 @@ def test_the_workers_page_shows_a_live_pool_and_its_running_job(
     try:
         from tests.helpers import eventually
 
-        eventually(lambda: queue.get(job.id).status is jobq.JobStatus.PROCESSING)
+        # Claimed is not yet running: a thread takes the job a moment later.
+        eventually(lambda: [int(entry["id"]) for entry in pool.running()] == [job.id])
         html = page(app.test_client(), "/jobq/ui/workers")
         [thread] = [entry["thread"] for entry in pool.running()]
         assert f'<td class="mono">{thread}</td>' in html  # the thread that runs it

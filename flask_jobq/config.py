@@ -175,6 +175,14 @@ SETTINGS: tuple[Setting, ...] = (
         "except when app.testing is true, and local requests when app.debug is true.",
     ),
     Setting(
+        "JOBQ_MONITOR_SHOW_PAYLOADS",
+        "bool",
+        "True",
+        "Show each job's arguments on the dashboard's job page (<prefix>/ui/jobs/<id>). "
+        "False hides them, for apps whose payloads hold what only the task should see; "
+        "the JSON endpoints never show them.",
+    ),
+    Setting(
         "JOBQ_HEALTH_AUTH",
         "Callable[[], bool] | None",
         "None",

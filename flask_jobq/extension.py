@@ -171,6 +171,11 @@ class JobQ:
             only). None: the callback given to @jobq_ext.monitor_auth if any, else every
             request gets 403, except when app.testing is true, and local requests when
             app.debug is true. Type ``Callable[[], bool] | None``, default ``None``.
+        ``JOBQ_MONITOR_SHOW_PAYLOADS``
+            Show each job's arguments on the dashboard's job page
+            (<prefix>/ui/jobs/<id>). False hides them, for apps whose payloads hold what
+            only the task should see; the JSON endpoints never show them. Type ``bool``,
+            default ``True``.
         ``JOBQ_HEALTH_AUTH``
             Who may call the health endpoint (<prefix>/health). None: anyone, such as a
             load balancer, gets the status alone; requests the monitor's authorisation

@@ -11,6 +11,7 @@ import copy
 from typing import Any
 
 from .openapi_bulk import with_bulk_paths
+from .openapi_dashboard import DASHBOARD_PATHS
 from .openapi_schemas import SCHEMAS, STATUSES, ref
 
 
@@ -73,7 +74,17 @@ _PATHS: dict[str, Any] = {
             "operationId": "index",
             "summary": "The monitor's endpoints: a link to each, and to this description.",
             "description": "Also answered at the prefix without its trailing slash.",
-            "responses": {"200": _json(ref("Index"), "The links."), **_FORBIDDEN},
+            "responses": {
+                "200": {
+                    "description": "The links; browsers (Accept preferring text/html) get "
+                    "the dashboard's overview page instead.",
+                    "content": {
+                        "application/json": {"schema": ref("Index")},
+                        "text/html": {"schema": {"type": "string"}},
+                    },
+                },
+                **_FORBIDDEN,
+            },
         }
     },
     "/stats": {
@@ -406,7 +417,7 @@ _SPEC: dict[str, Any] = {
             "with an Error body."
         ),
     },
-    "paths": _PATHS,
+    "paths": {**_PATHS, **DASHBOARD_PATHS},
     "components": {
         "schemas": SCHEMAS,
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

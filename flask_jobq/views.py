@@ -6,7 +6,8 @@ Mounted by :func:`register_monitor` at ``JOBQ_MONITOR_URL_PREFIX`` (default
 
 Security rules, each the lesson of another queue's dashboard:
 
-- ``GET <prefix>`` (and ``<prefix>/``) answers an index of the endpoints.
+- ``GET <prefix>`` (and ``<prefix>/``) answers an index of the endpoints, or the
+  HTML dashboard (:mod:`flask_jobq.dashboard`, ``<prefix>/ui/``) to browsers.
 - Every request but the health endpoint's is authorised by
   ``JOBQ_MONITOR_AUTH``, a callable taking no arguments (it reads
   :data:`flask.request`) that returns exactly ``True`` to allow. Without one
@@ -55,6 +56,7 @@ from .bulk_views import register_bulk_views
 from .config import DEFAULT_URL_PREFIX as DEFAULT_URL_PREFIX
 from .config import AuthCallback as AuthCallback
 from .config import MonitorConfig
+from .dashboard import DASHBOARD_PATH, make_dashboard, overview_page, wants_html
 from .health import HEALTH_ENDPOINT, authorise_health, health
 from .history_views import register_history_views
 from .metrics import METRICS_ENDPOINT, authorise_metrics, metrics
@@ -149,11 +151,15 @@ def make_blueprint() -> Blueprint:
     bp.register_error_handler(JobNotFound, _job_not_found)
     bp.register_error_handler(jobq.StorageError, _storage_error)
 
-    # An HTML dashboard will answer browsers here (content negotiation); JSON stays.
+    bp.register_blueprint(make_dashboard(), url_prefix=DASHBOARD_PATH)
+
     @bp.get("/", strict_slashes=False)
     def index() -> ResponseReturnValue:
         """The monitor's endpoints: a link to each collection, and the OpenAPI document
-        that describes them all."""
+        that describes them all. Browsers (``Accept`` preferring HTML) get the
+        dashboard's overview instead."""
+        if wants_html():
+            return overview_page()
         return {
             "name": "jobq monitor",
             "links": {name: url_for(f".{endpoint}") for name, endpoint in INDEX_LINKS.items()},

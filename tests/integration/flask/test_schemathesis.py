@@ -144,7 +144,20 @@ def _still_works(app: Flask) -> None:
     assert queue.get(job.id).decoded_result() == 42
 
 
-@pytest.mark.parametrize(("path", "method"), OPERATIONS)
+# The dashboard's form posts need its CSRF cookie and the same token in a field, which
+# generated requests cannot have: they are refused (403, documented), and
+# tests/integration/flask/test_dashboard.py drives them with real tokens.
+FORMS = {
+    (path, method)
+    for path, operations in openapi_spec()["paths"].items()
+    for method, operation in operations.items()
+    if operation.get("x-jobq-form")
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "method"), [op for op in OPERATIONS if tuple(op.values) not in FORMS]
+)
 def test_authorised_requests_conform_to_the_openapi_description(
     monitor_app: Callable[..., Flask], path: str, method: str
 ) -> None:

@@ -400,6 +400,7 @@ def test_forked_child_opens_its_own_connection(tmp_path: Path, driver: str) -> N
         storage.close()
 
 
+@pytest.mark.slow  # starts processes: the full suite runs it, not --fast
 def test_committed_job_survives_kill_9(tmp_path: Path, driver: str) -> None:
     spec = {"backend": driver, "path": str(tmp_path / "a.db"), "driver": driver, "returning": True}
     child = subprocess.Popen(

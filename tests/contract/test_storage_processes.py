@@ -7,6 +7,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from jobq.job import JobStatus
 from jobq.storage.base import Completion, NewJob, Storage
 from tests.contract._backends import open_storage
@@ -15,6 +17,7 @@ from tests.helpers import run_children
 T0 = 1_000_000.0
 
 
+@pytest.mark.slow  # starts processes: the full suite runs it, not --fast
 def test_processes_never_claim_one_job_twice(spec: dict[str, Any], storage: Storage) -> None:
     ids = storage.enqueue_many([NewJob("t", "[]") for _ in range(2000)], now=T0)
     results = run_children([[json.dumps(spec), "claim", f"proc-{n}", str(T0)] for n in range(3)])
@@ -27,6 +30,7 @@ def test_processes_never_claim_one_job_twice(spec: dict[str, Any], storage: Stor
     assert stats.queues["default"].counts[JobStatus.COMPLETED] == 2000
 
 
+@pytest.mark.slow  # starts processes: the full suite runs it, not --fast
 def test_processes_open_a_fresh_database_at_once(spec: dict[str, Any]) -> None:
     # Nobody has created the schema: the children race to create it.
     if spec["backend"] == "postgres":

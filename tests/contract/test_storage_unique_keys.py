@@ -7,6 +7,8 @@ import json
 import threading
 from typing import Any
 
+import pytest
+
 from jobq.job import JobStatus
 from jobq.storage.base import NewJob, Storage
 from tests.contract._support import BOOM, T0, claim_one, token
@@ -82,6 +84,7 @@ def test_racing_threads_store_one_job_per_task_and_key(storage: Storage) -> None
     assert sorted(job.name for job in jobs) == ["mail", "report"]
 
 
+@pytest.mark.slow  # starts processes: the full suite runs it, not --fast
 def test_racing_processes_store_one_job_per_task_and_key(
     spec: dict[str, Any], storage: Storage
 ) -> None:

@@ -159,8 +159,10 @@ def create_app(
                     f"{MAX_RECIPIENTS}; answers 202 with the count and the progress link"
                 ),
                 "GET /newsletter/progress": "job counts per status and what the SMTP server got",
+                "GET /jobq/": "jobq's dashboard, in a browser: jobs, workers, queues, "
+                "schedules, bulk retry",
                 "GET /jobq/stats": "jobq's monitor (also /jobq/jobs?status=failed, /jobq/running); "
-                "allowed to local requests only (Host localhost, "
+                "it and the dashboard are allowed to local requests only (Host localhost, "
                 "127.0.0.1 or [::1], no proxy)",
             },
             "try": [
@@ -393,7 +395,8 @@ def serve(host: str, port: int) -> None:
     print(f"  curl -s {base}/")
     print(f"  curl -s -X POST {base}/newsletter -H 'Content-Type: application/json' -d '{body}'")
     print(f"  curl -s {base}/newsletter/progress")
-    print(f"  curl -s {base}/jobq/stats\n", flush=True)
+    print(f"  curl -s {base}/jobq/stats")
+    print(f"and open {base}/jobq/ in a browser for the dashboard.\n", flush=True)
     try:
         # Workers would start on the first request; start them now so that emails
         # left queued by an earlier run are sent at once.

@@ -252,7 +252,12 @@ def test_a_pool_that_cannot_renew_its_leases_takes_no_more_work(make_queue: Make
         renewals = fault.failed_renewals
         lapses_at = queue.get(held.id).lease_expires_at
         assert lapses_at is not None
-        eventually(lambda: fault.failed_renewals >= renewals + 3 and queue.clock.now() > lapses_at)
+        # The pool waits longer after each failure, up to 5 s (every wake-up, e.g. an
+        # enqueue, retries sooner and so counts one more): three more can take 15 s.
+        eventually(
+            lambda: fault.failed_renewals >= renewals + 3 and queue.clock.now() > lapses_at,
+            timeout=25.0,
+        )
         assert fault.failed_renewals >= 3, "the pool stopped trying to renew"
         assert fault.claimed == claimed
         assert [queue.get(i).status for i in waiting] == [JobStatus.PENDING] * 3

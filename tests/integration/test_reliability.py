@@ -235,7 +235,7 @@ def test_a_pool_that_cannot_renew_its_leases_takes_no_more_work(make_queue: Make
     assert isinstance(fault, Storage)
     queue = DurableQueue(fault, lease_seconds=0.6)  # heartbeat every 0.2 s
     gate = threading.Event()
-    queue.task("hold")(lambda: gate.wait(10.0))
+    queue.task("hold")(lambda: gate.wait(60.0))  # held until the test lets it go
     queue.task("quick")(lambda: None)
     pool = queue.start_workers(concurrency=1)  # and 1 job claimed ahead (prefetch)
     try:
@@ -253,7 +253,8 @@ def test_a_pool_that_cannot_renew_its_leases_takes_no_more_work(make_queue: Make
         lapses_at = queue.get(held.id).lease_expires_at
         assert lapses_at is not None
         # The pool waits longer after each failure, up to 5 s (every wake-up, e.g. an
-        # enqueue, retries sooner and so counts one more): three more can take 15 s.
+        # enqueue, retries sooner and so counts one more): three more can take 15 s,
+        # while the held job must still be running (it would need no renewal once done).
         eventually(
             lambda: fault.failed_renewals >= renewals + 3 and queue.clock.now() > lapses_at,
             timeout=25.0,

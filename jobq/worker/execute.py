@@ -187,6 +187,8 @@ def failure(
 
 
 def _completion(job: Job, result: object) -> Outcome:
+    if result is None:  # most tasks return nothing: skip the encoder
+        return Outcome("completed", result="null")
     what = f"result of {job.name}"
     try:
         text = codec.encode(result, name=what)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+from ...job import make_job
 from .._rows import COLS, SCHEDULE_COLS, JobRow
 from ..base import Job, JobError, JobStatus, NewJob
 
@@ -180,7 +181,7 @@ RETRY = (
 
 def claimed_job(r: JobRow, owner: str, token: str, expires: float, now: float) -> Job:
     """The job of candidate row ``r`` as :data:`CLAIM_ID` left it."""
-    return Job(
+    return make_job(
         r.id,
         r.queue,
         r.name,

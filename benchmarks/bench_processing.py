@@ -443,9 +443,7 @@ def table(results: Results, s: Settings) -> list[tuple[str, ...]]:
     huey = m.get("huey")
     j3, ja = m.get("jobq sqlite3"), m.get("jobq apsw")
     r3, ra = m.get("raw sqlite3"), m.get("raw apsw")
-    rows.append(
-        ("processing, 4 threads (jobs/s)", fmt(j3), fmt(ja), f"Huey {fmt(huey)}", "", "")
-    )
+    rows.append(("processing, 4 threads (jobs/s)", fmt(j3), fmt(ja), f"Huey {fmt(huey)}", "", ""))
     x3, xa = ratio(j3, huey), ratio(ja, huey)
     rows.append(
         (

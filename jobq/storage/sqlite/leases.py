@@ -211,7 +211,6 @@ class SQLiteLeases:
         return True
 
     def complete_many(self, completions: Sequence[Completion], now: float) -> list[bool]:
-        params = [(result, now, job_id, token) for job_id, token, result in completions]
         with self._db.write() as conn:
             # The counters: one upsert per queue for the whole batch.
             if self._db.returning:
@@ -219,6 +218,7 @@ class SQLiteLeases:
                 done = self._complete_each(conn, completions, now, queues)
                 count_queues(conn, queues, now, failed=False)
             else:
+                params = [(result, now, job_id, token) for job_id, token, result in completions]
                 done = self._complete_executemany(conn, params)
                 ended = {c.job_id for c, ok in zip(completions, done, strict=True) if ok}
                 count_ended(conn, ended, now, failed=False)

@@ -18,7 +18,7 @@ from typing import Any
 
 from .._checks import new_tokens
 from .._limits import Allowance, rate_windows
-from .._rows import STATUS, JobRow, job_rows
+from .._rows import STATUS, JobRow, job_rows, row_to_job
 from ..base import (
     Completion,
     Job,
@@ -33,6 +33,7 @@ from .database import Database
 from .driver import Connection
 from .history import count_ended, count_queues, record_attempt
 from .sql import (
+    CANDIDATE_KEYS,
     CANDIDATES,
     CANDIDATES_EXCEPT,
     CLAIM_ID,
@@ -50,6 +51,7 @@ from .sql import (
     complete_from,
     padded_size,
     take_in,
+    take_rows,
 )
 
 _COMPLETE_RETURNING = f"{COMPLETE} RETURNING queue"
@@ -58,6 +60,11 @@ _COMPLETE_RETURNING = f"{COMPLETE} RETURNING queue"
 def _claim_order(row: JobRow) -> tuple[int, float, int]:
     """Highest priority first, then oldest run_at, then id."""
     return -row.priority, row.run_at, row.id
+
+
+def _key_order(key: Sequence[Any]) -> tuple[int, float, int]:
+    """:func:`_claim_order` of an (id, priority, run_at) row."""
+    return -key[1], key[2], key[0]
 
 
 class SQLiteLeases:
@@ -77,6 +84,8 @@ class SQLiteLeases:
         limited_at_most: int | None,
     ) -> list[Job]:
         expires = now + lease_seconds
+        if not limits and self._db.returning:
+            return self._claim_returning(queues, owner, now, expires, limit)
         with self._db.write(durable=False) as conn:
             if limits:
                 rows = self._limited_candidates(conn, queues, now, limit, limits, limited_at_most)
@@ -89,6 +98,38 @@ class SQLiteLeases:
             else:
                 tokens = self._take_each(conn, rows, owner, expires, now)
         return [claimed_job(r, owner, t, expires, now) for r, t in zip(rows, tokens, strict=True)]
+
+    def _claim_returning(
+        self, queues: Sequence[str], owner: str, now: float, expires: float, limit: int
+    ) -> list[Job]:
+        """Claim without task limits where SQLite has RETURNING: pick the ids off the
+        claim index alone, then one UPDATE marks them and returns their rows (each
+        row is read once, by the statement that changes it)."""
+        with self._db.write(durable=False) as conn:
+            ids = self._candidate_ids(conn, queues, now, limit)
+            if not ids:
+                return []
+            count = len(ids)
+            size = padded_size(count)
+            ids += [ids[-1]] * (size - count)  # repeats change nothing
+            rows = job_rows(conn.query(take_rows(size), (owner, expires, now, *ids)))
+            if len(rows) != count:
+                raise StorageError(f"claimed {len(rows)} of {count} candidates; rolled back")
+        rows.sort(key=_claim_order)  # RETURNING comes in the order rows were updated
+        return list(map(row_to_job, rows))
+
+    def _candidate_ids(
+        self, conn: Connection, queues: Sequence[str], now: float, limit: int
+    ) -> list[int]:
+        """The ids of the best ``limit`` runnable jobs of ``queues``."""
+        keys = conn.query(CANDIDATE_KEYS, (None, None, now, queues[0], limit))
+        if len(queues) > 1:
+            # Each queue's best `limit`, read off its index in order; keep the best.
+            for name in queues[1:]:
+                keys += conn.query(CANDIDATE_KEYS, (None, None, now, name, limit))
+            keys.sort(key=_key_order)
+            del keys[limit:]
+        return [key[0] for key in keys]
 
     def _candidates(
         self, conn: Connection, queues: Sequence[str], now: float, limit: int

@@ -77,6 +77,10 @@ _TAKE = (
     "lease_expires_at = ?2, started_at = ?3, updated_at = ?3,"
 )
 CANDIDATES = f"SELECT {COLS} {_RUNNABLE}"
+CANDIDATE_KEYS = f"SELECT id, priority, run_at {_RUNNABLE}"
+"""CANDIDATES as (id, priority, run_at): read off jobs_claim alone, without the
+table, where SQLite sees that the index's own condition covers ``status`` (3.41
+and later; older ones visit each row to check it)."""
 CANDIDATES_EXCEPT = CANDIDATES.replace(
     "AND run_at <= ?3 ORDER BY",
     "AND run_at <= ?3 AND name NOT IN (SELECT value FROM json_each(?6)) ORDER BY",
@@ -105,6 +109,12 @@ def take_in(size: int) -> str:
         f"{_TAKE} lease_token = lower(hex(randomblob(16))) WHERE id IN ({ids}) "
         "AND status = 'pending' RETURNING id, lease_token"
     )
+
+
+@functools.cache
+def take_rows(size: int) -> str:
+    """:func:`take_in` returning each claimed job's whole row as it now is."""
+    return take_in(size).replace("RETURNING id, lease_token", f"RETURNING {COLS}")
 
 
 COMPLETE_CHUNK = 256

@@ -411,9 +411,10 @@ class WorkerPool:
         )
         self._backlog = len(jobs) == free
         if jobs:
+            attempts = [Attempt(self.queue, job) for job in jobs]  # outside the workers' lock
             with self._lock:
-                self._ready.extend(Attempt(self.queue, job) for job in jobs)
-                self._has_work.notify(len(jobs))
+                self._ready.extend(attempts)
+                self._has_work.notify(len(attempts))
         return len(jobs) == free
 
     def _prefetch_now(self) -> int:

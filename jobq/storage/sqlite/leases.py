@@ -33,7 +33,6 @@ from .database import Database
 from .driver import Connection
 from .history import count_ended, count_queues, record_attempt
 from .sql import (
-    CANDIDATE_KEYS,
     CANDIDATES,
     CANDIDATES_EXCEPT,
     CLAIM_ID,
@@ -42,16 +41,18 @@ from .sql import (
     FAIL,
     FINISH_CANCELLED,
     HAS_RUNNABLE,
+    JOBS_IN,
     PROGRESS,
     RELEASE,
     RENEW,
     RESCUE,
     RUNNING_OF,
+    TAKE_IDS,
+    candidate_ids,
     claimed_job,
     complete_from,
     padded_size,
     take_in,
-    take_rows,
 )
 
 _COMPLETE_RETURNING = f"{COMPLETE} RETURNING queue"
@@ -62,9 +63,13 @@ def _claim_order(row: JobRow) -> tuple[int, float, int]:
     return -row.priority, row.run_at, row.id
 
 
-def _key_order(key: Sequence[Any]) -> tuple[int, float, int]:
-    """:func:`_claim_order` of an (id, priority, run_at) row."""
-    return -key[1], key[2], key[0]
+def _completion_values(chunk: Sequence[Completion], now: float) -> list[Any]:
+    """The parameters of :func:`complete_from` for ``chunk``, padded to its size."""
+    values: list[Any] = [now]
+    for job_id, token, result in chunk:
+        values += (job_id, token, result)
+    values += (0, "", None) * (padded_size(len(chunk)) - len(chunk))  # id 0 never exists
+    return values
 
 
 class SQLiteLeases:
@@ -102,34 +107,22 @@ class SQLiteLeases:
     def _claim_returning(
         self, queues: Sequence[str], owner: str, now: float, expires: float, limit: int
     ) -> list[Job]:
-        """Claim without task limits where SQLite has RETURNING: pick the ids off the
-        claim index alone, then one UPDATE marks them and returns their rows (each
-        row is read once, by the statement that changes it)."""
+        """Claim without task limits where SQLite has RETURNING (and UPDATE ... FROM):
+        the ids off the claim index alone, one UPDATE takes them, then their rows. The
+        statements under the write lock return one row each: a driver hands the GIL
+        back and forth for every row it steps through, and a worker thread holding it
+        meanwhile would keep other processes' writers waiting."""
         with self._db.write(durable=False) as conn:
-            ids = self._candidate_ids(conn, queues, now, limit)
-            if not ids:
+            ((ids,),) = conn.query(candidate_ids(len(queues)), (now, limit, *queues))
+            count = len(json.loads(ids))
+            if not count:
                 return []
-            count = len(ids)
-            size = padded_size(count)
-            ids += [ids[-1]] * (size - count)  # repeats change nothing
-            rows = job_rows(conn.query(take_rows(size), (owner, expires, now, *ids)))
-            if len(rows) != count:
-                raise StorageError(f"claimed {len(rows)} of {count} candidates; rolled back")
-        rows.sort(key=_claim_order)  # RETURNING comes in the order rows were updated
+            taken = conn.run(TAKE_IDS, (owner, expires, now, ids))
+            if taken != count:
+                raise StorageError(f"claimed {taken} of {count} candidates; rolled back")
+            rows = job_rows(conn.query(JOBS_IN, (ids,)))
+        rows.sort(key=_claim_order)
         return list(map(row_to_job, rows))
-
-    def _candidate_ids(
-        self, conn: Connection, queues: Sequence[str], now: float, limit: int
-    ) -> list[int]:
-        """The ids of the best ``limit`` runnable jobs of ``queues``."""
-        keys = conn.query(CANDIDATE_KEYS, (None, None, now, queues[0], limit))
-        if len(queues) > 1:
-            # Each queue's best `limit`, read off its index in order; keep the best.
-            for name in queues[1:]:
-                keys += conn.query(CANDIDATE_KEYS, (None, None, now, name, limit))
-            keys.sort(key=_key_order)
-            del keys[limit:]
-        return [key[0] for key in keys]
 
     def _candidates(
         self, conn: Connection, queues: Sequence[str], now: float, limit: int
@@ -255,9 +248,7 @@ class SQLiteLeases:
         with self._db.write() as conn:
             # The counters: one upsert per queue for the whole batch.
             if self._db.returning:
-                queues: Counter[str] = Counter()
-                done = self._complete_each(conn, completions, now, queues)
-                count_queues(conn, queues, now, failed=False)
+                done = self._complete_all(conn, completions, now)
             else:
                 params = [(result, now, job_id, token) for job_id, token, result in completions]
                 done = self._complete_executemany(conn, params)
@@ -276,6 +267,30 @@ class SQLiteLeases:
         conn.run("RELEASE complete_many")
         return [conn.run(COMPLETE, p) == 1 for p in params]
 
+    def _complete_all(
+        self, conn: Connection, completions: Sequence[Completion], now: float
+    ) -> list[bool]:
+        """complete_many as one UPDATE ... FROM (VALUES ...) per chunk, counted by one
+        upsert per queue; if any lease was lost, undo it and go again with RETURNING
+        to learn which. (No row comes back in the usual case: see _claim_returning.)"""
+        conn.run("SAVEPOINT complete_many")
+        taken = 0
+        for start in range(0, len(completions), COMPLETE_CHUNK):
+            chunk = completions[start : start + COMPLETE_CHUNK]
+            taken += conn.run(
+                complete_from(padded_size(len(chunk))), _completion_values(chunk, now)
+            )
+        if taken == len(completions):
+            conn.run("RELEASE complete_many")
+            count_ended(conn, [c.job_id for c in completions], now, failed=False)
+            return [True] * len(completions)
+        conn.run("ROLLBACK TO complete_many")
+        conn.run("RELEASE complete_many")
+        queues: Counter[str] = Counter()
+        done = self._complete_each(conn, completions, now, queues)
+        count_queues(conn, queues, now, failed=False)
+        return done
+
     def _complete_each(
         self, conn: Connection, completions: Sequence[Completion], now: float, queues: Counter[str]
     ) -> list[bool]:
@@ -284,12 +299,8 @@ class SQLiteLeases:
         done: set[int] = set()
         for start in range(0, len(completions), COMPLETE_CHUNK):
             chunk = completions[start : start + COMPLETE_CHUNK]
-            size = padded_size(len(chunk))
-            values: list[Any] = [now]
-            for job_id, token, result in chunk:
-                values += (job_id, token, result)
-            values += (0, "", None) * (size - len(chunk))  # id 0 never exists
-            for job_id, queue in conn.query(complete_from(size), values):
+            returning = complete_from(padded_size(len(chunk))) + " RETURNING jobs.id, jobs.queue"
+            for job_id, queue in conn.query(returning, _completion_values(chunk, now)):
                 done.add(job_id)
                 queues[queue] += 1
         outcome = []

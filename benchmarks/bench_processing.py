@@ -5,7 +5,7 @@ and with a large backlog of pending jobs.
 Run from the repository root (needs the ``bench`` extra: ``pip install -e ".[bench]"``)::
 
     python benchmarks/bench_processing.py            # full run, about 6 minutes
-    python benchmarks/bench_processing.py --quick    # about 1 minute; checks it works
+    python benchmarks/bench_processing.py --quick    # about 1 minute, no 1,000,000 backlog
 
 Every measurement runs in a fresh child process (this script with ``--child``), so
 threads, connections and the SQLite library of one never disturb the next; the
@@ -67,7 +67,7 @@ class Settings:
 
 
 FULL = Settings(10_000, 3, 20_000, (1, 2, 4), (10_000, 100_000, 1_000_000))
-QUICK = Settings(5_000, 1, 10_000, (1, 2, 4), (10_000, 100_000, 1_000_000))
+QUICK = Settings(5_000, 1, 10_000, (1, 2, 4), (10_000, 100_000))
 
 
 # -- setup with plain SQL -----------------------------------------------------------------
@@ -270,12 +270,23 @@ CHILDREN: dict[str, Callable[[dict[str, Any]], float]] = {
 }
 
 
-def run_child(spec: dict[str, Any]) -> float:
+BEFORE: str | None = None  # --before: a source tree of another jobq, run alongside
+
+
+def child_env(before: bool) -> dict[str, str] | None:
+    """The environment of a child running the jobq of ``--before`` (None: this one)."""
+    if not before or BEFORE is None:
+        return None
+    return {**os.environ, "PYTHONPATH": BEFORE}
+
+
+def run_child(spec: dict[str, Any], before: bool = False) -> float:
     out = subprocess.run(
         [sys.executable, __file__, "--child", json.dumps(spec)],
         capture_output=True,
         text=True,
         timeout=900,
+        env=child_env(before),
     )
     if out.returncode != 0:
         raise RuntimeError(f"child {spec['kind']} failed:\n{out.stderr}")
@@ -309,9 +320,11 @@ Results = dict[str, list[float]]
 
 def threads_round(ws: Workspace, s: Settings, results: Results) -> None:
     for driver in DRIVERS:
-        with ws.fresh() as folder:
-            spec = {"kind": "jobq", "path": str(folder / "jobq.db"), "driver": driver}
-            results[f"jobq {driver}"].append(run_child({**spec, "jobs": s.jobs}))
+        for before in (False, True) if BEFORE else (False,):
+            with ws.fresh() as folder:
+                spec = {"kind": "jobq", "path": str(folder / "jobq.db"), "driver": driver}
+                rate = run_child({**spec, "jobs": s.jobs}, before)
+                results[f"jobq {driver}{' before' if before else ''}"].append(rate)
         with ws.fresh() as folder:
             spec = {"kind": "raw", "path": str(folder / "raw.db"), "driver": driver}
             results[f"raw {driver}"].append(run_child({**spec, "jobs": s.jobs}))
@@ -320,7 +333,7 @@ def threads_round(ws: Workspace, s: Settings, results: Results) -> None:
         results["huey"].append(run_child(spec))
 
 
-def processes_run(folder: Path, driver: str, count: int, jobs: int) -> float:
+def processes_run(folder: Path, driver: str, count: int, jobs: int, before: bool = False) -> float:
     path = folder / "jobq.db"
     make_schema(path, driver)
     conn = sqlite3.connect(path, isolation_level=None, timeout=5.0)
@@ -333,6 +346,7 @@ def processes_run(folder: Path, driver: str, count: int, jobs: int) -> float:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            env=child_env(before),
         )
         for _ in range(count)
     ]
@@ -357,9 +371,11 @@ def processes_run(folder: Path, driver: str, count: int, jobs: int) -> float:
 def processes_round(ws: Workspace, s: Settings, results: Results) -> None:
     for driver in DRIVERS:
         for count in s.processes:
-            with ws.fresh() as folder:
-                rate = processes_run(folder, driver, count, s.process_jobs)
-                results[f"{count} processes {driver}"].append(rate)
+            for before in (False, True) if BEFORE else (False,):
+                with ws.fresh() as folder:
+                    rate = processes_run(folder, driver, count, s.process_jobs, before)
+                    key = f"{count} processes {driver}{' before' if before else ''}"
+                    results[key].append(rate)
 
 
 @dataclass
@@ -455,6 +471,9 @@ def table(results: Results, s: Settings) -> list[tuple[str, ...]]:
             verdict(x3 and x3 >= 20, xa and xa >= 20),
         )
     )
+    if BEFORE:
+        cells = [fmt(m.get(f"jobq {d} before")) for d in DRIVERS]
+        rows.append(("  the same, jobq of --before (jobs/s)", *cells, "", "", ""))
     rows.append(("raw claim+complete, 32/txn (jobs/s)", fmt(r3), fmt(ra), "", "", ""))
     y3, ya = ratio(r3, j3), ratio(ra, ja)
     rows.append(
@@ -470,6 +489,9 @@ def table(results: Results, s: Settings) -> list[tuple[str, ...]]:
     for count in s.processes:
         cells = [fmt(m.get(f"{count} processes {d}")) for d in DRIVERS]
         rows.append((f"{count} process(es) x 4 threads, one file (jobs/s)", *cells, "", "", ""))
+        if BEFORE:
+            cells = [fmt(m.get(f"{count} processes {d} before")) for d in DRIVERS]
+            rows.append(("  the same, jobq of --before (jobs/s)", *cells, "", "", ""))
     top = s.processes[-1]
     gains = [ratio(m.get(f"{top} processes {d}"), m.get(f"1 processes {d}")) for d in DRIVERS]
     rows.append(
@@ -519,15 +541,24 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="one round, fewer jobs")
     parser.add_argument("--dir", help="where the database files go (default: the temp folder)")
     parser.add_argument("--rounds", type=int, help="rounds (median reported)")
+    parser.add_argument("--jobs", type=int, help="jobs per run (default 10,000; --quick 5,000)")
+    parser.add_argument(
+        "--before",
+        help="a source tree of another jobq (e.g. a checkout of main) whose 4-thread and "
+        "process runs are interleaved with this one's",
+    )
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         spec = json.loads(args.child)
         print(CHILDREN[spec["kind"]](spec), flush=True)
         return
+    global BEFORE
+    BEFORE = str(Path(args.before).resolve()) if args.before else None
     s = QUICK if args.quick else FULL
-    if args.rounds:
-        s = Settings(s.jobs, args.rounds, s.process_jobs, s.processes, s.backlogs)
+    if args.rounds or args.jobs:
+        jobs = args.jobs or s.jobs
+        s = Settings(jobs, args.rounds or s.rounds, 2 * jobs, s.processes, s.backlogs)
     import apsw
 
     print(

@@ -122,3 +122,81 @@ class Job:
     def decoded_progress(self) -> Any:
         """The progress decoded with :func:`json.loads`; None when none was reported."""
         return None if self.progress is None else json.loads(self.progress)
+
+
+# The slots' own setters: a frozen dataclass's __init__ calls object.__setattr__ for
+# each field, twice the cost of these, and storage builds a job for every row a
+# worker claims or a listing reads.
+_new_job = object.__new__
+(
+    _set_id,
+    _set_queue,
+    _set_name,
+    _set_payload,
+    _set_priority,
+    _set_status,
+    _set_attempts,
+    _set_max_attempts,
+    _set_run_at,
+    _set_lease_owner,
+    _set_lease_token,
+    _set_lease_expires_at,
+    _set_error,
+    _set_result,
+    _set_progress,
+    _set_unique_key,
+    _set_cancel_requested,
+    _set_created_at,
+    _set_started_at,
+    _set_finished_at,
+    _set_updated_at,
+) = (Job.__dict__[name].__set__ for name in Job.__dataclass_fields__)
+
+
+def make_job(
+    id: int,
+    queue: str,
+    name: str,
+    payload: str,
+    priority: int,
+    status: JobStatus,
+    attempts: int,
+    max_attempts: int,
+    run_at: float,
+    lease_owner: str | None,
+    lease_token: str | None,
+    lease_expires_at: float | None,
+    error: JobError | None,
+    result: str | None,
+    progress: str | None,
+    unique_key: str | None,
+    cancel_requested: bool,
+    created_at: float,
+    started_at: float | None,
+    finished_at: float | None,
+    updated_at: float,
+) -> Job:
+    """``Job(...)`` with every field given, built faster (for storage's hot paths)."""
+    job: Job = _new_job(Job)
+    _set_id(job, id)
+    _set_queue(job, queue)
+    _set_name(job, name)
+    _set_payload(job, payload)
+    _set_priority(job, priority)
+    _set_status(job, status)
+    _set_attempts(job, attempts)
+    _set_max_attempts(job, max_attempts)
+    _set_run_at(job, run_at)
+    _set_lease_owner(job, lease_owner)
+    _set_lease_token(job, lease_token)
+    _set_lease_expires_at(job, lease_expires_at)
+    _set_error(job, error)
+    _set_result(job, result)
+    _set_progress(job, progress)
+    _set_unique_key(job, unique_key)
+    _set_cancel_requested(job, cancel_requested)
+    _set_created_at(job, created_at)
+    _set_started_at(job, started_at)
+    _set_finished_at(job, finished_at)
+    _set_updated_at(job, updated_at)
+    return job

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import Any, NamedTuple
 
+from ..job import make_job
 from .base import Job, JobError, JobStatus, QueueStats, ScheduleState, Stats
 
 
@@ -85,7 +86,7 @@ def job_rows(rows: Iterable[Iterable[Any]]) -> list[JobRow]:
 
 def row_to_job(r: JobRow) -> Job:
     """The job in a row."""
-    return Job(
+    return make_job(
         r.id,
         r.queue,
         r.name,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from ..context import JobContext
 from ..errors import TaskTimeout, WorkerStopped
 from ..job import Job, JobError
 from .execute import Outcome, failure, new_context
@@ -25,9 +26,10 @@ class Attempt:
     """A claimed job in a pool: waiting for a thread, running, or just finished."""
 
     __slots__ = (
-        "context",
+        "_context",
         "deadline",
         "given_up",
+        "host",
         "job",
         "lost",
         "started",
@@ -37,8 +39,9 @@ class Attempt:
     )
 
     def __init__(self, host: QueueHost, job: Job) -> None:
+        self.host = host
         self.job = job
-        self.context = new_context(host, job)
+        self._context: JobContext | None = None  # made when a thread takes it
         self.started: float | None = None
         self.deadline: float | None = None
         self.thread: str | None = None
@@ -50,6 +53,15 @@ class Attempt:
         self.lost = False  # the lease is gone: nothing of it may be recorded
 
     @property
+    def context(self) -> JobContext:
+        """What its task sees as ``jobq.current_job()``, made on first use (most
+        attempts wait in the ready list, claimed by the busy dispatcher)."""
+        context = self._context
+        if context is None:
+            context = self._context = new_context(self.host, self.job)
+        return context
+
+    @property
     def abandoned(self) -> bool:
         """True once nothing its thread returns may be recorded."""
         return self.given_up or self.lost
@@ -58,6 +70,8 @@ class Attempt:
         """Thread ``thread`` takes it at ``now``; the task's timeout sets its deadline."""
         self.started = now
         self.thread = thread
+        if self._context is None:  # under the pool's lock, as the heartbeat's cancels are
+            self._context = new_context(self.host, self.job)
         if task is not None and task.timeout is not None:
             self.deadline = now + task.timeout
 

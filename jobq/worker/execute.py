@@ -25,7 +25,14 @@ from ..job import Job, JobError, JobStatus
 from ..storage.base import Completion
 from .failures import describe, error_of, retry_delay, storable
 from .host import Leased, QueueHost, RunnableTask
-from .logs import log_again, log_cancelled, log_completed, log_failed, log_started
+from .logs import (
+    completion_logged,
+    log_again,
+    log_cancelled,
+    log_completed,
+    log_failed,
+    log_started,
+)
 
 logger = logging.getLogger("jobq.worker")
 
@@ -187,6 +194,8 @@ def failure(
 
 
 def _completion(job: Job, result: object) -> Outcome:
+    if result is None:  # most tasks return nothing: skip the encoder
+        return Outcome("completed", result="null")
     what = f"result of {job.name}"
     try:
         text = codec.encode(result, name=what)
@@ -207,15 +216,22 @@ def record(host: QueueHost, outcomes: list[tuple[L, Outcome]], now: float) -> No
     """Record each outcome under its job's lease and announce it: completions in
     one transaction, then the others one by one (:func:`apply`). Removes from
     ``outcomes`` what it recorded, so after an error the list holds what is left."""
-    completed = [(held, outcome) for held, outcome in outcomes if outcome.kind == "completed"]
+    completed: list[tuple[Job, Outcome]] = []
+    others: list[tuple[L, Outcome]] = []
+    for held, outcome in outcomes:
+        if outcome.kind == "completed":
+            completed.append((held.job, outcome))
+        else:
+            others.append((held, outcome))
     if completed:
         done = host.storage.complete_many(
-            [Completion(h.job.id, h.job.lease_token or "", o.result) for h, o in completed], now=now
+            [Completion(j.id, j.lease_token or "", o.result) for j, o in completed], now=now
         )
-        for (held, outcome), ok in zip(completed, done, strict=False):
-            if ok:
-                _announce(host, held.job, outcome, JobStatus.COMPLETED, now)
-        outcomes[:] = [(h, o) for h, o in outcomes if o.kind != "completed"]
+        announce = _announce_completed if _completions_heard(host) else None
+        for (job, outcome), ok in zip(completed, done, strict=False):
+            if ok and announce is not None:
+                announce(host, job, outcome)
+        outcomes[:] = others
     while outcomes:
         held, outcome = outcomes[0]
         apply(host, held.job, outcome, now)
@@ -244,14 +260,24 @@ def apply(host: QueueHost, job: Job, outcome: Outcome, now: float) -> JobStatus 
     return status
 
 
+def _completions_heard(host: QueueHost) -> bool:
+    """Whether anyone hears of completed jobs: a DEBUG log or a ``job_succeeded``
+    receiver (asked once per batch rather than for every job)."""
+    return bool(signals.job_succeeded.receivers) or completion_logged()
+
+
+def _announce_completed(host: QueueHost, job: Job, outcome: Outcome) -> None:
+    log_completed(job, outcome.duration)
+    if signals.job_succeeded.receivers:
+        result = None if outcome.result is None else json.loads(outcome.result)
+        signals.emit(signals.job_succeeded, host, job=job, result=result)
+
+
 def _announce(host: QueueHost, job: Job, outcome: Outcome, status: JobStatus, now: float) -> None:
     """Log the recorded outcome (:mod:`jobq.worker.logs`) and send its signal."""
     duration = outcome.duration
     if status is JobStatus.COMPLETED:
-        log_completed(job, duration)
-        if signals.job_succeeded.receivers:
-            result = None if outcome.result is None else json.loads(outcome.result)
-            signals.emit(signals.job_succeeded, host, job=job, result=result)
+        _announce_completed(host, job, outcome)
         return
     error, exception = outcome.error, outcome.exception
     if status is JobStatus.FAILED:

@@ -58,6 +58,11 @@ def log_started(job: Job) -> None:
         )
 
 
+def completion_logged() -> bool:
+    """Whether :func:`log_completed` writes anything (``jobq.worker`` at DEBUG)."""
+    return logger.isEnabledFor(logging.DEBUG)
+
+
 def log_completed(job: Job, duration: float) -> None:
     """DEBUG: ``job`` completed after ``duration`` seconds."""
     if logger.isEnabledFor(logging.DEBUG):

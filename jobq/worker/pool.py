@@ -97,7 +97,7 @@ class WorkerPool:
         self._dispatcher: threading.Thread | None = None
         self._pid = os.getpid()
         self._services: list[Service] = []
-        self._job_seconds = 1.0  # moving average of attempt durations (monotonic)
+        self._job_seconds = 1.0  # moving average of attempt durations
         self._backlog = False  # the last claim was full: more jobs are waiting
         self._told = False  # a job was enqueued since the last claim: skip the peek
         self._unsubscribe: Callable[[], None] | None = None
@@ -207,13 +207,14 @@ class WorkerPool:
 
     def _work(self) -> None:
         attempt: Attempt | None = None
+        thread = threading.current_thread().name
         try:
-            while (attempt := self._next_attempt()) is not None:
+            while (attempt := self._next_attempt(thread)) is not None:
                 self._run(attempt)
         except BaseException as exc:  # e.g. a signal receiver's SystemExit
             self._replace_dead_worker(attempt, exc)
 
-    def _next_attempt(self) -> Attempt | None:
+    def _next_attempt(self, thread: str) -> Attempt | None:
         """Wait for a job to run; None when this thread should leave."""
         with self._lock:
             while not self._ready and not self._stopping and self._workers <= self.concurrency:
@@ -223,21 +224,18 @@ class WorkerPool:
                 return None
             attempt = self._ready.popleft()
             self._running.add(attempt)
-            attempt.start(
-                threading.current_thread().name,
-                self.queue.clock.now(),
-                self.queue.tasks.get(attempt.job.name),
-            )
+            attempt.start(thread, self.queue.clock.now(), self.queue.tasks.get(attempt.job.name))
             return attempt
 
     def _run(self, attempt: Attempt) -> None:
-        began = time.monotonic()
         outcome = run_attempt(self.queue, attempt.context)
-        took = time.monotonic() - began
         with self._lock:
-            self._job_seconds += (took - self._job_seconds) * 0.1
+            self._job_seconds += (outcome.duration - self._job_seconds) * 0.1
             self._finish(attempt, outcome)
-        self._wakeup.set()
+        # Set at most once per turn of the dispatcher (which clears it before
+        # flushing): setting an Event takes its lock and notifies, for every job.
+        if not self._wakeup.is_set():
+            self._wakeup.set()
 
     def _finish(self, attempt: Attempt, outcome: Outcome) -> None:
         """Its thread is done with ``attempt``: record how it went. Lock held."""
@@ -413,9 +411,10 @@ class WorkerPool:
         )
         self._backlog = len(jobs) == free
         if jobs:
+            attempts = [Attempt(self.queue, job) for job in jobs]  # outside the workers' lock
             with self._lock:
-                self._ready.extend(Attempt(self.queue, job) for job in jobs)
-                self._has_work.notify(len(jobs))
+                self._ready.extend(attempts)
+                self._has_work.notify(len(attempts))
         return len(jobs) == free
 
     def _prefetch_now(self) -> int:

@@ -194,6 +194,26 @@ def test_claim_across_queues_merges_by_priority(storage: Storage) -> None:
     assert storage.claim([], owner="w", now=T0, lease_seconds=30) == []
 
 
+def test_claim_across_queues_takes_the_best_of_all_in_claim_order(storage: Storage) -> None:
+    def put(queue: str, run_at: float, priority: int = 0) -> int:
+        new = NewJob("t", "[]", queue=queue, priority=priority, run_at=run_at)
+        return storage.enqueue(new, now=T0 - 10).job.id
+
+    a3, a1, a2 = put("a", T0 - 3), put("a", T0 - 1), put("a", T0 - 2)
+    b2, b0 = put("b", T0 - 2.5), put("b", T0 - 0.5)
+    c = put("c", T0, priority=1)
+    put("c", T0 + 5, priority=9)  # not due
+    jobs = storage.claim(["a", "b", "c"], owner="w", now=T0, lease_seconds=30, limit=4)
+    assert [job.id for job in jobs] == [c, a3, b2, a2]
+    assert {(job.status, job.attempts, job.lease_owner) for job in jobs} == {
+        (JobStatus.PROCESSING, 1, "w")
+    }
+    assert all(job.started_at == T0 and job.lease_expires_at == T0 + 30 for job in jobs)
+    assert len({job.lease_token for job in jobs}) == 4
+    rest = storage.claim(["c", "b", "a"], owner="w", now=T0, lease_seconds=30, limit=9)
+    assert [job.id for job in rest] == [a1, b0]
+
+
 def test_claim_rejects_bad_arguments(storage: Storage) -> None:
     with pytest.raises(TypeError, match="not a str"):
         storage.claim("default", owner="w", now=T0, lease_seconds=30)

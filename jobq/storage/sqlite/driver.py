@@ -172,7 +172,7 @@ class _ApswDriver(_Driver):
             flags=apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE,
             statementcachesize=_STATEMENT_CACHE,
         )
-        conn.set_busy_timeout(busy_timeout_ms)
+        conn.set_busy_handler(_busy_waiter(busy_timeout_ms / 1000))
         return conn
 
     def query(self, conn: Any, sql: str, params: Sequence[Any]) -> list[Row]:
@@ -193,6 +193,34 @@ class _ApswDriver(_Driver):
 
     def is_busy(self, exc: BaseException) -> bool:
         return isinstance(exc, (self._apsw.BusyError, self._apsw.LockedError))
+
+
+BUSY_SLEEP_FIRST = 0.0001
+BUSY_SLEEP_MAX = 0.002
+
+
+def _busy_waiter(timeout: float) -> Callable[[int], bool]:
+    """A busy handler waiting up to ``timeout`` seconds for another writer, in short
+    sleeps: 0.1 ms doubling to 2 ms.
+
+    SQLite's own (``busy_timeout``) sleeps 1, 2, 5, 10, 15, 20, 25 ms ... between
+    tries: when several processes take turns with short write transactions (a
+    worker pool's claims and completions last about a millisecond), a waiter
+    slept far past the moment the lock came free, and the file's writers spent
+    most of their time asleep rather than adding throughput."""
+    began = 0.0
+
+    def wait(tries: int) -> bool:
+        nonlocal began
+        now = time.monotonic()
+        if tries == 0:
+            began = now
+        elif now - began >= timeout:
+            return False
+        time.sleep(min(BUSY_SLEEP_MAX, BUSY_SLEEP_FIRST * 2 ** min(tries, 16)))
+        return True
+
+    return wait
 
 
 _SQLITE3_DRIVER: _Sqlite3Driver | None = None

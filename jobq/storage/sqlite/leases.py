@@ -18,7 +18,7 @@ from typing import Any
 
 from .._checks import new_tokens
 from .._limits import Allowance, rate_windows
-from .._rows import STATUS, JobRow, job_rows
+from .._rows import STATUS, JobRow, job_rows, row_to_job
 from ..base import (
     Completion,
     Job,
@@ -41,11 +41,14 @@ from .sql import (
     FAIL,
     FINISH_CANCELLED,
     HAS_RUNNABLE,
+    JOBS_IN,
     PROGRESS,
     RELEASE,
     RENEW,
     RESCUE,
     RUNNING_OF,
+    TAKE_IDS,
+    candidate_ids,
     claimed_job,
     complete_from,
     padded_size,
@@ -58,6 +61,15 @@ _COMPLETE_RETURNING = f"{COMPLETE} RETURNING queue"
 def _claim_order(row: JobRow) -> tuple[int, float, int]:
     """Highest priority first, then oldest run_at, then id."""
     return -row.priority, row.run_at, row.id
+
+
+def _completion_values(chunk: Sequence[Completion], now: float) -> list[Any]:
+    """The parameters of :func:`complete_from` for ``chunk``, padded to its size."""
+    values: list[Any] = [now]
+    for job_id, token, result in chunk:
+        values += (job_id, token, result)
+    values += (0, "", None) * (padded_size(len(chunk)) - len(chunk))  # id 0 never exists
+    return values
 
 
 class SQLiteLeases:
@@ -77,6 +89,8 @@ class SQLiteLeases:
         limited_at_most: int | None,
     ) -> list[Job]:
         expires = now + lease_seconds
+        if not limits and self._db.returning:
+            return self._claim_returning(queues, owner, now, expires, limit)
         with self._db.write(durable=False) as conn:
             if limits:
                 rows = self._limited_candidates(conn, queues, now, limit, limits, limited_at_most)
@@ -89,6 +103,26 @@ class SQLiteLeases:
             else:
                 tokens = self._take_each(conn, rows, owner, expires, now)
         return [claimed_job(r, owner, t, expires, now) for r, t in zip(rows, tokens, strict=True)]
+
+    def _claim_returning(
+        self, queues: Sequence[str], owner: str, now: float, expires: float, limit: int
+    ) -> list[Job]:
+        """Claim without task limits where SQLite has RETURNING (and UPDATE ... FROM):
+        the ids off the claim index alone, one UPDATE takes them, then their rows. The
+        statements under the write lock return one row each: a driver hands the GIL
+        back and forth for every row it steps through, and a worker thread holding it
+        meanwhile would keep other processes' writers waiting."""
+        with self._db.write(durable=False) as conn:
+            ((ids,),) = conn.query(candidate_ids(len(queues)), (now, limit, *queues))
+            count = len(json.loads(ids))
+            if not count:
+                return []
+            taken = conn.run(TAKE_IDS, (owner, expires, now, ids))
+            if taken != count:
+                raise StorageError(f"claimed {taken} of {count} candidates; rolled back")
+            rows = job_rows(conn.query(JOBS_IN, (ids,)))
+        rows.sort(key=_claim_order)
+        return list(map(row_to_job, rows))
 
     def _candidates(
         self, conn: Connection, queues: Sequence[str], now: float, limit: int
@@ -211,14 +245,12 @@ class SQLiteLeases:
         return True
 
     def complete_many(self, completions: Sequence[Completion], now: float) -> list[bool]:
-        params = [(result, now, job_id, token) for job_id, token, result in completions]
         with self._db.write() as conn:
             # The counters: one upsert per queue for the whole batch.
             if self._db.returning:
-                queues: Counter[str] = Counter()
-                done = self._complete_each(conn, completions, now, queues)
-                count_queues(conn, queues, now, failed=False)
+                done = self._complete_all(conn, completions, now)
             else:
+                params = [(result, now, job_id, token) for job_id, token, result in completions]
                 done = self._complete_executemany(conn, params)
                 ended = {c.job_id for c, ok in zip(completions, done, strict=True) if ok}
                 count_ended(conn, ended, now, failed=False)
@@ -235,6 +267,30 @@ class SQLiteLeases:
         conn.run("RELEASE complete_many")
         return [conn.run(COMPLETE, p) == 1 for p in params]
 
+    def _complete_all(
+        self, conn: Connection, completions: Sequence[Completion], now: float
+    ) -> list[bool]:
+        """complete_many as one UPDATE ... FROM (VALUES ...) per chunk, counted by one
+        upsert per queue; if any lease was lost, undo it and go again with RETURNING
+        to learn which. (No row comes back in the usual case: see _claim_returning.)"""
+        conn.run("SAVEPOINT complete_many")
+        taken = 0
+        for start in range(0, len(completions), COMPLETE_CHUNK):
+            chunk = completions[start : start + COMPLETE_CHUNK]
+            taken += conn.run(
+                complete_from(padded_size(len(chunk))), _completion_values(chunk, now)
+            )
+        if taken == len(completions):
+            conn.run("RELEASE complete_many")
+            count_ended(conn, [c.job_id for c in completions], now, failed=False)
+            return [True] * len(completions)
+        conn.run("ROLLBACK TO complete_many")
+        conn.run("RELEASE complete_many")
+        queues: Counter[str] = Counter()
+        done = self._complete_each(conn, completions, now, queues)
+        count_queues(conn, queues, now, failed=False)
+        return done
+
     def _complete_each(
         self, conn: Connection, completions: Sequence[Completion], now: float, queues: Counter[str]
     ) -> list[bool]:
@@ -243,12 +299,8 @@ class SQLiteLeases:
         done: set[int] = set()
         for start in range(0, len(completions), COMPLETE_CHUNK):
             chunk = completions[start : start + COMPLETE_CHUNK]
-            size = padded_size(len(chunk))
-            values: list[Any] = [now]
-            for job_id, token, result in chunk:
-                values += (job_id, token, result)
-            values += (0, "", None) * (size - len(chunk))  # id 0 never exists
-            for job_id, queue in conn.query(complete_from(size), values):
+            returning = complete_from(padded_size(len(chunk))) + " RETURNING jobs.id, jobs.queue"
+            for job_id, queue in conn.query(returning, _completion_values(chunk, now)):
                 done.add(job_id)
                 queues[queue] += 1
         outcome = []

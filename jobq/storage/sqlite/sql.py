@@ -10,8 +10,10 @@ Rule: imports only the shared row columns and the storage contract; runs nothing
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any
 
+from ...job import make_job
 from .._rows import COLS, SCHEDULE_COLS, JobRow
 from ..base import Job, JobError, JobStatus, NewJob
 
@@ -106,20 +108,50 @@ def take_in(size: int) -> str:
     )
 
 
+@functools.cache
+def candidate_ids(queues: int) -> str:
+    """The ids of the best ?2 runnable jobs of the queues ?3, ?4 ... (``queues`` of
+    them) at ?1 = now, as one JSON array: one row, so the driver hands the GIL back
+    and forth once rather than once a job while the write lock is held. Each queue's
+    best ?2 come off its own index (without the table where SQLite sees that the
+    index's condition covers ``status``: 3.41 and later); SQLite merges them."""
+
+    def runnable(queue: int) -> str:
+        numbers = {"3": "1", "4": str(queue), "5": "2"}
+        return re.sub(r"\?([345])\b", lambda m: "?" + numbers[m.group(1)], _RUNNABLE)
+
+    if queues == 1:
+        return f"SELECT json_group_array(id) FROM (SELECT id {runnable(3)})"
+    parts = " UNION ALL ".join(
+        f"SELECT * FROM (SELECT id, priority, run_at {runnable(3 + n)})" for n in range(queues)
+    )
+    merged = f"{parts} ORDER BY priority DESC, run_at, id LIMIT +?2"
+    return f"SELECT json_group_array(id) FROM ({merged})"
+
+
+TAKE_IDS = (
+    f"{_TAKE} lease_token = lower(hex(randomblob(16))) "
+    "WHERE id IN (SELECT value FROM json_each(?4)) AND status = 'pending'"
+)
+"""Claim the jobs whose ids ?4 lists (a JSON array), each with a fresh random token."""
+JOBS_IN = f"SELECT {COLS} FROM jobs WHERE id IN (SELECT value FROM json_each(?1))"
+"""The jobs whose ids ?1 lists (a JSON array)."""
+
+
 COMPLETE_CHUNK = 256
 """Completions per statement (3 parameters each, under SQLite's oldest limit of 999)."""
 
 
 @functools.cache
 def complete_from(size: int) -> str:
-    """Complete ``size`` (id, token, result) triples after ?1 = now; returns the ids
-    completed and their queues. Needs UPDATE ... FROM and RETURNING."""
+    """Complete ``size`` (id, token, result) triples after ?1 = now. Needs UPDATE ...
+    FROM (and RETURNING, to add ``RETURNING jobs.id, jobs.queue``)."""
     values = ", ".join(f"(?{n}, ?{n + 1}, ?{n + 2})" for n in range(2, 2 + 3 * size, 3))
     return (
         "UPDATE jobs SET status = 'completed', result = v.column3, finished_at = ?1, "
         f"updated_at = ?1, lease_expires_at = NULL FROM (VALUES {values}) AS v "
         "WHERE jobs.id = v.column1 AND jobs.lease_token = v.column2 "
-        "AND jobs.status = 'processing' RETURNING jobs.id, jobs.queue"
+        "AND jobs.status = 'processing'"
     )
 
 
@@ -180,7 +212,7 @@ RETRY = (
 
 def claimed_job(r: JobRow, owner: str, token: str, expires: float, now: float) -> Job:
     """The job of candidate row ``r`` as :data:`CLAIM_ID` left it."""
-    return Job(
+    return make_job(
         r.id,
         r.queue,
         r.name,

@@ -15,9 +15,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._rows import job_row, row_to_job
-from ..base import Enqueued, NewJob
-from .database import Database
+from ..base import Enqueued, NewJob, StorageError
+from .database import Database, describe_error
 from .driver import Connection
+from .group_commit import GroupCommit
 from .sql import (
     BULK_SIZES,
     INSERT,
@@ -35,20 +36,51 @@ class SQLiteInserts:
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self.group: GroupCommit[tuple[NewJob, float], Enqueued] = GroupCommit(self._enqueue_batch)
+        """Concurrent :meth:`enqueue` calls of this process share one transaction."""
 
     def enqueue(self, job: NewJob, now: float) -> Enqueued:
+        # Returns once the transaction holding the job has committed (shared with
+        # the threads enqueueing at the same moment, see .group_commit).
+        return self.group.submit((job, now))
+
+    def _enqueue_batch(
+        self, batch: Sequence[tuple[NewJob, float]]
+    ) -> list[Enqueued | BaseException]:
         with self._db.write() as conn:
-            if job.unique_key is not None:
-                rows = conn.query(LIVE_BY_KEY, (job.name, job.unique_key))
-                if rows:
-                    return Enqueued(row_to_job(job_row(rows[0])), False)
-            params = insert_params(job, now)
-            if self._db.returning:
-                rows = conn.query(INSERT_RETURNING, params)
-            else:
-                conn.run(INSERT, params)
-                rows = conn.query(INSERTED)
-            return Enqueued(row_to_job(job_row(rows[0])), True)
+            if len(batch) == 1:  # a lone caller: any error is the transaction's and its own
+                return [self._insert_one(conn, *batch[0])]
+            outcomes: list[Enqueued | BaseException] = []
+            for job, now in batch:
+                try:
+                    outcomes.append(self._insert_one(conn, job, now))
+                except Exception as exc:
+                    # SQLite undid the failed statement alone; an error that ended
+                    # the transaction (disk full, I/O) fails the whole batch.
+                    if not conn.raw.in_transaction:
+                        raise
+                    outcomes.append(self._own_error(exc))
+            return outcomes
+
+    def _own_error(self, exc: Exception) -> Exception:
+        if isinstance(exc, self._db.errors):
+            error = StorageError(describe_error(self._db.path, exc))
+            error.__cause__ = exc
+            return error
+        return exc
+
+    def _insert_one(self, conn: Connection, job: NewJob, now: float) -> Enqueued:
+        if job.unique_key is not None:
+            rows = conn.query(LIVE_BY_KEY, (job.name, job.unique_key))
+            if rows:
+                return Enqueued(row_to_job(job_row(rows[0])), False)
+        params = insert_params(job, now)
+        if self._db.returning:
+            rows = conn.query(INSERT_RETURNING, params)
+        else:
+            conn.run(INSERT, params)
+            rows = conn.query(INSERTED)
+        return Enqueued(row_to_job(job_row(rows[0])), True)
 
     def enqueue_many(self, jobs: Sequence[NewJob], now: float) -> list[int]:
         with self._db.write() as conn:

@@ -76,7 +76,7 @@ class GroupCommit(Generic[T, R]):
         self._busy = False
         self.commits = 0
         """Batches committed or failed so far (for tests and benchmarks)."""
-        self.largest = 0
+        self.largest = 1
         """The most requests one batch held so far."""
         _GROUPS.add(self)  # type: ignore[arg-type]
 
@@ -94,22 +94,42 @@ class GroupCommit(Generic[T, R]):
 
     def submit(self, item: T) -> R:
         """Run ``item`` in the next batch; return its result once committed."""
-        request: _Request[T, R] = _Request(item)
+        request: _Request[T, R] | None = None
         with self._mutex:
-            self._queued.append(request)
             if self._busy:
+                request = _Request(item)
                 wake = request.wake = threading.Lock()
                 wake.acquire()
+                self._queued.append(request)
             else:
                 self._busy = True
-        if request.wake is not None:
-            request.wake.acquire()  # released when committed, or when it is our turn to lead
-            if not request.lead:
-                return request.result()
-        self._lead()
+        if request is None:  # nobody writing: lead alone, at once
+            try:
+                outcome = self._run_batch((item,))[0]
+                self.commits += 1
+            finally:
+                self._hand_over()
+            if isinstance(outcome, BaseException):
+                raise outcome
+            return outcome
+        wake.acquire()  # released once committed, or when it is our turn to lead
+        if request.lead:
+            self._lead()
         return request.result()
 
+    def _hand_over(self) -> None:
+        """Wake the oldest queued request to lead the next batch, or go idle."""
+        with self._mutex:
+            if self._queued:
+                following = self._queued[0]
+                following.lead = True
+                assert following.wake is not None
+                following.wake.release()
+            else:
+                self._busy = False
+
     def _lead(self) -> None:
+        # Our own request is the oldest queued: the first of the batch.
         with self._mutex:
             batch, self._queued = self._queued, []
         try:
@@ -118,20 +138,12 @@ class GroupCommit(Generic[T, R]):
                 outcomes = self._run_batch([request.item for request in batch])
             except BaseException as exc:
                 outcomes = [exc] + [_for_another_thread(exc) for _ in batch[1:]]
-            if len(batch) > self.largest:
-                self.largest = len(batch)
+            self.largest = max(self.largest, len(batch))
             self.commits += 1
             for request, outcome in zip(batch, outcomes, strict=True):
                 request.outcome = outcome
         finally:
-            with self._mutex:
-                if self._queued:
-                    following = self._queued[0]
-                    following.lead = True
-                    assert following.wake is not None
-                    following.wake.release()
-                else:
-                    self._busy = False
+            self._hand_over()
             for request in batch[1:]:
                 assert request.wake is not None
                 if request.outcome is None:  # the leader itself failed before results

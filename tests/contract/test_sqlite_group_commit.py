@@ -103,12 +103,28 @@ def stored_payloads(storage: SQLiteStorage) -> dict[int, str]:
 def test_each_caller_gets_its_own_job_from_one_shared_commit(tmp_path: Path, driver: str) -> None:
     path = tmp_path / "a.db"
     with SQLiteStorage(path, driver=driver, synchronous="FULL") as storage:
-        jobs = [NewJob("t", f"[{i}]") for i in range(12)]
+        jobs = [
+            NewJob(
+                f"t{i % 2}",
+                f"[{i}]",
+                queue=f"q{i % 3}",
+                priority=i,
+                max_attempts=i + 1,
+                run_at=None if i % 4 else T0 + i,
+                unique_key=f"k{i}" if i % 5 == 0 else None,
+            )
+            for i in range(12)
+        ]
         outcomes = enqueue_in_threads(storage, jobs, lambda: write_lock_held(path, driver))
         assert group(storage).largest == 11  # all but the first, in one transaction
         assert all(isinstance(o, Enqueued) and o.created for o in outcomes)
         enqueued = [o for o in outcomes if isinstance(o, Enqueued)]
-        assert [e.job.payload for e in enqueued] == [j.payload for j in jobs]
+        for job, e in zip(jobs, enqueued, strict=True):
+            got = e.job
+            assert (got.name, got.payload, got.queue, got.priority) == job[:4]
+            assert (got.max_attempts, got.unique_key) == (job.max_attempts, job.unique_key)
+            assert got.run_at == (T0 if job.run_at is None else job.run_at)
+            assert storage.get(got.id) == got
         assert len({e.job.id for e in enqueued}) == 12
         assert stored_payloads(storage) == {e.job.id: e.job.payload for e in enqueued}
 
@@ -197,15 +213,20 @@ def run(thread):
         with lock:
             sys.stdout.write(f"{job.id} {job.payload}\\n")
             sys.stdout.flush()
-for t in range(6):
+for t in range(int(sys.argv[3])):
     threading.Thread(target=run, args=(t,)).start()
 """
 
 
-def test_an_acknowledged_job_survives_a_killed_process(tmp_path: Path, driver: str) -> None:
+@pytest.mark.parametrize("threads", [1, 6])
+def test_an_acknowledged_job_survives_a_killed_process(
+    tmp_path: Path, driver: str, threads: int
+) -> None:
     path = tmp_path / "a.db"
     child = subprocess.Popen(
-        [sys.executable, "-c", CHILD, str(path), driver], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", CHILD, str(path), driver, str(threads)],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert child.stdout is not None
     acknowledged: dict[int, str] = {}

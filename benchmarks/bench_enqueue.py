@@ -53,8 +53,9 @@ THREADS = 8
 @dataclass(frozen=True)
 class Contestant:
     label: str
-    open: Callable[[Path, str], tuple[Callable[[int], None], Callable[[list[int]], None], Any]]
-    """``open(folder, synchronous)`` -> (enqueue one, enqueue many, closer)."""
+    open: Callable[[Path, str], tuple[Any, Any, Any, Any]]
+    """``open(folder, synchronous)`` -> (enqueue one, enqueue many, closer, commits:
+    a callable counting jobq's commits of single enqueues so far, or None)."""
     synchronous: str | None = None
     """Always this setting; None: the workload's."""
 
@@ -77,7 +78,8 @@ def _open_jobq(driver: str) -> Callable[..., Any]:
         def many(items: list[int]) -> None:
             add.enqueue_many((i, 1) for i in items)
 
-        return one, many, queue.close
+        group = queue.storage._inserts.group  # type: ignore[attr-defined]
+        return one, many, queue.close, lambda: group.commits
 
     return open_
 
@@ -98,7 +100,7 @@ def _open_huey(folder: Path, synchronous: str) -> Any:
         for i in items:
             add(i, 1)
 
-    return one, many, huey.storage.close
+    return one, many, huey.storage.close, None
 
 
 def contestants() -> list[Contestant]:
@@ -163,15 +165,23 @@ GOALS = {"one by one, FULL": 1.5, "one by one, NORMAL": 5.0, f"{THREADS} threads
 """Workload -> jobq's factor over Huey (at its default FULL) in the same workload."""
 
 
+BATCHES: dict[tuple[str, str], list[float]] = {}
+"""(workload, contestant) -> jobs per commit in each round, for jobq's threads."""
+
+
 def measure(
     contestant: Contestant, synchronous: str, fn: Callable[..., float], jobs: int, root: Path
-) -> float:
+) -> tuple[float, float | None]:
+    """Jobs per second, and jobq's jobs per commit (None for Huey)."""
     folder = Path(tempfile.mkdtemp(dir=root))
     try:
-        one, many, close = contestant.open(folder, synchronous)
+        one, many, close, commits = contestant.open(folder, synchronous)
         try:
             one(-1)  # the file, its schema and this thread's connection exist
-            return fn(one, many, jobs)
+            before = commits() if commits else 0
+            rate = fn(one, many, jobs)
+            done = commits() - before if commits else 0
+            return rate, (jobs // THREADS * THREADS / done if done else None)
         finally:
             close()
     finally:
@@ -187,8 +197,10 @@ def run(rounds: int, quick: bool, root: Path) -> dict[tuple[str, str], float]:
             order = everyone[round_ % len(everyone) :] + everyone[: round_ % len(everyone)]
             for contestant in order:
                 setting = contestant.synchronous or synchronous
-                rate = measure(contestant, setting, fn, jobs, root)
+                rate, per_commit = measure(contestant, setting, fn, jobs, root)
                 samples.setdefault((label, contestant.label), []).append(rate)
+                if per_commit is not None and fn is threads_at_once:
+                    BATCHES.setdefault((label, contestant.label), []).append(per_commit)
         print(f"round {round_ + 1}/{rounds} done", file=sys.stderr, flush=True)
     return {key: statistics.median(values) for key, values in samples.items()}
 
@@ -245,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     print("Huey's columns keep their setting in every row, jobq's follow the workload's")
     print()
     print_table(table(results))
+    print()
+    for (label, name), values in BATCHES.items():
+        print(f"{name}, {label}: {statistics.median(values):.1f} jobs per commit (median)")
     return 0
 
 

@@ -27,7 +27,8 @@ def test_quick_run_prints_the_table(tmp_path: Path) -> None:
     rows = [[cell.strip() for cell in line.split("|")] for line in done.stdout.splitlines()]
     header = next(row for row in rows if row[0] == "workload")
     assert header[-4:] == ["Huey", "Huey NORMAL", "goal", "met?"]
-    workloads = [row[0] for row in rows[rows.index(header) + 2 :]]
+    table = rows[rows.index(header) + 2 :]
+    workloads = [row[0] for row in table[: table.index([""])]]
     assert workloads == [
         "one by one, FULL",
         "one by one, NORMAL",
@@ -36,4 +37,5 @@ def test_quick_run_prints_the_table(tmp_path: Path) -> None:
         "bulk 10,000, FULL",
         "bulk 10,000, NORMAL",
     ]
+    assert "jobq sqlite3, 8 threads, FULL: " in done.stdout  # jobs per commit
     assert list(tmp_path.iterdir()) == [], "the benchmark left files behind"

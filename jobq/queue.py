@@ -330,8 +330,9 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
         return payload
 
     def _wake(self, queue_name: str) -> None:
-        for pool in list(self._pools):
-            pool.wake(queue_name)
+        if self._pools:  # a WeakSet's len() is far cheaper than iterating it
+            for pool in list(self._pools):
+                pool.wake(queue_name)
 
     # -- running -------------------------------------------------------------------
 

@@ -109,6 +109,8 @@ class JobOptions:
 
 
 _NO_OPTIONS = JobOptions()
+# NewJob(...) without keyword handling: new_job runs on every enqueue.
+_new_job: Callable[[Iterable[Any]], NewJob] = functools.partial(tuple.__new__, NewJob)
 
 
 @dataclass(frozen=True)
@@ -283,6 +285,18 @@ class Task(Generic[P, R]):
         """The job to store for ``payload`` (from :meth:`encode`): the task's settings,
         overridden by ``options`` (whose ``delay`` the store applies)."""
         settings = self.settings
+        if options is _NO_OPTIONS:
+            return _new_job(
+                (
+                    self.name,
+                    payload,
+                    settings.queue,
+                    settings.priority,
+                    settings.max_attempts,
+                    None,
+                    None,
+                )
+            )
         return NewJob(
             name=self.name,
             payload=payload,

@@ -10,14 +10,16 @@ rows and the storage contract.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from typing import Any
 
-from .._rows import job_row, row_to_job
-from ..base import Enqueued, NewJob
-from .database import Database
-from .driver import Connection
+from .._rows import COLS, job_row, row_to_job
+from ..base import Enqueued, NewJob, StorageError
+from .database import Database, describe_error
+from .driver import Connection, retry_busy
+from .group_commit import GroupCommit
 from .sql import (
     BULK_SIZES,
     INSERT,
@@ -30,25 +32,119 @@ from .sql import (
 )
 
 
+@functools.cache
+def _bulk_returning(rows: int) -> str:
+    return f"{bulk_insert(rows)} RETURNING {COLS}"
+
+
 class SQLiteInserts:
     """Stores new jobs in one SQLite file."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
+        self.group: GroupCommit[tuple[NewJob, float], Enqueued] = GroupCommit(self._enqueue_batch)
+        """Concurrent :meth:`enqueue` calls of this process share one transaction."""
 
     def enqueue(self, job: NewJob, now: float) -> Enqueued:
+        # Returns once the transaction holding the job has committed (shared with
+        # the threads enqueueing at the same moment, see .group_commit).
+        return self.group.submit((job, now))
+
+    def _enqueue_batch(
+        self, batch: Sequence[tuple[NewJob, float]]
+    ) -> list[Enqueued | BaseException]:
+        if len(batch) == 1:  # a lone caller: any error is the transaction's and its own
+            job, now = batch[0]
+            if job.unique_key is None and self._db.returning:
+                return [self._insert_alone(job, now)]
+            with self._db.write() as conn:
+                return [self._insert_one(conn, job, now)]
         with self._db.write() as conn:
-            if job.unique_key is not None:
-                rows = conn.query(LIVE_BY_KEY, (job.name, job.unique_key))
-                if rows:
-                    return Enqueued(row_to_job(job_row(rows[0])), False)
-            params = insert_params(job, now)
-            if self._db.returning:
-                rows = conn.query(INSERT_RETURNING, params)
-            else:
-                conn.run(INSERT, params)
-                rows = conn.query(INSERTED)
-            return Enqueued(row_to_job(job_row(rows[0])), True)
+            outcomes: list[Enqueued | BaseException | None] = [None] * len(batch)
+            plain = [i for i, (job, _) in enumerate(batch) if job.unique_key is None]
+            for start in range(0, len(plain) if self._db.returning else 0, 100):
+                chunk = plain[start : start + 100]
+                if len(chunk) > 1:
+                    self._insert_plain(conn, batch, chunk, outcomes)
+            for index, (job, now) in enumerate(batch):
+                if outcomes[index] is not None:
+                    continue
+                try:
+                    outcomes[index] = self._insert_one(conn, job, now)
+                except Exception as exc:
+                    # SQLite undid the failed statement alone; an error that ended
+                    # the transaction (disk full, I/O) fails the whole batch.
+                    if not conn.raw.in_transaction:
+                        raise
+                    outcomes[index] = self._own_error(exc)
+            return [outcome for outcome in outcomes if outcome is not None]
+
+    def _insert_plain(
+        self,
+        conn: Connection,
+        batch: Sequence[tuple[NewJob, float]],
+        chunk: list[int],
+        outcomes: list[Enqueued | BaseException | None],
+    ) -> None:
+        """Jobs without a unique key in one multi-row INSERT; if it is refused, they
+        are left to be inserted one by one (so that only the refused one fails)."""
+        values: list[Any] = []
+        for index in chunk:
+            j, now = batch[index]
+            values += (
+                j.queue,
+                j.name,
+                j.payload,
+                j.priority,
+                j.max_attempts,
+                now if j.run_at is None else j.run_at,
+                now,
+            )
+        try:
+            rows = conn.query(_bulk_returning(len(chunk)), values)
+        except Exception:
+            if not conn.raw.in_transaction:
+                raise
+            return
+        # We hold the write lock and ids come from AUTOINCREMENT: the rows got
+        # consecutive ids in the order of VALUES (RETURNING's order is unspecified).
+        for index, row in zip(chunk, sorted(rows), strict=True):
+            outcomes[index] = Enqueued(row_to_job(job_row(row)), True)
+
+    def _insert_alone(self, job: NewJob, now: float) -> Enqueued:
+        # One statement is its own transaction: it takes the write lock when it
+        # starts (waiting for it like BEGIN IMMEDIATE does, busy timeout included)
+        # and commits when it ends, without the BEGIN and COMMIT round trips.
+        db = self._db
+        conn = db.conn()
+        params = insert_params(job, now)
+        try:
+            rows = retry_busy(db.driver, lambda: conn.query(INSERT_RETURNING, params))
+        except db.errors as exc:
+            if db.driver.is_busy(exc):  # worded as Database.write() words it
+                raise StorageError(f"could not take the write lock on {db.path!r}: {exc}") from exc
+            raise StorageError(describe_error(db.path, exc)) from exc
+        return Enqueued(row_to_job(job_row(rows[0])), True)
+
+    def _own_error(self, exc: Exception) -> Exception:
+        if isinstance(exc, self._db.errors):
+            error = StorageError(describe_error(self._db.path, exc))
+            error.__cause__ = exc
+            return error
+        return exc
+
+    def _insert_one(self, conn: Connection, job: NewJob, now: float) -> Enqueued:
+        if job.unique_key is not None:
+            rows = conn.query(LIVE_BY_KEY, (job.name, job.unique_key))
+            if rows:
+                return Enqueued(row_to_job(job_row(rows[0])), False)
+        params = insert_params(job, now)
+        if self._db.returning:
+            rows = conn.query(INSERT_RETURNING, params)
+        else:
+            conn.run(INSERT, params)
+            rows = conn.query(INSERTED)
+        return Enqueued(row_to_job(job_row(rows[0])), True)
 
     def enqueue_many(self, jobs: Sequence[NewJob], now: float) -> list[int]:
         with self._db.write() as conn:

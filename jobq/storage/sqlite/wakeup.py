@@ -55,6 +55,7 @@ _MAX_QUEUE_BYTES = 512  # a longer queue name is sent as "any queue"
 _RECENT_NS = 100_000_000  # a folder changed this recently may change again within one mtime tick
 _MAX_SUN_PATH = 100  # bytes; the system's limit is 104 (macOS) to 108 (Linux)
 _PROC_FD = "/proc/self/fd"
+_DIRECTORY_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
 
 Callback = Callable[[str | None], None]
 
@@ -82,7 +83,9 @@ class WakeChannel:
         self._seen_mtime: int | None = None
         self._sending = False
         self._folder_fd = -1
+        self._via_fd = False
         self.users = 0  # storages of this process using it (see channel_for, release)
+        self._folder_mode = folder_mode
         self.problem = self._set_up(folder_mode)
 
     # -- setting up ---------------------------------------------------------------------
@@ -104,19 +107,23 @@ class WakeChannel:
             return f"cannot write in the folder {self.folder!r}"
         try:
             socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).close()
-            if len(os.fsencode(self.folder)) + 40 > _MAX_SUN_PATH:
-                if not os.path.isdir(_PROC_FD):
-                    return f"the path {self.folder!r} is too long for a Unix socket"
-                # A socket's path is at most ~100 bytes: reach the folder through a
-                # descriptor of it instead (Linux's /proc/self/fd/N/name).
-                self._folder_fd = os.open(self.folder, os.O_RDONLY | os.O_DIRECTORY)
+            # Held open: fstat of it is several times cheaper than stat of the path.
+            self._folder_fd = os.open(self.folder, _DIRECTORY_FLAGS)
         except OSError as exc:
             return f"cannot open a Unix datagram socket: {exc.strerror or exc}"
+        if len(os.fsencode(self.folder)) + 40 > _MAX_SUN_PATH:
+            if not os.path.isdir(_PROC_FD):
+                os.close(self._folder_fd)
+                self._folder_fd = -1
+                return f"the path {self.folder!r} is too long for a Unix socket"
+            # A socket's path is at most ~100 bytes: reach the folder through the
+            # descriptor instead (Linux's /proc/self/fd/N/name).
+            self._via_fd = True
         self._sending = True
         return None
 
     def _address(self, name: str) -> str:
-        if self._folder_fd >= 0:
+        if self._via_fd:
             return f"{_PROC_FD}/{self._folder_fd}/{name}"
         return os.path.join(self.folder, name)
 
@@ -130,8 +137,12 @@ class WakeChannel:
         if not self._sending:
             return
         try:
-            mtime = os.stat(self.folder).st_mtime_ns
+            folder = os.fstat(self._folder_fd)
         except OSError:
+            return
+        mtime = folder.st_mtime_ns
+        if folder.st_nlink == 0:  # the folder was removed; a new one may take its place
+            self._reopen()
             return
         if mtime != self._seen_mtime:
             self._refresh(mtime)
@@ -149,6 +160,19 @@ class WakeChannel:
                 self._remove_stale(name)
             except OSError:
                 self._seen_mtime = None  # e.g. closed by a refresh in another thread
+
+    def _reopen(self) -> None:
+        with self._lock:
+            with contextlib.suppress(OSError):
+                os.mkdir(self.folder, self._folder_mode)
+            try:
+                fd = os.open(self.folder, _DIRECTORY_FLAGS)
+            except OSError:
+                return
+            old, self._folder_fd = self._folder_fd, fd
+            self._seen_mtime = None
+            with contextlib.suppress(OSError):
+                os.close(old)
 
     def _refresh(self, mtime: int) -> None:
         """Read the folder again: connect to new sockets, close those gone."""

@@ -58,6 +58,7 @@ TASK = "noop"
 GOAL_P99_MS = 2.0
 GAP = (0.005, 0.015)
 SWITCH = "JOBQ_SQLITE_WAKEUP"
+RATE_LISTENERS: tuple[int | None, ...] = (None, 0, 1, 4)
 KINDS = ("jobq-channel", "jobq-poll", "huey")
 TITLES = {"jobq-channel": "jobq (channel)", "jobq-poll": "jobq (poll only)", "huey": "Huey"}
 
@@ -244,26 +245,57 @@ def notify_cost(folder: Path, listeners: int, calls: int) -> float:
         storage.close()
 
 
-def enqueue_rate(folder: Path, on: bool, jobs: int) -> float:
-    """One-by-one enqueues per second, one other process's socket listening."""
-    with channel_switch(on):
-        queue = jobq.DurableQueue(folder / f"rate-{on}.db")
-    task = queue.task(TASK)(_noop_module(lambda i: None))
-    listener = None
-    if on:
-        channel = queue.storage._wake  # type: ignore[attr-defined]
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        listener.bind(channel._address("0-bench.sock"))
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-        time.sleep(0.15)
+@contextlib.contextmanager
+def listening_processes(path: Path, count: int) -> Iterator[None]:
+    """``count`` other processes subscribed to the channel of ``path`` (as idle worker
+    pools are), each draining its socket in its own thread."""
+    children = [
+        subprocess.Popen(
+            [sys.executable, os.path.abspath(__file__), "--listen", str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
     try:
-        started = time.perf_counter()
-        for i in range(jobs):
-            task.enqueue(i)
-        return jobs / (time.perf_counter() - started)
+        for child in children:
+            assert child.stdout is not None
+            if child.stdout.readline().strip() != "ready":
+                raise RuntimeError("a listening process did not start")
+        time.sleep(0.15)  # the folder's mtime ages past the "recent" window
+        yield
     finally:
-        if listener is not None:
-            listener.close()
+        for child in children:
+            assert child.stdin is not None
+            child.stdin.close()  # its end
+            child.wait(30)
+
+
+def listen_main(path: str) -> None:
+    with channel_switch(True):
+        storage = SQLiteStorage(path)
+    unsubscribe = storage.subscribe(lambda queue: None)  # type: ignore[attr-defined]
+    print("ready", flush=True)
+    sys.stdin.read()
+    unsubscribe()
+    storage.close()
+
+
+def enqueue_rate(folder: Path, listeners: int | None, jobs: int) -> float:
+    """One-by-one enqueues per second with ``listeners`` other processes listening
+    (None: the channel off)."""
+    path = folder / "rate.db"
+    with channel_switch(listeners is not None):
+        queue = jobq.DurableQueue(path)
+    task = queue.task(TASK)(_noop_module(lambda i: None))
+    try:
+        with listening_processes(path, listeners or 0):
+            started = time.perf_counter()
+            for i in range(jobs):
+                task.enqueue(i)
+            return jobs / (time.perf_counter() - started)
+    finally:
         queue.close()
 
 
@@ -291,13 +323,12 @@ def run(samples: int, rounds: int, base: str | None) -> int:
                     )
         costs = {n: notify_cost(root, n, 2000) for n in (0, 1, 4, 8)}
         jobs = 2000 if samples < 300 else 5000
-        rates_on: list[float] = []
-        rates_off: list[float] = []
+        rates: dict[int | None, list[float]] = {}
         for r in range(max(3, rounds)):  # interleaved
-            for on, rates in ((True, rates_on), (False, rates_off)):
-                folder = root / f"rate-{on}-{r}"
+            for listeners in RATE_LISTENERS:
+                folder = root / f"rate-{listeners}-{r}"
                 folder.mkdir()
-                rates.append(enqueue_rate(folder, on, jobs))
+                rates.setdefault(listeners, []).append(enqueue_rate(folder, listeners, jobs))
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
@@ -328,12 +359,15 @@ def run(samples: int, rounds: int, base: str | None) -> int:
     print("| listening sockets | 0 | 1 | 4 | 8 |")
     print("|---|---|---|---|---|")
     print("| µs per notify | " + " | ".join(f"{costs[n]:.1f}" for n in (0, 1, 4, 8)) + " |")
-    on, off = statistics.median(rates_on), statistics.median(rates_off)
-    print()
-    print(
-        f"One-by-one enqueue (NORMAL, {jobs} jobs, median of {max(3, rounds)}): channel on "
-        f"{on:,.0f}/s (1 listener), off {off:,.0f}/s: {on / off:.3f}x"
-    )
+    off = statistics.median(rates[None])
+    print(f"One-by-one enqueue, jobs/s (NORMAL, {jobs} jobs, median of {max(3, rounds)} rounds)")
+    print("| channel | off | on, 0 listeners | on, 1 listener | on, 4 listeners |")
+    print("|---|---|---|---|---|")
+    cells = [
+        f"{statistics.median(rates[n]):,.0f} ({statistics.median(rates[n]) / off:.2f}x)"
+        for n in RATE_LISTENERS
+    ]
+    print("| enqueue | " + " | ".join(cells) + " |")
     print(f"goal met: {'yes' if met else 'NO'}")
     return 0
 
@@ -345,7 +379,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds")
     parser.add_argument("--dir", default=None, help="where the temporary databases go")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--listen", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.listen is not None:
+        listen_main(args.listen)
+        return 0
     if args.child is not None:
         child_main(args.child)
         return 0

@@ -171,3 +171,21 @@ def test_a_forked_child_listens_on_a_socket_of_its_own(tmp_path: Path) -> None:
     finally:
         unsubscribe()
         queue.close()
+
+
+def test_a_database_path_too_long_for_a_socket_address_still_works(tmp_path: Path) -> None:
+    folder = tmp_path / ("a-folder-with-a-long-name-" * 3) / ("and-another-one-" * 3)
+    database = str(folder / "jobs.db")
+    assert len(database + SUFFIX) > 110  # a Unix socket's path holds at most 104 to 108 bytes
+    storage = SQLiteStorage(database)
+    if not isinstance(storage, Notifier):
+        storage.close()
+        pytest.skip("no /proc/self/fd here: the channel is off for paths this long")
+    heard: queue_module.Queue[str | None] = queue_module.Queue()
+    unsubscribe = storage.subscribe(heard.put)
+    try:
+        child("enqueue", database, tmp_path).wait(60)
+        assert heard.get(timeout=30) == "mail"
+    finally:
+        unsubscribe()
+        storage.close()

@@ -189,3 +189,28 @@ def test_a_database_path_too_long_for_a_socket_address_still_works(tmp_path: Pat
     finally:
         unsubscribe()
         storage.close()
+
+
+def test_a_socket_that_cannot_be_bound_leaves_the_pool_polling(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = str(tmp_path / "jobs.db")
+    queue = jobq.DurableQueue(database)
+    folder = Path(database + SUFFIX)
+    folder.rmdir()
+    folder.write_text("not a folder")  # after the storage was opened
+    ran: queue_module.Queue[int] = queue_module.Queue()
+
+    @queue.task("record", queue="mail")
+    def record() -> None:
+        ran.put(os.getpid())
+
+    with caplog.at_level(logging.WARNING, logger="jobq.storage"):
+        pool = queue.start_workers(concurrency=1)  # starts all the same
+    try:
+        assert any("cannot listen on the wake-up channel" in r.getMessage() for r in caplog.records)
+        child("enqueue", database, tmp_path).wait(60)
+        assert ran.get(timeout=30) == os.getpid()  # found by polling
+    finally:
+        pool.stop()
+        queue.close()

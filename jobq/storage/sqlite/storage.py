@@ -158,7 +158,8 @@ class SQLiteStorage(CheckedStorage):
     """Present where the wake-up channel works (see ``wakeup``): call
     ``callback(queue_name)`` when another process of this host makes a job of
     ``queue_name`` runnable (None: some queue), return the function that
-    unsubscribes. Raises OSError if this process's socket cannot be bound."""
+    unsubscribes. If this process's socket cannot be bound, a warning says why
+    and pools find other processes' jobs by polling (every 0.1 s)."""
 
     # -- wake-ups after commits that make jobs runnable --------------------------------------
 

@@ -228,10 +228,20 @@ class WakeChannel:
         """Call ``callback(queue_name)`` (None: any queue) when another process says
         a job is ready; returns the function that unsubscribes. The first
         subscriber binds this process's socket and starts its thread; the last
-        to leave closes them. Raises OSError if the socket cannot be bound."""
+        to leave closes them. If the socket cannot be bound, says why in a warning
+        and returns a function that does nothing: the pool finds jobs by polling."""
         with self._lock:
             if self._listener is None:
-                self._listen()
+                try:
+                    self._listen()
+                except OSError as exc:
+                    logger.warning(
+                        "jobq: cannot listen on the wake-up channel in %s (%s); worker pools "
+                        "in this process find jobs enqueued by other processes by polling",
+                        self.folder,
+                        exc.strerror or exc,
+                    )
+                    return _nothing
             self._callbacks.append(callback)
 
         def unsubscribe() -> None:
@@ -342,6 +352,10 @@ class WakeChannel:
     def listening(self) -> bool:
         """Whether this process has a socket bound (someone subscribed)."""
         return self._listener is not None
+
+
+def _nothing() -> None:
+    """The unsubscribe function of a subscription that could not be made."""
 
 
 def _call(callback: Callback, queue_name: str | None) -> None:

@@ -214,3 +214,21 @@ def test_a_socket_that_cannot_be_bound_leaves_the_pool_polling(
     finally:
         pool.stop()
         queue.close()
+
+
+def test_the_folder_and_sockets_get_the_database_permissions(tmp_path: Path) -> None:
+    database = str(tmp_path / "jobs.db")
+    old_umask = os.umask(0o077)
+    try:
+        storage = SQLiteStorage(database, file_mode=0o660)
+    finally:
+        os.umask(old_umask)
+    unsubscribe = storage.subscribe(lambda queue_name: None)  # type: ignore[attr-defined]
+    try:
+        folder = Path(database + SUFFIX)
+        assert folder.stat().st_mode & 0o777 == 0o770
+        [name] = sockets(database)
+        assert (folder / name).stat().st_mode & 0o777 == 0o660
+    finally:
+        unsubscribe()
+        storage.close()

@@ -95,6 +95,7 @@ class WakeChannel:
             return "this system has no Unix datagram sockets"
         try:
             os.mkdir(self.folder, folder_mode)
+            os.chmod(self.folder, folder_mode)  # exactly: the umask must not narrow a group's
         except FileExistsError:
             pass
         except OSError as exc:

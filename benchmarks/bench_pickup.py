@@ -34,7 +34,6 @@ import json
 import os
 import random
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -211,37 +210,28 @@ def percentile(values: list[float], fraction: float) -> float:
 # -- what the channel costs an enqueue ------------------------------------------------------
 
 
-def notify_cost(folder: Path, listeners: int, calls: int) -> float:
-    """µs per ``notify`` with ``listeners`` sockets bound in the channel's folder
-    (sockets of this process stand in for other processes': datagrams land in their
-    buffers, which fill; a full buffer is the cheap path, so they are drained)."""
-    path = folder / f"notify-{listeners}.db"
+def notify_cost(folder: Path, listeners: int, calls: int, pause: float) -> float:
+    """Median µs of one ``notify`` with ``listeners`` other processes listening. With
+    ``pause`` 0 the calls run back to back (warm caches; a listener's buffer may be
+    full, the cheap path); with 1 ms every datagram is read before the next and
+    wakes a thread blocked in ``recv``, as an idle pool's is (cold caches: even a bare
+    ``fstat`` costs several times more after a sleep on this kind of machine)."""
+    path = folder / f"notify-{listeners}-{pause}.db"
     with channel_switch(True):
         storage = SQLiteStorage(path)
     channel = storage._wake
     assert channel is not None
-    bound = []
-    for n in range(listeners):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        s.bind(channel._address(f"0-bench{n}.sock"))
-        s.setblocking(False)
-        bound.append(s)
-    time.sleep(0.15)  # let the folder's mtime age past the "recent" window
     try:
-        best = float("inf")
-        for _ in range(5):
-            started = time.perf_counter()
+        with listening_processes(path, listeners):
+            took = []
             for _ in range(calls):
+                started = time.perf_counter()
                 channel.notify("default")
-            best = min(best, (time.perf_counter() - started) / calls * 1e6)
-            for s in bound:
-                with contextlib.suppress(BlockingIOError):
-                    while True:
-                        s.recv(64)
-        return best
+                took.append(time.perf_counter() - started)
+                if pause:
+                    time.sleep(pause)
+            return statistics.median(took) * 1e6
     finally:
-        for s in bound:
-            s.close()
         storage.close()
 
 
@@ -321,7 +311,11 @@ def run(samples: int, rounds: int, base: str | None, pickup_only: bool = False) 
                         f"p50 {p50[kind, remote][-1]:8.2f} ms  p99 {p99[kind, remote][-1]:8.2f} ms",
                         flush=True,
                     )
-        costs = {} if pickup_only else {n: notify_cost(root, n, 2000) for n in (0, 1, 4, 8)}
+        costs = {
+            (n, pause): notify_cost(root, n, 500, pause)
+            for pause in ((0.0, 0.001) if not pickup_only else ())
+            for n in (0, 1, 4, 8)
+        }
         jobs = 1000 if samples < 300 else 3000
         rates: dict[int | None, list[float]] = {}
         for r in range(0 if pickup_only else max(5, rounds)):  # interleaved, order varied
@@ -364,10 +358,13 @@ def run(samples: int, rounds: int, base: str | None, pickup_only: bool = False) 
         print(f"goal met: {'yes' if met else 'NO'}")
         return 0
     print()
-    print("What the channel adds to one enqueue (best of 5 x 2,000 notify calls)")
-    print("| listening sockets | 0 | 1 | 4 | 8 |")
+    print("What the channel adds to one enqueue: µs per notify (median of 500 calls)")
+    print("| listening processes | 0 | 1 | 4 | 8 |")
     print("|---|---|---|---|---|")
-    print("| µs per notify | " + " | ".join(f"{costs[n]:.1f}" for n in (0, 1, 4, 8)) + " |")
+    for pause, label in ((0.0, "back to back"), (0.001, "1 ms apart")):
+        cells = " | ".join(f"{costs[n, pause]:.1f}" for n in (0, 1, 4, 8))
+        print(f"| {label} | {cells} |")
+    print()
     off = statistics.median(rates[None])
     print(f"One-by-one enqueue, jobs/s (NORMAL, {jobs} jobs, median of {max(5, rounds)} rounds)")
     print("| channel | off | on, 0 listeners | on, 1 listener | on, 4 listeners |")

@@ -296,6 +296,8 @@ def run(samples: int, rounds: int, base: str | None, pickup_only: bool = False) 
     root = Path(tempfile.mkdtemp(prefix="jobq-bench-pickup-", dir=base))
     p50: dict[tuple[str, bool], list[float]] = {}
     p99: dict[tuple[str, bool], list[float]] = {}
+    full = samples >= 300
+    calls, jobs, rate_rounds = (500, 3000, max(5, rounds)) if full else (50, 500, 1)
     try:
         for r in range(rounds):
             for remote in (False, True):
@@ -312,13 +314,12 @@ def run(samples: int, rounds: int, base: str | None, pickup_only: bool = False) 
                         flush=True,
                     )
         costs = {
-            (n, pause): notify_cost(root, n, 500, pause)
+            (n, pause): notify_cost(root, n, calls, pause)
             for pause in ((0.0, 0.001) if not pickup_only else ())
             for n in (0, 1, 4, 8)
         }
-        jobs = 1000 if samples < 300 else 3000
         rates: dict[int | None, list[float]] = {}
-        for r in range(0 if pickup_only else max(5, rounds)):  # interleaved, order varied
+        for r in range(0 if pickup_only else rate_rounds):  # interleaved, order varied
             shift = r % len(RATE_LISTENERS)
             for listeners in RATE_LISTENERS[shift:] + RATE_LISTENERS[:shift]:
                 folder = root / f"rate-{listeners}-{r}"
@@ -358,7 +359,7 @@ def run(samples: int, rounds: int, base: str | None, pickup_only: bool = False) 
         print(f"goal met: {'yes' if met else 'NO'}")
         return 0
     print()
-    print("What the channel adds to one enqueue: µs per notify (median of 500 calls)")
+    print(f"What the channel adds to one enqueue: µs per notify (median of {calls} calls)")
     print("| listening processes | 0 | 1 | 4 | 8 |")
     print("|---|---|---|---|---|")
     for pause, label in ((0.0, "back to back"), (0.001, "1 ms apart")):
@@ -366,7 +367,7 @@ def run(samples: int, rounds: int, base: str | None, pickup_only: bool = False) 
         print(f"| {label} | {cells} |")
     print()
     off = statistics.median(rates[None])
-    print(f"One-by-one enqueue, jobs/s (NORMAL, {jobs} jobs, median of {max(5, rounds)} rounds)")
+    print(f"One-by-one enqueue, jobs/s (NORMAL, {jobs} jobs, median of {rate_rounds} rounds)")
     print("| channel | off | on, 0 listeners | on, 1 listener | on, 4 listeners |")
     print("|---|---|---|---|---|")
     cells = [

@@ -3,6 +3,7 @@ process wakes idle pools of the others at once, without their poll."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue as queue_module
@@ -231,4 +232,31 @@ def test_the_folder_and_sockets_get_the_database_permissions(tmp_path: Path) -> 
         assert (folder / name).stat().st_mode & 0o777 == 0o660
     finally:
         unsubscribe()
+        storage.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SIOCOUTQ is Linux's")
+def test_a_wake_up_still_unread_is_not_sent_again(tmp_path: Path) -> None:
+    database = str(tmp_path / "jobs.db")
+    storage = SQLiteStorage(database)
+    channel = storage._wake
+    assert channel is not None
+    # Another process's socket, whose reader is slow: nothing reads it until the end.
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(channel._address("1-slow.sock"))
+    try:
+        channel.notify("mail")
+        channel.notify("mail")  # the first is unread: it will wake that pool after this commit
+        channel.notify("reports")  # another queue: that pool may not take "mail" jobs
+        channel.notify(None)
+        listener.setblocking(False)
+        received = []
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                received.append(listener.recv(64))
+        assert received == [b"mail", b"reports", b""]
+        channel.notify("mail")  # all read now: sent again
+        assert listener.recv(64) == b"mail"
+    finally:
+        listener.close()
         storage.close()

@@ -30,6 +30,8 @@ import logging
 import os
 import secrets
 import socket
+import struct
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -55,6 +57,12 @@ _MAX_QUEUE_BYTES = 512  # a longer queue name is sent as "any queue"
 _RECENT_NS = 100_000_000  # a folder changed this recently may change again within one mtime tick
 _MAX_SUN_PATH = 100  # bytes; the system's limit is 104 (macOS) to 108 (Linux)
 _PROC_FD = "/proc/self/fd"
+_OUTQ: int | None = None
+if sys.platform.startswith("linux"):
+    import fcntl
+    import termios
+
+    _OUTQ = termios.TIOCOUTQ  # the same request as SIOCOUTQ
 _DIRECTORY_FLAGS = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0)
 
 Callback = Callable[[str | None], None]
@@ -82,6 +90,8 @@ class WakeChannel:
         self._targets: tuple[tuple[str, socket.socket], ...] = ()
         self._seen_mtime: int | None = None
         self._sending = False
+        self._send_lock = threading.Lock()
+        self._last_sent: dict[str, bytes] = {}  # by target: what was sent there last
         self._folder_fd = -1
         self._via_fd = False
         self.users = 0  # storages of this process using it (see channel_for, release)
@@ -152,15 +162,23 @@ class WakeChannel:
             data = queue.encode("utf-8", "replace")
             if len(data) > _MAX_QUEUE_BYTES:
                 data = b""
-        for name, target in self._targets:
-            try:
-                target.send(data)
-            except BlockingIOError:
-                pass  # its buffer is full: that process is awake and reading already
-            except ConnectionRefusedError:
-                self._remove_stale(name)
-            except OSError:
-                self._seen_mtime = None  # e.g. closed by a refresh in another thread
+        with self._send_lock:
+            for name, target in self._targets:
+                if self._last_sent.get(name) == data and _unread(target):
+                    # Datagrams are read in order: the last one sent there, this very
+                    # text, is still unread, and reading it wakes that pool after our
+                    # commit. Sending more would only wake it again.
+                    continue
+                try:
+                    target.send(data)
+                except BlockingIOError:
+                    pass  # its buffer is full: that process is awake and reading already
+                except ConnectionRefusedError:
+                    self._remove_stale(name)
+                except OSError:
+                    self._seen_mtime = None  # e.g. closed by a refresh in another thread
+                else:
+                    self._last_sent[name] = data
 
     def _reopen(self) -> None:
         with self._lock:
@@ -353,6 +371,19 @@ class WakeChannel:
     def listening(self) -> bool:
         """Whether this process has a socket bound (someone subscribed)."""
         return self._listener is not None
+
+
+def _unread(target: socket.socket) -> bool:
+    """True if a datagram sent on ``target`` is still unread (Linux: what the socket
+    sent and its reader has not taken yet counts in its SIOCOUTQ); False where the
+    system does not tell."""
+    if _OUTQ is None:
+        return False
+    try:
+        (queued,) = struct.unpack("i", fcntl.ioctl(target.fileno(), _OUTQ, b"\0\0\0\0"))
+    except OSError:
+        return False
+    return bool(queued > 0)
 
 
 def _nothing() -> None:

@@ -84,8 +84,9 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
         (default 30, > 0). Heartbeats renew it every third of it.
     :param poll_interval: seconds between looks for jobs enqueued by other
         processes while idle (default 0.01). Jobs enqueued in this process
-        wake a worker at once; on PostgreSQL so do other processes' (through
-        LISTEN/NOTIFY), and idle polling slows to every 0.1 s.
+        wake a worker at once; so do other processes' on PostgreSQL (through
+        LISTEN/NOTIFY) and, on one host, on SQLite (its wake-up channel, see
+        ``JOBQ_SQLITE_WAKEUP``); idle polling then slows to every 0.1 s.
     :param retention: how long finished jobs are kept (:class:`Retention`).
     :param inline: run each job in the enqueueing thread as soon as it is
         stored, for tests and scripts (default False).

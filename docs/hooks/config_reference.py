@@ -23,6 +23,12 @@ ENVIRONMENT = {
         "The database of every `jobq` command given no `--db`: a SQLite file path, a "
         "`sqlite:///path` URL or a `postgresql://` URL."
     ),
+    "JOBQ_SQLITE_WAKEUP": (
+        "`0`, `off`, `false` or `no` turns off the SQLite wake-up channel in this process: "
+        "it neither wakes other processes' idle worker pools when it enqueues nor is woken, "
+        "and its pools find other processes' jobs by polling every `poll_interval`. On by "
+        "default; see [the wake-up channel](../deployment.md#the-sqlite-wake-up-channel)."
+    ),
     "FLASK_RUN_FROM_CLI": (
         "Set by Flask's `flask` command, not by you: `app.run()` does nothing under it, "
         "so the extension does not start workers for that call."

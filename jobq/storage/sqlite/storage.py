@@ -43,17 +43,27 @@ jobs (:mod:`.inserts`), leases (:mod:`.leases`), administration
 and filters with bulk actions (:mod:`.bulk`). Arguments are checked
 once, above them, by :class:`~jobq.storage.checked.CheckedStorage`.
 
+Wake-ups between processes (:mod:`.wakeup`): after each committed change that
+makes a job runnable (enqueue, bulk enqueue, retry, release, rescue, schedule
+fire, resume of a paused queue), this class tells the other processes of the
+host that use the file, and worker pools subscribe (the
+:class:`~jobq.storage.base.Notifier` protocol) to be told at once instead of
+polling.
+
 Rule: imports its own parts, the checking layer and the storage contract.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ..base import Enqueued, Job, JobStatus, NewJob, RescueResult
+from ..bulk import BULK_BATCH, BulkResult, JobFilter
 from ..checked import CheckedStorage
 from .admin import SQLiteAdmin
 from .bulk import SQLiteBulk
-from .database import DEFAULT_FILE_MODE, CheckpointMode, Database, Synchronous
+from .database import DEFAULT_FILE_MODE, CheckpointMode, Database, Synchronous, folder_mode
 from .driver import DriverName
 from .history import SQLiteHistory
 from .inserts import SQLiteInserts
@@ -62,6 +72,7 @@ from .leases import SQLiteLeases
 from .schedules import SQLiteSchedules
 from .schema import affected_by_wal_reset_bug
 from .sharing import other_processes
+from .wakeup import WakeChannel, channel_for, enabled_by_environment, release
 from .workers import SQLiteWorkers
 
 __all__ = ["SQLiteStorage"]
@@ -108,6 +119,7 @@ class SQLiteStorage(CheckedStorage):
         busy_timeout: float = 5.0,
         journal_size_limit: int = 64 * 1024 * 1024,
         file_mode: int = DEFAULT_FILE_MODE,
+        wakeup: bool | None = None,
     ) -> None:
         self._db = Database(
             str(path),
@@ -132,6 +144,98 @@ class SQLiteStorage(CheckedStorage):
         except BaseException:
             self._db.close()
             raise
+        self._wake: WakeChannel | None = None
+        self._channel: WakeChannel | None = None
+        if wakeup if wakeup is not None else enabled_by_environment():
+            channel = self._channel = channel_for(self.path, folder_mode(file_mode), file_mode)
+            if channel.problem is None:
+                self._wake = channel
+                # Only a storage that can wake pools is a Notifier: the others'
+                # pools keep polling at their poll_interval.
+                self.subscribe = channel.subscribe
+
+    subscribe: Callable[[Callable[[str | None], None]], Callable[[], None]]
+    """Present where the wake-up channel works (see ``wakeup``): call
+    ``callback(queue_name)`` when another process of this host makes a job of
+    ``queue_name`` runnable (None: some queue), return the function that
+    unsubscribes. If this process's socket cannot be bound, a warning says why
+    and pools find other processes' jobs by polling (every 0.1 s)."""
+
+    # -- wake-ups after commits that make jobs runnable --------------------------------------
+
+    def _woken(self, queue: str | None) -> None:
+        if self._wake is not None:
+            self._wake.notify(queue)
+
+    def _woken_for(self, jobs: Sequence[NewJob], now: float) -> None:
+        if self._wake is not None:
+            for queue in {job.queue for job in jobs if job.run_at is None or job.run_at <= now}:
+                self._wake.notify(queue)
+
+    def enqueue(self, job: NewJob, *, now: float) -> Enqueued:
+        enqueued = super().enqueue(job, now=now)
+        if self._wake is not None and enqueued.created and enqueued.job.run_at <= now:
+            self._wake.notify(job.queue)
+        return enqueued
+
+    def enqueue_many(self, jobs: Sequence[NewJob], *, now: float) -> list[int]:
+        ids = super().enqueue_many(jobs, now=now)
+        self._woken_for(jobs, now)
+        return ids
+
+    def enqueue_payloads(
+        self, template: NewJob, payloads: Sequence[str], *, now: float
+    ) -> list[int]:
+        ids = super().enqueue_payloads(template, payloads, now=now)
+        if ids:
+            self._woken_for([template], now)
+        return ids
+
+    def release(
+        self, job_id: int, lease_token: str, *, now: float, run_at: float | None = None
+    ) -> JobStatus | None:
+        status = super().release(job_id, lease_token, now=now, run_at=run_at)
+        if status is JobStatus.PENDING and (run_at is None or run_at <= now):
+            self._woken(None)
+        return status
+
+    def rescue_expired(self, *, now: float, limit: int = 1000) -> RescueResult:
+        result = super().rescue_expired(now=now, limit=limit)
+        if result.requeued:
+            self._woken(None)
+        return result
+
+    def release_owner(self, owner: str, *, started_at: float, now: float) -> RescueResult:
+        result = super().release_owner(owner, started_at=started_at, now=now)
+        if result.requeued:
+            self._woken(None)
+        return result
+
+    def retry(self, job_id: int, *, now: float, run_at: float | None = None) -> Job | None:
+        job = super().retry(job_id, now=now, run_at=run_at)
+        if job is not None and job.status is JobStatus.PENDING and job.run_at <= now:
+            self._woken(job.queue)
+        return job
+
+    def retry_matching(
+        self, filter: JobFilter, *, now: float, batch_size: int = BULK_BATCH
+    ) -> BulkResult:
+        result = super().retry_matching(filter, now=now, batch_size=batch_size)
+        if result.changed:
+            self._woken(None)
+        return result
+
+    def resume(self, queue: str) -> None:
+        super().resume(queue)
+        self._woken(queue)
+
+    def fire_schedule(
+        self, name: str, fire_at: float, next_fire_at: float, jobs: Sequence[NewJob], *, now: float
+    ) -> list[int] | None:
+        ids = super().fire_schedule(name, fire_at, next_fire_at, jobs, now=now)
+        if ids:
+            self._woken_for(jobs, now)
+        return ids
 
     @property
     def _returning(self) -> bool:
@@ -177,6 +281,9 @@ class SQLiteStorage(CheckedStorage):
         return self._db.checkpoint(mode)
 
     def close(self) -> None:
+        channel, self._channel, self._wake = self._channel, None, None
+        if channel is not None:
+            release(channel)
         self._db.close()
 
     def __repr__(self) -> str:

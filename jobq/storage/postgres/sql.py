@@ -34,6 +34,8 @@ ENQUEUE = (
     f"SELECT ins.id, ins.run_at, ins.created_at, pg_notify('{CHANNEL}', ins.queue) FROM ins"
 )
 """Returns id, run_at and created_at: the caller has the rest of the new job."""
+ENQUEUE_QUIET = ENQUEUE.replace(f"pg_notify('{CHANNEL}', ins.queue)", "NULL")
+"""ENQUEUE without its notify, for a queue this process notified a moment ago (.wakeups)."""
 LIVE_BY_KEY = f"SELECT {COLS} FROM jobq_jobs WHERE name = %s AND unique_key = %s AND {_LIVE_KEY}"
 """The live job of a task holding a unique key (keys are scoped to their task)."""
 

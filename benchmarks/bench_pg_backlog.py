@@ -51,6 +51,7 @@ from jobq.storage.postgres import sql as jobq_sql
 
 QUEUES_SEVERAL = ("default", "mail", "reports")
 THREADS = 4
+ENQUEUE_ROUNDS = 15
 MAIN_CLAIM = (
     "WITH c AS MATERIALIZED (SELECT id FROM jobq_jobs j WHERE status = 'pending' "
     f"AND queue = ANY(%(queues)s::text[]) AND run_at <= {jobq_sql.NOW} AND NOT EXISTS "
@@ -93,7 +94,7 @@ class Settings:
 FULL = Settings(
     (10_000, 100_000, 1_000_000), 5_000, 2_000, 1_000, (10_000, 100_000), 2_000, 3, 300, True
 )
-QUICK = Settings((10_000, 100_000), 3_000, 1_000, 500, (10_000, 100_000), 500, 3, 60, False)
+QUICK = Settings((10_000, 100_000), 3_000, 1_000, 500, (10_000, 100_000), 200, 3, 60, False)
 
 
 class Counter:
@@ -145,6 +146,7 @@ class Backlog:
             conn.execute(FILL_JOBQ, {**params, "count": size + extra})
             conn.execute("ANALYZE jobq_jobs")
         self.left = size + extra
+        self.dead_at_fill = dead_rows(url)[0]
 
     def process(self, count: int) -> float:
         """Jobs/s of a fresh 4-thread pool from its start to the ``count``-th job started."""
@@ -186,14 +188,17 @@ def enqueue_rates(workspace: bp.Workspace, settings: Settings) -> dict[str, list
     """µs per one-by-one enqueue, interleaved rounds."""
     columns = ("jobq-pg", "raw", "procrastinate")
     rates: dict[str, list[float]] = {c: [] for c in columns}
-    for index in range(settings.rounds):
-        for column in columns[index % 3 :] + columns[: index % 3]:
-            with workspace.contestant(column) as c:
-                for warm in range(20):
-                    c.enqueue(-1 - warm)
+    with ExitStack() as stack:
+        made = {c: stack.enter_context(workspace.contestant(c)) for c in columns}
+        for c in made.values():
+            for warm in range(20):
+                c.enqueue(-1 - warm)
+        # Short rounds in rotating order, so a busy moment of the machine hits all three.
+        for index in range(ENQUEUE_ROUNDS):
+            for column in columns[index % 3 :] + columns[: index % 3]:
                 began = time.perf_counter()
                 for i in range(settings.enqueues):
-                    c.enqueue(i)
+                    made[column].enqueue(index * settings.enqueues + i)
                 rates[column].append((time.perf_counter() - began) / settings.enqueues * 1e6)
     return rates
 
@@ -229,19 +234,25 @@ def processing(
                 rates[size].setdefault("jobq", []).append(backlogs[size].process(settings.slice))
         for size in settings.main_sizes:
             bp.step(f"jobq with main's claim, {size:,} pending, {label}")
-            with claim_statement(MAIN_CLAIM):
-                rate = backlogs[size].process(settings.main_slice)
+            with claim_statement(MAIN_CLAIM):  # the same slice where it is fast enough
+                count = settings.slice if size <= settings.sizes[0] else settings.main_slice
+                rate = backlogs[size].process(count)
             rates[size]["main"] = [rate]
         biggest = backlogs[max(settings.sizes)]
         if settings.drain and label == "1 queue":
-            dead_before = dead_rows(biggest.url)[0]
-            bp.step(f"jobq, all {biggest.left:,} jobs left of the {biggest.size:,} backlog")
-            rate = biggest.process(biggest.left)
-            dead_after, autovacuums, live = dead_rows(biggest.url)
+            dead_before, vacuums_before, _ = dead_rows(biggest.url)
+            left = biggest.left
+            bp.step(f"jobq, all {left:,} jobs left of the {biggest.size:,} backlog")
+            began = time.perf_counter()
+            rate = biggest.process(left)
+            took = time.perf_counter() - began
+            dead_after, vacuums_after, live = dead_rows(biggest.url)
             notes.append(
-                f"run through the whole {biggest.size:,} backlog ({label}): {rate:,.0f} jobs/s; "
-                f"jobq_jobs dead rows {dead_before:,} before, {dead_after:,} after "
-                f"({live:,} live), autovacuum ran {autovacuums} time(s) during the run"
+                f"run through the whole {biggest.size:,} backlog ({label}): {left:,} jobs in "
+                f"{took:,.0f} s, {rate:,.0f} jobs/s; jobq_jobs dead rows: "
+                f"{biggest.dead_at_fill:,} after the fill, {dead_before:,} before the run "
+                f"(after the measured slices), {dead_after:,} after it ({live:,} live rows); "
+                f"autovacuum ran {vacuums_after - vacuums_before} time(s) during it"
             )
     for size in settings.sizes:
         bp.step(f"procrastinate, {size:,} pending, {label}")
@@ -291,19 +302,24 @@ def run(server: bp.Server, settings: Settings) -> None:
         for seed, column in enumerate(("jobq-pg", "procrastinate")):
             bp.step(f"pickup from another process, {column}")
             bp.pickup(workspace, column, pickup, results, seed)
-        ours, theirs = results.latency["jobq-pg"], results.latency["procrastinate"]
-        for name, fraction in (("p50", 0.5), ("p99", 0.99)):
-            p_ours, p_theirs = bp.percentile(ours, fraction), bp.percentile(theirs, fraction)
-            rows.append(
-                (
-                    f"pickup {name}, another process (ms)",
-                    "-",
-                    bp.fmt(p_ours),
-                    bp.fmt(p_theirs),
-                    "p99 < 3 ms" if name == "p99" else "",
-                    ("yes" if p_ours < 3 else "NO") if name == "p99" else "",
+        for start, table in (
+            ("enqueue call", results.latency),
+            ("its return", results.after_commit),
+        ):
+            ours, theirs = table["jobq-pg"], table["procrastinate"]
+            for name, fraction in (("p50", 0.5), ("p99", 0.99)):
+                p_ours, p_theirs = bp.percentile(ours, fraction), bp.percentile(theirs, fraction)
+                goal = name == "p99" and start == "enqueue call"
+                rows.append(
+                    (
+                        f"pickup {name}, another process, from the {start} (ms)",
+                        "-",
+                        bp.fmt(p_ours),
+                        bp.fmt(p_theirs),
+                        "p99 < 3 ms" if goal else "",
+                        ("yes" if p_ours < 3 else "NO") if goal else "",
+                    )
                 )
-            )
     finally:
         workspace.close()
     print()

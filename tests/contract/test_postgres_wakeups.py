@@ -6,6 +6,7 @@ is owed."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -63,7 +64,7 @@ def _listen(url: str) -> tuple[PostgresStorage, Heard]:
 def test_a_deferred_notify_follows_the_commit_of_its_job(url: str) -> None:
     worker, heard = _listen(url)
     web = PostgresStorage(url)
-    web._wakeups = Wakeups(web._db, window=0.2)  # wide, so the second one surely defers
+    web._wakeups = Wakeups(web._db, window=1.0)  # wide, so the second one surely defers
     web._inserts._wakeups = web._wakeups
     try:
         first = web.enqueue(NewJob("t", "[]"), now=0.0).job.id
@@ -93,6 +94,37 @@ def test_closing_sends_the_notifies_still_owed(url: str) -> None:
         with heard.changed:
             assert heard.changed.wait_for(lambda: heard.notices > notices, BOUNDED_WAIT)
         assert heard.wait_claimed(2)
+    finally:
+        web.close()
+        worker.close()
+
+
+def test_an_inline_notify_pays_only_the_debts_older_than_its_transaction(url: str) -> None:
+    storage = PostgresStorage(url)
+    wakeups = Wakeups(storage._db, window=3600.0)
+    try:
+        before = time.monotonic()
+        wakeups.owe("default")  # a job committed after `before`: not covered by it
+        wakeups.sent("default", began=before)
+        assert wakeups._owed.keys() == {"default"}
+        wakeups.sent("default", began=time.monotonic())  # began after the owing commit
+        assert not wakeups._owed
+    finally:
+        wakeups.flush()
+        storage.close()
+
+
+def test_a_later_enqueue_after_the_window_announces_the_deferred_job(url: str) -> None:
+    worker, heard = _listen(url)
+    web = PostgresStorage(url)
+    web._wakeups = Wakeups(web._db, window=0.05)
+    web._inserts._wakeups = web._wakeups
+    try:
+        ids = [web.enqueue(NewJob("t", "[]"), now=0.0).job.id for _ in range(2)]
+        time.sleep(0.06)  # the window passes: the next enqueue notifies in its transaction
+        ids.append(web.enqueue(NewJob("t", "[]"), now=0.0).job.id)
+        assert heard.wait_claimed(3)
+        assert sorted(heard.claimed) == ids
     finally:
         web.close()
         worker.close()

@@ -12,6 +12,7 @@ shared rows and the storage contract.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -84,12 +85,13 @@ class PostgresInserts:
         params = _enqueue_params(job, self._db.now(now))
         for _ in range(RETRIES):
             deferred = self._wakeups.may_defer(job.queue)
+            began = time.monotonic()
             rows = self._db.run(sql.ENQUEUE_QUIET if deferred else sql.ENQUEUE, params)
             if rows:
                 if deferred:
                     self._wakeups.owe(job.queue)  # committed: its notify follows shortly
                 else:
-                    self._wakeups.sent(job.queue)
+                    self._wakeups.sent(job.queue, began)
                 return Enqueued(_new_job(job, Inserted._make(rows[0])), True)
             # The key is held by a live job; it may finish before we read it.
             found = self._db.run(sql.LIVE_BY_KEY, (job.name, job.unique_key))

@@ -59,6 +59,12 @@ ENQUEUE_PAYLOADS = (
     f"SELECT array_agg(id ORDER BY id), pg_notify('{CHANNEL}', %(queue)s) FROM ins"
 )
 NOTIFY = f"SELECT pg_notify('{CHANNEL}', q) FROM unnest(%s::text[]) AS q"
+NOTIFY_ONLY = (
+    "WITH lazy AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true)) "
+    f"SELECT pg_notify('{CHANNEL}', q) FROM lazy, unnest(%s::text[]) AS q"
+)
+"""NOTIFY in a transaction of its own that writes no row, so its commit need not wait
+for the disk: the jobs it announces were committed before."""
 
 # Claims read each queue on its own (LATERAL over the queue names), down
 # jobq_jobs_claim (queue, priority DESC, run_at, id) WHERE status = 'pending', and

@@ -4,10 +4,13 @@ A ``pg_notify`` in an enqueue's transaction wakes every listening pool; it costs
 the enqueue about 30 µs (measured with one idle listener), some 8% of a
 one-by-one enqueue. When this process notified the same queue less than
 :data:`WINDOW` ago, the pools it woke are still claiming (or about to), so the
-enqueue skips its own notify and, once its transaction has committed, owes one:
-a thread of this process sends one NOTIFY for all owed queues when the window
-ends. Every job committed is thus followed within the window by a notify sent
-after its commit, so an idle pool anywhere always hears of it; pools also keep
+enqueue skips its own notify and, once its transaction has committed, owes one.
+The next enqueue to that queue after the window notifies in its transaction,
+which commits after the owing one's: that pays the debt. If none comes within
+another window, a thread of this process sends one NOTIFY for all owed queues,
+in a transaction that writes no row (its commit does not wait for the disk).
+Every job committed is thus followed within two windows by a notify sent after
+its commit, so an idle pool anywhere always hears of it; pools also keep
 polling. Pickup of a job enqueued alone (more than a window after the last one)
 is unchanged: it notifies in its own transaction.
 
@@ -36,7 +39,7 @@ class Wakeups:
         self._db = db
         self._window = window
         self._sent: dict[str, float] = {}  # queue -> monotonic time of its last notify
-        self._owed: set[str] = set()
+        self._owed: dict[str, float] = {}  # queue -> when its latest unannounced job committed
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
@@ -48,16 +51,21 @@ class Wakeups:
         sent = self._sent.get(queue)
         return sent is not None and time.monotonic() - sent < self._window
 
-    def sent(self, queue: str) -> None:
-        """An enqueue to ``queue`` notified in its transaction, just committed."""
+    def sent(self, queue: str, began: float) -> None:
+        """An enqueue to ``queue`` that began at ``began`` (``time.monotonic()``)
+        notified in its transaction, just committed. It announced the jobs owed
+        before it began too: they were committed before its own commit."""
         self._sent[queue] = time.monotonic()
+        with self._cond:
+            if self._owed.get(queue, began) < began:
+                del self._owed[queue]
 
     def owe(self, queue: str) -> None:
-        """A job of ``queue`` committed without a notify: send one at the window's end."""
+        """A job of ``queue`` committed without a notify: one must follow."""
         with self._cond:
             if self._pid != os.getpid():  # forked: the parent's thread is not here
-                self._pid, self._thread, self._owed = os.getpid(), None, set()
-            self._owed.add(queue)
+                self._pid, self._thread, self._owed = os.getpid(), None, {}
+            self._owed[queue] = time.monotonic()
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="jobq-postgres-wakeups", daemon=True
@@ -79,18 +87,23 @@ class Wakeups:
             with self._cond:
                 while not self._owed and not self._stopping:
                     self._cond.wait()
-                if not self._owed:
+                # A window to end, and one more for an enqueue to pay the debt.
+                while self._owed and not self._stopping:
+                    last = max(self._sent.get(queue, 0.0) for queue in self._owed)
+                    left = last + 2 * self._window - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cond.wait(left)
+                if not self._owed and self._stopping:
                     self._thread = None
                     return
-                if not self._stopping:
-                    last = max(self._sent.get(queue, 0.0) for queue in self._owed)
-                    self._cond.wait(max(0.0, last + self._window - time.monotonic()))
-                queues, self._owed = sorted(self._owed), set()
-            self._send(queues)
+                queues, self._owed = sorted(self._owed), {}
+            if queues:
+                self._send(queues)
 
     def _send(self, queues: list[str]) -> None:
         try:
-            self._db.run(sql.NOTIFY, (queues,))
+            self._db.run(sql.NOTIFY_ONLY, (queues,))
         except StorageError:
             return  # the database is away: the pools poll, and LISTEN reconnects
         now = time.monotonic()

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 import bench_postgres as bp
 import psycopg
+from psycopg import sql as pgsql
 
 import jobq
 from jobq.storage.postgres import PostgresStorage
@@ -51,7 +52,7 @@ from jobq.storage.postgres import sql as jobq_sql
 
 QUEUES_SEVERAL = ("default", "mail", "reports")
 THREADS = 4
-ENQUEUE_ROUNDS = 15
+ENQUEUE_ROUNDS = 9
 MAIN_CLAIM = (
     "WITH c AS MATERIALIZED (SELECT id FROM jobq_jobs j WHERE status = 'pending' "
     f"AND queue = ANY(%(queues)s::text[]) AND run_at <= {jobq_sql.NOW} AND NOT EXISTS "
@@ -92,7 +93,7 @@ class Settings:
 
 
 FULL = Settings(
-    (10_000, 100_000, 1_000_000), 5_000, 2_000, 1_000, (10_000, 100_000), 2_000, 3, 300, True
+    (10_000, 100_000, 1_000_000), 5_000, 2_000, 1_000, (10_000, 100_000), 200, 3, 300, True
 )
 QUICK = Settings((10_000, 100_000), 3_000, 1_000, 500, (10_000, 100_000), 200, 3, 60, False)
 
@@ -339,6 +340,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", default=None, help="an existing server (may CREATE DATABASE)")
     parser.add_argument("--dir", default=None, help="where the temporary files go")
     parser.add_argument("--drain", action="store_true", help="run the whole largest backlog")
+    parser.add_argument(
+        "--naptime",
+        default=None,
+        help="set the server's autovacuum_naptime first (ALTER SYSTEM), e.g. 10s",
+    )
     args = parser.parse_args(argv)
     settings = QUICK if args.quick else FULL
     if args.drain:
@@ -351,6 +357,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     with server_context as url:
         server = bp.Server(url)
+        if args.naptime is not None:
+            server.admin.execute(
+                pgsql.SQL("ALTER SYSTEM SET autovacuum_naptime = {}").format(
+                    pgsql.Literal(args.naptime)
+                )
+            )
+            server.admin.execute("SELECT pg_reload_conf()")
         try:
             bp.print_environment(
                 bp.Settings(jobs=settings.slice, rounds=settings.rounds, samples=settings.samples),

@@ -95,6 +95,8 @@ class Settings:
 FULL = Settings(
     (10_000, 100_000, 1_000_000), 5_000, 2_000, 1_000, (10_000, 100_000), 200, 3, 300, True
 )
+SMOKE = Settings((1_000, 3_000), 300, 100, 100, (1_000, 3_000), 20, 1, 10, True)
+"""Tiny sizes, to check the script runs end to end (its test)."""
 QUICK = Settings((10_000, 100_000), 3_000, 1_000, 500, (10_000, 100_000), 200, 3, 60, False)
 
 
@@ -339,6 +341,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="10k and 100k only, smaller samples")
     parser.add_argument("--url", default=None, help="an existing server (may CREATE DATABASE)")
     parser.add_argument("--dir", default=None, help="where the temporary files go")
+    parser.add_argument("--smoke", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--drain", action="store_true", help="run the whole largest backlog")
     parser.add_argument(
         "--naptime",
@@ -346,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
         help="set the server's autovacuum_naptime first (ALTER SYSTEM), e.g. 10s",
     )
     args = parser.parse_args(argv)
-    settings = QUICK if args.quick else FULL
+    settings = SMOKE if args.smoke else QUICK if args.quick else FULL
     if args.drain:
         settings = Settings(**{**settings.__dict__, "drain": True})
     bp.logging.getLogger("procrastinate.blueprints").addFilter(

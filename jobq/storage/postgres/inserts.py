@@ -74,6 +74,15 @@ def _enqueue_params(job: NewJob, now: float | None) -> dict[str, Any]:
     }
 
 
+_STATEMENTS = {
+    (False, False): sql.ENQUEUE,
+    (False, True): sql.ENQUEUE_QUIET,
+    (True, False): sql.ENQUEUE_KEYLESS,
+    (True, True): sql.ENQUEUE_KEYLESS_QUIET,
+}
+"""The enqueue statement by (keyless, notify deferred)."""
+
+
 class PostgresInserts:
     """Stores new jobs in one PostgreSQL database."""
 
@@ -86,7 +95,7 @@ class PostgresInserts:
         for _ in range(RETRIES):
             deferred = self._wakeups.may_defer(job.queue)
             began = time.monotonic()
-            rows = self._db.run(sql.ENQUEUE_QUIET if deferred else sql.ENQUEUE, params)
+            rows = self._db.run(_STATEMENTS[job.unique_key is None, deferred], params)
             if rows:
                 if deferred:
                     self._wakeups.owe(job.queue)  # committed: its notify follows shortly

@@ -36,6 +36,11 @@ ENQUEUE = (
 """Returns id, run_at and created_at: the caller has the rest of the new job."""
 ENQUEUE_QUIET = ENQUEUE.replace(f"pg_notify('{CHANNEL}', ins.queue)", "NULL")
 """ENQUEUE without its notify, for a queue this process notified a moment ago (.wakeups)."""
+_ON_CONFLICT = f" ON CONFLICT (name, unique_key) WHERE {_LIVE_KEY} DO NOTHING"
+ENQUEUE_KEYLESS = ENQUEUE.replace(_ON_CONFLICT, "")
+"""ENQUEUE of a job without a unique key: nothing can conflict, so a plain insert
+(ON CONFLICT costs a speculative insertion, about 20 µs)."""
+ENQUEUE_KEYLESS_QUIET = ENQUEUE_QUIET.replace(_ON_CONFLICT, "")
 LIVE_BY_KEY = f"SELECT {COLS} FROM jobq_jobs WHERE name = %s AND unique_key = %s AND {_LIVE_KEY}"
 """The live job of a task holding a unique key (keys are scoped to their task)."""
 

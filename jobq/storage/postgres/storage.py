@@ -12,10 +12,9 @@ For apps that run workers on several hosts. Needs the ``jobq[postgres]`` extra
   other's live jobs. ``clock="caller"`` uses the ``now`` each call passes, as
   SQLite does (for tests that drive time).
 - **Wake-ups**: every enqueue sends ``NOTIFY jobq_jobs`` with the queue name in
-  its transaction (or, when this process notified that queue less than 1 ms ago,
-  right after its commit at the end of that millisecond: :mod:`.wakeups`); worker
-  pools ``LISTEN`` and look for work at once, on any host. Polling remains as the
-  fallback.
+  its transaction (:mod:`.wakeups` can defer it for bursts; off by default);
+  worker pools ``LISTEN`` and look for work at once, on any host. Polling
+  remains as the fallback.
 - **Stats** never count the jobs table: statement-level triggers append each
   statement's changes per queue and status to ``jobq_job_counts`` (no row that
   every writer must lock), stats sum those rows, and rescue, purge and a stats

@@ -555,11 +555,13 @@ def child_enqueue(spec: dict[str, Any]) -> None:
     rng = random.Random(spec["seed"])
     low, high = spec["gap"]
     times: list[float] = []
+    returned: list[float] = []
     for index in range(spec["count"]):
         time.sleep(rng.uniform(low, high))
         times.append(time.time())
         enqueue(index)
-    print(json.dumps(times), flush=True)
+        returned.append(time.time())
+    print(json.dumps({"sent": times, "returned": returned}), flush=True)
 
 
 def child_workers(spec: dict[str, Any]) -> None:
@@ -593,7 +595,8 @@ def child_command(spec: dict[str, Any]) -> list[str]:
     return [sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)]
 
 
-def run_enqueuer(target: dict[str, str], count: int, seed: int) -> list[float]:
+def run_enqueuer(target: dict[str, str], count: int, seed: int) -> tuple[list[float], list[float]]:
+    """The wall times just before and just after each enqueue call of a child process."""
     spec = {
         "role": "enqueue",
         "target": target,
@@ -610,8 +613,8 @@ def run_enqueuer(target: dict[str, str], count: int, seed: int) -> list[float]:
     )
     if done.returncode != 0:
         raise RuntimeError(f"the enqueueing child failed ({done.returncode}):\n{done.stderr}")
-    times: list[float] = json.loads(done.stdout.strip().splitlines()[-1])
-    return times
+    times: dict[str, list[float]] = json.loads(done.stdout.strip().splitlines()[-1])
+    return times["sent"], times["returned"]
 
 
 # -- measurements ------------------------------------------------------------------------
@@ -624,6 +627,7 @@ class Results:
     process_rate: dict[str, list[float]] = field(default_factory=dict)  # jobs/s
     processes_rate: dict[int, list[float]] = field(default_factory=dict)  # jobq-pg, jobs/s
     latency: dict[str, list[float]] = field(default_factory=dict)  # ms
+    after_commit: dict[str, list[float]] = field(default_factory=dict)  # ms, from the return
 
     def add(self, table: dict[Any, list[float]], key: Any, value: float) -> None:
         table.setdefault(key, []).append(value)
@@ -727,13 +731,16 @@ def pickup(
             if not c.recorder.wait_started([WARM_UP], 30.0):
                 raise RuntimeError(f"{column}: the warm-up job never ran")
             time.sleep(0.2)
-            sent = run_enqueuer(c.child_target(), settings.samples, seed)
+            sent, returned = run_enqueuer(c.child_target(), settings.samples, seed)
             indexes = range(len(sent))
             if not c.recorder.wait_started(indexes, 30.0):
                 missing = [i for i in indexes if i not in c.recorder.starts]
                 raise RuntimeError(f"{column}: {len(missing)} latency jobs never ran")
             results.latency[column] = [
                 (c.recorder.starts[i] - t) * 1000 for i, t in zip(indexes, sent, strict=True)
+            ]
+            results.after_commit[column] = [
+                (c.recorder.starts[i] - t) * 1000 for i, t in zip(indexes, returned, strict=True)
             ]
         finally:
             c.stop()

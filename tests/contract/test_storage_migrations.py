@@ -203,3 +203,29 @@ def test_a_version_5_postgres_schema_gains_worker_identity_and_threads() -> None
             _check_workers_upgraded(storage)
     finally:
         drop_postgres_schema(url)
+
+
+@pytest.mark.postgres
+def test_a_version_7_postgres_schema_gains_per_table_vacuum_settings() -> None:
+    import psycopg
+
+    from jobq.storage.postgres import PostgresStorage
+
+    url = postgres_schema_url()
+    try:
+        write_old_postgres_schema(url, 7, _insert_sql, OLD_ROWS)
+        with PostgresStorage(url, clock="caller") as storage:
+            _check_upgraded(storage)
+        with psycopg.connect(url) as conn:
+            rows = conn.execute(
+                "SELECT c.relname, c.reloptions FROM pg_class c "
+                "WHERE c.relnamespace = current_schema()::regnamespace AND c.relname IN "
+                "('jobq_jobs', 'jobq_job_counts', 'jobq_throughput')"
+            ).fetchall()
+        options = {name: dict(o.split("=") for o in opts) for name, opts in rows}
+        assert set(options) == {"jobq_jobs", "jobq_job_counts", "jobq_throughput"}
+        for table in options.values():
+            assert table["autovacuum_vacuum_scale_factor"] == "0.01"
+        assert options["jobq_jobs"]["autovacuum_vacuum_insert_scale_factor"] == "0.05"
+    finally:
+        drop_postgres_schema(url)

@@ -66,6 +66,9 @@ class Database:
         self.pid = os.getpid()
         self._inherited: list[object] = []  # a parent's pools, kept so GC never closes them
         self._closed = False
+        self._kept_lock = threading.Lock()
+        self._kept: psycopg.Connection[Any] | None = None  # see single()
+        self._kept_pid = self.pid
 
     def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
         """A connection of its own, outside the pool (migrations, LISTEN)."""
@@ -103,24 +106,54 @@ class Database:
     @contextmanager
     def conn(self) -> Iterator[psycopg.Connection[Any]]:
         """A pooled connection (autocommit), its errors as :class:`StorageError`."""
-        try:
-            with self.pool().connection() as conn:
+        with _errors(), self.pool().connection() as conn:
+            yield conn
+
+    @contextmanager
+    def single(self) -> Iterator[psycopg.Connection[Any]]:
+        """A connection for one autocommit statement: the one this process keeps
+        for them while no other thread uses it, else a pooled one.
+
+        The kept connection is one of the pool's, checked out once: a statement on
+        it skips the pool's checkout and return, and always finds the same server
+        process warm (the pool hands its connections round in turn)."""
+        if self._max < 2 or not self._kept_lock.acquire(blocking=False):
+            with self.conn() as conn:
                 yield conn
-        except (psycopg.errors.UniqueViolation, StorageError):
-            raise
-        except psycopg.Error as exc:
-            raise StorageError(f"PostgreSQL error: {exc}".strip()) from exc
-        except Exception as exc:  # the pool's own errors (timeouts, closed pool)
-            if type(exc).__module__.startswith("psycopg_pool"):
-                raise StorageError(f"PostgreSQL connection pool: {exc}".strip()) from exc
-            raise
+            return
+        try:
+            with _errors():
+                conn = self._kept_conn()
+                try:
+                    yield conn
+                finally:
+                    if conn.closed or conn.info.transaction_status != pq.TransactionStatus.IDLE:
+                        self._kept = None  # broken or left in a transaction: the pool decides
+                        self.pool().putconn(conn)
+        finally:
+            self._kept_lock.release()
+
+    def _kept_conn(self) -> psycopg.Connection[Any]:
+        """The kept connection of this process (taken from the pool if needed). Kept lock held."""
+        pool = self.pool()  # a new pool after fork(): the parent's connection is not ours
+        if self._kept is None or self._kept_pid != self.pid:
+            self._kept = pool.getconn()
+            self._kept_pid = self.pid
+        return self._kept
+
+    def _give_back_kept(self, pool: ConnectionPool | None) -> None:
+        """Return the kept connection to ``pool`` (after any statement running on it)."""
+        with self._kept_lock:
+            kept, self._kept = self._kept, None
+            if kept is not None and pool is not None and self._kept_pid == os.getpid():
+                pool.putconn(kept)
 
     def run(self, statement: str, params: Params = ()) -> list[Any]:
         """Run one statement (in its own transaction) and return its rows, retrying
         the deadlocks and serialization failures concurrent writers can cause."""
         for attempt in range(RETRIES):
             try:
-                with self.conn() as conn:
+                with self.single() as conn:
                     cursor = conn.execute(statement, params)
                     result = cursor.pgresult
                     if result is None or result.status != pq.ExecStatus.TUPLES_OK:
@@ -137,7 +170,7 @@ class Database:
 
     def rowcount(self, statement: str, params: Params) -> int:
         """Run one statement; the rows it changed."""
-        with self.conn() as conn:
+        with self.single() as conn:
             return conn.execute(statement, params).rowcount
 
     def now(self, now: float) -> float | None:
@@ -151,6 +184,24 @@ class Database:
             self._closed = True
             pool, self._pool = self._pool, None
             mine = self.pid == os.getpid()
+        if mine:
+            self._give_back_kept(pool)
         if mine and pool is not None:
             pool.close()
         return mine
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """psycopg's and the pool's errors as :class:`StorageError` (a unique
+    violation passes through: callers handle it)."""
+    try:
+        yield
+    except (psycopg.errors.UniqueViolation, StorageError):
+        raise
+    except psycopg.Error as exc:
+        raise StorageError(f"PostgreSQL error: {exc}".strip()) from exc
+    except Exception as exc:  # the pool's own errors (timeouts, closed pool)
+        if type(exc).__module__.startswith("psycopg_pool"):
+            raise StorageError(f"PostgreSQL connection pool: {exc}".strip()) from exc
+        raise

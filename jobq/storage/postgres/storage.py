@@ -12,8 +12,9 @@ For apps that run workers on several hosts. Needs the ``jobq[postgres]`` extra
   other's live jobs. ``clock="caller"`` uses the ``now`` each call passes, as
   SQLite does (for tests that drive time).
 - **Wake-ups**: every enqueue sends ``NOTIFY jobq_jobs`` with the queue name in
-  its transaction; worker pools ``LISTEN`` and look for work at once, on any
-  host. Polling remains as the fallback.
+  its transaction (:mod:`.wakeups` can defer it for bursts; off by default);
+  worker pools ``LISTEN`` and look for work at once, on any host. Polling
+  remains as the fallback.
 - **Stats** never count the jobs table: statement-level triggers append each
   statement's changes per queue and status to ``jobq_job_counts`` (no row that
   every writer must lock), stats sum those rows, and rescue, purge and a stats
@@ -28,8 +29,8 @@ The class is composed of parts, each a module of this package: connections
 (:mod:`.connection`), the schema and its migrations (:mod:`.schema`), the SQL
 text (:mod:`.sql`), new jobs (:mod:`.inserts`), leases (:mod:`.leases`),
 administration (:mod:`.admin`), schedules (:mod:`.schedules`), live worker pools
-(:mod:`.workers`) and wake-ups (:mod:`.listener`). Arguments are checked once, above them, by
-:class:`~jobq.storage.checked.CheckedStorage`.
+(:mod:`.workers`) and wake-ups (:mod:`.listener`, :mod:`.wakeups`). Arguments are
+checked once, above them, by :class:`~jobq.storage.checked.CheckedStorage`.
 
 Rule: imports its own parts, the checking layer and the storage contract.
 """
@@ -52,6 +53,7 @@ from .leases import PostgresLeases
 from .listener import Listener
 from .schedules import PostgresSchedules
 from .schema import migrate
+from .wakeups import Wakeups
 from .workers import PostgresWorkers
 
 __all__ = ["PostgresStorage"]
@@ -107,7 +109,8 @@ class PostgresStorage(CheckedStorage):
             max_size=max_connections,
             timeout=connect_timeout,
         )
-        self._inserts = PostgresInserts(self._db)
+        self._wakeups = Wakeups(self._db)
+        self._inserts = PostgresInserts(self._db, self._wakeups)
         self._leases = PostgresLeases(self._db)
         self._admin = PostgresAdmin(self._db)
         self._schedules = PostgresSchedules(self._db)
@@ -146,6 +149,7 @@ class PostgresStorage(CheckedStorage):
             mine = self._listener_pid == os.getpid()
         if mine and listener is not None:
             listener.stop()
+        self._wakeups.flush()  # the notifies owed for jobs already committed
         self._db.close()
 
     def __repr__(self) -> str:

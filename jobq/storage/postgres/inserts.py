@@ -1,6 +1,5 @@
 """Jobs into PostgreSQL: one at a time, many in one transaction, and the bulk
-path; each transaction that adds jobs notifies the listening worker pools (one-by-one
-enqueues to a queue notified a moment ago leave it to :mod:`.wakeups`).
+path; each transaction that adds jobs notifies the listening worker pools.
 
 The :class:`~jobq.storage.parts.Inserts` part of
 :class:`~jobq.storage.postgres.PostgresStorage`; its arguments were checked by
@@ -12,7 +11,6 @@ shared rows and the storage contract.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -22,7 +20,6 @@ from .._rows import job_row, row_to_job
 from ..base import Enqueued, Job, JobStatus, NewJob, StorageError
 from . import sql
 from .connection import RETRIES, Database
-from .wakeups import Wakeups
 
 
 class Inserted(NamedTuple):
@@ -74,33 +71,18 @@ def _enqueue_params(job: NewJob, now: float | None) -> dict[str, Any]:
     }
 
 
-_STATEMENTS = {
-    (False, False): sql.ENQUEUE,
-    (False, True): sql.ENQUEUE_QUIET,
-    (True, False): sql.ENQUEUE_KEYLESS,
-    (True, True): sql.ENQUEUE_KEYLESS_QUIET,
-}
-"""The enqueue statement by (keyless, notify deferred)."""
-
-
 class PostgresInserts:
     """Stores new jobs in one PostgreSQL database."""
 
-    def __init__(self, db: Database, wakeups: Wakeups) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
-        self._wakeups = wakeups
 
     def enqueue(self, job: NewJob, now: float) -> Enqueued:
         params = _enqueue_params(job, self._db.now(now))
+        statement = sql.ENQUEUE if job.unique_key is not None else sql.ENQUEUE_KEYLESS
         for _ in range(RETRIES):
-            deferred = self._wakeups.may_defer(job.queue)
-            began = time.monotonic()
-            rows = self._db.run(_STATEMENTS[job.unique_key is None, deferred], params)
+            rows = self._db.run(statement, params)
             if rows:
-                if deferred:
-                    self._wakeups.owe(job.queue)  # committed: its notify follows shortly
-                else:
-                    self._wakeups.sent(job.queue, began)
                 return Enqueued(_new_job(job, Inserted._make(rows[0])), True)
             # The key is held by a live job; it may finish before we read it.
             found = self._db.run(sql.LIVE_BY_KEY, (job.name, job.unique_key))

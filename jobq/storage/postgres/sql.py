@@ -37,13 +37,10 @@ ENQUEUE = (
     f"SELECT ins.id, ins.run_at, ins.created_at, pg_notify('{CHANNEL}', ins.queue) FROM ins"
 )
 """Returns id, run_at and created_at: the caller has the rest of the new job."""
-ENQUEUE_QUIET = ENQUEUE.replace(f"pg_notify('{CHANNEL}', ins.queue)", "NULL")
-"""ENQUEUE without its notify, for a queue this process notified a moment ago (.wakeups)."""
 ENQUEUE_KEYLESS = f"{_INSERT_ONE} RETURNING id, run_at, created_at, pg_notify('{CHANNEL}', queue)"
 """ENQUEUE of a job without a unique key: nothing can conflict, so a plain insert
 that notifies in its RETURNING (ON CONFLICT costs a speculative insertion, about
 20 µs; the CTE that a conflict's empty result needs, about 19 µs more)."""
-ENQUEUE_KEYLESS_QUIET = f"{_INSERT_ONE} RETURNING id, run_at, created_at, NULL"
 LIVE_BY_KEY = f"SELECT {COLS} FROM jobq_jobs WHERE name = %s AND unique_key = %s AND {_LIVE_KEY}"
 """The live job of a task holding a unique key (keys are scoped to their task)."""
 
@@ -67,12 +64,6 @@ ENQUEUE_PAYLOADS = (
     f"SELECT array_agg(id ORDER BY id), pg_notify('{CHANNEL}', %(queue)s) FROM ins"
 )
 NOTIFY = f"SELECT pg_notify('{CHANNEL}', q) FROM unnest(%s::text[]) AS q"
-NOTIFY_ONLY = (
-    "WITH lazy AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true)) "
-    f"SELECT pg_notify('{CHANNEL}', q) FROM lazy, unnest(%s::text[]) AS q"
-)
-"""NOTIFY in a transaction of its own that writes no row, so its commit need not wait
-for the disk: the jobs it announces were committed before."""
 
 # Claims read each queue on its own (LATERAL over the queue names), down
 # jobq_jobs_claim (queue, priority DESC, run_at, id) WHERE status = 'pending', and

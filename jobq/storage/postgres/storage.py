@@ -12,7 +12,7 @@ For apps that run workers on several hosts. Needs the ``jobq[postgres]`` extra
   other's live jobs. ``clock="caller"`` uses the ``now`` each call passes, as
   SQLite does (for tests that drive time).
 - **Wake-ups**: every enqueue sends ``NOTIFY jobq_jobs`` with the queue name in
-  its transaction (:mod:`.wakeups` can defer it for bursts; off by default);
+  its transaction;
   worker pools ``LISTEN`` and look for work at once, on any host. Polling
   remains as the fallback.
 - **Stats** never count the jobs table: statement-level triggers append each
@@ -29,7 +29,7 @@ The class is composed of parts, each a module of this package: connections
 (:mod:`.connection`), the schema and its migrations (:mod:`.schema`), the SQL
 text (:mod:`.sql`), new jobs (:mod:`.inserts`), leases (:mod:`.leases`),
 administration (:mod:`.admin`), schedules (:mod:`.schedules`), live worker pools
-(:mod:`.workers`) and wake-ups (:mod:`.listener`, :mod:`.wakeups`). Arguments are
+(:mod:`.workers`) and wake-ups (:mod:`.listener`). Arguments are
 checked once, above them, by :class:`~jobq.storage.checked.CheckedStorage`.
 
 Rule: imports its own parts, the checking layer and the storage contract.
@@ -53,7 +53,6 @@ from .leases import PostgresLeases
 from .listener import Listener
 from .schedules import PostgresSchedules
 from .schema import migrate
-from .wakeups import Wakeups
 from .workers import PostgresWorkers
 
 __all__ = ["PostgresStorage"]
@@ -109,8 +108,7 @@ class PostgresStorage(CheckedStorage):
             max_size=max_connections,
             timeout=connect_timeout,
         )
-        self._wakeups = Wakeups(self._db)
-        self._inserts = PostgresInserts(self._db, self._wakeups)
+        self._inserts = PostgresInserts(self._db)
         self._leases = PostgresLeases(self._db)
         self._admin = PostgresAdmin(self._db)
         self._schedules = PostgresSchedules(self._db)
@@ -149,7 +147,6 @@ class PostgresStorage(CheckedStorage):
             mine = self._listener_pid == os.getpid()
         if mine and listener is not None:
             listener.stop()
-        self._wakeups.flush()  # the notifies owed for jobs already committed
         self._db.close()
 
     def __repr__(self) -> str:

@@ -90,16 +90,7 @@ class SQLiteInserts:
         are left to be inserted one by one (so that only the refused one fails)."""
         values: list[Any] = []
         for index in chunk:
-            j, now = batch[index]
-            values += (
-                j.queue,
-                j.name,
-                j.payload,
-                j.priority,
-                j.max_attempts,
-                now if j.run_at is None else j.run_at,
-                now,
-            )
+            values += _bulk_values(*batch[index])
         try:
             rows = conn.query(_bulk_returning(len(chunk)), values)
         except Exception:
@@ -201,17 +192,15 @@ class SQLiteInserts:
             position += size
             values: list[Any] = []
             for j in chunk:
-                values += (
-                    j.queue,
-                    j.name,
-                    j.payload,
-                    j.priority,
-                    j.max_attempts,
-                    now if j.run_at is None else j.run_at,
-                    now,
-                )
+                values += _bulk_values(j, now)
             conn.run(bulk_insert(size), values)
         # We hold the write lock and ids come from AUTOINCREMENT, so the rows
         # just inserted got consecutive ids ending at last_insert_rowid().
         last = int(conn.query("SELECT last_insert_rowid()")[0][0])
         return range(last - len(jobs) + 1, last + 1)
+
+
+def _bulk_values(job: NewJob, now: float) -> tuple[Any, ...]:
+    """One job's values in the order of the multi-row INSERT's columns."""
+    run_at = now if job.run_at is None else job.run_at
+    return (job.queue, job.name, job.payload, job.priority, job.max_attempts, run_at, now)

@@ -14,7 +14,7 @@ each enqueue call; the handler records the wall time it starts. "From another
 process" means a child process (this script with ``--child``) enqueues. Columns:
 
 - ``jobq (channel)``: jobq as shipped: other processes' enqueues wake the pool
-  through the wake-up channel; the pool polls every 0.1 s as a fallback.
+  through the wake-up channel; the pool still polls every ``poll_interval``.
 - ``jobq (poll only)``: the channel off (``JOBQ_SQLITE_WAKEUP=0``) in both
   processes: the pool polls every ``poll_interval`` (10 ms), as before.
 - ``Huey``: SqliteHuey's consumer with 4 thread workers, its default polling.

@@ -86,7 +86,8 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
         processes while idle (default 0.01). Jobs enqueued in this process
         wake a worker at once; so do other processes' on PostgreSQL (through
         LISTEN/NOTIFY) and, on one host, on SQLite (its wake-up channel, see
-        ``JOBQ_SQLITE_WAKEUP``); idle polling then slows to every 0.1 s.
+        ``JOBQ_SQLITE_WAKEUP``). On PostgreSQL idle polling then slows to every
+        0.1 s; SQLite keeps it, for processes without the channel.
     :param retention: how long finished jobs are kept (:class:`Retention`).
     :param inline: run each job in the enqueueing thread as soon as it is
         stored, for tests and scripts (default False).

@@ -114,10 +114,11 @@ class WorkerPool:
             self._add_workers(self.concurrency)
         storage = self.queue.storage
         if isinstance(storage, Notifier):
-            # Other processes' jobs arrive as notifications: polling is only the
-            # fallback (and finds delayed jobs as they fall due).
             self._unsubscribe = storage.subscribe(self.wake)
-            self._idle_wait = max(self.queue.poll_interval, NOTIFIED_POLL_INTERVAL)
+            if getattr(storage, "notifies_every_enqueue", True):
+                # Every process's jobs arrive as notifications: polling is only the
+                # fallback (and finds delayed jobs as they fall due).
+                self._idle_wait = max(self.queue.poll_interval, NOTIFIED_POLL_INTERVAL)
         self._dispatcher = threading.Thread(
             target=self._dispatch, name=f"jobq-{self.name}-dispatcher", daemon=True
         )

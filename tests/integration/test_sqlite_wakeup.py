@@ -260,3 +260,16 @@ def test_a_wake_up_still_unread_is_not_sent_again(tmp_path: Path) -> None:
     finally:
         listener.close()
         storage.close()
+
+
+def test_pools_keep_polling_for_processes_the_channel_does_not_reach(tmp_path: Path) -> None:
+    # A process with JOBQ_SQLITE_WAKEUP=0 (or an older jobq) sends no wake-up, and a
+    # delayed job falls due without one: the channel must not slow the poll that
+    # finds them, as LISTEN/NOTIFY may on PostgreSQL, where every enqueue notifies.
+    queue = jobq.DurableQueue(str(tmp_path / "jobs.db"), poll_interval=0.01)
+    try:
+        assert isinstance(queue.storage, Notifier)
+        pool = queue.start_workers(concurrency=1)
+        assert pool._idle_wait == 0.01
+    finally:
+        queue.close()

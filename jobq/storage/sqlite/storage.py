@@ -154,12 +154,17 @@ class SQLiteStorage(CheckedStorage):
                 # pools keep polling at their poll_interval.
                 self.subscribe = channel.subscribe
 
+    notifies_every_enqueue = False
+    """The wake-up channel reaches only the processes of this host that have it on,
+    so worker pools keep polling at their ``poll_interval``: a job from a process
+    without the channel, or a delayed job falling due, is found as soon as before."""
+
     subscribe: Callable[[Callable[[str | None], None]], Callable[[], None]]
     """Present where the wake-up channel works (see ``wakeup``): call
     ``callback(queue_name)`` when another process of this host makes a job of
     ``queue_name`` runnable (None: some queue), return the function that
     unsubscribes. If this process's socket cannot be bound, a warning says why
-    and pools find other processes' jobs by polling (every 0.1 s)."""
+    and pools find other processes' jobs by polling, as without the channel."""
 
     # -- wake-ups after commits that make jobs runnable --------------------------------------
 

@@ -190,7 +190,7 @@ def test_the_whole_group_fails_when_its_transaction_cannot_start(
     tmp_path: Path, driver: str
 ) -> None:
     path = tmp_path / "a.db"
-    with SQLiteStorage(path, driver=driver, busy_timeout=0.2) as storage:
+    with SQLiteStorage(path, driver=driver, busy_timeout=0.05) as storage:
         storage.enqueue(NewJob("t", "[]"), now=T0)  # the connection exists
         with write_lock_held(path, driver):
             outcomes = enqueue_in_threads(storage, [NewJob("t", f"[{i}]") for i in range(6)])

@@ -1,0 +1,157 @@
+"""The values the storage contract passes in and out: jobs to enqueue, what a call
+did, counts, limits and schedule states. :mod:`jobq.storage.base` re-exports
+them with the :class:`~jobq.storage.base.Storage` protocol.
+
+Rule: imports basic values only (``job``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from ..job import Job, JobStatus
+
+
+class NewJob(NamedTuple):
+    """A job to enqueue (a tuple, so thousands are cheap to build).
+
+    :param name: registered task name, a non-empty ``str``.
+    :param payload: the arguments as JSON text (``str``), already encoded.
+    :param queue: queue name. Default ``"default"``.
+    :param priority: integer, higher runs first. Default 0.
+    :param max_attempts: attempts allowed, integer >= 1. Default 3.
+    :param run_at: earliest start, epoch seconds; None (default) for ``now``.
+    :param unique_key: while a job of the same task (``name``) with this key is
+        pending or processing, enqueueing another returns the existing one, in
+        whatever queue it is. Keys are scoped to their task: another task may use
+        the same key for a job of its own. Default None.
+    """
+
+    name: str
+    payload: str
+    queue: str = "default"
+    priority: int = 0
+    max_attempts: int = 3
+    run_at: float | None = None
+    unique_key: str | None = None
+
+
+class Enqueued(NamedTuple):
+    """What :meth:`Storage.enqueue` did: the stored ``job``, and whether it is new
+    (``created`` False when a live job with the same ``unique_key`` was returned)."""
+
+    job: Job
+    created: bool
+
+
+class Completion(NamedTuple):
+    """One entry of :meth:`Storage.complete_many`: job id, lease token, result JSON text."""
+
+    job_id: int
+    lease_token: str
+    result: str | None = None
+
+
+@dataclass(frozen=True)
+class RenewResult:
+    """Outcome of :meth:`Storage.renew`, as sets of job ids.
+
+    :param renewed: leases extended.
+    :param lost: leases no longer held (rescued, taken over, finished or
+        unknown); the worker should stop those jobs, their outcome is ignored.
+    :param cancel_requested: renewed jobs whose cancel was requested; the
+        worker should stop them and call :meth:`Storage.finish_cancelled`.
+    """
+
+    renewed: frozenset[int]
+    lost: frozenset[int]
+    cancel_requested: frozenset[int]
+
+
+@dataclass(frozen=True)
+class RescueResult:
+    """Outcome of :meth:`Storage.rescue_expired`: ids of the jobs whose lease had
+    expired, by what became of them."""
+
+    requeued: tuple[int, ...] = ()
+    failed: tuple[int, ...] = ()
+    cancelled: tuple[int, ...] = ()
+
+    @property
+    def total(self) -> int:
+        """How many expired leases were released."""
+        return len(self.requeued) + len(self.failed) + len(self.cancelled)
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """Counts for one queue at the ``now`` given to :meth:`Storage.stats`.
+
+    :param counts: jobs per status (every status present, 0 when none).
+    :param scheduled: pending jobs whose ``run_at`` is still in the future.
+    :param oldest_runnable_age: seconds since the oldest runnable (pending and
+        due) job's ``run_at``; 0.0 when none is runnable.
+    """
+
+    counts: dict[JobStatus, int]
+    scheduled: int
+    oldest_runnable_age: float
+
+
+@dataclass(frozen=True)
+class Stats:
+    """A snapshot from :meth:`Storage.stats`.
+
+    :param queues: per queue name; a queue appears once it holds a job.
+    :param completed_last_minute: jobs that completed in ``(now - 60, now]``.
+    :param failed_last_minute: jobs that ended failed in ``(now - 60, now]``.
+    :param paused: names of paused queues.
+    """
+
+    queues: dict[str, QueueStats] = field(default_factory=dict)
+    completed_last_minute: int = 0
+    failed_last_minute: int = 0
+    paused: frozenset[str] = frozenset()
+
+
+class TaskLimit(NamedTuple):
+    """Limits on a task's jobs across every worker of every process, for
+    :meth:`Storage.claim`.
+
+    :param concurrency: at most this many of its jobs processing at once (>= 1),
+        or None.
+    :param rate: at most this many of its jobs started in any window of ``per``
+        seconds (>= 1), or None.
+    :param per: the rate's window in seconds (> 0).
+    :param rate_key: tasks with the same key share one rate window (e.g. every
+        task calling one API); default: the task name.
+    """
+
+    concurrency: int | None = None
+    rate: int | None = None
+    per: float = 1.0
+    rate_key: str | None = None
+
+
+@dataclass(frozen=True)
+class ScheduleState:
+    """A recurring schedule as stored, shared by every process.
+
+    :param name: the schedule's unique name.
+    :param spec: JSON text describing it (task, cron or interval, time zone),
+        written by the code that declared it, for display.
+    :param next_fire_at: the next fire time not yet fired (epoch seconds).
+    :param last_fire_at: the last fire time that enqueued jobs, or None.
+    :param last_job_id: the job enqueued by the last fire, or None.
+    :param paused: paused schedules do not fire.
+    :param updated_at: when the row last changed.
+    """
+
+    name: str
+    spec: str
+    next_fire_at: float
+    last_fire_at: float | None
+    last_job_id: int | None
+    paused: bool
+    updated_at: float

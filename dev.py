@@ -10,7 +10,9 @@ Needs only Python 3.10+ with the standard library. Every command uses one
 environment, ``.venv`` next to this file, with jobq installed with its ``dev``
 extra (which holds every other extra); it is installed again only when
 ``setup.cfg`` or ``pyproject.toml`` change, whichever command runs first.
-Extra arguments after ``test`` are passed to pytest, after ``run`` to the file.
+Extra arguments after ``test`` are passed to pytest, after ``run`` to the file;
+pytest runs the tests in one process per core (at most four) unless they say
+otherwise (``-n 0`` runs them in one).
 ``test`` checks the lint and the format with ruff (``ruff check``,
 ``ruff format --check``) and builds the site in strict mode (a broken link fails).
 
@@ -251,11 +253,22 @@ def throwaway_postgres() -> Iterator[str | None]:
 
 FAST_TESTS = ["tests/unit", "tests/contract", "-m", "not slow"]
 """What ``test --fast`` hands pytest before the other arguments."""
+PARALLEL = ["--numprocesses", "auto", "--maxprocesses", "4"]
+"""pytest-xdist: one test process per core, at most four (most tests wait on
+threads, processes and servers rather than compute)."""
+
+
+def parallel(args: list[str]) -> list[str]:
+    """``args`` with :data:`PARALLEL` in front, unless they choose for themselves
+    (``-n``, ``--numprocesses``, ``-p no:xdist``)."""
+    chosen = any(a in ("-n", "no:xdist") or a.startswith(("-n", "--numprocesses")) for a in args)
+    return args if chosen else [*PARALLEL, *args]
 
 
 def test(args: list[str]) -> None:
     if "--fast" in args:
         args = [*FAST_TESTS, *(a for a in args if a != "--fast")]
+    args = parallel(args)
     ensure_env()
     run(PYTHON, "-m", "ruff", "check", ".")
     run(PYTHON, "-m", "ruff", "format", "--check", ".")

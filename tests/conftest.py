@@ -23,6 +23,18 @@ from tests.helpers import (
 )
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Escape what UTF-8 cannot hold in captured output (tests of hostile error
+    messages log lone surrogates), so pytest-xdist can send the report between processes."""
+    outcome = yield
+    report = outcome.get_result()  # type: ignore[attr-defined]
+    report.sections = [
+        (title, text.encode("utf-8", "backslashreplace").decode("utf-8"))
+        for title, text in report.sections
+    ]
+
+
 def _jobq_threads() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("jobq-") and t.is_alive()]
 

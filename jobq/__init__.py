@@ -45,6 +45,7 @@ from .ratelimit import RateLimiter as RateLimiter
 from .ratelimit import SlidingWindowLimiter as SlidingWindowLimiter
 from .ratelimit import TokenBucket as TokenBucket
 from .retention import Retention as Retention
+from .retry_rules import RetryRule as RetryRule
 from .storage.bulk import BulkResult as BulkResult
 from .storage.bulk import JobFilter as JobFilter
 from .storage.bulk import PayloadMatch as PayloadMatch
@@ -86,6 +87,7 @@ __all__ = [
     "RateLimiter",
     "Retention",
     "Retry",
+    "RetryRule",
     "SYSTEM_CLOCK",
     "ScheduleNotFound",
     "SchemaVersionError",

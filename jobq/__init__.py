@@ -23,6 +23,7 @@ from .errors import JobqError as JobqError
 from .errors import NotConfigured as NotConfigured
 from .errors import PayloadError as PayloadError
 from .errors import QueueFull as QueueFull
+from .errors import Refused as Refused
 from .errors import Retry as Retry
 from .errors import ScheduleNotFound as ScheduleNotFound
 from .errors import SchemaVersionError as SchemaVersionError
@@ -85,6 +86,7 @@ __all__ = [
     "PayloadError",
     "QueueFull",
     "RateLimiter",
+    "Refused",
     "Retention",
     "Retry",
     "RetryRule",

@@ -149,7 +149,7 @@ def _retried(
     where = f"the retry_on rule for {kind.__name__}"
     if attempts >= budget:
         return RetryDecision(False, None, f"not retried: {where} allows {budget} attempts")
-    return RetryDecision(True, rule.delay, f"retried by {where} (attempt {attempts} of {budget})")
+    return RetryDecision(True, rule.delay, f"retried by {where} (at most {budget} attempts)")
 
 
 def _retry_rules(retry_on: RetryOn | None, max_attempts: int) -> dict[ExceptionClass, RetryRule]:

@@ -51,7 +51,7 @@ def test_the_most_specific_class_wins_whatever_the_option() -> None:
     refused = made.decide(ConnectionRefusedError("no"), attempts=1, max_attempts=5)
     assert refused is not None
     assert refused.retry
-    assert refused.note == "retried by the retry_on rule for ConnectionError (attempt 1 of 5)"
+    assert refused.note == "retried by the retry_on rule for ConnectionError (at most 5 attempts)"
     other = made.decide(KeyError("k"), attempts=1, max_attempts=5)
     assert other is not None
     assert not other.retry

@@ -348,7 +348,9 @@ def test_a_404_is_retried_when_install_is_given_other_rules(
     assert job.status is JobStatus.PENDING
     assert job.error is not None
     assert job.error.type == "Refused"
-    assert job.error.message.endswith("retried by the retry_on rule for Refused (attempt 1 of 2)")
+    assert job.error.message.endswith(
+        "retried by the retry_on rule for Refused (at most 2 attempts)"
+    )
     clock.advance(3600)
     assert settle(queue, job).status is JobStatus.COMPLETED
     assert len(receiver.requests) == 2

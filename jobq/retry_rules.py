@@ -94,6 +94,9 @@ class RetryRules:
     retry_on: Mapping[ExceptionClass, RetryRule]
     discard_on: frozenset[ExceptionClass]
 
+    def __hash__(self) -> int:  # hashable like the task settings that hold it
+        return hash((tuple(self.retry_on.items()), self.discard_on))
+
     @classmethod
     def checked(
         cls, retry_on: RetryOn | None, discard_on: DiscardOn | None, *, max_attempts: int

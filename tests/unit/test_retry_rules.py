@@ -178,6 +178,7 @@ def test_a_bad_option_registers_nothing(tmp_path: Any) -> None:
         assert "x" not in queue.tasks
         made = queue.task("y", retry_on={OSError: 2}, discard_on=ValueError)(lambda: None)
         assert made.retry_rules is not None
+        assert hash(made.settings) == hash(made.settings)  # settings stay hashable
         assert made.retry_rules.retry_on == {OSError: RetryRule(attempts=2)}
     finally:
         queue.close()

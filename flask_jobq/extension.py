@@ -22,6 +22,7 @@ from flask import Flask
 
 import jobq
 from jobq import backoff as backoffs
+from jobq.retry_rules import DiscardOn, RetryOn
 from jobq.tasks import DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, ArgumentCheck, TaskRegistry
 
 from .cli import jobq_cli
@@ -237,6 +238,8 @@ class JobQ:
         rate_limit: str | tuple[int, float] | None = None,
         rate_limit_key: str | None = None,
         check: ArgumentCheck | None = None,
+        retry_on: RetryOn | None = None,
+        discard_on: DiscardOn | None = None,
     ) -> Callable[[Callable[P, R]], FlaskTask[P, R]]:
         """Declare a task for every app of this extension: ``@jobq_ext.task(...)``.
 
@@ -249,7 +252,8 @@ class JobQ:
         ``"default"``), ``timeout`` (seconds an attempt may run, > 0, default
         None), ``concurrency_limit``, ``rate_limit`` and ``rate_limit_key``
         (limits across every process, default none), ``check`` (an argument
-        check run at every enqueue, default None).
+        check run at every enqueue, default None), ``retry_on`` and ``discard_on``
+        (retry rules by exception, default None; see :mod:`jobq.retry_rules`).
 
         Raises :class:`jobq.ConfigurationError` if another function already has
         the name, ValueError or TypeError for a bad option.
@@ -265,6 +269,8 @@ class JobQ:
             rate_limit=rate_limit,
             rate_limit_key=rate_limit_key,
             check=check,
+            retry_on=retry_on,
+            discard_on=discard_on,
         )
 
         def register(function: Callable[P, R]) -> FlaskTask[P, R]:

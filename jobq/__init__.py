@@ -23,6 +23,7 @@ from .errors import JobqError as JobqError
 from .errors import NotConfigured as NotConfigured
 from .errors import PayloadError as PayloadError
 from .errors import QueueFull as QueueFull
+from .errors import Refused as Refused
 from .errors import Retry as Retry
 from .errors import ScheduleNotFound as ScheduleNotFound
 from .errors import SchemaVersionError as SchemaVersionError
@@ -45,6 +46,7 @@ from .ratelimit import RateLimiter as RateLimiter
 from .ratelimit import SlidingWindowLimiter as SlidingWindowLimiter
 from .ratelimit import TokenBucket as TokenBucket
 from .retention import Retention as Retention
+from .retry_rules import RetryRule as RetryRule
 from .storage.bulk import BulkResult as BulkResult
 from .storage.bulk import JobFilter as JobFilter
 from .storage.bulk import PayloadMatch as PayloadMatch
@@ -84,8 +86,10 @@ __all__ = [
     "PayloadError",
     "QueueFull",
     "RateLimiter",
+    "Refused",
     "Retention",
     "Retry",
+    "RetryRule",
     "SYSTEM_CLOCK",
     "ScheduleNotFound",
     "SchemaVersionError",

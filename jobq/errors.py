@@ -121,6 +121,14 @@ class Fail(JobqError):
     """Raise from a task to fail the job at once, with no further attempts."""
 
 
+class Refused(JobqError):
+    """A remote server refused a job's request for good: an SMTP 5xx reply, an HTTP
+    ``404``. The email and webhook handlers raise it and name it in their task's
+    ``discard_on``, so the job fails at once with the answer in its error; unlike
+    :class:`Fail`, retry rules may decide otherwise (install the handler with
+    ``retry_on={jobq.Refused: 3}, discard_on=()`` to try again anyway)."""
+
+
 class StorageError(JobqError):
     """The database refused or failed an operation after bounded retries."""
 

@@ -25,6 +25,7 @@ from .queue_bulk import QueueBulk
 from .queue_control import QueueControl
 from .queue_schedules import QueueSchedules
 from .retention import Retention as Retention
+from .retry_rules import DiscardOn, RetryOn
 from .schedules import Schedule
 from .storage import open_storage
 from .storage.base import NewJob, Storage, TaskLimit
@@ -163,6 +164,8 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
         rate_limit: str | tuple[int, float] | None = None,
         rate_limit_key: str | None = None,
         check: ArgumentCheck | None = None,
+        retry_on: RetryOn | None = None,
+        discard_on: DiscardOn | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]:
         """Register a function as a task: ``@queue.task()`` or ``@queue.task("name", ...)``.
 
@@ -198,6 +201,17 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
             raises ValueError for arguments that can never succeed; the enqueue
             then raises ValueError ``"cannot enqueue <name>: <its message>"`` and
             stores nothing. Default None.
+        :param retry_on: exceptions retried by rules of their own (see
+            :mod:`jobq.retry_rules` and the Retries guide): an exception class, a
+            tuple of them, or a dict from a class (or a tuple of classes) to a
+            :class:`~jobq.RetryRule` (``attempts``, ``backoff``) or to an attempt
+            budget (an int, at most ``max_attempts``). The most specific class
+            named (nearest in the exception's MRO) wins; exceptions no rule names
+            are retried by ``max_attempts`` and ``backoff``. Default None.
+        :param discard_on: exceptions that end the job at once, without retries:
+            an exception class or a tuple of them. The job ends ``failed`` with
+            its error recorded and a note saying it was not retried. Never
+            applies to :class:`~jobq.TransientError`. Default None.
 
         Declare the same limits in every process that runs the task's jobs.
         Raises ValueError or TypeError naming a bad option (e.g. ``timeout="5"``
@@ -215,6 +229,8 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
             rate_limit=rate_limit,
             rate_limit_key=rate_limit_key,
             check=check,
+            retry_on=retry_on,
+            discard_on=discard_on,
         )
 
     def get_task(self, task_or_name: Task[Any, Any] | NamedTask | str) -> Task[Any, Any]:

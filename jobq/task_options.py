@@ -14,6 +14,7 @@ from typing import Any
 from . import backoff as backoffs
 from . import defaults
 from .backoff import Backoff
+from .retry_rules import DiscardOn, RetryOn, RetryRules
 from .storage.base import TaskLimit
 from .validate import check_count, check_priority, check_seconds, parse_rate
 
@@ -77,6 +78,8 @@ class TaskSettings:
     :ivar limits: limits on its jobs across every process, or None.
     :ivar check: the argument check run at every enqueue (see :data:`ArgumentCheck`),
         or None.
+    :ivar retry_rules: its ``retry_on`` and ``discard_on`` (see :mod:`jobq.retry_rules`),
+        or None.
     """
 
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
@@ -86,6 +89,7 @@ class TaskSettings:
     timeout: float | None = None
     limits: TaskLimit | None = None
     check: ArgumentCheck | None = None
+    retry_rules: RetryRules | None = None
 
     @classmethod
     def checked(
@@ -100,6 +104,8 @@ class TaskSettings:
         rate_limit: str | tuple[int, float] | None = None,
         rate_limit_key: str | None = None,
         check: ArgumentCheck | None = None,
+        retry_on: RetryOn | None = None,
+        discard_on: DiscardOn | None = None,
     ) -> TaskSettings:
         """The settings of these options (those of :meth:`TaskRegistry.task`).
 
@@ -118,6 +124,7 @@ class TaskSettings:
             timeout=timeout,
             limits=task_limits(concurrency_limit, rate_limit, rate_limit_key),
             check=check,
+            retry_rules=RetryRules.checked(retry_on, discard_on, max_attempts=max_attempts),
         )
 
 

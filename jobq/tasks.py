@@ -29,6 +29,7 @@ from . import codec
 from .backoff import Backoff
 from .errors import ConfigurationError
 from .job import Job
+from .retry_rules import RetryRules
 from .storage.base import NewJob, TaskLimit
 from .task_options import (
     DEFAULT_MAX_ATTEMPTS,
@@ -107,6 +108,7 @@ class Task(Generic[P, R]):
     :ivar limits: limits on its jobs across every process (concurrency, rate),
         or None.
     :ivar check: the argument check run at every enqueue, or None.
+    :ivar retry_rules: its checked ``retry_on`` and ``discard_on``, or None.
     """
 
     def __init__(
@@ -147,6 +149,10 @@ class Task(Generic[P, R]):
     @property
     def check(self) -> ArgumentCheck | None:
         return self.settings.check
+
+    @property
+    def retry_rules(self) -> RetryRules | None:
+        return self.settings.retry_rules
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.fn(*args, **kwargs)

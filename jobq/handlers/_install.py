@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from .. import backoff as backoffs
 from ..context import current_job
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, Refused
+from ..retry_rules import DiscardOn, RetryOn
 from ..tasks import ArgumentCheck
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from ..tasks import Task
 
 __all__ = [
+    "DISCARD_ON",
     "installed",
     "named",
     "register",
@@ -33,6 +35,10 @@ __all__ = [
     "settings_from_mapping",
     "settings_of",
 ]
+
+DISCARD_ON: tuple[type[BaseException], ...] = (Refused,)
+"""The default ``discard_on`` of the email and webhook handlers: a server's
+refusal for good ends the job."""
 
 S = TypeVar("S")
 H = TypeVar("H")
@@ -109,12 +115,22 @@ def register(
     max_attempts: int,
     retry_delay: float,
     check: ArgumentCheck | None = None,
+    retry_on: RetryOn | None = None,
+    discard_on: DiscardOn | None = None,
 ) -> Task[P, R]:
     """Register ``function`` on ``queue`` as the task ``name``, retried up to
-    ``max_attempts`` with :func:`retry_backoff` from ``retry_delay`` seconds;
-    ``check`` refuses arguments that can never succeed, at every enqueue."""
+    ``max_attempts`` with :func:`retry_backoff` from ``retry_delay`` seconds, and
+    by the rules ``retry_on`` and ``discard_on``; ``check`` refuses arguments that
+    can never succeed, at every enqueue."""
     backoff = retry_backoff(retry_delay)
-    return queue.task(name, max_attempts=max_attempts, backoff=backoff, check=check)(function)
+    return queue.task(
+        name,
+        max_attempts=max_attempts,
+        backoff=backoff,
+        check=check,
+        retry_on=retry_on,
+        discard_on=discard_on,
+    )(function)
 
 
 def named(function: F, module: str) -> F:

@@ -179,14 +179,23 @@ def failure(
 ) -> Outcome:
     """An attempt that ``exception`` ended (recorded as ``error``, by default
     :func:`error_of` it), to run again after the task's backoff (or ``retry_after``)
-    while attempts remain; ``snooze``: a ``Retry`` without a delay, not counted."""
+    while attempts remain, unless the task's retry rules (``retry_on``,
+    ``discard_on``) say otherwise; ``snooze``: a ``Retry`` without a delay, not counted."""
     if error is None:
         error = error_of(exception)
-    if not snooze and job.attempts >= job.max_attempts:
+    rules, decision = task.retry_rules, None
+    if rules is not None and not snooze:
+        decision = rules.decide(exception, attempts=job.attempts, max_attempts=job.max_attempts)
+    if decision is not None:
+        error = JobError(error.type, storable(f"{error.message}; {decision.note}"), error.traceback)
+        if not decision.retry:
+            return Outcome("failed", error=error, exception=exception)
+    elif not snooze and job.attempts >= job.max_attempts:
         return Outcome("failed", error=error, exception=exception)
     if retry_after is not None:
         return Outcome("failed", error=error, delay=retry_after, exception=exception)
-    delay, why_not = retry_delay(task.backoff, job.attempts)
+    backoff = task.backoff if decision is None or decision.backoff is None else decision.backoff
+    delay, why_not = retry_delay(backoff, job.attempts)
     if delay is None:
         error = JobError(error.type, storable(f"{error.message}; {why_not}"), error.traceback)
         return Outcome("failed", error=error, exception=exception)

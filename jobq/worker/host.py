@@ -17,6 +17,7 @@ from ..backoff import Backoff
 from ..clock import Clock
 from ..context import TaskQueue
 from ..job import Job, JobStatus
+from ..retry_rules import RetryRules
 from ..schedules import Schedule
 from ..storage.base import Storage, TaskLimit
 
@@ -46,6 +47,11 @@ class RunnableTask(Protocol):
     @property
     def timeout(self) -> float | None:
         """Seconds an attempt may run before it fails with ``TaskTimeout``."""
+        ...
+
+    @property
+    def retry_rules(self) -> RetryRules | None:
+        """Its ``retry_on`` and ``discard_on``, or None."""
         ...
 
 

@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING, Any, ParamSpec, Protocol
 
 from ...context import current_job
 from ...errors import ConfigurationError, Fail
-from .._install import installed, named, register, remove_installed, replace_installed, settings_of
+from ...retry_rules import DiscardOn, RetryOn
+from .._install import (
+    DISCARD_ON,
+    installed,
+    named,
+    register,
+    remove_installed,
+    replace_installed,
+    settings_of,
+)
 from .message import build_message
 from .settings import EmailSettings
 from .transport import Mailer, classify
@@ -64,9 +73,10 @@ def send_email(
     ``refused`` lists the others when the message went to at least one (they
     are not tried again, since that would send the others a second copy).
 
-    Fails the job at once (:class:`~jobq.Fail`) for invalid arguments, for a
-    queue where the handler is not installed and for permanent refusals;
-    raises :class:`~jobq.TransientError` for temporary ones. The Message-ID is
+    Fails the job at once (:class:`~jobq.Fail`) for invalid arguments and for a
+    queue where the handler is not installed; raises :class:`~jobq.Refused`
+    (in the task's ``discard_on``) for permanent refusals and
+    :class:`~jobq.TransientError` for temporary ones. The Message-ID is
     the same for every attempt of a job, so a receiver can recognise a copy
     sent again after a lost answer.
     """
@@ -116,7 +126,12 @@ _P = ParamSpec("_P")
 
 class _Install(Protocol[_P]):
     def __call__(
-        self, queue: DurableQueue, settings: EmailSettings | Mapping[str, Any] | None = None
+        self,
+        queue: DurableQueue,
+        settings: EmailSettings | Mapping[str, Any] | None = None,
+        *,
+        retry_on: RetryOn | None = None,
+        discard_on: DiscardOn | None = DISCARD_ON,
     ) -> Task[_P, dict[str, Any]]: ...
 
 
@@ -124,13 +139,20 @@ def _installer(task_function: Callable[_P, dict[str, Any]]) -> _Install[_P]:
     # mypy cannot write send_email's parameter list in an annotation; made this
     # way, install() returns a Task whose .enqueue() mypy checks against it.
     def install(
-        queue: DurableQueue, settings: EmailSettings | Mapping[str, Any] | None = None
+        queue: DurableQueue,
+        settings: EmailSettings | Mapping[str, Any] | None = None,
+        *,
+        retry_on: RetryOn | None = None,
+        discard_on: DiscardOn | None = DISCARD_ON,
     ) -> Task[_P, dict[str, Any]]:
         """Keep a :class:`Mailer` for ``settings`` on ``queue`` and register
         :func:`send_email` as ``jobq.email.send``; return the task to enqueue with.
 
         ``settings`` is an :class:`EmailSettings`, a mapping of its fields
-        (``app.config["JOBQ_EMAIL"]``) or None for the defaults. Installing again
+        (``app.config["JOBQ_EMAIL"]``) or None for the defaults. ``retry_on`` and
+        ``discard_on`` are the task's retry rules (see :mod:`jobq.retry_rules`);
+        by default :class:`~jobq.Refused` replies (5xx) are discarded: pass
+        ``retry_on={jobq.Refused: 3}, discard_on=()`` to retry them. Installing again
         closes the previous mailer's connections and uses the new settings.
         Raises :class:`~jobq.ConfigurationError` for bad settings.
         """
@@ -144,6 +166,8 @@ def _installer(task_function: Callable[_P, dict[str, Any]]) -> _Install[_P]:
             name=TASK_NAME,
             max_attempts=settings.max_attempts,
             retry_delay=settings.retry_delay,
+            retry_on=retry_on,
+            discard_on=discard_on,
         )
 
     return named(install, "jobq.handlers.email")

@@ -11,6 +11,7 @@ import smtplib
 import ssl
 import threading
 
+from ... import errors
 from ...errors import Fail, JobqError, TransientError
 from .headers import POLICY, serialize
 from .message import OutgoingEmail
@@ -204,8 +205,9 @@ def _text(reply: bytes | str) -> str:
 def classify(error: BaseException, server: str) -> JobqError:
     """The jobq error for an SMTP failure: :class:`~jobq.TransientError` (tried
     again) for 4xx replies, lost or refused connections and timeouts;
-    :class:`~jobq.Fail` (no more attempts) for 5xx replies, refused
-    authentication, a missing server feature and an untrusted certificate.
+    :class:`~jobq.Refused` (in the task's ``discard_on``: no more attempts) for
+    5xx replies, refused authentication included; :class:`~jobq.Fail` for a
+    missing server feature and an untrusted certificate (settings to fix).
     ``server`` (``host:port``) prefixes the message."""
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         replies = {r: (code, _text(text)) for r, (code, text) in error.recipients.items()}
@@ -215,7 +217,7 @@ def classify(error: BaseException, server: str) -> JobqError:
         # ones refused for good are then reported in the job's result).
         if any(400 <= code < 500 for code, _ in replies.values()):
             return TransientError(message)
-        return Fail(message)
+        return errors.Refused(message)
     if isinstance(error, smtplib.SMTPResponseException):
         code, text = error.smtp_code, _text(error.smtp_error)
         what = {
@@ -228,7 +230,7 @@ def classify(error: BaseException, server: str) -> JobqError:
         message = f"SMTP server {server} {what}: {code} {text}"
         if 400 <= code < 500:
             return TransientError(message)
-        return Fail(message)
+        return errors.Refused(message)
     if isinstance(error, smtplib.SMTPServerDisconnected):
         return TransientError(f"SMTP server {server} closed the connection: {error}")
     if isinstance(error, ssl.SSLCertVerificationError):

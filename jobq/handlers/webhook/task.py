@@ -16,9 +16,18 @@ import requests
 
 from ... import codec
 from ...context import JobContext, current_job
-from ...errors import ConfigurationError, Fail, JobqError, TransientError
+from ...errors import ConfigurationError, Fail, JobqError, Refused, TransientError
+from ...retry_rules import DiscardOn, RetryOn
 from ...tasks import Task
-from .._install import installed, named, register, remove_installed, replace_installed, settings_of
+from .._install import (
+    DISCARD_ON,
+    installed,
+    named,
+    register,
+    remove_installed,
+    replace_installed,
+    settings_of,
+)
 from .answers import classify_error, classify_status, parse_retry_after
 from .checks import check_request
 from .delivery import WebhookDeliverer
@@ -63,8 +72,9 @@ def deliver_webhook(
     Returns ``{"status": 200, "body": "<excerpt of the answer>", "attempt": 1,
     "message_id": "msg_..."}``. Raises :class:`~jobq.TransientError` for
     answers worth trying again (see :func:`classify_status`) and network
-    errors, :class:`~jobq.Fail` for the rest, for invalid arguments and for
-    destinations the SSRF guard refuses. Whatever went wrong, the error raised
+    errors, :class:`~jobq.Refused` for the other answers (in the task's
+    ``discard_on``), :class:`~jobq.Fail` for invalid arguments, destinations the
+    SSRF guard refuses and requests that cannot be made. Whatever went wrong, the error raised
     shows only the scheme, host and port of ``url`` and chains no other
     exception, so neither its message nor the traceback a worker stores with
     the job spells the URL's path, query, fragment or user information.
@@ -138,13 +148,13 @@ def _deliver(
             if not deliverer.settings.follow_redirects
             else " (a redirect not followed)"
         )
-    raise Fail(answer)
+    raise Refused(answer)
 
 
 def _job_error(error: Exception, redact: UrlRedactor) -> JobqError:
     """The error a delivery that raised ``error`` ends with, its text redacted.
 
-    TransientError and Fail keep their class (and ``retry_after``); refusals of
+    TransientError, Fail and Refused keep their class (and ``retry_after``); refusals of
     the guard fail; requests' errors are classified by :func:`classify_error`;
     text a request cannot carry (UnicodeError) fails, since no attempt would do
     better; any other exception is a TransientError, retried like any
@@ -155,6 +165,8 @@ def _job_error(error: Exception, redact: UrlRedactor) -> JobqError:
         return TransientError(redact(str(error)), retry_after=error.retry_after)
     if isinstance(error, Fail):
         return Fail(redact(str(error)))
+    if isinstance(error, Refused):
+        return Refused(redact(str(error)))
     if isinstance(error, DestinationRefused):
         return Fail(f"webhook to {where} {redact.foreign(str(error))}")
     if isinstance(error, requests.RequestException):
@@ -182,6 +194,8 @@ class _Install(Protocol[_P]):
         settings: WebhookSettings | Mapping[str, Any] | None = None,
         *,
         resolver: Resolver | None = None,
+        retry_on: RetryOn | None = None,
+        discard_on: DiscardOn | None = DISCARD_ON,
     ) -> Task[_P, dict[str, Any]]: ...
 
 
@@ -193,6 +207,8 @@ def _installer(task_function: Callable[_P, dict[str, Any]]) -> _Install[_P]:
         settings: WebhookSettings | Mapping[str, Any] | None = None,
         *,
         resolver: Resolver | None = None,
+        retry_on: RetryOn | None = None,
+        discard_on: DiscardOn | None = DISCARD_ON,
     ) -> Task[_P, dict[str, Any]]:
         """Keep a :class:`WebhookDeliverer` for ``settings`` on ``queue`` and register
         :func:`deliver_webhook` as ``jobq.webhook.deliver``; return the task to
@@ -201,6 +217,9 @@ def _installer(task_function: Callable[_P, dict[str, Any]]) -> _Install[_P]:
         ``settings`` is a :class:`WebhookSettings`, a mapping of its fields
         (``app.config["JOBQ_WEBHOOK"]``) or None for the defaults. ``resolver``
         replaces the system's DNS resolver (see :class:`WebhookDeliverer`).
+        ``retry_on`` and ``discard_on`` are the task's retry rules (see
+        :mod:`jobq.retry_rules`); by default :class:`~jobq.Refused` answers are
+        discarded: pass ``retry_on={jobq.Refused: 3}, discard_on=()`` to retry them.
         Installing again closes the previous deliverer's sessions. Raises
         :class:`~jobq.ConfigurationError` for bad settings.
         """
@@ -215,6 +234,8 @@ def _installer(task_function: Callable[_P, dict[str, Any]]) -> _Install[_P]:
             max_attempts=settings.max_attempts,
             retry_delay=settings.retry_delay,
             check=_check_call,
+            retry_on=retry_on,
+            discard_on=discard_on,
         )
 
     return named(install, "jobq.handlers.webhook")

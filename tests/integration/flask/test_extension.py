@@ -180,6 +180,26 @@ def test_task_declared_after_init_app_is_registered_on_every_app(
         assert ext.queue is state_for(first).queue
 
 
+def test_a_task_s_retry_rules_apply_in_every_app(make_app: AppFactory, ext: JobQ) -> None:
+    with pytest.raises(TypeError, match="discard_on must name exception classes"):
+        ext.task("bad", discard_on=["ValueError"])  # type: ignore[list-item]
+
+    @ext.task("parse", max_attempts=4, discard_on=ValueError)
+    def parse(text: str) -> int:
+        return int(text)
+
+    app = make_app("rules")
+    queue = state_for(app).queue
+    assert queue.tasks["parse"].retry_rules == parse.retry_rules
+    with app.app_context():
+        job = parse.enqueue("seven")
+    ext.start_workers(app)
+    done = _wait_done(queue, job.id)
+    assert (done.status, done.attempts) == (jobq.JobStatus.FAILED, 1)
+    assert done.error is not None
+    assert done.error.message.endswith("; not retried: ValueError is in discard_on")
+
+
 def test_enqueue_needs_an_initialised_app_context(tmp_path: Path, ext: JobQ) -> None:
     @ext.task("orphan")
     def orphan() -> None:

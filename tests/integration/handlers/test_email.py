@@ -19,7 +19,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jobq import ConfigurationError, DurableQueue, Job, JobStatus
+import jobq
+from jobq import ConfigurationError, DurableQueue, Job, JobStatus, RetryRule
 from jobq.handlers import email
 from jobq.handlers.email import EmailSettings, Mailer, build_message
 from jobq.testing import FakeClock
@@ -644,14 +645,34 @@ def test_permanent_refusal_fails_at_once(queue: DurableQueue, smtp: SmtpServer) 
     assert job.status is JobStatus.FAILED
     assert job.attempts == 1
     assert job.error is not None
-    assert job.error.type == "Fail"
+    assert job.error.type == "Refused"
     assert "550 5.1.1 <nobody@example.com>: no such user" in job.error.message
+    assert job.error.message.endswith("; not retried: Refused is in discard_on")
     assert smtp.received == []
 
     # The connection survived the refusal and carries the next message.
     run(queue, send.enqueue("ada@example.com", "Hi", text="hi"))
     assert len(smtp.received) == 1
     assert smtp.connections == 1
+
+
+def test_retry_rules_given_to_install_replace_the_handler_s_own(
+    queue: DurableQueue, smtp: SmtpServer, clock: FakeClock
+) -> None:
+    send = email.install(
+        queue, settings_for(smtp), retry_on={jobq.Refused: RetryRule(2, backoff=5)}, discard_on=()
+    )
+    smtp.refuse("ada@example.com", "550 5.1.1 mailbox not set up yet")
+    job = run(queue, send.enqueue("ada@example.com", "Hi", text="hi"))
+    assert job.status is JobStatus.PENDING  # retried, as the rule says
+    assert job.run_at == clock.now() + 5
+    assert job.error is not None
+    assert job.error.message.endswith(
+        "retried by the retry_on rule for Refused (at most 2 attempts)"
+    )
+    clock.advance(5)
+    assert run(queue, job).status is JobStatus.COMPLETED
+    assert len(smtp.received) == 1
 
 
 def test_permanent_refusal_of_the_message_fails_at_once(

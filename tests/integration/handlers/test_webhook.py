@@ -26,6 +26,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import jobq
 from jobq import ConfigurationError, DurableQueue, Job, JobStatus
 from jobq.handlers import webhook
 from jobq.handlers.webhook import WebhookSettings, WebhookVerificationError, sign, verify
@@ -337,6 +338,24 @@ def test_500_is_retried_up_to_max_attempts(
     assert len(receiver.requests) == 3
 
 
+def test_a_404_is_retried_when_install_is_given_other_rules(
+    queue: DurableQueue, receiver: Receiver, clock: FakeClock
+) -> None:
+    receiver.script["/soon"] = [Reply(404, b"not deployed yet"), Reply(200, b"ok")]
+    settings = WebhookSettings(secret=SECRET, allow_hosts=("127.0.0.1",), read_timeout=5.0)
+    deliver = webhook.install(queue, settings, retry_on={jobq.Refused: 2}, discard_on=())
+    job = settle(queue, deliver.enqueue(receiver.url("/soon"), {}))
+    assert job.status is JobStatus.PENDING
+    assert job.error is not None
+    assert job.error.type == "Refused"
+    assert job.error.message.endswith(
+        "retried by the retry_on rule for Refused (at most 2 attempts)"
+    )
+    clock.advance(3600)
+    assert settle(queue, job).status is JobStatus.COMPLETED
+    assert len(receiver.requests) == 2
+
+
 def test_404_fails_at_once(queue: DurableQueue, receiver: Receiver) -> None:
     receiver.script["/gone"] = [Reply(404, b"no such hook")]
     deliver = install(queue)
@@ -344,9 +363,10 @@ def test_404_fails_at_once(queue: DurableQueue, receiver: Receiver) -> None:
     assert job.status is JobStatus.FAILED
     assert job.attempts == 1
     assert job.error is not None
-    assert job.error.type == "Fail"
+    assert job.error.type == "Refused"
     assert "404" in job.error.message
     assert "no such hook" in job.error.message
+    assert job.error.message.endswith("; not retried: Refused is in discard_on")
 
 
 def test_long_answers_are_cut_to_the_excerpt(queue: DurableQueue, receiver: Receiver) -> None:
@@ -683,7 +703,7 @@ def worker_log(queue: DurableQueue, caplog: pytest.LogCaptureFixture) -> pytest.
         ("DNS", JobStatus.PENDING, "TransientError", "Failed to resolve 'hooks.invalid'"),
         ("read timeout", JobStatus.PENDING, "TransientError", "timed out"),
         ("redirect to a closed port", JobStatus.PENDING, "TransientError", "Connection refused"),
-        ("answer quoting the URL", JobStatus.FAILED, "Fail", "answered 404"),
+        ("answer quoting the URL", JobStatus.FAILED, "Refused", "answered 404"),
     ],
 )
 def test_a_failed_delivery_shows_only_scheme_host_and_port(

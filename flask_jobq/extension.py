@@ -237,6 +237,7 @@ class JobQ:
         rate_limit: str | tuple[int, float] | None = None,
         rate_limit_key: str | None = None,
         check: ArgumentCheck | None = None,
+        isolation: str = "thread",
     ) -> Callable[[Callable[P, R]], FlaskTask[P, R]]:
         """Declare a task for every app of this extension: ``@jobq_ext.task(...)``.
 
@@ -249,7 +250,9 @@ class JobQ:
         ``"default"``), ``timeout`` (seconds an attempt may run, > 0, default
         None), ``concurrency_limit``, ``rate_limit`` and ``rate_limit_key``
         (limits across every process, default none), ``check`` (an argument
-        check run at every enqueue, default None).
+        check run at every enqueue, default None), ``isolation`` (``"thread"``, the
+        default, or ``"process"``: each attempt in a child process, killed at its
+        timeout, with the app context rebuilt around it there).
 
         Raises :class:`jobq.ConfigurationError` if another function already has
         the name, ValueError or TypeError for a bad option.
@@ -265,6 +268,7 @@ class JobQ:
             rate_limit=rate_limit,
             rate_limit_key=rate_limit_key,
             check=check,
+            isolation=isolation,
         )
 
         def register(function: Callable[P, R]) -> FlaskTask[P, R]:

@@ -60,3 +60,7 @@ JOB_LOG_LINES = 100
 
 JOB_LOG_LINE_CHARS = 1000
 """Most characters kept of one job log line; a longer one is cut and marked."""
+
+ISOLATION_CHECK_INTERVAL = 0.25
+"""Most seconds between a worker thread's checks of a process-isolated attempt's
+timeout and cancel request while its child runs (the timeout itself is met exactly)."""

@@ -163,6 +163,7 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
         rate_limit: str | tuple[int, float] | None = None,
         rate_limit_key: str | None = None,
         check: ArgumentCheck | None = None,
+        isolation: str = "thread",
     ) -> Callable[[Callable[P, R]], Task[P, R]]:
         """Register a function as a task: ``@queue.task()`` or ``@queue.task("name", ...)``.
 
@@ -198,6 +199,14 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
             raises ValueError for arguments that can never succeed; the enqueue
             then raises ValueError ``"cannot enqueue <name>: <its message>"`` and
             stores nothing. Default None.
+        :param isolation: ``"thread"`` (default): attempts run in a worker thread.
+            ``"process"``: each attempt runs in a child process of the worker (from
+            a small pool of warm ones, see :mod:`jobq.worker.isolation`), which is
+            killed when ``timeout`` passes (the attempt fails with
+            :class:`~jobq.TaskTimeout` and its slot is free again) or when the job
+            is cancelled; a child that crashes (segfault, ``os._exit``, OOM killer)
+            fails only that attempt (:class:`~jobq.ChildProcessDied`). Arguments,
+            results and errors cross as JSON. Needs ``os.fork`` (Linux, macOS).
 
         Declare the same limits in every process that runs the task's jobs.
         Raises ValueError or TypeError naming a bad option (e.g. ``timeout="5"``
@@ -215,6 +224,7 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
             rate_limit=rate_limit,
             rate_limit_key=rate_limit_key,
             check=check,
+            isolation=isolation,
         )
 
     def get_task(self, task_or_name: Task[Any, Any] | NamedTask | str) -> Task[Any, Any]:

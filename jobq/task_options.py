@@ -19,6 +19,8 @@ from .validate import check_count, check_priority, check_seconds, parse_rate
 
 DEFAULT_QUEUE = defaults.QUEUE
 DEFAULT_MAX_ATTEMPTS = defaults.MAX_ATTEMPTS
+ISOLATIONS = ("thread", "process")
+"""The values of a task's ``isolation=`` option."""
 
 ArgumentCheck = Callable[[Mapping[str, Any]], None]
 """A task's ``check=``: receives the arguments of a call as bound to the function's
@@ -77,6 +79,9 @@ class TaskSettings:
     :ivar limits: limits on its jobs across every process, or None.
     :ivar check: the argument check run at every enqueue (see :data:`ArgumentCheck`),
         or None.
+    :ivar isolation: where an attempt runs: ``"thread"`` (a worker thread, the
+        default) or ``"process"`` (a child process of the worker, killed when the
+        timeout passes; see :mod:`jobq.worker.isolation`).
     """
 
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
@@ -86,6 +91,7 @@ class TaskSettings:
     timeout: float | None = None
     limits: TaskLimit | None = None
     check: ArgumentCheck | None = None
+    isolation: str = "thread"
 
     @classmethod
     def checked(
@@ -100,6 +106,7 @@ class TaskSettings:
         rate_limit: str | tuple[int, float] | None = None,
         rate_limit_key: str | None = None,
         check: ArgumentCheck | None = None,
+        isolation: str = "thread",
     ) -> TaskSettings:
         """The settings of these options (those of :meth:`TaskRegistry.task`).
 
@@ -110,6 +117,8 @@ class TaskSettings:
             check_seconds("timeout", timeout)
         if check is not None and not callable(check):
             raise TypeError(f"check must be a callable or None, got {check!r}")
+        if isolation not in ISOLATIONS:
+            raise ValueError(f"isolation must be 'thread' or 'process', got {isolation!r}")
         return cls(
             max_attempts=max_attempts,
             backoff=backoffs.resolve(backoff),
@@ -118,6 +127,7 @@ class TaskSettings:
             timeout=timeout,
             limits=task_limits(concurrency_limit, rate_limit, rate_limit_key),
             check=check,
+            isolation=isolation,
         )
 
 

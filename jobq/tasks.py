@@ -107,6 +107,7 @@ class Task(Generic[P, R]):
     :ivar limits: limits on its jobs across every process (concurrency, rate),
         or None.
     :ivar check: the argument check run at every enqueue, or None.
+    :ivar isolation: ``"thread"`` (default) or ``"process"``: where its attempts run.
     """
 
     def __init__(
@@ -147,6 +148,10 @@ class Task(Generic[P, R]):
     @property
     def check(self) -> ArgumentCheck | None:
         return self.settings.check
+
+    @property
+    def isolation(self) -> str:
+        return self.settings.isolation
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.fn(*args, **kwargs)

@@ -48,6 +48,11 @@ class RunnableTask(Protocol):
         """Seconds an attempt may run before it fails with ``TaskTimeout``."""
         ...
 
+    @property
+    def isolation(self) -> str:
+        """``"thread"`` or ``"process"``: where its attempts run."""
+        ...
+
 
 class RetentionPolicy(Protocol):
     """How long finished jobs are kept (:class:`jobq.Retention`)."""

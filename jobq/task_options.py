@@ -7,6 +7,7 @@ builds on it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,6 +120,8 @@ class TaskSettings:
             raise TypeError(f"check must be a callable or None, got {check!r}")
         if isolation not in ISOLATIONS:
             raise ValueError(f"isolation must be 'thread' or 'process', got {isolation!r}")
+        if isolation == "process" and not hasattr(os, "fork"):
+            raise ValueError("isolation='process' needs os.fork(), which this platform lacks")
         return cls(
             max_attempts=max_attempts,
             backoff=backoffs.resolve(backoff),

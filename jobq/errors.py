@@ -50,8 +50,10 @@ class ChildProcessDied(JobqError):
     def __init__(self, signal: str | None, exit_code: int | None) -> None:
         if signal is not None:
             how = f"died with signal {signal}"
-        else:
+        elif exit_code is not None:
             how = f"exited with status {exit_code}"
+        else:  # its fork server went first: the pool stopped
+            how = "was lost"
         super().__init__(f"the process running the task {how} before it finished")
         self.signal = signal
         self.exit_code = exit_code

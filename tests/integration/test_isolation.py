@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import signal
 import socket
 from pathlib import Path
 from typing import Any
@@ -245,3 +246,47 @@ def test_a_bad_isolation_is_refused_naming_the_option(make_queue: MakeQueue, bad
     with pytest.raises(ValueError, match=r"isolation must be 'thread' or 'process', got"):
         queue.task("t", isolation=bad)
     assert queue.tasks == {}
+
+
+def test_a_child_killed_while_idle_is_replaced(make_queue: MakeQueue) -> None:
+    queue = make_queue(poll_interval=0.01)
+
+    @queue.task("pid", isolation="process")
+    def pid() -> int:
+        return os.getpid()
+
+    pool = queue.start_workers(concurrency=1)
+    try:
+        [first] = settled(queue, [pid.enqueue().id])
+        os.kill(first.decoded_result(), signal.SIGKILL)  # as the OOM killer would
+        eventually(lambda: gone(first.decoded_result()))
+        [second] = settled(queue, [pid.enqueue().id])
+    finally:
+        assert pool.stop(timeout=BOUNDED_WAIT)
+    assert second.status is JobStatus.COMPLETED
+    assert second.attempts == 1
+    assert second.decoded_result() != first.decoded_result()
+
+
+def test_tasks_registered_after_the_pool_started_still_run_isolated(make_queue: MakeQueue) -> None:
+    queue = make_queue(poll_interval=0.01)
+    pool = queue.start_workers(concurrency=1)
+    try:
+        # No isolated task when the pool started: its fork server starts now.
+        @queue.task("early", isolation="process")
+        def early() -> int:
+            return os.getpid()
+
+        [first] = settled(queue, [early.enqueue().id])
+
+        # Unknown to that server: a new one is forked, which knows it.
+        @queue.task("late", isolation="process")
+        def late() -> int:
+            return os.getpid()
+
+        [second, third] = settled(queue, [late.enqueue().id, early.enqueue().id])
+    finally:
+        assert pool.stop(timeout=BOUNDED_WAIT)
+    assert [job.status for job in (first, second, third)] == [JobStatus.COMPLETED] * 3
+    assert os.getpid() not in {first.decoded_result(), second.decoded_result()}
+    assert third.decoded_result() == second.decoded_result()  # the new child, kept warm

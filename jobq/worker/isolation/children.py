@@ -44,10 +44,11 @@ CHECK_INTERVAL = defaults.ISOLATION_CHECK_INTERVAL
 
 
 class _Child:
-    __slots__ = ("conn", "pid")
+    __slots__ = ("conn", "pid", "server")
 
-    def __init__(self, pid: int, sock: socket.socket) -> None:
+    def __init__(self, pid: int, sock: socket.socket, server: ForkServer) -> None:
         self.pid = pid
+        self.server = server  # its parent, which reaps it
         self.conn = Connection(sock.detach())
         keep_private(self.conn)
 
@@ -69,6 +70,8 @@ class Children:
         self._host = host
         self._pool_name = pool_name
         self._server: ForkServer | None = None
+        self._known: frozenset[str] = frozenset()  # the tasks its server inherited
+        self._retired: list[ForkServer] = []  # servers forked before tasks were added
         self._idle: list[_Child] = []
         self._busy: dict[int, _Child] = {}  # by pid
         self._lock = threading.Lock()
@@ -87,15 +90,17 @@ class Children:
         a child see it die; their outcomes are no longer recorded then."""
         with self._lock:
             self._closed = True
-            children = [*self._idle, *self._busy.values()]
+            idle, busy = list(self._idle), list(self._busy.values())
             self._idle.clear()
-            server, self._server = self._server, None
-        for child in children:
+            servers = [*self._retired, *([self._server] if self._server else [])]
+            self._server = None
+            self._retired.clear()
+        for child in (*idle, *busy):
             with contextlib.suppress(OSError):
                 os.kill(child.pid, signal.SIGKILL)
-        if server is not None:
-            server.close()  # it reaps the children
-        for child in children:
+        for server in servers:
+            server.close()  # it reaps its children
+        for child in idle:  # a busy one's thread sees it die, and closes its end itself
             child.close()
 
     def pids(self) -> list[int]:
@@ -108,6 +113,8 @@ class Children:
         task = host.tasks.get(job.name)
         if task is None:  # unregistered since the claim: let the usual path say so
             return execute(host, job, context)
+        if job.name not in self._known:
+            self._learn(job.name)
         try:
             child = self._send(encode_job(job))
         except Exception as exc:
@@ -137,8 +144,9 @@ class Children:
             if self._idle:
                 child = self._idle.pop()
             else:
-                pid, sock = self._serve().fork()
-                child = _Child(pid, sock)
+                server = self._serve()
+                pid, sock = server.fork()
+                child = _Child(pid, sock, server)
             self._busy[child.pid] = child
             return child
 
@@ -147,8 +155,22 @@ class Children:
         if self._closed:
             raise RuntimeError(f"the worker pool {self._pool_name} stopped")
         if self._server is None:
+            self._known = frozenset(self._host.tasks)
             self._server = ForkServer(_serve_attempts(self._host))
         return self._server
+
+    def _learn(self, name: str) -> None:
+        """Task ``name`` was registered after the server was forked: fork a new
+        server that knows it (from the running worker: not as clean a point as the
+        pool's start). Children of the old one finish their attempts first."""
+        with self._lock:
+            if name in self._known or self._server is None:
+                return
+            self._retired.append(self._server)
+            self._server = None
+            idle, self._idle = self._idle, []
+        for child in idle:
+            child.close()  # it sees end-of-file and exits; its server reaps it at the end
 
     def _wait(self, child: _Child, task: RunnableTask, job: Job, context: JobContext) -> Outcome:
         clock = self._host.clock
@@ -177,7 +199,7 @@ class Children:
     def _give_back(self, child: _Child) -> None:
         with self._lock:
             self._busy.pop(child.pid, None)
-            if not self._closed:
+            if not self._closed and child.server is self._server:
                 self._idle.append(child)
                 return
         child.close()
@@ -191,11 +213,10 @@ class Children:
         """Forget ``child`` (it ended or was killed); return its exit code as
         :func:`os.waitstatus_to_exitcode` says (negative: the signal), or None."""
         self._discard(child)
-        with self._lock:
-            server = self._server
-        if server is None:
+        try:
+            return os.waitstatus_to_exitcode(child.server.wait(child.pid))
+        except (OSError, EOFError):  # the pool stopped: its server is gone
             return None
-        return os.waitstatus_to_exitcode(server.wait(child.pid))
 
     def _discard(self, child: _Child) -> None:
         with self._lock:

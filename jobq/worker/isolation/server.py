@@ -34,6 +34,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from collections.abc import Callable
 from typing import Protocol
 
@@ -83,7 +84,11 @@ class ForkServer:
 
     def __init__(self, serve: Callable[[socket.socket], None]) -> None:
         ours, theirs = socket.socketpair()
-        pid = os.fork()
+        with warnings.catch_warnings():
+            # Python 3.12+ warns of any fork while threads run: this one is the
+            # earliest point the pool has, and the server only ever forks.
+            warnings.filterwarnings("ignore", ".*multi-threaded.*fork", DeprecationWarning)
+            pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the server process
             code = 0
             try:

@@ -30,6 +30,11 @@ def gone(pid: int) -> bool:
         return True
 
 
+def parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as stat:
+        return int(stat.read().rsplit(")", 1)[1].split()[1])
+
+
 def settled(queue: jobq.DurableQueue, ids: list[int], timeout: float = 30.0) -> list[jobq.Job]:
     wait_for(
         lambda: all(queue.get(i).status.is_final for i in ids), "jobs final", timeout, interval=0.02
@@ -266,6 +271,28 @@ def test_a_child_killed_while_idle_is_replaced(make_queue: MakeQueue) -> None:
     assert second.status is JobStatus.COMPLETED
     assert second.attempts == 1
     assert second.decoded_result() != first.decoded_result()
+
+
+def test_a_fork_server_killed_is_replaced(make_queue: MakeQueue) -> None:
+    queue = make_queue(poll_interval=0.01)
+
+    @queue.task("parent", isolation="process")
+    def parent() -> int:
+        return os.getppid()
+
+    pool = queue.start_workers(concurrency=1)
+    try:
+        [first] = settled(queue, [parent.enqueue().id])
+        server = first.decoded_result()
+        os.kill(server, signal.SIGKILL)  # its child dies with it (PR_SET_PDEATHSIG)
+        eventually(lambda: gone(server))
+        [second] = settled(queue, [parent.enqueue().id])
+        assert second.status is JobStatus.COMPLETED
+        new_server = second.decoded_result()
+        assert new_server != server
+        assert parent_of(new_server) == os.getpid()  # a new server of this worker's
+    finally:
+        assert pool.stop(timeout=BOUNDED_WAIT)
 
 
 def test_tasks_registered_after_the_pool_started_still_run_isolated(make_queue: MakeQueue) -> None:

@@ -24,6 +24,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
@@ -141,14 +142,26 @@ class Children:
 
     def _take(self) -> _Child:
         with self._lock:
-            if self._idle:
-                child = self._idle.pop()
-            else:
-                server = self._serve()
-                pid, sock = server.fork()
-                child = _Child(pid, sock, server)
+            child = self._idle.pop() if self._idle else self._fork()
             self._busy[child.pid] = child
             return child
+
+    def _fork(self) -> _Child:
+        """A new child; a new server first if the one running died (the OOM killer
+        may pick it too). Lock held."""
+        server = self._serve()
+        try:
+            pid, sock = server.fork()
+        except (OSError, EOFError):
+            logger.warning(
+                "jobq worker pool %s: the fork server of isolated tasks died; starting another",
+                self._pool_name,
+            )
+            self._server = None
+            server.close()
+            server = self._serve()
+            pid, sock = server.fork()
+        return _Child(pid, sock, server)
 
     def _serve(self) -> ForkServer:
         """The fork server, forked now if needed. Lock held."""
@@ -265,6 +278,9 @@ def _serve_attempts(host: QueueHost) -> Callable[[socket.socket], None]:
                 return
             job = decode_job(request)
             outcome = execute(host, job, new_context(host, job))
+            for stream in (sys.stdout, sys.stderr):  # what it printed shows now, not at exit
+                with contextlib.suppress(Exception):
+                    stream.flush()
             conn.send_bytes(encode_outcome(outcome))
 
     return serve

@@ -197,8 +197,9 @@ class WorkerPool:
         ``timed_out`` (the attempt ran past its task's ``timeout``), ``stuck`` (the
         attempt is over, timed out or given up by :meth:`stop`, but the thread still
         runs the task: threads cannot be stopped), ``stuck_since`` (queue clock
-        seconds, or None) and ``isolation`` (``"process"``: the thread waits on a
-        child process, killed at the timeout, so such an attempt is never stuck).
+        seconds, or None), ``isolation`` (``"process"``: the thread waits on a child
+        process, killed at the timeout, so such an attempt is never stuck) and
+        ``child_pid`` (that child's pid, else None).
 
         A stuck thread keeps its place in ``concurrency`` and its job keeps its
         lease (and its place in the task's ``concurrency_limit``) until the task
@@ -206,7 +207,7 @@ class WorkerPool:
         again if attempts remain."""
         with self._lock:
             attempts = list(self._running)
-        return [attempt.describe() for attempt in attempts]
+        return [self.children.describe(attempt.describe()) for attempt in attempts]
 
     # -- worker threads -------------------------------------------------------------
 

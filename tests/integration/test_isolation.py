@@ -103,7 +103,8 @@ def test_the_timeout_is_met_on_the_queue_clock(tmp_path: Path) -> None:
         wait_for(lambda: queue.get(job.id).progress is not None, "the task started")
         pid = queue.get(job.id).decoded_progress()
         assert queue.get(job.id).status is JobStatus.PROCESSING
-        assert pool.running()[0]["isolation"] == "process"
+        [entry] = pool.running()
+        assert (entry["isolation"], entry["child_pid"]) == ("process", pid)
         assert not pool.running()[0]["stuck"]
         clock.advance(601)
         [failed] = settled(queue, [job.id])

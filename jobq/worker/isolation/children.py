@@ -28,6 +28,7 @@ import sys
 import threading
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from typing import Any
 
 from ... import defaults, tracing_hooks
 from ...context import JobContext
@@ -45,11 +46,12 @@ CHECK_INTERVAL = defaults.ISOLATION_CHECK_INTERVAL
 
 
 class _Child:
-    __slots__ = ("conn", "pid", "server")
+    __slots__ = ("conn", "job_id", "pid", "server")
 
     def __init__(self, pid: int, sock: socket.socket, server: ForkServer) -> None:
         self.pid = pid
         self.server = server  # its parent, which reaps it
+        self.job_id: int | None = None  # the job it runs now
         self.conn = Connection(sock.detach())
         keep_private(self.conn)
 
@@ -104,6 +106,16 @@ class Children:
         for child in idle:  # a busy one's thread sees it die, and closes its end itself
             child.close()
 
+    def describe(self, entry: dict[str, Any]) -> dict[str, Any]:
+        """``entry`` of ``WorkerPool.running()`` with ``child_pid``: the pid of the
+        child running its attempt, or None (thread mode, or between two children)."""
+        pid = None
+        if entry.get("isolation") == "process":
+            with self._lock:
+                pid = next((c.pid for c in self._busy.values() if c.job_id == entry["id"]), None)
+        entry["child_pid"] = pid
+        return entry
+
     def pids(self) -> list[int]:
         """The pids of the children alive now (busy or idle)."""
         with self._lock:
@@ -121,6 +133,7 @@ class Children:
         except Exception as exc:
             reason = "no child process could be started to run the task"
             return failure(task, job, exc, error=error_of(exc, context=reason))
+        child.job_id = job.id
         try:
             return self._wait(child, task, job, context)
         except Exception as exc:  # the server is gone: the pool is closing
@@ -212,6 +225,7 @@ class Children:
     def _give_back(self, child: _Child) -> None:
         with self._lock:
             self._busy.pop(child.pid, None)
+            child.job_id = None
             if not self._closed and child.server is self._server:
                 self._idle.append(child)
                 return

@@ -204,17 +204,8 @@ SCHEMAS: dict[str, Any] = {
                             "out: the job keeps its lease and its slots until it returns.",
                         },
                         "stuck_since": NUMBER_OR_NULL,
-                        "isolation": {
-                            "type": "string",
-                            "enum": ["thread", "process"],
-                            "description": "Where the attempt runs: its thread, or a child "
-                            "process that is killed at the task's timeout.",
-                        },
-                        "child_pid": {
-                            "type": ["integer", "null"],
-                            "description": "The pid of the child process running a "
-                            "process-isolated attempt, else null.",
-                        },
+                        "isolation": {"type": "string", "enum": ["thread", "process"]},
+                        "child_pid": {"type": ["integer", "null"]},
                     },
                 },
             },

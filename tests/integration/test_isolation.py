@@ -16,6 +16,7 @@ import pytest
 import jobq
 from jobq import JobStatus
 from jobq.testing import FakeClock
+from jobq.worker.isolation import children
 from tests.helpers import BOUNDED_WAIT, MakeQueue, eventually, wait_for
 
 LIBC = ctypes.CDLL(None)
@@ -292,6 +293,33 @@ def test_a_fork_server_killed_is_replaced(make_queue: MakeQueue) -> None:
         new_server = second.decoded_result()
         assert new_server != server
         assert parent_of(new_server) == os.getpid()  # a new server of this worker's
+    finally:
+        assert pool.stop(timeout=BOUNDED_WAIT)
+
+
+def test_a_fork_server_that_does_not_answer_is_replaced(
+    make_queue: MakeQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(children, "ANSWER_TIMEOUT", 0.5)  # instead of 10 s
+    queue = make_queue(poll_interval=0.01)
+
+    @queue.task("parent", isolation="process")
+    def parent() -> int:
+        return os.getppid()
+
+    pool = queue.start_workers(concurrency=1)
+    try:
+        [first] = settled(queue, [parent.enqueue().id])
+        server = first.decoded_result()
+        os.kill(server, signal.SIGSTOP)  # as if deadlocked right after its fork
+        [child] = pool.children.pids()
+        os.kill(child, signal.SIGKILL)  # the next job needs a new child from it
+        eventually(lambda: gone(child))
+        [second] = settled(queue, [parent.enqueue().id])
+        assert second.status is JobStatus.COMPLETED
+        assert second.attempts == 1
+        assert second.decoded_result() != server
+        eventually(lambda: gone(server))
     finally:
         assert pool.stop(timeout=BOUNDED_WAIT)
 

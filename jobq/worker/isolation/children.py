@@ -43,6 +43,7 @@ from .wire import decode_job, decode_outcome, encode_job, encode_outcome
 logger = logging.getLogger("jobq.worker")
 
 CHECK_INTERVAL = defaults.ISOLATION_CHECK_INTERVAL
+ANSWER_TIMEOUT = defaults.ISOLATION_SERVER_TIMEOUT
 
 
 class _Child:
@@ -161,17 +162,18 @@ class Children:
 
     def _fork(self) -> _Child:
         """A new child; a new server first if the one running died (the OOM killer
-        may pick it too). Lock held."""
+        may pick it too) or does not answer. Lock held."""
         server = self._serve()
         try:
             pid, sock = server.fork()
         except (OSError, EOFError):
             logger.warning(
-                "jobq worker pool %s: the fork server of isolated tasks died; starting another",
+                "jobq worker pool %s: the fork server of isolated tasks died or did not "
+                "answer; starting another",
                 self._pool_name,
             )
             self._server = None
-            server.close()
+            server.close(kill=True)  # its children die with it (PR_SET_PDEATHSIG)
             server = self._serve()
             pid, sock = server.fork()
         return _Child(pid, sock, server)
@@ -182,7 +184,7 @@ class Children:
             raise RuntimeError(f"the worker pool {self._pool_name} stopped")
         if self._server is None:
             self._known = frozenset(self._host.tasks)
-            self._server = ForkServer(_serve_attempts(self._host))
+            self._server = ForkServer(_serve_attempts(self._host), answer_timeout=ANSWER_TIMEOUT)
         return self._server
 
     def _learn(self, name: str) -> None:

@@ -79,10 +79,14 @@ class ForkServer:
     """A single-threaded process forked from the worker that forks children running
     ``serve(sock)`` (``sock``: their end of a socket pair with the worker).
 
-    Raises OSError when it cannot be forked. Thread-safe.
+    Raises OSError when it cannot be forked; its methods raise OSError (a
+    ``TimeoutError`` after ``answer_timeout`` seconds) or EOFError when it does not
+    answer. Thread-safe.
     """
 
-    def __init__(self, serve: Callable[[socket.socket], None]) -> None:
+    def __init__(
+        self, serve: Callable[[socket.socket], None], *, answer_timeout: float = 10.0
+    ) -> None:
         ours, theirs = socket.socketpair()
         with warnings.catch_warnings():
             # Python 3.12+ warns of any fork while threads run: this one is the
@@ -100,6 +104,9 @@ class ForkServer:
             finally:
                 os._exit(code)
         theirs.close()
+        # A server that does not answer (say, it deadlocked right after the fork on
+        # a lock another thread of the worker held) is given up, never waited for.
+        ours.settimeout(answer_timeout)
         self.pid = pid
         self._sock = ours
         self._lock = threading.Lock()
@@ -128,16 +135,16 @@ class ForkServer:
             status: int = _NUMBER.unpack(_receive(self._sock, _NUMBER.size))[0]
             return status
 
-    def close(self) -> None:
+    def close(self, *, kill: bool = False) -> None:
         """Make the server kill its children and exit; wait for it (a few seconds
-        at most, then kill it)."""
+        at most, then kill it). ``kill``: kill it at once (it does not answer)."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             self._sock.close()
             forget(self._sock)
-        deadline = time.monotonic() + _CLOSE_WAIT
+        deadline = time.monotonic() + (0.0 if kill else _CLOSE_WAIT)
         while time.monotonic() < deadline:
             pid, _status = os.waitpid(self.pid, os.WNOHANG)
             if pid:

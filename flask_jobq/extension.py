@@ -240,6 +240,7 @@ class JobQ:
         check: ArgumentCheck | None = None,
         retry_on: RetryOn | None = None,
         discard_on: DiscardOn | None = None,
+        isolation: str = "thread",
     ) -> Callable[[Callable[P, R]], FlaskTask[P, R]]:
         """Declare a task for every app of this extension: ``@jobq_ext.task(...)``.
 
@@ -254,6 +255,9 @@ class JobQ:
         (limits across every process, default none), ``check`` (an argument
         check run at every enqueue, default None), ``retry_on`` and ``discard_on``
         (retry rules by exception, default None; see :mod:`jobq.retry_rules`).
+        check run at every enqueue, default None), ``isolation`` (``"thread"``, the
+        default, or ``"process"``: each attempt in a child process, killed at its
+        timeout, with the app context rebuilt around it there).
 
         Raises :class:`jobq.ConfigurationError` if another function already has
         the name, ValueError or TypeError for a bad option.
@@ -271,6 +275,7 @@ class JobQ:
             check=check,
             retry_on=retry_on,
             discard_on=discard_on,
+            isolation=isolation,
         )
 
         def register(function: Callable[P, R]) -> FlaskTask[P, R]:

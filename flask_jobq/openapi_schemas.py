@@ -204,6 +204,8 @@ SCHEMAS: dict[str, Any] = {
                             "out: the job keeps its lease and its slots until it returns.",
                         },
                         "stuck_since": NUMBER_OR_NULL,
+                        "isolation": {"type": "string", "enum": ["thread", "process"]},
+                        "child_pid": {"type": ["integer", "null"]},
                     },
                 },
             },

@@ -16,6 +16,8 @@ from .context import current_job as current_job
 from .default_queue import configure as configure
 from .default_queue import default_queue as default_queue
 from .default_queue import submit as submit
+from .errors import ChildProcessDied as ChildProcessDied
+from .errors import ChildTaskError as ChildTaskError
 from .errors import ConfigurationError as ConfigurationError
 from .errors import Fail as Fail
 from .errors import JobNotFound as JobNotFound
@@ -66,6 +68,8 @@ __all__ = [
     "BoundTask",
     "BoundedExecutor",
     "BulkResult",
+    "ChildProcessDied",
+    "ChildTaskError",
     "Clock",
     "ConfigurationError",
     "DurableQueue",

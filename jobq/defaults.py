@@ -60,3 +60,11 @@ JOB_LOG_LINES = 100
 
 JOB_LOG_LINE_CHARS = 1000
 """Most characters kept of one job log line; a longer one is cut and marked."""
+
+ISOLATION_CHECK_INTERVAL = 0.25
+"""Most seconds between a worker thread's checks of a process-isolated attempt's
+timeout and cancel request while its child runs (the timeout itself is met exactly)."""
+
+ISOLATION_SERVER_TIMEOUT = 10.0
+"""Seconds a worker waits for its isolation fork server to answer (fork a child,
+report how one ended) before it kills that server and starts another."""

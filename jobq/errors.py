@@ -32,9 +32,44 @@ class TaskTimeout(JobqError, TimeoutError):
     ``timeout`` is the limit that was exceeded, in seconds.
     """
 
-    def __init__(self, timeout: float, task: str) -> None:
-        super().__init__(f"task {task} did not finish within its timeout of {timeout:g} s")
+    def __init__(self, timeout: float, task: str, *, killed: bool = False) -> None:
+        message = f"task {task} did not finish within its timeout of {timeout:g} s"
+        if killed:
+            message += f"; the child process running it was killed after {timeout:g} s"
+        super().__init__(message)
         self.timeout = timeout
+
+
+class ChildProcessDied(JobqError):
+    """The child process running a process-isolated attempt (``isolation="process"``)
+    died before it answered: a segfault, ``os._exit()``, the OOM killer. The attempt
+    fails with this error (retried by the usual rules); the worker goes on with a
+    new child. ``signal`` is the name of the signal that ended it (``"SIGSEGV"``),
+    or None; ``exit_code`` its exit status when it exited, or None."""
+
+    def __init__(self, signal: str | None, exit_code: int | None) -> None:
+        if signal is not None:
+            how = f"died with signal {signal}"
+        elif exit_code is not None:
+            how = f"exited with status {exit_code}"
+        else:  # its fork server went first: the pool stopped
+            how = "was lost"
+        super().__init__(f"the process running the task {how} before it finished")
+        self.signal = signal
+        self.exit_code = exit_code
+
+
+class ChildTaskError(JobqError):
+    """An exception a task raised in its child process (``isolation="process"``), as
+    it came back to the worker: only text crosses, never the exception object.
+    ``type_name`` is the exception's qualified type name, ``message`` its text and
+    ``traceback_text`` its formatted traceback (also stored on the job's error)."""
+
+    def __init__(self, type_name: str, message: str, traceback_text: str | None) -> None:
+        super().__init__(f"{type_name}: {message}" if message else type_name)
+        self.type_name = type_name
+        self.message = message
+        self.traceback_text = traceback_text
 
 
 class WorkerStopped(JobqError):

@@ -166,6 +166,7 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
         check: ArgumentCheck | None = None,
         retry_on: RetryOn | None = None,
         discard_on: DiscardOn | None = None,
+        isolation: str = "thread",
     ) -> Callable[[Callable[P, R]], Task[P, R]]:
         """Register a function as a task: ``@queue.task()`` or ``@queue.task("name", ...)``.
 
@@ -212,6 +213,14 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
             an exception class or a tuple of them. The job ends ``failed`` with
             its error recorded and a note saying it was not retried. Never
             applies to :class:`~jobq.TransientError`. Default None.
+        :param isolation: ``"thread"`` (default): attempts run in a worker thread.
+            ``"process"``: each attempt runs in a child process of the worker (from
+            a small pool of warm ones, see :mod:`jobq.worker.isolation`), which is
+            killed when ``timeout`` passes (the attempt fails with
+            :class:`~jobq.TaskTimeout` and its slot is free again) or when the job
+            is cancelled; a child that crashes (segfault, ``os._exit``, OOM killer)
+            fails only that attempt (:class:`~jobq.ChildProcessDied`). Arguments,
+            results and errors cross as JSON. Needs ``os.fork`` (Linux, macOS).
 
         Declare the same limits in every process that runs the task's jobs.
         Raises ValueError or TypeError naming a bad option (e.g. ``timeout="5"``
@@ -231,6 +240,7 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
             check=check,
             retry_on=retry_on,
             discard_on=discard_on,
+            isolation=isolation,
         )
 
     def get_task(self, task_or_name: Task[Any, Any] | NamedTask | str) -> Task[Any, Any]:

@@ -7,6 +7,7 @@ builds on it.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,8 @@ from .validate import check_count, check_priority, check_seconds, parse_rate
 
 DEFAULT_QUEUE = defaults.QUEUE
 DEFAULT_MAX_ATTEMPTS = defaults.MAX_ATTEMPTS
+ISOLATIONS = ("thread", "process")
+"""The values of a task's ``isolation=`` option."""
 
 ArgumentCheck = Callable[[Mapping[str, Any]], None]
 """A task's ``check=``: receives the arguments of a call as bound to the function's
@@ -80,6 +83,9 @@ class TaskSettings:
         or None.
     :ivar retry_rules: its ``retry_on`` and ``discard_on`` (see :mod:`jobq.retry_rules`),
         or None.
+    :ivar isolation: where an attempt runs: ``"thread"`` (a worker thread, the
+        default) or ``"process"`` (a child process of the worker, killed when the
+        timeout passes; see :mod:`jobq.worker.isolation`).
     """
 
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
@@ -90,6 +96,7 @@ class TaskSettings:
     limits: TaskLimit | None = None
     check: ArgumentCheck | None = None
     retry_rules: RetryRules | None = None
+    isolation: str = "thread"
 
     @classmethod
     def checked(
@@ -106,6 +113,7 @@ class TaskSettings:
         check: ArgumentCheck | None = None,
         retry_on: RetryOn | None = None,
         discard_on: DiscardOn | None = None,
+        isolation: str = "thread",
     ) -> TaskSettings:
         """The settings of these options (those of :meth:`TaskRegistry.task`).
 
@@ -116,6 +124,10 @@ class TaskSettings:
             check_seconds("timeout", timeout)
         if check is not None and not callable(check):
             raise TypeError(f"check must be a callable or None, got {check!r}")
+        if isolation not in ISOLATIONS:
+            raise ValueError(f"isolation must be 'thread' or 'process', got {isolation!r}")
+        if isolation == "process" and not hasattr(os, "fork"):
+            raise ValueError("isolation='process' needs os.fork(), which this platform lacks")
         return cls(
             max_attempts=max_attempts,
             backoff=backoffs.resolve(backoff),
@@ -125,6 +137,7 @@ class TaskSettings:
             limits=task_limits(concurrency_limit, rate_limit, rate_limit_key),
             check=check,
             retry_rules=RetryRules.checked(retry_on, discard_on, max_attempts=max_attempts),
+            isolation=isolation,
         )
 
 

@@ -109,6 +109,7 @@ class Task(Generic[P, R]):
         or None.
     :ivar check: the argument check run at every enqueue, or None.
     :ivar retry_rules: its checked ``retry_on`` and ``discard_on``, or None.
+    :ivar isolation: ``"thread"`` (default) or ``"process"``: where its attempts run.
     """
 
     def __init__(
@@ -153,6 +154,10 @@ class Task(Generic[P, R]):
     @property
     def retry_rules(self) -> RetryRules | None:
         return self.settings.retry_rules
+
+    @property
+    def isolation(self) -> str:
+        return self.settings.isolation
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.fn(*args, **kwargs)

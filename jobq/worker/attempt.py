@@ -30,6 +30,7 @@ class Attempt:
         "deadline",
         "given_up",
         "host",
+        "isolated",
         "job",
         "lost",
         "started",
@@ -51,6 +52,7 @@ class Attempt:
         self.stuck_since: float | None = None  # the attempt is over; its thread runs on
         self.given_up = False  # its failure is recorded; the thread's outcome is ignored
         self.lost = False  # the lease is gone: nothing of it may be recorded
+        self.isolated = False  # runs in a child process, which meets its timeout itself
 
     @property
     def context(self) -> JobContext:
@@ -72,8 +74,10 @@ class Attempt:
         self.thread = thread
         if self._context is None:  # under the pool's lock, as the heartbeat's cancels are
             self._context = new_context(self.host, self.job)
-        if task is not None and task.timeout is not None:
-            self.deadline = now + task.timeout
+        if task is not None:
+            self.isolated = task.isolation == "process"
+            if task.timeout is not None and not self.isolated:
+                self.deadline = now + task.timeout
 
     def overdue(self, now: float) -> bool:
         """True if it runs past its deadline and is not yet marked timed out."""
@@ -139,6 +143,7 @@ class Attempt:
             "attempt": job.attempts,
             "started_at": self.started,
             "thread": self.thread,
+            "isolation": "process" if self.isolated else "thread",
             "timed_out": self.timeout is not None,
             "stuck": self.stuck_since is not None,
             "stuck_since": self.stuck_since,

@@ -55,6 +55,8 @@ class Outcome:
 
 
 L = TypeVar("L", bound=Leased)
+Runner = Callable[[QueueHost, Job, JobContext], Outcome]
+"""What runs an attempt and says how it went, never raising: :func:`execute`."""
 
 
 def claim(
@@ -96,14 +98,15 @@ def new_context(host: QueueHost, job: Job) -> JobContext:
     return JobContext(job, report, host)
 
 
-def run_attempt(host: QueueHost, context: JobContext) -> Outcome:
+def run_attempt(host: QueueHost, context: JobContext, run: Runner | None = None) -> Outcome:
     """Announce ``job_started`` (a receiver's exception other than ``Exception``
-    propagates), then run the attempt: :func:`execute`, timed."""
+    propagates), then run the attempt, timed: with ``run`` (a process-isolated
+    attempt: :meth:`jobq.worker.isolation.Children.execute`), else :func:`execute`."""
     log_started(context.job)
     if signals.job_started.receivers:
         signals.emit(signals.job_started, host, job=context.job)
     began = time.perf_counter()
-    outcome = execute(host, context.job, context)
+    outcome = (run or execute)(host, context.job, context)
     outcome.duration = time.perf_counter() - began
     return outcome
 

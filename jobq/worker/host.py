@@ -54,6 +54,11 @@ class RunnableTask(Protocol):
         """Its ``retry_on`` and ``discard_on``, or None."""
         ...
 
+    @property
+    def isolation(self) -> str:
+        """``"thread"`` or ``"process"``: where its attempts run."""
+        ...
+
 
 class RetentionPolicy(Protocol):
     """How long finished jobs are kept (:class:`jobq.Retention`)."""

@@ -32,6 +32,7 @@ from .execute import Outcome, claim, failure, record, run_attempt
 from .failures import error_of
 from .host import QueueHost
 from .incidents import Incident
+from .isolation import Children
 from .presence import pool_owner
 from .services import Service
 from .upkeep import pool_services
@@ -103,6 +104,7 @@ class WorkerPool:
         self._unsubscribe: Callable[[], None] | None = None
         self._idle_wait = queue.poll_interval
         self.outage = Incident(logger, f"jobq worker pool {self.name}: database operation")
+        self.children = Children(queue, self.name)  # of isolation="process" tasks
 
     # -- life ----------------------------------------------------------------------
 
@@ -110,6 +112,7 @@ class WorkerPool:
         """Start the dispatcher and worker threads (called by ``start_workers``)."""
         if self._dispatcher is not None:
             raise RuntimeError(f"worker pool {self.name} was already started")
+        self.children.start()  # forks its server before the pool's threads start
         with self._lock:
             self._add_workers(self.concurrency)
         storage = self.queue.storage
@@ -193,8 +196,10 @@ class WorkerPool:
         of its job, ``started_at`` (queue clock seconds), ``thread`` (its name),
         ``timed_out`` (the attempt ran past its task's ``timeout``), ``stuck`` (the
         attempt is over, timed out or given up by :meth:`stop`, but the thread still
-        runs the task: threads cannot be stopped) and ``stuck_since`` (queue clock
-        seconds, or None).
+        runs the task: threads cannot be stopped), ``stuck_since`` (queue clock
+        seconds, or None), ``isolation`` (``"process"``: the thread waits on a child
+        process, killed at the timeout, so such an attempt is never stuck) and
+        ``child_pid`` (that child's pid, else None).
 
         A stuck thread keeps its place in ``concurrency`` and its job keeps its
         lease (and its place in the task's ``concurrency_limit``) until the task
@@ -202,7 +207,7 @@ class WorkerPool:
         again if attempts remain."""
         with self._lock:
             attempts = list(self._running)
-        return [attempt.describe() for attempt in attempts]
+        return [self.children.describe(attempt.describe()) for attempt in attempts]
 
     # -- worker threads -------------------------------------------------------------
 
@@ -229,7 +234,8 @@ class WorkerPool:
             return attempt
 
     def _run(self, attempt: Attempt) -> None:
-        outcome = run_attempt(self.queue, attempt.context)
+        run = self.children.execute if attempt.isolated else None
+        outcome = run_attempt(self.queue, attempt.context, run)
         with self._lock:
             self._job_seconds += (outcome.duration - self._job_seconds) * 0.1
             self._finish(attempt, outcome)
@@ -302,6 +308,7 @@ class WorkerPool:
                 self._wakeup.wait(self._idle_wait_until(services, clock.now()))
         for service in services:
             service.close()  # the pool's row in the registry of live pools goes
+        self.children.close()
         if self._unsubscribe is not None:
             self._unsubscribe()
         if signals.worker_stopped.receivers:

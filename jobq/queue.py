@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from . import backoff as backoffs
-from . import defaults, signals, tracing_hooks
+from . import defaults, expiry, signals, tracing_hooks
 from .clock import WALL_CLOCK, EpochClock
 from .errors import JobNotFound as JobNotFound  # its home before errors.py; still importable here
 from .errors import PayloadError, UnknownTask
@@ -255,11 +255,19 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
         task = self.get_task(task_or_name)
         job_options = JobOptions(**options)
         payloads = (task.encode(*split_call(call)) for call in calls)
-        return self.enqueue_jobs(task.new_job("", job_options), payloads, delay=job_options.delay)
+        return self.enqueue_jobs(
+            task.new_job("", job_options),
+            payloads,
+            delay=job_options.delay,
+            expires_in=job_options.expires_in,
+        )
 
-    def enqueue_job(self, job: NewJob, *, delay: float | None = None) -> Job:
+    def enqueue_job(
+        self, job: NewJob, *, delay: float | None = None, expires_in: float | None = None
+    ) -> Job:
         """Store a job a task made (:meth:`Task.new_job <jobq.Task.new_job>`), starting
-        ``delay`` seconds from now if given; return it as stored.
+        ``delay`` seconds from now if given, expiring ``expires_in`` seconds from now
+        if given; return it as stored.
 
         The door under every ``enqueue``: raises :class:`~jobq.PayloadError` for
         arguments over ``max_payload_bytes``, storing nothing. Emits
@@ -268,12 +276,14 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
         self._check_size(job.name, job.payload)
         tracer = tracing_hooks.active
         if tracer is not None:
-            return tracer.enqueue(job, lambda traced: self._store(traced, delay))
-        return self._store(job, delay)
+            return tracer.enqueue(job, lambda traced: self._store(traced, delay, expires_in))
+        return self._store(job, delay, expires_in)
 
-    def _store(self, job: NewJob, delay: float | None) -> Job:
+    def _store(self, job: NewJob, delay: float | None, expires_in: float | None = None) -> Job:
         now = self.clock.now()
-        if delay is not None:
+        if expires_in is not None or job.expires_at is not None:
+            job = expiry.timed(job, now, delay, expires_in)
+        elif delay is not None:
             job = job._replace(run_at=now + delay)
         enqueued = self.storage.enqueue(job, now=now)
         stored = enqueued.job
@@ -286,7 +296,12 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
         return stored
 
     def enqueue_jobs(
-        self, template: NewJob, payloads: Iterable[str], *, delay: float | None = None
+        self,
+        template: NewJob,
+        payloads: Iterable[str],
+        *,
+        delay: float | None = None,
+        expires_in: float | None = None,
     ) -> builtins.list[int]:
         """Store one job like ``template`` per payload, all in one transaction (none
         if any payload is refused); return their ids. ``delay`` as in
@@ -295,6 +310,8 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
         checked = [self._check_size(template.name, payload) for payload in payloads]
         if not checked:
             return []
+        if expires_in is not None or template.expires_at is not None:
+            template, delay = expiry.timed(template, now, delay, expires_in), None
         tracer = tracing_hooks.active
         if tracer is not None:
             return tracer.enqueue_many(

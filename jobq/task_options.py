@@ -14,6 +14,7 @@ from typing import Any
 from . import backoff as backoffs
 from . import defaults
 from .backoff import Backoff
+from .expiry import check_expiry_options
 from .storage.base import TaskLimit
 from .validate import check_count, check_priority, check_seconds, parse_rate
 
@@ -39,6 +40,10 @@ class JobOptions:
         whatever queue it is). Keys are per task: another task may use the same
         key for jobs of its own.
     :param queue: queue name to enqueue into.
+    :param expires_in: seconds from the enqueue (> 0) after which the job must not
+        start: still pending then (waiting to run, or for a retry), it ends
+        ``cancelled`` with the error ``Expired`` (see :mod:`jobq.expiry`).
+    :param expires_at: the same as epoch seconds (excludes ``expires_in``).
     """
 
     priority: int | None = None
@@ -47,6 +52,8 @@ class JobOptions:
     max_attempts: int | None = None
     unique_key: str | None = None
     queue: str | None = None
+    expires_in: float | None = None
+    expires_at: float | None = None
 
     def __post_init__(self) -> None:
         if self.priority is not None:
@@ -61,6 +68,8 @@ class JobOptions:
             raise TypeError(f"unique_key must be a string, got {self.unique_key!r}")
         if self.queue is not None and (not isinstance(self.queue, str) or not self.queue):
             raise ValueError(f"queue must be a non-empty string, got {self.queue!r}")
+        if self.expires_in is not None or self.expires_at is not None:
+            check_expiry_options(self.expires_in, self.expires_at, self.run_at, self.delay)
 
 
 @dataclass(frozen=True)

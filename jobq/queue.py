@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from . import backoff as backoffs
-from . import defaults, expiry, signals, tracing_hooks
+from . import by_name, defaults, expiry, signals, tracing_hooks
 from .clock import WALL_CLOCK, EpochClock
 from .errors import JobNotFound as JobNotFound  # its home before errors.py; still importable here
 from .errors import PayloadError, UnknownTask
@@ -261,6 +261,30 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
             delay=job_options.delay,
             expires_in=job_options.expires_in,
         )
+
+    def enqueue_by_name(
+        self,
+        name: str,
+        /,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Job:
+        """Store a job running the task called ``name``, registered in this process
+        or not (web code that does not import the worker's tasks); return it.
+
+        ``args`` (a list) and ``kwargs`` (a dict) must be JSON; they are checked
+        against the function's signature only if this process registered the task
+        (the worker that runs it checks them then, and fails the job at once with
+        ``ArgumentError`` when they do not fit). ``options`` are those of
+        ``Task.options``: ``priority``, ``delay``, ``run_at``, ``max_attempts``,
+        ``unique_key``, ``queue`` (default: the task's own if registered here,
+        else ``"default"``), ``expires_in``, ``expires_at``. Raises TypeError or
+        ValueError naming what is wrong, storing nothing.
+        """
+        job_options = by_name.job_options(options)
+        job = by_name.new_job(self.registry.get, name, args, kwargs, job_options)
+        return self.enqueue_job(job, delay=job_options.delay, expires_in=job_options.expires_in)
 
     def enqueue_job(
         self, job: NewJob, *, delay: float | None = None, expires_in: float | None = None

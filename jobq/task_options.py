@@ -40,9 +40,10 @@ class JobOptions:
         whatever queue it is). Keys are per task: another task may use the same
         key for jobs of its own.
     :param queue: queue name to enqueue into.
-    :param expires_in: seconds from the enqueue (> 0) after which the job must not
-        start: still pending then (waiting to run, or for a retry), it ends
-        ``cancelled`` with the error ``Expired`` (see :mod:`jobq.expiry`).
+    :param expires_in: seconds (> 0) after the job is due (now, or after ``delay``
+        or at ``run_at``) past which it must not start: still pending then
+        (waiting to run, or for a retry), it ends ``cancelled`` with the error
+        ``Expired`` (see :mod:`jobq.expiry`).
     :param expires_at: the same as epoch seconds (excludes ``expires_in``).
     """
 
@@ -69,7 +70,7 @@ class JobOptions:
         if self.queue is not None and (not isinstance(self.queue, str) or not self.queue):
             raise ValueError(f"queue must be a non-empty string, got {self.queue!r}")
         if self.expires_in is not None or self.expires_at is not None:
-            check_expiry_options(self.expires_in, self.expires_at, self.run_at, self.delay)
+            check_expiry_options(self.expires_in, self.expires_at, self.run_at)
 
 
 @dataclass(frozen=True)

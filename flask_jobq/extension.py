@@ -237,6 +237,7 @@ class JobQ:
         rate_limit: str | tuple[int, float] | None = None,
         rate_limit_key: str | None = None,
         check: ArgumentCheck | None = None,
+        expires_in: float | None = None,
     ) -> Callable[[Callable[P, R]], FlaskTask[P, R]]:
         """Declare a task for every app of this extension: ``@jobq_ext.task(...)``.
 
@@ -249,7 +250,8 @@ class JobQ:
         ``"default"``), ``timeout`` (seconds an attempt may run, > 0, default
         None), ``concurrency_limit``, ``rate_limit`` and ``rate_limit_key``
         (limits across every process, default none), ``check`` (an argument
-        check run at every enqueue, default None).
+        check run at every enqueue, default None), ``expires_in`` (default expiry of
+        its jobs: seconds after a job is due, default None).
 
         Raises :class:`jobq.ConfigurationError` if another function already has
         the name, ValueError or TypeError for a bad option.
@@ -265,6 +267,7 @@ class JobQ:
             rate_limit=rate_limit,
             rate_limit_key=rate_limit_key,
             check=check,
+            expires_in=expires_in,
         )
 
         def register(function: Callable[P, R]) -> FlaskTask[P, R]:

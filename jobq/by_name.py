@@ -40,14 +40,14 @@ def job_options(options: Mapping[str, Any]) -> JobOptions:
 
 
 def new_job(
-    lookup: Callable[[str], Task[Any, Any] | None],
+    task: Task[Any, Any] | None,
     name: str,
     args: Sequence[Any],
     kwargs: Mapping[str, Any] | None,
     options: JobOptions,
 ) -> NewJob:
-    """The job that runs task ``name`` with ``args`` and ``kwargs``: through the task
-    ``lookup(name)`` returns (its signature, ``check`` and defaults) if any, else
+    """The job that runs task ``name`` with ``args`` and ``kwargs``: through ``task``
+    (its signature, ``check`` and defaults) when this process registered it, else
     with the defaults of an undeclared task (queue ``"default"``, priority 0,
     3 attempts) unless ``options`` say otherwise. Raises TypeError for a bad name,
     arguments that are not a list and a dict of str keys, or are not JSON."""
@@ -59,7 +59,6 @@ def new_job(
         kwargs = {}
     if not isinstance(kwargs, Mapping) or not all(isinstance(k, str) for k in kwargs):
         raise TypeError(f"kwargs must be a dict with str keys, got {kwargs!r}")
-    task = lookup(name)
     if task is not None:
         return task.new_job(task.encode(tuple(args), dict(kwargs)), options)
     payload = codec.encode(

@@ -163,6 +163,7 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
         rate_limit: str | tuple[int, float] | None = None,
         rate_limit_key: str | None = None,
         check: ArgumentCheck | None = None,
+        expires_in: float | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]:
         """Register a function as a task: ``@queue.task()`` or ``@queue.task("name", ...)``.
 
@@ -198,6 +199,10 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
             raises ValueError for arguments that can never succeed; the enqueue
             then raises ValueError ``"cannot enqueue <name>: <its message>"`` and
             stores nothing. Default None.
+        :param expires_in: default expiry of its jobs: seconds (> 0) after a job
+            is due past which it must not start; it ends ``cancelled`` with the
+            error ``Expired`` instead (see :mod:`jobq.expiry`). An enqueue's own
+            ``expires_in``/``expires_at`` replaces it. Default None: no expiry.
 
         Declare the same limits in every process that runs the task's jobs.
         Raises ValueError or TypeError naming a bad option (e.g. ``timeout="5"``
@@ -215,6 +220,7 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
             rate_limit=rate_limit,
             rate_limit_key=rate_limit_key,
             check=check,
+            expires_in=expires_in,
         )
 
     def get_task(self, task_or_name: Task[Any, Any] | NamedTask | str) -> Task[Any, Any]:
@@ -242,7 +248,8 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
         the signature or are not JSON; nothing is written then.
         """
         task = self.get_task(task_or_name)
-        return self.enqueue_job(task.new_job(task.encode(args, kwargs)))
+        job = task.new_job(task.encode(args, kwargs))
+        return self.enqueue_job(job, expires_in=task.settings.expires_in)
 
     def enqueue_many(
         self,
@@ -259,7 +266,7 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
             task.new_job("", job_options),
             payloads,
             delay=job_options.delay,
-            expires_in=job_options.expires_in,
+            expires_in=job_options.expiry_after(task.settings.expires_in),
         )
 
     def enqueue_by_name(
@@ -283,8 +290,12 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
         ValueError naming what is wrong, storing nothing.
         """
         job_options = by_name.job_options(options)
-        job = by_name.new_job(self.registry.get, name, args, kwargs, job_options)
-        return self.enqueue_job(job, delay=job_options.delay, expires_in=job_options.expires_in)
+        task = self.registry.get(name) if isinstance(name, str) else None
+        job = by_name.new_job(task, name, args, kwargs, job_options)
+        default = None if task is None else task.settings.expires_in
+        return self.enqueue_job(
+            job, delay=job_options.delay, expires_in=job_options.expiry_after(default)
+        )
 
     def enqueue_job(
         self, job: NewJob, *, delay: float | None = None, expires_in: float | None = None

@@ -72,6 +72,13 @@ class JobOptions:
         if self.expires_in is not None or self.expires_at is not None:
             check_expiry_options(self.expires_in, self.expires_at, self.run_at)
 
+    def expiry_after(self, default: float | None) -> float | None:
+        """The ``expires_in`` of this enqueue: its own, else the task's ``default``
+        unless this enqueue gives ``expires_at``."""
+        if self.expires_in is not None or self.expires_at is not None:
+            return self.expires_in
+        return default
+
 
 @dataclass(frozen=True)
 class TaskSettings:
@@ -87,6 +94,7 @@ class TaskSettings:
     :ivar limits: limits on its jobs across every process, or None.
     :ivar check: the argument check run at every enqueue (see :data:`ArgumentCheck`),
         or None.
+    :ivar expires_in: default expiry of its jobs, seconds after a job is due, or None.
     """
 
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
@@ -96,6 +104,7 @@ class TaskSettings:
     timeout: float | None = None
     limits: TaskLimit | None = None
     check: ArgumentCheck | None = None
+    expires_in: float | None = None
 
     @classmethod
     def checked(
@@ -110,6 +119,7 @@ class TaskSettings:
         rate_limit: str | tuple[int, float] | None = None,
         rate_limit_key: str | None = None,
         check: ArgumentCheck | None = None,
+        expires_in: float | None = None,
     ) -> TaskSettings:
         """The settings of these options (those of :meth:`TaskRegistry.task`).
 
@@ -118,6 +128,8 @@ class TaskSettings:
         JobOptions(priority=priority, max_attempts=max_attempts, queue=queue)  # validates
         if timeout is not None:
             check_seconds("timeout", timeout)
+        if expires_in is not None:
+            check_expiry_options(expires_in, None, None)
         if check is not None and not callable(check):
             raise TypeError(f"check must be a callable or None, got {check!r}")
         return cls(
@@ -128,6 +140,7 @@ class TaskSettings:
             timeout=timeout,
             limits=task_limits(concurrency_limit, rate_limit, rate_limit_key),
             check=check,
+            expires_in=expires_in,
         )
 
 

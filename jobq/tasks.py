@@ -177,7 +177,10 @@ class Task(Generic[P, R]):
         function's signature or are not JSON-serialisable, and ValueError when
         the task's ``check`` refuses them.
         """
-        return self.owner.enqueue_job(self.new_job(self.encode(args, kwargs)))
+        job = self.new_job(self.encode(args, kwargs))
+        if self.settings.expires_in is None:
+            return self.owner.enqueue_job(job)
+        return self.owner.enqueue_job(job, expires_in=self.settings.expires_in)
 
     def options(
         self,
@@ -301,8 +304,9 @@ class BoundTask(Generic[P, R]):
         """As :meth:`Task.enqueue`, with these options."""
         task, options = self.task, self.job_options
         job = task.new_job(task.encode(args, kwargs), options)
-        if options.expires_in is not None:
-            return task.owner.enqueue_job(job, delay=options.delay, expires_in=options.expires_in)
+        expires_in = options.expiry_after(task.settings.expires_in)
+        if expires_in is not None:
+            return task.owner.enqueue_job(job, delay=options.delay, expires_in=expires_in)
         return task.owner.enqueue_job(job, delay=options.delay)
 
     def enqueue_many(self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]) -> list[int]:
@@ -312,7 +316,10 @@ class BoundTask(Generic[P, R]):
         encode = task.encode
         payloads = (encode(*split_call(call)) for call in calls)
         return owner.enqueue_jobs(
-            task.new_job("", options), payloads, delay=options.delay, expires_in=options.expires_in
+            task.new_job("", options),
+            payloads,
+            delay=options.delay,
+            expires_in=options.expiry_after(task.settings.expires_in),
         )
 
     def options(self, **changes: Any) -> BoundTask[P, R]:

@@ -132,3 +132,24 @@ def test_a_worker_pool_never_runs_an_expired_job_and_ends_it(
     error = queue.get(expired.id).error
     assert error is not None
     assert error.type == "Expired"
+
+
+def test_a_task_level_expiry_is_the_default_of_every_enqueue(
+    make_queue: MakeQueue, clock: FakeClock
+) -> None:
+    queue = make_queue(clock=clock)
+
+    @queue.task("remind", expires_in=600)
+    def remind(user_id: int) -> None: ...
+
+    now = clock.now()
+    assert remind.enqueue(1).expires_at == now + 600
+    assert queue.enqueue("remind", 2).expires_at == now + 600
+    assert queue.enqueue_by_name("remind", [3]).expires_at == now + 600
+    (many,) = remind.enqueue_many([(4,)])
+    assert queue.get(many).expires_at == now + 600
+    assert remind.options(delay=60).enqueue(5).expires_at == now + 660
+    assert remind.options(expires_in=5).enqueue(6).expires_at == now + 5
+    assert remind.options(expires_at=now + 7).enqueue(7).expires_at == now + 7
+    with pytest.raises(ValueError, match="expires_in must be seconds > 0"):
+        queue.task("bad", expires_in=0)

@@ -81,11 +81,7 @@ SCHEMAS: dict[str, Any] = {
             "progress": {"description": "What the task last reported, or null."},
             "unique_key": {"type": ["string", "null"]},
             "cancel_requested": {"type": "boolean"},
-            "expires_at": {
-                **NUMBER_OR_NULL,
-                "description": "Epoch seconds: a job not started by then ends cancelled "
-                "with the error Expired; null for no expiry.",
-            },
+            "expires_at": {**NUMBER_OR_NULL, "description": "Not started by then: cancelled."},
         },
     },
     "JobLogs": {

@@ -31,7 +31,8 @@ def test_an_expired_job_is_passed_over_then_swept_into_cancelled(
     assert queue.get(kept.id).status is JobStatus.PENDING
 
     clock.advance(3600)
-    assert queue.run_until_empty() == 0  # never started late
+    now = clock.now()
+    assert queue.storage.claim(["default"], owner="t", now=now, lease_seconds=30, limit=5) == []
     heard: list[tuple[int, ...]] = []
 
     def on_expired(sender: object, *, ids: tuple[int, ...]) -> None:
@@ -52,6 +53,23 @@ def test_an_expired_job_is_passed_over_then_swept_into_cancelled(
     assert ended.error.message.endswith("before it started")
     assert ran == [7]
     assert queue.stats().queues["default"].counts[JobStatus.CANCELLED] == 1
+
+
+def test_run_until_empty_ends_expired_jobs_as_a_pool_does(
+    make_queue: MakeQueue, clock: FakeClock
+) -> None:
+    queue = make_queue(clock=clock)
+    ran: list[int] = []
+
+    @queue.task("remind")
+    def remind(user_id: int) -> None:
+        ran.append(user_id)
+
+    job = remind.options(delay=5, expires_in=10).enqueue(1)
+    clock.advance(16)
+    assert queue.run_until_empty() == 0
+    assert ran == []
+    assert queue.get(job.id).status is JobStatus.CANCELLED
 
 
 def test_enqueue_many_and_expires_at_store_the_expiry(

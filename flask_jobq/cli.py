@@ -16,6 +16,7 @@ same ``--health-port`` check as ``jobq worker`` (:mod:`jobq.cli.health`)::
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -207,6 +208,25 @@ def logs(job_id: str, as_json: bool) -> None:
 def show(job_id: str, as_json: bool) -> None:
     """Show one job, its attempts that did not complete (with their errors) and its timeline."""
     _answer(lambda: core.show_job(_queue(), core.parse_job_id(job_id), as_json=as_json))
+
+
+@jobq_cli.command("enqueue")
+@click.argument("name", metavar="NAME")
+@click.option("--args", "args_json", default="[]", metavar="JSON", help="A JSON array.")
+@click.option("--kwargs", "kwargs_json", default="{}", metavar="JSON", help="A JSON object.")
+@click.option("--queue", "job_queue", help="The queue (default: the task's, or default).")
+@click.option("--priority", type=int, help="Higher runs first (default 0).")
+@click.option("--delay", help="Start no sooner than this (e.g. 30, 5m).")
+@click.option("--expires-in", help="Not started this long after it is due: cancelled.")
+@click.option("--max-attempts", type=int, help="Attempts allowed (default 3).")
+@click.option("--unique-key", help="No second live job of this task with this key.")
+@_json_option
+def enqueue(name: str, args_json: str, kwargs_json: str, as_json: bool, **options: Any) -> None:
+    """Store a job for a task given by its name, with JSON arguments."""
+    parsed = argparse.Namespace(
+        name=name, args=args_json, kwargs=kwargs_json, json=as_json, **options
+    )
+    _answer(lambda: core.enqueue_by_name(_queue(), parsed))
 
 
 @jobq_cli.command("cancel")

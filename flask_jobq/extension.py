@@ -241,6 +241,7 @@ class JobQ:
         retry_on: RetryOn | None = None,
         discard_on: DiscardOn | None = None,
         isolation: str = "thread",
+        expires_in: float | None = None,
     ) -> Callable[[Callable[P, R]], FlaskTask[P, R]]:
         """Declare a task for every app of this extension: ``@jobq_ext.task(...)``.
 
@@ -258,6 +259,8 @@ class JobQ:
         check run at every enqueue, default None), ``isolation`` (``"thread"``, the
         default, or ``"process"``: each attempt in a child process, killed at its
         timeout, with the app context rebuilt around it there).
+        check run at every enqueue, default None), ``expires_in`` (default expiry of
+        its jobs: seconds after a job is due, default None).
 
         Raises :class:`jobq.ConfigurationError` if another function already has
         the name, ValueError or TypeError for a bad option.
@@ -276,6 +279,7 @@ class JobQ:
             retry_on=retry_on,
             discard_on=discard_on,
             isolation=isolation,
+            expires_in=expires_in,
         )
 
         def register(function: Callable[P, R]) -> FlaskTask[P, R]:

@@ -61,6 +61,7 @@ SCHEMAS: dict[str, Any] = {
             "progress",
             "unique_key",
             "cancel_requested",
+            "expires_at",
         ],
         "properties": {
             "id": {"type": "integer"},
@@ -80,6 +81,7 @@ SCHEMAS: dict[str, Any] = {
             "progress": {"description": "What the task last reported, or null."},
             "unique_key": {"type": ["string", "null"]},
             "cancel_requested": {"type": "boolean"},
+            "expires_at": {**NUMBER_OR_NULL, "description": "Not started by then: cancelled."},
         },
     },
     "JobLogs": {

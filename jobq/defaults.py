@@ -31,6 +31,9 @@ NOTIFIED_POLL_INTERVAL = 0.1
 SCHEDULE_CHECK_INTERVAL = 1.0
 """Seconds between looks for schedules that are due: how late a fire may start."""
 
+EXPIRY_CHECK_INTERVAL = 1.0
+"""Seconds between a worker pool's looks for pending jobs past their expiry."""
+
 UNKNOWN_TASK_WAIT = 60.0
 """Seconds a job of an unregistered task waits with ``unknown_tasks="wait"``."""
 

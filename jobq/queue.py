@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from . import backoff as backoffs
-from . import defaults, signals, tracing_hooks
+from . import by_name, defaults, expiry, signals, tracing_hooks
 from .clock import WALL_CLOCK, EpochClock
 from .errors import JobNotFound as JobNotFound  # its home before errors.py; still importable here
 from .errors import PayloadError, UnknownTask
@@ -167,6 +167,7 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
         retry_on: RetryOn | None = None,
         discard_on: DiscardOn | None = None,
         isolation: str = "thread",
+        expires_in: float | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]:
         """Register a function as a task: ``@queue.task()`` or ``@queue.task("name", ...)``.
 
@@ -221,6 +222,10 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
             is cancelled; a child that crashes (segfault, ``os._exit``, OOM killer)
             fails only that attempt (:class:`~jobq.ChildProcessDied`). Arguments,
             results and errors cross as JSON. Needs ``os.fork`` (Linux, macOS).
+        :param expires_in: default expiry of its jobs: seconds (> 0) after a job
+            is due past which it must not start; it ends ``cancelled`` with the
+            error ``Expired`` instead (see :mod:`jobq.expiry`). An enqueue's own
+            ``expires_in``/``expires_at`` replaces it. Default None: no expiry.
 
         Declare the same limits in every process that runs the task's jobs.
         Raises ValueError or TypeError naming a bad option (e.g. ``timeout="5"``
@@ -241,6 +246,7 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
             retry_on=retry_on,
             discard_on=discard_on,
             isolation=isolation,
+            expires_in=expires_in,
         )
 
     def get_task(self, task_or_name: Task[Any, Any] | NamedTask | str) -> Task[Any, Any]:
@@ -268,7 +274,8 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
         the signature or are not JSON; nothing is written then.
         """
         task = self.get_task(task_or_name)
-        return self.enqueue_job(task.new_job(task.encode(args, kwargs)))
+        job = task.new_job(task.encode(args, kwargs))
+        return self.enqueue_job(job, expires_in=task.settings.expires_in)
 
     def enqueue_many(
         self,
@@ -281,11 +288,47 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
         task = self.get_task(task_or_name)
         job_options = JobOptions(**options)
         payloads = (task.encode(*split_call(call)) for call in calls)
-        return self.enqueue_jobs(task.new_job("", job_options), payloads, delay=job_options.delay)
+        return self.enqueue_jobs(
+            task.new_job("", job_options),
+            payloads,
+            delay=job_options.delay,
+            expires_in=job_options.expiry_after(task.settings.expires_in),
+        )
 
-    def enqueue_job(self, job: NewJob, *, delay: float | None = None) -> Job:
+    def enqueue_by_name(
+        self,
+        name: str,
+        /,
+        args: Sequence[Any] = (),
+        kwargs: Mapping[str, Any] | None = None,
+        **options: Any,
+    ) -> Job:
+        """Store a job running the task called ``name``, registered in this process
+        or not (web code that does not import the worker's tasks); return it.
+
+        ``args`` (a list) and ``kwargs`` (a dict) must be JSON; they are checked
+        against the function's signature only if this process registered the task
+        (the worker that runs it checks them then, and fails the job at once with
+        ``ArgumentError`` when they do not fit). ``options`` are those of
+        ``Task.options``: ``priority``, ``delay``, ``run_at``, ``max_attempts``,
+        ``unique_key``, ``queue`` (default: the task's own if registered here,
+        else ``"default"``), ``expires_in``, ``expires_at``. Raises TypeError or
+        ValueError naming what is wrong, storing nothing.
+        """
+        job_options = by_name.job_options(options)
+        task = self.registry.get(name) if isinstance(name, str) else None
+        job = by_name.new_job(task, name, args, kwargs, job_options)
+        default = None if task is None else task.settings.expires_in
+        return self.enqueue_job(
+            job, delay=job_options.delay, expires_in=job_options.expiry_after(default)
+        )
+
+    def enqueue_job(
+        self, job: NewJob, *, delay: float | None = None, expires_in: float | None = None
+    ) -> Job:
         """Store a job a task made (:meth:`Task.new_job <jobq.Task.new_job>`), starting
-        ``delay`` seconds from now if given; return it as stored.
+        ``delay`` seconds from now if given, expiring ``expires_in`` seconds from now
+        if given; return it as stored.
 
         The door under every ``enqueue``: raises :class:`~jobq.PayloadError` for
         arguments over ``max_payload_bytes``, storing nothing. Emits
@@ -294,12 +337,14 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
         self._check_size(job.name, job.payload)
         tracer = tracing_hooks.active
         if tracer is not None:
-            return tracer.enqueue(job, lambda traced: self._store(traced, delay))
-        return self._store(job, delay)
+            return tracer.enqueue(job, lambda traced: self._store(traced, delay, expires_in))
+        return self._store(job, delay, expires_in)
 
-    def _store(self, job: NewJob, delay: float | None) -> Job:
+    def _store(self, job: NewJob, delay: float | None, expires_in: float | None = None) -> Job:
         now = self.clock.now()
-        if delay is not None:
+        if expires_in is not None or job.expires_at is not None:
+            job = expiry.timed(job, now, delay, expires_in)
+        elif delay is not None:
             job = job._replace(run_at=now + delay)
         enqueued = self.storage.enqueue(job, now=now)
         stored = enqueued.job
@@ -312,7 +357,12 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
         return stored
 
     def enqueue_jobs(
-        self, template: NewJob, payloads: Iterable[str], *, delay: float | None = None
+        self,
+        template: NewJob,
+        payloads: Iterable[str],
+        *,
+        delay: float | None = None,
+        expires_in: float | None = None,
     ) -> builtins.list[int]:
         """Store one job like ``template`` per payload, all in one transaction (none
         if any payload is refused); return their ids. ``delay`` as in
@@ -321,6 +371,8 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
         checked = [self._check_size(template.name, payload) for payload in payloads]
         if not checked:
             return []
+        if expires_in is not None or template.expires_at is not None:
+            template, delay = expiry.timed(template, now, delay, expires_in), None
         tracer = tracing_hooks.active
         if tracer is not None:
             return tracer.enqueue_many(

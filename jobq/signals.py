@@ -81,6 +81,11 @@ job_lease_expired = namespace.signal(
     doc="Jobs whose worker stopped renewing their lease were released. Keywords: "
     "``requeued``, ``failed``, ``cancelled`` (tuples of job ids).",
 )
+job_expired = namespace.signal(
+    "job-expired",
+    doc="Pending jobs passed their ``expires_at`` and ended cancelled (error ``Expired``). "
+    "Keywords: ``ids`` (a tuple of job ids).",
+)
 worker_started = namespace.signal(
     "worker-started", doc="A worker pool started. Sender: the DurableQueue. Keywords: ``pool``."
 )

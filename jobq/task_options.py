@@ -15,6 +15,7 @@ from typing import Any
 from . import backoff as backoffs
 from . import defaults
 from .backoff import Backoff
+from .expiry import check_expiry_options
 from .retry_rules import DiscardOn, RetryOn, RetryRules
 from .storage.base import TaskLimit
 from .validate import check_count, check_priority, check_seconds, parse_rate
@@ -43,6 +44,11 @@ class JobOptions:
         whatever queue it is). Keys are per task: another task may use the same
         key for jobs of its own.
     :param queue: queue name to enqueue into.
+    :param expires_in: seconds (> 0) after the job is due (now, or after ``delay``
+        or at ``run_at``) past which it must not start: still pending then
+        (waiting to run, or for a retry), it ends ``cancelled`` with the error
+        ``Expired`` (see :mod:`jobq.expiry`).
+    :param expires_at: the same as epoch seconds (excludes ``expires_in``).
     """
 
     priority: int | None = None
@@ -51,6 +57,8 @@ class JobOptions:
     max_attempts: int | None = None
     unique_key: str | None = None
     queue: str | None = None
+    expires_in: float | None = None
+    expires_at: float | None = None
 
     def __post_init__(self) -> None:
         if self.priority is not None:
@@ -65,6 +73,15 @@ class JobOptions:
             raise TypeError(f"unique_key must be a string, got {self.unique_key!r}")
         if self.queue is not None and (not isinstance(self.queue, str) or not self.queue):
             raise ValueError(f"queue must be a non-empty string, got {self.queue!r}")
+        if self.expires_in is not None or self.expires_at is not None:
+            check_expiry_options(self.expires_in, self.expires_at, self.run_at)
+
+    def expiry_after(self, default: float | None) -> float | None:
+        """The ``expires_in`` of this enqueue: its own, else the task's ``default``
+        unless this enqueue gives ``expires_at``."""
+        if self.expires_in is not None or self.expires_at is not None:
+            return self.expires_in
+        return default
 
 
 @dataclass(frozen=True)
@@ -86,6 +103,7 @@ class TaskSettings:
     :ivar isolation: where an attempt runs: ``"thread"`` (a worker thread, the
         default) or ``"process"`` (a child process of the worker, killed when the
         timeout passes; see :mod:`jobq.worker.isolation`).
+    :ivar expires_in: default expiry of its jobs, seconds after a job is due, or None.
     """
 
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
@@ -97,6 +115,7 @@ class TaskSettings:
     check: ArgumentCheck | None = None
     retry_rules: RetryRules | None = None
     isolation: str = "thread"
+    expires_in: float | None = None
 
     @classmethod
     def checked(
@@ -114,6 +133,7 @@ class TaskSettings:
         retry_on: RetryOn | None = None,
         discard_on: DiscardOn | None = None,
         isolation: str = "thread",
+        expires_in: float | None = None,
     ) -> TaskSettings:
         """The settings of these options (those of :meth:`TaskRegistry.task`).
 
@@ -122,6 +142,8 @@ class TaskSettings:
         JobOptions(priority=priority, max_attempts=max_attempts, queue=queue)  # validates
         if timeout is not None:
             check_seconds("timeout", timeout)
+        if expires_in is not None:
+            check_expiry_options(expires_in, None, None)
         if check is not None and not callable(check):
             raise TypeError(f"check must be a callable or None, got {check!r}")
         if isolation not in ISOLATIONS:
@@ -138,6 +160,7 @@ class TaskSettings:
             check=check,
             retry_rules=RetryRules.checked(retry_on, discard_on, max_attempts=max_attempts),
             isolation=isolation,
+            expires_in=expires_in,
         )
 
 

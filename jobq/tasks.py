@@ -75,12 +75,19 @@ class JobStore(Protocol):
     stores the jobs.
     """
 
-    def enqueue_job(self, job: NewJob, *, delay: float | None = None) -> Job:
+    def enqueue_job(
+        self, job: NewJob, *, delay: float | None = None, expires_in: float | None = None
+    ) -> Job:
         """Store ``job``; return it as stored."""
         ...
 
     def enqueue_jobs(
-        self, template: NewJob, payloads: Iterable[str], *, delay: float | None = None
+        self,
+        template: NewJob,
+        payloads: Iterable[str],
+        *,
+        delay: float | None = None,
+        expires_in: float | None = None,
     ) -> list[int]:
         """Store one job like ``template`` per payload, in one transaction; return their ids."""
         ...
@@ -181,7 +188,10 @@ class Task(Generic[P, R]):
         function's signature or are not JSON-serialisable, and ValueError when
         the task's ``check`` refuses them.
         """
-        return self.owner.enqueue_job(self.new_job(self.encode(args, kwargs)))
+        job = self.new_job(self.encode(args, kwargs))
+        if self.settings.expires_in is None:
+            return self.owner.enqueue_job(job)
+        return self.owner.enqueue_job(job, expires_in=self.settings.expires_in)
 
     def options(
         self,
@@ -192,12 +202,23 @@ class Task(Generic[P, R]):
         max_attempts: int | None = None,
         unique_key: str | None = None,
         queue: str | None = None,
+        expires_in: float | None = None,
+        expires_at: float | None = None,
     ) -> BoundTask[P, R]:
         """Enqueue with options kept apart from the arguments (see :class:`JobOptions`)::
 
         send_report.options(delay=3600, unique_key=f"report-{user_id}").enqueue(user_id)
         """
-        options = JobOptions(priority, delay, run_at, max_attempts, unique_key, queue)
+        options = JobOptions(
+            priority,
+            delay,
+            run_at,
+            max_attempts,
+            unique_key,
+            queue,
+            expires_in=expires_in,
+            expires_at=expires_at,
+        )
         return BoundTask(self, options)
 
     def enqueue_many(
@@ -225,6 +246,7 @@ class Task(Generic[P, R]):
                     settings.max_attempts,
                     None,
                     None,
+                    None,
                 )
             )
         return NewJob(
@@ -235,6 +257,7 @@ class Task(Generic[P, R]):
             max_attempts=options.max_attempts or settings.max_attempts,
             run_at=options.run_at,
             unique_key=options.unique_key,
+            expires_at=options.expires_at,
         )
 
     def encode(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
@@ -292,6 +315,9 @@ class BoundTask(Generic[P, R]):
         """As :meth:`Task.enqueue`, with these options."""
         task, options = self.task, self.job_options
         job = task.new_job(task.encode(args, kwargs), options)
+        expires_in = options.expiry_after(task.settings.expires_in)
+        if expires_in is not None:
+            return task.owner.enqueue_job(job, delay=options.delay, expires_in=expires_in)
         return task.owner.enqueue_job(job, delay=options.delay)
 
     def enqueue_many(self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]) -> list[int]:
@@ -300,7 +326,12 @@ class BoundTask(Generic[P, R]):
         owner = task.owner
         encode = task.encode
         payloads = (encode(*split_call(call)) for call in calls)
-        return owner.enqueue_jobs(task.new_job("", options), payloads, delay=options.delay)
+        return owner.enqueue_jobs(
+            task.new_job("", options),
+            payloads,
+            delay=options.delay,
+            expires_in=options.expiry_after(task.settings.expires_in),
+        )
 
     def options(self, **changes: Any) -> BoundTask[P, R]:
         """These options with some changed."""

@@ -25,6 +25,7 @@ The package, one module a concept:
   to print, or :class:`~jobq.errors.CommandError`;
 - :mod:`jobq.cli.show`: :func:`show_job`, the ``show ID`` command (a job, its
   attempts that did not complete and its timeline);
+- :mod:`jobq.cli.enqueue`: :func:`enqueue_by_name`, the ``enqueue NAME`` command;
 - :mod:`jobq.cli.run`: :func:`run_worker`, the worker stopped by SIGTERM or SIGINT;
 - :mod:`jobq.cli.health`: :class:`HealthServer`, the worker's ``--health-port`` check;
 - :mod:`jobq.cli.output`: tables, JSON records, :func:`terminal_safe`,
@@ -65,6 +66,7 @@ from .commands import show_stats as show_stats
 from .commands import show_workers as show_workers
 from .commands import split_names as split_names
 from .commands import trigger_schedule as trigger_schedule
+from .enqueue import enqueue_by_name as enqueue_by_name
 from .health import DEFAULT_HEALTH_HOST as DEFAULT_HEALTH_HOST
 from .health import HealthServer as HealthServer
 from .locate import DATABASE_ENV as DATABASE_ENV
@@ -91,6 +93,7 @@ __all__ = [
     "build_parser",
     "cancel_job",
     "configure_logging",
+    "enqueue_by_name",
     "main",
     "move_jobs",
     "parse_duration",

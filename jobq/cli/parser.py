@@ -40,6 +40,7 @@ from .commands import (
     split_names,
     trigger_schedule,
 )
+from .enqueue import add_enqueue_parser, enqueue_by_name
 from .health import DEFAULT_HEALTH_HOST
 from .locate import (
     DATABASE_ENV,
@@ -259,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     logs.add_argument("job_id", type=int, metavar="ID", help="the job's id")
     add_show_parser(verbs, [common, as_json])
+    add_enqueue_parser(verbs, [common, as_json])
     cancel = verbs.add_parser(
         "cancel",
         parents=[common, as_json],
@@ -408,6 +410,7 @@ _VERBS: dict[str, Callable[[DurableQueue, argparse.Namespace], str]] = {
     ),
     "logs": lambda queue, args: show_job_logs(queue, args.job_id, as_json=args.json),
     "show": lambda queue, args: show_job(queue, args.job_id, as_json=args.json),
+    "enqueue": enqueue_by_name,
     "cancel": lambda queue, args: cancel_job(queue, args.job_id, as_json=args.json),
     "retry": lambda queue, args: retry_job(queue, args.job_id, delay=args.delay, as_json=args.json),
     "purge": lambda queue, args: purge_jobs(

@@ -64,6 +64,8 @@ def _job_lines(job: Job) -> list[str]:
         lines.append(f"  worker     {terminal_safe(job.lease_owner)}")
     if job.lease_expires_at is not None:
         lines.append(f"  lease til  {format_time(job.lease_expires_at)}")
+    if job.expires_at is not None:
+        lines.append(f"  expires    {format_time(job.expires_at)}")
     return lines
 
 

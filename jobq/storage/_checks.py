@@ -54,10 +54,14 @@ def _check_texts(job: NewJob, where: str) -> None:
             raise ValueError(f"{field} must not contain a NUL character{where}")
 
 
+def _no_or_finite_time(value: object) -> bool:
+    return value is None or (type(value) is float and math.isfinite(value))
+
+
 def check_new(job: NewJob, index: int | None) -> None:
     """Reject a bad NewJob before anything is written, naming the field and value
     (and ``jobs[index]`` when ``index`` is given)."""
-    name, payload, queue, priority, max_attempts, run_at, unique_key = job
+    name, payload, queue, priority, max_attempts, run_at, unique_key, expires_at = job
     # One cheap test for the common, valid case (every enqueue runs it); the
     # detailed checks, which say what is wrong, only on failure.
     if (
@@ -70,8 +74,9 @@ def check_new(job: NewJob, index: int | None) -> None:
         and 1 <= max_attempts <= 2**31 - 1  # MAX_ATTEMPTS_RANGE
         and name
         and queue
-        and (run_at is None or (type(run_at) is float and math.isfinite(run_at)))
+        and _no_or_finite_time(run_at)
         and (unique_key is None or type(unique_key) is str)
+        and _no_or_finite_time(expires_at)
         and "\x00" not in name + queue + payload + (unique_key or "")
     ):
         return
@@ -87,6 +92,8 @@ def _reject_new(job: NewJob, where: str) -> None:
         check_time("run_at", job.run_at)
     if job.unique_key is not None and not isinstance(job.unique_key, str):
         raise ValueError(f"unique_key must be a str or None, got {job.unique_key!r}{where}")
+    if job.expires_at is not None:
+        check_time("expires_at", job.expires_at)
 
 
 def check_json(name: str, value: object) -> None:

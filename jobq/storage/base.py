@@ -236,6 +236,15 @@ class Storage(BulkStorage, JobLogStorage, Protocol):
         it again while it returns ``limit`` jobs."""
         ...
 
+    def expire_jobs(self, *, now: float, limit: int = 1000) -> list[int]:
+        """End as ``cancelled`` up to ``limit`` pending jobs whose ``expires_at`` is
+        ``<= now`` (those waiting for their first attempt or for a retry, due or
+        not), earliest expiry first; return their ids, ascending. Each gets the error
+        ``Expired: expired at <UTC time> before it started`` (``before attempt N
+        started`` for a retry) and ``finished_at = now``. :meth:`claim` never hands
+        out such a job meanwhile. Call it again while it returns ``limit`` ids."""
+        ...
+
     def request_cancel(self, job_id: int, *, now: float) -> Job | None:
         """Cancel a job: a pending one becomes cancelled at once; a processing one
         gets ``cancel_requested`` (its worker learns it from :meth:`renew`); a

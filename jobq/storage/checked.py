@@ -205,6 +205,11 @@ class CheckedStorage(CheckedWorkers, CheckedHistory, CheckedJobLogs, CheckedBulk
         check_count("limit", limit)
         return self._leases.rescue_expired(now, limit)
 
+    def expire_jobs(self, *, now: float, limit: int = 1000) -> list[int]:
+        check_time("now", now)
+        check_count("limit", limit)
+        return self._leases.expire_jobs(now, limit)
+
     # -- jobs and queues --------------------------------------------------------------
 
     def request_cancel(self, job_id: int, *, now: float) -> Job | None:

@@ -262,9 +262,17 @@ def _end_event(job: Job, last_outcome: str | None) -> TimelineEvent | None:
     if status is JobStatus.CANCELLED and job.finished_at is not None:
         if last_outcome == "cancelled":  # its attempt's end says it
             return None
-        detail = "before it ran" if attempt is None else "its attempt ended, a cancel was asked"
+        detail = _expired(job) or (
+            "before it ran" if attempt is None else "its attempt ended, a cancel was asked"
+        )
         return TimelineEvent(job.finished_at, "cancelled", detail, attempt)
     return None
+
+
+def _expired(job: Job) -> str | None:
+    """The message of a job ended by its expiry (jobq.expiry), else None."""
+    error = job.error
+    return error.message if error is not None and error.type == "Expired" else None
 
 
 def timeline(job: Job, attempts: Sequence[AttemptRecord]) -> list[TimelineEvent]:

@@ -112,6 +112,10 @@ class Leases(Protocol):
         """Release up to ``limit`` jobs whose lease expired."""
         ...
 
+    def expire_jobs(self, now: float, limit: int) -> list[int]:
+        """End up to ``limit`` pending jobs past their ``expires_at`` as cancelled."""
+        ...
+
 
 class Admin(Protocol):
     """Reading and managing jobs and queues, away from the workers' hot path."""

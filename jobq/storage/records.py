@@ -26,6 +26,10 @@ class NewJob(NamedTuple):
         pending or processing, enqueueing another returns the existing one, in
         whatever queue it is. Keys are scoped to their task: another task may use
         the same key for a job of its own. Default None.
+    :param expires_at: epoch seconds after which the job must not start: still
+        pending then (waiting to run, or for a retry), it ends ``cancelled`` with
+        the error ``Expired`` instead (see :meth:`Storage.expire_jobs`). None
+        (default) for never.
     """
 
     name: str
@@ -35,6 +39,7 @@ class NewJob(NamedTuple):
     max_attempts: int = 3
     run_at: float | None = None
     unique_key: str | None = None
+    expires_at: float | None = None
 
 
 class Enqueued(NamedTuple):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from .. import codec, defaults, signals, tracing_hooks
+from ..by_name import argument_error
 from ..context import JobContext, _set_current
 from ..errors import Fail, PayloadError, Retry, TransientError, UnknownTask
 from ..job import Job, JobError, JobStatus
@@ -151,6 +152,8 @@ def execute(host: QueueHost, job: Job, context: JobContext) -> Outcome:
     except Fail as exc:
         return Outcome("failed", error=error_of(exc), exception=exc)
     except BaseException as exc:  # a task must never take its worker down
+        if type(exc) is TypeError and (mismatch := argument_error(job.name, task.fn, args, kwargs)):
+            return Outcome("failed", error=mismatch, exception=exc)
         retry_after = exc.retry_after if isinstance(exc, TransientError) else None
         return failure(task, job, exc, retry_after=retry_after)
     finally:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from ..storage.base import RenewResult
+from .expiry import ExpirySweeper
 from .host import Leased, QueueHost
 from .presence import PoolState, Presence, Running
 from .services import (
@@ -41,7 +42,7 @@ def pool_services(
 ) -> list[Service]:
     """The services of the pool ``owner`` started at ``now``: heartbeat (``held``
     leases, ``on_news`` of lost ones and cancels), the release of dead pools' jobs
-    on this host and lease rescue (``on_rescued``), retention, schedules, the
+    on this host and lease rescue (``on_rescued``), retention, schedules, expiry, the
     SQLite WAL-reset check, and its row in the registry of live pools (``name``,
     ``queues``, ``state``, the ``running`` threads), last so that a failure to
     write it never holds up the others."""
@@ -58,6 +59,7 @@ def pool_services(
         LeaseRescuer(queue, next_run=now, on_rescued=on_rescued),
         RetentionCleaner(queue, next_run=now + FIRST_PURGE_DELAY),
         ScheduleFirer(queue, next_run=now),
+        ExpirySweeper(queue, next_run=now),
         WalResetCheck(queue, next_run=now),
         Presence(
             queue, next_run=now, owner=owner, name=name, queues=queues, state=state, running=running

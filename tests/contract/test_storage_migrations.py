@@ -229,3 +229,33 @@ def test_a_version_7_postgres_schema_gains_per_table_vacuum_settings() -> None:
         assert options["jobq_jobs"]["autovacuum_vacuum_insert_scale_factor"] == "0.05"
     finally:
         drop_postgres_schema(url)
+
+
+# Job expiry: the jobs already there have none, and new ones keep theirs.
+def _check_expiry_after_upgrade(storage: Storage) -> None:
+    assert all(job.expires_at is None for job in storage.list_jobs())
+    job = storage.enqueue(NewJob("send", "[]", expires_at=T0 + 5), now=T0).job
+    assert storage.expire_jobs(now=T0 + 5) == [job.id]
+    assert storage.stats(now=T0).queues["default"].counts[JobStatus.CANCELLED] == 1
+
+
+def test_a_version_7_sqlite_file_gains_job_expiry(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    write_old_sqlite_file(path, 7, _insert_sql, OLD_ROWS)
+    with SQLiteStorage(path) as storage:
+        _check_upgraded(storage)
+        _check_expiry_after_upgrade(storage)
+
+
+@pytest.mark.postgres
+def test_a_version_8_postgres_schema_gains_job_expiry() -> None:
+    from jobq.storage.postgres import PostgresStorage
+
+    url = postgres_schema_url()
+    try:
+        write_old_postgres_schema(url, 8, _insert_sql, OLD_ROWS)
+        with PostgresStorage(url, clock="caller") as storage:
+            _check_upgraded(storage)
+            _check_expiry_after_upgrade(storage)
+    finally:
+        drop_postgres_schema(url)

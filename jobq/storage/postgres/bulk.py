@@ -56,7 +56,7 @@ def where(filter: JobFilter, extra: tuple[str, ...] = ()) -> tuple[str, list[Any
 _NOW = "coalesce(%s::float8, extract(epoch from statement_timestamp())::float8)"
 _RETRY_SET = (
     f"status = 'pending', attempts = 0, run_at = {_NOW}, cancel_requested = false, "
-    "result = NULL, progress = NULL, started_at = NULL, finished_at = NULL, "
+    "expires_at = NULL, result = NULL, progress = NULL, started_at = NULL, finished_at = NULL, "
     f"lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, updated_at = {_NOW}"
 )
 _CANCEL_SET = (

@@ -55,6 +55,7 @@ def _new_job(job: NewJob, row: Inserted) -> Job:
         None,
         None,
         row.created_at,
+        job.expires_at,
     )
 
 
@@ -68,6 +69,7 @@ def _enqueue_params(job: NewJob, now: float | None) -> dict[str, Any]:
         "run_at": job.run_at,
         "unique_key": job.unique_key,
         "now": now,
+        "expires_at": job.expires_at,
     }
 
 
@@ -105,6 +107,7 @@ class PostgresInserts:
                 "priority": template.priority,
                 "max_attempts": template.max_attempts,
                 "run_at": template.run_at,
+                "expires_at": template.expires_at,
                 "payloads": list(payloads),
                 "now": self._db.now(now),
             },
@@ -158,6 +161,7 @@ def _insert_run(conn: psycopg.Connection[Any], jobs: list[NewJob], now: float | 
             "priorities": [j.priority for j in jobs],
             "max_attempts": [j.max_attempts for j in jobs],
             "run_ats": [j.run_at for j in jobs],
+            "expires_ats": [j.expires_at for j in jobs],
             "now": now,
         },
     ).fetchone()

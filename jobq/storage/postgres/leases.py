@@ -185,6 +185,10 @@ class PostgresLeases:
         params = {"now": self._db.now(now), "id": job_id, "token": lease_token}
         return bool(self._db.run(history.FINISH_CANCELLED, params)[0][0])
 
+    def expire_jobs(self, now: float, limit: int) -> list[int]:
+        rows = self._db.run(sql.EXPIRE, {"now": self._db.now(now), "limit": limit})
+        return sorted(job_id for (job_id,) in rows)
+
     def rescue_expired(self, now: float, limit: int) -> RescueResult:
         rows = self._db.run(history.RESCUE, {"now": self._db.now(now), "limit": limit})
         fold_counts(self._db)  # the maintenance every worker pool runs often

@@ -269,6 +269,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         f"ALTER TABLE jobq_job_counts SET ({_VACUUM_OFTEN})",
         f"ALTER TABLE jobq_throughput SET ({_VACUUM_OFTEN})",
     ),
+    (
+        # Job expiry (jobq.storage.expiry): no attempt starts after expires_at.
+        "ALTER TABLE jobq_jobs ADD COLUMN expires_at double precision",
+        # The expiry sweep's "pending jobs whose expires_at has passed", a seek;
+        # only jobs given an expiry, and only while pending, have an entry.
+        """
+        CREATE INDEX jobq_jobs_expiring ON jobq_jobs (expires_at)
+        WHERE expires_at IS NOT NULL AND status = 'pending'
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -21,7 +21,7 @@ NOW = "coalesce(%(now)s::float8, extract(epoch from statement_timestamp())::floa
 
 _COLUMNS = (
     "queue, name, payload, priority, status, max_attempts, run_at, unique_key, "
-    "created_at, updated_at"
+    "created_at, updated_at, expires_at"
 )
 
 _LIVE_KEY = "unique_key IS NOT NULL AND status IN ('pending', 'processing')"
@@ -29,7 +29,7 @@ _LIVE_KEY = "unique_key IS NOT NULL AND status IN ('pending', 'processing')"
 _INSERT_ONE = (
     f"INSERT INTO jobq_jobs ({_COLUMNS}) VALUES (%(queue)s, %(name)s, %(payload)s, "
     f"%(priority)s, 'pending', %(max_attempts)s, coalesce(%(run_at)s::float8, {NOW}), "
-    f"%(unique_key)s, {NOW}, {NOW})"
+    f"%(unique_key)s, {NOW}, {NOW}, %(expires_at)s)"
 )
 ENQUEUE = (
     f"WITH ins AS ({_INSERT_ONE} ON CONFLICT (name, unique_key) WHERE {_LIVE_KEY} DO NOTHING "
@@ -50,16 +50,17 @@ LIVE_BY_KEY = f"SELECT {COLS} FROM jobq_jobs WHERE name = %s AND unique_key = %s
 _ONCE = f"t AS MATERIALIZED (SELECT {NOW} AS now)"
 ENQUEUE_ARRAYS = (
     f"WITH {_ONCE}, ins AS (INSERT INTO jobq_jobs ({_COLUMNS}) "
-    "SELECT q, n, p, pr, 'pending', m, coalesce(r, t.now), NULL, t.now, t.now "
+    "SELECT q, n, p, pr, 'pending', m, coalesce(r, t.now), NULL, t.now, t.now, x "
     "FROM t, unnest(%(queues)s::text[], %(names)s::text[], %(payloads)s::text[], "
-    "%(priorities)s::int[], %(max_attempts)s::int[], %(run_ats)s::float8[]) "
-    "WITH ORDINALITY AS v(q, n, p, pr, m, r, i) ORDER BY i RETURNING id) "
+    "%(priorities)s::int[], %(max_attempts)s::int[], %(run_ats)s::float8[], "
+    "%(expires_ats)s::float8[]) "
+    "WITH ORDINALITY AS v(q, n, p, pr, m, r, x, i) ORDER BY i RETURNING id) "
     "SELECT array_agg(id ORDER BY id) FROM ins"
 )
 ENQUEUE_PAYLOADS = (
     f"WITH {_ONCE}, ins AS (INSERT INTO jobq_jobs ({_COLUMNS}) "
     "SELECT %(queue)s, %(name)s, p, %(priority)s, 'pending', %(max_attempts)s, "
-    "coalesce(%(run_at)s::float8, t.now), NULL, t.now, t.now "
+    "coalesce(%(run_at)s::float8, t.now), NULL, t.now, t.now, %(expires_at)s::float8 "
     "FROM t, unnest(%(payloads)s::text[]) WITH ORDINALITY AS v(p, i) ORDER BY i RETURNING id) "
     f"SELECT array_agg(id ORDER BY id), pg_notify('{CHANNEL}', %(queue)s) FROM ins"
 )
@@ -78,7 +79,9 @@ _UNPAUSED = (
 )
 _PER_QUEUE = (
     "SELECT id, j.queue, name, priority, run_at FROM jobq_jobs j WHERE status = 'pending' "
-    f"AND j.queue = q.queue AND run_at <= {NOW}"
+    f"AND j.queue = q.queue AND run_at <= {NOW} "
+    # Expired jobs are passed over (the expiry sweep ends them); the row is read anyway.
+    f"AND (expires_at IS NULL OR expires_at > {NOW})"
 )
 _IN_ORDER = "ORDER BY priority DESC, run_at, id LIMIT %(limit)s"
 CLAIM = (
@@ -121,6 +124,18 @@ HAS_RUNNABLE = (
     f"WHERE status = 'pending' AND j.queue = q.queue AND run_at <= {NOW}))"
 )
 """One seek per queue in jobq_jobs_due (queue, run_at)."""
+
+EXPIRE = (
+    "WITH x AS (SELECT id FROM jobq_jobs WHERE expires_at IS NOT NULL AND status = 'pending' "
+    f"AND expires_at <= {NOW} ORDER BY expires_at LIMIT %(limit)s FOR UPDATE SKIP LOCKED) "
+    f"UPDATE jobq_jobs j SET status = 'cancelled', finished_at = {NOW}, updated_at = {NOW}, "
+    "error_type = 'Expired', error_message = 'expired at ' || to_char(to_timestamp(j.expires_at) "
+    "AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') || CASE WHEN j.attempts = 0 "
+    "THEN ' before it started' ELSE ' before attempt ' || (j.attempts + 1) || ' started' END, "
+    "error_traceback = NULL FROM x WHERE j.id = x.id RETURNING j.id"
+)
+"""End up to %(limit)s pending jobs past their expiry as cancelled, earliest first (rows
+another transaction holds are left to it)."""
 
 _HELD = "id = %(id)s AND lease_token = %(token)s AND status = 'processing'"
 RENEW = (
@@ -185,7 +200,8 @@ CANCEL = (
     f"WHERE id = %(id)s AND status IN ('pending', 'processing') RETURNING {COLS}"
 )
 RETRY = (
-    f"UPDATE jobq_jobs SET status = 'pending', attempts = 0, run_at = coalesce(%(run_at)s::float8, "
+    "UPDATE jobq_jobs SET status = 'pending', attempts = 0, expires_at = NULL, "
+    f"run_at = coalesce(%(run_at)s::float8, "
     f"{NOW}), cancel_requested = false, result = NULL, progress = NULL, started_at = NULL, "
     "finished_at = NULL, lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL, "
     f"updated_at = {NOW} WHERE id = %(id)s AND status IN ('failed', 'cancelled') RETURNING {COLS}"

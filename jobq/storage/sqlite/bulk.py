@@ -55,6 +55,7 @@ def where(filter: JobFilter, extra: tuple[str, ...] = ()) -> tuple[str, list[Any
 
 _RETRY_SET = (
     "status = 'pending', attempts = 0, run_at = ?, cancel_requested = 0, result = NULL, "
+    "expires_at = NULL, "
     "progress = NULL, started_at = NULL, finished_at = NULL, lease_owner = NULL, "
     "lease_token = NULL, lease_expires_at = NULL, updated_at = ?"
 )

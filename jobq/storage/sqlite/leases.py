@@ -33,11 +33,14 @@ from .database import Database
 from .driver import Connection
 from .history import count_ended, count_queues, record_attempt
 from .sql import (
+    ANY_EXPIRED,
     CANDIDATES,
     CANDIDATES_EXCEPT,
     CLAIM_ID,
     COMPLETE,
     COMPLETE_CHUNK,
+    EXPIRE,
+    EXPIRED_IDS,
     FAIL,
     FINISH_CANCELLED,
     HAS_RUNNABLE,
@@ -335,6 +338,16 @@ class SQLiteLeases:
                 return False
             record_attempt(conn, job_id, now, "cancelled")
         return True
+
+    def expire_jobs(self, now: float, limit: int) -> list[int]:
+        # A read first: most runs find nothing, and a read takes no write lock.
+        if not self._db.query(ANY_EXPIRED, (now,))[0][0]:
+            return []
+        with self._db.write() as conn:
+            ((ids,),) = conn.query(EXPIRED_IDS, (now, limit))
+            if conn.run(EXPIRE, (now, ids)) != len(json.loads(ids)):
+                raise StorageError("expired jobs changed under the write lock; rolled back")
+        return sorted(json.loads(ids))
 
     def rescue_expired(self, now: float, limit: int) -> RescueResult:
         outcome: dict[str, list[int]] = {"pending": [], "failed": [], "cancelled": []}

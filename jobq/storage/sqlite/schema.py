@@ -233,6 +233,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE workers ADD COLUMN process_start INTEGER",
         "ALTER TABLE workers ADD COLUMN threads TEXT NOT NULL DEFAULT '[]'",
     ),
+    (
+        # Job expiry (jobq.storage.expiry): no attempt starts after expires_at.
+        "ALTER TABLE jobs ADD COLUMN expires_at REAL",
+        # The expiry sweep's "pending jobs whose expires_at has passed", and the
+        # claim's "has any pending job expired?", each a seek. Only jobs given an
+        # expiry, and only while pending, have an entry: a job without one costs
+        # the insert nothing but the test of the WHERE clause.
+        """
+        CREATE INDEX jobs_expiring ON jobs (expires_at)
+        WHERE expires_at IS NOT NULL AND status = 'pending'
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -19,7 +19,8 @@ from ..base import Job, JobError, JobStatus, NewJob
 
 INSERT = (
     "INSERT INTO jobs (queue, name, payload, priority, status, max_attempts, run_at, "
-    "unique_key, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?8)"
+    "unique_key, created_at, updated_at, expires_at) "
+    "VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?8, ?9)"
 )
 INSERT_RETURNING = f"{INSERT} RETURNING {COLS}"
 """INSERT returning the new job (SQLite >= 3.35)."""
@@ -27,28 +28,28 @@ INSERTED = f"SELECT {COLS} FROM jobs WHERE id = last_insert_rowid()"
 """The job INSERT just stored, where RETURNING is missing."""
 INSERT_EACH = (
     "INSERT INTO jobs (queue, name, payload, priority, status, max_attempts, run_at, "
-    "unique_key, created_at, updated_at) SELECT ?1, ?2, value, ?3, 'pending', ?4, ?5, NULL, "
-    "?6, ?6 FROM json_each(?7)"
+    "unique_key, created_at, updated_at, expires_at) SELECT ?1, ?2, value, ?3, 'pending', ?4, "
+    "?5, NULL, ?6, ?6, ?8 FROM json_each(?7)"
 )
 """Jobs sharing everything but their payload (?7: a JSON array of payload strings).
 json_each yields array elements in order, so ids follow the array."""
 BULK_SIZES = (100, 32, 8, 1)
-"""Rows per multi-row INSERT in bulk enqueue (7 parameters a row: under SQLite's
+"""Rows per multi-row INSERT in bulk enqueue (8 parameters a row: under SQLite's
 oldest limit of 999 parameters)."""
 
 
 @functools.cache
 def bulk_insert(rows: int) -> str:
     """An INSERT of ``rows`` jobs without unique keys, parameters row after row:
-    queue, name, payload, priority, max_attempts, run_at, now."""
+    queue, name, payload, priority, max_attempts, run_at, now, expires_at."""
     values = ", ".join(
         f"(?{b + 1}, ?{b + 2}, ?{b + 3}, ?{b + 4}, 'pending', ?{b + 5}, ?{b + 6}, NULL, "
-        f"?{b + 7}, ?{b + 7})"
-        for b in range(0, 7 * rows, 7)
+        f"?{b + 7}, ?{b + 7}, ?{b + 8})"
+        for b in range(0, 8 * rows, 8)
     )
     return (
         "INSERT INTO jobs (queue, name, payload, priority, status, max_attempts, run_at, "
-        f"unique_key, created_at, updated_at) VALUES {values}"
+        f"unique_key, created_at, updated_at, expires_at) VALUES {values}"
     )
 
 
@@ -66,8 +67,17 @@ LIVE_BY_KEY = (
 # constant WHERE term on every row: a paused queue, or one with nothing due
 # (min(run_at) is O(log n) on jobs_due), costs a lookup instead of a walk over
 # every job scheduled for later.
+# Expired jobs are passed over (the expiry sweep ends them). The test reads the row
+# only while some pending job has expired: "none has" is one seek on jobs_expiring,
+# run once per statement, and then the claim stays on the index alone.
+_NOT_EXPIRED = (
+    "AND (?3 < coalesce((SELECT min(expires_at) FROM jobs INDEXED BY jobs_expiring "
+    "WHERE expires_at IS NOT NULL AND status = 'pending'), ?3 + 1) "
+    "OR expires_at IS NULL OR expires_at > ?3) "
+)
 _RUNNABLE = (
-    "FROM jobs INDEXED BY jobs_claim WHERE status = 'pending' AND queue = +?4 AND run_at <= ?3 "
+    "FROM jobs INDEXED BY jobs_claim WHERE status = 'pending' AND queue = +?4 "
+    f"{_NOT_EXPIRED}AND run_at <= ?3 "
     "ORDER BY priority DESC, run_at, id LIMIT CASE WHEN "
     "?3 >= (SELECT min(run_at) FROM jobs INDEXED BY jobs_due "
     "WHERE status = 'pending' AND queue = +?4) "
@@ -196,6 +206,22 @@ RESCUE = (
     "error_traceback = NULL, lease_expires_at = NULL, updated_at = ?1 "
     "WHERE id = ?2 AND status = 'processing'"
 )
+_EXPIRED = (
+    "FROM jobs INDEXED BY jobs_expiring WHERE expires_at IS NOT NULL AND status = 'pending' "
+    "AND expires_at <= ?1"
+)
+ANY_EXPIRED = f"SELECT EXISTS (SELECT 1 {_EXPIRED})"
+EXPIRED_IDS = (
+    f"SELECT json_group_array(id) FROM (SELECT id {_EXPIRED} ORDER BY expires_at LIMIT ?2)"
+)
+EXPIRE = (
+    "UPDATE jobs SET status = 'cancelled', finished_at = ?1, updated_at = ?1, "
+    "error_type = 'Expired', error_message = 'expired at ' "
+    "|| strftime('%Y-%m-%dT%H:%M:%SZ', expires_at, 'unixepoch') || CASE WHEN attempts = 0 "
+    "THEN ' before it started' ELSE ' before attempt ' || (attempts + 1) || ' started' END, "
+    "error_traceback = NULL WHERE id IN (SELECT value FROM json_each(?2)) AND status = 'pending'"
+)
+"""End the pending jobs whose ids ?2 lists (a JSON array) as expired at ?1 = now."""
 CANCEL = (
     "UPDATE jobs SET status = CASE WHEN status = 'pending' THEN 'cancelled' ELSE status END, "
     "cancel_requested = CASE WHEN status = 'processing' THEN 1 ELSE cancel_requested END, "
@@ -204,7 +230,8 @@ CANCEL = (
 )
 RETRY = (
     "UPDATE jobs SET status = 'pending', attempts = 0, run_at = ?1, cancel_requested = 0, "
-    "result = NULL, progress = NULL, started_at = NULL, finished_at = NULL, lease_owner = NULL, "
+    "expires_at = NULL, result = NULL, progress = NULL, started_at = NULL, finished_at = NULL, "
+    "lease_owner = NULL, "
     "lease_token = NULL, lease_expires_at = NULL, updated_at = ?2 "
     "WHERE id = ?3 AND status IN ('failed', 'cancelled')"
 )
@@ -236,6 +263,7 @@ def claimed_job(r: JobRow, owner: str, token: str, expires: float, now: float) -
         now,
         r.finished_at,
         now,
+        r.expires_at,
     )
 
 
@@ -251,6 +279,7 @@ def insert_params(job: NewJob, now: float) -> tuple[Any, ...]:
         run_at,
         job.unique_key,
         now,
+        job.expires_at,
     )
 
 

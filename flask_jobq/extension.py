@@ -22,6 +22,7 @@ from flask import Flask
 
 import jobq
 from jobq import backoff as backoffs
+from jobq.limit_keys import LimitKey
 from jobq.tasks import DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, ArgumentCheck, TaskRegistry
 
 from .cli import jobq_cli
@@ -237,6 +238,7 @@ class JobQ:
         rate_limit: str | tuple[int, float] | None = None,
         rate_limit_key: str | None = None,
         check: ArgumentCheck | None = None,
+        limit_key: LimitKey | None = None,
     ) -> Callable[[Callable[P, R]], FlaskTask[P, R]]:
         """Declare a task for every app of this extension: ``@jobq_ext.task(...)``.
 
@@ -249,7 +251,8 @@ class JobQ:
         ``"default"``), ``timeout`` (seconds an attempt may run, > 0, default
         None), ``concurrency_limit``, ``rate_limit`` and ``rate_limit_key``
         (limits across every process, default none), ``check`` (an argument
-        check run at every enqueue, default None).
+        check run at every enqueue, default None), ``limit_key`` (a parameter name
+        or a callable of the arguments: the limits then hold per key, default None).
 
         Raises :class:`jobq.ConfigurationError` if another function already has
         the name, ValueError or TypeError for a bad option.
@@ -265,6 +268,7 @@ class JobQ:
             rate_limit=rate_limit,
             rate_limit_key=rate_limit_key,
             check=check,
+            limit_key=limit_key,
         )
 
         def register(function: Callable[P, R]) -> FlaskTask[P, R]:

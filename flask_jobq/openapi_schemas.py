@@ -80,6 +80,10 @@ SCHEMAS: dict[str, Any] = {
             "progress": {"description": "What the task last reported, or null."},
             "unique_key": {"type": ["string", "null"]},
             "cancel_requested": {"type": "boolean"},
+            "limit_key": {
+                "type": ["string", "null"],
+                "description": "The group the task's per-key limits count the job in.",
+            },
         },
     },
     "JobLogs": {

@@ -87,6 +87,8 @@ class Job:
     :param started_at: when the latest attempt was claimed, or None.
     :param finished_at: when it reached a final status, or None.
     :param updated_at: when the row last changed.
+    :param limit_key: the group its task's per-key limits count it in (see the
+        task's ``limit_key``), computed when it was enqueued; None for none.
     """
 
     id: int
@@ -110,6 +112,7 @@ class Job:
     started_at: float | None
     finished_at: float | None
     updated_at: float
+    limit_key: str | None = None
 
     def decoded_payload(self) -> Any:
         """The payload decoded with :func:`json.loads`."""
@@ -150,6 +153,7 @@ _new_job = object.__new__
     _set_started_at,
     _set_finished_at,
     _set_updated_at,
+    _set_limit_key,
 ) = (Job.__dict__[name].__set__ for name in Job.__dataclass_fields__)
 
 
@@ -175,6 +179,7 @@ def make_job(
     started_at: float | None,
     finished_at: float | None,
     updated_at: float,
+    limit_key: str | None = None,
 ) -> Job:
     """``Job(...)`` with every field given, built faster (for storage's hot paths)."""
     job: Job = _new_job(Job)
@@ -199,4 +204,5 @@ def make_job(
     _set_started_at(job, started_at)
     _set_finished_at(job, finished_at)
     _set_updated_at(job, updated_at)
+    _set_limit_key(job, limit_key)
     return job

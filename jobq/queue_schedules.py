@@ -119,8 +119,9 @@ class QueueSchedules:
         arguments that do not fit the task.
         """
         resolved = self.get_task(task)
-        payload = self._check_size(resolved.name, resolved.encode(tuple(args), dict(kwargs or {})))
-        job = resolved.new_job(payload)
+        call = (tuple(args), dict(kwargs or {}))
+        payload = self._check_size(resolved.name, resolved.encode(*call))
+        job = resolved.new_job(payload, limit_key=resolved.limit_key_of(*call))
         made = Schedule(
             name or resolved.name,
             resolved.name,

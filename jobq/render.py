@@ -32,7 +32,7 @@ def job_to_dict(
     ``attempts``, ``max_attempts``, [``payload``], ``result``, ``progress``,
     ``error`` (None or ``{"type", "message", "traceback"}``), ``unique_key``,
     ``cancel_requested``, [``lease_owner``, ``lease_expires_at``], ``run_at``,
-    ``created_at``, ``started_at``, ``finished_at``, ``updated_at``.
+    ``created_at``, ``started_at``, ``finished_at``, ``updated_at``, ``limit_key``.
     """
     record: dict[str, Any] = {
         "id": job.id,
@@ -67,6 +67,7 @@ def job_to_dict(
             "started_at": job.started_at,
             "finished_at": job.finished_at,
             "updated_at": job.updated_at,
+            "limit_key": job.limit_key,
         }
     )
     return record

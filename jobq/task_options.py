@@ -14,6 +14,7 @@ from typing import Any
 from . import backoff as backoffs
 from . import defaults
 from .backoff import Backoff
+from .limit_keys import LimitKey, check_option
 from .storage.base import TaskLimit
 from .validate import check_count, check_priority, check_seconds, parse_rate
 
@@ -77,6 +78,8 @@ class TaskSettings:
     :ivar limits: limits on its jobs across every process, or None.
     :ivar check: the argument check run at every enqueue (see :data:`ArgumentCheck`),
         or None.
+    :ivar limit_key: what groups its jobs for per-key limits (see
+        :mod:`jobq.limit_keys`), or None: its limits hold for the task as a whole.
     """
 
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
@@ -86,6 +89,7 @@ class TaskSettings:
     timeout: float | None = None
     limits: TaskLimit | None = None
     check: ArgumentCheck | None = None
+    limit_key: LimitKey | None = None
 
     @classmethod
     def checked(
@@ -100,6 +104,7 @@ class TaskSettings:
         rate_limit: str | tuple[int, float] | None = None,
         rate_limit_key: str | None = None,
         check: ArgumentCheck | None = None,
+        limit_key: LimitKey | None = None,
     ) -> TaskSettings:
         """The settings of these options (those of :meth:`TaskRegistry.task`).
 
@@ -110,14 +115,19 @@ class TaskSettings:
             check_seconds("timeout", timeout)
         if check is not None and not callable(check):
             raise TypeError(f"check must be a callable or None, got {check!r}")
+        check_option(limit_key, concurrency_limit, rate_limit)
+        limits = task_limits(concurrency_limit, rate_limit, rate_limit_key)
+        if limits is not None and limit_key is not None:
+            limits = limits._replace(per_key=True)
         return cls(
             max_attempts=max_attempts,
             backoff=backoffs.resolve(backoff),
             priority=priority,
             queue=queue,
             timeout=timeout,
-            limits=task_limits(concurrency_limit, rate_limit, rate_limit_key),
+            limits=limits,
             check=check,
+            limit_key=limit_key,
         )
 
 

@@ -25,10 +25,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
-from . import codec
+from . import codec, limit_keys
 from .backoff import Backoff
 from .errors import ConfigurationError
 from .job import Job
+from .limit_keys import LimitKey
 from .storage.base import NewJob, TaskLimit
 from .task_options import (
     DEFAULT_MAX_ATTEMPTS,
@@ -51,6 +52,7 @@ __all__ = [
     "TaskRegistry",
     "TaskSettings",
     "split_call",
+    "store_calls",
     "task_limits",
 ]
 
@@ -79,9 +81,15 @@ class JobStore(Protocol):
         ...
 
     def enqueue_jobs(
-        self, template: NewJob, payloads: Iterable[str], *, delay: float | None = None
+        self,
+        template: NewJob,
+        payloads: Iterable[str],
+        *,
+        delay: float | None = None,
+        limit_keys: Sequence[str | None] | None = None,
     ) -> list[int]:
-        """Store one job like ``template`` per payload, in one transaction; return their ids."""
+        """Store one job like ``template`` per payload, in one transaction; return their
+        ids. ``limit_keys``, when given, holds each job's ``limit_key`` in order."""
         ...
 
 
@@ -107,6 +115,8 @@ class Task(Generic[P, R]):
     :ivar limits: limits on its jobs across every process (concurrency, rate),
         or None.
     :ivar check: the argument check run at every enqueue, or None.
+    :ivar limit_key: what groups its jobs for per-key limits (a parameter name or a
+        callable of its arguments), or None.
     """
 
     def __init__(
@@ -119,6 +129,8 @@ class Task(Generic[P, R]):
         self._owner = owner
         self._signature = inspect.signature(fn)
         self._arities: set[int] = set()  # numbers of positional arguments that bind
+        if settings.limit_key is not None:
+            limit_keys.check_parameter(name, settings.limit_key, self._signature)
 
     @property
     def max_attempts(self) -> int:
@@ -148,6 +160,10 @@ class Task(Generic[P, R]):
     def check(self) -> ArgumentCheck | None:
         return self.settings.check
 
+    @property
+    def limit_key(self) -> LimitKey | None:
+        return self.settings.limit_key
+
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.fn(*args, **kwargs)
 
@@ -170,7 +186,7 @@ class Task(Generic[P, R]):
         function's signature or are not JSON-serialisable, and ValueError when
         the task's ``check`` refuses them.
         """
-        return self.owner.enqueue_job(self.new_job(self.encode(args, kwargs)))
+        return self.owner.enqueue_job(self.job_for(args, kwargs))
 
     def options(
         self,
@@ -200,9 +216,30 @@ class Task(Generic[P, R]):
         """
         return BoundTask(self, JobOptions(**options)).enqueue_many(calls)
 
-    def new_job(self, payload: str, options: JobOptions = _NO_OPTIONS) -> NewJob:
+    def job_for(
+        self, args: Sequence[Any], kwargs: Mapping[str, Any], options: JobOptions = _NO_OPTIONS
+    ) -> NewJob:
+        """The job to store for a call: :meth:`encode`, then :meth:`new_job` with the
+        call's limit key. Raises as :meth:`encode` and :meth:`limit_key_of` do."""
+        payload = self.encode(args, kwargs)
+        if self.settings.limit_key is None:
+            return self.new_job(payload, options)
+        return self.new_job(payload, options, self.limit_key_of(args, kwargs))
+
+    def limit_key_of(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str | None:
+        """The ``limit_key`` of a call whose arguments fit the signature, or None for
+        a task without one. Raises ValueError when the task's ``limit_key`` raises or
+        gives an unusable str, TypeError when it gives neither str, int nor None."""
+        if self.settings.limit_key is None:
+            return None
+        return limit_keys.key_of(self.name, self.settings.limit_key, self._signature, args, kwargs)
+
+    def new_job(
+        self, payload: str, options: JobOptions = _NO_OPTIONS, limit_key: str | None = None
+    ) -> NewJob:
         """The job to store for ``payload`` (from :meth:`encode`): the task's settings,
-        overridden by ``options`` (whose ``delay`` the store applies)."""
+        overridden by ``options`` (whose ``delay`` the store applies), in the per-key
+        limits' group ``limit_key`` (from :meth:`limit_key_of`)."""
         settings = self.settings
         if options is _NO_OPTIONS:
             return _new_job(
@@ -214,6 +251,7 @@ class Task(Generic[P, R]):
                     settings.max_attempts,
                     None,
                     None,
+                    limit_key,
                 )
             )
         return NewJob(
@@ -224,6 +262,7 @@ class Task(Generic[P, R]):
             max_attempts=options.max_attempts or settings.max_attempts,
             run_at=options.run_at,
             unique_key=options.unique_key,
+            limit_key=limit_key,
         )
 
     def encode(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
@@ -280,16 +319,12 @@ class BoundTask(Generic[P, R]):
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         """As :meth:`Task.enqueue`, with these options."""
         task, options = self.task, self.job_options
-        job = task.new_job(task.encode(args, kwargs), options)
+        job = task.job_for(args, kwargs, options)
         return task.owner.enqueue_job(job, delay=options.delay)
 
     def enqueue_many(self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]) -> list[int]:
         """As :meth:`Task.enqueue_many`, with these options."""
-        task, options = self.task, self.job_options
-        owner = task.owner
-        encode = task.encode
-        payloads = (encode(*split_call(call)) for call in calls)
-        return owner.enqueue_jobs(task.new_job("", options), payloads, delay=options.delay)
+        return store_calls(self.task, self.task.owner, calls, self.job_options)
 
     def options(self, **changes: Any) -> BoundTask[P, R]:
         """These options with some changed."""
@@ -373,6 +408,24 @@ class TaskRegistry:
 
 
 _NO_KWARGS: Mapping[str, Any] = {}
+
+
+def store_calls(
+    task: Task[Any, Any],
+    store: JobStore,
+    calls: Iterable[Sequence[Any] | Mapping[str, Any]],
+    options: JobOptions,
+) -> list[int]:
+    """Store one job of ``task`` per call in ``store``, in one transaction; their ids
+    (``enqueue_many``). Every call is checked before anything is written."""
+    template = task.new_job("", options)
+    if task.settings.limit_key is None:
+        payloads = (task.encode(*split_call(call)) for call in calls)
+        return store.enqueue_jobs(template, payloads, delay=options.delay)
+    split = [split_call(call) for call in calls]
+    encoded = [task.encode(args, kwargs) for args, kwargs in split]
+    keys = [task.limit_key_of(args, kwargs) for args, kwargs in split]
+    return store.enqueue_jobs(template, encoded, delay=options.delay, limit_keys=keys)
 
 
 def split_call(call: Sequence[Any] | Mapping[str, Any]) -> tuple[Sequence[Any], Mapping[str, Any]]:

@@ -54,10 +54,22 @@ def _check_texts(job: NewJob, where: str) -> None:
             raise ValueError(f"{field} must not contain a NUL character{where}")
 
 
+LIMIT_KEY_MAX = 200
+"""Most characters in a job's ``limit_key``."""
+_CONTROL = frozenset(map(chr, range(32))) | {"\x7f"}
+
+
+def is_limit_key(value: object) -> bool:
+    """True for a valid ``limit_key``: a non-empty str of at most :data:`LIMIT_KEY_MAX`
+    characters without control characters (claims join task name and key with one)."""
+    return type(value) is str and 0 < len(value) <= LIMIT_KEY_MAX and _CONTROL.isdisjoint(value)
+
+
 def check_new(job: NewJob, index: int | None) -> None:
     """Reject a bad NewJob before anything is written, naming the field and value
     (and ``jobs[index]`` when ``index`` is given)."""
-    name, payload, queue, priority, max_attempts, run_at, unique_key = job
+    name, payload, queue, priority, max_attempts, run_at, unique_key = job[:7]
+    limit_key = job.limit_key
     # One cheap test for the common, valid case (every enqueue runs it); the
     # detailed checks, which say what is wrong, only on failure.
     if (
@@ -73,6 +85,7 @@ def check_new(job: NewJob, index: int | None) -> None:
         and (run_at is None or (type(run_at) is float and math.isfinite(run_at)))
         and (unique_key is None or type(unique_key) is str)
         and "\x00" not in name + queue + payload + (unique_key or "")
+        and (limit_key is None or is_limit_key(limit_key))
     ):
         return
     _reject_new(job, "" if index is None else f" (jobs[{index}])")
@@ -87,6 +100,11 @@ def _reject_new(job: NewJob, where: str) -> None:
         check_time("run_at", job.run_at)
     if job.unique_key is not None and not isinstance(job.unique_key, str):
         raise ValueError(f"unique_key must be a str or None, got {job.unique_key!r}{where}")
+    if job.limit_key is not None and not is_limit_key(job.limit_key):
+        raise ValueError(
+            f"limit_key must be None or a non-empty str of at most {LIMIT_KEY_MAX} characters "
+            f"without control characters, got {job.limit_key!r}{where}"
+        )
 
 
 def check_json(name: str, value: object) -> None:

@@ -46,6 +46,7 @@ class JobRow(NamedTuple):
     started_at: float | None
     finished_at: float | None
     updated_at: float
+    limit_key: str | None
 
 
 JOB_COLUMNS: tuple[str, ...] = JobRow._fields
@@ -110,6 +111,7 @@ def row_to_job(r: JobRow) -> Job:
         r.started_at,
         r.finished_at,
         r.updated_at,
+        r.limit_key,
     )
 
 

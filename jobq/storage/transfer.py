@@ -56,6 +56,7 @@ def move_pending_jobs(
                     max(1, job.max_attempts - job.attempts),
                     job.run_at,
                     job.unique_key,
+                    limit_key=job.limit_key,
                 )
                 for job in batch
             ],

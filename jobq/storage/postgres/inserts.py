@@ -55,6 +55,7 @@ def _new_job(job: NewJob, row: Inserted) -> Job:
         None,
         None,
         row.created_at,
+        job.limit_key,
     )
 
 
@@ -68,6 +69,7 @@ def _enqueue_params(job: NewJob, now: float | None) -> dict[str, Any]:
         "run_at": job.run_at,
         "unique_key": job.unique_key,
         "now": now,
+        "limit_key": job.limit_key,
     }
 
 
@@ -158,6 +160,7 @@ def _insert_run(conn: psycopg.Connection[Any], jobs: list[NewJob], now: float | 
             "priorities": [j.priority for j in jobs],
             "max_attempts": [j.max_attempts for j in jobs],
             "run_ats": [j.run_at for j in jobs],
+            "limit_keys": [j.limit_key for j in jobs],
             "now": now,
         },
     ).fetchone()

@@ -203,4 +203,13 @@ class SQLiteInserts:
 def _bulk_values(job: NewJob, now: float) -> tuple[Any, ...]:
     """One job's values in the order of the multi-row INSERT's columns."""
     run_at = now if job.run_at is None else job.run_at
-    return (job.queue, job.name, job.payload, job.priority, job.max_attempts, run_at, now)
+    return (
+        job.queue,
+        job.name,
+        job.payload,
+        job.priority,
+        job.max_attempts,
+        run_at,
+        now,
+        job.limit_key,
+    )

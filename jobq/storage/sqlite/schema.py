@@ -233,6 +233,14 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE workers ADD COLUMN process_start INTEGER",
         "ALTER TABLE workers ADD COLUMN threads TEXT NOT NULL DEFAULT '[]'",
     ),
+    (
+        # Per-key limits: the group a job counts in (computed at enqueue from its
+        # arguments), and the limit key each start of a per-key rate window was for.
+        # No index: claims read the keys of processing jobs off jobs_running and of
+        # recent starts off rate_starts_window, rows a claim reads already.
+        "ALTER TABLE jobs ADD COLUMN limit_key TEXT",
+        "ALTER TABLE rate_starts ADD COLUMN limit_key TEXT",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

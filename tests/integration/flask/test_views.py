@@ -178,6 +178,7 @@ def test_job_shows_every_field_decoded(monitor: Monitor, queue: jobq.DurableQueu
         "progress": {"done": 5},
         "unique_key": "r-5",
         "cancel_requested": False,
+        "limit_key": None,
     }
     assert isinstance(body["finished_at"], float)
 

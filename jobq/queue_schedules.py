@@ -135,6 +135,7 @@ class QueueSchedules:
             job.queue,
             job.priority,
             job.max_attempts,
+            job.limit_key,
         )
         self.declared_schedules[made.name] = made
         if self._schedules_unstored:

@@ -30,6 +30,7 @@ from .backoff import Backoff
 from .errors import ConfigurationError
 from .job import Job
 from .limit_keys import LimitKey
+from .storage._limits import rate_windows
 from .storage.base import NewJob, TaskLimit
 from .task_options import (
     DEFAULT_MAX_ATTEMPTS,
@@ -380,13 +381,20 @@ class TaskRegistry:
     def add(self, task: Task[P, R]) -> Task[P, R]:
         """Register ``task`` as declared (bound to this registry's owner when it has
         one and the task is not bound to it); return the registered task. Raises
-        ConfigurationError if another function is registered under its name."""
+        ConfigurationError if another function is registered under its name, or if
+        it shares a ``rate_limit_key`` with a task giving that window another rate
+        (or one per limit key and one not)."""
         existing = self.tasks.get(task.name)
         if existing is not None and existing.fn is not task.fn:
             raise ConfigurationError(
                 f"a different function is already registered as task {task.name!r}; "
                 f"give one of them another name with {self.door}(name=...)"
             )
+        if task.limits is not None:
+            try:
+                rate_windows({**self.limits, task.name: task.limits})
+            except ValueError as exc:
+                raise ConfigurationError(f"task {task.name}: {exc}") from None
         if self.owner is not None and task._owner is not self.owner:
             task = task.bind(self.owner)
         self.tasks[task.name] = task

@@ -61,7 +61,7 @@ _CONTROL = frozenset(map(chr, range(32))) | {"\x7f"}
 
 def is_limit_key(value: object) -> bool:
     """True for a valid ``limit_key``: a non-empty str of at most :data:`LIMIT_KEY_MAX`
-    characters without control characters (claims join task name and key with one)."""
+    characters without control characters (keys are shown in terminals and logs)."""
     return type(value) is str and 0 < len(value) <= LIMIT_KEY_MAX and _CONTROL.isdisjoint(value)
 
 

@@ -23,10 +23,6 @@ from .base import TaskLimit
 Group = tuple[str, str | None]
 """(task name or rate key, limit key): what one limit counts."""
 
-KEY_SEPARATOR = "\x1f"
-"""Joins a task name and a limit key in :func:`blocked_group` (keys hold no control
-character, so the last separator splits them)."""
-
 
 class Candidate(Protocol):
     """A runnable job as a claim sees it: its task name and limit key matter here."""
@@ -68,11 +64,6 @@ def rate_windows(limits: Mapping[str, TaskLimit]) -> dict[str, Window]:
                 "and one not)"
             )
     return windows
-
-
-def blocked_group(name: str, limit_key: str | None) -> str:
-    """The text a claim query compares ``name || sep || coalesce(limit_key, '')`` with."""
-    return f"{name}{KEY_SEPARATOR}{limit_key or ''}"
 
 
 class Allowance:
@@ -124,17 +115,18 @@ class Allowance:
             if self._total <= 0 or (not limit.per_key and self._room(name, None) <= 0)
         )
 
-    def blocked_groups(self) -> list[str]:
-        """The limit keys of per-key tasks this claim cannot take any job of, each as
-        :func:`blocked_group` text. As many as keys with jobs running or started in a
-        window, at most."""
+    def blocked_groups(self) -> list[tuple[str, str]]:
+        """The (task name, limit key) of per-key tasks this claim cannot take any job
+        of; the key ``""`` for jobs without one (a claim query compares
+        ``(name, coalesce(limit_key, ''))``). As many as keys with jobs running or
+        started in a window, at most."""
         groups: set[Group] = {group for group in self._running if group[0] in self._limits}
         for rkey, key in self._started:
             for name, limit in self._limits.items():
                 if limit.per_key and limit.rate is not None and rate_key(name, limit) == rkey:
                     groups.add((name, key))
         return sorted(
-            blocked_group(name, key)
+            (name, key or "")
             for name, key in groups
             if self._limits[name].per_key and self._room(name, key) <= 0
         )

@@ -124,13 +124,15 @@ class PostgresLeases:
         allowance: Allowance,
     ) -> list[Candidate]:
         """The best runnable jobs that ``allowance`` lets this claim take (locked)."""
+        groups = allowance.blocked_groups()
         candidates = conn.execute(
             sql.CANDIDATES,
             {
                 **params,
                 "limit": limit,
                 "blocked": allowance.blocked(),
-                "groups": allowance.blocked_groups(),
+                "group_names": [name for name, _ in groups],
+                "group_keys": [key for _, key in groups],
             },
         ).fetchall()
         return allowance.take(map(Candidate._make, candidates), limit)

@@ -93,15 +93,16 @@ CLAIM = (
 )
 # With task limits: candidates first (skipping tasks at their limit), then the
 # chosen ones are leased by id.
-# Per-key limits leave out the (task, limit key) groups at their limit (%(groups)s,
-# texts "task\x1fkey", hashed once); their jobs are passed over in the index one
-# by one (a heap read each), so a blocked key costs in proportion to its jobs
-# ahead of the first runnable one.
+# Per-key limits leave out the (task, limit key) groups at their limit (the arrays
+# %(group_names)s and %(group_keys)s, '' for no key; hashed once); their jobs are
+# passed over in the index one by one (a heap read each), so a blocked key costs in
+# proportion to its jobs ahead of the first runnable one.
 CANDIDATES = (
     f"WITH {_UNPAUSED} SELECT l.id, l.queue, l.name, l.limit_key FROM q CROSS JOIN LATERAL "
     f"({_PER_QUEUE.replace('name,', 'name, limit_key,')} AND name <> ALL(%(blocked)s::text[]) "
-    "AND name || chr(31) || coalesce(limit_key, '') NOT IN "
-    f"(SELECT unnest(%(groups)s::text[])) {_IN_ORDER} FOR UPDATE SKIP LOCKED) "
+    "AND (name, coalesce(limit_key, '')) NOT IN (SELECT g.n, g.k FROM "
+    "unnest(%(group_names)s::text[], %(group_keys)s::text[]) AS g(n, k)) "
+    f"{_IN_ORDER} FOR UPDATE SKIP LOCKED) "
     "AS l ORDER BY l.priority DESC, l.run_at, l.id LIMIT %(limit)s"
 )
 CLAIM_IDS = (

@@ -149,3 +149,14 @@ def test_the_flask_extension_takes_limit_key(tmp_path: Path) -> None:
     finally:
         state_for(app).close(timeout=5.0)
         jobq.configure(None)
+
+
+def test_jobq_show_prints_the_limit_key(queue: DurableQueue) -> None:
+    from jobq.cli.show import show_job
+
+    @queue.task("sync", concurrency_limit=1, limit_key="account")
+    def sync(account: int) -> None: ...
+
+    keyed = sync.enqueue(42)
+    assert "  limit key  42" in show_job(queue, keyed.id).splitlines()
+    assert '"limit_key": "42"' in show_job(queue, keyed.id, as_json=True)

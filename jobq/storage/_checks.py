@@ -137,6 +137,8 @@ def check_limits(limits: Mapping[str, TaskLimit], at_most: int | None) -> None:
                 raise ValueError(f"limits[{name!r}].{field} must be an integer >= 1, got {value!r}")
         if not (isinstance(limit.per, (int, float)) and 0 < limit.per < math.inf):
             raise ValueError(f"limits[{name!r}].per must be seconds > 0, got {limit.per!r}")
+        if not isinstance(limit.per_key, bool):
+            raise ValueError(f"limits[{name!r}].per_key must be a bool, got {limit.per_key!r}")
     if at_most is not None and (not is_int(at_most) or at_most < 0):
         raise ValueError(f"limited_at_most must be an integer >= 0 or None, got {at_most!r}")
     rate_windows(limits)  # tasks sharing a rate key must agree on it

@@ -150,6 +150,8 @@ def test_a_task_wide_rate_and_a_per_key_one_cannot_share_a_rate_key(storage: Sto
                 "other": TaskLimit(rate=1, rate_key="k"),
             },
         )
+    with pytest.raises(ValueError, match="per_key must be a bool"):
+        claim(storage, limits={"sync": TaskLimit(concurrency=1, per_key="yes")})  # type: ignore[arg-type]
     assert claim(storage, limits=ONE_PER_KEY) == [("sync", "a")]
 
 

@@ -22,6 +22,7 @@ from flask import Flask
 
 import jobq
 from jobq import backoff as backoffs
+from jobq.limit_keys import LimitKey
 from jobq.retry_rules import DiscardOn, RetryOn
 from jobq.tasks import DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, ArgumentCheck, TaskRegistry
 
@@ -242,6 +243,7 @@ class JobQ:
         discard_on: DiscardOn | None = None,
         isolation: str = "thread",
         expires_in: float | None = None,
+        limit_key: LimitKey | None = None,
     ) -> Callable[[Callable[P, R]], FlaskTask[P, R]]:
         """Declare a task for every app of this extension: ``@jobq_ext.task(...)``.
 
@@ -261,6 +263,8 @@ class JobQ:
         timeout, with the app context rebuilt around it there).
         check run at every enqueue, default None), ``expires_in`` (default expiry of
         its jobs: seconds after a job is due, default None).
+        check run at every enqueue, default None), ``limit_key`` (a parameter name
+        or a callable of the arguments: the limits then hold per key, default None).
 
         Raises :class:`jobq.ConfigurationError` if another function already has
         the name, ValueError or TypeError for a bad option.
@@ -280,6 +284,7 @@ class JobQ:
             discard_on=discard_on,
             isolation=isolation,
             expires_in=expires_in,
+            limit_key=limit_key,
         )
 
         def register(function: Callable[P, R]) -> FlaskTask[P, R]:

@@ -82,6 +82,10 @@ SCHEMAS: dict[str, Any] = {
             "unique_key": {"type": ["string", "null"]},
             "cancel_requested": {"type": "boolean"},
             "expires_at": {**NUMBER_OR_NULL, "description": "Not started by then: cancelled."},
+            "limit_key": {
+                "type": ["string", "null"],
+                "description": "The group the task's per-key limits count the job in.",
+            },
         },
     },
     "JobLogs": {

@@ -90,6 +90,8 @@ class Job:
     :param expires_at: no attempt starts after this time (epoch seconds): a job
         still pending then ends ``cancelled`` with the error ``Expired``; None
         for no expiry.
+    :param limit_key: the group its task's per-key limits count it in (see the
+        task's ``limit_key``), computed when it was enqueued; None for none.
     """
 
     id: int
@@ -114,6 +116,7 @@ class Job:
     finished_at: float | None
     updated_at: float
     expires_at: float | None = None
+    limit_key: str | None = None
 
     def decoded_payload(self) -> Any:
         """The payload decoded with :func:`json.loads`."""
@@ -155,6 +158,7 @@ _new_job = object.__new__
     _set_finished_at,
     _set_updated_at,
     _set_expires_at,
+    _set_limit_key,
 ) = (Job.__dict__[name].__set__ for name in Job.__dataclass_fields__)
 
 
@@ -181,6 +185,7 @@ def make_job(
     finished_at: float | None,
     updated_at: float,
     expires_at: float | None = None,
+    limit_key: str | None = None,
 ) -> Job:
     """``Job(...)`` with every field given, built faster (for storage's hot paths)."""
     job: Job = _new_job(Job)
@@ -206,4 +211,5 @@ def make_job(
     _set_finished_at(job, finished_at)
     _set_updated_at(job, updated_at)
     _set_expires_at(job, expires_at)
+    _set_limit_key(job, limit_key)
     return job

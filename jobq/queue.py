@@ -21,6 +21,7 @@ from .clock import WALL_CLOCK, EpochClock
 from .errors import JobNotFound as JobNotFound  # its home before errors.py; still importable here
 from .errors import PayloadError, UnknownTask
 from .job import Job
+from .limit_keys import LimitKey
 from .queue_bulk import QueueBulk
 from .queue_control import QueueControl
 from .queue_schedules import QueueSchedules
@@ -36,7 +37,7 @@ from .tasks import (
     NamedTask,
     Task,
     TaskRegistry,
-    split_call,
+    store_calls,
 )
 from .tasks import DEFAULT_QUEUE as DEFAULT_QUEUE
 from .validate import check_count, check_seconds
@@ -168,6 +169,7 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
         discard_on: DiscardOn | None = None,
         isolation: str = "thread",
         expires_in: float | None = None,
+        limit_key: LimitKey | None = None,
     ) -> Callable[[Callable[P, R]], Task[P, R]]:
         """Register a function as a task: ``@queue.task()`` or ``@queue.task("name", ...)``.
 
@@ -226,6 +228,16 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
             is due past which it must not start; it ends ``cancelled`` with the
             error ``Expired`` instead (see :mod:`jobq.expiry`). An enqueue's own
             ``expires_in``/``expires_at`` replaces it. Default None: no expiry.
+        :param limit_key: makes ``concurrency_limit`` and ``rate_limit`` hold per
+            key rather than for the task as a whole: a callable receiving the
+            call's arguments as the function does (``lambda account_id, **_:
+            account_id``) or the name of a parameter (``"account_id"``), giving a
+            str, an int or None (jobs without a key share one group). Computed at
+            enqueue and stored on the job (``Job.limit_key``); a callable that
+            raises, or gives another type, fails the enqueue with ValueError or
+            TypeError and stores nothing. E.g. ``concurrency_limit=1,
+            limit_key="account_id"``: one job per account at a time while other
+            accounts go on. Default None.
 
         Declare the same limits in every process that runs the task's jobs.
         Raises ValueError or TypeError naming a bad option (e.g. ``timeout="5"``
@@ -247,6 +259,7 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
             discard_on=discard_on,
             isolation=isolation,
             expires_in=expires_in,
+            limit_key=limit_key,
         )
 
     def get_task(self, task_or_name: Task[Any, Any] | NamedTask | str) -> Task[Any, Any]:
@@ -274,8 +287,7 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
         the signature or are not JSON; nothing is written then.
         """
         task = self.get_task(task_or_name)
-        job = task.new_job(task.encode(args, kwargs))
-        return self.enqueue_job(job, expires_in=task.settings.expires_in)
+        return self.enqueue_job(task.job_for(args, kwargs), expires_in=task.settings.expires_in)
 
     def enqueue_many(
         self,
@@ -285,15 +297,7 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
     ) -> list[int]:
         """Store one job per call, all in one transaction; return their ids.
         See :meth:`Task.enqueue_many`."""
-        task = self.get_task(task_or_name)
-        job_options = JobOptions(**options)
-        payloads = (task.encode(*split_call(call)) for call in calls)
-        return self.enqueue_jobs(
-            task.new_job("", job_options),
-            payloads,
-            delay=job_options.delay,
-            expires_in=job_options.expiry_after(task.settings.expires_in),
-        )
+        return store_calls(self.get_task(task_or_name), self, calls, JobOptions(**options))
 
     def enqueue_by_name(
         self,
@@ -363,10 +367,12 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
         *,
         delay: float | None = None,
         expires_in: float | None = None,
+        limit_keys: Sequence[str | None] | None = None,
     ) -> builtins.list[int]:
         """Store one job like ``template`` per payload, all in one transaction (none
         if any payload is refused); return their ids. ``delay`` as in
-        :meth:`enqueue_job`. Raises :class:`~jobq.PayloadError` as it does."""
+        :meth:`enqueue_job`; ``limit_keys``, when given, each job's ``limit_key`` in
+        order. Raises :class:`~jobq.PayloadError` as it does."""
         now = self.clock.now()
         checked = [self._check_size(template.name, payload) for payload in payloads]
         if not checked:
@@ -376,16 +382,26 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
         tracer = tracing_hooks.active
         if tracer is not None:
             return tracer.enqueue_many(
-                template, checked, lambda p: self._store_many(template, p, now, delay)
+                template, checked, lambda p: self._store_many(template, p, now, delay, limit_keys)
             )
-        return self._store_many(template, checked, now, delay)
+        return self._store_many(template, checked, now, delay, limit_keys)
 
     def _store_many(
-        self, template: NewJob, checked: builtins.list[str], now: float, delay: float | None
+        self,
+        template: NewJob,
+        checked: builtins.list[str],
+        now: float,
+        delay: float | None,
+        limit_keys: Sequence[str | None] | None = None,
     ) -> builtins.list[int]:
         if delay is not None:
             template = template._replace(run_at=now + delay)
-        if template.unique_key is None:
+        if limit_keys is not None:
+            jobs = zip(checked, limit_keys, strict=True)
+            ids = self.storage.enqueue_many(
+                [template._replace(payload=p, limit_key=k) for p, k in jobs], now=now
+            )
+        elif template.unique_key is None:
             ids = self.storage.enqueue_payloads(template, checked, now=now)
         else:
             ids = self.storage.enqueue_many(

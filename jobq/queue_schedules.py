@@ -119,8 +119,9 @@ class QueueSchedules:
         arguments that do not fit the task.
         """
         resolved = self.get_task(task)
-        payload = self._check_size(resolved.name, resolved.encode(tuple(args), dict(kwargs or {})))
-        job = resolved.new_job(payload)
+        call = (tuple(args), dict(kwargs or {}))
+        payload = self._check_size(resolved.name, resolved.encode(*call))
+        job = resolved.new_job(payload, limit_key=resolved.limit_key_of(*call))
         made = Schedule(
             name or resolved.name,
             resolved.name,
@@ -134,6 +135,7 @@ class QueueSchedules:
             job.queue,
             job.priority,
             job.max_attempts,
+            job.limit_key,
         )
         self.declared_schedules[made.name] = made
         if self._schedules_unstored:

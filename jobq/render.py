@@ -34,6 +34,7 @@ def job_to_dict(
     ``cancel_requested``, [``lease_owner``, ``lease_expires_at``], ``run_at``,
     ``created_at``, ``started_at``, ``finished_at``, ``updated_at``, ``expires_at``
     (None, or when the job ends cancelled if it has not started by then).
+    ``created_at``, ``started_at``, ``finished_at``, ``updated_at``, ``limit_key``.
     """
     record: dict[str, Any] = {
         "id": job.id,
@@ -69,6 +70,7 @@ def job_to_dict(
             "finished_at": job.finished_at,
             "updated_at": job.updated_at,
             "expires_at": job.expires_at,
+            "limit_key": job.limit_key,
         }
     )
     return record

@@ -63,6 +63,8 @@ class Schedule:
     :param queue: the queue its jobs go to (the task's).
     :param priority: its jobs' priority (the task's).
     :param max_attempts: its jobs' attempts (the task's).
+    :param limit_key: its jobs' limit key (from the task's ``limit_key`` and the
+        schedule's arguments), or None.
     """
 
     name: str
@@ -77,6 +79,7 @@ class Schedule:
     queue: str = "default"
     priority: int = 0
     max_attempts: int = 3
+    limit_key: str | None = None
     _zone: ZoneInfo = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -155,8 +158,12 @@ class Schedule:
     def spec(self) -> str:
         """JSON text describing the schedule, stored so any process can show,
         trigger or resume it (see :meth:`from_spec`)."""
+        # limit_key only when there is one: the spec of every other schedule stays
+        # as stored, so an upgrade does not rewrite (and reschedule) them.
+        extra = {} if self.limit_key is None else {"limit_key": self.limit_key}
         return json.dumps(
             {
+                **extra,
                 "task": self.task,
                 "payload": self.payload,
                 "cron": self.cron,
@@ -189,6 +196,7 @@ class Schedule:
             data.get("queue", "default"),
             data.get("priority", 0),
             data.get("max_attempts", 3),
+            data.get("limit_key"),
         )
 
     def describe(self) -> str:
@@ -323,7 +331,12 @@ def jobs_of(schedule: Schedule, count: int) -> list[NewJob]:
     with the schedule, so a process that does not know the task (the command
     line, the web app) enqueues the same job as a worker would."""
     job = NewJob(
-        schedule.task, schedule.payload, schedule.queue, schedule.priority, schedule.max_attempts
+        schedule.task,
+        schedule.payload,
+        schedule.queue,
+        schedule.priority,
+        schedule.max_attempts,
+        limit_key=schedule.limit_key,
     )
     return [job] * count
 

@@ -16,6 +16,7 @@ from . import backoff as backoffs
 from . import defaults
 from .backoff import Backoff
 from .expiry import check_expiry_options
+from .limit_keys import LimitKey, check_option
 from .retry_rules import DiscardOn, RetryOn, RetryRules
 from .storage.base import TaskLimit
 from .validate import check_count, check_priority, check_seconds, parse_rate
@@ -104,6 +105,8 @@ class TaskSettings:
         default) or ``"process"`` (a child process of the worker, killed when the
         timeout passes; see :mod:`jobq.worker.isolation`).
     :ivar expires_in: default expiry of its jobs, seconds after a job is due, or None.
+    :ivar limit_key: what groups its jobs for per-key limits (see
+        :mod:`jobq.limit_keys`), or None: its limits hold for the task as a whole.
     """
 
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
@@ -116,6 +119,7 @@ class TaskSettings:
     retry_rules: RetryRules | None = None
     isolation: str = "thread"
     expires_in: float | None = None
+    limit_key: LimitKey | None = None
 
     @classmethod
     def checked(
@@ -134,6 +138,7 @@ class TaskSettings:
         discard_on: DiscardOn | None = None,
         isolation: str = "thread",
         expires_in: float | None = None,
+        limit_key: LimitKey | None = None,
     ) -> TaskSettings:
         """The settings of these options (those of :meth:`TaskRegistry.task`).
 
@@ -150,17 +155,22 @@ class TaskSettings:
             raise ValueError(f"isolation must be 'thread' or 'process', got {isolation!r}")
         if isolation == "process" and not hasattr(os, "fork"):
             raise ValueError("isolation='process' needs os.fork(), which this platform lacks")
+        check_option(limit_key, concurrency_limit, rate_limit)
+        limits = task_limits(concurrency_limit, rate_limit, rate_limit_key)
+        if limits is not None and limit_key is not None:
+            limits = limits._replace(per_key=True)
         return cls(
             max_attempts=max_attempts,
             backoff=backoffs.resolve(backoff),
             priority=priority,
             queue=queue,
             timeout=timeout,
-            limits=task_limits(concurrency_limit, rate_limit, rate_limit_key),
+            limits=limits,
             check=check,
             retry_rules=RetryRules.checked(retry_on, discard_on, max_attempts=max_attempts),
             isolation=isolation,
             expires_in=expires_in,
+            limit_key=limit_key,
         )
 
 

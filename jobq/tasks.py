@@ -25,11 +25,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
-from . import codec
+from . import codec, limit_keys
 from .backoff import Backoff
 from .errors import ConfigurationError
 from .job import Job
+from .limit_keys import LimitKey
 from .retry_rules import RetryRules
+from .storage._limits import rate_windows
 from .storage.base import NewJob, TaskLimit
 from .task_options import (
     DEFAULT_MAX_ATTEMPTS,
@@ -52,6 +54,7 @@ __all__ = [
     "TaskRegistry",
     "TaskSettings",
     "split_call",
+    "store_calls",
     "task_limits",
 ]
 
@@ -88,8 +91,10 @@ class JobStore(Protocol):
         *,
         delay: float | None = None,
         expires_in: float | None = None,
+        limit_keys: Sequence[str | None] | None = None,
     ) -> list[int]:
-        """Store one job like ``template`` per payload, in one transaction; return their ids."""
+        """Store one job like ``template`` per payload, in one transaction; return their
+        ids. ``limit_keys``, when given, holds each job's ``limit_key`` in order."""
         ...
 
 
@@ -117,6 +122,8 @@ class Task(Generic[P, R]):
     :ivar check: the argument check run at every enqueue, or None.
     :ivar retry_rules: its checked ``retry_on`` and ``discard_on``, or None.
     :ivar isolation: ``"thread"`` (default) or ``"process"``: where its attempts run.
+    :ivar limit_key: what groups its jobs for per-key limits (a parameter name or a
+        callable of its arguments), or None.
     """
 
     def __init__(
@@ -129,6 +136,8 @@ class Task(Generic[P, R]):
         self._owner = owner
         self._signature = inspect.signature(fn)
         self._arities: set[int] = set()  # numbers of positional arguments that bind
+        if settings.limit_key is not None:
+            limit_keys.check_parameter(name, settings.limit_key, self._signature)
 
     @property
     def max_attempts(self) -> int:
@@ -166,6 +175,10 @@ class Task(Generic[P, R]):
     def isolation(self) -> str:
         return self.settings.isolation
 
+    @property
+    def limit_key(self) -> LimitKey | None:
+        return self.settings.limit_key
+
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         return self.fn(*args, **kwargs)
 
@@ -188,7 +201,7 @@ class Task(Generic[P, R]):
         function's signature or are not JSON-serialisable, and ValueError when
         the task's ``check`` refuses them.
         """
-        job = self.new_job(self.encode(args, kwargs))
+        job = self.job_for(args, kwargs)
         if self.settings.expires_in is None:
             return self.owner.enqueue_job(job)
         return self.owner.enqueue_job(job, expires_in=self.settings.expires_in)
@@ -232,9 +245,30 @@ class Task(Generic[P, R]):
         """
         return BoundTask(self, JobOptions(**options)).enqueue_many(calls)
 
-    def new_job(self, payload: str, options: JobOptions = _NO_OPTIONS) -> NewJob:
+    def job_for(
+        self, args: Sequence[Any], kwargs: Mapping[str, Any], options: JobOptions = _NO_OPTIONS
+    ) -> NewJob:
+        """The job to store for a call: :meth:`encode`, then :meth:`new_job` with the
+        call's limit key. Raises as :meth:`encode` and :meth:`limit_key_of` do."""
+        payload = self.encode(args, kwargs)
+        if self.settings.limit_key is None:
+            return self.new_job(payload, options)
+        return self.new_job(payload, options, self.limit_key_of(args, kwargs))
+
+    def limit_key_of(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str | None:
+        """The ``limit_key`` of a call whose arguments fit the signature, or None for
+        a task without one. Raises ValueError when the task's ``limit_key`` raises or
+        gives an unusable str, TypeError when it gives neither str, int nor None."""
+        if self.settings.limit_key is None:
+            return None
+        return limit_keys.key_of(self.name, self.settings.limit_key, self._signature, args, kwargs)
+
+    def new_job(
+        self, payload: str, options: JobOptions = _NO_OPTIONS, limit_key: str | None = None
+    ) -> NewJob:
         """The job to store for ``payload`` (from :meth:`encode`): the task's settings,
-        overridden by ``options`` (whose ``delay`` the store applies)."""
+        overridden by ``options`` (whose ``delay`` the store applies), in the per-key
+        limits' group ``limit_key`` (from :meth:`limit_key_of`)."""
         settings = self.settings
         if options is _NO_OPTIONS:
             return _new_job(
@@ -247,6 +281,7 @@ class Task(Generic[P, R]):
                     None,
                     None,
                     None,
+                    limit_key,
                 )
             )
         return NewJob(
@@ -258,6 +293,7 @@ class Task(Generic[P, R]):
             run_at=options.run_at,
             unique_key=options.unique_key,
             expires_at=options.expires_at,
+            limit_key=limit_key,
         )
 
     def encode(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
@@ -314,7 +350,7 @@ class BoundTask(Generic[P, R]):
     def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> Job:
         """As :meth:`Task.enqueue`, with these options."""
         task, options = self.task, self.job_options
-        job = task.new_job(task.encode(args, kwargs), options)
+        job = task.job_for(args, kwargs, options)
         expires_in = options.expiry_after(task.settings.expires_in)
         if expires_in is not None:
             return task.owner.enqueue_job(job, delay=options.delay, expires_in=expires_in)
@@ -322,16 +358,7 @@ class BoundTask(Generic[P, R]):
 
     def enqueue_many(self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]) -> list[int]:
         """As :meth:`Task.enqueue_many`, with these options."""
-        task, options = self.task, self.job_options
-        owner = task.owner
-        encode = task.encode
-        payloads = (encode(*split_call(call)) for call in calls)
-        return owner.enqueue_jobs(
-            task.new_job("", options),
-            payloads,
-            delay=options.delay,
-            expires_in=options.expiry_after(task.settings.expires_in),
-        )
+        return store_calls(self.task, self.task.owner, calls, self.job_options)
 
     def options(self, **changes: Any) -> BoundTask[P, R]:
         """These options with some changed."""
@@ -387,13 +414,20 @@ class TaskRegistry:
     def add(self, task: Task[P, R]) -> Task[P, R]:
         """Register ``task`` as declared (bound to this registry's owner when it has
         one and the task is not bound to it); return the registered task. Raises
-        ConfigurationError if another function is registered under its name."""
+        ConfigurationError if another function is registered under its name, or if
+        it shares a ``rate_limit_key`` with a task giving that window another rate
+        (or one per limit key and one not)."""
         existing = self.tasks.get(task.name)
         if existing is not None and existing.fn is not task.fn:
             raise ConfigurationError(
                 f"a different function is already registered as task {task.name!r}; "
                 f"give one of them another name with {self.door}(name=...)"
             )
+        if task.limits is not None:
+            try:
+                rate_windows({**self.limits, task.name: task.limits})
+            except ValueError as exc:
+                raise ConfigurationError(f"task {task.name}: {exc}") from None
         if self.owner is not None and task._owner is not self.owner:
             task = task.bind(self.owner)
         self.tasks[task.name] = task
@@ -415,6 +449,27 @@ class TaskRegistry:
 
 
 _NO_KWARGS: Mapping[str, Any] = {}
+
+
+def store_calls(
+    task: Task[Any, Any],
+    store: JobStore,
+    calls: Iterable[Sequence[Any] | Mapping[str, Any]],
+    options: JobOptions,
+) -> list[int]:
+    """Store one job of ``task`` per call in ``store``, in one transaction; their ids
+    (``enqueue_many``). Every call is checked before anything is written."""
+    template = task.new_job("", options)
+    expires_in = options.expiry_after(task.settings.expires_in)
+    if task.settings.limit_key is None:
+        payloads = (task.encode(*split_call(call)) for call in calls)
+        return store.enqueue_jobs(template, payloads, delay=options.delay, expires_in=expires_in)
+    split = [split_call(call) for call in calls]
+    encoded = [task.encode(args, kwargs) for args, kwargs in split]
+    keys = [task.limit_key_of(args, kwargs) for args, kwargs in split]
+    return store.enqueue_jobs(
+        template, encoded, delay=options.delay, expires_in=expires_in, limit_keys=keys
+    )
 
 
 def split_call(call: Sequence[Any] | Mapping[str, Any]) -> tuple[Sequence[Any], Mapping[str, Any]]:

@@ -66,6 +66,8 @@ def _job_lines(job: Job) -> list[str]:
         lines.append(f"  lease til  {format_time(job.lease_expires_at)}")
     if job.expires_at is not None:
         lines.append(f"  expires    {format_time(job.expires_at)}")
+    if job.limit_key is not None:
+        lines.append(f"  limit key  {terminal_safe(job.limit_key)}")
     return lines
 
 

@@ -58,10 +58,21 @@ def _no_or_finite_time(value: object) -> bool:
     return value is None or (type(value) is float and math.isfinite(value))
 
 
+LIMIT_KEY_MAX = 200
+"""Most characters in a job's ``limit_key``."""
+_CONTROL = frozenset(map(chr, range(32))) | {"\x7f"}
+
+
+def is_limit_key(value: object) -> bool:
+    """True for a valid ``limit_key``: a non-empty str of at most :data:`LIMIT_KEY_MAX`
+    characters without control characters (keys are shown in terminals and logs)."""
+    return type(value) is str and 0 < len(value) <= LIMIT_KEY_MAX and _CONTROL.isdisjoint(value)
+
+
 def check_new(job: NewJob, index: int | None) -> None:
     """Reject a bad NewJob before anything is written, naming the field and value
     (and ``jobs[index]`` when ``index`` is given)."""
-    name, payload, queue, priority, max_attempts, run_at, unique_key, expires_at = job
+    name, payload, queue, priority, max_attempts, run_at, unique_key, expires_at, limit_key = job
     # One cheap test for the common, valid case (every enqueue runs it); the
     # detailed checks, which say what is wrong, only on failure.
     if (
@@ -78,6 +89,7 @@ def check_new(job: NewJob, index: int | None) -> None:
         and (unique_key is None or type(unique_key) is str)
         and _no_or_finite_time(expires_at)
         and "\x00" not in name + queue + payload + (unique_key or "")
+        and (limit_key is None or is_limit_key(limit_key))
     ):
         return
     _reject_new(job, "" if index is None else f" (jobs[{index}])")
@@ -94,6 +106,11 @@ def _reject_new(job: NewJob, where: str) -> None:
         raise ValueError(f"unique_key must be a str or None, got {job.unique_key!r}{where}")
     if job.expires_at is not None:
         check_time("expires_at", job.expires_at)
+    if job.limit_key is not None and not is_limit_key(job.limit_key):
+        raise ValueError(
+            f"limit_key must be None or a non-empty str of at most {LIMIT_KEY_MAX} characters "
+            f"without control characters, got {job.limit_key!r}{where}"
+        )
 
 
 def check_json(name: str, value: object) -> None:
@@ -126,6 +143,8 @@ def check_limits(limits: Mapping[str, TaskLimit], at_most: int | None) -> None:
                 raise ValueError(f"limits[{name!r}].{field} must be an integer >= 1, got {value!r}")
         if not (isinstance(limit.per, (int, float)) and 0 < limit.per < math.inf):
             raise ValueError(f"limits[{name!r}].per must be seconds > 0, got {limit.per!r}")
+        if not isinstance(limit.per_key, bool):
+            raise ValueError(f"limits[{name!r}].per_key must be a bool, got {limit.per_key!r}")
     if at_most is not None and (not is_int(at_most) or at_most < 0):
         raise ValueError(f"limited_at_most must be an integer >= 0 or None, got {at_most!r}")
     rate_windows(limits)  # tasks sharing a rate key must agree on it

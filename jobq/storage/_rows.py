@@ -47,6 +47,7 @@ class JobRow(NamedTuple):
     finished_at: float | None
     updated_at: float
     expires_at: float | None
+    limit_key: str | None
 
 
 JOB_COLUMNS: tuple[str, ...] = JobRow._fields
@@ -112,6 +113,7 @@ def row_to_job(r: JobRow) -> Job:
         r.finished_at,
         r.updated_at,
         r.expires_at,
+        r.limit_key,
     )
 
 

@@ -155,6 +155,9 @@ class Storage(BulkStorage, JobLogStorage, Protocol):
         over every process (a claim counts as a start), and at most
         ``limited_at_most`` of them in this call (None: no such cap). Claims that
         involve limits are serialised so that concurrent claimers never exceed them.
+        A limit with ``per_key`` holds for each job ``limit_key`` on its own (jobs
+        without a key form one group); the jobs of a key at its limit never keep
+        the claim from jobs of other keys behind them.
         """
         ...
 

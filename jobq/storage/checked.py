@@ -101,7 +101,7 @@ class CheckedStorage(CheckedWorkers, CheckedHistory, CheckedJobLogs, CheckedBulk
     ) -> list[int]:
         check_time("now", now)
         check_new(template._replace(payload=""), None)
-        if template.unique_key is not None or not payloads:
+        if template.unique_key is not None or template.limit_key is not None or not payloads:
             return self.enqueue_many([template._replace(payload=p) for p in payloads], now=now)
         for index, payload in enumerate(payloads):
             if type(payload) is not str:

@@ -30,6 +30,10 @@ class NewJob(NamedTuple):
         pending then (waiting to run, or for a retry), it ends ``cancelled`` with
         the error ``Expired`` instead (see :meth:`Storage.expire_jobs`). None
         (default) for never.
+    :param limit_key: the group the task's per-key limits count the job in (e.g.
+        an account id), from the task's ``limit_key``; None for the task's one
+        keyless group. Meaningful only for a task claimed with a per-key
+        :class:`TaskLimit`. Default None.
     """
 
     name: str
@@ -40,6 +44,7 @@ class NewJob(NamedTuple):
     run_at: float | None = None
     unique_key: str | None = None
     expires_at: float | None = None
+    limit_key: str | None = None
 
 
 class Enqueued(NamedTuple):
@@ -131,12 +136,17 @@ class TaskLimit(NamedTuple):
     :param per: the rate's window in seconds (> 0).
     :param rate_key: tasks with the same key share one rate window (e.g. every
         task calling one API); default: the task name.
+    :param per_key: the limits hold for each job ``limit_key`` on its own: at
+        most ``concurrency`` processing jobs of the task per key, ``rate`` starts
+        per (rate key, limit key) window; jobs without a key share one group.
+        Default False: for the task as a whole.
     """
 
     concurrency: int | None = None
     rate: int | None = None
     per: float = 1.0
     rate_key: str | None = None
+    per_key: bool = False
 
 
 @dataclass(frozen=True)

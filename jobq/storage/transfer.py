@@ -57,6 +57,7 @@ def move_pending_jobs(
                     job.run_at,
                     job.unique_key,
                     job.expires_at,
+                    limit_key=job.limit_key,
                 )
                 for job in batch
             ],

@@ -53,6 +53,8 @@ def _plan(url: str, statement: str, queues: list[str]) -> list[dict[str, Any]]:
         "owner": "w",
         "lease": 30.0,
         "blocked": [],
+        "group_names": [],
+        "group_keys": [],
     }
     with psycopg.connect(url) as conn:  # not autocommit: rolled back, nothing claimed
         [(found,)] = conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", params).fetchall()

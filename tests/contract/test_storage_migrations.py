@@ -259,3 +259,43 @@ def test_a_version_8_postgres_schema_gains_job_expiry() -> None:
             _check_expiry_after_upgrade(storage)
     finally:
         drop_postgres_schema(url)
+
+
+# Versions 7 (SQLite) and 8 (PostgreSQL) had no limit keys: their jobs form the
+# keyless group of a task limited per key.
+KEYLESS_ROWS = [
+    ("default", "sync", "processing", None, None),
+    ("default", "sync", "pending", None, None),
+]
+
+
+def _check_limit_keys_after_upgrade(storage: Storage) -> None:
+    from jobq.storage.base import TaskLimit
+
+    assert [job.limit_key for job in storage.list_jobs()] == [None, None]
+    storage.enqueue(NewJob("sync", "[]", limit_key="acct-1"), now=T0)
+    limits = {"sync": TaskLimit(concurrency=1, per_key=True)}
+    claimed = storage.claim(
+        ["default"], owner="w", now=T0, lease_seconds=30, limit=9, limits=limits
+    )
+    assert [job.limit_key for job in claimed] == ["acct-1"]  # the old keyless one still runs
+
+
+def test_a_version_7_sqlite_file_gains_limit_keys(tmp_path: Path) -> None:
+    path = tmp_path / "v7.db"
+    write_old_sqlite_file(path, 7, _insert_sql, KEYLESS_ROWS)
+    with SQLiteStorage(path) as storage:
+        _check_limit_keys_after_upgrade(storage)
+
+
+@pytest.mark.postgres
+def test_a_version_8_postgres_schema_gains_limit_keys() -> None:
+    from jobq.storage.postgres import PostgresStorage
+
+    url = postgres_schema_url()
+    try:
+        write_old_postgres_schema(url, 8, _insert_sql, KEYLESS_ROWS)
+        with PostgresStorage(url, clock="caller") as storage:
+            _check_limit_keys_after_upgrade(storage)
+    finally:
+        drop_postgres_schema(url)

@@ -137,6 +137,12 @@ def register_limited_tasks(queue: jobq.DurableQueue, config: dict[str, Any]) -> 
     def webhook() -> None:
         write_ledger(folder, "start")
 
+    @queue.task("sync", concurrency_limit=1, limit_key="account")
+    def sync(account: str) -> None:  # one at a time per account
+        write_ledger(folder, "start")
+        time.sleep(0.05)
+        write_ledger(folder, "done")
+
     @queue.task("tick")
     def tick() -> None:
         write_ledger(folder, "tick")

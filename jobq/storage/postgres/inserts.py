@@ -56,6 +56,7 @@ def _new_job(job: NewJob, row: Inserted) -> Job:
         None,
         row.created_at,
         job.expires_at,
+        job.limit_key,
     )
 
 
@@ -70,6 +71,7 @@ def _enqueue_params(job: NewJob, now: float | None) -> dict[str, Any]:
         "unique_key": job.unique_key,
         "now": now,
         "expires_at": job.expires_at,
+        "limit_key": job.limit_key,
     }
 
 
@@ -162,6 +164,7 @@ def _insert_run(conn: psycopg.Connection[Any], jobs: list[NewJob], now: float | 
             "max_attempts": [j.max_attempts for j in jobs],
             "run_ats": [j.run_at for j in jobs],
             "expires_ats": [j.expires_at for j in jobs],
+            "limit_keys": [j.limit_key for j in jobs],
             "now": now,
         },
     ).fetchone()

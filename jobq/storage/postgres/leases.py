@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any, NamedTuple
 
+import psycopg
+
 from .._limits import Allowance, rate_windows
 from .._rows import STATUS, JobRow, job_rows, row_to_job
 from ..base import Completion, Job, JobError, JobStatus, RenewResult, RescueResult, TaskLimit
@@ -28,6 +30,11 @@ class Candidate(NamedTuple):
     id: int
     queue: str
     name: str
+    limit_key: str | None
+
+
+CLAIM_ROUNDS = 4
+"""Most candidate queries of one limited claim (see PostgresLeases._claim_limited)."""
 
 
 def _claim_order(job: Job) -> tuple[int, float, int]:
@@ -75,26 +82,60 @@ class PostgresLeases:
             # Claimers of limited tasks take turns (in a fixed order: no deadlocks).
             for key in sorted(set(counted) | {f"rate:{k}" for k in windows}):
                 conn.execute(sql.LIMIT_LOCK, (key,))
-            running = dict(conn.execute(sql.RUNNING_OF, (counted,)).fetchall())
-            started: dict[str, int] = {}
-            for key, (_, per) in windows.items():
-                window = {"key": key, "per": per, "now": params["now"]}
-                conn.execute(sql.FORGET_STARTS, window)
-                started[key] = conn.execute(sql.COUNT_STARTS, window).fetchall()[0][0]
+            running = {
+                (name, key): count
+                for name, key, count in conn.execute(sql.RUNNING_OF, (counted,)).fetchall()
+            }
+            started: dict[tuple[str, str | None], int] = {}
+            for key, window in windows.items():
+                args = {"key": key, "per": window.per, "now": params["now"]}
+                conn.execute(sql.FORGET_STARTS, args)
+                if window.per_key:
+                    for limit_key, count in conn.execute(sql.STARTS_BY_KEY, args).fetchall():
+                        started[key, limit_key] = count
+                else:
+                    started[key, None] = conn.execute(sql.COUNT_STARTS, args).fetchall()[0][0]
             allowance = Allowance(limits, running, started, at_most)
-            candidates = conn.execute(
-                sql.CANDIDATES, {**params, "blocked": allowance.blocked()}
-            ).fetchall()
-            chosen = allowance.take(map(Candidate._make, candidates), params["limit"])
-            if not chosen:
-                return []
-            rows = conn.execute(sql.CLAIM_IDS, {**params, "ids": [c.id for c in chosen]})
-            claimed = job_rows(rows.fetchall())
+            claimed: list[JobRow] = []
+            # A round whose candidates were of keys that filled up meanwhile is
+            # followed by another without those keys (the claimed are processing now).
+            for _ in range(CLAIM_ROUNDS):
+                chosen = self._fitting(conn, params, params["limit"] - len(claimed), allowance)
+                if chosen:
+                    rows = conn.execute(sql.CLAIM_IDS, {**params, "ids": [c.id for c in chosen]})
+                    claimed += job_rows(rows.fetchall())
+                if len(claimed) == params["limit"] or not allowance.skipped:
+                    break
+                allowance.skipped = False
             if allowance.rate_starts:
-                conn.execute(
-                    sql.RECORD_STARTS, {"keys": allowance.rate_starts, "now": params["now"]}
-                )
+                starts = {
+                    "keys": [key for key, _ in allowance.rate_starts],
+                    "limit_keys": [limit_key for _, limit_key in allowance.rate_starts],
+                    "now": params["now"],
+                }
+                conn.execute(sql.RECORD_STARTS, starts)
         return claimed
+
+    def _fitting(
+        self,
+        conn: psycopg.Connection[Any],
+        params: dict[str, Any],
+        limit: int,
+        allowance: Allowance,
+    ) -> list[Candidate]:
+        """The best runnable jobs that ``allowance`` lets this claim take (locked)."""
+        groups = allowance.blocked_groups()
+        candidates = conn.execute(
+            sql.CANDIDATES,
+            {
+                **params,
+                "limit": limit,
+                "blocked": allowance.blocked(),
+                "group_names": [name for name, _ in groups],
+                "group_keys": [key for _, key in groups],
+            },
+        ).fetchall()
+        return allowance.take(map(Candidate._make, candidates), limit)
 
     def has_runnable(self, queues: Sequence[str], now: float) -> bool:
         params = {"queues": list(queues), "now": self._db.now(now)}

@@ -278,6 +278,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         CREATE INDEX jobq_jobs_expiring ON jobq_jobs (expires_at)
         WHERE expires_at IS NOT NULL AND status = 'pending'
         """,
+        # Per-key limits: the group a job counts in (computed at enqueue from its
+        # arguments), and the limit key each start of a per-key rate window was for.
+        # No index: claims read the keys of processing jobs off jobq_jobs_running
+        # and of recent starts off jobq_rate_starts_window, rows a claim reads already.
+        "ALTER TABLE jobq_jobs ADD COLUMN limit_key text",
+        "ALTER TABLE jobq_rate_starts ADD COLUMN limit_key text",
     ),
 )
 

@@ -21,7 +21,7 @@ NOW = "coalesce(%(now)s::float8, extract(epoch from statement_timestamp())::floa
 
 _COLUMNS = (
     "queue, name, payload, priority, status, max_attempts, run_at, unique_key, "
-    "created_at, updated_at, expires_at"
+    "created_at, updated_at, expires_at, limit_key"
 )
 
 _LIVE_KEY = "unique_key IS NOT NULL AND status IN ('pending', 'processing')"
@@ -29,7 +29,7 @@ _LIVE_KEY = "unique_key IS NOT NULL AND status IN ('pending', 'processing')"
 _INSERT_ONE = (
     f"INSERT INTO jobq_jobs ({_COLUMNS}) VALUES (%(queue)s, %(name)s, %(payload)s, "
     f"%(priority)s, 'pending', %(max_attempts)s, coalesce(%(run_at)s::float8, {NOW}), "
-    f"%(unique_key)s, {NOW}, {NOW}, %(expires_at)s)"
+    f"%(unique_key)s, {NOW}, {NOW}, %(expires_at)s, %(limit_key)s)"
 )
 ENQUEUE = (
     f"WITH ins AS ({_INSERT_ONE} ON CONFLICT (name, unique_key) WHERE {_LIVE_KEY} DO NOTHING "
@@ -50,17 +50,17 @@ LIVE_BY_KEY = f"SELECT {COLS} FROM jobq_jobs WHERE name = %s AND unique_key = %s
 _ONCE = f"t AS MATERIALIZED (SELECT {NOW} AS now)"
 ENQUEUE_ARRAYS = (
     f"WITH {_ONCE}, ins AS (INSERT INTO jobq_jobs ({_COLUMNS}) "
-    "SELECT q, n, p, pr, 'pending', m, coalesce(r, t.now), NULL, t.now, t.now, x "
+    "SELECT q, n, p, pr, 'pending', m, coalesce(r, t.now), NULL, t.now, t.now, x, k "
     "FROM t, unnest(%(queues)s::text[], %(names)s::text[], %(payloads)s::text[], "
     "%(priorities)s::int[], %(max_attempts)s::int[], %(run_ats)s::float8[], "
-    "%(expires_ats)s::float8[]) "
-    "WITH ORDINALITY AS v(q, n, p, pr, m, r, x, i) ORDER BY i RETURNING id) "
+    "%(expires_ats)s::float8[], %(limit_keys)s::text[]) "
+    "WITH ORDINALITY AS v(q, n, p, pr, m, r, x, k, i) ORDER BY i RETURNING id) "
     "SELECT array_agg(id ORDER BY id) FROM ins"
 )
 ENQUEUE_PAYLOADS = (
     f"WITH {_ONCE}, ins AS (INSERT INTO jobq_jobs ({_COLUMNS}) "
     "SELECT %(queue)s, %(name)s, p, %(priority)s, 'pending', %(max_attempts)s, "
-    "coalesce(%(run_at)s::float8, t.now), NULL, t.now, t.now, %(expires_at)s::float8 "
+    "coalesce(%(run_at)s::float8, t.now), NULL, t.now, t.now, %(expires_at)s::float8, NULL "
     "FROM t, unnest(%(payloads)s::text[]) WITH ORDINALITY AS v(p, i) ORDER BY i RETURNING id) "
     f"SELECT array_agg(id ORDER BY id), pg_notify('{CHANNEL}', %(queue)s) FROM ins"
 )
@@ -95,9 +95,16 @@ CLAIM = (
 )
 # With task limits: candidates first (skipping tasks at their limit), then the
 # chosen ones are leased by id.
+# Per-key limits leave out the (task, limit key) groups at their limit (the arrays
+# %(group_names)s and %(group_keys)s, '' for no key; hashed once); their jobs are
+# passed over in the index one by one (a heap read each), so a blocked key costs in
+# proportion to its jobs ahead of the first runnable one.
 CANDIDATES = (
-    f"WITH {_UNPAUSED} SELECT l.id, l.queue, l.name FROM q CROSS JOIN LATERAL "
-    f"({_PER_QUEUE} AND name <> ALL(%(blocked)s::text[]) {_IN_ORDER} FOR UPDATE SKIP LOCKED) "
+    f"WITH {_UNPAUSED} SELECT l.id, l.queue, l.name, l.limit_key FROM q CROSS JOIN LATERAL "
+    f"({_PER_QUEUE.replace('name,', 'name, limit_key,')} AND name <> ALL(%(blocked)s::text[]) "
+    "AND (name, coalesce(limit_key, '')) NOT IN (SELECT g.n, g.k FROM "
+    "unnest(%(group_names)s::text[], %(group_keys)s::text[]) AS g(n, k)) "
+    f"{_IN_ORDER} FOR UPDATE SKIP LOCKED) "
     "AS l ORDER BY l.priority DESC, l.run_at, l.id LIMIT %(limit)s"
 )
 CLAIM_IDS = (
@@ -108,16 +115,19 @@ CLAIM_IDS = (
 )
 LIMIT_LOCK = "SELECT pg_advisory_xact_lock(hashtext('jobq-limit:' || %s))"
 RUNNING_OF = (
-    "SELECT name, count(*) FROM jobq_jobs WHERE status = 'processing' "
-    "AND name = ANY(%s::text[]) GROUP BY name"
+    "SELECT name, limit_key, count(*) FROM jobq_jobs WHERE status = 'processing' "
+    "AND name = ANY(%s::text[]) GROUP BY name, limit_key"
 )
 FORGET_STARTS = (
     f"DELETE FROM jobq_rate_starts WHERE key = %(key)s AND started_at <= {NOW} - %(per)s"
 )
 COUNT_STARTS = "SELECT count(*) FROM jobq_rate_starts WHERE key = %(key)s"
+STARTS_BY_KEY = (
+    "SELECT limit_key, count(*) FROM jobq_rate_starts WHERE key = %(key)s GROUP BY limit_key"
+)
 RECORD_STARTS = (
-    f"INSERT INTO jobq_rate_starts (key, started_at) SELECT k, {NOW} "
-    "FROM unnest(%(keys)s::text[]) AS k"
+    f"INSERT INTO jobq_rate_starts (key, limit_key, started_at) SELECT k, lk, {NOW} "
+    "FROM unnest(%(keys)s::text[], %(limit_keys)s::text[]) AS s(k, lk)"
 )
 HAS_RUNNABLE = (
     f"WITH {_UNPAUSED} SELECT EXISTS (SELECT 1 FROM q WHERE EXISTS (SELECT 1 FROM jobq_jobs j "

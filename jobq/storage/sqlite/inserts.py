@@ -213,4 +213,5 @@ def _bulk_values(job: NewJob, now: float) -> tuple[Any, ...]:
         run_at,
         now,
         job.expires_at,
+        job.limit_key,
     )

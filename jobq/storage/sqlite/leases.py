@@ -36,6 +36,7 @@ from .sql import (
     ANY_EXPIRED,
     CANDIDATES,
     CANDIDATES_EXCEPT,
+    CANDIDATES_EXCEPT_GROUPS,
     CLAIM_ID,
     COMPLETE,
     COMPLETE_CHUNK,
@@ -59,9 +60,13 @@ from .sql import (
 )
 
 _COMPLETE_RETURNING = f"{COMPLETE} RETURNING queue"
+COUNT_STARTS = "SELECT count(*) FROM rate_starts WHERE key = ?1"
+STARTS_BY_KEY = "SELECT limit_key, count(*) FROM rate_starts WHERE key = ?1 GROUP BY limit_key"
+CLAIM_ROUNDS = 4
+"""Most candidate queries of one limited claim (see SQLiteLeases._claim_limited)."""
 
 
-def _claim_order(row: JobRow) -> tuple[int, float, int]:
+def _claim_order(row: JobRow | Job) -> tuple[int, float, int]:
     """Highest priority first, then oldest run_at, then id."""
     return -row.priority, row.run_at, row.id
 
@@ -96,16 +101,22 @@ class SQLiteLeases:
             return self._claim_returning(queues, owner, now, expires, limit)
         with self._db.write(durable=False) as conn:
             if limits:
-                rows = self._limited_candidates(conn, queues, now, limit, limits, limited_at_most)
-            else:
-                rows = self._candidates(conn, queues, now, limit)
-            if not rows:
-                return []
-            if len(rows) > 1 and self._db.returning:
-                tokens = self._take_many(conn, rows, owner, expires, now)
-            else:
-                tokens = self._take_each(conn, rows, owner, expires, now)
+                return self._claim_limited(
+                    conn, queues, (owner, expires, now), limit, limits, limited_at_most
+                )
+            rows = self._candidates(conn, queues, now, limit)
+            tokens = self._take(conn, rows, owner, expires, now)
         return [claimed_job(r, owner, t, expires, now) for r, t in zip(rows, tokens, strict=True)]
+
+    def _take(
+        self, conn: Connection, rows: list[JobRow], owner: str, expires: float, now: float
+    ) -> list[str]:
+        """Mark ``rows`` processing; their new lease tokens."""
+        if not rows:
+            return []
+        if len(rows) > 1 and self._db.returning:
+            return self._take_many(conn, rows, owner, expires, now)
+        return self._take_each(conn, rows, owner, expires, now)
 
     def _claim_returning(
         self, queues: Sequence[str], owner: str, now: float, expires: float, limit: int
@@ -140,44 +151,68 @@ class SQLiteLeases:
             del rows[limit:]
         return rows
 
-    def _limited_candidates(
+    def _claim_limited(
         self,
         conn: Connection,
         queues: Sequence[str],
-        now: float,
+        lease: tuple[str, float, float],
         limit: int,
         limits: Mapping[str, TaskLimit],
         at_most: int | None,
-    ) -> list[JobRow]:
-        """The best runnable rows that the task limits allow, in claim order; records
-        the starts that count against a rate window."""
+    ) -> list[Job]:
+        """Claim the best runnable jobs that the task limits allow; record the starts
+        that count against a rate window. A round whose candidates were all of keys
+        that filled up meanwhile is followed by another without those keys."""
+        owner, expires, now = lease
         allowance = self._allowance(conn, limits, now, at_most)
+        jobs: list[Job] = []
+        for _ in range(CLAIM_ROUNDS):
+            rows = self._fitting(conn, queues, now, limit - len(jobs), allowance)
+            tokens = self._take(conn, rows, owner, expires, now)
+            for row, token in zip(rows, tokens, strict=True):
+                jobs.append(claimed_job(row, owner, token, expires, now))
+            if len(jobs) == limit or not allowance.skipped:
+                break
+            allowance.skipped = False
+        conn.run_many(
+            "INSERT INTO rate_starts (key, limit_key, started_at) VALUES (?, ?, ?)",
+            [(key, limit_key, now) for key, limit_key in allowance.rate_starts],
+        )
+        jobs.sort(key=_claim_order)
+        return jobs
+
+    def _fitting(
+        self, conn: Connection, queues: Sequence[str], now: float, limit: int, allowance: Allowance
+    ) -> list[JobRow]:
+        """The best runnable rows that ``allowance`` lets this claim take, in claim order."""
         blocked = json.dumps(allowance.blocked())
+        groups = allowance.blocked_groups()
+        statement = CANDIDATES_EXCEPT_GROUPS if groups else CANDIDATES_EXCEPT
+        extra = (json.dumps(groups),) if groups else ()
         rows: list[JobRow] = []
         for name in queues:
-            rows += job_rows(conn.query(CANDIDATES_EXCEPT, (None, None, now, name, limit, blocked)))
+            params = (None, None, now, name, limit, blocked, *extra)
+            rows += job_rows(conn.query(statement, params))
         rows.sort(key=_claim_order)
-        rows = allowance.take(rows, limit)
-        conn.run_many(
-            "INSERT INTO rate_starts (key, started_at) VALUES (?, ?)",
-            [(key, now) for key in allowance.rate_starts],
-        )
-        return rows
+        return allowance.take(rows, limit)
 
     def _allowance(
         self, conn: Connection, limits: Mapping[str, TaskLimit], now: float, at_most: int | None
     ) -> Allowance:
         """What the limited tasks may take now, read under the write lock."""
         counted = json.dumps(sorted(n for n, lim in limits.items() if lim.concurrency))
-        running: dict[str, int] = dict(conn.query(RUNNING_OF, (counted,)))
-        started: dict[str, int] = {}
-        for key, (_, per) in rate_windows(limits).items():
+        running = {(name, key): count for name, key, count in conn.query(RUNNING_OF, (counted,))}
+        started: dict[tuple[str, str | None], int] = {}
+        for key, window in rate_windows(limits).items():
             conn.run(
-                "DELETE FROM rate_starts WHERE key = ?1 AND started_at <= ?2", (key, now - per)
+                "DELETE FROM rate_starts WHERE key = ?1 AND started_at <= ?2",
+                (key, now - window.per),
             )
-            started[key] = conn.query("SELECT count(*) FROM rate_starts WHERE key = ?1", (key,))[0][
-                0
-            ]
+            if window.per_key:
+                for limit_key, count in conn.query(STARTS_BY_KEY, (key,)):
+                    started[key, limit_key] = count
+            else:
+                started[key, None] = conn.query(COUNT_STARTS, (key,))[0][0]
         return Allowance(limits, running, started, at_most)
 
     def _take_each(

@@ -244,6 +244,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         CREATE INDEX jobs_expiring ON jobs (expires_at)
         WHERE expires_at IS NOT NULL AND status = 'pending'
         """,
+        # Per-key limits: the group a job counts in (computed at enqueue from its
+        # arguments), and the limit key each start of a per-key rate window was for.
+        # No index: claims read the keys of processing jobs off jobs_running and of
+        # recent starts off rate_starts_window, rows a claim reads already.
+        "ALTER TABLE jobs ADD COLUMN limit_key TEXT",
+        "ALTER TABLE rate_starts ADD COLUMN limit_key TEXT",
     ),
 )
 

@@ -179,6 +179,7 @@ def test_job_shows_every_field_decoded(monitor: Monitor, queue: jobq.DurableQueu
         "unique_key": "r-5",
         "cancel_requested": False,
         "expires_at": None,
+        "limit_key": None,
     }
     assert isinstance(body["finished_at"], float)
 

@@ -21,6 +21,30 @@ def ref(name: str) -> dict[str, Any]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+JOB_PROPERTIES: dict[str, Any] = {
+    "id": {"type": "integer"},
+    "name": {"type": "string", "description": "The registered task name."},
+    "queue": {"type": "string"},
+    "status": {"type": "string", "enum": STATUSES},
+    "priority": {"type": "integer"},
+    "attempts": {"type": "integer", "minimum": 0},
+    "max_attempts": {"type": "integer", "minimum": 1},
+    "run_at": {"type": "number"},
+    "created_at": {"type": "number"},
+    "started_at": NUMBER_OR_NULL,
+    "finished_at": NUMBER_OR_NULL,
+    "updated_at": {"type": "number"},
+    "error": ref("JobError"),
+    "result": {"description": "What the task returned, or null."},
+    "progress": {"description": "What the task last reported, or null."},
+    "unique_key": {"type": ["string", "null"]},
+    "cancel_requested": {"type": "boolean"},
+    "expires_at": {**NUMBER_OR_NULL, "description": "Not started by then: cancelled."},
+    "limit_key": {"type": ["string", "null"], "description": "Its per-key limits' group."},
+}
+"""The fields of a job as the JSON shows it (every one always present)."""
+
+
 SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -43,50 +67,8 @@ SCHEMAS: dict[str, Any] = {
     "Job": {
         "type": "object",
         "description": "Times are epoch seconds. `result` and `progress` are decoded JSON.",
-        "required": [
-            "id",
-            "name",
-            "queue",
-            "status",
-            "priority",
-            "attempts",
-            "max_attempts",
-            "run_at",
-            "created_at",
-            "started_at",
-            "finished_at",
-            "updated_at",
-            "error",
-            "result",
-            "progress",
-            "unique_key",
-            "cancel_requested",
-            "expires_at",
-        ],
-        "properties": {
-            "id": {"type": "integer"},
-            "name": {"type": "string", "description": "The registered task name."},
-            "queue": {"type": "string"},
-            "status": {"type": "string", "enum": STATUSES},
-            "priority": {"type": "integer"},
-            "attempts": {"type": "integer", "minimum": 0},
-            "max_attempts": {"type": "integer", "minimum": 1},
-            "run_at": {"type": "number"},
-            "created_at": {"type": "number"},
-            "started_at": NUMBER_OR_NULL,
-            "finished_at": NUMBER_OR_NULL,
-            "updated_at": {"type": "number"},
-            "error": ref("JobError"),
-            "result": {"description": "What the task returned, or null."},
-            "progress": {"description": "What the task last reported, or null."},
-            "unique_key": {"type": ["string", "null"]},
-            "cancel_requested": {"type": "boolean"},
-            "expires_at": {**NUMBER_OR_NULL, "description": "Not started by then: cancelled."},
-            "limit_key": {
-                "type": ["string", "null"],
-                "description": "The group the task's per-key limits count the job in.",
-            },
-        },
+        "required": list(JOB_PROPERTIES),
+        "properties": JOB_PROPERTIES,
     },
     "JobLogs": {
         "type": "object",

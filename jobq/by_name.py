@@ -6,7 +6,7 @@ Arguments are checked to be JSON here, and against the function's signature only
 where the task is registered in this process. A worker that knows the task checks
 them before it calls the function: arguments that do not fit end the job at once
 as ``failed`` with the error ``ArgumentError`` (it could never succeed, so it is
-not retried), see :func:`argument_error`.
+not retried), see :func:`jobq.worker.failures.argument_error`.
 
 Rule: imports basic values, the codec and the task options only; never the worker
 or :mod:`jobq.queue`.
@@ -14,13 +14,11 @@ or :mod:`jobq.queue`.
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import fields
 from typing import Any
 
 from . import codec, defaults
-from .job import JobError
 from .storage.records import NewJob
 from .task_options import JobOptions
 from .tasks import Task
@@ -74,30 +72,3 @@ def new_job(
         unique_key=options.unique_key,
         expires_at=options.expires_at,
     )
-
-
-def argument_error(
-    name: str, fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]
-) -> JobError | None:
-    """After a call of ``fn`` raised TypeError: the error to record if the arguments
-    do not fit its signature (the call failed before the function ran, and would
-    fail again), or None when they fit (the TypeError came from inside the task,
-    which retries as usual). Costs nothing for jobs that do not raise TypeError."""
-    try:
-        signature = inspect.signature(fn)
-    except (TypeError, ValueError):  # no signature to read (some builtins)
-        return None
-    try:
-        signature.bind(*args, **kwargs)
-    except TypeError as exc:
-        empty = inspect.Parameter.empty
-        plain = signature.replace(  # the parameters alone read best: (account_id, *, month)
-            parameters=[p.replace(annotation=empty) for p in signature.parameters.values()],
-            return_annotation=inspect.Signature.empty,
-        )
-        return JobError(
-            "ArgumentError",
-            f"the job's arguments do not fit {name}{plain}: {exc}; "
-            "it can never succeed, so it is not retried",
-        )
-    return None

@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from .. import codec, defaults, signals, tracing_hooks
-from ..by_name import argument_error
 from ..context import JobContext, _set_current
 from ..errors import Fail, PayloadError, Retry, TransientError, UnknownTask
 from ..job import Job, JobError, JobStatus
 from ..storage.base import Completion
-from .failures import describe, error_of, retry_delay, storable
+from .failures import argument_error, describe, error_of, retry_delay, storable
 from .host import Leased, QueueHost, RunnableTask
 from .logs import (
     completion_logged,

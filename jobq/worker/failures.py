@@ -9,7 +9,10 @@ Rule: imports basic values and :mod:`jobq.backoff` only.
 
 from __future__ import annotations
 
+import inspect
 import traceback
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from ..backoff import Backoff
 from ..job import JobError
@@ -80,3 +83,30 @@ def _frames_of(exc: BaseException) -> str:
         return "".join(traceback.format_tb(exc.__traceback__))
     except Exception:
         return ""
+
+
+def argument_error(
+    name: str, fn: Callable[..., Any], args: Sequence[Any], kwargs: Mapping[str, Any]
+) -> JobError | None:
+    """After a call of ``fn`` raised TypeError: the error to record if the arguments
+    do not fit its signature (the call failed before the function ran, and would
+    fail again), or None when they fit (the TypeError came from inside the task,
+    which retries as usual). Costs nothing for jobs that do not raise TypeError."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # no signature to read (some builtins)
+        return None
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        empty = inspect.Parameter.empty
+        plain = signature.replace(  # the parameters alone read best: (account_id, *, month)
+            parameters=[p.replace(annotation=empty) for p in signature.parameters.values()],
+            return_annotation=inspect.Signature.empty,
+        )
+        return JobError(
+            "ArgumentError",
+            f"the job's arguments do not fit {name}{plain}: {exc}; "
+            "it can never succeed, so it is not retried",
+        )
+    return None

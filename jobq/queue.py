@@ -255,7 +255,8 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
         task = self.get_task(task_or_name)
         job_options = JobOptions(**options)
         payloads = (task.encode(*split_call(call)) for call in calls)
-        return self.enqueue_jobs(task.new_job("", job_options), payloads, delay=job_options.delay)
+        template = task.new_job("", job_options)
+        return self.enqueue_jobs(template, payloads, delay=job_options.start_delay)
 
     def enqueue_job(self, job: NewJob, *, delay: float | None = None) -> Job:
         """Store a job a task made (:meth:`Task.new_job <jobq.Task.new_job>`), starting

@@ -15,6 +15,7 @@ from . import backoff as backoffs
 from . import defaults
 from .backoff import Backoff
 from .storage.base import TaskLimit
+from .unique import check_duplicate_policy
 from .validate import check_count, check_priority, check_seconds, parse_rate
 
 DEFAULT_QUEUE = defaults.QUEUE
@@ -39,6 +40,16 @@ class JobOptions:
         whatever queue it is). Keys are per task: another task may use the same
         key for jobs of its own.
     :param queue: queue name to enqueue into.
+    :param on_duplicate: what happens when a job of this task holds ``unique_key``:
+        ``"keep"`` (default) returns it unchanged; ``"replace"`` gives it this
+        enqueue's arguments, run time and priority while it is pending, and
+        enqueues a new job when it is already running (the running one keeps
+        its old arguments). Needs ``unique_key``. See the unique jobs guide.
+    :param debounce: seconds (> 0): the job runs this long after the *last*
+        enqueue with its ``unique_key``, with the last arguments (each enqueue
+        while it is pending replaces its arguments and pushes its run time to
+        now + ``debounce``). Implies ``on_duplicate="replace"``; needs
+        ``unique_key``; excludes ``delay`` and ``run_at``.
     """
 
     priority: int | None = None
@@ -47,6 +58,8 @@ class JobOptions:
     max_attempts: int | None = None
     unique_key: str | None = None
     queue: str | None = None
+    on_duplicate: str | None = None
+    debounce: float | None = None
 
     def __post_init__(self) -> None:
         if self.priority is not None:
@@ -61,6 +74,21 @@ class JobOptions:
             raise TypeError(f"unique_key must be a string, got {self.unique_key!r}")
         if self.queue is not None and (not isinstance(self.queue, str) or not self.queue):
             raise ValueError(f"queue must be a non-empty string, got {self.queue!r}")
+        if self.on_duplicate is not None or self.debounce is not None:
+            check_duplicate_policy(self)
+
+    @property
+    def policy(self) -> str:
+        """``on_duplicate`` as stored: ``"replace"`` for a debounce, else ``"keep"``
+        unless given."""
+        if self.debounce is not None:
+            return "replace"
+        return self.on_duplicate or "keep"
+
+    @property
+    def start_delay(self) -> float | None:
+        """Seconds from now before the job may run: ``debounce`` or ``delay``."""
+        return self.delay if self.debounce is None else self.debounce
 
 
 @dataclass(frozen=True)

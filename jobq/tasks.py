@@ -181,12 +181,17 @@ class Task(Generic[P, R]):
         max_attempts: int | None = None,
         unique_key: str | None = None,
         queue: str | None = None,
+        on_duplicate: str | None = None,
+        debounce: float | None = None,
     ) -> BoundTask[P, R]:
         """Enqueue with options kept apart from the arguments (see :class:`JobOptions`)::
 
         send_report.options(delay=3600, unique_key=f"report-{user_id}").enqueue(user_id)
+        reindex.options(unique_key=f"doc-{doc_id}", debounce=30).enqueue(doc_id)
         """
-        options = JobOptions(priority, delay, run_at, max_attempts, unique_key, queue)
+        options = JobOptions(
+            priority, delay, run_at, max_attempts, unique_key, queue, on_duplicate, debounce
+        )
         return BoundTask(self, options)
 
     def enqueue_many(
@@ -214,6 +219,7 @@ class Task(Generic[P, R]):
                     settings.max_attempts,
                     None,
                     None,
+                    "keep",
                 )
             )
         return NewJob(
@@ -224,6 +230,7 @@ class Task(Generic[P, R]):
             max_attempts=options.max_attempts or settings.max_attempts,
             run_at=options.run_at,
             unique_key=options.unique_key,
+            on_duplicate=options.policy,
         )
 
     def encode(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
@@ -281,7 +288,7 @@ class BoundTask(Generic[P, R]):
         """As :meth:`Task.enqueue`, with these options."""
         task, options = self.task, self.job_options
         job = task.new_job(task.encode(args, kwargs), options)
-        return task.owner.enqueue_job(job, delay=options.delay)
+        return task.owner.enqueue_job(job, delay=options.start_delay)
 
     def enqueue_many(self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]) -> list[int]:
         """As :meth:`Task.enqueue_many`, with these options."""
@@ -289,7 +296,7 @@ class BoundTask(Generic[P, R]):
         owner = task.owner
         encode = task.encode
         payloads = (encode(*split_call(call)) for call in calls)
-        return owner.enqueue_jobs(task.new_job("", options), payloads, delay=options.delay)
+        return owner.enqueue_jobs(task.new_job("", options), payloads, delay=options.start_delay)
 
     def options(self, **changes: Any) -> BoundTask[P, R]:
         """These options with some changed."""

@@ -17,10 +17,13 @@ import math
 import secrets
 from collections.abc import Collection, Mapping
 
+from ..unique import ON_DUPLICATE
 from ..validate import check_int_range, check_time, is_int
 from ._limits import rate_windows
 from .base import JobStatus, NewJob, TaskLimit
 
+_VALID_POLICIES = frozenset({("keep", True), ("keep", False), ("replace", False)})
+"""(on_duplicate, unique_key is None) of the valid jobs."""
 PRIORITY_RANGE = (-(2**31), 2**31 - 1)
 """Lowest and highest job priority: PostgreSQL's ``integer`` column."""
 MAX_ATTEMPTS_RANGE = (1, 2**31 - 1)
@@ -57,7 +60,8 @@ def _check_texts(job: NewJob, where: str) -> None:
 def check_new(job: NewJob, index: int | None) -> None:
     """Reject a bad NewJob before anything is written, naming the field and value
     (and ``jobs[index]`` when ``index`` is given)."""
-    name, payload, queue, priority, max_attempts, run_at, unique_key = job
+    name, payload, queue, priority, max_attempts, run_at, unique_key = job[:7]
+    policy = (job.on_duplicate, unique_key is None)
     # One cheap test for the common, valid case (every enqueue runs it); the
     # detailed checks, which say what is wrong, only on failure.
     if (
@@ -73,6 +77,7 @@ def check_new(job: NewJob, index: int | None) -> None:
         and (run_at is None or (type(run_at) is float and math.isfinite(run_at)))
         and (unique_key is None or type(unique_key) is str)
         and "\x00" not in name + queue + payload + (unique_key or "")
+        and policy in _VALID_POLICIES
     ):
         return
     _reject_new(job, "" if index is None else f" (jobs[{index}])")
@@ -87,6 +92,13 @@ def _reject_new(job: NewJob, where: str) -> None:
         check_time("run_at", job.run_at)
     if job.unique_key is not None and not isinstance(job.unique_key, str):
         raise ValueError(f"unique_key must be a str or None, got {job.unique_key!r}{where}")
+    if job.on_duplicate not in ON_DUPLICATE:
+        raise ValueError(
+            f"on_duplicate must be one of {', '.join(map(repr, ON_DUPLICATE))}, "
+            f"got {job.on_duplicate!r}{where}"
+        )
+    if job.on_duplicate != "keep" and job.unique_key is None:
+        raise ValueError(f"on_duplicate={job.on_duplicate!r} needs a unique_key{where}")
 
 
 def check_json(name: str, value: object) -> None:

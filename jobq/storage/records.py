@@ -26,6 +26,13 @@ class NewJob(NamedTuple):
         pending or processing, enqueueing another returns the existing one, in
         whatever queue it is. Keys are scoped to their task: another task may use
         the same key for a job of its own. Default None.
+    :param on_duplicate: what an enqueue does when a job of the same task holds
+        ``unique_key``: ``"keep"`` (default) returns that job unchanged;
+        ``"replace"`` gives a *pending* holder this job's ``payload``, ``priority``
+        and ``run_at`` (its id, queue, ``max_attempts`` and attempts stay) and
+        returns it; a *processing* holder is left as it runs, gives up the key
+        (its ``unique_key`` becomes None) and this job is inserted, so the last
+        arguments still run. ``"replace"`` needs a ``unique_key``.
     """
 
     name: str
@@ -35,14 +42,18 @@ class NewJob(NamedTuple):
     max_attempts: int = 3
     run_at: float | None = None
     unique_key: str | None = None
+    on_duplicate: str = "keep"
 
 
 class Enqueued(NamedTuple):
     """What :meth:`Storage.enqueue` did: the stored ``job``, and whether it is new
-    (``created`` False when a live job with the same ``unique_key`` was returned)."""
+    (``created`` False when a live job with the same ``unique_key`` was returned),
+    and whether that existing pending job took this enqueue's arguments and run
+    time (``replaced``, with ``on_duplicate="replace"``)."""
 
     job: Job
     created: bool
+    replaced: bool = False
 
 
 class Completion(NamedTuple):

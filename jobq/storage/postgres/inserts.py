@@ -20,6 +20,7 @@ from .._rows import job_row, row_to_job
 from ..base import Enqueued, Job, JobStatus, NewJob, StorageError
 from . import sql
 from .connection import RETRIES, Database
+from .duplicates import replace
 
 
 class Inserted(NamedTuple):
@@ -79,6 +80,9 @@ class PostgresInserts:
 
     def enqueue(self, job: NewJob, now: float) -> Enqueued:
         params = _enqueue_params(job, self._db.now(now))
+        if job.on_duplicate == "replace":
+            with self._db.conn() as conn, conn.transaction():
+                return replace(conn, job, params)
         statement = sql.ENQUEUE if job.unique_key is not None else sql.ENQUEUE_KEYLESS
         for _ in range(RETRIES):
             rows = self._db.run(statement, params)
@@ -135,6 +139,8 @@ def insert_jobs(
 
 def _insert_keyed(conn: psycopg.Connection[Any], job: NewJob, now: float | None) -> int:
     """The id of the live job holding ``job``'s unique key, inserting ``job`` if none."""
+    if job.on_duplicate == "replace":
+        return replace(conn, job, _enqueue_params(job, now)).job.id
     found = conn.execute(sql.LIVE_BY_KEY, (job.name, job.unique_key)).fetchone()
     if found is not None:
         return job_row(found).id

@@ -1,0 +1,63 @@
+"""Unique-key policies: what an enqueue does when a job of its task already holds
+its ``unique_key`` (keep it, replace its arguments, debounce it).
+
+The policy itself runs in storage (``NewJob.on_duplicate``), atomically with the
+insert; this module checks the options users write.
+
+Rule: imports basic values only.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+ON_DUPLICATE = ("keep", "replace")
+"""The values of ``on_duplicate``."""
+
+
+class DuplicateOptions(Protocol):
+    """The options :func:`check_duplicate_policy` reads (a :class:`~jobq.JobOptions`)."""
+
+    @property
+    def unique_key(self) -> str | None: ...
+    @property
+    def on_duplicate(self) -> str | None: ...
+    @property
+    def debounce(self) -> float | None: ...
+    @property
+    def delay(self) -> float | None: ...
+    @property
+    def run_at(self) -> float | None: ...
+
+
+def check_duplicate_policy(options: DuplicateOptions) -> None:
+    """Raise ValueError or TypeError, naming the option, unless ``on_duplicate`` and
+    ``debounce`` make sense together and with the rest of ``options``."""
+    on_duplicate, debounce = options.on_duplicate, options.debounce
+    if on_duplicate is not None and on_duplicate not in ON_DUPLICATE:
+        raise ValueError(
+            f"on_duplicate must be one of {', '.join(map(repr, ON_DUPLICATE))}, "
+            f"got {on_duplicate!r}"
+        )
+    if debounce is not None:
+        if isinstance(debounce, bool) or not isinstance(debounce, int | float):
+            raise TypeError(f"debounce must be a number of seconds, got {debounce!r}")
+        if not 0 < debounce < float("inf"):
+            raise ValueError(f"debounce must be more than 0 seconds, got {debounce!r}")
+        if options.delay is not None or options.run_at is not None:
+            raise ValueError(
+                "debounce= sets the run time (now + debounce at each enqueue): "
+                "give it without delay= or run_at="
+            )
+        if on_duplicate == "keep":
+            raise ValueError(
+                "debounce= replaces the pending job at each enqueue: it cannot go with "
+                'on_duplicate="keep"'
+            )
+    if options.unique_key is None:
+        option = "debounce" if debounce is not None else "on_duplicate"
+        raise ValueError(
+            f"{option}= needs a unique_key: it says what to do with the job already "
+            'holding that key, e.g. .options(unique_key=f"doc-{doc_id}", '
+            f"{option}=...)"
+        )

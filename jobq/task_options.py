@@ -50,6 +50,10 @@ class JobOptions:
         while it is pending replaces its arguments and pushes its run time to
         now + ``debounce``). Implies ``on_duplicate="replace"``; needs
         ``unique_key``; excludes ``delay`` and ``run_at``.
+    :param throttle: seconds (> 0): at most one job of this task with this
+        ``unique_key`` per ``throttle`` seconds; an enqueue within that time of
+        the newest one's creation returns it, even if it has ended. Needs
+        ``unique_key``; not with ``on_duplicate="replace"`` nor ``debounce``.
     """
 
     priority: int | None = None
@@ -60,6 +64,7 @@ class JobOptions:
     queue: str | None = None
     on_duplicate: str | None = None
     debounce: float | None = None
+    throttle: float | None = None
 
     def __post_init__(self) -> None:
         if self.priority is not None:
@@ -74,7 +79,7 @@ class JobOptions:
             raise TypeError(f"unique_key must be a string, got {self.unique_key!r}")
         if self.queue is not None and (not isinstance(self.queue, str) or not self.queue):
             raise ValueError(f"queue must be a non-empty string, got {self.queue!r}")
-        if self.on_duplicate is not None or self.debounce is not None:
+        if (self.on_duplicate, self.debounce, self.throttle) != (None, None, None):
             check_duplicate_policy(self)
 
     @property

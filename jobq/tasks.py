@@ -88,6 +88,10 @@ class JobStore(Protocol):
 _NO_OPTIONS = JobOptions()
 # NewJob(...) without keyword handling: new_job runs on every enqueue.
 _new_job: Callable[[Iterable[Any]], NewJob] = functools.partial(tuple.__new__, NewJob)
+# The defaults of the fields after max_attempts (run_at, unique_key, ...), in order.
+_DEFAULTS_AFTER_MAX_ATTEMPTS = tuple(
+    NewJob._field_defaults[field] for field in NewJob._fields[NewJob._fields.index("run_at") :]
+)
 
 
 class Task(Generic[P, R]):
@@ -183,6 +187,7 @@ class Task(Generic[P, R]):
         queue: str | None = None,
         on_duplicate: str | None = None,
         debounce: float | None = None,
+        throttle: float | None = None,
     ) -> BoundTask[P, R]:
         """Enqueue with options kept apart from the arguments (see :class:`JobOptions`)::
 
@@ -190,7 +195,15 @@ class Task(Generic[P, R]):
         reindex.options(unique_key=f"doc-{doc_id}", debounce=30).enqueue(doc_id)
         """
         options = JobOptions(
-            priority, delay, run_at, max_attempts, unique_key, queue, on_duplicate, debounce
+            priority,
+            delay,
+            run_at,
+            max_attempts,
+            unique_key,
+            queue,
+            on_duplicate,
+            debounce,
+            throttle,
         )
         return BoundTask(self, options)
 
@@ -217,9 +230,7 @@ class Task(Generic[P, R]):
                     settings.queue,
                     settings.priority,
                     settings.max_attempts,
-                    None,
-                    None,
-                    "keep",
+                    *_DEFAULTS_AFTER_MAX_ATTEMPTS,
                 )
             )
         return NewJob(
@@ -231,6 +242,7 @@ class Task(Generic[P, R]):
             run_at=options.run_at,
             unique_key=options.unique_key,
             on_duplicate=options.policy,
+            throttle=options.throttle,
         )
 
     def encode(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:

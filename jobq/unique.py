@@ -28,6 +28,8 @@ class DuplicateOptions(Protocol):
     def delay(self) -> float | None: ...
     @property
     def run_at(self) -> float | None: ...
+    @property
+    def throttle(self) -> float | None: ...
 
 
 def check_duplicate_policy(options: DuplicateOptions) -> None:
@@ -54,10 +56,25 @@ def check_duplicate_policy(options: DuplicateOptions) -> None:
                 "debounce= replaces the pending job at each enqueue: it cannot go with "
                 'on_duplicate="keep"'
             )
+    if options.throttle is not None:
+        _check_throttle(options.throttle, on_duplicate, debounce)
     if options.unique_key is None:
-        option = "debounce" if debounce is not None else "on_duplicate"
+        given = (("debounce", debounce), ("throttle", options.throttle), ("on_duplicate", 1))
+        option = next(name for name, value in given if value is not None)
         raise ValueError(
             f"{option}= needs a unique_key: it says what to do with the job already "
             'holding that key, e.g. .options(unique_key=f"doc-{doc_id}", '
             f"{option}=...)"
+        )
+
+
+def _check_throttle(throttle: object, on_duplicate: str | None, debounce: float | None) -> None:
+    if isinstance(throttle, bool) or not isinstance(throttle, int | float):
+        raise TypeError(f"throttle must be a number of seconds, got {throttle!r}")
+    if not 0 < throttle < float("inf"):
+        raise ValueError(f"throttle must be more than 0 seconds, got {throttle!r}")
+    if on_duplicate == "replace" or debounce is not None:
+        raise ValueError(
+            "throttle= keeps the job created first in its window: it cannot go with "
+            'on_duplicate="replace" nor debounce='
         )

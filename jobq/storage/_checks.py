@@ -18,12 +18,12 @@ import secrets
 from collections.abc import Collection, Mapping
 
 from ..unique import ON_DUPLICATE
-from ..validate import check_int_range, check_time, is_int
+from ..validate import check_int_range, check_time, is_int, is_number
 from ._limits import rate_windows
 from .base import JobStatus, NewJob, TaskLimit
 
-_VALID_POLICIES = frozenset({("keep", True), ("keep", False), ("replace", False)})
-"""(on_duplicate, unique_key is None) of the valid jobs."""
+_VALID_POLICIES = frozenset({("keep", True, True), ("keep", False, True), ("replace", False, True)})
+"""(on_duplicate, unique_key is None, throttle is None) of the plain valid jobs."""
 PRIORITY_RANGE = (-(2**31), 2**31 - 1)
 """Lowest and highest job priority: PostgreSQL's ``integer`` column."""
 MAX_ATTEMPTS_RANGE = (1, 2**31 - 1)
@@ -61,7 +61,7 @@ def check_new(job: NewJob, index: int | None) -> None:
     """Reject a bad NewJob before anything is written, naming the field and value
     (and ``jobs[index]`` when ``index`` is given)."""
     name, payload, queue, priority, max_attempts, run_at, unique_key = job[:7]
-    policy = (job.on_duplicate, unique_key is None)
+    policy = (job.on_duplicate, unique_key is None, job.throttle is None)
     # One cheap test for the common, valid case (every enqueue runs it); the
     # detailed checks, which say what is wrong, only on failure.
     if (
@@ -99,6 +99,16 @@ def _reject_new(job: NewJob, where: str) -> None:
         )
     if job.on_duplicate != "keep" and job.unique_key is None:
         raise ValueError(f"on_duplicate={job.on_duplicate!r} needs a unique_key{where}")
+    if job.throttle is not None:
+        _check_throttle(job, where)
+
+
+def _check_throttle(job: NewJob, where: str) -> None:
+    throttle = job.throttle
+    if not is_number(throttle) or not 0 < throttle < math.inf:  # type: ignore[operator]
+        raise ValueError(f"throttle must be a number of seconds > 0, got {throttle!r}{where}")
+    if job.unique_key is None or job.on_duplicate != "keep":
+        raise ValueError(f'throttle needs a unique_key and on_duplicate="keep"{where}')
 
 
 def check_json(name: str, value: object) -> None:

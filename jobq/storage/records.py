@@ -33,6 +33,10 @@ class NewJob(NamedTuple):
         returns it; a *processing* holder is left as it runs, gives up the key
         (its ``unique_key`` becomes None) and this job is inserted, so the last
         arguments still run. ``"replace"`` needs a ``unique_key``.
+    :param throttle: seconds (> 0), with ``on_duplicate="keep"`` and a
+        ``unique_key``: if a job of the same task with this key was *created*
+        less than ``throttle`` seconds before ``now``, whatever its status (ended
+        ones too), it is returned and nothing is inserted. Default None.
     """
 
     name: str
@@ -43,6 +47,7 @@ class NewJob(NamedTuple):
     run_at: float | None = None
     unique_key: str | None = None
     on_duplicate: str = "keep"
+    throttle: float | None = None
 
 
 class Enqueued(NamedTuple):

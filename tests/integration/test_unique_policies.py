@@ -95,6 +95,28 @@ def test_bulk_enqueue_with_debounce_keeps_the_last_call(
     assert (job.payload, job.run_at) == (reindex.encode((3,), {}), START + 5)
 
 
+def test_throttle_returns_the_job_of_the_window_even_once_it_ran(
+    queue: DurableQueue, clock: FakeClock
+) -> None:
+    sent: list[str] = []
+
+    @queue.task("digest")
+    def digest(user_id: int, note: str) -> None:
+        sent.append(note)
+
+    throttled = digest.options(unique_key="user-1", throttle=3600)
+    first = throttled.enqueue(1, "first")
+    queue.run_until_empty()
+    clock.advance(600)
+    again = throttled.enqueue(1, "second")
+    assert (again.id, again.status) == (first.id, JobStatus.COMPLETED)
+    clock.advance(3000)  # an hour after the first
+    third = throttled.enqueue(1, "third")
+    queue.run_until_empty()
+    assert third.id != first.id
+    assert sent == ["first", "third"]
+
+
 @pytest.mark.parametrize(
     ("options", "message"),
     [
@@ -104,6 +126,9 @@ def test_bulk_enqueue_with_debounce_keeps_the_last_call(
         ({"unique_key": "k", "debounce": 0}, "debounce must be more than 0 seconds"),
         ({"unique_key": "k", "debounce": 30, "delay": 5}, "without delay= or run_at="),
         ({"unique_key": "k", "debounce": 30, "on_duplicate": "keep"}, 'on_duplicate="keep"'),
+        ({"throttle": 60}, "throttle= needs a unique_key"),
+        ({"unique_key": "k", "throttle": -1}, "throttle must be more than 0 seconds"),
+        ({"unique_key": "k", "throttle": 60, "debounce": 5}, "cannot go with"),
     ],
 )
 def test_bad_policies_are_refused_before_writing(

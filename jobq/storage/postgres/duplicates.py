@@ -1,5 +1,6 @@
 """``on_duplicate="replace"`` on PostgreSQL: insert a job, or give the pending job
-of its task that holds its unique key the new arguments and run time.
+of its task that holds its unique key the new arguments and run time; and the
+lookup of a throttled enqueue (``NewJob.throttle``).
 
 One statement decides (INSERT ... ON CONFLICT ... DO UPDATE ... WHERE status =
 'pending' on the unique partial index): the holder's row is locked while it is
@@ -21,6 +22,18 @@ from .._rows import job_row, row_to_job
 from ..base import Enqueued, NewJob, StorageError
 from . import sql
 from .connection import RETRIES
+
+
+def throttled(
+    conn: psycopg.Connection[Any], job: NewJob, params: dict[str, Any]
+) -> Enqueued | None:
+    """The job of ``job``'s task and key created less than ``job.throttle`` seconds
+    ago, if any. Takes a lock on the task and key held until the transaction ends, so
+    that throttled enqueues of one key decide one after another (the unique index
+    covers live jobs only, and the job found may have ended)."""
+    conn.execute(sql.KEY_LOCK, (job.name, job.unique_key))
+    row = conn.execute(sql.RECENT_BY_KEY, {**params, "throttle": job.throttle}).fetchone()
+    return None if row is None else Enqueued(row_to_job(job_row(row)), False)
 
 
 def replace(conn: psycopg.Connection[Any], job: NewJob, params: dict[str, Any]) -> Enqueued:

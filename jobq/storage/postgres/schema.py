@@ -269,6 +269,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         f"ALTER TABLE jobq_job_counts SET ({_VACUUM_OFTEN})",
         f"ALTER TABLE jobq_throughput SET ({_VACUUM_OFTEN})",
     ),
+    (
+        # A throttled enqueue (NewJob.throttle) looks for the newest job of its task
+        # and key created since a moment, ended ones too (jobq.storage.postgres.duplicates).
+        "CREATE INDEX jobq_jobs_key_created ON jobq_jobs (name, unique_key, created_at) "
+        "WHERE unique_key IS NOT NULL",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

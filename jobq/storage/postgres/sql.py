@@ -58,6 +58,14 @@ RELEASE_KEY = (
     "WHERE name = %s AND unique_key = %s AND status = 'processing'"
 )
 """A processing holder of a task's key gives it up to a replacing enqueue."""
+KEY_LOCK = "SELECT pg_advisory_xact_lock(hashtext('jobq-key:' || %s), hashtext(%s))"
+"""Throttled enqueues of one task and key, one at a time until commit (task name, key)."""
+RECENT_BY_KEY = (
+    f"SELECT {COLS} FROM jobq_jobs WHERE name = %(name)s AND unique_key = %(unique_key)s "
+    f"AND created_at > {NOW} - %(throttle)s ORDER BY created_at DESC LIMIT 1"
+)
+"""The newest job of a task with a key created within ``throttle`` seconds, in any
+status (index jobq_jobs_key_created)."""
 
 # Rows come out of unnest() WITH ORDINALITY in order and take their identity
 # values in that order, so sorted ids follow the arrays.

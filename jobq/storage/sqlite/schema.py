@@ -233,6 +233,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE workers ADD COLUMN process_start INTEGER",
         "ALTER TABLE workers ADD COLUMN threads TEXT NOT NULL DEFAULT '[]'",
     ),
+    (
+        # A throttled enqueue (NewJob.throttle) looks for the newest job of its task
+        # and key created since a moment, ended ones too (jobq.storage.sqlite.duplicates).
+        "CREATE INDEX jobs_key_created ON jobs (name, unique_key, created_at) "
+        "WHERE unique_key IS NOT NULL",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

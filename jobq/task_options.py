@@ -15,7 +15,7 @@ from . import backoff as backoffs
 from . import defaults
 from .backoff import Backoff
 from .storage.base import TaskLimit
-from .unique import check_duplicate_policy
+from .unique import OnDuplicate, check_duplicate_policy
 from .validate import check_count, check_priority, check_seconds, parse_rate
 
 DEFAULT_QUEUE = defaults.QUEUE
@@ -62,7 +62,7 @@ class JobOptions:
     max_attempts: int | None = None
     unique_key: str | None = None
     queue: str | None = None
-    on_duplicate: str | None = None
+    on_duplicate: OnDuplicate | None = None
     debounce: float | None = None
     throttle: float | None = None
 

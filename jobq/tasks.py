@@ -38,6 +38,7 @@ from .task_options import (
     TaskSettings,
     task_limits,
 )
+from .unique import OnDuplicate
 
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
@@ -185,7 +186,7 @@ class Task(Generic[P, R]):
         max_attempts: int | None = None,
         unique_key: str | None = None,
         queue: str | None = None,
-        on_duplicate: str | None = None,
+        on_duplicate: OnDuplicate | None = None,
         debounce: float | None = None,
         throttle: float | None = None,
     ) -> BoundTask[P, R]:

@@ -9,9 +9,11 @@ Rule: imports basic values only.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Literal, Protocol, get_args
 
-ON_DUPLICATE = ("keep", "replace")
+OnDuplicate = Literal["keep", "replace"]
+"""What an enqueue does with the live job holding its unique key (``on_duplicate``)."""
+ON_DUPLICATE: tuple[str, ...] = get_args(OnDuplicate)
 """The values of ``on_duplicate``."""
 
 

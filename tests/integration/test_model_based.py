@@ -108,7 +108,7 @@ class StorageMachine(RuleBasedStateMachine):
     def enqueue(self, key: str | None, delay: float, max_attempts: int) -> None:
         run_at = self.now + delay if delay else None
         new = NewJob("t", "[]", max_attempts=max_attempts, run_at=run_at, unique_key=key)
-        stored, created = self.storage.enqueue(new, now=self.now)
+        stored, created, _replaced = self.storage.enqueue(new, now=self.now)
         holder = self.holder_of(key) if key else None
         if holder is not None:
             assert (created, stored.id) == (False, holder.id)

@@ -31,7 +31,9 @@ namespace = Namespace()
 """Every flask_jobq signal lives in this namespace (distinct from :mod:`jobq.signals`)."""
 
 job_enqueued = namespace.signal(
-    "job-enqueued", doc="A job was stored (not sent for an existing unique job). Keywords: ``job``."
+    "job-enqueued",
+    doc="A new job was stored (not sent when an enqueue returned or replaced the live "
+    "job holding its unique key). Keywords: ``job``.",
 )
 job_started = namespace.signal(
     "job-started",

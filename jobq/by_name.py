@@ -71,4 +71,6 @@ def new_job(
         run_at=options.run_at,
         unique_key=options.unique_key,
         expires_at=options.expires_at,
+        on_duplicate=options.policy,
+        throttle=options.throttle,
     )

@@ -324,7 +324,7 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk):
         job = by_name.new_job(task, name, args, kwargs, job_options)
         default = None if task is None else task.settings.expires_in
         return self.enqueue_job(
-            job, delay=job_options.delay, expires_in=job_options.expiry_after(default)
+            job, delay=job_options.start_delay, expires_in=job_options.expiry_after(default)
         )
 
     def enqueue_job(

@@ -52,7 +52,9 @@ executor_idle = namespace.signal(
 )
 
 job_enqueued = namespace.signal(
-    "job-enqueued", doc="A durable job was stored. Sender: the DurableQueue. Keywords: ``job``."
+    "job-enqueued",
+    doc="A new durable job was stored (not sent when an enqueue returned or replaced the "
+    "live job holding its unique key). Sender: the DurableQueue. Keywords: ``job``.",
 )
 job_started = namespace.signal(
     "job-started",

@@ -19,6 +19,7 @@ from .expiry import check_expiry_options
 from .limit_keys import LimitKey, check_option
 from .retry_rules import DiscardOn, RetryOn, RetryRules
 from .storage.base import TaskLimit
+from .unique import OnDuplicate, check_duplicate_policy
 from .validate import check_count, check_priority, check_seconds, parse_rate
 
 DEFAULT_QUEUE = defaults.QUEUE
@@ -50,6 +51,20 @@ class JobOptions:
         (waiting to run, or for a retry), it ends ``cancelled`` with the error
         ``Expired`` (see :mod:`jobq.expiry`).
     :param expires_at: the same as epoch seconds (excludes ``expires_in``).
+    :param on_duplicate: what happens when a job of this task holds ``unique_key``:
+        ``"keep"`` (default) returns it unchanged; ``"replace"`` gives it this
+        enqueue's arguments, run time and priority while it is pending, and
+        enqueues a new job when it is already running (the running one keeps
+        its old arguments). Needs ``unique_key``. See the unique jobs guide.
+    :param debounce: seconds (> 0): the job runs this long after the *last*
+        enqueue with its ``unique_key``, with the last arguments (each enqueue
+        while it is pending replaces its arguments and pushes its run time to
+        now + ``debounce``). Implies ``on_duplicate="replace"``; needs
+        ``unique_key``; excludes ``delay`` and ``run_at``.
+    :param throttle: seconds (> 0): at most one job of this task with this
+        ``unique_key`` per ``throttle`` seconds; an enqueue within that time of
+        the newest one's creation returns it, even if it has ended. Needs
+        ``unique_key``; not with ``on_duplicate="replace"`` nor ``debounce``.
     """
 
     priority: int | None = None
@@ -60,6 +75,9 @@ class JobOptions:
     queue: str | None = None
     expires_in: float | None = None
     expires_at: float | None = None
+    on_duplicate: OnDuplicate | None = None
+    debounce: float | None = None
+    throttle: float | None = None
 
     def __post_init__(self) -> None:
         if self.priority is not None:
@@ -76,6 +94,8 @@ class JobOptions:
             raise ValueError(f"queue must be a non-empty string, got {self.queue!r}")
         if self.expires_in is not None or self.expires_at is not None:
             check_expiry_options(self.expires_in, self.expires_at, self.run_at)
+        if (self.on_duplicate, self.debounce, self.throttle) != (None, None, None):
+            check_duplicate_policy(self)
 
     def expiry_after(self, default: float | None) -> float | None:
         """The ``expires_in`` of this enqueue: its own, else the task's ``default``
@@ -83,6 +103,19 @@ class JobOptions:
         if self.expires_in is not None or self.expires_at is not None:
             return self.expires_in
         return default
+
+    @property
+    def policy(self) -> str:
+        """``on_duplicate`` as stored: ``"replace"`` for a debounce, else ``"keep"``
+        unless given."""
+        if self.debounce is not None:
+            return "replace"
+        return self.on_duplicate or "keep"
+
+    @property
+    def start_delay(self) -> float | None:
+        """Seconds from now before the job may run: ``debounce`` or ``delay``."""
+        return self.delay if self.debounce is None else self.debounce
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from .task_options import (
     TaskSettings,
     task_limits,
 )
+from .unique import OnDuplicate
 
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
@@ -101,6 +102,11 @@ class JobStore(Protocol):
 _NO_OPTIONS = JobOptions()
 # NewJob(...) without keyword handling: new_job runs on every enqueue.
 _new_job: Callable[[Iterable[Any]], NewJob] = functools.partial(tuple.__new__, NewJob)
+# The defaults of the fields after limit_key (on_duplicate, throttle, ...), in order.
+_DEFAULTS_AFTER_LIMIT_KEY = tuple(
+    NewJob._field_defaults[field]
+    for field in NewJob._fields[NewJob._fields.index("limit_key") + 1 :]
+)
 
 
 class Task(Generic[P, R]):
@@ -217,10 +223,14 @@ class Task(Generic[P, R]):
         queue: str | None = None,
         expires_in: float | None = None,
         expires_at: float | None = None,
+        on_duplicate: OnDuplicate | None = None,
+        debounce: float | None = None,
+        throttle: float | None = None,
     ) -> BoundTask[P, R]:
         """Enqueue with options kept apart from the arguments (see :class:`JobOptions`)::
 
         send_report.options(delay=3600, unique_key=f"report-{user_id}").enqueue(user_id)
+        reindex.options(unique_key=f"doc-{doc_id}", debounce=30).enqueue(doc_id)
         """
         options = JobOptions(
             priority,
@@ -231,6 +241,9 @@ class Task(Generic[P, R]):
             queue,
             expires_in=expires_in,
             expires_at=expires_at,
+            on_duplicate=on_duplicate,
+            debounce=debounce,
+            throttle=throttle,
         )
         return BoundTask(self, options)
 
@@ -282,6 +295,7 @@ class Task(Generic[P, R]):
                     None,
                     None,
                     limit_key,
+                    *_DEFAULTS_AFTER_LIMIT_KEY,
                 )
             )
         return NewJob(
@@ -294,6 +308,8 @@ class Task(Generic[P, R]):
             unique_key=options.unique_key,
             expires_at=options.expires_at,
             limit_key=limit_key,
+            on_duplicate=options.policy,
+            throttle=options.throttle,
         )
 
     def encode(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:
@@ -353,8 +369,8 @@ class BoundTask(Generic[P, R]):
         job = task.job_for(args, kwargs, options)
         expires_in = options.expiry_after(task.settings.expires_in)
         if expires_in is not None:
-            return task.owner.enqueue_job(job, delay=options.delay, expires_in=expires_in)
-        return task.owner.enqueue_job(job, delay=options.delay)
+            return task.owner.enqueue_job(job, delay=options.start_delay, expires_in=expires_in)
+        return task.owner.enqueue_job(job, delay=options.start_delay)
 
     def enqueue_many(self, calls: Iterable[Sequence[Any] | Mapping[str, Any]]) -> list[int]:
         """As :meth:`Task.enqueue_many`, with these options."""
@@ -461,14 +477,15 @@ def store_calls(
     (``enqueue_many``). Every call is checked before anything is written."""
     template = task.new_job("", options)
     expires_in = options.expiry_after(task.settings.expires_in)
+    delay = options.start_delay
     if task.settings.limit_key is None:
         payloads = (task.encode(*split_call(call)) for call in calls)
-        return store.enqueue_jobs(template, payloads, delay=options.delay, expires_in=expires_in)
+        return store.enqueue_jobs(template, payloads, delay=delay, expires_in=expires_in)
     split = [split_call(call) for call in calls]
     encoded = [task.encode(args, kwargs) for args, kwargs in split]
     keys = [task.limit_key_of(args, kwargs) for args, kwargs in split]
     return store.enqueue_jobs(
-        template, encoded, delay=options.delay, expires_in=expires_in, limit_keys=keys
+        template, encoded, delay=delay, expires_in=expires_in, limit_keys=keys
     )
 
 

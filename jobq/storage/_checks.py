@@ -17,10 +17,13 @@ import math
 import secrets
 from collections.abc import Collection, Mapping
 
-from ..validate import check_int_range, check_time, is_int
+from ..unique import ON_DUPLICATE
+from ..validate import check_int_range, check_time, is_int, is_number
 from ._limits import rate_windows
 from .base import JobStatus, NewJob, TaskLimit
 
+_VALID_POLICIES = frozenset({("keep", True, True), ("keep", False, True), ("replace", False, True)})
+"""(on_duplicate, unique_key is None, throttle is None) of the plain valid jobs."""
 PRIORITY_RANGE = (-(2**31), 2**31 - 1)
 """Lowest and highest job priority: PostgreSQL's ``integer`` column."""
 MAX_ATTEMPTS_RANGE = (1, 2**31 - 1)
@@ -72,7 +75,10 @@ def is_limit_key(value: object) -> bool:
 def check_new(job: NewJob, index: int | None) -> None:
     """Reject a bad NewJob before anything is written, naming the field and value
     (and ``jobs[index]`` when ``index`` is given)."""
-    name, payload, queue, priority, max_attempts, run_at, unique_key, expires_at, limit_key = job
+    (name, payload, queue, priority, max_attempts, run_at, unique_key, expires_at, limit_key) = job[
+        :9
+    ]
+    policy = (job.on_duplicate, unique_key is None, job.throttle is None)
     # One cheap test for the common, valid case (every enqueue runs it); the
     # detailed checks, which say what is wrong, only on failure.
     if (
@@ -90,6 +96,7 @@ def check_new(job: NewJob, index: int | None) -> None:
         and _no_or_finite_time(expires_at)
         and "\x00" not in name + queue + payload + (unique_key or "")
         and (limit_key is None or is_limit_key(limit_key))
+        and policy in _VALID_POLICIES
     ):
         return
     _reject_new(job, "" if index is None else f" (jobs[{index}])")
@@ -111,6 +118,23 @@ def _reject_new(job: NewJob, where: str) -> None:
             f"limit_key must be None or a non-empty str of at most {LIMIT_KEY_MAX} characters "
             f"without control characters, got {job.limit_key!r}{where}"
         )
+    if job.on_duplicate not in ON_DUPLICATE:
+        raise ValueError(
+            f"on_duplicate must be one of {', '.join(map(repr, ON_DUPLICATE))}, "
+            f"got {job.on_duplicate!r}{where}"
+        )
+    if job.on_duplicate != "keep" and job.unique_key is None:
+        raise ValueError(f"on_duplicate={job.on_duplicate!r} needs a unique_key{where}")
+    if job.throttle is not None:
+        _check_throttle(job, where)
+
+
+def _check_throttle(job: NewJob, where: str) -> None:
+    throttle = job.throttle
+    if not is_number(throttle) or not 0 < throttle < math.inf:  # type: ignore[operator]
+        raise ValueError(f"throttle must be a number of seconds > 0, got {throttle!r}{where}")
+    if job.unique_key is None or job.on_duplicate != "keep":
+        raise ValueError(f'throttle needs a unique_key and on_duplicate="keep"{where}')
 
 
 def check_json(name: str, value: object) -> None:

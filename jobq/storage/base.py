@@ -107,6 +107,19 @@ class Storage(BulkStorage, JobLogStorage, Protocol):
         task (``job.name``), nothing is inserted and that job is returned with
         ``created=False``; a job of another task never blocks it. Concurrent
         enqueues of one task and key store exactly one job.
+
+        With ``job.on_duplicate == "replace"``, a *pending* holder takes
+        ``job``'s payload, priority and run time (``run_at``, or ``now``) and is
+        returned with ``replaced=True``; its id, queue, ``max_attempts``,
+        attempts and ``created_at`` stay. A *processing* holder is never changed:
+        its ``unique_key`` becomes None and ``job`` is inserted (``created=True``).
+        A claim racing a replace either takes the job before (then a new job is
+        inserted) or after it (then it runs the new payload). Concurrent replaces
+        of one key leave one pending job, holding the payload of the last to commit.
+
+        With ``job.throttle``, a job of the same task and key created in
+        ``(now - throttle, now]``, in any status, is returned (the newest) and
+        nothing is inserted; concurrent throttled enqueues agree on one job.
         Raises TypeError if the payload is not a ``str``; ValueError for a bad
         field (e.g. ``max_attempts`` < 1).
         """
@@ -116,7 +129,8 @@ class Storage(BulkStorage, JobLogStorage, Protocol):
         """Store many jobs in one transaction, all or none; return their ids in order.
 
         Unique keys behave as in :meth:`enqueue` (the existing job's id is
-        returned), also between entries of the same call. Every entry is
+        returned; ``on_duplicate`` and ``throttle`` apply), also between entries of
+        the same call, in their order. Every entry is
         checked before anything is written (TypeError, ValueError).
         """
         ...

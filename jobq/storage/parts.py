@@ -41,7 +41,7 @@ class Inserts(Protocol):
     """Storing new jobs (:meth:`~jobq.storage.base.Storage.enqueue` and friends)."""
 
     def enqueue(self, job: NewJob, now: float) -> Enqueued:
-        """Store ``job``, or return the live job holding its unique key."""
+        """Store ``job``, or return the job its unique key's policy keeps (or replaces)."""
         ...
 
     def enqueue_many(self, jobs: Sequence[NewJob], now: float) -> list[int]:

@@ -34,6 +34,17 @@ class NewJob(NamedTuple):
         an account id), from the task's ``limit_key``; None for the task's one
         keyless group. Meaningful only for a task claimed with a per-key
         :class:`TaskLimit`. Default None.
+    :param on_duplicate: what an enqueue does when a job of the same task holds
+        ``unique_key``: ``"keep"`` (default) returns that job unchanged;
+        ``"replace"`` gives a *pending* holder this job's ``payload``, ``priority``
+        and ``run_at`` (its id, queue, ``max_attempts`` and attempts stay) and
+        returns it; a *processing* holder is left as it runs, gives up the key
+        (its ``unique_key`` becomes None) and this job is inserted, so the last
+        arguments still run. ``"replace"`` needs a ``unique_key``.
+    :param throttle: seconds (> 0), with ``on_duplicate="keep"`` and a
+        ``unique_key``: if a job of the same task with this key was *created*
+        less than ``throttle`` seconds before ``now``, whatever its status (ended
+        ones too), it is returned and nothing is inserted. Default None.
     """
 
     name: str
@@ -45,14 +56,19 @@ class NewJob(NamedTuple):
     unique_key: str | None = None
     expires_at: float | None = None
     limit_key: str | None = None
+    on_duplicate: str = "keep"
+    throttle: float | None = None
 
 
 class Enqueued(NamedTuple):
     """What :meth:`Storage.enqueue` did: the stored ``job``, and whether it is new
-    (``created`` False when a live job with the same ``unique_key`` was returned)."""
+    (``created`` False when a live job with the same ``unique_key`` was returned),
+    and whether that existing pending job took this enqueue's arguments and run
+    time (``replaced``, with ``on_duplicate="replace"``)."""
 
     job: Job
     created: bool
+    replaced: bool = False
 
 
 class Completion(NamedTuple):

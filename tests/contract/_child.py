@@ -4,6 +4,7 @@
     python _child.py '<spec json>' enqueue <name>
     python _child.py '<spec json>' enqueue-and-hang <name>
     python _child.py '<spec json>' enqueue-unique <task> <key> <times>
+    python _child.py '<spec json>' enqueue-replace <task> <key> <child> <times>
 
 The child prints ``ready``, waits for a line on stdin (so the parent can
 release every child at once), does its work and prints one JSON line.
@@ -43,6 +44,23 @@ def main() -> None:
             else:
                 ids.append(storage.enqueue(NewJob(task, "[]", unique_key=key), now=1000.0).job.id)
         print(json.dumps({"ids": ids}), flush=True)
+    elif mode == "enqueue-replace":
+        storage = open_storage(json.loads(spec))
+        task, key, child, times = args[0], args[1], int(args[2]), int(args[3])
+        own = True
+        for n in range(times):  # payload [child, n], run at 1_001_000 + n + child
+            job = NewJob(
+                task,
+                json.dumps([child, n]),
+                run_at=1_001_000.0 + n + child,
+                unique_key=key,
+                on_duplicate="replace",
+            )
+            if n % 2:
+                storage.enqueue_many([job], now=1_000_000.0)
+            else:
+                own = own and storage.enqueue(job, now=1_000_000.0).job.payload == job.payload
+        print(json.dumps({"own": own}), flush=True)
     elif mode == "claim":
         storage = open_storage(json.loads(spec))
         owner, now = args[0], float(args[1])

@@ -186,6 +186,26 @@ def test_unique_keys_under_concurrency(tmp_path: Path, driver: str, grouped: boo
         assert len(stored_payloads(storage)) == 4
 
 
+def test_replacing_enqueues_in_one_group_leave_one_job(tmp_path: Path, driver: str) -> None:
+    path = tmp_path / "a.db"
+    with SQLiteStorage(path, driver=driver) as storage:
+        jobs = [
+            NewJob("t", f"[{i}]", run_at=T0 + i, unique_key="k", on_duplicate="replace")
+            for i in range(10)
+        ]
+        outcomes = enqueue_in_threads(storage, jobs, lambda: write_lock_held(path, driver))
+        assert group(storage).largest == 9
+        enqueued = [o for o in outcomes if isinstance(o, Enqueued)]
+        assert len(enqueued) == 10
+        assert [(e.created, e.replaced) for e in enqueued].count((True, False)) == 1
+        assert [(e.created, e.replaced) for e in enqueued].count((False, True)) == 9
+        for job, e in zip(jobs, enqueued, strict=True):  # each saw its own write
+            assert (e.job.payload, e.job.run_at) == (job.payload, job.run_at)
+        [(job_id, payload)] = stored_payloads(storage).items()
+        assert {e.job.id for e in enqueued} == {job_id}
+        assert payload in {job.payload for job in jobs}
+
+
 def test_the_whole_group_fails_when_its_transaction_cannot_start(
     tmp_path: Path, driver: str
 ) -> None:

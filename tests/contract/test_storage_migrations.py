@@ -4,6 +4,7 @@ version 5, the attempt history and throughput counters start empty and fill on."
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -297,5 +298,45 @@ def test_a_version_8_postgres_schema_gains_limit_keys() -> None:
         write_old_postgres_schema(url, 8, _insert_sql, KEYLESS_ROWS)
         with PostgresStorage(url, clock="caller") as storage:
             _check_limit_keys_after_upgrade(storage)
+    finally:
+        drop_postgres_schema(url)
+
+
+def _check_throttle_index(storage: Storage) -> None:
+    _check_upgraded(storage)
+    # The old completed row (created at T0 - 100) holds its key for a throttle of 200 s.
+    held = storage.enqueue(NewJob("report", "[]", unique_key="user:7", throttle=200), now=T0)
+    assert not held.created
+
+
+def test_a_version_7_sqlite_file_gains_the_throttle_index(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    write_old_sqlite_file(path, 7, _insert_sql, OLD_ROWS)
+    with SQLiteStorage(path) as storage:
+        _check_throttle_index(storage)
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    assert "jobs_key_created" in names
+
+
+@pytest.mark.postgres
+def test_a_version_8_postgres_schema_gains_the_throttle_index() -> None:
+    import psycopg
+
+    from jobq.storage.postgres import PostgresStorage
+
+    url = postgres_schema_url()
+    try:
+        write_old_postgres_schema(url, 8, _insert_sql, OLD_ROWS)
+        with PostgresStorage(url, clock="caller") as storage:
+            _check_throttle_index(storage)
+        with psycopg.connect(url) as conn:
+            found = conn.execute(
+                "SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() "
+                "AND indexname = 'jobq_jobs_key_created'"
+            ).fetchone()
+        assert found is not None
     finally:
         drop_postgres_schema(url)

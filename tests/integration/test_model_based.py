@@ -104,14 +104,24 @@ class StorageMachine(RuleBasedStateMachine):
         key=st.sampled_from([None, None, "k1", "k2"]),
         delay=st.sampled_from([0.0, 3.0, 30.0]),
         max_attempts=st.integers(1, 3),
+        replace=st.booleans(),
     )
-    def enqueue(self, key: str | None, delay: float, max_attempts: int) -> None:
+    def enqueue(self, key: str | None, delay: float, max_attempts: int, replace: bool) -> None:
         run_at = self.now + delay if delay else None
-        new = NewJob("t", "[]", max_attempts=max_attempts, run_at=run_at, unique_key=key)
-        stored, created = self.storage.enqueue(new, now=self.now)
+        policy = "replace" if replace and key else "keep"
+        new = NewJob(
+            "t", "[]", max_attempts=max_attempts, run_at=run_at, unique_key=key, on_duplicate=policy
+        )
+        stored, created, replaced = self.storage.enqueue(new, now=self.now)
         holder = self.holder_of(key) if key else None
-        if holder is not None:
-            assert (created, stored.id) == (False, holder.id)
+        if holder is not None and policy == "replace" and holder.status is P:
+            assert (created, replaced, stored.id) == (False, True, holder.id)
+            holder.run_at = run_at or self.now  # its max_attempts stays
+            return
+        if holder is not None and policy == "replace":  # running: it gives the key up
+            holder.unique_key = None
+        elif holder is not None:
+            assert (created, replaced, stored.id) == (False, False, holder.id)
             return
         assert created
         assert stored.id not in self.jobs
@@ -278,6 +288,7 @@ class StorageMachine(RuleBasedStateMachine):
             assert stored.status is job.status, (job, stored)
             assert stored.attempts == job.attempts, (job, stored)
             assert stored.cancel_requested == job.cancel_requested, (job, stored)
+            assert stored.unique_key == job.unique_key, (job, stored)
             assert 0 <= stored.attempts <= stored.max_attempts == job.max_attempts
             if job.status is P:
                 assert stored.run_at == job.run_at

@@ -20,6 +20,7 @@ from .._rows import job_row, row_to_job
 from ..base import Enqueued, Job, JobStatus, NewJob, StorageError
 from . import sql
 from .connection import RETRIES, Database
+from .duplicates import replace, throttled
 
 
 class Inserted(NamedTuple):
@@ -83,6 +84,12 @@ class PostgresInserts:
 
     def enqueue(self, job: NewJob, now: float) -> Enqueued:
         params = _enqueue_params(job, self._db.now(now))
+        if job.on_duplicate == "replace":
+            with self._db.conn() as conn, conn.transaction():
+                return replace(conn, job, params)
+        if job.throttle is not None:
+            with self._db.conn() as conn, conn.transaction():
+                return insert_keyed(conn, job, params["now"])
         statement = sql.ENQUEUE if job.unique_key is not None else sql.ENQUEUE_KEYLESS
         for _ in range(RETRIES):
             rows = self._db.run(statement, params)
@@ -132,25 +139,31 @@ def insert_jobs(
         if run:
             ids.extend(_insert_run(conn, run, now))
             run = []
-        ids.append(_insert_keyed(conn, job, now))
+        ids.append(insert_keyed(conn, job, now).job.id)
     if run:
         ids.extend(_insert_run(conn, run, now))
     return ids
 
 
-def _insert_keyed(conn: psycopg.Connection[Any], job: NewJob, now: float | None) -> int:
-    """The id of the live job holding ``job``'s unique key, inserting ``job`` if none."""
+def insert_keyed(conn: psycopg.Connection[Any], job: NewJob, now: float | None) -> Enqueued:
+    """``job`` (which has a unique key) stored in the caller's transaction, or the job
+    that its policy returns instead."""
+    params = _enqueue_params(job, now)
+    if job.on_duplicate == "replace":
+        return replace(conn, job, params)
+    if job.throttle is not None and (recent := throttled(conn, job, params)) is not None:
+        return recent
     found = conn.execute(sql.LIVE_BY_KEY, (job.name, job.unique_key)).fetchone()
     if found is not None:
-        return job_row(found).id
-    inserted = conn.execute(sql.ENQUEUE, _enqueue_params(job, now)).fetchone()
+        return Enqueued(row_to_job(job_row(found)), False)
+    inserted = conn.execute(sql.ENQUEUE, params).fetchone()
     if inserted is not None:
-        return Inserted._make(inserted).id
+        return Enqueued(_new_job(job, Inserted._make(inserted)), True)
     # Another transaction took the key meanwhile.
     found = conn.execute(sql.LIVE_BY_KEY, (job.name, job.unique_key)).fetchone()
     if found is None:
         raise StorageError(f"unique_key {job.unique_key!r} kept changing hands")
-    return job_row(found).id
+    return Enqueued(row_to_job(job_row(found)), False)
 
 
 def _insert_run(conn: psycopg.Connection[Any], jobs: list[NewJob], now: float | None) -> list[int]:

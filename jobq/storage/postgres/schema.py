@@ -284,6 +284,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # and of recent starts off jobq_rate_starts_window, rows a claim reads already.
         "ALTER TABLE jobq_jobs ADD COLUMN limit_key text",
         "ALTER TABLE jobq_rate_starts ADD COLUMN limit_key text",
+        # A throttled enqueue (NewJob.throttle) looks for the newest job of its task
+        # and key created since a moment, ended ones too (jobq.storage.postgres.duplicates).
+        "CREATE INDEX jobq_jobs_key_created ON jobq_jobs (name, unique_key, created_at) "
+        "WHERE unique_key IS NOT NULL",
     ),
 )
 

@@ -43,6 +43,29 @@ that notifies in its RETURNING (ON CONFLICT costs a speculative insertion, about
 20 µs; the CTE that a conflict's empty result needs, about 19 µs more)."""
 LIVE_BY_KEY = f"SELECT {COLS} FROM jobq_jobs WHERE name = %s AND unique_key = %s AND {_LIVE_KEY}"
 """The live job of a task holding a unique key (keys are scoped to their task)."""
+ENQUEUE_REPLACE = (
+    f"{_INSERT_ONE} ON CONFLICT (name, unique_key) WHERE {_LIVE_KEY} DO UPDATE SET "
+    "payload = excluded.payload, priority = excluded.priority, run_at = excluded.run_at, "
+    "updated_at = excluded.updated_at WHERE jobq_jobs.status = 'pending' "
+    f"RETURNING {COLS}, xmax = 0"
+)
+"""ENQUEUE with ``on_duplicate="replace"``: inserts, or gives the pending holder of
+the key the new payload, priority and run time; returns the row and whether it was
+inserted. No row when the holder is processing: it is then locked by this
+transaction (ON CONFLICT DO UPDATE locks the row even when its WHERE is false)."""
+RELEASE_KEY = (
+    "UPDATE jobq_jobs SET unique_key = NULL "
+    "WHERE name = %s AND unique_key = %s AND status = 'processing'"
+)
+"""A processing holder of a task's key gives it up to a replacing enqueue."""
+KEY_LOCK = "SELECT pg_advisory_xact_lock(hashtext('jobq-key:' || %s), hashtext(%s))"
+"""Throttled enqueues of one task and key, one at a time until commit (task name, key)."""
+RECENT_BY_KEY = (
+    f"SELECT {COLS} FROM jobq_jobs WHERE name = %(name)s AND unique_key = %(unique_key)s "
+    f"AND created_at > {NOW} - %(throttle)s ORDER BY created_at DESC LIMIT 1"
+)
+"""The newest job of a task with a key created within ``throttle`` seconds, in any
+status (index jobq_jobs_key_created)."""
 
 # Rows come out of unnest() WITH ORDINALITY in order and take their identity
 # values in that order, so sorted ids follow the arrays.

@@ -19,6 +19,7 @@ from .._rows import COLS, job_row, row_to_job
 from ..base import Enqueued, NewJob, StorageError
 from .database import Database, describe_error
 from .driver import Connection, retry_busy
+from .duplicates import resolve
 from .group_commit import GroupCommit
 from .sql import (
     BULK_SIZES,
@@ -26,7 +27,6 @@ from .sql import (
     INSERT_EACH,
     INSERT_RETURNING,
     INSERTED,
-    LIVE_BY_KEY,
     bulk_insert,
     insert_params,
 )
@@ -125,10 +125,8 @@ class SQLiteInserts:
         return exc
 
     def _insert_one(self, conn: Connection, job: NewJob, now: float) -> Enqueued:
-        if job.unique_key is not None:
-            rows = conn.query(LIVE_BY_KEY, (job.name, job.unique_key))
-            if rows:
-                return Enqueued(row_to_job(job_row(rows[0])), False)
+        if job.unique_key is not None and (held := resolve(conn, job, now)) is not None:
+            return held
         params = insert_params(job, now)
         if self._db.returning:
             rows = conn.query(INSERT_RETURNING, params)
@@ -163,7 +161,8 @@ class SQLiteInserts:
 
     def insert_jobs(self, conn: Connection, jobs: Sequence[NewJob], now: float) -> list[int]:
         """Insert ``jobs`` in the caller's write transaction; their ids in order (a
-        live job's id where one holds the unique key)."""
+        live job's id where one holds the unique key, replaced by the entry with
+        ``on_duplicate="replace"`` while it is pending)."""
         ids: list[int] = []
         run: list[NewJob] = []  # consecutive jobs without a unique key
         for job in jobs:
@@ -173,9 +172,9 @@ class SQLiteInserts:
             if run:
                 ids.extend(self._insert_run(conn, run, now))
                 run = []
-            found = conn.query(LIVE_BY_KEY, (job.name, job.unique_key))
-            if found:
-                ids.append(job_row(found[0]).id)
+            held = resolve(conn, job, now)
+            if held is not None:
+                ids.append(held.job.id)
             else:
                 conn.run(INSERT, insert_params(job, now))
                 ids.append(conn.query("SELECT last_insert_rowid()")[0][0])

@@ -250,6 +250,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # recent starts off rate_starts_window, rows a claim reads already.
         "ALTER TABLE jobs ADD COLUMN limit_key TEXT",
         "ALTER TABLE rate_starts ADD COLUMN limit_key TEXT",
+        # A throttled enqueue (NewJob.throttle) looks for the newest job of its task
+        # and key created since a moment, ended ones too (jobq.storage.sqlite.duplicates).
+        "CREATE INDEX jobs_key_created ON jobs (name, unique_key, created_at) "
+        "WHERE unique_key IS NOT NULL",
     ),
 )
 

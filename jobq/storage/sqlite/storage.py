@@ -179,8 +179,9 @@ class SQLiteStorage(CheckedStorage):
 
     def enqueue(self, job: NewJob, *, now: float) -> Enqueued:
         enqueued = super().enqueue(job, now=now)
-        if self._wake is not None and enqueued.created and enqueued.job.run_at <= now:
-            self._wake.notify(job.queue)
+        changed = enqueued.created or enqueued.replaced
+        if self._wake is not None and changed and enqueued.job.run_at <= now:
+            self._wake.notify(enqueued.job.queue)
         return enqueued
 
     def enqueue_many(self, jobs: Sequence[NewJob], *, now: float) -> list[int]:

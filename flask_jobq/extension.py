@@ -24,7 +24,8 @@ import jobq
 from jobq import backoff as backoffs
 from jobq.limit_keys import LimitKey
 from jobq.retry_rules import DiscardOn, RetryOn
-from jobq.tasks import DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, ArgumentCheck, TaskRegistry
+from jobq.task_registry import TaskRegistry
+from jobq.tasks import DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, ArgumentCheck
 
 from .cli import jobq_cli
 from .config import HANDLERS as HANDLERS

@@ -30,15 +30,8 @@ from .retry_rules import DiscardOn, RetryOn
 from .schedules import Schedule
 from .storage import open_storage
 from .storage.base import NewJob, Storage, TaskLimit
-from .tasks import (
-    DEFAULT_MAX_ATTEMPTS,
-    ArgumentCheck,
-    JobOptions,
-    NamedTask,
-    Task,
-    TaskRegistry,
-    store_calls,
-)
+from .task_registry import TaskRegistry
+from .tasks import DEFAULT_MAX_ATTEMPTS, ArgumentCheck, JobOptions, NamedTask, Task, store_calls
 from .tasks import DEFAULT_QUEUE as DEFAULT_QUEUE
 from .validate import check_count, check_seconds
 from .worker import WorkerPool, run_inline

@@ -1,10 +1,8 @@
 """Registered tasks: functions a worker may run, found by name, never by pickled code.
 
-One registry, several front doors: :class:`TaskRegistry` declares tasks with
-their options checked once (:meth:`TaskSettings.checked`). ``DurableQueue.task``
-is a door into the queue's own registry; the Flask extension's ``JobQ.task``
-declares into a registry of its own, before any app exists, and adds each task
-as declared to every app's queue (:meth:`TaskRegistry.add`).
+Tasks are declared through one registry (:mod:`jobq.task_registry`) with their
+options checked once (:meth:`TaskSettings.checked`), whichever front door
+declares them (``DurableQueue.task``, the Flask extension's ``JobQ.task``).
 
 A :class:`Task` keeps its function's signature (calling the task calls the
 function) and gains ``.enqueue(...)``, typed with the same parameters, so mypy
@@ -21,17 +19,15 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from . import codec, limit_keys
 from .backoff import Backoff
-from .errors import ConfigurationError
 from .job import Job
 from .limit_keys import LimitKey
 from .retry_rules import RetryRules
-from .storage._limits import rate_windows
 from .storage.base import NewJob, TaskLimit
 from .task_options import (
     DEFAULT_MAX_ATTEMPTS,
@@ -52,7 +48,6 @@ __all__ = [
     "JobStore",
     "NamedTask",
     "Task",
-    "TaskRegistry",
     "TaskSettings",
     "split_call",
     "store_calls",
@@ -379,89 +374,6 @@ class BoundTask(Generic[P, R]):
     def options(self, **changes: Any) -> BoundTask[P, R]:
         """These options with some changed."""
         return BoundTask(self.task, replace(self.job_options, **changes))
-
-
-class TaskRegistry:
-    """Tasks by name, declared once with checked options; the one registry behind
-    every front door (``DurableQueue.task``, the Flask extension's ``JobQ.task``).
-
-    :param owner: the queue the tasks of this registry enqueue on; None for a
-        registry of declarations that are added to queues later (the Flask
-        extension's), whose tasks resolve their queue themselves.
-    :param task_class: the class of the tasks it makes (a subclass of
-        :class:`Task` taking the same arguments).
-    :param door: how users spell the decorator, for error messages
-        (``"@queue.task"``).
-    """
-
-    def __init__(
-        self,
-        owner: JobStore | None = None,
-        *,
-        task_class: type[Task[Any, Any]] = Task,
-        door: str = "@queue.task",
-    ) -> None:
-        self.owner = owner
-        self.task_class = task_class
-        self.door = door
-        self.tasks: dict[str, Task[Any, Any]] = {}
-        """The registered tasks by name."""
-        self.limits: dict[str, TaskLimit] = {}
-        """The limits of the registered tasks that have any, by task name."""
-
-    def task(
-        self, name: str | None = None, **options: Any
-    ) -> Callable[[Callable[P, R]], Task[P, R]]:
-        """A decorator registering a function as a task with these options (see
-        :meth:`TaskSettings.checked`), checked now. Raises TypeError for a bare
-        ``@...task`` (no parentheses), ValueError or TypeError for a bad option,
-        and, when decorating, ConfigurationError if another function has the name."""
-        if callable(name):
-            raise TypeError(f"use {self.door}() with parentheses, not {self.door}")
-        settings = TaskSettings.checked(**options)
-
-        def register(function: Callable[P, R]) -> Task[P, R]:
-            task_name = name or f"{function.__module__}.{function.__qualname__}"
-            made: Task[P, R] = self.task_class(function, task_name, settings, self.owner)
-            return self.add(made)
-
-        return register
-
-    def add(self, task: Task[P, R]) -> Task[P, R]:
-        """Register ``task`` as declared (bound to this registry's owner when it has
-        one and the task is not bound to it); return the registered task. Raises
-        ConfigurationError if another function is registered under its name, or if
-        it shares a ``rate_limit_key`` with a task giving that window another rate
-        (or one per limit key and one not)."""
-        existing = self.tasks.get(task.name)
-        if existing is not None and existing.fn is not task.fn:
-            raise ConfigurationError(
-                f"a different function is already registered as task {task.name!r}; "
-                f"give one of them another name with {self.door}(name=...)"
-            )
-        if task.limits is not None:
-            try:
-                rate_windows({**self.limits, task.name: task.limits})
-            except ValueError as exc:
-                raise ConfigurationError(f"task {task.name}: {exc}") from None
-        if self.owner is not None and task._owner is not self.owner:
-            task = task.bind(self.owner)
-        self.tasks[task.name] = task
-        if task.limits is None:
-            self.limits.pop(task.name, None)
-        else:
-            self.limits[task.name] = task.limits
-        return task
-
-    def get(self, name: str) -> Task[Any, Any] | None:
-        """The task registered as ``name``, or None."""
-        return self.tasks.get(name)
-
-    def __iter__(self) -> Iterator[Task[Any, Any]]:
-        return iter(list(self.tasks.values()))
-
-    def __len__(self) -> int:
-        return len(self.tasks)
 
 
 _NO_KWARGS: Mapping[str, Any] = {}

@@ -9,7 +9,7 @@ import pytest
 from jobq import ChildProcessDied, ChildTaskError, TaskTimeout
 from jobq.job import Job, JobError, JobStatus
 from jobq.task_options import TaskSettings
-from jobq.tasks import TaskRegistry
+from jobq.task_registry import TaskRegistry
 from jobq.worker.execute import Outcome
 from jobq.worker.isolation.wire import decode_job, decode_outcome, encode_job, encode_outcome
 

@@ -13,7 +13,8 @@ from flask import Flask
 import jobq
 from flask_jobq import JobQ, state_for
 from jobq import DurableQueue
-from jobq.tasks import TaskRegistry, TaskSettings
+from jobq.task_registry import TaskRegistry
+from jobq.tasks import TaskSettings
 from tests.helpers import MakeQueue
 
 

@@ -14,7 +14,7 @@
 
 The package, one module a concept:
 
-- :mod:`jobq.cli.parser`: the argparse front end and :func:`main`;
+- :mod:`jobq.cli.parser`: the argparse front end; :mod:`jobq.cli.entry`: :func:`main`;
 - :mod:`jobq.cli.locate`: where the queue comes from (``--app MODULE[:NAME]``,
   ``--db``, ``--import``), and the one rule for a missing database file;
 - :mod:`jobq.cli.commands`: what each command does, on a queue it is given
@@ -42,7 +42,8 @@ Exit codes (:data:`EXIT_CODES`): 0 success; 1 when a worker stopped with jobs
 still running after its grace period; 2 for bad input (unknown id or status,
 missing database file, no queue found, bad option, unknown schedule, a health
 port in use), reported on one line of stderr, or a module given to
-``--app``/``--import`` that raised while imported (its own traceback printed first).
+``--app``/``--import`` that raised while imported (its own traceback printed first);
+141, quietly, when the reader of the output went away (``jobq list | head``).
 """
 
 from __future__ import annotations
@@ -67,6 +68,7 @@ from .commands import show_workers as show_workers
 from .commands import split_names as split_names
 from .commands import trigger_schedule as trigger_schedule
 from .enqueue import enqueue_by_name as enqueue_by_name
+from .entry import main as main
 from .health import DEFAULT_HEALTH_HOST as DEFAULT_HEALTH_HOST
 from .health import HealthServer as HealthServer
 from .locate import DATABASE_ENV as DATABASE_ENV
@@ -75,7 +77,6 @@ from .output import configure_logging as configure_logging
 from .output import terminal_safe as terminal_safe
 from .parser import EXIT_CODES as EXIT_CODES
 from .parser import build_parser as build_parser
-from .parser import main as main
 from .run import DEFAULT_GRACE as DEFAULT_GRACE
 from .run import run_worker as run_worker
 from .show import show_job as show_job

@@ -5,6 +5,6 @@ Rule: calls :func:`jobq.cli.main` and nothing else.
 
 import sys
 
-from .parser import main
+from .entry import main
 
 sys.exit(main())

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -763,3 +764,25 @@ def test_terminal_safe(text: str, one_line: str, lines: str) -> None:
     assert terminal_safe(text) == one_line
     assert terminal_safe(text, keep_lines=True) == lines
     assert terminal_safe(one_line) == one_line  # escaping twice changes nothing
+
+
+def test_a_reader_that_went_away_ends_the_command_quietly(db: str) -> None:
+    queue = DurableQueue(db)
+    try:
+        queue.task("noop")(lambda: None).enqueue()
+    finally:
+        queue.close()
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # as `jobq list | head` once head has left: every write fails
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "jobq.cli", "list", "--db", db],
+            cwd=ROOT,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            timeout=DEADLINE,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (141, b"")

@@ -6,8 +6,9 @@
     python _child.py '<spec json>' enqueue-unique <task> <key> <times>
     python _child.py '<spec json>' enqueue-replace <task> <key> <child> <times>
 
-The child prints ``ready``, waits for a line on stdin (so the parent can
-release every child at once), does its work and prints one JSON line.
+The child prints ``ready`` (a claimer once its database is open), waits for a line
+on stdin (so the parent can release every child at once), does its work and
+prints one JSON line.
 """
 
 from __future__ import annotations
@@ -25,6 +26,12 @@ from tests.contract._backends import open_storage
 
 def main() -> None:
     spec, mode, *args = sys.argv[1:]
+    opened = None
+    if mode == "claim":
+        # Claimers open their database first: on a busy machine opening takes longer
+        # than claiming every job, and would decide alone which child claims them.
+        opened = open_storage(json.loads(spec))
+        opened.has_runnable(["default"], now=0.0)
     print("ready", flush=True)
     sys.stdin.readline()
     if mode in ("enqueue", "enqueue-and-hang"):
@@ -62,7 +69,8 @@ def main() -> None:
                 own = own and storage.enqueue(job, now=1_000_000.0).job.payload == job.payload
         print(json.dumps({"own": own}), flush=True)
     elif mode == "claim":
-        storage = open_storage(json.loads(spec))
+        assert opened is not None
+        storage = opened
         owner, now = args[0], float(args[1])
         claimed: list[int] = []
         batch = 1

@@ -115,23 +115,21 @@ def process_backlog(queue: jobq.DurableQueue, kind: str, jobs: int) -> float:
 
 
 def run(rounds: int, enqueues: int, backlog: int, root: Path) -> dict[tuple[str, str], float]:
+    workloads: list[tuple[str, tuple[str, ...], Callable[[jobq.DurableQueue, str], float]]] = [
+        ("enqueue", ENQUEUES, lambda queue, kind: enqueue_one_by_one(queue, kind, enqueues)),
+        ("processing", PROCESSING, lambda queue, kind: process_backlog(queue, kind, backlog)),
+    ]
     figures: dict[tuple[str, str], list[float]] = {}
     with tempfile.TemporaryDirectory(prefix="jobq-controls-", dir=root) as folder:
         for r in range(rounds):
-            for kind in ENQUEUES:
-                queue = make_queue(Path(folder) / f"e{r}-{ENQUEUES.index(kind)}.db")
-                try:
-                    figure = enqueue_one_by_one(queue, kind, enqueues)
-                finally:
-                    queue.close()
-                figures.setdefault(("enqueue", kind), []).append(figure)
-            for kind in PROCESSING:
-                queue = make_queue(Path(folder) / f"p{r}-{PROCESSING.index(kind)}.db")
-                try:
-                    figure = process_backlog(queue, kind, backlog)
-                finally:
-                    queue.close()
-                figures.setdefault(("processing", kind), []).append(figure)
+            for section, kinds, measure in workloads:
+                for number, kind in enumerate(kinds):
+                    queue = make_queue(Path(folder) / f"{section}-{r}-{number}.db")
+                    try:
+                        figure = measure(queue, kind)
+                    finally:
+                        queue.close()
+                    figures.setdefault((section, kind), []).append(figure)
     return {key: statistics.median(values) for key, values in figures.items()}
 
 

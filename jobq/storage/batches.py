@@ -171,7 +171,9 @@ class BatchState:
         }
 
 
-def state_of(row: Sequence[Any], pending: int, processing: int, callbacks: str | None) -> BatchState:
+def state_of(
+    row: Sequence[Any], pending: int, processing: int, callbacks: str | None
+) -> BatchState:
     """A :class:`BatchState` from a row of :data:`BATCH_COLS`, the live counts and
     the callback job ids as comma-separated text (or None)."""
     (id, total, completed, failed, cancelled, sealed, cancel_requested) = row[:7]
@@ -247,9 +249,7 @@ class BatchStorage(Protocol):
         """The batch with this id, counts read now, or None."""
         ...
 
-    def list_batches(
-        self, *, before_id: int | None = None, limit: int = 100
-    ) -> list[BatchState]:
+    def list_batches(self, *, before_id: int | None = None, limit: int = 100) -> list[BatchState]:
         """Batches newest first, at most ``limit`` (1..1000); ``before_id`` pages."""
         ...
 

@@ -80,7 +80,9 @@ class CheckedBatches:
         if not _is_id(batch_id):
             raise BatchNotFound(batch_id)
         if template.limit_key is not None:
-            return self._batches.add(batch_id, [template._replace(payload=p) for p in payloads], now)
+            return self._batches.add(
+                batch_id, [template._replace(payload=p) for p in payloads], now
+            )
         return self._batches.add_payloads(batch_id, template, payloads, now)
 
     def seal_batch(self, batch_id: int, *, now: float) -> BatchState:
@@ -100,9 +102,7 @@ class CheckedBatches:
     def batch(self, batch_id: int) -> BatchState | None:
         return self._batches.get(batch_id) if _is_id(batch_id) else None
 
-    def list_batches(
-        self, *, before_id: int | None = None, limit: int = 100
-    ) -> list[BatchState]:
+    def list_batches(self, *, before_id: int | None = None, limit: int = 100) -> list[BatchState]:
         check_int_range("limit", limit, LIST_RANGE)
         if before_id is not None and not is_int(before_id):
             raise TypeError(f"before_id must be an integer or None, got {before_id!r}")

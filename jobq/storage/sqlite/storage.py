@@ -141,7 +141,7 @@ class SQLiteStorage(CheckedStorage):
         self._job_logs = SQLiteJobLogs(self._db)
         self._bulk = SQLiteBulk(self._db)
         self._history = SQLiteHistory(self._db)
-        self._batches = batches = SQLiteBatches(self._db, inserts)
+        self._batches = self._sqlite_batches = batches = SQLiteBatches(self._db, inserts)
         try:
             self._db.conn()  # open now: a bad path or schema shows up here
         except BaseException:
@@ -258,7 +258,7 @@ class SQLiteStorage(CheckedStorage):
         seek). This process's pools need no wake: the pool that ended the job
         claims again right after recording it."""
         if self._wake is not None:
-            finish = self._batches.last_finish()
+            finish = self._sqlite_batches.last_finish()
             if finish != self._last_finish:
                 self._last_finish = finish
                 self._wake.notify(None)

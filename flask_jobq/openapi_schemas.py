@@ -217,6 +217,7 @@ SCHEMAS: dict[str, Any] = {
                     "running",
                     "health",
                     "openapi",
+                    "batches",
                 ],
                 "additionalProperties": {"type": "string"},
             },

@@ -16,6 +16,7 @@ from .enqueue import add_enqueue_parser
 from .health import DEFAULT_HEALTH_HOST
 from .locate import DATABASE_ENV
 from .run import DEFAULT_GRACE
+from .batches import add_batch_parsers
 from .show import add_show_parser
 
 __all__ = ["DATABASE_ENV", "EXIT_CODES", "build_parser"]
@@ -225,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     logs.add_argument("job_id", type=int, metavar="ID", help="the job's id")
     add_show_parser(verbs, [common, as_json])
+    add_batch_parsers(verbs, [common, as_json])
     add_enqueue_parser(verbs, [common, as_json])
     cancel = verbs.add_parser(
         "cancel",

@@ -64,3 +64,32 @@ def test_flask_jobq_batch_commands(app: Flask, queue: jobq.DurableQueue) -> None
     assert result.exit_code == 0 and f"batch {done}  finished" in result.stdout
     result = runner.invoke(args=["jobq", "batch", "999"])
     assert result.exit_code != 0 and "no batch with id 999" in result.output
+
+
+def test_the_dashboard_batch_page_shows_counts_links_and_cancels(
+    app: Flask, queue: jobq.DurableQueue
+) -> None:
+    from tests.integration.flask.test_dashboard import form_token, inline_problems, page
+
+    done = _finished_batch(queue)
+    client = app.test_client()
+    html = page(client, f"/jobq/ui/batches/{done}")
+    assert "3 of 3 jobs ended" in html and "on_complete: report" in html
+    assert "finished" in html and "newsletter" in html
+    (callback,) = queue.get_batch(done).status().callback_job_ids
+    assert f'href="/jobq/ui/jobs/{callback}"' in html
+    assert not inline_problems(html)
+    job_html = page(client, f"/jobq/ui/jobs/{callback - 1}")
+    assert f'href="/jobq/ui/batches/{done}"' in job_html
+    running = queue.batch(on_complete="report")
+    running.enqueue_many("add", [(1, 2), (3, 4)])
+    html = page(client, f"/jobq/ui/batches/{running.id}")
+    assert "Cancel batch" in html and "open" in html
+    answer = client.post(
+        f"/jobq/ui/batches/{running.id}", data={"action": "cancel", "csrf_token": form_token(html)}
+    )
+    assert answer.status_code == 303
+    assert running.status().cancelled == 2
+    refused = client.post(f"/jobq/ui/batches/{running.id}", data={"action": "cancel"})
+    assert refused.status_code == 403
+    page(client, "/jobq/ui/batches/999999", status=404)

@@ -261,8 +261,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE jobs ADD COLUMN batch_id INTEGER",
         # The callback jobs of a finished batch point back at it.
         "ALTER TABLE jobs ADD COLUMN callback_of INTEGER",
-        # A batch's jobs by status: its live counts, and cancelling its pending jobs.
-        "CREATE INDEX jobs_batch ON jobs (batch_id, status) WHERE batch_id IS NOT NULL",
+        # A batch's jobs: cancelling them. Not by status, so claims and ends leave it
+        # alone (processing jobs are counted off the small jobs_lease index instead).
+        "CREATE INDEX jobs_batch ON jobs (batch_id) WHERE batch_id IS NOT NULL",
         "CREATE INDEX jobs_callback_of ON jobs (callback_of) WHERE callback_of IS NOT NULL",
         """
         CREATE TABLE batches (

@@ -41,7 +41,15 @@ import jobq
 
 THREADS = 4
 GOAL = 1.10
-HEADER = ("backend", "jobs", "without a batch (s)", "batch to callback (s)", "ratio", "goal", "met?")
+HEADER = (
+    "backend",
+    "jobs",
+    "without a batch (s)",
+    "batch to callback (s)",
+    "ratio",
+    "goal",
+    "met?",
+)
 
 
 @contextmanager

@@ -192,8 +192,7 @@ DASHBOARD_PATHS: dict[str, Any] = {
         ),
         **_form(
             "dashboardBatchAction",
-            "Cancel the batch (`action` field): its pending jobs now, running ones asked "
-            "to stop.",
+            "Cancel the batch (`action` field): its pending jobs now, running ones asked to stop.",
             {"action": {"type": "string", "enum": ["cancel"]}},
             parameters=[{**_JOB_ID, "name": "batch_id"}],
             responses=_NOT_FOUND,

@@ -52,6 +52,9 @@ port in use), reported on one line of stderr, or a module given to
 from __future__ import annotations
 
 from ..errors import CommandError as CommandError
+from .batches import cancel_batch as cancel_batch
+from .batches import show_batch as show_batch
+from .batches import show_batches as show_batches
 from .commands import LIST_LIMIT as LIST_LIMIT
 from .commands import MAX_LIST_LIMIT as MAX_LIST_LIMIT
 from .commands import cancel_job as cancel_job
@@ -82,9 +85,6 @@ from .parser import EXIT_CODES as EXIT_CODES
 from .parser import build_parser as build_parser
 from .run import DEFAULT_GRACE as DEFAULT_GRACE
 from .run import run_worker as run_worker
-from .batches import cancel_batch as cancel_batch
-from .batches import show_batch as show_batch
-from .batches import show_batches as show_batches
 from .show import show_job as show_job
 
 __all__ = [

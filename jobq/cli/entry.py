@@ -21,6 +21,7 @@ from types import ModuleType
 
 from ..errors import AppImportError, CommandError, JobqError
 from ..queue import DurableQueue
+from .batches import cancel_batch, show_batch, show_batches
 from .bulk import run_bulk, wants_bulk
 from .commands import (
     cancel_job,
@@ -49,7 +50,6 @@ from .locate import (
 from .output import configure_logging, terminal_safe
 from .parser import build_parser
 from .run import run_worker
-from .batches import cancel_batch, show_batch, show_batches
 from .show import show_job
 
 __all__ = ["main"]

@@ -10,13 +10,13 @@ import argparse
 from typing import NoReturn
 
 from .. import defaults
+from .batches import add_batch_parsers
 from .bulk import add_bulk_verbs
 from .commands import LIST_LIMIT
 from .enqueue import add_enqueue_parser
 from .health import DEFAULT_HEALTH_HOST
 from .locate import DATABASE_ENV
 from .run import DEFAULT_GRACE
-from .batches import add_batch_parsers
 from .show import add_show_parser
 
 __all__ = ["DATABASE_ENV", "EXIT_CODES", "build_parser"]

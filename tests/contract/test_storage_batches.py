@@ -37,7 +37,9 @@ def _callbacks(storage: Storage, batch_id: int) -> list[tuple[str, dict[str, Any
     found = []
     for job_id in state.callback_job_ids:
         job = storage.get(job_id)
-        assert job is not None and job.status is JobStatus.PENDING and job.batch_id is None
+        assert job is not None
+        assert job.status is JobStatus.PENDING
+        assert job.batch_id is None
         found.append((job.name, json.loads(job.payload)["args"][0]))
     return found
 
@@ -63,28 +65,34 @@ def test_a_new_batch_is_open_and_empty(storage: Storage) -> None:
 def test_jobs_carry_their_batch_and_are_counted(storage: Storage) -> None:
     state, ids = _batch(storage, 3)
     more = storage.enqueue_in_batch(state.id, [NewJob("u", '{"a":1}', priority=5)], now=T0)
-    assert ids == sorted(ids) and more[0] > ids[-1]
+    assert ids == sorted(ids)
+    assert more[0] > ids[-1]
     for job_id in [*ids, *more]:
         job = storage.get(job_id)
-        assert job is not None and job.batch_id == state.id
+        assert job is not None
+        assert job.batch_id == state.id
     lone = storage.enqueue(NewJob("t", "[]"), now=T0).job
     assert lone.batch_id is None
     now = storage.batch(state.id)
-    assert now is not None and (now.total, now.pending, now.processing) == (4, 4, 0)
+    assert now is not None
+    assert (now.total, now.pending, now.processing) == (4, 4, 0)
     claimed = storage.claim(["default"], owner="w", now=T0, lease_seconds=30, limit=2)
     assert all(job.batch_id == state.id for job in claimed)
     now = storage.batch(state.id)
-    assert now is not None and (now.pending, now.processing) == (2, 2)
+    assert now is not None
+    assert (now.pending, now.processing) == (2, 2)
 
 
 def test_an_open_batch_never_fires(storage: Storage) -> None:
     state, _ = _batch(storage, 2)
     _run_all(storage, T0 + 1)
     now = storage.batch(state.id)
-    assert now is not None and (now.completed, now.finished_at) == (2, None)
+    assert now is not None
+    assert (now.completed, now.finished_at) == (2, None)
     assert now.callback_job_ids == ()
     sealed = storage.seal_batch(state.id, now=T0 + 5)  # all ended already: fires on seal
-    assert sealed.finished_at is not None and len(sealed.callback_job_ids) == 1
+    assert sealed.finished_at is not None
+    assert len(sealed.callback_job_ids) == 1
     name, summary = _callbacks(storage, state.id)[0]
     assert name == "report"
     assert summary == {
@@ -100,19 +108,23 @@ def test_an_open_batch_never_fires(storage: Storage) -> None:
 
 
 def test_the_last_end_of_a_sealed_batch_fires_once(storage: Storage) -> None:
-    state, ids = _batch(storage, 3)
+    state, _ids = _batch(storage, 3)
     storage.seal_batch(state.id, now=T0)
     jobs = storage.claim(["default"], owner="w", now=T0, lease_seconds=30, limit=10)
     assert storage.complete(jobs[0].id, token(jobs[0]), now=T0 + 1)
     assert storage.fail(jobs[1].id, token(jobs[1]), BOOM, now=T0 + 1) is JobStatus.FAILED
     middle = storage.batch(state.id)
-    assert middle is not None and middle.finished_at is None and middle.processing == 1
+    assert middle is not None
+    assert middle.finished_at is None
+    assert middle.processing == 1
     storage.complete_many([Completion(jobs[2].id, token(jobs[2]))], now=T0 + 2)
     assert [(n, s["completed"], s["failed"]) for n, s in _callbacks(storage, state.id)] == [
         ("report", 2, 1)
     ]
     done = storage.batch(state.id)
-    assert done is not None and done.finished_at == T0 + 2 and done.ended == 3
+    assert done is not None
+    assert done.finished_at == T0 + 2
+    assert done.ended == 3
     stats = storage.stats(now=T0 + 3).queues["default"].counts
     assert stats[JobStatus.PENDING] == 1  # the callback job is counted like any job
 
@@ -134,11 +146,12 @@ def test_success_and_failure_callbacks_follow_the_outcome(storage: Storage) -> N
         ("f", "failure"),
     ]
     callback = storage.get(storage.batch(bad.id).callback_job_ids[0])  # type: ignore[union-attr]
-    assert callback is not None and callback.queue == "reports"
+    assert callback is not None
+    assert callback.queue == "reports"
 
 
 def test_a_retry_before_the_end_counts_back_and_the_batch_waits(storage: Storage) -> None:
-    state, ids = _batch(storage, 2)
+    state, _ids = _batch(storage, 2)
     storage.seal_batch(state.id, now=T0)
     jobs = storage.claim(["default"], owner="w", now=T0, lease_seconds=30, limit=10)
     storage.fail(jobs[0].id, token(jobs[0]), BOOM, now=T0 + 1)
@@ -147,10 +160,12 @@ def test_a_retry_before_the_end_counts_back_and_the_batch_waits(storage: Storage
         JobStatus.PENDING
     )
     now = storage.batch(state.id)
-    assert now is not None and (now.failed, now.pending, now.finished_at) == (1, 1, None)
+    assert now is not None
+    assert (now.failed, now.pending, now.finished_at) == (1, 1, None)
     assert storage.retry(jobs[0].id, now=T0 + 2) is not None  # failed -> pending
     now = storage.batch(state.id)
-    assert now is not None and (now.failed, now.pending) == (0, 2)
+    assert now is not None
+    assert (now.failed, now.pending) == (0, 2)
     _run_all(storage, T0 + 10)
     assert [s["completed"] for _, s in _callbacks(storage, state.id)] == [2]
 
@@ -174,7 +189,8 @@ def test_every_path_that_ends_a_job_is_counted(storage: Storage) -> None:
     assert storage.complete(jobs[0].id, token(jobs[0]), now=T0 + 3)
     assert storage.fail(jobs[1].id, token(jobs[1]), BOOM, now=T0 + 3) is JobStatus.FAILED
     middle = storage.batch(state.id)
-    assert middle is not None and (middle.cancelled, middle.completed, middle.failed) == (3, 1, 1)
+    assert middle is not None
+    assert (middle.cancelled, middle.completed, middle.failed) == (3, 1, 1)
     assert middle.finished_at is None
     # Leases that lapse on jobs without an attempt left: they end failed, the last end.
     assert len(storage.rescue_expired(now=T0 + 40).failed) == 2
@@ -185,7 +201,7 @@ def test_every_path_that_ends_a_job_is_counted(storage: Storage) -> None:
 
 
 def test_rescue_and_cancel_requests_end_jobs_of_the_batch(storage: Storage) -> None:
-    state, ids = _batch(storage, 3, REPORT)
+    state, _ids = _batch(storage, 3, REPORT)
     storage.seal_batch(state.id, now=T0)
     jobs = storage.claim(["default"], owner="w", now=T0, lease_seconds=30, limit=10)
     storage.request_cancel(jobs[0].id, now=T0 + 1)  # processing: a request only
@@ -194,16 +210,18 @@ def test_rescue_and_cancel_requests_end_jobs_of_the_batch(storage: Storage) -> N
     rescued = storage.rescue_expired(now=T0 + 100)  # jobs[2]: back to pending (attempts left)
     assert rescued.requeued == (jobs[2].id,)
     now = storage.batch(state.id)
-    assert now is not None and (now.cancelled, now.pending, now.finished_at) == (1, 2, None)
+    assert now is not None
+    assert (now.cancelled, now.pending, now.finished_at) == (1, 2, None)
     _run_all(storage, T0 + 200)
     assert [(s["completed"], s["cancelled"]) for _, s in _callbacks(storage, state.id)] == [(2, 1)]
 
 
 def test_cancel_ends_pending_jobs_and_asks_running_ones(storage: Storage) -> None:
-    state, ids = _batch(storage, 3)
+    state, _ids = _batch(storage, 3)
     running = storage.claim(["default"], owner="w", now=T0, lease_seconds=30, limit=1)[0]
     cancelled = storage.cancel_batch(state.id, now=T0 + 1)
-    assert cancelled.sealed and cancelled.cancel_requested
+    assert cancelled.sealed
+    assert cancelled.cancel_requested
     assert (cancelled.cancelled, cancelled.processing, cancelled.finished_at) == (2, 1, None)
     assert storage.renew(
         [(running.id, token(running))], now=T0 + 2, lease_seconds=30
@@ -258,7 +276,7 @@ def test_batches_are_listed_newest_first_by_pages(storage: Storage) -> None:
     assert [b.id for b in first] == made[::-1][:2]
     rest = storage.list_batches(before_id=first[-1].id, limit=10)
     assert [b.id for b in rest] == made[::-1][2:]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="limit"):
         storage.list_batches(limit=0)
 
 
@@ -268,7 +286,8 @@ def test_two_batches_ended_in_one_complete_many_both_fire(storage: Storage) -> N
     storage.seal_batch(a.id, now=T0)
     storage.seal_batch(b.id, now=T0)
     _run_all(storage, T0 + 1)
-    assert len(_callbacks(storage, a.id)) == 1 and len(_callbacks(storage, b.id)) == 1
+    assert len(_callbacks(storage, a.id)) == 1
+    assert len(_callbacks(storage, b.id)) == 1
 
 
 def test_threads_ending_the_last_jobs_at_once_fire_once(storage: Storage) -> None:

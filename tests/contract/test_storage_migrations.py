@@ -354,10 +354,13 @@ def _check_batches_after_upgrade(storage: Storage) -> None:
     (job_id,) = storage.enqueue_in_batch(batch.id, [NewJob("send", "[]", queue="q")], now=T0)
     storage.seal_batch(batch.id, now=T0)
     (claimed,) = storage.claim(["q"], owner="w", now=T0, lease_seconds=30)
-    assert claimed.id == job_id and claimed.lease_token is not None
+    assert claimed.id == job_id
+    assert claimed.lease_token is not None
     storage.complete_many([Completion(job_id, claimed.lease_token)], now=T0 + 1)
     done = storage.batch(batch.id)
-    assert done is not None and done.finished_at == T0 + 1 and len(done.callback_job_ids) == 1
+    assert done is not None
+    assert done.finished_at == T0 + 1
+    assert len(done.callback_job_ids) == 1
 
 
 def test_a_version_8_sqlite_file_gains_batches(tmp_path: Path) -> None:

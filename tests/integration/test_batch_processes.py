@@ -118,7 +118,8 @@ def test_four_processes_ending_the_last_jobs_at_once_enqueue_one_callback(db: st
                     assert child.wait(60) == 0
             assert len(set(ended)) == 100
             state = batch.status()
-            assert state.finished and (state.completed, state.failed) == (88, 12)
+            assert state.finished
+            assert (state.completed, state.failed) == (88, 12)
             events = [
                 queue.get(job_id).decoded_payload()["args"][0] for job_id in state.callback_job_ids
             ]
@@ -167,7 +168,8 @@ def test_workers_killed_mid_batch_leave_one_callback_with_the_right_counts(
         assert kills_mid_batch >= 3
         sent = queue.storage.list_jobs(name="send", limit=total)
         assert any(job.attempts > 1 for job in sent)  # the killed ones' jobs were rescued
-        assert len(_callback_jobs(queue)) == 1 and state.callback_job_ids == (callbacks[0].id,)
+        assert len(_callback_jobs(queue)) == 1
+        assert state.callback_job_ids == (callbacks[0].id,)
         assert (state.total, state.completed, state.failed, state.cancelled) == (
             total,
             total - failed,
@@ -179,7 +181,8 @@ def test_workers_killed_mid_batch_leave_one_callback_with_the_right_counts(
             for path in tmp_path.glob("reports-*.jsonl")
             for line in path.read_text().splitlines()
         ]
-        assert reports and all(r == reports[0] for r in reports)
+        assert reports
+        assert all(r == reports[0] for r in reports)
         assert reports[0] == {
             "id": batch.id,
             "event": "complete",

@@ -53,7 +53,9 @@ def test_a_pool_runs_a_batch_to_one_callback_with_the_counts(make_queue: MakeQue
         }
     ]
     assert (state.total, state.ended, state.pending, state.processing) == (201, 201, 0, 0)
-    assert state.finished and state.sealed and len(state.callback_job_ids) == 1
+    assert state.finished
+    assert state.sealed
+    assert len(state.callback_job_ids) == 1
     assert queue.get(state.callback_job_ids[0]).decoded_result() == "180 sent, 21 failed"
 
 
@@ -92,12 +94,19 @@ def test_an_error_in_the_with_block_cancels_the_half_built_batch(make_queue: Mak
     def report(batch: jobq.BatchSummary) -> dict[str, Any]:
         return dict(batch)
 
-    with pytest.raises(RuntimeError, match="address book"):
-        with queue.batch(on_complete=report) as batch:
+    batch = queue.batch(on_complete=report)
+
+    def build() -> None:
+        with batch:
             batch.enqueue_many(send, [(1,), (2,)])
             raise RuntimeError("address book unreachable")
+
+    with pytest.raises(RuntimeError, match="address book"):
+        build()
     state = batch.status()
-    assert state.sealed and state.cancel_requested and state.cancelled == 2
+    assert state.sealed
+    assert state.cancel_requested
+    assert state.cancelled == 2
     queue.run_until_empty()
     (callback,) = batch.status().callback_job_ids
     assert queue.get(callback).decoded_result()["cancelled"] == 2

@@ -34,5 +34,6 @@ def test_quick_run_prints_the_table(tmp_path: Path) -> None:
     rows = [[cell.strip() for cell in line.split("|")] for line in done.stdout.splitlines()]
     assert HEADER in rows, done.stdout
     backends = {row[0] for row in rows if len(row) == len(HEADER)}
-    assert "sqlite" in backends and (not url or "postgresql" in backends)
+    assert "sqlite" in backends
+    assert not url or "postgresql" in backends
     assert list(tmp_path.iterdir()) == [], "the benchmark left files behind"

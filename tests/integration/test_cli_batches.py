@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 import jobq
 from jobq import DurableQueue
 from jobq.cli import main
@@ -48,18 +49,21 @@ def test_batch_shows_counts_callbacks_and_meta(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = str(tmp_path / "jobs.db")
-    done, still = _batches(db)
+    done, _still = _batches(db)
     code, out, _ = _run(capsys, "batch", str(done), "--db", db)
     assert code == 0
     assert f"batch {done}: finished" in out
     assert "3 in all: 0 pending, 0 processing, 2 completed, 1 failed, 0 cancelled" in out
-    assert "on_complete report" in out and '"newsletter": 7' in out or '"newsletter":7' in out
+    assert "on_complete report" in out
+    assert '"newsletter": 7' in out
     code, out, _ = _run(capsys, "batch", str(done), "--db", db, "--json")
     record = json.loads(out)
     assert (record["completed"], record["failed"], record["finished"]) == (2, 1, True)
-    assert record["meta"] == {"newsletter": 7} and len(record["callback_job_ids"]) == 1
+    assert record["meta"] == {"newsletter": 7}
+    assert len(record["callback_job_ids"]) == 1
     code, out, err = _run(capsys, "batch", "999", "--db", db)
-    assert code != 0 and "no batch with id 999" in err
+    assert code != 0
+    assert "no batch with id 999" in err
 
 
 def test_batches_lists_newest_first_and_cancel_batch_cancels(
@@ -69,12 +73,17 @@ def test_batches_lists_newest_first_and_cancel_batch_cancels(
     done, still = _batches(db)
     code, out, _ = _run(capsys, "batches", "--db", db)
     lines = out.splitlines()
-    assert code == 0 and lines[0].startswith(f"batch {still}  open")
-    assert lines[1].startswith(f"batch {done}  finished") and "3/3 ended" in lines[1]
+    assert code == 0
+    assert lines[0].startswith(f"batch {still}  open")
+    assert lines[1].startswith(f"batch {done}  finished")
+    assert "3/3 ended" in lines[1]
     code, out, _ = _run(capsys, "batches", "--db", db, "--json", "--before", str(still))
     assert [b["id"] for b in json.loads(out)["batches"]] == [done]
     code, out, _ = _run(capsys, "cancel-batch", str(still), "--db", db)
-    assert code == 0 and "2 jobs cancelled" in out
+    assert code == 0
+    assert "2 jobs cancelled" in out
     code, out, _ = _run(capsys, "batch", str(still), "--db", db, "--json")
     record = json.loads(out)
-    assert record["sealed"] and record["finished"] and record["cancelled"] == 2
+    assert record["sealed"]
+    assert record["finished"]
+    assert record["cancelled"] == 2

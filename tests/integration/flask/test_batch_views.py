@@ -26,7 +26,8 @@ def test_a_batch_and_the_list_show_counts_and_callbacks(
     done = _finished_batch(queue)
     body = monitor.get(f"/batches/{done}").get_json()
     assert (body["total"], body["completed"], body["failed"], body["ended"]) == (3, 2, 1, 3)
-    assert body["finished"] and body["meta"] == {"newsletter": 7}
+    assert body["finished"]
+    assert body["meta"] == {"newsletter": 7}
     (callback,) = body["callback_job_ids"]
     assert monitor.get(f"/jobs/{callback}").get_json()["name"] == "report"
     job = monitor.get(f"/jobs/{callback - 1}").get_json()
@@ -44,9 +45,12 @@ def test_cancel_and_bad_requests(monitor: Monitor, queue: jobq.DurableQueue) -> 
     batch = queue.batch(on_complete="report")
     batch.enqueue_many("add", [(1, 2), (3, 4)])
     refused = monitor.post(f"/batches/{batch.id}/cancel", data="x", content_type="text/plain")
-    assert refused.status_code == 415 and batch.status().cancelled == 0
+    assert refused.status_code == 415
+    assert batch.status().cancelled == 0
     body = monitor.post(f"/batches/{batch.id}/cancel").get_json()
-    assert body["cancelled"] == 2 and body["sealed"] and body["finished"]
+    assert body["cancelled"] == 2
+    assert body["sealed"]
+    assert body["finished"]
     assert monitor.get("/batches/999999").status_code == 404
     assert monitor.post("/batches/999999/cancel").status_code == 404
     assert monitor.get(f"/batches/{2**64}").status_code == 404
@@ -61,9 +65,11 @@ def test_flask_jobq_batch_commands(app: Flask, queue: jobq.DurableQueue) -> None
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["total"] == 3
     result = runner.invoke(args=["jobq", "batches"])
-    assert result.exit_code == 0 and f"batch {done}  finished" in result.stdout
+    assert result.exit_code == 0
+    assert f"batch {done}  finished" in result.stdout
     result = runner.invoke(args=["jobq", "batch", "999"])
-    assert result.exit_code != 0 and "no batch with id 999" in result.output
+    assert result.exit_code != 0
+    assert "no batch with id 999" in result.output
 
 
 def test_the_dashboard_batch_page_shows_counts_links_and_cancels(
@@ -74,8 +80,10 @@ def test_the_dashboard_batch_page_shows_counts_links_and_cancels(
     done = _finished_batch(queue)
     client = app.test_client()
     html = page(client, f"/jobq/ui/batches/{done}")
-    assert "3 of 3 jobs ended" in html and "on_complete: report" in html
-    assert "finished" in html and "newsletter" in html
+    assert "3 of 3 jobs ended" in html
+    assert "on_complete: report" in html
+    assert "finished" in html
+    assert "newsletter" in html
     (callback,) = queue.get_batch(done).status().callback_job_ids
     assert f'href="/jobq/ui/jobs/{callback}"' in html
     assert not inline_problems(html)
@@ -84,7 +92,8 @@ def test_the_dashboard_batch_page_shows_counts_links_and_cancels(
     running = queue.batch(on_complete="report")
     running.enqueue_many("add", [(1, 2), (3, 4)])
     html = page(client, f"/jobq/ui/batches/{running.id}")
-    assert "Cancel batch" in html and "open" in html
+    assert "Cancel batch" in html
+    assert "open" in html
     answer = client.post(
         f"/jobq/ui/batches/{running.id}", data={"action": "cancel", "csrf_token": form_token(html)}
     )

@@ -5,11 +5,17 @@ PostgreSQL URL; ``mode`` is one of:
 - ``finish``: claim ``count`` jobs of the batch's queue as owner ``name``, print
   ``ready``, wait for a line on stdin (the test releases every child at once),
   then end them as fast as it can: each job whose argument is a multiple of
-  ``fail_every`` fails, the others complete. Prints the ids it ended as JSON.
+  ``fail_every`` fails, the others complete (with ``all_at_once``, every job
+  completes in one ``complete_many``, in descending id order with ``reverse``).
+  Prints the ids it ended as JSON.
 - ``work``: run a worker pool (lease ``lease`` seconds) until the file ``stop``
   appears in ``dir``. ``send`` jobs take a few milliseconds and fail for good for
   multiples of ``fail_every``; each ``report`` run appends its summary to
   ``reports-<pid>.jsonl`` in ``dir``.
+
+- ``listen``: subscribe to the storage's news of runnable jobs (NOTIFY on
+  PostgreSQL, the wake-up channel on SQLite), print ``ready``, and print
+  ``heard <queue>`` for the first news of the queue ``queue`` (or of any queue).
 
 Every wait is bounded by :data:`HARD_LIMIT`; an uncaught exception exits non-zero.
 """
@@ -49,6 +55,15 @@ def finish(config: dict[str, Any]) -> None:
     sys.stdin.readline()
     fail_every = config["fail_every"]
     ended = []
+    if config.get("all_at_once"):
+        ordered = sorted(jobs, key=lambda job: job.id, reverse=bool(config.get("reverse")))
+        done = storage.complete_many(
+            [Completion(job.id, job.lease_token or "") for job in ordered], now=queue.clock.now()
+        )
+        assert all(done), done
+        print(json.dumps([job.id for job in ordered]), flush=True)
+        queue.close()
+        return
     for job in jobs:
         assert job.lease_token is not None
         payload = job.decoded_payload()
@@ -92,6 +107,24 @@ def work(config: dict[str, Any]) -> None:
     queue.close()
 
 
+def listen(config: dict[str, Any]) -> None:
+    queue = _queue(config)
+    heard = threading.Event()
+    names: list[str | None] = []
+
+    def told(queue_name: str | None) -> None:
+        if queue_name in (config["queue"], None):
+            names.append(queue_name)
+            heard.set()
+
+    unsubscribe = queue.storage.subscribe(told)  # type: ignore[attr-defined]
+    print("ready", flush=True)
+    heard.wait(HARD_LIMIT)
+    print(f"heard {names[0] if names else 'nothing'}", flush=True)
+    unsubscribe()
+    queue.close()
+
+
 if __name__ == "__main__":
     settings = json.loads(sys.argv[1])
-    {"finish": finish, "work": work}[settings["mode"]](settings)
+    {"finish": finish, "work": work, "listen": listen}[settings["mode"]](settings)

@@ -132,6 +132,77 @@ def test_four_processes_ending_the_last_jobs_at_once_enqueue_one_callback(db: st
         queue.close()
 
 
+def test_processes_ending_jobs_of_the_same_two_batches_in_one_transaction(db: str) -> None:
+    """Two processes each end jobs of batches A and B in one ``complete_many``, in
+    opposite orders: both batches fire once (no deadlock between their locks)."""
+    queue = _open(db)
+    try:
+        queue.task("send")(lambda n: n)
+        queue.task("report", queue="reports")(lambda batch: None)
+        for _ in range(4):
+            first = queue.batch(on_complete="report")
+            second = queue.batch(on_complete="report")
+            for batch in (first, second, first, second):  # ids: A, B, A, B
+                batch.enqueue_many("send", [(n,) for n in range(1, 26)])
+            first.seal()
+            second.seal()
+            with _children() as children:
+                for i in range(2):  # 50 jobs each: 25 of A and 25 of B
+                    config = {
+                        "mode": "finish",
+                        "db": db,
+                        "name": f"p{i}",
+                        "count": 50,
+                        "fail_every": 1000,
+                        "all_at_once": True,
+                        "reverse": i == 1,
+                    }
+                    child = _start(config, pipes=True)
+                    children.append(child)
+                    assert child.stdout is not None
+                    assert child.stdout.readline().strip() == "ready"
+                for child in children:
+                    assert child.stdin is not None
+                    child.stdin.write("go\n")
+                    child.stdin.flush()
+                for child in children:
+                    assert child.stdout is not None
+                    assert len(json.loads(child.stdout.readline())) == 50
+                    assert child.wait(60) == 0
+            for batch in (first, second):
+                state = batch.status()
+                assert (state.completed, len(state.callback_job_ids)) == (50, 1)
+        assert len(_callback_jobs(queue)) == 8
+    finally:
+        queue.close()
+
+
+def test_another_process_is_told_when_the_last_end_enqueues_the_callback(db: str) -> None:
+    """The transaction that ends a batch's last job tells the other processes' pools
+    (NOTIFY on PostgreSQL, the wake-up channel on SQLite) of the callback's queue."""
+    queue = _open(db)
+    try:
+        queue.task("send")(lambda n: n)
+        queue.task("report", queue="reports")(lambda batch: None)
+        with queue.batch(on_complete="report") as batch:
+            batch.enqueue("send", 1)
+        (job,) = queue.storage.claim(
+            ["default"], owner="w", now=queue.clock.now(), lease_seconds=30
+        )
+        with _children() as children:
+            listener = _start({"mode": "listen", "db": db, "queue": "reports"}, pipes=True)
+            children.append(listener)
+            assert listener.stdout is not None
+            assert listener.stdout.readline().strip() == "ready"
+            assert job.lease_token is not None
+            queue.storage.complete(job.id, job.lease_token, now=queue.clock.now())
+            assert batch.status().finished
+            assert listener.stdout.readline().strip() in ("heard reports", "heard None")
+            assert listener.wait(30) == 0
+    finally:
+        queue.close()
+
+
 @pytest.mark.slow
 def test_workers_killed_mid_batch_leave_one_callback_with_the_right_counts(
     db: str, tmp_path: Path

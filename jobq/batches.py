@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Protocol
 
-from . import expiry
+from . import expiry, signals
 from .clock import EpochClock
 from .errors import BatchNotFound
 from .job import Job
@@ -112,14 +112,18 @@ class Batch:
     def enqueue_job(
         self, job: NewJob, *, delay: float | None = None, expires_in: float | None = None
     ) -> Job:
-        """Store ``job`` (made by a task) in this batch; see :meth:`enqueue`."""
+        """Store ``job`` (made by a task) in this batch; see :meth:`enqueue`. Emits
+        ``job_enqueued``, as the queue's own enqueue does."""
         queue = self._queue
         queue._check_size(job.name, job.payload)
         now = queue.clock.now()
         job = expiry.timed(job, now, delay, expires_in)
         (job_id,) = queue.storage.enqueue_in_batch(self.id, [job], now=now)
+        stored = queue.get(job_id)
+        if signals.job_enqueued.receivers:
+            signals.emit(signals.job_enqueued, queue, job=stored)
         self._stored(job.queue)
-        return queue.get(job_id)
+        return stored
 
     def enqueue_jobs(
         self,

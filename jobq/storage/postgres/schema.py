@@ -356,8 +356,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             END IF;
         END $$
         """,
-        # Every statement that changes jobs' statuses counts the changes into or out
-        # of an ended status of batches' jobs, locking the batches in id order (two
+        # Every statement that changes jobs counts the changes into or out of an
+        # ended status of batches' jobs (a statement without batch jobs returns at
+        # the first test), locking the batches in id order (two
         # transactions ending jobs of the same two batches cannot deadlock), then
         # finishes those whose jobs have all ended.
         """

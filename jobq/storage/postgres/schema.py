@@ -407,6 +407,36 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         REFERENCING OLD TABLE AS jobq_before NEW TABLE AS jobq_after
         FOR EACH STATEMENT EXECUTE FUNCTION jobq_batches_counted()
         """,
+        # A batch's job deleted before it ended (a bulk delete of pending jobs) will
+        # never run: it counts as cancelled, so the batch can still finish.
+        """
+        CREATE FUNCTION jobq_batches_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            touched bigint[];
+            counts bigint[];
+        BEGIN
+            SELECT array_agg(batch_id ORDER BY batch_id), array_agg(n ORDER BY batch_id)
+            INTO touched, counts
+            FROM (
+                SELECT batch_id, count(*) AS n FROM jobq_deleted_rows
+                WHERE batch_id IS NOT NULL AND status IN ('pending', 'processing')
+                GROUP BY batch_id
+            ) AS gone;
+            IF touched IS NULL THEN
+                RETURN NULL;
+            END IF;
+            PERFORM 1 FROM jobq_batches WHERE id = ANY(touched) ORDER BY id FOR UPDATE;
+            UPDATE jobq_batches AS t SET cancelled = t.cancelled + c.n
+            FROM unnest(touched, counts) AS c(batch_id, n) WHERE t.id = c.batch_id;
+            PERFORM jobq_batches_finish(touched);
+            RETURN NULL;
+        END $$
+        """,
+        """
+        CREATE TRIGGER jobq_jobs_batches_deleted AFTER DELETE ON jobq_jobs
+        REFERENCING OLD TABLE AS jobq_deleted_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION jobq_batches_deleted()
+        """,
     ),
 )
 

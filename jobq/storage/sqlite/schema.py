@@ -304,6 +304,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             WHERE id = NEW.batch_id;
         END
         """,
+        # A batch's job deleted before it ended (a bulk delete of pending jobs) will
+        # never run: it counts as cancelled, so the batch can still finish.
+        """
+        CREATE TRIGGER jobs_batch_deleted AFTER DELETE ON jobs
+        WHEN OLD.batch_id IS NOT NULL AND OLD.status IN ('pending', 'processing')
+        BEGIN
+            UPDATE batches SET cancelled = cancelled + 1 WHERE id = OLD.batch_id;
+        END
+        """,
         # The last end (or the seal) of a batch inserts its callback jobs, once:
         # finished_at is set in the same transaction, and writes are serialised.
         # Each gets the batch's counts as its one argument (a BatchSummary).

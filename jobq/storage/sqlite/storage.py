@@ -207,6 +207,8 @@ class SQLiteStorage(CheckedStorage):
         status = super().release(job_id, lease_token, now=now, run_at=run_at)
         if status is JobStatus.PENDING and (run_at is None or run_at <= now):
             self._woken(None)
+        elif status is JobStatus.CANCELLED:
+            self._batch_callbacks_woken()
         return status
 
     def rescue_expired(self, *, now: float, limit: int = 1000) -> RescueResult:
@@ -221,6 +223,8 @@ class SQLiteStorage(CheckedStorage):
         result = super().release_owner(owner, started_at=started_at, now=now)
         if result.requeued:
             self._woken(None)
+        elif result.total:
+            self._batch_callbacks_woken()
         return result
 
     def retry(self, job_id: int, *, now: float, run_at: float | None = None) -> Job | None:
@@ -235,6 +239,22 @@ class SQLiteStorage(CheckedStorage):
         result = super().retry_matching(filter, now=now, batch_size=batch_size)
         if result.changed:
             self._woken(None)
+        return result
+
+    def cancel_matching(
+        self, filter: JobFilter, *, now: float, batch_size: int = BULK_BATCH
+    ) -> BulkResult:
+        result = super().cancel_matching(filter, now=now, batch_size=batch_size)
+        if result.changed:
+            self._batch_callbacks_woken()
+        return result
+
+    def delete_matching(
+        self, filter: JobFilter, *, now: float, batch_size: int = BULK_BATCH
+    ) -> BulkResult:
+        result = super().delete_matching(filter, now=now, batch_size=batch_size)
+        if result.changed:
+            self._batch_callbacks_woken()
         return result
 
     def resume(self, queue: str) -> None:

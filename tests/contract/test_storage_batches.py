@@ -321,13 +321,14 @@ def test_threads_ending_the_last_jobs_at_once_fire_once(storage: Storage) -> Non
 
 
 def test_a_pending_job_deleted_counts_as_cancelled(storage: Storage) -> None:
-    state, ids = _batch(storage, 3)
+    state, _ids = _batch(storage, 3)
     storage.seal_batch(state.id, now=T0)
     jobs = storage.claim(["default"], owner="w", now=T0, lease_seconds=30, limit=1)
     deleted = storage.delete_matching(JobFilter(statuses=frozenset({JobStatus.PENDING})), now=T0)
     assert deleted.changed == 2
     middle = storage.batch(state.id)
-    assert middle is not None and (middle.cancelled, middle.finished_at) == (2, None)
+    assert middle is not None
+    assert (middle.cancelled, middle.finished_at) == (2, None)
     storage.complete(jobs[0].id, token(jobs[0]), now=T0 + 1)
     assert [(s["completed"], s["cancelled"]) for _, s in _callbacks(storage, state.id)] == [(1, 2)]
     # Purging the ended jobs later changes nothing in the batch.

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Protocol
 
-from . import expiry, signals
+from . import expiry, signals, tracing_hooks
 from .clock import EpochClock
 from .errors import BatchNotFound
 from .job import Job
@@ -118,6 +118,13 @@ class Batch:
         queue._check_size(job.name, job.payload)
         now = queue.clock.now()
         job = expiry.timed(job, now, delay, expires_in)
+        tracer = tracing_hooks.active
+        if tracer is not None:
+            return tracer.enqueue(job, lambda traced: self._store(traced, now))
+        return self._store(job, now)
+
+    def _store(self, job: NewJob, now: float) -> Job:
+        queue = self._queue
         (job_id,) = queue.storage.enqueue_in_batch(self.id, [job], now=now)
         stored = queue.get(job_id)
         if signals.job_enqueued.receivers:
@@ -140,7 +147,21 @@ class Batch:
         checked = [queue._check_size(template.name, payload) for payload in payloads]
         now = queue.clock.now()
         template = expiry.timed(template, now, delay, expires_in)
-        storage = queue.storage
+        tracer = tracing_hooks.active
+        if tracer is not None and checked:
+            return tracer.enqueue_many(
+                template, checked, lambda p: self._store_many(template, p, now, limit_keys)
+            )
+        return self._store_many(template, checked, now, limit_keys)
+
+    def _store_many(
+        self,
+        template: NewJob,
+        checked: builtins.list[str],
+        now: float,
+        limit_keys: Sequence[str | None] | None,
+    ) -> builtins.list[int]:
+        storage = self._queue.storage
         if limit_keys is not None:
             jobs = [
                 template._replace(payload=p, limit_key=k)

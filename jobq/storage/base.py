@@ -42,6 +42,7 @@ from ..errors import (
     WrongProcessError,
 )
 from ..job import Job, JobError, JobStatus
+from .batches import BatchStorage
 from .bulk import BulkStorage
 from .job_logs import JobLogStorage
 from .records import (
@@ -90,9 +91,9 @@ FINAL_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 @runtime_checkable
-class Storage(BulkStorage, JobLogStorage, Protocol):
+class Storage(BulkStorage, JobLogStorage, BatchStorage, Protocol):
     """Durable job storage with leases, job log lines (:mod:`.job_logs`), and
-    filters with bulk actions (:mod:`.bulk`). Safe to
+    filters with bulk actions (:mod:`.bulk`), batches (:mod:`.batches`). Safe to
     share between threads; each process opens its own connections (a storage object
     survives ``fork()``).
 

@@ -249,3 +249,16 @@ class AppImportError(CommandError):
     def __init__(self, message: str, details: str) -> None:
         super().__init__(message)
         self.details = details
+
+
+class UnknownDependency(JobqError, ValueError):
+    """``depends_on`` named a job that does not exist (never enqueued, or already
+    purged); nothing was stored. ``job_ids`` holds the unknown ids, ascending."""
+
+    def __init__(self, job_ids: list[int]) -> None:
+        named = ", ".join(str(job_id) for job_id in job_ids)
+        super().__init__(
+            f"depends_on names job {named}, which does not exist (never enqueued, or "
+            "purged); nothing was stored"
+        )
+        self.job_ids = job_ids

@@ -92,6 +92,16 @@ class Job:
         for no expiry.
     :param limit_key: the group its task's per-key limits count it in (see the
         task's ``limit_key``), computed when it was enqueued; None for none.
+    :param waiting_for: how many of its dependencies (``depends_on``) have not
+        completed yet; a pending job with ``waiting_for > 0`` is *waiting*: no
+        worker claims it until the last one completes. 0 for every other job.
+    :param result_from: the job whose result is passed to this one as its first
+        positional argument (a step of a chain), or None.
+    :param parent_result: that job's result (JSON text), copied when it completed;
+        None until then.
+    :param on_dependency_failure: what happens to it when a dependency fails or is
+        cancelled: ``"cancel"``, ``"fail"`` or ``"run"``; None for a job without
+        dependencies. See :mod:`jobq.dependencies`.
     """
 
     id: int
@@ -117,6 +127,15 @@ class Job:
     updated_at: float
     expires_at: float | None = None
     limit_key: str | None = None
+    waiting_for: int = 0
+    result_from: int | None = None
+    parent_result: str | None = None
+    on_dependency_failure: str | None = None
+
+    @property
+    def waiting(self) -> bool:
+        """True while the job is pending and waits for dependencies to complete."""
+        return self.waiting_for > 0 and self.status is JobStatus.PENDING
 
     def decoded_payload(self) -> Any:
         """The payload decoded with :func:`json.loads`."""
@@ -159,6 +178,10 @@ _new_job = object.__new__
     _set_updated_at,
     _set_expires_at,
     _set_limit_key,
+    _set_waiting_for,
+    _set_result_from,
+    _set_parent_result,
+    _set_on_dependency_failure,
 ) = (Job.__dict__[name].__set__ for name in Job.__dataclass_fields__)
 
 
@@ -186,6 +209,10 @@ def make_job(
     updated_at: float,
     expires_at: float | None = None,
     limit_key: str | None = None,
+    waiting_for: int = 0,
+    result_from: int | None = None,
+    parent_result: str | None = None,
+    on_dependency_failure: str | None = None,
 ) -> Job:
     """``Job(...)`` with every field given, built faster (for storage's hot paths)."""
     job: Job = _new_job(Job)
@@ -212,4 +239,8 @@ def make_job(
     _set_updated_at(job, updated_at)
     _set_expires_at(job, expires_at)
     _set_limit_key(job, limit_key)
+    _set_waiting_for(job, waiting_for)
+    _set_result_from(job, result_from)
+    _set_parent_result(job, parent_result)
+    _set_on_dependency_failure(job, on_dependency_failure)
     return job

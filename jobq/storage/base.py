@@ -43,6 +43,7 @@ from ..errors import (
 )
 from ..job import Job, JobError, JobStatus
 from .bulk import BulkStorage
+from .dependencies import DependencyStorage
 from .job_logs import JobLogStorage
 from .records import (
     Completion,
@@ -90,9 +91,10 @@ FINAL_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 @runtime_checkable
-class Storage(BulkStorage, JobLogStorage, Protocol):
-    """Durable job storage with leases, job log lines (:mod:`.job_logs`), and
-    filters with bulk actions (:mod:`.bulk`). Safe to
+class Storage(BulkStorage, JobLogStorage, DependencyStorage, Protocol):
+    """Durable job storage with leases, job log lines (:mod:`.job_logs`),
+    filters with bulk actions (:mod:`.bulk`), and dependencies
+    (:mod:`.dependencies`). Safe to
     share between threads; each process opens its own connections (a storage object
     survives ``fork()``).
 

@@ -44,6 +44,7 @@ from .base import (
     TaskLimit,
 )
 from .bulk import BulkStore, CheckedBulk
+from .dependencies import DependencyStore, check_dependencies, check_no_unique_key
 from .history import CheckedHistory
 from .job_logs import CheckedJobLogs, JobLogStore
 from .parts import Admin, Inserts, Leases, Schedules
@@ -74,6 +75,7 @@ class CheckedStorage(CheckedWorkers, CheckedHistory, CheckedJobLogs, CheckedBulk
     _schedules: Schedules
     _job_logs: JobLogStore
     _bulk: BulkStore
+    _dependencies: DependencyStore
 
     def __enter__(self: S) -> S:
         return self
@@ -86,6 +88,11 @@ class CheckedStorage(CheckedWorkers, CheckedHistory, CheckedJobLogs, CheckedBulk
     def enqueue(self, job: NewJob, *, now: float) -> Enqueued:
         check_new(job, None)
         check_time("now", now)
+        if job.depends_on:
+            (job_id,) = self._enqueue_dependent([job], now, chain=False)
+            stored = self._admin.get(job_id)
+            assert stored is not None
+            return Enqueued(stored, True)
         return self._inserts.enqueue(job, now)
 
     def enqueue_many(self, jobs: Sequence[NewJob], *, now: float) -> list[int]:
@@ -94,14 +101,49 @@ class CheckedStorage(CheckedWorkers, CheckedHistory, CheckedJobLogs, CheckedBulk
             check_new(job, index)
         if not jobs:
             return []
+        for job in jobs:
+            if job.depends_on:
+                return self._enqueue_dependent(jobs, now, chain=False)
         return self._inserts.enqueue_many(jobs, now)
+
+    def enqueue_chain(self, jobs: Sequence[NewJob], *, now: float) -> list[int]:
+        check_time("now", now)
+        for index, job in enumerate(jobs):
+            check_new(job, index)
+        if not jobs:
+            return []
+        return self._enqueue_dependent(jobs, now, chain=True)
+
+    def _enqueue_dependent(self, jobs: Sequence[NewJob], now: float, chain: bool) -> list[int]:
+        linked = chain and len(jobs) > 1
+        for index, job in enumerate(jobs):
+            where = f" (jobs[{index}])" if len(jobs) > 1 else ""
+            check_dependencies(job, where)
+            if job.depends_on or linked:
+                check_no_unique_key(job, where)
+        return self._dependencies.enqueue(jobs, now, chain)
+
+    def dependencies_of(self, job_id: int) -> list[int]:
+        if not is_job_id(job_id):
+            return []
+        return self._dependencies.dependencies_of(job_id)
+
+    def dependents_of(self, job_id: int) -> list[int]:
+        if not is_job_id(job_id):
+            return []
+        return self._dependencies.dependents_of(job_id)
 
     def enqueue_payloads(
         self, template: NewJob, payloads: Sequence[str], *, now: float
     ) -> list[int]:
         check_time("now", now)
         check_new(template._replace(payload=""), None)
-        if template.unique_key is not None or template.limit_key is not None or not payloads:
+        if (
+            template.unique_key is not None
+            or template.limit_key is not None
+            or template.depends_on
+            or not payloads
+        ):
             return self.enqueue_many([template._replace(payload=p) for p in payloads], now=now)
         for index, payload in enumerate(payloads):
             if type(payload) is not str:

@@ -19,7 +19,7 @@ import math
 import os
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Literal
@@ -219,6 +219,10 @@ class Database:
         self.constraint_errors = self.driver.constraint_errors
         self.returning = self.driver.version >= (3, 35, 0)
         """Whether UPDATE/INSERT ... RETURNING is available (SQLite >= 3.35)."""
+        self.before_commit: Callable[[Connection], Callable[[], None] | None] | None = None
+        """Run inside every write transaction just before its COMMIT (a part that
+        must finish what triggers started, in the same transaction); the callable
+        it returns, if any, runs after the commit."""
         self._local = threading.local()
         self._lock = threading.Lock()
         # Every connection this object opened, with the thread it belongs to.
@@ -385,11 +389,19 @@ class _WriteTransaction:
         conn = self.conn
         try:
             if exc is None:
+                finish = self.db.before_commit
                 try:
+                    after = None if finish is None else finish(conn)
                     conn.run("COMMIT")
-                    return
                 except self.db.errors as error:
                     exc = error
+                except BaseException:
+                    conn.rollback_quietly()
+                    raise
+                else:
+                    if after is not None:
+                        after()
+                    return
             conn.rollback_quietly()
         finally:
             if self.relaxed:

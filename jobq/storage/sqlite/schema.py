@@ -255,6 +255,81 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX jobs_key_created ON jobs (name, unique_key, created_at) "
         "WHERE unique_key IS NOT NULL",
     ),
+    (
+        # Dependencies (jobq.storage.dependencies). A waiting job is pending with
+        # run_at = 1e300 (WAITING_RUN_AT): every claim passes it over as not yet
+        # due. waiting_for counts its dependencies not yet completed; waiting_run_at
+        # is the run_at it asked for; a chain step gets the result of result_from.
+        "ALTER TABLE jobs ADD COLUMN waiting_for INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE jobs ADD COLUMN waiting_run_at REAL",
+        "ALTER TABLE jobs ADD COLUMN result_from INTEGER",
+        "ALTER TABLE jobs ADD COLUMN parent_result TEXT",
+        "ALTER TABLE jobs ADD COLUMN on_dependency_failure TEXT",
+        """
+        CREATE TABLE job_dependencies (
+            depends_on_id INTEGER NOT NULL,
+            job_id INTEGER NOT NULL,
+            PRIMARY KEY (depends_on_id, job_id)
+        ) WITHOUT ROWID
+        """,
+        "CREATE INDEX job_dependencies_job ON job_dependencies (job_id)",
+        # What the triggers leave for the writer to finish before it commits
+        # (jobq.storage.sqlite.dependencies): 'ended' rows are dependencies that
+        # failed or were cancelled, whose dependents the writer ends or counts down
+        # in a loop (SQLite triggers do not recurse); 'ready' rows are jobs made
+        # runnable, whose queues other processes are told of after the commit.
+        """
+        CREATE TABLE job_dependency_events (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            job_id INTEGER NOT NULL,
+            status TEXT,
+            queue TEXT,
+            at REAL NOT NULL
+        )
+        """,
+        # A completed dependency counts each waiting dependent down in the same
+        # transaction; the last one makes it runnable. One seek for a job that
+        # nothing depends on.
+        """
+        CREATE TRIGGER jobs_dependency_completed AFTER UPDATE OF status ON jobs
+        WHEN NEW.status = 'completed' AND OLD.status IS NOT 'completed'
+        AND EXISTS (SELECT 1 FROM job_dependencies WHERE depends_on_id = NEW.id) BEGIN
+            INSERT INTO job_dependency_events (kind, job_id, queue, at)
+            SELECT 'ready', id, queue, NEW.updated_at FROM jobs
+            WHERE id IN (SELECT job_id FROM job_dependencies WHERE depends_on_id = NEW.id)
+            AND status = 'pending' AND run_at = 1e300 AND waiting_for = 1;
+            UPDATE jobs SET waiting_for = waiting_for - 1,
+                run_at = CASE WHEN waiting_for = 1
+                    THEN max(coalesce(waiting_run_at, NEW.updated_at), NEW.updated_at)
+                    ELSE run_at END,
+                parent_result = CASE WHEN result_from = NEW.id THEN NEW.result
+                    ELSE parent_result END,
+                updated_at = NEW.updated_at
+            WHERE id IN (SELECT job_id FROM job_dependencies WHERE depends_on_id = NEW.id)
+            AND status = 'pending' AND run_at = 1e300;
+        END
+        """,
+        """
+        CREATE TRIGGER jobs_dependency_ended AFTER UPDATE OF status ON jobs
+        WHEN NEW.status IN ('failed', 'cancelled') AND OLD.status IN ('pending', 'processing')
+        AND EXISTS (SELECT 1 FROM job_dependencies WHERE depends_on_id = NEW.id) BEGIN
+            INSERT INTO job_dependency_events (kind, job_id, status, at)
+            VALUES ('ended', NEW.id, NEW.status, NEW.updated_at);
+        END
+        """,
+        # A dependency deleted before it ended (bulk delete of pending jobs) ends
+        # its dependents as a cancelled one would; a deleted job's own edges go.
+        """
+        CREATE TRIGGER jobs_dependency_deleted AFTER DELETE ON jobs BEGIN
+            INSERT INTO job_dependency_events (kind, job_id, status, at)
+            SELECT 'ended', OLD.id, 'deleted', OLD.updated_at
+            WHERE OLD.status IN ('pending', 'processing')
+            AND EXISTS (SELECT 1 FROM job_dependencies WHERE depends_on_id = OLD.id);
+            DELETE FROM job_dependencies WHERE job_id = OLD.id;
+        END
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -1,0 +1,133 @@
+"""Jobs that wait for other jobs: the storage side of ``depends_on=`` and chains.
+
+A job enqueued with :attr:`NewJob.depends_on <jobq.storage.base.NewJob.depends_on>`
+is stored *waiting*: pending, but with its ``run_at`` at :data:`WAITING_RUN_AT`,
+past every claim's ``now``, so the claim index passes it over like a job
+scheduled for later, and no claim query changes. Each job keeps how many of
+its dependencies have not completed (``waiting_for``); the edges are rows of a
+dependency table. The database itself resolves them in the transaction that
+ends a dependency, whatever path ends it (complete, fail, cancel, expiry,
+lease rescue, bulk actions):
+
+- **completed**: a trigger counts it down in each dependent; the dependent
+  whose count reaches 0 becomes runnable at once (``run_at`` becomes the time it
+  asked for, or the completion time if later), and a chain step gets the
+  result of the job before it.
+- **failed or cancelled** (or deleted before it ended): each waiting dependent
+  applies its ``on_dependency_failure``: ``"cancel"`` (default) ends it
+  cancelled with the error ``DependencyFailed: job 12 failed``, ``"fail"``
+  ends it failed with that error, ``"run"`` counts the dependency as done. A
+  dependent ended this way ends its own dependents in turn, down the whole
+  chain, in the same transaction (a loop in the backend, not trigger
+  recursion, so chains of any length cascade).
+
+At enqueue, a dependency already completed counts as met, one already failed
+or cancelled applies the policy at once, and an unknown id raises
+:class:`~jobq.errors.UnknownDependency`, storing nothing.
+
+A manual retry of a failed dependency does not revive dependents it had
+cancelled: they stay cancelled (retry them too). A retried job that was
+waiting runs at once; its dependencies are not waited for again.
+
+:class:`DependencyStorage` is this piece of the storage contract.
+
+Rule: imports the job record and the storage records only; the storage
+contract (:mod:`jobq.storage.base`) imports this module, not the reverse.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from .records import NewJob
+
+WAITING_RUN_AT = 1e300
+"""The ``run_at`` stored for a waiting job: later than any ``now``, so claims,
+due checks and the oldest-runnable age pass it over. Jobs read from storage show
+the time they asked for instead."""
+
+POLICIES = ("cancel", "fail", "run")
+"""The values of ``on_dependency_failure``."""
+
+MAX_DEPENDENCIES = 1000
+"""Most jobs one job may depend on."""
+
+
+class DependencyStorage(Protocol):
+    """The storage contract's piece for dependencies (part of
+    :class:`~jobq.storage.base.Storage`)."""
+
+    def enqueue_chain(self, jobs: Sequence[NewJob], *, now: float) -> list[int]:
+        """Store ``jobs`` in one transaction, all or none, each after the first
+        waiting for the one before it (besides its own ``depends_on``); return
+        their ids in order. A job with ``takes_result`` receives the result of the
+        job before it as its first positional argument (:attr:`Job.result_from
+        <jobq.job.Job.result_from>`, :attr:`Job.parent_result
+        <jobq.job.Job.parent_result>`).
+
+        Raises :class:`~jobq.errors.UnknownDependency` for an unknown id in a
+        ``depends_on``, ValueError for a job with both ``depends_on`` (or in a
+        chain) and ``unique_key``, TypeError/ValueError for a bad job: nothing is
+        stored then. :meth:`~jobq.storage.base.Storage.enqueue` and
+        :meth:`~jobq.storage.base.Storage.enqueue_many` of jobs with
+        ``depends_on`` store them the same way (without the chain's links).
+        """
+        ...
+
+    def dependencies_of(self, job_id: int) -> list[int]:
+        """Ids of the jobs ``job_id`` depends on, ascending; empty for none or an
+        unknown job."""
+        ...
+
+    def dependents_of(self, job_id: int) -> list[int]:
+        """Ids of the jobs that depend on ``job_id``, ascending."""
+        ...
+
+
+class DependencyStore(Protocol):
+    """What a backend provides for dependencies: SQL only, on checked values."""
+
+    def enqueue(self, jobs: Sequence[NewJob], now: float, chain: bool) -> list[int]:
+        """Store ``jobs`` with their dependencies (linked one after another when
+        ``chain``) in one transaction; their ids."""
+        ...
+
+    def dependencies_of(self, job_id: int) -> list[int]:
+        """The jobs ``job_id`` depends on, ascending."""
+        ...
+
+    def dependents_of(self, job_id: int) -> list[int]:
+        """The jobs that depend on ``job_id``, ascending."""
+        ...
+
+
+def check_dependencies(job: NewJob, where: str) -> None:
+    """Reject bad dependency fields of ``job`` (``where`` ends each message)."""
+    depends_on = job.depends_on
+    if not isinstance(depends_on, tuple):
+        raise TypeError(f"depends_on must be a tuple of job ids, got {depends_on!r}{where}")
+    if len(depends_on) > MAX_DEPENDENCIES:
+        raise ValueError(
+            f"depends_on may name at most {MAX_DEPENDENCIES} jobs, got {len(depends_on)}{where}"
+        )
+    for job_id in depends_on:
+        if type(job_id) is not int or not 1 <= job_id <= 2**63 - 1:
+            raise ValueError(f"depends_on must hold positive job ids, got {job_id!r}{where}")
+    if job.on_dependency_failure not in POLICIES:
+        raise ValueError(
+            "on_dependency_failure must be 'cancel', 'fail' or 'run', got "
+            f"{job.on_dependency_failure!r}{where}"
+        )
+    if type(job.takes_result) is not bool:
+        raise TypeError(f"takes_result must be a bool, got {job.takes_result!r}{where}")
+
+
+def check_no_unique_key(job: NewJob, where: str) -> None:
+    """A job that waits for others cannot take a unique key (what would a
+    duplicate enqueue wait for?)."""
+    if job.unique_key is not None:
+        raise ValueError(
+            f"a job with depends_on (or in a chain) cannot have a unique_key{where}; "
+            "enqueue it without one"
+        )

@@ -289,6 +289,147 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX jobq_jobs_key_created ON jobq_jobs (name, unique_key, created_at) "
         "WHERE unique_key IS NOT NULL",
     ),
+    (
+        # Dependencies (jobq.storage.dependencies). A waiting job is pending with
+        # run_at = 1e300 (WAITING_RUN_AT): every claim passes it over as not yet
+        # due. waiting_for counts its dependencies not yet completed; waiting_run_at
+        # is the run_at it asked for; a chain step gets the result of result_from.
+        """
+        ALTER TABLE jobq_jobs ADD COLUMN waiting_for integer NOT NULL DEFAULT 0,
+            ADD COLUMN waiting_run_at double precision,
+            ADD COLUMN result_from bigint,
+            ADD COLUMN parent_result text,
+            ADD COLUMN on_dependency_failure text
+        """,
+        """
+        CREATE TABLE jobq_job_dependencies (
+            depends_on_id bigint NOT NULL,
+            job_id bigint NOT NULL REFERENCES jobq_jobs (id) ON DELETE CASCADE,
+            PRIMARY KEY (depends_on_id, job_id)
+        )
+        """,
+        "CREATE INDEX jobq_job_dependencies_job ON jobq_job_dependencies (job_id)",
+        # The dependents of jobs that ended failed or cancelled (or were deleted
+        # before they ended), by policy, then theirs in turn: a loop, not trigger
+        # recursion (nested firings return at once), so chains of any length
+        # cascade. Wakes workers (NOTIFY) for the jobs made runnable.
+        """
+        CREATE FUNCTION jobq_dependencies_ended(ids bigint[], statuses text[], ats float8[])
+        RETURNS void LANGUAGE plpgsql AS $$
+        DECLARE
+            queues text[];
+        BEGIN
+            WHILE cardinality(ids) > 0 LOOP
+                WITH e AS (SELECT * FROM unnest(ids, statuses, ats) AS e(id, status, at)),
+                hits AS (SELECT d.job_id, count(*) AS n, max(e.at) AS at
+                    FROM jobq_job_dependencies d JOIN e ON e.id = d.depends_on_id
+                    GROUP BY d.job_id),
+                ready AS (UPDATE jobq_jobs j SET waiting_for = j.waiting_for - hits.n,
+                    run_at = CASE WHEN j.waiting_for = hits.n
+                        THEN greatest(coalesce(j.waiting_run_at, hits.at), hits.at)
+                        ELSE j.run_at END,
+                    updated_at = hits.at
+                    FROM hits WHERE j.id = hits.job_id AND j.status = 'pending'
+                    AND j.run_at = 1e300 AND j.on_dependency_failure = 'run'
+                    RETURNING j.queue, j.run_at)
+                SELECT array_agg(DISTINCT queue) INTO queues FROM ready WHERE run_at < 1e300;
+                PERFORM pg_notify('jobq_jobs', q) FROM unnest(queues) AS q;
+                WITH e AS (SELECT * FROM unnest(ids, statuses, ats) AS e(id, status, at)),
+                hit AS (SELECT DISTINCT ON (d.job_id) d.job_id, e.id, e.status, e.at
+                    FROM jobq_job_dependencies d JOIN e ON e.id = d.depends_on_id
+                    ORDER BY d.job_id, e.id),
+                ended AS (UPDATE jobq_jobs j SET status = CASE
+                        WHEN j.on_dependency_failure = 'fail' THEN 'failed' ELSE 'cancelled' END,
+                    error_type = 'DependencyFailed',
+                    error_message = 'job ' || hit.id || ' '
+                        || CASE WHEN hit.status = 'deleted' THEN 'was deleted' ELSE hit.status END,
+                    error_traceback = NULL, run_at = coalesce(j.waiting_run_at, j.created_at),
+                    waiting_for = 0, finished_at = hit.at, updated_at = hit.at
+                    FROM hit WHERE j.id = hit.job_id AND j.status = 'pending'
+                    AND j.run_at = 1e300 AND j.on_dependency_failure IN ('cancel', 'fail')
+                    RETURNING j.id, j.status, j.updated_at)
+                SELECT coalesce(array_agg(id), '{}'), coalesce(array_agg(status), '{}'),
+                    coalesce(array_agg(updated_at), '{}')
+                INTO ids, statuses, ats FROM ended;
+            END LOOP;
+        END $$
+        """,
+        # A completed dependency counts each waiting dependent down in its own
+        # statement; the last one makes it runnable (and a chain step gets the
+        # result). Statement-level over the changed rows, like the job counts.
+        """
+        CREATE FUNCTION jobq_dependencies_updated() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            queues text[];
+            ids bigint[];
+            statuses text[];
+            ats float8[];
+        BEGIN
+            IF pg_trigger_depth() > 1 OR NOT EXISTS (
+                SELECT 1 FROM jobq_dependency_after n
+                JOIN jobq_job_dependencies d ON d.depends_on_id = n.id
+                WHERE n.status IN ('completed', 'failed', 'cancelled')
+            ) THEN
+                RETURN NULL;
+            END IF;
+            WITH done AS (SELECT n.id, n.result, n.updated_at FROM jobq_dependency_after n
+                JOIN jobq_dependency_before o ON o.id = n.id
+                WHERE n.status = 'completed' AND o.status <> 'completed'),
+            hits AS (SELECT d.job_id, count(*) AS n, max(done.updated_at) AS at
+                FROM jobq_job_dependencies d JOIN done ON done.id = d.depends_on_id
+                GROUP BY d.job_id),
+            ready AS (UPDATE jobq_jobs j SET waiting_for = j.waiting_for - hits.n,
+                run_at = CASE WHEN j.waiting_for = hits.n
+                    THEN greatest(coalesce(j.waiting_run_at, hits.at), hits.at)
+                    ELSE j.run_at END,
+                parent_result = coalesce(
+                    (SELECT done.result FROM done WHERE done.id = j.result_from), j.parent_result),
+                updated_at = hits.at
+                FROM hits WHERE j.id = hits.job_id AND j.status = 'pending' AND j.run_at = 1e300
+                RETURNING j.queue, j.run_at)
+            SELECT array_agg(DISTINCT queue) INTO queues FROM ready WHERE run_at < 1e300;
+            PERFORM pg_notify('jobq_jobs', q) FROM unnest(queues) AS q;
+            SELECT array_agg(n.id), array_agg(n.status), array_agg(n.updated_at)
+            INTO ids, statuses, ats FROM jobq_dependency_after n
+            JOIN jobq_dependency_before o ON o.id = n.id
+            WHERE n.status IN ('failed', 'cancelled') AND o.status IN ('pending', 'processing');
+            IF ids IS NOT NULL THEN
+                PERFORM jobq_dependencies_ended(ids, statuses, ats);
+            END IF;
+            RETURN NULL;
+        END $$
+        """,
+        """
+        CREATE FUNCTION jobq_dependencies_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            ids bigint[];
+            ats float8[];
+        BEGIN
+            IF pg_trigger_depth() > 1 THEN
+                RETURN NULL;
+            END IF;
+            SELECT array_agg(o.id), array_agg(o.updated_at) INTO ids, ats
+            FROM jobq_dependency_deleted o
+            WHERE o.status IN ('pending', 'processing')
+            AND EXISTS (SELECT 1 FROM jobq_job_dependencies d WHERE d.depends_on_id = o.id);
+            IF ids IS NOT NULL THEN
+                PERFORM jobq_dependencies_ended(
+                    ids, array_fill('deleted'::text, ARRAY[cardinality(ids)]), ats);
+            END IF;
+            RETURN NULL;
+        END $$
+        """,
+        """
+        CREATE TRIGGER jobq_jobs_dependencies_updated AFTER UPDATE ON jobq_jobs
+        REFERENCING OLD TABLE AS jobq_dependency_before NEW TABLE AS jobq_dependency_after
+        FOR EACH STATEMENT EXECUTE FUNCTION jobq_dependencies_updated()
+        """,
+        """
+        CREATE TRIGGER jobq_jobs_dependencies_deleted AFTER DELETE ON jobq_jobs
+        REFERENCING OLD TABLE AS jobq_dependency_deleted
+        FOR EACH STATEMENT EXECUTE FUNCTION jobq_dependencies_deleted()
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -41,12 +41,14 @@ jobs (:mod:`.inserts`), leases (:mod:`.leases`), administration
 (:mod:`.admin`), schedules (:mod:`.schedules`), the live worker pools
 (:mod:`.workers`), job log lines (:mod:`.job_logs`), job history
 (:mod:`.history`), filters with bulk actions (:mod:`.bulk`) and dependencies
-(:mod:`.dependencies`). Arguments are checked once, above them, by :class:`~jobq.storage.checked.CheckedStorage`.
+(:mod:`.dependencies`). Arguments are checked once, above them, by
+:class:`~jobq.storage.checked.CheckedStorage`.
 
 Wake-ups between processes (:mod:`.wakeup`): after each committed change that
 makes a job runnable (enqueue, bulk enqueue, retry, release, rescue, schedule
 fire, resume of a paused queue, the last dependency of a waiting job
-completing), this class tells the other processes of the host that use the file, and worker pools subscribe (the
+completing), this class tells the other processes of the host that use the
+file, and worker pools subscribe (the
 :class:`~jobq.storage.base.Notifier` protocol) to be told at once instead of
 polling.
 

@@ -340,3 +340,37 @@ def test_a_version_8_postgres_schema_gains_the_throttle_index() -> None:
         assert found is not None
     finally:
         drop_postgres_schema(url)
+
+
+# Dependencies: the jobs already there wait for nothing, and new jobs may wait for them.
+def _check_dependencies_after_upgrade(storage: Storage) -> None:
+    _check_upgraded(storage)
+    assert all(not job.waiting and job.result_from is None for job in storage.list_jobs())
+    old = storage.list_jobs(status=JobStatus.PENDING, name="report")[0]
+    waiting = storage.enqueue(NewJob("send", "[]", depends_on=(old.id,)), now=T0).job
+    assert waiting.waiting
+    assert storage.stats(now=T0).queues["default"].waiting == 1
+    storage.request_cancel(old.id, now=T0)
+    after = storage.get(waiting.id)
+    assert after is not None
+    assert after.status is JobStatus.CANCELLED
+
+
+def test_a_version_8_sqlite_file_gains_dependencies(tmp_path: Path) -> None:
+    path = tmp_path / "v8.db"
+    write_old_sqlite_file(path, 8, _insert_sql, OLD_ROWS)
+    with SQLiteStorage(path) as storage:
+        _check_dependencies_after_upgrade(storage)
+
+
+@pytest.mark.postgres
+def test_a_version_9_postgres_schema_gains_dependencies() -> None:
+    from jobq.storage.postgres import PostgresStorage
+
+    url = postgres_schema_url()
+    try:
+        write_old_postgres_schema(url, 9, _insert_sql, OLD_ROWS)
+        with PostgresStorage(url, clock="caller") as storage:
+            _check_dependencies_after_upgrade(storage)
+    finally:
+        drop_postgres_schema(url)

@@ -4,6 +4,8 @@ This package is the framework-free core; it never imports Flask.
 """
 
 from . import signals as signals
+from .chains import Chain as Chain
+from .chains import Signature as Signature
 from .clock import SYSTEM_CLOCK as SYSTEM_CLOCK
 from .clock import WALL_CLOCK as WALL_CLOCK
 from .clock import Clock as Clock
@@ -34,6 +36,7 @@ from .errors import TaskTimeout as TaskTimeout
 from .errors import TooManyPausedQueues as TooManyPausedQueues
 from .errors import TransientError as TransientError
 from .errors import UniqueKeyConflict as UniqueKeyConflict
+from .errors import UnknownDependency as UnknownDependency
 from .errors import UnknownTask as UnknownTask
 from .errors import WorkerStopped as WorkerStopped
 from .errors import WrongProcessError as WrongProcessError
@@ -68,6 +71,7 @@ __all__ = [
     "BoundTask",
     "BoundedExecutor",
     "BulkResult",
+    "Chain",
     "ChildProcessDied",
     "ChildTaskError",
     "Clock",
@@ -96,6 +100,7 @@ __all__ = [
     "RetryRule",
     "SYSTEM_CLOCK",
     "ScheduleNotFound",
+    "Signature",
     "SchemaVersionError",
     "SlidingWindowLimiter",
     "StorageError",
@@ -109,6 +114,7 @@ __all__ = [
     "TooManyPausedQueues",
     "TransientError",
     "UniqueKeyConflict",
+    "UnknownDependency",
     "UnknownTask",
     "WALL_CLOCK",
     "WallClock",

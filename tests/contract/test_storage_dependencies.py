@@ -240,3 +240,33 @@ def test_dependencies_of_unknown_or_bad_ids_are_empty(storage: Storage) -> None:
     assert storage.dependents_of(123) == []
     assert storage.dependencies_of(-1) == []
     assert storage.dependents_of(0) == []
+
+
+@pytest.mark.slow  # starts processes: the full suite runs it, not --fast
+def test_four_processes_completing_the_dependencies_at_once_release_each_dependent_once(
+    spec: dict[str, object], storage: Storage
+) -> None:
+    import json
+
+    from tests.helpers import run_children
+
+    dependents = 60
+    deps = [storage.enqueue_many([NewJob("dep", "[]")] * dependents, now=T0) for _ in range(4)]
+    joins = storage.enqueue_many(
+        [NewJob("join", "[]", depends_on=tuple(d[i] for d in deps)) for i in range(dependents)],
+        now=T0,
+    )
+    held = storage.claim(["default"], owner="w", now=T0, lease_seconds=600, limit=1000)
+    assert len(held) == 4 * dependents  # the joins wait
+    tokens = {job.id: token(job) for job in held}
+    results = run_children(
+        [
+            [json.dumps(spec), "complete", json.dumps([[i, tokens[i]] for i in reversed(d)])]
+            for d in deps
+        ],
+        timeout=60,
+    )
+    assert [result["completed"] for result in results] == [dependents] * 4
+    released = storage.claim(["default"], owner="w", now=T0 + 2, lease_seconds=60, limit=1000)
+    assert sorted(job.id for job in released) == joins  # each once, none left waiting
+    assert storage.stats(now=T0 + 2).queues["default"].waiting == 0

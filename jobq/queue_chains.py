@@ -84,3 +84,12 @@ class QueueChains:
         if self.inline:
             self.run_until_empty()
         return chain
+
+    def dependencies_of(self, job_id: int) -> builtins.list[int]:
+        """Ids of the jobs ``job_id`` depends on (``depends_on``, or the step before it
+        in a chain), ascending; empty for none or an unknown job."""
+        return self.storage.dependencies_of(job_id)
+
+    def dependents_of(self, job_id: int) -> builtins.list[int]:
+        """Ids of the jobs that depend on ``job_id``, ascending."""
+        return self.storage.dependents_of(job_id)

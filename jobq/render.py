@@ -34,7 +34,10 @@ def job_to_dict(
     ``cancel_requested``, [``lease_owner``, ``lease_expires_at``], ``run_at``,
     ``created_at``, ``started_at``, ``finished_at``, ``updated_at``, ``expires_at``
     (None, or when the job ends cancelled if it has not started by then).
-    ``created_at``, ``started_at``, ``finished_at``, ``updated_at``, ``limit_key``.
+    ``created_at``, ``started_at``, ``finished_at``, ``updated_at``, ``limit_key``,
+    ``waiting_for`` (dependencies not yet completed; 0 unless the job is waiting),
+    ``result_from`` (the chain step whose result it receives, or None),
+    ``on_dependency_failure`` (None for a job without dependencies).
     """
     record: dict[str, Any] = {
         "id": job.id,
@@ -71,6 +74,9 @@ def job_to_dict(
             "updated_at": job.updated_at,
             "expires_at": job.expires_at,
             "limit_key": job.limit_key,
+            "waiting_for": job.waiting_for,
+            "result_from": job.result_from,
+            "on_dependency_failure": job.on_dependency_failure,
         }
     )
     return record

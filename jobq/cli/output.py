@@ -133,6 +133,7 @@ def stats_record(stats: Stats) -> dict[str, Any]:
                 "scheduled": entry.scheduled,
                 "oldest_runnable_age": entry.oldest_runnable_age,
                 "paused": name in stats.paused,
+                "waiting": entry.waiting,
             }
             for name, entry in sorted(stats.queues.items())
         },

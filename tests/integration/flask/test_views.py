@@ -180,6 +180,11 @@ def test_job_shows_every_field_decoded(monitor: Monitor, queue: jobq.DurableQueu
         "cancel_requested": False,
         "expires_at": None,
         "limit_key": None,
+        "waiting_for": 0,
+        "result_from": None,
+        "on_dependency_failure": None,
+        "depends_on": [],
+        "dependents": [],
     }
     assert isinstance(body["finished_at"], float)
 

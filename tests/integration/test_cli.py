@@ -497,6 +497,19 @@ def test_move_jobs_from_sqlite_to_postgresql_once(
     assert queue.get(busy.id).status is JobStatus.PROCESSING
 
 
+def test_move_jobs_refuses_jobs_waiting_for_others_and_moves_nothing(
+    run: Callable[..., Result], db: str, queue: DurableQueue, tmp_path: Path
+) -> None:
+    record = queue.get_task("record")
+    first = record.enqueue("first")
+    record.options(depends_on=[first]).enqueue("after")
+    other = str(tmp_path / "other.db")
+    DurableQueue(other).close()
+    result = run("move-jobs", "--from", db, "--to", other)
+    assert_one_line_error(result, "1 job(s) of the source wait for other jobs")
+    assert queue.get(first.id).status is JobStatus.PENDING  # nothing moved nor cancelled
+
+
 def test_move_jobs_needs_an_existing_source(run: Callable[..., Result], tmp_path: Path) -> None:
     result = run(
         "move-jobs", "--from", str(tmp_path / "missing.db"), "--to", str(tmp_path / "other.db")

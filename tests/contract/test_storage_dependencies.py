@@ -270,3 +270,24 @@ def test_four_processes_completing_the_dependencies_at_once_release_each_depende
     released = storage.claim(["default"], owner="w", now=T0 + 2, lease_seconds=60, limit=1000)
     assert sorted(job.id for job in released) == joins  # each once, none left waiting
     assert storage.stats(now=T0 + 2).queues["default"].waiting == 0
+
+
+def test_a_dependency_retried_after_it_failed_is_not_counted_twice(storage: Storage) -> None:
+    first, second = _job(storage, max_attempts=1), _job(storage)
+    runs = storage.enqueue(
+        NewJob("t", "[]", depends_on=(first, second), on_dependency_failure="run"), now=T0
+    ).job.id
+    job = claim_one(storage, T0)
+    assert job.id == first
+    storage.fail(job.id, token(job), BOOM, now=T0 + 1)
+    assert storage.get(runs).waiting_for == 1  # type: ignore[union-attr]
+    storage.retry(first, now=T0 + 2)
+    both = storage.claim(["default"], owner="w", now=T0 + 2, lease_seconds=30, limit=10)
+    assert sorted(j.id for j in both) == [first, second]
+    retried = next(j for j in both if j.id == first)
+    assert storage.complete(retried.id, token(retried), now=T0 + 3)
+    assert storage.get(runs).waiting_for == 1  # type: ignore[union-attr]  # second still runs
+    assert storage.claim(["default"], owner="w", now=T0 + 3, lease_seconds=30) == []
+    other = next(j for j in both if j.id == second)
+    assert storage.complete(other.id, token(other), now=T0 + 4)
+    _runs(storage, runs, T0 + 4)

@@ -39,8 +39,8 @@ _INSERT = (
     "RETURNING id"
 )
 _EDGES = (
-    "INSERT INTO jobq_job_dependencies (depends_on_id, job_id) "
-    "SELECT unnest(%s::bigint[]), %s ON CONFLICT DO NOTHING"
+    "INSERT INTO jobq_job_dependencies (depends_on_id, job_id, resolved) "
+    "SELECT d, %s, r FROM unnest(%s::bigint[], %s::boolean[]) AS e(d, r) ON CONFLICT DO NOTHING"
 )
 _STATUSES = (
     "SELECT id, status, result FROM jobq_jobs WHERE id = ANY(%s::bigint[]) ORDER BY id FOR SHARE"
@@ -121,7 +121,9 @@ class PostgresDependencies:
         ).fetchone()
         assert row is not None
         job_id = int(row[0])
-        conn.execute(_EDGES, (wanted, job_id))
+        # An edge to a dependency that has ended already counted (or ended the job).
+        resolved = [found[d][0] not in _LIVE for d in wanted]
+        conn.execute(_EDGES, (job_id, wanted, resolved))
         return job_id
 
     def dependencies_of(self, job_id: int) -> list[int]:

@@ -305,6 +305,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         CREATE TABLE jobq_job_dependencies (
             depends_on_id bigint NOT NULL,
             job_id bigint NOT NULL REFERENCES jobq_jobs (id) ON DELETE CASCADE,
+            resolved boolean NOT NULL DEFAULT false,
             PRIMARY KEY (depends_on_id, job_id)
         )
         """,
@@ -323,7 +324,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
                 WITH e AS (SELECT * FROM unnest(ids, statuses, ats) AS e(id, status, at)),
                 hits AS (SELECT d.job_id, count(*) AS n, max(e.at) AS at
                     FROM jobq_job_dependencies d JOIN e ON e.id = d.depends_on_id
-                    GROUP BY d.job_id),
+                    WHERE NOT d.resolved GROUP BY d.job_id),
                 ready AS (UPDATE jobq_jobs j SET waiting_for = j.waiting_for - hits.n,
                     run_at = CASE WHEN j.waiting_for = hits.n
                         THEN greatest(coalesce(j.waiting_run_at, hits.at), hits.at)
@@ -337,7 +338,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
                 WITH e AS (SELECT * FROM unnest(ids, statuses, ats) AS e(id, status, at)),
                 hit AS (SELECT DISTINCT ON (d.job_id) d.job_id, e.id, e.status, e.at
                     FROM jobq_job_dependencies d JOIN e ON e.id = d.depends_on_id
-                    ORDER BY d.job_id, e.id),
+                    WHERE NOT d.resolved ORDER BY d.job_id, e.id),
                 ended AS (UPDATE jobq_jobs j SET status = CASE
                         WHEN j.on_dependency_failure = 'fail' THEN 'failed' ELSE 'cancelled' END,
                     error_type = 'DependencyFailed',
@@ -347,7 +348,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
                     waiting_for = 0, finished_at = hit.at, updated_at = hit.at
                     FROM hit WHERE j.id = hit.job_id AND j.status = 'pending'
                     AND j.run_at = 1e300 AND j.on_dependency_failure IN ('cancel', 'fail')
-                    RETURNING j.id, j.status, j.updated_at)
+                    RETURNING j.id, j.status, j.updated_at),
+                resolved AS (UPDATE jobq_job_dependencies d SET resolved = true
+                    FROM e WHERE d.depends_on_id = e.id AND NOT d.resolved)
                 SELECT coalesce(array_agg(id), '{}'), coalesce(array_agg(status), '{}'),
                     coalesce(array_agg(updated_at), '{}')
                 INTO ids, statuses, ats FROM ended;
@@ -368,7 +371,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             IF pg_trigger_depth() > 1 OR NOT EXISTS (
                 SELECT 1 FROM jobq_dependency_after n
                 JOIN jobq_job_dependencies d ON d.depends_on_id = n.id
-                WHERE n.status IN ('completed', 'failed', 'cancelled')
+                WHERE n.status IN ('completed', 'failed', 'cancelled') AND NOT d.resolved
             ) THEN
                 RETURN NULL;
             END IF;
@@ -377,7 +380,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
                 WHERE n.status = 'completed' AND o.status <> 'completed'),
             hits AS (SELECT d.job_id, count(*) AS n, max(done.updated_at) AS at
                 FROM jobq_job_dependencies d JOIN done ON done.id = d.depends_on_id
-                GROUP BY d.job_id),
+                WHERE NOT d.resolved GROUP BY d.job_id),
             ready AS (UPDATE jobq_jobs j SET waiting_for = j.waiting_for - hits.n,
                 run_at = CASE WHEN j.waiting_for = hits.n
                     THEN greatest(coalesce(j.waiting_run_at, hits.at), hits.at)
@@ -386,7 +389,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
                     (SELECT done.result FROM done WHERE done.id = j.result_from), j.parent_result),
                 updated_at = hits.at
                 FROM hits WHERE j.id = hits.job_id AND j.status = 'pending' AND j.run_at = 1e300
-                RETURNING j.queue, j.run_at)
+                RETURNING j.queue, j.run_at),
+            resolved AS (UPDATE jobq_job_dependencies d SET resolved = true
+                FROM done WHERE d.depends_on_id = done.id AND NOT d.resolved)
             SELECT array_agg(DISTINCT queue) INTO queues FROM ready WHERE run_at < 1e300;
             PERFORM pg_notify('jobq_jobs', q) FROM unnest(queues) AS q;
             SELECT array_agg(n.id), array_agg(n.status), array_agg(n.updated_at)
@@ -410,8 +415,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             END IF;
             SELECT array_agg(o.id), array_agg(o.updated_at) INTO ids, ats
             FROM jobq_dependency_deleted o
-            WHERE o.status IN ('pending', 'processing')
-            AND EXISTS (SELECT 1 FROM jobq_job_dependencies d WHERE d.depends_on_id = o.id);
+            WHERE o.status IN ('pending', 'processing') AND EXISTS (
+                SELECT 1 FROM jobq_job_dependencies d WHERE d.depends_on_id = o.id
+                AND NOT d.resolved);
             IF ids IS NOT NULL THEN
                 PERFORM jobq_dependencies_ended(
                     ids, array_fill('deleted'::text, ARRAY[cardinality(ids)]), ats);

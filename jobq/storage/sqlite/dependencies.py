@@ -37,8 +37,8 @@ _INSERT = (
     "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)"
 )
 _EDGES = (
-    "INSERT OR IGNORE INTO job_dependencies (depends_on_id, job_id) "
-    "SELECT value, ?2 FROM json_each(?1)"
+    "INSERT OR IGNORE INTO job_dependencies (depends_on_id, job_id, resolved) "
+    "SELECT json_extract(value, '$[0]'), ?2, json_extract(value, '$[1]') FROM json_each(?1)"
 )
 _STATUSES = "SELECT id, status, result FROM jobs WHERE id IN (SELECT value FROM json_each(?1))"
 _EVENTS = (
@@ -46,7 +46,8 @@ _EVENTS = (
 )
 _ANY_EVENT = "SELECT EXISTS (SELECT 1 FROM job_dependency_events)"
 _DROP_EVENTS = "DELETE FROM job_dependency_events WHERE id <= ?1"
-_DEPENDENTS = "(SELECT job_id FROM job_dependencies WHERE depends_on_id = ?1)"
+_DEPENDENTS = "(SELECT job_id FROM job_dependencies WHERE depends_on_id = ?1 AND NOT resolved)"
+_RESOLVED = "UPDATE job_dependencies SET resolved = 1 WHERE depends_on_id = ?1 AND NOT resolved"
 _WAITING = f"status = 'pending' AND run_at = {WAITING_RUN_AT!r}"
 # The dependents that end with their dependency (policies "cancel" and "fail").
 _END_DEPENDENTS = (
@@ -136,7 +137,9 @@ class SQLiteDependencies:
             ),
         )
         job_id = int(conn.query("SELECT last_insert_rowid()")[0][0])
-        conn.run(_EDGES, (json.dumps(wanted), job_id))
+        # An edge to a dependency that has ended already counted (or ended the job).
+        edges = [[d, 0 if found[d][0] in _LIVE else 1] for d in wanted]
+        conn.run(_EDGES, (json.dumps(edges), job_id))
         return job_id
 
     def settle(self, conn: Connection) -> Callable[[], None] | None:
@@ -164,6 +167,7 @@ class SQLiteDependencies:
         conn.run(_END_DEPENDENTS, params)
         conn.run(_READY_AFTER, (job_id, at))
         conn.run(_COUNT_DOWN, (job_id, at))
+        conn.run(_RESOLVED, (job_id,))
 
     def dependencies_of(self, job_id: int) -> list[int]:
         return [row[0] for row in self._db.query(_OF, (job_id,))]

@@ -269,6 +269,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         CREATE TABLE job_dependencies (
             depends_on_id INTEGER NOT NULL,
             job_id INTEGER NOT NULL,
+            resolved INTEGER NOT NULL DEFAULT 0,
             PRIMARY KEY (depends_on_id, job_id)
         ) WITHOUT ROWID
         """,
@@ -289,15 +290,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
         # A completed dependency counts each waiting dependent down in the same
-        # transaction; the last one makes it runnable. One seek for a job that
-        # nothing depends on.
+        # transaction; the last one makes it runnable. An edge counts once
+        # (resolved), even for a dependency retried after it failed. One seek for
+        # a job that nothing depends on.
         """
         CREATE TRIGGER jobs_dependency_completed AFTER UPDATE OF status ON jobs
         WHEN NEW.status = 'completed' AND OLD.status IS NOT 'completed'
-        AND EXISTS (SELECT 1 FROM job_dependencies WHERE depends_on_id = NEW.id) BEGIN
+        AND EXISTS (SELECT 1 FROM job_dependencies WHERE depends_on_id = NEW.id
+            AND NOT resolved) BEGIN
             INSERT INTO job_dependency_events (kind, job_id, queue, at)
             SELECT 'ready', id, queue, NEW.updated_at FROM jobs
-            WHERE id IN (SELECT job_id FROM job_dependencies WHERE depends_on_id = NEW.id)
+            WHERE id IN (SELECT job_id FROM job_dependencies WHERE depends_on_id = NEW.id
+                AND NOT resolved)
             AND status = 'pending' AND run_at = 1e300 AND waiting_for = 1;
             UPDATE jobs SET waiting_for = waiting_for - 1,
                 run_at = CASE WHEN waiting_for = 1
@@ -306,14 +310,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
                 parent_result = CASE WHEN result_from = NEW.id THEN NEW.result
                     ELSE parent_result END,
                 updated_at = NEW.updated_at
-            WHERE id IN (SELECT job_id FROM job_dependencies WHERE depends_on_id = NEW.id)
+            WHERE id IN (SELECT job_id FROM job_dependencies WHERE depends_on_id = NEW.id
+                AND NOT resolved)
             AND status = 'pending' AND run_at = 1e300;
+            UPDATE job_dependencies SET resolved = 1
+            WHERE depends_on_id = NEW.id AND NOT resolved;
         END
         """,
         """
         CREATE TRIGGER jobs_dependency_ended AFTER UPDATE OF status ON jobs
         WHEN NEW.status IN ('failed', 'cancelled') AND OLD.status IN ('pending', 'processing')
-        AND EXISTS (SELECT 1 FROM job_dependencies WHERE depends_on_id = NEW.id) BEGIN
+        AND EXISTS (SELECT 1 FROM job_dependencies WHERE depends_on_id = NEW.id
+            AND NOT resolved) BEGIN
             INSERT INTO job_dependency_events (kind, job_id, status, at)
             VALUES ('ended', NEW.id, NEW.status, NEW.updated_at);
         END
@@ -325,7 +333,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             INSERT INTO job_dependency_events (kind, job_id, status, at)
             SELECT 'ended', OLD.id, 'deleted', OLD.updated_at
             WHERE OLD.status IN ('pending', 'processing')
-            AND EXISTS (SELECT 1 FROM job_dependencies WHERE depends_on_id = OLD.id);
+            AND EXISTS (SELECT 1 FROM job_dependencies WHERE depends_on_id = OLD.id
+                AND NOT resolved);
             DELETE FROM job_dependencies WHERE job_id = OLD.id;
         END
         """,

@@ -115,12 +115,12 @@ class CheckedStorage(CheckedWorkers, CheckedHistory, CheckedJobLogs, CheckedBulk
         return self._enqueue_dependent(jobs, now, chain=True)
 
     def _enqueue_dependent(self, jobs: Sequence[NewJob], now: float, chain: bool) -> list[int]:
-        linked = chain and len(jobs) > 1
+        # Every job of the call: those of a chain, and those stored beside a job
+        # with dependencies in one enqueue_many (which go in as they do).
         for index, job in enumerate(jobs):
             where = f" (jobs[{index}])" if len(jobs) > 1 else ""
             check_dependencies(job, where)
-            if job.depends_on or linked:
-                check_no_unique_key(job, where)
+            check_no_unique_key(job, where)
         return self._dependencies.enqueue(jobs, now, chain)
 
     def dependencies_of(self, job_id: int) -> list[int]:

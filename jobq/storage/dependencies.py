@@ -67,9 +67,10 @@ class DependencyStorage(Protocol):
         <jobq.job.Job.parent_result>`).
 
         Raises :class:`~jobq.errors.UnknownDependency` for an unknown id in a
-        ``depends_on``, ValueError for a job with both ``depends_on`` (or in a
-        chain) and ``unique_key``, TypeError/ValueError for a bad job: nothing is
-        stored then. :meth:`~jobq.storage.base.Storage.enqueue` and
+        ``depends_on``, ValueError for a job with a ``unique_key`` (in a chain, or
+        in an ``enqueue_many`` where some job has ``depends_on``), TypeError or
+        ValueError for a bad job: nothing is stored then.
+        :meth:`~jobq.storage.base.Storage.enqueue` and
         :meth:`~jobq.storage.base.Storage.enqueue_many` of jobs with
         ``depends_on`` store them the same way (without the chain's links).
         """
@@ -125,9 +126,9 @@ def check_dependencies(job: NewJob, where: str) -> None:
 
 def check_no_unique_key(job: NewJob, where: str) -> None:
     """A job that waits for others cannot take a unique key (what would a
-    duplicate enqueue wait for?)."""
+    duplicate enqueue wait for?), nor can a job stored in the same call as one."""
     if job.unique_key is not None:
         raise ValueError(
-            f"a job with depends_on (or in a chain) cannot have a unique_key{where}; "
-            "enqueue it without one"
+            f"a job with depends_on, in a chain, or enqueued in one call with jobs that "
+            f"have depends_on cannot have a unique_key{where}; enqueue it apart"
         )

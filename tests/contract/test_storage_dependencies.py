@@ -90,6 +90,12 @@ def test_a_completed_dependency_counts_as_met_and_an_unknown_one_stores_nothing(
     assert len(storage.list_jobs()) == 2  # nothing of the refused call
     with pytest.raises(ValueError, match="unique_key"):
         storage.enqueue(NewJob("t", "[]", depends_on=(done,), unique_key="k"), now=T0)
+    with pytest.raises(ValueError, match=r"unique_key \(jobs\[0\]\)"):
+        storage.enqueue_many(
+            [NewJob("t", "[]", unique_key="k"), NewJob("t", "[]", depends_on=(done,))], now=T0
+        )
+    with pytest.raises(ValueError, match="unique_key"):
+        storage.enqueue_chain([NewJob("t", "[]", unique_key="k")], now=T0)
     with pytest.raises(ValueError, match="on_dependency_failure"):
         storage.enqueue(NewJob("t", "[]", depends_on=(done,), on_dependency_failure="x"), now=T0)
 

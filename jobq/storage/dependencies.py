@@ -31,15 +31,16 @@ waiting runs at once; its dependencies are not waited for again.
 
 :class:`DependencyStorage` is this piece of the storage contract.
 
-Rule: imports the job record and the storage records only; the storage
-contract (:mod:`jobq.storage.base`) imports this module, not the reverse.
+Rule: imports the errors and the storage records only; the storage contract
+(:mod:`jobq.storage.base`) imports this module, not the reverse.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
+from ..errors import UnknownDependency
 from .records import NewJob
 
 WAITING_RUN_AT = 1e300
@@ -132,3 +133,67 @@ def check_no_unique_key(job: NewJob, where: str) -> None:
             f"a job with depends_on, in a chain, or enqueued in one call with jobs that "
             f"have depends_on cannot have a unique_key{where}; enqueue it apart"
         )
+
+
+_LIVE = frozenset({"pending", "processing"})
+_ENDED = frozenset({"failed", "cancelled"})
+
+
+class Placement(NamedTuple):
+    """How a backend stores one job with dependencies (see :func:`place`)."""
+
+    wanted: list[int]
+    status: str
+    run_at: float
+    waiting_for: int
+    waiting_run_at: float | None
+    result_from: int | None
+    parent_result: str | None
+    error: str | None
+    finished_at: float | None
+    resolved: list[bool]
+
+
+def place(
+    job: NewJob, previous: int | None, found: dict[int, tuple[str, str | None]], now: float
+) -> Placement:
+    """Where ``job`` starts, given its dependencies' ``found`` (id -> (status,
+    result), read in the enqueue's transaction) and the chain step before it
+    (``previous``): waiting, runnable, or ended at once by its policy. Raises
+    :class:`~jobq.errors.UnknownDependency` for an id not in ``found``."""
+    wanted = dependency_list(job, previous)
+    missing = sorted(set(wanted) - found.keys())
+    if missing:
+        raise UnknownDependency(missing)
+    result_from = previous if previous is not None and job.takes_result else None
+    parent_result = None
+    if result_from is not None and found[result_from][0] == "completed":
+        parent_result = found[result_from][1]
+    failed = [d for d in wanted if found[d][0] in _ENDED]
+    open_ = [d for d in wanted if found[d][0] in _LIVE]
+    run_at = now if job.run_at is None else job.run_at
+    # An edge to a dependency that has ended already counted (or ended the job).
+    resolved = [found[d][0] not in _LIVE for d in wanted]
+    policy = job.on_dependency_failure
+    if failed and policy != "run":
+        status = "failed" if policy == "fail" else "cancelled"
+        error = f"job {failed[0]} {found[failed[0]][0]}"
+        return Placement(
+            wanted, status, run_at, 0, None, result_from, parent_result, error, now, resolved
+        )
+    if open_:
+        return Placement(
+            wanted, "pending", WAITING_RUN_AT, len(open_), run_at, result_from, None, None,
+            None, resolved,
+        )  # fmt: skip
+    return Placement(
+        wanted, "pending", run_at, 0, None, result_from, parent_result, None, None, resolved
+    )
+
+
+def dependency_list(job: NewJob, previous: int | None) -> list[int]:
+    """The ids ``job`` waits for: its ``depends_on`` and the chain step before it."""
+    wanted = list(dict.fromkeys(job.depends_on))
+    if previous is not None and previous not in wanted:
+        wanted.append(previous)
+    return wanted

@@ -25,9 +25,8 @@ from typing import Any
 
 import psycopg
 
-from ...errors import UnknownDependency
 from ..base import NewJob
-from ..dependencies import WAITING_RUN_AT
+from ..dependencies import dependency_list, place
 from . import sql
 from .connection import Database
 
@@ -47,8 +46,6 @@ _STATUSES = (
 )
 _OF = "SELECT depends_on_id FROM jobq_job_dependencies WHERE job_id = %s ORDER BY depends_on_id"
 _ON = "SELECT job_id FROM jobq_job_dependencies WHERE depends_on_id = %s ORDER BY job_id"
-_LIVE = frozenset({"pending", "processing"})
-_ENDED = frozenset({"failed", "cancelled"})
 
 
 class PostgresDependencies:
@@ -73,28 +70,9 @@ class PostgresDependencies:
     def _insert(
         self, conn: psycopg.Connection[Any], job: NewJob, previous: int | None, now: float
     ) -> int:
-        wanted = list(dict.fromkeys(job.depends_on))
-        if previous is not None and previous not in wanted:
-            wanted.append(previous)
-        found = {row[0]: (row[1], row[2]) for row in conn.execute(_STATUSES, (wanted,))}
-        missing = sorted(set(wanted) - found.keys())
-        if missing:
-            raise UnknownDependency(missing)
-        policy = job.on_dependency_failure
-        result_from = previous if previous is not None and job.takes_result else None
-        parent_result = None
-        if result_from is not None and found[result_from][0] == "completed":
-            parent_result = found[result_from][1]
-        failed = [d for d in wanted if found[d][0] in _ENDED]
-        open_ = [d for d in wanted if found[d][0] in _LIVE]
-        run_at = now if job.run_at is None else job.run_at
-        status, error, finished = "pending", None, None
-        waiting_for, waiting_run_at = 0, None
-        if failed and policy != "run":
-            status = "failed" if policy == "fail" else "cancelled"
-            error, finished = f"job {failed[0]} {found[failed[0]][0]}", now
-        elif open_:
-            waiting_for, waiting_run_at, run_at = len(open_), run_at, WAITING_RUN_AT
+        wanted = dependency_list(job, previous)
+        rows = conn.execute(_STATUSES, (wanted,)).fetchall()
+        p = place(job, previous, {row[0]: (row[1], row[2]) for row in rows}, now)
         row = conn.execute(
             _INSERT,
             (
@@ -102,28 +80,26 @@ class PostgresDependencies:
                 job.name,
                 job.payload,
                 job.priority,
-                status,
+                p.status,
                 job.max_attempts,
-                run_at,
+                p.run_at,
                 now,
                 now,
                 job.expires_at,
                 job.limit_key,
-                waiting_for,
-                waiting_run_at,
-                result_from,
-                parent_result,
-                policy,
-                None if error is None else "DependencyFailed",
-                error,
-                finished,
+                p.waiting_for,
+                p.waiting_run_at,
+                p.result_from,
+                p.parent_result,
+                job.on_dependency_failure,
+                None if p.error is None else "DependencyFailed",
+                p.error,
+                p.finished_at,
             ),
         ).fetchone()
         assert row is not None
         job_id = int(row[0])
-        # An edge to a dependency that has ended already counted (or ended the job).
-        resolved = [found[d][0] not in _LIVE for d in wanted]
-        conn.execute(_EDGES, (job_id, wanted, resolved))
+        conn.execute(_EDGES, (job_id, p.wanted, p.resolved))
         return job_id
 
     def dependencies_of(self, job_id: int) -> list[int]:

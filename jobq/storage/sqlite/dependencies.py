@@ -24,9 +24,8 @@ import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from ...errors import UnknownDependency
 from ..base import NewJob
-from ..dependencies import WAITING_RUN_AT
+from ..dependencies import WAITING_RUN_AT, dependency_list, place
 from .database import Database
 from .driver import Connection
 
@@ -70,8 +69,6 @@ _COUNT_DOWN = (
 )
 _OF = "SELECT depends_on_id FROM job_dependencies WHERE job_id = ?1 ORDER BY depends_on_id"
 _ON = "SELECT job_id FROM job_dependencies WHERE depends_on_id = ?1 ORDER BY job_id"
-_LIVE = frozenset({"pending", "processing"})
-_ENDED = frozenset({"failed", "cancelled"})
 
 
 class SQLiteDependencies:
@@ -91,28 +88,9 @@ class SQLiteDependencies:
         return ids
 
     def _insert(self, conn: Connection, job: NewJob, previous: int | None, now: float) -> int:
-        wanted = list(dict.fromkeys(job.depends_on))
-        if previous is not None and previous not in wanted:
-            wanted.append(previous)
-        found = {row[0]: (row[1], row[2]) for row in conn.query(_STATUSES, (json.dumps(wanted),))}
-        missing = sorted(set(wanted) - found.keys())
-        if missing:
-            raise UnknownDependency(missing)
-        policy = job.on_dependency_failure
-        result_from = previous if previous is not None and job.takes_result else None
-        parent_result = None
-        if result_from is not None and found[result_from][0] == "completed":
-            parent_result = found[result_from][1]
-        failed = [d for d in wanted if found[d][0] in _ENDED]
-        open_ = [d for d in wanted if found[d][0] in _LIVE]
-        run_at = now if job.run_at is None else job.run_at
-        status, error, finished = "pending", None, None
-        waiting_for, waiting_run_at = 0, None
-        if failed and policy != "run":
-            status = "failed" if policy == "fail" else "cancelled"
-            error, finished = f"job {failed[0]} {found[failed[0]][0]}", now
-        elif open_:
-            waiting_for, waiting_run_at, run_at = len(open_), run_at, WAITING_RUN_AT
+        wanted = dependency_list(job, previous)
+        rows = conn.query(_STATUSES, (json.dumps(wanted),))
+        p = place(job, previous, {row[0]: (row[1], row[2]) for row in rows}, now)
         conn.run(
             _INSERT,
             (
@@ -120,25 +98,24 @@ class SQLiteDependencies:
                 job.name,
                 job.payload,
                 job.priority,
-                status,
+                p.status,
                 job.max_attempts,
-                run_at,
+                p.run_at,
                 now,
                 job.expires_at,
                 job.limit_key,
-                waiting_for,
-                waiting_run_at,
-                result_from,
-                parent_result,
-                policy,
-                None if error is None else "DependencyFailed",
-                error,
-                finished,
+                p.waiting_for,
+                p.waiting_run_at,
+                p.result_from,
+                p.parent_result,
+                job.on_dependency_failure,
+                None if p.error is None else "DependencyFailed",
+                p.error,
+                p.finished_at,
             ),
         )
         job_id = int(conn.query("SELECT last_insert_rowid()")[0][0])
-        # An edge to a dependency that has ended already counted (or ended the job).
-        edges = [[d, 0 if found[d][0] in _LIVE else 1] for d in wanted]
+        edges = [[d, int(r)] for d, r in zip(p.wanted, p.resolved, strict=True)]
         conn.run(_EDGES, (json.dumps(edges), job_id))
         return job_id
 

@@ -219,10 +219,10 @@ class Database:
         self.constraint_errors = self.driver.constraint_errors
         self.returning = self.driver.version >= (3, 35, 0)
         """Whether UPDATE/INSERT ... RETURNING is available (SQLite >= 3.35)."""
-        self.before_commit: Callable[[Connection], Callable[[], None] | None] | None = None
-        """Run inside every write transaction just before its COMMIT (a part that
-        must finish what triggers started, in the same transaction); the callable
-        it returns, if any, runs after the commit."""
+        self.before_commit: list[Callable[[Connection], Callable[[], None] | None]] = []
+        """Each runs inside every write transaction just before its COMMIT (a part
+        that must finish what triggers started, in the same transaction); the
+        callable one returns, if any, runs after the commit."""
         self._local = threading.local()
         self._lock = threading.Lock()
         # Every connection this object opened, with the thread it belongs to.
@@ -389,9 +389,8 @@ class _WriteTransaction:
         conn = self.conn
         try:
             if exc is None:
-                finish = self.db.before_commit
                 try:
-                    after = None if finish is None else finish(conn)
+                    after = [a for finish in self.db.before_commit if (a := finish(conn))]
                     conn.run("COMMIT")
                 except self.db.errors as error:
                     exc = error
@@ -399,8 +398,8 @@ class _WriteTransaction:
                     conn.rollback_quietly()
                     raise
                 else:
-                    if after is not None:
-                        after()
+                    for then in after:
+                        then()
                     return
             conn.rollback_quietly()
         finally:

@@ -6,7 +6,7 @@ completes, and leave a row in ``job_dependency_events`` for each dependency that
 failed or was cancelled and for each job made runnable. SQLite triggers do not
 fire themselves again (and could nest 1,000 deep at most), so the cascade down a
 chain is a loop here: :meth:`SQLiteDependencies.settle` runs inside every write
-transaction just before its COMMIT (:attr:`Database.before_commit`), ends or
+transaction just before its COMMIT (one of :attr:`Database.before_commit`), ends or
 counts down the dependents of each ended dependency, whose own endings leave
 new rows, until none is left. Without events it costs one read of an empty table.
 
@@ -77,7 +77,7 @@ class SQLiteDependencies:
     def __init__(self, db: Database, woken: Callable[[set[str]], None]) -> None:
         self._db = db
         self._woken = woken
-        db.before_commit = self.settle
+        db.before_commit.append(self.settle)
 
     def enqueue(self, jobs: Sequence[NewJob], now: float, chain: bool) -> list[int]:
         ids: list[int] = []

@@ -497,6 +497,18 @@ def test_move_jobs_from_sqlite_to_postgresql_once(
     assert queue.get(busy.id).status is JobStatus.PROCESSING
 
 
+def test_list_shows_a_job_waiting_for_others_as_waiting(
+    run: Callable[..., Result], db: str, queue: DurableQueue
+) -> None:
+    record = queue.get_task("record")
+    first = record.enqueue("first")
+    after = record.options(depends_on=[first]).enqueue("after")
+    rows = {line.split()[0]: line.split()[1] for line in run("list", "--db", db).out.splitlines()}
+    assert (rows[str(first.id)], rows[str(after.id)]) == ("pending", "waiting")
+    listed = run("list", "--db", db, "--json", "--status", "pending").json()
+    assert [job["waiting_for"] for job in listed["jobs"]] == [0, 1]
+
+
 def test_move_jobs_refuses_jobs_waiting_for_others_and_moves_nothing(
     run: Callable[..., Result], db: str, queue: DurableQueue, tmp_path: Path
 ) -> None:

@@ -498,3 +498,4 @@ def test_a_job_page_shows_what_the_job_waits_for_with_links(
     before = page(client, f"/jobq/ui/jobs/{first.id}")
     assert "Runs before" in before
     assert f'href="/jobq/ui/jobs/{waiting.id}"' in before
+    assert "waiting for 1" in page(client, "/jobq/ui/jobs?status=pending")

@@ -245,9 +245,16 @@ def cancel_batch(batch_id: int, as_json: bool) -> None:
 @click.option("--expires-in", help="Not started this long after it is due: cancelled.")
 @click.option("--max-attempts", type=int, help="Attempts allowed (default 3).")
 @click.option("--unique-key", help="No second live job of this task with this key.")
+@click.option("--depends-on", type=int, multiple=True, help="Run after job ID (repeatable).")
+@click.option(
+    "--on-dependency-failure",
+    type=click.Choice(["cancel", "fail", "run"]),
+    help="When a job it depends on fails or is cancelled (default cancel).",
+)
 @_json_option
 def enqueue(name: str, args_json: str, kwargs_json: str, as_json: bool, **options: Any) -> None:
     """Store a job for a task given by its name, with JSON arguments."""
+    options["depends_on"] = list(options["depends_on"]) or None
     parsed = argparse.Namespace(
         name=name, args=args_json, kwargs=kwargs_json, json=as_json, **options
     )

@@ -42,8 +42,17 @@ JOB_PROPERTIES: dict[str, Any] = {
     "expires_at": {**NUMBER_OR_NULL, "description": "Not started by then: cancelled."},
     "limit_key": {"type": ["string", "null"], "description": "Its per-key limits' group."},
     "batch_id": {"type": ["integer", "null"], "description": "The batch it belongs to."},
+    "waiting_for": {"type": "integer", "minimum": 0, "description": "Dependencies to go."},
+    "result_from": {"type": ["integer", "null"], "description": "Chain step it gets a result of."},
+    "on_dependency_failure": {"enum": ["cancel", "fail", "run", None]},
 }
 """The fields of a job as the JSON shows it (every one always present)."""
+_IDS: dict[str, Any] = {"type": "array", "items": {"type": "integer"}}
+DEPENDENCY_PROPERTIES: dict[str, Any] = {
+    "depends_on": {**_IDS, "description": "The jobs it waits for. In one job's answer only."},
+    "dependents": {**_IDS, "description": "The jobs waiting for it. In one job's answer only."},
+}
+"""What one job's answer (``GET /jobs/{id}``) adds to a job."""
 
 
 SCHEMAS: dict[str, Any] = {
@@ -69,7 +78,7 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "description": "Times are epoch seconds. `result` and `progress` are decoded JSON.",
         "required": list(JOB_PROPERTIES),
-        "properties": JOB_PROPERTIES,
+        "properties": {**JOB_PROPERTIES, **DEPENDENCY_PROPERTIES},
     },
     "JobLogs": {
         "type": "object",
@@ -125,6 +134,7 @@ SCHEMAS: dict[str, Any] = {
                             "minimum": 0,
                             "description": "Seconds the oldest due pending job has waited.",
                         },
+                        "waiting": {"type": "integer", "description": "Pending, on dependencies."},
                         "paused": {"type": "boolean"},
                     },
                 },

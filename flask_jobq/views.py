@@ -174,8 +174,14 @@ def make_blueprint() -> Blueprint:
 
     @bp.get("/jobs/<int:job_id>")
     def get_job(job_id: int) -> ResponseReturnValue:
-        """One job."""
-        return job_json(state_for().queue.get(_job_id(job_id)))
+        """One job, with the jobs it depends on and those that depend on it."""
+        queue = state_for().queue
+        job = queue.get(_job_id(job_id))
+        return {
+            **job_json(job),
+            "depends_on": queue.dependencies_of(job.id),
+            "dependents": queue.dependents_of(job.id),
+        }
 
     @bp.get("/jobs/<int:job_id>/logs")
     def job_logs(job_id: int) -> ResponseReturnValue:
@@ -327,6 +333,7 @@ def stats_json(stats: Stats) -> dict[str, Any]:
             "scheduled": queue_stats.scheduled,
             "oldest_runnable_age": queue_stats.oldest_runnable_age,
             "paused": name in stats.paused,
+            "waiting": queue_stats.waiting,
         }
     return {
         "queues": queues,

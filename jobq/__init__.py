@@ -7,6 +7,8 @@ from . import signals as signals
 from .batches import Batch as Batch
 from .batches import BatchState as BatchState
 from .batches import BatchSummary as BatchSummary
+from .chains import Chain as Chain
+from .chains import Signature as Signature
 from .clock import SYSTEM_CLOCK as SYSTEM_CLOCK
 from .clock import WALL_CLOCK as WALL_CLOCK
 from .clock import Clock as Clock
@@ -39,6 +41,7 @@ from .errors import TaskTimeout as TaskTimeout
 from .errors import TooManyPausedQueues as TooManyPausedQueues
 from .errors import TransientError as TransientError
 from .errors import UniqueKeyConflict as UniqueKeyConflict
+from .errors import UnknownDependency as UnknownDependency
 from .errors import UnknownTask as UnknownTask
 from .errors import WorkerStopped as WorkerStopped
 from .errors import WrongProcessError as WrongProcessError
@@ -78,6 +81,7 @@ __all__ = [
     "BoundTask",
     "BoundedExecutor",
     "BulkResult",
+    "Chain",
     "ChildProcessDied",
     "ChildTaskError",
     "Clock",
@@ -106,6 +110,7 @@ __all__ = [
     "RetryRule",
     "SYSTEM_CLOCK",
     "ScheduleNotFound",
+    "Signature",
     "SchemaVersionError",
     "SlidingWindowLimiter",
     "StorageError",
@@ -119,6 +124,7 @@ __all__ = [
     "TooManyPausedQueues",
     "TransientError",
     "UniqueKeyConflict",
+    "UnknownDependency",
     "UnknownTask",
     "WALL_CLOCK",
     "WallClock",

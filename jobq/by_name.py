@@ -73,4 +73,6 @@ def new_job(
         expires_at=options.expires_at,
         on_duplicate=options.policy,
         throttle=options.throttle,
+        depends_on=options.depends_on or (),
+        on_dependency_failure=options.on_dependency_failure or "cancel",
     )

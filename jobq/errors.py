@@ -270,3 +270,16 @@ class BatchSealed(JobqError):
             f"batch {batch_id} is sealed: no jobs can be added to it; make a new batch"
         )
         self.batch_id = batch_id
+
+
+class UnknownDependency(JobqError, ValueError):
+    """``depends_on`` named a job that does not exist (never enqueued, or already
+    purged); nothing was stored. ``job_ids`` holds the unknown ids, ascending."""
+
+    def __init__(self, job_ids: list[int]) -> None:
+        named = ", ".join(str(job_id) for job_id in job_ids)
+        super().__init__(
+            f"depends_on names job {named}, which does not exist (never enqueued, or "
+            "purged); nothing was stored"
+        )
+        self.job_ids = job_ids

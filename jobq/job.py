@@ -94,6 +94,16 @@ class Job:
         task's ``limit_key``), computed when it was enqueued; None for none.
     :param batch_id: the batch the job belongs to (:meth:`jobq.DurableQueue.batch`),
         or None.
+    :param waiting_for: how many of its dependencies (``depends_on``) have not
+        completed yet; a pending job with ``waiting_for > 0`` is *waiting*: no
+        worker claims it until the last one completes. 0 for every other job.
+    :param result_from: the job whose result is passed to this one as its first
+        positional argument (a step of a chain), or None.
+    :param parent_result: that job's result (JSON text), copied when it completed;
+        None until then.
+    :param on_dependency_failure: what happens to it when a dependency fails or is
+        cancelled: ``"cancel"``, ``"fail"`` or ``"run"``; None for a job without
+        dependencies. See :mod:`jobq.dependencies`.
     """
 
     id: int
@@ -120,6 +130,15 @@ class Job:
     expires_at: float | None = None
     limit_key: str | None = None
     batch_id: int | None = None
+    waiting_for: int = 0
+    result_from: int | None = None
+    parent_result: str | None = None
+    on_dependency_failure: str | None = None
+
+    @property
+    def waiting(self) -> bool:
+        """True while the job is pending and waits for dependencies to complete."""
+        return self.waiting_for > 0 and self.status is JobStatus.PENDING
 
     def decoded_payload(self) -> Any:
         """The payload decoded with :func:`json.loads`."""
@@ -163,6 +182,10 @@ _new_job = object.__new__
     _set_expires_at,
     _set_limit_key,
     _set_batch_id,
+    _set_waiting_for,
+    _set_result_from,
+    _set_parent_result,
+    _set_on_dependency_failure,
 ) = (Job.__dict__[name].__set__ for name in Job.__dataclass_fields__)
 
 
@@ -191,6 +214,10 @@ def make_job(
     expires_at: float | None = None,
     limit_key: str | None = None,
     batch_id: int | None = None,
+    waiting_for: int = 0,
+    result_from: int | None = None,
+    parent_result: str | None = None,
+    on_dependency_failure: str | None = None,
 ) -> Job:
     """``Job(...)`` with every field given, built faster (for storage's hot paths)."""
     job: Job = _new_job(Job)
@@ -218,4 +245,8 @@ def make_job(
     _set_expires_at(job, expires_at)
     _set_limit_key(job, limit_key)
     _set_batch_id(job, batch_id)
+    _set_waiting_for(job, waiting_for)
+    _set_result_from(job, result_from)
+    _set_parent_result(job, parent_result)
+    _set_on_dependency_failure(job, on_dependency_failure)
     return job

@@ -24,6 +24,7 @@ from .job import Job
 from .limit_keys import LimitKey
 from .queue_batches import QueueBatches
 from .queue_bulk import QueueBulk
+from .queue_chains import QueueChains
 from .queue_control import QueueControl
 from .queue_schedules import QueueSchedules
 from .retention import Retention as Retention
@@ -44,7 +45,7 @@ DEFAULT_MAX_PAYLOAD = defaults.MAX_PAYLOAD_BYTES
 """Default largest job arguments, in bytes of JSON."""
 
 
-class DurableQueue(QueueSchedules, QueueControl, QueueBulk, QueueBatches):
+class DurableQueue(QueueSchedules, QueueControl, QueueBulk, QueueBatches, QueueChains):
     """Persistent jobs: enqueue now, run in worker threads, survive restarts and crashes.
 
     ::

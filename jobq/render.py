@@ -36,6 +36,9 @@ def job_to_dict(
     (None, or when the job ends cancelled if it has not started by then).
     ``created_at``, ``started_at``, ``finished_at``, ``updated_at``, ``limit_key``,
     ``batch_id`` (None, or the batch the job belongs to).
+    ``waiting_for`` (dependencies not yet completed; 0 unless the job is waiting),
+    ``result_from`` (the chain step whose result it receives, or None),
+    ``on_dependency_failure`` (None for a job without dependencies).
     """
     record: dict[str, Any] = {
         "id": job.id,
@@ -73,6 +76,9 @@ def job_to_dict(
             "expires_at": job.expires_at,
             "limit_key": job.limit_key,
             "batch_id": job.batch_id,
+            "waiting_for": job.waiting_for,
+            "result_from": job.result_from,
+            "on_dependency_failure": job.on_dependency_failure,
         }
     )
     return record

@@ -8,7 +8,7 @@ builds on it.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +19,8 @@ from .expiry import check_expiry_options
 from .limit_keys import LimitKey, check_option
 from .retry_rules import DiscardOn, RetryOn, RetryRules
 from .storage.base import TaskLimit
+from .storage.dependencies import MAX_DEPENDENCIES
+from .storage.dependencies import POLICIES as DEPENDENCY_POLICIES
 from .unique import OnDuplicate, check_duplicate_policy
 from .validate import check_count, check_priority, check_seconds, parse_rate
 
@@ -65,6 +67,14 @@ class JobOptions:
         ``unique_key`` per ``throttle`` seconds; an enqueue within that time of
         the newest one's creation returns it, even if it has ended. Needs
         ``unique_key``; not with ``on_duplicate="replace"`` nor ``debounce``.
+    :param depends_on: jobs (:class:`~jobq.Job` objects or ids, at most 1,000) this
+        job waits for: it is stored *waiting* and runs once all of them have
+        completed (a completed one counts at once). Not with ``unique_key``. See
+        the chains and dependencies guide.
+    :param on_dependency_failure: when one of ``depends_on`` ends failed or
+        cancelled: ``"cancel"`` (default: this job ends cancelled with the error
+        ``DependencyFailed``), ``"fail"`` (it ends failed with that error) or
+        ``"run"`` (that dependency counts as done).
     """
 
     priority: int | None = None
@@ -78,8 +88,13 @@ class JobOptions:
     on_duplicate: OnDuplicate | None = None
     debounce: float | None = None
     throttle: float | None = None
+    depends_on: tuple[int, ...] | None = None
+    on_dependency_failure: str | None = None
 
     def __post_init__(self) -> None:
+        if self.depends_on is not None or self.on_dependency_failure is not None:
+            object.__setattr__(self, "depends_on", dependency_ids(self.depends_on))
+            check_dependency_options(self)
         if self.priority is not None:
             check_priority(self.priority)
         if self.delay is not None and not self.delay >= 0:
@@ -116,6 +131,35 @@ class JobOptions:
     def start_delay(self) -> float | None:
         """Seconds from now before the job may run: ``debounce`` or ``delay``."""
         return self.delay if self.debounce is None else self.debounce
+
+
+def dependency_ids(jobs: Any) -> tuple[int, ...] | None:
+    """The ids of ``depends_on`` (jobs, ids, or anything with an int ``id``), in
+    order without repeats; TypeError for anything else."""
+    if jobs is None:
+        return None
+    if isinstance(jobs, (str, bytes)) or not isinstance(jobs, Iterable):
+        raise TypeError(f"depends_on must be a list of jobs or job ids, got {jobs!r}")
+    ids: dict[int, None] = {}
+    for job in jobs:
+        job_id = job if isinstance(job, int) else getattr(job, "id", None)
+        if type(job_id) is not int or job_id < 1:
+            raise TypeError(f"depends_on must hold jobs or positive job ids, got {job!r}")
+        ids[job_id] = None
+    return tuple(ids)
+
+
+def check_dependency_options(options: JobOptions) -> None:
+    """Reject a bad ``on_dependency_failure``, or dependencies with a unique key."""
+    policy = options.on_dependency_failure
+    if policy is not None and policy not in DEPENDENCY_POLICIES:
+        raise ValueError(f"on_dependency_failure must be 'cancel', 'fail' or 'run', got {policy!r}")
+    if options.depends_on and len(options.depends_on) > MAX_DEPENDENCIES:
+        raise ValueError(
+            f"depends_on may name at most {MAX_DEPENDENCIES} jobs, got {len(options.depends_on)}"
+        )
+    if options.depends_on and options.unique_key is not None:
+        raise ValueError("depends_on cannot be combined with unique_key; give one or the other")
 
 
 @dataclass(frozen=True)

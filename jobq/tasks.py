@@ -25,6 +25,7 @@ from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 from . import codec, limit_keys
 from .backoff import Backoff
+from .chains import Signature
 from .job import Job
 from .limit_keys import LimitKey
 from .retry_rules import RetryRules
@@ -35,6 +36,7 @@ from .task_options import (
     ArgumentCheck,
     JobOptions,
     TaskSettings,
+    dependency_ids,
     task_limits,
 )
 from .unique import OnDuplicate
@@ -221,11 +223,14 @@ class Task(Generic[P, R]):
         on_duplicate: OnDuplicate | None = None,
         debounce: float | None = None,
         throttle: float | None = None,
+        depends_on: Iterable[Job | int] | None = None,
+        on_dependency_failure: str | None = None,
     ) -> BoundTask[P, R]:
         """Enqueue with options kept apart from the arguments (see :class:`JobOptions`)::
 
         send_report.options(delay=3600, unique_key=f"report-{user_id}").enqueue(user_id)
         reindex.options(unique_key=f"doc-{doc_id}", debounce=30).enqueue(doc_id)
+        notify.options(depends_on=[export_job]).enqueue(user_id)
         """
         options = JobOptions(
             priority,
@@ -239,8 +244,23 @@ class Task(Generic[P, R]):
             on_duplicate=on_duplicate,
             debounce=debounce,
             throttle=throttle,
+            depends_on=dependency_ids(depends_on),
+            on_dependency_failure=on_dependency_failure,
         )
         return BoundTask(self, options)
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature:
+        """A step of a chain (:meth:`DurableQueue.chain <jobq.DurableQueue.chain>`) that
+        runs this task with the result of the step before it as its first positional
+        argument, then ``args`` and ``kwargs`` (the first step of a chain gets no
+        result: just ``args``). Checked against the signature when the chain is
+        enqueued."""
+        return Signature(self, args, kwargs, takes_result=True)
+
+    def si(self, *args: Any, **kwargs: Any) -> Signature:
+        """A step of a chain that runs this task with exactly ``args`` and ``kwargs``,
+        ignoring the result of the step before it (Celery's immutable signature)."""
+        return Signature(self, args, kwargs, takes_result=False)
 
     def enqueue_many(
         self, calls: Iterable[Sequence[Any] | Mapping[str, Any]], **options: Any
@@ -305,6 +325,8 @@ class Task(Generic[P, R]):
             limit_key=limit_key,
             on_duplicate=options.policy,
             throttle=options.throttle,
+            depends_on=options.depends_on or (),
+            on_dependency_failure=options.on_dependency_failure or "cancel",
         )
 
     def encode(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> str:

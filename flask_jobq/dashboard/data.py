@@ -170,6 +170,8 @@ class JobDetail:
     thread: str | None
     attempts: list[AttemptRecord] = field(default_factory=list)
     timeline: list[TimelineEvent] = field(default_factory=list)
+    depends_on: list[int] = field(default_factory=list)
+    dependents: list[int] = field(default_factory=list)
 
 
 def pretty(text: str | None) -> str | None:
@@ -220,6 +222,8 @@ def job_detail(
         thread=thread,
         attempts=queue.attempts(job.id),
         timeline=queue.timeline(job.id),
+        depends_on=queue.dependencies_of(job.id),
+        dependents=queue.dependents_of(job.id),
     )
 
 

@@ -295,7 +295,10 @@ def _get(queue: DurableQueue, job_id: int) -> Job:
 
 def move_jobs(source: DurableQueue, target: DurableQueue, *, as_json: bool = False) -> str:
     """Move the pending jobs of ``source`` into ``target``; the text to print."""
-    report = move_pending_jobs(source.storage, target.storage)
+    try:
+        report = move_pending_jobs(source.storage, target.storage)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
     if as_json:
         return dump_json({"moved": report.moved, "still_processing": report.processing})
     text = f"moved {report.moved} pending job(s)"

@@ -57,6 +57,18 @@ def add_enqueue_parser(verbs: Any, parents: Sequence[argparse.ArgumentParser]) -
     enqueue.add_argument(
         "--unique-key", help="no second job of this task with this key while one is live"
     )
+    enqueue.add_argument(
+        "--depends-on",
+        type=int,
+        action="append",
+        metavar="ID",
+        help="run only once job ID has completed (repeat for several jobs)",
+    )
+    enqueue.add_argument(
+        "--on-dependency-failure",
+        choices=["cancel", "fail", "run"],
+        help="when a job it depends on fails or is cancelled (default cancel)",
+    )
 
 
 def _json(option: str, text: str, kind: type) -> Any:
@@ -77,6 +89,8 @@ def enqueue_by_name(queue: DurableQueue, args: argparse.Namespace) -> str:
         "priority": args.priority,
         "max_attempts": args.max_attempts,
         "unique_key": args.unique_key,
+        "depends_on": args.depends_on,
+        "on_dependency_failure": args.on_dependency_failure,
     }
     if args.delay is not None:
         options["delay"] = parse_duration(args.delay)

@@ -133,6 +133,7 @@ def stats_record(stats: Stats) -> dict[str, Any]:
                 "scheduled": entry.scheduled,
                 "oldest_runnable_age": entry.oldest_runnable_age,
                 "paused": name in stats.paused,
+                "waiting": entry.waiting,
             }
             for name, entry in sorted(stats.queues.items())
         },
@@ -198,13 +199,14 @@ def format_stats(stats: Stats) -> str:
 
 
 def format_jobs(jobs: Sequence[Job]) -> str:
-    """Jobs as a table: id, status, queue, task, attempts, run at, last error (UTC times)."""
+    """Jobs as a table: id, status, queue, task, attempts, run at, last error (UTC times).
+    A pending job that waits for others (``depends_on``) shows as ``waiting``."""
     if not jobs:
         return "no jobs"
     rows = [
         [
             job.id,
-            job.status.value,
+            "waiting" if job.waiting else job.status.value,
             job.queue,
             job.name,
             f"{job.attempts}/{job.max_attempts}",

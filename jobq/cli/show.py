@@ -41,15 +41,34 @@ def show_job(queue: DurableQueue, job_id: int, *, as_json: bool = False) -> str:
         events = queue.timeline(job_id)
     except JobNotFound as exc:
         raise CommandError(str(exc)) from None
+    depends_on, dependents = queue.dependencies_of(job_id), queue.dependents_of(job_id)
     if as_json:
         return dump_json(
             {
                 "job": job_record(job),
+                "depends_on": depends_on,
+                "dependents": dependents,
                 "attempts": [attempt.as_dict() for attempt in attempts],
                 "timeline": [asdict(event) for event in events],
             }
         )
-    return "\n".join([*_job_lines(job), *_attempt_lines(attempts), *_timeline_lines(events)])
+    lines = [*_job_lines(job), *_dependency_lines(job, depends_on, dependents)]
+    return "\n".join([*lines, *_attempt_lines(attempts), *_timeline_lines(events)])
+
+
+def _dependency_lines(job: Job, depends_on: Sequence[int], dependents: Sequence[int]) -> list[str]:
+    lines = []
+    if job.waiting:
+        many = "" if job.waiting_for == 1 else "s"
+        lines.append(f"  waiting    for {job.waiting_for} job{many} to complete")
+    if depends_on:
+        policy = f" (if one fails: {job.on_dependency_failure})"
+        lines.append(f"  after      {', '.join(map(str, depends_on))}{policy}")
+    if job.result_from is not None:
+        lines.append(f"  gets the result of job {job.result_from} first")
+    if dependents:
+        lines.append(f"  before     {', '.join(map(str, dependents))}")
+    return lines
 
 
 def _job_lines(job: Job) -> list[str]:

@@ -18,6 +18,7 @@ from typing import Any, NamedTuple
 
 from ..job import make_job
 from .base import Job, JobError, JobStatus, QueueStats, ScheduleState, Stats
+from .dependencies import WAITING_RUN_AT
 
 
 class JobRow(NamedTuple):
@@ -49,6 +50,11 @@ class JobRow(NamedTuple):
     expires_at: float | None
     limit_key: str | None
     batch_id: int | None
+    waiting_for: int
+    waiting_run_at: float | None
+    result_from: int | None
+    parent_result: str | None
+    on_dependency_failure: str | None
 
 
 JOB_COLUMNS: tuple[str, ...] = JobRow._fields
@@ -89,6 +95,10 @@ def job_rows(rows: Iterable[Iterable[Any]]) -> list[JobRow]:
 
 def row_to_job(r: JobRow) -> Job:
     """The job in a row."""
+    run_at = r.run_at
+    waiting = run_at >= WAITING_RUN_AT
+    if waiting:  # waiting for dependencies: show the time asked for
+        run_at = r.created_at if r.waiting_run_at is None else r.waiting_run_at
     return make_job(
         r.id,
         r.queue,
@@ -98,7 +108,7 @@ def row_to_job(r: JobRow) -> Job:
         STATUS[r.status],
         r.attempts,
         r.max_attempts,
-        r.run_at,
+        run_at,
         r.lease_owner,
         r.lease_token,
         r.lease_expires_at,
@@ -116,6 +126,10 @@ def row_to_job(r: JobRow) -> Job:
         r.expires_at,
         r.limit_key,
         r.batch_id,
+        r.waiting_for if waiting and r.status == "pending" else 0,
+        r.result_from,
+        r.parent_result,
+        r.on_dependency_failure,
     )
 
 
@@ -139,19 +153,19 @@ def stats_from_rows(
     now: float,
 ) -> Stats:
     """Stats from the rows of (queue, status, count), (queue, scheduled, oldest due
-    run_at) and the finished-in-the-last-minute counts by status."""
+    run_at, waiting) and the finished-in-the-last-minute counts by status."""
     per_queue: dict[str, dict[JobStatus, int]] = {}
     for queue, status, count in counts:
         by_status = per_queue.get(queue)
         if by_status is None:  # iterating the enum itself costs more than the query
             by_status = per_queue[queue] = dict.fromkeys(_STATUSES, 0)
         by_status[STATUS[status]] = count
-    timing = {queue: (scheduled, oldest) for queue, scheduled, oldest in due}
+    timing = {row[0]: row[1:] for row in due}
     queues: dict[str, QueueStats] = {}
     for queue, by_status in sorted(per_queue.items()):
-        scheduled, oldest = timing.get(queue, (0, None))
+        scheduled, oldest, waiting = timing.get(queue, (0, None, 0))
         age = 0.0 if oldest is None else max(0.0, now - oldest)
-        queues[queue] = QueueStats(by_status, int(scheduled or 0), age)
+        queues[queue] = QueueStats(by_status, int(scheduled or 0), age, int(waiting or 0))
     return Stats(queues, int(recent.get("completed", 0)), int(recent.get("failed", 0)), paused)
 
 

@@ -44,6 +44,7 @@ from ..errors import (
 from ..job import Job, JobError, JobStatus
 from .batches import BatchStorage
 from .bulk import BulkStorage
+from .dependencies import DependencyStorage
 from .job_logs import JobLogStorage
 from .records import (
     Completion,
@@ -91,9 +92,10 @@ FINAL_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 @runtime_checkable
-class Storage(BulkStorage, JobLogStorage, BatchStorage, Protocol):
-    """Durable job storage with leases, job log lines (:mod:`.job_logs`), and
-    filters with bulk actions (:mod:`.bulk`), batches (:mod:`.batches`). Safe to
+class Storage(BulkStorage, JobLogStorage, BatchStorage, DependencyStorage, Protocol):
+    """Durable job storage with leases, job log lines (:mod:`.job_logs`),
+    filters with bulk actions (:mod:`.bulk`), batches (:mod:`.batches`) and
+    dependencies (:mod:`.dependencies`). Safe to
     share between threads; each process opens its own connections (a storage object
     survives ``fork()``).
 

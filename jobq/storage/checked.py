@@ -45,6 +45,7 @@ from .base import (
 )
 from .bulk import BulkStore, CheckedBulk
 from .checked_batches import CheckedBatches
+from .dependencies import DependencyStore, check_dependencies, check_no_unique_key
 from .history import CheckedHistory
 from .job_logs import CheckedJobLogs, JobLogStore
 from .parts import Admin, Inserts, Leases, Schedules
@@ -78,6 +79,7 @@ class CheckedStorage(
     _schedules: Schedules
     _job_logs: JobLogStore
     _bulk: BulkStore
+    _dependencies: DependencyStore
 
     def __enter__(self: S) -> S:
         return self
@@ -90,6 +92,11 @@ class CheckedStorage(
     def enqueue(self, job: NewJob, *, now: float) -> Enqueued:
         check_new(job, None)
         check_time("now", now)
+        if job.depends_on:
+            (job_id,) = self._enqueue_dependent([job], now, chain=False)
+            stored = self._admin.get(job_id)
+            assert stored is not None
+            return Enqueued(stored, True)
         return self._inserts.enqueue(job, now)
 
     def enqueue_many(self, jobs: Sequence[NewJob], *, now: float) -> list[int]:
@@ -98,14 +105,49 @@ class CheckedStorage(
             check_new(job, index)
         if not jobs:
             return []
+        for job in jobs:
+            if job.depends_on:
+                return self._enqueue_dependent(jobs, now, chain=False)
         return self._inserts.enqueue_many(jobs, now)
+
+    def enqueue_chain(self, jobs: Sequence[NewJob], *, now: float) -> list[int]:
+        check_time("now", now)
+        for index, job in enumerate(jobs):
+            check_new(job, index)
+        if not jobs:
+            return []
+        return self._enqueue_dependent(jobs, now, chain=True)
+
+    def _enqueue_dependent(self, jobs: Sequence[NewJob], now: float, chain: bool) -> list[int]:
+        # Every job of the call: those of a chain, and those stored beside a job
+        # with dependencies in one enqueue_many (which go in as they do).
+        for index, job in enumerate(jobs):
+            where = f" (jobs[{index}])" if len(jobs) > 1 else ""
+            check_dependencies(job, where)
+            check_no_unique_key(job, where)
+        return self._dependencies.enqueue(jobs, now, chain)
+
+    def dependencies_of(self, job_id: int) -> list[int]:
+        if not is_job_id(job_id):
+            return []
+        return self._dependencies.dependencies_of(job_id)
+
+    def dependents_of(self, job_id: int) -> list[int]:
+        if not is_job_id(job_id):
+            return []
+        return self._dependencies.dependents_of(job_id)
 
     def enqueue_payloads(
         self, template: NewJob, payloads: Sequence[str], *, now: float
     ) -> list[int]:
         check_time("now", now)
         check_new(template._replace(payload=""), None)
-        if template.unique_key is not None or template.limit_key is not None or not payloads:
+        if (
+            template.unique_key is not None
+            or template.limit_key is not None
+            or template.depends_on
+            or not payloads
+        ):
             return self.enqueue_many([template._replace(payload=p) for p in payloads], now=now)
         for index, payload in enumerate(payloads):
             if type(payload) is not str:

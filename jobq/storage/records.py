@@ -45,6 +45,14 @@ class NewJob(NamedTuple):
         ``unique_key``: if a job of the same task with this key was *created*
         less than ``throttle`` seconds before ``now``, whatever its status (ended
         ones too), it is returned and nothing is inserted. Default None.
+    :param depends_on: ids of jobs this one waits for: it stays pending but
+        unclaimable (*waiting*) until all of them have completed. Default ``()``.
+        Not with ``unique_key``. See :mod:`jobq.storage.dependencies`.
+    :param on_dependency_failure: when a dependency ends failed or cancelled:
+        ``"cancel"`` (default) ends this job cancelled, ``"fail"`` ends it failed,
+        ``"run"`` counts that dependency as done.
+    :param takes_result: in :meth:`Storage.enqueue_chain`, this job receives the
+        result of the job before it as its first positional argument. Default False.
     """
 
     name: str
@@ -58,6 +66,9 @@ class NewJob(NamedTuple):
     limit_key: str | None = None
     on_duplicate: str = "keep"
     throttle: float | None = None
+    depends_on: tuple[int, ...] = ()
+    on_dependency_failure: str = "cancel"
+    takes_result: bool = False
 
 
 class Enqueued(NamedTuple):
@@ -118,11 +129,14 @@ class QueueStats:
     :param scheduled: pending jobs whose ``run_at`` is still in the future.
     :param oldest_runnable_age: seconds since the oldest runnable (pending and
         due) job's ``run_at``; 0.0 when none is runnable.
+    :param waiting: pending jobs waiting for their dependencies (counted in
+        ``counts[PENDING]``, not in ``scheduled``).
     """
 
     counts: dict[JobStatus, int]
     scheduled: int
     oldest_runnable_age: float
+    waiting: int = 0
 
 
 @dataclass(frozen=True)

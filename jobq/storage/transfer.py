@@ -36,9 +36,21 @@ def move_pending_jobs(
     left), so no job gets more tries in all. Stop the source's workers first:
     jobs they hold (``processing``) are not moved, only counted.
     If the command is interrupted, at most the batch in flight may exist in both.
+
+    Jobs waiting for others (``depends_on``, chains) are not moved: their
+    dependencies live in the source. Raises ValueError, moving nothing, while the
+    source holds any: let them run, or cancel them, first.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
+    queues = source.stats(now=time.time() if now is None else now).queues.values()
+    waiting = sum(queue.waiting for queue in queues)
+    if waiting:
+        raise ValueError(
+            f"{waiting} job(s) of the source wait for other jobs to complete (depends_on, "
+            "chains), which cannot move with them: let them run, or cancel them, then "
+            "move the rest; nothing was moved"
+        )
     id_map: dict[int, int] = {}
     after: int | None = None
     while True:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
 from .. import codec, defaults, signals, tracing_hooks
+from ..chains import result_argument
 from ..context import JobContext, _set_current
 from ..errors import Fail, PayloadError, Retry, TransientError, UnknownTask
 from ..job import Job, JobError, JobStatus
@@ -133,6 +134,8 @@ def execute(host: QueueHost, job: Job, context: JobContext) -> Outcome:
     try:
         payload = json.loads(job.payload)
         args, kwargs = payload["args"], payload["kwargs"]
+        if job.result_from is not None:  # a chain step: the result of the one before first
+            args = [result_argument(job.parent_result), *args]
     except (ValueError, KeyError, TypeError, RecursionError) as exc:
         message = f"the stored arguments of job {job.id} cannot be read: {describe(exc)}"
         error = JobError("PayloadError", storable(message))

@@ -5,6 +5,7 @@
     python _child.py '<spec json>' enqueue-and-hang <name>
     python _child.py '<spec json>' enqueue-unique <task> <key> <times>
     python _child.py '<spec json>' enqueue-replace <task> <key> <child> <times>
+    python _child.py '<spec json>' complete '<[[id, token], ...] json>'
 
 The child prints ``ready`` (a claimer once its database is open), waits for a line
 on stdin (so the parent can release every child at once), does its work and
@@ -27,7 +28,7 @@ from tests.contract._backends import open_storage
 def main() -> None:
     spec, mode, *args = sys.argv[1:]
     opened = None
-    if mode == "claim":
+    if mode in ("claim", "complete"):
         # Claimers open their database first: on a busy machine opening takes longer
         # than claiming every job, and would decide alone which child claims them.
         opened = open_storage(json.loads(spec))
@@ -84,6 +85,18 @@ def main() -> None:
             assert all(done), done
             batch = batch % 4 + 1  # mix single and batched claims
         print(json.dumps({"claimed": claimed}), flush=True)
+    elif mode == "complete":
+        assert opened is not None
+        held = json.loads(args[0])
+        done: list[bool] = []
+        for start in range(0, len(held), 4):  # single and grouped completions, mixed
+            chunk = held[start : start + 4]
+            if start % 8:
+                done += opened.complete_many([Completion(i, t) for i, t in chunk], now=1001.0)
+            else:
+                done += [opened.complete(i, t, now=1001.0) for i, t in chunk]
+        print(json.dumps({"completed": sum(done)}), flush=True)
+        storage = opened
     else:
         raise SystemExit(f"unknown mode {mode!r}")
     storage.close()

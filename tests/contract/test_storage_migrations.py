@@ -381,3 +381,38 @@ def test_a_version_9_postgres_schema_gains_batches() -> None:
             _check_batches_after_upgrade(storage)
     finally:
         drop_postgres_schema(url)
+
+
+# Dependencies (SQLite 10, PostgreSQL 11): the jobs already there wait for nothing,
+# and new jobs may wait for them.
+def _check_dependencies_after_upgrade(storage: Storage) -> None:
+    _check_upgraded(storage)
+    assert all(not job.waiting and job.result_from is None for job in storage.list_jobs())
+    old = storage.list_jobs(status=JobStatus.PENDING, name="report")[0]
+    waiting = storage.enqueue(NewJob("send", "[]", depends_on=(old.id,)), now=T0).job
+    assert waiting.waiting
+    assert storage.stats(now=T0).queues["default"].waiting == 1
+    storage.request_cancel(old.id, now=T0)
+    after = storage.get(waiting.id)
+    assert after is not None
+    assert after.status is JobStatus.CANCELLED
+
+
+def test_a_version_9_sqlite_file_gains_dependencies(tmp_path: Path) -> None:
+    path = tmp_path / "v9.db"
+    write_old_sqlite_file(path, 9, _insert_sql, OLD_ROWS)
+    with SQLiteStorage(path) as storage:
+        _check_dependencies_after_upgrade(storage)
+
+
+@pytest.mark.postgres
+def test_a_version_10_postgres_schema_gains_dependencies() -> None:
+    from jobq.storage.postgres import PostgresStorage
+
+    url = postgres_schema_url()
+    try:
+        write_old_postgres_schema(url, 10, _insert_sql, OLD_ROWS)
+        with PostgresStorage(url, clock="caller") as storage:
+            _check_dependencies_after_upgrade(storage)
+    finally:
+        drop_postgres_schema(url)

@@ -497,6 +497,31 @@ def test_move_jobs_from_sqlite_to_postgresql_once(
     assert queue.get(busy.id).status is JobStatus.PROCESSING
 
 
+def test_list_shows_a_job_waiting_for_others_as_waiting(
+    run: Callable[..., Result], db: str, queue: DurableQueue
+) -> None:
+    record = queue.get_task("record")
+    first = record.enqueue("first")
+    after = record.options(depends_on=[first]).enqueue("after")
+    rows = {line.split()[0]: line.split()[1] for line in run("list", "--db", db).out.splitlines()}
+    assert (rows[str(first.id)], rows[str(after.id)]) == ("pending", "waiting")
+    listed = run("list", "--db", db, "--json", "--status", "pending").json()
+    assert [job["waiting_for"] for job in listed["jobs"]] == [0, 1]
+
+
+def test_move_jobs_refuses_jobs_waiting_for_others_and_moves_nothing(
+    run: Callable[..., Result], db: str, queue: DurableQueue, tmp_path: Path
+) -> None:
+    record = queue.get_task("record")
+    first = record.enqueue("first")
+    record.options(depends_on=[first]).enqueue("after")
+    other = str(tmp_path / "other.db")
+    DurableQueue(other).close()
+    result = run("move-jobs", "--from", db, "--to", other)
+    assert_one_line_error(result, "1 job(s) of the source wait for other jobs")
+    assert queue.get(first.id).status is JobStatus.PENDING  # nothing moved nor cancelled
+
+
 def test_move_jobs_needs_an_existing_source(run: Callable[..., Result], tmp_path: Path) -> None:
     result = run(
         "move-jobs", "--from", str(tmp_path / "missing.db"), "--to", str(tmp_path / "other.db")

@@ -85,3 +85,33 @@ def test_show_an_unknown_job(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     code, _, err = _run(capsys, "show", "77", "--db", db)
     assert code != 0
     assert "77" in err
+
+
+def test_show_says_what_a_job_waits_for_and_what_waits_for_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = str(tmp_path / "jobs.db")
+    queue = DurableQueue(db, clock=FakeClock(T0))
+
+    @queue.task("step")
+    def step(value: int = 0) -> int:
+        return value + 1
+
+    try:
+        chain = queue.chain(step.s(), step.s())
+    finally:
+        queue.close()
+    first, second = chain.job_ids
+
+    code, out, _ = _run(capsys, "show", str(second), "--db", db)
+    assert code == 0
+    assert "  waiting    for 1 job to complete" in out.splitlines()
+    assert f"  after      {first} (if one fails: cancel)" in out.splitlines()
+    assert f"  gets the result of job {first} first" in out.splitlines()
+    code, out, _ = _run(capsys, "show", str(first), "--db", db)
+    assert f"  before     {second}" in out.splitlines()
+    code, out, _ = _run(capsys, "show", str(second), "--db", db, "--json")
+    shown = json.loads(out)
+    assert (shown["depends_on"], shown["dependents"]) == ([first], [])
+    assert shown["job"]["waiting_for"] == 1
+    assert shown["job"]["result_from"] == first

@@ -154,3 +154,19 @@ def test_the_command_line_enqueues_by_name(
     assert main(["enqueue", "reports.build", "--db", db, "--kwargs", "[1]"]) == 2
     assert "--kwargs must be a JSON object" in capsys.readouterr().err
     assert len(web.list()) == 2
+
+
+def test_the_command_line_enqueues_a_job_that_waits_for_others(
+    db: str, web: DurableQueue, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = web.enqueue_by_name("reports.build", [1])
+    argv = ["enqueue", "reports.send", "--db", db, "--depends-on", str(first.id), "--json"]
+    assert main([*argv, "--on-dependency-failure", "run"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert (record["waiting_for"], record["on_dependency_failure"]) == (1, "run")
+    assert web.dependencies_of(record["id"]) == [first.id]
+    assert main(["enqueue", "reports.send", "--db", db, "--depends-on", "999999"]) == 2
+    err = capsys.readouterr().err
+    assert "depends_on names job 999999" in err
+    assert "Traceback" not in err
+    assert len(web.list()) == 2

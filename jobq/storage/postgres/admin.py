@@ -39,6 +39,7 @@ class QueueCounts(NamedTuple):
     rows: int  # rows of count changes summed
     scheduled: int | None
     oldest_due: float | None
+    waiting: int | None
 
 
 def fold_counts(db: Database) -> None:
@@ -115,7 +116,7 @@ class PostgresAdmin:
             for status in _STATUS_VALUES
             if getattr(row, status)
         ]
-        due = [(row.queue, row.scheduled, row.oldest_due) for row in per_queue]
+        due = [(row.queue, row.scheduled, row.oldest_due, row.waiting) for row in per_queue]
         if sum(row.rows for row in per_queue) - len(per_queue) > sql.FOLD_AFTER_ROWS:
             fold_counts(self._db)
         return stats_from_rows(counts, due, recent, paused, moment)

@@ -243,9 +243,12 @@ _SUMS = ", ".join(f"sum({status})::bigint AS {status}" for status in COUNTED)
 STATS_QUEUES = (
     "SELECT c.queue, c.pending, c.processing, c.completed, c.failed, c.cancelled, c.rows, "
     "CASE WHEN c.pending > 0 THEN (SELECT count(*) FROM jobq_jobs WHERE status = 'pending' "
-    "AND queue = c.queue AND run_at > %(now)s) END, "
+    "AND queue = c.queue AND run_at > %(now)s AND run_at < 1e300) END, "
     "CASE WHEN c.pending > 0 THEN (SELECT min(run_at) FROM jobq_jobs WHERE status = 'pending' "
-    "AND queue = c.queue AND run_at <= %(now)s) END "
+    "AND queue = c.queue AND run_at <= %(now)s) END, "
+    # Waiting for dependencies (jobq.storage.dependencies): run_at = 1e300.
+    "CASE WHEN c.pending > 0 THEN (SELECT count(*) FROM jobq_jobs WHERE status = 'pending' "
+    "AND queue = c.queue AND run_at = 1e300) END "
     f"FROM (SELECT queue, {_SUMS}, count(*) AS rows FROM jobq_job_counts GROUP BY queue) AS c"
 )
 """Per queue: jobs per status (summed from the rows of changes), how many rows were

@@ -47,6 +47,7 @@ from .admin import PostgresAdmin
 from .batches import PostgresBatches
 from .bulk import PostgresBulk
 from .connection import Clock, Database, redacted
+from .dependencies import PostgresDependencies
 from .history import PostgresHistory
 from .inserts import PostgresInserts
 from .job_logs import PostgresJobLogs
@@ -118,6 +119,7 @@ class PostgresStorage(CheckedStorage):
         self._bulk = PostgresBulk(self._db)
         self._history = PostgresHistory(self._db)
         self._batches = PostgresBatches(self._db)
+        self._dependencies = PostgresDependencies(self._db)
         self._lock = threading.Lock()
         self._listener: Listener | None = None
         self._listener_pid = os.getpid()

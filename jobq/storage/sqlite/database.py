@@ -19,7 +19,7 @@ import math
 import os
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Literal
@@ -219,6 +219,10 @@ class Database:
         self.constraint_errors = self.driver.constraint_errors
         self.returning = self.driver.version >= (3, 35, 0)
         """Whether UPDATE/INSERT ... RETURNING is available (SQLite >= 3.35)."""
+        self.before_commit: list[Callable[[Connection], Callable[[], None] | None]] = []
+        """Each runs inside every write transaction just before its COMMIT (a part
+        that must finish what triggers started, in the same transaction); the
+        callable one returns, if any, runs after the commit."""
         self._local = threading.local()
         self._lock = threading.Lock()
         # Every connection this object opened, with the thread it belongs to.
@@ -386,10 +390,17 @@ class _WriteTransaction:
         try:
             if exc is None:
                 try:
+                    after = [a for finish in self.db.before_commit if (a := finish(conn))]
                     conn.run("COMMIT")
-                    return
                 except self.db.errors as error:
                     exc = error
+                except BaseException:
+                    conn.rollback_quietly()
+                    raise
+                else:
+                    for then in after:
+                        then()
+                    return
             conn.rollback_quietly()
         finally:
             if self.relaxed:

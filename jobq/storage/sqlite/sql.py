@@ -277,6 +277,10 @@ def claimed_job(r: JobRow, owner: str, token: str, expires: float, now: float) -
         r.expires_at,
         r.limit_key,
         r.batch_id,
+        0,
+        r.result_from,
+        r.parent_result,
+        r.on_dependency_failure,
     )
 
 
@@ -308,8 +312,11 @@ STATS_COUNTS = "SELECT queue, status, jobs FROM job_counts WHERE jobs > 0"
 # scheduled for later, not the table.
 STATS_DUE = (
     "SELECT c.queue, (SELECT count(*) FROM jobs INDEXED BY jobs_due WHERE status = 'pending' "
-    "AND queue = c.queue AND run_at > ?1), (SELECT min(run_at) FROM jobs INDEXED BY jobs_due "
-    "WHERE status = 'pending' AND queue = c.queue AND run_at <= ?1) "
+    "AND queue = c.queue AND run_at > ?1 AND run_at < 1e300), (SELECT min(run_at) FROM jobs "
+    "INDEXED BY jobs_due WHERE status = 'pending' AND queue = c.queue AND run_at <= ?1), "
+    # Waiting for dependencies (jobq.storage.dependencies): run_at = 1e300.
+    "(SELECT count(*) FROM jobs INDEXED BY jobs_due WHERE status = 'pending' "
+    "AND queue = c.queue AND run_at = 1e300) "
     "FROM job_counts c WHERE c.status = 'pending' AND c.jobs > 0"
 )
 STATS_RECENT = (

@@ -39,14 +39,16 @@ its connections (:mod:`.database`, over the driver adapter :mod:`.driver` and
 the schema :mod:`.schema`), and the parts that run SQL (:mod:`.sql`) for new
 jobs (:mod:`.inserts`), leases (:mod:`.leases`), administration
 (:mod:`.admin`), schedules (:mod:`.schedules`), the live worker pools
-(:mod:`.workers`), job log lines (:mod:`.job_logs`), job history (:mod:`.history`)
-filters with bulk actions (:mod:`.bulk`) and batches (:mod:`.batches`). Arguments are checked
+(:mod:`.workers`), job log lines (:mod:`.job_logs`), job history
+(:mod:`.history`), filters with bulk actions (:mod:`.bulk`), batches
+(:mod:`.batches`) and dependencies (:mod:`.dependencies`). Arguments are checked
 once, above them, by :class:`~jobq.storage.checked.CheckedStorage`.
 
 Wake-ups between processes (:mod:`.wakeup`): after each committed change that
 makes a job runnable (enqueue, bulk enqueue, retry, release, rescue, schedule
-fire, resume of a paused queue), this class tells the other processes of the
-host that use the file, and worker pools subscribe (the
+fire, resume of a paused queue, the last dependency of a waiting job
+completing), this class tells the other processes of the host that use the
+file, and worker pools subscribe (the
 :class:`~jobq.storage.base.Notifier` protocol) to be told at once instead of
 polling.
 
@@ -66,6 +68,7 @@ from .admin import SQLiteAdmin
 from .batches import SQLiteBatches
 from .bulk import SQLiteBulk
 from .database import DEFAULT_FILE_MODE, CheckpointMode, Database, Synchronous, folder_mode
+from .dependencies import SQLiteDependencies
 from .driver import DriverName
 from .history import SQLiteHistory
 from .inserts import SQLiteInserts
@@ -142,6 +145,7 @@ class SQLiteStorage(CheckedStorage):
         self._bulk = SQLiteBulk(self._db)
         self._history = SQLiteHistory(self._db)
         self._batches = self._sqlite_batches = batches = SQLiteBatches(self._db, inserts)
+        self._dependencies = SQLiteDependencies(self._db, self._woken_all)
         try:
             self._db.conn()  # open now: a bad path or schema shows up here
         except BaseException:
@@ -175,6 +179,11 @@ class SQLiteStorage(CheckedStorage):
     def _woken(self, queue: str | None) -> None:
         if self._wake is not None:
             self._wake.notify(queue)
+
+    def _woken_all(self, queues: set[str]) -> None:
+        if self._wake is not None:
+            for queue in queues:
+                self._wake.notify(queue)
 
     def _woken_for(self, jobs: Sequence[NewJob], now: float) -> None:
         if self._wake is not None:

@@ -26,6 +26,11 @@ def test_flask_jobq_enqueue(tmp_path: Path) -> None:
         (job,) = state_for(app).queue.list()
         assert (job.name, job.decoded_payload()["args"]) == ("reports.build", [7])
         assert job.expires_at is not None
+        after = ["jobq", "enqueue", "reports.send", "--depends-on", str(job.id)]
+        result = runner.invoke(args=[*after, "--on-dependency-failure", "fail"])
+        assert result.exit_code == 0, result.output
+        waiting = state_for(app).queue.list()[-1]
+        assert (waiting.waiting_for, waiting.on_dependency_failure) == (1, "fail")
         result = runner.invoke(args=["jobq", "enqueue", "reports.build", "--kwargs", "[]"])
         assert result.exit_code == 2
         assert "--kwargs must be a JSON object" in result.output

@@ -482,3 +482,20 @@ def test_the_overview_charts_the_throughput(app: Flask, seeded: jobq.DurableQueu
     assert 'class="bar-completed"' in html
     assert 'class="bar-failed"' in html
     assert "<title>" in html  # each bar says its figures
+
+
+def test_a_job_page_shows_what_the_job_waits_for_with_links(
+    app: Flask, seeded: jobq.DurableQueue
+) -> None:
+    client = app.test_client()
+    first = seeded.list(status="pending")[0]
+    add = seeded.get_task("add")
+    waiting = add.options(depends_on=[first]).enqueue(5, 6)
+    html = page(client, f"/jobq/ui/jobs/{waiting.id}")
+    assert "for 1 job to complete" in html
+    assert f'href="/jobq/ui/jobs/{first.id}"' in html
+    assert "if one fails: cancel" in html
+    before = page(client, f"/jobq/ui/jobs/{first.id}")
+    assert "Runs before" in before
+    assert f'href="/jobq/ui/jobs/{waiting.id}"' in before
+    assert "waiting for 1" in page(client, "/jobq/ui/jobs?status=pending")

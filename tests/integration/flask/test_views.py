@@ -181,6 +181,11 @@ def test_job_shows_every_field_decoded(monitor: Monitor, queue: jobq.DurableQueu
         "expires_at": None,
         "limit_key": None,
         "batch_id": None,
+        "waiting_for": 0,
+        "result_from": None,
+        "on_dependency_failure": None,
+        "depends_on": [],
+        "dependents": [],
     }
     assert isinstance(body["finished_at"], float)
 
@@ -436,7 +441,11 @@ def test_trigger_enqueues_the_job_now_and_leaves_the_fire_times(
     job = response.get_json()
     assert (job["name"], job["queue"], job["status"]) == ("report", "other", "pending")
     assert response.headers["Location"] == f"/jobq/jobs/{job['id']}"
-    assert monitor.get(f"/jobs/{job['id']}").get_json() == job
+    assert monitor.get(f"/jobs/{job['id']}").get_json() == {
+        **job,
+        "depends_on": [],
+        "dependents": [],
+    }
     assert _schedule(scheduled, NIGHTLY) == before  # still paused, same fire times
     assert scheduled.run_until_empty(queues=["other"]) == 1
     assert scheduled.get(job["id"]).decoded_result() == {"n": 7}
@@ -1048,3 +1057,21 @@ def test_openapi_spec_is_a_fresh_copy() -> None:
     spec["paths"].clear()
     assert openapi_spec("/y")["paths"]
     assert openapi_spec("/y")["servers"] == [{"url": "/y"}]
+
+
+def test_a_waiting_job_shows_its_dependencies_and_stats_count_it(
+    monitor: Monitor, queue: jobq.DurableQueue
+) -> None:
+    first = enqueue(queue, "add", 1, 2)
+    add = queue.get_task("add")
+    waiting = add.options(depends_on=[first], on_dependency_failure="fail").enqueue(3, 4)
+
+    body = monitor.get(f"/jobs/{waiting.id}").get_json()
+    assert (body["waiting_for"], body["depends_on"], body["dependents"]) == (1, [first.id], [])
+    assert body["on_dependency_failure"] == "fail"
+    assert monitor.get(f"/jobs/{first.id}").get_json()["dependents"] == [waiting.id]
+    stats = monitor.get("/stats").get_json()
+    assert stats["queues"]["default"]["waiting"] == 1
+    assert stats["queues"]["default"]["scheduled"] == 0
+    queue.run_until_empty()
+    assert monitor.get(f"/jobs/{waiting.id}").get_json()["waiting_for"] == 0

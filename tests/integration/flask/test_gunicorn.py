@@ -144,6 +144,7 @@ def _expected_stats(stats: Any) -> dict[str, Any]:
         name: {
             "counts": {status.value: s.counts.get(status, 0) for status in JobStatus},
             "scheduled": s.scheduled,
+            "waiting": s.waiting,
             "oldest_runnable_age": s.oldest_runnable_age,
             "paused": name in stats.paused,
         }

@@ -43,6 +43,7 @@ from ..errors import (
 )
 from ..job import Job, JobError, JobStatus
 from .bulk import BulkStorage
+from .external import ExternalStorage
 from .job_logs import JobLogStorage
 from .records import (
     Completion,
@@ -90,9 +91,10 @@ FINAL_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 @runtime_checkable
-class Storage(BulkStorage, JobLogStorage, Protocol):
+class Storage(BulkStorage, JobLogStorage, ExternalStorage, Protocol):
     """Durable job storage with leases, job log lines (:mod:`.job_logs`), and
-    filters with bulk actions (:mod:`.bulk`). Safe to
+    filters with bulk actions (:mod:`.bulk`), jobs written in the app's own
+    transaction (:mod:`.external`). Safe to
     share between threads; each process opens its own connections (a storage object
     survives ``fork()``).
 

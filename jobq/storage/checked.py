@@ -44,6 +44,7 @@ from .base import (
     TaskLimit,
 )
 from .bulk import BulkStore, CheckedBulk
+from .external import CheckedExternal, ExternalStore
 from .history import CheckedHistory
 from .job_logs import CheckedJobLogs, JobLogStore
 from .parts import Admin, Inserts, Leases, Schedules
@@ -54,7 +55,9 @@ S = TypeVar("S", bound="CheckedStorage")
 _NOTHING_RENEWED = RenewResult(frozenset(), frozenset(), frozenset())
 
 
-class CheckedStorage(CheckedWorkers, CheckedHistory, CheckedJobLogs, CheckedBulk, Storage):
+class CheckedStorage(
+    CheckedWorkers, CheckedHistory, CheckedJobLogs, CheckedBulk, CheckedExternal, Storage
+):
     """A :class:`~jobq.storage.base.Storage` whose arguments are checked here, once,
     before one of the backend's parts runs its SQL. The methods are documented
     on :class:`~jobq.storage.base.Storage`.
@@ -62,8 +65,9 @@ class CheckedStorage(CheckedWorkers, CheckedHistory, CheckedJobLogs, CheckedBulk
     A subclass sets :attr:`_inserts`, :attr:`_leases`, :attr:`_admin`,
     :attr:`_schedules`, :attr:`_workers` (the registry of live worker pools of
     :class:`~jobq.storage.workers.CheckedWorkers`), :attr:`_job_logs` and
-    :attr:`_history` (:class:`~jobq.storage.history.CheckedHistory`) and
-    :attr:`_bulk` (filters and bulk actions) in its
+    :attr:`_history` (:class:`~jobq.storage.history.CheckedHistory`),
+    :attr:`_bulk` (filters and bulk actions) and :attr:`_external` (jobs written
+    through the app's connection, :mod:`~jobq.storage.external`) in its
     constructor and implements :meth:`close`.
     Use it as a context manager, or call :meth:`close`.
     """
@@ -74,6 +78,7 @@ class CheckedStorage(CheckedWorkers, CheckedHistory, CheckedJobLogs, CheckedBulk
     _schedules: Schedules
     _job_logs: JobLogStore
     _bulk: BulkStore
+    _external: ExternalStore
 
     def __enter__(self: S) -> S:
         return self

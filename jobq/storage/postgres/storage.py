@@ -46,6 +46,7 @@ from ..checked import CheckedStorage
 from .admin import PostgresAdmin
 from .bulk import PostgresBulk
 from .connection import Clock, Database, redacted
+from .external import PostgresExternal
 from .history import PostgresHistory
 from .inserts import PostgresInserts
 from .job_logs import PostgresJobLogs
@@ -116,6 +117,7 @@ class PostgresStorage(CheckedStorage):
         self._job_logs = PostgresJobLogs(self._db)
         self._bulk = PostgresBulk(self._db)
         self._history = PostgresHistory(self._db)
+        self._external = PostgresExternal(self._db)
         self._lock = threading.Lock()
         self._listener: Listener | None = None
         self._listener_pid = os.getpid()

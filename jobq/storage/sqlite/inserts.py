@@ -124,6 +124,11 @@ class SQLiteInserts:
             return error
         return exc
 
+    def insert_one(self, conn: Connection, job: NewJob, now: float) -> Enqueued:
+        """Insert ``job`` in the caller's write transaction, or return the job its
+        unique key's policy keeps (or replaces)."""
+        return self._insert_one(conn, job, now)
+
     def _insert_one(self, conn: Connection, job: NewJob, now: float) -> Enqueued:
         if job.unique_key is not None and (held := resolve(conn, job, now)) is not None:
             return held

@@ -65,6 +65,7 @@ from .admin import SQLiteAdmin
 from .bulk import SQLiteBulk
 from .database import DEFAULT_FILE_MODE, CheckpointMode, Database, Synchronous, folder_mode
 from .driver import DriverName
+from .external import SQLiteExternal
 from .history import SQLiteHistory
 from .inserts import SQLiteInserts
 from .job_logs import SQLiteJobLogs
@@ -139,6 +140,7 @@ class SQLiteStorage(CheckedStorage):
         self._job_logs = SQLiteJobLogs(self._db)
         self._bulk = SQLiteBulk(self._db)
         self._history = SQLiteHistory(self._db)
+        self._external = SQLiteExternal(self._db, inserts, self._woken)
         try:
             self._db.conn()  # open now: a bad path or schema shows up here
         except BaseException:

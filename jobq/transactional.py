@@ -242,6 +242,8 @@ def _listen_to_sessions(orm: Any) -> None:
 
 
 def _after_commit(session: Any) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint was released: the jobs wait for the outer commit
     waiting: list[Transaction] | None = session.info.pop(SESSION_KEY, None)
     for transaction in waiting or ():
         transaction.committed()

@@ -1,0 +1,280 @@
+"""Enqueue in the app's own transaction, with real SQLAlchemy sessions and
+connections and real worker pools, on SQLite (the app's tables in the queue's
+file) and PostgreSQL (in the queue's schema).
+
+Absence is never proven by waiting: while the app's transaction is open, the
+tests ask the database from other connections (``has_runnable``, a claim,
+``get``) and the pool's own record of what it ran; after the commit they wait
+(bounded) for the job to run, then check that it ran once and saw the app's row.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
+
+import jobq
+from jobq import DurableQueue, signals
+from jobq.errors import ConfigurationError
+from tests.helpers import both_backends, eventually
+
+FAR = 4e9  # a `now` after any job's run_at
+
+
+def engine_url(database: str) -> str:
+    """SQLAlchemy's URL for the test database: the same file, or psycopg 3 on the schema."""
+    if database.startswith("postgresql://"):
+        return database.replace("postgresql://", "postgresql+psycopg://", 1)
+    return f"sqlite:///{database}"
+
+
+class World:
+    """A queue and an app engine on one database, a users table, and a task that
+    records each run and whether it found its user's row."""
+
+    def __init__(self, database: str) -> None:
+        # SQLAlchemy uses the sqlite3 module: the queue must too (one SQLite library).
+        self.queue = DurableQueue(database, driver="sqlite3")
+        self.engine: Engine = create_engine(engine_url(database))
+        with self.engine.begin() as conn:
+            key = "SERIAL" if self.postgres else "INTEGER"
+            conn.execute(text(f"CREATE TABLE users (id {key} PRIMARY KEY, name TEXT)"))
+        self.ran: list[tuple[int, str | None]] = []
+        self.ran_event = threading.Event()
+        world = self
+
+        @self.queue.task("welcome")
+        def welcome(user_id: int) -> None:
+            with world.engine.connect() as conn:
+                found = conn.execute(
+                    text("SELECT name FROM users WHERE id = :id"), {"id": user_id}
+                ).scalar()
+            world.ran.append((user_id, found))
+            world.ran_event.set()
+
+        self.welcome = welcome
+
+    @property
+    def postgres(self) -> bool:
+        return self.engine.dialect.name == "postgresql"
+
+    def add_user(self, session: Session, name: str) -> int:
+        row = session.execute(
+            text("INSERT INTO users (name) VALUES (:name) RETURNING id"), {"name": name}
+        )
+        return int(row.scalar_one())
+
+    def users(self) -> list[str]:
+        with self.engine.connect() as conn:
+            return sorted(conn.execute(text("SELECT name FROM users")).scalars())
+
+    def close(self) -> None:
+        self.queue.close()
+        self.engine.dispose()
+
+
+@pytest.fixture
+def world(database: str) -> Iterator[World]:
+    made = World(database)
+    yield made
+    made.close()
+
+
+@both_backends
+def test_a_rollback_leaves_no_job_and_a_commit_runs_it_once(world: World) -> None:
+    pool = world.queue.start_workers(concurrency=2)
+    try:
+        with Session(world.engine) as session:
+            with world.queue.in_transaction(session):
+                dropped = world.add_user(session, "dropped")
+                gone = world.welcome.enqueue(dropped)
+            session.rollback()
+            with world.queue.in_transaction(session):
+                kept = world.add_user(session, "kept")
+                job = world.welcome.enqueue(kept)
+            session.commit()
+        eventually(lambda: world.queue.get(job.id).status is jobq.JobStatus.COMPLETED)
+    finally:
+        pool.stop(timeout=10)
+    assert world.ran == [(kept, "kept")]  # once, and its row was there
+    assert world.users() == ["kept"]
+    # One job is stored: the kept one (SQLite may give it the rolled-back job's id).
+    assert [(j.id, j.payload) for j in world.queue.list()] == [(job.id, job.payload)]
+    assert f"[{kept}]" in job.payload
+    assert f"[{dropped}]" in gone.payload
+
+
+@both_backends
+def test_a_running_pool_never_sees_an_uncommitted_job(world: World) -> None:
+    pool = world.queue.start_workers(concurrency=2)
+    other = world.queue.storage
+    try:
+        session = Session(world.engine)
+        with world.queue.in_transaction(session):
+            user = world.add_user(session, "ann")
+            job = world.welcome.enqueue(user)
+            ids = world.welcome.enqueue_many([(user,), (user,)])
+        pool.wake("default")
+        # The transaction is open: from the queue's own connections there is no job.
+        assert not other.has_runnable(["default"], now=FAR)
+        assert other.get(job.id) is None
+        assert all(other.get(i) is None for i in ids)
+        if world.postgres:  # on SQLite a claim waits for the app's write lock instead
+            assert other.claim(["default"], owner="spy", now=FAR, lease_seconds=30) == []
+        assert world.ran == []
+        assert pool.running() == []
+        session.commit()
+        session.close()
+        assert world.ran_event.wait(10)
+        eventually(lambda: len(world.ran) == 3)
+    finally:
+        pool.stop(timeout=10)
+    assert world.ran == [(user, "ann")] * 3
+
+
+@both_backends
+def test_enqueues_of_every_kind_go_through_the_transaction(world: World) -> None:
+    with Session(world.engine) as session, world.queue.in_transaction(session) as tx:
+        user = world.add_user(session, "bo")
+        plain = world.welcome.enqueue(user)
+        keyed = world.welcome.options(unique_key="bo", priority=5).enqueue(user)
+        again = world.welcome.options(unique_key="bo").enqueue(user)
+        many = world.welcome.options(delay=60).enqueue_many([(user,)] * 3)
+        by_queue = world.queue.enqueue("welcome", user)
+        by_name = world.queue.enqueue_by_name("welcome", [user])
+        assert again.id == keyed.id
+        assert tx.target is session
+        session.rollback()
+    assert world.queue.list() == []
+    for job_id in (plain.id, keyed.id, *many, by_queue.id, by_name.id):
+        with pytest.raises(jobq.JobNotFound):
+            world.queue.get(job_id)
+    # Outside the block, enqueues are the queue's own again.
+    assert world.queue.get(world.welcome.enqueue(user).id).status is jobq.JobStatus.PENDING
+
+
+@both_backends
+def test_job_enqueued_is_sent_after_the_commit_and_never_after_a_rollback(world: World) -> None:
+    seen: list[int] = []
+
+    def receiver(sender: Any, job: jobq.Job) -> None:
+        seen.append(job.id)
+
+    signals.job_enqueued.connect(receiver)
+    try:
+        with Session(world.engine) as session:
+            with world.queue.in_transaction(session):
+                first = world.welcome.enqueue(1)
+            assert seen == []
+            session.commit()
+            assert seen == [first.id]
+            with world.queue.in_transaction(session):
+                world.welcome.enqueue(2)
+            session.rollback()
+            session.commit()  # a later, empty commit sends nothing for the rolled-back job
+            with world.queue.in_transaction(session):
+                savepoint = session.begin_nested()
+                third = world.welcome.enqueue(3)
+                savepoint.commit()
+                assert seen == [first.id]  # released savepoint: still waiting for the commit
+            session.commit()
+    finally:
+        signals.job_enqueued.disconnect(receiver)
+    assert seen == [first.id, third.id]
+
+
+@both_backends
+def test_scoped_sessions_and_connections_work_too(world: World) -> None:
+    scoped = scoped_session(sessionmaker(world.engine))
+    try:
+        with world.queue.in_transaction(scoped):
+            world.add_user(scoped(), "cy")
+            from_scoped = world.welcome.enqueue(1)
+        scoped.commit()
+    finally:
+        scoped.remove()
+    with world.engine.connect() as conn:
+        with world.queue.in_transaction(conn) as tx:
+            from_connection = world.welcome.enqueue(2)  # begins the connection's transaction
+        assert conn.in_transaction()
+        conn.commit()
+    tx.committed()
+    with world.engine.connect() as conn:
+        with world.queue.in_transaction(conn):
+            rolled_back = world.welcome.enqueue(3)
+        conn.rollback()
+    assert world.queue.get(from_scoped.id).status is jobq.JobStatus.PENDING
+    assert world.queue.get(from_connection.id).status is jobq.JobStatus.PENDING
+    with pytest.raises(jobq.JobNotFound):
+        world.queue.get(rolled_back.id)
+    assert world.queue.run_until_empty() == 2
+
+
+@both_backends
+def test_an_engine_or_another_database_is_refused(world: World, tmp_path: Any) -> None:
+    with pytest.raises(ConfigurationError, match="not an Engine"):
+        with world.queue.in_transaction(world.engine):
+            pass
+    with pytest.raises(ConfigurationError, match="needs the app's Session"):
+        with world.queue.in_transaction(None):
+            pass
+    if world.postgres:
+        other = create_engine(str(world.engine.url).split("?")[0])  # public schema: no jobq
+        match = "no table jobq_jobs"
+    else:
+        other = create_engine(f"sqlite:///{tmp_path / 'other.db'}")
+        match = "not the queue's file"
+    try:
+        with Session(other) as session, world.queue.in_transaction(session):
+            with pytest.raises(ConfigurationError, match=match):
+                world.welcome.enqueue(1)
+    finally:
+        other.dispose()
+    assert world.queue.list() == []
+
+
+def test_an_inline_queue_runs_the_jobs_after_the_commit(tmp_path: Any) -> None:
+    path = tmp_path / "inline.db"
+    queue = DurableQueue(path, driver="sqlite3", inline=True)
+    engine = create_engine(f"sqlite:///{path}")
+    ran: list[int] = []
+    task = queue.task("note")(ran.append)
+    try:
+        with Session(engine) as session:
+            with queue.in_transaction(session):
+                task.enqueue(1)
+            assert ran == []
+            session.commit()
+            assert ran == [1]
+    finally:
+        queue.close()
+        engine.dispose()
+
+
+def test_the_wake_up_reaches_a_pool_that_does_not_poll(tmp_path: Any) -> None:
+    path = tmp_path / "wake.db"
+    queue = DurableQueue(path, driver="sqlite3", poll_interval=3600)
+    engine = create_engine(f"sqlite:///{path}")
+    done = threading.Event()
+    task = queue.task("ping")(lambda: done.set())
+    pool = queue.start_workers(concurrency=1)
+    try:
+        with Session(engine) as session:
+            with queue.in_transaction(session):
+                task.enqueue()
+            session.commit()
+        started = time.monotonic()
+        assert done.wait(10)
+        # Woken by the commit, not found by a poll an hour away (the pool's upkeep
+        # tick, once a second, would be later than this on an idle machine).
+        assert time.monotonic() - started < 0.9
+    finally:
+        pool.stop(timeout=10)
+        queue.close()
+        engine.dispose()

@@ -219,11 +219,9 @@ def test_scoped_sessions_and_connections_work_too(world: World) -> None:
 @both_backends
 def test_an_engine_or_another_database_is_refused(world: World, tmp_path: Any) -> None:
     with pytest.raises(ConfigurationError, match="not an Engine"):
-        with world.queue.in_transaction(world.engine):
-            pass
+        world.queue.in_transaction(world.engine).__enter__()
     with pytest.raises(ConfigurationError, match="needs the app's Session"):
-        with world.queue.in_transaction(None):
-            pass
+        world.queue.in_transaction(None).__enter__()
     if world.postgres:
         other = create_engine(str(world.engine.url).split("?")[0])  # public schema: no jobq
         match = "no table jobq_jobs"
@@ -231,9 +229,12 @@ def test_an_engine_or_another_database_is_refused(world: World, tmp_path: Any) -
         other = create_engine(f"sqlite:///{tmp_path / 'other.db'}")
         match = "not the queue's file"
     try:
-        with Session(other) as session, world.queue.in_transaction(session):
-            with pytest.raises(ConfigurationError, match=match):
-                world.welcome.enqueue(1)
+        with (
+            Session(other) as session,
+            world.queue.in_transaction(session),
+            pytest.raises(ConfigurationError, match=match),
+        ):
+            world.welcome.enqueue(1)
     finally:
         other.dispose()
     assert world.queue.list() == []

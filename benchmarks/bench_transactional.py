@@ -27,8 +27,9 @@ Per iteration, on one connection, in one transaction, then COMMIT:
   encoded and checked, jobq's insert with its indexes, counting triggers and NOTIFY.
 
 Two ways in: a psycopg 3 connection, and a SQLAlchemy ``Session`` (what Flask apps
-hold), whose own overhead is in both columns. Rounds alternate the two contestants;
-the table gives the median of the rounds' mean time per transaction, and the ratio.
+hold), whose own overhead is in every column. The contestants take turns
+transaction by transaction; the table gives each one's median time per
+transaction, and the ratios.
 """
 
 from __future__ import annotations
@@ -86,17 +87,21 @@ SMOKE = Settings(iterations=20, rounds=1)
 
 
 def _rounds(contestants: dict[str, Callable[[int], None]], settings: Settings) -> dict[str, float]:
-    """Median over rounds of the mean seconds per transaction, per contestant."""
+    """Median seconds per transaction, per contestant. The contestants take turns
+    transaction by transaction (in rotating order), so that a load spike from
+    elsewhere on the machine hits them alike; the median ignores the spikes."""
     times: dict[str, list[float]] = {name: [] for name in contestants}
     for body in contestants.values():  # warm caches and prepared statements
         for i in range(min(50, settings.iterations)):
             body(-i)
-    for _ in range(settings.rounds):
-        for name, body in contestants.items():
-            began = time.perf_counter()
-            for i in range(settings.iterations):
-                body(i)
-            times[name].append((time.perf_counter() - began) / settings.iterations)
+    order = list(contestants.items())
+    clock = time.perf_counter
+    for i in range(settings.rounds * settings.iterations):
+        turn = i % len(order)
+        for name, body in order[turn:] + order[:turn]:
+            began = clock()
+            body(i)
+            times[name].append(clock() - began)
     return {name: statistics.median(values) for name, values in times.items()}
 
 

@@ -44,7 +44,8 @@ from .base import (
     TaskLimit,
 )
 from .bulk import BulkStore, CheckedBulk
-from .external import CheckedExternal, ExternalStore
+from .external import ExternalStore
+from .external_checked import CheckedExternal
 from .history import CheckedHistory
 from .job_logs import CheckedJobLogs, JobLogStore
 from .parts import Admin, Inserts, Leases, Schedules

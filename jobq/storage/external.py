@@ -31,12 +31,13 @@ Time: ``now`` is the caller's clock, as for :meth:`~jobq.storage.base.Storage.en
 (PostgreSQL with ``clock="database"`` reads the server's clock instead).
 
 :class:`ExternalStorage` is this piece of the storage contract;
-:class:`CheckedExternal` checks its arguments once, above every backend, and
-hands them to the backend's :class:`ExternalStore` part, which only runs SQL.
+:class:`~jobq.storage.external_checked.CheckedExternal` checks its arguments
+once, above every backend, and hands them to the backend's
+:class:`ExternalStore` part, which only runs SQL.
 
-Rule: imports basic values only (``errors``, ``validate``) and the storage
-records; the storage contract (:mod:`jobq.storage.base`) imports this module,
-not the reverse. Never imports SQLAlchemy: the layer above unwraps its objects.
+Rule: imports the storage records only; the storage contract
+(:mod:`jobq.storage.base`) imports this module, not the reverse. Never imports
+SQLAlchemy: the layer above unwraps its objects.
 """
 
 from __future__ import annotations
@@ -44,7 +45,6 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any, Protocol
 
-from ..validate import check_time
 from .records import Enqueued, NewJob
 
 
@@ -95,34 +95,3 @@ class ExternalStore(Protocol):
     def committed(self, queues: Collection[str]) -> None:
         """Wake other processes' pools for ``queues`` (nothing where the database does)."""
         ...
-
-
-class CheckedExternal:
-    """The transactional enqueue methods of
-    :class:`~jobq.storage.checked.CheckedStorage`: arguments checked here, SQL run
-    by the backend's :attr:`_external` part."""
-
-    _external: ExternalStore
-
-    def enqueue_on(self, connection: Any, job: NewJob, *, now: float) -> Enqueued:
-        from ._checks import check_new  # here: _checks imports base, which imports this
-
-        check_new(job, None)
-        check_time("now", now)
-        return self._external.enqueue(connection, job, now)
-
-    def enqueue_many_on(self, connection: Any, jobs: Sequence[NewJob], *, now: float) -> list[int]:
-        from ._checks import check_new
-
-        check_time("now", now)
-        jobs = list(jobs)
-        for index, job in enumerate(jobs):
-            check_new(job, index)
-        if not jobs:
-            return []
-        return self._external.enqueue_many(connection, jobs, now)
-
-    def notify_committed(self, queues: Collection[str]) -> None:
-        names = sorted({queue for queue in queues if isinstance(queue, str) and queue})
-        if names:
-            self._external.committed(names)

@@ -29,7 +29,8 @@ The class is composed of parts, each a module of this package: connections
 (:mod:`.connection`), the schema and its migrations (:mod:`.schema`), the SQL
 text (:mod:`.sql`), new jobs (:mod:`.inserts`), leases (:mod:`.leases`),
 administration (:mod:`.admin`), schedules (:mod:`.schedules`), live worker pools
-(:mod:`.workers`) and wake-ups (:mod:`.listener`). Arguments are
+(:mod:`.workers`), wake-ups (:mod:`.listener`) and jobs written through the app's
+own connection (:mod:`.external`). Arguments are
 checked once, above them, by :class:`~jobq.storage.checked.CheckedStorage`.
 
 Rule: imports its own parts, the checking layer and the storage contract.

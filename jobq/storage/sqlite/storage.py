@@ -39,8 +39,9 @@ its connections (:mod:`.database`, over the driver adapter :mod:`.driver` and
 the schema :mod:`.schema`), and the parts that run SQL (:mod:`.sql`) for new
 jobs (:mod:`.inserts`), leases (:mod:`.leases`), administration
 (:mod:`.admin`), schedules (:mod:`.schedules`), the live worker pools
-(:mod:`.workers`), job log lines (:mod:`.job_logs`), job history (:mod:`.history`)
-and filters with bulk actions (:mod:`.bulk`). Arguments are checked
+(:mod:`.workers`), job log lines (:mod:`.job_logs`), job history (:mod:`.history`),
+filters with bulk actions (:mod:`.bulk`), and jobs written through the app's
+own connection (:mod:`.external`). Arguments are checked
 once, above them, by :class:`~jobq.storage.checked.CheckedStorage`.
 
 Wake-ups between processes (:mod:`.wakeup`): after each committed change that

@@ -1,0 +1,45 @@
+"""The checks of transactional enqueue (:mod:`jobq.storage.external`), run once
+above every backend: the jobs as for any enqueue, ``now`` a time; the connection
+is the backend's to judge.
+
+Apart from :mod:`jobq.storage.external` because the checks import the storage
+contract, which imports that module. Rule: imports the checks and the contract's
+pieces, never a backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Any
+
+from ..validate import check_time
+from ._checks import check_new
+from .external import ExternalStore
+from .records import Enqueued, NewJob
+
+
+class CheckedExternal:
+    """The transactional enqueue methods of
+    :class:`~jobq.storage.checked.CheckedStorage`: arguments checked here, SQL run
+    by the backend's :attr:`_external` part."""
+
+    _external: ExternalStore
+
+    def enqueue_on(self, connection: Any, job: NewJob, *, now: float) -> Enqueued:
+        check_new(job, None)
+        check_time("now", now)
+        return self._external.enqueue(connection, job, now)
+
+    def enqueue_many_on(self, connection: Any, jobs: Sequence[NewJob], *, now: float) -> list[int]:
+        check_time("now", now)
+        jobs = list(jobs)
+        for index, job in enumerate(jobs):
+            check_new(job, index)
+        if not jobs:
+            return []
+        return self._external.enqueue_many(connection, jobs, now)
+
+    def notify_committed(self, queues: Collection[str]) -> None:
+        names = sorted({queue for queue in queues if isinstance(queue, str) and queue})
+        if names:
+            self._external.committed(names)

@@ -285,3 +285,20 @@ def test_the_app_rows_and_the_jobs_commit_together(storage: Storage, app: App) -
     rows = sorted(row[0] for row in app.execute("SELECT note FROM app_rows"))
     assert rows == ["kept", "kept too"]
     assert sorted(job.payload for job in storage.list_jobs()) == ['["kept too"]', '["kept"]']
+
+
+def test_an_app_connection_returning_dicts_is_left_as_it_was(
+    spec: dict[str, Any], storage: Storage
+) -> None:
+    if spec["backend"] != "postgres":
+        pytest.skip("psycopg's row factories")
+    import psycopg
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(spec["url"], row_factory=dict_row) as raw:
+        job = storage.enqueue_on(raw, NewJob("t", "[]", unique_key="k"), now=T0).job
+        assert storage.enqueue_many_on(raw, [NewJob("t", "[1]")], now=T0)
+        assert raw.row_factory is dict_row
+        assert raw.execute("SELECT 1 AS one").fetchone() == {"one": 1}
+        raw.commit()
+    assert storage.get(job.id) is not None

@@ -90,7 +90,8 @@ class PostgresExternal:
         if status not in (pq.TransactionStatus.IDLE, pq.TransactionStatus.INTRANS):
             raise ConfigurationError(f"the connection is not ready for a statement ({status.name})")
         factory = conn.row_factory
-        conn.row_factory = tuple_row
+        if factory is not tuple_row:  # the app's choice (dict_row ...): ours for this call
+            conn.row_factory = tuple_row
         try:
             if conn not in self._checked:
                 self._check_database(conn)
@@ -100,7 +101,8 @@ class PostgresExternal:
                 f"PostgreSQL error: {exc}".strip() + "; the app's transaction must be rolled back"
             ) from exc
         finally:
-            conn.row_factory = factory
+            if factory is not tuple_row:
+                conn.row_factory = factory
 
     def _check_database(self, conn: psycopg.Connection[Any]) -> None:
         theirs = conn.execute(IDENTITY).fetchone()

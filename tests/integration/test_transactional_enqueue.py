@@ -10,9 +10,14 @@ tests ask the database from other connections (``has_runnable``, a claim,
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,7 +27,7 @@ from sqlalchemy.orm import Session, scoped_session, sessionmaker
 import jobq
 from jobq import DurableQueue, signals
 from jobq.errors import ConfigurationError
-from tests.helpers import both_backends, eventually
+from tests.helpers import ROOT, both_backends, eventually, wait_for
 
 FAR = 4e9  # a `now` after any job's run_at
 
@@ -279,3 +284,45 @@ def test_the_wake_up_reaches_a_pool_that_does_not_poll(tmp_path: Any) -> None:
         pool.stop(timeout=10)
         queue.close()
         engine.dispose()
+
+
+@pytest.mark.skipif(not hasattr(socket, "AF_UNIX"), reason="no Unix datagram sockets: pools poll")
+def test_the_commit_wakes_a_pool_of_another_process_through_the_channel(tmp_path: Path) -> None:
+    database = str(tmp_path / "jobs.db")
+    script = str(ROOT / "tests" / "integration" / "_wakeup_child.py")
+    child = subprocess.Popen(  # a pool that polls every 30 s and records its wake-ups
+        [sys.executable, script, "pool", database, str(tmp_path)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        wait_for(lambda: (tmp_path / "ready").exists(), "the pool started", timeout=60)
+        queue = DurableQueue(database, driver="sqlite3")
+        record = queue.task("record", queue="mail")(lambda: None)
+        engine = create_engine(f"sqlite:///{database}")
+        with Session(engine) as session:
+            with queue.in_transaction(session):
+                record.enqueue()
+            session.commit()
+        wait_for(lambda: (tmp_path / "ran.txt").exists(), "the job ran", timeout=25)
+        # The other process heard of it through the channel, sent after the commit.
+        assert (tmp_path / "woken.txt").read_text().split()[0] == "mail"
+        queue.close()
+        engine.dispose()
+    finally:
+        (tmp_path / "stop").touch()
+        assert child.wait(60) == 0
+
+
+@both_backends
+def test_the_block_holds_for_its_own_thread_only(world: World) -> None:
+    from_thread: list[jobq.Job] = []
+    with Session(world.engine) as session, world.queue.in_transaction(session):
+        worker = threading.Thread(target=lambda: from_thread.append(world.welcome.enqueue(1)))
+        worker.start()
+        worker.join(30)
+        # Enqueued by another thread: the queue's own transaction, committed already.
+        assert world.queue.storage.get(from_thread[0].id) is not None
+        inside = world.welcome.enqueue(2)
+        assert world.queue.storage.get(inside.id) is None
+        session.rollback()
+    assert [job.id for job in world.queue.list()] == [from_thread[0].id]

@@ -10,6 +10,7 @@ backend) on the same file, psycopg on the same schema.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,14 +27,15 @@ from tests.helpers import drop_postgres_schema, postgres_schema_url
 class App:
     """The app's side: its own connection, a table of its own, and its transactions."""
 
-    def __init__(self, spec: dict[str, Any], raw: Any = None) -> None:
+    def __init__(self, spec: dict[str, Any], *, create: bool = True) -> None:
         self.backend = spec["backend"]
-        self.raw = raw if raw is not None else self.connect(spec)
+        self.raw = self.connect(spec)
         self.postgres = self.backend == "postgres"
         self.apsw = self.backend == "apsw"
-        key = "SERIAL" if self.postgres else "INTEGER"
-        self.execute(f"CREATE TABLE IF NOT EXISTS app_rows (id {key} PRIMARY KEY, note TEXT)")
-        self.commit()
+        if create:
+            key = "SERIAL" if self.postgres else "INTEGER"
+            self.execute(f"CREATE TABLE app_rows (id {key} PRIMARY KEY, note TEXT)")
+            self.commit()
 
     @staticmethod
     def connect(spec: dict[str, Any]) -> Any:
@@ -44,12 +46,14 @@ class App:
         if spec["backend"] == "apsw":
             import apsw
 
-            return apsw.Connection(spec["path"])
+            raw = apsw.Connection(spec["path"])
+            raw.set_busy_timeout(5000)  # as sqlite3 does by default
+            return raw
         return sqlite3.connect(spec["path"])
 
     def begin(self) -> None:
         if self.apsw:  # apsw never begins on its own; the others do at the first write
-            self.raw.execute("BEGIN")
+            self.raw.execute("BEGIN IMMEDIATE")
 
     def execute(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         if self.postgres:
@@ -302,3 +306,32 @@ def test_an_app_connection_returning_dicts_is_left_as_it_was(
         assert raw.execute("SELECT 1 AS one").fetchone() == {"one": 1}
         raw.commit()
     assert storage.get(job.id) is not None
+
+
+def test_two_open_transactions_racing_for_a_key_store_one_job(
+    spec: dict[str, Any], storage: Storage, app: App
+) -> None:
+    outcome: list[Any] = []
+    app.begin()
+    first = storage.enqueue_on(app.raw, NewJob("sync", "[1]", unique_key="k"), now=T0)
+
+    def racer() -> None:
+        # Waits for the first transaction (PostgreSQL: the key's index entry; SQLite:
+        # the write lock), then finds its job.
+        other = App(spec, create=False)  # a connection of this thread
+        try:
+            other.begin()
+            new = NewJob("sync", "[2]", unique_key="k")
+            outcome.append(storage.enqueue_on(other.raw, new, now=T0))
+            other.commit()
+        finally:
+            other.close()
+
+    thread = threading.Thread(target=racer)
+    thread.start()
+    app.commit()
+    thread.join(30)
+    assert not thread.is_alive()
+    assert not outcome[0].created
+    assert outcome[0].job.id == first.job.id
+    assert [job.payload for job in storage.list_jobs()] == ["[1]"]

@@ -87,8 +87,9 @@ class Transaction:
         self.target = target
         """What the app gave (a scoped_session is resolved to its current Session)."""
         self._kind = _kind_of(target)
-        self._queues: set[str] = set()
-        self._created: list[Job] = []
+        # What was written and not yet committed: (the Session's savepoint at the
+        # time, or None; the job's queue; the job if it is new).
+        self._written: list[tuple[Any, str, Job | None]] = []
         self._lock = threading.Lock()
 
     # -- writing --------------------------------------------------------------------------
@@ -130,8 +131,9 @@ class Transaction:
         ``Session`` calls it from its ``after_commit`` event). Calling it again,
         or for nothing, does nothing."""
         with self._lock:
-            queues, self._queues = self._queues, set()
-            created, self._created = self._created, []
+            written, self._written = self._written, []
+        queues = {queue for _, queue, _ in written}
+        created = [job for _, _, job in written if job is not None]
         if not queues:
             return
         self.owner.storage.notify_committed(queues)
@@ -146,18 +148,23 @@ class Transaction:
     def rolled_back(self) -> None:
         """Forget the jobs written so far: the transaction holding them rolled back."""
         with self._lock:
-            self._queues.clear()
-            self._created.clear()
+            self._written.clear()
+
+    def savepoint_rolled_back(self, savepoint: Any) -> None:
+        """Forget the jobs written inside ``savepoint`` (a Session's nested
+        transaction) or a savepoint within it: it rolled back."""
+        with self._lock:
+            self._written = [entry for entry in self._written if not _within(entry[0], savepoint)]
 
     def _pending(self, queue: str, created: Job | None) -> None:
-        with self._lock:
-            self._queues.add(queue)
-            if created is not None:
-                self._created.append(created)
+        savepoint = None
         if self._kind == "session":
+            savepoint = self.target.get_nested_transaction()
             waiting: list[Transaction] = self.target.info.setdefault(SESSION_KEY, [])
             if self not in waiting:
                 waiting.append(self)
+        with self._lock:
+            self._written.append((savepoint, queue, created))
 
     def _connection(self) -> Any:
         """The driver's connection of the app's current transaction."""
@@ -238,6 +245,7 @@ def _listen_to_sessions(orm: Any) -> None:
 
         event.listen(orm.Session, "after_commit", _after_commit)
         event.listen(orm.Session, "after_transaction_end", _after_transaction_end)
+        event.listen(orm.Session, "after_soft_rollback", _after_soft_rollback)
         _listening = True
 
 
@@ -247,6 +255,21 @@ def _after_commit(session: Any) -> None:
     waiting: list[Transaction] | None = session.info.pop(SESSION_KEY, None)
     for transaction in waiting or ():
         transaction.committed()
+
+
+def _within(inner: Any, savepoint: Any) -> bool:
+    """Whether the SessionTransaction ``inner`` is ``savepoint`` or nested in it."""
+    while inner is not None:
+        if inner is savepoint:
+            return True
+        inner = inner.parent
+    return False
+
+
+def _after_soft_rollback(session: Any, previous_transaction: Any) -> None:
+    if previous_transaction.nested:  # a savepoint rolled back: its jobs are gone
+        for pending in session.info.get(SESSION_KEY, ()):
+            pending.savepoint_rolled_back(previous_transaction)
 
 
 def _after_transaction_end(session: Any, transaction: Any) -> None:

@@ -188,10 +188,18 @@ def test_job_enqueued_is_sent_after_the_commit_and_never_after_a_rollback(world:
                 third = world.welcome.enqueue(3)
                 savepoint.commit()
                 assert seen == [first.id]  # released savepoint: still waiting for the commit
+                outer = session.begin_nested()
+                world.welcome.enqueue(4)
+                inner = session.begin_nested()
+                world.welcome.enqueue(5)
+                inner.commit()
+                outer.rollback()  # takes 4 and 5 (in a savepoint within it) away
             session.commit()
     finally:
         signals.job_enqueued.disconnect(receiver)
     assert seen == [first.id, third.id]
+    stored = [job.id for job in world.queue.list()]
+    assert stored == [first.id, third.id]
 
 
 @both_backends

@@ -42,4 +42,5 @@ def test_smoke_run_prints_the_table() -> None:
     ] in rows, done.stdout
     labels = [row[0] for row in rows]
     assert "user row + job, one transaction, psycopg connection (us/txn)" in labels
+    assert "user row + 100 jobs (enqueue_many), psycopg connection (us/txn)" in labels
     assert "user row + job, one transaction, SQLAlchemy Session (us/txn)" in labels

@@ -111,12 +111,13 @@ class Transaction:
     ) -> list[int]:
         """Write one job like ``template`` per payload (with ``limit_keys[i]``, when
         given), in multi-row inserts where they have no unique key; their ids."""
-        if limit_keys is None:
-            jobs = [template._replace(payload=payload) for payload in payloads]
+        storage = self.owner.storage
+        if limit_keys is None:  # one statement for all, as the queue's own bulk path
+            ids = storage.enqueue_payloads_on(self._connection(), template, payloads, now=now)
         else:
             pairs = zip(payloads, limit_keys, strict=True)
             jobs = [template._replace(payload=p, limit_key=k) for p, k in pairs]
-        ids = self.owner.storage.enqueue_many_on(self._connection(), jobs, now=now)
+            ids = storage.enqueue_many_on(self._connection(), jobs, now=now)
         if ids:
             self._pending(template.queue, None)
         return ids

@@ -74,6 +74,15 @@ class ExternalStorage(Protocol):
         Every entry is checked before anything is written. Returns the ids in order."""
         ...
 
+    def enqueue_payloads_on(
+        self, connection: Any, template: NewJob, payloads: Sequence[str], *, now: float
+    ) -> list[int]:
+        """:meth:`~jobq.storage.base.Storage.enqueue_payloads` through ``connection``, as
+        :meth:`enqueue_on` does: jobs equal to ``template`` but for their payloads, in
+        one statement where the template has no unique key nor limit key. Returns
+        the ids in order."""
+        ...
+
     def notify_committed(self, queues: Collection[str]) -> None:
         """Tell the worker pools of other processes that jobs of ``queues`` were
         committed (call it after the app's commit). SQLite: through the wake-up
@@ -90,6 +99,13 @@ class ExternalStore(Protocol):
 
     def enqueue_many(self, connection: Any, jobs: Sequence[NewJob], now: float) -> list[int]:
         """Check ``connection`` and store ``jobs`` (at least one) in it; their ids."""
+        ...
+
+    def enqueue_payloads(
+        self, connection: Any, template: NewJob, payloads: Sequence[str], now: float
+    ) -> list[int]:
+        """Check ``connection`` and store ``template`` once per payload (at least one;
+        the template has no unique key nor limit key) in it; their ids."""
         ...
 
     def committed(self, queues: Collection[str]) -> None:

@@ -39,6 +39,19 @@ class CheckedExternal:
             return []
         return self._external.enqueue_many(connection, jobs, now)
 
+    def enqueue_payloads_on(
+        self, connection: Any, template: NewJob, payloads: Sequence[str], *, now: float
+    ) -> list[int]:
+        check_time("now", now)
+        check_new(template._replace(payload=""), None)
+        if template.unique_key is not None or template.limit_key is not None or not payloads:
+            jobs = [template._replace(payload=p) for p in payloads]
+            return self.enqueue_many_on(connection, jobs, now=now)
+        for index, payload in enumerate(payloads):
+            if type(payload) is not str:
+                check_new(template._replace(payload=payload), index)  # raises TypeError
+        return self._external.enqueue_payloads(connection, template, payloads, now)
+
     def notify_committed(self, queues: Collection[str]) -> None:
         names = sorted({queue for queue in queues if isinstance(queue, str) and queue})
         if names:

@@ -335,3 +335,30 @@ def test_two_open_transactions_racing_for_a_key_store_one_job(
     assert not outcome[0].created
     assert outcome[0].job.id == first.job.id
     assert [job.payload for job in storage.list_jobs()] == ["[1]"]
+
+
+def test_the_bulk_path_of_one_template_goes_in_with_the_transaction(
+    storage: Storage, app: App
+) -> None:
+    template = NewJob("bulk", "", priority=2)
+    app.begin()
+    payloads = [f"[{i}]" for i in range(300)]
+    ids = storage.enqueue_payloads_on(app.raw, template, payloads, now=T0)
+    assert len(set(ids)) == 300
+    assert ids == sorted(ids)
+    keyed = template._replace(unique_key="one")
+    same = storage.enqueue_payloads_on(app.raw, keyed, ["[1]", "[2]"], now=T0)
+    assert same[0] == same[1]  # the unique key's path: the second finds the first
+    assert storage.enqueue_payloads_on(app.raw, template, [], now=T0) == []
+    with pytest.raises(TypeError, match="payload must be JSON text"):
+        storage.enqueue_payloads_on(app.raw, template, ["[]", b"[]"], now=T0)  # type: ignore[list-item]
+    assert storage.list_jobs() == []
+    app.commit()
+    stored = storage.list_jobs(limit=1000)
+    assert [job.id for job in stored[:300]] == ids
+    assert [job.payload for job in stored[:300]] == payloads
+    assert {job.priority for job in stored} == {2}
+    app.begin()
+    gone = storage.enqueue_payloads_on(app.raw, template, ["[7]", "[8]"], now=T0)
+    app.rollback()
+    assert all(storage.get(i) is None for i in gone)

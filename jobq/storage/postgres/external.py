@@ -34,7 +34,7 @@ from ...errors import ConfigurationError
 from ..base import Enqueued, NewJob, StorageError
 from . import sql
 from .connection import Database
-from .inserts import Inserted, _enqueue_params, _new_job, insert_jobs, insert_keyed
+from .inserts import Inserted, _enqueue_params, _new_job, insert_jobs, insert_keyed, payloads_params
 
 IDENTITY = (
     "SELECT current_database(), extract(epoch from pg_postmaster_start_time())::float8, "
@@ -68,6 +68,16 @@ class PostgresExternal:
             ids = insert_jobs(conn, jobs, self._db.now(now))
             conn.execute(sql.NOTIFY, (sorted({job.queue for job in jobs}),))
             return ids
+
+    def enqueue_payloads(
+        self, connection: Any, template: NewJob, payloads: Sequence[str], now: float
+    ) -> list[int]:
+        with self._joined(connection) as conn:
+            params = payloads_params(template, payloads, self._db.now(now))
+            row = conn.execute(sql.ENQUEUE_PAYLOADS, params).fetchone()
+            assert row is not None
+            ids, _notified = row
+            return list(ids)
 
     def committed(self, queues: Collection[str]) -> None:
         """Nothing: the ``NOTIFY`` sent in the transaction was delivered at its commit."""

@@ -82,6 +82,15 @@ class SQLiteExternal:
         except self._db.errors as exc:
             raise StorageError(describe_error(self._db.path, exc)) from exc
 
+    def enqueue_payloads(
+        self, connection: Any, template: NewJob, payloads: Sequence[str], now: float
+    ) -> list[int]:
+        conn = self._joined(connection)
+        try:
+            return self._inserts.insert_payloads(conn, template, payloads, now)
+        except self._db.errors as exc:
+            raise StorageError(describe_error(self._db.path, exc)) from exc
+
     def committed(self, queues: Collection[str]) -> None:
         for queue in queues:
             self._notify(queue)

@@ -210,6 +210,31 @@ def show(job_id: str, as_json: bool) -> None:
     _answer(lambda: core.show_job(_queue(), core.parse_job_id(job_id), as_json=as_json))
 
 
+@jobq_cli.command("batch")
+@click.argument("batch_id", metavar="ID", type=int)
+@_json_option
+def batch(batch_id: int, as_json: bool) -> None:
+    """Show one batch: its jobs' counts per status and its callbacks."""
+    _answer(lambda: core.show_batch(_queue(), batch_id, as_json=as_json))
+
+
+@jobq_cli.command("batches")
+@click.option("--limit", type=int, default=20, show_default=True, help="Batches to show.")
+@click.option("--before", type=int, default=None, metavar="ID", help="Batches below this id.")
+@_json_option
+def batches(limit: int, before: int | None, as_json: bool) -> None:
+    """List the newest batches with their counts."""
+    _answer(lambda: core.show_batches(_queue(), limit=limit, before=before, as_json=as_json))
+
+
+@jobq_cli.command("cancel-batch")
+@click.argument("batch_id", metavar="ID", type=int)
+@_json_option
+def cancel_batch(batch_id: int, as_json: bool) -> None:
+    """Cancel a batch: its pending jobs now, its running ones asked to stop."""
+    _answer(lambda: core.cancel_batch(_queue(), batch_id, as_json=as_json))
+
+
 @jobq_cli.command("enqueue")
 @click.argument("name", metavar="NAME")
 @click.option("--args", "args_json", default="[]", metavar="JSON", help="A JSON array.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from .openapi_batches import BATCH_SCHEMAS, with_batch_paths
 from .openapi_bulk import with_bulk_paths
 from .openapi_dashboard import DASHBOARD_PATHS
 from .openapi_schemas import SCHEMAS, STATUSES, ref
@@ -403,6 +404,7 @@ _PATHS: dict[str, Any] = {
 }
 
 _PATHS = with_bulk_paths(_PATHS)  # filters of /jobs, /jobs/count, bulk actions
+_PATHS = with_batch_paths(_PATHS)  # /batches, /batches/{id}, its cancel
 
 _SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -419,7 +421,7 @@ _SPEC: dict[str, Any] = {
     },
     "paths": {**_PATHS, **DASHBOARD_PATHS},
     "components": {
-        "schemas": SCHEMAS,
+        "schemas": {**SCHEMAS, **BATCH_SCHEMAS},
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
     },
 }

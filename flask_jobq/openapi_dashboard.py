@@ -182,6 +182,22 @@ DASHBOARD_PATHS: dict[str, Any] = {
             responses=_NOT_FOUND,
         ),
     },
+    "/ui/batches/{batch_id}": {
+        **_page(
+            "dashboardBatch",
+            "One batch: its jobs' counts per status, whether it is sealed or finished, "
+            "its callbacks and the jobs they enqueued.",
+            parameters=[{**_JOB_ID, "name": "batch_id"}],
+            responses=_NOT_FOUND,
+        ),
+        **_form(
+            "dashboardBatchAction",
+            "Cancel the batch (`action` field): its pending jobs now, running ones asked to stop.",
+            {"action": {"type": "string", "enum": ["cancel"]}},
+            parameters=[{**_JOB_ID, "name": "batch_id"}],
+            responses=_NOT_FOUND,
+        ),
+    },
     "/ui/workers": _page(
         "dashboardWorkers", "Every live worker pool, with the jobs it runs and for how long."
     ),

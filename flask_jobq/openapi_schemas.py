@@ -41,6 +41,7 @@ JOB_PROPERTIES: dict[str, Any] = {
     "cancel_requested": {"type": "boolean"},
     "expires_at": {**NUMBER_OR_NULL, "description": "Not started by then: cancelled."},
     "limit_key": {"type": ["string", "null"], "description": "Its per-key limits' group."},
+    "batch_id": {"type": ["integer", "null"], "description": "The batch it belongs to."},
 }
 """The fields of a job as the JSON shows it (every one always present)."""
 
@@ -216,6 +217,7 @@ SCHEMAS: dict[str, Any] = {
                     "running",
                     "health",
                     "openapi",
+                    "batches",
                 ],
                 "additionalProperties": {"type": "string"},
             },

@@ -52,6 +52,7 @@ from jobq.storage.base import Stats
 from jobq.storage.job_logs import logs_as_dict
 
 from .access import authorise_request
+from .batch_views import register_batch_views
 from .bulk_views import register_bulk_views
 from .config import DEFAULT_URL_PREFIX as DEFAULT_URL_PREFIX
 from .config import AuthCallback as AuthCallback
@@ -80,6 +81,7 @@ INDEX_LINKS = {
     "schedules": "list_schedules",
     "workers": "list_workers",
     "running": "running",
+    "batches": "list_batches",
     "health": HEALTH_ENDPOINT,
     "openapi": "openapi",
 }
@@ -302,6 +304,7 @@ def make_blueprint() -> Blueprint:
 
     register_bulk_views(bp)  # the job list with filters, count and bulk actions
     register_history_views(bp)
+    register_batch_views(bp)  # batches: counts, callbacks, cancel
     return bp
 
 

@@ -4,6 +4,9 @@ This package is the framework-free core; it never imports Flask.
 """
 
 from . import signals as signals
+from .batches import Batch as Batch
+from .batches import BatchState as BatchState
+from .batches import BatchSummary as BatchSummary
 from .clock import SYSTEM_CLOCK as SYSTEM_CLOCK
 from .clock import WALL_CLOCK as WALL_CLOCK
 from .clock import Clock as Clock
@@ -16,6 +19,8 @@ from .context import current_job as current_job
 from .default_queue import configure as configure
 from .default_queue import default_queue as default_queue
 from .default_queue import submit as submit
+from .errors import BatchNotFound as BatchNotFound
+from .errors import BatchSealed as BatchSealed
 from .errors import ChildProcessDied as ChildProcessDied
 from .errors import ChildTaskError as ChildTaskError
 from .errors import ConfigurationError as ConfigurationError
@@ -65,6 +70,11 @@ from .worker import WorkerPool as WorkerPool
 
 __all__ = [
     "AttemptRecord",
+    "Batch",
+    "BatchNotFound",
+    "BatchSealed",
+    "BatchState",
+    "BatchSummary",
     "BoundTask",
     "BoundedExecutor",
     "BulkResult",

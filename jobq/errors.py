@@ -249,3 +249,24 @@ class AppImportError(CommandError):
     def __init__(self, message: str, details: str) -> None:
         super().__init__(message)
         self.details = details
+
+
+class BatchNotFound(JobqError, LookupError):
+    """No batch has this id. ``batch_id`` is the id."""
+
+    def __init__(self, batch_id: int) -> None:
+        super().__init__(f"no batch with id {batch_id}")
+        self.batch_id = batch_id
+
+
+class BatchSealed(JobqError):
+    """Jobs were added to a batch that is sealed (its ``with`` block ended, or
+    ``seal()`` or ``cancel()`` was called): its callback may have run already, so
+    the jobs are refused and nothing is stored. Make a new batch for more jobs.
+    ``batch_id`` is the batch's id."""
+
+    def __init__(self, batch_id: int) -> None:
+        super().__init__(
+            f"batch {batch_id} is sealed: no jobs can be added to it; make a new batch"
+        )
+        self.batch_id = batch_id

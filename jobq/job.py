@@ -92,6 +92,8 @@ class Job:
         for no expiry.
     :param limit_key: the group its task's per-key limits count it in (see the
         task's ``limit_key``), computed when it was enqueued; None for none.
+    :param batch_id: the batch the job belongs to (:meth:`jobq.DurableQueue.batch`),
+        or None.
     """
 
     id: int
@@ -117,6 +119,7 @@ class Job:
     updated_at: float
     expires_at: float | None = None
     limit_key: str | None = None
+    batch_id: int | None = None
 
     def decoded_payload(self) -> Any:
         """The payload decoded with :func:`json.loads`."""
@@ -159,6 +162,7 @@ _new_job = object.__new__
     _set_updated_at,
     _set_expires_at,
     _set_limit_key,
+    _set_batch_id,
 ) = (Job.__dict__[name].__set__ for name in Job.__dataclass_fields__)
 
 
@@ -186,6 +190,7 @@ def make_job(
     updated_at: float,
     expires_at: float | None = None,
     limit_key: str | None = None,
+    batch_id: int | None = None,
 ) -> Job:
     """``Job(...)`` with every field given, built faster (for storage's hot paths)."""
     job: Job = _new_job(Job)
@@ -212,4 +217,5 @@ def make_job(
     _set_updated_at(job, updated_at)
     _set_expires_at(job, expires_at)
     _set_limit_key(job, limit_key)
+    _set_batch_id(job, batch_id)
     return job

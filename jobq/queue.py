@@ -22,6 +22,7 @@ from .errors import JobNotFound as JobNotFound  # its home before errors.py; sti
 from .errors import PayloadError, UnknownTask
 from .job import Job
 from .limit_keys import LimitKey
+from .queue_batches import QueueBatches
 from .queue_bulk import QueueBulk
 from .queue_control import QueueControl
 from .queue_schedules import QueueSchedules
@@ -44,7 +45,7 @@ DEFAULT_MAX_PAYLOAD = defaults.MAX_PAYLOAD_BYTES
 """Default largest job arguments, in bytes of JSON."""
 
 
-class DurableQueue(QueueSchedules, QueueControl, QueueBulk, QueueTransactions):
+class DurableQueue(QueueSchedules, QueueControl, QueueBulk, QueueBatches, QueueTransactions):
     """Persistent jobs: enqueue now, run in worker threads, survive restarts and crashes.
 
     ::

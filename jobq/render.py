@@ -34,7 +34,8 @@ def job_to_dict(
     ``cancel_requested``, [``lease_owner``, ``lease_expires_at``], ``run_at``,
     ``created_at``, ``started_at``, ``finished_at``, ``updated_at``, ``expires_at``
     (None, or when the job ends cancelled if it has not started by then).
-    ``created_at``, ``started_at``, ``finished_at``, ``updated_at``, ``limit_key``.
+    ``created_at``, ``started_at``, ``finished_at``, ``updated_at``, ``limit_key``,
+    ``batch_id`` (None, or the batch the job belongs to).
     """
     record: dict[str, Any] = {
         "id": job.id,
@@ -71,6 +72,7 @@ def job_to_dict(
             "updated_at": job.updated_at,
             "expires_at": job.expires_at,
             "limit_key": job.limit_key,
+            "batch_id": job.batch_id,
         }
     )
     return record

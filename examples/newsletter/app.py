@@ -9,7 +9,11 @@ example on a free port of 127.0.0.1, see local_smtp.py). That server answers
 ``451 try again later`` to the first attempt for every 500th recipient; the
 handler treats a 4xx reply as temporary, so those deliveries are retried with
 backoff (a 5xx reply fails the job at once). Each worker thread keeps one SMTP
-connection open and reuses it. ``GET /newsletter/progress`` shows the queue's
+connection open and reuses it. The emails of one request are a jobq batch: when
+the last of them has ended (sent, or failed for good), the batch's callback job
+writes the report, "10,000 sent, 3 failed", once, whichever worker ended it;
+``GET /newsletter/<batch id>`` shows the batch's counts and that report.
+``GET /newsletter/progress`` shows the queue's
 counts next to what the SMTP server received, and the extension's JSON monitor
 is mounted at ``/jobq``, open to local requests only: from a loopback address,
 naming a loopback host (``localhost``, ``127.0.0.1``, ``[::1]``) in ``Host``,
@@ -40,7 +44,7 @@ from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, request, url_for
 from local_smtp import SmtpServer, start_smtp_server
-from werkzeug.exceptions import BadRequest, HTTPException
+from werkzeug.exceptions import BadRequest, HTTPException, NotFound
 
 import jobq
 from flask_jobq import JobQ, is_local_request
@@ -50,6 +54,7 @@ from jobq.handlers import email
 HERE = Path(__file__).resolve().parent
 EXTENSION_KEY = "newsletter"
 QUEUE = "newsletter"  # the emails' own queue, served by this app's workers
+REPORTS = "newsletter-reports"  # the batch callbacks' queue, served by the same workers
 SENDER = "newsletter@example.com"
 MAX_RECIPIENTS = 10_000
 MAX_SUBJECT_LENGTH = 200
@@ -98,6 +103,41 @@ def mailer_of(app: Flask) -> email.Mailer:
 jobq_ext = JobQ()
 
 
+@jobq_ext.task("newsletter_report", queue=REPORTS)
+def newsletter_report(batch: jobq.BatchSummary) -> str:
+    """The batch's callback, run once when every email of a newsletter has ended:
+    the admin's report, kept as this job's result (and logged)."""
+    report = f"{batch['completed']:,} sent, {batch['failed']:,} failed"
+    if batch["cancelled"]:
+        report += f", {batch['cancelled']:,} cancelled"
+    current_app.logger.info("newsletter %r: %s", batch["meta"]["subject"], report)
+    return report
+
+
+def batch_report(batch_id: int) -> dict[str, Any]:
+    """A newsletter's batch: counts, and the report once its callback has run."""
+    state = jobq_ext.queue.get_batch(batch_id).status()
+    report = None
+    if state.callback_job_ids:
+        callback = jobq_ext.queue.get(state.callback_job_ids[0])
+        if callback.status is jobq.JobStatus.COMPLETED:
+            report = callback.decoded_result()
+    return {
+        "batch": state.id,
+        "subject": state.decoded_meta()["subject"],
+        "jobs": {
+            "total": state.total,
+            "pending": state.pending,
+            "processing": state.processing,
+            "completed": state.completed,
+            "failed": state.failed,
+            "cancelled": state.cancelled,
+        },
+        "finished": state.finished,
+        "report": report,
+    }
+
+
 def create_app(
     test_config: dict[str, Any] | None = None,
     *,
@@ -116,7 +156,7 @@ def create_app(
     app.config.update(
         JOBQ_DATABASE="newsletter.db",  # in the instance folder
         JOBQ_CONCURRENCY=CONCURRENCY,
-        JOBQ_QUEUES=[QUEUE],
+        JOBQ_QUEUES=[QUEUE, REPORTS],
         # The monitor at /jobq is closed unless we say who may use it: this machine only.
         # Not the client address alone: a page using DNS rebinding reaches us from
         # 127.0.0.1 under its own host name, and a local proxy forwards everyone.
@@ -159,6 +199,8 @@ def create_app(
                     f"{MAX_RECIPIENTS}; answers 202 with the count and the progress link"
                 ),
                 "GET /newsletter/progress": "job counts per status and what the SMTP server got",
+                "GET /newsletter/<batch>": "one newsletter's counts, and its report once all "
+                "its emails have ended (the batch callback's result)",
                 "GET /jobq/": "jobq's dashboard, in a browser: jobs, workers, queues, "
                 "schedules, bulk retry",
                 "GET /jobq/stats": "jobq's monitor (also /jobq/jobs?status=failed, /jobq/running); "
@@ -178,19 +220,25 @@ def create_app(
         subject, count = parse_newsletter()
         started = time.perf_counter()
         recipients = [f"user{number}@example.com" for number in range(1, count + 1)]
-        ids = send_email.enqueue_many(
-            [
-                {"to": to, "subject": subject, "text": message_text(to, subject)}
-                for to in recipients
-            ],
-            queue=QUEUE,
-        )
+        # One batch: leaving the block seals it, and its callback reports once every
+        # email has ended.
+        meta = {"subject": subject, "recipients": count}
+        with jobq_ext.queue.batch(on_complete=newsletter_report, meta=meta) as batch:
+            ids = batch.enqueue_many(
+                send_email.options(queue=QUEUE),
+                [
+                    {"to": to, "subject": subject, "text": message_text(to, subject)}
+                    for to in recipients
+                ],
+            )
         progress = url_for("progress")
         return (
             {
                 "queued": len(ids),
                 "subject": subject,
                 "job_ids": [ids[0], ids[-1]],
+                "batch": batch.id,
+                "report": url_for("newsletter_batch", batch_id=batch.id),
                 "enqueue_seconds": round(time.perf_counter() - started, 3),
                 "progress": progress,
             },
@@ -213,6 +261,13 @@ def create_app(
             "done": waiting == 0,
             "smtp_server": asdict(server.stats()),  # since this process started it
         }
+
+    @app.get("/newsletter/<int:batch_id>")
+    def newsletter_batch(batch_id: int) -> dict[str, Any]:
+        try:
+            return batch_report(batch_id)
+        except jobq.BatchNotFound as error:
+            raise NotFound(str(error)) from None
 
     return app
 
@@ -325,6 +380,17 @@ def check(count: int) -> bool:
         elapsed = time.monotonic() - started
         jobs = progress["jobs"]
         expect("every job finished in time", progress["done"], f"{elapsed:.1f} s")
+        report: dict[str, Any] = {}
+        while time.monotonic() < deadline:  # the batch callback runs after the last email
+            report = client.get(body["report"]).get_json()
+            if report["report"] is not None:
+                break
+            time.sleep(0.05)
+        expect(
+            "the batch callback reported once every email had ended",
+            report.get("report") == f"{count:,} sent, 0 failed",
+            json.dumps(report),
+        )
         expect(
             f"all {count} jobs completed, none failed",
             jobs["completed"] == count and jobs["failed"] == 0,
@@ -367,6 +433,7 @@ def check(count: int) -> bool:
             "distinct_recipients": len(set(recipients)),
             "refused_451": len(refused),
             "failed": jobs["failed"],
+            "report": report.get("report"),
             "smtp_connections": connections,
             "seconds": round(elapsed, 2),
             "per_second": round(count / elapsed),

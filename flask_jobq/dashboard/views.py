@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 import jobq
-from jobq.errors import JobNotFound, TooManyPausedQueues
+from jobq.errors import BatchNotFound, JobNotFound, TooManyPausedQueues
 
 from ..state import state_for
 from . import data
@@ -157,6 +157,23 @@ def make_dashboard() -> Blueprint:
                 queue.get(job_id)  # a job deleted meanwhile is a 404
                 return notice_redirect(target, str(exc), error=True)
         return notice_redirect(target, f"job {job_id} {_JOB_ACTIONS[action]}")
+
+    @bp.get("/batches/<int:batch_id>")
+    def batch(batch_id: int) -> Response:
+        state = _batch(batch_id).status()
+        callbacks = [state_for().queue.get(job_id) for job_id in state.callback_job_ids]
+        return render_page(
+            "jobq/batch.html", batch=state, meta=state.decoded_meta(), callbacks=callbacks
+        )
+
+    @bp.post("/batches/<int:batch_id>")
+    def batch_action(batch_id: int) -> Response:
+        _checked_form("action", ("cancel",))
+        state = _batch(batch_id).cancel()
+        return notice_redirect(
+            link("batch", batch_id=batch_id),
+            f"batch {batch_id} cancelled: {human_number(state.cancelled)} jobs cancelled",
+        )
 
     @bp.get("/workers")
     def workers() -> Response:
@@ -325,6 +342,15 @@ def _job_id(job_id: int) -> int:
     if job_id > _MAX_ID:
         raise JobNotFound(job_id)
     return job_id
+
+
+def _batch(batch_id: int) -> jobq.Batch:
+    try:
+        if batch_id > _MAX_ID:
+            raise BatchNotFound(batch_id)
+        return state_for().queue.get_batch(batch_id)
+    except BatchNotFound as exc:
+        abort(404, str(exc))
 
 
 def _bulk_action(values: Any) -> str:

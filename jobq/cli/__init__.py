@@ -7,6 +7,7 @@
     jobq stats --db instance/jobs.db
     jobq list --db instance/jobs.db --status failed --limit 20
     jobq retry 42 --db instance/jobs.db
+    jobq batch 7 --db instance/jobs.db --json
     jobq schedules --db instance/jobs.db
     jobq workers --db instance/jobs.db --json
     jobq pause-schedule nightly-report --db instance/jobs.db
@@ -25,6 +26,8 @@ The package, one module a concept:
   to print, or :class:`~jobq.errors.CommandError`;
 - :mod:`jobq.cli.show`: :func:`show_job`, the ``show ID`` command (a job, its
   attempts that did not complete and its timeline);
+- :mod:`jobq.cli.batches`: :func:`show_batch`, :func:`show_batches` and
+  :func:`cancel_batch`, the ``batch ID``, ``batches`` and ``cancel-batch ID`` commands;
 - :mod:`jobq.cli.enqueue`: :func:`enqueue_by_name`, the ``enqueue NAME`` command;
 - :mod:`jobq.cli.run`: :func:`run_worker`, the worker stopped by SIGTERM or SIGINT;
 - :mod:`jobq.cli.health`: :class:`HealthServer`, the worker's ``--health-port`` check;
@@ -49,6 +52,9 @@ port in use), reported on one line of stderr, or a module given to
 from __future__ import annotations
 
 from ..errors import CommandError as CommandError
+from .batches import cancel_batch as cancel_batch
+from .batches import show_batch as show_batch
+from .batches import show_batches as show_batches
 from .commands import LIST_LIMIT as LIST_LIMIT
 from .commands import MAX_LIST_LIMIT as MAX_LIST_LIMIT
 from .commands import cancel_job as cancel_job
@@ -92,6 +98,7 @@ __all__ = [
     "CommandError",
     "TerminalSafeFormatter",
     "build_parser",
+    "cancel_batch",
     "cancel_job",
     "configure_logging",
     "enqueue_by_name",
@@ -105,6 +112,8 @@ __all__ = [
     "resume_schedule",
     "retry_job",
     "run_worker",
+    "show_batch",
+    "show_batches",
     "show_job",
     "show_job_logs",
     "show_jobs",

@@ -21,6 +21,7 @@ from types import ModuleType
 
 from ..errors import AppImportError, CommandError, JobqError
 from ..queue import DurableQueue
+from .batches import cancel_batch, show_batch, show_batches
 from .bulk import run_bulk, wants_bulk
 from .commands import (
     cancel_job,
@@ -87,6 +88,11 @@ _VERBS: dict[str, Callable[[DurableQueue, argparse.Namespace], str]] = {
     ),
     "logs": lambda queue, args: show_job_logs(queue, args.job_id, as_json=args.json),
     "show": lambda queue, args: show_job(queue, args.job_id, as_json=args.json),
+    "batch": lambda queue, args: show_batch(queue, args.batch_id, as_json=args.json),
+    "batches": lambda queue, args: show_batches(
+        queue, limit=args.limit, before=args.before, as_json=args.json
+    ),
+    "cancel-batch": lambda queue, args: cancel_batch(queue, args.batch_id, as_json=args.json),
     "enqueue": enqueue_by_name,
     "cancel": lambda queue, args: cancel_job(queue, args.job_id, as_json=args.json),
     "retry": lambda queue, args: retry_job(queue, args.job_id, delay=args.delay, as_json=args.json),

@@ -10,6 +10,7 @@ import argparse
 from typing import NoReturn
 
 from .. import defaults
+from .batches import add_batch_parsers
 from .bulk import add_bulk_verbs
 from .commands import LIST_LIMIT
 from .enqueue import add_enqueue_parser
@@ -225,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     logs.add_argument("job_id", type=int, metavar="ID", help="the job's id")
     add_show_parser(verbs, [common, as_json])
+    add_batch_parsers(verbs, [common, as_json])
     add_enqueue_parser(verbs, [common, as_json])
     cancel = verbs.add_parser(
         "cancel",

@@ -48,6 +48,7 @@ class JobRow(NamedTuple):
     updated_at: float
     expires_at: float | None
     limit_key: str | None
+    batch_id: int | None
 
 
 JOB_COLUMNS: tuple[str, ...] = JobRow._fields
@@ -114,6 +115,7 @@ def row_to_job(r: JobRow) -> Job:
         r.updated_at,
         r.expires_at,
         r.limit_key,
+        r.batch_id,
     )
 
 

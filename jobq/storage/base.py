@@ -42,6 +42,7 @@ from ..errors import (
     WrongProcessError,
 )
 from ..job import Job, JobError, JobStatus
+from .batches import BatchStorage
 from .bulk import BulkStorage
 from .external import ExternalStorage
 from .job_logs import JobLogStorage
@@ -91,10 +92,10 @@ FINAL_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 @runtime_checkable
-class Storage(BulkStorage, JobLogStorage, ExternalStorage, Protocol):
+class Storage(BulkStorage, JobLogStorage, BatchStorage, ExternalStorage, Protocol):
     """Durable job storage with leases, job log lines (:mod:`.job_logs`), and
-    filters with bulk actions (:mod:`.bulk`), jobs written in the app's own
-    transaction (:mod:`.external`). Safe to
+    filters with bulk actions (:mod:`.bulk`), batches (:mod:`.batches`), jobs
+    written in the app's own transaction (:mod:`.external`). Safe to
     share between threads; each process opens its own connections (a storage object
     survives ``fork()``).
 

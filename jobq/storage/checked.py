@@ -44,6 +44,7 @@ from .base import (
     TaskLimit,
 )
 from .bulk import BulkStore, CheckedBulk
+from .checked_batches import CheckedBatches
 from .external import ExternalStore
 from .external_checked import CheckedExternal
 from .history import CheckedHistory
@@ -57,7 +58,13 @@ _NOTHING_RENEWED = RenewResult(frozenset(), frozenset(), frozenset())
 
 
 class CheckedStorage(
-    CheckedWorkers, CheckedHistory, CheckedJobLogs, CheckedBulk, CheckedExternal, Storage
+    CheckedWorkers,
+    CheckedHistory,
+    CheckedJobLogs,
+    CheckedBulk,
+    CheckedBatches,
+    CheckedExternal,
+    Storage,
 ):
     """A :class:`~jobq.storage.base.Storage` whose arguments are checked here, once,
     before one of the backend's parts runs its SQL. The methods are documented
@@ -67,8 +74,9 @@ class CheckedStorage(
     :attr:`_schedules`, :attr:`_workers` (the registry of live worker pools of
     :class:`~jobq.storage.workers.CheckedWorkers`), :attr:`_job_logs` and
     :attr:`_history` (:class:`~jobq.storage.history.CheckedHistory`),
-    :attr:`_bulk` (filters and bulk actions) and :attr:`_external` (jobs written
-    through the app's connection, :mod:`~jobq.storage.external`) in its
+    :attr:`_bulk` (filters and bulk actions), :attr:`_batches`
+    (:class:`~jobq.storage.checked_batches.CheckedBatches`) and :attr:`_external`
+    (jobs written through the app's connection, :mod:`~jobq.storage.external`) in its
     constructor and implements :meth:`close`.
     Use it as a context manager, or call :meth:`close`.
     """

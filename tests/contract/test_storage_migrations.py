@@ -340,3 +340,44 @@ def test_a_version_8_postgres_schema_gains_the_throttle_index() -> None:
         assert found is not None
     finally:
         drop_postgres_schema(url)
+
+
+# SQLite files of version 8 and PostgreSQL schemas of version 9 had no batches: their
+# jobs belong to none, and batches work at once after the upgrade.
+def _check_batches_after_upgrade(storage: Storage) -> None:
+    from jobq.storage.base import Completion
+    from jobq.storage.batches import NewBatch
+
+    _check_upgraded(storage)
+    assert {job.batch_id for job in storage.list_jobs()} == {None}
+    batch = storage.create_batch(NewBatch(on_complete="report"), now=T0)
+    (job_id,) = storage.enqueue_in_batch(batch.id, [NewJob("send", "[]", queue="q")], now=T0)
+    storage.seal_batch(batch.id, now=T0)
+    (claimed,) = storage.claim(["q"], owner="w", now=T0, lease_seconds=30)
+    assert claimed.id == job_id
+    assert claimed.lease_token is not None
+    storage.complete_many([Completion(job_id, claimed.lease_token)], now=T0 + 1)
+    done = storage.batch(batch.id)
+    assert done is not None
+    assert done.finished_at == T0 + 1
+    assert len(done.callback_job_ids) == 1
+
+
+def test_a_version_8_sqlite_file_gains_batches(tmp_path: Path) -> None:
+    path = tmp_path / "v8.db"
+    write_old_sqlite_file(path, 8, _insert_sql, OLD_ROWS)
+    with SQLiteStorage(path) as storage:
+        _check_batches_after_upgrade(storage)
+
+
+@pytest.mark.postgres
+def test_a_version_9_postgres_schema_gains_batches() -> None:
+    from jobq.storage.postgres import PostgresStorage
+
+    url = postgres_schema_url()
+    try:
+        write_old_postgres_schema(url, 9, _insert_sql, OLD_ROWS)
+        with PostgresStorage(url, clock="caller") as storage:
+            _check_batches_after_upgrade(storage)
+    finally:
+        drop_postgres_schema(url)

@@ -90,6 +90,7 @@ def test_check_runs_the_whole_flow_and_reports_its_numbers() -> None:
     assert result["queued"] == result["delivered"] == result["distinct_recipients"] == 2000
     assert result["refused_451"] == 4  # user500, user1000, user1500, user2000
     assert result["failed"] == 0
+    assert result["report"] == "2,000 sent, 0 failed"  # the batch callback, once
     assert 1 <= result["smtp_connections"] <= 4 + 4  # one per worker, reused
     assert result["per_second"] > 0
 
@@ -193,8 +194,9 @@ def test_a_small_newsletter_is_delivered_once_per_recipient(
     assert server.refused_recipients() == {f"user{n}@example.com" for n in range(10, 51, 10)}
     # They are the email handler's jobs, in the newsletter queue.
     queue = app.extensions["jobq"].queue
-    completed = queue.list(status="completed", limit=100)
+    completed = queue.list(status="completed", queue="newsletter", limit=100)
     assert {(job.name, job.queue) for job in completed} == {(email.TASK_NAME, "newsletter")}
+    assert {job.batch_id for job in completed} == {body["batch"]}
     attempts = {job.decoded_payload()["kwargs"]["to"]: job.attempts for job in completed}
     assert attempts["user10@example.com"] == 2
     assert attempts["user7@example.com"] == 1
@@ -208,9 +210,28 @@ def test_a_small_newsletter_is_delivered_once_per_recipient(
 def test_a_permanent_refusal_fails_the_job_at_once(make_app: Any) -> None:
     app = make_app(refuse_every=0, reject_every=5)
     client = app.test_client()
-    assert client.post("/newsletter", json={"subject": "hi", "recipients": 12}).status_code == 202
+    answer = client.post("/newsletter", json={"subject": "hi", "recipients": 12})
+    assert answer.status_code == 202
     progress = wait_until_done(app)
     assert (progress["jobs"]["completed"], progress["jobs"]["failed"]) == (10, 2)
+    report: dict[str, Any] = {}
+
+    def reported() -> bool:
+        nonlocal report
+        report = client.get(answer.get_json()["report"]).get_json()
+        return report["report"] is not None
+
+    wait_for(reported, "the batch callback reported", 20.0, interval=0.02)
+    assert report["report"] == "10 sent, 2 failed"
+    assert report["jobs"] == {
+        "total": 12,
+        "pending": 0,
+        "processing": 0,
+        "completed": 10,
+        "failed": 2,
+        "cancelled": 0,
+    }
+    assert client.get("/newsletter/999999").status_code == 404
     assert progress["smtp_server"]["rejected"] == 2
     failed = app.extensions["jobq"].queue.list(status="failed")
     assert sorted(job.decoded_payload()["kwargs"]["to"] for job in failed) == [

@@ -135,6 +135,25 @@ def test_a_batch_is_one_span_whose_context_every_job_carries(
     assert all([ids(link.context) for link in r.links] == [ids(batch.context)] for r in runs)
 
 
+def test_jobs_added_to_a_batch_carry_the_enqueue_span(
+    exporter: InMemorySpanExporter, queue: DurableQueue
+) -> None:
+    with queue.batch() as batch:
+        job = batch.enqueue("add", 1, 2)
+        job_ids = batch.enqueue_many("add", [[3], [4]])
+    [one] = spans(exporter, "enqueue default")
+    [many] = spans(exporter, "enqueue_many default")
+    assert json.loads(queue.get(job.id).payload)["trace"]["traceparent"].startswith(
+        f"00-{ids(one.context)[0]:032x}"
+    )
+    for job_id in job_ids:
+        assert json.loads(queue.get(job_id).payload)["trace"]["traceparent"].startswith(
+            f"00-{ids(many.context)[0]:032x}"
+        )
+    queue.run_until_empty()
+    assert batch.status().completed == 3
+
+
 def test_unique_keys_and_the_size_limit_see_the_arguments_only(
     exporter: InMemorySpanExporter, tmp_path: Path
 ) -> None:

@@ -289,6 +289,155 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX jobq_jobs_key_created ON jobq_jobs (name, unique_key, created_at) "
         "WHERE unique_key IS NOT NULL",
     ),
+    (
+        # Batches (jobq.storage.batches): jobs that are one unit, with callback jobs
+        # inserted by the transaction in which the last of them ends.
+        "ALTER TABLE jobq_jobs ADD COLUMN batch_id bigint, ADD COLUMN callback_of bigint",
+        # A batch's jobs by status: its live counts, and cancelling its pending jobs.
+        "CREATE INDEX jobq_jobs_batch ON jobq_jobs (batch_id, status) WHERE batch_id IS NOT NULL",
+        "CREATE INDEX jobq_jobs_callback_of ON jobq_jobs (callback_of) "
+        "WHERE callback_of IS NOT NULL",
+        """
+        CREATE TABLE jobq_batches (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            total bigint NOT NULL DEFAULT 0,
+            completed bigint NOT NULL DEFAULT 0,
+            failed bigint NOT NULL DEFAULT 0,
+            cancelled bigint NOT NULL DEFAULT 0,
+            sealed boolean NOT NULL DEFAULT false,
+            cancel_requested boolean NOT NULL DEFAULT false,
+            created_at double precision NOT NULL,
+            updated_at double precision NOT NULL,
+            finished_at double precision,
+            on_complete text,
+            on_success text,
+            on_failure text,
+            queue text NOT NULL,
+            priority integer NOT NULL,
+            max_attempts integer NOT NULL,
+            meta text NOT NULL
+        )
+        """,
+        # The sealed batches of `ids` whose jobs have all ended get their finish
+        # stamped and their callback jobs inserted (each with the batch's counts as
+        # its one argument, a BatchSummary), and workers are told. The caller holds
+        # the rows' locks, so one transaction alone sees finished_at still null.
+        """
+        CREATE FUNCTION jobq_batches_finish(ids bigint[]) RETURNS void
+        LANGUAGE plpgsql AS $$
+        DECLARE queues text[];
+        BEGIN
+            WITH done AS (
+                UPDATE jobq_batches SET finished_at = updated_at
+                WHERE id = ANY(ids) AND sealed AND finished_at IS NULL
+                    AND completed + failed + cancelled >= total
+                RETURNING *
+            ), ins AS (
+                INSERT INTO jobq_jobs (queue, name, payload, priority, status, max_attempts,
+                    run_at, created_at, updated_at, callback_of)
+                SELECT d.queue, c.name, json_build_object('args', json_build_array(
+                        json_build_object('id', d.id, 'event', c.event, 'total', d.total,
+                            'completed', d.completed, 'failed', d.failed,
+                            'cancelled', d.cancelled, 'meta', d.meta::json)),
+                        'kwargs', json_build_object())::text,
+                    d.priority, 'pending', d.max_attempts, d.updated_at, d.updated_at,
+                    d.updated_at, d.id
+                FROM done AS d CROSS JOIN LATERAL (VALUES
+                    (1, 'complete', d.on_complete),
+                    (2, 'success', CASE WHEN d.completed = d.total THEN d.on_success END),
+                    (3, 'failure', CASE WHEN d.failed > 0 THEN d.on_failure END)
+                ) AS c(k, event, name)
+                WHERE c.name IS NOT NULL ORDER BY d.id, c.k
+                RETURNING queue
+            )
+            SELECT array_agg(DISTINCT queue) INTO queues FROM ins;
+            IF queues IS NOT NULL THEN
+                PERFORM pg_notify('jobq_jobs', q) FROM unnest(queues) AS q;
+            END IF;
+        END $$
+        """,
+        # Every statement that changes jobs counts the changes into or out of an
+        # ended status of batches' jobs (a statement without batch jobs returns at
+        # the first test), locking the batches in id order (two
+        # transactions ending jobs of the same two batches cannot deadlock), then
+        # finishes those whose jobs have all ended.
+        """
+        CREATE FUNCTION jobq_batches_counted() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            touched bigint[];
+            completed_changes bigint[];
+            failed_changes bigint[];
+            cancelled_changes bigint[];
+            ats double precision[];
+        BEGIN
+            IF NOT EXISTS (SELECT 1 FROM jobq_after WHERE batch_id IS NOT NULL) THEN
+                RETURN NULL;
+            END IF;
+            SELECT array_agg(batch_id ORDER BY batch_id), array_agg(dc ORDER BY batch_id),
+                array_agg(df ORDER BY batch_id), array_agg(dx ORDER BY batch_id),
+                array_agg(at ORDER BY batch_id)
+            INTO touched, completed_changes, failed_changes, cancelled_changes, ats
+            FROM (
+                SELECT a.batch_id,
+                    sum((a.status = 'completed')::int - (b.status = 'completed')::int) AS dc,
+                    sum((a.status = 'failed')::int - (b.status = 'failed')::int) AS df,
+                    sum((a.status = 'cancelled')::int - (b.status = 'cancelled')::int) AS dx,
+                    max(a.updated_at) AS at
+                FROM jobq_after AS a JOIN jobq_before AS b ON a.id = b.id
+                WHERE a.batch_id IS NOT NULL AND a.status <> b.status
+                    AND (a.status IN ('completed', 'failed', 'cancelled')
+                        OR b.status IN ('completed', 'failed', 'cancelled'))
+                GROUP BY a.batch_id
+            ) AS changes;
+            IF touched IS NULL THEN
+                RETURN NULL;
+            END IF;
+            PERFORM 1 FROM jobq_batches WHERE id = ANY(touched) ORDER BY id FOR UPDATE;
+            UPDATE jobq_batches AS t SET completed = t.completed + c.dc,
+                failed = t.failed + c.df, cancelled = t.cancelled + c.dx, updated_at = c.at
+            FROM unnest(touched, completed_changes, failed_changes, cancelled_changes, ats)
+                AS c(batch_id, dc, df, dx, at)
+            WHERE t.id = c.batch_id;
+            PERFORM jobq_batches_finish(touched);
+            RETURN NULL;
+        END $$
+        """,
+        """
+        CREATE TRIGGER jobq_jobs_batches_counted AFTER UPDATE ON jobq_jobs
+        REFERENCING OLD TABLE AS jobq_before NEW TABLE AS jobq_after
+        FOR EACH STATEMENT EXECUTE FUNCTION jobq_batches_counted()
+        """,
+        # A batch's job deleted before it ended (a bulk delete of pending jobs) will
+        # never run: it counts as cancelled, so the batch can still finish.
+        """
+        CREATE FUNCTION jobq_batches_deleted() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE
+            touched bigint[];
+            counts bigint[];
+        BEGIN
+            SELECT array_agg(batch_id ORDER BY batch_id), array_agg(n ORDER BY batch_id)
+            INTO touched, counts
+            FROM (
+                SELECT batch_id, count(*) AS n FROM jobq_deleted_rows
+                WHERE batch_id IS NOT NULL AND status IN ('pending', 'processing')
+                GROUP BY batch_id
+            ) AS gone;
+            IF touched IS NULL THEN
+                RETURN NULL;
+            END IF;
+            PERFORM 1 FROM jobq_batches WHERE id = ANY(touched) ORDER BY id FOR UPDATE;
+            UPDATE jobq_batches AS t SET cancelled = t.cancelled + c.n
+            FROM unnest(touched, counts) AS c(batch_id, n) WHERE t.id = c.batch_id;
+            PERFORM jobq_batches_finish(touched);
+            RETURN NULL;
+        END $$
+        """,
+        """
+        CREATE TRIGGER jobq_jobs_batches_deleted AFTER DELETE ON jobq_jobs
+        REFERENCING OLD TABLE AS jobq_deleted_rows
+        FOR EACH STATEMENT EXECUTE FUNCTION jobq_batches_deleted()
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

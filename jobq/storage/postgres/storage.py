@@ -45,6 +45,7 @@ from collections.abc import Callable
 from ...validate import check_seconds
 from ..checked import CheckedStorage
 from .admin import PostgresAdmin
+from .batches import PostgresBatches
 from .bulk import PostgresBulk
 from .connection import Clock, Database, redacted
 from .external import PostgresExternal
@@ -118,6 +119,7 @@ class PostgresStorage(CheckedStorage):
         self._job_logs = PostgresJobLogs(self._db)
         self._bulk = PostgresBulk(self._db)
         self._history = PostgresHistory(self._db)
+        self._batches = PostgresBatches(self._db)
         self._external = PostgresExternal(self._db)
         self._lock = threading.Lock()
         self._listener: Listener | None = None

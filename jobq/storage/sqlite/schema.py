@@ -255,6 +255,93 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX jobs_key_created ON jobs (name, unique_key, created_at) "
         "WHERE unique_key IS NOT NULL",
     ),
+    (
+        # Batches (jobq.storage.batches): jobs that are one unit, with callback jobs
+        # inserted by the transaction in which the last of them ends.
+        "ALTER TABLE jobs ADD COLUMN batch_id INTEGER",
+        # The callback jobs of a finished batch point back at it.
+        "ALTER TABLE jobs ADD COLUMN callback_of INTEGER",
+        # A batch's jobs: cancelling them. Not by status, so claims and ends leave it
+        # alone (processing jobs are counted off the small jobs_lease index instead).
+        "CREATE INDEX jobs_batch ON jobs (batch_id) WHERE batch_id IS NOT NULL",
+        "CREATE INDEX jobs_callback_of ON jobs (callback_of) WHERE callback_of IS NOT NULL",
+        """
+        CREATE TABLE batches (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            total INTEGER NOT NULL DEFAULT 0,
+            completed INTEGER NOT NULL DEFAULT 0,
+            failed INTEGER NOT NULL DEFAULT 0,
+            cancelled INTEGER NOT NULL DEFAULT 0,
+            sealed INTEGER NOT NULL DEFAULT 0,
+            cancel_requested INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            finished_at REAL,
+            on_complete TEXT,
+            on_success TEXT,
+            on_failure TEXT,
+            queue TEXT NOT NULL,
+            priority INTEGER NOT NULL,
+            max_attempts INTEGER NOT NULL,
+            meta TEXT NOT NULL
+        )
+        """,
+        # Wake-ups read the newest finish off this (one seek).
+        "CREATE INDEX batches_finished ON batches (finished_at) WHERE finished_at IS NOT NULL",
+        # Every status change of a batch's job into or out of an ended status, by any
+        # statement, counts in the batch, in that statement's transaction.
+        """
+        CREATE TRIGGER jobs_batch_counted AFTER UPDATE OF status ON jobs
+        WHEN NEW.batch_id IS NOT NULL AND OLD.status IS NOT NEW.status
+            AND (OLD.status IN ('completed', 'failed', 'cancelled')
+                OR NEW.status IN ('completed', 'failed', 'cancelled'))
+        BEGIN
+            UPDATE batches SET
+                completed = completed + (NEW.status = 'completed') - (OLD.status = 'completed'),
+                failed = failed + (NEW.status = 'failed') - (OLD.status = 'failed'),
+                cancelled = cancelled + (NEW.status = 'cancelled') - (OLD.status = 'cancelled'),
+                updated_at = NEW.updated_at
+            WHERE id = NEW.batch_id;
+        END
+        """,
+        # A batch's job deleted before it ended (a bulk delete of pending jobs) will
+        # never run: it counts as cancelled, so the batch can still finish.
+        """
+        CREATE TRIGGER jobs_batch_deleted AFTER DELETE ON jobs
+        WHEN OLD.batch_id IS NOT NULL AND OLD.status IN ('pending', 'processing')
+        BEGIN
+            UPDATE batches SET cancelled = cancelled + 1 WHERE id = OLD.batch_id;
+        END
+        """,
+        # The last end (or the seal) of a batch inserts its callback jobs, once:
+        # finished_at is set in the same transaction, and writes are serialised.
+        # Each gets the batch's counts as its one argument (a BatchSummary).
+        """
+        CREATE TRIGGER batches_finished AFTER UPDATE OF completed, failed, cancelled, sealed
+        ON batches
+        WHEN NEW.sealed = 1 AND NEW.finished_at IS NULL
+            AND NEW.completed + NEW.failed + NEW.cancelled >= NEW.total
+        BEGIN
+            INSERT INTO jobs (queue, name, payload, priority, status, max_attempts, run_at,
+                created_at, updated_at, callback_of)
+            SELECT NEW.queue, c.name, json_object('args', json_array(json_object(
+                    'id', NEW.id, 'event', c.event, 'total', NEW.total,
+                    'completed', NEW.completed, 'failed', NEW.failed,
+                    'cancelled', NEW.cancelled, 'meta', json(NEW.meta))),
+                    'kwargs', json_object()),
+                NEW.priority, 'pending', NEW.max_attempts, NEW.updated_at, NEW.updated_at,
+                NEW.updated_at, NEW.id
+            FROM (
+                SELECT 1 AS k, 'complete' AS event, NEW.on_complete AS name
+                UNION ALL SELECT 2, 'success',
+                    CASE WHEN NEW.completed = NEW.total THEN NEW.on_success END
+                UNION ALL SELECT 3, 'failure', CASE WHEN NEW.failed > 0 THEN NEW.on_failure END
+            ) AS c
+            WHERE c.name IS NOT NULL ORDER BY c.k;
+            UPDATE batches SET finished_at = NEW.updated_at WHERE id = NEW.id;
+        END
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

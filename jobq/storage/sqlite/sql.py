@@ -276,6 +276,7 @@ def claimed_job(r: JobRow, owner: str, token: str, expires: float, now: float) -
         now,
         r.expires_at,
         r.limit_key,
+        r.batch_id,
     )
 
 

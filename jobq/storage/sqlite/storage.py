@@ -40,8 +40,8 @@ the schema :mod:`.schema`), and the parts that run SQL (:mod:`.sql`) for new
 jobs (:mod:`.inserts`), leases (:mod:`.leases`), administration
 (:mod:`.admin`), schedules (:mod:`.schedules`), the live worker pools
 (:mod:`.workers`), job log lines (:mod:`.job_logs`), job history (:mod:`.history`),
-filters with bulk actions (:mod:`.bulk`), and jobs written through the app's
-own connection (:mod:`.external`). Arguments are checked
+filters with bulk actions (:mod:`.bulk`), batches (:mod:`.batches`), and jobs
+written through the app's own connection (:mod:`.external`). Arguments are checked
 once, above them, by :class:`~jobq.storage.checked.CheckedStorage`.
 
 Wake-ups between processes (:mod:`.wakeup`): after each committed change that
@@ -59,10 +59,12 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..base import Enqueued, Job, JobStatus, NewJob, RescueResult
+from ..base import Completion, Enqueued, Job, JobError, JobStatus, NewJob, RescueResult
+from ..batches import BatchState
 from ..bulk import BULK_BATCH, BulkResult, JobFilter
 from ..checked import CheckedStorage
 from .admin import SQLiteAdmin
+from .batches import SQLiteBatches
 from .bulk import SQLiteBulk
 from .database import DEFAULT_FILE_MODE, CheckpointMode, Database, Synchronous, folder_mode
 from .driver import DriverName
@@ -141,6 +143,7 @@ class SQLiteStorage(CheckedStorage):
         self._job_logs = SQLiteJobLogs(self._db)
         self._bulk = SQLiteBulk(self._db)
         self._history = SQLiteHistory(self._db)
+        self._batches = self._sqlite_batches = batches = SQLiteBatches(self._db, inserts)
         self._external = SQLiteExternal(self._db, inserts, self._woken)
         try:
             self._db.conn()  # open now: a bad path or schema shows up here
@@ -156,6 +159,7 @@ class SQLiteStorage(CheckedStorage):
                 # Only a storage that can wake pools is a Notifier: the others'
                 # pools keep polling at their poll_interval.
                 self.subscribe = channel.subscribe
+                self._last_finish = batches.last_finish()
 
     notifies_every_enqueue = False
     """The wake-up channel reaches only the processes of this host that have it on,
@@ -206,18 +210,24 @@ class SQLiteStorage(CheckedStorage):
         status = super().release(job_id, lease_token, now=now, run_at=run_at)
         if status is JobStatus.PENDING and (run_at is None or run_at <= now):
             self._woken(None)
+        elif status is JobStatus.CANCELLED:
+            self._batch_callbacks_woken()
         return status
 
     def rescue_expired(self, *, now: float, limit: int = 1000) -> RescueResult:
         result = super().rescue_expired(now=now, limit=limit)
         if result.requeued:
             self._woken(None)
+        elif result.total:
+            self._batch_callbacks_woken()
         return result
 
     def release_owner(self, owner: str, *, started_at: float, now: float) -> RescueResult:
         result = super().release_owner(owner, started_at=started_at, now=now)
         if result.requeued:
             self._woken(None)
+        elif result.total:
+            self._batch_callbacks_woken()
         return result
 
     def retry(self, job_id: int, *, now: float, run_at: float | None = None) -> Job | None:
@@ -234,6 +244,22 @@ class SQLiteStorage(CheckedStorage):
             self._woken(None)
         return result
 
+    def cancel_matching(
+        self, filter: JobFilter, *, now: float, batch_size: int = BULK_BATCH
+    ) -> BulkResult:
+        result = super().cancel_matching(filter, now=now, batch_size=batch_size)
+        if result.changed:
+            self._batch_callbacks_woken()
+        return result
+
+    def delete_matching(
+        self, filter: JobFilter, *, now: float, batch_size: int = BULK_BATCH
+    ) -> BulkResult:
+        result = super().delete_matching(filter, now=now, batch_size=batch_size)
+        if result.changed:
+            self._batch_callbacks_woken()
+        return result
+
     def resume(self, queue: str) -> None:
         super().resume(queue)
         self._woken(queue)
@@ -244,6 +270,84 @@ class SQLiteStorage(CheckedStorage):
         ids = super().fire_schedule(name, fire_at, next_fire_at, jobs, now=now)
         if ids:
             self._woken_for(jobs, now)
+        return ids
+
+    # -- wake-ups for batch callbacks, which triggers insert as a job ends ---------------
+
+    _last_finish: float | None = None
+
+    def _batch_callbacks_woken(self) -> None:
+        """Wake the other processes if a batch finished since the last look (one
+        seek). This process's pools need no wake: the pool that ended the job
+        claims again right after recording it."""
+        if self._wake is not None:
+            finish = self._sqlite_batches.last_finish()
+            if finish != self._last_finish:
+                self._last_finish = finish
+                self._wake.notify(None)
+
+    def complete(
+        self, job_id: int, lease_token: str, *, now: float, result: str | None = None
+    ) -> bool:
+        done = super().complete(job_id, lease_token, now=now, result=result)
+        self._batch_callbacks_woken()
+        return done
+
+    def complete_many(self, completions: Sequence[Completion], *, now: float) -> list[bool]:
+        done = super().complete_many(completions, now=now)
+        self._batch_callbacks_woken()
+        return done
+
+    def fail(
+        self,
+        job_id: int,
+        lease_token: str,
+        error: JobError,
+        *,
+        now: float,
+        retry_at: float | None = None,
+    ) -> JobStatus | None:
+        status = super().fail(job_id, lease_token, error, now=now, retry_at=retry_at)
+        self._batch_callbacks_woken()
+        return status
+
+    def finish_cancelled(self, job_id: int, lease_token: str, *, now: float) -> bool:
+        done = super().finish_cancelled(job_id, lease_token, now=now)
+        self._batch_callbacks_woken()
+        return done
+
+    def expire_jobs(self, *, now: float, limit: int = 1000) -> list[int]:
+        ids = super().expire_jobs(now=now, limit=limit)
+        if ids:
+            self._batch_callbacks_woken()
+        return ids
+
+    def request_cancel(self, job_id: int, *, now: float) -> Job | None:
+        job = super().request_cancel(job_id, now=now)
+        self._batch_callbacks_woken()
+        return job
+
+    def seal_batch(self, batch_id: int, *, now: float) -> BatchState:
+        state = super().seal_batch(batch_id, now=now)
+        self._batch_callbacks_woken()
+        return state
+
+    def cancel_batch(self, batch_id: int, *, now: float) -> BatchState:
+        state = super().cancel_batch(batch_id, now=now)
+        self._batch_callbacks_woken()
+        return state
+
+    def enqueue_in_batch(self, batch_id: int, jobs: Sequence[NewJob], *, now: float) -> list[int]:
+        ids = super().enqueue_in_batch(batch_id, jobs, now=now)
+        self._woken_for(jobs, now)
+        return ids
+
+    def enqueue_payloads_in_batch(
+        self, batch_id: int, template: NewJob, payloads: Sequence[str], *, now: float
+    ) -> list[int]:
+        ids = super().enqueue_payloads_in_batch(batch_id, template, payloads, now=now)
+        if ids:
+            self._woken_for([template], now)
         return ids
 
     @property

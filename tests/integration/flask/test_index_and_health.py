@@ -34,6 +34,7 @@ def test_the_prefix_answers_an_index_of_links_that_all_answer(
         "schedules": "/jobq/schedules",
         "workers": "/jobq/workers",
         "running": "/jobq/running",
+        "batches": "/jobq/batches",
         "health": "/jobq/health",
         "openapi": "/jobq/openapi.json",
     }

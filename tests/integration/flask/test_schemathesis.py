@@ -75,6 +75,8 @@ def _seeded(app: Flask) -> list[int]:
     queue.schedule("report", cron="0 3 * * *", tz="Europe/Paris", name=NIGHTLY, kwargs={"n": 7})
     queue.fire_due_schedules(now=time.time() + 61)  # a last fire and its job to show
     queue.pause("other")
+    with queue.batch(on_complete="report", meta={"n": 1}) as batch:  # a batch to show
+        batch.enqueue("add", 9, 9)
     return [done.id, failed.id, reported.id, pending.id, delayed.id, cancelled.id]
 
 
@@ -132,6 +134,13 @@ def _run(
             body = {} if method == "post" else NOT_SET
             case = operation.Case(path_parameters={"job_id": job_id}, body=body)
             response = case.call(headers=headers)
+            statuses[response.status_code] += 1
+    if "{batch_id}" in path:  # each real batch once
+        for state in state_for(app).queue.list_batches():
+            body = {} if method == "post" else NOT_SET
+            case = operation.Case(path_parameters={"batch_id": state.id}, body=body)
+            response = case.call(headers=headers)
+            case.validate_response(response, checks=checks)
             statuses[response.status_code] += 1
     return statuses
 

@@ -180,6 +180,7 @@ def test_job_shows_every_field_decoded(monitor: Monitor, queue: jobq.DurableQueu
         "cancel_requested": False,
         "expires_at": None,
         "limit_key": None,
+        "batch_id": None,
     }
     assert isinstance(body["finished_at"], float)
 

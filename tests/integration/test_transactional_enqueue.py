@@ -10,6 +10,7 @@ tests ask the database from other connections (``has_runnable``, a claim,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -339,3 +340,48 @@ def test_the_block_holds_for_its_own_thread_only(world: World) -> None:
         assert world.queue.storage.get(inside.id) is None
         session.rollback()
     assert [job.id for job in world.queue.list()] == [from_thread[0].id]
+
+
+@pytest.mark.postgres
+def test_postgres_delivers_the_notify_at_the_commit(tmp_path: Path) -> None:
+    import queue as queue_module
+
+    from tests.helpers import drop_postgres_schema, postgres_schema_url
+
+    url = postgres_schema_url()
+    queue = DurableQueue(url)
+    engine = create_engine(engine_url(url))
+    mail = queue.task("mail", queue="mail")(lambda: None)
+    marker = queue.task("marker", queue="marker")(lambda: None)
+    later = queue.task("later", queue="later")(lambda: None)
+    heard: queue_module.Queue[str | None] = queue_module.Queue()
+    unsubscribe = queue.storage.subscribe(heard.put)  # type: ignore[attr-defined]
+    try:
+        heard_names: list[str | None] = []
+
+        def until(name: str) -> None:
+            while name not in heard_names:
+                heard_names.append(heard.get(timeout=30))
+
+        for _ in range(150):  # the listener is up once it hears one (bounded: 30 s)
+            marker.enqueue()
+            with contextlib.suppress(queue_module.Empty):
+                heard_names.append(heard.get(timeout=0.2))
+            if "marker" in heard_names:
+                break
+        until("marker")
+        with Session(engine) as session:
+            with queue.in_transaction(session):
+                mail.enqueue()
+            # Notifications arrive in commit order: once a later, committed one is
+            # heard, one sent before it by the open transaction would have been too.
+            later.enqueue()
+            until("later")
+            assert "mail" not in heard_names
+            session.commit()
+        until("mail")
+    finally:
+        unsubscribe()
+        queue.close()
+        engine.dispose()
+        drop_postgres_schema(url)

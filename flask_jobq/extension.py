@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import ParamSpec, TypeVar, cast
 
 from flask import Flask
@@ -26,6 +27,7 @@ from jobq.limit_keys import LimitKey
 from jobq.retry_rules import DiscardOn, RetryOn
 from jobq.task_registry import TaskRegistry
 from jobq.tasks import DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, ArgumentCheck
+from jobq.transactional import Transaction
 
 from .cli import jobq_cli
 from .config import HANDLERS as HANDLERS
@@ -317,6 +319,20 @@ class JobQ:
         """The :class:`jobq.DurableQueue` of ``current_app``. Raises RuntimeError
         outside an application context or for an app not initialised."""
         return state_for().queue
+
+    def in_transaction(self, connection: object) -> AbstractContextManager[Transaction]:
+        """:meth:`jobq.DurableQueue.in_transaction` on the queue of ``current_app``:
+        the jobs enqueued in the block commit with ``connection``'s transaction::
+
+            with jobq_ext.in_transaction(db.session):
+                db.session.add(user)
+                send_welcome.enqueue(user.id)
+            db.session.commit()
+
+        ``connection``: Flask-SQLAlchemy's ``db.session`` (or any SQLAlchemy
+        Session or Connection) on the queue's own database (``JOBQ_DATABASE``; on
+        SQLite also ``JOBQ_DRIVER = "sqlite3"``, the library SQLAlchemy uses)."""
+        return self.queue.in_transaction(connection)
 
     def state(self, app: Flask | None = None) -> JobQState:
         """The :class:`JobQState` of ``app`` (default ``current_app``); see :func:`state_for`."""

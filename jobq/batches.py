@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Protocol
 
-from . import expiry, signals, tracing_hooks
+from . import expiry, signals, tracing_hooks, transactional
 from .clock import EpochClock
 from .errors import BatchNotFound
 from .job import Job
@@ -125,6 +125,7 @@ class Batch:
 
     def _store(self, job: NewJob, now: float) -> Job:
         queue = self._queue
+        transactional.refuse_inside(queue, "a batch's job")
         (job_id,) = queue.storage.enqueue_in_batch(self.id, [job], now=now)
         stored = queue.get(job_id)
         if signals.job_enqueued.receivers:
@@ -161,6 +162,7 @@ class Batch:
         now: float,
         limit_keys: Sequence[str | None] | None,
     ) -> builtins.list[int]:
+        transactional.refuse_inside(self._queue, "a batch's jobs")
         storage = self._queue.storage
         if limit_keys is not None:
             jobs = [

@@ -16,7 +16,7 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, Literal, ParamSpec, TypeVar
 
 from . import backoff as backoffs
-from . import by_name, defaults, expiry, signals, tracing_hooks
+from . import by_name, defaults, expiry, signals, tracing_hooks, transactional
 from .clock import WALL_CLOCK, EpochClock
 from .errors import JobNotFound as JobNotFound  # its home before errors.py; still importable here
 from .errors import PayloadError, UnknownTask
@@ -27,6 +27,7 @@ from .queue_bulk import QueueBulk
 from .queue_chains import QueueChains
 from .queue_control import QueueControl
 from .queue_schedules import QueueSchedules
+from .queue_transactions import QueueTransactions
 from .retention import Retention as Retention
 from .retry_rules import DiscardOn, RetryOn
 from .schedules import Schedule
@@ -45,7 +46,9 @@ DEFAULT_MAX_PAYLOAD = defaults.MAX_PAYLOAD_BYTES
 """Default largest job arguments, in bytes of JSON."""
 
 
-class DurableQueue(QueueSchedules, QueueControl, QueueBulk, QueueBatches, QueueChains):
+class DurableQueue(
+    QueueSchedules, QueueControl, QueueBulk, QueueBatches, QueueChains, QueueTransactions
+):
     """Persistent jobs: enqueue now, run in worker threads, survive restarts and crashes.
 
     ::
@@ -345,6 +348,8 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk, QueueBatches, QueueC
             job = expiry.timed(job, now, delay, expires_in)
         elif delay is not None:
             job = job._replace(run_at=now + delay)
+        if (transaction := transactional.current(self)) is not None:
+            return transaction.store(job, now)
         enqueued = self.storage.enqueue(job, now=now)
         stored = enqueued.job
         self._wake(stored.queue)
@@ -391,6 +396,8 @@ class DurableQueue(QueueSchedules, QueueControl, QueueBulk, QueueBatches, QueueC
     ) -> builtins.list[int]:
         if delay is not None:
             template = template._replace(run_at=now + delay)
+        if (transaction := transactional.current(self)) is not None:
+            return transaction.store_many(template, checked, limit_keys, now)
         if limit_keys is not None:
             jobs = zip(checked, limit_keys, strict=True)
             ids = self.storage.enqueue_many(

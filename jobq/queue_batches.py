@@ -13,7 +13,7 @@ import builtins
 from collections.abc import Mapping
 from typing import Any
 
-from . import codec
+from . import codec, transactional
 from .batches import Batch, BatchHost
 from .errors import BatchNotFound
 from .storage.batches import BatchState, NewBatch
@@ -78,6 +78,7 @@ class QueueBatches:
             max_attempts=first.max_attempts if first is not None else 3,
             meta=codec.encode(dict(meta or {}), name="meta"),
         )
+        transactional.refuse_inside(self, "a batch")
         state = self.storage.create_batch(new, now=self.clock.now())
         return Batch(self, state.id)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import builtins
 
-from . import expiry, signals
+from . import expiry, signals, transactional
 from .chains import Chain, Signature
 from .clock import EpochClock
 from .storage.base import NewJob, Storage
@@ -54,6 +54,7 @@ class QueueChains:
         do not fit a step's task (naming it), :class:`~jobq.PayloadError` for
         arguments over ``max_payload_bytes``: nothing is stored then.
         """
+        transactional.refuse_inside(self, "a chain")
         if not steps:
             raise ValueError("a chain needs at least one step, e.g. queue.chain(a.s(1), b.s())")
         now = self.clock.now()

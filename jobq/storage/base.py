@@ -45,6 +45,7 @@ from ..job import Job, JobError, JobStatus
 from .batches import BatchStorage
 from .bulk import BulkStorage
 from .dependencies import DependencyStorage
+from .external import ExternalStorage
 from .job_logs import JobLogStorage
 from .records import (
     Completion,
@@ -92,10 +93,13 @@ FINAL_STATUSES = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 @runtime_checkable
-class Storage(BulkStorage, JobLogStorage, BatchStorage, DependencyStorage, Protocol):
+class Storage(
+    BulkStorage, JobLogStorage, BatchStorage, DependencyStorage, ExternalStorage, Protocol
+):
     """Durable job storage with leases, job log lines (:mod:`.job_logs`),
-    filters with bulk actions (:mod:`.bulk`), batches (:mod:`.batches`) and
-    dependencies (:mod:`.dependencies`). Safe to
+    filters with bulk actions (:mod:`.bulk`), batches (:mod:`.batches`),
+    dependencies (:mod:`.dependencies`), and jobs written in the app's own
+    transaction (:mod:`.external`). Safe to
     share between threads; each process opens its own connections (a storage object
     survives ``fork()``).
 

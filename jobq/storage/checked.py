@@ -46,6 +46,8 @@ from .base import (
 from .bulk import BulkStore, CheckedBulk
 from .checked_batches import CheckedBatches
 from .dependencies import DependencyStore, check_dependencies, check_no_unique_key
+from .external import ExternalStore
+from .external_checked import CheckedExternal
 from .history import CheckedHistory
 from .job_logs import CheckedJobLogs, JobLogStore
 from .parts import Admin, Inserts, Leases, Schedules
@@ -57,7 +59,13 @@ _NOTHING_RENEWED = RenewResult(frozenset(), frozenset(), frozenset())
 
 
 class CheckedStorage(
-    CheckedWorkers, CheckedHistory, CheckedJobLogs, CheckedBulk, CheckedBatches, Storage
+    CheckedWorkers,
+    CheckedHistory,
+    CheckedJobLogs,
+    CheckedBulk,
+    CheckedBatches,
+    CheckedExternal,
+    Storage,
 ):
     """A :class:`~jobq.storage.base.Storage` whose arguments are checked here, once,
     before one of the backend's parts runs its SQL. The methods are documented
@@ -67,8 +75,9 @@ class CheckedStorage(
     :attr:`_schedules`, :attr:`_workers` (the registry of live worker pools of
     :class:`~jobq.storage.workers.CheckedWorkers`), :attr:`_job_logs` and
     :attr:`_history` (:class:`~jobq.storage.history.CheckedHistory`),
-    :attr:`_bulk` (filters and bulk actions) and :attr:`_batches`
-    (:class:`~jobq.storage.checked_batches.CheckedBatches`) in its
+    :attr:`_bulk` (filters and bulk actions), :attr:`_batches`
+    (:class:`~jobq.storage.checked_batches.CheckedBatches`) and :attr:`_external`
+    (jobs written through the app's connection, :mod:`~jobq.storage.external`) in its
     constructor and implements :meth:`close`.
     Use it as a context manager, or call :meth:`close`.
     """
@@ -80,6 +89,7 @@ class CheckedStorage(
     _job_logs: JobLogStore
     _bulk: BulkStore
     _dependencies: DependencyStore
+    _external: ExternalStore
 
     def __enter__(self: S) -> S:
         return self

@@ -108,21 +108,24 @@ class PostgresInserts:
         return ids
 
     def enqueue_payloads(self, template: NewJob, payloads: Sequence[str], now: float) -> list[int]:
-        rows = self._db.run(
-            sql.ENQUEUE_PAYLOADS,
-            {
-                "queue": template.queue,
-                "name": template.name,
-                "priority": template.priority,
-                "max_attempts": template.max_attempts,
-                "run_at": template.run_at,
-                "expires_at": template.expires_at,
-                "payloads": list(payloads),
-                "now": self._db.now(now),
-            },
-        )
+        params = payloads_params(template, payloads, self._db.now(now))
+        rows = self._db.run(sql.ENQUEUE_PAYLOADS, params)
         ids, _notified = rows[0]
         return list(ids)
+
+
+def payloads_params(template: NewJob, payloads: Sequence[str], now: float | None) -> dict[str, Any]:
+    """The parameters of :data:`~jobq.storage.postgres.sql.ENQUEUE_PAYLOADS`."""
+    return {
+        "queue": template.queue,
+        "name": template.name,
+        "priority": template.priority,
+        "max_attempts": template.max_attempts,
+        "run_at": template.run_at,
+        "expires_at": template.expires_at,
+        "payloads": list(payloads),
+        "now": now,
+    }
 
 
 def insert_jobs(

@@ -29,7 +29,8 @@ The class is composed of parts, each a module of this package: connections
 (:mod:`.connection`), the schema and its migrations (:mod:`.schema`), the SQL
 text (:mod:`.sql`), new jobs (:mod:`.inserts`), leases (:mod:`.leases`),
 administration (:mod:`.admin`), schedules (:mod:`.schedules`), live worker pools
-(:mod:`.workers`) and wake-ups (:mod:`.listener`). Arguments are
+(:mod:`.workers`), wake-ups (:mod:`.listener`) and jobs written through the app's
+own connection (:mod:`.external`). Arguments are
 checked once, above them, by :class:`~jobq.storage.checked.CheckedStorage`.
 
 Rule: imports its own parts, the checking layer and the storage contract.
@@ -48,6 +49,7 @@ from .batches import PostgresBatches
 from .bulk import PostgresBulk
 from .connection import Clock, Database, redacted
 from .dependencies import PostgresDependencies
+from .external import PostgresExternal
 from .history import PostgresHistory
 from .inserts import PostgresInserts
 from .job_logs import PostgresJobLogs
@@ -120,6 +122,7 @@ class PostgresStorage(CheckedStorage):
         self._history = PostgresHistory(self._db)
         self._batches = PostgresBatches(self._db)
         self._dependencies = PostgresDependencies(self._db)
+        self._external = PostgresExternal(self._db)
         self._lock = threading.Lock()
         self._listener: Listener | None = None
         self._listener_pid = os.getpid()

@@ -124,6 +124,11 @@ class SQLiteInserts:
             return error
         return exc
 
+    def insert_one(self, conn: Connection, job: NewJob, now: float) -> Enqueued:
+        """Insert ``job`` in the caller's write transaction, or return the job its
+        unique key's policy keeps (or replaces)."""
+        return self._insert_one(conn, job, now)
+
     def _insert_one(self, conn: Connection, job: NewJob, now: float) -> Enqueued:
         if job.unique_key is not None and (held := resolve(conn, job, now)) is not None:
             return held
@@ -140,23 +145,29 @@ class SQLiteInserts:
             return self.insert_jobs(conn, jobs, now)
 
     def enqueue_payloads(self, template: NewJob, payloads: Sequence[str], now: float) -> list[int]:
+        with self._db.write() as conn:
+            return self.insert_payloads(conn, template, payloads, now)
+
+    def insert_payloads(
+        self, conn: Connection, template: NewJob, payloads: Sequence[str], now: float
+    ) -> list[int]:
+        """:meth:`enqueue_payloads` in the caller's write transaction."""
         text = json.dumps(payloads, ensure_ascii=False)
         run_at = now if template.run_at is None else template.run_at
-        with self._db.write() as conn:
-            conn.run(
-                INSERT_EACH,
-                (
-                    template.queue,
-                    template.name,
-                    template.priority,
-                    template.max_attempts,
-                    run_at,
-                    now,
-                    text,
-                    template.expires_at,
-                ),
-            )
-            last = int(conn.query("SELECT last_insert_rowid()")[0][0])
+        conn.run(
+            INSERT_EACH,
+            (
+                template.queue,
+                template.name,
+                template.priority,
+                template.max_attempts,
+                run_at,
+                now,
+                text,
+                template.expires_at,
+            ),
+        )
+        last = int(conn.query("SELECT last_insert_rowid()")[0][0])
         return list(range(last - len(payloads) + 1, last + 1))
 
     def insert_jobs(self, conn: Connection, jobs: Sequence[NewJob], now: float) -> list[int]:

@@ -41,7 +41,8 @@ jobs (:mod:`.inserts`), leases (:mod:`.leases`), administration
 (:mod:`.admin`), schedules (:mod:`.schedules`), the live worker pools
 (:mod:`.workers`), job log lines (:mod:`.job_logs`), job history
 (:mod:`.history`), filters with bulk actions (:mod:`.bulk`), batches
-(:mod:`.batches`) and dependencies (:mod:`.dependencies`). Arguments are checked
+(:mod:`.batches`), dependencies (:mod:`.dependencies`), and jobs written
+through the app's own connection (:mod:`.external`). Arguments are checked
 once, above them, by :class:`~jobq.storage.checked.CheckedStorage`.
 
 Wake-ups between processes (:mod:`.wakeup`): after each committed change that
@@ -70,6 +71,7 @@ from .bulk import SQLiteBulk
 from .database import DEFAULT_FILE_MODE, CheckpointMode, Database, Synchronous, folder_mode
 from .dependencies import SQLiteDependencies
 from .driver import DriverName
+from .external import SQLiteExternal
 from .history import SQLiteHistory
 from .inserts import SQLiteInserts
 from .job_logs import SQLiteJobLogs
@@ -146,6 +148,7 @@ class SQLiteStorage(CheckedStorage):
         self._history = SQLiteHistory(self._db)
         self._batches = self._sqlite_batches = batches = SQLiteBatches(self._db, inserts)
         self._dependencies = SQLiteDependencies(self._db, self._woken_all)
+        self._external = SQLiteExternal(self._db, inserts, self._woken)
         try:
             self._db.conn()  # open now: a bad path or schema shows up here
         except BaseException:

@@ -46,6 +46,13 @@ def _check_in_batch(job: NewJob, index: int | None) -> None:
             f"jobs in a batch cannot have a unique_key, got {job.unique_key!r}{where}: "
             "a batch counts each of its jobs once"
         )
+    if job.depends_on:
+        where = "" if index is None else f" (jobs[{index}])"
+        raise ValueError(
+            f"jobs in a batch cannot have depends_on{where}: a batch's jobs start "
+            "as soon as they are stored; use a chain, or enqueue the dependent job "
+            "from the batch's on_complete callback"
+        )
 
 
 class CheckedBatches:

@@ -264,6 +264,13 @@ def test_bad_arguments_are_refused_before_anything_is_written(storage: Storage) 
     state = storage.create_batch(REPORT, now=T0)
     with pytest.raises(ValueError, match="unique_key"):
         storage.enqueue_in_batch(state.id, [NewJob("t", "[]", unique_key="k")], now=T0)
+    other = storage.enqueue(NewJob("t", "[]"), now=T0).job.id
+    with pytest.raises(ValueError, match="cannot have depends_on"):
+        storage.enqueue_in_batch(state.id, [NewJob("t", "[]", depends_on=(other,))], now=T0)
+    with pytest.raises(ValueError, match="cannot have depends_on"):
+        storage.enqueue_payloads_in_batch(
+            state.id, NewJob("t", "", depends_on=(other,)), ["[]"], now=T0
+        )
     with pytest.raises(TypeError):
         storage.enqueue_payloads_in_batch(state.id, NewJob("t", ""), [b"[]"], now=T0)  # type: ignore[list-item]
     assert storage.batch(state.id).total == 0  # type: ignore[union-attr]

@@ -135,13 +135,13 @@ def test_diamond_dependencies_run_the_join_once_after_both_branches(make_queue: 
     queue = make_queue(poll_interval=LONG_POLL)
     ran: list[tuple[str, Any]] = []
     t = _tasks(queue, ran)
+    a = t["add"].options(delay=0).enqueue(1, 1)
+    b = t["double"].options(depends_on=[a]).enqueue(10)
+    c = t["double"].options(depends_on=[a.id]).enqueue(20)
+    d = t["add"].options(depends_on=[b, c]).enqueue(100, 200)
+    assert queue.get(d.id).waiting_for == 2
     pool = queue.start_workers(concurrency=4)
     try:
-        a = t["add"].options(delay=0).enqueue(1, 1)
-        b = t["double"].options(depends_on=[a]).enqueue(10)
-        c = t["double"].options(depends_on=[a.id]).enqueue(20)
-        d = t["add"].options(depends_on=[b, c]).enqueue(100, 200)
-        assert queue.get(d.id).waiting_for in (1, 2)  # a may have run already
         eventually(lambda: queue.get(d.id).status is JobStatus.COMPLETED)
     finally:
         pool.stop()

@@ -333,7 +333,9 @@ class Storage(
 
         Deletes in transactions of at most ``batch_size`` rows so writers are
         never held up long; returns how many were deleted. Only final statuses
-        may be given (ValueError otherwise).
+        may be given (ValueError otherwise). Batches that finished before
+        ``older_than`` and have no job left (neither their own jobs nor their
+        callback jobs) are deleted too, so :meth:`batch` no longer finds them.
         """
         ...
 

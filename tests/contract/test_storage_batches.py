@@ -341,3 +341,25 @@ def test_a_pending_job_deleted_counts_as_cancelled(storage: Storage) -> None:
     # Purging the ended jobs later changes nothing in the batch.
     storage.purge(older_than=T0 + 10)
     assert storage.batch(state.id).ended == 3  # type: ignore[union-attr]
+
+
+def test_purge_deletes_finished_batches_once_their_jobs_are_gone(storage: Storage) -> None:
+    done, _ = _batch(storage, 2)
+    storage.seal_batch(done.id, now=T0)
+    _run_all(storage, T0)  # the two jobs complete at T0 + 1; the callback is enqueued
+    still_running, _ = _batch(storage, 1)
+    storage.seal_batch(still_running.id, now=T0)
+    (callback,) = storage.batch(done.id).callback_job_ids  # type: ignore[union-attr]
+    assert storage.purge(older_than=T0 + 100) == 2  # the jobs; the callback is pending
+    assert storage.batch(done.id) is not None  # its callback job is left
+    claimed = {
+        job.id: job
+        for job in storage.claim(["default"], owner="w", now=T0 + 2, lease_seconds=30, limit=5)
+    }
+    storage.complete(callback, token(claimed[callback]), now=T0 + 3)
+    assert storage.purge(older_than=T0 + 2) == 0  # the callback finished after that
+    assert storage.batch(done.id) is not None
+    assert storage.purge(older_than=T0 + 100) == 1
+    assert storage.batch(done.id) is None
+    assert storage.batch(still_running.id) is not None  # not finished: kept
+    assert [b.id for b in storage.list_batches()] == [still_running.id]

@@ -137,7 +137,12 @@ class PostgresAdmin:
                 if deleted < batch_size:
                     break
         fold_counts(self._db)
-        return total
+        while True:
+            gone = self._db.rowcount(
+                sql.PURGE_BATCHES, {"older_than": float(older_than), "limit": batch_size}
+            )
+            if gone < batch_size:
+                return total
 
     def pause(self, queue: str, now: float) -> None:
         params = {"queue": queue, "now": self._db.now(now), "limit": MAX_PAUSED_QUEUES}

@@ -291,6 +291,12 @@ PURGE = (
     "AND finished_at IS NOT NULL AND finished_at < %(older_than)s LIMIT %(limit)s) "
     "DELETE FROM jobq_jobs j USING c WHERE j.id = c.id"
 )
+PURGE_BATCHES = (
+    "WITH c AS MATERIALIZED (SELECT id FROM jobq_batches b WHERE finished_at < %(older_than)s "
+    "AND NOT EXISTS (SELECT 1 FROM jobq_jobs WHERE batch_id = b.id) "
+    "AND NOT EXISTS (SELECT 1 FROM jobq_jobs WHERE callback_of = b.id) LIMIT %(limit)s) "
+    "DELETE FROM jobq_batches t USING c WHERE t.id = c.id"
+)
 PAUSED_LOCK = 0x6A6F6270  # "jobp": pauses take turns, so the limit holds
 PAUSE_LOCK = "SELECT pg_advisory_xact_lock(%s)"
 PAUSE = (

@@ -18,6 +18,13 @@ from ..base import MAX_PAUSED_QUEUES, Job, JobStatus, Stats, TooManyPausedQueues
 from .database import Database
 from .sql import CANCEL, LIVE_BY_KEY, OLDEST_DUE, RETRY, STATS_COUNTS, STATS_DUE, STATS_RECENT
 
+PURGE_BATCHES = (
+    "DELETE FROM batches WHERE id IN (SELECT id FROM batches INDEXED BY batches_finished "
+    "WHERE finished_at < ?1 AND NOT EXISTS (SELECT 1 FROM jobs WHERE batch_id = batches.id) "
+    "AND NOT EXISTS (SELECT 1 FROM jobs WHERE callback_of = batches.id) LIMIT ?2)"
+)
+"""Finished batches with no job left, the oldest first (:meth:`Storage.purge`)."""
+
 
 class SQLiteAdmin:
     """Reads and manages the jobs and queues of one SQLite file."""
@@ -95,7 +102,11 @@ class SQLiteAdmin:
         if total:
             with self._db.write() as conn:  # counts of queues and statuses now empty
                 conn.run("DELETE FROM job_counts WHERE jobs = 0")
-        return total
+        while True:
+            with self._db.write() as conn:
+                gone = conn.run(PURGE_BATCHES, (older_than, batch_size))
+            if gone < batch_size:
+                return total
 
     def pause(self, queue: str, now: float) -> None:
         with self._db.write() as conn:

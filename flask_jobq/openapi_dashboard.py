@@ -182,6 +182,18 @@ DASHBOARD_PATHS: dict[str, Any] = {
             responses=_NOT_FOUND,
         ),
     },
+    "/ui/batches": _page(
+        "dashboardBatches",
+        "Batches, newest first, 50 a page: state, jobs ended, counts and callbacks.",
+        parameters=[
+            _query(
+                "before",
+                "Show the batches older than this batch id (the next page).",
+                {"type": "integer", "minimum": 1},
+            )
+        ],
+        responses=_BAD_QUERY,
+    ),
     "/ui/batches/{batch_id}": {
         **_page(
             "dashboardBatch",

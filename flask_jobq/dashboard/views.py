@@ -40,11 +40,14 @@ DASHBOARD_PATH = "/ui"
 NAVIGATION = (
     ("overview", "Overview"),
     ("jobs", "Jobs"),
+    ("batches", "Batches"),
     ("workers", "Workers"),
     ("queues", "Queues"),
     ("schedules", "Schedules"),
 )
 """The navigation bar: endpoint and label of each page."""
+BATCHES_PER_PAGE = 50
+"""Batches on one page of the batch list, newest first."""
 
 ASSETS = {
     "jobq/dashboard.css": "text/css",
@@ -157,6 +160,19 @@ def make_dashboard() -> Blueprint:
                 queue.get(job_id)  # a job deleted meanwhile is a 404
                 return notice_redirect(target, str(exc), error=True)
         return notice_redirect(target, f"job {job_id} {_JOB_ACTIONS[action]}")
+
+    @bp.get("/batches")
+    def batches() -> Response:
+        before = _before_arg()
+        found = state_for().queue.list_batches(before_id=before, limit=BATCHES_PER_PAGE + 1)
+        more = len(found) > BATCHES_PER_PAGE
+        shown = found[:BATCHES_PER_PAGE]
+        return render_page(
+            "jobq/batches.html",
+            batches=shown,
+            next_before=shown[-1].id if more else None,
+            first_page=before is None,
+        )
 
     @bp.get("/batches/<int:batch_id>")
     def batch(batch_id: int) -> Response:
@@ -342,6 +358,15 @@ def _job_id(job_id: int) -> int:
     if job_id > _MAX_ID:
         raise JobNotFound(job_id)
     return job_id
+
+
+def _before_arg() -> int | None:
+    text = request.args.get("before")
+    if text is None:
+        return None
+    if not text.isdigit() or int(text) < 1:
+        abort(400, f"before must be a batch id (a whole number from 1), got {text[:40]!r}")
+    return int(text)
 
 
 def _batch(batch_id: int) -> jobq.Batch:

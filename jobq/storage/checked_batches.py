@@ -55,6 +55,10 @@ def _check_in_batch(job: NewJob, index: int | None) -> None:
         )
 
 
+MAX_BATCH_ID = 2**63 - 1
+"""The largest id a backend stores (a signed 64-bit integer)."""
+
+
 class CheckedBatches:
     """The batch methods of :class:`~jobq.storage.checked.CheckedStorage`:
     arguments checked here, SQL run by the backend's :attr:`_batches` part."""
@@ -113,4 +117,6 @@ class CheckedBatches:
         check_int_range("limit", limit, LIST_RANGE)
         if before_id is not None and not is_int(before_id):
             raise TypeError(f"before_id must be an integer or None, got {before_id!r}")
+        if before_id is not None and before_id > MAX_BATCH_ID:
+            before_id = None  # every batch id is below it
         return self._batches.list(before_id, limit)

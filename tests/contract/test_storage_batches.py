@@ -363,3 +363,9 @@ def test_purge_deletes_finished_batches_once_their_jobs_are_gone(storage: Storag
     assert storage.batch(done.id) is None
     assert storage.batch(still_running.id) is not None  # not finished: kept
     assert [b.id for b in storage.list_batches()] == [still_running.id]
+
+
+def test_listing_below_an_id_past_every_id_lists_from_the_newest(storage: Storage) -> None:
+    made = storage.create_batch(REPORT, now=T0).id
+    assert [b.id for b in storage.list_batches(before_id=2**64)] == [made]
+    assert storage.list_batches(before_id=made) == []

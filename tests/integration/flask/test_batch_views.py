@@ -102,3 +102,29 @@ def test_the_dashboard_batch_page_shows_counts_links_and_cancels(
     refused = client.post(f"/jobq/ui/batches/{running.id}", data={"action": "cancel"})
     assert refused.status_code == 403
     page(client, "/jobq/ui/batches/999999", status=404)
+
+
+def test_the_dashboard_lists_batches_newest_first_by_pages(
+    app: Flask, queue: jobq.DurableQueue
+) -> None:
+    from flask_jobq.dashboard.views import BATCHES_PER_PAGE
+    from tests.integration.flask.test_dashboard import inline_problems, page
+
+    client = app.test_client()
+    assert "No batch yet" in page(client, "/jobq/ui/batches")
+    done = _finished_batch(queue)
+    made = [queue.batch(on_complete="report").id for _ in range(BATCHES_PER_PAGE)]
+    html = page(client, "/jobq/ui/batches")
+    assert not inline_problems(html)
+    assert 'aria-current="page">Batches<' in html
+    assert f'href="/jobq/ui/batches/{made[-1]}"' in html  # the newest first
+    assert f'href="/jobq/ui/batches/{done}"' not in html  # on the next page
+    assert f'href="/jobq/ui/batches?before={made[0]}"' in html
+    older = page(client, f"/jobq/ui/batches?before={made[0]}")
+    assert f'data-batch="{done}"' in older
+    assert "3 / 3" in older
+    assert "finished" in older
+    assert "Older →</span>" in older  # the last page
+    assert f'data-batch="{made[-1]}"' in page(client, f"/jobq/ui/batches?before={2**64}")
+    page(client, "/jobq/ui/batches?before=x", status=400)
+    page(client, "/jobq/ui/batches?before=0", status=400)

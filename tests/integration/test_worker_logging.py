@@ -29,17 +29,22 @@ def test_a_storage_outage_while_polling_is_logged_once(
     outage_clock = FakeClock(0.0)
     broken = threading.Event()
     failures = 0
-    real_has_runnable = queue.storage.has_runnable
 
-    def has_runnable(*args: Any, **kwargs: Any) -> bool:
-        nonlocal failures
-        if broken.is_set():
-            failures += 1
-            outage_clock.advance(60.0)  # each poll a minute later, as far as the log knows
-            raise OSError("database is unreachable")
-        return real_has_runnable(*args, **kwargs)
+    def failing(real: Any) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            nonlocal failures
+            if broken.is_set():
+                failures += 1
+                outage_clock.advance(60.0)  # each poll a minute later, as far as the log knows
+                raise OSError("database is unreachable")
+            return real(*args, **kwargs)
 
-    monkeypatch.setattr(queue.storage, "has_runnable", has_runnable)
+        return call
+
+    # Both ways a pool asks for work: the poll, and the claim of its upkeep tick or
+    # of a wake-up (which skips the poll), so no call succeeds during the outage.
+    monkeypatch.setattr(queue.storage, "has_runnable", failing(queue.storage.has_runnable))
+    monkeypatch.setattr(queue.storage, "claim", failing(queue.storage.claim))
     pool = queue.start_workers(concurrency=1)
     try:
         pool.outage.clock = outage_clock.now

@@ -48,8 +48,13 @@ def test_a_forked_child_starts_its_own_workers(tmp_path: Path) -> None:
 def test_sigterm_lets_the_running_job_finish_then_dies_of_sigterm(tmp_path: Path) -> None:
     process = _start("sigterm", tmp_path)
     try:
+        # The job may start (and touch "started") before the child names it.
         eventually(
-            lambda: (tmp_path / "started").exists() or process.poll() is not None, timeout=60
+            lambda: (
+                ((tmp_path / "started").exists() and any(tmp_path.glob("job-*")))
+                or process.poll() is not None
+            ),
+            timeout=60,
         )
         assert process.poll() is None, process.communicate()[1]
         [marker] = tmp_path.glob("job-*")

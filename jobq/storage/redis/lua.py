@@ -1,0 +1,485 @@
+"""The Lua text of the Redis backend's scripts: the shared helpers, and one script per
+change of state, each run atomically by the server (see :mod:`jobq.storage.redis`).
+
+Every script takes ``ARGV[1]``, the key prefix, and ``ARGV[2]``, the time: epoch
+seconds as text, or ``""`` to read the server's clock (``TIME``). Numbers go in and
+out as text (``%.17g``, which round-trips a double exactly); a missing hash field
+is None.
+
+Rule: text only; imports nothing.
+"""
+
+from __future__ import annotations
+
+HELPERS = r"""
+local P = ARGV[1]
+local NOW, NOW_S
+if ARGV[2] == '' then
+  local t = redis.call('TIME')
+  NOW = tonumber(t[1]) + tonumber(t[2]) / 1000000
+  NOW_S = string.format('%.17g', NOW)
+else
+  NOW_S = ARGV[2]
+  NOW = tonumber(NOW_S)
+end
+local function num(x) return string.format('%.17g', x) end
+local function jk(id) return P .. 'job:' .. id end
+-- A double as 8 bytes whose byte order is the numbers' order.
+local function enc(x)
+  local s = struct.pack('>d', x)
+  local b = string.byte(s, 1)
+  if b >= 128 then
+    local t = {}
+    for i = 1, 8 do t[i] = string.char(255 - string.byte(s, i)) end
+    return table.concat(t)
+  end
+  return string.char(b + 128) .. string.sub(s, 2)
+end
+-- The member of a queue's ready set: priority (highest first), run_at, id.
+local function order_key(prio, run_at, id)
+  return enc(-tonumber(prio)) .. enc(tonumber(run_at)) .. enc(tonumber(id)) .. id
+end
+local function recount(q, old, new, id)
+  if old then
+    redis.call('HINCRBY', P .. 'counts:' .. q, old, -1)
+    redis.call('ZREM', P .. 'status:' .. old, id)
+  end
+  if new then
+    redis.call('HINCRBY', P .. 'counts:' .. q, new, 1)
+    redis.call('ZADD', P .. 'status:' .. new, id, id)
+  end
+end
+-- Put a pending job where claims find it: ready when due, else delayed.
+local function enqueue_at(id, q, prio, run_at_s)
+  local run_at = tonumber(run_at_s)
+  redis.call('ZADD', P .. 'pending:' .. q, run_at_s, id)
+  if run_at <= NOW then
+    redis.call('ZADD', P .. 'ready:' .. q, 0, order_key(prio, run_at, id))
+  else
+    redis.call('ZADD', P .. 'delayed:' .. q, run_at_s, id)
+  end
+end
+-- Take a pending job out of its queue's sets.
+local function unqueue(id, q, prio, run_at_s)
+  redis.call('ZREM', P .. 'pending:' .. q, id)
+  if redis.call('ZREM', P .. 'delayed:' .. q, id) == 0 then
+    redis.call('ZREM', P .. 'ready:' .. q, order_key(prio, run_at_s, id))
+  end
+end
+-- Move the due jobs of the delayed set to the ready set.
+local function promote(q)
+  local delayed = P .. 'delayed:' .. q
+  while true do
+    local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', NOW_S, 'LIMIT', 0, 500)
+    if #due == 0 then return end
+    for _, id in ipairs(due) do
+      local h = redis.call('HMGET', jk(id), 'priority', 'run_at')
+      redis.call('ZADD', P .. 'ready:' .. q, 0, order_key(h[1], h[2], id))
+      redis.call('ZREM', delayed, id)
+    end
+  end
+end
+-- Free the unique key a job held (if it still holds it).
+local function free_key(id, name, key)
+  if key then
+    local k = P .. 'uniq:' .. name .. '\0' .. key
+    if redis.call('GET', k) == id then redis.call('DEL', k) end
+  end
+end
+-- End a job (status: completed, failed or cancelled), from pending or processing.
+local function finish(id, h, status)
+  local old = h.status
+  if old == 'pending' then unqueue(id, h.queue, h.priority, h.run_at) end
+  if old == 'processing' then redis.call('ZREM', P .. 'processing', id) end
+  redis.call('HSET', jk(id), 'status', status, 'finished_at', NOW_S, 'updated_at', NOW_S)
+  redis.call('HDEL', jk(id), 'lease_expires_at')
+  redis.call('ZADD', P .. 'finished:' .. status, NOW_S, id)
+  recount(h.queue, old, status, id)
+  free_key(id, h.name, h.unique_key)
+end
+-- Back to pending at run_at_s, from processing.
+local function requeue(id, h, run_at_s)
+  redis.call('ZREM', P .. 'processing', id)
+  redis.call('HSET', jk(id), 'status', 'pending', 'run_at', run_at_s, 'updated_at', NOW_S)
+  redis.call('HDEL', jk(id), 'lease_expires_at', 'finished_at')
+  enqueue_at(id, h.queue, h.priority, run_at_s)
+  recount(h.queue, 'processing', 'pending', id)
+end
+local function load(id)
+  local flat = redis.call('HGETALL', jk(id))
+  if #flat == 0 then return nil end
+  local h = {}
+  for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
+  return h
+end
+-- The job if its lease is held with this token, else nil.
+local function held(id, token)
+  local h = load(id)
+  if h and h.status == 'processing' and h.lease_token == token then return h end
+  return nil
+end
+"""
+
+ENQUEUE = r"""
+-- ARGV[3]: 1 to return the jobs (else ids); ARGV[4..]: 10 fields a job:
+-- queue, name, payload, priority, max_attempts, run_at, unique_key, expires_at,
+-- limit_key, on_duplicate ('' for None in the optional fields).
+local out = {}
+local want = ARGV[3] == '1'
+for i = 4, #ARGV, 10 do
+  local q, name, payload, prio = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
+  local run_at = ARGV[i + 5]
+  if run_at == '' then run_at = NOW_S end
+  local key = ARGV[i + 6]
+  local id, created, replaced = nil, '1', '0'
+  local holder_key = nil
+  if key ~= '' then
+    holder_key = P .. 'uniq:' .. name .. '\0' .. key
+    local holder = redis.call('GET', holder_key)
+    if holder then
+      local h = load(holder)
+      if ARGV[i + 9] ~= 'replace' then
+        id, created = holder, '0'
+      elseif h.status == 'pending' then
+        unqueue(holder, h.queue, h.priority, h.run_at)
+        redis.call('HSET', jk(holder), 'payload', payload, 'priority', prio, 'run_at', run_at,
+          'updated_at', NOW_S)
+        enqueue_at(holder, h.queue, prio, run_at)
+        id, created, replaced = holder, '0', '1'
+      else
+        redis.call('HDEL', jk(holder), 'unique_key')  -- processing: it runs on, keyless
+      end
+    end
+  end
+  if not id then
+    id = tostring(redis.call('INCR', P .. 'seq'))
+    local fields = {'id', id, 'queue', q, 'name', name, 'payload', payload, 'priority', prio,
+      'status', 'pending', 'attempts', '0', 'max_attempts', ARGV[i + 4], 'run_at', run_at,
+      'created_at', NOW_S, 'updated_at', NOW_S}
+    if key ~= '' then
+      table.insert(fields, 'unique_key'); table.insert(fields, key)
+      redis.call('SET', holder_key, id)
+    end
+    if ARGV[i + 7] ~= '' then
+      table.insert(fields, 'expires_at'); table.insert(fields, ARGV[i + 7])
+    end
+    if ARGV[i + 8] ~= '' then
+      table.insert(fields, 'limit_key'); table.insert(fields, ARGV[i + 8])
+    end
+    redis.call('HSET', jk(id), unpack(fields))
+    redis.call('ZADD', P .. 'all', id, id)
+    redis.call('HINCRBY', P .. 'queues', q, 1)
+    enqueue_at(id, q, prio, run_at)
+    recount(q, nil, 'pending', id)
+  end
+  if want then
+    table.insert(out, {created, replaced, redis.call('HGETALL', jk(id))})
+  else
+    table.insert(out, id)
+  end
+end
+return out
+"""
+
+CLAIM = r"""
+-- ARGV[3]: lease seconds, ARGV[4]: owner, ARGV[5]: limit, ARGV[6]: number of queues,
+-- then the queues, then one lease token per job that may be claimed.
+local lease, owner, limit, nq = tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local cands = {}
+for i = 7, 6 + nq do
+  local q = ARGV[i]
+  if redis.call('SISMEMBER', P .. 'paused', q) == 0 then
+    promote(q)
+    local ready = P .. 'ready:' .. q
+    local got, start = 0, 0
+    while got < limit do
+      local members = redis.call('ZRANGE', ready, start, start + limit - 1)
+      if #members == 0 then break end
+      start = start + #members
+      for _, m in ipairs(members) do
+        local id = string.sub(m, 25)
+        local h = redis.call('HMGET', jk(id), 'priority', 'run_at', 'expires_at')
+        if not h[3] or tonumber(h[3]) > NOW then
+          table.insert(cands, {-tonumber(h[1]), tonumber(h[2]), tonumber(id), m, q, id})
+          got = got + 1
+          if got == limit then break end
+        end
+      end
+    end
+  end
+end
+table.sort(cands, function(a, b)
+  if a[1] ~= b[1] then return a[1] < b[1] end
+  if a[2] ~= b[2] then return a[2] < b[2] end
+  return a[3] < b[3]
+end)
+local out = {}
+local expires = num(NOW + lease)
+for n = 1, math.min(limit, #cands) do
+  local c = cands[n]
+  local q, id = c[5], c[6]
+  redis.call('ZREM', P .. 'ready:' .. q, c[4])
+  redis.call('ZREM', P .. 'pending:' .. q, id)
+  redis.call('HINCRBY', jk(id), 'attempts', 1)
+  redis.call('HSET', jk(id), 'status', 'processing', 'lease_owner', owner,
+    'lease_token', ARGV[6 + nq + n], 'lease_expires_at', expires, 'started_at', NOW_S,
+    'updated_at', NOW_S)
+  redis.call('ZADD', P .. 'processing', expires, id)
+  recount(q, 'pending', 'processing', id)
+  table.insert(out, redis.call('HGETALL', jk(id)))
+end
+return out
+"""
+
+HAS_RUNNABLE = r"""
+-- ARGV[3..]: the queues. A read: due jobs still in the delayed sets count too.
+for i = 3, #ARGV do
+  local q = ARGV[i]
+  if redis.call('SISMEMBER', P .. 'paused', q) == 0 then
+    if redis.call('ZCARD', P .. 'ready:' .. q) > 0 then return 1 end
+    if redis.call('ZCOUNT', P .. 'delayed:' .. q, '-inf', NOW_S) > 0 then return 1 end
+  end
+end
+return 0
+"""
+
+RENEW = r"""
+-- ARGV[3]: lease seconds, then (id, token) pairs. Returns {id, cancel_requested} renewed.
+local expires = num(NOW + tonumber(ARGV[3]))
+local out = {}
+for i = 4, #ARGV, 2 do
+  local id = ARGV[i]
+  local h = held(id, ARGV[i + 1])
+  if h then
+    redis.call('HSET', jk(id), 'lease_expires_at', expires, 'updated_at', NOW_S)
+    redis.call('ZADD', P .. 'processing', expires, id)
+    table.insert(out, {id, h.cancel_requested or '0'})
+  end
+end
+return out
+"""
+
+PROGRESS = r"""
+-- ARGV[3]: id, ARGV[4]: token, ARGV[5]: progress.
+if not held(ARGV[3], ARGV[4]) then return 0 end
+redis.call('HSET', jk(ARGV[3]), 'progress', ARGV[5], 'updated_at', NOW_S)
+return 1
+"""
+
+COMPLETE = r"""
+-- ARGV[3..]: (id, token, has result '0'/'1', result) per job. One 0/1 per job.
+local out = {}
+for i = 3, #ARGV, 4 do
+  local id = ARGV[i]
+  local h = held(id, ARGV[i + 1])
+  if h then
+    if ARGV[i + 2] == '1' then
+      redis.call('HSET', jk(id), 'result', ARGV[i + 3])
+    else
+      redis.call('HDEL', jk(id), 'result')
+    end
+    finish(id, h, 'completed')
+    table.insert(out, 1)
+  else
+    table.insert(out, 0)
+  end
+end
+return out
+"""
+
+FAIL = r"""
+-- ARGV[3]: id, [4]: token, [5]: retry_at or '', [6] type, [7] message, [8] traceback
+-- or '' (with [9] '1' when given). Returns the new status, or nil.
+local id = ARGV[3]
+local h = held(id, ARGV[4])
+if not h then return false end
+redis.call('HSET', jk(id), 'error_type', ARGV[6], 'error_message', ARGV[7])
+if ARGV[9] == '1' then
+  redis.call('HSET', jk(id), 'error_traceback', ARGV[8])
+else
+  redis.call('HDEL', jk(id), 'error_traceback')
+end
+if h.cancel_requested == '1' then
+  finish(id, h, 'cancelled')
+  return 'cancelled'
+end
+if ARGV[5] ~= '' and tonumber(h.attempts) < tonumber(h.max_attempts) then
+  requeue(id, h, ARGV[5])
+  return 'pending'
+end
+finish(id, h, 'failed')
+return 'failed'
+"""
+
+RELEASE = r"""
+-- ARGV[3]: id, [4]: token, [5]: run_at or ''. Returns the new status, or nil.
+local id = ARGV[3]
+local h = held(id, ARGV[4])
+if not h then return false end
+local attempts = math.max(tonumber(h.attempts) - 1, 0)
+redis.call('HSET', jk(id), 'attempts', tostring(attempts))
+if h.cancel_requested == '1' then
+  finish(id, h, 'cancelled')
+  return 'cancelled'
+end
+local run_at = ARGV[5]
+if run_at == '' then run_at = NOW_S end
+requeue(id, h, run_at)
+return 'pending'
+"""
+
+FINISH_CANCELLED = r"""
+-- ARGV[3]: id, [4]: token.
+local h = held(ARGV[3], ARGV[4])
+if not h then return 0 end
+finish(ARGV[3], h, 'cancelled')
+return 1
+"""
+
+RESCUE = r"""
+-- ARGV[3]: limit. Returns {id, new status} per job whose lease expired.
+local ids = redis.call('ZRANGEBYSCORE', P .. 'processing', '-inf', NOW_S, 'LIMIT', 0,
+  tonumber(ARGV[3]))
+local out = {}
+for _, id in ipairs(ids) do
+  local h = load(id)
+  if not h or h.status ~= 'processing' then
+    redis.call('ZREM', P .. 'processing', id)
+  else
+    local message = 'lease expired (worker died?) during attempt ' .. h.attempts .. ' of ' ..
+      h.max_attempts .. '; last held by ' .. (h.lease_owner or '?')
+    redis.call('HSET', jk(id), 'error_type', 'LeaseExpired', 'error_message', message)
+    redis.call('HDEL', jk(id), 'error_traceback')
+    local status
+    if h.cancel_requested == '1' then
+      status = 'cancelled'
+      finish(id, h, status)
+    elseif tonumber(h.attempts) < tonumber(h.max_attempts) then
+      status = 'pending'
+      requeue(id, h, h.run_at)
+    else
+      status = 'failed'
+      finish(id, h, status)
+    end
+    table.insert(out, {id, status})
+  end
+end
+return out
+"""
+
+CANCEL = r"""
+-- ARGV[3]: id. Returns the job afterwards, or nil if unknown.
+local id = ARGV[3]
+local h = load(id)
+if not h then return false end
+if h.status == 'pending' then
+  finish(id, h, 'cancelled')
+elseif h.status == 'processing' then
+  redis.call('HSET', jk(id), 'cancel_requested', '1', 'updated_at', NOW_S)
+end
+return redis.call('HGETALL', jk(id))
+"""
+
+RETRY = r"""
+-- ARGV[3]: id, [4]: run_at or ''. Returns {'ok', job}, {'conflict', key, holder}, or nil.
+local id = ARGV[3]
+local h = load(id)
+if not h or (h.status ~= 'failed' and h.status ~= 'cancelled') then return false end
+if h.unique_key then
+  local k = P .. 'uniq:' .. h.name .. '\0' .. h.unique_key
+  local holder = redis.call('GET', k)
+  if holder and holder ~= id then return {'conflict', h.unique_key, holder} end
+  redis.call('SET', k, id)
+end
+local run_at = ARGV[4]
+if run_at == '' then run_at = NOW_S end
+redis.call('ZREM', P .. 'finished:' .. h.status, id)
+redis.call('HSET', jk(id), 'status', 'pending', 'attempts', '0', 'run_at', run_at,
+  'updated_at', NOW_S)
+redis.call('HDEL', jk(id), 'expires_at', 'cancel_requested', 'result', 'progress',
+  'started_at', 'finished_at', 'lease_owner', 'lease_token', 'lease_expires_at')
+enqueue_at(id, h.queue, h.priority, run_at)
+recount(h.queue, h.status, 'pending', id)
+return {'ok', redis.call('HGETALL', jk(id))}
+"""
+
+PURGE = r"""
+-- ARGV[3]: status, [4]: older than, [5]: batch size. Returns how many were deleted.
+local status = ARGV[3]
+local ids = redis.call('ZRANGEBYSCORE', P .. 'finished:' .. status, '-inf',
+  '(' .. ARGV[4], 'LIMIT', 0, tonumber(ARGV[5]))
+for _, id in ipairs(ids) do
+  local q = redis.call('HGET', jk(id), 'queue')
+  redis.call('ZREM', P .. 'finished:' .. status, id)
+  redis.call('ZREM', P .. 'all', id)
+  if q then
+    recount(q, status, nil, id)
+    if redis.call('HINCRBY', P .. 'queues', q, -1) <= 0 then
+      redis.call('HDEL', P .. 'queues', q)
+      redis.call('DEL', P .. 'counts:' .. q)
+    end
+  end
+  redis.call('DEL', jk(id))
+end
+return #ids
+"""
+
+PAUSE = r"""
+-- ARGV[3]: queue, [4]: most paused queues. Returns 0 when too many are paused.
+if redis.call('SISMEMBER', P .. 'paused', ARGV[3]) == 1 then return 1 end
+if redis.call('SCARD', P .. 'paused') >= tonumber(ARGV[4]) then return 0 end
+redis.call('SADD', P .. 'paused', ARGV[3])
+return 1
+"""
+
+STATS = r"""
+-- Returns {now, paused, completed last minute, failed last minute, per queue:
+-- {queue, counts (flat), scheduled, oldest due run_at or ''}}.
+local queues = redis.call('HKEYS', P .. 'queues')
+local per = {}
+for _, q in ipairs(queues) do
+  local oldest = redis.call('ZRANGEBYSCORE', P .. 'pending:' .. q, '-inf', NOW_S,
+    'WITHSCORES', 'LIMIT', 0, 1)
+  table.insert(per, {q, redis.call('HGETALL', P .. 'counts:' .. q),
+    redis.call('ZCOUNT', P .. 'pending:' .. q, '(' .. NOW_S, '+inf'), oldest[2] or ''})
+end
+local minute = '(' .. num(NOW - 60)
+return {NOW_S, redis.call('SMEMBERS', P .. 'paused'),
+  redis.call('ZCOUNT', P .. 'finished:completed', minute, NOW_S),
+  redis.call('ZCOUNT', P .. 'finished:failed', minute, NOW_S), per}
+"""
+
+OLDEST_DUE = r"""
+-- The oldest due run_at of the unpaused queues (or ''), and the time.
+local oldest = nil
+for _, q in ipairs(redis.call('HKEYS', P .. 'queues')) do
+  if redis.call('SISMEMBER', P .. 'paused', q) == 0 then
+    local first = redis.call('ZRANGEBYSCORE', P .. 'pending:' .. q, '-inf', NOW_S,
+      'WITHSCORES', 'LIMIT', 0, 1)
+    if first[2] and (not oldest or tonumber(first[2]) < oldest) then
+      oldest = tonumber(first[2])
+    end
+  end
+end
+return {oldest and num(oldest) or '', NOW_S}
+"""
+
+SCRIPTS = {
+    "enqueue": ENQUEUE,
+    "claim": CLAIM,
+    "has_runnable": HAS_RUNNABLE,
+    "renew": RENEW,
+    "progress": PROGRESS,
+    "complete": COMPLETE,
+    "fail": FAIL,
+    "release": RELEASE,
+    "finish_cancelled": FINISH_CANCELLED,
+    "rescue": RESCUE,
+    "cancel": CANCEL,
+    "retry": RETRY,
+    "purge": PURGE,
+    "pause": PAUSE,
+    "stats": STATS,
+    "oldest_due": OLDEST_DUE,
+}
+"""Every script by name; each runs with :data:`HELPERS` in front of it."""

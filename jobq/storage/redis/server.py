@@ -1,0 +1,140 @@
+"""Redis seen from one process: a connection pool, the scripts registered once and
+run by ``EVALSHA``, errors in jobq's words, and jobs read back from their hashes.
+
+redis-py's pool notices ``fork()`` itself: a child opens connections of its own
+and never uses the parent's sockets.
+
+Rule: imports redis and the storage contract; knows the scripts' names, not
+what they do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from ...job import make_job
+from ..base import Job, JobError, JobStatus, StorageError
+from .lua import HELPERS, SCRIPTS
+
+try:
+    import redis
+    import redis.exceptions
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("Redis storage needs the redis package: pip install 'jobq[redis]'") from exc
+
+Clock = Literal["database", "caller"]
+Arg = str | int | float
+
+_STATUS = {status.value: status for status in JobStatus}
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages and reprs."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    auth, _, host = rest.rpartition("@")
+    user = auth.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in auth else url
+
+
+def text(value: float | None) -> str:
+    """A number as a script argument (``repr`` round-trips a float); None as ``""``."""
+    return "" if value is None else repr(float(value))
+
+
+class Server:
+    """The connections of this process to one Redis database, and the scripts.
+
+    :param clock: ``"database"``: scripts read the server's clock; ``"caller"``: they
+        use the ``now`` passed in.
+    """
+
+    def __init__(
+        self, url: str, *, prefix: str, clock: Clock, max_connections: int, timeout: float
+    ) -> None:
+        self.url = url
+        self.prefix = prefix
+        self.clock = clock
+        try:
+            self.client: redis.Redis = redis.Redis.from_url(
+                url,
+                decode_responses=True,
+                encoding_errors="surrogatepass",
+                max_connections=max_connections,
+                socket_connect_timeout=timeout,
+                socket_timeout=None,
+            )
+        except ValueError as exc:
+            raise StorageError(f"bad Redis URL {redacted(url)!r}: {exc}") from exc
+        self._scripts = {
+            name: self.client.register_script(HELPERS + body) for name, body in SCRIPTS.items()
+        }
+        self.closed = False
+
+    def run(self, script: str, now: float | None, *args: Arg) -> Any:
+        """Run the named script (``EVALSHA``, loading it once if the server lacks it)
+        with the prefix and the time in front of ``args``."""
+        when = "" if self.clock == "database" or now is None else text(now)
+        with errors():
+            return self._scripts[script](keys=[], args=[self.prefix, when, *args])
+
+    def load_scripts(self) -> None:
+        """Register every script with the server now (and check that it answers)."""
+        with errors():
+            for script in self._scripts.values():
+                script.sha = self.client.script_load(script.script)
+
+    def close(self) -> None:
+        """Close this process's connections."""
+        self.closed = True
+        self.client.close()
+        self.client.connection_pool.disconnect()
+
+
+@contextmanager
+def errors() -> Iterator[None]:
+    """redis-py's errors as :class:`StorageError`."""
+    try:
+        yield
+    except redis.exceptions.RedisError as exc:
+        raise StorageError(f"Redis error: {exc}".strip()) from exc
+
+
+def _opt_float(value: str | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def to_job(flat: Sequence[str] | Mapping[str, str]) -> Job:
+    """The job in a hash, as ``HGETALL`` returns it (a flat list or a dict)."""
+    h = flat if isinstance(flat, Mapping) else dict(zip(flat[::2], flat[1::2]))
+    error_type = h.get("error_type")
+    return make_job(
+        int(h["id"]),
+        h["queue"],
+        h["name"],
+        h["payload"],
+        int(h["priority"]),
+        _STATUS[h["status"]],
+        int(h["attempts"]),
+        int(h["max_attempts"]),
+        float(h["run_at"]),
+        h.get("lease_owner"),
+        h.get("lease_token"),
+        _opt_float(h.get("lease_expires_at")),
+        None
+        if error_type is None
+        else JobError(error_type, h.get("error_message", ""), h.get("error_traceback")),
+        h.get("result"),
+        h.get("progress"),
+        h.get("unique_key"),
+        h.get("cancel_requested") == "1",
+        float(h["created_at"]),
+        _opt_float(h.get("started_at")),
+        _opt_float(h.get("finished_at")),
+        float(h["updated_at"]),
+        _opt_float(h.get("expires_at")),
+        h.get("limit_key"),
+    )

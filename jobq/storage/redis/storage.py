@@ -1,0 +1,117 @@
+"""RedisStorage: the core of the :class:`~jobq.storage.base.Storage` contract on Redis.
+
+Not offered to users yet: :func:`jobq.storage.open_storage` does not open
+``redis://`` URLs, and the parts of the contract listed in :mod:`jobq.storage.redis`
+raise :class:`NotImplementedError`. Needs the ``jobq[redis]`` extra.
+
+Rule: imports its own parts, the checking layer and the storage contract.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NoReturn, cast
+
+from ...validate import check_seconds
+from ..batches import BatchStore
+from ..bulk import BulkStore
+from ..checked import CheckedStorage
+from ..dependencies import DependencyStore
+from ..external import ExternalStore
+from ..history import HistoryStore
+from ..job_logs import JobLogStore
+from ..parts import Schedules
+from ..workers import WorkerRows
+from .admin import RedisAdmin
+from .inserts import RedisInserts
+from .leases import RedisLeases
+from .server import Clock, Server, redacted
+
+__all__ = ["RedisStorage"]
+
+DEFAULT_PREFIX = "jobq:"
+"""What every key of a :class:`RedisStorage` starts with, unless it is given another."""
+
+
+class NotYet:
+    """A part of the contract the Redis backend does not implement yet: each of its
+    methods raises :class:`NotImplementedError` naming the operation."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def __getattr__(self, operation: str) -> Any:
+        def refuse(*args: object, **kwargs: object) -> NoReturn:
+            raise NotImplementedError(
+                f"{self._what} ({operation}) is not implemented on Redis yet; "
+                "use SQLite or PostgreSQL for it"
+            )
+
+        return refuse
+
+
+class RedisStorage(CheckedStorage):
+    """Jobs in a Redis database, shared by every process on every host.
+
+    ::
+
+        storage = RedisStorage("redis://cache.internal:6379/0")
+
+    :param url: a ``redis://``, ``rediss://`` or ``unix://`` URL (database number
+        in the path, as redis-py reads it).
+    :param prefix: what every key starts with (default ``"jobq:"``), so one
+        database can hold several queues' data or other data beside it.
+    :param clock: ``"database"`` (default): times come from the server's clock
+        (``TIME``) and the ``now`` arguments are ignored; ``"caller"``: the ``now``
+        passed to each call is used, as with SQLite (for tests that drive time).
+    :param max_connections: most connections this process opens (default 10).
+    :param connect_timeout: seconds to wait for a connection (default 10).
+
+    Raises :class:`~jobq.storage.base.StorageError` if the server cannot be
+    reached. Use as a context manager, or call :meth:`close`. The methods are
+    documented on :class:`~jobq.storage.base.Storage`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        clock: Clock = "database",
+        max_connections: int = 10,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        if clock not in ("database", "caller"):
+            raise ValueError(f"clock must be 'database' or 'caller', got {clock!r}")
+        if not isinstance(prefix, str) or not prefix:
+            raise ValueError(f"prefix must be a non-empty str, got {prefix!r}")
+        if type(max_connections) is not int or max_connections < 1:
+            raise ValueError(f"max_connections must be at least 1, got {max_connections!r}")
+        check_seconds("connect_timeout", connect_timeout)
+        self.url = url
+        self.prefix = prefix
+        self.clock = clock
+        self._server = Server(
+            url, prefix=prefix, clock=clock, max_connections=max_connections, timeout=connect_timeout
+        )
+        self._inserts = RedisInserts(self._server)
+        self._leases = RedisLeases(self._server)
+        self._admin = RedisAdmin(self._server)
+        self._schedules = cast(Schedules, NotYet("recurring schedules"))
+        self._workers = cast(WorkerRows, NotYet("the registry of worker pools"))
+        self._job_logs = cast(JobLogStore, NotYet("job log lines"))
+        self._bulk = cast(BulkStore, NotYet("filters and bulk actions"))
+        self._history = cast(HistoryStore, NotYet("job history"))
+        self._batches = cast(BatchStore, NotYet("batches"))
+        self._dependencies = cast(DependencyStore, NotYet("job dependencies"))
+        self._external = cast(ExternalStore, NotYet("jobs written in the app's transaction"))
+        try:
+            self._server.load_scripts()
+        except BaseException:
+            self._server.close()
+            raise
+
+    def close(self) -> None:
+        self._server.close()
+
+    def __repr__(self) -> str:
+        return f"RedisStorage({redacted(self.url)!r}, prefix={self.prefix!r}, clock={self.clock!r})"

@@ -15,10 +15,6 @@ from ..base import Enqueued, NewJob
 from .server import Arg, Server, text, to_job
 
 def _fields(job: NewJob) -> list[Arg]:
-    if job.throttle is not None:
-        raise NotImplementedError(
-            "enqueue with throttle is not implemented on Redis yet (use SQLite or PostgreSQL)"
-        )
     return [
         job.queue,
         job.name,
@@ -30,6 +26,7 @@ def _fields(job: NewJob) -> list[Arg]:
         text(job.expires_at),
         "" if job.limit_key is None else job.limit_key,
         job.on_duplicate,
+        text(job.throttle),
     ]
 
 

@@ -108,6 +108,4 @@ class RedisLeases:
         )
 
     def expire_jobs(self, now: float, limit: int) -> list[int]:
-        raise NotImplementedError(
-            "expire_jobs is not implemented on Redis yet (claims already skip expired jobs)"
-        )
+        return sorted(int(job_id) for job_id in self._server.run("expire", now, limit))

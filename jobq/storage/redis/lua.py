@@ -94,6 +94,7 @@ local function finish(id, h, status)
   redis.call('HSET', jk(id), 'status', status, 'finished_at', NOW_S, 'updated_at', NOW_S)
   redis.call('HDEL', jk(id), 'lease_expires_at')
   redis.call('ZADD', P .. 'finished:' .. status, NOW_S, id)
+  redis.call('ZREM', P .. 'expiring', id)
   recount(h.queue, old, status, id)
   free_key(id, h.name, h.unique_key)
 end
@@ -104,6 +105,25 @@ local function requeue(id, h, run_at_s)
   redis.call('HDEL', jk(id), 'lease_expires_at', 'finished_at')
   enqueue_at(id, h.queue, h.priority, run_at_s)
   recount(h.queue, 'processing', 'pending', id)
+end
+-- Epoch seconds as UTC text, 1970-01-12T13:47:40Z (days to a civil date: H. Hinnant).
+local function utc(t)
+  local secs = math.floor(t)
+  local days = math.floor(secs / 86400)
+  local rem = secs - days * 86400
+  local z = days + 719468
+  local era = math.floor(z / 146097)
+  local doe = z - era * 146097
+  local yoe = math.floor((doe - math.floor(doe / 1460) + math.floor(doe / 36524)
+    - math.floor(doe / 146096)) / 365)
+  local doy = doe - (365 * yoe + math.floor(yoe / 4) - math.floor(yoe / 100))
+  local mp = math.floor((5 * doy + 2) / 153)
+  local d = doy - math.floor((153 * mp + 2) / 5) + 1
+  local m = mp < 10 and mp + 3 or mp - 9
+  local y = yoe + era * 400
+  if m <= 2 then y = y + 1 end
+  return string.format('%04d-%02d-%02dT%02d:%02d:%02dZ', y, m, d, math.floor(rem / 3600),
+    math.floor(rem % 3600 / 60), rem % 60)
 end
 local function load(id)
   local flat = redis.call('HGETALL', jk(id))
@@ -121,19 +141,27 @@ end
 """
 
 ENQUEUE = r"""
--- ARGV[3]: 1 to return the jobs (else ids); ARGV[4..]: 10 fields a job:
+-- ARGV[3]: 1 to return the jobs (else ids); ARGV[4..]: 11 fields a job:
 -- queue, name, payload, priority, max_attempts, run_at, unique_key, expires_at,
--- limit_key, on_duplicate ('' for None in the optional fields).
+-- limit_key, on_duplicate, throttle ('' for None in the optional fields).
 local out = {}
 local want = ARGV[3] == '1'
-for i = 4, #ARGV, 10 do
+for i = 4, #ARGV, 11 do
   local q, name, payload, prio = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local run_at = ARGV[i + 5]
   if run_at == '' then run_at = NOW_S end
   local key = ARGV[i + 6]
   local id, created, replaced = nil, '1', '0'
   local holder_key = nil
-  if key ~= '' then
+  if key ~= '' and ARGV[i + 10] ~= '' then
+    -- Throttled: the newest job of this task and key, if created within the window.
+    local last = redis.call('GET', P .. 'last:' .. name .. '\0' .. key)
+    local made = last and redis.call('HGET', jk(last), 'created_at')
+    if made and tonumber(made) > NOW - tonumber(ARGV[i + 10]) then
+      id, created = last, '0'
+    end
+  end
+  if key ~= '' and not id then
     holder_key = P .. 'uniq:' .. name .. '\0' .. key
     local holder = redis.call('GET', holder_key)
     if holder then
@@ -159,9 +187,11 @@ for i = 4, #ARGV, 10 do
     if key ~= '' then
       table.insert(fields, 'unique_key'); table.insert(fields, key)
       redis.call('SET', holder_key, id)
+      redis.call('SET', P .. 'last:' .. name .. '\0' .. key, id)
     end
     if ARGV[i + 7] ~= '' then
       table.insert(fields, 'expires_at'); table.insert(fields, ARGV[i + 7])
+      redis.call('ZADD', P .. 'expiring', ARGV[i + 7], id)
     end
     if ARGV[i + 8] ~= '' then
       table.insert(fields, 'limit_key'); table.insert(fields, ARGV[i + 8])
@@ -394,6 +424,7 @@ end
 local run_at = ARGV[4]
 if run_at == '' then run_at = NOW_S end
 redis.call('ZREM', P .. 'finished:' .. h.status, id)
+redis.call('ZREM', P .. 'expiring', id)
 redis.call('HSET', jk(id), 'status', 'pending', 'attempts', '0', 'run_at', run_at,
   'updated_at', NOW_S)
 redis.call('HDEL', jk(id), 'expires_at', 'cancel_requested', 'result', 'progress',
@@ -409,7 +440,11 @@ local status = ARGV[3]
 local ids = redis.call('ZRANGEBYSCORE', P .. 'finished:' .. status, '-inf',
   '(' .. ARGV[4], 'LIMIT', 0, tonumber(ARGV[5]))
 for _, id in ipairs(ids) do
-  local q = redis.call('HGET', jk(id), 'queue')
+  local q, name, key = unpack(redis.call('HMGET', jk(id), 'queue', 'name', 'unique_key'))
+  if key then
+    local last = P .. 'last:' .. name .. '\0' .. key
+    if redis.call('GET', last) == id then redis.call('DEL', last) end
+  end
   redis.call('ZREM', P .. 'finished:' .. status, id)
   redis.call('ZREM', P .. 'all', id)
   if q then
@@ -464,7 +499,36 @@ end
 return {oldest and num(oldest) or '', NOW_S}
 """
 
+EXPIRE = r"""
+-- ARGV[3]: limit. Ends pending jobs past their expires_at as cancelled; their ids.
+local limit, out, start = tonumber(ARGV[3]), {}, 0
+while #out < limit do
+  local ids = redis.call('ZRANGEBYSCORE', P .. 'expiring', '-inf', NOW_S, 'LIMIT', start, 100)
+  if #ids == 0 then break end
+  for _, id in ipairs(ids) do
+    local h = load(id)
+    if not h then
+      redis.call('ZREM', P .. 'expiring', id)
+    elseif h.status ~= 'pending' then
+      start = start + 1  -- running: it may still come back for a retry and expire then
+    elseif #out < limit then
+      local attempt = ' before it started'
+      if h.attempts ~= '0' then
+        attempt = ' before attempt ' .. (tonumber(h.attempts) + 1) .. ' started'
+      end
+      redis.call('HSET', jk(id), 'error_type', 'Expired',
+        'error_message', 'expired at ' .. utc(tonumber(h.expires_at)) .. attempt)
+      redis.call('HDEL', jk(id), 'error_traceback')
+      finish(id, h, 'cancelled')
+      table.insert(out, id)
+    end
+  end
+end
+return out
+"""
+
 SCRIPTS = {
+    "expire": EXPIRE,
     "enqueue": ENQUEUE,
     "claim": CLAIM,
     "has_runnable": HAS_RUNNABLE,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Collection, Mapping, Sequence
 
+from .._limits import rate_key
 from ..base import Completion, Job, JobError, JobStatus, RenewResult, RescueResult, TaskLimit
 from .server import Arg, Server, text, to_job
 
@@ -35,13 +36,29 @@ class RedisLeases:
         limits: Mapping[str, TaskLimit] | None,
         limited_at_most: int | None,
     ) -> list[Job]:
-        if limits:
-            raise NotImplementedError(
-                "claim with task limits (concurrency, rate) is not implemented on Redis yet"
-            )
+        described: list[Arg] = []
+        for name, task in (limits or {}).items():
+            described += [
+                name,
+                "" if task.concurrency is None else task.concurrency,
+                "" if task.rate is None else task.rate,
+                text(task.per),
+                rate_key(name, task),
+                "1" if task.per_key else "0",
+            ]
         tokens = [secrets.token_urlsafe(16) for _ in range(limit)]
         rows = self._server.run(
-            "claim", now, text(lease_seconds), owner, limit, len(queues), *queues, *tokens
+            "claim",
+            now,
+            text(lease_seconds),
+            owner,
+            limit,
+            "" if limited_at_most is None else limited_at_most,
+            len(queues),
+            len(limits or {}),
+            *queues,
+            *described,
+            *tokens,
         )
         return [to_job(flat) for flat in rows]
 

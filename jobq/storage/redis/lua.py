@@ -86,11 +86,20 @@ local function free_key(id, name, key)
     if redis.call('GET', k) == id then redis.call('DEL', k) end
   end
 end
+-- Count a job of task ``name`` (and limit key) into or out of processing.
+local function running(name, limit_key, delta)
+  redis.call('HINCRBY', P .. 'running', name, delta)
+  local group = limit_key and ('+' .. limit_key) or '-'
+  redis.call('HINCRBY', P .. 'running', name .. '\0' .. group, delta)
+end
 -- End a job (status: completed, failed or cancelled), from pending or processing.
 local function finish(id, h, status)
   local old = h.status
   if old == 'pending' then unqueue(id, h.queue, h.priority, h.run_at) end
-  if old == 'processing' then redis.call('ZREM', P .. 'processing', id) end
+  if old == 'processing' then
+    redis.call('ZREM', P .. 'processing', id)
+    running(h.name, h.limit_key, -1)
+  end
   redis.call('HSET', jk(id), 'status', status, 'finished_at', NOW_S, 'updated_at', NOW_S)
   redis.call('HDEL', jk(id), 'lease_expires_at')
   redis.call('ZADD', P .. 'finished:' .. status, NOW_S, id)
@@ -101,6 +110,7 @@ end
 -- Back to pending at run_at_s, from processing.
 local function requeue(id, h, run_at_s)
   redis.call('ZREM', P .. 'processing', id)
+  running(h.name, h.limit_key, -1)
   redis.call('HSET', jk(id), 'status', 'pending', 'run_at', run_at_s, 'updated_at', NOW_S)
   redis.call('HDEL', jk(id), 'lease_expires_at', 'finished_at')
   enqueue_at(id, h.queue, h.priority, run_at_s)
@@ -212,53 +222,116 @@ return out
 """
 
 CLAIM = r"""
--- ARGV[3]: lease seconds, ARGV[4]: owner, ARGV[5]: limit, ARGV[6]: number of queues,
--- then the queues, then one lease token per job that may be claimed.
-local lease, owner, limit, nq = tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
-local cands = {}
-for i = 7, 6 + nq do
+-- ARGV[3]: lease seconds, [4]: owner, [5]: limit, [6]: limited at most or '',
+-- [7]: number of queues Q, [8]: number of limited tasks L; then the Q queues, then L
+-- times (name, concurrency or '', rate or '', per, rate key, per key '1'/'0'), then
+-- one lease token per job that may be claimed.
+local lease, owner, limit = tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[5])
+local total = tonumber(ARGV[6]) or math.huge
+local nq, nl = tonumber(ARGV[7]), tonumber(ARGV[8])
+local limits = {}
+local at = 9 + nq
+for _ = 1, nl do
+  limits[ARGV[at]] = {conc = tonumber(ARGV[at + 1]), rate = tonumber(ARGV[at + 2]),
+    per = tonumber(ARGV[at + 3]), rkey = ARGV[at + 4], per_key = ARGV[at + 5] == '1'}
+  at = at + 6
+end
+local tokens = at
+local CHUNK, BUDGET = math.min(limit, 100), 5000
+-- One cursor per unpaused queue over its ready set, in claim order; nothing is
+-- removed from the sets until the walk is over, so the offsets hold.
+local cursors = {}
+for i = 9, 8 + nq do
   local q = ARGV[i]
   if redis.call('SISMEMBER', P .. 'paused', q) == 0 then
     promote(q)
-    local ready = P .. 'ready:' .. q
-    local got, start = 0, 0
-    while got < limit do
-      local members = redis.call('ZRANGE', ready, start, start + limit - 1)
-      if #members == 0 then break end
-      start = start + #members
-      for _, m in ipairs(members) do
-        local id = string.sub(m, 25)
-        local h = redis.call('HMGET', jk(id), 'priority', 'run_at', 'expires_at')
-        if not h[3] or tonumber(h[3]) > NOW then
-          table.insert(cands, {-tonumber(h[1]), tonumber(h[2]), tonumber(id), m, q, id})
-          got = got + 1
-          if got == limit then break end
-        end
-      end
-    end
+    table.insert(cursors, {q = q, buf = {}, pos = 1, start = 0})
   end
 end
-table.sort(cands, function(a, b)
+local function head(c)
+  while not c.cur do
+    if c.pos > #c.buf then
+      if c.done then return nil end
+      c.buf = redis.call('ZRANGE', P .. 'ready:' .. c.q, c.start, c.start + CHUNK - 1)
+      c.start, c.pos = c.start + #c.buf, 1
+      if #c.buf == 0 then c.done = true; return nil end
+    end
+    local m = c.buf[c.pos]
+    local id = string.sub(m, 25)
+    local h = redis.call('HMGET', jk(id), 'priority', 'run_at', 'expires_at', 'name', 'limit_key')
+    if h[3] and tonumber(h[3]) <= NOW then
+      c.pos = c.pos + 1  -- expired: the expiry sweep ends it
+    else
+      c.cur = {-tonumber(h[1]), tonumber(h[2]), tonumber(id), m, id, h[4], h[5]}
+    end
+  end
+  return c.cur
+end
+local function before(a, b)
   if a[1] ~= b[1] then return a[1] < b[1] end
   if a[2] ~= b[2] then return a[2] < b[2] end
   return a[3] < b[3]
-end)
+end
+local trimmed = {}
+local function starts_key(lim, group)
+  local k = P .. 'starts:' .. lim.rkey
+  if lim.per_key then k = k .. '\0' .. group end
+  if not trimmed[k] then
+    redis.call('ZREMRANGEBYSCORE', k, '-inf', num(NOW - lim.per))
+    trimmed[k] = true
+  end
+  return k
+end
+-- Whether the limits let this claim take the job; if so, count it as taken.
+local function fits(name, limit_key)
+  local lim = limits[name]
+  if not lim then return true end
+  if total <= 0 then return false end
+  local group = limit_key and ('+' .. limit_key) or '-'
+  local field = lim.per_key and (name .. '\0' .. group) or name
+  if lim.conc and tonumber(redis.call('HGET', P .. 'running', field) or '0') >= lim.conc then
+    return false
+  end
+  if lim.rate then
+    local k = starts_key(lim, group)
+    if redis.call('ZCOUNT', k, '(' .. num(NOW - lim.per), '+inf') >= lim.rate then
+      return false
+    end
+    redis.call('ZADD', k, NOW_S, redis.call('INCR', P .. 'startseq'))
+  end
+  total = total - 1
+  return true
+end
 local out = {}
 local expires = num(NOW + lease)
-for n = 1, math.min(limit, #cands) do
-  local c = cands[n]
-  local q, id = c[5], c[6]
-  redis.call('ZREM', P .. 'ready:' .. q, c[4])
-  redis.call('ZREM', P .. 'pending:' .. q, id)
-  redis.call('HINCRBY', jk(id), 'attempts', 1)
-  redis.call('HSET', jk(id), 'status', 'processing', 'lease_owner', owner,
-    'lease_token', ARGV[6 + nq + n], 'lease_expires_at', expires, 'started_at', NOW_S,
-    'updated_at', NOW_S)
-  redis.call('ZADD', P .. 'processing', expires, id)
-  recount(q, 'pending', 'processing', id)
-  table.insert(out, redis.call('HGETALL', jk(id)))
+local examined = 0
+while #out < limit and examined < BUDGET do
+  local best, from = nil, nil
+  for _, c in ipairs(cursors) do
+    local h = head(c)
+    if h and (not best or before(h, best)) then best, from = h, c end
+  end
+  if not best then break end
+  from.cur, from.pos, examined = nil, from.pos + 1, examined + 1
+  if fits(best[6], best[7]) then
+    local id = best[5]
+    redis.call('HINCRBY', jk(id), 'attempts', 1)
+    redis.call('HSET', jk(id), 'status', 'processing', 'lease_owner', owner,
+      'lease_token', ARGV[tokens + #out], 'lease_expires_at', expires, 'started_at', NOW_S,
+      'updated_at', NOW_S)
+    redis.call('ZADD', P .. 'processing', expires, id)
+    running(best[6], best[7], 1)
+    recount(from.q, 'pending', 'processing', id)
+    table.insert(out, {from.q, best[4], id})
+  end
 end
-return out
+local jobs = {}
+for _, taken in ipairs(out) do
+  redis.call('ZREM', P .. 'ready:' .. taken[1], taken[2])
+  redis.call('ZREM', P .. 'pending:' .. taken[1], taken[3])
+  table.insert(jobs, redis.call('HGETALL', jk(taken[3])))
+end
+return jobs
 """
 
 HAS_RUNNABLE = r"""

@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from ..base import Enqueued, NewJob
 from .server import Arg, Server, text, to_job
 
-def _fields(job: NewJob) -> list[Arg]:
+def job_fields(job: NewJob) -> list[Arg]:
+    """The 11 script arguments of one job (see the ``insert`` helper in :mod:`.lua`)."""
     return [
         job.queue,
         job.name,
@@ -37,12 +38,12 @@ class RedisInserts:
         self._server = server
 
     def enqueue(self, job: NewJob, now: float) -> Enqueued:
-        ((created, replaced, flat),) = self._server.run("enqueue", now, "1", *_fields(job))
+        ((created, replaced, flat),) = self._server.run("enqueue", now, "1", *job_fields(job))
         return Enqueued(to_job(flat), created == "1", replaced == "1")
 
     def enqueue_many(self, jobs: Sequence[NewJob], now: float) -> list[int]:
         # One script run: all or none, and no other client sees half of it.
-        args = [arg for job in jobs for arg in _fields(job)]
+        args = [arg for job in jobs for arg in job_fields(job)]
         return [int(i) for i in self._server.run("enqueue", now, "0", *args)]
 
     def enqueue_payloads(self, template: NewJob, payloads: Sequence[str], now: float) -> list[int]:

@@ -148,15 +148,10 @@ local function held(id, token)
   if h and h.status == 'processing' and h.lease_token == token then return h end
   return nil
 end
-"""
-
-ENQUEUE = r"""
--- ARGV[3]: 1 to return the jobs (else ids); ARGV[4..]: 11 fields a job:
--- queue, name, payload, priority, max_attempts, run_at, unique_key, expires_at,
--- limit_key, on_duplicate, throttle ('' for None in the optional fields).
-local out = {}
-local want = ARGV[3] == '1'
-for i = 4, #ARGV, 11 do
+-- Store the job whose 11 fields start at ARGV[i] (queue, name, payload, priority,
+-- max_attempts, run_at, unique_key, expires_at, limit_key, on_duplicate, throttle;
+-- '' for None), or apply its unique key's policy. Returns id, created, replaced.
+local function insert(i)
   local q, name, payload, prio = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   local run_at = ARGV[i + 5]
   if run_at == '' then run_at = NOW_S end
@@ -167,52 +162,55 @@ for i = 4, #ARGV, 11 do
     -- Throttled: the newest job of this task and key, if created within the window.
     local last = redis.call('GET', P .. 'last:' .. name .. '\0' .. key)
     local made = last and redis.call('HGET', jk(last), 'created_at')
-    if made and tonumber(made) > NOW - tonumber(ARGV[i + 10]) then
-      id, created = last, '0'
-    end
+    if made and tonumber(made) > NOW - tonumber(ARGV[i + 10]) then return last, '0', '0' end
   end
-  if key ~= '' and not id then
+  if key ~= '' then
     holder_key = P .. 'uniq:' .. name .. '\0' .. key
     local holder = redis.call('GET', holder_key)
     if holder then
       local h = load(holder)
-      if ARGV[i + 9] ~= 'replace' then
-        id, created = holder, '0'
-      elseif h.status == 'pending' then
+      if ARGV[i + 9] ~= 'replace' then return holder, '0', '0' end
+      if h.status == 'pending' then
         unqueue(holder, h.queue, h.priority, h.run_at)
         redis.call('HSET', jk(holder), 'payload', payload, 'priority', prio, 'run_at', run_at,
           'updated_at', NOW_S)
         enqueue_at(holder, h.queue, prio, run_at)
-        id, created, replaced = holder, '0', '1'
-      else
-        redis.call('HDEL', jk(holder), 'unique_key')  -- processing: it runs on, keyless
+        return holder, '0', '1'
       end
+      redis.call('HDEL', jk(holder), 'unique_key')  -- processing: it runs on, keyless
     end
   end
-  if not id then
-    id = tostring(redis.call('INCR', P .. 'seq'))
-    local fields = {'id', id, 'queue', q, 'name', name, 'payload', payload, 'priority', prio,
-      'status', 'pending', 'attempts', '0', 'max_attempts', ARGV[i + 4], 'run_at', run_at,
-      'created_at', NOW_S, 'updated_at', NOW_S}
-    if key ~= '' then
-      table.insert(fields, 'unique_key'); table.insert(fields, key)
-      redis.call('SET', holder_key, id)
-      redis.call('SET', P .. 'last:' .. name .. '\0' .. key, id)
-    end
-    if ARGV[i + 7] ~= '' then
-      table.insert(fields, 'expires_at'); table.insert(fields, ARGV[i + 7])
-      redis.call('ZADD', P .. 'expiring', ARGV[i + 7], id)
-    end
-    if ARGV[i + 8] ~= '' then
-      table.insert(fields, 'limit_key'); table.insert(fields, ARGV[i + 8])
-    end
-    redis.call('HSET', jk(id), unpack(fields))
-    redis.call('ZADD', P .. 'all', id, id)
-    redis.call('HINCRBY', P .. 'queues', q, 1)
-    enqueue_at(id, q, prio, run_at)
-    recount(q, nil, 'pending', id)
+  id = tostring(redis.call('INCR', P .. 'seq'))
+  local fields = {'id', id, 'queue', q, 'name', name, 'payload', payload, 'priority', prio,
+    'status', 'pending', 'attempts', '0', 'max_attempts', ARGV[i + 4], 'run_at', run_at,
+    'created_at', NOW_S, 'updated_at', NOW_S}
+  if key ~= '' then
+    table.insert(fields, 'unique_key'); table.insert(fields, key)
+    redis.call('SET', holder_key, id)
+    redis.call('SET', P .. 'last:' .. name .. '\0' .. key, id)
   end
-  if want then
+  if ARGV[i + 7] ~= '' then
+    table.insert(fields, 'expires_at'); table.insert(fields, ARGV[i + 7])
+    redis.call('ZADD', P .. 'expiring', ARGV[i + 7], id)
+  end
+  if ARGV[i + 8] ~= '' then
+    table.insert(fields, 'limit_key'); table.insert(fields, ARGV[i + 8])
+  end
+  redis.call('HSET', jk(id), unpack(fields))
+  redis.call('ZADD', P .. 'all', id, id)
+  redis.call('HINCRBY', P .. 'queues', q, 1)
+  enqueue_at(id, q, prio, run_at)
+  recount(q, nil, 'pending', id)
+  return id, created, replaced
+end
+"""
+
+ENQUEUE = r"""
+-- ARGV[3]: 1 to return the jobs (else ids); ARGV[4..]: the jobs (see insert()).
+local out = {}
+for i = 4, #ARGV, 11 do
+  local id, created, replaced = insert(i)
+  if ARGV[3] == '1' then
     table.insert(out, {created, replaced, redis.call('HGETALL', jk(id))})
   else
     table.insert(out, id)
@@ -600,7 +598,50 @@ end
 return out
 """
 
+UPSERT_SCHEDULE = r"""
+-- ARGV[3]: name, [4]: spec, [5]: next fire time. Stores it if new or its spec
+-- changed. Returns the schedule's hash.
+local k = P .. 'schedule:' .. ARGV[3]
+local spec = redis.call('HGET', k, 'spec')
+if spec ~= ARGV[4] then
+  redis.call('HSET', k, 'name', ARGV[3], 'spec', ARGV[4], 'next_fire_at', ARGV[5],
+    'updated_at', NOW_S)
+  if not spec then redis.call('HSET', k, 'paused', '0') end
+  redis.call('SADD', P .. 'schedules', ARGV[3])
+end
+return redis.call('HGETALL', k)
+"""
+
+FIRE_SCHEDULE = r"""
+-- ARGV[3]: name, [4]: fire time, [5]: next fire time, then the jobs (see insert()).
+-- Returns {ids...} when it fired, nil when it was not due at that time any more.
+local k = P .. 'schedule:' .. ARGV[3]
+local h = redis.call('HMGET', k, 'next_fire_at', 'paused')
+local fire_at = tonumber(ARGV[4])
+if not h[1] or tonumber(h[1]) ~= fire_at or h[2] == '1' or fire_at > NOW then return false end
+redis.call('HSET', k, 'next_fire_at', ARGV[5], 'updated_at', NOW_S)
+local ids = {}
+for i = 6, #ARGV, 11 do
+  local id = insert(i)
+  table.insert(ids, id)
+end
+if #ids > 0 then redis.call('HSET', k, 'last_fire_at', ARGV[4], 'last_job_id', ids[#ids]) end
+return {'fired', ids}
+"""
+
+PAUSE_SCHEDULE = r"""
+-- ARGV[3]: name, [4]: '1' to pause, '0' to resume, [5]: next fire time or ''.
+local k = P .. 'schedule:' .. ARGV[3]
+if redis.call('EXISTS', k) == 0 then return false end
+redis.call('HSET', k, 'paused', ARGV[4], 'updated_at', NOW_S)
+if ARGV[5] ~= '' then redis.call('HSET', k, 'next_fire_at', ARGV[5]) end
+return redis.call('HGETALL', k)
+"""
+
 SCRIPTS = {
+    "upsert_schedule": UPSERT_SCHEDULE,
+    "fire_schedule": FIRE_SCHEDULE,
+    "pause_schedule": PAUSE_SCHEDULE,
     "expire": EXPIRE,
     "enqueue": ENQUEUE,
     "claim": CLAIM,

@@ -19,11 +19,11 @@ from ..dependencies import DependencyStore
 from ..external import ExternalStore
 from ..history import HistoryStore
 from ..job_logs import JobLogStore
-from ..parts import Schedules
 from ..workers import WorkerRows
 from .admin import RedisAdmin
 from .inserts import RedisInserts
 from .leases import RedisLeases
+from .schedules import RedisSchedules
 from .server import Clock, Server, redacted
 
 __all__ = ["RedisStorage"]
@@ -96,7 +96,7 @@ class RedisStorage(CheckedStorage):
         self._inserts = RedisInserts(self._server)
         self._leases = RedisLeases(self._server)
         self._admin = RedisAdmin(self._server)
-        self._schedules = cast(Schedules, NotYet("recurring schedules"))
+        self._schedules = RedisSchedules(self._server)
         self._workers = cast(WorkerRows, NotYet("the registry of worker pools"))
         self._job_logs = cast(JobLogStore, NotYet("job log lines"))
         self._bulk = cast(BulkStore, NotYet("filters and bulk actions"))

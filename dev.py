@@ -289,7 +289,9 @@ def throwaway_redis() -> Iterator[str | None]:
             while not _answers_ping(port):
                 if server.poll() is not None or time.monotonic() > deadline:
                     log = Path(folder, "redis.log")
-                    sys.exit(f"redis-server did not start:\n{log.read_text() if log.exists() else ''}")
+                    sys.exit(
+                        f"redis-server did not start:\n{log.read_text() if log.exists() else ''}"
+                    )
                 time.sleep(0.02)
             yield f"redis://127.0.0.1:{port}/0"
         finally:

@@ -22,7 +22,7 @@ from ..base import (
     TooManyPausedQueues,
     UniqueKeyConflict,
 )
-from .server import Server, errors, text, to_job
+from .server import Server, text, to_job
 
 _STATUS = {status.value: status for status in JobStatus}
 LIST_CHUNK = 500
@@ -49,16 +49,11 @@ class RedisAdmin:
         return to_job(answer[1])
 
     def get(self, job_id: int) -> Job | None:
-        with errors():
-            flat = self._server.client.hgetall(f"{self._p}job:{job_id}")
-        return to_job(flat) if flat else None
+        (found,) = self._server.hashes([f"{self._p}job:{job_id}"])
+        return to_job(found) if found else None
 
     def _many(self, ids: Sequence[str]) -> list[Job]:
-        with errors():
-            pipe = self._server.client.pipeline(transaction=False)
-            for job_id in ids:
-                pipe.hgetall(f"{self._p}job:{job_id}")
-            hashes = pipe.execute()
+        hashes = self._server.hashes([f"{self._p}job:{job_id}" for job_id in ids])
         return [to_job(h) for h in hashes if h]  # a job purged meanwhile is left out
 
     def list_jobs(
@@ -74,16 +69,9 @@ class RedisAdmin:
         filtered = queue is not None or name is not None
         chunk = LIST_CHUNK if filtered else limit
         found: list[Job] = []
-        client = self._server.client
         cursor = after_id
         while len(found) < limit:
-            with errors():
-                if newest_first:
-                    top = "+inf" if cursor is None else f"({cursor}"
-                    ids = client.zrevrangebyscore(index, top, "-inf", start=0, num=chunk)
-                else:
-                    bottom = "-inf" if cursor is None else f"({cursor}"
-                    ids = client.zrangebyscore(index, bottom, "+inf", start=0, num=chunk)
+            ids = self._server.ids(index, cursor, chunk, descending=newest_first)
             if not ids:
                 break
             cursor = int(ids[-1])
@@ -100,7 +88,7 @@ class RedisAdmin:
         queues: dict[str, QueueStats] = {}
         for queue, flat, scheduled, oldest in sorted(per):
             counts = dict.fromkeys(JobStatus, 0)
-            for status, count in zip(flat[::2], flat[1::2]):
+            for status, count in zip(flat[::2], flat[1::2], strict=True):
                 counts[_STATUS[status]] = int(count)
             if not any(counts.values()):
                 continue
@@ -129,9 +117,7 @@ class RedisAdmin:
             raise TooManyPausedQueues(queue, MAX_PAUSED_QUEUES)
 
     def resume(self, queue: str) -> None:
-        with errors():
-            self._server.client.srem(f"{self._p}paused", queue)
+        self._server.forget(f"{self._p}paused", queue)
 
     def paused_queues(self) -> frozenset[str]:
-        with errors():
-            return frozenset(self._server.client.smembers(f"{self._p}paused"))
+        return frozenset(self._server.members(f"{self._p}paused"))

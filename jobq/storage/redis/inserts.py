@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from ..base import Enqueued, NewJob
 from .server import Arg, Server, text, to_job
 
+
 def job_fields(job: NewJob) -> list[Arg]:
     """The 11 script arguments of one job (see the ``insert`` helper in :mod:`.lua`)."""
     return [

@@ -15,11 +15,11 @@ from collections.abc import Mapping, Sequence
 
 from ..base import NewJob, ScheduleState
 from .inserts import job_fields
-from .server import Server, errors, text
+from .server import Server, text
 
 
 def _state(flat: Sequence[str] | Mapping[str, str]) -> ScheduleState:
-    h = flat if isinstance(flat, Mapping) else dict(zip(flat[::2], flat[1::2]))
+    h = flat if isinstance(flat, Mapping) else dict(zip(flat[::2], flat[1::2], strict=True))
     last_fire = h.get("last_fire_at")
     last_job = h.get("last_job_id")
     return ScheduleState(
@@ -55,12 +55,8 @@ class RedisSchedules:
         return None if fired is None else [int(job_id) for job_id in fired[1]]
 
     def list_schedules(self) -> list[ScheduleState]:
-        with errors():
-            names = sorted(self._server.client.smembers(f"{self._p}schedules"))
-            pipe = self._server.client.pipeline(transaction=False)
-            for name in names:
-                pipe.hgetall(f"{self._p}schedule:{name}")
-            hashes = pipe.execute()
+        names = sorted(self._server.members(f"{self._p}schedules"))
+        hashes = self._server.hashes([f"{self._p}schedule:{name}" for name in names])
         return [_state(h) for h in hashes if h]
 
     def set_schedule_paused(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from ...job import make_job
 from ..base import Job, JobError, JobStatus, StorageError
@@ -87,6 +87,38 @@ class Server:
             for script in self._scripts.values():
                 script.sha = self.client.script_load(script.script)
 
+    # Reads, typed: the client decodes every answer to str (decode_responses).
+
+    def hashes(self, keys: Sequence[str]) -> list[dict[str, str]]:
+        """The hashes at ``keys`` in one round trip (empty for a missing key)."""
+        with errors():
+            pipe = self.client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hgetall(key)
+            return cast("list[dict[str, str]]", pipe.execute())
+
+    def members(self, key: str) -> set[str]:
+        """The members of the set at ``key``."""
+        with errors():
+            return cast("set[str]", self.client.smembers(key))
+
+    def ids(self, key: str, after: int | None, count: int, *, descending: bool) -> list[str]:
+        """Up to ``count`` members of the sorted set at ``key`` scored above ``after``
+        (below, when ``descending``), in score order."""
+        with errors():
+            if descending:
+                top = "+inf" if after is None else f"({after}"
+                found = self.client.zrevrangebyscore(key, top, "-inf", start=0, num=count)
+            else:
+                bottom = "-inf" if after is None else f"({after}"
+                found = self.client.zrangebyscore(key, bottom, "+inf", start=0, num=count)
+        return cast("list[str]", found)
+
+    def forget(self, key: str, member: str) -> None:
+        """Remove ``member`` from the set at ``key``."""
+        with errors():
+            self.client.srem(key, member)
+
     def close(self) -> None:
         """Close this process's connections."""
         self.closed = True
@@ -109,7 +141,7 @@ def _opt_float(value: str | None) -> float | None:
 
 def to_job(flat: Sequence[str] | Mapping[str, str]) -> Job:
     """The job in a hash, as ``HGETALL`` returns it (a flat list or a dict)."""
-    h = flat if isinstance(flat, Mapping) else dict(zip(flat[::2], flat[1::2]))
+    h = flat if isinstance(flat, Mapping) else dict(zip(flat[::2], flat[1::2], strict=True))
     error_type = h.get("error_type")
     return make_job(
         int(h["id"]),

@@ -91,7 +91,11 @@ class RedisStorage(CheckedStorage):
         self.prefix = prefix
         self.clock = clock
         self._server = Server(
-            url, prefix=prefix, clock=clock, max_connections=max_connections, timeout=connect_timeout
+            url,
+            prefix=prefix,
+            clock=clock,
+            max_connections=max_connections,
+            timeout=connect_timeout,
         )
         self._inserts = RedisInserts(self._server)
         self._leases = RedisLeases(self._server)

@@ -11,8 +11,10 @@ import pytest
 
 from jobq.job import JobStatus
 from jobq.storage.base import Completion, NewJob, Storage
-from tests.contract._backends import open_storage
+from tests.contract._backends import CORE_BACKENDS, open_storage
 from tests.helpers import run_children
+
+pytestmark = pytest.mark.parametrize("spec", CORE_BACKENDS, indirect=True)
 
 T0 = 1_000_000.0
 

@@ -14,7 +14,6 @@ import pytest
 
 from jobq.job import JobStatus
 from jobq.storage.base import Completion, NewJob, StorageError
-from jobq.storage.bulk import JobFilter
 from jobq.storage.redis import RedisStorage
 from jobq.storage.redis.server import redacted
 from tests.contract._backends import make_spec, open_storage, release_spec
@@ -148,8 +147,8 @@ def test_scripts_are_loaded_again_after_the_server_forgets_them(
 
 
 def test_the_parts_not_implemented_yet_say_so(storage: RedisStorage) -> None:
-    with pytest.raises(NotImplementedError, match=r"filters and bulk actions \(count\)"):
-        storage.delete_matching(JobFilter(name="t"), now=T0)
+    with pytest.raises(NotImplementedError, match=r"job dependencies \(dependencies_of\)"):
+        storage.dependencies_of(1)
     with pytest.raises(NotImplementedError, match=r"job log lines .*not implemented on Redis"):
         storage.job_logs(1)
 

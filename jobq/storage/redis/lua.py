@@ -230,5 +230,6 @@ SCRIPTS = {
     "upsert_schedule": lua_admin.UPSERT_SCHEDULE,
     "fire_schedule": lua_admin.FIRE_SCHEDULE,
     "pause_schedule": lua_admin.PAUSE_SCHEDULE,
+    "delete": lua_admin.DELETE,
 }
 """Every script by name; each runs with :data:`HELPERS` in front of it."""

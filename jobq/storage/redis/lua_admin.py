@@ -147,3 +147,31 @@ redis.call('HSET', k, 'paused', ARGV[4], 'updated_at', NOW_S)
 if ARGV[5] ~= '' then redis.call('HSET', k, 'next_fire_at', ARGV[5]) end
 return redis.call('HGETALL', k)
 """
+
+DELETE = r"""
+-- ARGV[3..]: ids. Deletes each job unless it is processing (or gone); how many were.
+local deleted = 0
+for i = 3, #ARGV do
+  local id = ARGV[i]
+  local h = load(id)
+  if h and h.status ~= 'processing' then
+    if h.status == 'pending' then unqueue(id, h.queue, h.priority, h.run_at) end
+    free_key(id, h.name, h.unique_key)
+    if h.unique_key then
+      local last = P .. 'last:' .. h.name .. '\0' .. h.unique_key
+      if redis.call('GET', last) == id then redis.call('DEL', last) end
+    end
+    redis.call('ZREM', P .. 'finished:' .. h.status, id)
+    redis.call('ZREM', P .. 'expiring', id)
+    redis.call('ZREM', P .. 'all', id)
+    recount(h.queue, h.status, nil, id)
+    if redis.call('HINCRBY', P .. 'queues', h.queue, -1) <= 0 then
+      redis.call('HDEL', P .. 'queues', h.queue)
+      redis.call('DEL', P .. 'counts:' .. h.queue)
+    end
+    redis.call('DEL', jk(id))
+    deleted = deleted + 1
+  end
+end
+return deleted
+"""

@@ -13,7 +13,6 @@ from typing import Any, NoReturn, cast
 
 from ...validate import check_seconds
 from ..batches import BatchStore
-from ..bulk import BulkStore
 from ..checked import CheckedStorage
 from ..dependencies import DependencyStore
 from ..external import ExternalStore
@@ -21,6 +20,7 @@ from ..history import HistoryStore
 from ..job_logs import JobLogStore
 from ..workers import WorkerRows
 from .admin import RedisAdmin
+from .bulk import RedisBulk
 from .inserts import RedisInserts
 from .leases import RedisLeases
 from .schedules import RedisSchedules
@@ -103,7 +103,7 @@ class RedisStorage(CheckedStorage):
         self._schedules = RedisSchedules(self._server)
         self._workers = cast(WorkerRows, NotYet("the registry of worker pools"))
         self._job_logs = cast(JobLogStore, NotYet("job log lines"))
-        self._bulk = cast(BulkStore, NotYet("filters and bulk actions"))
+        self._bulk = RedisBulk(self._server)
         self._history = cast(HistoryStore, NotYet("job history"))
         self._batches = cast(BatchStore, NotYet("batches"))
         self._dependencies = cast(DependencyStore, NotYet("job dependencies"))

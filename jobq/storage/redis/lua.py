@@ -231,5 +231,6 @@ SCRIPTS = {
     "fire_schedule": lua_admin.FIRE_SCHEDULE,
     "pause_schedule": lua_admin.PAUSE_SCHEDULE,
     "delete": lua_admin.DELETE,
+    "append_log": lua_admin.APPEND_LOG,
 }
 """Every script by name; each runs with :data:`HELPERS` in front of it."""

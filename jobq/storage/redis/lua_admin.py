@@ -63,7 +63,7 @@ for _, id in ipairs(ids) do
       redis.call('DEL', P .. 'counts:' .. q)
     end
   end
-  redis.call('DEL', jk(id))
+  redis.call('DEL', jk(id), P .. 'log:' .. id)
 end
 return #ids
 """
@@ -169,9 +169,27 @@ for i = 3, #ARGV do
       redis.call('HDEL', P .. 'queues', h.queue)
       redis.call('DEL', P .. 'counts:' .. h.queue)
     end
-    redis.call('DEL', jk(id))
+    redis.call('DEL', jk(id), P .. 'log:' .. id)
     deleted = deleted + 1
   end
 end
 return deleted
+"""
+
+APPEND_LOG = r"""
+-- ARGV[3]: id, [4]: numbers skipped before the first line, [5]: lines kept, then
+-- per line its attempt, time and message. Returns how many were stored (0: no job).
+local id = ARGV[3]
+if redis.call('EXISTS', jk(id)) == 0 then return 0 end
+local log = P .. 'log:' .. id
+local n = redis.call('HINCRBY', jk(id), 'log_lines', tonumber(ARGV[4]))
+local stored = 0
+for i = 6, #ARGV, 3 do
+  n = n + 1
+  redis.call('RPUSH', log, n .. '\n' .. ARGV[i] .. '\n' .. ARGV[i + 1] .. '\n' .. ARGV[i + 2])
+  stored = stored + 1
+end
+redis.call('HSET', jk(id), 'log_lines', n)
+redis.call('LTRIM', log, -tonumber(ARGV[5]), -1)
+return stored
 """

@@ -114,6 +114,11 @@ class Server:
                 found = self.client.zrangebyscore(key, bottom, "+inf", start=0, num=count)
         return cast("list[str]", found)
 
+    def items(self, key: str) -> list[str]:
+        """The elements of the list at ``key``."""
+        with errors():
+            return cast("list[str]", self.client.lrange(key, 0, -1))
+
     def forget(self, key: str, member: str) -> None:
         """Remove ``member`` from the set at ``key``."""
         with errors():

@@ -17,11 +17,11 @@ from ..checked import CheckedStorage
 from ..dependencies import DependencyStore
 from ..external import ExternalStore
 from ..history import HistoryStore
-from ..job_logs import JobLogStore
 from ..workers import WorkerRows
 from .admin import RedisAdmin
 from .bulk import RedisBulk
 from .inserts import RedisInserts
+from .job_logs import RedisJobLogs
 from .leases import RedisLeases
 from .schedules import RedisSchedules
 from .server import Clock, Server, redacted
@@ -102,7 +102,7 @@ class RedisStorage(CheckedStorage):
         self._admin = RedisAdmin(self._server)
         self._schedules = RedisSchedules(self._server)
         self._workers = cast(WorkerRows, NotYet("the registry of worker pools"))
-        self._job_logs = cast(JobLogStore, NotYet("job log lines"))
+        self._job_logs = RedisJobLogs(self._server)
         self._bulk = RedisBulk(self._server)
         self._history = cast(HistoryStore, NotYet("job history"))
         self._batches = cast(BatchStore, NotYet("batches"))

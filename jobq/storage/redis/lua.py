@@ -96,6 +96,40 @@ local function running(name, limit_key, delta)
   local group = limit_key and ('+' .. limit_key) or '-'
   redis.call('HINCRBY', P .. 'running', name .. '\0' .. group, delta)
 end
+-- Keep the attempt of a processing job that just ended without completing.
+local function record(id, h, outcome)
+  local n = redis.call('HINCRBY', jk(id), 'attempt_rows', 1)
+  local e = redis.call('HMGET', jk(id), 'error_type', 'error_message', 'error_traceback')
+  local fields = {'attempt', h.attempts, 'ended_at', NOW_S, 'outcome', outcome}
+  for name, value in pairs({lease_owner = h.lease_owner, started_at = h.started_at}) do
+    table.insert(fields, name); table.insert(fields, value)
+  end
+  if outcome ~= 'cancelled' then
+    for k, name in ipairs({'error_type', 'error_message', 'error_traceback'}) do
+      if e[k] then table.insert(fields, name); table.insert(fields, e[k]) end
+    end
+  end
+  redis.call('HSET', P .. 'attempt:' .. id .. ':' .. n, unpack(fields))
+end
+-- Drop a job's hash, log lines and attempts.
+local function drop(id)
+  local n = tonumber(redis.call('HGET', jk(id), 'attempt_rows') or '0')
+  for k = 1, n do redis.call('DEL', P .. 'attempt:' .. id .. ':' .. k) end
+  redis.call('DEL', jk(id), P .. 'log:' .. id)
+end
+-- Count a job that ended completed or failed in its minute (for all queues and its
+-- own); a minute's first count forgets the counters of more than 2 days before.
+local function count_ended(q, status)
+  local minute = math.floor(NOW / 60) * 60
+  local field = (status == 'completed' and 'c' or 'f') .. minute
+  for _, k in ipairs({P .. 'tp', P .. 'tp:' .. q}) do
+    if redis.call('HINCRBY', k, field, 1) == 1 then
+      for _, old in ipairs(redis.call('HKEYS', k)) do
+        if tonumber(string.sub(old, 2)) < minute - 172800 then redis.call('HDEL', k, old) end
+      end
+    end
+  end
+end
 -- End a job (status: completed, failed or cancelled), from pending or processing.
 local function finish(id, h, status)
   local old = h.status
@@ -109,6 +143,7 @@ local function finish(id, h, status)
   redis.call('ZADD', P .. 'finished:' .. status, NOW_S, id)
   redis.call('ZREM', P .. 'expiring', id)
   recount(h.queue, old, status, id)
+  if status ~= 'cancelled' then count_ended(h.queue, status) end
   free_key(id, h.name, h.unique_key)
 end
 -- Back to pending at run_at_s, from processing.

@@ -63,7 +63,7 @@ for _, id in ipairs(ids) do
       redis.call('DEL', P .. 'counts:' .. q)
     end
   end
-  redis.call('DEL', jk(id), P .. 'log:' .. id)
+  drop(id)
 end
 return #ids
 """
@@ -169,7 +169,7 @@ for i = 3, #ARGV do
       redis.call('HDEL', P .. 'queues', h.queue)
       redis.call('DEL', P .. 'counts:' .. h.queue)
     end
-    redis.call('DEL', jk(id), P .. 'log:' .. id)
+    drop(id)
     deleted = deleted + 1
   end
 end

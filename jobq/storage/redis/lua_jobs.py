@@ -201,6 +201,7 @@ if ARGV[9] == '1' then
 else
   redis.call('HDEL', jk(id), 'error_traceback')
 end
+record(id, h, 'failed')
 if h.cancel_requested == '1' then
   finish(id, h, 'cancelled')
   return 'cancelled'
@@ -234,6 +235,7 @@ FINISH_CANCELLED = r"""
 -- ARGV[3]: id, [4]: token.
 local h = held(ARGV[3], ARGV[4])
 if not h then return 0 end
+record(ARGV[3], h, 'cancelled')
 finish(ARGV[3], h, 'cancelled')
 return 1
 """
@@ -252,6 +254,7 @@ for _, id in ipairs(ids) do
       h.max_attempts .. '; last held by ' .. (h.lease_owner or '?')
     redis.call('HSET', jk(id), 'error_type', 'LeaseExpired', 'error_message', message)
     redis.call('HDEL', jk(id), 'error_traceback')
+    record(id, h, 'lease_expired')
     local status
     if h.cancel_requested == '1' then
       status = 'cancelled'

@@ -16,10 +16,10 @@ from ..batches import BatchStore
 from ..checked import CheckedStorage
 from ..dependencies import DependencyStore
 from ..external import ExternalStore
-from ..history import HistoryStore
 from ..workers import WorkerRows
 from .admin import RedisAdmin
 from .bulk import RedisBulk
+from .history import RedisHistory
 from .inserts import RedisInserts
 from .job_logs import RedisJobLogs
 from .leases import RedisLeases
@@ -104,7 +104,7 @@ class RedisStorage(CheckedStorage):
         self._workers = cast(WorkerRows, NotYet("the registry of worker pools"))
         self._job_logs = RedisJobLogs(self._server)
         self._bulk = RedisBulk(self._server)
-        self._history = cast(HistoryStore, NotYet("job history"))
+        self._history = RedisHistory(self._server)
         self._batches = cast(BatchStore, NotYet("batches"))
         self._dependencies = cast(DependencyStore, NotYet("job dependencies"))
         self._external = cast(ExternalStore, NotYet("jobs written in the app's transaction"))

@@ -90,8 +90,16 @@ local function free_key(id, name, key)
     if redis.call('GET', k) == id then redis.call('DEL', k) end
   end
 end
--- Count a job of task ``name`` (and limit key) into or out of processing.
-local function running(name, limit_key, delta)
+-- Count a job of task ``name`` (and limit key) into or out of processing, and into
+-- or out of the set of the jobs leased to its owner.
+local function running(name, limit_key, delta, owner, id)
+  if owner then
+    if delta > 0 then
+      redis.call('SADD', P .. 'owned:' .. owner, id)
+    else
+      redis.call('SREM', P .. 'owned:' .. owner, id)
+    end
+  end
   redis.call('HINCRBY', P .. 'running', name, delta)
   local group = limit_key and ('+' .. limit_key) or '-'
   redis.call('HINCRBY', P .. 'running', name .. '\0' .. group, delta)
@@ -136,7 +144,7 @@ local function finish(id, h, status)
   if old == 'pending' then unqueue(id, h.queue, h.priority, h.run_at) end
   if old == 'processing' then
     redis.call('ZREM', P .. 'processing', id)
-    running(h.name, h.limit_key, -1)
+    running(h.name, h.limit_key, -1, h.lease_owner, id)
   end
   redis.call('HSET', jk(id), 'status', status, 'finished_at', NOW_S, 'updated_at', NOW_S)
   redis.call('HDEL', jk(id), 'lease_expires_at')
@@ -149,11 +157,25 @@ end
 -- Back to pending at run_at_s, from processing.
 local function requeue(id, h, run_at_s)
   redis.call('ZREM', P .. 'processing', id)
-  running(h.name, h.limit_key, -1)
+  running(h.name, h.limit_key, -1, h.lease_owner, id)
   redis.call('HSET', jk(id), 'status', 'pending', 'run_at', run_at_s, 'updated_at', NOW_S)
   redis.call('HDEL', jk(id), 'lease_expires_at', 'finished_at')
   enqueue_at(id, h.queue, h.priority, run_at_s)
   recount(h.queue, 'processing', 'pending', id)
+end
+-- Release a processing job whose holder is gone (its error already set): back to
+-- pending while attempts remain, else failed; cancelled if a cancel was asked.
+local function release_lost(id, h, outcome)
+  record(id, h, outcome)
+  if h.cancel_requested == '1' then
+    finish(id, h, 'cancelled')
+    return 'cancelled'
+  elseif tonumber(h.attempts) < tonumber(h.max_attempts) then
+    requeue(id, h, h.run_at)
+    return 'pending'
+  end
+  finish(id, h, 'failed')
+  return 'failed'
 end
 -- Epoch seconds as UTC text, 1970-01-12T13:47:40Z (days to a civil date: H. Hinnant).
 local function utc(t)
@@ -267,5 +289,10 @@ SCRIPTS = {
     "pause_schedule": lua_admin.PAUSE_SCHEDULE,
     "delete": lua_admin.DELETE,
     "append_log": lua_admin.APPEND_LOG,
+    "register_worker": lua_admin.REGISTER_WORKER,
+    "worker_seen": lua_admin.WORKER_SEEN,
+    "unregister_worker": lua_admin.UNREGISTER_WORKER,
+    "live_workers": lua_admin.LIVE_WORKERS,
+    "release_owner": lua_admin.RELEASE_OWNER,
 }
 """Every script by name; each runs with :data:`HELPERS` in front of it."""

@@ -193,3 +193,85 @@ redis.call('HSET', jk(id), 'log_lines', n)
 redis.call('LTRIM', log, -tonumber(ARGV[5]), -1)
 return stored
 """
+
+REGISTER_WORKER = r"""
+-- ARGV[3]: seconds after which unseen pools are forgotten, then the row's fields
+-- (owner, host, pid, name, queues, concurrency, lease_seconds, boot_id,
+-- pid_namespace, process_start; '' for None).
+local owner = ARGV[4]
+for _, other in ipairs(redis.call('SMEMBERS', P .. 'workers')) do
+  local seen = redis.call('HGET', P .. 'worker:' .. other, 'last_seen_at')
+  if other ~= owner and (not seen or tonumber(seen) < NOW - tonumber(ARGV[3])) then
+    redis.call('DEL', P .. 'worker:' .. other)
+    redis.call('SREM', P .. 'workers', other)
+  end
+end
+local k = P .. 'worker:' .. owner
+redis.call('DEL', k)
+redis.call('HSET', k, 'owner', owner, 'host', ARGV[5], 'pid', ARGV[6], 'name', ARGV[7],
+  'queues', ARGV[8], 'concurrency', ARGV[9], 'lease_seconds', ARGV[10], 'started_at', NOW_S,
+  'last_seen_at', NOW_S, 'stopping', '0', 'threads', '[]')
+for n, field in ipairs({'boot_id', 'pid_namespace', 'process_start'}) do
+  if ARGV[10 + n] ~= '' then redis.call('HSET', k, field, ARGV[10 + n]) end
+end
+redis.call('SADD', P .. 'workers', owner)
+return 1
+"""
+
+WORKER_SEEN = r"""
+-- ARGV[3]: owner, [4]: concurrency or '', [5]: stopping '1'/'0', [6]: threads or ''
+-- (with [7] '1' when given). Returns 0 when the pool has no row.
+local k = P .. 'worker:' .. ARGV[3]
+if redis.call('EXISTS', k) == 0 then return 0 end
+redis.call('HSET', k, 'last_seen_at', NOW_S, 'stopping', ARGV[5])
+if ARGV[4] ~= '' then redis.call('HSET', k, 'concurrency', ARGV[4]) end
+if ARGV[7] == '1' then redis.call('HSET', k, 'threads', ARGV[6]) end
+return 1
+"""
+
+UNREGISTER_WORKER = r"""
+-- ARGV[3]: owner. Returns 1 when it had a row.
+redis.call('SREM', P .. 'workers', ARGV[3])
+return redis.call('DEL', P .. 'worker:' .. ARGV[3])
+"""
+
+LIVE_WORKERS = r"""
+-- ARGV[3]: most seconds unseen, or '' for each pool's lease. Returns the time and
+-- {row, jobs leased} per live pool.
+local out = {}
+for _, owner in ipairs(redis.call('SMEMBERS', P .. 'workers')) do
+  local h = redis.call('HMGET', P .. 'worker:' .. owner, 'last_seen_at', 'lease_seconds')
+  if h[1] then
+    local age = tonumber(ARGV[3]) or tonumber(h[2])
+    if tonumber(h[1]) >= NOW - age then
+      table.insert(out, {redis.call('HGETALL', P .. 'worker:' .. owner),
+        redis.call('SCARD', P .. 'owned:' .. owner)})
+    end
+  end
+end
+return out
+"""
+
+RELEASE_OWNER = r"""
+-- ARGV[3]: owner, [4]: when it registered. Returns {id, new status} per job released.
+local owner = ARGV[3]
+local k = P .. 'worker:' .. owner
+local started = redis.call('HGET', k, 'started_at')
+if not started or tonumber(started) ~= tonumber(ARGV[4]) then return {} end
+redis.call('DEL', k)
+redis.call('SREM', P .. 'workers', owner)
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', P .. 'owned:' .. owner)) do
+  local h = load(id)
+  if h and h.status == 'processing' and h.lease_owner == owner then
+    redis.call('HSET', jk(id), 'error_type', 'WorkerDied', 'error_message',
+      'worker process ' .. owner .. ' died during attempt ' .. h.attempts .. ' of ' ..
+      h.max_attempts)
+    redis.call('HDEL', jk(id), 'error_traceback')
+    table.insert(out, {id, release_lost(id, h, 'worker_died')})
+  else
+    redis.call('SREM', P .. 'owned:' .. owner, id)
+  end
+end
+return out
+"""

@@ -119,7 +119,7 @@ while #out < limit and examined < BUDGET do
       'lease_token', ARGV[tokens + #out], 'lease_expires_at', expires, 'started_at', NOW_S,
       'updated_at', NOW_S)
     redis.call('ZADD', P .. 'processing', expires, id)
-    running(best[6], best[7], 1)
+    running(best[6], best[7], 1, owner, id)
     recount(from.q, 'pending', 'processing', id)
     table.insert(out, {from.q, best[4], id})
   end
@@ -254,19 +254,7 @@ for _, id in ipairs(ids) do
       h.max_attempts .. '; last held by ' .. (h.lease_owner or '?')
     redis.call('HSET', jk(id), 'error_type', 'LeaseExpired', 'error_message', message)
     redis.call('HDEL', jk(id), 'error_traceback')
-    record(id, h, 'lease_expired')
-    local status
-    if h.cancel_requested == '1' then
-      status = 'cancelled'
-      finish(id, h, status)
-    elseif tonumber(h.attempts) < tonumber(h.max_attempts) then
-      status = 'pending'
-      requeue(id, h, h.run_at)
-    else
-      status = 'failed'
-      finish(id, h, status)
-    end
-    table.insert(out, {id, status})
+    table.insert(out, {id, release_lost(id, h, 'lease_expired')})
   end
 end
 return out

@@ -16,7 +16,6 @@ from ..batches import BatchStore
 from ..checked import CheckedStorage
 from ..dependencies import DependencyStore
 from ..external import ExternalStore
-from ..workers import WorkerRows
 from .admin import RedisAdmin
 from .bulk import RedisBulk
 from .history import RedisHistory
@@ -25,6 +24,7 @@ from .job_logs import RedisJobLogs
 from .leases import RedisLeases
 from .schedules import RedisSchedules
 from .server import Clock, Server, redacted
+from .workers import RedisWorkers
 
 __all__ = ["RedisStorage"]
 
@@ -101,7 +101,7 @@ class RedisStorage(CheckedStorage):
         self._leases = RedisLeases(self._server)
         self._admin = RedisAdmin(self._server)
         self._schedules = RedisSchedules(self._server)
-        self._workers = cast(WorkerRows, NotYet("the registry of worker pools"))
+        self._workers = RedisWorkers(self._server)
         self._job_logs = RedisJobLogs(self._server)
         self._bulk = RedisBulk(self._server)
         self._history = RedisHistory(self._server)

@@ -149,8 +149,8 @@ def test_scripts_are_loaded_again_after_the_server_forgets_them(
 def test_the_parts_not_implemented_yet_say_so(storage: RedisStorage) -> None:
     with pytest.raises(NotImplementedError, match=r"job dependencies \(dependencies_of\)"):
         storage.dependencies_of(1)
-    with pytest.raises(NotImplementedError, match=r"job log lines .*not implemented on Redis"):
-        storage.job_logs(1)
+    with pytest.raises(NotImplementedError, match=r"batches \(get\) is not implemented on Redis"):
+        storage.batch(1)
 
 
 def test_bad_options_and_unreachable_servers_are_refused(redis_spec: dict[str, Any]) -> None:
@@ -165,3 +165,19 @@ def test_bad_options_and_unreachable_servers_are_refused(redis_spec: dict[str, A
         RedisStorage("redis://127.0.0.1:1/0", connect_timeout=2)
     assert redacted("redis://app:secret@cache:6379/2") == "redis://app:***@cache:6379/2"
     assert redacted("redis://cache:6379/2") == "redis://cache:6379/2"
+
+
+def test_counters_of_ended_leases_are_not_left_behind(
+    redis_spec: dict[str, Any], storage: RedisStorage
+) -> None:
+    import redis
+
+    storage.enqueue_many([NewJob("t", "[]", limit_key=f"account-{n}") for n in range(50)], now=T0)
+    jobs = storage.claim(["default"], owner="w", now=T0, lease_seconds=30, limit=50)
+    prefix = redis_spec["prefix"]
+    with redis.Redis.from_url(redis_spec["url"]) as client:
+        assert client.hlen(f"{prefix}running") == 51  # the task, and each key's group
+        assert client.scard(f"{prefix}owned:w") == 50
+        storage.complete_many([Completion(job.id, token(job)) for job in jobs], now=T0)
+        assert client.hlen(f"{prefix}running") == 0
+        assert client.exists(f"{prefix}owned:w", f"{prefix}processing") == 0

@@ -100,9 +100,12 @@ local function running(name, limit_key, delta, owner, id)
       redis.call('SREM', P .. 'owned:' .. owner, id)
     end
   end
-  redis.call('HINCRBY', P .. 'running', name, delta)
   local group = limit_key and ('+' .. limit_key) or '-'
-  redis.call('HINCRBY', P .. 'running', name .. '\0' .. group, delta)
+  for _, field in ipairs({name, name .. '\0' .. group}) do
+    if redis.call('HINCRBY', P .. 'running', field, delta) <= 0 then
+      redis.call('HDEL', P .. 'running', field)  -- no counter left behind per key
+    end
+  end
 end
 -- Keep the attempt of a processing job that just ended without completing.
 local function record(id, h, outcome)

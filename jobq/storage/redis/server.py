@@ -82,10 +82,14 @@ class Server:
             return self._scripts[script](keys=[], args=[self.prefix, when, *args])
 
     def load_scripts(self) -> None:
-        """Register every script with the server now (and check that it answers)."""
+        """Register every script with the server now, in one round trip (and so check
+        that it answers)."""
         with errors():
+            pipe = self.client.pipeline(transaction=False)
             for script in self._scripts.values():
-                script.sha = self.client.script_load(script.script)
+                pipe.script_load(script.script)
+            for script, sha in zip(self._scripts.values(), pipe.execute(), strict=True):
+                script.sha = sha
 
     # Reads, typed: the client decodes every answer to str (decode_responses).
 

@@ -16,38 +16,52 @@ optional); importing this package without it raises ImportError saying so.
 - ``delayed:<queue>``: pending jobs not yet due, by ``run_at``; a claim moves
   the due ones to ``ready`` first. ``pending:<queue>``: every pending job by
   ``run_at`` (scheduled counts and the oldest runnable age, one seek each).
-- ``processing``: held jobs by lease expiry, for rescue.
-- ``status:<status>`` and ``all``: ids by id, for listing with cursors;
-  ``finished:<status>``: final jobs by ``finished_at`` (purge, and the jobs
-  finished in the last minute).
+- ``processing``: held jobs by lease expiry, for rescue; ``owned:<owner>``: the
+  jobs leased to each worker pool; ``running``: processing jobs per task and per
+  (task, limit key), for concurrency limits; ``starts:<rate key>[\\0<key>]``:
+  claim times in the current rate window.
+- ``status:<status>`` and ``all``: ids by id, for listing and filters with
+  cursors; ``finished:<status>``: final jobs by ``finished_at`` (purge, and the
+  jobs finished in the last minute); ``expiring``: jobs by ``expires_at``.
 - ``counts:<queue>``: a hash of jobs per status, kept by every change (stats
   never scan); ``queues``: jobs per queue, so a queue is listed while it holds one.
-- ``uniq:<task>\\0<key>``: the id of the live job holding a unique key.
-- ``paused``: the set of paused queues.
+- ``uniq:<task>\\0<key>``: the id of the live job holding a unique key;
+  ``last:<task>\\0<key>``: the newest job created with it (throttle).
+- ``paused``: the set of paused queues; ``schedule:<name>`` and ``schedules``;
+  ``worker:<owner>`` and ``workers``; ``log:<id>``: a job's log lines;
+  ``attempt:<id>:<n>``: its attempts that did not complete; ``tp`` and
+  ``tp:<queue>``: jobs ended per minute.
 
-**Scripts** (:mod:`.lua`): every change of state is one Lua script, registered
-once and run by ``EVALSHA``, so it is atomic: enqueue (one or many jobs, unique
-keys with ``keep`` and ``replace``), claim (a batch in one round trip), renew,
+**Scripts** (:mod:`.lua`, :mod:`.lua_jobs`, :mod:`.lua_admin`): every change of
+state is one Lua script, registered once (``SCRIPT LOAD``, one round trip when the
+storage opens) and run by ``EVALSHA``, so it is atomic: enqueue (one job or a whole
+``enqueue_many`` in one run: all or none; unique keys with ``keep``, ``replace`` and
+``throttle``), claim (a batch in one round trip, merging the queues' ready sets
+in claim order, with task limits checked and counted in the same run), renew,
 progress, complete (one or many), fail, release, finish as cancelled, rescue,
-cancel, retry, purge, pause, and the stats reads. Times come from the server's
-``TIME`` (``clock="database"``) or from ``now`` (``clock="caller"``); numbers
-are passed as text so doubles round-trip exactly. Lease tokens are random
-(``secrets``) and fence every later change.
+expire, cancel, retry, purge, delete, pause, schedules (fired once per fire
+time, its jobs enqueued in the same run), job logs, the worker registry and the
+stats reads. Times come from the server's ``TIME`` (``clock="database"``) or
+from ``now`` (``clock="caller"``); numbers are passed as text so doubles
+round-trip exactly. Lease tokens are random (``secrets``) and fence every later
+change.
 
-**Done**: enqueue, enqueue_many (one script: all or none), enqueue_payloads,
-claim without task limits, has_runnable, renew, set_progress, complete,
-complete_many, fail, release, finish_cancelled, rescue_expired, request_cancel,
-retry, get, list_jobs, stats, oldest_runnable_age, purge, pause, resume,
-paused_queues.
+**Done**: enqueue, enqueue_many, enqueue_payloads, throttle, claim (with task
+limits per task or per key), has_runnable, renew, set_progress, complete,
+complete_many, fail, release, finish_cancelled, rescue_expired, expire_jobs,
+request_cancel, retry, get, list_jobs, stats, oldest_runnable_age, purge,
+pause, resume, paused_queues, schedules, the worker registry (release of a dead
+pool's jobs), job logs, attempts and throughput, filters and bulk actions.
 
 **Not yet** (each raises :class:`NotImplementedError` naming the operation):
-claims with task limits, ``throttle``, expire_jobs (claims already skip expired
-jobs), schedules, worker registry, job logs, history, filters and bulk actions,
-batches, dependencies, jobs written in the app's transaction, wake-ups
-(pub/sub), the persistence and ``maxmemory-policy`` checks, and Redis Cluster
-(the scripts reach keys they do not declare, which only a single server allows).
-Listing by queue or task name filters an index of ids (status or all), so it
-reads every job of that index it passes over.
+batches, dependencies and chains, jobs written in the app's transaction (an SQL
+idea with no Redis counterpart yet), wake-ups (pub/sub or blocking pops), the
+persistence and ``maxmemory-policy`` checks, ``jobq move-jobs``, and Redis
+Cluster (the scripts reach keys they do not declare, which only a single server
+allows; a hash tag in the prefix would be the way). Listing by queue or task
+name and bulk filters walk an index of ids (a status's, or every job's) and read
+each job they pass over, as the SQL backends scan rows for rare values. A claim
+looks at most 5,000 runnable jobs past those its task limits hold back.
 """
 
 from .storage import RedisStorage as RedisStorage

@@ -1,8 +1,9 @@
 """RedisStorage: the core of the :class:`~jobq.storage.base.Storage` contract on Redis.
 
 Not offered to users yet: :func:`jobq.storage.open_storage` does not open
-``redis://`` URLs, and the parts of the contract listed in :mod:`jobq.storage.redis`
-raise :class:`NotImplementedError`. Needs the ``jobq[redis]`` extra.
+``redis://`` URLs, and the parts of the contract listed as not done in
+:mod:`jobq.storage.redis` raise :class:`NotImplementedError`. Needs the
+``jobq[redis]`` extra (``hiredis``, if installed, makes replies cheaper to parse).
 
 Rule: imports its own parts, the checking layer and the storage contract.
 """

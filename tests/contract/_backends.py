@@ -75,7 +75,8 @@ def open_storage(spec: dict[str, Any]) -> Storage:
     if spec["backend"] == "redis":
         from jobq.storage.redis import RedisStorage
 
-        return RedisStorage(spec["url"], prefix=spec["prefix"], clock="caller")
+        # The throwaway server keeps nothing on disk: no durability warning.
+        return RedisStorage(spec["url"], prefix=spec["prefix"], clock="caller", durability="ignore")
     storage = SQLiteStorage(spec["path"], driver=spec["driver"])
     if not spec["returning"]:
         # Exercise the code path used with SQLite older than 3.35 (no RETURNING).

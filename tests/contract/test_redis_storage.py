@@ -15,6 +15,7 @@ import pytest
 from jobq.job import JobStatus
 from jobq.storage.base import Completion, NewJob, StorageError
 from jobq.storage.redis import RedisStorage
+from jobq.storage.redis.durability import SETTINGS, judge
 from jobq.storage.redis.server import redacted
 from tests.contract._backends import make_spec, open_storage, release_spec
 from tests.contract._support import T0, token
@@ -84,7 +85,8 @@ def test_four_processes_claim_each_job_once(
 
 
 def test_the_server_clock_is_used_by_default(redis_spec: dict[str, Any]) -> None:
-    with RedisStorage(redis_spec["url"], prefix=redis_spec["prefix"]) as storage:
+    opened = RedisStorage(redis_spec["url"], prefix=redis_spec["prefix"], durability="ignore")
+    with opened as storage:
         before = time.time()
         job = storage.enqueue(NewJob("t", "[]"), now=0.0).job  # `now` is ignored
         after = time.time()
@@ -99,8 +101,10 @@ def test_the_server_clock_is_used_by_default(redis_spec: dict[str, Any]) -> None
 def test_prefixes_keep_two_storages_apart(redis_spec: dict[str, Any]) -> None:
     other = f"{redis_spec['prefix']}other:"
     with (
-        RedisStorage(redis_spec["url"], prefix=redis_spec["prefix"], clock="caller") as one,
-        RedisStorage(redis_spec["url"], prefix=other, clock="caller") as two,
+        RedisStorage(
+            redis_spec["url"], prefix=redis_spec["prefix"], clock="caller", durability="ignore"
+        ) as one,
+        RedisStorage(redis_spec["url"], prefix=other, clock="caller", durability="ignore") as two,
     ):
         first = one.enqueue(NewJob("t", "[1]"), now=T0).job
         assert two.list_jobs() == []
@@ -161,6 +165,8 @@ def test_bad_options_and_unreachable_servers_are_refused(redis_spec: dict[str, A
         RedisStorage(url, prefix="")
     with pytest.raises(ValueError, match="max_connections must be at least 1, got 0"):
         RedisStorage(url, max_connections=0)
+    with pytest.raises(ValueError, match="durability must be 'warn', 'refuse' or 'ignore'"):
+        RedisStorage(url, durability="hope")  # type: ignore[arg-type]
     with pytest.raises(StorageError, match="Redis error"):
         RedisStorage("redis://127.0.0.1:1/0", connect_timeout=2)
     assert redacted("redis://app:secret@cache:6379/2") == "redis://app:***@cache:6379/2"
@@ -181,3 +187,43 @@ def test_counters_of_ended_leases_are_not_left_behind(
         storage.complete_many([Completion(job.id, token(job)) for job in jobs], now=T0)
         assert client.hlen(f"{prefix}running") == 0
         assert client.exists(f"{prefix}owned:w", f"{prefix}processing") == 0
+
+
+def test_a_server_that_could_lose_jobs_is_warned_about_or_refused(
+    redis_spec: dict[str, Any],
+) -> None:
+    url, prefix = redis_spec["url"], redis_spec["prefix"]
+    # The throwaway test server runs without an append-only file.
+    with pytest.warns(RuntimeWarning, match="may lose accepted jobs: appendonly is off"):
+        RedisStorage(url, prefix=prefix).close()
+    with pytest.raises(StorageError, match="appendonly yes and appendfsync always"):
+        RedisStorage(url, prefix=prefix, durability="refuse")
+
+
+@pytest.mark.parametrize(
+    ("settings", "durability", "outcome"),
+    [
+        ({"appendonly": "yes", "appendfsync": "always", "maxmemory-policy": "noeviction"},
+         "refuse", None),
+        ({"appendonly": "yes", "appendfsync": "everysec", "maxmemory-policy": "noeviction"},
+         "warn", "appendfsync is 'everysec'"),
+        ({"appendonly": "no", "appendfsync": "always", "maxmemory-policy": "noeviction"},
+         "ignore", None),
+        ({}, "warn", "cannot be read"),
+        ({"appendonly": "yes", "appendfsync": "always", "maxmemory-policy": "allkeys-lru"},
+         "ignore", StorageError),
+        ({"appendonly": "no", "appendfsync": "always", "maxmemory-policy": "noeviction"},
+         "refuse", StorageError),
+    ],
+)  # fmt: skip
+def test_the_server_settings_are_judged(
+    settings: dict[str, str], durability: Any, outcome: Any
+) -> None:
+    assert set(SETTINGS) == {"appendonly", "appendfsync", "maxmemory-policy"}
+    if outcome is StorageError:
+        with pytest.raises(StorageError, match=r"maxmemory-policy|may lose accepted jobs"):
+            judge(settings, durability)
+    elif outcome is None:
+        assert judge(settings, durability) is None
+    else:
+        assert outcome in (judge(settings, durability) or "")

@@ -128,6 +128,19 @@ class Server:
         with errors():
             self.client.srem(key, member)
 
+    def config(self, names: Sequence[str]) -> dict[str, str]:
+        """The server settings ``names`` (``CONFIG GET``); empty when the server
+        does not allow the command (managed services often rename it)."""
+        found: dict[str, str] = {}
+        for name in names:
+            try:
+                found.update(cast("dict[str, str]", self.client.config_get(name)))
+            except redis.exceptions.ResponseError:
+                return {}
+            except redis.exceptions.RedisError as exc:
+                raise StorageError(f"Redis error: {exc}".strip()) from exc
+        return found
+
     def close(self) -> None:
         """Close this process's connections."""
         self.closed = True

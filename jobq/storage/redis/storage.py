@@ -10,6 +10,7 @@ Rule: imports its own parts, the checking layer and the storage contract.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, NoReturn, cast
 
 from ...validate import check_seconds
@@ -19,6 +20,7 @@ from ..dependencies import DependencyStore
 from ..external import ExternalStore
 from .admin import RedisAdmin
 from .bulk import RedisBulk
+from .durability import SETTINGS, Durability, judge
 from .history import RedisHistory
 from .inserts import RedisInserts
 from .job_logs import RedisJobLogs
@@ -66,6 +68,12 @@ class RedisStorage(CheckedStorage):
         passed to each call is used, as with SQLite (for tests that drive time).
     :param max_connections: most connections this process opens (default 10).
     :param connect_timeout: seconds to wait for a connection (default 10).
+    :param durability: what to do when the server could lose accepted jobs in a
+        crash (it does unless it runs with ``appendonly yes`` and ``appendfsync
+        always``): ``"warn"`` (default, a :class:`RuntimeWarning`), ``"refuse"``
+        (raise :class:`~jobq.storage.base.StorageError`) or ``"ignore"``. A
+        ``maxmemory-policy`` other than ``noeviction``, which lets the server delete
+        jobs, is always refused. See :mod:`jobq.storage.redis.durability`.
 
     Raises :class:`~jobq.storage.base.StorageError` if the server cannot be
     reached. Use as a context manager, or call :meth:`close`. The methods are
@@ -80,6 +88,7 @@ class RedisStorage(CheckedStorage):
         clock: Clock = "database",
         max_connections: int = 10,
         connect_timeout: float = 10.0,
+        durability: Durability = "warn",
     ) -> None:
         if clock not in ("database", "caller"):
             raise ValueError(f"clock must be 'database' or 'caller', got {clock!r}")
@@ -88,6 +97,8 @@ class RedisStorage(CheckedStorage):
         if type(max_connections) is not int or max_connections < 1:
             raise ValueError(f"max_connections must be at least 1, got {max_connections!r}")
         check_seconds("connect_timeout", connect_timeout)
+        if durability not in ("warn", "refuse", "ignore"):
+            raise ValueError(f"durability must be 'warn', 'refuse' or 'ignore', got {durability!r}")
         self.url = url
         self.prefix = prefix
         self.clock = clock
@@ -111,9 +122,12 @@ class RedisStorage(CheckedStorage):
         self._external = cast(ExternalStore, NotYet("jobs written in the app's transaction"))
         try:
             self._server.load_scripts()
+            warning = judge(self._server.config(SETTINGS), durability)
         except BaseException:
             self._server.close()
             raise
+        if warning is not None:
+            warnings.warn(warning, RuntimeWarning, stacklevel=2)
 
     def close(self) -> None:
         self._server.close()

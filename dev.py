@@ -28,7 +28,9 @@ without it every test runs, as CI does.
 The PostgreSQL tests use the server named by ``JOBQ_TEST_POSTGRES_URL``; when
 that is unset and PostgreSQL's server programs are installed (Debian's
 ``postgresql`` package), ``test`` starts a throwaway server on 127.0.0.1 for
-the run. Without either, those tests are skipped and say why.
+the run. Without either, those tests are skipped and say why. The Redis tests
+likewise use ``JOBQ_TEST_REDIS_URL``, or a throwaway ``redis-server`` (Debian's
+``redis-server`` package) without persistence, its files in a temporary folder.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 import venv
 from collections.abc import Iterator
 from pathlib import Path
@@ -251,6 +254,57 @@ def throwaway_postgres() -> Iterator[str | None]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _answers_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def throwaway_redis() -> Iterator[str | None]:
+    """Start a redis-server on 127.0.0.1 in a temporary folder for the tests, without
+    persistence; yield its URL (None when redis-server is not installed), and stop
+    it and remove the folder afterwards."""
+    program = shutil.which("redis-server")
+    if program is None:
+        yield None
+        return
+    folder = tempfile.mkdtemp(prefix="jobq-redis-")
+    port = _free_port()
+    options = ["--bind", "127.0.0.1", "--port", str(port), "--dir", folder, "--save", ""]
+    options += ["--appendonly", "no", "--daemonize", "no", "--logfile", "redis.log"]
+    try:
+        server = subprocess.Popen([program, *options], cwd=folder, stdout=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 10
+            while not _answers_ping(port):
+                if server.poll() is not None or time.monotonic() > deadline:
+                    log = Path(folder, "redis.log")
+                    sys.exit(
+                        f"redis-server did not start:\n{log.read_text() if log.exists() else ''}"
+                    )
+                time.sleep(0.02)
+            yield f"redis://127.0.0.1:{port}/0"
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 FAST_TESTS = ["tests/unit", "tests/contract", "-m", "not slow"]
 """What ``test --fast`` hands pytest before the other arguments."""
 PARALLEL = ["--numprocesses", "auto", "--maxprocesses", "4"]
@@ -275,13 +329,17 @@ def test(args: list[str]) -> None:
     run(PYTHON, "-m", "mypy", "--strict", "jobq", "flask_jobq")
     with tempfile.TemporaryDirectory(prefix="jobq-site-") as site:
         build_docs(Path(site))
-    if os.environ.get("JOBQ_TEST_POSTGRES_URL"):
-        run(PYTHON, "-m", "pytest", *args)
-        return
-    with throwaway_postgres() as url:
-        if url is not None:
-            os.environ["JOBQ_TEST_POSTGRES_URL"] = url
-            print(f"PostgreSQL tests use a throwaway server at {url}", flush=True)
+    with contextlib.ExitStack() as servers:
+        if not os.environ.get("JOBQ_TEST_POSTGRES_URL"):
+            url = servers.enter_context(throwaway_postgres())
+            if url is not None:
+                os.environ["JOBQ_TEST_POSTGRES_URL"] = url
+                print(f"PostgreSQL tests use a throwaway server at {url}", flush=True)
+        if not os.environ.get("JOBQ_TEST_REDIS_URL"):
+            url = servers.enter_context(throwaway_redis())
+            if url is not None:
+                os.environ["JOBQ_TEST_REDIS_URL"] = url
+                print(f"Redis tests use a throwaway server at {url}", flush=True)
         completed = subprocess.run([str(PYTHON), "-m", "pytest", *args], cwd=ROOT)
     sys.exit(completed.returncode)
 

@@ -114,6 +114,39 @@ def drop_postgres_schema(url: str) -> None:
         conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
+REDIS_URL = os.environ.get("JOBQ_TEST_REDIS_URL", "")
+NO_REDIS = (
+    "no Redis server for the tests: set JOBQ_TEST_REDIS_URL "
+    "or install redis-server (Debian: apt install redis-server) and run "
+    "`python3 dev.py test`, which starts a throwaway one"
+)
+
+
+def require_redis() -> str:
+    """The test Redis server's URL; skips (or fails, under JOBQ_REQUIRE_REDIS=1) without one."""
+    if REDIS_URL:
+        return REDIS_URL
+    if os.environ.get("JOBQ_REQUIRE_REDIS") == "1":
+        pytest.fail(NO_REDIS)
+    pytest.skip(NO_REDIS)
+
+
+def redis_test_prefix() -> str:
+    """A key prefix no other test uses, on the test Redis server."""
+    require_redis()
+    return f"jobq-test-{uuid.uuid4().hex[:12]}:"
+
+
+def drop_redis_prefix(prefix: str) -> None:
+    """Delete every key under ``prefix`` (made by :func:`redis_test_prefix`)."""
+    import redis  # only where Redis is used: the 'redis' extra
+
+    with redis.Redis.from_url(REDIS_URL) as client:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        for start in range(0, len(keys), 1000):
+            client.unlink(*keys[start : start + 1000])
+
+
 # -- child processes ----------------------------------------------------------------------
 
 RELIABILITY_CHILD = ROOT / "tests" / "integration" / "_reliability_child.py"

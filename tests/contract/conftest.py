@@ -13,7 +13,9 @@ from tests.contract._backends import BACKENDS, make_spec, open_storage, release_
 
 @pytest.fixture(params=BACKENDS)
 def spec(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[dict[str, Any]]:
-    """JSON description of a fresh database of the backend under test."""
+    """JSON description of a fresh database of the backend under test. A module
+    whose every test runs on Redis too parametrises it with
+    :data:`~tests.contract._backends.CORE_BACKENDS` (``pytestmark``)."""
     made = make_spec(request.param, tmp_path)
     yield made
     release_spec(made)

@@ -10,7 +10,10 @@ import pytest
 
 from jobq.job import JobStatus
 from jobq.storage.base import NewJob, Storage, UniqueKeyConflict
+from tests.contract._backends import CORE_BACKENDS
 from tests.contract._support import BOOM, T0, claim_one, token
+
+pytestmark = pytest.mark.parametrize("spec", CORE_BACKENDS, indirect=True)
 
 # -- cancel and retry ------------------------------------------------------------------
 

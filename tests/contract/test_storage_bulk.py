@@ -14,8 +14,11 @@ import pytest
 from jobq.job import JobStatus
 from jobq.storage.base import NewJob, Storage
 from jobq.storage.bulk import BulkResult, JobFilter, PayloadMatch
+from tests.contract._backends import CORE_BACKENDS
 from tests.contract._support import BOOM, T0, claim_one, token
 from tests.contract.test_storage_counts import recount
+
+pytestmark = pytest.mark.parametrize("spec", CORE_BACKENDS, indirect=True)
 
 
 def _payload(*args: Any, **kwargs: Any) -> str:

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from jobq.storage.base import Job, NewJob, Storage, TaskLimit
+from tests.contract._backends import CORE_BACKENDS
 from tests.contract._support import T0
+
+pytestmark = pytest.mark.parametrize("spec", CORE_BACKENDS, indirect=True)
 
 QUEUES = ("a", "b", "c")
 

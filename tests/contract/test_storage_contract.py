@@ -12,7 +12,10 @@ import pytest
 
 from jobq.job import JobError, JobStatus
 from jobq.storage.base import Completion, NewJob, Storage
+from tests.contract._backends import CORE_BACKENDS
 from tests.contract._support import BOOM, T0, claim_one, token
+
+pytestmark = pytest.mark.parametrize("spec", CORE_BACKENDS, indirect=True)
 
 # -- enqueue ---------------------------------------------------------------------------
 

@@ -11,7 +11,10 @@ import pytest
 from jobq.job import JobStatus
 from jobq.storage.base import MAX_PAUSED_QUEUES, Completion, NewJob, Storage, TooManyPausedQueues
 from jobq.storage.bulk import JobFilter
+from tests.contract._backends import CORE_BACKENDS
 from tests.contract._support import BOOM, T0, token
+
+pytestmark = pytest.mark.parametrize("spec", CORE_BACKENDS, indirect=True)
 
 
 def recount(storage: Storage) -> dict[str, dict[JobStatus, int]]:

@@ -9,7 +9,10 @@ from jobq.job import JobStatus
 from jobq.storage.base import NewJob, Storage
 from jobq.storage.history import JobHistory
 from jobq.storage.workers import NewWorker, WorkerRegistry, WorkerThread
+from tests.contract._backends import CORE_BACKENDS
 from tests.contract._support import T0
+
+pytestmark = pytest.mark.parametrize("spec", CORE_BACKENDS, indirect=True)
 
 LEASE = 300.0
 BOOT = "6a1e0d9c-0000-4000-8000-000000000001"

@@ -8,8 +8,11 @@ import pytest
 
 from jobq.job import JobStatus
 from jobq.storage.base import NewJob, Storage
+from tests.contract._backends import CORE_BACKENDS
 from tests.contract._support import BOOM, T0, token
 from tests.contract.test_storage_counts import recount
+
+pytestmark = pytest.mark.parametrize("spec", CORE_BACKENDS, indirect=True)
 
 # A whole second, so the message's time reads the same on every backend.
 EXPIRY = 1_000_060.0

@@ -13,7 +13,10 @@ import pytest
 from jobq.job import JobError, JobStatus
 from jobq.storage.base import Completion, NewJob, Storage
 from jobq.storage.history import AttemptRecord, JobHistory, ThroughputPoint
+from tests.contract._backends import CORE_BACKENDS
 from tests.contract._support import BOOM, T0, claim_one, token
+
+pytestmark = pytest.mark.parametrize("spec", CORE_BACKENDS, indirect=True)
 
 MINUTE = 60.0
 T = 1_000_020.0  # the start of a minute (T0 is 1,000,000: 20 s into one)

@@ -14,7 +14,10 @@ from jobq.defaults import JOB_LOG_LINE_CHARS, JOB_LOG_LINES
 from jobq.job import JobStatus
 from jobq.storage.base import NewJob, Storage
 from jobq.storage.job_logs import JobLogLine, NewLogLine
+from tests.contract._backends import CORE_BACKENDS
 from tests.contract._support import BOOM, T0, claim_one, token
+
+pytestmark = pytest.mark.parametrize("spec", CORE_BACKENDS, indirect=True)
 
 
 def _job(storage: Storage) -> int:

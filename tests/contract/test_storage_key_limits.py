@@ -12,7 +12,10 @@ import pytest
 
 from jobq.job import Job, JobStatus
 from jobq.storage.base import NewJob, Storage, TaskLimit
+from tests.contract._backends import CORE_BACKENDS
 from tests.contract._support import T0, token
+
+pytestmark = pytest.mark.parametrize("spec", CORE_BACKENDS, indirect=True)
 
 ONE_PER_KEY = {"sync": TaskLimit(concurrency=1, per_key=True)}
 

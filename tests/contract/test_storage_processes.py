@@ -11,8 +11,10 @@ import pytest
 
 from jobq.job import JobStatus
 from jobq.storage.base import Completion, NewJob, Storage
-from tests.contract._backends import open_storage
+from tests.contract._backends import CORE_BACKENDS, open_storage
 from tests.helpers import run_children
+
+pytestmark = pytest.mark.parametrize("spec", CORE_BACKENDS, indirect=True)
 
 T0 = 1_000_000.0
 
@@ -38,6 +40,11 @@ def test_processes_open_a_fresh_database_at_once(spec: dict[str, Any]) -> None:
 
         with psycopg.connect(spec["url"]) as conn:
             assert conn.execute("SELECT to_regclass('jobq_jobs')").fetchone() == (None,)
+    elif spec["backend"] == "redis":
+        import redis
+
+        with redis.Redis.from_url(spec["url"]) as client:
+            assert list(client.scan_iter(match=f"{spec['prefix']}*")) == []
     else:
         assert not Path(spec["path"]).exists()
     results = run_children([[json.dumps(spec), "enqueue", f"job-{n}"] for n in range(4)])

@@ -10,7 +10,10 @@ from __future__ import annotations
 import pytest
 
 from jobq.storage.base import NewJob, Storage
+from tests.contract._backends import CORE_BACKENDS
 from tests.contract._support import T0, claim_one
+
+pytestmark = pytest.mark.parametrize("spec", CORE_BACKENDS, indirect=True)
 
 INT4_MIN, INT4_MAX = -(2**31), 2**31 - 1
 

@@ -12,7 +12,10 @@ import pytest
 
 from jobq.job import JobStatus
 from jobq.storage.base import NewJob, Storage, TaskLimit
+from tests.contract._backends import CORE_BACKENDS
 from tests.contract._support import T0, token
+
+pytestmark = pytest.mark.parametrize("spec", CORE_BACKENDS, indirect=True)
 
 SPEC = json.dumps({"task": "report", "cron": "0 * * * *"})
 

@@ -10,7 +10,10 @@ import pytest
 
 from jobq.job import JobStatus
 from jobq.storage.base import NewJob, Storage
+from tests.contract._backends import CORE_BACKENDS
 from tests.contract._support import T0, claim_one, token
+
+pytestmark = pytest.mark.parametrize("spec", CORE_BACKENDS, indirect=True)
 
 
 def throttled(payload: str = "[]", name: str = "digest", window: float = 60.0) -> NewJob:

@@ -11,8 +11,11 @@ import pytest
 
 from jobq.job import JobStatus
 from jobq.storage.base import NewJob, Storage
+from tests.contract._backends import CORE_BACKENDS
 from tests.contract._support import BOOM, T0, claim_one, token
 from tests.helpers import run_children
+
+pytestmark = pytest.mark.parametrize("spec", CORE_BACKENDS, indirect=True)
 
 
 def test_another_task_with_the_same_key_gets_a_job_of_its_own(storage: Storage) -> None:

@@ -12,8 +12,11 @@ import pytest
 
 from jobq.job import JobStatus
 from jobq.storage.base import NewJob, Storage
+from tests.contract._backends import CORE_BACKENDS
 from tests.contract._support import BOOM, T0, claim_one, token
 from tests.helpers import run_children
+
+pytestmark = pytest.mark.parametrize("spec", CORE_BACKENDS, indirect=True)
 
 
 def replacing(payload: str, *, unique_key: str = "doc-1", **fields: Any) -> NewJob:

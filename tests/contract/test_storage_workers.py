@@ -9,7 +9,10 @@ import pytest
 
 from jobq.storage.base import NewJob, Storage
 from jobq.storage.workers import FORGET_WORKERS_AFTER, NewWorker, WorkerRegistry
+from tests.contract._backends import CORE_BACKENDS
 from tests.contract._support import T0
+
+pytestmark = pytest.mark.parametrize("spec", CORE_BACKENDS, indirect=True)
 
 LEASE = 30.0
 

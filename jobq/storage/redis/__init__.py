@@ -1,0 +1,71 @@
+"""The Redis backend (groundwork): :class:`RedisStorage`, the core of the storage
+contract on a Redis server (see :mod:`jobq.storage.redis.storage`).
+
+Not wired yet: :func:`jobq.storage.open_storage`, ``DurableQueue("redis://...")``
+and ``--db`` do not open it. Needs the ``jobq[redis]`` extra (redis-py; hiredis
+optional); importing this package without it raises ImportError saying so.
+
+**Data model** (every key starts with the prefix, default ``jobq:``):
+
+- ``job:<id>``: a hash per job, one field per :class:`~jobq.job.Job` field (a
+  missing field is None); ``seq``: the id counter (``INCR``).
+- ``ready:<queue>``: the due pending jobs, a sorted set with every score 0 whose
+  members sort by bytes as priority (highest first), then ``run_at``, then id
+  (each an order-preserving 8-byte encoding of a double, then the id as text),
+  so ``ZRANGE 0 n`` is claim order.
+- ``delayed:<queue>``: pending jobs not yet due, by ``run_at``; a claim moves
+  the due ones to ``ready`` first. ``pending:<queue>``: every pending job by
+  ``run_at`` (scheduled counts and the oldest runnable age, one seek each).
+- ``processing``: held jobs by lease expiry, for rescue; ``owned:<owner>``: the
+  jobs leased to each worker pool; ``running``: processing jobs per task and per
+  (task, limit key), for concurrency limits; ``starts:<rate key>[\\0<key>]``:
+  claim times in the current rate window.
+- ``status:<status>`` and ``all``: ids by id, for listing and filters with
+  cursors; ``finished:<status>``: final jobs by ``finished_at`` (purge, and the
+  jobs finished in the last minute); ``expiring``: jobs by ``expires_at``.
+- ``counts:<queue>``: a hash of jobs per status, kept by every change (stats
+  never scan); ``queues``: jobs per queue, so a queue is listed while it holds one.
+- ``uniq:<task>\\0<key>``: the id of the live job holding a unique key;
+  ``last:<task>\\0<key>``: the newest job created with it (throttle).
+- ``paused``: the set of paused queues; ``schedule:<name>`` and ``schedules``;
+  ``worker:<owner>`` and ``workers``; ``log:<id>``: a job's log lines;
+  ``attempt:<id>:<n>``: its attempts that did not complete; ``tp`` and
+  ``tp:<queue>``: jobs ended per minute.
+
+**Scripts** (:mod:`.lua`, :mod:`.lua_jobs`, :mod:`.lua_admin`): every change of
+state is one Lua script, registered once (``SCRIPT LOAD``, one round trip when the
+storage opens) and run by ``EVALSHA``, so it is atomic: enqueue (one job or a whole
+``enqueue_many`` in one run: all or none; unique keys with ``keep``, ``replace`` and
+``throttle``), claim (a batch in one round trip, merging the queues' ready sets
+in claim order, with task limits checked and counted in the same run), renew,
+progress, complete (one or many), fail, release, finish as cancelled, rescue,
+expire, cancel, retry, purge, delete, pause, schedules (fired once per fire
+time, its jobs enqueued in the same run), job logs, the worker registry and the
+stats reads. Times come from the server's ``TIME`` (``clock="database"``) or
+from ``now`` (``clock="caller"``); numbers are passed as text so doubles
+round-trip exactly. Lease tokens are random (``secrets``) and fence every later
+change.
+
+**Done**: enqueue, enqueue_many, enqueue_payloads, throttle, claim (with task
+limits per task or per key), has_runnable, renew, set_progress, complete,
+complete_many, fail, release, finish_cancelled, rescue_expired, expire_jobs,
+request_cancel, retry, get, list_jobs, stats, oldest_runnable_age, purge,
+pause, resume, paused_queues, schedules, the worker registry (release of a dead
+pool's jobs), job logs, attempts and throughput, filters and bulk actions; and,
+when a storage opens, the check of the server's persistence and eviction policy
+(:mod:`.durability`).
+
+**Not yet** (each raises :class:`NotImplementedError` naming the operation):
+batches, dependencies and chains, jobs written in the app's transaction (an SQL
+idea with no Redis counterpart yet), wake-ups (pub/sub or blocking pops),
+``jobq move-jobs``, and Redis Cluster (the scripts reach keys they do not
+declare, which only a single server allows; a hash tag in the prefix would be
+the way). Listing by queue or task name and bulk filters walk an index of ids
+(a status's, or every job's) and read each job they pass over, as the SQL
+backends scan rows for rare values. A claim looks at most 5,000 runnable jobs
+past those its task limits hold back.
+"""
+
+from .storage import RedisStorage as RedisStorage
+
+__all__ = ["RedisStorage"]

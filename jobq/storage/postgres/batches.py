@@ -27,7 +27,7 @@ from ..base import NewJob
 from ..batches import BATCH_COLS, BatchState, NewBatch, state_of
 from . import sql
 from .connection import Database
-from .inserts import insert_jobs
+from .inserts import insert_jobs, payloads_params
 
 _NOW = sql.NOW
 _SELECT = (
@@ -98,17 +98,7 @@ class PostgresBatches:
         self, batch_id: int, template: NewJob, payloads: Sequence[str], now: float
     ) -> list[int]:
         moment = self._db.now(now)
-        params: dict[str, Any] = {
-            "queue": template.queue,
-            "name": template.name,
-            "priority": template.priority,
-            "max_attempts": template.max_attempts,
-            "run_at": template.run_at,
-            "expires_at": template.expires_at,
-            "payloads": list(payloads),
-            "now": moment,
-            "id": batch_id,
-        }
+        params = {**payloads_params(template, payloads, moment), "id": batch_id}
         with self._db.conn() as conn, conn.transaction():
             _check_open(conn, batch_id)
             if not payloads:

@@ -22,7 +22,7 @@ from ..base import NewJob
 from ..batches import BATCH_COLS, BatchState, NewBatch, state_of
 from .database import Database
 from .driver import Connection
-from .inserts import SQLiteInserts
+from .inserts import SQLiteInserts, payloads_params
 
 # Processing jobs are few (workers times prefetch): counted off their own partial
 # index (not off jobs_batch, which would read every job of the batch); pending ones
@@ -91,18 +91,7 @@ class SQLiteBatches:
     def add_payloads(
         self, batch_id: int, template: NewJob, payloads: Sequence[str], now: float
     ) -> list[int]:
-        run_at = now if template.run_at is None else template.run_at
-        params: tuple[Any, ...] = (
-            template.queue,
-            template.name,
-            template.priority,
-            template.max_attempts,
-            run_at,
-            now,
-            json.dumps(payloads, ensure_ascii=False),
-            template.expires_at,
-            batch_id,
-        )
+        params = (*payloads_params(template, payloads, now), batch_id)
         with self._db.write() as conn:
             self._open(conn, batch_id)
             if not payloads:

@@ -152,21 +152,7 @@ class SQLiteInserts:
         self, conn: Connection, template: NewJob, payloads: Sequence[str], now: float
     ) -> list[int]:
         """:meth:`enqueue_payloads` in the caller's write transaction."""
-        text = json.dumps(payloads, ensure_ascii=False)
-        run_at = now if template.run_at is None else template.run_at
-        conn.run(
-            INSERT_EACH,
-            (
-                template.queue,
-                template.name,
-                template.priority,
-                template.max_attempts,
-                run_at,
-                now,
-                text,
-                template.expires_at,
-            ),
-        )
+        conn.run(INSERT_EACH, payloads_params(template, payloads, now))
         last = int(conn.query("SELECT last_insert_rowid()")[0][0])
         return list(range(last - len(payloads) + 1, last + 1))
 
@@ -224,4 +210,20 @@ def _bulk_values(job: NewJob, now: float) -> tuple[Any, ...]:
         now,
         job.expires_at,
         job.limit_key,
+    )
+
+
+def payloads_params(template: NewJob, payloads: Sequence[str], now: float) -> tuple[Any, ...]:
+    """The parameters of :data:`INSERT_EACH`: ``template``'s fields, its run time
+    (``now`` unless it has one), and ``payloads`` as one JSON array."""
+    run_at = now if template.run_at is None else template.run_at
+    return (
+        template.queue,
+        template.name,
+        template.priority,
+        template.max_attempts,
+        run_at,
+        now,
+        json.dumps(payloads, ensure_ascii=False),
+        template.expires_at,
     )

@@ -10,6 +10,7 @@ what they do.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal, cast
@@ -183,7 +184,7 @@ class Subscription:
                 socket_connect_timeout=timeout,
                 socket_keepalive=True,
                 health_check_interval=self.HEALTH_CHECK_SECONDS,
-                client_name="jobq-wake",
+                client_name=f"jobq-wake-{os.getpid()}",  # CLIENT LIST shows whose it is
             )
             self._pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
             try:

@@ -1,8 +1,10 @@
 """The Redis backend (groundwork): :class:`RedisStorage`, the core of the storage
 contract on a Redis server (see :mod:`jobq.storage.redis.storage`).
 
-Not wired yet: :func:`jobq.storage.open_storage`, ``DurableQueue("redis://...")``
-and ``--db`` do not open it. Needs the ``jobq[redis]`` extra (redis-py; hiredis
+Opened by :func:`jobq.storage.open_storage` for ``redis://`` and ``rediss://``
+URLs: ``DurableQueue("redis://host:6379/0")``, ``JOBQ_DATABASE`` and ``--db``
+take one, with jobq's options in the query (``?prefix=shop:&durability=refuse``,
+see :mod:`.options`). Needs the ``jobq[redis]`` extra (redis-py; hiredis
 optional); importing this package without it raises ImportError saying so.
 
 **Data model** (every key starts with the prefix, default ``jobq:``):
@@ -31,8 +33,10 @@ optional); importing this package without it raises ImportError saying so.
   ``worker:<owner>`` and ``workers``; ``log:<id>``: a job's log lines;
   ``attempt:<id>:<n>``: its attempts that did not complete; ``tp`` and
   ``tp:<queue>``: jobs ended per minute.
+- ``wake``: not a key but the pub/sub channel on which the scripts that make jobs
+  runnable publish the queue's name, once per queue per run (:mod:`.listener`).
 
-**Scripts** (:mod:`.lua`, :mod:`.lua_jobs`, :mod:`.lua_admin`): every change of
+**Scripts** (:mod:`.lua`, :mod:`.lua_jobs`, :mod:`.lua_admin`, :mod:`.lua_wake`): every change of
 state is one Lua script, registered once (``SCRIPT LOAD``, one round trip when the
 storage opens) and run by ``EVALSHA``, so it is atomic: enqueue (one job or a whole
 ``enqueue_many`` in one run: all or none; unique keys with ``keep``, ``replace`` and
@@ -41,7 +45,8 @@ in claim order, with task limits checked and counted in the same run), renew,
 progress, complete (one or many), fail, release, finish as cancelled, rescue,
 expire, cancel, retry, purge, delete, pause, schedules (fired once per fire
 time, its jobs enqueued in the same run), job logs, the worker registry and the
-stats reads. Times come from the server's ``TIME`` (``clock="database"``) or
+stats reads; those that put jobs in a ready set, and resume, publish the queue's
+name on ``wake``. Times come from the server's ``TIME`` (``clock="database"``) or
 from ``now`` (``clock="caller"``); numbers are passed as text so doubles
 round-trip exactly. Lease tokens are random (``secrets``) and fence every later
 change.
@@ -53,13 +58,13 @@ request_cancel, retry, get, list_jobs, stats, oldest_runnable_age, purge,
 pause, resume, paused_queues, schedules, the worker registry (release of a dead
 pool's jobs), job logs, attempts and throughput, filters and bulk actions; and,
 when a storage opens, the check of the server's persistence and eviction policy
-(:mod:`.durability`).
+(:mod:`.durability`); wake-ups from any host through pub/sub (:mod:`.listener`:
+one connection per process, a thread, ``callback(None)`` after a reconnect).
 
 **Not yet** (each raises :class:`NotImplementedError` naming the operation):
 batches, dependencies and chains, jobs written in the app's transaction (an SQL
-idea with no Redis counterpart yet), wake-ups (pub/sub or blocking pops),
-``jobq move-jobs``, and Redis Cluster (the scripts reach keys they do not
-declare, which only a single server allows; a hash tag in the prefix would be
+idea with no Redis counterpart yet), ``jobq move-jobs``, and Redis Cluster (the
+scripts reach keys they do not declare, which only a single server allows; a hash tag in the prefix would be
 the way). Listing by queue or task name and bulk filters walk an index of ids
 (a status's, or every job's) and read each job they pass over, as the SQL
 backends scan rows for rare values. A claim looks at most 5,000 runnable jobs

@@ -62,12 +62,13 @@ when a storage opens, the check of the server's persistence and eviction policy
 one connection per process, a thread, ``callback(None)`` after a reconnect).
 
 **Not yet** (each raises :class:`NotImplementedError` naming the operation):
-batches, dependencies and chains, jobs written in the app's transaction (an SQL idea
-with no Redis counterpart yet), ``jobq move-jobs``, and Redis Cluster (the scripts
-reach keys they do not declare, which only a single server allows; a hash tag in the
-prefix would be the way). Listing by queue or task name and bulk filters walk an
-index of ids (a status's, or every job's) and read each job they pass over, as the
-SQL backends scan rows for rare values. A claim looks at most 5,000 runnable jobs
+batches, dependencies and chains, jobs written in the app's transaction (an SQL
+idea with no Redis counterpart yet),
+``jobq move-jobs``, and Redis Cluster (the scripts reach keys they do not
+declare, which only a single server allows; a hash tag in the prefix would be
+the way). Listing by queue or task name and bulk filters walk an index of ids
+(a status's, or every job's) and read each job they pass over, as the SQL
+backends scan rows for rare values. A claim looks at most 5,000 runnable jobs
 past those its task limits hold back.
 """
 

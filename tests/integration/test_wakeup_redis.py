@@ -4,20 +4,23 @@ at their poll, and the listener survives losing its connection and a fork."""
 
 from __future__ import annotations
 
+import logging
 import os
 import queue as queue_module
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
 import jobq
 from jobq.storage import open_storage
-from jobq.storage.base import JobError, NewJob, Notifier, Storage
+from jobq.storage.base import JobError, JobStatus, NewJob, Notifier, Storage
 from tests.helpers import BOUNDED_WAIT, ROOT, require_redis, wait_for
 from tests.integration._redis_url import redis_url
 
@@ -256,3 +259,40 @@ def test_a_forked_child_listens_on_a_connection_of_its_own(url: str, tmp_path: P
     finally:
         unsubscribe()
         queue.close()
+
+
+def test_a_user_the_acl_keeps_off_the_channel_still_enqueues_and_is_told(
+    url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    import redis
+
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        pytest.skip("the test server's URL has credentials of its own")
+    user = f"jobq-test-{uuid.uuid4().hex[:12]}"
+    limited = urlunsplit(parts._replace(netloc=f"{user}:pw@{parts.netloc}"))
+    with redis.Redis.from_url(require_redis()) as admin:
+        # Every key and command, no channel (the default for new users since Redis 7).
+        admin.execute_command("ACL", "SETUSER", user, "on", ">pw", "~*", "+@all", "resetchannels")
+        try:
+            with open_storage(limited) as storage:
+                job = storage.enqueue(NewJob(name="t", payload="[]", queue="mail"), now=0.0).job
+                assert storage.get(job.id).status is JobStatus.PENDING  # stored, whole
+                assert storage.stats(now=0.0).queues["mail"].counts[JobStatus.PENDING] == 1
+                with caplog.at_level(logging.WARNING, logger="jobq.storage"):
+                    unsubscribe = storage.subscribe(lambda queue_name: None)  # type: ignore[attr-defined]
+                    try:
+                        wait_for(
+                            lambda: any(
+                                "cannot listen for wake-ups" in r.getMessage()
+                                for r in caplog.records
+                            ),
+                            "a warning that the pools poll",
+                            BOUNDED_WAIT,
+                        )
+                    finally:
+                        unsubscribe()
+        finally:
+            admin.execute_command("ACL", "DELUSER", user)
+    [warning] = [r for r in caplog.records if "cannot listen" in r.getMessage()]
+    assert "poll" in warning.getMessage()

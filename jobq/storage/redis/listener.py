@@ -8,12 +8,18 @@ reconnecting, whether after an error here or by redis-py itself) the callbacks
 get None: messages published while nobody listened were lost, so the pools look
 for work in every queue. Polling remains the fallback.
 
+A connection that cannot be made or is lost is logged (``jobq.storage``, a warning
+at the first failure of a run of them) and retried with a growing pause, at most 5
+s; meanwhile the pools poll. A server whose ACL does not let the user subscribe to
+the channel is such a case (``ACL SETUSER <user> &<prefix>wake`` allows it).
+
 Rule: imports this backend's server module (the only one that imports redis) and
 the storage contract's errors only.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 
@@ -22,6 +28,8 @@ from .server import Subscription
 
 CHANNEL = "wake"
 """The channel's name after the key prefix (it is not a key)."""
+
+logger = logging.getLogger("jobq.storage")
 
 
 class Listener:
@@ -73,9 +81,8 @@ class Listener:
         while not self._stopping.is_set():
             try:
                 subscription = Subscription(self._url, self._channel, timeout=self._timeout)
-            except StorageError:
-                failures += 1
-                self._stopping.wait(min(5.0, 0.1 * 2**failures))  # the pools keep polling
+            except StorageError as exc:
+                failures = self._failed(failures, exc)
                 continue
             try:
                 while not self._stopping.is_set():
@@ -88,14 +95,28 @@ class Listener:
                     elif kind == "subscribe":
                         failures = 0
                         self._deliver(None)  # anything made runnable while not listening
-            except StorageError:
-                failures += 1
-                self._stopping.wait(min(5.0, 0.1 * 2**failures))
+            except StorageError as exc:
+                failures = self._failed(failures, exc)
             finally:
                 subscription.close()
+
+    def _failed(self, failures: int, error: StorageError) -> int:
+        if failures == 0:
+            logger.warning(
+                "jobq: cannot listen for wake-ups on the Redis channel %r (%s); retrying, "
+                "worker pools poll meanwhile",
+                self._channel,
+                error,
+            )
+        failures += 1
+        self._stopping.wait(min(5.0, 0.1 * 2**failures))
+        return failures
 
     def _deliver(self, queue: str | None) -> None:
         with self._lock:
             callbacks = list(self._callbacks)
         for callback in callbacks:
-            callback(queue)
+            try:
+                callback(queue)
+            except Exception:  # one bad subscriber must not silence the others
+                logger.exception("jobq: a wake-up callback failed")

@@ -54,12 +54,13 @@ local function recount(q, old, new, id)
   end
 end
 -- Tell the worker pools subscribed on any host that queue q has runnable jobs:
--- its name on the channel P .. 'wake', once per queue per run of a script.
+-- its name on the channel P .. 'wake', once per queue per run of a script. pcall:
+-- a user the server's ACL does not let publish there still stores jobs (pools poll).
 local WOKEN = {}
 local function wake(q)
   if not WOKEN[q] then
     WOKEN[q] = true
-    redis.call('PUBLISH', P .. 'wake', q)
+    redis.pcall('PUBLISH', P .. 'wake', q)
   end
 end
 -- Put a pending job where claims find it: ready when due (waking the pools), else

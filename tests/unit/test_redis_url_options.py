@@ -71,3 +71,13 @@ def test_a_redis_url_without_the_redis_package_says_what_to_install() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "pip install 'jobq[redis]'" in done.stdout
+
+
+def test_the_all_extra_installs_redis() -> None:
+    import configparser
+
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    extras = setup["options.extras_require"]
+    assert "redis" in extras["all"].split("[", 1)[1].split("]")[0].split(",")
+    assert "redis" in extras["redis"]

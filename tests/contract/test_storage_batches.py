@@ -1,8 +1,8 @@
 """The storage contract, batches: counts kept by every path that ends a job, the
 callback jobs inserted once when a sealed batch's last job ends, cancel, errors.
 
-Every test runs once per backend (see conftest.py). Times are plain numbers
-passed as ``now``: nothing here sleeps or reads a clock.
+Every test runs once per backend, Redis included (see conftest.py). Times are
+plain numbers passed as ``now``: nothing here sleeps or reads a clock.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ from jobq.job import JobStatus
 from jobq.storage.base import Completion, NewJob, Storage
 from jobq.storage.batches import BatchState, NewBatch
 from jobq.storage.bulk import JobFilter
+from tests.contract._backends import CORE_BACKENDS
 from tests.contract._support import BOOM, T0, token
+
+pytestmark = pytest.mark.parametrize("spec", CORE_BACKENDS, indirect=True)
 
 REPORT = NewBatch(on_complete="report", meta='{"newsletter": 7}')
 

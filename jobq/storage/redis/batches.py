@@ -46,8 +46,11 @@ class RedisBatches:
         return _state(flat, 0)
 
     def add(self, batch_id: int, jobs: Sequence[NewJob], now: float) -> list[int]:
-        args = [arg for job in jobs for arg in job_fields(job)]
-        answer = self._server.run("batch_add", now, batch_id, *args)
+        fields = [job_fields(job) for job in jobs]
+        per_job = len(fields[0]) if fields else 1
+        answer = self._server.run(
+            "batch_add", now, batch_id, per_job, *[arg for each in fields for arg in each]
+        )
         if answer[0] == "missing":
             raise BatchNotFound(batch_id)
         if answer[0] == "sealed":

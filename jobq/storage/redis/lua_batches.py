@@ -59,10 +59,12 @@ end
 -- (on_complete always, on_success when every job completed, on_failure when one
 -- failed) and stamp finished_at.
 local function batch_check(b)
+  local f = redis.call('HMGET', bk(b), 'sealed', 'finished_at', 'total', 'completed', 'failed',
+    'cancelled')
+  if f[1] ~= '1' or f[2] then return end
+  if tonumber(f[4]) + tonumber(f[5]) + tonumber(f[6]) < tonumber(f[3]) then return end
   local c = bload(b)
-  if c.sealed ~= '1' or c.finished_at then return end
   local total, completed = tonumber(c.total), tonumber(c.completed)
-  if completed + tonumber(c.failed) + tonumber(c.cancelled) < total then return end
   local ids = {}
   if c.on_complete then table.insert(ids, batch_callback(b, c, c.on_complete, 'complete')) end
   if c.on_success and completed == total then
@@ -141,14 +143,14 @@ return redis.call('HGETALL', bk(b))
 """
 
 ADD = r"""
--- ARGV[3]: batch id, then the jobs (see insert()). Returns {'ok', ids}, {'missing'}
--- or {'sealed'} (nothing stored).
+-- ARGV[3]: batch id, [4]: arguments per job, then the jobs (see insert()). Returns
+-- {'ok', ids}, {'missing'} or {'sealed'} (nothing stored).
 local b = ARGV[3]
 local sealed = redis.call('HGET', bk(b), 'sealed')
 if not sealed then return {'missing'} end
 if sealed == '1' then return {'sealed'} end
 local ids = {}
-for i = 4, #ARGV, 11 do
+for i = 5, #ARGV, tonumber(ARGV[4]) do
   local id = insert(i)
   redis.call('HSET', jk(id), 'batch_id', b)
   redis.call('ZADD', P .. 'batch_jobs:' .. b, id, id)

@@ -21,6 +21,7 @@ import pytest
 import jobq
 from jobq.storage import open_storage
 from jobq.storage.base import JobError, JobStatus, NewJob, Notifier, Storage
+from jobq.storage.batches import NewBatch
 from tests.helpers import BOUNDED_WAIT, ROOT, require_redis, wait_for
 from tests.integration._redis_url import redis_url
 
@@ -145,6 +146,14 @@ def test_each_change_that_makes_a_job_runnable_wakes_and_a_delayed_job_does_not(
         )
         assert fired
         assert heard.get(timeout=BOUNDED_WAIT) == "cron"
+
+        batch = storage.create_batch(NewBatch(on_complete="done", queue="callbacks"), now=t)
+        storage.enqueue_in_batch(batch.id, [NewJob(name="t", payload="[]", queue="b")], now=t)
+        assert heard.get(timeout=BOUNDED_WAIT) == "b"
+        storage.seal_batch(batch.id, now=t)
+        job = claimed("b", t)
+        assert storage.complete(job.id, job.lease_token or "", now=t)
+        assert heard.get(timeout=BOUNDED_WAIT) == "callbacks"  # the batch's callback job
         unsubscribe()
     finally:
         storage.close()

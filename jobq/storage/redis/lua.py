@@ -13,7 +13,7 @@ Rule: text only; imports its sibling text modules.
 
 from __future__ import annotations
 
-from . import lua_admin, lua_jobs
+from . import lua_admin, lua_dependencies, lua_jobs
 
 HELPERS = r"""
 local P = ARGV[1]
@@ -122,8 +122,11 @@ local function record(id, h, outcome)
   end
   redis.call('HSET', P .. 'attempt:' .. id .. ':' .. n, unpack(fields))
 end
+-- Hooks of dependencies, defined by lua_dependencies.HELPERS (after every helper).
+local deps_finished, deps_dropped
 -- Drop a job's hash, log lines and attempts.
 local function drop(id)
+  deps_dropped(id)
   local n = tonumber(redis.call('HGET', jk(id), 'attempt_rows') or '0')
   for k = 1, n do redis.call('DEL', P .. 'attempt:' .. id .. ':' .. k) end
   redis.call('DEL', jk(id), P .. 'log:' .. id)
@@ -156,6 +159,7 @@ local function finish(id, h, status)
   recount(h.queue, old, status, id)
   if status ~= 'cancelled' then count_ended(h.queue, status) end
   free_key(id, h.name, h.unique_key)
+  deps_finished(id, h, status)
 end
 -- Back to pending at run_at_s, from processing.
 local function requeue(id, h, run_at_s)
@@ -269,6 +273,8 @@ local function insert(i)
 end
 """
 
+HELPERS += lua_dependencies.HELPERS
+
 SCRIPTS = {
     "enqueue": lua_jobs.ENQUEUE,
     "claim": lua_jobs.CLAIM,
@@ -297,5 +303,6 @@ SCRIPTS = {
     "unregister_worker": lua_admin.UNREGISTER_WORKER,
     "live_workers": lua_admin.LIVE_WORKERS,
     "release_owner": lua_admin.RELEASE_OWNER,
+    "enqueue_dependent": lua_dependencies.ENQUEUE_DEPENDENT,
 }
 """Every script by name; each runs with :data:`HELPERS` in front of it."""

@@ -16,11 +16,11 @@ from typing import Any, NoReturn, cast
 from ...validate import check_seconds
 from ..batches import BatchStore
 from ..checked import CheckedStorage
-from ..dependencies import DependencyStore
-from ..external import ExternalStore
 from .admin import RedisAdmin
 from .bulk import RedisBulk
+from .dependencies import RedisDependencies
 from .durability import SETTINGS, Durability, judge
+from .external import RedisExternal
 from .history import RedisHistory
 from .inserts import RedisInserts
 from .job_logs import RedisJobLogs
@@ -118,8 +118,8 @@ class RedisStorage(CheckedStorage):
         self._bulk = RedisBulk(self._server)
         self._history = RedisHistory(self._server)
         self._batches = cast(BatchStore, NotYet("batches"))
-        self._dependencies = cast(DependencyStore, NotYet("job dependencies"))
-        self._external = cast(ExternalStore, NotYet("jobs written in the app's transaction"))
+        self._dependencies = RedisDependencies(self._server)
+        self._external = RedisExternal()  # refused: see .external
         try:
             self._server.load_scripts()
             warning = judge(self._server.config(SETTINGS), durability)

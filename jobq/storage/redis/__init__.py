@@ -36,8 +36,14 @@ optional); importing this package without it raises ImportError saying so.
   released); ``deps:<id>`` and ``dependents:<id>``: a job's edges, ids by id;
   ``waiters:<id>``: the dependents still counting on a live job. Job hash fields
   ``waiting_for``, ``result_from``, ``parent_result``, ``on_dependency_failure``.
+- ``batch:<id>``: a hash per batch (counts, sealed, callbacks, ``finished_at``,
+  the callback job ids); ``batch_seq``: its id counter; ``batches``: batch ids,
+  for listing; ``batch_jobs:<id>``: its jobs' ids (cancel, purge);
+  ``batches:done``: finished batches with no job left, by ``finished_at``
+  (purge). A batch's job has a ``batch_id`` field, a callback job ``callback_of``.
 
-**Scripts** (:mod:`.lua`, :mod:`.lua_jobs`, :mod:`.lua_admin`): every change of
+**Scripts** (:mod:`.lua`, :mod:`.lua_jobs`, :mod:`.lua_admin`,
+:mod:`.lua_batches`, :mod:`.lua_dependencies`): every change of
 state is one Lua script, registered once (``SCRIPT LOAD``, one round trip when the
 storage opens) and run by ``EVALSHA``, so it is atomic: enqueue (one job or a whole
 ``enqueue_many`` in one run: all or none; unique keys with ``keep``, ``replace`` and
@@ -46,9 +52,11 @@ in claim order, with task limits checked and counted in the same run), renew,
 progress, complete (one or many), fail, release, finish as cancelled, rescue,
 expire, cancel, retry, purge, delete, pause, schedules (fired once per fire
 time, its jobs enqueued in the same run), job logs, the worker registry and the
-stats reads, and enqueue with dependencies (a dependency's end settles its
-dependents, down a whole chain, in the run of the script that ends it).
-Times come from the server's ``TIME`` (``clock="database"``) or
+stats reads; enqueue with dependencies (a dependency's end settles its
+dependents, down a whole chain, in the run of the script that ends it); batches,
+counted by the shared ``finish`` and ``drop`` helpers and the retry script, so the
+run that ends a sealed batch's last job inserts its callback jobs. Times come from
+the server's ``TIME`` (``clock="database"``) or
 from ``now`` (``clock="caller"``); numbers are passed as text so doubles
 round-trip exactly. Lease tokens are random (``secrets``) and fence every later
 change.
@@ -62,10 +70,11 @@ pool's jobs), job logs, attempts and throughput, filters and bulk actions,
 dependencies and chains (enqueue_chain, depends_on, dependencies_of,
 dependents_of); and,
 when a storage opens, the check of the server's persistence and eviction policy
-(:mod:`.durability`).
+(:mod:`.durability`); batches (create, enqueue into one, seal, cancel, read,
+list, purge).
 
 **Not yet** (each raises :class:`NotImplementedError` naming the operation):
-batches, wake-ups (pub/sub or blocking pops),
+wake-ups (pub/sub or blocking pops),
 ``jobq move-jobs``, and Redis Cluster (the scripts reach keys they do not
 declare, which only a single server allows; a hash tag in the prefix would be
 the way). Listing by queue or task name and bulk filters walk an index of ids

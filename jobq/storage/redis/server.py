@@ -195,4 +195,5 @@ def to_job(flat: Sequence[str] | Mapping[str, str]) -> Job:
         result_from=None if h.get("result_from") is None else int(h["result_from"]),
         parent_result=h.get("parent_result"),
         on_dependency_failure=h.get("on_dependency_failure"),
+        batch_id=None if (batch := h.get("batch_id")) is None else int(batch),
     )

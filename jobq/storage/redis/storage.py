@@ -11,12 +11,13 @@ Rule: imports its own parts, the checking layer and the storage contract.
 from __future__ import annotations
 
 import warnings
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn
 
 from ...validate import check_seconds
 from ..batches import BatchStore
 from ..checked import CheckedStorage
 from .admin import RedisAdmin
+from .batches import RedisBatches
 from .bulk import RedisBulk
 from .dependencies import RedisDependencies
 from .durability import SETTINGS, Durability, judge
@@ -117,7 +118,7 @@ class RedisStorage(CheckedStorage):
         self._job_logs = RedisJobLogs(self._server)
         self._bulk = RedisBulk(self._server)
         self._history = RedisHistory(self._server)
-        self._batches = cast(BatchStore, NotYet("batches"))
+        self._batches: BatchStore = RedisBatches(self._server)
         self._dependencies = RedisDependencies(self._server)
         self._external = RedisExternal()  # refused: see .external
         try:

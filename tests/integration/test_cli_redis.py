@@ -78,11 +78,6 @@ def test_enqueue_list_show_and_stats_with_a_redis_url(run: Run, url: str) -> Non
     assert "durability" not in out + err  # the URL's options never reach redis-py
 
 
-@pytest.mark.xfail(
-    raises=NotImplementedError,
-    strict=False,
-    reason="show lists a job's dependencies, which the Redis backend does not store yet",
-)
 def test_show_with_a_redis_url(run: Run, url: str, queue: DurableQueue) -> None:
     job_id = queue.get_task("record").enqueue(5).id
     code, out, err = run("show", "--db", url, str(job_id), "--json")

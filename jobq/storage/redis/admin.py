@@ -86,14 +86,14 @@ class RedisAdmin:
         moment, paused, completed, failed, per = self._server.run("stats", now)
         at = float(moment)
         queues: dict[str, QueueStats] = {}
-        for queue, flat, scheduled, oldest in sorted(per):
+        for queue, flat, scheduled, oldest, waiting in sorted(per):
             counts = dict.fromkeys(JobStatus, 0)
             for status, count in zip(flat[::2], flat[1::2], strict=True):
                 counts[_STATUS[status]] = int(count)
             if not any(counts.values()):
                 continue
             age = 0.0 if oldest == "" else max(0.0, at - float(oldest))
-            queues[queue] = QueueStats(counts, int(scheduled), age)
+            queues[queue] = QueueStats(counts, int(scheduled), age, int(waiting))
         return Stats(queues, int(completed), int(failed), frozenset(paused))
 
     def oldest_runnable_age(self, now: float) -> float:

@@ -13,7 +13,7 @@ Rule: text only; imports its sibling text modules.
 
 from __future__ import annotations
 
-from . import lua_admin, lua_batches, lua_jobs, lua_wake
+from . import lua_admin, lua_batches, lua_dependencies, lua_jobs, lua_wake
 
 HELPERS = r"""
 local P = ARGV[1]
@@ -135,8 +135,11 @@ local function record(id, h, outcome)
   end
   redis.call('HSET', P .. 'attempt:' .. id .. ':' .. n, unpack(fields))
 end
+-- Hooks of dependencies, defined by lua_dependencies.HELPERS (after every helper).
+local deps_finished, deps_dropped
 -- Drop a job's hash, log lines and attempts.
 local function drop(id)
+  deps_dropped(id)
   batch_dropped(id)
   local n = tonumber(redis.call('HGET', jk(id), 'attempt_rows') or '0')
   for k = 1, n do redis.call('DEL', P .. 'attempt:' .. id .. ':' .. k) end
@@ -171,6 +174,7 @@ local function finish(id, h, status)
   batch_counted(h, old, status)
   if status ~= 'cancelled' then count_ended(h.queue, status) end
   free_key(id, h.name, h.unique_key)
+  deps_finished(id, h, status)
 end
 -- Back to pending at run_at_s, from processing.
 local function requeue(id, h, run_at_s)
@@ -285,6 +289,8 @@ end
 """
 HELPERS += lua_batches.HELPERS
 
+HELPERS += lua_dependencies.HELPERS
+
 SCRIPTS = {
     "enqueue": lua_jobs.ENQUEUE,
     "claim": lua_jobs.CLAIM,
@@ -314,6 +320,7 @@ SCRIPTS = {
     "live_workers": lua_admin.LIVE_WORKERS,
     "release_owner": lua_admin.RELEASE_OWNER,
     "resume": lua_wake.RESUME,
+    "enqueue_dependent": lua_dependencies.ENQUEUE_DEPENDENT,
     "batch_create": lua_batches.CREATE,
     "batch_add": lua_batches.ADD,
     "batch_seal": lua_batches.SEAL,

@@ -79,14 +79,15 @@ return 1
 
 STATS = r"""
 -- Returns {now, paused, completed last minute, failed last minute, per queue:
--- {queue, counts (flat), scheduled, oldest due run_at or ''}}.
+-- {queue, counts (flat), scheduled, oldest due run_at or '', waiting}}.
 local queues = redis.call('HKEYS', P .. 'queues')
 local per = {}
 for _, q in ipairs(queues) do
   local oldest = redis.call('ZRANGEBYSCORE', P .. 'pending:' .. q, '-inf', NOW_S,
     'WITHSCORES', 'LIMIT', 0, 1)
   table.insert(per, {q, redis.call('HGETALL', P .. 'counts:' .. q),
-    redis.call('ZCOUNT', P .. 'pending:' .. q, '(' .. NOW_S, '+inf'), oldest[2] or ''})
+    redis.call('ZCOUNT', P .. 'pending:' .. q, '(' .. NOW_S, '+inf'), oldest[2] or '',
+    redis.call('SCARD', P .. 'waiting:' .. q)})
 end
 local minute = '(' .. num(NOW - 60)
 return {NOW_S, redis.call('SMEMBERS', P .. 'paused'),

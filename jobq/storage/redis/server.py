@@ -255,5 +255,9 @@ def to_job(flat: Sequence[str] | Mapping[str, str]) -> Job:
         float(h["updated_at"]),
         _opt_float(h.get("expires_at")),
         h.get("limit_key"),
+        waiting_for=int(h.get("waiting_for", 0)) if h["status"] == "pending" else 0,
+        result_from=None if h.get("result_from") is None else int(h["result_from"]),
+        parent_result=h.get("parent_result"),
+        on_dependency_failure=h.get("on_dependency_failure"),
         batch_id=None if (batch := h.get("batch_id")) is None else int(batch),
     )

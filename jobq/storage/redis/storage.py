@@ -22,18 +22,18 @@ import os
 import threading
 import warnings
 from collections.abc import Callable
-from typing import Any, NoReturn, cast
+from typing import cast
 
 from ...validate import check_seconds
 from ..base import StorageError
 from ..batches import BatchStore
 from ..checked import CheckedStorage
-from ..dependencies import DependencyStore
-from ..external import ExternalStore
 from .admin import RedisAdmin
 from .batches import RedisBatches
 from .bulk import RedisBulk
+from .dependencies import RedisDependencies
 from .durability import SETTINGS, Durability, judge
+from .external import RedisExternal
 from .history import RedisHistory
 from .inserts import RedisInserts
 from .job_logs import RedisJobLogs
@@ -48,23 +48,6 @@ __all__ = ["RedisStorage"]
 
 DEFAULT_PREFIX = "jobq:"
 """What every key of a :class:`RedisStorage` starts with, unless it is given another."""
-
-
-class NotYet:
-    """A part of the contract the Redis backend does not implement yet: each of its
-    methods raises :class:`NotImplementedError` naming the operation."""
-
-    def __init__(self, what: str) -> None:
-        self._what = what
-
-    def __getattr__(self, operation: str) -> Any:
-        def refuse(*args: object, **kwargs: object) -> NoReturn:
-            raise NotImplementedError(
-                f"{self._what} ({operation}) is not implemented on Redis yet; "
-                "use SQLite or PostgreSQL for it"
-            )
-
-        return refuse
 
 
 class RedisStorage(CheckedStorage):
@@ -143,8 +126,8 @@ class RedisStorage(CheckedStorage):
         self._bulk = RedisBulk(self._server)
         self._history = RedisHistory(self._server)
         self._batches: BatchStore = RedisBatches(self._server)
-        self._dependencies = cast(DependencyStore, NotYet("job dependencies"))
-        self._external = cast(ExternalStore, NotYet("jobs written in the app's transaction"))
+        self._dependencies = RedisDependencies(self._server)
+        self._external = RedisExternal()  # refused: see .external
         self._connect_timeout = connect_timeout
         self._lock = threading.Lock()
         self._listener: Listener | None = None

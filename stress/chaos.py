@@ -368,9 +368,9 @@ def run(
     prefix: str | None = None,
 ) -> Figures:
     """One chaos run on ``db`` (a SQLite path, a ``postgresql://`` URL or a Redis
-    URL, its keys under ``prefix``), with files in ``folder``; kills come every ``gap`` seconds (uniform) until
-    ``kills`` were made or every job finished. Returns the figures; every
-    failed check is in ``problems``."""
+    URL, its keys under ``prefix``), with files in ``folder``; kills come every
+    ``gap`` seconds (uniform) until ``kills`` were made or every job finished.
+    Returns the figures; every failed check is in ``problems``."""
     say = log or (lambda text: None)
     rng = random.Random(seed)
     began = time.monotonic()

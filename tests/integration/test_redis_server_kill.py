@@ -1,0 +1,239 @@
+"""No accepted job lost when the Redis server itself is SIGKILLed and restarted.
+
+A throwaway ``redis-server`` of the test's own (``appendonly yes``, ``appendfsync
+always``: every write is on disk before the server answers), in the test's folder,
+on a free port. One process enqueues jobs one by one while two worker processes run
+them; the server is killed at random moments (while jobs are enqueued, and while
+they are processed) and started again on the same folder and port. Afterwards every
+enqueue that returned an id is in the database (jobs lost: 0), the workers came
+back by themselves (the pool retries after a StorageError) and every job completed.
+Children are the real thing (tests/integration/_redis_child.py), each killed and
+reaped whatever happens; every wait is bounded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobq import JobStatus
+from jobq.storage.redis import RedisStorage
+from tests.helpers import ROOT, started_process, wait_for
+
+pytestmark = pytest.mark.redis
+
+CHILD = ROOT / "tests" / "integration" / "_redis_child.py"
+NO_SERVER = "redis-server is not installed (Debian: apt install redis-server)"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _answers(port: int) -> bool:
+    """Whether the server answers PING with PONG (not LOADING, while it reads its file)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+class OwnServer:
+    """A redis-server that keeps every accepted write (``appendfsync always``) in
+    ``folder``; :meth:`kill` SIGKILLs it, :meth:`start` starts it again on the same
+    folder and port."""
+
+    def __init__(self, folder: Path) -> None:
+        program = shutil.which("redis-server")
+        if program is None:
+            if os.environ.get("JOBQ_REQUIRE_REDIS") == "1":
+                pytest.fail(NO_SERVER)
+            pytest.skip(NO_SERVER)
+        self.program = program
+        self.folder = folder
+        folder.mkdir()
+        self.port = _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        options = ["--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.folder)]
+        options += ["--save", "", "--appendonly", "yes", "--appendfsync", "always"]
+        options += ["--daemonize", "no", "--logfile", "redis.log"]
+        self.process = subprocess.Popen(
+            [self.program, *options],
+            cwd=self.folder,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.starts += 1
+        process = self.process
+        wait_for(lambda: process.poll() is not None or _answers(self.port), "redis-server up")
+        assert process.poll() is None, (self.folder / "redis.log").read_text()
+
+    def kill(self) -> None:
+        assert self.process is not None
+        os.kill(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30.0)
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.kill()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[OwnServer]:
+    own = OwnServer(tmp_path / "redis")
+    own.start()
+    try:
+        yield own
+    finally:
+        own.stop()
+
+
+def _accepted(folder: Path) -> dict[int, int]:
+    """Job number -> the id its enqueue returned."""
+    path = folder / "enqueued.txt"
+    if not path.exists():
+        return {}
+    lines = [line.split() for line in path.read_text().split("\n")[:-1]]
+    return {int(parts[1]): int(parts[2]) for parts in lines if parts[0] == "ok"}
+
+
+def _ledger(folder: Path) -> list[tuple[str, int, int, int]]:
+    """(event, job id, pid, attempt) of every run the workers wrote."""
+    entries = []
+    for path in folder.glob("ledger-*.txt"):
+        for line in path.read_text().split("\n")[:-1]:
+            event, job_id, pid, attempt = line.split()
+            entries.append((event, int(job_id), int(pid), int(attempt)))
+    return entries
+
+
+def _child(mode: str, tmp_path: Path, server: OwnServer, **config: Any) -> list[str]:
+    settings = {"mode": mode, "url": server.url, "prefix": "jobq-kill:", "dir": str(tmp_path)}
+    return [sys.executable, str(CHILD), json.dumps({**settings, **config})]
+
+
+@pytest.mark.slow
+def test_no_accepted_job_is_lost_across_sigkill_and_restart_of_the_server(
+    tmp_path: Path, server: OwnServer
+) -> None:
+    jobs = 1000
+    rng = random.Random(20)
+    kills: list[dict[str, Any]] = []
+
+    def kill_and_restart() -> None:
+        done = {job_id for event, job_id, _, _ in _ledger(tmp_path) if event == "done"}
+        kills.append({"accepted": len(_accepted(tmp_path)), "done": len(done)})
+        server.kill()
+        time.sleep(rng.uniform(0.0, 0.3))  # the outage's length, not a wait for anything
+        server.start()
+
+    with contextlib.ExitStack() as stack:
+        workers = [
+            stack.enter_context(
+                started_process(
+                    _child("workers", tmp_path, server, concurrency=4, job_sleep=0.03),
+                    log=tmp_path / f"workers-{i}.log",
+                )
+            )
+            for i in range(2)
+        ]
+        wait_for(lambda: len(list(tmp_path.glob("ready-*"))) == 2, "workers ready")
+        enqueuer = stack.enter_context(
+            started_process(
+                _child("enqueue", tmp_path, server, count=jobs), log=tmp_path / "enqueue.log"
+            )
+        )
+        # Three kills while jobs are enqueued (and run), at random points...
+        for mark in sorted(rng.uniform(0.1, 0.8) * jobs for _ in range(3)):
+            wait_for(
+                lambda mark=mark: len(_accepted(tmp_path)) >= mark or enqueuer.poll() is not None,
+                "jobs enqueued",
+            )
+            kill_and_restart()
+        assert enqueuer.wait(timeout=60.0) == 0, (tmp_path / "enqueue.log").read_text()
+        # ... and two while the rest are processed.
+        for share in (0.0, 0.5):
+            done = len({e[1] for e in _ledger(tmp_path) if e[0] == "done"})
+            wait_for(
+                lambda done=done, share=share: len({e[1] for e in _ledger(tmp_path) if e[0] == "done"})
+                >= done + share * (jobs - done),
+                "jobs processed",
+            )
+            kill_and_restart()
+
+        storage = RedisStorage(server.url, prefix="jobq-kill:", durability="refuse")
+        stack.callback(storage.close)
+
+        def stored() -> list[Any]:
+            found = []
+            after = 0
+            while True:
+                page = storage.list_jobs(after_id=after, limit=1000)
+                found += page
+                if len(page) < 1000:
+                    return found
+                after = page[-1].id
+
+        wait_for(
+            lambda: all(job.status is JobStatus.COMPLETED for job in stored()),
+            "every job completed",
+            timeout=60.0,
+            interval=0.1,
+        )
+        (tmp_path / "stop").touch()
+        for i, worker in enumerate(workers):
+            assert worker.wait(timeout=30.0) == 0, (tmp_path / f"workers-{i}.log").read_text()
+
+    accepted = _accepted(tmp_path)
+    assert sorted(accepted) == list(range(jobs))  # the enqueuer got an id for every job
+    jobs_now = {job.id: job for job in stored()}
+    lost = sorted(set(accepted.values()) - set(jobs_now))
+    # Enqueues that raised (the server was down) may have been applied all the same;
+    # those jobs ran too, as extra jobs with the same number.
+    extra = len(jobs_now) - len(accepted)
+    starts = Counter(job_id for event, job_id, _, _ in _ledger(tmp_path) if event == "start")
+    duplicates = {job_id: n for job_id, n in starts.items() if n > 1}
+    failed_enqueues = sum(
+        1 for line in (tmp_path / "enqueued.txt").read_text().split("\n") if line.startswith("error")
+    )
+    worker_errors = sum(
+        len(path.read_text().split("\n")) - 1 for path in tmp_path.glob("errors-*.txt")
+    )
+    print(
+        f"\nredis-server SIGKILLed {len(kills)} times {kills}: {jobs} jobs accepted, "
+        f"lost {len(lost)}, extra {extra}, run more than once {len(duplicates)}, "
+        f"enqueues that raised {failed_enqueues}, worker errors logged {worker_errors}"
+    )
+    assert lost == [], f"accepted jobs missing after the restarts: {lost[:20]}"
+    assert {job.status for job in jobs_now.values()} == {JobStatus.COMPLETED}
+    assert set(starts) == set(jobs_now), "a job completed without a run, or ran unknown"
+    for job_id, n in duplicates.items():  # each run was an attempt
+        assert jobs_now[job_id].attempts >= n
+    # The kills came while jobs were being enqueued, and while they were run.
+    assert any(0 < kill["accepted"] < jobs for kill in kills), kills
+    assert any(kill["accepted"] == jobs and kill["done"] < jobs - 100 for kill in kills), kills
+    assert server.starts == len(kills) + 1

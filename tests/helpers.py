@@ -147,6 +147,31 @@ def drop_redis_prefix(prefix: str) -> None:
             client.unlink(*keys[start : start + 1000])
 
 
+three_backends = pytest.mark.parametrize(
+    "database", [*QUEUE_BACKENDS, pytest.param("redis", marks=pytest.mark.redis)], indirect=True
+)
+"""Runs a test taking the ``database`` fixture on SQLite, PostgreSQL and Redis (then
+``database`` is a :func:`redis_location`: open it with :func:`open_location`)."""
+
+
+def redis_location(prefix: str) -> str:
+    """The test Redis server's URL with ``#<prefix>`` after it: one string that names
+    a database for the ``database`` fixture and the child processes' JSON."""
+    return f"{require_redis()}#{prefix}"
+
+
+def open_location(database: str) -> Any:
+    """What ``DurableQueue`` opens for the ``database`` fixture's value: the path or URL
+    itself, or for a :func:`redis_location`, a ``RedisStorage`` with that key prefix
+    (the test server keeps nothing on disk: no durability warning)."""
+    if not database.startswith("redis://"):
+        return database
+    from jobq.storage.redis import RedisStorage
+
+    url, _, prefix = database.partition("#")
+    return RedisStorage(url, prefix=prefix, durability="ignore")
+
+
 # -- child processes ----------------------------------------------------------------------
 
 RELIABILITY_CHILD = ROOT / "tests" / "integration" / "_reliability_child.py"

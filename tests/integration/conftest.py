@@ -21,7 +21,8 @@ from tests.helpers import (
 @pytest.fixture
 def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """Where the test's jobs live: a SQLite file, unless the test is parametrised
-    with ``@both_backends`` (then also a PostgreSQL schema)."""
+    with ``@both_backends`` (then also a PostgreSQL schema) or ``@three_backends``
+    (and a Redis key prefix)."""
     if getattr(request, "param", "sqlite") == "sqlite":
         yield str(tmp_path / "jobs.db")
         return

@@ -1,5 +1,6 @@
 """Multi-process promises of DurableQueue, with real processes on one real SQLite file
-(and, for the tests that take ``database`` as a parameter, on one PostgreSQL schema).
+(and, for the tests that take ``database`` as a parameter, on one PostgreSQL schema,
+and for some of them on one Redis key prefix).
 
 Children run ``tests/integration/_worker_process.py`` in fresh interpreters, each in
 its own session (so a kill takes down anything it forked). They talk to the test

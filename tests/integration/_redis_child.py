@@ -10,7 +10,7 @@ The JSON names a ``mode``, the Redis ``url`` and key ``prefix``, and a shared fo
   ``error <n>`` when it raised (the server was down: the same job is tried again
   until it is accepted, for at most ``HARD_LIMIT`` seconds).
 - ``workers``: a pool of ``concurrency`` threads until the file ``stop`` appears;
-  each ``work`` job appends ``start``/``done <id> <pid> <attempt>`` to
+  each ``work`` job appends ``start``/``done <id> <pid> <attempt> <time>`` to
   ``ledger-<pid>.txt``, and each error jobq logs (a failed call to the server) a
   line to ``errors-<pid>.txt``.
 
@@ -67,10 +67,10 @@ def _open(config: dict[str, Any]) -> jobq.DurableQueue:
         job = jobq.current_job()
         ledger = folder / f"ledger-{os.getpid()}.txt"
         with lock:
-            _append(ledger, f"start {job.id} {os.getpid()} {job.attempt}\n")
+            _append(ledger, f"start {job.id} {os.getpid()} {job.attempt} {time.time()!r}\n")
         time.sleep(pause)
         with lock:
-            _append(ledger, f"done {job.id} {os.getpid()} {job.attempt}\n")
+            _append(ledger, f"done {job.id} {os.getpid()} {job.attempt} {time.time()!r}\n")
         return n
 
     return queue

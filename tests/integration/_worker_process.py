@@ -37,8 +37,8 @@ from typing import Any
 # Run as a script: make the repository's folder importable, as pytest does.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
-import jobq  # noqa: E402
-from tests.helpers import open_location  # noqa: E402
+import jobq
+from tests.helpers import open_location
 
 HARD_LIMIT = 90.0
 """Seconds after which any child gives up on its own (the test's timeout is 120 s)."""

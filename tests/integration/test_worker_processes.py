@@ -272,7 +272,7 @@ def test_job_of_a_killed_process_is_rescued_by_another_within_lease_and_sweep(
 
 
 @pytest.mark.slow
-@both_backends
+@three_backends
 def test_a_job_that_kills_its_worker_ends_failed_and_others_still_complete(
     children: Children, queue: DurableQueue, tmp_path: Path
 ) -> None:

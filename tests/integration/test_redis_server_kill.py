@@ -137,6 +137,12 @@ def _done(folder: Path) -> int:
     return len({job_id for event, job_id, *_ in _ledger(folder) if event == "done"})
 
 
+def _running(folder: Path) -> int:
+    """How many runs have started and not ended (or were cut short)."""
+    runs = Counter((job_id, pid, attempt) for _, job_id, pid, attempt, _ in _ledger(folder))
+    return sum(1 for n in runs.values() if n == 1)
+
+
 def _child(mode: str, tmp_path: Path, server: OwnServer, **config: Any) -> list[str]:
     settings = {"mode": mode, "url": server.url, "prefix": "jobq-kill:", "dir": str(tmp_path)}
     return [sys.executable, str(CHILD), json.dumps({**settings, **config})]
@@ -152,7 +158,13 @@ def test_no_accepted_job_is_lost_across_sigkill_and_restart_of_the_server(
     outages: list[tuple[float, float]] = []  # (killed, answering again)
 
     def kill_and_restart() -> None:
-        kills.append({"accepted": len(_accepted(tmp_path)), "done": _done(tmp_path)})
+        kills.append(
+            {
+                "accepted": len(_accepted(tmp_path)),
+                "done": _done(tmp_path),
+                "running": _running(tmp_path),
+            }
+        )
         down = time.time()
         server.kill()
         time.sleep(rng.uniform(0.0, 0.3))  # the outage's length, not a wait for anything
@@ -211,13 +223,13 @@ def test_no_accepted_job_is_lost_across_sigkill_and_restart_of_the_server(
             timeout=60.0,
             interval=0.1,
         )
+        jobs_now = {job.id: job for job in stored()}
         (tmp_path / "stop").touch()
         for i, worker in enumerate(workers):
             assert worker.wait(timeout=30.0) == 0, (tmp_path / f"workers-{i}.log").read_text()
 
     accepted = _accepted(tmp_path)
     assert sorted(accepted) == list(range(jobs))  # the enqueuer got an id for every job
-    jobs_now = {job.id: job for job in stored()}
     lost = sorted(set(accepted.values()) - set(jobs_now))
     # An enqueue whose answer was lost with the server (it raised, or redis-py sent
     # it again after reconnecting) may have been applied all the same: an extra job
@@ -256,7 +268,7 @@ def test_no_accepted_job_is_lost_across_sigkill_and_restart_of_the_server(
         assert job.error.type in ("LeaseExpired", "WorkerDied")
         for (_, _, began), (_, _, again) in itertools.pairwise(runs[job_id]):
             assert any(began < up and down < again for down, up in outages), (runs, outages)
-    # The kills came while jobs were being enqueued, and while they were run.
+    # The kills came while jobs were being enqueued, and while jobs were running.
     assert any(0 < kill["accepted"] < jobs for kill in kills), kills
-    assert any(kill["accepted"] == jobs and kill["done"] < jobs - 100 for kill in kills), kills
+    assert any(kill["running"] > 0 for kill in kills), kills
     assert server.starts == len(kills) + 1

@@ -4,9 +4,10 @@ A throwaway ``redis-server`` of the test's own (``appendonly yes``, ``appendfsyn
 always``: every write is on disk before the server answers), in the test's folder,
 on a free port. One process enqueues jobs one by one while two worker processes run
 them; the server is killed at random moments (while jobs are enqueued, and while
-they are processed) and started again on the same folder and port. Afterwards every
-enqueue that returned an id is in the database (jobs lost: 0), the workers came
-back by themselves (the pool retries after a StorageError) and every job completed.
+they are processed), every other time with a worker process (replaced at once), and
+started again on the same folder and port. Afterwards every enqueue that returned an
+id is in the database (jobs lost: 0), the workers came back by themselves (the pool
+retries after a StorageError) and every job completed.
 Children are the real thing (tests/integration/_redis_child.py), each killed and
 reaped whatever happens; every wait is bounded.
 """
@@ -25,7 +26,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Container, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -137,10 +138,10 @@ def _done(folder: Path) -> int:
     return len({job_id for event, job_id, *_ in _ledger(folder) if event == "done"})
 
 
-def _running(folder: Path) -> int:
-    """How many runs have started and not ended (or were cut short)."""
+def _running(folder: Path, dead: Container[int]) -> int:
+    """How many runs have started and not ended, in processes not ``dead``."""
     runs = Counter((job_id, pid, attempt) for _, job_id, pid, attempt, _ in _ledger(folder))
-    return sum(1 for n in runs.values() if n == 1)
+    return sum(1 for (_, pid, _), n in runs.items() if n == 1 and pid not in dead)
 
 
 def _child(mode: str, tmp_path: Path, server: OwnServer, **config: Any) -> list[str]:
@@ -156,31 +157,38 @@ def test_no_accepted_job_is_lost_across_sigkill_and_restart_of_the_server(
     rng = random.Random(20)
     kills: list[dict[str, Any]] = []
     outages: list[tuple[float, float]] = []  # (killed, answering again)
-
-    def kill_and_restart() -> None:
-        kills.append(
-            {
-                "accepted": len(_accepted(tmp_path)),
-                "done": _done(tmp_path),
-                "running": _running(tmp_path),
-            }
-        )
-        down = time.time()
-        server.kill()
-        time.sleep(rng.uniform(0.0, 0.3))  # the outage's length, not a wait for anything
-        server.start()
-        outages.append((down, time.time()))
+    dead_workers: dict[int, float] = {}  # pid -> when it was SIGKILLed
+    workers: list[subprocess.Popen[bytes]] = []
 
     with contextlib.ExitStack() as stack:
-        workers = [
-            stack.enter_context(
-                started_process(
-                    _child("workers", tmp_path, server, concurrency=4, job_sleep=0.03),
-                    log=tmp_path / f"workers-{i}.log",
-                )
+
+        def start_worker() -> None:
+            args = _child("workers", tmp_path, server, concurrency=4, job_sleep=0.03)
+            log = tmp_path / f"workers-{len(workers) + len(dead_workers)}.log"
+            workers.append(stack.enter_context(started_process(args, log=log)))
+
+        def kill_and_restart() -> None:
+            kills.append(
+                {
+                    "accepted": len(_accepted(tmp_path)),
+                    "done": _done(tmp_path),
+                    "running": _running(tmp_path, dead_workers),
+                }
             )
-            for i in range(2)
-        ]
+            if len(kills) % 2 == 0:  # and a worker process with it, replaced at once
+                victim = workers.pop(rng.randrange(len(workers)))
+                dead_workers[victim.pid] = time.time()
+                os.killpg(victim.pid, signal.SIGKILL)
+                victim.wait(timeout=30.0)
+                start_worker()
+            down = time.time()
+            server.kill()
+            time.sleep(rng.uniform(0.0, 0.3))  # the outage's length, not a wait for anything
+            server.start()
+            outages.append((down, time.time()))
+
+        for _ in range(2):
+            start_worker()
         wait_for(lambda: len(list(tmp_path.glob("ready-*"))) == 2, "workers ready")
         enqueuer = stack.enter_context(
             started_process(
@@ -225,8 +233,8 @@ def test_no_accepted_job_is_lost_across_sigkill_and_restart_of_the_server(
         )
         jobs_now = {job.id: job for job in stored()}
         (tmp_path / "stop").touch()
-        for i, worker in enumerate(workers):
-            assert worker.wait(timeout=30.0) == 0, (tmp_path / f"workers-{i}.log").read_text()
+        for worker in workers:
+            assert worker.wait(timeout=30.0) == 0, f"worker {worker.pid} did not stop cleanly"
 
     accepted = _accepted(tmp_path)
     assert sorted(accepted) == list(range(jobs))  # the enqueuer got an id for every job
@@ -249,7 +257,8 @@ def test_no_accepted_job_is_lost_across_sigkill_and_restart_of_the_server(
         len(path.read_text().split("\n")) - 1 for path in tmp_path.glob("errors-*.txt")
     )
     print(
-        f"\nredis-server SIGKILLed {len(kills)} times {kills}: {jobs} jobs accepted, "
+        f"\nredis-server SIGKILLed {len(kills)} times {kills}, worker processes "
+        f"{len(dead_workers)} times: {jobs} jobs accepted, "
         f"lost {len(lost)}, extra {extra} (of which {silent} after an enqueue that did not "
         f"raise), run more than once {len(duplicates)}, enqueues that raised "
         f"{len(raised)}, errors the workers logged {worker_errors}"
@@ -258,17 +267,21 @@ def test_no_accepted_job_is_lost_across_sigkill_and_restart_of_the_server(
     assert {job.status for job in jobs_now.values()} == {JobStatus.COMPLETED}
     assert set(runs) == set(jobs_now), "a job completed without a run, or ran unknown"
     for job_id in duplicates:
-        # A job ran again only when the server was down while it ran: its worker
-        # could not renew the lease (or record the end), the lease lapsed and a
-        # rescue sweep gave the job to the next claim, as another attempt.
+        # A job ran again only when its worker process was killed, or the server was
+        # down while it ran: its worker could not renew the lease (or record the end),
+        # the lease lapsed and a rescue sweep gave the job to the next claim, as
+        # another attempt.
         job, attempts = jobs_now[job_id], [attempt for attempt, _, _ in runs[job_id]]
         assert attempts == sorted(set(attempts)), runs[job_id]
         assert job.attempts >= attempts[-1], runs[job_id]
         assert job.error is not None
         assert job.error.type in ("LeaseExpired", "WorkerDied")
-        for (_, _, began), (_, _, again) in itertools.pairwise(runs[job_id]):
-            assert any(began < up and down < again for down, up in outages), (runs, outages)
+        for (_, pid, began), (_, _, again) in itertools.pairwise(runs[job_id]):
+            killed = began < dead_workers.get(pid, -1.0) < again
+            outage = any(began < up and down < again for down, up in outages)
+            assert killed or outage, (runs[job_id], outages, dead_workers)
     # The kills came while jobs were being enqueued, and while jobs were running.
     assert any(0 < kill["accepted"] < jobs for kill in kills), kills
     assert any(kill["running"] > 0 for kill in kills), kills
     assert server.starts == len(kills) + 1
+    assert len(dead_workers) == 2

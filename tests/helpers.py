@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from jobq import DurableQueue, Job, JobStatus
+from jobq.storage.base import Storage
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -160,7 +161,7 @@ def redis_location(prefix: str) -> str:
     return f"{require_redis()}#{prefix}"
 
 
-def open_location(database: str) -> Any:
+def open_location(database: str) -> str | Storage:
     """What ``DurableQueue`` opens for the ``database`` fixture's value: the path or URL
     itself, or for a :func:`redis_location`, a ``RedisStorage`` with that key prefix
     (the test server keeps nothing on disk: no durability warning)."""

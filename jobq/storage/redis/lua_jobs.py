@@ -7,14 +7,17 @@ Rule: text only; imports nothing.
 from __future__ import annotations
 
 ENQUEUE = r"""
--- ARGV[3]: 1 to return the jobs (else ids); ARGV[4..]: the jobs (see insert()).
+-- ARGV[3]: 1 to return the jobs, 2 the same but only the id and the time for a job
+-- created (the caller has the rest), else ids; ARGV[4..]: the jobs (see insert()).
 local out = {}
 for i = 4, #ARGV, 11 do
   local id, created, replaced = insert(i)
-  if ARGV[3] == '1' then
-    table.insert(out, {created, replaced, redis.call('HGETALL', jk(id))})
-  else
+  if ARGV[3] == '0' then
     table.insert(out, id)
+  elseif ARGV[3] == '2' and created == '1' then
+    table.insert(out, {created, replaced, id, NOW_S})
+  else
+    table.insert(out, {created, replaced, redis.call('HGETALL', jk(id))})
   end
 end
 return out

@@ -131,7 +131,8 @@ local jobs = {}
 for _, taken in ipairs(out) do
   redis.call('ZREM', P .. 'ready:' .. taken[1], taken[2])
   redis.call('ZREM', P .. 'pending:' .. taken[1], taken[3])
-  table.insert(jobs, redis.call('HGETALL', jk(taken[3])))
+  -- One JSON object per job: the client parses it much faster than a hash's fields.
+  table.insert(jobs, cjson.encode(load(taken[3])))
 end
 return jobs
 """

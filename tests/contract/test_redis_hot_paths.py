@@ -5,6 +5,7 @@ sets and counts as job-by-job moves would."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -78,3 +79,24 @@ def test_a_large_claim_over_two_queues_moves_every_job_once(storage: RedisStorag
     done = storage.complete_many([Completion(job.id, token(job)) for job in again], now=T0 + 32)
     assert all(done)
     assert storage.stats(now=T0 + 32).queues["q0"].counts[JobStatus.COMPLETED] == n // 2
+
+
+def test_many_jobs_keep_their_text_exactly(storage: RedisStorage) -> None:
+    # enqueue_many sends every field inside one JSON text: what JSON escapes, and
+    # what it leaves as bytes, must come back as it went in.
+    payloads = [
+        json.dumps(['é ☃ \x00 \n "/\\ \U0001f600'], ensure_ascii=False),
+        json.dumps(["\ud800"]),
+        '["\\u0000 \\ud83d\\ude00"]',
+        "[]",
+    ]
+    jobs = [
+        NewJob("t/é", p, queue="q é", priority=-5, run_at=T0 + 0.1, limit_key="k é")
+        for p in payloads
+    ]
+    ids = storage.enqueue_many(jobs, now=T0)
+    for job_id, job in zip(ids, jobs, strict=True):
+        stored = storage.get(job_id)
+        assert stored is not None
+        assert (stored.payload, stored.name, stored.queue) == (job.payload, job.name, job.queue)
+        assert (stored.priority, stored.run_at, stored.limit_key) == (-5, T0 + 0.1, "k é")

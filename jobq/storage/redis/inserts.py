@@ -9,6 +9,7 @@ Rule: runs scripts only; imports this backend's server and the storage contract.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 from ...job import make_job
@@ -55,9 +56,14 @@ class RedisInserts:
         return Enqueued(stored(job, int(rest[0]), float(rest[1])), True, False)
 
     def enqueue_many(self, jobs: Sequence[NewJob], now: float) -> list[int]:
-        # One script run: all or none, and no other client sees half of it.
-        args = [arg for job in jobs for arg in job_fields(job)]
-        return [int(i) for i in self._server.run("enqueue", now, "0", *args)]
+        # One script run: all or none, and no other client sees half of it. The
+        # fields go as one JSON text (the client packs one argument, not 11 a job)
+        # and the ids come back as one.
+        if not jobs:
+            return []
+        fields = [str(arg) for job in jobs for arg in job_fields(job)]
+        ids = self._server.run("enqueue", now, "j", json.dumps(fields, ensure_ascii=False))
+        return [int(i) for i in json.loads(ids)]
 
     def enqueue_payloads(self, template: NewJob, payloads: Sequence[str], now: float) -> list[int]:
         return self.enqueue_many([template._replace(payload=p) for p in payloads], now)

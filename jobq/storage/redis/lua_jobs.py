@@ -214,7 +214,7 @@ for i = 3, #ARGV, 4 do
   if h then
     if ARGV[i + 2] == '1' then
       redis.call('HSET', jk(id), 'result', ARGV[i + 3])
-    else
+    elseif h.result then
       redis.call('HDEL', jk(id), 'result')
     end
     finish(id, h, 'completed')

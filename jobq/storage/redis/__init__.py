@@ -31,8 +31,14 @@ optional); importing this package without it raises ImportError saying so.
   ``worker:<owner>`` and ``workers``; ``log:<id>``: a job's log lines;
   ``attempt:<id>:<n>``: its attempts that did not complete; ``tp`` and
   ``tp:<queue>``: jobs ended per minute.
+- ``batch:<id>``: a hash per batch (counts, sealed, callbacks, ``finished_at``,
+  the callback job ids); ``batch_seq``: its id counter; ``batches``: batch ids,
+  for listing; ``batch_jobs:<id>``: its jobs' ids (cancel, purge);
+  ``batches:done``: finished batches with no job left, by ``finished_at``
+  (purge). A batch's job has a ``batch_id`` field, a callback job ``callback_of``.
 
-**Scripts** (:mod:`.lua`, :mod:`.lua_jobs`, :mod:`.lua_admin`): every change of
+**Scripts** (:mod:`.lua`, :mod:`.lua_jobs`, :mod:`.lua_admin`,
+:mod:`.lua_batches`): every change of
 state is one Lua script, registered once (``SCRIPT LOAD``, one round trip when the
 storage opens) and run by ``EVALSHA``, so it is atomic: enqueue (one job or a whole
 ``enqueue_many`` in one run: all or none; unique keys with ``keep``, ``replace`` and
@@ -41,7 +47,9 @@ in claim order, with task limits checked and counted in the same run), renew,
 progress, complete (one or many), fail, release, finish as cancelled, rescue,
 expire, cancel, retry, purge, delete, pause, schedules (fired once per fire
 time, its jobs enqueued in the same run), job logs, the worker registry and the
-stats reads. Times come from the server's ``TIME`` (``clock="database"``) or
+stats reads; batches, counted by the shared ``finish`` and ``drop``
+helpers and the retry script, so the run that ends a sealed batch's last job
+inserts its callback jobs. Times come from the server's ``TIME`` (``clock="database"``) or
 from ``now`` (``clock="caller"``); numbers are passed as text so doubles
 round-trip exactly. Lease tokens are random (``secrets``) and fence every later
 change.
@@ -57,10 +65,11 @@ request_cancel, retry, get, list_jobs, stats, oldest_runnable_age, purge,
 pause, resume, paused_queues, schedules, the worker registry (release of a dead
 pool's jobs), job logs, attempts and throughput, filters and bulk actions; and,
 when a storage opens, the check of the server's persistence and eviction policy
-(:mod:`.durability`).
+(:mod:`.durability`); batches (create, enqueue into one, seal, cancel, read,
+list, purge).
 
 **Not yet** (each raises :class:`NotImplementedError` naming the operation):
-batches, dependencies and chains, jobs written in the app's transaction (an SQL
+dependencies and chains, jobs written in the app's transaction (an SQL
 idea with no Redis counterpart yet), wake-ups (pub/sub or blocking pops),
 ``jobq move-jobs``, and Redis Cluster (the scripts reach keys they do not
 declare, which only a single server allows; a hash tag in the prefix would be

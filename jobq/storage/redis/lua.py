@@ -13,7 +13,7 @@ Rule: text only; imports its sibling text modules.
 
 from __future__ import annotations
 
-from . import lua_admin, lua_jobs
+from . import lua_admin, lua_batches, lua_jobs
 
 HELPERS = r"""
 local P = ARGV[1]
@@ -26,6 +26,7 @@ else
   NOW_S = ARGV[2]
   NOW = tonumber(NOW_S)
 end
+local batch_counted, batch_dropped  -- batch counting: lua_batches.HELPERS, appended
 local function num(x) return string.format('%.17g', x) end
 local function jk(id) return P .. 'job:' .. id end
 -- A double as 8 bytes whose byte order is the numbers' order.
@@ -124,6 +125,7 @@ local function record(id, h, outcome)
 end
 -- Drop a job's hash, log lines and attempts.
 local function drop(id)
+  batch_dropped(id)
   local n = tonumber(redis.call('HGET', jk(id), 'attempt_rows') or '0')
   for k = 1, n do redis.call('DEL', P .. 'attempt:' .. id .. ':' .. k) end
   redis.call('DEL', jk(id), P .. 'log:' .. id)
@@ -154,6 +156,7 @@ local function finish(id, h, status)
   redis.call('ZADD', P .. 'finished:' .. status, NOW_S, id)
   redis.call('ZREM', P .. 'expiring', id)
   recount(h.queue, old, status, id)
+  batch_counted(h, old, status)
   if status ~= 'cancelled' then count_ended(h.queue, status) end
   free_key(id, h.name, h.unique_key)
 end
@@ -268,6 +271,7 @@ local function insert(i)
   return id, created, replaced
 end
 """
+HELPERS += lua_batches.HELPERS
 
 SCRIPTS = {
     "enqueue": lua_jobs.ENQUEUE,
@@ -297,5 +301,10 @@ SCRIPTS = {
     "unregister_worker": lua_admin.UNREGISTER_WORKER,
     "live_workers": lua_admin.LIVE_WORKERS,
     "release_owner": lua_admin.RELEASE_OWNER,
+    "batch_create": lua_batches.CREATE,
+    "batch_add": lua_batches.ADD,
+    "batch_seal": lua_batches.SEAL,
+    "batch_read": lua_batches.READ,
+    "batch_purge": lua_batches.PURGE,
 }
 """Every script by name; each runs with :data:`HELPERS` in front of it."""

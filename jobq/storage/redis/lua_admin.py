@@ -40,6 +40,7 @@ redis.call('HDEL', jk(id), 'expires_at', 'cancel_requested', 'result', 'progress
   'started_at', 'finished_at', 'lease_owner', 'lease_token', 'lease_expires_at')
 enqueue_at(id, h.queue, h.priority, run_at)
 recount(h.queue, h.status, 'pending', id)
+batch_counted(h, h.status, 'pending')
 return {'ok', redis.call('HGETALL', jk(id))}
 """
 

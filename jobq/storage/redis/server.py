@@ -191,4 +191,5 @@ def to_job(flat: Sequence[str] | Mapping[str, str]) -> Job:
         float(h["updated_at"]),
         _opt_float(h.get("expires_at")),
         h.get("limit_key"),
+        batch_id=None if (batch := h.get("batch_id")) is None else int(batch),
     )

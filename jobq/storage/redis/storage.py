@@ -19,6 +19,7 @@ from ..checked import CheckedStorage
 from ..dependencies import DependencyStore
 from ..external import ExternalStore
 from .admin import RedisAdmin
+from .batches import RedisBatches
 from .bulk import RedisBulk
 from .durability import SETTINGS, Durability, judge
 from .history import RedisHistory
@@ -117,7 +118,7 @@ class RedisStorage(CheckedStorage):
         self._job_logs = RedisJobLogs(self._server)
         self._bulk = RedisBulk(self._server)
         self._history = RedisHistory(self._server)
-        self._batches = cast(BatchStore, NotYet("batches"))
+        self._batches: BatchStore = RedisBatches(self._server)
         self._dependencies = cast(DependencyStore, NotYet("job dependencies"))
         self._external = cast(ExternalStore, NotYet("jobs written in the app's transaction"))
         try:

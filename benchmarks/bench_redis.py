@@ -517,7 +517,9 @@ def run(url: str, fsync_url: str, s: Settings) -> Results:
     fsync_peers = Peers(fsync_url, celery=False)
     libs = [c for c in COLUMNS if s.celery or c != "celery"]
     try:
-        for lib in libs:
+        # raw first, jobq next: before the peers' clients start threads of their own
+        # (Celery's do) that would share this process's interpreter lock.
+        for lib in ["raw", *(c for c in libs if c != "raw")]:
             if lib == "rq-simple":
                 continue  # enqueueing is RQ's, whichever worker runs the jobs
             step(f"enqueue {s.jobs:,} one by one: {lib}")

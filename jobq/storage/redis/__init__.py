@@ -1,8 +1,10 @@
 """The Redis backend (groundwork): :class:`RedisStorage`, the core of the storage
 contract on a Redis server (see :mod:`jobq.storage.redis.storage`).
 
-Not wired yet: :func:`jobq.storage.open_storage`, ``DurableQueue("redis://...")``
-and ``--db`` do not open it. Needs the ``jobq[redis]`` extra (redis-py; hiredis
+Opened by :func:`jobq.storage.open_storage` for ``redis://`` and ``rediss://``
+URLs: ``DurableQueue("redis://host:6379/0")``, ``JOBQ_DATABASE`` and ``--db``
+take one, with jobq's options in the query (``?prefix=shop:&durability=refuse``,
+see :mod:`.options`). Needs the ``jobq[redis]`` extra (redis-py; hiredis
 optional); importing this package without it raises ImportError saying so.
 
 **Data model** (every key starts with the prefix, default ``jobq:``):
@@ -36,9 +38,11 @@ optional); importing this package without it raises ImportError saying so.
   for listing; ``batch_jobs:<id>``: its jobs' ids (cancel, purge);
   ``batches:done``: finished batches with no job left, by ``finished_at``
   (purge). A batch's job has a ``batch_id`` field, a callback job ``callback_of``.
+- ``wake``: not a key but the pub/sub channel on which the scripts that make jobs
+  runnable publish the queue's name, once per queue per run (:mod:`.listener`).
 
 **Scripts** (:mod:`.lua`, :mod:`.lua_jobs`, :mod:`.lua_admin`,
-:mod:`.lua_batches`): every change of
+:mod:`.lua_batches`, :mod:`.lua_wake`): every change of
 state is one Lua script, registered once (``SCRIPT LOAD``, one round trip when the
 storage opens) and run by ``EVALSHA``, so it is atomic: enqueue (one job or a whole
 ``enqueue_many`` in one run: all or none; unique keys with ``keep``, ``replace`` and
@@ -49,7 +53,8 @@ expire, cancel, retry, purge, delete, pause, schedules (fired once per fire
 time, its jobs enqueued in the same run), job logs, the worker registry and the
 stats reads; batches, counted by the shared ``finish`` and ``drop``
 helpers and the retry script, so the run that ends a sealed batch's last job
-inserts its callback jobs. Times come from the server's ``TIME`` (``clock="database"``) or
+inserts its callback jobs. Those that put jobs in a ready set, and resume, publish
+the queue's name on ``wake``. Times come from the server's ``TIME`` (``clock="database"``) or
 from ``now`` (``clock="caller"``); numbers are passed as text so doubles
 round-trip exactly. Lease tokens are random (``secrets``) and fence every later
 change.
@@ -66,11 +71,12 @@ pause, resume, paused_queues, schedules, the worker registry (release of a dead
 pool's jobs), job logs, attempts and throughput, filters and bulk actions; and,
 when a storage opens, the check of the server's persistence and eviction policy
 (:mod:`.durability`); batches (create, enqueue into one, seal, cancel, read,
-list, purge).
+list, purge); wake-ups from any host through pub/sub (:mod:`.listener`: one
+connection per process, a thread, ``callback(None)`` after a reconnect).
 
 **Not yet** (each raises :class:`NotImplementedError` naming the operation):
 dependencies and chains, jobs written in the app's transaction (an SQL
-idea with no Redis counterpart yet), wake-ups (pub/sub or blocking pops),
+idea with no Redis counterpart yet),
 ``jobq move-jobs``, and Redis Cluster (the scripts reach keys they do not
 declare, which only a single server allows; a hash tag in the prefix would be
 the way). Listing by queue or task name and bulk filters walk an index of ids

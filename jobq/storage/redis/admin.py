@@ -120,7 +120,7 @@ class RedisAdmin:
             raise TooManyPausedQueues(queue, MAX_PAUSED_QUEUES)
 
     def resume(self, queue: str) -> None:
-        self._server.forget(f"{self._p}paused", queue)
+        self._server.run("resume", None, queue)  # wakes the pools of any host
 
     def paused_queues(self) -> frozenset[str]:
         return frozenset(self._server.members(f"{self._p}paused"))

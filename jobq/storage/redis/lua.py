@@ -13,7 +13,7 @@ Rule: text only; imports its sibling text modules.
 
 from __future__ import annotations
 
-from . import lua_admin, lua_batches, lua_jobs
+from . import lua_admin, lua_batches, lua_jobs, lua_wake
 
 HELPERS = r"""
 local P = ARGV[1]
@@ -54,12 +54,24 @@ local function recount(q, old, new, id)
     redis.call('ZADD', P .. 'status:' .. new, id, id)
   end
 end
--- Put a pending job where claims find it: ready when due, else delayed.
+-- Tell the worker pools subscribed on any host that queue q has runnable jobs:
+-- its name on the channel P .. 'wake', once per queue per run of a script. pcall:
+-- a user the server's ACL does not let publish there still stores jobs (pools poll).
+local WOKEN = {}
+local function wake(q)
+  if not WOKEN[q] then
+    WOKEN[q] = true
+    redis.pcall('PUBLISH', P .. 'wake', q)
+  end
+end
+-- Put a pending job where claims find it: ready when due (waking the pools), else
+-- delayed.
 local function enqueue_at(id, q, prio, run_at_s)
   local run_at = tonumber(run_at_s)
   redis.call('ZADD', P .. 'pending:' .. q, run_at_s, id)
   if run_at <= NOW then
     redis.call('ZADD', P .. 'ready:' .. q, 0, order_key(prio, run_at, id))
+    wake(q)
   else
     redis.call('ZADD', P .. 'delayed:' .. q, run_at_s, id)
   end
@@ -301,6 +313,7 @@ SCRIPTS = {
     "unregister_worker": lua_admin.UNREGISTER_WORKER,
     "live_workers": lua_admin.LIVE_WORKERS,
     "release_owner": lua_admin.RELEASE_OWNER,
+    "resume": lua_wake.RESUME,
     "batch_create": lua_batches.CREATE,
     "batch_add": lua_batches.ADD,
     "batch_seal": lua_batches.SEAL,

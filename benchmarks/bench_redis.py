@@ -18,9 +18,9 @@ empty database (``FLUSHALL``).
 
 Contestants (the table's columns):
 
-- ``jobq``: ``DurableQueue(RedisStorage(url, durability="ignore"))``; workers are
+- ``jobq``: ``DurableQueue("redis://...?durability=ignore")``; workers are
   ``start_workers(concurrency=4)`` in one process, or four processes with
-  ``start_workers(concurrency=1)``; idle pools poll every 10 ms (no wake-ups yet).
+  ``start_workers(concurrency=1)``; idle pools are woken through Redis pub/sub.
 - ``RQ``: ``Queue.enqueue`` and ``Queue.enqueue_many``; its default ``Worker``, which
   forks a work horse per job, and ``SimpleWorker``, which runs jobs in the worker
   process; both in burst mode, four worker processes (RQ has no threads). A job is
@@ -75,7 +75,6 @@ from pathlib import Path
 from typing import Any
 
 import jobq
-from jobq.storage.redis import RedisStorage
 
 try:
     import redis
@@ -203,8 +202,14 @@ def make_celery(url: str) -> Any:
     return app
 
 
+def jobq_url(url: str) -> str:
+    """jobq's URL for the server: its key prefix, and no warning about persistence
+    (the server runs without it on purpose)."""
+    return f"{url}?prefix={PREFIX}&durability=ignore"
+
+
 def jobq_queue(url: str) -> tuple[jobq.DurableQueue, Any]:
-    queue = jobq.DurableQueue(RedisStorage(url, prefix=PREFIX, durability="ignore"))
+    queue = jobq.DurableQueue(jobq_url(url))
     return queue, queue.task(TASK)(noop)
 
 
@@ -473,7 +478,7 @@ def raw_processing(client: Any, n: int) -> float:
 
 def pickup(url: str, samples: int, seed: int) -> list[float]:
     """Latencies (ms) of jobs enqueued by another process to an idle pool here."""
-    queue = jobq.DurableQueue(RedisStorage(url, prefix=PREFIX, durability="ignore"))
+    queue = jobq.DurableQueue(jobq_url(url))
     starts: dict[int, float] = {}
     changed = threading.Condition()
 

@@ -30,11 +30,11 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 Clock = Literal["database", "caller"]
 Arg = str | int | float
 
-SOCKET_TIMEOUT = 60.0
+SOCKET_TIMEOUT = 120.0
 """Seconds a command may wait for the server's answer unless the URL sets
 ``socket_timeout``: far above the longest script (one ``enqueue_many`` of 100,000
-jobs, a single script run, took 6 to 8 s on a small machine), so that it ends only
-a hung connection."""
+jobs, a single script run, took 5 to 14 s on a busy two-core machine), so that it
+ends only a hung connection."""
 
 _STATUS = {status.value: status for status in JobStatus}
 

@@ -88,7 +88,7 @@ class RedisStorage(CheckedStorage):
     the call raises :class:`~jobq.storage.base.StorageError` and its change may or
     may not have been applied (as with a lost commit answer on PostgreSQL), so an
     enqueue is at least once across such a failure; give the job a ``unique_key``
-    where a second copy matters. A command waits at most 60 s for its answer unless
+    where a second copy matters. A command waits at most 120 s for its answer unless
     the URL sets ``socket_timeout``; a ``rediss://`` handshake ends within
     ``connect_timeout``.
     """

@@ -43,10 +43,7 @@ PAIRS = [
 def pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Storage, Storage]]:
     """Two fresh, empty storages: (source, target); their specs in ``request.node.specs``."""
     from_backend, to_backend = request.param
-    specs = [
-        make_spec(from_backend, tmp_path / "from"),
-        make_spec(to_backend, tmp_path / "to"),
-    ]
+    specs = [make_spec(from_backend, tmp_path / "from"), make_spec(to_backend, tmp_path / "to")]
     (tmp_path / "from").mkdir()
     (tmp_path / "to").mkdir()
     request.node.specs = specs

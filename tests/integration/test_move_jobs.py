@@ -27,15 +27,19 @@ NOW = 1_000_000.0
 DEADLINE = 60
 
 PAIRS = [
-    pytest.param("sqlite3", "redis", marks=[pytest.mark.redis], id="sqlite-to-redis"),
+    pytest.param(("sqlite3", "redis"), marks=[pytest.mark.redis], id="sqlite-to-redis"),
     pytest.param(
-        "redis", "postgres", marks=[pytest.mark.redis, pytest.mark.postgres], id="redis-to-postgres"
+        ("redis", "postgres"),
+        marks=[pytest.mark.redis, pytest.mark.postgres],
+        id="redis-to-postgres",
     ),
     pytest.param(
-        "postgres", "redis", marks=[pytest.mark.redis, pytest.mark.postgres], id="postgres-to-redis"
+        ("postgres", "redis"),
+        marks=[pytest.mark.redis, pytest.mark.postgres],
+        id="postgres-to-redis",
     ),
-    pytest.param("redis", "sqlite3", marks=[pytest.mark.redis], id="redis-to-sqlite"),
-    pytest.param("redis", "redis", marks=[pytest.mark.redis], id="redis-to-redis"),
+    pytest.param(("redis", "sqlite3"), marks=[pytest.mark.redis], id="redis-to-sqlite"),
+    pytest.param(("redis", "redis"), marks=[pytest.mark.redis], id="redis-to-redis"),
 ]
 
 
@@ -217,6 +221,8 @@ def test_a_move_killed_mid_way_loses_nothing_and_a_second_run_finishes_it(
     finally:
         child.kill()
         child.wait()
+        if child.stdout is not None:
+            child.stdout.close()
 
     both = Counter(waiting_payloads(source)) + Counter(waiting_payloads(target))
     assert set(both) == set(payloads)  # nothing lost

@@ -1,5 +1,10 @@
-"""Moving waiting jobs from one storage to another, e.g. from a SQLite file to
-PostgreSQL when an app outgrows one machine (``jobq move-jobs`` on the command line).
+"""Moving waiting jobs from one storage to another, between any two backends
+(SQLite, PostgreSQL, Redis), e.g. from a SQLite file to PostgreSQL or Redis when an
+app outgrows one machine (``jobq move-jobs`` on the command line).
+
+It uses only the storage contract (list, enqueue_many, request_cancel), so each
+backend's own guarantees apply at each end; nothing of the move is atomic across
+the two, which is why each batch is copied first and cancelled second.
 """
 
 from __future__ import annotations
@@ -35,7 +40,9 @@ def move_pending_jobs(
     key. Attempts already used are taken off ``max_attempts`` (at least one is
     left), so no job gets more tries in all. Stop the source's workers first:
     jobs they hold (``processing``) are not moved, only counted.
-    If the command is interrupted, at most the batch in flight may exist in both.
+    If the command is interrupted, at most the batch in flight may exist in both;
+    nothing is lost. Only the jobs pending when it starts are moved, so giving
+    the same database at both ends cannot copy a job again and again.
 
     Jobs waiting for others (``depends_on``, chains) are not moved: their
     dependencies live in the source. Raises ValueError, moving nothing, while the
@@ -52,9 +59,12 @@ def move_pending_jobs(
             "move the rest; nothing was moved"
         )
     id_map: dict[int, int] = {}
+    newest = source.list_jobs(status=JobStatus.PENDING, newest_first=True, limit=1)
+    last = newest[0].id if newest else 0
     after: int | None = None
     while True:
         batch = source.list_jobs(status=JobStatus.PENDING, after_id=after, limit=batch_size)
+        batch = [job for job in batch if job.id <= last]
         if not batch:
             break
         stamp = time.time() if now is None else now

@@ -529,6 +529,15 @@ def test_move_jobs_needs_an_existing_source(run: Callable[..., Result], tmp_path
     assert_one_line_error(result, "no database file at", "(--from ")
 
 
+def test_move_jobs_refuses_the_same_database_at_both_ends(
+    run: Callable[..., Result], db: str, queue: DurableQueue
+) -> None:
+    job = queue.get_task("record").enqueue("stay")
+    result = run("move-jobs", "--from", db, "--to", f"sqlite:///{os.path.abspath(db)}")
+    assert_one_line_error(result, "--from and --to name the same database")
+    assert queue.get(job.id).status is JobStatus.PENDING  # nothing moved nor cancelled
+
+
 # -- recurring schedules ------------------------------------------------------------------
 
 T0 = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc).timestamp()

@@ -234,3 +234,17 @@ def test_a_move_killed_mid_way_loses_nothing_and_a_second_run_finishes_it(
     in_target = Counter(waiting_payloads(target))
     assert set(in_target) == set(payloads)
     assert sum(in_target.values()) - len(payloads) == doubled
+
+
+@pytest.mark.redis
+def test_a_move_into_the_same_database_moves_each_job_once(tmp_path: Path) -> None:
+    spec = make_spec("redis", tmp_path)
+    storage = open_storage(spec)
+    try:
+        storage.enqueue_many([NewJob("record", json.dumps([n])) for n in range(7)], now=NOW)
+        report = move_pending_jobs(storage, storage, batch_size=2, now=NOW + 1)
+        assert report.moved == 7  # the copies, newer than the start, are not moved again
+        assert sorted(waiting_payloads(storage)) == sorted(json.dumps([n]) for n in range(7))
+    finally:
+        storage.close()
+        release_spec(spec)

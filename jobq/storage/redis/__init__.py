@@ -53,12 +53,13 @@ request_cancel, retry, get, list_jobs, stats, oldest_runnable_age, purge,
 pause, resume, paused_queues, schedules, the worker registry (release of a dead
 pool's jobs), job logs, attempts and throughput, filters and bulk actions; and,
 when a storage opens, the check of the server's persistence and eviction policy
-(:mod:`.durability`).
+(:mod:`.durability`). ``jobq move-jobs`` (:mod:`jobq.storage.transfer`) moves
+waiting jobs to or from it like any other storage.
 
 **Not yet** (each raises :class:`NotImplementedError` naming the operation):
 batches, dependencies and chains, jobs written in the app's transaction (an SQL
 idea with no Redis counterpart yet), wake-ups (pub/sub or blocking pops),
-``jobq move-jobs``, and Redis Cluster (the scripts reach keys they do not
+and Redis Cluster (the scripts reach keys they do not
 declare, which only a single server allows; a hash tag in the prefix would be
 the way). Listing by queue or task name and bulk filters walk an index of ids
 (a status's, or every job's) and read each job they pass over, as the SQL

@@ -248,3 +248,32 @@ def test_a_move_into_the_same_database_moves_each_job_once(tmp_path: Path) -> No
     finally:
         storage.close()
         release_spec(spec)
+
+
+BATCH_SOURCES = [
+    pytest.param(("sqlite3", "sqlite3"), id="sqlite-to-sqlite"),
+    pytest.param(("postgres", "sqlite3"), marks=[pytest.mark.postgres], id="postgres-to-sqlite"),
+]
+
+
+@pytest.mark.parametrize("pair", BATCH_SOURCES, indirect=True)
+def test_pending_jobs_of_a_batch_are_refused_and_nothing_moves(
+    pair: tuple[Storage, Storage],
+) -> None:
+    from jobq.storage.batches import NewBatch
+
+    source, target = pair
+    alone = source.enqueue(NewJob("record", '["alone"]'), now=NOW).job
+    batch = source.create_batch(NewBatch(on_complete="report"), now=NOW)
+    source.enqueue_in_batch(batch.id, [NewJob("record", '["in batch"]')] * 2, now=NOW)
+    source.seal_batch(batch.id, now=NOW)
+
+    with pytest.raises(ValueError, match="2 pending job\\(s\\) of the source belong to batches"):
+        move_pending_jobs(source, target, batch_size=1, now=NOW + 1)
+
+    assert target.list_jobs(limit=10) == []
+    assert sorted(waiting_payloads(source)) == ['["alone"]', '["in batch"]', '["in batch"]']
+    assert (state := source.batch(batch.id)) is not None
+    assert state.callback_job_ids == ()
+    assert (job := source.get(alone.id)) is not None
+    assert job.status is JobStatus.PENDING

@@ -73,7 +73,7 @@ def test_markers_attach_to_the_fence_after_them() -> None:
         ("<!-- snippet: skip -->\n'''sh\nls\n'''\n", ":1: 'snippet: skip' needs a reason"),
         ("<!-- snippet: hide -->\n'''sh\nls\n'''\n", ":1: unknown snippet marker 'hide'"),
         ("<!--snippet skip x-->\n'''sh\nls\n'''\n", "docs/example.md:1: malformed snippet marker"),
-        ("<!-- snippet: fixtures redis -->\n'''sh\nls\n'''\n", "takes names among"),
+        ("<!-- snippet: fixtures mysql -->\n'''sh\nls\n'''\n", "takes names among"),
         ("<!-- snippet: skip why -->\n\n'''sh\nls\n'''\n", "is not directly before a code fence"),
         ("<!-- snippet: skip why -->\n'''yaml\na: 1\n'''\n", "python, sh and bash blocks only"),
         ("<!-- snippet: background -->\n'''python\npass\n'''\n", "for shell blocks only"),

@@ -292,6 +292,29 @@ def test_the_postgres_fixture_points_the_placeholder_at_a_schema_of_its_own(tmp_
     assert '"monday"' in output
 
 
+@pytest.mark.redis
+def test_the_redis_fixture_points_the_placeholder_at_a_server_that_keeps_every_write(
+    tmp_path: Path,
+) -> None:
+    output = run(
+        """\
+        <!-- snippet: fixtures redis -->
+        '''python
+        import redis
+
+        server = redis.Redis.from_url("redis://redis.internal:6379/0", decode_responses=True)
+        for name in ("appendonly", "appendfsync", "maxmemory-policy"):
+            print(name, server.config_get(name)[name])
+        server.close()
+        '''
+        """,
+        tmp_path,
+    )
+    assert "appendonly yes" in output
+    assert "appendfsync always" in output
+    assert "maxmemory-policy noeviction" in output
+
+
 def test_keep_going_names_every_failure_once(tmp_path: Path) -> None:
     page = parse_page(
         "docs/example.md",

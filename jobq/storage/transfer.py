@@ -39,7 +39,9 @@ def move_pending_jobs(
 
     Each job keeps its queue, task name, arguments, priority, run time and unique
     key. Attempts already used are taken off ``max_attempts`` (at least one is
-    left), so no job gets more tries in all. Stop the source's workers first:
+    left), so no job gets more tries in all. A job whose unique key a live job of
+    the target holds is not copied (as any enqueue of it would not be): it is
+    cancelled in the source and mapped to that job. Stop the source's workers first:
     jobs they hold (``processing``) are not moved, only counted.
     If the command is interrupted, at most the batch in flight may exist in both;
     nothing is lost. Only the jobs pending when it starts are moved, so giving

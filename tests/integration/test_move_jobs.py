@@ -277,3 +277,19 @@ def test_pending_jobs_of_a_batch_are_refused_and_nothing_moves(
     assert state.callback_job_ids == ()
     assert (job := source.get(alone.id)) is not None
     assert job.status is JobStatus.PENDING
+
+
+@pytest.mark.parametrize("pair", PAIRS, indirect=True)
+def test_a_job_whose_unique_key_the_target_holds_joins_that_job(
+    pair: tuple[Storage, Storage],
+) -> None:
+    source, target = pair
+    held = target.enqueue(NewJob("record", '["there"]', unique_key="r-7"), now=NOW).job
+    other = source.enqueue(NewJob("record", '["here"]', unique_key="r-7"), now=NOW).job
+
+    report = move_pending_jobs(source, target, now=NOW + 1)
+
+    assert report.id_map == {other.id: held.id}
+    assert waiting_payloads(target) == ['["there"]']
+    assert (moved := source.get(other.id)) is not None
+    assert moved.status is JobStatus.CANCELLED

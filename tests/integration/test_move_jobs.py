@@ -293,3 +293,18 @@ def test_a_job_whose_unique_key_the_target_holds_joins_that_job(
     assert waiting_payloads(target) == ['["there"]']
     assert (moved := source.get(other.id)) is not None
     assert moved.status is JobStatus.CANCELLED
+
+
+@pytest.mark.parametrize("pair", BATCH_SOURCES, indirect=True)
+def test_jobs_waiting_for_others_are_refused_and_nothing_moves(
+    pair: tuple[Storage, Storage],
+) -> None:
+    source, target = pair
+    first = source.enqueue(NewJob("record", '["first"]'), now=NOW).job
+    source.enqueue(NewJob("record", '["after"]', depends_on=(first.id,)), now=NOW)
+
+    with pytest.raises(ValueError, match="1 job\\(s\\) of the source wait for other jobs"):
+        move_pending_jobs(source, target, now=NOW + 1)
+
+    assert target.list_jobs(limit=10) == []
+    assert sorted(waiting_payloads(source)) == ['["after"]', '["first"]']

@@ -1,5 +1,6 @@
 """A chain of no-op steps, one after another, each given the result of the one before:
-seconds per step, on SQLite (goal: under 2 ms per step) and on PostgreSQL.
+seconds per step, on SQLite (goal: under 2 ms per step), on PostgreSQL, and on Redis
+when given a server.
 
 Run from the repository root (PostgreSQL's server programs for its rows)::
 
@@ -7,6 +8,7 @@ Run from the repository root (PostgreSQL's server programs for its rows)::
     python benchmarks/bench_chains.py --quick        # 100 steps, 1 round, SQLite: a few seconds
     python benchmarks/bench_chains.py --no-postgres
     python benchmarks/bench_chains.py --url postgresql://me@db/postgres
+    python benchmarks/bench_chains.py --redis redis://127.0.0.1:6379/0   # adds Redis
 
 One process: a ``DurableQueue`` with one worker pool of one thread (the steps run one
 after another anyway), its poll interval at the default. Timed per round:
@@ -31,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
@@ -114,6 +117,30 @@ def postgres_schemas(url: str | None) -> Iterator[Callable[[], Storage]]:
         yield lambda: PostgresStorage(stack.enter_context(server.database()))
 
 
+@contextmanager
+def redis_prefixes(url: str) -> Iterator[Callable[[], Storage]]:
+    """A fresh key prefix per round on the server at ``url``, its keys deleted after."""
+    import redis
+
+    from jobq.storage.redis import RedisStorage
+
+    prefixes: list[str] = []
+
+    def opener() -> Storage:
+        prefixes.append(f"jobq-bench-chains-{uuid.uuid4().hex[:12]}:")
+        # A benchmark's data: the server's persistence settings are not its concern.
+        return RedisStorage(url, prefix=prefixes[-1], durability="ignore")
+
+    try:
+        yield opener
+    finally:
+        with redis.Redis.from_url(url) as client:
+            for prefix in prefixes:
+                keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+                for start in range(0, len(keys), 1000):
+                    client.unlink(*keys[start : start + 1000])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="100 steps, 1 round, SQLite only")
@@ -122,6 +149,7 @@ def main() -> None:
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--url", default=None, help="an existing PostgreSQL server")
     parser.add_argument("--dir", default=None, help="where the SQLite files go")
+    parser.add_argument("--redis", default=None, help="a Redis server's URL: measure it too")
     args = parser.parse_args()
     steps, rounds = (100, 1) if args.quick else (args.steps, args.rounds)
     results: list[tuple[str, float, float, float]] = []
@@ -130,6 +158,9 @@ def main() -> None:
     if not (args.quick or args.no_postgres):
         with postgres_schemas(args.url) as opener:
             results.append(("PostgreSQL", *measure(opener, steps, rounds)))
+    if args.redis:
+        with redis_prefixes(args.redis) as opener:
+            results.append(("Redis", *measure(opener, steps, rounds)))
     print(f"jobq {jobq.__version__}, {steps:,} steps, median of {rounds} round(s)")
     print("backend    | enqueue chain | run chain | per step | plain job, per job | goal   | met?")
     print("-----------|---------------|-----------|----------|--------------------|--------|-----")

@@ -62,8 +62,10 @@ SETTINGS: tuple[Setting, ...] = (
         "JOBQ_DATABASE",
         "str | os.PathLike | None",
         "None",
-        "SQLite file path, sqlite:///path URL, or postgresql:// URL (the jobq[postgres] "
-        "extra, for workers on several hosts). A relative path is relative to the app's "
+        "SQLite file path, sqlite:///path URL, postgresql:// URL (the jobq[postgres] "
+        "extra, for workers on several hosts), or redis:// (rediss://) URL (the "
+        "jobq[redis] extra, likewise; options in its query: ?prefix=...&durability=refuse). "
+        "A relative path is relative to the app's "
         "instance folder; the file's folder is created if missing, readable by its owner "
         "only. None: jobq.db in the instance folder, or, when app.testing is true, a "
         "temporary database removed at exit (the instance folder is never touched).",
@@ -417,7 +419,8 @@ def _database_location(app: Flask, database: object) -> str | None:
         return None
     if not isinstance(database, (str, os.PathLike)):
         raise TypeError(
-            f"JOBQ_DATABASE must be a path, a sqlite:/// URL or a postgresql:// URL, "
+            f"JOBQ_DATABASE must be a path, a sqlite:/// URL, a postgresql:// URL or a "
+            f"redis:// URL, "
             f"got {database!r}"
         )
     text = os.fspath(database)

@@ -109,13 +109,14 @@ class JobQ:
         :data:`flask_jobq.config.SETTINGS`:
 
         ``JOBQ_DATABASE``
-            SQLite file path, sqlite:///path URL, or postgresql:// URL (the
-            jobq[postgres] extra, for workers on several hosts). A relative path is
-            relative to the app's instance folder; the file's folder is created if
-            missing, readable by its owner only. None: jobq.db in the instance folder,
-            or, when app.testing is true, a temporary database removed at exit (the
-            instance folder is never touched). Type ``str | os.PathLike | None``,
-            default ``None``.
+            SQLite file path, sqlite:///path URL, postgresql:// URL (the jobq[postgres]
+            extra, for workers on several hosts), or redis:// (rediss://) URL (the
+            jobq[redis] extra, likewise; options in its query:
+            ?prefix=...&durability=refuse). A relative path is relative to the app's
+            instance folder; the file's folder is created if missing, readable by its
+            owner only. None: jobq.db in the instance folder, or, when app.testing is
+            true, a temporary database removed at exit (the instance folder is never
+            touched). Type ``str | os.PathLike | None``, default ``None``.
         ``JOBQ_CONCURRENCY``
             Worker threads in each process that runs workers, >= 1. Type ``int``,
             default ``4``.

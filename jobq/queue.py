@@ -65,7 +65,9 @@ class DurableQueue(
         with any missing folder above it, ``0o700``; pass a
         :class:`~jobq.storage.SQLiteStorage` with ``file_mode=`` for others),
         a ``sqlite:///path`` URL, a ``postgresql://`` URL (the ``jobq[postgres]``
-        extra; for workers on several hosts), or a
+        extra; for workers on several hosts), a ``redis://`` or ``rediss://`` URL
+        (the ``jobq[redis]`` extra; likewise, with jobq's options ``prefix`` and
+        ``durability`` in its query, see :func:`jobq.storage.open_storage`), or a
         :class:`~jobq.storage.base.Storage`.
     :param driver: SQLite only: ``"auto"`` (default) uses apsw when it is
         installed (``pip install "jobq[apsw]"``: a bundled SQLite free of the

@@ -2,7 +2,8 @@
 
 ``python stress/chaos.py`` starts ``--processes`` worker processes of
 ``--threads`` threads on one database (a fresh SQLite file by default,
-``--url postgresql://...`` for PostgreSQL), enqueues ``--jobs`` short jobs,
+``--url postgresql://...`` for PostgreSQL, ``--url redis://...`` for Redis, keys
+under ``--prefix``), enqueues ``--jobs`` short jobs,
 then SIGKILLs a random worker process at a random moment ``--kills`` times,
 restarting it each time. Each job appends ``start``/``done`` lines (job id,
 attempt, pid, time) to a ledger file of its process, outside the queue, and
@@ -70,6 +71,21 @@ MAX_ATTEMPTS = 1000
 """Attempts each chaos job may use: kills must never exhaust them."""
 
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def open_queue(db: str, *, prefix: str | None = None, **options: Any) -> DurableQueue:
+    """A queue on ``db``: a SQLite path, a ``postgresql://`` URL, or a Redis URL with
+    its keys under ``prefix`` (default ``jobq:``). The Redis server's persistence
+    settings are not judged: a chaos run kills workers, not the server."""
+    if db.startswith(REDIS_SCHEMES):
+        from jobq.storage.redis import RedisStorage
+
+        storage = RedisStorage(db, prefix=prefix or "jobq:", durability="ignore")
+        return DurableQueue(storage, **options)
+    return DurableQueue(db, **options)
+
+
 # -- the worker child ------------------------------------------------------------------
 
 
@@ -97,8 +113,9 @@ def child(config: dict[str, Any]) -> int:
     logging.getLogger("jobq").addHandler(_ErrorFile(folder / f"errors-{pid}.txt"))
     ledger = os.open(folder / f"ledger-{pid}.txt", os.O_WRONLY | os.O_CREAT | os.O_APPEND)
     lock = threading.Lock()
-    queue = DurableQueue(
+    queue = open_queue(
         config["db"],
+        prefix=config.get("prefix"),
         lease_seconds=float(config["lease"]),
         poll_interval=0.01,
         driver=config.get("driver", "sqlite3"),
@@ -325,6 +342,8 @@ def _count_errors(folder: Path) -> tuple[int, list[str]]:
 
 
 def _integrity(db: str) -> str:
+    if db.startswith(REDIS_SCHEMES):
+        return "n/a (Redis)"
     if "://" in db:
         return "n/a (PostgreSQL)"
     with contextlib.closing(sqlite3.connect(db)) as conn:
@@ -346,17 +365,20 @@ def run(
     driver: str = "sqlite3",
     timeout: float = 900.0,
     log: Any = None,
+    prefix: str | None = None,
 ) -> Figures:
-    """One chaos run on ``db`` (a SQLite path or a ``postgresql://`` URL), with
-    files in ``folder``; kills come every ``gap`` seconds (uniform) until
-    ``kills`` were made or every job finished. Returns the figures; every
-    failed check is in ``problems``."""
+    """One chaos run on ``db`` (a SQLite path, a ``postgresql://`` URL or a Redis
+    URL, its keys under ``prefix``), with files in ``folder``; kills come every
+    ``gap`` seconds (uniform) until ``kills`` were made or every job finished.
+    Returns the figures; every failed check is in ``problems``."""
     say = log or (lambda text: None)
     rng = random.Random(seed)
     began = time.monotonic()
     figures = Figures(
         "postgresql" if "://" in db else f"sqlite ({driver})", processes, threads, jobs
     )
+    if db.startswith(REDIS_SCHEMES):
+        figures.backend = "redis"
     name = f"chaos-{os.getpid()}-{rng.randrange(10**6)}"  # a rerun on one database
     config = {
         "db": db,
@@ -366,8 +388,9 @@ def run(
         "job_sleep": job_sleep,
         "driver": driver,
         "queue": name,
+        "prefix": prefix,
     }
-    queue = DurableQueue(db, lease_seconds=lease, driver=driver)  # type: ignore[arg-type]
+    queue = open_queue(db, prefix=prefix, lease_seconds=lease, driver=driver)
     queue.task("chaos", max_attempts=MAX_ATTEMPTS, queue=name)(lambda n: n)
     task = queue.get_task("chaos")
     ids: list[int] = []
@@ -424,7 +447,7 @@ def run(
         examples = samples + caller_errors[:5]
         figures.problems.append(f"{figures.errors} errors reached callers: {examples}")
     figures.integrity = _integrity(db)
-    if figures.integrity not in ("ok", "n/a (PostgreSQL)"):
+    if figures.integrity not in ("ok", "n/a (PostgreSQL)", "n/a (Redis)"):
         figures.problems.append(f"integrity_check: {figures.integrity}")
     return figures
 
@@ -517,7 +540,10 @@ def _check(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--child", help=argparse.SUPPRESS)
-    parser.add_argument("--url", help="postgresql:// URL or SQLite path (default: a temp file)")
+    parser.add_argument(
+        "--url", help="postgresql:// or redis:// URL, or SQLite path (default: a temp file)"
+    )
+    parser.add_argument("--prefix", help="what every Redis key starts with (default jobq:)")
     parser.add_argument("--processes", type=int, default=4)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--jobs", type=int, default=10_000)
@@ -553,6 +579,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         driver=args.driver,
         log=lambda text: print(text, flush=True),
+        prefix=args.prefix,
     )
     print(figures.table())
     if not args.keep and not figures.problems:

@@ -19,7 +19,10 @@ from tests.helpers import (
     QUEUE_BACKENDS,
     MakeQueue,
     drop_postgres_schema,
+    drop_redis_prefix,
     postgres_schema_url,
+    redis_test_prefix,
+    require_redis,
 )
 
 
@@ -63,13 +66,24 @@ def make_queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeQ
     """``make_queue(name="jobs", **options)``: a DurableQueue on the backend under test,
     closed after the test. The same ``name`` reopens the same database. On
     PostgreSQL a queue given a ``clock`` reads time from it, as SQLite does;
-    otherwise from the server."""
+    otherwise from the server. A module may add Redis (``"redis"``) to the
+    parameters with ``pytest.mark.parametrize("make_queue", ..., indirect=True)``:
+    each name a key prefix of its own."""
     opened: list[DurableQueue] = []
     schemas: dict[str, str] = {}
+    prefixes: dict[str, str] = {}
 
     def make(name: str = "jobs", **options: Any) -> DurableQueue:
         if request.param == "sqlite":
             location: Any = tmp_path / f"{name}.db"
+        elif request.param == "redis":
+            from jobq.storage.redis import RedisStorage
+
+            prefix = prefixes.setdefault(name, redis_test_prefix())
+            clock = "caller" if "clock" in options else "database"
+            location = RedisStorage(
+                require_redis(), prefix=prefix, clock=clock, durability="ignore"
+            )
         else:
             from jobq.storage.postgres import PostgresStorage
 
@@ -86,3 +100,5 @@ def make_queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeQ
         queue.close()
     for url in schemas.values():
         drop_postgres_schema(url)
+    for prefix in prefixes.values():
+        drop_redis_prefix(prefix)

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from jobq import DurableQueue, Job, JobStatus
+from jobq.storage.base import Storage
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -145,6 +146,31 @@ def drop_redis_prefix(prefix: str) -> None:
         keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
         for start in range(0, len(keys), 1000):
             client.unlink(*keys[start : start + 1000])
+
+
+three_backends = pytest.mark.parametrize(
+    "database", [*QUEUE_BACKENDS, pytest.param("redis", marks=pytest.mark.redis)], indirect=True
+)
+"""Runs a test taking the ``database`` fixture on SQLite, PostgreSQL and Redis (then
+``database`` is a :func:`redis_location`: open it with :func:`open_location`)."""
+
+
+def redis_location(prefix: str) -> str:
+    """The test Redis server's URL with ``#<prefix>`` after it: one string that names
+    a database for the ``database`` fixture and the child processes' JSON."""
+    return f"{require_redis()}#{prefix}"
+
+
+def open_location(database: str) -> str | Storage:
+    """What ``DurableQueue`` opens for the ``database`` fixture's value: the path or URL
+    itself, or for a :func:`redis_location`, a ``RedisStorage`` with that key prefix
+    (the test server keeps nothing on disk: no durability warning)."""
+    if not database.startswith("redis://"):
+        return database
+    from jobq.storage.redis import RedisStorage
+
+    url, _, prefix = database.partition("#")
+    return RedisStorage(url, prefix=prefix, durability="ignore")
 
 
 # -- child processes ----------------------------------------------------------------------

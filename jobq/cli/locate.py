@@ -38,7 +38,7 @@ _SHOWN_NAMES = 12  # names listed when a module holds no queue, or several
 
 def sqlite_file(location: str) -> Path | None:
     """The SQLite file ``location`` names (a path or a ``sqlite:///`` URL), or None
-    for another URL (``postgresql://``)."""
+    for another URL (``postgresql://``, ``redis://``)."""
     if location.startswith(SQLITE_SCHEME):
         return Path(location[len(SQLITE_SCHEME) :])
     if "://" in location:

@@ -41,9 +41,9 @@ Every command but move-jobs opens the queue in one of two ways (exactly one):
                      finds the one DurableQueue the module defines). The current
                      directory is on the import path. The queue opens its
                      database as your code does.
-  --db DATABASE      open a SQLite file, sqlite:///path or postgresql:// URL
-                     directly (default: $JOBQ_DATABASE). A SQLite file must
-                     exist: no command creates one.
+  --db DATABASE      open a SQLite file, sqlite:///path, postgresql:// or
+                     redis:// URL directly (default: $JOBQ_DATABASE). A SQLite
+                     file must exist: no command creates one.
 
 A worker runs the tasks registered on its queue, so give it the module that
 creates your queue:
@@ -89,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument(
         "--db",
         metavar="DATABASE",
-        help=f"a SQLite file, sqlite:///path or postgresql:// URL, opened without your "
+        help=f"a SQLite file, sqlite:///path, postgresql:// or redis:// URL, opened without your "
         f"code (default: ${DATABASE_ENV}); a SQLite file must exist",
     )
     common.add_argument(

@@ -8,7 +8,8 @@
 - :mod:`jobq.storage.sqlite` (``SQLiteStorage``, re-exported here) and
   :mod:`jobq.storage.postgres` (``PostgresStorage``, which needs the
   ``jobq[postgres]`` extra and is imported only when a ``postgresql://`` URL
-  is opened);
+  is opened); :mod:`jobq.storage.redis` (``RedisStorage``, likewise with the
+  ``jobq[redis]`` extra and a ``redis://`` or ``rediss://`` URL);
 - :mod:`jobq.storage.transfer`: moving waiting jobs between two storages.
 
 The queue calls :func:`open_storage` and otherwise depends only on the contract.
@@ -44,6 +45,7 @@ from .sqlite.driver import DriverName
 
 POSTGRES_SCHEMES = ("postgres://", "postgresql://")
 SQLITE_SCHEME = "sqlite:///"
+REDIS_SCHEMES = ("redis://", "rediss://")
 
 
 def open_storage(
@@ -55,14 +57,20 @@ def open_storage(
     """The storage at ``location``, opened (and its schema migrated).
 
     :param location: a SQLite file path, a ``sqlite:///path`` URL, a
-        ``postgresql://`` (or ``postgres://``) URL, or a ready :class:`Storage`,
-        returned as it is.
+        ``postgresql://`` (or ``postgres://``) URL, a ``redis://`` (or ``rediss://``,
+        TLS) URL, or a ready :class:`Storage`, returned as it is. A Redis URL's
+        query may hold jobq's options ``prefix`` (what every key starts with,
+        default ``jobq:``) and ``durability`` (``warn``, the default, ``refuse`` or
+        ``ignore``: what to do when the server could lose accepted jobs in a crash),
+        e.g. ``redis://cache:6379/0?prefix=shop:&durability=refuse``; see
+        :class:`~jobq.storage.redis.RedisStorage`.
     :param driver: for SQLite, ``"auto"`` (default: apsw when installed, else
         sqlite3), ``"sqlite3"`` or ``"apsw"``.
     :param synchronous: for SQLite, ``"NORMAL"`` (default) or ``"FULL"``.
 
     Raises :class:`~jobq.errors.ConfigurationError` for another kind of URL,
-    ImportError for a PostgreSQL URL without the ``jobq[postgres]`` extra, and
+    ImportError for a PostgreSQL URL without the ``jobq[postgres]`` extra or a
+    Redis URL without the ``jobq[redis]`` extra, and
     what the backend's constructor raises (:class:`StorageError`,
     :class:`SchemaVersionError`, ValueError).
     """
@@ -74,12 +82,17 @@ def open_storage(
         from .postgres import PostgresStorage
 
         return PostgresStorage(text)
+    if text.startswith(REDIS_SCHEMES):
+        # Likewise: redis-py is the optional ``redis`` extra.
+        from .redis import RedisStorage
+
+        return RedisStorage(text)
     if text.startswith(SQLITE_SCHEME):
         text = text[len(SQLITE_SCHEME) :]
     elif "://" in text:
         raise ConfigurationError(
-            f"unsupported database URL {text!r}; give a SQLite file path, a sqlite:/// URL "
-            "or a postgresql:// URL"
+            f"unsupported database URL {text!r}; give a SQLite file path, a sqlite:/// URL, "
+            "a postgresql:// URL or a redis:// (rediss://) URL"
         )
     return SQLiteStorage(Path(text), driver=driver, synchronous=synchronous)
 

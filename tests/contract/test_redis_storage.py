@@ -150,13 +150,6 @@ def test_scripts_are_loaded_again_after_the_server_forgets_them(
     ]
 
 
-def test_the_parts_not_implemented_yet_say_so(storage: RedisStorage) -> None:
-    with pytest.raises(NotImplementedError, match=r"job dependencies \(dependencies_of\)"):
-        storage.dependencies_of(1)
-    with pytest.raises(NotImplementedError, match=r"batches \(get\) is not implemented on Redis"):
-        storage.batch(1)
-
-
 def test_bad_options_and_unreachable_servers_are_refused(redis_spec: dict[str, Any]) -> None:
     url = redis_spec["url"]
     with pytest.raises(ValueError, match="clock must be 'database' or 'caller', got 'wall'"):

@@ -1,8 +1,8 @@
 """The storage contract, batches: counts kept by every path that ends a job, the
 callback jobs inserted once when a sealed batch's last job ends, cancel, errors.
 
-Every test runs once per backend (see conftest.py). Times are plain numbers
-passed as ``now``: nothing here sleeps or reads a clock.
+Every test runs once per backend, Redis included (see conftest.py). Times are
+plain numbers passed as ``now``: nothing here sleeps or reads a clock.
 """
 
 from __future__ import annotations
@@ -18,7 +18,10 @@ from jobq.job import JobStatus
 from jobq.storage.base import Completion, NewJob, Storage
 from jobq.storage.batches import BatchState, NewBatch
 from jobq.storage.bulk import JobFilter
+from tests.contract._backends import CORE_BACKENDS
 from tests.contract._support import BOOM, T0, token
+
+pytestmark = pytest.mark.parametrize("spec", CORE_BACKENDS, indirect=True)
 
 REPORT = NewBatch(on_complete="report", meta='{"newsletter": 7}')
 
@@ -369,3 +372,25 @@ def test_listing_below_an_id_past_every_id_lists_from_the_newest(storage: Storag
     made = storage.create_batch(REPORT, now=T0).id
     assert [b.id for b in storage.list_batches(before_id=2**64)] == [made]
     assert storage.list_batches(before_id=made) == []
+
+
+def test_a_retry_after_the_end_moves_the_counts_but_never_fires_again(storage: Storage) -> None:
+    state, ids = _batch(storage, 2)
+    storage.seal_batch(state.id, now=T0)
+    _run_all(storage, T0 + 1, fail={ids[0]})
+    first = storage.batch(state.id)
+    assert first is not None
+    assert (first.completed, first.failed, len(first.callback_job_ids)) == (1, 1, 1)
+    retried = storage.retry_matching(JobFilter(statuses=frozenset({JobStatus.FAILED})), now=T0 + 5)
+    assert retried.changed == 1
+    back = storage.batch(state.id)
+    assert back is not None
+    assert (back.failed, back.pending, back.finished_at) == (0, 1, first.finished_at)
+    jobs = storage.claim(["default"], owner="w", now=T0 + 6, lease_seconds=30, limit=10)
+    (job,) = [j for j in jobs if j.id == ids[0]]
+    assert storage.complete(job.id, token(job), now=T0 + 7)
+    last = storage.batch(state.id)
+    assert last is not None
+    assert (last.completed, last.failed) == (2, 0)
+    assert (last.callback_job_ids, last.finished_at) == (first.callback_job_ids, first.finished_at)
+    assert storage.count_jobs(JobFilter(name="report")) == 1

@@ -13,7 +13,10 @@ from jobq.errors import UnknownDependency
 from jobq.job import JobError, JobStatus
 from jobq.storage.base import Completion, NewJob, Storage
 from jobq.storage.bulk import JobFilter
+from tests.contract._backends import CORE_BACKENDS
 from tests.contract._support import BOOM, T0, claim_one, token
+
+pytestmark = pytest.mark.parametrize("spec", CORE_BACKENDS, indirect=True)
 
 PENDING, COMPLETED = JobStatus.PENDING, JobStatus.COMPLETED
 FAILED, CANCELLED = JobStatus.FAILED, JobStatus.CANCELLED

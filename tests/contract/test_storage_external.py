@@ -4,7 +4,8 @@ rollback, unique keys as usual, and connections that cannot work refused.
 
 Every test runs once per backend (see conftest.py), with a real second
 connection of the driver an app would use: ``sqlite3`` (or ``apsw`` for the apsw
-backend) on the same file, psycopg on the same schema.
+backend) on the same file, psycopg on the same schema. Redis cannot join an SQL
+transaction: its one test checks that it refuses, naming what can.
 """
 
 from __future__ import annotations
@@ -362,3 +363,32 @@ def test_the_bulk_path_of_one_template_goes_in_with_the_transaction(
     gone = storage.enqueue_payloads_on(app.raw, template, ["[7]", "[8]"], now=T0)
     app.rollback()
     assert all(storage.get(i) is None for i in gone)
+
+
+@pytest.mark.parametrize("spec", [pytest.param("redis", marks=pytest.mark.redis)], indirect=True)
+def test_redis_refuses_it_and_names_the_backends_that_can(storage: Storage, tmp_path: Any) -> None:
+    import jobq
+
+    raw = sqlite3.connect(tmp_path / "app.db")
+    queue = jobq.DurableQueue(storage)
+    task = queue.task("t")(lambda: None)
+    calls = [
+        lambda: storage.enqueue_on(raw, NewJob("t", "[]"), now=T0),
+        lambda: storage.enqueue_many_on(raw, [NewJob("t", "[]")] * 2, now=T0),
+        lambda: storage.enqueue_payloads_on(raw, NewJob("t", "[]"), ["[]", "[]"], now=T0),
+    ]
+    try:
+        for call in calls:
+            with pytest.raises(ConfigurationError, match="cannot join an SQL transaction") as err:
+                call()
+            assert "SQLite or PostgreSQL" in str(err.value)
+        with (
+            pytest.raises(ConfigurationError, match="SQLite or PostgreSQL"),
+            queue.in_transaction(raw),
+        ):
+            task.enqueue()
+    finally:
+        queue.close()
+        raw.close()
+    assert storage.list_jobs() == []  # nothing stored
+    storage.notify_committed(["default"])  # nothing to wake, and no error

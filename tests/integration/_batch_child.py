@@ -1,6 +1,7 @@
 """A real process for tests/integration/test_batch_processes.py:
-``python _batch_child.py '<json>'``. The JSON's ``db`` is a SQLite path or a
-PostgreSQL URL; ``mode`` is one of:
+``python _batch_child.py '<json>'``. The JSON's ``db`` is a SQLite path, a
+PostgreSQL URL, or a Redis URL with ``#`` and the key prefix after it; ``mode``
+is one of:
 
 - ``finish``: claim ``count`` jobs of the batch's queue as owner ``name``, print
   ``ready``, wait for a line on stdin (the test releases every child at once),
@@ -37,6 +38,12 @@ HARD_LIMIT = 90.0
 
 def _queue(config: dict[str, Any], **options: Any) -> jobq.DurableQueue:
     db = config["db"]
+    if db.startswith("redis://"):
+        from jobq.storage.redis import RedisStorage
+
+        url, _, prefix = db.partition("#")
+        storage = RedisStorage(url, prefix=prefix, durability="ignore")
+        return jobq.DurableQueue(storage, **options)
     if db.startswith("postgresql://"):
         from jobq.storage.postgres import PostgresStorage
 

@@ -1,5 +1,6 @@
 """A real process for tests/integration/test_chains.py:
-``python _chain_child.py <mode> <database> <folder>``.
+``python _chain_child.py <mode> <database> <folder>``; ``<database>`` is a SQLite
+file, or a Redis URL with ``#<key prefix>`` after it (see :func:`open_location`).
 
 - ``worker``: start a pool (one thread) on the chain tasks of :func:`chain_queue`,
   touch ``ready``, then wait (at most 60 s; the test kills it with SIGKILL).
@@ -20,15 +21,28 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 
 import jobq
 from jobq.storage import SQLiteStorage
+from jobq.storage.base import Storage
 
 HANG_SECONDS = 60.0
 """How long ``hang_once`` hangs the first time: the test kills its process long before."""
 
 
+def open_location(database: str) -> str | Storage:
+    """The path itself, or for ``redis://...#<prefix>`` a ``RedisStorage`` with that key
+    prefix whose times are the callers' (so a test can pass a lease's expiry as
+    ``now``); the test server keeps nothing on disk: no durability warning."""
+    if not database.startswith("redis://"):
+        return database
+    from jobq.storage.redis import RedisStorage
+
+    url, _, prefix = database.partition("#")
+    return RedisStorage(url, prefix=prefix, clock="caller", durability="ignore")
+
+
 def chain_queue(database: str, folder: Path, **options: object) -> jobq.DurableQueue:
     """A queue with the tasks the chain tests run: ``inc(x) -> x + 1``, and
     ``hang_once(x) -> x + 1`` that hangs the first time it runs (touching ``hung``)."""
-    queue = jobq.DurableQueue(database, **options)  # type: ignore[arg-type]
+    queue = jobq.DurableQueue(open_location(database), **options)  # type: ignore[arg-type]
 
     @queue.task("inc")
     def inc(x: int) -> int:

@@ -34,7 +34,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
+# Run as a script: make the repository's folder importable, as pytest does.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
+
 import jobq
+from tests.helpers import open_location
 
 HARD_LIMIT = 90.0
 """Seconds after which any child gives up on its own (the test's timeout is 120 s)."""
@@ -152,7 +156,7 @@ def register_limited_tasks(queue: jobq.DurableQueue, config: dict[str, Any]) -> 
 
 def open_queue(config: dict[str, Any]) -> jobq.DurableQueue:
     queue = jobq.DurableQueue(
-        config["db"],
+        open_location(config["db"]),
         lease_seconds=float(config.get("lease", 30.0)),
         poll_interval=float(config.get("poll", 0.01)),
     )

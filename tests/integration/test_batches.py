@@ -1,16 +1,69 @@
-"""Batches with real worker pools, on each backend: the callback runs once with the
-counts, an error in the ``with`` block cancels, and the queue-level API."""
+"""Batches with real worker pools, on each backend (Redis too): the callback runs
+once with the counts, an error in the ``with`` block cancels, and the queue-level
+API."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import jobq
 from jobq import DurableQueue, JobStatus
-from tests.helpers import BOUNDED_WAIT, MakeQueue, eventually
+from tests.helpers import (
+    BOUNDED_WAIT,
+    QUEUE_BACKENDS,
+    MakeQueue,
+    drop_postgres_schema,
+    drop_redis_prefix,
+    eventually,
+    postgres_schema_url,
+    redis_test_prefix,
+    require_redis,
+)
+
+
+@pytest.fixture(params=[*QUEUE_BACKENDS, pytest.param("redis", marks=pytest.mark.redis)])
+def make_queue(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeQueue]:
+    """The shared ``make_queue`` (tests/conftest.py), on Redis too: a key prefix of
+    its own per ``name``."""
+    opened: list[DurableQueue] = []
+    places: dict[str, str] = {}
+
+    def make(name: str = "jobs", **options: Any) -> DurableQueue:
+        clock = "caller" if "clock" in options else "database"
+        location: Any
+        if request.param == "sqlite":
+            location = tmp_path / f"{name}.db"
+        elif request.param == "postgres":
+            from jobq.storage.postgres import PostgresStorage
+
+            if name not in places:
+                places[name] = postgres_schema_url()
+            location = PostgresStorage(places[name], clock=clock)
+        else:
+            from jobq.storage.redis import RedisStorage
+
+            if name not in places:
+                places[name] = redis_test_prefix()
+            location = RedisStorage(
+                require_redis(), prefix=places[name], clock=clock, durability="ignore"
+            )
+        queue = DurableQueue(location, **options)
+        opened.append(queue)
+        return queue
+
+    yield make
+    for queue in opened:
+        queue.close()
+    for place in places.values():
+        if request.param == "postgres":
+            drop_postgres_schema(place)
+        else:
+            drop_redis_prefix(place)
 
 
 def test_a_pool_runs_a_batch_to_one_callback_with_the_counts(make_queue: MakeQueue) -> None:

@@ -1,7 +1,8 @@
 """Chains and dependencies with real workers: results passed from step to step,
 failures cascading, a diamond of dependencies, wake-ups of idle workers (in this
 process, across processes through the SQLite channel, and PostgreSQL NOTIFY),
-and a worker killed with SIGKILL in the middle of a chain."""
+and a worker killed with SIGKILL in the middle of a chain. The queue-level tests and
+the SIGKILL run on Redis too."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +22,41 @@ import jobq
 from jobq import JobStatus
 from jobq.storage import SQLiteStorage
 from jobq.storage.base import NewJob
-from tests.helpers import BOUNDED_WAIT, MakeQueue, eventually, wait_for
+from tests.helpers import (
+    BOUNDED_WAIT,
+    QUEUE_BACKENDS,
+    MakeQueue,
+    drop_redis_prefix,
+    eventually,
+    redis_test_prefix,
+    require_redis,
+    wait_for,
+)
 from tests.integration._chain_child import chain_queue
 
 CHILD = Path(__file__).with_name("_chain_child.py")
 LONG_POLL = 30.0
 """An idle pool's poll interval: far longer than any wait here, so only a wake-up
 (or the claim right after a completion) can make these tests pass in time."""
+
+on_redis_too = pytest.mark.parametrize(
+    "make_queue", [*QUEUE_BACKENDS, pytest.param("redis", marks=pytest.mark.redis)], indirect=True
+)
+"""Runs a test taking ``make_queue`` on SQLite, PostgreSQL and Redis."""
+
+
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def chain_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Where a queue lives, as one string a child process opens too: a SQLite file, or
+    the test Redis server's URL with ``#<key prefix>`` (see ``_chain_child.open_location``)."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "jobs.db")
+        return
+    prefix = redis_test_prefix()
+    try:
+        yield f"{require_redis()}#{prefix}"
+    finally:
+        drop_redis_prefix(prefix)
 
 
 def _tasks(queue: jobq.DurableQueue, ran: list[tuple[str, Any]]) -> dict[str, jobq.Task[..., Any]]:
@@ -59,6 +89,7 @@ def _tasks(queue: jobq.DurableQueue, ran: list[tuple[str, Any]]) -> dict[str, jo
     return {"add": add, "double": double, "label": label, "boom": boom}
 
 
+@on_redis_too
 def test_a_chain_passes_each_result_to_the_next_step(make_queue: MakeQueue) -> None:
     queue = make_queue()
     ran: list[tuple[str, Any]] = []
@@ -86,6 +117,7 @@ def test_a_chain_passes_each_result_to_the_next_step(make_queue: MakeQueue) -> N
     assert queue.get(chain.job_ids[2]).decoded_result() == "n=6"
 
 
+@on_redis_too
 def test_a_pool_runs_a_chain_step_after_step_without_waiting_for_its_poll(
     make_queue: MakeQueue,
 ) -> None:
@@ -102,6 +134,7 @@ def test_a_pool_runs_a_chain_step_after_step_without_waiting_for_its_poll(
     assert [value for name, value in ran if name == "double"] == [2**n for n in range(10)]
 
 
+@on_redis_too
 def test_a_failed_step_cancels_the_rest_unless_a_step_says_run(make_queue: MakeQueue) -> None:
     queue = make_queue()
     ran: list[tuple[str, Any]] = []
@@ -131,6 +164,7 @@ def test_a_failed_step_cancels_the_rest_unless_a_step_says_run(make_queue: MakeQ
     assert [name for name, _ in ran] == ["add", "boom", "label"]
 
 
+@on_redis_too
 def test_diamond_dependencies_run_the_join_once_after_both_branches(make_queue: MakeQueue) -> None:
     queue = make_queue(poll_interval=LONG_POLL)
     ran: list[tuple[str, Any]] = []
@@ -151,6 +185,7 @@ def test_diamond_dependencies_run_the_join_once_after_both_branches(make_queue: 
     assert queue.storage.dependencies_of(d.id) == [b.id, c.id]
 
 
+@on_redis_too
 def test_bad_chains_and_dependencies_store_nothing(make_queue: MakeQueue) -> None:
     queue = make_queue(max_payload_bytes=1000)
     t = _tasks(queue, [])
@@ -175,6 +210,7 @@ def test_bad_chains_and_dependencies_store_nothing(make_queue: MakeQueue) -> Non
     assert queue.list() == []
 
 
+@on_redis_too
 def test_enqueue_by_name_takes_depends_on(make_queue: MakeQueue) -> None:
     queue = make_queue()
     t = _tasks(queue, [])
@@ -237,8 +273,8 @@ def test_a_completion_that_releases_a_job_notifies_postgres_listeners() -> None:
 
 
 @pytest.mark.slow  # starts a process: the full suite runs it, not --fast
-def test_a_worker_killed_mid_chain_loses_no_step(tmp_path: Path) -> None:
-    database = str(tmp_path / "jobs.db")
+def test_a_worker_killed_mid_chain_loses_no_step(chain_database: str, tmp_path: Path) -> None:
+    database = chain_database
     queue = chain_queue(database, tmp_path)
     try:
         inc, hang_once = queue.get_task("inc"), queue.get_task("hang_once")

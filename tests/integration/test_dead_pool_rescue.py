@@ -12,7 +12,7 @@ from pathlib import Path
 
 from jobq import DurableQueue, JobStatus
 from jobq.storage.workers import WorkerRegistry
-from tests.helpers import both_backends, started_process, wait_for
+from tests.helpers import open_location, started_process, three_backends, wait_for
 from tests.integration._worker_process import read_ledgers, register_tasks
 
 HELPER = str(Path(__file__).with_name("_worker_process.py"))
@@ -20,12 +20,12 @@ LEASE = 300.0
 DEADLINE = 30.0  # real seconds a step may take: far below the lease
 
 
-@both_backends
+@three_backends
 def test_the_jobs_of_a_killed_worker_process_are_released_without_waiting_for_the_lease(
     tmp_path: Path, database: str
 ) -> None:
     config = {"dir": str(tmp_path), "db": database, "lease": LEASE, "poll": 0.01}
-    queue = DurableQueue(database, lease_seconds=LEASE, poll_interval=0.01)
+    queue = DurableQueue(open_location(database), lease_seconds=LEASE, poll_interval=0.01)
     register_tasks(queue, config)  # "hang" runs until its process is killed there
     hang = queue.get_task("hang")
     jobs = [hang.enqueue().id for _ in range(3)]

@@ -1,7 +1,7 @@
-"""Per-key concurrency across four real worker processes, on one SQLite file and on
-one PostgreSQL schema: at most one job per account runs at any moment, while the
-jobs of several accounts run side by side (the helpers of test_worker_processes.py
-start, stop and reap the children)."""
+"""Per-key concurrency across four real worker processes, on one SQLite file, on one
+PostgreSQL schema and on one Redis key prefix: at most one job per account runs at
+any moment, while the jobs of several accounts run side by side (the helpers of
+test_worker_processes.py start, stop and reap the children)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from jobq import DurableQueue, JobStatus
-from tests.helpers import both_backends, wait_for
+from tests.helpers import open_location, three_backends, wait_for
 from tests.integration._worker_process import read_ledgers, register_limited_tasks, register_tasks
 from tests.integration.test_worker_processes import Children, all_jobs
 
@@ -27,7 +27,7 @@ def children(tmp_path: Path, database: str) -> Iterator[Children]:
 
 @pytest.fixture
 def queue(tmp_path: Path, database: str) -> Iterator[DurableQueue]:
-    q = DurableQueue(database, lease_seconds=30.0)
+    q = DurableQueue(open_location(database), lease_seconds=30.0)
     register_tasks(q, {"dir": str(tmp_path)})
     register_limited_tasks(q, {"dir": str(tmp_path)})
     try:
@@ -47,7 +47,7 @@ def peak(intervals: list[tuple[float, float]]) -> int:
 
 
 @pytest.mark.slow
-@both_backends
+@three_backends
 def test_one_job_per_account_runs_at_a_time_across_four_processes(
     children: Children, queue: DurableQueue, tmp_path: Path
 ) -> None:

@@ -29,7 +29,13 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from jobq import JobStatus, UniqueKeyConflict
 from jobq.storage import SQLiteStorage
 from jobq.storage.base import JobError, NewJob, Storage
-from tests.helpers import drop_postgres_schema, postgres_schema_url
+from tests.helpers import (
+    drop_postgres_schema,
+    drop_redis_prefix,
+    postgres_schema_url,
+    redis_test_prefix,
+    require_redis,
+)
 
 P, R, C, F, X = (
     JobStatus.PENDING,
@@ -331,6 +337,20 @@ class PostgresMachine(StorageMachine):
         drop_postgres_schema(self.url)
 
 
+class RedisMachine(StorageMachine):
+    def open(self) -> Storage:
+        from jobq.storage.redis import RedisStorage
+
+        self.prefix = redis_test_prefix()
+        # The test server keeps nothing on disk: no durability warning.
+        return RedisStorage(
+            require_redis(), prefix=self.prefix, clock="caller", durability="ignore"
+        )
+
+    def discard(self) -> None:
+        drop_redis_prefix(self.prefix)
+
+
 SETTINGS = settings(
     deadline=None, stateful_step_count=40, suppress_health_check=[HealthCheck.too_slow]
 )
@@ -343,3 +363,8 @@ class TestSQLiteStorageModel(StorageMachine.TestCase):
 @pytest.mark.postgres
 class TestPostgresStorageModel(PostgresMachine.TestCase):
     settings = settings(SETTINGS, max_examples=50)
+
+
+@pytest.mark.redis
+class TestRedisStorageModel(RedisMachine.TestCase):
+    settings = settings(SETTINGS, max_examples=100)

@@ -253,6 +253,7 @@ def test_a_move_into_the_same_database_moves_each_job_once(tmp_path: Path) -> No
 BATCH_SOURCES = [
     pytest.param(("sqlite3", "sqlite3"), id="sqlite-to-sqlite"),
     pytest.param(("postgres", "sqlite3"), marks=[pytest.mark.postgres], id="postgres-to-sqlite"),
+    pytest.param(("redis", "sqlite3"), marks=[pytest.mark.redis], id="redis-to-sqlite"),
 ]
 
 

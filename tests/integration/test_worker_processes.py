@@ -1,5 +1,6 @@
 """Multi-process promises of DurableQueue, with real processes on one real SQLite file
-(and, for the tests that take ``database`` as a parameter, on one PostgreSQL schema).
+(and, for the tests that take ``database`` as a parameter, on one PostgreSQL schema,
+and for some of them on one Redis key prefix).
 
 Children run ``tests/integration/_worker_process.py`` in fresh interpreters, each in
 its own session (so a kill takes down anything it forked). They talk to the test
@@ -27,7 +28,7 @@ from typing import Any
 import pytest
 
 from jobq import DurableQueue, JobStatus
-from tests.helpers import both_backends, wait_for
+from tests.helpers import both_backends, open_location, three_backends, wait_for
 from tests.integration._worker_process import (
     read_ledgers,
     read_sweeps,
@@ -125,7 +126,7 @@ def children(tmp_path: Path, database: str) -> Iterator[Children]:
 @pytest.fixture
 def queue(tmp_path: Path, database: str) -> Iterator[DurableQueue]:
     """The test's own view of the database (it never starts workers)."""
-    q = DurableQueue(database, lease_seconds=30.0)
+    q = DurableQueue(open_location(database), lease_seconds=30.0)
     register_tasks(q, {"dir": str(tmp_path)})
     try:
         yield q
@@ -164,7 +165,7 @@ def all_jobs(queue: DurableQueue) -> list[Any]:
 
 
 @pytest.mark.slow
-@both_backends
+@three_backends
 def test_processes_share_one_database_and_run_each_job_exactly_once(
     children: Children, queue: DurableQueue, tmp_path: Path, database: str
 ) -> None:
@@ -211,7 +212,7 @@ def test_processes_share_one_database_and_run_each_job_exactly_once(
 
 
 @pytest.mark.slow
-@both_backends
+@three_backends
 def test_job_of_a_killed_process_is_rescued_by_another_within_lease_and_sweep(
     children: Children, queue: DurableQueue, tmp_path: Path
 ) -> None:
@@ -271,7 +272,7 @@ def test_job_of_a_killed_process_is_rescued_by_another_within_lease_and_sweep(
 
 
 @pytest.mark.slow
-@both_backends
+@three_backends
 def test_a_job_that_kills_its_worker_ends_failed_and_others_still_complete(
     children: Children, queue: DurableQueue, tmp_path: Path
 ) -> None:
@@ -434,7 +435,7 @@ def test_jobs_a_forked_child_enqueues_survive_the_parent_closing_the_queue(
 
 
 @pytest.mark.slow
-@both_backends
+@three_backends
 def test_schedules_fire_once_and_limits_hold_across_four_processes(
     children: Children, queue: DurableQueue, tmp_path: Path, database: str
 ) -> None:

@@ -1,8 +1,10 @@
 """The Redis backend (groundwork): :class:`RedisStorage`, the core of the storage
 contract on a Redis server (see :mod:`jobq.storage.redis.storage`).
 
-Not wired yet: :func:`jobq.storage.open_storage`, ``DurableQueue("redis://...")``
-and ``--db`` do not open it. Needs the ``jobq[redis]`` extra (redis-py; hiredis
+Opened by :func:`jobq.storage.open_storage` for ``redis://`` and ``rediss://``
+URLs: ``DurableQueue("redis://host:6379/0")``, ``JOBQ_DATABASE`` and ``--db``
+take one, with jobq's options in the query (``?prefix=shop:&durability=refuse``,
+see :mod:`.options`). Needs the ``jobq[redis]`` extra (redis-py; hiredis
 optional); importing this package without it raises ImportError saying so.
 
 **Data model** (every key starts with the prefix, default ``jobq:``):
@@ -31,8 +33,21 @@ optional); importing this package without it raises ImportError saying so.
   ``worker:<owner>`` and ``workers``; ``log:<id>``: a job's log lines;
   ``attempt:<id>:<n>``: its attempts that did not complete; ``tp`` and
   ``tp:<queue>``: jobs ended per minute.
+- Dependencies (:mod:`.lua_dependencies`): ``waiting:<queue>``: the pending jobs
+  waiting for their dependencies (in no ready, delayed or pending set until
+  released); ``deps:<id>`` and ``dependents:<id>``: a job's edges, ids by id;
+  ``waiters:<id>``: the dependents still counting on a live job. Job hash fields
+  ``waiting_for``, ``result_from``, ``parent_result``, ``on_dependency_failure``.
+- ``batch:<id>``: a hash per batch (counts, sealed, callbacks, ``finished_at``,
+  the callback job ids); ``batch_seq``: its id counter; ``batches``: batch ids,
+  for listing; ``batch_jobs:<id>``: its jobs' ids (cancel, purge);
+  ``batches:done``: finished batches with no job left, by ``finished_at``
+  (purge). A batch's job has a ``batch_id`` field, a callback job ``callback_of``.
+- ``wake``: not a key but the pub/sub channel on which the scripts that make jobs
+  runnable publish the queue's name, once per queue per run (:mod:`.listener`).
 
-**Scripts** (:mod:`.lua`, :mod:`.lua_jobs`, :mod:`.lua_admin`): every change of
+**Scripts** (:mod:`.lua`, :mod:`.lua_jobs`, :mod:`.lua_admin`,
+:mod:`.lua_batches`, :mod:`.lua_dependencies`, :mod:`.lua_wake`): every change of
 state is one Lua script, registered once (``SCRIPT LOAD``, one round trip when the
 storage opens) and run by ``EVALSHA``, so it is atomic: enqueue (one job or a whole
 ``enqueue_many`` in one run: all or none; unique keys with ``keep``, ``replace`` and
@@ -41,30 +56,44 @@ in claim order, with task limits checked and counted in the same run), renew,
 progress, complete (one or many), fail, release, finish as cancelled, rescue,
 expire, cancel, retry, purge, delete, pause, schedules (fired once per fire
 time, its jobs enqueued in the same run), job logs, the worker registry and the
-stats reads. Times come from the server's ``TIME`` (``clock="database"``) or
+stats reads; enqueue with dependencies (a dependency's end settles its
+dependents, down a whole chain, in the run of the script that ends it); batches,
+counted by the shared ``finish`` and ``drop`` helpers and the retry script, so the
+run that ends a sealed batch's last job inserts its callback jobs. Those that put
+jobs in a ready set, and resume, publish the queue's name on ``wake``. Times come
+from the server's ``TIME`` (``clock="database"``) or
 from ``now`` (``clock="caller"``); numbers are passed as text so doubles
 round-trip exactly. Lease tokens are random (``secrets``) and fence every later
 change.
+On the hot paths, bulk travels as JSON (``cjson`` in the scripts): a claim
+answers each job as one JSON object, ``enqueue_many`` sends its jobs' fields as
+one JSON array and gets the ids back as one, and a new job's enqueue answers
+its id and time only.
 
 **Done**: enqueue, enqueue_many, enqueue_payloads, throttle, claim (with task
 limits per task or per key), has_runnable, renew, set_progress, complete,
 complete_many, fail, release, finish_cancelled, rescue_expired, expire_jobs,
 request_cancel, retry, get, list_jobs, stats, oldest_runnable_age, purge,
 pause, resume, paused_queues, schedules, the worker registry (release of a dead
-pool's jobs), job logs, attempts and throughput, filters and bulk actions; and,
+pool's jobs), job logs, attempts and throughput, filters and bulk actions,
+dependencies and chains (enqueue_chain, depends_on, dependencies_of,
+dependents_of); and,
 when a storage opens, the check of the server's persistence and eviction policy
-(:mod:`.durability`). ``jobq move-jobs`` (:mod:`jobq.storage.transfer`) moves
-waiting jobs to or from it like any other storage.
+(:mod:`.durability`); batches (create, enqueue into one, seal, cancel, read,
+list, purge); wake-ups from any host through pub/sub (:mod:`.listener`: one
+connection per process, a thread, ``callback(None)`` after a reconnect). ``jobq move-jobs``
+(:mod:`jobq.storage.transfer`) moves waiting jobs to or from it like any other storage.
 
-**Not yet** (each raises :class:`NotImplementedError` naming the operation):
-batches, dependencies and chains, jobs written in the app's transaction (an SQL
-idea with no Redis counterpart yet), wake-ups (pub/sub or blocking pops),
-and Redis Cluster (the scripts reach keys they do not
+**Not yet**: Redis Cluster (the scripts reach keys they do not
 declare, which only a single server allows; a hash tag in the prefix would be
 the way). Listing by queue or task name and bulk filters walk an index of ids
 (a status's, or every job's) and read each job they pass over, as the SQL
 backends scan rows for rare values. A claim looks at most 5,000 runnable jobs
 past those its task limits hold back.
+
+**Refused by design**: jobs written in the app's transaction (``in_transaction``):
+a Redis queue cannot join an SQL transaction, so each call raises
+:class:`~jobq.errors.ConfigurationError` naming SQLite and PostgreSQL (:mod:`.external`).
 """
 
 from .storage import RedisStorage as RedisStorage

@@ -86,14 +86,14 @@ class RedisAdmin:
         moment, paused, completed, failed, per = self._server.run("stats", now)
         at = float(moment)
         queues: dict[str, QueueStats] = {}
-        for queue, flat, scheduled, oldest in sorted(per):
+        for queue, flat, scheduled, oldest, waiting in sorted(per):
             counts = dict.fromkeys(JobStatus, 0)
             for status, count in zip(flat[::2], flat[1::2], strict=True):
                 counts[_STATUS[status]] = int(count)
             if not any(counts.values()):
                 continue
             age = 0.0 if oldest == "" else max(0.0, at - float(oldest))
-            queues[queue] = QueueStats(counts, int(scheduled), age)
+            queues[queue] = QueueStats(counts, int(scheduled), age, int(waiting))
         return Stats(queues, int(completed), int(failed), frozenset(paused))
 
     def oldest_runnable_age(self, now: float) -> float:
@@ -110,6 +110,9 @@ class RedisAdmin:
                 total += deleted
                 if deleted < batch_size:
                     break
+        # Then the finished batches left with no job (lua_batches.PURGE); not counted.
+        while self._server.run("batch_purge", None, text(older_than), batch_size) == batch_size:
+            pass
         return total
 
     def pause(self, queue: str, now: float) -> None:
@@ -117,7 +120,7 @@ class RedisAdmin:
             raise TooManyPausedQueues(queue, MAX_PAUSED_QUEUES)
 
     def resume(self, queue: str) -> None:
-        self._server.forget(f"{self._p}paused", queue)
+        self._server.run("resume", None, queue)  # wakes the pools of any host
 
     def paused_queues(self) -> frozenset[str]:
         return frozenset(self._server.members(f"{self._p}paused"))

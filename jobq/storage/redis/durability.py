@@ -54,8 +54,8 @@ def judge(settings: Mapping[str, str], durability: Durability) -> str | None:
         return None
     message = (
         f"the Redis server may lose accepted jobs: {problem}. Run it with appendonly yes "
-        "and appendfsync always, or open the storage with durability='ignore' if that is "
-        "acceptable"
+        "and appendfsync always, or open the storage with durability='ignore' (in a URL: "
+        "?durability=ignore) if that is acceptable"
     )
     if durability == "refuse":
         raise StorageError(message)

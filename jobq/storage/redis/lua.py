@@ -13,7 +13,7 @@ Rule: text only; imports its sibling text modules.
 
 from __future__ import annotations
 
-from . import lua_admin, lua_jobs
+from . import lua_admin, lua_batches, lua_dependencies, lua_jobs, lua_wake
 
 HELPERS = r"""
 local P = ARGV[1]
@@ -26,6 +26,7 @@ else
   NOW_S = ARGV[2]
   NOW = tonumber(NOW_S)
 end
+local batch_counted, batch_dropped  -- batch counting: lua_batches.HELPERS, appended
 local function num(x) return string.format('%.17g', x) end
 local function jk(id) return P .. 'job:' .. id end
 -- A double as 8 bytes whose byte order is the numbers' order.
@@ -53,12 +54,24 @@ local function recount(q, old, new, id)
     redis.call('ZADD', P .. 'status:' .. new, id, id)
   end
 end
--- Put a pending job where claims find it: ready when due, else delayed.
+-- Tell the worker pools subscribed on any host that queue q has runnable jobs:
+-- its name on the channel P .. 'wake', once per queue per run of a script. pcall:
+-- a user the server's ACL does not let publish there still stores jobs (pools poll).
+local WOKEN = {}
+local function wake(q)
+  if not WOKEN[q] then
+    WOKEN[q] = true
+    redis.pcall('PUBLISH', P .. 'wake', q)
+  end
+end
+-- Put a pending job where claims find it: ready when due (waking the pools), else
+-- delayed.
 local function enqueue_at(id, q, prio, run_at_s)
   local run_at = tonumber(run_at_s)
   redis.call('ZADD', P .. 'pending:' .. q, run_at_s, id)
   if run_at <= NOW then
     redis.call('ZADD', P .. 'ready:' .. q, 0, order_key(prio, run_at, id))
+    wake(q)
   else
     redis.call('ZADD', P .. 'delayed:' .. q, run_at_s, id)
   end
@@ -122,8 +135,12 @@ local function record(id, h, outcome)
   end
   redis.call('HSET', P .. 'attempt:' .. id .. ':' .. n, unpack(fields))
 end
+-- Hooks of dependencies, defined by lua_dependencies.HELPERS (after every helper).
+local deps_finished, deps_dropped
 -- Drop a job's hash, log lines and attempts.
 local function drop(id)
+  deps_dropped(id)
+  batch_dropped(id)
   local n = tonumber(redis.call('HGET', jk(id), 'attempt_rows') or '0')
   for k = 1, n do redis.call('DEL', P .. 'attempt:' .. id .. ':' .. k) end
   redis.call('DEL', jk(id), P .. 'log:' .. id)
@@ -154,8 +171,10 @@ local function finish(id, h, status)
   redis.call('ZADD', P .. 'finished:' .. status, NOW_S, id)
   redis.call('ZREM', P .. 'expiring', id)
   recount(h.queue, old, status, id)
+  batch_counted(h, old, status)
   if status ~= 'cancelled' then count_ended(h.queue, status) end
   free_key(id, h.name, h.unique_key)
+  deps_finished(id, h, status)
 end
 -- Back to pending at run_at_s, from processing.
 local function requeue(id, h, run_at_s)
@@ -268,6 +287,9 @@ local function insert(i)
   return id, created, replaced
 end
 """
+HELPERS += lua_batches.HELPERS
+
+HELPERS += lua_dependencies.HELPERS
 
 SCRIPTS = {
     "enqueue": lua_jobs.ENQUEUE,
@@ -297,5 +319,12 @@ SCRIPTS = {
     "unregister_worker": lua_admin.UNREGISTER_WORKER,
     "live_workers": lua_admin.LIVE_WORKERS,
     "release_owner": lua_admin.RELEASE_OWNER,
+    "resume": lua_wake.RESUME,
+    "enqueue_dependent": lua_dependencies.ENQUEUE_DEPENDENT,
+    "batch_create": lua_batches.CREATE,
+    "batch_add": lua_batches.ADD,
+    "batch_seal": lua_batches.SEAL,
+    "batch_read": lua_batches.READ,
+    "batch_purge": lua_batches.PURGE,
 }
 """Every script by name; each runs with :data:`HELPERS` in front of it."""

@@ -40,6 +40,7 @@ redis.call('HDEL', jk(id), 'expires_at', 'cancel_requested', 'result', 'progress
   'started_at', 'finished_at', 'lease_owner', 'lease_token', 'lease_expires_at')
 enqueue_at(id, h.queue, h.priority, run_at)
 recount(h.queue, h.status, 'pending', id)
+batch_counted(h, h.status, 'pending')
 return {'ok', redis.call('HGETALL', jk(id))}
 """
 
@@ -78,14 +79,15 @@ return 1
 
 STATS = r"""
 -- Returns {now, paused, completed last minute, failed last minute, per queue:
--- {queue, counts (flat), scheduled, oldest due run_at or ''}}.
+-- {queue, counts (flat), scheduled, oldest due run_at or '', waiting}}.
 local queues = redis.call('HKEYS', P .. 'queues')
 local per = {}
 for _, q in ipairs(queues) do
   local oldest = redis.call('ZRANGEBYSCORE', P .. 'pending:' .. q, '-inf', NOW_S,
     'WITHSCORES', 'LIMIT', 0, 1)
   table.insert(per, {q, redis.call('HGETALL', P .. 'counts:' .. q),
-    redis.call('ZCOUNT', P .. 'pending:' .. q, '(' .. NOW_S, '+inf'), oldest[2] or ''})
+    redis.call('ZCOUNT', P .. 'pending:' .. q, '(' .. NOW_S, '+inf'), oldest[2] or '',
+    redis.call('SCARD', P .. 'waiting:' .. q)})
 end
 local minute = '(' .. num(NOW - 60)
 return {NOW_S, redis.call('SMEMBERS', P .. 'paused'),

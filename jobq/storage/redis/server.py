@@ -10,6 +10,7 @@ what they do.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Literal, cast
@@ -69,6 +70,7 @@ class Server:
             )
         except ValueError as exc:
             raise StorageError(f"bad Redis URL {redacted(url)!r}: {exc}") from exc
+        check_parameters(self.client, url)
         self._scripts = {
             name: self.client.register_script(HELPERS + body) for name, body in SCRIPTS.items()
         }
@@ -148,6 +150,68 @@ class Server:
         self.client.connection_pool.disconnect()
 
 
+def check_parameters(client: redis.Redis, url: str) -> None:
+    """Refuse now, not at the first connection, a URL whose query names a parameter
+    that redis-py's connections do not take (redis-py passes them all on)."""
+    pool = client.connection_pool
+    try:
+        pool.connection_class(**pool.connection_kwargs)  # an object only: no socket yet
+    except TypeError as exc:
+        raise StorageError(
+            f"bad Redis URL {redacted(url)!r}: an unknown query parameter ({exc}); "
+            "jobq's own are prefix and durability"
+        ) from exc
+
+
+class Subscription:
+    """A connection of its own to the server (outside the pool: pub/sub holds it for
+    as long as it listens), subscribed to ``channel``. Made and used by one thread.
+
+    Raises :class:`StorageError` when the server cannot be reached, as :meth:`get`
+    does when the connection drops.
+    """
+
+    HEALTH_CHECK_SECONDS = 30
+    """A silent connection is checked (``PING``) this often, so a dead one is noticed."""
+
+    def __init__(self, url: str, channel: str, *, timeout: float) -> None:
+        with errors():
+            self._client: redis.Redis = redis.Redis.from_url(
+                url,
+                decode_responses=True,
+                encoding_errors="surrogatepass",
+                max_connections=1,
+                socket_connect_timeout=timeout,
+                socket_keepalive=True,
+                health_check_interval=self.HEALTH_CHECK_SECONDS,
+                client_name=f"jobq-wake-{os.getpid()}",  # CLIENT LIST shows whose it is
+            )
+            self._pubsub = self._client.pubsub()  # type: ignore[no-untyped-call]
+            try:
+                self._pubsub.subscribe(channel)
+            except BaseException:
+                self.close()
+                raise
+
+    def get(self, timeout: float) -> tuple[str, str] | None:
+        """The next message as (kind, data), waiting up to ``timeout`` seconds, or
+        None. Kinds: ``"subscribe"`` (the server confirms the subscription: on
+        connecting, and again if redis-py reconnected by itself), ``"message"``."""
+        with errors():
+            message = self._pubsub.get_message(timeout=timeout)
+        if message is None:
+            return None
+        return str(message["type"]), str(message["data"])
+
+    def close(self) -> None:
+        """Close the connection (errors ignored: it may be gone already)."""
+        try:
+            self._pubsub.close()
+            self._client.close()
+        except (redis.exceptions.RedisError, OSError):
+            pass
+
+
 @contextmanager
 def errors() -> Iterator[None]:
     """redis-py's errors as :class:`StorageError`."""
@@ -191,4 +255,9 @@ def to_job(flat: Sequence[str] | Mapping[str, str]) -> Job:
         float(h["updated_at"]),
         _opt_float(h.get("expires_at")),
         h.get("limit_key"),
+        waiting_for=int(h.get("waiting_for", 0)) if h["status"] == "pending" else 0,
+        result_from=None if h.get("result_from") is None else int(h["result_from"]),
+        parent_result=h.get("parent_result"),
+        on_dependency_failure=h.get("on_dependency_failure"),
+        batch_id=None if (batch := h.get("batch_id")) is None else int(batch),
     )

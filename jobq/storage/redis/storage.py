@@ -1,30 +1,45 @@
 """RedisStorage: the core of the :class:`~jobq.storage.base.Storage` contract on Redis.
 
-Not offered to users yet: :func:`jobq.storage.open_storage` does not open
-``redis://`` URLs, and the parts of the contract listed as not done in
-:mod:`jobq.storage.redis` raise :class:`NotImplementedError`. Needs the
-``jobq[redis]`` extra (``hiredis``, if installed, makes replies cheaper to parse).
+Opened by :func:`jobq.storage.open_storage` for ``redis://`` and ``rediss://``
+URLs, so ``DurableQueue("redis://host:6379/0")``, ``JOBQ_DATABASE`` and ``--db``
+take one; the parts of the contract listed as not done in :mod:`jobq.storage.redis`
+raise :class:`NotImplementedError`. Needs the ``jobq[redis]`` extra (``hiredis``,
+if installed, makes replies cheaper to parse).
+
+- **Wake-ups**: the scripts that make jobs runnable publish the queue's name on
+  the channel ``<prefix>wake`` (once per queue per script run); worker pools
+  subscribe (:meth:`RedisStorage.subscribe`) and look for work at once, on any
+  host. Polling remains the fallback.
+- **Processes**: redis-py's pool opens new connections in a child after
+  ``fork()``; the listening thread and its connection are per process too.
 
 Rule: imports its own parts, the checking layer and the storage contract.
 """
 
 from __future__ import annotations
 
+import os
+import threading
 import warnings
-from typing import Any, NoReturn, cast
+from collections.abc import Callable
+from typing import cast
 
 from ...validate import check_seconds
+from ..base import StorageError
 from ..batches import BatchStore
 from ..checked import CheckedStorage
-from ..dependencies import DependencyStore
-from ..external import ExternalStore
 from .admin import RedisAdmin
+from .batches import RedisBatches
 from .bulk import RedisBulk
+from .dependencies import RedisDependencies
 from .durability import SETTINGS, Durability, judge
+from .external import RedisExternal
 from .history import RedisHistory
 from .inserts import RedisInserts
 from .job_logs import RedisJobLogs
 from .leases import RedisLeases
+from .listener import CHANNEL, Listener
+from .options import split_url
 from .schedules import RedisSchedules
 from .server import Clock, Server, redacted
 from .workers import RedisWorkers
@@ -35,23 +50,6 @@ DEFAULT_PREFIX = "jobq:"
 """What every key of a :class:`RedisStorage` starts with, unless it is given another."""
 
 
-class NotYet:
-    """A part of the contract the Redis backend does not implement yet: each of its
-    methods raises :class:`NotImplementedError` naming the operation."""
-
-    def __init__(self, what: str) -> None:
-        self._what = what
-
-    def __getattr__(self, operation: str) -> Any:
-        def refuse(*args: object, **kwargs: object) -> NoReturn:
-            raise NotImplementedError(
-                f"{self._what} ({operation}) is not implemented on Redis yet; "
-                "use SQLite or PostgreSQL for it"
-            )
-
-        return refuse
-
-
 class RedisStorage(CheckedStorage):
     """Jobs in a Redis database, shared by every process on every host.
 
@@ -59,10 +57,14 @@ class RedisStorage(CheckedStorage):
 
         storage = RedisStorage("redis://cache.internal:6379/0")
 
-    :param url: a ``redis://``, ``rediss://`` or ``unix://`` URL (database number
-        in the path, as redis-py reads it).
+    :param url: a ``redis://``, ``rediss://`` (TLS) or ``unix://`` URL (database
+        number in the path, as redis-py reads it). Its query may give jobq's options
+        ``prefix`` and ``durability`` (``redis://host:6379/0?prefix=shop:&durability=refuse``),
+        taken out before redis-py reads the URL; other query parameters are
+        redis-py's (``socket_timeout``, ``ssl_cert_reqs``, ...).
     :param prefix: what every key starts with (default ``"jobq:"``), so one
-        database can hold several queues' data or other data beside it.
+        database can hold several queues' data or other data beside it; also the
+        URL's ``prefix`` parameter.
     :param clock: ``"database"`` (default): times come from the server's clock
         (``TIME``) and the ``now`` arguments are ignored; ``"caller"``: the ``now``
         passed to each call is used, as with SQLite (for tests that drive time).
@@ -73,23 +75,29 @@ class RedisStorage(CheckedStorage):
         always``): ``"warn"`` (default, a :class:`RuntimeWarning`), ``"refuse"``
         (raise :class:`~jobq.storage.base.StorageError`) or ``"ignore"``. A
         ``maxmemory-policy`` other than ``noeviction``, which lets the server delete
-        jobs, is always refused. See :mod:`jobq.storage.redis.durability`.
+        jobs, is always refused. See :mod:`jobq.storage.redis.durability`. Also the
+        URL's ``durability`` parameter.
 
     Raises :class:`~jobq.storage.base.StorageError` if the server cannot be
-    reached. Use as a context manager, or call :meth:`close`. The methods are
-    documented on :class:`~jobq.storage.base.Storage`.
+    reached or the URL is bad, ValueError for a bad option (or one given both in
+    the URL and as an argument, with different values). Use as a context manager,
+    or call :meth:`close`. The methods are documented on
+    :class:`~jobq.storage.base.Storage`.
     """
 
     def __init__(
         self,
         url: str,
         *,
-        prefix: str = DEFAULT_PREFIX,
+        prefix: str | None = None,
         clock: Clock = "database",
         max_connections: int = 10,
         connect_timeout: float = 10.0,
-        durability: Durability = "warn",
+        durability: Durability | None = None,
     ) -> None:
+        server_url, given = split_url(url)
+        prefix = _merge("prefix", prefix, given, DEFAULT_PREFIX)
+        durability = cast(Durability, _merge("durability", durability, given, "warn"))
         if clock not in ("database", "caller"):
             raise ValueError(f"clock must be 'database' or 'caller', got {clock!r}")
         if not isinstance(prefix, str) or not prefix:
@@ -103,7 +111,7 @@ class RedisStorage(CheckedStorage):
         self.prefix = prefix
         self.clock = clock
         self._server = Server(
-            url,
+            server_url,
             prefix=prefix,
             clock=clock,
             max_connections=max_connections,
@@ -117,9 +125,14 @@ class RedisStorage(CheckedStorage):
         self._job_logs = RedisJobLogs(self._server)
         self._bulk = RedisBulk(self._server)
         self._history = RedisHistory(self._server)
-        self._batches = cast(BatchStore, NotYet("batches"))
-        self._dependencies = cast(DependencyStore, NotYet("job dependencies"))
-        self._external = cast(ExternalStore, NotYet("jobs written in the app's transaction"))
+        self._batches: BatchStore = RedisBatches(self._server)
+        self._dependencies = RedisDependencies(self._server)
+        self._external = RedisExternal()  # refused: see .external
+        self._connect_timeout = connect_timeout
+        self._lock = threading.Lock()
+        self._listener: Listener | None = None
+        self._listener_pid = os.getpid()
+        self._inherited: list[Listener] = []  # a parent's listener: its socket is not ours
         try:
             self._server.load_scripts()
             warning = judge(self._server.config(SETTINGS), durability)
@@ -129,8 +142,48 @@ class RedisStorage(CheckedStorage):
         if warning is not None:
             warnings.warn(warning, RuntimeWarning, stacklevel=2)
 
+    def subscribe(self, callback: Callable[[str | None], None]) -> Callable[[], None]:
+        """Call ``callback(queue_name)`` when any process, on any host, makes jobs of
+        ``queue_name`` runnable (through pub/sub, on a connection of its own), and
+        ``callback(None)`` when some may have been missed (on (re)connecting);
+        returns the function that unsubscribes. The listening thread runs while
+        anyone is subscribed; after ``fork()`` a child starts its own."""
+        if self._server.closed:
+            raise StorageError("the Redis storage is closed")
+        pid = os.getpid()
+        with self._lock:
+            if self._listener is not None and self._listener_pid != pid:
+                self._inherited.append(self._listener)  # forked: the parent's thread is gone
+                self._listener = None
+            if self._listener is None:
+                self._listener = Listener(
+                    self._server.url, self.prefix + CHANNEL, timeout=self._connect_timeout
+                )
+                self._listener_pid = pid
+            listener = self._listener
+        listener.add(callback)
+        return lambda: listener.remove(callback)
+
     def close(self) -> None:
+        with self._lock:
+            listener, self._listener = self._listener, None
+            mine = self._listener_pid == os.getpid()
+        if mine and listener is not None:
+            listener.stop()
         self._server.close()
 
     def __repr__(self) -> str:
         return f"RedisStorage({redacted(self.url)!r}, prefix={self.prefix!r}, clock={self.clock!r})"
+
+
+def _merge(name: str, argument: str | None, given: dict[str, str], default: str) -> str:
+    """An option given as an argument or in the URL (the same value if both), else
+    its default."""
+    in_url = given.get(name)
+    if argument is not None and in_url is not None and argument != in_url:
+        raise ValueError(
+            f"{name} is {argument!r} as an argument but {in_url!r} in the URL; give it once"
+        )
+    if argument is not None:
+        return argument
+    return default if in_url is None else in_url

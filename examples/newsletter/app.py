@@ -37,6 +37,14 @@ To keep the jobs in Redis instead (the jobq[redis] extra), name the server with
 
 With a Redis URL, ``--check`` keeps its jobs under a prefix of its own
 (``jobq-newsletter-check-<random>:``) unless the URL gives one.
+
+Under gunicorn (``JOBQ_DATABASE=redis://... gunicorn -w 4 'app:create_app()'``
+in this folder) every worker process serves the queue, but each also starts its
+own local SMTP server: ``/newsletter/progress`` shows the server of the process
+that answered, and a greylisted recipient may be refused once per process
+before it gets through. The batch's report (``GET /newsletter/<batch>``) counts
+every process's emails. tests/integration/test_gunicorn_redis.py runs it with
+one shared SMTP server and kills worker processes mid-run.
 """
 
 from __future__ import annotations

@@ -65,6 +65,10 @@ from the server's ``TIME`` (``clock="database"``) or
 from ``now`` (``clock="caller"``); numbers are passed as text so doubles
 round-trip exactly. Lease tokens are random (``secrets``) and fence every later
 change.
+On the hot paths, bulk travels as JSON (``cjson`` in the scripts): a claim
+answers each job as one JSON object, ``enqueue_many`` sends its jobs' fields as
+one JSON array and gets the ids back as one, and a new job's enqueue answers
+its id and time only.
 
 **Done**: enqueue, enqueue_many, enqueue_payloads, throttle, claim (with task
 limits per task or per key), has_runnable, renew, set_progress, complete,

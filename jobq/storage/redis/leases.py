@@ -10,6 +10,7 @@ Rule: runs scripts only; imports this backend's server and the storage contract.
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Collection, Mapping, Sequence
 
@@ -60,7 +61,7 @@ class RedisLeases:
             *described,
             *tokens,
         )
-        return [to_job(flat) for flat in rows]
+        return [to_job(json.loads(row)) for row in rows]
 
     def has_runnable(self, queues: Sequence[str], now: float) -> bool:
         return bool(self._server.run("has_runnable", now, *queues))

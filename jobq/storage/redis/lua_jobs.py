@@ -7,16 +7,26 @@ Rule: text only; imports nothing.
 from __future__ import annotations
 
 ENQUEUE = r"""
--- ARGV[3]: 1 to return the jobs (else ids); ARGV[4..]: the jobs (see insert()).
+-- ARGV[3]: 1 to return the jobs, 2 the same but only the id and the time for a job
+-- created (the caller has the rest), else ids; ARGV[4..]: the jobs (see insert()).
+-- With ARGV[3] 'j' (many jobs: cheaper to send and to answer), ARGV[4] is one JSON
+-- array of all the jobs' fields, as text, and the answer is a JSON array of ids.
 local out = {}
+if ARGV[3] == 'j' then
+  local fields = cjson.decode(ARGV[4])
+  for k = 1, #fields do ARGV[3 + k] = fields[k] end
+end
 for i = 4, #ARGV, 11 do
   local id, created, replaced = insert(i)
-  if ARGV[3] == '1' then
-    table.insert(out, {created, replaced, redis.call('HGETALL', jk(id))})
-  else
+  if ARGV[3] == '0' or ARGV[3] == 'j' then
     table.insert(out, id)
+  elseif ARGV[3] == '2' and created == '1' then
+    table.insert(out, {created, replaced, id, NOW_S})
+  else
+    table.insert(out, {created, replaced, redis.call('HGETALL', jk(id))})
   end
 end
+if ARGV[3] == 'j' then return cjson.encode(out) end
 return out
 """
 
@@ -57,11 +67,12 @@ local function head(c)
     end
     local m = c.buf[c.pos]
     local id = string.sub(m, 25)
-    local h = redis.call('HMGET', jk(id), 'priority', 'run_at', 'expires_at', 'name', 'limit_key')
+    local h = redis.call('HMGET', jk(id), 'priority', 'run_at', 'expires_at', 'name', 'limit_key',
+      'attempts')
     if h[3] and tonumber(h[3]) <= NOW then
       c.pos = c.pos + 1  -- expired: the expiry sweep ends it
     else
-      c.cur = {-tonumber(h[1]), tonumber(h[2]), tonumber(id), m, id, h[4], h[5]}
+      c.cur = {-tonumber(h[1]), tonumber(h[2]), tonumber(id), m, id, h[4], h[5], h[6]}
     end
   end
   return c.cur
@@ -114,21 +125,47 @@ while #out < limit and examined < BUDGET do
   from.cur, from.pos, examined = nil, from.pos + 1, examined + 1
   if fits(best[6], best[7]) then
     local id = best[5]
-    redis.call('HINCRBY', jk(id), 'attempts', 1)
-    redis.call('HSET', jk(id), 'status', 'processing', 'lease_owner', owner,
-      'lease_token', ARGV[tokens + #out], 'lease_expires_at', expires, 'started_at', NOW_S,
-      'updated_at', NOW_S)
-    redis.call('ZADD', P .. 'processing', expires, id)
-    running(best[6], best[7], 1, owner, id)
-    recount(from.q, 'pending', 'processing', id)
+    redis.call('HSET', jk(id), 'attempts', tostring(tonumber(best[8]) + 1),
+      'status', 'processing', 'lease_owner', owner, 'lease_token', ARGV[tokens + #out],
+      'lease_expires_at', expires, 'started_at', NOW_S, 'updated_at', NOW_S)
+    running(best[6], best[7], 1, owner, id)  -- per job: fits() reads these counts
     table.insert(out, {from.q, best[4], id})
   end
 end
-local jobs = {}
+-- The sets and counts the jobs leave or join (as recount() and the lease would
+-- change them job by job), one command per set, in slices that unpack() takes.
+local function call_all(command, key, args)
+  for i = 1, #args, 2000 do
+    redis.call(command, key, unpack(args, i, math.min(#args, i + 1999)))
+  end
+end
+local ids, leased, scored, by_queue = {}, {}, {}, {}
 for _, taken in ipairs(out) do
-  redis.call('ZREM', P .. 'ready:' .. taken[1], taken[2])
-  redis.call('ZREM', P .. 'pending:' .. taken[1], taken[3])
-  table.insert(jobs, redis.call('HGETALL', jk(taken[3])))
+  local q, id = taken[1], taken[3]
+  local group = by_queue[q]
+  if not group then
+    group = {ready = {}, ids = {}}
+    by_queue[q] = group
+  end
+  table.insert(group.ready, taken[2])
+  table.insert(group.ids, id)
+  table.insert(ids, id)
+  table.insert(leased, expires); table.insert(leased, id)
+  table.insert(scored, id); table.insert(scored, id)
+end
+for q, group in pairs(by_queue) do
+  call_all('ZREM', P .. 'ready:' .. q, group.ready)
+  call_all('ZREM', P .. 'pending:' .. q, group.ids)
+  redis.call('HINCRBY', P .. 'counts:' .. q, 'pending', -#group.ids)
+  redis.call('HINCRBY', P .. 'counts:' .. q, 'processing', #group.ids)
+end
+call_all('ZADD', P .. 'processing', leased)
+call_all('ZREM', P .. 'status:pending', ids)
+call_all('ZADD', P .. 'status:processing', scored)
+local jobs = {}
+for _, id in ipairs(ids) do
+  -- One JSON object per job: the client parses it much faster than a hash's fields.
+  table.insert(jobs, cjson.encode(load(id)))
 end
 return jobs
 """
@@ -177,7 +214,7 @@ for i = 3, #ARGV, 4 do
   if h then
     if ARGV[i + 2] == '1' then
       redis.call('HSET', jk(id), 'result', ARGV[i + 3])
-    else
+    elseif h.result then
       redis.call('HDEL', jk(id), 'result')
     end
     finish(id, h, 'completed')

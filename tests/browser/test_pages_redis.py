@@ -42,9 +42,8 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
     prefix = redis_test_prefix()
     monkeypatch.setenv("JOBQ_BROWSER_DIR", str(tmp_path))
     release.clear()
-    url = redis_location(prefix).partition("#")[0]
     app = make_app(tmp_path / "unused.db", JOBQ_METRICS=True, JOBQ_METRICS_AUTH=lambda: True)
-    app.config["JOBQ_DATABASE"] = f"{url}?prefix={prefix}&durability=ignore"
+    app.config["JOBQ_DATABASE"] = redis_location(prefix)
     state = state_for(app)
     state.start_workers()
     assert type(state.queue.storage).__name__ == "RedisStorage"

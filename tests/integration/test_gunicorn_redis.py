@@ -124,8 +124,7 @@ def redis_prefix() -> Iterator[str]:
 def test_newsletter_on_redis_survives_killed_gunicorn_workers(
     tmp_path: Path, redis_prefix: str
 ) -> None:
-    url = redis_location(redis_prefix).partition("#")[0]
-    database = f"{url}?prefix={redis_prefix}&durability=ignore"
+    database = redis_location(redis_prefix)
     smtp = start_smtp_server(refuse_every=500)
     try:
         with _gunicorn(tmp_path, database, smtp) as (process, log):

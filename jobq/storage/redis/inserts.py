@@ -67,7 +67,15 @@ class RedisInserts:
         return [int(i) for i in json.loads(ids)]
 
     def enqueue_payloads(self, template: NewJob, payloads: Sequence[str], now: float) -> list[int]:
-        return self.enqueue_many([template._replace(payload=p) for p in payloads], now)
+        # The template's fields once and the payloads as one JSON array: no job to
+        # build per payload, here or in the script.
+        if not payloads:
+            return []
+        fields = json.dumps([str(arg) for arg in job_fields(template)], ensure_ascii=False)
+        ids = self._server.run(
+            "enqueue_many", now, fields, json.dumps(list(payloads), ensure_ascii=False)
+        )
+        return [int(i) for i in json.loads(ids)]
 
 
 def stored(job: NewJob, job_id: int, at: float) -> Job:

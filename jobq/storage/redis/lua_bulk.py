@@ -16,8 +16,12 @@ from __future__ import annotations
 
 ENQUEUE_MANY = r"""
 -- ARGV[3]: one JSON array of all the jobs' fields (11 a job, as text; see
--- insert()). Returns a JSON array of their ids.
+-- insert()); or, with ARGV[4], a JSON array of payloads, the 11 fields of one
+-- job that each payload replaces the payload of. Returns a JSON array of ids.
 local f = cjson.decode(ARGV[3])
+local pl = ARGV[4] and cjson.decode(ARGV[4])
+local function base(j) return pl and 0 or (j - 1) * 11 end
+local function payload(j, b) return pl and pl[j] or f[b + 3] end
 local out = {}
 local sets, order, counts, ready = {}, {}, {}, {}
 local function add(key, score, member)
@@ -48,28 +52,29 @@ local function flush()
 end
 -- The order key's first two parts, once per distinct priority and run_at.
 local eprio, erun = {}, {}
-local n = #f / 11
+local n = pl and #pl or #f / 11
 local k = 1
 while k <= n do
-  local b = (k - 1) * 11
+  local b = base(k)
   if f[b + 7] ~= '' then
     flush()
     for x = 1, 11 do ARGV[3 + x] = f[b + x] end
+    ARGV[6] = payload(k, b)
     local id = insert(4)
     out[#out + 1] = id
     k = k + 1
   else
     -- A run of jobs without a unique key: ids from one INCRBY.
     local m = k
-    while m < n and f[m * 11 + 7] == '' do m = m + 1 end
+    while m < n and f[base(m + 1) + 7] == '' do m = m + 1 end
     local last = redis.call('INCRBY', P .. 'seq', m - k + 1)
     local first = last - (m - k)
     for j = k, m do
-      b = (j - 1) * 11
+      b = base(j)
       local id = tostring(first + j - k)
       local q, prio, run_at = f[b + 1], f[b + 4], f[b + 6]
       if run_at == '' then run_at = NOW_S end
-      local fields = {'id', id, 'queue', q, 'name', f[b + 2], 'payload', f[b + 3],
+      local fields = {'id', id, 'queue', q, 'name', f[b + 2], 'payload', payload(j, b),
         'priority', prio, 'status', 'pending', 'attempts', '0', 'max_attempts', f[b + 5],
         'run_at', run_at, 'created_at', NOW_S, 'updated_at', NOW_S}
       if f[b + 8] ~= '' then

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import pytest
 
@@ -156,21 +157,19 @@ three_backends = pytest.mark.parametrize(
 
 
 def redis_location(prefix: str) -> str:
-    """The test Redis server's URL with ``#<prefix>`` after it: one string that names
-    a database for the ``database`` fixture and the child processes' JSON."""
-    return f"{require_redis()}#{prefix}"
+    """The test Redis server's URL with jobq's options in its query, as users write
+    them: ``prefix`` and ``durability=ignore`` (the test server keeps nothing on
+    disk); one string that names a database for the ``database`` fixture and the
+    child processes' JSON."""
+    base = require_redis()
+    separator = "&" if "?" in base else "?"
+    return f"{base}{separator}prefix={quote(prefix, safe='')}&durability=ignore"
 
 
 def open_location(database: str) -> str | Storage:
     """What ``DurableQueue`` opens for the ``database`` fixture's value: the path or URL
-    itself, or for a :func:`redis_location`, a ``RedisStorage`` with that key prefix
-    (the test server keeps nothing on disk: no durability warning)."""
-    if not database.startswith("redis://"):
-        return database
-    from jobq.storage.redis import RedisStorage
-
-    url, _, prefix = database.partition("#")
-    return RedisStorage(url, prefix=prefix, durability="ignore")
+    itself (a :func:`redis_location` goes through ``open_storage``, as users' URLs do)."""
+    return database
 
 
 # -- child processes ----------------------------------------------------------------------

@@ -46,6 +46,7 @@ from .locate import (
     import_tasks,
     queue_from_app,
     refuse_missing_file,
+    same_database,
 )
 from .output import configure_logging, terminal_safe
 from .parser import build_parser
@@ -112,6 +113,11 @@ _VERBS: dict[str, Callable[[DurableQueue, argparse.Namespace], str]] = {
 def _move_jobs(args: argparse.Namespace) -> int:
     refuse_missing_file(args.source, "--from")
     refuse_missing_file(args.target, "--to")
+    if same_database(args.source, args.target):
+        raise CommandError(
+            f"--from and --to name the same database ({args.source}): give the database "
+            "the jobs should move to as --to"
+        )
     source = DurableQueue(args.source)
     try:
         target = DurableQueue(args.target)

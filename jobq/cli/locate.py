@@ -46,6 +46,15 @@ def sqlite_file(location: str) -> Path | None:
     return Path(location)
 
 
+def same_database(first: str, second: str) -> bool:
+    """Whether two ``--db`` locations name one database: the same SQLite file (by
+    its resolved path), or the same URL."""
+    files = sqlite_file(first), sqlite_file(second)
+    if files[0] is not None and files[1] is not None:
+        return files[0].resolve() == files[1].resolve()
+    return first == second
+
+
 def refuse_missing_file(location: str, option: str = "--db") -> None:
     """Raise :class:`CommandError` when ``location`` is a SQLite file that does not
     exist: a command given a mistyped path would otherwise create an empty database

@@ -319,7 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[as_json],
         help="move waiting jobs to another database",
         description="Copy every pending job (due or scheduled) from one database to another, "
-        "e.g. from a SQLite file to PostgreSQL, and cancel it in the first, in batches: "
+        "e.g. from a SQLite file to PostgreSQL or Redis (any two backends, either way), "
+        "and cancel it in the first, in batches: "
         "running it again never copies a job twice. Stop the source's workers first; jobs "
         "they still hold are left there and counted.",
     )
@@ -328,15 +329,16 @@ def build_parser() -> argparse.ArgumentParser:
         dest="source",
         required=True,
         metavar="DATABASE",
-        help="where the jobs are now: a SQLite file (which must exist), sqlite:///path or "
-        "postgresql:// URL",
+        help="where the jobs are now: a SQLite file (which must exist), sqlite:///path, "
+        "postgresql:// or redis:// URL",
     )
     move.add_argument(
         "--to",
         dest="target",
         required=True,
         metavar="DATABASE",
-        help="where they go, e.g. postgresql://user@host/db (a SQLite file must exist)",
+        help="where they go, e.g. postgresql://user@host/db or redis://host:6379/0 (a "
+        "SQLite file must exist)",
     )
     add_bulk_verbs(verbs, [common, as_json])  # retry/cancel with filters, and delete
     for command in verbs.choices.values():

@@ -1,13 +1,19 @@
-"""Moving waiting jobs from one storage to another, e.g. from a SQLite file to
-PostgreSQL when an app outgrows one machine (``jobq move-jobs`` on the command line).
+"""Moving waiting jobs from one storage to another, between any two backends
+(SQLite, PostgreSQL, Redis), e.g. from a SQLite file to PostgreSQL or Redis when an
+app outgrows one machine (``jobq move-jobs`` on the command line).
+
+It uses only the storage contract (list, enqueue_many, request_cancel), so each
+backend's own guarantees apply at each end; nothing of the move is atomic across
+the two, which is why each batch is copied first and cancelled second.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .base import JobStatus, NewJob, Storage
+from .base import Job, JobStatus, NewJob, Storage
 
 
 @dataclass(frozen=True)
@@ -33,13 +39,19 @@ def move_pending_jobs(
 
     Each job keeps its queue, task name, arguments, priority, run time and unique
     key. Attempts already used are taken off ``max_attempts`` (at least one is
-    left), so no job gets more tries in all. Stop the source's workers first:
+    left), so no job gets more tries in all. A job whose unique key a live job of
+    the target holds is not copied (as any enqueue of it would not be): it is
+    cancelled in the source and mapped to that job. Stop the source's workers first:
     jobs they hold (``processing``) are not moved, only counted.
-    If the command is interrupted, at most the batch in flight may exist in both.
+    If the command is interrupted, at most the batch in flight may exist in both;
+    nothing is lost. Only the jobs pending when it starts are moved, so giving
+    the same database at both ends cannot copy a job again and again.
 
-    Jobs waiting for others (``depends_on``, chains) are not moved: their
-    dependencies live in the source. Raises ValueError, moving nothing, while the
-    source holds any: let them run, or cancel them, first.
+    Jobs waiting for others (``depends_on``, chains) and pending jobs of a batch
+    are not moved: their dependencies and batches live in the source (cancelling a
+    batch's jobs there would end the batch and enqueue its callbacks). Raises
+    ValueError, moving nothing, while the source holds any: let them run, or
+    cancel them, first. Checking for batches reads every pending job once more.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size!r}")
@@ -51,12 +63,19 @@ def move_pending_jobs(
             "chains), which cannot move with them: let them run, or cancel them, then "
             "move the rest; nothing was moved"
         )
+    newest = source.list_jobs(status=JobStatus.PENDING, newest_first=True, limit=1)
+    last = newest[0].id if newest else 0
+    in_batches = sum(
+        job.batch_id is not None for page in _pending(source, last, batch_size) for job in page
+    )
+    if in_batches:
+        raise ValueError(
+            f"{in_batches} pending job(s) of the source belong to batches, which cannot "
+            "move with them: let them run, or cancel their batches, then move the rest; "
+            "nothing was moved"
+        )
     id_map: dict[int, int] = {}
-    after: int | None = None
-    while True:
-        batch = source.list_jobs(status=JobStatus.PENDING, after_id=after, limit=batch_size)
-        if not batch:
-            break
+    for batch in _pending(source, last, batch_size):
         stamp = time.time() if now is None else now
         new_ids = target.enqueue_many(
             [
@@ -78,9 +97,21 @@ def move_pending_jobs(
         for job, new_id in zip(batch, new_ids, strict=True):
             source.request_cancel(job.id, now=stamp)
             id_map[job.id] = new_id
-        after = batch[-1].id
     processing = sum(
         queue.counts[JobStatus.PROCESSING]
         for queue in source.stats(now=time.time() if now is None else now).queues.values()
     )
     return MoveReport(len(id_map), processing, id_map)
+
+
+def _pending(source: Storage, last: int, size: int) -> Iterator[list[Job]]:
+    """The pending jobs of ``source`` up to id ``last``, ``size`` at a time, by id.
+    Each page is read when the one before has been used."""
+    after: int | None = None
+    while True:
+        page = source.list_jobs(status=JobStatus.PENDING, after_id=after, limit=size)
+        page = [job for job in page if job.id <= last]
+        if not page:
+            return
+        yield page
+        after = page[-1].id

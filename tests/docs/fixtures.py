@@ -1,5 +1,5 @@
 """Real servers and files that a page's blocks may ask for with
-``<!-- snippet: fixtures smtp webhook images postgres -->``.
+``<!-- snippet: fixtures smtp webhook images postgres redis -->``.
 
 Each fixture starts once per page (when a block first names it) and rewrites
 its placeholder literals in that block and every later block of the page:
@@ -15,6 +15,11 @@ its placeholder literals in that block and every later block of the page:
 - postgres: ``postgresql://app@db.internal/app`` -> a new schema on the server
   named by ``JOBQ_TEST_POSTGRES_URL``, dropped at the page's end (skipped
   without one, failed under ``JOBQ_REQUIRE_POSTGRES=1``).
+- redis: ``redis://redis.internal:6379/0`` -> a redis-server of the page's own,
+  configured as docs/guide/redis.md advises (``appendonly yes``, ``appendfsync
+  always``, ``noeviction``), so its pages open queues without a durability
+  warning; stopped at the page's end (skipped where the tests have no Redis,
+  failed under ``JOBQ_REQUIRE_REDIS=1``).
 
 The block that names a fixture must hold its first placeholder (the one its
 ``REQUIRED`` entry names), so a declared fixture always does something.
@@ -24,13 +29,17 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import shutil
 import socket
+import subprocess
+import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from tests.helpers import drop_postgres_schema, postgres_schema_url
+from tests.helpers import drop_postgres_schema, postgres_schema_url, require_redis
 
 HERE = Path(__file__).resolve().parent
 SITE_HOOKS = HERE / "site_hooks"
@@ -42,6 +51,7 @@ REQUIRED = {
     "webhook": ("https://partner.example.com/hooks",),
     "images": ("42.jpg", "avatar.png"),
     "postgres": ("postgresql://app@db.internal/app",),
+    "redis": ("redis://redis.internal:6379/0",),
 }
 """For each fixture: the block naming it must hold at least one of these."""
 
@@ -139,6 +149,38 @@ class PageFixtures:
         url = postgres_schema_url()  # skips, or fails under JOBQ_REQUIRE_POSTGRES=1
         self._stack.callback(drop_postgres_schema, url)
         self.replacements["postgresql://app@db.internal/app"] = url
+
+    def _start_redis(self) -> None:
+        require_redis()  # skips, or fails under JOBQ_REQUIRE_REDIS=1
+        program = shutil.which("redis-server")
+        if program is None:  # a remote test server: the page gets a server of its own
+            raise RuntimeError("the docs' redis fixture needs redis-server installed")
+        folder = tempfile.mkdtemp(prefix="jobq-docs-redis-")
+        self._stack.callback(shutil.rmtree, folder, ignore_errors=True)
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        options = ["--bind", "127.0.0.1", "--port", str(port), "--dir", folder, "--save", ""]
+        options += ["--appendonly", "yes", "--appendfsync", "always"]
+        options += ["--maxmemory-policy", "noeviction", "--logfile", "redis.log"]
+        server = subprocess.Popen([program, *options], cwd=folder, stdout=subprocess.DEVNULL)
+        self._stack.callback(server.wait, 10)
+        self._stack.callback(server.terminate)
+        deadline = time.monotonic() + 10
+        while not _answers_ping(port):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start (port {port}, folder {folder})")
+            time.sleep(0.02)  # bounded wait for the server to listen
+        self.replacements["redis://redis.internal:6379/0"] = f"redis://127.0.0.1:{port}/0"
+
+
+def _answers_ping(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+            conn.sendall(b"PING\r\n")
+            return conn.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
 
 
 @contextlib.contextmanager

@@ -8,7 +8,7 @@ line(s) directly before a fence, one marker a comment:
     <!-- snippet: setup                          hidden Python run before the block,
     queue = make_queue()                          in the page's namespace
     -->
-    <!-- snippet: fixtures smtp webhook images postgres -->
+    <!-- snippet: fixtures smtp webhook images postgres redis -->
     <!-- snippet: background -->                 (shell) runs until the page ends
     <!-- snippet: wait-http http://127.0.0.1:8000/jobq/health -->
     <!-- snippet: expect-error Text -->          must fail, its output holding Text
@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 RUN_LANGUAGES = frozenset({"python", "sh", "bash"})
-FIXTURES = ("smtp", "webhook", "images", "postgres")
+FIXTURES = ("smtp", "webhook", "images", "postgres", "redis")
 MARKERS = ("skip", "setup", "fixtures", "background", "wait-http", "expect-error")
 
 _FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})(?P<info>.*)$")

@@ -73,7 +73,7 @@ def test_markers_attach_to_the_fence_after_them() -> None:
         ("<!-- snippet: skip -->\n'''sh\nls\n'''\n", ":1: 'snippet: skip' needs a reason"),
         ("<!-- snippet: hide -->\n'''sh\nls\n'''\n", ":1: unknown snippet marker 'hide'"),
         ("<!--snippet skip x-->\n'''sh\nls\n'''\n", "docs/example.md:1: malformed snippet marker"),
-        ("<!-- snippet: fixtures redis -->\n'''sh\nls\n'''\n", "takes names among"),
+        ("<!-- snippet: fixtures mysql -->\n'''sh\nls\n'''\n", "takes names among"),
         ("<!-- snippet: skip why -->\n\n'''sh\nls\n'''\n", "is not directly before a code fence"),
         ("<!-- snippet: skip why -->\n'''yaml\na: 1\n'''\n", "python, sh and bash blocks only"),
         ("<!-- snippet: background -->\n'''python\npass\n'''\n", "for shell blocks only"),
@@ -290,6 +290,29 @@ def test_the_postgres_fixture_points_the_placeholder_at_a_schema_of_its_own(tmp_
         tmp_path,
     )
     assert '"monday"' in output
+
+
+@pytest.mark.redis
+def test_the_redis_fixture_points_the_placeholder_at_a_server_that_keeps_every_write(
+    tmp_path: Path,
+) -> None:
+    output = run(
+        """\
+        <!-- snippet: fixtures redis -->
+        '''python
+        import redis
+
+        server = redis.Redis.from_url("redis://redis.internal:6379/0", decode_responses=True)
+        for name in ("appendonly", "appendfsync", "maxmemory-policy"):
+            print(name, server.config_get(name)[name])
+        server.close()
+        '''
+        """,
+        tmp_path,
+    )
+    assert "appendonly yes" in output
+    assert "appendfsync always" in output
+    assert "maxmemory-policy noeviction" in output
 
 
 def test_keep_going_names_every_failure_once(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """A real process for tests/integration/test_chains.py:
 ``python _chain_child.py <mode> <database> <folder>``; ``<database>`` is a SQLite
-file, or a Redis URL with ``#<key prefix>`` after it (see :func:`open_location`).
+file, or a Redis URL with ``?prefix=...`` in its query (see :func:`open_location`).
 
 - ``worker``: start a pool (one thread) on the chain tasks of :func:`chain_queue`,
   touch ``ready``, then wait (at most 60 s; the test kills it with SIGKILL).
@@ -28,15 +28,14 @@ HANG_SECONDS = 60.0
 
 
 def open_location(database: str) -> str | Storage:
-    """The path itself, or for ``redis://...#<prefix>`` a ``RedisStorage`` with that key
-    prefix whose times are the callers' (so a test can pass a lease's expiry as
-    ``now``); the test server keeps nothing on disk: no durability warning."""
+    """The path itself, or for a Redis URL (its query gives the key prefix and
+    ``durability=ignore``) a ``RedisStorage`` whose times are the callers' (so a test
+    can pass a lease's expiry as ``now``)."""
     if not database.startswith("redis://"):
         return database
     from jobq.storage.redis import RedisStorage
 
-    url, _, prefix = database.partition("#")
-    return RedisStorage(url, prefix=prefix, clock="caller", durability="ignore")
+    return RedisStorage(database, clock="caller")
 
 
 def chain_queue(database: str, folder: Path, **options: object) -> jobq.DurableQueue:

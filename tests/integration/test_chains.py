@@ -28,8 +28,8 @@ from tests.helpers import (
     MakeQueue,
     drop_redis_prefix,
     eventually,
+    redis_location,
     redis_test_prefix,
-    require_redis,
     wait_for,
 )
 from tests.integration._chain_child import chain_queue
@@ -48,13 +48,13 @@ on_redis_too = pytest.mark.parametrize(
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
 def chain_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """Where a queue lives, as one string a child process opens too: a SQLite file, or
-    the test Redis server's URL with ``#<key prefix>`` (see ``_chain_child.open_location``)."""
+    the test Redis server's URL with a key prefix of the test's own in its query."""
     if request.param == "sqlite":
         yield str(tmp_path / "jobs.db")
         return
     prefix = redis_test_prefix()
     try:
-        yield f"{require_redis()}#{prefix}"
+        yield redis_location(prefix)
     finally:
         drop_redis_prefix(prefix)
 

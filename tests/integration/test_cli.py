@@ -27,7 +27,10 @@ from jobq.testing import FakeClock
 from tests.helpers import (
     ROOT,
     drop_postgres_schema,
+    drop_redis_prefix,
     postgres_schema_url,
+    redis_test_prefix,
+    require_redis,
     signal_once_completed,
     started_process,
     wait_for,
@@ -527,6 +530,61 @@ def test_move_jobs_needs_an_existing_source(run: Callable[..., Result], tmp_path
         "move-jobs", "--from", str(tmp_path / "missing.db"), "--to", str(tmp_path / "other.db")
     )
     assert_one_line_error(result, "no database file at", "(--from ")
+
+
+def test_move_jobs_refuses_the_same_database_at_both_ends(
+    run: Callable[..., Result], db: str, queue: DurableQueue
+) -> None:
+    job = queue.get_task("record").enqueue("stay")
+    result = run("move-jobs", "--from", db, "--to", f"sqlite:///{os.path.abspath(db)}")
+    assert_one_line_error(result, "--from and --to name the same database")
+    assert queue.get(job.id).status is JobStatus.PENDING  # nothing moved nor cancelled
+
+
+@pytest.mark.redis
+def test_move_jobs_to_redis_and_back_by_url(
+    run: Callable[..., Result], db: str, queue: DurableQueue, tmp_path: Path
+) -> None:
+    record = queue.get_task("record")
+    due = record.enqueue("due")
+    later = record.options(run_at=time.time() + 3600, priority=5, unique_key="r-7").enqueue("l")
+    prefix = redis_test_prefix()
+    url = f"{require_redis()}?prefix={prefix}&durability=ignore"
+    back = str(tmp_path / "back.db")
+    DurableQueue(back).close()
+    try:
+        there = run("move-jobs", "--from", db, "--to", url, "--json")
+        assert there.code == 0, there.err
+        assert json.loads(there.out) == {"moved": 2, "still_processing": 0}
+        assert_one_line_error(
+            run("move-jobs", "--from", url, "--to", url), "--from and --to name the same database"
+        )
+        returned = run("move-jobs", "--from", url, "--to", back, "--json")
+        assert returned.code == 0, returned.err
+        assert json.loads(returned.out) == {"moved": 2, "still_processing": 0}
+        again = run("move-jobs", "--from", url, "--to", back)
+        assert (again.code, again.out.strip()) == (0, "moved 0 pending job(s)")
+        on_redis = DurableQueue(url)
+        try:
+            left = {job.payload: job.status for job in on_redis.list()}
+        finally:
+            on_redis.close()
+    finally:
+        drop_redis_prefix(prefix)
+    assert left == {due.payload: JobStatus.CANCELLED, later.payload: JobStatus.CANCELLED}
+    target = DurableQueue(back)
+    try:
+        moved = {job.payload: job for job in target.list()}
+    finally:
+        target.close()
+    assert sorted(moved) == sorted([due.payload, later.payload])
+    scheduled = moved[later.payload]
+    assert (scheduled.run_at, scheduled.priority, scheduled.unique_key, scheduled.status) == (
+        later.run_at,
+        5,
+        "r-7",
+        JobStatus.PENDING,
+    )
 
 
 # -- recurring schedules ------------------------------------------------------------------

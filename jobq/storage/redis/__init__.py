@@ -83,9 +83,10 @@ dependents_of); and,
 when a storage opens, the check of the server's persistence and eviction policy
 (:mod:`.durability`); batches (create, enqueue into one, seal, cancel, read,
 list, purge); wake-ups from any host through pub/sub (:mod:`.listener`: one
-connection per process, a thread, ``callback(None)`` after a reconnect).
+connection per process, a thread, ``callback(None)`` after a reconnect). ``jobq move-jobs``
+(:mod:`jobq.storage.transfer`) moves waiting jobs to or from it like any other storage.
 
-**Not yet**: ``jobq move-jobs``, and Redis Cluster (the scripts reach keys they do not
+**Not yet**: Redis Cluster (the scripts reach keys they do not
 declare, which only a single server allows; a hash tag in the prefix would be
 the way). Listing by queue or task name and bulk filters walk an index of ids
 (a status's, or every job's) and read each job they pass over, as the SQL

@@ -83,6 +83,14 @@ class RedisStorage(CheckedStorage):
     the URL and as an argument, with different values). Use as a context manager,
     or call :meth:`close`. The methods are documented on
     :class:`~jobq.storage.base.Storage`.
+
+    A command is never sent twice: when the connection drops after a call was sent,
+    the call raises :class:`~jobq.storage.base.StorageError` and its change may or
+    may not have been applied (as with a lost commit answer on PostgreSQL), so an
+    enqueue is at least once across such a failure; give the job a ``unique_key``
+    where a second copy matters. A command waits at most 120 s for its answer unless
+    the URL sets ``socket_timeout``; a ``rediss://`` handshake ends within
+    ``connect_timeout``.
     """
 
     def __init__(

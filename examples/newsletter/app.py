@@ -28,6 +28,23 @@ aiosmtpd; ``python3 dev.py demo`` is the same as the first line)::
 
 The job queue lives in ``instance/newsletter.db`` next to this file; stop the app
 while emails wait and start it again: they are still queued and get sent.
+
+To keep the jobs in Redis instead (the jobq[redis] extra), name the server with
+``--db`` or with ``JOBQ_DATABASE`` in the environment; nothing else changes::
+
+    python3 dev.py run examples/newsletter/app.py --db redis://localhost:6379/0
+    JOBQ_DATABASE='redis://localhost:6379/0?prefix=newsletter:' python3 dev.py demo
+
+With a Redis URL, ``--check`` keeps its jobs under a prefix of its own
+(``jobq-newsletter-check-<random>:``) unless the URL gives one.
+
+Under gunicorn (``JOBQ_DATABASE=redis://... gunicorn -w 4 'app:create_app()'``
+in this folder) every worker process serves the queue, but each also starts its
+own local SMTP server: ``/newsletter/progress`` shows the server of the process
+that answered, and a greylisted recipient may be refused once per process
+before it gets through. The batch's report (``GET /newsletter/<batch>``) counts
+every process's emails. tests/integration/test_gunicorn_redis.py runs it with
+one shared SMTP server and kills worker processes mid-run.
 """
 
 from __future__ import annotations
@@ -38,6 +55,7 @@ import os
 import sys
 import tempfile
 import time
+import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -147,14 +165,17 @@ def create_app(
     """Build the app and start its local SMTP server; stop both with :func:`close_app`.
 
     ``test_config`` overrides the configuration (e.g. ``JOBQ_DATABASE``, a path
-    relative to the instance folder or absolute; ``JOBQ_EMAIL`` keys are merged
+    relative to the instance folder or absolute, or a URL; without it, the
+    environment's ``JOBQ_DATABASE``, else ``newsletter.db``; ``JOBQ_EMAIL`` keys are merged
     into the example's). The SMTP server answers 451 to the first attempt for
     every ``refuse_every``-th recipient and 550 to every ``reject_every``-th one
     (0: never).
     """
     app = Flask(__name__, instance_path=str(HERE / "instance"))
     app.config.update(
-        JOBQ_DATABASE="newsletter.db",  # in the instance folder
+        # In the instance folder, unless the environment names another database
+        # (a redis:// or postgresql:// URL, or a path).
+        JOBQ_DATABASE=os.environ.get("JOBQ_DATABASE") or "newsletter.db",
         JOBQ_CONCURRENCY=CONCURRENCY,
         JOBQ_QUEUES=[QUEUE, REPORTS],
         # The monitor at /jobq is closed unless we say who may use it: this machine only.
@@ -327,10 +348,35 @@ def parse_newsletter() -> tuple[str, int]:
 # -- command line ----------------------------------------------------------------------
 
 
-def check(count: int) -> bool:
-    """Queue ``count`` emails through the test client and verify they all arrive once."""
+def shown_location(database: str | None) -> str:
+    """``database`` as printed: a URL's password replaced by ``***``."""
+    text = str(database)
+    scheme, sep, rest = text.partition("://")
+    userinfo, at, host = rest.partition("@")
+    if not sep or not at or ":" not in userinfo:
+        return text
+    return f"{scheme}://{userinfo.partition(':')[0]}:***@{host}"
+
+
+def check_database(database: str | None, scratch: str) -> str:
+    """Where ``--check`` keeps its jobs: a new SQLite file in ``scratch``, or for a
+    Redis URL without ``prefix=``, that server under a prefix of its own (so that
+    jobs of other runs in the same Redis database do not count)."""
+    if not database:
+        return os.path.join(scratch, "newsletter.db")
+    if database.startswith(("redis://", "rediss://")) and "prefix=" not in database:
+        prefix = f"jobq-newsletter-check-{uuid.uuid4().hex[:12]}:"
+        return f"{database}{'&' if '?' in database else '?'}prefix={prefix}"
+    return database
+
+
+def check(count: int, database: str | None = None) -> bool:
+    """Queue ``count`` emails through the test client and verify they all arrive once,
+    in a new SQLite file, or in ``database`` (see :func:`check_database`)."""
     scratch = tempfile.TemporaryDirectory(prefix="jobq-newsletter-check-")
-    app = create_app({"JOBQ_DATABASE": os.path.join(scratch.name, "newsletter.db")})
+    given = database
+    database = check_database(database, scratch.name)
+    app = create_app({"JOBQ_DATABASE": database})
     client = app.test_client()
     server = smtp_server_of(app)
     failures: list[str] = []
@@ -343,7 +389,7 @@ def check(count: int) -> bool:
     try:
         print(
             f"local SMTP server on {server.host}:{server.port} (451 to the first try for "
-            f"every {server.refuse_every}th recipient)"
+            f"every {server.refuse_every}th recipient); jobs in {shown_location(database)}"
         )
         expect("GET / describes the demo", client.get("/").status_code == 200)
         bad = client.post("/newsletter", json={"subject": "hi", "recipients": MAX_RECIPIENTS + 1})
@@ -444,20 +490,22 @@ def check(count: int) -> bool:
         )
         print(f"result: {json.dumps(result)}")
     finally:
+        if given and database != given:  # our own Redis prefix: leave nothing behind
+            jobq_ext.state(app).queue.purge(older_than=0)
         close_app(app)
         scratch.cleanup()
     print("all checks passed" if not failures else f"{len(failures)} check(s) failed")
     return not failures
 
 
-def serve(host: str, port: int) -> None:
-    app = create_app()
+def serve(host: str, port: int, database: str | None = None) -> None:
+    app = create_app({"JOBQ_DATABASE": database} if database else None)
     server = smtp_server_of(app)
     base = f"http://{host}:{port}"
     body = json.dumps({"subject": EXAMPLE_SUBJECT, "recipients": MAX_RECIPIENTS})
     print(
         f"jobq newsletter demo on {base}; local SMTP server on {server.host}:{server.port}; "
-        f"jobs in {Path(app.instance_path, app.config['JOBQ_DATABASE'])}. Try:\n"
+        f"jobs in {shown_location(jobq_ext.state(app).settings.database)}. Try:\n"
     )
     print(f"  curl -s {base}/")
     print(f"  curl -s -X POST {base}/newsletter -H 'Content-Type: application/json' -d '{body}'")
@@ -493,12 +541,19 @@ def main() -> int:
         default=MAX_RECIPIENTS,
         help=f"emails queued by --check (1 to {MAX_RECIPIENTS}, default {MAX_RECIPIENTS})",
     )
+    parser.add_argument(
+        "--db",
+        default=os.environ.get("JOBQ_DATABASE"),
+        help="the job queue: a redis:// or postgresql:// URL, or a SQLite path (default: "
+        "JOBQ_DATABASE from the environment, else instance/newsletter.db; --check: a new "
+        "temporary SQLite file)",
+    )
     args = parser.parse_args()
     if not 1 <= args.count <= MAX_RECIPIENTS:
         parser.error(f"--count must be from 1 to {MAX_RECIPIENTS}")
     if args.check:
-        return 0 if check(args.count) else 1
-    serve(args.host, args.port)
+        return 0 if check(args.count, args.db) else 1
+    serve(args.host, args.port, args.db)
     return 0
 
 

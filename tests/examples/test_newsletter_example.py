@@ -303,3 +303,45 @@ def test_an_unreachable_server_fails_the_job_after_max_attempts(
     assert job.attempts == 2
     assert job.error is not None
     assert "cannot reach SMTP server" in job.error.message
+
+
+@pytest.mark.redis
+def test_check_runs_on_redis_under_a_prefix_of_its_own() -> None:
+    from tests.helpers import require_redis
+
+    url = require_redis()
+    completed = subprocess.run(
+        [sys.executable, str(EXAMPLE / "app.py"), "--check", "--count", "300", "--db", url],
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+        cwd=ROOT,
+        check=False,
+    )
+    output = completed.stdout + completed.stderr
+    assert completed.returncode == 0, output
+    assert "all checks passed" in completed.stdout
+    assert f"jobs in {url}?prefix=jobq-newsletter-check-" in completed.stdout
+    line = next(line for line in completed.stdout.splitlines() if line.startswith("result: "))
+    result = json.loads(line.removeprefix("result: "))
+    assert result["delivered"] == result["distinct_recipients"] == 300
+    assert result["report"] == "300 sent, 0 failed"
+
+
+def test_the_database_comes_from_the_environment(
+    newsletter: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("JOBQ_DATABASE", str(tmp_path / "from-env.db"))
+    app = newsletter.create_app({"JOBQ_START_WORKERS": False})
+    try:
+        assert app.extensions["jobq"].settings.database == str(tmp_path / "from-env.db")
+    finally:
+        newsletter.close_app(app)
+    assert newsletter.check_database(None, "/scratch") == "/scratch/newsletter.db"
+    given = "redis://localhost:6379/0?durability=ignore"
+    assert newsletter.check_database(given, "/s").startswith(
+        f"{given}&prefix=jobq-newsletter-check-"
+    )
+    assert newsletter.check_database("redis://h/0?prefix=mine:", "/s") == "redis://h/0?prefix=mine:"
+    assert newsletter.shown_location("redis://:s3cret@h:6379/0") == "redis://:***@h:6379/0"
+    assert newsletter.shown_location("redis://u:s3cret@h/0") == "redis://u:***@h/0"

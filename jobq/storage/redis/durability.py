@@ -45,10 +45,15 @@ def judge(settings: Mapping[str, str], durability: Durability) -> str | None:
         problem = "its persistence settings cannot be read (CONFIG GET is not allowed)"
     elif settings.get("appendonly") != "yes":
         problem = "appendonly is off: a crash loses the jobs accepted since the last snapshot"
+    elif settings.get("appendfsync") == "everysec":
+        problem = (
+            "appendfsync is 'everysec': a power loss or OS crash can lose the jobs accepted "
+            "in the last second"
+        )
     elif settings.get("appendfsync") != "always":
         problem = (
-            f"appendfsync is {settings.get('appendfsync')!r}: a crash or power loss can lose "
-            "the jobs accepted in the last second"
+            f"appendfsync is {settings.get('appendfsync')!r}: a power loss or OS crash can lose "
+            "the jobs the OS has not written to disk yet (often the last 30 seconds)"
         )
     else:
         return None

@@ -100,3 +100,81 @@ def test_many_jobs_keep_their_text_exactly(storage: RedisStorage) -> None:
         assert stored is not None
         assert (stored.payload, stored.name, stored.queue) == (job.payload, job.name, job.queue)
         assert (stored.priority, stored.run_at, stored.limit_key) == (-5, T0 + 0.1, "k é")
+
+
+def keys_under(prefix: str) -> dict[bytes, Any]:
+    """Every key under ``prefix`` (without it) and its whole value."""
+    import redis  # only where Redis is used: the 'redis' extra
+
+    from tests.helpers import require_redis
+
+    with redis.Redis.from_url(require_redis()) as client:  # bytes: order keys are binary
+        found: dict[bytes, Any] = {}
+        for key in client.scan_iter(match=f"{prefix}*", count=1000):
+            kind = client.type(key).decode()
+            if kind == "hash":
+                value: Any = client.hgetall(key)
+            elif kind == "zset":
+                value = client.zrange(key, 0, -1, withscores=True)
+            elif kind == "set":
+                value = client.smembers(key)
+            elif kind == "list":
+                value = client.lrange(key, 0, -1)
+            else:
+                value = client.get(key)
+            found[key[len(prefix.encode()) :]] = (kind, value)
+        return found
+
+
+@pytest.fixture
+def other(tmp_path: Any) -> Iterator[RedisStorage]:
+    spec = make_spec("redis", tmp_path)
+    opened = open_storage(spec)
+    assert isinstance(opened, RedisStorage)
+    try:
+        yield opened
+    finally:
+        opened.close()
+        release_spec(spec)
+
+
+def test_a_bulk_enqueue_leaves_the_keys_of_one_by_one_enqueues(
+    storage: RedisStorage, other: RedisStorage
+) -> None:
+    # The bulk script writes the shared sets and counters once per call; the keys
+    # must end as the shared insert() leaves them, job by job, every key and value.
+    storage.enqueue(NewJob("t", "[0]", unique_key="held", on_duplicate="replace"), now=T0 - 1)
+    other.enqueue(NewJob("t", "[0]", unique_key="held", on_duplicate="replace"), now=T0 - 1)
+    jobs = [NewJob("t", f"[{i}]", queue=f"q{i % 3}", priority=i % 4 - 2) for i in range(40)]
+    jobs += [
+        NewJob("t", '["é ☃"]', run_at=T0 + 5, expires_at=T0 + 60.25, limit_key="acct 1"),
+        NewJob("t", "[1]", unique_key="held", on_duplicate="replace", priority=3),
+        NewJob("t", "[2]", unique_key="new"),
+        NewJob("t", "[3]", unique_key="new"),
+        NewJob("u", "[4]", unique_key="k", throttle=30.0),
+        NewJob("u", "[5]", unique_key="k", throttle=30.0),
+        NewJob("t", "[6]", queue="q1", run_at=T0 - 3, expires_at=T0 + 9),
+        NewJob("t", "[7]", queue="q4", run_at=T0),
+    ]
+    ids = storage.enqueue_many(jobs, now=T0)
+    one_by_one = [other.enqueue(job, now=T0).job.id for job in jobs]
+    assert ids == one_by_one
+    assert keys_under(storage.prefix) == keys_under(other.prefix)
+    # One template, many payloads: the same again.
+    template = NewJob("t", "", queue="q2", priority=1, run_at=T0 + 0.5, limit_key="k é")
+    payloads = [f'["{i} é"]' for i in range(30)]
+    ids = storage.enqueue_payloads(template, payloads, now=T0)
+    one_by_one = [other.enqueue(template._replace(payload=p), now=T0).job.id for p in payloads]
+    assert ids == one_by_one
+    assert keys_under(storage.prefix) == keys_under(other.prefix)
+
+
+def test_a_bulk_enqueue_of_more_jobs_than_one_call_takes_stores_them_all(
+    storage: RedisStorage,
+) -> None:
+    n = 9_000  # more members than one ZADD call gets (unpack's limit)
+    ids = storage.enqueue_many([NewJob("t", f"[{i}]") for i in range(n)], now=T0)
+    assert ids == list(range(ids[0], ids[0] + n))
+    assert storage.stats(now=T0).queues["default"].counts[JobStatus.PENDING] == n
+    claimed = storage.claim(["default"], owner="w", now=T0, lease_seconds=30, limit=3)
+    assert [job.id for job in claimed] == ids[:3]

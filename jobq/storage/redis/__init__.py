@@ -69,6 +69,8 @@ On the hot paths, bulk travels as JSON (``cjson`` in the scripts): a claim
 answers each job as one JSON object, ``enqueue_many`` sends its jobs' fields as
 one JSON array and gets the ids back as one, and a new job's enqueue answers
 its id and time only.
+``enqueue_many`` runs its own script (:mod:`.lua_bulk`): one ``HSET`` per job
+and a few multi-member ``ZADD`` and one ``HINCRBY`` per shared key.
 
 **Done**: enqueue, enqueue_many, enqueue_payloads, throttle, claim (with task
 limits per task or per key), has_runnable, renew, set_progress, complete,

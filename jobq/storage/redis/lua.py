@@ -13,7 +13,7 @@ Rule: text only; imports its sibling text modules.
 
 from __future__ import annotations
 
-from . import lua_admin, lua_batches, lua_dependencies, lua_jobs, lua_wake
+from . import lua_admin, lua_batches, lua_bulk, lua_dependencies, lua_jobs, lua_wake
 
 HELPERS = r"""
 local P = ARGV[1]
@@ -326,5 +326,6 @@ SCRIPTS = {
     "batch_seal": lua_batches.SEAL,
     "batch_read": lua_batches.READ,
     "batch_purge": lua_batches.PURGE,
+    "enqueue_many": lua_bulk.ENQUEUE_MANY,
 }
 """Every script by name; each runs with :data:`HELPERS` in front of it."""

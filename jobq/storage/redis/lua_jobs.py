@@ -9,16 +9,11 @@ from __future__ import annotations
 ENQUEUE = r"""
 -- ARGV[3]: 1 to return the jobs, 2 the same but only the id and the time for a job
 -- created (the caller has the rest), else ids; ARGV[4..]: the jobs (see insert()).
--- With ARGV[3] 'j' (many jobs: cheaper to send and to answer), ARGV[4] is one JSON
--- array of all the jobs' fields, as text, and the answer is a JSON array of ids.
+-- Many jobs at once go through enqueue_many (lua_bulk).
 local out = {}
-if ARGV[3] == 'j' then
-  local fields = cjson.decode(ARGV[4])
-  for k = 1, #fields do ARGV[3 + k] = fields[k] end
-end
 for i = 4, #ARGV, 11 do
   local id, created, replaced = insert(i)
-  if ARGV[3] == '0' or ARGV[3] == 'j' then
+  if ARGV[3] == '0' then
     table.insert(out, id)
   elseif ARGV[3] == '2' and created == '1' then
     table.insert(out, {created, replaced, id, NOW_S})
@@ -26,7 +21,6 @@ for i = 4, #ARGV, 11 do
     table.insert(out, {created, replaced, redis.call('HGETALL', jk(id))})
   end
 end
-if ARGV[3] == 'j' then return cjson.encode(out) end
 return out
 """
 

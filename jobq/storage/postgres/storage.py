@@ -38,12 +38,11 @@ Rule: imports its own parts, the checking layer and the storage contract.
 
 from __future__ import annotations
 
-import os
-import threading
 from collections.abc import Callable
 
 from ...validate import check_seconds
 from ..checked import CheckedStorage
+from ..listening import ProcessListener
 from .admin import PostgresAdmin
 from .batches import PostgresBatches
 from .bulk import PostgresBulk
@@ -123,10 +122,7 @@ class PostgresStorage(CheckedStorage):
         self._batches = PostgresBatches(self._db)
         self._dependencies = PostgresDependencies(self._db)
         self._external = PostgresExternal(self._db)
-        self._lock = threading.Lock()
-        self._listener: Listener | None = None
-        self._listener_pid = os.getpid()
-        self._inherited: list[Listener] = []  # a parent's listener: its socket is not ours
+        self._listener = ProcessListener(lambda: Listener(self._db.url))
         with self._db.connect(autocommit=True) as conn:
             migrate(conn)
 
@@ -136,24 +132,10 @@ class PostgresStorage(CheckedStorage):
         notifications may have been missed (on (re)connecting); returns the function
         that unsubscribes. The listening thread runs while anyone is subscribed."""
         self._db.pool()  # refuses a closed storage
-        pid = os.getpid()
-        with self._lock:
-            if self._listener is not None and self._listener_pid != pid:
-                self._inherited.append(self._listener)  # forked: the parent's thread is gone
-                self._listener = None
-            if self._listener is None:
-                self._listener = Listener(self._db.url)
-                self._listener_pid = pid
-            listener = self._listener
-        listener.add(callback)
-        return lambda: listener.remove(callback)
+        return self._listener.subscribe(callback)
 
     def close(self) -> None:
-        with self._lock:
-            listener, self._listener = self._listener, None
-            mine = self._listener_pid == os.getpid()
-        if mine and listener is not None:
-            listener.stop()
+        self._listener.close()
         self._db.close()
 
     def __repr__(self) -> str:

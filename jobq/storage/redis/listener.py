@@ -13,17 +13,16 @@ at the first failure of a run of them) and retried with a growing pause, at most
 s; meanwhile the pools poll. A server whose ACL does not let the user subscribe to
 the channel is such a case (``ACL SETUSER <user> &<prefix>wake`` allows it).
 
-Rule: imports this backend's server module (the only one that imports redis) and
-the storage contract's errors only.
+Rule: imports this backend's server module (the only one that imports redis), the
+shared listening thread and the storage contract's errors only.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Callable
 
 from ..base import StorageError
+from ..listening import ListenerThread
 from .server import Subscription
 
 CHANNEL = "wake"
@@ -32,7 +31,7 @@ CHANNEL = "wake"
 logger = logging.getLogger("jobq.storage")
 
 
-class Listener:
+class Listener(ListenerThread):
     """One subscription per process, shared by the subscribed callbacks.
 
     :param url: the Redis URL (without jobq's own query parameters).
@@ -40,43 +39,15 @@ class Listener:
     :param timeout: seconds to wait for a connection.
     """
 
+    thread_name = "jobq-redis-listener"
+
     def __init__(self, url: str, channel: str, *, timeout: float) -> None:
+        super().__init__()
         self._url = url
         self._channel = channel
         self._timeout = timeout
-        self._callbacks: list[Callable[[str | None], None]] = []
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
 
-    def add(self, callback: Callable[[str | None], None]) -> None:
-        """Call ``callback`` for each wake-up from now on (starts the thread)."""
-        with self._lock:
-            self._callbacks.append(callback)
-            if self._thread is None or not self._thread.is_alive():
-                self._stopping.clear()
-                self._thread = threading.Thread(
-                    target=self._listen, name="jobq-redis-listener", daemon=True
-                )
-                self._thread.start()
-
-    def remove(self, callback: Callable[[str | None], None]) -> None:
-        """Stop calling ``callback``; the last one removed stops the thread."""
-        with self._lock:
-            if callback in self._callbacks:
-                self._callbacks.remove(callback)
-            last = not self._callbacks
-        if last:
-            self.stop()
-
-    def stop(self) -> None:
-        """Stop listening (waits up to 5 s for the thread)."""
-        self._stopping.set()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(5.0)
-
-    def _listen(self) -> None:
+    def listen(self) -> None:
         failures = 0
         while not self._stopping.is_set():
             try:
@@ -91,10 +62,10 @@ class Listener:
                         continue
                     kind, data = message
                     if kind == "message":
-                        self._deliver(data)
+                        self.deliver(data)
                     elif kind == "subscribe":
                         failures = 0
-                        self._deliver(None)  # anything made runnable while not listening
+                        self.deliver(None)  # anything made runnable while not listening
             except StorageError as exc:
                 failures = self._failed(failures, exc)
             finally:
@@ -111,12 +82,3 @@ class Listener:
         failures += 1
         self._stopping.wait(min(5.0, 0.1 * 2**failures))
         return failures
-
-    def _deliver(self, queue: str | None) -> None:
-        with self._lock:
-            callbacks = list(self._callbacks)
-        for callback in callbacks:
-            try:
-                callback(queue)
-            except Exception:  # one bad subscriber must not silence the others
-                logger.exception("jobq: a wake-up callback failed")

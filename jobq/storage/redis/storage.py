@@ -18,8 +18,6 @@ Rule: imports its own parts, the checking layer and the storage contract.
 
 from __future__ import annotations
 
-import os
-import threading
 import warnings
 from collections.abc import Callable
 from typing import cast
@@ -28,6 +26,7 @@ from ...validate import check_seconds
 from ..base import StorageError
 from ..batches import BatchStore
 from ..checked import CheckedStorage
+from ..listening import ProcessListener
 from .admin import RedisAdmin
 from .batches import RedisBatches
 from .bulk import RedisBulk
@@ -136,11 +135,9 @@ class RedisStorage(CheckedStorage):
         self._batches: BatchStore = RedisBatches(self._server)
         self._dependencies = RedisDependencies(self._server)
         self._external = RedisExternal()  # refused: see .external
-        self._connect_timeout = connect_timeout
-        self._lock = threading.Lock()
-        self._listener: Listener | None = None
-        self._listener_pid = os.getpid()
-        self._inherited: list[Listener] = []  # a parent's listener: its socket is not ours
+        self._listener = ProcessListener(
+            lambda: Listener(self._server.url, self.prefix + CHANNEL, timeout=connect_timeout)
+        )
         try:
             self._server.load_scripts()
             warning = judge(self._server.config(SETTINGS), durability)
@@ -158,26 +155,10 @@ class RedisStorage(CheckedStorage):
         anyone is subscribed; after ``fork()`` a child starts its own."""
         if self._server.closed:
             raise StorageError("the Redis storage is closed")
-        pid = os.getpid()
-        with self._lock:
-            if self._listener is not None and self._listener_pid != pid:
-                self._inherited.append(self._listener)  # forked: the parent's thread is gone
-                self._listener = None
-            if self._listener is None:
-                self._listener = Listener(
-                    self._server.url, self.prefix + CHANNEL, timeout=self._connect_timeout
-                )
-                self._listener_pid = pid
-            listener = self._listener
-        listener.add(callback)
-        return lambda: listener.remove(callback)
+        return self._listener.subscribe(callback)
 
     def close(self) -> None:
-        with self._lock:
-            listener, self._listener = self._listener, None
-            mine = self._listener_pid == os.getpid()
-        if mine and listener is not None:
-            listener.stop()
+        self._listener.close()
         self._server.close()
 
     def __repr__(self) -> str:

@@ -5,8 +5,6 @@ pool's jobs released by the worker registry count in their batch."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -14,22 +12,10 @@ from jobq.storage.base import Completion, NewJob
 from jobq.storage.batches import NewBatch
 from jobq.storage.redis import RedisStorage
 from jobq.storage.workers import NewWorker
-from tests.contract._backends import make_spec, open_storage, release_spec
 from tests.contract._support import T0, token
 
-pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def storage(tmp_path: Any) -> Iterator[RedisStorage]:
-    spec = make_spec("redis", tmp_path)
-    opened = open_storage(spec)
-    assert isinstance(opened, RedisStorage)
-    try:
-        yield opened
-    finally:
-        opened.close()
-        release_spec(spec)
+# The contract suite's storage fixture, on Redis only.
+pytestmark = [pytest.mark.redis, pytest.mark.parametrize("spec", ["redis"], indirect=True)]
 
 
 def _keys(storage: RedisStorage) -> set[str]:

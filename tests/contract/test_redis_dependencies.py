@@ -4,33 +4,18 @@ the completion of a dependency releases its dependents in the same call."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
 
 from jobq.job import JobStatus
 from jobq.storage.base import NewJob
 from jobq.storage.bulk import JobFilter
 from jobq.storage.redis import RedisStorage
-from tests.contract._backends import make_spec, open_storage, release_spec
 from tests.contract._support import T0, claim_one, token
 
-pytestmark = pytest.mark.redis
+# The contract suite's storage fixture, on Redis only.
+pytestmark = [pytest.mark.redis, pytest.mark.parametrize("spec", ["redis"], indirect=True)]
 
 EDGE_KEYS = ("waiting:", "deps:", "dependents:", "waiters:")
-
-
-@pytest.fixture
-def storage(tmp_path: Any) -> Iterator[RedisStorage]:
-    spec = make_spec("redis", tmp_path)
-    opened = open_storage(spec)
-    assert isinstance(opened, RedisStorage)
-    try:
-        yield opened
-    finally:
-        opened.close()
-        release_spec(spec)
 
 
 def _keys(storage: RedisStorage, kind: str) -> set[str]:

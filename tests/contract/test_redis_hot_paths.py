@@ -17,19 +17,8 @@ from jobq.storage.redis import RedisStorage
 from tests.contract._backends import make_spec, open_storage, release_spec
 from tests.contract._support import T0, token
 
-pytestmark = pytest.mark.redis
-
-
-@pytest.fixture
-def storage(tmp_path: Any) -> Iterator[RedisStorage]:
-    spec = make_spec("redis", tmp_path)
-    opened = open_storage(spec)
-    assert isinstance(opened, RedisStorage)
-    try:
-        yield opened
-    finally:
-        opened.close()
-        release_spec(spec)
+# The contract suite's storage fixture, on Redis only.
+pytestmark = [pytest.mark.redis, pytest.mark.parametrize("spec", ["redis"], indirect=True)]
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,9 @@
-"""RedisStorage: the core of the :class:`~jobq.storage.base.Storage` contract on Redis.
+"""RedisStorage: the :class:`~jobq.storage.base.Storage` contract on Redis.
 
 Opened by :func:`jobq.storage.open_storage` for ``redis://`` and ``rediss://``
 URLs, so ``DurableQueue("redis://host:6379/0")``, ``JOBQ_DATABASE`` and ``--db``
-take one; the parts of the contract listed as not done in :mod:`jobq.storage.redis`
-raise :class:`NotImplementedError`. Needs the ``jobq[redis]`` extra (``hiredis``,
+take one; jobs written in the app's SQL transaction are refused (see
+:mod:`.external`). Needs the ``jobq[redis]`` extra (``hiredis``,
 if installed, makes replies cheaper to parse).
 
 - **Wake-ups**: the scripts that make jobs runnable publish the queue's name on

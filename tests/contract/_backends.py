@@ -8,9 +8,9 @@ a schema of its own. Without it those tests are skipped, saying why, unless
 ``JOBQ_REQUIRE_POSTGRES=1`` (set by CI) turns the skip into a failure.
 
 Redis (``JOBQ_TEST_REDIS_URL``, ``JOBQ_REQUIRE_REDIS``) works the same way, each
-test with a key prefix of its own. Its backend implements the core of the contract
-only so far: it is in :data:`CORE_BACKENDS`, which the modules whose every test
-passes on it use, not in :data:`BACKENDS`.
+test with a key prefix of its own. It is in :data:`CORE_BACKENDS`, which every
+module of the contract uses, not in :data:`BACKENDS`, which only the SQL modules
+(schema migrations; jobs written in the app's SQL transaction) use.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ BACKENDS = [
 """Backend ids, as pytest parameters."""
 
 CORE_BACKENDS = [*BACKENDS, pytest.param("redis", marks=pytest.mark.redis)]
-""":data:`BACKENDS` and Redis, for the modules that test only what Redis implements
-already (the core: enqueue, claim, leases, admin, stats)."""
+""":data:`BACKENDS` and Redis: every backend, for the modules of the contract that
+are not about SQL."""
 
 
 def make_spec(backend: str, tmp_path: Any) -> dict[str, Any]:

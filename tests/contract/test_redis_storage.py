@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+import jobq
 from jobq.job import JobStatus
 from jobq.storage.base import Completion, NewJob, StorageError
 from jobq.storage.redis import RedisStorage
@@ -191,6 +192,14 @@ def test_a_server_that_could_lose_jobs_is_warned_about_or_refused(
         RedisStorage(url, prefix=prefix).close()
     with pytest.raises(StorageError, match="appendonly yes and appendfsync always"):
         RedisStorage(url, prefix=prefix, durability="refuse")
+
+
+def test_the_warning_points_at_the_line_that_opened_the_queue(redis_spec: dict[str, Any]) -> None:
+    url = f"{redis_spec['url']}?prefix={redis_spec['prefix']}"
+    with pytest.warns(RuntimeWarning, match="may lose accepted jobs") as caught:
+        queue = jobq.DurableQueue(url)  # through open_storage and the queue's own frames
+    queue.close()
+    assert [warning.filename for warning in caught] == [__file__]
 
 
 @pytest.mark.parametrize(

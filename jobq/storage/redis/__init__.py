@@ -1,5 +1,5 @@
-"""The Redis backend (groundwork): :class:`RedisStorage`, the core of the storage
-contract on a Redis server (see :mod:`jobq.storage.redis.storage`).
+"""The Redis backend: :class:`RedisStorage`, the storage contract on a Redis server
+(see :mod:`jobq.storage.redis.storage`), for workers on several hosts.
 
 Opened by :func:`jobq.storage.open_storage` for ``redis://`` and ``rediss://``
 URLs: ``DurableQueue("redis://host:6379/0")``, ``JOBQ_DATABASE`` and ``--db``
@@ -72,21 +72,16 @@ its id and time only.
 ``enqueue_many`` runs its own script (:mod:`.lua_bulk`): one ``HSET`` per job
 and a few multi-member ``ZADD`` and one ``HINCRBY`` per shared key.
 
-**Done**: enqueue, enqueue_many, enqueue_payloads, throttle, claim (with task
-limits per task or per key), has_runnable, renew, set_progress, complete,
-complete_many, fail, release, finish_cancelled, rescue_expired, expire_jobs,
-request_cancel, retry, get, list_jobs, stats, oldest_runnable_age, purge,
-pause, resume, paused_queues, schedules, the worker registry (release of a dead
-pool's jobs), job logs, attempts and throughput, filters and bulk actions,
-dependencies and chains (enqueue_chain, depends_on, dependencies_of,
-dependents_of); and,
-when a storage opens, the check of the server's persistence and eviction policy
-(:mod:`.durability`); batches (create, enqueue into one, seal, cancel, read,
-list, purge); wake-ups from any host through pub/sub (:mod:`.listener`: one
-connection per process, a thread, ``callback(None)`` after a reconnect). ``jobq move-jobs``
-(:mod:`jobq.storage.transfer`) moves waiting jobs to or from it like any other storage.
+**Covered**: the whole storage contract (enqueue with unique keys, claims with
+task limits, leases, rescue, expiry, cancel, retry, stats, purge, pause,
+schedules, the worker registry, job logs, history, filters and bulk actions,
+batches, dependencies and chains); the check, when a storage opens, of the
+server's persistence and eviction policy (:mod:`.durability`); wake-ups from any
+host through pub/sub (:mod:`.listener`). ``jobq move-jobs``
+(:mod:`jobq.storage.transfer`) moves waiting jobs to or from it like any other
+storage.
 
-**Not yet**: Redis Cluster (the scripts reach keys they do not
+**Limits**: no Redis Cluster (the scripts reach keys they do not
 declare, which only a single server allows; a hash tag in the prefix would be
 the way). Listing by queue or task name and bulk filters walk an index of ids
 (a status's, or every job's) and read each job they pass over, as the SQL

@@ -1,9 +1,9 @@
-"""RedisStorage: the core of the :class:`~jobq.storage.base.Storage` contract on Redis.
+"""RedisStorage: the :class:`~jobq.storage.base.Storage` contract on Redis.
 
 Opened by :func:`jobq.storage.open_storage` for ``redis://`` and ``rediss://``
 URLs, so ``DurableQueue("redis://host:6379/0")``, ``JOBQ_DATABASE`` and ``--db``
-take one; the parts of the contract listed as not done in :mod:`jobq.storage.redis`
-raise :class:`NotImplementedError`. Needs the ``jobq[redis]`` extra (``hiredis``,
+take one; jobs written in the app's SQL transaction are refused (see
+:mod:`.external`). Needs the ``jobq[redis]`` extra (``hiredis``,
 if installed, makes replies cheaper to parse).
 
 - **Wake-ups**: the scripts that make jobs runnable publish the queue's name on
@@ -18,6 +18,7 @@ Rule: imports its own parts, the checking layer and the storage contract.
 
 from __future__ import annotations
 
+import sys
 import warnings
 from collections.abc import Callable
 from typing import cast
@@ -145,7 +146,7 @@ class RedisStorage(CheckedStorage):
             self._server.close()
             raise
         if warning is not None:
-            warnings.warn(warning, RuntimeWarning, stacklevel=2)
+            warnings.warn(warning, RuntimeWarning, stacklevel=_first_frame_outside_jobq())
 
     def subscribe(self, callback: Callable[[str | None], None]) -> Callable[[], None]:
         """Call ``callback(queue_name)`` when any process, on any host, makes jobs of
@@ -176,3 +177,14 @@ def _merge(name: str, argument: str | None, given: dict[str, str], default: str)
     if argument is not None:
         return argument
     return default if in_url is None else in_url
+
+
+def _first_frame_outside_jobq() -> int:
+    """The ``stacklevel`` that points a warning at the app's line that opened the
+    queue (``DurableQueue(...)``), not at jobq's own frames in between."""
+    level = 1
+    frame = sys._getframe(1)
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith("jobq."):
+        frame = frame.f_back
+        level += 1
+    return level

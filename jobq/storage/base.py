@@ -178,7 +178,12 @@ class Storage(
         involve limits are serialised so that concurrent claimers never exceed them.
         A limit with ``per_key`` holds for each job ``limit_key`` on its own (jobs
         without a key form one group); the jobs of a key at its limit never keep
-        the claim from jobs of other keys behind them.
+        the claim from jobs of other keys behind them. With the caller's clock, a
+        claim whose rate windows hold a start later than ``now`` (its caller read
+        the clock before waiting for the database, and a fresher claim went
+        first) happens at that newest start instead, as ``now`` above: starts are
+        recorded in order, and no window of ``per`` seconds holds more than
+        ``rate`` of them.
         """
         ...
 

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 
 import psycopg
 
-from .._limits import Allowance, rate_windows
+from .._limits import Allowance, Window, rate_windows
 from .._rows import STATUS, JobRow, job_rows, row_to_job
 from ..base import Completion, Job, JobError, JobStatus, RenewResult, RescueResult, TaskLimit
 from . import history, sql
@@ -87,9 +87,16 @@ class PostgresLeases:
                 for name, key, count in conn.execute(sql.RUNNING_OF, (counted,)).fetchall()
             }
             started: dict[tuple[str, str | None], int] = {}
+            newest = self._caller_time(conn, params, windows)
             for key, window in windows.items():
                 args = {"key": key, "per": window.per, "now": params["now"]}
-                conn.execute(sql.FORGET_STARTS, args)
+                newest_start = newest.get(key)
+                if params["now"] is None:
+                    conn.execute(sql.FORGET_STARTS, args)
+                elif newest_start is not None:
+                    # Not a window before `now`: see _caller_time.
+                    before = newest_start - window.per
+                    conn.execute(sql.FORGET_STARTS_BEFORE, {"key": key, "before": before})
                 if window.per_key:
                     for limit_key, count in conn.execute(sql.STARTS_BY_KEY, args).fetchall():
                         started[key, limit_key] = count
@@ -115,6 +122,25 @@ class PostgresLeases:
                 }
                 conn.execute(sql.RECORD_STARTS, starts)
         return claimed
+
+    @staticmethod
+    def _caller_time(
+        conn: psycopg.Connection[Any], params: dict[str, Any], windows: Mapping[str, Window]
+    ) -> dict[str, float | None]:
+        """With the caller's clock, move ``params["now"]`` on to the newest start
+        recorded in the claim's rate windows if that is later; the newest start of
+        each window. The caller read ``now`` before it got the locks, maybe long
+        before, so starts already recorded may be later: recorded in order, and
+        windows counted up to the latest of them (and cleared only up to a window
+        before it, as a staler claim coming next may count more), the starts of all
+        processes keep to the rate. The server's clock reads in order already."""
+        if params["now"] is None:
+            return {}
+        newest: dict[str, float | None] = {
+            key: conn.execute(sql.NEWEST_START, {"key": key}).fetchall()[0][0] for key in windows
+        }
+        params["now"] = max([params["now"], *(t for t in newest.values() if t is not None)])
+        return newest
 
     def _fitting(
         self,

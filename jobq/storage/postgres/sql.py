@@ -144,9 +144,16 @@ RUNNING_OF = (
 FORGET_STARTS = (
     f"DELETE FROM jobq_rate_starts WHERE key = %(key)s AND started_at <= {NOW} - %(per)s"
 )
-COUNT_STARTS = "SELECT count(*) FROM jobq_rate_starts WHERE key = %(key)s"
+NEWEST_START = "SELECT max(started_at) FROM jobq_rate_starts WHERE key = %(key)s"
+FORGET_STARTS_BEFORE = (
+    "DELETE FROM jobq_rate_starts WHERE key = %(key)s AND started_at <= %(before)s"
+)
+COUNT_STARTS = (
+    f"SELECT count(*) FROM jobq_rate_starts WHERE key = %(key)s AND started_at > {NOW} - %(per)s"
+)
 STARTS_BY_KEY = (
-    "SELECT limit_key, count(*) FROM jobq_rate_starts WHERE key = %(key)s GROUP BY limit_key"
+    "SELECT limit_key, count(*) FROM jobq_rate_starts WHERE key = %(key)s "
+    f"AND started_at > {NOW} - %(per)s GROUP BY limit_key"
 )
 RECORD_STARTS = (
     f"INSERT INTO jobq_rate_starts (key, limit_key, started_at) SELECT k, lk, {NOW} "

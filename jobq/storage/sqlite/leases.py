@@ -60,8 +60,13 @@ from .sql import (
 )
 
 _COMPLETE_RETURNING = f"{COMPLETE} RETURNING queue"
-COUNT_STARTS = "SELECT count(*) FROM rate_starts WHERE key = ?1"
-STARTS_BY_KEY = "SELECT limit_key, count(*) FROM rate_starts WHERE key = ?1 GROUP BY limit_key"
+NEWEST_START = "SELECT max(started_at) FROM rate_starts WHERE key = ?1"
+FORGET_STARTS = "DELETE FROM rate_starts WHERE key = ?1 AND started_at <= ?2"
+COUNT_STARTS = "SELECT count(*) FROM rate_starts WHERE key = ?1 AND started_at > ?2"
+STARTS_BY_KEY = (
+    "SELECT limit_key, count(*) FROM rate_starts WHERE key = ?1 AND started_at > ?2 "
+    "GROUP BY limit_key"
+)
 CLAIM_ROUNDS = 4
 """Most candidate queries of one limited claim (see SQLiteLeases._claim_limited)."""
 
@@ -102,7 +107,7 @@ class SQLiteLeases:
         with self._db.write(durable=False) as conn:
             if limits:
                 return self._claim_limited(
-                    conn, queues, (owner, expires, now), limit, limits, limited_at_most
+                    conn, queues, (owner, lease_seconds, now), limit, limits, limited_at_most
                 )
             rows = self._candidates(conn, queues, now, limit)
             tokens = self._take(conn, rows, owner, expires, now)
@@ -162,9 +167,11 @@ class SQLiteLeases:
     ) -> list[Job]:
         """Claim the best runnable jobs that the task limits allow; record the starts
         that count against a rate window. A round whose candidates were all of keys
-        that filled up meanwhile is followed by another without those keys."""
-        owner, expires, now = lease
-        allowance = self._allowance(conn, limits, now, at_most)
+        that filled up meanwhile is followed by another without those keys.
+        ``lease``: (owner, lease seconds, now)."""
+        owner, lease_seconds, now = lease
+        allowance, now = self._allowance(conn, limits, now, at_most)
+        expires = now + lease_seconds
         jobs: list[Job] = []
         for _ in range(CLAIM_ROUNDS):
             rows = self._fitting(conn, queues, now, limit - len(jobs), allowance)
@@ -198,22 +205,32 @@ class SQLiteLeases:
 
     def _allowance(
         self, conn: Connection, limits: Mapping[str, TaskLimit], now: float, at_most: int | None
-    ) -> Allowance:
-        """What the limited tasks may take now, read under the write lock."""
+    ) -> tuple[Allowance, float]:
+        """What the limited tasks may take, read under the write lock, and the time
+        this claim happens at: ``now``, or the newest start recorded in one of its
+        rate windows if that is later. The caller read ``now`` before it got
+        the lock, maybe long before (another process held it), so starts already
+        recorded may be later; recorded in order, and windows counted up to the
+        latest of them, the starts of all processes keep to the rate."""
+        windows = rate_windows(limits)
+        newest = {key: conn.query(NEWEST_START, (key,))[0][0] for key in windows}
+        now = max([now, *(t for t in newest.values() if t is not None)])
         counted = json.dumps(sorted(n for n, lim in limits.items() if lim.concurrency))
         running = {(name, key): count for name, key, count in conn.query(RUNNING_OF, (counted,))}
         started: dict[tuple[str, str | None], int] = {}
-        for key, window in rate_windows(limits).items():
-            conn.run(
-                "DELETE FROM rate_starts WHERE key = ?1 AND started_at <= ?2",
-                (key, now - window.per),
-            )
+        for key, window in windows.items():
+            if newest[key] is not None:
+                # Starts a window before the newest: no claim counts them any more.
+                # (Not a window before `now`: a claim whose `now` is staler than this
+                # one's, coming next, may still count those.)
+                conn.run(FORGET_STARTS, (key, newest[key] - window.per))
+            since = now - window.per
             if window.per_key:
-                for limit_key, count in conn.query(STARTS_BY_KEY, (key,)):
+                for limit_key, count in conn.query(STARTS_BY_KEY, (key, since)):
                     started[key, limit_key] = count
             else:
-                started[key, None] = conn.query(COUNT_STARTS, (key,))[0][0]
-        return Allowance(limits, running, started, at_most)
+                started[key, None] = conn.query(COUNT_STARTS, (key, since))[0][0]
+        return Allowance(limits, running, started, at_most), now
 
     def _take_each(
         self, conn: Connection, rows: list[JobRow], owner: str, expires: float, now: float

@@ -14,6 +14,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -154,6 +155,13 @@ three_backends = pytest.mark.parametrize(
 )
 """Runs a test taking the ``database`` fixture on SQLite, PostgreSQL and Redis (then
 ``database`` is a :func:`redis_location`: open it with :func:`open_location`)."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (for a server a test starts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def redis_location(prefix: str) -> str:

@@ -15,7 +15,7 @@ import pytest
 from jobq import DurableQueue
 from jobq.storage import StorageError, open_storage
 from jobq.storage.redis import RedisStorage
-from tests.helpers import drop_redis_prefix, redis_test_prefix, require_redis, wait_for
+from tests.helpers import drop_redis_prefix, free_port, redis_test_prefix, require_redis, wait_for
 from tests.integration._redis_url import options_url
 
 pytestmark = pytest.mark.redis
@@ -78,12 +78,6 @@ def test_an_option_in_the_url_and_as_an_argument_must_agree(prefix: str) -> None
         RedisStorage(url, prefix="other:")
     with pytest.raises(ValueError, match="prefix must be a non-empty str"):
         open_storage(url.replace("prefix=", "prefix=&old="))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def accepts(port: int) -> bool:

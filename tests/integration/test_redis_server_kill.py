@@ -34,18 +34,12 @@ import pytest
 
 from jobq import JobStatus
 from jobq.storage.redis import RedisStorage
-from tests.helpers import ROOT, started_process, wait_for
+from tests.helpers import ROOT, free_port, started_process, wait_for
 
 pytestmark = pytest.mark.redis
 
 CHILD = ROOT / "tests" / "integration" / "_redis_child.py"
 NO_SERVER = "redis-server is not installed (Debian: apt install redis-server)"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _answers(port: int) -> bool:
@@ -72,7 +66,7 @@ class OwnServer:
         self.program = program
         self.folder = folder
         folder.mkdir()
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
